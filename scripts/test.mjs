@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// The test command: provision the real components (as root on Debian), type-check,
+// run every tap file, and end with one plain line `N passed, N failed, N skipped`.
+// With CI=true a skipped test counts as a failure: CI must run everything.
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+const ci = process.env.CI === 'true' || process.env.CI === '1'
+const args = process.argv.slice(2)
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+
+// Debian packages the system suites drive for real. Installed once here, not per file,
+// so that parallel test files never fight over the apt lock.
+const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium']
+
+function provision() {
+  if (!isRoot || !existsSync('/usr/bin/apt-get')) {
+    console.log('# not root on Debian: system suites (dockerd, netns, serf, chromium) will be skipped')
+    return
+  }
+  const missing = debs.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p]).stdout?.toString().includes('install ok installed') !== true)
+  if (missing.length === 0) return
+  console.log(`# provisioning with apt: ${missing.join(' ')}`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
+  if (upd.status !== 0) console.log('# apt-get update failed')
+  const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
+  if (inst.status !== 0) console.log(`# apt-get install failed (exit ${inst.status}); dependent suites will fail or skip`)
+}
+
+function typecheck() {
+  const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.'], { encoding: 'utf8' })
+  if (r.status === 0) { console.log('ok - tsc --noEmit'); return true }
+  console.log('not ok - tsc --noEmit\n' + (r.stdout + r.stderr).split('\n').map((l) => '  # ' + l).join('\n'))
+  return false
+}
+
+provision()
+const typesOk = typecheck()
+
+const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', ...args], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, SHOAL_TEST_ROOT: isRoot ? '1' : '0' },
+})
+let tail = ''
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk)
+  tail = (tail + chunk.toString()).slice(-4096)
+})
+child.on('close', (code) => {
+  const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail)
+  let total = 0, pass = 0, fail = 0, skip = 0
+  if (m) {
+    total = +m[1]; pass = +(m[2] ?? 0); fail = +(m[3] ?? 0); skip = +(m[4] ?? 0)
+  } else {
+    fail = 1
+    console.log('# could not read tap summary')
+  }
+  if (!typesOk) fail += 1; else pass += 1
+  if (code !== 0 && fail === 0) fail = 1
+  if (ci && skip > 0) console.log(`# CI=true: ${skip} skipped test(s) count as failures`)
+  console.log(`${pass} passed, ${fail} failed, ${skip} skipped`)
+  void total
+  process.exit(fail > 0 || (ci && skip > 0) ? 1 : 0)
+})

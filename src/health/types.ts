@@ -1,0 +1,42 @@
+/**
+ * Contracts of the health checks. The Docker source feeds container health in through
+ * `DockerHealthFeed`, so that `health/` needs no dockerode.
+ */
+
+export const CheckType = {
+  HttpGet: 'HttpGet',
+  Tcp: 'Tcp',
+  External: 'External',
+  Docker: 'Docker',
+  AlwaysSuccessful: 'AlwaysSuccessful',
+} as const
+export type CheckType = (typeof CheckType)[keyof typeof CheckType]
+
+/**
+ * A health check of one instance, as written in labels or the static file.
+ *
+ * @example
+ *   { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 8080 }}/health' }
+ */
+export interface CheckSpec {
+  type: CheckType
+  /** URL (HttpGet), host:port (Tcp), command line (External); templates allowed. */
+  args?: string
+  intervalMs?: number
+  timeoutMs?: number
+  rise?: number
+  fall?: number
+}
+
+/** The result a check scheduler reports for an instance. */
+export type CheckStatus = 'alive' | 'unhealthy' | 'unknown'
+
+/** Container health as Docker reports it (HEALTHCHECK); undefined when the container has none. */
+export type DockerHealth = 'healthy' | 'unhealthy' | 'starting' | 'none'
+
+/** Fed by the Docker source; read by the `Docker` check type. */
+export interface DockerHealthFeed {
+  health(containerId: string): DockerHealth | undefined
+  /** Called with a container id whenever its health changes. Returns an unsubscribe. */
+  subscribe(listener: (containerId: string) => void): () => void
+}

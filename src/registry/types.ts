@@ -1,0 +1,113 @@
+/**
+ * Contracts of the service catalog: the record model, what sources hand in, and what
+ * consumers (xDS, HTTP) read. The registry knows nothing about sockets or protobuf.
+ */
+import type { CheckSpec } from '../health/types.js'
+
+export const ServiceStatus = {
+  alive: 'alive',
+  unhealthy: 'unhealthy',
+  unknown: 'unknown',
+  draining: 'draining',
+  tombstone: 'tombstone',
+} as const
+export type ServiceStatus = (typeof ServiceStatus)[keyof typeof ServiceStatus]
+
+export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
+export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
+
+/** One port of an instance. `port` is where it is reachable on `ip`; `servicePort` is cluster-wide. */
+export interface ServicePortSpec {
+  type: 'tcp' | 'udp'
+  port: number
+  servicePort: number
+  ip: string
+}
+
+/** The owner's hybrid logical clock: [wall ms, counter]; compared only between records of one owner. */
+export type Version = readonly [wallMs: number, counter: number]
+
+/** One service instance as the catalog holds it. Written only by its owner (`host`). */
+export interface ServiceRecord {
+  /** Instance id: 12 hex digits of a container id, or a static entry's stable id. */
+  id: string
+  /** Normalised to [a-z0-9._-]. */
+  name: string
+  image: string
+  /** Creation time, epoch ms (informational). */
+  created: number
+  /** Owner node name. */
+  host: string
+  /** Owner's boot id when it wrote this record. */
+  bootId: string
+  ports: ServicePortSpec[]
+  proxyMode: ProxyMode
+  status: ServiceStatus
+  version: Version
+  /** Owner's wall time of the last write, epoch ms (informational only). */
+  updated: number
+  labels: Record<string, string>
+}
+
+/**
+ * What a local source (Docker, static file) hands in: a record before the owner stamps
+ * host, boot, status and version.
+ */
+export interface LocalServiceSpec {
+  id: string
+  name: string
+  image: string
+  created: number
+  ports: ServicePortSpec[]
+  proxyMode: ProxyMode
+  labels: Record<string, string>
+  check?: CheckSpec
+  /** Container id (full) for Docker instances: the `Docker` check and `{{ container }}` use it. */
+  containerId?: string
+  source: 'docker' | 'static'
+}
+
+export type HostState = 'alive' | 'suspect' | 'dead' | 'left'
+
+/** One host as a consumer sees it. */
+export interface HostView {
+  name: string
+  /** Gossip address host:port. */
+  address: string
+  state: HostState
+  bootId: string
+  /** Records of the host's current boot, tombstones included, sorted by id. */
+  services: ServiceRecord[]
+}
+
+/** An immutable, consistent view of the catalog. */
+export interface CatalogSnapshot {
+  cluster: string
+  /** Local sequence number, raised on every change. */
+  seq: number
+  hosts: HostView[]
+}
+
+export type CatalogEvent =
+  | { type: 'service-added'; record: ServiceRecord }
+  | { type: 'service-updated'; record: ServiceRecord; previous: ServiceRecord }
+  | { type: 'service-removed'; record: ServiceRecord }
+  | { type: 'host-up'; host: string }
+  | { type: 'host-down'; host: string; state: HostState }
+
+/** What consumers read: a snapshot accessor and change events. */
+export interface CatalogView {
+  snapshot(): CatalogSnapshot
+  /** Returns an unsubscribe. */
+  subscribe(listener: (ev: CatalogEvent) => void): () => void
+}
+
+/** Records that are served and listed as live: owner alive or suspect, current boot, not a tombstone. */
+export function liveRecords(snap: CatalogSnapshot): ServiceRecord[] {
+  const out: ServiceRecord[] = []
+  for (const h of snap.hosts) {
+    if (h.state !== 'alive' && h.state !== 'suspect') continue
+    for (const r of h.services) if (r.status !== 'tombstone' && r.bootId === h.bootId) out.push(r)
+  }
+  return out
+}
