@@ -1,0 +1,79 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseAgentConfig, parseHostPort, readKeyFile } from '../src/agent/config.js'
+import { isShoalError } from '../src/errors.js'
+
+const KEY = Buffer.alloc(32, 7).toString('base64')
+
+t.test('defaults follow ARCHITECTURE.md', async (t) => {
+  const c = parseAgentConfig(['--node', 'n1'], {})
+  t.equal(c.node, 'n1')
+  t.same(c.bind, { host: '0.0.0.0', port: 7946 })
+  t.same(c.xds, { host: '127.0.0.1', port: 7776 })
+  t.same(c.http, { host: '127.0.0.1', port: 7777 })
+  t.equal(c.cluster, 'default')
+  t.equal(c.profile, 'lan')
+  t.same(c.discovery, ['docker'])
+  t.equal(c.envoyBind, '127.0.0.1')
+  t.equal(c.leaveOnTerminate, true)
+  t.equal(c.allowExternalChecks, false)
+  t.equal(c.advertise.port, 7946)
+})
+
+t.test('environment variables, and a flag wins over its variable', async (t) => {
+  const env = { SHOAL_NODE: 'fromenv', SHOAL_CLUSTER: 'blue', SHOAL_JOIN: '10.0.0.1,10.0.0.2:8000', SHOAL_LEAVE_ON_TERMINATE: 'false' }
+  const c = parseAgentConfig(['--cluster', 'green'], env)
+  t.equal(c.node, 'fromenv')
+  t.equal(c.cluster, 'green')
+  t.same(c.join, [{ host: '10.0.0.1', port: 7946 }, { host: '10.0.0.2', port: 8000 }])
+  t.equal(c.leaveOnTerminate, false)
+})
+
+t.test('bad configuration names the flag or variable', async (t) => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--nope'], {}, /shoal agent: Unknown option '--nope'/],
+    [['--bind', 'localhost:x'], {}, /--bind: "localhost:x" has a non-numeric port/],
+    [['--bind', 'host.example:7946'], {}, /--bind: "host.example" is not an IP address/],
+    [['--http', '127.0.0.1:70000'], {}, /--http: .*out of range/],
+    [['--profile', 'fast'], {}, /--profile: "fast" is not lan, local or wan/],
+    [[], { SHOAL_PROFILE: 'fast' }, /SHOAL_PROFILE: "fast"/],
+    [['--key', 'short'], {}, /--key \(key 1\): a gossip key must be 32 bytes/],
+    [['--key-file', '/nonexistent/keys'], {}, /--key-file \/nonexistent\/keys: cannot read/],
+    [['--discovery', 'consul'], {}, /--discovery: "consul" is not docker, static or none/],
+    [['--discovery', 'static'], {}, /static discovery needs --static PATH/],
+    [['--leave-on-terminate', 'maybe'], {}, /--leave-on-terminate: "maybe" is not true or false/],
+    [['--log-level', 'loud'], {}, /--log-level: "loud"/],
+  ]
+  for (const [argv, env, re] of cases) {
+    try {
+      parseAgentConfig(argv, env)
+      t.fail(`accepted ${argv.join(' ')} ${JSON.stringify(env)}`)
+    } catch (err) {
+      t.ok(isShoalError(err, 'SHOAL_ERR_CONFIG'), 'a config error')
+      t.match((err as Error).message, re)
+    }
+  }
+})
+
+t.test('key file: one key per line, comments ignored, bad line named', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-keys-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const good = join(dir, 'good')
+  writeFileSync(good, `# primary first\n${KEY}\n\n${Buffer.alloc(32, 9).toString('base64')}\n`)
+  t.equal(readKeyFile(good).length, 2)
+  const bad = join(dir, 'bad')
+  writeFileSync(bad, `${KEY}\nnot-a-key\n`)
+  t.throws(() => readKeyFile(bad), /line 2: a gossip key must be 32 bytes/)
+  const c = parseAgentConfig(['--key-file', good, '--static', '/x.json'], {})
+  t.equal(c.keyFile, good)
+  t.same(c.discovery, ['docker', 'static'])
+})
+
+t.test('host:port forms', async (t) => {
+  t.same(parseHostPort('[::1]:80', 'x'), { host: '::1', port: 80 })
+  t.same(parseHostPort('10.1.2.3', 'x', 7946), { host: '10.1.2.3', port: 7946 })
+  t.throws(() => parseHostPort('10.1.2.3', 'x'), /has no port/)
+  t.throws(() => parseHostPort('::1:80', 'x'), /not HOST:PORT/)
+})
