@@ -22,6 +22,11 @@ export interface ServicePortSpec {
   port: number
   servicePort: number
   ip: string
+  /**
+   * The port inside the container that `port` leads to (Docker instances only); health-check
+   * templates `{{ tcp N }}` look it up. Absent for static entries.
+   */
+  containerPort?: number
 }
 
 /** The owner's hybrid logical clock: [wall ms, counter]; compared only between records of one owner. */
