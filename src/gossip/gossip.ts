@@ -1,0 +1,1048 @@
+/**
+ * The SWIM + Lifeguard membership protocol: probing with indirect probes, nacks and a
+ * stream fallback; suspicion with the Lifeguard timer; refutation; dissemination by
+ * piggybacking and gossip rounds; push-pull anti-entropy; join, leave, reconnect.
+ * The rules it keeps are in GOSSIP.md; time and network arrive injected.
+ */
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { ShoalError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { Awareness } from './awareness.js'
+import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
+import type { Keyring } from './keyring.js'
+import {
+  COMPOUND_HEADER, COMPOUND_PART_OVERHEAD, MessageType, MessageTypeName, decodeMessage, decodePacket,
+  encodeCompound, encodeMessage, metaSize,
+  type AliveMsg, type DeadMsg, type IndirectPingMsg, type MemberRecord, type Message, type PingMsg,
+  type PushPullMsg, type SuspectMsg, type UserMsg,
+} from './messages.js'
+import { BroadcastQueue } from './queue.js'
+import { Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
+import {
+  MemberState, type Address, type Clock, type GossipEvents, type GossipStats, type Member,
+  type StateDelegate, type Timer, type Transport,
+} from './types.js'
+import { Wire } from './wire.js'
+
+/**
+ * @example
+ *   const g = new Gossip({ name: 'web-1', cluster: 'prod', profile: 'lan' },
+ *     { transport: new NetTransport({ bind: { host: '0.0.0.0', port: 7946 } }, { logger }), clock: new RealClock(), logger })
+ *   await g.start()
+ *   await g.join(['10.0.0.2:7946'], { retry: true })
+ */
+export interface GossipOptions {
+  name: string
+  cluster: string
+  profile?: 'lan' | 'local' | 'wan'
+  timing?: Partial<Timing>
+  /** Address others use to reach us; defaults to the bound address. */
+  advertise?: Address
+  meta?: Record<string, string>
+  keyring?: Keyring
+  /** Datagram limit including every header and the encryption overhead (default 1400). */
+  mtu?: number
+}
+
+export interface GossipComponents {
+  transport: Transport
+  clock: Clock
+  logger: Logger
+  /** Source of randomness for protocol choices (probe order, targets, jitter); Math.random by default. */
+  random?: () => number
+}
+
+interface NodeState {
+  name: string
+  addr: string
+  port: number
+  meta: Record<string, string>
+  incarnation: number
+  state: MemberState
+  stateChangedAt: number
+  /** Index in `list` (for O(1) random choice and removal). */
+  idx: number
+}
+
+interface AckHandler {
+  onAck: () => void
+  onNack: () => void
+}
+
+const SEEN_TTL_MS = 5 * 60_000
+const MAX_SEQ = 2 ** 32 - 1
+const PUSH_PULL_MAX_INFLIGHT = 64
+const STREAM_FANOUT_CONCURRENCY = 8
+
+function addrKey(a: { addr?: string; host?: string; port: number }): string {
+  return `${a.addr ?? a.host}:${a.port}`
+}
+
+/** "host:port" or an Address; IPv6 as "[::1]:7946". */
+export function parseAddress(s: Address | string): Address {
+  if (typeof s !== 'string') {
+    if (typeof s?.host === 'string' && Number.isInteger(s.port) && s.port > 0 && s.port < 65536) return s
+    throw new ShoalError('SHOAL_ERR_ADDRESS', `address ${JSON.stringify(s)} is not { host, port }`)
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s.trim())
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port < 1 || port > 65535) throw new ShoalError('SHOAL_ERR_ADDRESS', `address "${s}" is not HOST:PORT`)
+  return { host: (m[1] ?? m[2])!, port }
+}
+
+export class Gossip extends EventEmitter<GossipEvents> {
+  /** Random per start; carried as meta.boot. */
+  readonly bootId: string
+  readonly timing: Timing
+  private readonly opts: GossipOptions
+  private readonly transport: Transport
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly random: () => number
+  private readonly mtu: number
+  private readonly wire: Wire
+  private readonly awareness: Awareness
+  private readonly queue: BroadcastQueue
+
+  private running = false
+  private startPromise: Promise<void> | undefined
+  private stopped = false
+  private leaving = false
+  private self!: NodeState
+  private readonly nodes = new Map<string, NodeState>()
+  private readonly list: NodeState[] = []
+  private readonly counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0, left: 0 }
+  private probeOrder: string[] = []
+  private probeIdx = 0
+  private seq = Math.floor(Math.random() * 1000)
+  private readonly acks = new Map<number, AckHandler>()
+  private readonly suspicions = new Map<string, Suspicion>()
+  private readonly timers = new Set<Timer>()
+  private readonly seenUser = new Map<string, number>()
+  private readonly conflictsSeen = new Set<string>()
+  private readonly messageHandlers: Array<(payload: Uint8Array, from: string) => void> = []
+  private requestHandler: ((payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array) | undefined
+  private delegate: StateDelegate | undefined
+  private lastRoundAt = -Infinity
+  private earlyTimer: Timer | undefined
+  private earlyTokens: number
+  private earlyTokensAt = 0
+  private pushPullInflight = 0
+  private readonly counters = {
+    packetsIn: {} as Record<string, number>, packetsOut: {} as Record<string, number>,
+    bytesIn: {} as Record<string, number>, bytesOut: {} as Record<string, number>,
+    probes: 0, probesFailed: 0, suspicions: 0, refutations: 0, decodeErrors: 0, pushPulls: 0, pushPullsFailed: 0,
+  }
+
+  constructor(opts: GossipOptions, components: GossipComponents) {
+    super()
+    if (typeof opts.name !== 'string' || opts.name.length === 0 || Buffer.byteLength(opts.name) > 255) {
+      throw new ShoalError('SHOAL_ERR_NODE_NAME', `node name ${JSON.stringify(opts.name)} must be 1..255 bytes`)
+    }
+    this.opts = opts
+    this.timing = resolveTiming(opts.profile ?? 'lan', opts.timing)
+    this.transport = components.transport
+    this.clock = components.clock
+    this.random = components.random ?? Math.random
+    this.log = components.logger.child({ component: 'gossip', node: opts.name })
+    this.mtu = opts.mtu ?? DEFAULT_MTU
+    this.wire = new Wire(opts.keyring ? { label: opts.cluster, keyring: opts.keyring } : { label: opts.cluster })
+    if (this.mtu < this.wire.overhead + 200) {
+      throw new ShoalError('SHOAL_ERR_MTU', `mtu ${this.mtu} leaves too little room after the ${this.wire.overhead}-byte envelope`)
+    }
+    this.awareness = new Awareness(this.timing.awarenessMax)
+    this.queue = new BroadcastQueue(this.timing.retransmitMult, () => this.nodes.size)
+    this.earlyTokens = this.timing.earlyGossipBurst
+    this.bootId = randomBytes(8).toString('hex')
+    this.checkMeta(this.fullMeta(opts.meta ?? {}))
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Bind the transport and start probing, gossiping and push-pull. Idempotent. */
+  start(): Promise<void> {
+    this.startPromise ??= this.startNow()
+    return this.startPromise
+  }
+
+  private async startNow(): Promise<void> {
+    const bound = await this.transport.start()
+    const adv = this.opts.advertise ?? bound
+    this.self = {
+      name: this.opts.name, addr: adv.host, port: adv.port, meta: this.fullMeta(this.opts.meta ?? {}),
+      incarnation: 1, state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+    }
+    this.addNode(this.self)
+    this.transport.onPacket((data, from) => this.onPacket(data, from))
+    this.transport.onRequest((data, from) => this.onStream(data, from))
+    this.running = true
+    const t = this.timing
+    this.every(() => this.awareness.scale(t.probeIntervalMs), () => this.probeTick(), t.probeIntervalMs)
+    this.every(() => t.gossipIntervalMs, () => this.gossipRound(), t.gossipIntervalMs)
+    this.every(() => pushPullInterval(t.pushPullIntervalMs, this.nodes.size), () => this.pushPullTick(), t.pushPullIntervalMs)
+    this.every(() => t.reconnectIntervalMs, () => this.reconnectTick(), t.reconnectIntervalMs)
+    this.log.debug({ addr: addrKey(this.self), bootId: this.bootId }, 'gossip started')
+  }
+
+  /** Broadcast that we leave, then wait (bounded) until it has been sent to some members. */
+  async leave(timeoutMs = 2000): Promise<void> {
+    if (!this.running || this.leaving) return
+    this.leaving = true
+    this.setState(this.self, MemberState.left)
+    const key = this.memberKey(this.self.name)
+    this.queue.queue(key, encodeMessage({ type: MessageType.dead, name: this.self.name, inc: this.self.incarnation, from: this.self.name }))
+    const others = this.counts.alive + this.counts.suspect - (this.self.state === MemberState.alive ? 1 : 0)
+    if (others <= 0) return
+    const want = Math.min(this.timing.gossipFanout, others)
+    this.gossipRound()
+    const deadline = this.clock.now() + timeoutMs
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        const n = this.queue.transmitsOf(key)
+        if (!this.running || n === undefined || n >= want || this.clock.now() >= deadline) return resolve()
+        this.after(Math.min(10, this.timing.gossipIntervalMs), check)
+      }
+      check()
+    })
+  }
+
+  /** Stop timers, drop pending work and close the transport. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.startPromise) await this.startPromise.catch(() => undefined)
+    this.running = false
+    for (const t of this.timers) t.cancel()
+    this.timers.clear()
+    this.earlyTimer?.cancel()
+    for (const s of this.suspicions.values()) s.cancel()
+    this.suspicions.clear()
+    this.acks.clear()
+    this.queue.clear()
+    await this.transport.stop()
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  localMember(): Member {
+    return this.snapshot(this.self)
+  }
+
+  /** Every known member, self included (dead and left ones until reaped). */
+  members(): Member[] {
+    return this.list.map((n) => this.snapshot(n))
+  }
+
+  /** Members in state alive, self included. */
+  numAlive(): number {
+    return this.counts.alive
+  }
+
+  /** Replace the metadata (boot is kept); spreads as a new alive message. */
+  setMeta(meta: Record<string, string>): void {
+    const full = this.fullMeta(meta)
+    this.checkMeta(full)
+    this.opts.meta = { ...meta }
+    if (!this.self) return
+    this.self.meta = full
+    this.self.incarnation++
+    this.queueAlive()
+  }
+
+  /**
+   * Spread an application message to every member. A newer broadcast with the same key
+   * replaces a queued one. One too big for a datagram goes over streams to live members.
+   */
+  broadcast(key: string, payload: Uint8Array): void {
+    if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: broadcast() before start()')
+    if (typeof key !== 'string' || Buffer.byteLength(key) > 255) throw new ShoalError('SHOAL_ERR_BROADCAST_KEY', `broadcast key ${JSON.stringify(key)} must be a string of at most 255 bytes`)
+    const msg: UserMsg = { type: MessageType.user, origin: this.self.name, id: this.newId(), key, payload }
+    this.markSeen(msg)
+    const enc = encodeMessage(msg)
+    if (enc.length + COMPOUND_HEADER + COMPOUND_PART_OVERHEAD > this.maxPayload()) {
+      this.streamToAll(enc)
+      return
+    }
+    this.queue.queue(this.userKey(msg), enc)
+    this.scheduleEarlyRound()
+  }
+
+  onMessage(handler: (payload: Uint8Array, from: string) => void): void {
+    this.messageHandlers.push(handler)
+  }
+
+  setDelegate(d: StateDelegate): void {
+    this.delegate = d
+  }
+
+  /** One application request over a stream to a member; resolves to its handler's answer. */
+  async request(node: string, payload: Uint8Array, timeoutMs = this.timing.streamTimeoutMs): Promise<Uint8Array> {
+    const n = this.nodes.get(node)
+    if (!this.running || !n || n === this.self) throw new ShoalError('SHOAL_ERR_UNKNOWN_NODE', `request: no member "${node}" to ask`)
+    const resp = await this.streamRequest(n, encodeMessage({ type: MessageType.appRequest, from: this.self.name, payload }), timeoutMs)
+    if (resp.type === MessageType.appResponse) return resp.payload
+    if (resp.type === MessageType.error) throw new ShoalError(resp.code, `request to ${node}: ${resp.message}`)
+    throw new ShoalError('SHOAL_ERR_DECODE', `request to ${node}: unexpected answer ${MessageTypeName[resp.type]}`)
+  }
+
+  onRequest(handler: (payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array): void {
+    this.requestHandler = handler
+  }
+
+  setKeyring(k: Keyring | undefined): void {
+    this.wire.setKeyring(k)
+  }
+
+  stats(): GossipStats {
+    const c = this.counters
+    return {
+      packetsIn: { ...c.packetsIn }, packetsOut: { ...c.packetsOut }, bytesIn: { ...c.bytesIn }, bytesOut: { ...c.bytesOut },
+      probes: c.probes, probesFailed: c.probesFailed, suspicions: c.suspicions, refutations: c.refutations,
+      decodeErrors: c.decodeErrors, queueDepth: this.queue.size(), awareness: this.awareness.health(),
+      pushPulls: c.pushPulls, pushPullsFailed: c.pushPullsFailed,
+    }
+  }
+
+  /**
+   * Join through seeds: a push-pull with the join flag to each. Resolves to the number of
+   * seeds that answered. With `retry`, tries again with jittered backoff until one answers.
+   * Rejects SHOAL_ERR_NAME_CONFLICT when a live node at another address holds our name.
+   */
+  async join(seeds: Array<Address | string>, opts: { signal?: AbortSignal; retry?: boolean } = {}): Promise<number> {
+    if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: join() before start()')
+    const addrs = seeds.map(parseAddress).filter((a) => !(a.host === this.self.addr && a.port === this.self.port))
+    if (addrs.length === 0) return 0
+    for (let attempt = 0; ; attempt++) {
+      opts.signal?.throwIfAborted()
+      const results = await Promise.allSettled(addrs.map((a) => this.pushPull(a, true)))
+      const conflict = results.find((r) => r.status === 'rejected' && (r.reason as ShoalError)?.code === 'SHOAL_ERR_NAME_CONFLICT')
+      if (conflict) throw (conflict as PromiseRejectedResult).reason
+      const ok = results.filter((r) => r.status === 'fulfilled').length
+      if (ok > 0) return ok
+      const reasons = results.map((r, i) => `${addrKey(addrs[i]!)}: ${(r as PromiseRejectedResult).reason?.message}`).join('; ')
+      if (!opts.retry) throw new ShoalError('SHOAL_ERR_JOIN', `join: no seed answered (${reasons})`)
+      if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: stopped while joining')
+      const base = Math.min(30_000, this.timing.probeIntervalMs * 2 ** Math.min(attempt, 10))
+      const delay = base * (0.5 + this.random())
+      this.log.debug({ attempt, delayMs: Math.round(delay), reasons }, 'join: no seed answered, retrying')
+      await this.sleep(delay, opts.signal)
+    }
+  }
+
+  // ---------------------------------------------------------------- member state
+
+  private snapshot(n: NodeState): Member {
+    return {
+      name: n.name, addr: n.addr, port: n.port, meta: { ...n.meta }, bootId: n.meta.boot ?? '',
+      incarnation: n.incarnation, state: n.state, stateChangedAt: n.stateChangedAt,
+    }
+  }
+
+  private fullMeta(meta: Record<string, string>): Record<string, string> {
+    return { ...meta, boot: this.bootId }
+  }
+
+  private checkMeta(meta: Record<string, string>): void {
+    for (const [k, v] of Object.entries(meta)) {
+      if (typeof v !== 'string') throw new ShoalError('SHOAL_ERR_META', `metadata "${k}" is not a string`)
+    }
+    const n = metaSize(meta)
+    if (n > MAX_META_BYTES) throw new ShoalError('SHOAL_ERR_META', `metadata is ${n} bytes encoded, at most ${MAX_META_BYTES}`)
+  }
+
+  private addNode(n: NodeState): void {
+    n.idx = this.list.length
+    this.list.push(n)
+    this.nodes.set(n.name, n)
+    this.counts[n.state]++
+    if (n !== this.self && this.probeOrder.length > 0) {
+      this.probeOrder.splice(Math.floor(this.random() * (this.probeOrder.length + 1)), 0, n.name)
+    }
+  }
+
+  private removeNode(n: NodeState): void {
+    const last = this.list.pop()!
+    if (last !== n) {
+      this.list[n.idx] = last
+      last.idx = n.idx
+    }
+    this.nodes.delete(n.name)
+    this.counts[n.state]--
+  }
+
+  private setState(n: NodeState, s: MemberState): void {
+    if (n.state === s) return
+    this.counts[n.state]--
+    this.counts[s]++
+    n.state = s
+    n.stateChangedAt = this.clock.now()
+  }
+
+  private emitSafe<K extends keyof GossipEvents>(event: K, ...args: GossipEvents[K]): void {
+    try {
+      ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
+    } catch (err) {
+      this.log.error({ err, event }, 'gossip event listener threw')
+    }
+  }
+
+  private memberKey(name: string): string {
+    return 'm:' + name
+  }
+
+  private userKey(m: UserMsg): string {
+    return 'u:' + m.origin + '\0' + m.key
+  }
+
+  private queueAlive(): void {
+    const s = this.self
+    this.queue.queue(this.memberKey(s.name), encodeMessage({
+      type: MessageType.alive, name: s.name, inc: s.incarnation, addr: s.addr, port: s.port, meta: s.meta,
+    }))
+  }
+
+  /** Refute a suspicion, death or stale alive about ourselves. */
+  private refute(inc: number, why: string): void {
+    this.self.incarnation = Math.max(inc, this.self.incarnation) + 1
+    this.counters.refutations++
+    this.log.debug({ why, incarnation: this.self.incarnation }, 'refuting')
+    this.queueAlive()
+  }
+
+  private sameMeta(a: Record<string, string>, b: Record<string, string>): boolean {
+    const ka = Object.keys(a)
+    if (ka.length !== Object.keys(b).length) return false
+    return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
+  }
+
+  private conflict(name: string, localAddr: string, remoteAddr: string): void {
+    const key = `${name}|${localAddr}|${remoteAddr}`
+    if (this.conflictsSeen.has(key)) return
+    this.conflictsSeen.add(key)
+    this.log.warn({ name, localAddr, remoteAddr }, `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}`)
+    this.emitSafe('conflict', { name, localAddr, remoteAddr })
+  }
+
+  /** GOSSIP.md: alive. Returns true when applied (and queued for rebroadcast). */
+  applyAlive(m: Omit<AliveMsg, 'type'>): boolean {
+    if (m.name === this.self.name) {
+      const matches = m.addr === this.self.addr && m.port === this.self.port && this.sameMeta(m.meta, this.self.meta)
+      if (this.leaving || m.inc < this.self.incarnation || (m.inc === this.self.incarnation && matches)) return false
+      if (m.addr !== this.self.addr || m.port !== this.self.port) this.conflict(m.name, addrKey(this.self), addrKey(m))
+      this.refute(m.inc, 'alive about us that does not match us')
+      return true
+    }
+    const n = this.nodes.get(m.name)
+    if (n && m.inc <= n.incarnation) return false
+    if (n && (n.state === MemberState.alive || n.state === MemberState.suspect) && (n.addr !== m.addr || n.port !== m.port)) {
+      this.conflict(m.name, addrKey(n), addrKey(m))
+      return false
+    }
+    const enc = encodeMessage({ type: MessageType.alive, ...m })
+    if (!n) {
+      const fresh: NodeState = {
+        name: m.name, addr: m.addr, port: m.port, meta: m.meta, incarnation: m.inc,
+        state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+      }
+      this.addNode(fresh)
+      this.queue.queue(this.memberKey(m.name), enc)
+      this.emitSafe('join', this.snapshot(fresh))
+      return true
+    }
+    const before = n.state
+    const changed = n.addr !== m.addr || n.port !== m.port || !this.sameMeta(n.meta, m.meta)
+    this.suspicions.get(n.name)?.cancel()
+    this.suspicions.delete(n.name)
+    n.addr = m.addr
+    n.port = m.port
+    n.meta = m.meta
+    n.incarnation = m.inc
+    this.setState(n, MemberState.alive)
+    this.queue.queue(this.memberKey(m.name), enc)
+    if (before === MemberState.dead || before === MemberState.left) {
+      if (!this.probeOrder.includes(n.name) && this.probeOrder.length > 0) {
+        this.probeOrder.splice(Math.floor(this.random() * (this.probeOrder.length + 1)), 0, n.name)
+      }
+      this.emitSafe('join', this.snapshot(n))
+    } else if (before === MemberState.suspect) {
+      this.emitSafe('alive', this.snapshot(n))
+      if (changed) this.emitSafe('update', this.snapshot(n))
+    } else {
+      this.emitSafe('update', this.snapshot(n))
+    }
+    return true
+  }
+
+  /** GOSSIP.md: suspect. */
+  applySuspect(m: Omit<SuspectMsg, 'type'>): boolean {
+    const n = this.nodes.get(m.name)
+    if (!n || m.inc < n.incarnation) return false
+    if (n === this.self) {
+      if (this.leaving) return false
+      this.refute(m.inc, `suspected by ${m.from}`)
+      this.awareness.apply(1)
+      return true
+    }
+    if (n.state === MemberState.suspect) {
+      const s = this.suspicions.get(n.name)
+      if (s && m.inc === n.incarnation && s.confirm(m.from)) {
+        this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
+        return true
+      }
+      return false
+    }
+    if (n.state !== MemberState.alive) return false
+    n.incarnation = m.inc
+    this.setState(n, MemberState.suspect)
+    this.counters.suspicions++
+    const size = this.nodes.size
+    const k = expectedConfirmations(this.timing.suspicionMult, size)
+    const min = suspicionMinMs(this.timing.suspicionMult, size, this.timing.probeIntervalMs)
+    const max = this.timing.suspicionMaxMult * min
+    this.suspicions.get(n.name)?.cancel()
+    this.suspicions.set(n.name, new Suspicion(m.from, k, min, max, this.clock, (c) => {
+      this.suspicions.delete(n.name)
+      if (!this.running || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
+      this.log.debug({ member: n.name, confirmations: c }, 'suspicion expired')
+      this.applyDead({ name: n.name, inc: n.incarnation, from: this.self.name })
+    }))
+    this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
+    this.emitSafe('suspect', this.snapshot(n))
+    return true
+  }
+
+  /** GOSSIP.md: dead (left when from == name). */
+  applyDead(m: Omit<DeadMsg, 'type'>): boolean {
+    const n = this.nodes.get(m.name)
+    if (!n || m.inc < n.incarnation) return false
+    if (n === this.self) {
+      if (this.leaving) return false
+      this.refute(m.inc, `declared dead by ${m.from}`)
+      this.awareness.apply(1)
+      return true
+    }
+    if (n.state === MemberState.dead || n.state === MemberState.left) return false
+    this.suspicions.get(n.name)?.cancel()
+    this.suspicions.delete(n.name)
+    n.incarnation = m.inc
+    const left = m.from === m.name
+    this.setState(n, left ? MemberState.left : MemberState.dead)
+    this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.dead, ...m }))
+    this.emitSafe(left ? 'left' : 'dead', this.snapshot(n))
+    return true
+  }
+
+  private mergeRemote(records: MemberRecord[], from: string): void {
+    for (const r of records) {
+      switch (r.state) {
+        case MemberState.alive:
+          this.applyAlive({ name: r.name, inc: r.inc, addr: r.addr, port: r.port, meta: r.meta })
+          break
+        case MemberState.left:
+          this.applyDead({ name: r.name, inc: r.inc, from: r.name })
+          break
+        default:
+          this.applySuspect({ name: r.name, inc: r.inc, from })
+      }
+    }
+  }
+
+  private localRecords(): MemberRecord[] {
+    return this.list.map((n) => ({ name: n.name, addr: n.addr, port: n.port, meta: n.meta, inc: n.incarnation, state: n.state }))
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private after(ms: number, fn: () => void): Timer {
+    const t = this.clock.setTimer(ms, () => {
+      this.timers.delete(t)
+      if (this.running) fn()
+    })
+    this.timers.add(t)
+    return {
+      cancel: () => {
+        t.cancel()
+        this.timers.delete(t)
+      },
+    }
+  }
+
+  /** A periodic task; the first run is spread over one period so nodes do not tick in step. */
+  private every(period: () => number, fn: () => void, firstWithin: number): void {
+    const run = (): void => {
+      try {
+        fn()
+      } catch (err) {
+        this.log.error({ err }, 'gossip periodic task failed')
+      }
+      this.after(period(), run)
+    }
+    this.after(this.random() * firstWithin, run)
+  }
+
+  private sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        t.cancel()
+        reject(signal!.reason ?? new ShoalError('SHOAL_ERR_ABORTED', 'aborted'))
+      }
+      const t = this.clock.setTimer(ms, () => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  private nextSeq(): number {
+    this.seq = this.seq >= MAX_SEQ ? 0 : this.seq + 1
+    return this.seq
+  }
+
+  private newId(): number {
+    return Math.floor(this.random() * 2 ** 32) * 2 ** 20 + Math.floor(this.random() * 2 ** 20)
+  }
+
+  /** Up to k distinct random members passing `ok` (never self). */
+  private randomNodes(k: number, ok: (n: NodeState) => boolean): NodeState[] {
+    const out: NodeState[] = []
+    if (k <= 0) return out
+    const len = this.list.length
+    if (len <= 64) {
+      const pool = this.list.filter((n) => n !== this.self && ok(n))
+      for (let i = 0; i < k && pool.length > 0; i++) {
+        out.push(pool.splice(Math.floor(this.random() * pool.length), 1)[0]!)
+      }
+      return out
+    }
+    for (let tries = 0; tries < k * 8 + 16 && out.length < k; tries++) {
+      const n = this.list[Math.floor(this.random() * len)]!
+      if (n !== this.self && !out.includes(n) && ok(n)) out.push(n)
+    }
+    return out
+  }
+
+  // ---------------------------------------------------------------- probing
+
+  private probeTick(): void {
+    const target = this.nextProbeTarget()
+    if (target) this.probe(target)
+  }
+
+  private nextProbeTarget(): NodeState | undefined {
+    for (let checked = 0; checked <= this.probeOrder.length; checked++) {
+      if (this.probeIdx >= this.probeOrder.length) {
+        this.probeOrder = this.list.filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect)).map((n) => n.name)
+        for (let i = this.probeOrder.length - 1; i > 0; i--) {
+          const j = Math.floor(this.random() * (i + 1))
+          const t = this.probeOrder[i]!
+          this.probeOrder[i] = this.probeOrder[j]!
+          this.probeOrder[j] = t
+        }
+        this.probeIdx = 0
+        if (this.probeOrder.length === 0) return undefined
+      }
+      const n = this.nodes.get(this.probeOrder[this.probeIdx++]!)
+      if (n && n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect)) return n
+    }
+    return undefined
+  }
+
+  private probe(target: NodeState): void {
+    const seq = this.nextSeq()
+    const interval = this.awareness.scale(this.timing.probeIntervalMs)
+    const timeout = this.awareness.scale(this.timing.probeTimeoutMs)
+    const addr = { host: target.addr, port: target.port }
+    this.counters.probes++
+    let done = false
+    let nacks = 0
+    let expectedNacks = 0
+    let indirectTimer: Timer | undefined
+    let endTimer: Timer | undefined = undefined
+    const finish = (ok: boolean): void => {
+      if (done) return
+      done = true
+      this.acks.delete(seq)
+      indirectTimer?.cancel()
+      endTimer?.cancel()
+      if (ok) {
+        this.awareness.apply(-1)
+        return
+      }
+      this.counters.probesFailed++
+      this.awareness.apply(1 + Math.max(0, expectedNacks - nacks))
+      if (target.state === MemberState.alive || target.state === MemberState.suspect) {
+        this.log.debug({ member: target.name }, 'probe failed, suspecting')
+        this.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
+      }
+    }
+    this.acks.set(seq, { onAck: () => finish(true), onNack: () => { nacks++ } })
+    const ping: PingMsg = { type: MessageType.ping, seq, target: target.name, from: this.self.name, addr: this.self.addr, port: this.self.port }
+    const extra = target.state === MemberState.suspect
+      ? [encodeMessage({ type: MessageType.suspect, name: target.name, inc: target.incarnation, from: this.self.name })]
+      : []
+    this.sendPiggybacked(addr, encodeMessage(ping), extra)
+    indirectTimer = this.after(timeout, () => {
+      if (done) return
+      const peers = this.randomNodes(this.timing.indirectChecks, (n) => n !== target && n.state === MemberState.alive)
+      expectedNacks = peers.length
+      const req: IndirectPingMsg = {
+        type: MessageType.indirectPing, seq, target: target.name, addr: target.addr, port: target.port,
+        from: this.self.name, fromAddr: this.self.addr, fromPort: this.self.port, nack: true,
+      }
+      const enc = encodeMessage(req)
+      for (const p of peers) this.sendPiggybacked({ host: p.addr, port: p.port }, enc)
+      const left = interval - timeout
+      if (left > 0) {
+        this.streamRequest(target, encodeMessage({ type: MessageType.streamPing, seq, target: target.name }), left)
+          .then((r) => { if (r.type === MessageType.ack && r.seq === seq && this.running) finish(true) })
+          .catch((err) => this.log.debug({ member: target.name, err: (err as Error).message }, 'stream ping failed'))
+      }
+    })
+    endTimer = this.after(interval, () => finish(false))
+  }
+
+  private onPing(m: PingMsg): void {
+    if (m.target !== this.self.name) {
+      this.log.debug({ target: m.target, from: m.from }, 'ping for another node name, ignored')
+      return
+    }
+    this.sendPiggybacked({ host: m.addr, port: m.port }, encodeMessage({ type: MessageType.ack, seq: m.seq }))
+  }
+
+  private onIndirectPing(m: IndirectPingMsg): void {
+    const seq = this.nextSeq()
+    const back = { host: m.fromAddr, port: m.fromPort }
+    let answered = false
+    const timer = this.after(this.timing.probeTimeoutMs, () => {
+      this.acks.delete(seq)
+      if (!answered && m.nack) this.sendPiggybacked(back, encodeMessage({ type: MessageType.nack, seq: m.seq }))
+    })
+    this.acks.set(seq, {
+      onAck: () => {
+        if (answered) return
+        answered = true
+        timer.cancel()
+        this.acks.delete(seq)
+        this.sendPiggybacked(back, encodeMessage({ type: MessageType.ack, seq: m.seq }))
+      },
+      onNack: () => undefined,
+    })
+    const ping: PingMsg = { type: MessageType.ping, seq, target: m.target, from: this.self.name, addr: this.self.addr, port: this.self.port }
+    this.sendPiggybacked({ host: m.addr, port: m.port }, encodeMessage(ping))
+  }
+
+  // ---------------------------------------------------------------- dissemination
+
+  private maxPayload(): number {
+    return this.mtu - this.wire.overhead
+  }
+
+  /** Send `first` (+ `extra`) to `to`, filling the rest of the datagram with queued broadcasts. */
+  private sendPiggybacked(to: Address, first: Uint8Array, extra: Uint8Array[] = []): void {
+    const parts = [first, ...extra]
+    const used = COMPOUND_HEADER + parts.reduce((s, p) => s + p.length + COMPOUND_PART_OVERHEAD, 0)
+    parts.push(...this.queue.take(this.maxPayload() - used, COMPOUND_PART_OVERHEAD))
+    this.sendPacket(to, parts)
+  }
+
+  private sendPacket(to: Address, parts: Uint8Array[]): void {
+    const packet = this.wire.seal(encodeCompound(parts))
+    const c = this.counters
+    for (const p of parts) {
+      const t = MessageTypeName[p[1]!] ?? 'unknown'
+      c.packetsOut[t] = (c.packetsOut[t] ?? 0) + 1
+      c.bytesOut[t] = (c.bytesOut[t] ?? 0) + p.length
+    }
+    c.packetsOut.total = (c.packetsOut.total ?? 0) + 1
+    c.bytesOut.total = (c.bytesOut.total ?? 0) + packet.length
+    try {
+      this.transport.sendPacket(to, packet)
+    } catch (err) {
+      this.log.debug({ to: addrKey(to), err: (err as Error).message }, 'send failed')
+    }
+  }
+
+  private gossipRound(): void {
+    this.lastRoundAt = this.clock.now()
+    if (this.queue.size() === 0) return
+    const now = this.clock.now()
+    const targets = this.randomNodes(this.timing.gossipFanout, (n) =>
+      n.state === MemberState.alive || n.state === MemberState.suspect || now - n.stateChangedAt < this.timing.gossipToTheDeadMs)
+    const budget = this.maxPayload() - COMPOUND_HEADER
+    for (const t of targets) {
+      const parts = this.queue.take(budget, COMPOUND_PART_OVERHEAD)
+      if (parts.length === 0) break
+      this.sendPacket({ host: t.addr, port: t.port }, parts)
+    }
+  }
+
+  /** An early gossip round for a new application broadcast: >= earlyGossipGapMs apart, token bucket. */
+  private scheduleEarlyRound(): void {
+    if (this.earlyTimer || !this.running) return
+    const t = this.timing
+    const now = this.clock.now()
+    this.earlyTokens = Math.min(t.earlyGossipBurst, this.earlyTokens + ((now - this.earlyTokensAt) * t.earlyGossipPerSec) / 1000)
+    this.earlyTokensAt = now
+    if (this.earlyTokens < 1) return
+    this.earlyTokens -= 1
+    const wait = Math.max(0, this.lastRoundAt + t.earlyGossipGapMs - now)
+    this.earlyTimer = this.after(wait, () => {
+      this.earlyTimer = undefined
+      this.gossipRound()
+    })
+  }
+
+  private markSeen(m: UserMsg): boolean {
+    const id = m.origin + '\0' + m.id
+    const now = this.clock.now()
+    for (const [k, exp] of this.seenUser) {
+      if (exp > now) break
+      this.seenUser.delete(k)
+    }
+    if (this.seenUser.has(id)) return false
+    this.seenUser.set(id, now + SEEN_TTL_MS)
+    return true
+  }
+
+  private onUser(m: UserMsg, viaStream: boolean): void {
+    if (m.origin === this.self.name || !this.markSeen(m)) return
+    for (const h of this.messageHandlers) {
+      try {
+        h(m.payload, m.origin)
+      } catch (err) {
+        this.log.error({ err, origin: m.origin }, 'message handler threw')
+      }
+    }
+    if (viaStream) return
+    this.queue.queue(this.userKey(m), encodeMessage(m))
+    this.scheduleEarlyRound()
+  }
+
+  /** A broadcast too big for a datagram: a stream to every live member, a few at a time. */
+  private streamToAll(enc: Uint8Array): void {
+    const targets = this.list.filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect))
+    let i = 0
+    const next = (): void => {
+      if (!this.running || i >= targets.length) return
+      const n = targets[i++]!
+      this.streamRequest(n, enc, this.timing.streamTimeoutMs)
+        .catch((err) => this.log.debug({ member: n.name, err: (err as Error).message }, 'oversized broadcast not delivered'))
+        .finally(next)
+    }
+    for (let k = 0; k < STREAM_FANOUT_CONCURRENCY; k++) next()
+  }
+
+  // ---------------------------------------------------------------- streams and push-pull
+
+  private async streamRequest(to: NodeState | Address, payload: Uint8Array, timeoutMs: number): Promise<Exclude<Message, { type: 9 }>> {
+    const addr = 'host' in to ? to : { host: to.addr, port: to.port }
+    const resp = await this.transport.request(addr, this.wire.seal(payload), timeoutMs)
+    let m: Message
+    try {
+      m = decodeMessage(this.wire.open(resp))
+    } catch (err) {
+      this.counters.decodeErrors++
+      throw err
+    }
+    if (m.type === MessageType.compound) throw new ShoalError('SHOAL_ERR_DECODE', `stream answer from ${addrKey(addr)} is a compound`)
+    return m
+  }
+
+  private async pushPull(to: Address, join: boolean): Promise<void> {
+    this.counters.pushPulls++
+    try {
+      const req: PushPullMsg = {
+        type: MessageType.pushPull, join, from: this.self.name, members: this.localRecords(),
+        state: this.delegate ? this.delegate.localState(join) : null,
+      }
+      const resp = await this.streamRequest(to, encodeMessage(req), this.timing.streamTimeoutMs)
+      if (!this.running) return
+      if (resp.type === MessageType.conflict) {
+        const remote = `${resp.otherAddr}:${resp.otherPort}`
+        this.conflict(this.self.name, addrKey(this.self), remote)
+        throw new ShoalError('SHOAL_ERR_NAME_CONFLICT',
+          `node name "${this.self.name}" is already held by a live node at ${remote}; this node at ${addrKey(this.self)} cannot join with it`)
+      }
+      if (resp.type === MessageType.error) throw new ShoalError(resp.code, `push-pull with ${addrKey(to)}: ${resp.message}`)
+      if (resp.type !== MessageType.pushPull) throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
+      this.mergeRemote(resp.members, resp.from)
+      this.mergeDelegate(resp, join)
+    } catch (err) {
+      this.counters.pushPullsFailed++
+      throw err
+    }
+  }
+
+  private mergeDelegate(m: PushPullMsg, join: boolean): void {
+    const from = this.nodes.get(m.from)
+    if (!this.delegate || !m.state || !from) return
+    try {
+      this.delegate.mergeRemoteState(m.state, join, this.snapshot(from))
+    } catch (err) {
+      this.log.warn({ err, from: m.from }, 'state delegate merge failed')
+    }
+  }
+
+  private pushPullTick(): void {
+    const [peer] = this.randomNodes(1, (n) => n.state === MemberState.alive)
+    if (!peer || this.pushPullInflight >= PUSH_PULL_MAX_INFLIGHT) return
+    this.pushPullInflight++
+    this.pushPull({ host: peer.addr, port: peer.port }, false)
+      .catch((err) => this.log.debug({ member: peer.name, err: (err as Error).message }, 'push-pull failed'))
+      .finally(() => { this.pushPullInflight-- })
+  }
+
+  private reconnectTick(): void {
+    const now = this.clock.now()
+    for (const n of [...this.list]) {
+      if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs) this.removeNode(n)
+    }
+    const [peer] = this.randomNodes(1, (n) => n.state === MemberState.dead)
+    if (!peer) return
+    this.pushPull({ host: peer.addr, port: peer.port }, false)
+      .catch((err) => this.log.debug({ member: peer.name, err: (err as Error).message }, 'reconnect push-pull failed'))
+  }
+
+  private async handlePushPull(m: PushPullMsg): Promise<Uint8Array> {
+    if (m.join) {
+      const rec = m.members.find((r) => r.name === m.from)
+      const holder = this.nodes.get(m.from)
+      if (rec && holder && (holder.state === MemberState.alive || holder.state === MemberState.suspect) &&
+        (holder.addr !== rec.addr || holder.port !== rec.port)) {
+        this.conflict(m.from, addrKey(holder), addrKey(rec))
+        if (holder !== this.self) {
+          this.sendPacket({ host: holder.addr, port: holder.port },
+            [encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: rec.addr, otherPort: rec.port })])
+        }
+        return encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: holder.addr, otherPort: holder.port })
+      }
+    }
+    if (this.pushPullInflight >= PUSH_PULL_MAX_INFLIGHT) {
+      return encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_BUSY', message: 'too many push-pulls in flight' })
+    }
+    this.pushPullInflight++
+    try {
+      const reply = encodeMessage({
+        type: MessageType.pushPull, join: false, from: this.self.name, members: this.localRecords(),
+        state: this.delegate ? this.delegate.localState(m.join) : null,
+      })
+      this.mergeRemote(m.members, m.from)
+      this.mergeDelegate(m, m.join)
+      return reply
+    } finally {
+      this.pushPullInflight--
+    }
+  }
+
+  private async onStream(data: Uint8Array, from: Address): Promise<Uint8Array | undefined> {
+    if (!this.running) return undefined
+    let m: Message
+    try {
+      m = decodeMessage(this.wire.open(data))
+    } catch (err) {
+      this.counters.decodeErrors++
+      this.log.debug({ from: addrKey(from), err: (err as Error).message }, 'bad stream request dropped')
+      return undefined
+    }
+    this.countIn(MessageTypeName[m.type] ?? 'unknown', data.length)
+    try {
+      let out: Uint8Array
+      switch (m.type) {
+        case MessageType.pushPull:
+          out = await this.handlePushPull(m)
+          break
+        case MessageType.streamPing:
+          if (m.target !== this.self.name) {
+            out = encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_WRONG_NODE', message: `this is ${this.self.name}, not ${m.target}` })
+          } else {
+            out = encodeMessage({ type: MessageType.ack, seq: m.seq })
+          }
+          break
+        case MessageType.user:
+          this.onUser(m, true)
+          out = encodeMessage({ type: MessageType.ack, seq: 0 })
+          break
+        case MessageType.conflict:
+          this.onConflictNotice(m.name, `${m.otherAddr}:${m.otherPort}`)
+          out = encodeMessage({ type: MessageType.ack, seq: 0 })
+          break
+        case MessageType.appRequest: {
+          if (!this.requestHandler) {
+            out = encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_NO_HANDLER', message: 'no request handler' })
+            break
+          }
+          try {
+            const payload = await this.requestHandler(m.payload, m.from)
+            out = encodeMessage({ type: MessageType.appResponse, payload })
+          } catch (err) {
+            const code = err instanceof ShoalError ? err.code : 'SHOAL_ERR_REQUEST_HANDLER'
+            out = encodeMessage({ type: MessageType.error, code, message: (err as Error)?.message ?? String(err) })
+          }
+          break
+        }
+        default:
+          this.counters.decodeErrors++
+          this.log.debug({ from: addrKey(from), type: MessageTypeName[m.type] }, 'unexpected stream request dropped')
+          return undefined
+      }
+      if (!this.running) return undefined
+      return this.wire.seal(out)
+    } catch (err) {
+      this.log.warn({ from: addrKey(from), err }, 'stream request failed')
+      return undefined
+    }
+  }
+
+  private onConflictNotice(name: string, other: string): void {
+    if (name !== this.self.name) return
+    this.conflict(name, addrKey(this.self), other)
+  }
+
+  // ---------------------------------------------------------------- packets
+
+  private countIn(type: string, bytes: number): void {
+    const c = this.counters
+    c.packetsIn[type] = (c.packetsIn[type] ?? 0) + 1
+    c.bytesIn[type] = (c.bytesIn[type] ?? 0) + bytes
+  }
+
+  private onPacket(data: Uint8Array, from: Address): void {
+    if (!this.running) return
+    let msgs: ReturnType<typeof decodePacket>
+    try {
+      msgs = decodePacket(this.wire.open(data))
+    } catch (err) {
+      this.counters.decodeErrors++
+      this.log.debug({ from: addrKey(from), bytes: data?.length, err: (err as Error).message }, 'bad packet dropped')
+      return
+    }
+    this.countIn('total', data.length)
+    for (const m of msgs) {
+      this.countIn(MessageTypeName[m.type] ?? 'unknown', 0)
+      try {
+        this.handle(m, from)
+      } catch (err) {
+        this.log.warn({ from: addrKey(from), err }, 'handling a message failed')
+      }
+    }
+  }
+
+  private handle(m: Exclude<Message, { type: 9 }>, from: Address): void {
+    switch (m.type) {
+      case MessageType.ping: return this.onPing(m)
+      case MessageType.indirectPing: return this.onIndirectPing(m)
+      case MessageType.ack: this.acks.get(m.seq)?.onAck(); return
+      case MessageType.nack: this.acks.get(m.seq)?.onNack(); return
+      case MessageType.alive: this.applyAlive(m); return
+      case MessageType.suspect: this.applySuspect(m); return
+      case MessageType.dead: this.applyDead(m); return
+      case MessageType.user: return this.onUser(m, false)
+      case MessageType.conflict: return this.onConflictNotice(m.name, `${m.otherAddr}:${m.otherPort}`)
+      default:
+        this.counters.decodeErrors++
+        this.log.debug({ from: addrKey(from), type: MessageTypeName[m.type] }, 'stream-only message in a packet dropped')
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The Lifeguard suspicion timer. A suspicion starts at the max timeout and shrinks towards
+ * the min timeout as independent members confirm it, measured from the moment it started:
+ *   timeout(c) = max(min, max - (max - min) * log(c + 1) / log(k + 1))
+ * where c confirmations were received out of k expected.
+ */
+import type { Clock, Timer } from './types.js'
+
+/** min = mult x max(1, log10(n)) x probe interval. */
+export function suspicionMinMs(mult: number, n: number, probeIntervalMs: number): number {
+  const nodeScale = Math.max(1, Math.log10(Math.max(1, n)))
+  return mult * nodeScale * probeIntervalMs
+}
+
+/** Expected confirmations: mult - 2, or 0 when fewer than that many other members could confirm. */
+export function expectedConfirmations(mult: number, n: number): number {
+  const k = mult - 2
+  return n - 2 < k ? 0 : Math.max(0, k)
+}
+
+/** The timeout after c confirmations of k expected. */
+export function suspicionTimeoutMs(c: number, k: number, minMs: number, maxMs: number): number {
+  if (k <= 0) return minMs
+  const frac = Math.log(c + 1) / Math.log(k + 1)
+  const raw = maxMs - (maxMs - minMs) * frac
+  return Math.max(minMs, Math.floor(raw))
+}
+
+export class Suspicion {
+  private readonly confirmers = new Set<string>()
+  private readonly start: number
+  private timer: Timer | undefined
+  private done = false
+
+  /**
+   * @param from the member that raised the suspicion (not counted as a confirmation)
+   * @param onTimeout called once when the timer expires, with the number of confirmations
+   */
+  constructor(
+    from: string,
+    private readonly k: number,
+    private readonly minMs: number,
+    private readonly maxMs: number,
+    private readonly clock: Clock,
+    private readonly onTimeout: (confirmations: number) => void,
+  ) {
+    this.confirmers.add(from)
+    this.start = clock.now()
+    this.arm(k > 0 ? maxMs : minMs)
+  }
+
+  /** Number of independent confirmations so far. */
+  confirmations(): number {
+    return this.confirmers.size - 1
+  }
+
+  /** Current timeout, measured from the start of the suspicion. */
+  timeoutMs(): number {
+    return suspicionTimeoutMs(this.confirmations(), this.k, this.minMs, this.maxMs)
+  }
+
+  /** A suspect message from `from`. True when it is a new confirmation (the caller rebroadcasts it). */
+  confirm(from: string): boolean {
+    if (this.done || this.confirmations() >= this.k || this.confirmers.has(from)) return false
+    this.confirmers.add(from)
+    const remaining = this.start + this.timeoutMs() - this.clock.now()
+    this.arm(remaining)
+    return true
+  }
+
+  cancel(): void {
+    this.done = true
+    this.timer?.cancel()
+    this.timer = undefined
+  }
+
+  private arm(ms: number): void {
+    this.timer?.cancel()
+    this.timer = this.clock.setTimer(Math.max(0, ms), () => {
+      if (this.done) return
+      this.done = true
+      this.onTimeout(this.confirmations())
+    })
+  }
+}
