@@ -1,0 +1,133 @@
+/**
+ * Prometheus metrics read from the gossip layer and the catalog at scrape time. The parts
+ * keep their own plain counters (GossipStats, the catalog snapshot); these collect()
+ * callbacks copy them into prom-client when /metrics is read, so the hot paths never
+ * touch prom-client.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { GossipStats, Member } from '../gossip/types.js'
+import { MemberState } from '../gossip/types.js'
+import type { CatalogView, HostState } from '../registry/types.js'
+import { ServiceStatus } from '../registry/types.js'
+
+const memberStates = Object.values(MemberState)
+const serviceStatuses = Object.values(ServiceStatus)
+const hostStates: HostState[] = ['alive', 'suspect', 'dead', 'left']
+
+/** A counter whose value is a running total kept elsewhere. */
+function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(Math.max(0, read()))
+    },
+  })
+}
+
+/** A counter per `type` label whose totals are kept elsewhere. */
+function mirrorCounterByType(registry: Registry, name: string, help: string, read: () => Record<string, number>): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['type'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [type, v] of Object.entries(read())) this.inc({ type }, Math.max(0, v))
+    },
+  })
+}
+
+/**
+ * Gossip metrics: members by state, packets and bytes by message type, probes, suspicions,
+ * refutations, decode errors, queue depth and Lifeguard awareness.
+ *
+ * @example
+ *   registerGossipMetrics(registry, () => gossip.stats(), () => gossip.members())
+ */
+export function registerGossipMetrics(registry: Registry, stats: () => GossipStats, members: () => Member[]): void {
+  new Gauge({
+    name: 'shoal_gossip_members',
+    help: 'Gossip members known to this node, by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>(memberStates.map((s) => [s, 0]))
+      for (const m of members()) counts.set(m.state, (counts.get(m.state) ?? 0) + 1)
+      for (const [state, n] of counts) this.set({ state }, n)
+    },
+  })
+  // One stats() call per scrape would be tidier, but each collect runs on its own; stats() is cheap.
+  mirrorCounterByType(registry, 'shoal_gossip_packets_received_total', 'Gossip packets received, by message type.', () => stats().packetsIn)
+  mirrorCounterByType(registry, 'shoal_gossip_packets_sent_total', 'Gossip packets sent, by message type.', () => stats().packetsOut)
+  mirrorCounterByType(registry, 'shoal_gossip_bytes_received_total', 'Gossip bytes received, by message type.', () => stats().bytesIn)
+  mirrorCounterByType(registry, 'shoal_gossip_bytes_sent_total', 'Gossip bytes sent, by message type.', () => stats().bytesOut)
+  mirrorCounter(registry, 'shoal_gossip_probes_total', 'Failure-detector probes started.', () => stats().probes)
+  mirrorCounter(registry, 'shoal_gossip_probes_failed_total', 'Probes that got no ack, direct or indirect.', () => stats().probesFailed)
+  mirrorCounter(registry, 'shoal_gossip_suspicions_total', 'Members this node started suspecting.', () => stats().suspicions)
+  mirrorCounter(registry, 'shoal_gossip_refutations_total', 'Times this node refuted a suspicion about itself.', () => stats().refutations)
+  mirrorCounter(registry, 'shoal_gossip_decode_errors_total', 'Gossip messages dropped because they could not be decoded or authenticated.', () => stats().decodeErrors)
+  mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
+  mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
+  new Gauge({
+    name: 'shoal_gossip_queue_depth',
+    help: 'Broadcasts waiting in the transmit queue.',
+    registers: [registry],
+    collect() {
+      this.set(stats().queueDepth)
+    },
+  })
+  new Gauge({
+    name: 'shoal_gossip_awareness',
+    help: 'Lifeguard local health multiplier (0 is healthy; higher means this node is slow).',
+    registers: [registry],
+    collect() {
+      this.set(stats().awareness)
+    },
+  })
+}
+
+/**
+ * Catalog metrics: instances of live hosts by status, and hosts by membership state.
+ *
+ * @example
+ *   registerCatalogMetrics(registry, catalog)
+ */
+export function registerCatalogMetrics(registry: Registry, catalog: CatalogView): void {
+  new Gauge({
+    name: 'shoal_catalog_services',
+    help: 'Service instances of alive or suspect hosts (current boot), by status.',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>(serviceStatuses.map((s) => [s, 0]))
+      for (const h of catalog.snapshot().hosts) {
+        if (h.state !== 'alive' && h.state !== 'suspect') continue
+        for (const r of h.services) if (r.bootId === h.bootId) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
+      }
+      for (const [status, n] of counts) this.set({ status }, n)
+    },
+  })
+  new Gauge({
+    name: 'shoal_catalog_hosts',
+    help: 'Hosts in the catalog, by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>(hostStates.map((s) => [s, 0]))
+      for (const h of catalog.snapshot().hosts) counts.set(h.state, (counts.get(h.state) ?? 0) + 1)
+      for (const [state, n] of counts) this.set({ state }, n)
+    },
+  })
+  new Gauge({
+    name: 'shoal_catalog_seq',
+    help: 'Local change sequence number of the catalog (rises on every change).',
+    registers: [registry],
+    collect() {
+      this.set(catalog.snapshot().seq)
+    },
+  })
+}

@@ -1,0 +1,364 @@
+/**
+ * The agent's HTTP debug endpoint: JSON API, the `/api/watch` change stream, Prometheus
+ * metrics, health and readiness, the xDS debug view and the web UI. It reads the catalog
+ * and membership through their public views and changes nothing but drain state.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { isShoalError, ShoalError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Member } from '../gossip/types.js'
+import type { CatalogEvent, CatalogView } from '../registry/types.js'
+import { authorizeMutation } from './auth.js'
+import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
+import { memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
+import { WatchHub } from './watch.js'
+
+/** Membership events the endpoint forwards to watchers. */
+export const MEMBER_EVENTS = ['join', 'update', 'suspect', 'alive', 'dead', 'left'] as const
+export type MemberEventName = (typeof MEMBER_EVENTS)[number]
+
+export interface HttpServerOptions {
+  /** HOST:PORT to listen on (`127.0.0.1:7777`; port 0 picks a free port). */
+  bind: string
+  /** When set, drain/undrain need `Authorization: Bearer <apiToken>`; else loopback callers only. */
+  apiToken?: string
+  cluster: string
+  /** This agent's node name. */
+  node: string
+  /** Bytes queued for one `/api/watch` reader before it is dropped. Default 1 MiB. */
+  maxSseBufferBytes?: number
+  /** Interval of SSE heartbeat comments. Default 15 s. */
+  heartbeatMs?: number
+  /** Folder of the UI files. Default: src/http/ui. */
+  uiDir?: string
+  /**
+   * Where the caller's address is read from for the loopback rule. Default: the socket's
+   * remote address (never a forwarded header). Tests use it to play a remote caller.
+   */
+  clientAddress?: (req: IncomingMessage) => string | undefined
+}
+
+/** The membership surface the endpoint reads (Gossip satisfies it). */
+export interface MembershipView {
+  members(): Member[]
+  on(ev: MemberEventName, fn: (m: Member) => void): unknown
+  off(ev: MemberEventName, fn: (m: Member) => void): unknown
+}
+
+/** Drain control of local instances; throws SHOAL_ERR_NOT_FOUND / SHOAL_ERR_NOT_LOCAL. */
+export interface DrainControl {
+  drain(id: string): void
+  undrain(id: string): void
+}
+
+export interface HttpServerComponents {
+  logger: Logger
+  catalog: CatalogView
+  membership: MembershipView
+  control: DrainControl
+  /** True once the warm start is done (first push-pull, or the bounded wait when alone). */
+  ready: () => boolean
+  /** JSON for /debug/xds (per connected xDS client). */
+  xdsDebug: () => unknown
+  /** Where `/metrics` reads from; the endpoint adds its own `shoal_http_*` metrics here. */
+  registry: Registry
+  /** The membership clock, to turn `stateChangedAt` into wall time. Default: performance.now / Date.now. */
+  clock?: { now(): number; wallNow(): number }
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => void | Promise<void>
+
+interface Route {
+  /** The route label in metrics and logs. */
+  name: string
+  match: RegExp
+  methods: Partial<Record<'GET' | 'POST', Handler>>
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const SERVICE_NAME = /^[a-z0-9._-]{1,253}$/
+
+/**
+ * @example
+ *   const http = new HttpServer({ bind: '127.0.0.1:7777', cluster: 'default', node: 'a' },
+ *     { logger, catalog, membership: gossip, control: drains, ready: () => warm, xdsDebug: () => xds.debug(), registry })
+ *   const { port } = await http.start()
+ *   await http.stop()
+ */
+export class HttpServer {
+  private readonly log: Logger
+  private readonly routes: Route[]
+  private readonly hub: WatchHub
+  private readonly requests: Counter<'route' | 'code'>
+  private readonly sseDropped: Counter
+  private readonly sseClients: Gauge
+  private readonly clock: { now(): number; wallNow(): number }
+  private server: Server | undefined
+  private assets = new Map<string, Asset>()
+  private starting: Promise<{ port: number }> | undefined
+  private stopping: Promise<void> | undefined
+  private unsubscribeCatalog: (() => void) | undefined
+  private readonly memberListeners = new Map<MemberEventName, (m: Member) => void>()
+
+  constructor(
+    private readonly opts: HttpServerOptions,
+    private readonly c: HttpServerComponents,
+  ) {
+    this.log = c.logger.child({ component: 'http' })
+    this.clock = c.clock ?? { now: () => performance.now(), wallNow: () => Date.now() }
+    this.requests = metric(c.registry, 'shoal_http_requests_total', () => new Counter({
+      name: 'shoal_http_requests_total',
+      help: 'HTTP requests answered, by route and status code (route "unmatched" for unknown paths).',
+      labelNames: ['route', 'code'],
+      registers: [c.registry],
+    }))
+    this.sseDropped = metric(c.registry, 'shoal_http_watch_dropped_total', () => new Counter({
+      name: 'shoal_http_watch_dropped_total',
+      help: '/api/watch readers dropped because they stopped reading.',
+      registers: [c.registry],
+    }))
+    this.sseClients = metric(c.registry, 'shoal_http_watch_clients', () => new Gauge({
+      name: 'shoal_http_watch_clients',
+      help: 'Open /api/watch streams.',
+      registers: [c.registry],
+    }))
+    this.hub = new WatchHub(
+      this.log,
+      { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
+      { onDropped: () => this.sseDropped.inc(), onClients: (n) => this.sseClients.set(n) },
+    )
+    this.routes = this.buildRoutes()
+  }
+
+  /** Listens; resolves to the bound port. Idempotent. */
+  start(): Promise<{ port: number }> {
+    this.starting ??= this.doStart()
+    return this.starting
+  }
+
+  private async doStart(): Promise<{ port: number }> {
+    const { host, port } = parseBind(this.opts.bind)
+    this.assets = await loadUiAssets(this.opts.uiDir ?? defaultUiDir())
+    const server = createServer((req, res) => this.handle(req, res))
+    server.keepAliveTimeout = 5_000
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(new ShoalError('SHOAL_ERR_HTTP_BIND', `--http: cannot listen on ${this.opts.bind}: ${err.message}`, { cause: err }))
+      server.once('error', onError)
+      server.listen(port, host, () => {
+        server.off('error', onError)
+        resolve()
+      })
+    })
+    server.on('error', (err) => this.log.error({ err }, 'http server error'))
+    this.hub.start()
+    this.unsubscribeCatalog = this.c.catalog.subscribe((ev) => this.onCatalogEvent(ev))
+    for (const name of MEMBER_EVENTS) {
+      const fn = (m: Member): void => this.hub.publish('member', { event: name, member: memberView(m, this.toWall) })
+      this.memberListeners.set(name, fn)
+      this.c.membership.on(name, fn)
+    }
+    const bound = (server.address() as AddressInfo).port
+    this.log.info({ address: `${host}:${bound}` }, 'http endpoint listening')
+    return { port: bound }
+  }
+
+  /** Closes the listener, every open connection and every watch stream. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.starting) return Promise.resolve()
+    this.stopping ??= this.doStop()
+    return this.stopping
+  }
+
+  private async doStop(): Promise<void> {
+    await this.starting?.catch(() => undefined)
+    this.unsubscribeCatalog?.()
+    this.unsubscribeCatalog = undefined
+    for (const [name, fn] of this.memberListeners) this.c.membership.off(name, fn)
+    this.memberListeners.clear()
+    this.hub.stop()
+    const server = this.server
+    this.server = undefined
+    if (!server) return
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+
+  private readonly toWall = (monotonicMs: number): number => this.clock.wallNow() - (this.clock.now() - monotonicMs)
+
+  private onCatalogEvent(ev: CatalogEvent): void {
+    this.hub.publish('catalog', ev)
+  }
+
+  private membersList(): MemberView[] {
+    return membersView(this.opts.cluster, this.opts.node, this.c.membership.members(), this.toWall).members
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    let routeName = 'unmatched'
+    res.on('close', () => this.requests.inc({ route: routeName, code: String(res.statusCode) }))
+    let path: string
+    try {
+      path = new URL(req.url ?? '/', 'http://agent').pathname
+    } catch {
+      return this.fail(res, 400, 'SHOAL_ERR_BAD_REQUEST', `malformed request target ${JSON.stringify(req.url)}`)
+    }
+    for (const route of this.routes) {
+      const m = route.match.exec(path)
+      if (!m) continue
+      routeName = route.name
+      const method = req.method === 'HEAD' ? 'GET' : req.method
+      const handler = route.methods[method as 'GET' | 'POST']
+      if (!handler) {
+        const allow = Object.keys(route.methods).flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x])).join(', ')
+        res.setHeader('allow', allow)
+        return this.fail(res, 405, 'SHOAL_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; allowed: ${allow}`)
+      }
+      let params: string[]
+      try {
+        params = m.slice(1).map((p) => decodeURIComponent(p))
+      } catch {
+        return this.fail(res, 400, 'SHOAL_ERR_BAD_REQUEST', `malformed percent-encoding in ${JSON.stringify(path)}`)
+      }
+      // Mutations carry no body; reading it keeps keep-alive connections usable.
+      if (req.method === 'POST') req.resume()
+      try {
+        const done = handler(req, res, params)
+        if (done) done.catch((err: unknown) => this.internal(res, path, err))
+      } catch (err) {
+        this.internal(res, path, err)
+      }
+      return
+    }
+    this.fail(res, 404, 'SHOAL_ERR_NOT_FOUND', `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/watch, /metrics`)
+  }
+
+  private internal(res: ServerResponse, path: string, err: unknown): void {
+    this.log.error({ err, path }, 'http handler failed')
+    if (res.headersSent) res.destroy()
+    else this.fail(res, 500, 'SHOAL_ERR_INTERNAL', `internal error answering ${path}: ${(err as Error)?.message ?? String(err)}`)
+  }
+
+  private fail(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, unknown>): void {
+    if (status >= 500) this.log.warn({ status, code }, message)
+    else this.log.debug({ status, code }, message)
+    sendJson(res, status, { error: { code, message }, ...extra })
+  }
+
+  private buildRoutes(): Route[] {
+    const r = (name: string, match: RegExp, methods: Route['methods']): Route => ({ name, match, methods })
+    const routes: Route[] = [
+      r('/api/state.json', /^\/api\/state\.json$/, { GET: (_q, res) => sendJson(res, 200, stateView(this.c.catalog.snapshot(), this.opts.node)) }),
+      r('/api/services.json', /^\/api\/services\.json$/, {
+        GET: (_q, res) => sendJson(res, 200, servicesView(this.c.catalog.snapshot(), this.opts.node, this.membersList())),
+      }),
+      r('/api/services/{name}.json', /^\/api\/services\/([^/]+)\.json$/, { GET: (_q, res, [name]) => this.oneService(res, name!) }),
+      r('/api/members.json', /^\/api\/members\.json$/, {
+        GET: (_q, res) => sendJson(res, 200, membersView(this.opts.cluster, this.opts.node, this.c.membership.members(), this.toWall)),
+      }),
+      r('/api/watch', /^\/api\/watch$/, { GET: (req, res) => this.watch(req, res) }),
+      r('/api/instances/{id}/drain', /^\/api\/instances\/([^/]+)\/drain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, true) }),
+      r('/api/instances/{id}/undrain', /^\/api\/instances\/([^/]+)\/undrain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, false) }),
+      r('/metrics', /^\/metrics$/, { GET: (_q, res) => this.metrics(res) }),
+      r('/healthz', /^\/healthz$/, { GET: (_q, res) => sendJson(res, 200, { status: 'ok', node: this.opts.node, cluster: this.opts.cluster }) }),
+      r('/readyz', /^\/readyz$/, { GET: (_q, res) => this.readyz(res) }),
+      r('/debug/xds', /^\/debug\/xds$/, { GET: (_q, res) => sendJson(res, 200, { node: this.opts.node, clients: this.c.xdsDebug() }) }),
+    ]
+    for (const path of Object.keys(UI_FILES)) {
+      routes.push(r(path === '/' ? '/' : '/ui/*', new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`), { GET: (_q, res) => this.asset(res, path) }))
+    }
+    return routes
+  }
+
+  private oneService(res: ServerResponse, name: string): void {
+    if (!SERVICE_NAME.test(name)) {
+      return this.fail(res, 400, 'SHOAL_ERR_BAD_SERVICE_NAME', `service name ${JSON.stringify(name)} is not of [a-z0-9._-]`)
+    }
+    const view = oneServiceView(this.c.catalog.snapshot(), this.opts.node, name)
+    if (!view) return this.fail(res, 404, 'SHOAL_ERR_SERVICE_NOT_FOUND', `no live instance of service ${JSON.stringify(name)}`)
+    sendJson(res, 200, view)
+  }
+
+  private watch(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
+      res.end()
+      return
+    }
+    const snap = this.c.catalog.snapshot()
+    const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`
+    this.hub.add(res, peer, 'snapshot', { state: stateView(snap, this.opts.node), members: this.membersList() })
+  }
+
+  private drain(req: IncomingMessage, res: ServerResponse, id: string, on: boolean): void {
+    const clientAddress = this.opts.clientAddress ? this.opts.clientAddress(req) : req.socket.remoteAddress
+    const auth = authorizeMutation(req, { apiToken: this.opts.apiToken, clientAddress })
+    if (!auth.ok) {
+      if (auth.status === 401) res.setHeader('www-authenticate', 'Bearer realm="shoal"')
+      return this.fail(res, auth.status, auth.code, auth.message)
+    }
+    if (!INSTANCE_ID.test(id)) {
+      return this.fail(res, 400, 'SHOAL_ERR_BAD_INSTANCE_ID', `instance id ${JSON.stringify(id)} is not 1-128 characters of [A-Za-z0-9._:-]`)
+    }
+    try {
+      if (on) this.c.control.drain(id)
+      else this.c.control.undrain(id)
+    } catch (err) {
+      if (isShoalError(err, 'SHOAL_ERR_NOT_FOUND')) return this.fail(res, 404, err.code, err.message)
+      if (isShoalError(err, 'SHOAL_ERR_NOT_LOCAL')) return this.fail(res, 403, err.code, err.message)
+      if (isShoalError(err)) return this.fail(res, 400, err.code, err.message)
+      throw err
+    }
+    this.log.info({ id, draining: on, caller: clientAddress }, on ? 'instance drained' : 'instance undrained')
+    sendJson(res, 200, { id, node: this.opts.node, draining: on })
+  }
+
+  private async metrics(res: ServerResponse): Promise<void> {
+    const body = await this.c.registry.metrics()
+    res.writeHead(200, { 'content-type': this.c.registry.contentType, 'cache-control': 'no-store' })
+    res.end(body)
+  }
+
+  private readyz(res: ServerResponse): void {
+    if (this.c.ready()) return sendJson(res, 200, { ready: true, node: this.opts.node })
+    this.fail(res, 503, 'SHOAL_ERR_NOT_READY', 'warm start not done: waiting for the first push-pull with a peer (or the bounded wait when alone)', { ready: false })
+  }
+
+  private asset(res: ServerResponse, path: string): void {
+    const a = this.assets.get(path)
+    if (!a) return this.fail(res, 404, 'SHOAL_ERR_NOT_FOUND', `no such path ${JSON.stringify(path)}`)
+    res.writeHead(200, {
+      'content-type': a.contentType,
+      'content-length': a.body.length,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
+    })
+    res.end(a.body)
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+/** The same metric object when a server is re-created on one registry (tests, restarts). */
+function metric<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make()
+}
+
+/** `127.0.0.1:7777`, `[::1]:0`, `0.0.0.0:80`. */
+export function parseBind(bind: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(bind.trim())
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port > 65535) throw new ShoalError('SHOAL_ERR_CONFIG', `--http: "${bind}" is not HOST:PORT`)
+  return { host: (m[1] ?? m[2])!, port }
+}

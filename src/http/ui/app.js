@@ -1,0 +1,264 @@
+// Shoal web UI: one page, no build step. It reads /api/watch (Server-Sent Events): a
+// `snapshot` event with the whole catalog and the members, then `catalog` and `member`
+// events that it applies to its own copy. Everything is drawn with textContent, never
+// innerHTML, because names and labels come from other hosts.
+'use strict'
+
+const model = {
+  cluster: '',
+  node: '',
+  /** name -> { name, address, state, bootId, services: Map<id, record> } */
+  hosts: new Map(),
+  /** name -> member view */
+  members: new Map(),
+  events: [],
+}
+const MAX_EVENTS = 30
+
+function $(id) { return document.getElementById(id) }
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue
+    if (k === 'class') e.className = v
+    else if (k === 'text') e.textContent = v
+    else e.setAttribute(k, v === true ? '' : String(v))
+  }
+  for (const c of children) if (c !== undefined && c !== null) e.append(c)
+  return e
+}
+
+// ---- model updates ----------------------------------------------------------------
+
+function hostOf(name) {
+  let h = model.hosts.get(name)
+  if (!h) {
+    h = { name, address: '', state: 'alive', bootId: '', services: new Map() }
+    model.hosts.set(name, h)
+  }
+  return h
+}
+
+function applySnapshot(data) {
+  model.cluster = data.state.cluster
+  model.node = data.state.node
+  model.hosts.clear()
+  for (const h of data.state.hosts) {
+    model.hosts.set(h.name, { ...h, services: new Map(h.services.map((r) => [r.id, r])) })
+  }
+  model.members.clear()
+  for (const m of data.members) model.members.set(m.name, m)
+}
+
+function putRecord(r) {
+  const h = hostOf(r.host)
+  if (r.bootId && h.bootId !== r.bootId) {
+    // A record of a newer boot: the host restarted, its old records are gone.
+    h.bootId = r.bootId
+    for (const [id, old] of h.services) if (old.bootId !== r.bootId) h.services.delete(id)
+  }
+  h.services.set(r.id, r)
+}
+
+function applyCatalog(ev) {
+  switch (ev.type) {
+    case 'service-added':
+      putRecord(ev.record)
+      note(`${ev.record.name} added on ${ev.record.host}`, ev.record.status)
+      break
+    case 'service-updated':
+      putRecord(ev.record)
+      if (ev.previous && ev.previous.status !== ev.record.status) {
+        note(`${ev.record.name} on ${ev.record.host}: ${ev.previous.status} → ${ev.record.status}`, ev.record.status)
+      }
+      break
+    case 'service-removed':
+      hostOf(ev.record.host).services.delete(ev.record.id)
+      note(`${ev.record.name} removed from ${ev.record.host}`, 'removed')
+      break
+    case 'host-up':
+      hostOf(ev.host).state = 'alive'
+      note(`host ${ev.host} up`, 'alive')
+      break
+    case 'host-down':
+      hostOf(ev.host).state = ev.state
+      note(`host ${ev.host} ${ev.state}`, ev.state)
+      break
+  }
+}
+
+function applyMember(ev) {
+  const m = ev.member
+  model.members.set(m.name, m)
+  if (model.hosts.has(m.name)) model.hosts.get(m.name).address = model.hosts.get(m.name).address || m.address
+  note(`member ${m.name} ${ev.event}`, m.state)
+}
+
+function note(text, kind) {
+  model.events.unshift({ at: new Date(), text, kind })
+  if (model.events.length > MAX_EVENTS) model.events.length = MAX_EVENTS
+}
+
+// ---- derived views ---------------------------------------------------------------
+
+/** Membership knows suspicion before the catalog does; prefer it. */
+function hostState(h) {
+  const m = model.members.get(h.name)
+  return m ? m.state : h.state
+}
+
+function isLive(h) {
+  const s = hostState(h)
+  return s === 'alive' || s === 'suspect'
+}
+
+function liveRecordsOf(h) {
+  if (!isLive(h)) return []
+  return [...h.services.values()].filter((r) => r.status !== 'tombstone' && (!h.bootId || r.bootId === h.bootId))
+}
+
+function hostNames() {
+  const names = new Set([...model.hosts.keys(), ...model.members.keys()])
+  return [...names].sort((a, b) => a.localeCompare(b))
+}
+
+function servicesIndex() {
+  /** name -> { name, servicePorts:Set, proxyModes:Set, byHost: Map<host, record[]> } */
+  const idx = new Map()
+  for (const h of model.hosts.values()) {
+    for (const r of liveRecordsOf(h)) {
+      let s = idx.get(r.name)
+      if (!s) idx.set(r.name, (s = { name: r.name, servicePorts: new Set(), proxyModes: new Set(), byHost: new Map() }))
+      for (const p of r.ports) if (p.servicePort > 0) s.servicePorts.add(p.servicePort)
+      s.proxyModes.add(r.proxyMode)
+      if (!s.byHost.has(r.host)) s.byHost.set(r.host, [])
+      s.byHost.get(r.host).push(r)
+    }
+  }
+  return [...idx.values()].sort((a, b) => a.name.localeCompare(b.name))
+}
+
+// ---- rendering -------------------------------------------------------------------
+
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
+  if (s < 60) return `${s}s ago`
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`
+  return `${Math.floor(s / 86400)}d ago`
+}
+
+function pill(state) {
+  return el('span', { class: `pill st-${state}`, text: state })
+}
+
+function instanceBadge(r) {
+  const ports = r.ports.map((p) => `${p.ip}:${p.port}`).join(', ')
+  const title = `${r.id} · ${r.image || 'no image'} · ${r.status}` + (ports ? ` · ${ports}` : '')
+  return el('span', { class: `badge st-${r.status}`, title, 'data-instance': r.id },
+    el('span', { class: 'dot' }),
+    el('span', { class: 'port', text: ports || r.id }),
+    el('span', { class: 'status', text: r.status }))
+}
+
+function renderHeader(hosts, services) {
+  $('cluster').textContent = model.cluster || '—'
+  $('node').textContent = model.node || '—'
+  $('count-hosts').textContent = `${hosts.filter((n) => { const h = model.hosts.get(n); return h ? isLive(h) : (model.members.get(n) || {}).state === 'alive' }).length} / ${hosts.length}`
+  $('count-services').textContent = String(services.length)
+  $('count-instances').textContent = String(services.reduce((n, s) => n + [...s.byHost.values()].reduce((a, l) => a + l.length, 0), 0))
+  document.title = model.cluster ? `Shoal · ${model.cluster}` : 'Shoal'
+}
+
+function renderGrid(hosts, services) {
+  const head = $('grid-head')
+  head.replaceChildren(el('th', { class: 'corner', scope: 'col', text: 'service' }))
+  for (const name of hosts) {
+    const h = model.hosts.get(name)
+    const m = model.members.get(name)
+    const state = h ? hostState(h) : m.state
+    const address = (m && m.address) || (h && h.address) || ''
+    head.append(el('th', { scope: 'col', class: `host host-${state}` + (name === model.node ? ' host-self' : '') },
+      el('div', { class: 'host-name', text: name }),
+      el('div', { class: 'host-meta' }, pill(state), el('span', { class: 'addr', text: address }))))
+  }
+  const filter = $('filter').value.trim().toLowerCase()
+  const shown = filter ? services.filter((s) => s.name.includes(filter)) : services
+  const body = $('grid-body')
+  body.replaceChildren(...shown.map((s) => {
+    const row = el('tr', { 'data-service': s.name })
+    const ports = [...s.servicePorts].sort((a, b) => a - b)
+    row.append(el('th', { scope: 'row', class: 'svc' },
+      el('div', { class: 'svc-name', text: s.name }),
+      el('div', { class: 'svc-meta' },
+        ...ports.map((p) => el('span', { class: 'sport', title: 'ServicePort', text: `:${p}` })),
+        el('span', { class: 'mode', text: [...s.proxyModes].join('/') }))))
+    for (const name of hosts) {
+      const list = (s.byHost.get(name) || []).slice().sort((a, b) => a.id.localeCompare(b.id))
+      const h = model.hosts.get(name)
+      const dead = h ? !isLive(h) : true
+      row.append(el('td', { class: dead ? 'cell cell-dead' : 'cell' }, ...list.map(instanceBadge)))
+    }
+    return row
+  }))
+  $('grid-empty').hidden = services.length > 0
+  $('grid').classList.toggle('is-empty', services.length === 0)
+}
+
+function renderMembers() {
+  const list = [...model.members.values()].sort((a, b) => a.name.localeCompare(b.name))
+  $('members').replaceChildren(...list.map((m) => el('tr', { 'data-member': m.name },
+    el('td', { class: 'mono', text: m.name + (m.name === model.node ? ' (this agent)' : '') }),
+    el('td', { class: 'mono', text: m.address }),
+    el('td', {}, pill(m.state)),
+    el('td', { class: 'num', text: String(m.incarnation) }),
+    el('td', { class: 'muted', title: new Date(m.lastChange).toISOString(), text: ago(m.lastChange) }))))
+}
+
+function renderEvents() {
+  $('events').replaceChildren(...model.events.map((e) => el('li', {},
+    el('time', { text: e.at.toLocaleTimeString() }),
+    el('span', { class: `tick st-${e.kind}` }),
+    el('span', { text: e.text }))))
+  if (model.events.length === 0) $('events').append(el('li', { class: 'muted', text: 'Waiting for changes…' }))
+}
+
+let scheduled = false
+function render() {
+  if (scheduled) return
+  scheduled = true
+  requestAnimationFrame(() => {
+    scheduled = false
+    const hosts = hostNames()
+    const services = servicesIndex()
+    renderHeader(hosts, services)
+    renderGrid(hosts, services)
+    renderMembers()
+    renderEvents()
+  })
+}
+
+// ---- the stream ------------------------------------------------------------------
+
+function setConn(state, text) {
+  const c = $('conn')
+  c.className = `conn conn-${state}`
+  $('conn-text').textContent = text
+}
+
+function connect() {
+  const es = new EventSource('/api/watch')
+  es.addEventListener('open', () => setConn('live', 'live'))
+  es.addEventListener('error', () => setConn('down', 'reconnecting…'))
+  es.addEventListener('snapshot', (e) => { applySnapshot(JSON.parse(e.data)); setConn('live', 'live'); render() })
+  es.addEventListener('catalog', (e) => { applyCatalog(JSON.parse(e.data)); render() })
+  es.addEventListener('member', (e) => { applyMember(JSON.parse(e.data)); render() })
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('filter').addEventListener('input', render)
+  setInterval(renderMembers, 5000) // keeps "last change" ages current
+  render()
+  connect()
+})

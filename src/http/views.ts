@@ -1,0 +1,143 @@
+/**
+ * The JSON shapes of the HTTP API, as pure functions of a catalog snapshot and the
+ * member list. Shoal's own camelCase with string statuses; the UI and `shoal` client
+ * commands read exactly these.
+ */
+import type { Member, MemberState } from '../gossip/types.js'
+import type { CatalogSnapshot, HostView, ServiceRecord, ServiceStatus } from '../registry/types.js'
+import { liveRecords } from '../registry/types.js'
+
+/**
+ * GET /api/state.json: the whole catalog as this agent holds it.
+ *
+ * @example
+ *   { cluster: 'default', node: 'a', seq: 12, hosts: [{ name: 'a', address: '10.0.0.1:7946',
+ *     state: 'alive', bootId: 'f3…', services: [{ id: 'web-1', name: 'web', status: 'alive', … }] }] }
+ */
+export interface StateView {
+  cluster: string
+  /** The node this agent runs as. */
+  node: string
+  seq: number
+  hosts: HostView[]
+}
+
+/** One member as the API shows it. `lastChange` is epoch ms of its last state change. */
+export interface MemberView {
+  name: string
+  /** host:port of its gossip socket. */
+  address: string
+  state: MemberState
+  incarnation: number
+  bootId: string
+  meta: Readonly<Record<string, string>>
+  lastChange: number
+}
+
+/**
+ * GET /api/members.json.
+ *
+ * @example
+ *   { cluster: 'default', node: 'a', members: [{ name: 'b', address: '10.0.0.2:7946',
+ *     state: 'suspect', incarnation: 3, bootId: '9c…', meta: { boot: '9c…' }, lastChange: 1717000000000 }] }
+ */
+export interface MembersView {
+  cluster: string
+  node: string
+  members: MemberView[]
+}
+
+/** One service across the cluster: its live instances (owner alive or suspect, not tombstoned). */
+export interface ServiceView {
+  name: string
+  /** Every ServicePort its instances declare, ascending. */
+  servicePorts: number[]
+  /** Instance count per status (alive, unhealthy, unknown, draining). */
+  counts: Partial<Record<ServiceStatus, number>>
+  instances: ServiceRecord[]
+}
+
+/**
+ * GET /api/services.json: services grouped by name, with the cluster members.
+ *
+ * @example
+ *   { cluster: 'default', node: 'a', seq: 12,
+ *     services: [{ name: 'web', servicePorts: [10001], counts: { alive: 2 }, instances: [ … ] }],
+ *     members: [{ name: 'a', address: '10.0.0.1:7946', state: 'alive', … }] }
+ */
+export interface ServicesView {
+  cluster: string
+  node: string
+  seq: number
+  services: ServiceView[]
+  members: MemberView[]
+}
+
+/** GET /api/services/{name}.json: one service, plus where it was read. */
+export interface OneServiceView extends ServiceView {
+  cluster: string
+  node: string
+  seq: number
+}
+
+export function stateView(snap: CatalogSnapshot, node: string): StateView {
+  return { cluster: snap.cluster, node, seq: snap.seq, hosts: snap.hosts }
+}
+
+/**
+ * `stateChangedAt` is on the membership clock (monotonic); `toWall` turns it into epoch ms
+ * so that people and scripts can read it.
+ */
+export function memberView(m: Member, toWall: (monotonicMs: number) => number): MemberView {
+  return {
+    name: m.name,
+    address: formatHostPort(m.addr, m.port),
+    state: m.state,
+    incarnation: m.incarnation,
+    bootId: m.bootId,
+    meta: m.meta,
+    lastChange: Math.round(toWall(m.stateChangedAt)),
+  }
+}
+
+export function membersView(cluster: string, node: string, members: Member[], toWall: (ms: number) => number): MembersView {
+  const list = members.map((m) => memberView(m, toWall)).sort((a, b) => a.name.localeCompare(b.name))
+  return { cluster, node, members: list }
+}
+
+/** Live records grouped by service name, sorted by name; instances sorted by host then id. */
+export function groupServices(snap: CatalogSnapshot): ServiceView[] {
+  const byName = new Map<string, ServiceRecord[]>()
+  for (const r of liveRecords(snap)) {
+    let list = byName.get(r.name)
+    if (!list) byName.set(r.name, (list = []))
+    list.push(r)
+  }
+  const out: ServiceView[] = []
+  for (const [name, instances] of byName) {
+    instances.sort((a, b) => a.host.localeCompare(b.host) || a.id.localeCompare(b.id))
+    const ports = new Set<number>()
+    const counts: Partial<Record<ServiceStatus, number>> = {}
+    for (const r of instances) {
+      for (const p of r.ports) if (p.servicePort > 0) ports.add(p.servicePort)
+      counts[r.status] = (counts[r.status] ?? 0) + 1
+    }
+    out.push({ name, servicePorts: [...ports].sort((a, b) => a - b), counts, instances })
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name))
+}
+
+export function servicesView(snap: CatalogSnapshot, node: string, members: MemberView[]): ServicesView {
+  return { cluster: snap.cluster, node, seq: snap.seq, services: groupServices(snap), members }
+}
+
+/** One service, or undefined when no live instance carries that name. */
+export function oneServiceView(snap: CatalogSnapshot, node: string, name: string): OneServiceView | undefined {
+  const svc = groupServices(snap).find((s) => s.name === name)
+  return svc && { cluster: snap.cluster, node, seq: snap.seq, ...svc }
+}
+
+/** `10.0.0.1:7946`, `[::1]:7946`. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
