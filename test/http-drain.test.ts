@@ -34,7 +34,7 @@ t.test('without a token: loopback callers drain and undrain local instances', as
   const d = await post(`${h.url}/api/instances/${mine.id}/drain`)
   t.equal(d.status, 200)
   t.same(d.json, { id: mine.id, node: 'node-a', draining: true })
-  const svc = await (await fetch(`${h.url}/api/services/web.json`)).json()
+  const svc: any = await (await fetch(`${h.url}/api/services/web.json`)).json()
   t.equal(svc.instances.find((r: any) => r.id === mine.id).status, 'draining', 'the drained instance shows as draining')
 
   const u = await post(`${h.url}/api/instances/${mine.id}/undrain`)
