@@ -1,0 +1,327 @@
+import { EventEmitter } from 'node:events'
+import Dockerode from 'dockerode'
+import { Counter, type Registry } from 'prom-client'
+import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
+import type { Logger } from '../log.js'
+import type { LocalServiceSpec } from '../registry/types.js'
+import { ContainerHealthFeed } from './health-feed.js'
+import { parseDockerHost } from './host.js'
+import { factsFromInspect, mapContainer, type ContainerFacts } from './labels.js'
+
+export interface DockerSourceOptions {
+  /** `unix:///path`, `/path` or `tcp://host:port`; default `DOCKER_HOST`, else /var/run/docker.sock. */
+  dockerHost?: string
+  /** IP advertised for published ports. */
+  advertiseIp: string
+  /** Advertise container IPs on this Docker network (a Swarm overlay) instead of published ports. */
+  network?: string
+  /** How long the last known services are kept while the engine is unreachable. Default 60000. */
+  graceMs?: number
+  /** First reconnect delay; doubles per failed attempt up to `maxBackoffMs`, with jitter. Default 200. */
+  backoffMs?: number
+  /** Default 5000. */
+  maxBackoffMs?: number
+}
+
+export interface DockerSourceComponents {
+  logger: Logger
+  docker?: Dockerode
+  registry?: Registry
+  /** [0, 1) source for backoff jitter. */
+  random?: () => number
+}
+
+interface DockerEvent {
+  Type?: string
+  Action?: string
+  id?: string
+  Actor?: { ID?: string; Attributes?: Record<string, string> }
+  time?: number
+  timeNano?: number
+}
+
+const ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename'] as const
+const GONE = new Set(['die', 'stop', 'destroy'])
+const INSPECT_CONCURRENCY = 8
+
+function counter(registry: Registry | undefined, name: string, help: string, labelNames: string[]): Counter<string> {
+  const existing = registry?.getSingleMetric(name) as Counter<string> | undefined
+  return existing ?? new Counter({ name, help, labelNames, registers: registry ? [registry] : [] })
+}
+
+/**
+ * Discovers the services of the local Docker engine: lists the running containers, then
+ * follows the event stream (no polling). When the engine is lost it reconnects with jittered
+ * backoff, resumes the stream with `since` and resyncs fully; meanwhile the last known
+ * services are kept for `graceMs`, so a dockerd restart does not make services flap.
+ *
+ * @example
+ *   const src = new DockerSource({ advertiseIp: '10.0.0.5' }, { logger })
+ *   src.on('change', (specs: LocalServiceSpec[]) => catalog.setLocal('docker', specs))
+ *   src.start()
+ */
+export class DockerSource extends EventEmitter {
+  /** Container health (Docker HEALTHCHECK) for the `Docker` check type. */
+  readonly healthFeed: DockerHealthFeed
+  private readonly feed = new ContainerHealthFeed()
+  private readonly docker: Dockerode
+  private readonly log: Logger
+  private readonly random: () => number
+  private readonly graceMs: number
+  private readonly backoffMs: number
+  private readonly maxBackoffMs: number
+  private readonly events: Counter<string>
+  private readonly resyncs: Counter<string>
+  private readonly skipped: Counter<string>
+  private readonly containers = new Map<string, ContainerFacts>()
+  private readonly specs = new Map<string, LocalServiceSpec>()
+  private readonly problemKeys = new Map<string, string>()
+  private readonly chains = new Map<string, Promise<void>>()
+  private started = false
+  private isConnected = false
+  private gen = 0
+  private attempt = 0
+  private stream: NodeJS.ReadableStream | undefined
+  private pending: DockerEvent[] | undefined
+  private lastEventSec: number | undefined
+  private reconnectTimer: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly opts: DockerSourceOptions,
+    components: DockerSourceComponents,
+  ) {
+    super()
+    this.healthFeed = this.feed
+    this.docker = components.docker ?? new Dockerode(parseDockerHost(opts.dockerHost))
+    this.log = components.logger.child({ component: 'docker' })
+    this.random = components.random ?? Math.random
+    this.graceMs = opts.graceMs ?? 60_000
+    this.backoffMs = opts.backoffMs ?? 200
+    this.maxBackoffMs = opts.maxBackoffMs ?? 5000
+    this.events = counter(components.registry, 'shoal_docker_events_total', 'Docker container events handled, by action', ['action'])
+    this.resyncs = counter(components.registry, 'shoal_docker_resyncs_total', 'Full resyncs with the Docker engine (start and every reconnect)', [])
+    this.skipped = counter(components.registry, 'shoal_docker_skipped_labels_total', 'Container labels or port bindings skipped, by reason', ['reason'])
+  }
+
+  start(): void {
+    if (this.started) return
+    this.started = true
+    void this.connect()
+  }
+
+  stop(): void {
+    if (!this.started) return
+    this.started = false
+    this.gen++
+    this.isConnected = false
+    this.closeStream()
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
+    if (this.graceTimer) clearTimeout(this.graceTimer)
+    this.reconnectTimer = this.graceTimer = undefined
+  }
+
+  /** The services of the running containers, sorted by instance id. */
+  services(): LocalServiceSpec[] {
+    return [...this.specs.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  /** True while the event stream is open and the last resync is done. */
+  connected(): boolean {
+    return this.isConnected
+  }
+
+  private closeStream(): void {
+    const s = this.stream as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined
+    this.stream = undefined
+    s?.removeAllListeners()
+    s?.on('error', () => {})
+    s?.destroy?.()
+  }
+
+  private async connect(): Promise<void> {
+    const gen = ++this.gen
+    try {
+      const filters = JSON.stringify({ type: ['container'], event: ACTIONS })
+      const since = this.lastEventSec
+      const stream = await this.docker.getEvents(since === undefined ? { filters } : ({ filters, since } as never))
+      if (gen !== this.gen) {
+        ;(stream as unknown as { destroy?: () => void }).destroy?.()
+        return
+      }
+      this.stream = stream
+      this.pending = []
+      let buf = ''
+      stream.on('data', (chunk: Buffer | string) => {
+        buf += chunk.toString()
+        let nl: number
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim()
+          buf = buf.slice(nl + 1)
+          if (line) this.onLine(line)
+        }
+      })
+      const lost = (err?: Error) => this.lost(gen, err ?? new Error('event stream ended'))
+      stream.on('end', () => lost())
+      stream.on('close', () => lost())
+      stream.on('error', (err: Error) => lost(err))
+      await this.resync(gen)
+      if (gen !== this.gen) return
+      const queued = this.pending ?? []
+      this.pending = undefined
+      this.isConnected = true
+      this.attempt = 0
+      if (this.graceTimer) clearTimeout(this.graceTimer)
+      this.graceTimer = undefined
+      this.log.info({ containers: this.containers.size, services: this.specs.size, since }, 'connected to the Docker engine')
+      for (const ev of queued) this.onEvent(ev)
+    } catch (err) {
+      this.lost(gen, err as Error)
+    }
+  }
+
+  private lost(gen: number, err: Error): void {
+    if (gen !== this.gen || !this.started) return
+    this.gen++
+    const was = this.isConnected
+    this.isConnected = false
+    this.pending = undefined
+    this.closeStream()
+    if (!this.graceTimer && this.specs.size > 0) {
+      this.graceTimer = setTimeout(() => {
+        this.graceTimer = undefined
+        this.log.warn({ graceMs: this.graceMs }, 'Docker engine still unreachable: withdrawing its services')
+        for (const id of [...this.containers.keys()]) this.apply(id, undefined, false)
+        this.emit('change', this.services())
+      }, this.graceMs)
+      this.graceTimer.unref()
+    }
+    const base = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.min(this.attempt, 20))
+    const delay = Math.round(base / 2 + (base / 2) * this.random())
+    this.attempt++
+    const line = { err: err.message, retryInMs: delay, attempt: this.attempt }
+    if (was || this.attempt === 1) this.log.warn(line, 'Docker engine lost')
+    else this.log.debug(line, 'Docker engine still unreachable')
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined
+      if (this.started) void this.connect()
+    }, delay)
+    this.reconnectTimer.unref()
+  }
+
+  private async resync(gen: number): Promise<void> {
+    this.resyncs.inc()
+    const list = await this.docker.listContainers({ all: false })
+    const found = new Map<string, ContainerFacts>()
+    const ids = list.map((c) => c.Id)
+    let next = 0
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!
+        const facts = await this.inspect(id)
+        if (facts?.running) found.set(id, facts)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(INSPECT_CONCURRENCY, ids.length) }, worker))
+    if (gen !== this.gen) return
+    let changed = false
+    for (const id of [...this.containers.keys()]) if (!found.has(id)) changed = this.apply(id, undefined, false) || changed
+    for (const [id, facts] of found) changed = this.apply(id, facts, false) || changed
+    if (changed) this.emit('change', this.services())
+  }
+
+  /** Inspect a container; undefined when it no longer exists. Other errors propagate. */
+  private async inspect(id: string): Promise<ContainerFacts | undefined> {
+    try {
+      return factsFromInspect(await this.docker.getContainer(id).inspect())
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined
+      throw err
+    }
+  }
+
+  private onLine(line: string): void {
+    let ev: DockerEvent
+    try {
+      ev = JSON.parse(line) as DockerEvent
+    } catch {
+      this.log.warn({ line: line.slice(0, 200) }, 'unreadable Docker event')
+      return
+    }
+    if (typeof ev.time === 'number') this.lastEventSec = Math.max(this.lastEventSec ?? 0, ev.time)
+    if (this.pending) this.pending.push(ev)
+    else this.onEvent(ev)
+  }
+
+  private onEvent(ev: DockerEvent): void {
+    if (ev.Type !== undefined && ev.Type !== 'container') return
+    const id = ev.Actor?.ID ?? ev.id
+    const raw = ev.Action ?? ''
+    const action = raw.split(':')[0]!.trim()
+    if (!id || !(ACTIONS as readonly string[]).includes(action)) return
+    this.events.inc({ action })
+    const gen = this.gen
+    this.chain(id, async () => {
+      if (gen !== this.gen) return
+      if (GONE.has(action)) {
+        this.apply(id, undefined, true)
+        return
+      }
+      if (action === 'health_status') {
+        const h = raw.slice(raw.indexOf(':') + 1).trim() as DockerHealth
+        const facts = this.containers.get(id)
+        if (facts) facts.health = h
+        this.feed.update(id, h)
+        return
+      }
+      let facts: ContainerFacts | undefined
+      try {
+        facts = await this.inspect(id)
+      } catch (err) {
+        // The engine is going away; the resync after reconnecting settles this container.
+        this.log.debug({ id, action, err: (err as Error).message }, 'inspect failed')
+        return
+      }
+      if (gen !== this.gen) return
+      this.apply(id, facts?.running ? facts : undefined, true)
+    })
+  }
+
+  private chain(id: string, fn: () => Promise<void>): void {
+    const prev = this.chains.get(id) ?? Promise.resolve()
+    const next = prev.then(fn).catch((err: Error) => this.log.warn({ id, err: err.message }, 'container update failed'))
+    this.chains.set(id, next)
+    void next.then(() => {
+      if (this.chains.get(id) === next) this.chains.delete(id)
+    })
+  }
+
+  /** Record one container's state (undefined: gone). Returns whether its spec changed. */
+  private apply(id: string, facts: ContainerFacts | undefined, emit: boolean): boolean {
+    const old = this.specs.get(id)
+    if (!facts) {
+      this.containers.delete(id)
+      this.specs.delete(id)
+      this.problemKeys.delete(id)
+      this.feed.update(id, undefined)
+    } else {
+      this.containers.set(id, facts)
+      this.feed.update(id, facts.health)
+      const r = mapContainer(facts, { advertiseIp: this.opts.advertiseIp, network: this.opts.network })
+      const key = JSON.stringify(r.problems)
+      if (r.problems.length > 0 && this.problemKeys.get(id) !== key) {
+        for (const p of r.problems) {
+          this.skipped.inc({ reason: p.reason })
+          this.log.warn({ container: p.container, label: p.label, reason: p.reason, skipped: p.skipped }, p.message)
+        }
+      }
+      this.problemKeys.set(id, key)
+      if (r.spec) this.specs.set(id, r.spec)
+      else this.specs.delete(id)
+    }
+    const now = this.specs.get(id)
+    const changed = JSON.stringify(old) !== JSON.stringify(now)
+    if (changed && emit) this.emit('change', this.services())
+    return changed
+  }
+}
