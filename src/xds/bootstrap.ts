@@ -1,0 +1,72 @@
+/**
+ * Bootstrap documents that point a client at the agent's ADS server
+ * (`shoal envoy-bootstrap`, `shoal grpc-bootstrap`).
+ */
+import { ShoalError } from '../errors.js'
+
+function checkAddress(xdsAddress: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(xdsAddress)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || !(port > 0 && port < 65536)) throw new ShoalError('SHOAL_ERR_XDS_ADDRESS', `xDS address "${xdsAddress}" is not HOST:PORT`)
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
+}
+
+/**
+ * An Envoy v3 bootstrap: node id and cluster, LDS and CDS over ADS (gRPC) from the agent,
+ * admin on 127.0.0.1:9901.
+ *
+ * @example
+ *   JSON.stringify(envoyBootstrap({ nodeId: 'web-1', cluster: 'default', xdsAddress: '127.0.0.1:7776' }))
+ */
+export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress: string }): object {
+  const { host, port } = checkAddress(o.xdsAddress)
+  const ads = { ads: {}, resource_api_version: 'V3' }
+  return {
+    node: { id: o.nodeId, cluster: o.cluster },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
+    dynamic_resources: {
+      ads_config: {
+        api_type: 'GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: 'shoal_xds' } }],
+        set_node_on_first_message_only: true,
+      },
+      lds_config: ads,
+      cds_config: ads,
+    },
+    static_resources: {
+      clusters: [
+        {
+          name: 'shoal_xds',
+          type: 'STATIC',
+          connect_timeout: '1s',
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: { http2_protocol_options: {} },
+            },
+          },
+          load_assignment: {
+            cluster_name: 'shoal_xds',
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+          },
+        },
+      ],
+    },
+  }
+}
+
+/**
+ * The bootstrap JSON for grpc-js-xds (file named by GRPC_XDS_BOOTSTRAP, or the text in
+ * GRPC_XDS_BOOTSTRAP_CONFIG).
+ *
+ * @example
+ *   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'app-1', xdsAddress: '127.0.0.1:7776' }))
+ */
+export function grpcBootstrap(o: { nodeId: string; xdsAddress: string }): object {
+  checkAddress(o.xdsAddress)
+  return {
+    xds_servers: [{ server_uri: o.xdsAddress, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+    node: { id: o.nodeId, locality: {} },
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Envoy v3 protos, loaded once per process from the copy shipped by @grpc/grpc-js-xds
+ * (`deps/`: envoy-api, xds, googleapis, protoc-gen-validate) with @grpc/proto-loader's
+ * protobufjs loader (keepCase). One Root serves three needs: packing resources as Any,
+ * reading the `(validate.rules)` annotations, and the ADS method's (de)serializers.
+ */
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import type { ServiceDefinition } from '@grpc/grpc-js'
+import type * as Protobuf from 'protobufjs'
+
+const require = createRequire(import.meta.url)
+
+/** Type URLs of the four resource types Shoal serves. */
+export const TypeUrl = {
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+} as const
+export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl]
+
+/** Type URLs of the extension configs Shoal puts inside resources. */
+export const ExtUrl = {
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const
+
+/** Short label per resource type, for metrics and logs. */
+export const TypeLabel: Record<TypeUrl, 'cds' | 'eds' | 'lds' | 'rds'> = {
+  [TypeUrl.cluster]: 'cds',
+  [TypeUrl.endpoint]: 'eds',
+  [TypeUrl.listener]: 'lds',
+  [TypeUrl.route]: 'rds',
+}
+
+/** A google.protobuf.Any as it goes on the wire. */
+export interface PackedAny {
+  type_url: string
+  value: Uint8Array
+}
+
+export interface XdsProtos {
+  root: Protobuf.Root
+  /** ADS service definition for @grpc/grpc-js `server.addService`. */
+  adsService: ServiceDefinition
+  /** The message type of a type URL (resource or extension), or undefined when not loaded. */
+  typeOf(typeUrl: string): Protobuf.Type | undefined
+  /** Encode a plain object (keepCase field names; nested Any as `{ '@type', ...fields }`) as an Any. */
+  pack(typeUrl: string, obj: object): PackedAny
+}
+
+const FILES = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+]
+
+/** Options for decoding DiscoveryRequests and DiscoveryResponses into plain objects. */
+export const DECODE_OPTIONS = { longs: String, enums: String, defaults: true, oneofs: true } as const
+
+let cached: XdsProtos | undefined
+
+/** Load (once; about 200-400 ms the first time) and return the protos. */
+export function loadXdsProtos(): XdsProtos {
+  if (cached) return cached
+  // The top-level import registers google/protobuf/*.proto as common protos; the util module
+  // is the loader that hands back the protobufjs Root itself (grpc-js-xds does the same).
+  require('@grpc/proto-loader')
+  const loaderDir = dirname(require.resolve('@grpc/proto-loader'))
+  const util = require(join(loaderDir, 'util.js')) as {
+    loadProtosWithOptionsSync(files: string[], opts: object): Protobuf.Root
+  }
+  const deps = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps')
+  const root = util.loadProtosWithOptionsSync(FILES, {
+    keepCase: true,
+    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d) + '/'),
+  })
+  root.resolveAll()
+
+  const typeCache = new Map<string, Protobuf.Type | undefined>()
+  const typeOf = (typeUrl: string): Protobuf.Type | undefined => {
+    if (typeCache.has(typeUrl)) return typeCache.get(typeUrl)
+    const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1)
+    let t: Protobuf.Type | undefined
+    try {
+      t = root.lookupType(name)
+    } catch {
+      t = undefined
+    }
+    typeCache.set(typeUrl, t)
+    return t
+  }
+  const pack = (typeUrl: string, obj: object): PackedAny => {
+    const t = typeOf(typeUrl)
+    if (!t) throw new Error(`type ${typeUrl} is not loaded`)
+    return { type_url: typeUrl, value: t.encode(t.fromObject(obj)).finish() }
+  }
+
+  const req = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest')
+  const res = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse')
+  const adsService: ServiceDefinition = {
+    StreamAggregatedResources: {
+      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (o: object) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+      requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), DECODE_OPTIONS),
+      responseSerialize: (o: object) => Buffer.from(res.encode(res.fromObject(o)).finish()),
+      responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), DECODE_OPTIONS),
+    },
+  }
+  cached = { root, adsService, typeOf, pack }
+  return cached
+}
