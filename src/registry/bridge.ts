@@ -1,0 +1,287 @@
+/**
+ * The bridge between the catalog and the gossip layer: local changes go out as broadcasts
+ * keyed by (host, id); push-pull exchanges a compact digest per owner and then pulls only the
+ * owners that differ; membership events drive host visibility.
+ */
+import { EventEmitter } from 'node:events'
+import type { Member, StateDelegate } from '../gossip/types.js'
+import type { Logger } from '../log.js'
+import type { Catalog } from './catalog.js'
+import { compareVersions } from './hlc.js'
+import type { ServiceRecord } from './types.js'
+import { decodeMessage, encodeMessage, MsgType, type RegistryMessage } from './wire.js'
+
+/** The member events the bridge listens to. */
+export const MembershipEvents = ['join', 'update', 'alive', 'suspect', 'dead', 'left'] as const
+
+/**
+ * The part of `Gossip` (src/gossip) the bridge uses. Declared here so the registry depends
+ * only on this shape.
+ */
+export interface GossipLike {
+  readonly bootId: string
+  broadcast(key: string, payload: Uint8Array): void
+  onMessage(handler: (payload: Uint8Array, from: string) => void): void
+  setDelegate(delegate: StateDelegate): void
+  request(node: string, payload: Uint8Array, timeoutMs?: number): Promise<Uint8Array>
+  onRequest(handler: (payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array): void
+  members(): Member[]
+  on(event: (typeof MembershipEvents)[number], listener: (m: Member) => void): unknown
+  off(event: (typeof MembershipEvents)[number], listener: (m: Member) => void): unknown
+}
+
+export interface GossipBridgeOptions {
+  /** A record whose encoding is larger goes out as a small reference, fetched over a stream. Default 1000 bytes. */
+  maxBroadcastBytes?: number
+  /** Timeout of a pull or get request. Default 5000 ms. */
+  requestTimeoutMs?: number
+  /** Upper bound of records asked for in one pull (owners are batched by their digest count). Default 2000. */
+  maxRecordsPerPull?: number
+}
+
+export interface GossipBridgeStats {
+  broadcastsSent: number
+  messagesIn: number
+  /** Payloads that failed to decode or validate, from any peer. */
+  malformed: number
+  /** Records received by broadcast that were news, and passed on. */
+  relayed: number
+  pullsSent: number
+  pullsFailed: number
+  recordsPulled: number
+  requestsServed: number
+  /** Size of the last push-pull digest we sent. */
+  lastDigestBytes: number
+}
+
+/**
+ * Connects a Catalog to the gossip layer. Emits 'synced' once, after the first push-pull
+ * whose pulls completed (the agent's warm start waits for it).
+ *
+ * @example
+ *   const bridge = new GossipBridge({}, { catalog, gossip, logger })
+ *   bridge.start()
+ *   bridge.once('synced', () => ready())
+ */
+export class GossipBridge extends EventEmitter {
+  readonly stats: GossipBridgeStats = {
+    broadcastsSent: 0,
+    messagesIn: 0,
+    malformed: 0,
+    relayed: 0,
+    pullsSent: 0,
+    pullsFailed: 0,
+    recordsPulled: 0,
+    requestsServed: 0,
+    lastDigestBytes: 0,
+  }
+  private readonly catalog: Catalog
+  private readonly gossip: GossipLike
+  private readonly log: Logger
+  private readonly maxBroadcast: number
+  private readonly timeoutMs: number
+  private readonly maxPerPull: number
+  private started = false
+  private synced = false
+  private unsubscribeLocal: (() => void) | undefined
+  private readonly onMember = (m: Member): void => this.memberChanged(m)
+  private readonly inflight = new Set<string>()
+
+  constructor(opts: GossipBridgeOptions, components: { catalog: Catalog; gossip: GossipLike; logger: Logger }) {
+    super()
+    this.catalog = components.catalog
+    this.gossip = components.gossip
+    this.log = components.logger.child({ component: 'registry-bridge' })
+    this.maxBroadcast = opts.maxBroadcastBytes ?? 1000
+    this.timeoutMs = opts.requestTimeoutMs ?? 5000
+    this.maxPerPull = opts.maxRecordsPerPull ?? 2000
+  }
+
+  /** Hooks into gossip and the catalog. Idempotent. */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    if (this.catalog.bootId === undefined) this.catalog.setLocalBoot(this.gossip.bootId)
+    this.gossip.setDelegate({
+      localState: (join) => this.localState(join),
+      mergeRemoteState: (data, join, from) => this.mergeRemoteState(data, join, from),
+    })
+    this.gossip.onMessage((payload, from) => this.handleMessage(payload, from))
+    this.gossip.onRequest((payload, from) => this.handleRequest(payload, from))
+    for (const ev of MembershipEvents) this.gossip.on(ev, this.onMember)
+    for (const m of this.gossip.members()) this.memberChanged(m)
+    this.unsubscribeLocal = this.catalog.onLocalChange((rec) => this.broadcast(rec))
+    // Announce what we already hold (records written before start).
+    for (const rec of this.catalog.localRecords()) this.broadcast(rec)
+  }
+
+  /** Unhooks; handlers already installed on gossip become no-ops. Idempotent. */
+  stop(): void {
+    if (!this.started) return
+    this.started = false
+    for (const ev of MembershipEvents) this.gossip.off(ev, this.onMember)
+    this.unsubscribeLocal?.()
+    this.unsubscribeLocal = undefined
+  }
+
+  /** The bytes our push-pull state would take now (for measurement). */
+  digestBytes(): number {
+    return encodeMessage({ type: MsgType.digest, digests: this.catalog.digest() }).length
+  }
+
+  // ---- outgoing -------------------------------------------------------------------
+
+  private broadcast(rec: ServiceRecord): void {
+    if (!this.started) return
+    this.gossip.broadcast(`svc/${rec.host}/${rec.id}`, this.encodeForBroadcast(rec))
+    this.stats.broadcastsSent++
+  }
+
+  private encodeForBroadcast(rec: ServiceRecord): Uint8Array {
+    const full = encodeMessage({ type: MsgType.record, record: rec })
+    if (full.length <= this.maxBroadcast) return full
+    return encodeMessage({ type: MsgType.ref, host: rec.host, id: rec.id, version: rec.version })
+  }
+
+  private localState(_join: boolean): Uint8Array {
+    const bytes = encodeMessage({ type: MsgType.digest, digests: this.catalog.digest() })
+    this.stats.lastDigestBytes = bytes.length
+    return bytes
+  }
+
+  // ---- incoming -------------------------------------------------------------------
+
+  private decode(payload: Uint8Array, from: string, what: string): RegistryMessage | undefined {
+    try {
+      return decodeMessage(payload)
+    } catch (err) {
+      this.stats.malformed++
+      this.log.debug({ from, bytes: payload.length, err: (err as Error).message }, `malformed registry ${what} dropped`)
+      return undefined
+    }
+  }
+
+  private handleMessage(payload: Uint8Array, from: string): void {
+    if (!this.started) return
+    this.stats.messagesIn++
+    const m = this.decode(payload, from, 'broadcast')
+    if (!m) return
+    try {
+      if (m.type === MsgType.record) {
+        if (this.catalog.mergeRemote(m.record)) {
+          // News: pass it on under the same key, so a newer version replaces an older one still queued.
+          this.gossip.broadcast(`svc/${m.record.host}/${m.record.id}`, payload)
+          this.stats.relayed++
+        }
+      } else if (m.type === MsgType.ref) {
+        if (m.host === this.catalog.self) return
+        const held = this.catalog.versionOf(m.host, m.id)
+        if (held && compareVersions(m.version, held) <= 0) return
+        this.gossip.broadcast(`svc/${m.host}/${m.id}`, payload)
+        this.stats.relayed++
+        void this.fetchOne(m.host, m.id)
+      } else {
+        this.stats.malformed++
+        this.log.debug({ from, type: m.type }, 'registry broadcast of an unexpected type dropped')
+      }
+    } catch (err) {
+      this.log.warn({ err, from }, 'registry broadcast handling failed')
+    }
+  }
+
+  private async fetchOne(host: string, id: string): Promise<void> {
+    try {
+      const reply = await this.gossip.request(host, encodeMessage({ type: MsgType.get, host, id }), this.timeoutMs)
+      const m = this.decode(reply, host, 'get reply')
+      if (m?.type !== MsgType.records) return
+      for (const r of m.records) if (r.host === host) this.catalog.mergeRemote(r)
+    } catch (err) {
+      this.log.debug({ host, id, err: (err as Error).message }, 'fetching a large record failed; push-pull will bring it')
+    }
+  }
+
+  private handleRequest(payload: Uint8Array, from: string): Uint8Array {
+    const empty = (): Uint8Array => encodeMessage({ type: MsgType.records, records: [] })
+    if (!this.started) return empty()
+    const m = this.decode(payload, from, 'request')
+    if (!m) return empty()
+    this.stats.requestsServed++
+    if (m.type === MsgType.pull) return encodeMessage({ type: MsgType.records, records: this.catalog.recordsOf(m.owners) })
+    if (m.type === MsgType.get) {
+      const r = this.catalog.get(m.host, m.id)
+      return encodeMessage({ type: MsgType.records, records: r ? [r] : [] })
+    }
+    this.stats.malformed++
+    this.log.debug({ from, type: m.type }, 'registry request of an unexpected type')
+    return empty()
+  }
+
+  private mergeRemoteState(data: Uint8Array, _join: boolean, from: Member): void {
+    if (!this.started) return
+    const m = this.decode(data, from.name, 'push-pull state')
+    if (!m || m.type !== MsgType.digest) {
+      if (m) {
+        this.stats.malformed++
+        this.log.debug({ from: from.name, type: m.type }, 'push-pull state of an unexpected type')
+      }
+      return
+    }
+    const owners = this.catalog.differingOwners(m.digests).filter((o) => !this.inflight.has(`${from.name}\u0000${o}`))
+    if (owners.length === 0) {
+      this.markSynced()
+      return
+    }
+    const counts = new Map(m.digests.map((d) => [d.host, d.count]))
+    const batches: string[][] = []
+    let batch: string[] = []
+    let n = 0
+    for (const o of owners) {
+      // Tombstones are not counted in the digest: leave room for them.
+      const c = (counts.get(o) ?? 0) * 2 + 1
+      if (batch.length > 0 && n + c > this.maxPerPull) {
+        batches.push(batch)
+        batch = []
+        n = 0
+      }
+      batch.push(o)
+      n += c
+    }
+    if (batch.length > 0) batches.push(batch)
+    void Promise.all(batches.map((b) => this.pull(from.name, b))).then(() => this.markSynced())
+  }
+
+  private async pull(peer: string, owners: string[]): Promise<void> {
+    const keys = owners.map((o) => `${peer}\u0000${o}`)
+    for (const k of keys) this.inflight.add(k)
+    this.stats.pullsSent++
+    try {
+      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.pull, owners }), this.timeoutMs)
+      if (!this.started) return
+      const m = this.decode(reply, peer, 'pull reply')
+      if (m?.type !== MsgType.records) return
+      const wanted = new Set(owners)
+      for (const r of m.records) {
+        if (!wanted.has(r.host)) continue
+        this.stats.recordsPulled++
+        this.catalog.mergeRemote(r)
+      }
+    } catch (err) {
+      this.stats.pullsFailed++
+      this.log.debug({ peer, owners: owners.length, err: (err as Error).message }, 'pull failed; the next push-pull retries')
+    } finally {
+      for (const k of keys) this.inflight.delete(k)
+    }
+  }
+
+  private markSynced(): void {
+    if (this.synced) return
+    this.synced = true
+    this.emit('synced')
+  }
+
+  private memberChanged(m: Member): void {
+    if (!this.started) return
+    const bootId = m.meta.boot ?? m.bootId
+    this.catalog.setHost(m.name, { state: m.state, bootId, address: `${m.addr}:${m.port}` })
+  }
+}

@@ -1,0 +1,669 @@
+/**
+ * The catalog: every owner's records, keyed (owner, instance id), merged by the owner's
+ * version, with visibility driven by membership (ARCHITECTURE.md "Contracts").
+ *
+ * A replica keeps in its main store only records of the boot that membership says is the
+ * host's current one; records of any other boot wait aside (a boot we have not heard of
+ * yet) or are refused (a boot we saw replaced). So versions are never compared across
+ * boots, and a host whose clock stepped back across a restart still has its new records
+ * accepted everywhere.
+ */
+import { ShoalError } from '../errors.js'
+import type { Clock, Timer } from '../gossip/types.js'
+import type { Logger } from '../log.js'
+import { compareVersions, Hlc } from './hlc.js'
+import type {
+  CatalogEvent,
+  CatalogSnapshot,
+  CatalogView,
+  HostState,
+  HostView,
+  ServicePortSpec,
+  ServiceRecord,
+  Version,
+} from './types.js'
+
+/** What a local writer hands to `upsertLocal`: the owner stamps host, boot, version and time. */
+export type LocalRecord = Omit<ServiceRecord, 'host' | 'bootId' | 'version' | 'updated'>
+
+/**
+ * A compact summary of one owner's records as this replica holds them, exchanged on
+ * push-pull. Only records that are not tombstones count: tombstones are collected at
+ * different moments on different replicas and must not make digests differ.
+ */
+export interface OwnerDigest {
+  host: string
+  bootId: string
+  /** Highest version among the counted records ([0, 0] when none). */
+  max: Version
+  count: number
+  /** Order-independent 32-bit hash of (id, version) of the counted records. */
+  hash: number
+}
+
+export interface CatalogOptions {
+  cluster: string
+  /** This node's name: the only host whose records this catalog writes. */
+  self: string
+  /** Own gossip address, for the snapshot. */
+  address?: string
+  /** How long a tombstone is kept. Default 1 h. */
+  tombstoneTtlMs?: number
+  /** How long the records of a dead or left host are kept (hidden). Default 1 h. */
+  reapAfterMs?: number
+  /** Period of the collection sweep while started. Default min(ttl, reap) / 10, within 1 s..60 s. */
+  sweepIntervalMs?: number
+}
+
+export interface CatalogComponents {
+  clock: Clock
+  logger: Logger
+}
+
+export interface CatalogStats {
+  /** Remote records stored (news). */
+  accepted: number
+  /** Remote records not newer than what is held. */
+  stale: number
+  /** Remote records of a boot that was replaced, or of a host reaped. */
+  refused: number
+  /** Remote records parked until membership confirms their boot. */
+  parked: number
+  /** Tombstones written by this owner for records of its own earlier boot or collected tombstones seen again. */
+  ownerTombstones: number
+  tombstonesCollected: number
+  recordsReaped: number
+}
+
+interface Entry {
+  rec: ServiceRecord
+  /** clock.now() when this replica first held it as a tombstone. */
+  tombAt?: number
+}
+
+interface Parked {
+  at: number
+  records: Map<string, ServiceRecord>
+}
+
+interface HostEntry {
+  name: string
+  address: string
+  /** undefined until membership tells us about the host. */
+  state: HostState | undefined
+  bootId: string | undefined
+  downSince: number | undefined
+  reaped: boolean
+  records: Map<string, Entry>
+  parked: Map<string, Parked>
+  retired: string[]
+  digest: OwnerDigest | undefined
+}
+
+const MAX_RETIRED = 16
+const MAX_PARKED_BOOTS = 4
+
+function isUp(state: HostState | undefined): boolean {
+  return state === 'alive' || state === 'suspect'
+}
+
+/** FNV-1a, 32 bits. */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+function freezeRecord(r: ServiceRecord): ServiceRecord {
+  const ports: ServicePortSpec[] = r.ports.map((p) => Object.freeze({ ...p }))
+  return Object.freeze({
+    id: r.id,
+    name: r.name,
+    image: r.image,
+    created: r.created,
+    host: r.host,
+    bootId: r.bootId,
+    ports: Object.freeze(ports) as ServicePortSpec[],
+    proxyMode: r.proxyMode,
+    status: r.status,
+    version: Object.freeze([r.version[0], r.version[1]] as const),
+    updated: r.updated,
+    labels: Object.freeze({ ...r.labels }),
+  })
+}
+
+function sameContent(a: LocalRecord, b: LocalRecord): boolean {
+  if (a.name !== b.name || a.image !== b.image || a.created !== b.created) return false
+  if (a.proxyMode !== b.proxyMode || a.status !== b.status) return false
+  if (JSON.stringify(a.ports) !== JSON.stringify(b.ports)) return false
+  const ka = Object.keys(a.labels).sort()
+  const kb = Object.keys(b.labels).sort()
+  if (ka.length !== kb.length) return false
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i] || a.labels[ka[i]!] !== b.labels[kb[i]!]) return false
+  return true
+}
+
+function visibleMap(h: HostEntry): Map<string, ServiceRecord> {
+  const m = new Map<string, ServiceRecord>()
+  if (!isUp(h.state) || h.reaped) return m
+  for (const [id, e] of h.records) if (e.rec.status !== 'tombstone') m.set(id, e.rec)
+  return m
+}
+
+/**
+ * The service catalog of one agent.
+ *
+ * @example
+ *   const catalog = new Catalog({ cluster: 'default', self: 'node-a' }, { clock, logger })
+ *   catalog.setLocalBoot(gossip.bootId)
+ *   catalog.upsertLocal({ id: 'abc123def456', name: 'web', image: 'web:1', created: Date.now(),
+ *     ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.5' }],
+ *     proxyMode: 'http', status: 'alive', labels: {} })
+ *   catalog.subscribe((ev) => console.log(ev.type))
+ *   liveRecords(catalog.snapshot())
+ */
+export class Catalog implements CatalogView {
+  readonly cluster: string
+  readonly self: string
+  readonly stats: CatalogStats = {
+    accepted: 0,
+    stale: 0,
+    refused: 0,
+    parked: 0,
+    ownerTombstones: 0,
+    tombstonesCollected: 0,
+    recordsReaped: 0,
+  }
+  private readonly ttl: number
+  private readonly reapAfter: number
+  private readonly sweepEvery: number
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly hlc: Hlc
+  private readonly hosts = new Map<string, HostEntry>()
+  private readonly listeners = new Set<(ev: CatalogEvent) => void>()
+  private readonly localListeners = new Set<(rec: ServiceRecord) => void>()
+  private localBoot: string | undefined
+  private seq = 0
+  private cached: CatalogSnapshot | undefined
+  private timer: Timer | undefined
+  private started = false
+
+  constructor(opts: CatalogOptions, components: CatalogComponents) {
+    this.cluster = opts.cluster
+    this.self = opts.self
+    this.ttl = opts.tombstoneTtlMs ?? 3_600_000
+    this.reapAfter = opts.reapAfterMs ?? 3_600_000
+    this.sweepEvery = opts.sweepIntervalMs ?? Math.min(60_000, Math.max(1000, Math.min(this.ttl, this.reapAfter) / 10))
+    this.clock = components.clock
+    this.log = components.logger.child({ component: 'catalog' })
+    this.hlc = new Hlc(() => this.clock.wallNow())
+    this.hosts.set(this.self, this.newHost(this.self, opts.address ?? ''))
+    const me = this.hosts.get(this.self)!
+    me.state = 'alive'
+  }
+
+  /** Starts the periodic collection of tombstones and reaping of dead hosts. Idempotent. */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    const tick = (): void => {
+      if (!this.started) return
+      this.sweep()
+      this.timer = this.clock.setTimer(this.sweepEvery, tick)
+    }
+    this.timer = this.clock.setTimer(this.sweepEvery, tick)
+  }
+
+  /** Stops the sweep timer. Idempotent. */
+  stop(): void {
+    this.started = false
+    this.timer?.cancel()
+    this.timer = undefined
+  }
+
+  // ---- local side ---------------------------------------------------------------
+
+  /** This agent's boot id; records written later carry it. A second, different boot re-stamps the local records. */
+  setLocalBoot(bootId: string): void {
+    if (!bootId) throw new ShoalError('SHOAL_ERR_BOOT_ID', 'setLocalBoot: empty boot id')
+    if (this.localBoot === bootId) return
+    const me = this.hosts.get(this.self)!
+    const previous = [...me.records.values()].map((e) => e.rec)
+    this.localBoot = bootId
+    me.bootId = bootId
+    me.records.clear()
+    me.digest = undefined
+    this.changed()
+    for (const r of previous) this.writeLocal(r)
+  }
+
+  get bootId(): string | undefined {
+    return this.localBoot
+  }
+
+  /**
+   * Writes (or rewrites) one local record at a new version. Returns the record held; an
+   * identical rewrite keeps the current version and emits nothing.
+   */
+  upsertLocal(rec: LocalRecord): ServiceRecord {
+    if (this.localBoot === undefined) throw new ShoalError('SHOAL_ERR_BOOT_ID', `upsertLocal(${rec.id}): setLocalBoot() was not called`)
+    const cur = this.hosts.get(this.self)!.records.get(rec.id)
+    if (cur && sameContent(cur.rec, rec)) return cur.rec
+    return this.writeLocal(rec)
+  }
+
+  /** Turns a local record into a tombstone (gossiped, collected after the TTL). False when there is none. */
+  removeLocal(id: string): boolean {
+    const cur = this.hosts.get(this.self)!.records.get(id)
+    if (!cur || cur.rec.status === 'tombstone') return false
+    this.writeLocal({ ...cur.rec, status: 'tombstone' })
+    return true
+  }
+
+  /** The local records of the current boot, tombstones included. */
+  localRecords(): ServiceRecord[] {
+    return [...this.hosts.get(this.self)!.records.values()].map((e) => e.rec)
+  }
+
+  /** Called with every record this owner writes (the bridge broadcasts it). Returns an unsubscribe. */
+  onLocalChange(fn: (rec: ServiceRecord) => void): () => void {
+    this.localListeners.add(fn)
+    return () => this.localListeners.delete(fn)
+  }
+
+  // ---- remote side --------------------------------------------------------------
+
+  /**
+   * Merges a record received from another node. Returns true when it was news (stored,
+   * possibly parked until membership confirms its boot): the bridge then passes it on.
+   */
+  mergeRemote(incoming: ServiceRecord): boolean {
+    if (incoming.host === this.self) {
+      this.mergeOwn(incoming)
+      return false
+    }
+    const h = this.host(incoming.host)
+    if (h.retired.includes(incoming.bootId)) {
+      this.stats.refused++
+      return false
+    }
+    if (h.bootId !== incoming.bootId) return this.park(h, incoming)
+    if (h.reaped || (h.downSince !== undefined && this.clock.now() - h.downSince >= this.reapAfter)) {
+      this.stats.refused++
+      return false
+    }
+    const cur = h.records.get(incoming.id)
+    if (cur && compareVersions(incoming.version, cur.rec.version) <= 0) {
+      this.stats.stale++
+      return false
+    }
+    const before = cur?.rec
+    const rec = freezeRecord(incoming)
+    this.store(h, rec, cur)
+    this.stats.accepted++
+    this.changed()
+    if (isUp(h.state)) this.emitDiff(before, rec)
+    return true
+  }
+
+  /** The version held for (host, id) in the main store, if any. */
+  versionOf(host: string, id: string): Version | undefined {
+    return this.hosts.get(host)?.records.get(id)?.rec.version
+  }
+
+  /** The record held for (host, id) in the main store (tombstones included), if any. */
+  get(host: string, id: string): ServiceRecord | undefined {
+    return this.hosts.get(host)?.records.get(id)?.rec
+  }
+
+  /** Every held record with this instance id, on any host (ids are only unique per host). */
+  findById(id: string): ServiceRecord[] {
+    const out: ServiceRecord[] = []
+    for (const h of this.hosts.values()) {
+      const e = h.records.get(id)
+      if (e) out.push(e.rec)
+    }
+    return out
+  }
+
+  /**
+   * Membership says what a host is: its state, current boot and address. A down host's
+   * records vanish from views at once and are dropped after `reapAfterMs`; a new boot hides
+   * the records of the previous one at once.
+   */
+  setHost(name: string, info: { state: HostState; bootId: string; address: string }): void {
+    if (name === this.self) {
+      if (info.address && info.address !== this.hosts.get(name)!.address) {
+        this.hosts.get(name)!.address = info.address
+        this.changed()
+      }
+      return
+    }
+    const h = this.host(name)
+    const wasUp = isUp(h.state) && !h.reaped
+    const before = visibleMap(h)
+    let dirty = false
+    if (info.bootId && info.bootId !== h.bootId) {
+      if (h.bootId !== undefined) {
+        h.retired.push(h.bootId)
+        if (h.retired.length > MAX_RETIRED) h.retired.shift()
+      }
+      h.retired = h.retired.filter((b) => b !== info.bootId)
+      h.bootId = info.bootId
+      h.records.clear()
+      h.digest = undefined
+      h.reaped = false
+      for (const b of [...h.parked.keys()]) if (h.retired.includes(b)) h.parked.delete(b)
+      const parked = h.parked.get(info.bootId)
+      if (parked) {
+        h.parked.delete(info.bootId)
+        for (const r of parked.records.values()) this.store(h, r, undefined)
+      }
+      dirty = true
+    }
+    if (info.state !== h.state) {
+      const down = info.state === 'dead' || info.state === 'left'
+      if (down && h.downSince === undefined) h.downSince = this.clock.now()
+      if (!down) {
+        h.downSince = undefined
+        h.reaped = false
+      }
+      h.state = info.state
+      dirty = true
+    }
+    if (info.address && info.address !== h.address) {
+      h.address = info.address
+      dirty = true
+    }
+    if (!dirty) return
+    // State first, events after: a listener that takes a snapshot sees the whole change.
+    this.changed()
+    const nowUp = isUp(h.state) && !h.reaped
+    if (!wasUp && nowUp) this.emit({ type: 'host-up', host: name })
+    if (wasUp && !nowUp) this.emit({ type: 'host-down', host: name, state: h.state! })
+    const after = visibleMap(h)
+    for (const [id, r] of before) {
+      const n = after.get(id)
+      if (!n) this.emit({ type: 'service-removed', record: r })
+      else if (n !== r) this.emit({ type: 'service-updated', record: n, previous: r })
+    }
+    for (const [id, r] of after) if (!before.has(id)) this.emit({ type: 'service-added', record: r })
+  }
+
+  // ---- collection -----------------------------------------------------------------
+
+  /** Collects expired tombstones, reaps long-dead hosts, drops stale parked records. Runs on a timer while started. */
+  sweep(): void {
+    const now = this.clock.now()
+    let dirty = false
+    for (const h of this.hosts.values()) {
+      for (const [id, e] of h.records) {
+        if (e.tombAt !== undefined && now - e.tombAt >= this.ttl) {
+          h.records.delete(id)
+          this.stats.tombstonesCollected++
+          dirty = true
+        }
+      }
+      if (h.name !== this.self && h.downSince !== undefined && !h.reaped && now - h.downSince >= this.reapAfter) {
+        this.stats.recordsReaped += h.records.size
+        h.records.clear()
+        h.parked.clear()
+        h.reaped = true
+        h.digest = undefined
+        dirty = true
+      }
+      for (const [b, p] of h.parked) if (now - p.at >= this.reapAfter) h.parked.delete(b)
+    }
+    if (dirty) {
+      this.log.debug({ tombstonesCollected: this.stats.tombstonesCollected, reaped: this.stats.recordsReaped }, 'sweep')
+      this.changed()
+    }
+  }
+
+  // ---- push-pull support ------------------------------------------------------------
+
+  /** One digest per owner that is up (and this node), for push-pull. */
+  digest(): OwnerDigest[] {
+    const out: OwnerDigest[] = []
+    for (const h of this.hosts.values()) {
+      if (h.bootId === undefined || !isUp(h.state) || h.reaped) continue
+      if (!h.digest) {
+        let count = 0
+        let hash = 0
+        let max: Version = [0, 0]
+        for (const [id, e] of h.records) {
+          if (e.rec.status === 'tombstone') continue
+          count++
+          const v = e.rec.version
+          hash = (hash + hash32(`${id}\u0000${v[0]}:${v[1]}`)) >>> 0
+          if (compareVersions(v, max) > 0) max = v
+        }
+        h.digest = { host: h.name, bootId: h.bootId, max, count, hash }
+      }
+      out.push(h.digest)
+    }
+    return out
+  }
+
+  /**
+   * The owners whose records should be pulled from a peer that sent `remote`: those whose
+   * digest differs from ours, skipping boots we know were replaced and hosts we know are down.
+   */
+  differingOwners(remote: readonly OwnerDigest[]): string[] {
+    const mine = new Map(this.digest().map((d) => [d.host, d]))
+    const out: string[] = []
+    for (const d of remote) {
+      const h = this.hosts.get(d.host)
+      if (h && d.host !== this.self) {
+        if (h.retired.includes(d.bootId)) continue
+        if (h.bootId === d.bootId && (h.state === 'dead' || h.state === 'left')) continue
+      }
+      const m = mine.get(d.host)
+      if (m && m.bootId === d.bootId && m.count === d.count && m.hash === d.hash && compareVersions(m.max, d.max) === 0) continue
+      out.push(d.host)
+    }
+    return out
+  }
+
+  /** Every record of the current boot of these owners (tombstones included), for a peer's pull. */
+  recordsOf(owners: readonly string[]): ServiceRecord[] {
+    const out: ServiceRecord[] = []
+    for (const o of owners) {
+      const h = this.hosts.get(o)
+      if (!h || h.reaped) continue
+      for (const e of h.records.values()) out.push(e.rec)
+    }
+    return out
+  }
+
+  // ---- consumers ----------------------------------------------------------------
+
+  snapshot(): CatalogSnapshot {
+    if (this.cached && this.cached.seq === this.seq) return this.cached
+    const hosts: HostView[] = []
+    for (const h of this.hosts.values()) {
+      if (h.state === undefined || h.reaped) continue
+      const services = isUp(h.state) ? [...h.records.values()].map((e) => e.rec).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : []
+      hosts.push(Object.freeze({ name: h.name, address: h.address, state: h.state, bootId: h.bootId ?? '', services: Object.freeze(services) as ServiceRecord[] }))
+    }
+    hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    this.cached = Object.freeze({ cluster: this.cluster, seq: this.seq, hosts: Object.freeze(hosts) as HostView[] })
+    return this.cached
+  }
+
+  subscribe(listener: (ev: CatalogEvent) => void): () => void {
+    this.listeners.add(listener)
+    return () => {
+      this.listeners.delete(listener)
+    }
+  }
+
+  // ---- internals ------------------------------------------------------------------
+
+  private newHost(name: string, address: string): HostEntry {
+    return {
+      name,
+      address,
+      state: undefined,
+      bootId: undefined,
+      downSince: undefined,
+      reaped: false,
+      records: new Map(),
+      parked: new Map(),
+      retired: [],
+      digest: undefined,
+    }
+  }
+
+  private host(name: string): HostEntry {
+    let h = this.hosts.get(name)
+    if (!h) {
+      h = this.newHost(name, '')
+      this.hosts.set(name, h)
+    }
+    return h
+  }
+
+  private store(h: HostEntry, rec: ServiceRecord, cur: Entry | undefined): void {
+    const entry: Entry = { rec }
+    if (rec.status === 'tombstone') entry.tombAt = cur?.tombAt ?? this.clock.now()
+    h.records.set(rec.id, entry)
+    h.digest = undefined
+  }
+
+  /** A record of a boot membership has not confirmed: kept aside, invisible, until it does. */
+  private park(h: HostEntry, rec: ServiceRecord): boolean {
+    let p = h.parked.get(rec.bootId)
+    if (!p) {
+      if (h.parked.size >= MAX_PARKED_BOOTS) {
+        this.stats.refused++
+        return false
+      }
+      p = { at: this.clock.now(), records: new Map() }
+      h.parked.set(rec.bootId, p)
+    }
+    const cur = p.records.get(rec.id)
+    if (cur && compareVersions(rec.version, cur.version) <= 0) {
+      this.stats.stale++
+      return false
+    }
+    p.records.set(rec.id, freezeRecord(rec))
+    this.stats.parked++
+    return true
+  }
+
+  /**
+   * A record about this node seen elsewhere. Of an earlier boot, or of this boot but no
+   * longer held here (a collected tombstone come back): the owner tombstones it at a higher
+   * version, so that it can never be revived.
+   */
+  private mergeOwn(rec: ServiceRecord): void {
+    if (this.localBoot === undefined) return
+    this.hlc.observe(rec.version)
+    const cur = this.hosts.get(this.self)!.records.get(rec.id)
+    if (cur) {
+      if (rec.bootId === this.localBoot && compareVersions(rec.version, cur.rec.version) > 0) {
+        // Someone holds a newer version of ours than we do (should not happen): re-assert ours above it.
+        this.writeLocal(cur.rec)
+      }
+      return
+    }
+    if (rec.status === 'tombstone') return
+    this.stats.ownerTombstones++
+    this.log.debug({ id: rec.id, boot: rec.bootId, version: rec.version }, 'tombstoning a stale record of ours seen elsewhere')
+    this.writeLocal({ ...rec, status: 'tombstone' })
+  }
+
+  private writeLocal(fields: LocalRecord): ServiceRecord {
+    const me = this.hosts.get(this.self)!
+    const cur = me.records.get(fields.id)
+    const rec = freezeRecord({
+      id: fields.id,
+      name: fields.name,
+      image: fields.image,
+      created: fields.created,
+      host: this.self,
+      bootId: this.localBoot!,
+      ports: fields.ports,
+      proxyMode: fields.proxyMode,
+      status: fields.status,
+      version: this.hlc.now(),
+      updated: this.clock.wallNow(),
+      labels: fields.labels,
+    })
+    this.store(me, rec, cur?.rec.status === 'tombstone' && rec.status === 'tombstone' ? cur : undefined)
+    this.changed()
+    this.emitDiff(cur?.rec, rec)
+    for (const fn of this.localListeners) {
+      try {
+        fn(rec)
+      } catch (err) {
+        this.log.warn({ err, id: rec.id }, 'local change listener threw')
+      }
+    }
+    return rec
+  }
+
+  private emitDiff(before: ServiceRecord | undefined, after: ServiceRecord): void {
+    const wasLive = before !== undefined && before.status !== 'tombstone'
+    const isLive = after.status !== 'tombstone'
+    if (!wasLive && isLive) this.emit({ type: 'service-added', record: after })
+    else if (wasLive && !isLive) this.emit({ type: 'service-removed', record: after })
+    else if (wasLive && isLive) this.emit({ type: 'service-updated', record: after, previous: before! })
+  }
+
+  private changed(): void {
+    this.seq++
+  }
+
+  private emit(ev: CatalogEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev)
+      } catch (err) {
+        this.log.warn({ err, event: ev.type }, 'catalog listener threw')
+      }
+    }
+  }
+}
+
+/**
+ * Calls `fn` with a fresh snapshot on the first change at once, then at most once per `ms`
+ * while changes keep coming (the last change is never lost). Returns a stop function that
+ * cancels any pending call. For consumers such as xDS.
+ *
+ * @example
+ *   const stop = debounce(catalog, 100, (snap) => pushToEnvoy(snap), clock)
+ *   stop()
+ */
+export function debounce(view: CatalogView, ms: number, fn: (snap: CatalogSnapshot) => void, clock: Clock): () => void {
+  let timer: Timer | undefined
+  let lastRun = -Infinity
+  let pending = false
+  let stopped = false
+  const run = (): void => {
+    timer = undefined
+    if (stopped || !pending) return
+    pending = false
+    lastRun = clock.now()
+    fn(view.snapshot())
+  }
+  const unsubscribe = view.subscribe(() => {
+    if (stopped) return
+    pending = true
+    if (timer) return
+    const wait = lastRun + ms - clock.now()
+    if (wait <= 0) run()
+    else timer = clock.setTimer(wait, run)
+  })
+  return () => {
+    stopped = true
+    unsubscribe()
+    timer?.cancel()
+    timer = undefined
+  }
+}
