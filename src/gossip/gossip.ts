@@ -671,7 +671,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
         return
       }
       this.counters.probesFailed++
-      this.awareness.apply(1 + Math.max(0, expectedNacks - nacks))
+      // With indirect probes out, missing nacks say whether the fault is ours; a healthy
+      // node probing a dead one gets its nacks and stays at 0. Without peers: +1.
+      this.awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1)
       if (target.state === MemberState.alive || target.state === MemberState.suspect) {
         this.log.debug({ member: target.name }, 'probe failed, suspecting')
         this.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
