@@ -1,0 +1,176 @@
+// A private Docker engine for system tests: its own socket, data-root, exec-root, pidfile,
+// containerd namespace and bridge under a fresh temp folder, a locally imported busybox
+// image, and a teardown that removes all of it even when the test failed.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import Dockerode from 'dockerode'
+
+export const IMAGE = 'shoal-busybox:test'
+
+export interface Dockerd {
+  dir: string
+  /** `unix:///…/docker.sock` */
+  host: string
+  bridge: string
+  /** The bridge's gateway address (containers get the rest of its /24). */
+  gateway: string
+  docker: Dockerode
+  /** Run the docker CLI against this engine; rejects with its stderr on failure. */
+  cli(args: string[]): Promise<string>
+  /** SIGKILL dockerd (containers live on: it runs with --live-restore). */
+  kill(): Promise<void>
+  /** Start dockerd again on the same folders and wait until it answers. */
+  restart(): Promise<void>
+  /** Tear everything down; idempotent. Registered as a teardown already. */
+  stop(): Promise<void>
+}
+
+interface TestLike {
+  skip(...args: any[]): unknown
+  teardown(fn: () => unknown): void
+}
+
+function which(cmd: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' })
+  return r.status === 0 ? r.stdout.trim() : undefined
+}
+
+/** Why this machine cannot run the suite, or undefined when it can. */
+export function unavailable(): string | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root to run dockerd'
+  for (const c of ['dockerd', 'docker', 'busybox', 'ip', 'tar']) if (!which(c)) return `needs ${c} (apt packages docker.io, busybox-static, iproute2)`
+  const bb = which('busybox')!
+  const file = spawnSync('sh', ['-c', `ldd ${bb} 2>&1`], { encoding: 'utf8' }).stdout
+  if (!/not a dynamic executable|statically linked/.test(file)) return `${bb} is not static (apt package busybox-static)`
+  return undefined
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Poll `pred` until it holds; rejects after `ms` with `what`. */
+export async function waitFor(pred: () => boolean | Promise<boolean>, ms: number, what: string): Promise<number> {
+  const t0 = Date.now()
+  for (;;) {
+    if (await pred()) return Date.now() - t0
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/**
+ * Start a private dockerd for test `t`, or mark `t` skipped (with the reason) and return
+ * undefined when this machine cannot run it.
+ */
+export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
+  const why = unavailable()
+  if (why) {
+    t.skip(`real Docker engine suite skipped: ${why}`)
+    return undefined
+  }
+  const dir = mkdtempSync('/tmp/shd-')
+  const tag = randomBytes(3).toString('hex')
+  const bridge = `shl${tag}`
+  const gateway = `10.${200 + (randomBytes(1)[0]! % 50)}.${randomBytes(1)[0]!}.1`
+  const sock = join(dir, 'docker.sock')
+  const host = `unix://${sock}`
+  let proc: ChildProcess | undefined
+  let stopped = false
+
+  const cliSync = (args: string[], input?: string) => spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
+  const cli = (args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const c = spawn('docker', ['-H', host, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      let err = ''
+      c.stdout.on('data', (d) => (out += d))
+      c.stderr.on('data', (d) => (err += d))
+      c.on('error', reject)
+      c.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))))
+    })
+
+  const launch = async () => {
+    const log = openSync(join(dir, 'dockerd.log'), 'a')
+    proc = spawn('dockerd', [
+      '--host', host,
+      '--config-file', join(dir, 'daemon.json'),
+      '--data-root', join(dir, 'data'),
+      '--exec-root', join(dir, 'exec'),
+      '--pidfile', join(dir, 'docker.pid'),
+      '--containerd-namespace', `shoal-${tag}`,
+      '--containerd-plugins-namespace', `shoal-${tag}-plugins`,
+      '--bridge', bridge,
+      // Published ports go through docker-proxy; no rules in the host's iptables.
+      '--iptables=false', '--ip-masq=false',
+      '--live-restore',
+      '--log-level', 'warn',
+    ], { stdio: ['ignore', log, log] })
+    closeSync(log)
+    const exited = new Promise<never>((_r, reject) => proc!.once('exit', (code) => reject(new Error(`dockerd exited (${code}): ${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`))))
+    exited.catch(() => {})
+    await Promise.race([waitFor(() => docker.ping().then(() => true, () => false), 30_000, 'dockerd to answer'), exited])
+  }
+
+  const docker = new Dockerode({ socketPath: sock })
+
+  const stop = async () => {
+    if (stopped) return
+    stopped = true
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const ids = cliSync(['ps', '-aq']).stdout?.split('\n').filter(Boolean) ?? []
+      if (ids.length) cliSync(['rm', '-f', ...ids])
+      proc.kill('SIGTERM')
+      const end = Date.now() + 15_000
+      while (proc.exitCode === null && proc.signalCode === null && Date.now() < end) await sleep(50)
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+    }
+    // containerd, shims and docker-proxy started by this dockerd name our folder.
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pid), 'SIGKILL')
+      } catch {}
+    }
+    await sleep(100)
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
+      .sort((a, b) => b.length - a.length)
+    for (const m of mounts) spawnSync('umount', ['-l', m])
+    spawnSync('ip', ['link', 'del', bridge])
+    rmSync(dir, { recursive: true, force: true })
+  }
+  t.teardown(stop)
+
+  writeFileSync(join(dir, 'daemon.json'), '{}')
+  const br = spawnSync('sh', ['-c', `ip link add name ${bridge} type bridge && ip addr add ${gateway}/24 dev ${bridge} && ip link set ${bridge} up`], { encoding: 'utf8' })
+  if (br.status !== 0) throw new Error(`bridge ${bridge}: ${br.stderr}`)
+  await launch()
+
+  // The image: busybox-static and the applets the tests use, nothing else.
+  const rootfs = join(dir, 'rootfs')
+  for (const d of ['bin', 'tmp', 'www', 'etc']) mkdirSync(join(rootfs, d), { recursive: true })
+  copyFileSync(which('busybox')!, join(rootfs, 'bin/busybox'))
+  for (const a of ['sh', 'httpd', 'nc', 'sleep', 'test', 'touch', 'rm', 'true', 'false', 'cat', 'echo', 'wget']) symlinkSync('busybox', join(rootfs, 'bin', a))
+  writeFileSync(join(rootfs, 'www/index.html'), 'ok\n')
+  writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/:/bin/sh\n')
+  const imp = spawnSync('sh', ['-c', `tar -C ${rootfs} -c . | docker -H ${host} import -c 'CMD ["/bin/sh"]' - ${IMAGE}`], { encoding: 'utf8' })
+  if (imp.status !== 0) throw new Error(`docker import: ${imp.stderr}`)
+  if (!existsSync(sock)) throw new Error('no docker socket')
+
+  return {
+    dir,
+    host,
+    bridge,
+    gateway,
+    docker,
+    cli,
+    kill: async () => {
+      proc?.kill('SIGKILL')
+      while (proc && proc.exitCode === null && proc.signalCode === null) await sleep(20)
+    },
+    restart: launch,
+    stop,
+  }
+}
