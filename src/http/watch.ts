@@ -59,7 +59,10 @@ export class WatchHub {
   stop(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
-    for (const r of [...this.readers]) this.remove(r, true)
+    for (const r of [...this.readers]) {
+      this.remove(r, false)
+      r.res.end()
+    }
   }
 
   /** Takes over a response: writes SSE headers and the first event, then keeps it open. */
