@@ -205,6 +205,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
       }
       check()
     })
+    // Datagrams handed to the socket may still be in flight; give them one gossip interval
+    // (and one more round) before the caller closes the sockets.
+    const grace = Math.min(this.timing.gossipIntervalMs, Math.max(0, deadline - this.clock.now()))
+    if (grace > 0 && this.running) await this.sleep(grace)
   }
 
   /** Stop timers, drop pending work and close the transport. Idempotent. */
