@@ -20,7 +20,7 @@ async function run(h: Harness | string, cmd: ClientCommand, args: string[] = [],
   return { code, out: s.text() }
 }
 
-async function populated(t: Parameters<Parameters<typeof t.test>[1]>[0], opts = {}): Promise<Harness> {
+async function populated(t: { teardown(fn: () => unknown): void }, opts = {}): Promise<Harness> {
   const h = await startHarness(t, opts)
   h.catalog.addHost('node-a')
   h.catalog.addHost('node-b')
