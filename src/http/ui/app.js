@@ -12,7 +12,10 @@ const model = {
   /** name -> member view */
   members: new Map(),
   events: [],
+  /** instance id -> time of its last change, to highlight it briefly */
+  touched: new Map(),
 }
+const HIGHLIGHT_MS = 2500
 const MAX_EVENTS = 30
 
 function $(id) { return document.getElementById(id) }
@@ -49,6 +52,7 @@ function applySnapshot(data) {
   }
   model.members.clear()
   for (const m of data.members) model.members.set(m.name, m)
+  model.touched.clear()
 }
 
 function putRecord(r) {
@@ -59,6 +63,7 @@ function putRecord(r) {
     for (const [id, old] of h.services) if (old.bootId !== r.bootId) h.services.delete(id)
   }
   h.services.set(r.id, r)
+  model.touched.set(r.id, Date.now())
 }
 
 function applyCatalog(ev) {
@@ -156,10 +161,18 @@ function pill(state) {
 function instanceBadge(r) {
   const ports = r.ports.map((p) => `${p.ip}:${p.port}`).join(', ')
   const title = `${r.id} · ${r.image || 'no image'} · ${r.status}` + (ports ? ` · ${ports}` : '')
-  return el('span', { class: `badge st-${r.status}`, title, 'data-instance': r.id },
+  const fresh = Date.now() - (model.touched.get(r.id) || 0) < HIGHLIGHT_MS
+  return el('span', { class: `badge st-${r.status}` + (fresh ? ' fresh' : ''), title, 'data-instance': r.id },
     el('span', { class: 'dot' }),
     el('span', { class: 'port', text: ports || r.id }),
     el('span', { class: 'status', text: r.status }))
+}
+
+function healthSummary(s) {
+  const all = [...s.byHost.values()].flat()
+  const up = all.filter((r) => r.status === 'alive').length
+  const cls = up === all.length ? 'ok' : up === 0 ? 'bad' : 'warn'
+  return el('div', { class: `svc-health svc-health-${cls}`, text: `${up} of ${all.length} alive` })
 }
 
 function renderHeader(hosts, services) {
@@ -193,12 +206,14 @@ function renderGrid(hosts, services) {
       el('div', { class: 'svc-name', text: s.name }),
       el('div', { class: 'svc-meta' },
         ...ports.map((p) => el('span', { class: 'sport', title: 'ServicePort', text: `:${p}` })),
-        el('span', { class: 'mode', text: [...s.proxyModes].join('/') }))))
+        el('span', { class: 'mode', text: [...s.proxyModes].join('/') })),
+      healthSummary(s)))
     for (const name of hosts) {
       const list = (s.byHost.get(name) || []).slice().sort((a, b) => a.id.localeCompare(b.id))
       const h = model.hosts.get(name)
       const dead = h ? !isLive(h) : true
-      row.append(el('td', { class: dead ? 'cell cell-dead' : 'cell' }, ...list.map(instanceBadge)))
+      row.append(el('td', { class: dead ? 'cell cell-dead' : 'cell' },
+        ...(list.length ? list.map(instanceBadge) : (dead ? [] : [el('span', { class: 'none', 'aria-label': 'none', text: '–' })]))))
     }
     return row
   }))
