@@ -1,0 +1,181 @@
+/**
+ * The local service set: what the sources (Docker, static file) say runs here, passed
+ * through the health checks and written to the catalog as this owner's records.
+ */
+import { ShoalError } from '../errors.js'
+import type { CheckSpec, CheckStatus } from '../health/types.js'
+import type { Logger } from '../log.js'
+import type { Catalog, LocalRecord } from './catalog.js'
+import type { LocalServiceSpec, ServicePortSpec, ServiceStatus } from './types.js'
+
+/**
+ * The health scheduler as LocalServices uses it (src/health/scheduler.ts `HealthScheduler`
+ * has this shape).
+ */
+export interface HealthLike {
+  set(id: string, check: CheckSpec | undefined, ctx: { host: string; containerId?: string; ports: ServicePortSpec[] }): void
+  remove(id: string): void
+  status(id: string): CheckStatus
+  on(event: 'change', listener: (id: string, status: CheckStatus) => void): unknown
+  off(event: 'change', listener: (id: string, status: CheckStatus) => void): unknown
+}
+
+export type SourceName = LocalServiceSpec['source']
+
+export interface LocalServicesOptions {
+  /** The IP health-check templates use for `{{ host }}` when an instance's ports name none. */
+  advertiseIp: string
+}
+
+/**
+ * Keeps the catalog's local records equal to the union of the sources' specs, with each
+ * instance's status from its health check (`unknown` without one) or `draining`.
+ *
+ * @example
+ *   const local = new LocalServices({ advertiseIp: '10.0.0.5' }, { catalog, health, logger })
+ *   local.start()
+ *   local.setSource('static', staticSource.services())
+ *   local.drain('web-1')
+ */
+export class LocalServices {
+  private readonly catalog: Catalog
+  private readonly health: HealthLike
+  private readonly log: Logger
+  private readonly advertiseIp: string
+  private readonly sources = new Map<SourceName, Map<string, LocalServiceSpec>>()
+  /** The spec in effect per id (the first source that names it wins: docker before static). */
+  private readonly specs = new Map<string, LocalServiceSpec>()
+  private readonly draining = new Set<string>()
+  private started = false
+  private readonly onHealth = (id: string, _status: CheckStatus): void => {
+    if (this.started && this.specs.has(id)) this.write(id)
+  }
+
+  constructor(opts: LocalServicesOptions, components: { catalog: Catalog; health: HealthLike; logger: Logger }) {
+    this.catalog = components.catalog
+    this.health = components.health
+    this.log = components.logger.child({ component: 'local-services' })
+    this.advertiseIp = opts.advertiseIp
+  }
+
+  /** Listens to health changes and writes the current set. Idempotent. */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    this.health.on('change', this.onHealth)
+    this.reconcile()
+  }
+
+  /** Stops listening; the catalog keeps the records (the agent's leave withdraws them). Idempotent. */
+  stop(): void {
+    if (!this.started) return
+    this.started = false
+    this.health.off('change', this.onHealth)
+  }
+
+  /** Replaces everything a source says runs here. */
+  setSource(source: SourceName, specs: readonly LocalServiceSpec[]): void {
+    const m = new Map<string, LocalServiceSpec>()
+    for (const s of specs) {
+      if (m.has(s.id)) this.log.warn({ source, id: s.id }, 'duplicate instance id from one source; keeping the first')
+      else m.set(s.id, { ...s, source })
+    }
+    this.sources.set(source, m)
+    if (this.started) this.reconcile()
+  }
+
+  /** The specs in effect. */
+  list(): LocalServiceSpec[] {
+    return [...this.specs.values()]
+  }
+
+  /** Marks a local instance draining: still listed, no new traffic. */
+  drain(id: string): void {
+    this.requireLocal(id)
+    if (this.draining.has(id)) return
+    this.draining.add(id)
+    this.write(id)
+  }
+
+  /** Takes a local instance out of draining; its health status applies again. */
+  undrain(id: string): void {
+    this.requireLocal(id)
+    if (!this.draining.delete(id)) return
+    this.write(id)
+  }
+
+  isDraining(id: string): boolean {
+    return this.draining.has(id)
+  }
+
+  private requireLocal(id: string): void {
+    if (this.specs.has(id)) return
+    const elsewhere = this.catalog.findById(id).filter((r) => r.host !== this.catalog.self && r.status !== 'tombstone')
+    if (elsewhere.length > 0) {
+      throw new ShoalError('SHOAL_ERR_NOT_LOCAL', `instance "${id}" runs on ${elsewhere.map((r) => r.host).join(', ')}, not on this host (${this.catalog.self}); drain it there`)
+    }
+    throw new ShoalError('SHOAL_ERR_UNKNOWN_INSTANCE', `no local instance with id "${id}"`)
+  }
+
+  private reconcile(): void {
+    const next = new Map<string, LocalServiceSpec>()
+    for (const source of ['docker', 'static'] as const) {
+      for (const [id, s] of this.sources.get(source) ?? []) {
+        const prev = next.get(id)
+        if (prev) {
+          this.log.warn({ id, kept: prev.source, ignored: source }, 'instance id announced by two sources')
+          continue
+        }
+        next.set(id, s)
+      }
+    }
+    for (const id of [...this.specs.keys()]) {
+      if (next.has(id)) continue
+      this.specs.delete(id)
+      this.draining.delete(id)
+      this.health.remove(id)
+      this.catalog.removeLocal(id)
+    }
+    for (const [id, s] of next) {
+      const prev = this.specs.get(id)
+      if (prev && sameSpec(prev, s)) continue
+      this.specs.set(id, s)
+      if (!prev || !sameCheck(prev, s)) {
+        const ctx: { host: string; containerId?: string; ports: ServicePortSpec[] } = { host: s.ports[0]?.ip || this.advertiseIp, ports: s.ports }
+        if (s.containerId !== undefined) ctx.containerId = s.containerId
+        this.health.set(id, s.check, ctx)
+      }
+      this.write(id)
+    }
+  }
+
+  private statusOf(id: string, spec: LocalServiceSpec): ServiceStatus {
+    if (this.draining.has(id)) return 'draining'
+    if (!spec.check) return 'unknown'
+    return this.health.status(id)
+  }
+
+  private write(id: string): void {
+    const s = this.specs.get(id)
+    if (!s) return
+    const rec: LocalRecord = {
+      id,
+      name: s.name,
+      image: s.image,
+      created: s.created,
+      ports: s.ports,
+      proxyMode: s.proxyMode,
+      status: this.statusOf(id, s),
+      labels: s.labels,
+    }
+    this.catalog.upsertLocal(rec)
+  }
+}
+
+function sameCheck(a: LocalServiceSpec, b: LocalServiceSpec): boolean {
+  return JSON.stringify([a.check, a.containerId, a.ports]) === JSON.stringify([b.check, b.containerId, b.ports])
+}
+
+function sameSpec(a: LocalServiceSpec, b: LocalServiceSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}

@@ -1,0 +1,382 @@
+/**
+ * The static services file: Shoal's own format or Sidecar's static.json, validated with
+ * errors that name the file, the entry and the field, reloaded when the file changes. A
+ * bad edit keeps the previous set.
+ *
+ * Shoal's format:
+ *   { "services": [ { "id"?: "web-1", "name": "web", "image"?: "web:1",
+ *       "ports": [ { "port": 8080, "servicePort": 10080, "type"?: "tcp", "ip"?: "127.0.0.1" } ],
+ *       "proxyMode"?: "http", "check"?: { "type": "HttpGet", "args": "http://{{ host }}:8080/" },
+ *       "labels"?: { "team": "a" } } ] }
+ *
+ * Sidecar's format (a top-level array of targets):
+ *   [ { "Service": { "ID"?, "Name", "Image", "Ports": [ { "Type", "Port", "ServicePort", "IP"? } ],
+ *       "ProxyMode"? }, "Check"?: { "Type", "Args" }, "ListenPort"? } ]
+ */
+import { EventEmitter } from 'node:events'
+import { watch, type FSWatcher } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { basename, dirname } from 'node:path'
+import { ShoalError } from '../errors.js'
+import type { CheckSpec } from '../health/types.js'
+import { CheckType } from '../health/types.js'
+import type { Logger } from '../log.js'
+import { normaliseName, staticInstanceId } from './names.js'
+import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from './types.js'
+
+const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
+const proxyModes = new Set<string>(Object.values(ProxyMode))
+const checkTypes = new Set<string>(Object.values(CheckType))
+
+type Obj = Record<string, unknown>
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+class Problems {
+  constructor(readonly file: string) {}
+  fail(where: string, msg: string): never {
+    throw new ShoalError('SHOAL_ERR_STATIC', `${this.file}: ${where}: ${msg}`)
+  }
+}
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v)
+  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s
+}
+
+function portNumber(p: Problems, where: string, v: unknown, allowZero: boolean): number {
+  const min = allowZero ? 0 : 1
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) p.fail(where, `must be an integer ${min}-65535 (got ${describe(v)})`)
+  return v
+}
+
+function optString(p: Problems, where: string, v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') p.fail(where, `must be a string (got ${describe(v)})`)
+  return v
+}
+
+function ipOf(p: Problems, where: string, v: unknown, fallback: string): string {
+  const s = optString(p, where, v)
+  if (s === undefined || s === '') return fallback
+  if (isIP(s) === 0) p.fail(where, `must be an IP address (got ${describe(v)})`)
+  return s
+}
+
+function positive(p: Problems, where: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) p.fail(where, `must be a positive integer (got ${describe(v)})`)
+  return v
+}
+
+function checkOf(p: Problems, where: string, v: unknown, sidecar: boolean): CheckSpec | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!isObj(v)) p.fail(where, `must be an object (got ${describe(v)})`)
+  const tKey = sidecar ? 'Type' : 'type'
+  const aKey = sidecar ? 'Args' : 'args'
+  const type = v[tKey]
+  if (sidecar && (type === undefined || type === '')) return undefined
+  if (typeof type !== 'string' || !checkTypes.has(type)) p.fail(`${where}.${tKey}`, `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)})`)
+  const check: CheckSpec = { type: type as CheckType }
+  const args = optString(p, `${where}.${aKey}`, v[aKey])
+  if (args !== undefined && args !== '') check.args = args
+  if (!sidecar) {
+    for (const k of ['intervalMs', 'timeoutMs', 'rise', 'fall'] as const) {
+      const n = positive(p, `${where}.${k}`, v[k])
+      if (n !== undefined) check[k] = n
+    }
+  }
+  return check
+}
+
+function labelsOf(p: Problems, where: string, v: unknown): Record<string, string> {
+  if (v === undefined || v === null) return {}
+  if (!isObj(v)) p.fail(where, `must be an object of strings (got ${describe(v)})`)
+  const out: Record<string, string> = {}
+  for (const [k, lv] of Object.entries(v)) {
+    if (typeof lv !== 'string') p.fail(`${where}.${k}`, `must be a string (got ${describe(lv)})`)
+    out[k] = lv
+  }
+  return out
+}
+
+function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
+  const w = `services[${i}]`
+  if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
+  const rawName = optString(p, `${w}.name`, e.name)
+  const image = optString(p, `${w}.image`, e.image) ?? ''
+  const name = normaliseName(rawName ?? image)
+  if (!name) p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
+  if (!Array.isArray(e.ports) || e.ports.length === 0) p.fail(`${w}.ports`, `must be a non-empty array (got ${describe(e.ports)})`)
+  const ports: ServicePortSpec[] = e.ports.map((raw: unknown, j: number) => {
+    const pw = `${w}.ports[${j}]`
+    if (!isObj(raw)) p.fail(pw, `must be an object (got ${describe(raw)})`)
+    const type = raw.type ?? 'tcp'
+    if (type !== 'tcp' && type !== 'udp') p.fail(`${pw}.type`, `must be "tcp" or "udp" (got ${describe(type)})`)
+    return {
+      type,
+      port: portNumber(p, `${pw}.port`, raw.port, false),
+      servicePort: portNumber(p, `${pw}.servicePort`, raw.servicePort, false),
+      ip: ipOf(p, `${pw}.ip`, raw.ip, advertiseIp),
+    }
+  })
+  const id = optString(p, `${w}.id`, e.id)
+  if (id !== undefined && !ID_RE.test(id)) p.fail(`${w}.id`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
+  const proxyMode = e.proxyMode ?? 'http'
+  if (typeof proxyMode !== 'string' || !proxyModes.has(proxyMode)) p.fail(`${w}.proxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(proxyMode)})`)
+  const spec: LocalServiceSpec = {
+    id: id ?? staticInstanceId(name, ports),
+    name,
+    image,
+    created: 0,
+    ports,
+    proxyMode: proxyMode as ProxyMode,
+    labels: labelsOf(p, `${w}.labels`, e.labels),
+    source: 'static',
+  }
+  const check = checkOf(p, `${w}.check`, e.check, false)
+  if (check) spec.check = check
+  return spec
+}
+
+function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
+  const w = `[${i}]`
+  if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
+  const s = e.Service
+  const sw = `${w}.Service`
+  if (!isObj(s)) p.fail(sw, `must be an object (got ${describe(s)})`)
+  const rawName = optString(p, `${sw}.Name`, s.Name)
+  const image = optString(p, `${sw}.Image`, s.Image) ?? ''
+  const name = normaliseName(rawName || image)
+  if (!name) p.fail(`${sw}.Name`, rawName === undefined && !image ? 'is required (or Image)' : `has no usable characters (got ${describe(rawName || image)})`)
+  if (!Array.isArray(s.Ports) || s.Ports.length === 0) p.fail(`${sw}.Ports`, `must be a non-empty array (got ${describe(s.Ports)})`)
+  const ports: ServicePortSpec[] = s.Ports.map((raw: unknown, j: number) => {
+    const pw = `${sw}.Ports[${j}]`
+    if (!isObj(raw)) p.fail(pw, `must be an object (got ${describe(raw)})`)
+    const type = raw.Type === undefined || raw.Type === '' ? 'tcp' : raw.Type
+    if (type !== 'tcp' && type !== 'udp') p.fail(`${pw}.Type`, `must be "tcp" or "udp" (got ${describe(type)})`)
+    return {
+      type,
+      port: portNumber(p, `${pw}.Port`, raw.Port, false),
+      servicePort: portNumber(p, `${pw}.ServicePort`, raw.ServicePort, true),
+      ip: ipOf(p, `${pw}.IP`, raw.IP, advertiseIp),
+    }
+  })
+  const id = optString(p, `${sw}.ID`, s.ID)
+  if (id !== undefined && id !== '' && !ID_RE.test(id)) p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
+  const pm = s.ProxyMode === undefined || s.ProxyMode === '' ? 'http' : s.ProxyMode
+  if (typeof pm !== 'string' || !proxyModes.has(pm)) p.fail(`${sw}.ProxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(pm)})`)
+  const spec: LocalServiceSpec = {
+    id: id || staticInstanceId(name, ports),
+    name,
+    image,
+    created: 0,
+    ports,
+    proxyMode: pm as ProxyMode,
+    labels: {},
+    source: 'static',
+  }
+  const check = checkOf(p, `${w}.Check`, e.Check, true)
+  if (check) spec.check = check
+  return spec
+}
+
+/**
+ * Parses and validates a static services file's text. `created` is left 0: StaticSource
+ * fills it with the time it first saw each id. Throws ShoalError SHOAL_ERR_STATIC naming
+ * the file, the entry and the field.
+ *
+ * @example
+ *   parseStaticServices('{"services":[{"name":"web","ports":[{"port":8080,"servicePort":10080}]}]}', 'static.json', '127.0.0.1')
+ */
+export function parseStaticServices(text: string, file: string, advertiseIp: string): LocalServiceSpec[] {
+  const p = new Problems(file)
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    p.fail('JSON', (err as Error).message)
+  }
+  let specs: LocalServiceSpec[] = []
+  if (Array.isArray(doc)) {
+    specs = doc.map((e, i) => sidecarEntry(p, e, i, advertiseIp))
+  } else if (isObj(doc) && Array.isArray(doc.services)) {
+    specs = doc.services.map((e, i) => shoalEntry(p, e, i, advertiseIp))
+  } else {
+    p.fail('top level', 'must be {"services": [...]} (Shoal) or an array of {"Service": ...} (Sidecar)')
+  }
+  const seen = new Map<string, number>()
+  specs.forEach((s, i) => {
+    const prev = seen.get(s.id)
+    if (prev !== undefined) p.fail(Array.isArray(doc) ? `[${i}]` : `services[${i}]`, `instance id "${s.id}" is already used by entry ${prev}`)
+    seen.set(s.id, i)
+  })
+  return specs
+}
+
+export interface StaticSourceOptions {
+  path: string
+  /** The IP of ports that do not name one. */
+  advertiseIp: string
+  /** Poll period, a fallback for file systems where fs.watch misses changes. Default 2000 ms. */
+  pollMs?: number
+}
+
+export interface StaticSourceStats {
+  loads: number
+  /** Reloads refused because the new content was invalid (the previous set was kept). */
+  rejected: number
+}
+
+/**
+ * Watches a static services file. `start()` rejects when the file cannot be read or is
+ * invalid; after that a bad edit is logged and the previous set kept. Emits 'change' with
+ * the new specs when the set changes.
+ *
+ * @example
+ *   const src = new StaticSource({ path: 'examples/static.json', advertiseIp: '127.0.0.1' }, { logger })
+ *   src.on('change', (specs) => local.setSource('static', specs))
+ *   await src.start()
+ *   local.setSource('static', src.services())
+ */
+export class StaticSource extends EventEmitter {
+  readonly stats: StaticSourceStats = { loads: 0, rejected: 0 }
+  private readonly opts: Required<StaticSourceOptions>
+  private readonly log: Logger
+  private current: LocalServiceSpec[] = []
+  private readonly firstSeen = new Map<string, number>()
+  private watcher: FSWatcher | undefined
+  private poll: NodeJS.Timeout | undefined
+  private debounce: NodeJS.Timeout | undefined
+  private lastStamp = ''
+  private lastText: string | undefined
+  private started = false
+  private loading: Promise<void> = Promise.resolve()
+
+  constructor(opts: StaticSourceOptions, components: { logger: Logger }) {
+    super()
+    this.opts = { pollMs: 2000, ...opts }
+    this.log = components.logger.child({ component: 'static-source', file: opts.path })
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    const text = await this.read()
+    const specs = parseStaticServices(text, this.opts.path, this.opts.advertiseIp)
+    this.lastText = text
+    this.current = this.stamp(specs)
+    this.stats.loads++
+    this.lastStamp = await this.fileStamp()
+    this.started = true
+    try {
+      // Watch the directory: editors often replace the file (rename), which a file watch loses.
+      this.watcher = watch(dirname(this.opts.path), { persistent: false }, (_ev, name) => {
+        if (name === null || name.toString() === basename(this.opts.path)) this.schedule()
+      })
+      this.watcher.on('error', (err) => this.log.debug({ err: err.message }, 'fs.watch failed; polling only'))
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'fs.watch unavailable; polling only')
+    }
+    this.poll = setInterval(() => {
+      void this.fileStamp().then((s) => {
+        if (s !== this.lastStamp) this.schedule()
+      })
+    }, this.opts.pollMs)
+    this.poll.unref()
+    this.log.info({ services: this.current.length }, 'static services loaded')
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.watcher?.close()
+    this.watcher = undefined
+    if (this.poll) clearInterval(this.poll)
+    if (this.debounce) clearTimeout(this.debounce)
+    this.poll = undefined
+    this.debounce = undefined
+    await this.loading
+  }
+
+  /** The current set (the last valid content of the file). */
+  services(): LocalServiceSpec[] {
+    return this.current
+  }
+
+  /** Re-reads the file now (also what the watcher and the poll do). */
+  reload(): Promise<void> {
+    this.loading = this.loading.then(() => this.doReload())
+    return this.loading
+  }
+
+  private schedule(): void {
+    if (!this.started || this.debounce) return
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined
+      void this.reload()
+    }, 50)
+    this.debounce.unref()
+  }
+
+  private async doReload(): Promise<void> {
+    if (!this.started) return
+    let text: string
+    try {
+      this.lastStamp = await this.fileStamp()
+      text = await this.read()
+    } catch (err) {
+      this.stats.rejected++
+      this.log.warn({ err: (err as Error).message }, 'static file unreadable; keeping the previous services')
+      return
+    }
+    if (text === this.lastText) return
+    let specs: LocalServiceSpec[]
+    try {
+      specs = parseStaticServices(text, this.opts.path, this.opts.advertiseIp)
+    } catch (err) {
+      this.stats.rejected++
+      this.lastText = text
+      this.log.warn({ err: (err as Error).message }, 'static file invalid; keeping the previous services')
+      return
+    }
+    this.lastText = text
+    const next = this.stamp(specs)
+    this.stats.loads++
+    if (JSON.stringify(next) === JSON.stringify(this.current)) return
+    this.current = next
+    this.log.info({ services: next.length }, 'static services reloaded')
+    this.emit('change', next)
+  }
+
+  private stamp(specs: LocalServiceSpec[]): LocalServiceSpec[] {
+    const now = Date.now()
+    return specs.map((s) => {
+      let c = this.firstSeen.get(s.id)
+      if (c === undefined) {
+        c = now
+        this.firstSeen.set(s.id, c)
+      }
+      return { ...s, created: c }
+    })
+  }
+
+  private async read(): Promise<string> {
+    try {
+      return await readFile(this.opts.path, 'utf8')
+    } catch (err) {
+      throw new ShoalError('SHOAL_ERR_STATIC', `${this.opts.path}: cannot read: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  private async fileStamp(): Promise<string> {
+    try {
+      const s = await stat(this.opts.path)
+      return `${s.ino}:${s.size}:${s.mtimeMs}`
+    } catch {
+      return 'missing'
+    }
+  }
+}

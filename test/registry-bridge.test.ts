@@ -1,0 +1,198 @@
+// The bridge over a small in-process gossip stand-in: broadcasts keyed by (host, id),
+// relaying news, the two-step push-pull, large records by reference, malformed input.
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { pack } from 'msgpackr'
+import { VirtualClock } from '../src/gossip/clock.js'
+import type { Member, StateDelegate } from '../src/gossip/types.js'
+import { silentLogger } from '../src/log.js'
+import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
+import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
+import { liveRecords } from '../src/registry/types.js'
+import { decodeMessage } from '../src/registry/wire.js'
+
+const logger = silentLogger()
+
+class Net {
+  nodes = new Map<string, Peer>()
+  sent: Array<{ from: string; key: string; payload: Uint8Array }> = []
+}
+
+class Peer extends EventEmitter implements GossipLike {
+  delegate!: StateDelegate
+  msg!: (p: Uint8Array, from: string) => void
+  req!: (p: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array
+  requests = 0
+  constructor(
+    readonly net: Net,
+    readonly name: string,
+    readonly bootId: string,
+  ) {
+    super()
+    net.nodes.set(name, this)
+  }
+  broadcast(key: string, payload: Uint8Array): void {
+    this.net.sent.push({ from: this.name, key, payload })
+  }
+  onMessage(h: (p: Uint8Array, from: string) => void): void {
+    this.msg = h
+  }
+  setDelegate(d: StateDelegate): void {
+    this.delegate = d
+  }
+  async request(node: string, payload: Uint8Array): Promise<Uint8Array> {
+    this.requests++
+    return this.net.nodes.get(node)!.req(payload, this.name)
+  }
+  onRequest(h: (p: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array): void {
+    this.req = h
+  }
+  members(): Member[] {
+    return [...this.net.nodes.values()].map((p) => member(p.name, p.bootId))
+  }
+}
+
+function member(name: string, boot: string, state: Member['state'] = 'alive'): Member {
+  return { name, addr: '127.0.0.1', port: 7946, meta: { boot }, bootId: boot, incarnation: 1, state, stateChangedAt: 0 }
+}
+
+function rec(id: string, labels: Record<string, string> = {}): LocalRecord {
+  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '127.0.0.1' }], proxyMode: 'http', status: 'alive', labels }
+}
+
+function node(net: Net, name: string, clock: VirtualClock) {
+  const gossip = new Peer(net, name, `${name}-boot`)
+  const catalog = new Catalog({ cluster: 'c', self: name }, { clock, logger })
+  const bridge = new GossipBridge({ maxBroadcastBytes: 400 }, { catalog, gossip, logger })
+  return { gossip, catalog, bridge }
+}
+
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+}
+
+t.test('a local change is broadcast under svc/<host>/<id>; news is relayed once', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const a = node(net, 'a', clock)
+  const b = node(net, 'b', clock)
+  a.bridge.start()
+  b.bridge.start()
+  a.catalog.upsertLocal(rec('i1'))
+  t.equal(net.sent.length, 1)
+  const m = net.sent[0]!
+  t.equal(m.key, 'svc/a/i1')
+  const decoded = decodeMessage(m.payload)
+  t.equal(decoded.type, 1)
+  b.gossip.msg(m.payload, 'a')
+  t.equal(liveRecords(b.catalog.snapshot()).filter((r) => r.host === 'a').length, 1)
+  t.same(net.sent.slice(1).map((s) => [s.from, s.key]), [['b', 'svc/a/i1']], 'b relays it under the same key')
+  b.gossip.msg(m.payload, 'c')
+  t.equal(net.sent.length, 2, 'a duplicate is not relayed')
+})
+
+t.test('push-pull: digests first, then only differing owners are pulled, tombstones included', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const a = node(net, 'a', clock)
+  const b = node(net, 'b', clock)
+  const c = node(net, 'c', clock)
+  for (const n of [a, b, c]) n.bridge.start()
+  for (let i = 0; i < 20; i++) a.catalog.upsertLocal(rec(`a${i}`))
+  for (let i = 0; i < 20; i++) c.catalog.upsertLocal(rec(`c${i}`))
+  a.catalog.removeLocal('a0')
+  // b learns c's records by broadcast, a's by push-pull only
+  for (const s of net.sent.filter((x) => x.from === 'c')) b.gossip.msg(s.payload, 'c')
+  const reqs = a.gossip.requests
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
+  await flush()
+  const pulled = b.bridge.stats.recordsPulled
+  t.equal(pulled, 20, 'pulled only a\'s 20 records (19 live + 1 tombstone), not c\'s')
+  t.equal(b.catalog.get('a', 'a0')?.status, 'tombstone')
+  t.equal(liveRecords(b.catalog.snapshot()).length, 39)
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
+  await flush()
+  t.equal(b.bridge.stats.recordsPulled, pulled, 'equal digests: nothing pulled')
+  t.equal(a.gossip.requests, reqs)
+})
+
+t.test('a record too large for a datagram goes as a reference and is fetched from its owner', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const a = node(net, 'a', clock)
+  const b = node(net, 'b', clock)
+  a.bridge.start()
+  b.bridge.start()
+  a.catalog.upsertLocal(rec('big', { blob: 'x'.repeat(2000) }))
+  const m = net.sent[0]!
+  t.ok(m.payload.length < 100, `the broadcast is small (${m.payload.length} bytes)`)
+  t.equal(decodeMessage(m.payload).type, 2)
+  b.gossip.msg(m.payload, 'a')
+  await flush()
+  t.equal(b.catalog.get('a', 'big')?.labels.blob?.length, 2000, 'fetched whole over a request')
+  t.equal(net.sent.filter((s) => s.from === 'b').length, 1, 'the reference is relayed')
+})
+
+t.test('membership events drive host visibility', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const a = node(net, 'a', clock)
+  const b = node(net, 'b', clock)
+  a.bridge.start()
+  b.bridge.start()
+  a.catalog.upsertLocal(rec('i1'))
+  b.gossip.msg(net.sent[0]!.payload, 'a')
+  t.equal(liveRecords(b.catalog.snapshot()).length, 1)
+  b.gossip.emit('dead', member('a', 'a-boot', 'dead'))
+  t.equal(liveRecords(b.catalog.snapshot()).length, 0)
+  b.gossip.emit('join', member('a', 'a-boot', 'alive'))
+  t.equal(liveRecords(b.catalog.snapshot()).length, 1)
+  b.gossip.emit('join', member('a', 'a-boot2', 'alive'))
+  t.equal(liveRecords(b.catalog.snapshot()).length, 0, 'a new boot hides the old records')
+  b.bridge.stop()
+  b.gossip.emit('dead', member('a', 'a-boot2', 'dead'))
+  t.equal(b.catalog.snapshot().hosts.find((h) => h.name === 'a')?.state, 'alive', 'after stop() events are ignored')
+})
+
+t.test('malformed payloads are dropped and counted, never thrown', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const b = node(net, 'b', clock)
+  b.bridge.start()
+  const bad = [
+    new Uint8Array([0xc1]),
+    pack('hello'),
+    pack([99]),
+    pack([1, 'id']),
+    pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [['sctp', 1, 2, 'x']], 'http', 'alive', 1, 0, 0, {}]),
+    pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [], 'http', 'zombie', 1, 0, 0, {}]),
+    pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [], 'http', 'alive', -1, 0, 0, {}]),
+    pack([2, 'a', 'i', 1.5, 0]),
+  ]
+  for (const p of bad) t.doesNotThrow(() => b.gossip.msg(p, 'evil'))
+  t.equal(b.bridge.stats.malformed, bad.length)
+  t.doesNotThrow(() => b.gossip.delegate.mergeRemoteState(pack([6, [['a', 'boot', 0, 0, -1, 0]]]), false, member('evil', 'x')))
+  const reply = await b.gossip.req(pack([3, 'not-a-list']), 'evil')
+  t.same(decodeMessage(reply), { type: 4, records: [] }, 'a malformed request gets an empty answer')
+  t.equal(b.bridge.stats.malformed, bad.length + 2)
+  t.same(liveRecords(b.catalog.snapshot()), [])
+})
+
+t.test('digest size at 200 hosts x 20 services', async (t) => {
+  const clock = new VirtualClock()
+  const net = new Net()
+  const me = node(net, 'host-000', clock)
+  me.bridge.start()
+  for (let h = 1; h < 200; h++) {
+    const name = `host-${String(h).padStart(3, '0')}`
+    const owner = new Catalog({ cluster: 'c', self: name }, { clock, logger })
+    const boot = `${name}-0123456789abcdef`
+    owner.setLocalBoot(boot)
+    me.catalog.setHost(name, { state: 'alive', bootId: boot, address: `10.0.${h >> 8}.${h & 255}:7946` })
+    for (let i = 0; i < 20; i++) me.catalog.mergeRemote(owner.upsertLocal(rec(`svc${i}-${h}`)))
+  }
+  for (let i = 0; i < 20; i++) me.catalog.upsertLocal(rec(`svc${i}`))
+  const bytes = me.bridge.digestBytes()
+  t.comment(`digest of 200 owners x 20 records: ${bytes} bytes (${(bytes / 200).toFixed(1)} per owner)`)
+  t.ok(bytes < 200 * 64, 'under 64 bytes per owner')
+})

@@ -1,0 +1,75 @@
+import t from 'tap'
+import { VirtualClock } from '../src/gossip/clock.js'
+import { silentLogger } from '../src/log.js'
+import { Catalog, debounce, type LocalRecord } from '../src/registry/catalog.js'
+import { liveRecords, type CatalogSnapshot } from '../src/registry/types.js'
+
+const logger = silentLogger()
+
+function rec(id: string, port = 8080): LocalRecord {
+  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }], proxyMode: 'http', status: 'alive', labels: {} }
+}
+
+t.test('snapshots are cached until the next change and immutable', async (t) => {
+  const clock = new VirtualClock()
+  const c = new Catalog({ cluster: 'prod', self: 'a', address: '10.0.0.1:7946' }, { clock, logger })
+  c.setLocalBoot('A1')
+  c.upsertLocal(rec('i1'))
+  const s1 = c.snapshot()
+  t.equal(c.snapshot(), s1, 'same object while nothing changed')
+  t.equal(s1.cluster, 'prod')
+  t.same(s1.hosts.map((h) => [h.name, h.state, h.bootId, h.address]), [['a', 'alive', 'A1', '10.0.0.1:7946']])
+  t.ok(Object.isFrozen(s1) && Object.isFrozen(s1.hosts) && Object.isFrozen(s1.hosts[0]!.services))
+  t.throws(() => (s1.hosts[0]!.services as unknown[]).push(1))
+  c.upsertLocal(rec('i2'))
+  const s2 = c.snapshot()
+  t.not(s2, s1)
+  t.ok(s2.seq > s1.seq)
+  t.equal(liveRecords(s1).length, 1, 'an old snapshot does not change')
+  t.same(liveRecords(s2).map((r) => r.id), ['i1', 'i2'])
+})
+
+t.test('events: added, updated, removed', async (t) => {
+  const clock = new VirtualClock()
+  const c = new Catalog({ cluster: 'c', self: 'a' }, { clock, logger })
+  c.setLocalBoot('A1')
+  const seen: string[] = []
+  const unsub = c.subscribe((e) => {
+    seen.push(e.type)
+    if (e.type === 'service-updated') t.equal(e.previous.ports[0]?.port, 1)
+    // a listener sees the change already applied
+    t.equal(c.snapshot().seq > 0, true)
+  })
+  c.upsertLocal(rec('i1', 1))
+  c.upsertLocal(rec('i1', 2))
+  c.removeLocal('i1')
+  unsub()
+  c.upsertLocal(rec('i2'))
+  t.same(seen, ['service-added', 'service-updated', 'service-removed'])
+})
+
+t.test('debounce: the first change at once, then at most one call per window, the last change never lost', async (t) => {
+  const clock = new VirtualClock()
+  const c = new Catalog({ cluster: 'c', self: 'a' }, { clock, logger })
+  c.setLocalBoot('A1')
+  const calls: Array<{ at: number; n: number }> = []
+  const stop = debounce(c, 100, (s: CatalogSnapshot) => calls.push({ at: clock.now(), n: liveRecords(s).length }), clock)
+  c.upsertLocal(rec('i1'))
+  t.same(calls, [{ at: 0, n: 1 }], 'leading call at once')
+  for (let i = 2; i <= 5; i++) {
+    await clock.advance(10)
+    c.upsertLocal(rec(`i${i}`))
+  }
+  t.equal(calls.length, 1, 'coalesced inside the window')
+  await clock.advance(100)
+  t.same(calls[1], { at: 100, n: 5 }, 'one trailing call with the latest state')
+  await clock.advance(500)
+  t.equal(calls.length, 2)
+  c.upsertLocal(rec('i6'))
+  t.same(calls[2], { at: 640, n: 6 }, 'quiet long enough: at once again')
+  c.upsertLocal(rec('i7'))
+  stop()
+  await clock.advance(1000)
+  t.equal(calls.length, 3, 'stop() cancels the pending call')
+  t.equal(clock.pending(), 0)
+})

@@ -1,0 +1,159 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isShoalError } from '../src/errors.js'
+import { silentLogger } from '../src/log.js'
+import { parseStaticServices, StaticSource } from '../src/registry/static.js'
+import type { LocalServiceSpec } from '../src/registry/types.js'
+
+const logger = silentLogger()
+
+function errorOf(text: string): string {
+  try {
+    parseStaticServices(text, '/etc/shoal/static.json', '10.0.0.5')
+  } catch (err) {
+    if (isShoalError(err, 'SHOAL_ERR_STATIC')) return err.message
+    throw err
+  }
+  return 'no error'
+}
+
+const shoal = (entry: object) => JSON.stringify({ services: [{ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }, entry] })
+
+t.test("Shoal's format: defaults, stable ids, explicit id", async (t) => {
+  const text = JSON.stringify({
+    services: [
+      { name: 'Web App', image: 'reg/web:1', ports: [{ port: 8080, servicePort: 10080 }], check: { type: 'HttpGet', args: 'http://{{ host }}:8080/', rise: 1 }, labels: { team: 'a' } },
+      { id: 'db-1', image: 'reg/postgres:16', ports: [{ port: 5432, servicePort: 15432, type: 'tcp', ip: '127.0.0.1' }], proxyMode: 'tcp' },
+    ],
+  })
+  const specs = parseStaticServices(text, 'f.json', '10.0.0.5')
+  t.equal(specs.length, 2)
+  const [web, db] = specs as [LocalServiceSpec, LocalServiceSpec]
+  t.equal(web.name, 'web-app')
+  t.match(web.id, /^[0-9a-f]{12}$/)
+  t.equal(parseStaticServices(text, 'f.json', '10.0.0.9')[0]!.id, web.id, 'same id across loads and advertise IPs')
+  t.same(web.ports, [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.5' }], 'ip defaults to the advertise IP')
+  t.equal(web.proxyMode, 'http')
+  t.same(web.check, { type: 'HttpGet', args: 'http://{{ host }}:8080/', rise: 1 })
+  t.same(web.labels, { team: 'a' })
+  t.equal(web.source, 'static')
+  t.equal(db.id, 'db-1')
+  t.equal(db.name, 'postgres', 'name falls back to the image')
+  t.equal(db.ports[0]!.ip, '127.0.0.1')
+  t.equal(db.check, undefined)
+})
+
+t.test("Sidecar's static.json format", async (t) => {
+  const text = JSON.stringify([
+    {
+      Service: { Name: 'some_service', Image: 'bb6268ff91dc', Ports: [{ Type: 'tcp', Port: 10234, ServicePort: 9999 }], ProxyMode: 'tcp' },
+      Check: { Type: 'HttpGet', Args: 'http://:10234/' },
+      ListenPort: 0,
+    },
+    { Service: { ID: 'fixed', Image: 'reg/app:1.2', Ports: [{ Port: 80, ServicePort: 0, IP: '192.168.1.1' }] } },
+  ])
+  const [a, b] = parseStaticServices(text, 'sidecar.json', '10.0.0.5') as [LocalServiceSpec, LocalServiceSpec]
+  t.equal(a.name, 'some_service')
+  t.equal(a.proxyMode, 'tcp')
+  t.same(a.ports, [{ type: 'tcp', port: 10234, servicePort: 9999, ip: '10.0.0.5' }])
+  t.same(a.check, { type: 'HttpGet', args: 'http://:10234/' })
+  t.match(a.id, /^[0-9a-f]{12}$/, 'Sidecar gave random ids; ours are stable')
+  t.equal(b.id, 'fixed')
+  t.equal(b.name, 'app')
+  t.equal(b.ports[0]!.servicePort, 0, 'Sidecar allows ServicePort 0 (not proxied)')
+})
+
+t.test('each invalid field is named with file, entry and field', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['{', 'static.json: JSON:'],
+    ['{"nope":1}', 'static.json: top level: must be'],
+    [shoal({ ports: [{ port: 1, servicePort: 2 }] }), 'services[1].name: is required'],
+    [shoal({ name: '!!!', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].name: has no usable characters'],
+    [shoal({ name: 5, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].name: must be a string'],
+    [shoal({ name: 'x' }), 'services[1].ports: must be a non-empty array'],
+    [shoal({ name: 'x', ports: [{ port: 0, servicePort: 2 }] }), 'services[1].ports[0].port: must be an integer 1-65535 (got 0)'],
+    [shoal({ name: 'x', ports: [{ port: 1, servicePort: 'abc' }] }), 'services[1].ports[0].servicePort: must be an integer 1-65535 (got "abc")'],
+    [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, type: 'sctp' }] }), 'services[1].ports[0].type: must be "tcp" or "udp"'],
+    [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, ip: 'example.com' }] }), 'services[1].ports[0].ip: must be an IP address'],
+    [shoal({ name: 'x', id: 'has space', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].id: must be 1-64 characters'],
+    [shoal({ name: 'x', proxyMode: 'udp', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].proxyMode: must be one of http, tcp, ws, grpc'],
+    [shoal({ name: 'x', check: { type: 'Ping' }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].check.type: must be one of'],
+    [shoal({ name: 'x', check: { type: 'Tcp', intervalMs: -5 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].check.intervalMs: must be a positive integer'],
+    [shoal({ name: 'x', labels: { a: 1 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].labels.a: must be a string'],
+    [shoal({ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }), 'services[1]: instance id'],
+    [JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 'x', ServicePort: 1 }] } }]), '[0].Service.Ports[0].Port: must be an integer'],
+    [JSON.stringify([{ Service: { Name: 'a', Ports: [] } }]), '[0].Service.Ports: must be a non-empty array'],
+    [JSON.stringify([{ Nope: 1 }]), '[0].Service: must be an object'],
+    [JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 1, ServicePort: 1 }] }, Check: { Type: 'Bogus' } }]), '[0].Check.Type: must be one of'],
+  ]
+  for (const [text, want] of cases) {
+    const msg = errorOf(text)
+    t.ok(msg.startsWith('/etc/shoal/static.json: '), `names the file: ${msg}`)
+    t.ok(msg.includes(want.replace(/^static\.json: /, '')), `"${msg}" includes "${want}"`)
+  }
+})
+
+t.test('examples/static.json is valid', async (t) => {
+  const specs = parseStaticServices(readFileSync('examples/static.json', 'utf8'), 'examples/static.json', '127.0.0.1')
+  t.ok(specs.length >= 2)
+  for (const s of specs) for (const p of s.ports) t.equal(p.ip, '127.0.0.1', `${s.name} works on loopback`)
+})
+
+function waitFor<T>(src: StaticSource, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no change within ${ms} ms`)), ms)
+    src.once('change', (v: T) => {
+      clearTimeout(timer)
+      resolve(v)
+    })
+  })
+}
+
+t.test('StaticSource: loads, reloads on change, keeps the previous set on a bad edit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-static-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'static.json')
+  writeFileSync(path, JSON.stringify({ services: [{ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }] }))
+  const src = new StaticSource({ path, advertiseIp: '127.0.0.1', pollMs: 100 }, { logger })
+  t.teardown(() => src.stop())
+  await src.start()
+  await src.start()
+  t.same(src.services().map((s) => s.name), ['web'])
+  const created = src.services()[0]!.created
+  t.ok(created > 0, 'created is stamped')
+  const firstId = src.services()[0]!.id
+
+  let changed = waitFor<LocalServiceSpec[]>(src, 5000)
+  writeFileSync(path, JSON.stringify({ services: [{ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }, { name: 'api', ports: [{ port: 9090, servicePort: 10090 }] }] }))
+  let specs = await changed
+  t.same(specs.map((s) => s.name), ['web', 'api'])
+  t.equal(specs[0]!.id, firstId, 'unchanged entry keeps its id')
+  t.equal(specs[0]!.created, created, 'and its created time')
+
+  writeFileSync(path, '{"services": [ { "name": "web", "ports": [ { "port": 99999, "servicePort": 1 } ] } ]}')
+  await new Promise((r) => setTimeout(r, 400))
+  t.equal(src.stats.rejected, 1, 'the bad edit was seen and refused')
+  t.same(src.services().map((s) => s.name), ['web', 'api'], 'previous set kept')
+
+  // An editor's save: write a temp file and rename it over the original.
+  changed = waitFor<LocalServiceSpec[]>(src, 5000)
+  writeFileSync(path + '.tmp', JSON.stringify([{ Service: { Name: 'sidecar-style', Ports: [{ Port: 1, ServicePort: 2 }] } }]))
+  renameSync(path + '.tmp', path)
+  specs = await changed
+  t.same(specs.map((s) => s.name), ['sidecar-style'])
+  await src.stop()
+  await src.stop()
+})
+
+t.test('StaticSource.start() rejects a missing or invalid file with SHOAL_ERR_STATIC', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-static-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const missing = new StaticSource({ path: join(dir, 'none.json'), advertiseIp: '127.0.0.1' }, { logger })
+  await t.rejects(missing.start(), { code: 'SHOAL_ERR_STATIC', message: /none\.json: cannot read/ })
+  const path = join(dir, 'bad.json')
+  writeFileSync(path, '{"services":[{"name":"x","ports":[{"port":1}]}]}')
+  const bad = new StaticSource({ path, advertiseIp: '127.0.0.1' }, { logger })
+  await t.rejects(bad.start(), { code: 'SHOAL_ERR_STATIC', message: /bad\.json: services\[0\]\.ports\[0\]\.servicePort/ })
+})
