@@ -3,7 +3,7 @@ import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
 import type { LocalServiceSpec } from '../../src/registry/types.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { IMAGE, freePort, startDockerd, waitFor } from './dockerd.js'
 
 t.test('labelled containers appear with their names, ServicePorts, IPs and ports; stopped, they are gone', async (t) => {
   const d = await startDockerd(t)
@@ -18,8 +18,8 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
   t.same(src.services(), [], 'no containers yet')
 
   const web = await d.cli(['run', '-d', '--name', 'web', '-l', 'ServiceName=Web Front', '-l', 'ServicePort_80=10080', '-l', 'HealthCheck=HttpGet',
-    '-l', 'HealthCheckArgs=http://{{ host }}:{{ tcp 80 }}/', '-p', '80', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
-  const echo = await d.cli(['run', '-d', '--name', 'echo', '-l', 'shoal.port.7000=17000', '-l', 'shoal.proxy=tcp', '-p', '127.0.0.1::7000', IMAGE, 'nc', '-ll', '-p', '7000', '-e', 'cat'])
+    '-l', 'HealthCheckArgs=http://{{ host }}:{{ tcp 80 }}/', ...(await freePort().then((p) => ['-p', `0.0.0.0:${p}:80`, '-p', `[::]:${p}:80`])), IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
+  const echo = await d.cli(['run', '-d', '--name', 'echo', '-l', 'shoal.port.7000=17000', '-l', 'shoal.proxy=tcp', '-p', `127.0.0.1:${await freePort()}:7000`, IMAGE, 'nc', '-ll', '-p', '7000', '-e', 'cat'])
   const plain = await d.cli(['run', '-d', '--name', 'plain', '-p', '9000', IMAGE, 'sleep', '600'])
   await waitFor(() => src.services().length === 2, 5000, 'two services')
   const byName = new Map(src.services().map((s) => [s.name, s]))
@@ -61,7 +61,7 @@ t.test('a second source with a non-loopback advertise IP skips loopback-only por
   const lan = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10' }, { logger: silentLogger(), registry })
   const net = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10', network: 'bridge' }, { logger: silentLogger() })
   t.teardown(() => { lan.stop(); net.stop() })
-  await d.cli(['run', '-d', '--name', 'both', '-l', 'ServiceName=both', '-l', 'ServicePort_80=10080', '-l', 'ServicePort_81=10081', '-p', '80', '-p', '127.0.0.1::81', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
+  await d.cli(['run', '-d', '--name', 'both', '-l', 'ServiceName=both', '-l', 'ServicePort_80=10080', '-l', 'ServicePort_81=10081', '-p', `0.0.0.0:${await freePort()}:80`, '-p', `127.0.0.1:${await freePort()}:81`, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
   lan.start()
   net.start()
   await waitFor(() => lan.services().length === 1 && net.services().length === 1, 5000, 'listed at start (resync)')

@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 import Dockerode from 'dockerode'
 
 export const IMAGE = 'shoal-busybox:test'
@@ -16,6 +17,8 @@ export interface Dockerd {
   bridge: string
   /** The bridge's gateway address (containers get the rest of its /24). */
   gateway: string
+  /** The loopback address ports published without an address bind (`--ip`). */
+  defaultIp: string
   docker: Dockerode
   /** Run the docker CLI against this engine; rejects with its stderr on failure. */
   cli(args: string[]): Promise<string>
@@ -49,6 +52,18 @@ export function unavailable(): string | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** A TCP port free on every address right now, for `-p PORT:…` bindings on the wildcard. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, () => {
+      const port = (s.address() as AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
 /** Poll `pred` until it holds; rejects after `ms` with `what`. */
 export async function waitFor(pred: () => boolean | Promise<boolean>, ms: number, what: string): Promise<number> {
   const t0 = Date.now()
@@ -73,6 +88,7 @@ export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
   const tag = randomBytes(3).toString('hex')
   const bridge = `shl${tag}`
   const gateway = `10.${200 + (randomBytes(1)[0]! % 50)}.${randomBytes(1)[0]!}.1`
+  const defaultIp = `127.${1 + (randomBytes(1)[0]! % 250)}.${randomBytes(1)[0]!}.${2 + (randomBytes(1)[0]! % 250)}`
   const sock = join(dir, 'docker.sock')
   const host = `unix://${sock}`
   let proc: ChildProcess | undefined
@@ -101,6 +117,9 @@ export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
       '--containerd-namespace', `shoal-${tag}`,
       '--containerd-plugins-namespace', `shoal-${tag}-plugins`,
       '--bridge', bridge,
+      // Ports published without an address bind this daemon's own loopback address, so that
+      // two engines allocating host ports from the same range never collide.
+      '--ip', defaultIp,
       // Published ports go through docker-proxy; no rules in the host's iptables.
       '--iptables=false', '--ip-masq=false',
       '--live-restore',
@@ -166,9 +185,19 @@ export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
     gateway,
     docker,
     cli,
+    defaultIp,
     kill: async () => {
       proc?.kill('SIGKILL')
       while (proc && proc.exitCode === null && proc.signalCode === null) await sleep(20)
+      // Its containerd goes too (shims and containers live on). Its pidfile would name a
+      // dead or zombie process that the next dockerd waits for in vain.
+      for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+        try {
+          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+          if (cmd.includes(dir) && cmd.includes('containerd.toml')) process.kill(Number(pid), 'SIGKILL')
+        } catch {}
+      }
+      rmSync(join(dir, 'exec/containerd/containerd.pid'), { force: true })
     },
     restart: launch,
     stop,
