@@ -1,0 +1,56 @@
+import t from 'tap'
+import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type AdsClient, type DecodedResponse } from './xds-fixture.js'
+
+const label = (r: DecodedResponse) => r.type_url.split('.').pop()
+
+async function drain(c: AdsClient): Promise<DecodedResponse[]> {
+  const out: DecodedResponse[] = []
+  for (;;) {
+    try {
+      out.push(await c.next(300))
+    } catch {
+      return out
+    }
+  }
+}
+
+t.test('make before break: CDS, EDS, LDS, RDS, then removals (LDS before CDS)', async (t) => {
+  const echo = rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001, mode: 'http' })
+  const web = rec({ host: 'h1', id: 'w1', name: 'web', servicePort: 10002, port: 9002, mode: 'http' })
+  const catalog = new FixtureCatalog([host('h1', [echo, web])])
+  const { connect } = await startServer(t, catalog)
+  const c = connect()
+  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
+  c.send({ type_url: TypeUrl.endpoint, resource_names: ['echo:10001', 'web:10002'] })
+  c.send({ type_url: TypeUrl.listener })
+  c.send({ type_url: TypeUrl.route, resource_names: ['echo:10001', 'web:10002'] })
+  const first = await drain(c)
+  t.same(first.map(label).sort(), ['ClusterLoadAssignment', 'Cluster', 'Listener', 'RouteConfiguration'].sort())
+  for (const r of first) c.ack(r, r.type_url === TypeUrl.cluster || r.type_url === TypeUrl.listener ? [] : ['echo:10001', 'web:10002'])
+  await c.quiet(150)
+
+  // Add api, change echo's endpoints, remove web.
+  const api = rec({ host: 'h1', id: 'p1', name: 'api', servicePort: 10003, port: 9003, mode: 'http' })
+  catalog.set([host('h1', [{ ...echo, ports: [{ ...echo.ports[0]!, port: 9101 }] }, api])])
+  const seq = await drain(c)
+  t.same(seq.map(label), ['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration', 'Listener', 'Cluster'])
+  t.same(seq[0]!.names.sort(), ['api:10003', 'echo:10001', 'web:10002'], 'first CDS still holds the removed cluster')
+  t.same(seq[2]!.names.sort(), ['api:10003', 'echo:10001', 'web:10002'], 'first LDS still holds the removed listener')
+  t.same(seq[4]!.names.sort(), ['api:10003', 'echo:10001'], 'then the listener goes')
+  t.same(seq[5]!.names.sort(), ['api:10003', 'echo:10001'], 'then the cluster goes')
+  const last = new Map(seq.map((r) => [r.type_url, r]))
+  for (const r of last.values()) c.ack(r, r.type_url === TypeUrl.cluster || r.type_url === TypeUrl.listener ? [] : ['echo:10001'])
+  // The ACKs narrowed EDS and RDS to echo: the answers to that come first.
+  for (const r of await drain(c)) {
+    last.set(r.type_url, r)
+    c.ack(r, ['echo:10001'])
+  }
+  await drain(c)
+
+  // A Cluster-only change (http -> grpc adds HTTP/2 upstream options) is followed by its CLA.
+  const edsBefore = last.get(TypeUrl.endpoint)!
+  catalog.set([host('h1', [{ ...echo, ports: [{ ...echo.ports[0]!, port: 9101 }], proxyMode: 'grpc' }, api])])
+  const seq2 = await drain(c)
+  t.same(seq2.map(label).slice(0, 2), ['Cluster', 'ClusterLoadAssignment'])
+  t.equal(seq2[1]!.version_info, edsBefore.version_info, 'the CLA is re-sent although it did not change')
+})
