@@ -127,10 +127,18 @@ class FakeGossip extends EventEmitter implements GossipLike {
   ) {
     super()
   }
+  private seen = new Set<string>()
+  private nextId = 0
+  /** Like the real gossip layer: every member passes a message on the first time it sees it. */
   broadcast(_key: string, payload: Uint8Array): void {
+    const id = `${this.name}#${this.bootId}#${this.nextId++}`
+    this.seen.add(id)
+    this.send(id, this.name, payload)
+  }
+  private send(id: string, origin: string, payload: Uint8Array): void {
     const w = this.world
     for (const other of w.nodes.values()) {
-      if (other.name === this.name) continue
+      if (other.name === this.name || other.name === origin) continue
       if (!w.reachable(this.name, other.name)) continue
       if (w.lossy && w.rnd() < 0.2) continue
       const copies = w.lossy && w.rnd() < 0.15 ? 2 : 1
@@ -138,10 +146,16 @@ class FakeGossip extends EventEmitter implements GossipLike {
         const delay = w.lossy ? Math.floor(w.rnd() * (w.rnd() < 0.1 ? 2000 : 200)) : 1
         w.schedule(delay, () => {
           if (!w.reachable(this.name, other.name)) return
-          other.proc!.gossip.msgHandler?.(payload, this.name)
+          other.proc!.gossip.receive(id, origin, payload)
         })
       }
     }
+  }
+  receive(id: string, origin: string, payload: Uint8Array): void {
+    if (this.seen.has(id)) return
+    this.seen.add(id)
+    this.msgHandler?.(payload, origin)
+    this.send(id, origin, payload)
   }
   onMessage(h: (p: Uint8Array, from: string) => void): void {
     this.msgHandler = h

@@ -44,8 +44,8 @@ export interface GossipBridgeStats {
   messagesIn: number
   /** Payloads that failed to decode or validate, from any peer. */
   malformed: number
-  /** Records received by broadcast that were news, and passed on. */
-  relayed: number
+  /** Records received by broadcast that were news. */
+  news: number
   pullsSent: number
   pullsFailed: number
   recordsPulled: number
@@ -68,7 +68,7 @@ export class GossipBridge extends EventEmitter {
     broadcastsSent: 0,
     messagesIn: 0,
     malformed: 0,
-    relayed: 0,
+    news: 0,
     pullsSent: 0,
     pullsFailed: 0,
     recordsPulled: 0,
@@ -133,8 +133,13 @@ export class GossipBridge extends EventEmitter {
 
   private broadcast(rec: ServiceRecord): void {
     if (!this.started) return
-    this.gossip.broadcast(`svc/${rec.host}/${rec.id}`, this.encodeForBroadcast(rec))
-    this.stats.broadcastsSent++
+    try {
+      this.gossip.broadcast(`svc/${rec.host}/${rec.id}`, this.encodeForBroadcast(rec))
+      this.stats.broadcastsSent++
+    } catch (err) {
+      // Gossip not started yet (or stopping): push-pull carries the record later.
+      this.log.debug({ id: rec.id, err: (err as Error).message }, 'broadcast refused by gossip')
+    }
   }
 
   private encodeForBroadcast(rec: ServiceRecord): Uint8Array {
@@ -167,18 +172,14 @@ export class GossipBridge extends EventEmitter {
     const m = this.decode(payload, from, 'broadcast')
     if (!m) return
     try {
+      // The gossip layer passes every broadcast on itself (keyed by origin and key), so the
+      // bridge only merges here.
       if (m.type === MsgType.record) {
-        if (this.catalog.mergeRemote(m.record)) {
-          // News: pass it on under the same key, so a newer version replaces an older one still queued.
-          this.gossip.broadcast(`svc/${m.record.host}/${m.record.id}`, payload)
-          this.stats.relayed++
-        }
+        if (this.catalog.mergeRemote(m.record)) this.stats.news++
       } else if (m.type === MsgType.ref) {
         if (m.host === this.catalog.self) return
         const held = this.catalog.versionOf(m.host, m.id)
         if (held && compareVersions(m.version, held) <= 0) return
-        this.gossip.broadcast(`svc/${m.host}/${m.id}`, payload)
-        this.stats.relayed++
         void this.fetchOne(m.host, m.id)
       } else {
         this.stats.malformed++
@@ -194,7 +195,7 @@ export class GossipBridge extends EventEmitter {
       const reply = await this.gossip.request(host, encodeMessage({ type: MsgType.get, host, id }), this.timeoutMs)
       const m = this.decode(reply, host, 'get reply')
       if (m?.type !== MsgType.records) return
-      for (const r of m.records) if (r.host === host) this.catalog.mergeRemote(r)
+      for (const r of m.records) if (r.host === host && this.catalog.mergeRemote(r)) this.stats.news++
     } catch (err) {
       this.log.debug({ host, id, err: (err as Error).message }, 'fetching a large record failed; push-pull will bring it')
     }
