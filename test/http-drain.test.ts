@@ -7,6 +7,7 @@
 // server's `clientAddress` option, which replaces only where the address is read from;
 // the decision itself (isLoopbackAddress) is the real one and is tested on its own below.
 import t from 'tap'
+import { ShoalError } from '../src/errors.js'
 import { isLoopbackAddress } from '../src/http/auth.js'
 import { record, startHarness } from './http-fixture.js'
 
@@ -103,4 +104,11 @@ t.test('with a token: the bearer token is required, from anywhere', async (t) =>
   t.same(h.control.calls, [`drain ${mine.id}`])
   const unknown = await post(`${h.url}/api/instances/nope/undrain`, { authorization: 'Bearer s3cret-token' })
   t.equal(unknown.status, 404)
+
+  h.control.undrain = (id: string) => {
+    throw new ShoalError('SHOAL_ERR_UNKNOWN_INSTANCE', `no local instance with id "${id}"`)
+  }
+  const unknown2 = await post(`${h.url}/api/instances/gone/undrain`, { authorization: 'Bearer s3cret-token' })
+  t.equal(unknown2.status, 404, "LocalServices' SHOAL_ERR_UNKNOWN_INSTANCE is a 404 too")
+  t.equal(unknown2.json.error.code, 'SHOAL_ERR_UNKNOWN_INSTANCE')
 })

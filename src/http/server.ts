@@ -48,7 +48,7 @@ export interface MembershipView {
   off(ev: MemberEventName, fn: (m: Member) => void): unknown
 }
 
-/** Drain control of local instances; throws SHOAL_ERR_NOT_FOUND / SHOAL_ERR_NOT_LOCAL. */
+/** Drain control of local instances (LocalServices); throws SHOAL_ERR_NOT_FOUND or SHOAL_ERR_UNKNOWN_INSTANCE (404), SHOAL_ERR_NOT_LOCAL (403). */
 export interface DrainControl {
   drain(id: string): void
   undrain(id: string): void
@@ -310,7 +310,8 @@ export class HttpServer {
       if (on) this.c.control.drain(id)
       else this.c.control.undrain(id)
     } catch (err) {
-      if (isShoalError(err, 'SHOAL_ERR_NOT_FOUND')) return this.fail(res, 404, err.code, err.message)
+      // LocalServices names an unknown id SHOAL_ERR_UNKNOWN_INSTANCE; both mean 404.
+      if (isShoalError(err, 'SHOAL_ERR_NOT_FOUND') || isShoalError(err, 'SHOAL_ERR_UNKNOWN_INSTANCE')) return this.fail(res, 404, err.code, err.message)
       if (isShoalError(err, 'SHOAL_ERR_NOT_LOCAL')) return this.fail(res, 403, err.code, err.message)
       if (isShoalError(err)) return this.fail(res, 400, err.code, err.message)
       throw err
