@@ -1,0 +1,62 @@
+import t from 'tap'
+import { buildResources, nodeKindOf } from '../src/xds/resources.js'
+import { FixtureCatalog, host, rec } from './xds-fixture.js'
+
+t.test('node kind rule', async (t) => {
+  t.equal(nodeKindOf({ user_agent_name: 'envoy' }), 'envoy')
+  t.equal(nodeKindOf({ user_agent_name: 'gRPC Node Pure JS' }), 'grpc')
+  t.equal(nodeKindOf({ user_agent_name: 'grpc-go' }), 'grpc')
+  t.equal(nodeKindOf({ client_features: ['envoy.lb.does_not_support_overprovisioning'] }), 'grpc')
+  t.equal(nodeKindOf({ user_agent_name: 'gRPC Node Pure JS', metadata: { fields: { 'shoal.node_kind': { string_value: 'envoy' } } } }), 'envoy', 'metadata wins')
+  t.equal(nodeKindOf(undefined), 'envoy')
+})
+
+t.test('shapes per proxy mode, statuses, localities, conflicts', async (t) => {
+  const snap = new FixtureCatalog([
+    host('h1', [
+      rec({ host: 'h1', id: 'a1', name: 'web', servicePort: 10002, port: 8001, mode: 'http' }),
+      rec({ host: 'h1', id: 'a2', name: 'web', servicePort: 10002, port: 8002, mode: 'http', status: 'unknown' }),
+      rec({ host: 'h1', id: 'a3', name: 'web', servicePort: 10002, port: 8003, mode: 'http', status: 'unhealthy' }),
+      rec({ host: 'h1', id: 'a4', name: 'chat', servicePort: 10003, port: 8004, mode: 'ws' }),
+      rec({ host: 'h1', id: 'a5', name: 'echo', servicePort: 10001, port: 8005, mode: 'grpc' }),
+      rec({ host: 'h1', id: 'a6', name: 'db', servicePort: 10004, port: 8006, mode: 'tcp' }),
+      rec({ host: 'h1', id: 'a7', name: 'zeta', servicePort: 10002, port: 8007, mode: 'http' }),
+    ]),
+    host('h2', [rec({ host: 'h2', id: 'b1', name: 'web', servicePort: 10002, port: 8101, mode: 'http', status: 'draining' })]),
+    host('h3', [rec({ host: 'h3', id: 'c1', name: 'web', servicePort: 10002, port: 8201, mode: 'http' })], 'suspect'),
+    host('h4', [rec({ host: 'h4', id: 'd1', name: 'web', servicePort: 10002, port: 8301, mode: 'http' })], 'dead'),
+  ]).snapshot()
+  const e = buildResources(snap, 'envoy', { envoyBind: '10.0.0.1' })
+  t.same(e.conflicts, [{ servicePort: 10002, winner: 'web', losers: ['zeta'] }], 'smallest name wins')
+  const cla = e.endpoints.get('web:10002') as any
+  t.same(
+    cla.endpoints.map((l: any) => [l.locality.zone, l.load_balancing_weight.value, l.lb_endpoints.map((x: any) => [x.endpoint.address.socket_address.port_value, x.health_status])]),
+    [
+      ['h1', 2, [[8001, 'HEALTHY'], [8002, 'UNKNOWN']]],
+      ['h2', 1, [[8101, 'DRAINING']]],
+      ['h3', 1, [[8201, 'HEALTHY']]],
+    ],
+    'one locality per host; unhealthy and dead-host instances left out',
+  )
+  const grpcCla = buildResources(snap, 'grpc', { envoyBind: '10.0.0.1' }).endpoints.get('web:10002') as any
+  t.same(grpcCla.endpoints.map((l: any) => l.locality.zone), ['h1', 'h3'], 'gRPC nodes do not get draining endpoints')
+
+  const tcp = e.listeners.get('db:10004') as any
+  t.equal(tcp.filter_chains[0].filters[0].name, 'envoy.filters.network.tcp_proxy')
+  t.same(tcp.address.socket_address, { address: '10.0.0.1', port_value: 10004 })
+  t.notOk(e.routes.has('db:10004'))
+  const ws = e.listeners.get('chat:10003') as any
+  t.same(ws.filter_chains[0].filters[0].typed_config.upgrade_configs, [{ upgrade_type: 'websocket' }])
+  t.same((e.routes.get('chat:10003') as any).virtual_hosts[0].routes[0].route.timeout, { seconds: 0, nanos: 0 })
+  t.ok((e.clusters.get('echo:10001') as any).typed_extension_protocol_options, 'grpc: HTTP/2 upstream')
+  t.same((e.routes.get('echo:10001') as any).virtual_hosts[0].routes[0].route.timeout, { seconds: 0, nanos: 0 })
+  t.equal((e.routes.get('web:10002') as any).virtual_hosts[0].routes[0].route.timeout, undefined)
+  t.ok((e.clusters.get('web:10002') as any).outlier_detection)
+  const hcm = ws.filter_chains[0].filters[0].typed_config
+  t.equal(hcm.http_filters.at(-1).name, 'envoy.filters.http.router')
+
+  const g = buildResources(snap, 'grpc', { envoyBind: '10.0.0.1' })
+  t.same([...g.listeners.keys()].sort(), ['chat', 'chat:10003', 'db', 'db:10004', 'echo', 'echo:10001', 'web', 'web:10002'])
+  t.same((g.listeners.get('echo') as any).api_listener.api_listener.route_config.virtual_hosts[0].domains, ['echo', 'echo:10001'])
+  t.equal(g.routes.size, 0, 'gRPC nodes get inline route configs')
+})
