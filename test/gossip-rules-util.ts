@@ -19,6 +19,8 @@ export interface Rig {
   wire: Wire
   /** Messages the node sent to the peer, decoded. */
   received: Message[]
+  /** The same, one array per datagram. */
+  packets: Message[][]
   /** Answer pings addressed to these names (default: every name). */
   answer: (target: string) => boolean
   send(...msgs: Message[]): Promise<void>
@@ -36,7 +38,7 @@ export async function rig(opts: Partial<GossipOptions> = {}): Promise<Rig> {
   const peerAddr = await peer.start()
   const wire = new Wire({ label: 'sim' })
   const r: Rig = {
-    clock, net, g, gAddr, peerAddr, wire, received: [],
+    clock, net, g, gAddr, peerAddr, wire, received: [], packets: [],
     answer: () => true,
     async send(...msgs) {
       peer.sendPacket(gAddr, wire.seal(encodeCompound(msgs.map(encodeMessage))))
@@ -56,6 +58,7 @@ export async function rig(opts: Partial<GossipOptions> = {}): Promise<Rig> {
       return
     }
     r.received.push(...msgs)
+    r.packets.push(msgs)
     for (const m of msgs) {
       if (m.type === MessageType.ping && r.answer(m.target)) {
         peer.sendPacket({ host: m.addr, port: m.port }, wire.seal(encodeMessage({ type: MessageType.ack, seq: m.seq })))

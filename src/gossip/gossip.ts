@@ -334,6 +334,21 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
+  /**
+   * Adds members as known and alive without broadcasting them, so a simulation can start
+   * from a converged cluster instead of replaying thousands of joins. Known names are skipped.
+   */
+  seedMembers(members: Array<Pick<Member, 'name' | 'addr' | 'port' | 'meta' | 'incarnation'>>): void {
+    if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: seedMembers() before start()')
+    for (const m of members) {
+      if (this.nodes.has(m.name)) continue
+      this.addNode({
+        name: m.name, addr: m.addr, port: m.port, meta: m.meta as Record<string, string>, incarnation: m.incarnation,
+        state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+      })
+    }
+  }
+
   // ---------------------------------------------------------------- member state
 
   private snapshot(n: NodeState): Member {
@@ -721,7 +736,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const seq = this.nextSeq()
     const back = { host: m.fromAddr, port: m.fromPort }
     let answered = false
-    const timer = this.after(this.timing.probeTimeoutMs, () => {
+    // The nack must reach the prober before its probe interval ends (it sent this request
+    // one probe timeout into the interval): answer after 80% of a probe timeout.
+    const timer = this.after(this.timing.probeTimeoutMs * 0.8, () => {
       this.acks.delete(seq)
       if (!answered && m.nack) this.sendPiggybacked(back, encodeMessage({ type: MessageType.nack, seq: m.seq }))
     })
