@@ -171,7 +171,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
       allowPositionals: false,
     })
   } catch (err) {
-    throw configError('shoal agent', (err as Error).message.split('\n')[0]!)
+    throw new ShoalError('SHOAL_ERR_CONFIG', (err as Error).message.split('\n')[0]!)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
   /** The value of a flag, else its variable; `where` names which one for errors. */

@@ -1,0 +1,50 @@
+import { createLogger } from '../log.js'
+import { isShoalError } from '../errors.js'
+import { parseAgentConfig } from './config.js'
+import { Agent } from './agent.js'
+
+/**
+ * `shoal agent`: parse the configuration, start, and handle signals. Resolves with the
+ * process exit code: 0 after a clean stop, 2 for bad configuration or a name conflict.
+ */
+export async function runAgent(argv: string[]): Promise<number> {
+  let agent: Agent
+  try {
+    const config = parseAgentConfig(argv, process.env)
+    agent = new Agent(config, { logger: createLogger(config.logLevel) })
+  } catch (err) {
+    if (isShoalError(err)) {
+      process.stderr.write(`shoal: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0
+    const finish = (code: number) => {
+      for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s)
+      resolve(code)
+    }
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals += 1
+      if (signals > 1) {
+        process.stderr.write(`shoal: second ${sig}, exiting without waiting\n`)
+        process.exit(1)
+      }
+      const leave = agent.config.leaveOnTerminate
+      agent.stop({ leave }).then(() => finish(0), () => finish(1))
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    process.on('SIGHUP', () => agent.reloadKeys())
+    agent.on('conflict', (info: { message?: string; name?: string; localAddr?: string; remoteAddr?: string }) => {
+      const line = info.message ?? `node name "${info.name}" is already held by a live node at ${info.remoteAddr} (this node: ${info.localAddr})`
+      process.stderr.write(`shoal: ${line}; refusing to run\n`)
+      agent.stop({ leave: false }).then(() => finish(2), () => finish(2))
+    })
+    agent.start().catch((err: unknown) => {
+      process.stderr.write(`shoal: ${isShoalError(err) ? err.message : (err as Error).stack ?? String(err)}\n`)
+      agent.stop({ leave: false }).then(() => finish(isShoalError(err) ? 2 : 1), () => finish(1))
+    })
+  })
+}
