@@ -168,7 +168,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private async startNow(): Promise<void> {
     const bound = await this.transport.start()
-    const adv = this.opts.advertise ?? bound
+    // An advertised port 0 means "the port the transport bound" (tests bind port 0).
+    const adv = this.opts.advertise ? { host: this.opts.advertise.host, port: this.opts.advertise.port || bound.port } : bound
     this.self = {
       name: this.opts.name, addr: adv.host, port: adv.port, meta: this.fullMeta(this.opts.meta ?? {}),
       incarnation: 1, state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
