@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import type { Logger } from '../log.js'
+import type { CatalogView } from '../registry/types.js'
+import type { Member } from '../gossip/index.js'
 import { ShoalError } from '../errors.js'
 import { Gossip, Keyring, NetTransport, RealClock } from '../gossip/index.js'
 import { Catalog } from '../registry/catalog.js'
@@ -55,6 +57,17 @@ export class Agent extends EventEmitter {
 
   isReady(): boolean {
     return this.ready
+  }
+
+  /** The catalog as consumers see it (after start). */
+  view(): CatalogView {
+    if (!this.catalog) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'the agent is not started')
+    return this.catalog
+  }
+
+  /** Gossip members (after start). */
+  members(): Member[] {
+    return this.gossip?.members() ?? []
   }
 
   async start(): Promise<void> {
