@@ -45,6 +45,7 @@ t.test('one failing case per resource type', async (t) => {
     route: validateResource(p, TypeUrl.route, { name: 'r', virtual_hosts: [{ name: 'v', domains: [], routes: [{ match: { prefix: '/' }, route: { cluster: '' } }] }] }),
   }
   t.match(bad.cluster.join('\n'), /unknown field "lb_polcy"/)
+  t.match(validateResource(p, TypeUrl.cluster, { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: { seconds: 1 }, outlier_detection: { consecutive_5xx: { value: 5 } } }).join('\n'), /success-rate ejection without explicit/)
   t.match(bad.cluster.join('\n'), /connect_timeout: duration must be > 0s/, 'PGV duration gt rule')
   t.match(bad.endpoint.join('\n'), /not an IP literal/)
   t.match(bad.endpoint.join('\n'), /appears twice/)

@@ -135,6 +135,12 @@ export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object
       interval: { seconds: 10, nanos: 0 },
       base_ejection_time: { seconds: 30, nanos: 0 },
       max_ejection_percent: { value: 50 },
+      // Envoy's defaults, spelled out: grpc-js reads an unset success_rate_minimum_hosts as
+      // "no minimum" and its success-rate check then throws on an empty list every interval.
+      enforcing_success_rate: { value: 100 },
+      success_rate_minimum_hosts: { value: 5 },
+      success_rate_request_volume: { value: 100 },
+      success_rate_stdev_factor: { value: 1900 },
     },
   }
   if (g.mode === 'grpc') {

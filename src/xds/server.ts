@@ -264,6 +264,13 @@ export class XdsServer {
     return { ready: this.ready, clients, conflicts: this.conflicts, invalid }
   }
 
+  /** The version a node last ACKed for a type (first stream of that node id), or null: a cheap probe for benches and tests. */
+  ackedVersion(nodeId: string, type: 'cds' | 'eds' | 'lds' | 'rds'): string | null {
+    const url = ORDER.find((u) => TypeLabel[u] === type)!
+    for (const c of this.clients.values()) if (c.node?.id === nodeId) return c.types.get(url)?.ackedVersion ?? null
+    return null
+  }
+
   // ---- streams ----
 
   private onStream(call: grpc.ServerDuplexStream<any, any>): void {

@@ -12,7 +12,9 @@
  *  - Shoal's extra constraints (docs/TOOLING.md, checked against grpc-js-xds): an
  *    HttpConnectionManager has http filters, each with a typed_config, the router last;
  *    a ClusterLoadAssignment's localities are distinct and each has a load_balancing_weight;
- *    endpoint and listener addresses are IP literals; an EDS Cluster has an eds_config.
+ *    endpoint and listener addresses are IP literals; an EDS Cluster has an eds_config;
+ *    outlier detection with success-rate ejection spells out its minimum hosts, request
+ *    volume and stdev factor (grpc-js 1.14 throws on an empty candidate list otherwise).
  */
 import { isIP } from 'node:net'
 import type * as Protobuf from 'protobufjs'
@@ -307,9 +309,15 @@ class Walker {
         if (fullName === '.envoy.config.listener.v3.Listener' && !o.address && !o.api_listener) this.err(path, 'listener has neither address nor api_listener')
         break
       }
-      case '.envoy.config.cluster.v3.Cluster':
+      case '.envoy.config.cluster.v3.Cluster': {
         if (o.type === 'EDS' && !(o.eds_cluster_config as Obj | undefined)?.eds_config) this.err(path, 'EDS cluster without eds_cluster_config.eds_config')
+        const od = o.outlier_detection as Obj | undefined
+        const srOff = (od?.enforcing_success_rate as Obj | undefined)?.value === 0
+        if (od && !srOff && (!od.success_rate_minimum_hosts || !od.success_rate_request_volume || !od.success_rate_stdev_factor)) {
+          this.err(`${path}.outlier_detection`, 'success-rate ejection without explicit success_rate_minimum_hosts/request_volume/stdev_factor (grpc-js throws every interval)')
+        }
         break
+      }
     }
   }
 }
