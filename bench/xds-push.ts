@@ -157,6 +157,7 @@ const lines = [
   '# xDS push bench',
   '',
   `Run: \`TS_NODE_TRANSPILE_ONLY=1 node --expose-gc --import=@tapjs/typescript/import bench/xds-push.ts ${ITER}\` on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs.`,
+  `Load average at the end of the run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' / ')} (other work on the machine inflates every figure).`,
   `Catalog: ${SERVICES} ServicePorts x ${HOSTS} instances (one per host, ${HOSTS} hosts, ${SERVICES * HOSTS} records; modes mixed http/tcp/grpc).`,
   '',
   '## Catalog change until the client ACKed the new version (server-side ACK seen)',

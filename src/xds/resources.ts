@@ -76,27 +76,57 @@ export function clusterName(name: string, servicePort: number): string {
   return `${name}:${servicePort}`
 }
 
+type Instance = ServicePortGroup['instances'][number]
+// Instances are derived per record object: an unchanged record yields the identical instance
+// objects, so the snapshot cache can compare groups by identity.
+const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
+
+function instancesOf(r: ServiceRecord): Instance[] {
+  let list = instanceCache.get(r)
+  if (!list) {
+    list = r.ports.filter((p) => p.type === 'tcp').map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
+    instanceCache.set(r, list)
+  }
+  return list
+}
+
+function byHostIdPort(a: Instance, b: Instance): number {
+  return cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port
+}
+
 /** Group live records by ServicePort (tcp ports only), resolving name conflicts deterministically. */
 export function groupServicePorts(snap: CatalogSnapshot): { groups: ServicePortGroup[]; conflicts: ServicePortConflict[] } {
-  const bySp = new Map<number, Map<string, ServicePortGroup['instances']>>()
-  for (const r of liveRecords(snap)) {
-    for (const p of r.ports) {
-      if (p.type !== 'tcp') continue
-      let names = bySp.get(p.servicePort)
-      if (!names) bySp.set(p.servicePort, (names = new Map()))
-      let list = names.get(r.name)
-      if (!list) names.set(r.name, (list = []))
-      list.push({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode })
+  const bySp = new Map<number, Map<string, Instance[]>>()
+  // Hosts by name, records by id (HostView's order): instances arrive sorted by (host, id).
+  const hosts = [...snap.hosts].sort((a, b) => cmp(a.name, b.name))
+  for (const r of liveRecords({ ...snap, hosts })) {
+    for (const i of instancesOf(r)) {
+      const sp = (i as Instance & { servicePort: number }).servicePort
+      let names = bySp.get(sp)
+      if (!names) bySp.set(sp, (names = new Map()))
+      const list = names.get(r.name)
+      if (list) list.push(i)
+      else names.set(r.name, [i])
     }
   }
   const conflicts: ServicePortConflict[] = []
-  const winners: Array<{ sp: number; name: string; instances: ServicePortGroup['instances'] }> = []
+  const winners: Array<{ sp: number; name: string; instances: Instance[] }> = []
   const portsPerName = new Map<string, number>()
   for (const [sp, names] of [...bySp].sort((a, b) => a[0] - b[0])) {
-    const sorted = [...names.keys()].sort()
-    const name = sorted[0]!
-    if (sorted.length > 1) conflicts.push({ servicePort: sp, winner: name, losers: sorted.slice(1) })
-    const instances = names.get(name)!.sort((a, b) => cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port)
+    let name: string
+    if (names.size === 1) name = names.keys().next().value as string
+    else {
+      const sorted = [...names.keys()].sort()
+      name = sorted[0]!
+      conflicts.push({ servicePort: sp, winner: name, losers: sorted.slice(1) })
+    }
+    const instances = names.get(name)!
+    for (let k = 1; k < instances.length; k++) {
+      if (byHostIdPort(instances[k - 1]!, instances[k]!) > 0) {
+        instances.sort(byHostIdPort)
+        break
+      }
+    }
     winners.push({ sp, name, instances })
     portsPerName.set(name, (portsPerName.get(name) ?? 0) + 1)
   }

@@ -49,9 +49,15 @@ export function versionOf(resources: Iterable<ServedResource>): string {
   return contentHash(parts.join(';'))
 }
 
+interface Memo {
+  g: ServicePortGroup
+  entry: GroupEntry
+}
+
 export class SnapshotBuilder {
-  private memo: Record<NodeKind, Map<string, GroupEntry>> = { envoy: new Map(), grpc: new Map() }
+  private memo: Record<NodeKind, Map<number, Memo>> = { envoy: new Map(), grpc: new Map() }
   private last: Record<NodeKind, { snap: CatalogSnapshot; seq: number; out: KindSnapshot; invalid: InvalidResource[] } | undefined> = { envoy: undefined, grpc: undefined }
+  private grouped: { snap: CatalogSnapshot; seq: number; groups: ServicePortGroup[]; conflicts: ServicePortConflict[] } | undefined
 
   constructor(
     private readonly protos: XdsProtos,
@@ -68,9 +74,11 @@ export class SnapshotBuilder {
   build(snap: CatalogSnapshot, kind: NodeKind): KindSnapshot {
     const prev = this.last[kind]
     if (prev && prev.snap === snap && prev.seq === snap.seq) return prev.out
-    const { groups, conflicts } = groupServicePorts(snap)
+    // Grouping is shared by both kinds of the same snapshot.
+    if (!this.grouped || this.grouped.snap !== snap || this.grouped.seq !== snap.seq) this.grouped = { snap, seq: snap.seq, ...groupServicePorts(snap) }
+    const { groups, conflicts } = this.grouped
     const memo = this.memo[kind]
-    const next = new Map<string, GroupEntry>()
+    const next = new Map<number, Memo>()
     const out: KindSnapshot = {
       kind,
       conflicts,
@@ -78,15 +86,14 @@ export class SnapshotBuilder {
     }
     const invalid: InvalidResource[] = []
     for (const g of groups) {
-      const key = groupKey(g)
-      let entry = memo.get(key)
-      if (!entry) {
-        entry = this.buildGroup(g, kind)
-        for (const bad of entry.invalid) this.onInvalid(kind, bad)
+      let m = memo.get(g.servicePort)
+      if (!m || !sameGroup(m.g, g)) {
+        m = { g, entry: this.buildGroup(g, kind) }
+        for (const bad of m.entry.invalid) this.onInvalid(kind, bad)
       }
-      next.set(key, entry)
-      for (const [t, r] of entry.byType) out.resources[t].set(r.name, r)
-      invalid.push(...entry.invalid)
+      next.set(g.servicePort, m)
+      for (const [t, r] of m.entry.byType) out.resources[t].set(r.name, r)
+      if (m.entry.invalid.length) invalid.push(...m.entry.invalid)
     }
     // Keep only the groups of this snapshot: memory stays proportional to the catalog.
     this.memo[kind] = next
@@ -112,8 +119,15 @@ export class SnapshotBuilder {
   }
 }
 
-function groupKey(g: ServicePortGroup): string {
-  let k = `${g.name}|${g.servicePort}|${g.mode}|${g.singlePort ? 1 : 0}`
-  for (const i of g.instances) k += `|${i.host},${i.id},${i.status},${i.ip},${i.port}`
-  return k
+/** Same inputs: instance objects are identical for unchanged records, else compared by value. */
+function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
+  if (a === b) return true
+  if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.instances.length !== b.instances.length) return false
+  for (let k = 0; k < a.instances.length; k++) {
+    const x = a.instances[k]!
+    const y = b.instances[k]!
+    if (x === y) continue
+    if (x.host !== y.host || x.id !== y.id || x.status !== y.status || x.ip !== y.ip || x.port !== y.port) return false
+  }
+  return true
 }
