@@ -5,7 +5,7 @@
 //   TS_NODE_TRANSPILE_ONLY=1 node --import @isaacs/ts-node-temp-fork-for-pr-2009/import bench/gossip-vs-serf.ts
 //
 // Environment: BENCH_N=10,25,50  BENCH_SYSTEMS=serf,shoal  BENCH_REST_S=30  BENCH_EVENTS=20
-// BENCH_CRASHES=3  BENCH_PROFILE=lan (Shoal timing profile)  BENCH_JSON=/path (raw results)
+// BENCH_CRASHES=3  BENCH_CLI=dist/cli.js  BENCH_PROFILE=lan (Shoal timing profile)  BENCH_JSON=/path (raw results)
 //
 // What is measured (both systems the same way):
 // - join: the seed starts alone; then N-1 agents start at once with the seed as their join
@@ -23,7 +23,7 @@
 // - peak RSS: VmHWM of every agent process at the end of its run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
-import { mkdtempSync, rmSync, writeFileSync, renameSync, readFileSync, existsSync, statSync, readdirSync, openSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, renameSync, readFileSync, existsSync, statSync, readdirSync, openSync, mkdirSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,8 +31,8 @@ import { randomBytes } from 'node:crypto'
 import { Packr, UnpackrStream } from 'msgpackr'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = join(ROOT, 'dist', 'cli.js')
 const env = process.env
+const CLI = env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js')
 const NS = (env.BENCH_N ?? '10,25,50').split(',').map(Number)
 const SYSTEMS = (env.BENCH_SYSTEMS ?? 'serf,shoal').split(',')
 const REST_S = Number(env.BENCH_REST_S ?? 30)
@@ -337,7 +337,12 @@ class ShoalDriver implements Driver {
   private gossip(i: number): number { return this.basePort + i }
   private http(i: number): number { return this.basePort + 100 + i }
   private xds(i: number): number { return this.basePort + 200 + i }
-  private staticFile(i: number): string { return join(this.dir, `shoal-${i}.static.json`) }
+  // One folder per agent: the static source watches its file's folder.
+  private staticFile(i: number): string {
+    const d = join(this.dir, `shoal-${i}`)
+    mkdirSync(d, { recursive: true })
+    return join(d, 'static.json')
+  }
   private writeStatic(i: number, services: unknown[]): void {
     writeFileSync(this.staticFile(i) + '.tmp', JSON.stringify({ services }))
     renameSync(this.staticFile(i) + '.tmp', this.staticFile(i))
@@ -527,7 +532,7 @@ function table(results: Result[]): string {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (iptables byte counters on lo)')
   if (SYSTEMS.includes('serf') && spawnSync('serf', ['version']).status !== 0) throw new Error('serf is not installed (apt-get install serf)')
-  if (SYSTEMS.includes('shoal')) {
+  if (SYSTEMS.includes('shoal') && !env.BENCH_CLI) {
     const newest = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(d, e.name)) : statSync(join(d, e.name)).mtimeMs), 0)
     if (!existsSync(CLI) || statSync(CLI).mtimeMs < newest(join(ROOT, 'src'))) {
       log('building dist/ ...')

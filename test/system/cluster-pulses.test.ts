@@ -1,15 +1,17 @@
 // Scenario 6: one agent paused in pulses (SIGSTOP 300 ms, SIGCONT 700 ms), the way an
 // overloaded host stalls: no member is declared dead by anyone (what Lifeguard is for).
 // Duration: SHOAL_SOAK_SECONDS (the issue's 120 s for nightly runs; 45 s by default).
+// Profile: SHOAL_SOAK_PROFILE, default `lan` (the production timing whose detection speed
+// the Serf bench measures: zero false positives must hold for the profile that is used).
 import t from 'tap'
-import { MemberWatch, keyOf, soakMs, startCluster, svc, systemUnavailable, sleep, waitForInstances } from './netns.js'
+import { MemberWatch, soakProfile, keyOf, soakMs, startCluster, svc, systemUnavailable, sleep, waitForInstances } from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
 
 t.test(`SIGSTOP 300 ms / SIGCONT 700 ms pulses for ${soakMs() / 1000} s: nobody declared dead`, { skip: why ?? false, timeout: soakMs() + 120_000 }, async (t) => {
   const services = (i: number) => [svc('web', i, 10001, 8080)]
-  const lab = await startCluster(t, N, (i) => ({ services: services(i) }))
+  const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
   const all = lab.hosts.map((h) => h.index)
   const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
   await waitForInstances(lab, all, keys, 15_000, 'initial convergence')

@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const CLI = join(REPO_ROOT, 'dist', 'cli.js')
+/** The built CLI; SHOAL_SYSTEM_CLI points the suites at another build (no build step then). */
+export const CLI = process.env.SHOAL_SYSTEM_CLI ?? join(REPO_ROOT, 'dist', 'cli.js')
 export const GOSSIP_PORT = 7946
 export const HTTP_PORT = 7777
 export const XDS_PORT = 7776
@@ -76,6 +77,7 @@ function sleepSync(ms: number): void {
  * exists afterwards. Returns an error text when there is no usable CLI.
  */
 export function ensureBuilt(): string | undefined {
+  if (process.env.SHOAL_SYSTEM_CLI) return existsSync(CLI) ? undefined : `SHOAL_SYSTEM_CLI=${CLI} does not exist`
   const srcDir = join(REPO_ROOT, 'src')
   const fresh = (): boolean => existsSync(CLI) && statSync(CLI).mtimeMs >= newestMtime(srcDir)
   if (fresh()) return undefined
@@ -101,6 +103,9 @@ export function ensureBuilt(): string | undefined {
       encoding: 'utf8',
     })
     if (!existsSync(CLI)) return `npm run build produced no dist/cli.js:\n${r.stdout}${r.stderr}`
+    // The same second step as `npm run build`: the UI's static files next to the server.
+    const copy = join(REPO_ROOT, 'scripts', 'copy-assets.mjs')
+    if (existsSync(copy)) spawnSync(process.execPath, [copy], { cwd: REPO_ROOT, encoding: 'utf8' })
     return undefined
   } finally {
     try { rmdirSync(lock) } catch { /* ignore */ }
@@ -911,4 +916,10 @@ export class MemberWatch {
     for (const ac of this.aborts) ac.abort()
     while (this.polling) await sleep(20)
   }
+}
+
+/** Timing profile for scenarios 4 and 6: SHOAL_SOAK_PROFILE, default `lan`. */
+export function soakProfile(): 'lan' | 'local' | 'wan' {
+  const v = process.env.SHOAL_SOAK_PROFILE ?? 'lan'
+  return v === 'local' || v === 'wan' ? v : 'lan'
 }
