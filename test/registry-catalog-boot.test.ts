@@ -81,3 +81,18 @@ t.test('a collected tombstone seen again from a peer is tombstoned again by the 
   t.same(out, ['x:tombstone'])
   t.ok(compareVersions(owner.get('o', 'x')!.version, live.version) > 0)
 })
+
+t.test('a late membership event naming the old boot is followed, and undone without a pull', async (t) => {
+  const clock = new VirtualClock()
+  const r = new Catalog({ cluster: 'c', self: 'r' }, { clock, logger })
+  const h = new Catalog({ cluster: 'c', self: 'h' }, { clock, logger })
+  r.setLocalBoot('R1')
+  h.setLocalBoot('H2')
+  r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
+  r.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
+  r.mergeRemote(h.upsertLocal(rec('a')))
+  r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
+  t.same(liveRecords(r.snapshot()), [], 'membership is the authority: H2 records hidden while it names H1')
+  r.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
+  t.same(liveRecords(r.snapshot()).map((x) => x.id), ['a'], 'back to H2: its records return from the side store')
+})

@@ -37,6 +37,8 @@ export interface GossipBridgeOptions {
   requestTimeoutMs?: number
   /** Upper bound of records asked for in one pull (owners are batched by their digest count). Default 2000. */
   maxRecordsPerPull?: number
+  /** Broadcast the records already held locally at start(). Default true (benchmarks that start converged turn it off). */
+  announceOnStart?: boolean
 }
 
 export interface GossipBridgeStats {
@@ -81,6 +83,7 @@ export class GossipBridge extends EventEmitter {
   private readonly maxBroadcast: number
   private readonly timeoutMs: number
   private readonly maxPerPull: number
+  private readonly announce: boolean
   private started = false
   private synced = false
   private unsubscribeLocal: (() => void) | undefined
@@ -95,6 +98,7 @@ export class GossipBridge extends EventEmitter {
     this.maxBroadcast = opts.maxBroadcastBytes ?? 1000
     this.timeoutMs = opts.requestTimeoutMs ?? 5000
     this.maxPerPull = opts.maxRecordsPerPull ?? 2000
+    this.announce = opts.announceOnStart ?? true
   }
 
   /** Hooks into gossip and the catalog. Idempotent. */
@@ -112,7 +116,7 @@ export class GossipBridge extends EventEmitter {
     for (const m of this.gossip.members()) this.memberChanged(m)
     this.unsubscribeLocal = this.catalog.onLocalChange((rec) => this.broadcast(rec))
     // Announce what we already hold (records written before start).
-    for (const rec of this.catalog.localRecords()) this.broadcast(rec)
+    if (this.announce) for (const rec of this.catalog.localRecords()) this.broadcast(rec)
   }
 
   /** Unhooks; handlers already installed on gossip become no-ops. Idempotent. */

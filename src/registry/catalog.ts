@@ -351,13 +351,19 @@ export class Catalog implements CatalogView {
       if (h.bootId !== undefined) {
         h.retired.push(h.bootId)
         if (h.retired.length > MAX_RETIRED) h.retired.shift()
+        // Membership is the authority, but a late event can name an old boot for a moment:
+        // keep the replaced boot's records aside (invisible) so that flipping back costs no pull.
+        if (h.records.size > 0 && !h.reaped) {
+          if (h.parked.size >= MAX_PARKED_BOOTS) h.parked.delete(h.parked.keys().next().value!)
+          h.parked.set(h.bootId, { at: this.clock.now(), records: new Map([...h.records].map(([id, e]) => [id, e.rec])) })
+        }
       }
+      // Following membership back to a boot it named before un-retires that boot.
       h.retired = h.retired.filter((b) => b !== info.bootId)
       h.bootId = info.bootId
       h.records.clear()
       h.digest = undefined
       h.reaped = false
-      for (const b of [...h.parked.keys()]) if (h.retired.includes(b)) h.parked.delete(b)
       const parked = h.parked.get(info.bootId)
       if (parked) {
         h.parked.delete(info.bootId)
