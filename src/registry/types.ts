@@ -32,7 +32,18 @@ export interface ServicePortSpec {
 /** The owner's hybrid logical clock: [wall ms, counter]; compared only between records of one owner. */
 export type Version = readonly [wallMs: number, counter: number]
 
-/** One service instance as the catalog holds it. Written only by its owner (`host`). */
+/**
+ * One service instance as the catalog holds it. Written only by its owner (`host`).
+ *
+ * Sidecar counterparts (for the README): `Service.ID` -> id, `Name` -> name (normalised),
+ * `Image` -> image, `Created` -> created, `Hostname` -> host, `Ports` -> ports, `Updated` ->
+ * updated (informational; ordering uses `version`), `ProxyMode` -> proxyMode, `Status`
+ * (0 alive, 1 tombstone, 2 unhealthy, 3 unknown, 4 draining) -> status; `Port.Type/Port/
+ * ServicePort/IP` -> ServicePortSpec; `Server.Name/Services/LastUpdated/LastChanged` ->
+ * HostView name/services (and the owner's versions); `ServicesState.Servers` ->
+ * CatalogSnapshot.hosts, `ClusterName` -> cluster, `Hostname` -> Catalog.self. New here:
+ * bootId, labels, HostView.state and address (from membership).
+ */
 export interface ServiceRecord {
   /** Instance id: 12 hex digits of a container id, or a static entry's stable id. */
   id: string
