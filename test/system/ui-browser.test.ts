@@ -1,12 +1,17 @@
-// The web UI in a real headless Chromium: it loads, shows hosts x services from the
-// snapshot, and shows a newly added service, a status change and a member state change
-// without a reload (fed by /api/watch). Saves screenshots under test-output/.
-// For now against one HttpServer over an in-test catalog; the lead moves it onto a
-// 3-agent cluster once the agent wiring lands.
+// The web UI in a real headless Chromium against a real cluster: three in-process agents on
+// loopback (gossip, catalog, health checks, HTTP) fed by static files. The page is agent A's;
+// what it shows of B and C comes over gossip. Without a reload it shows a service added to
+// agent C's static file, a health-check status change on B, and C crashing (its member state,
+// its instances gone). Saves screenshots under test-output/.
 import t from 'tap'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { record, startHarness } from '../http-fixture.js'
+import { Agent } from '../../src/agent/agent.js'
+import { parseAgentConfig } from '../../src/agent/config.js'
+import { silentLogger } from '../../src/log.js'
+import { liveRecords } from '../../src/registry/types.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -15,24 +20,92 @@ const CHROMIUM = '/usr/bin/chromium'
 const OUT = join(process.cwd(), 'test-output')
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (scripts/test.mjs installs Debian "chromium" when run as root)`
 
-t.test('the UI shows the catalog and follows changes live', { skip }, async (t) => {
+interface Entry {
+  id: string
+  name: string
+  port: number
+  servicePort: number
+  proxyMode?: string
+  check?: { type: string; args?: string; intervalMs?: number; rise?: number; fall?: number }
+}
+
+async function listen(): Promise<Server> {
+  const s = createServer((c) => c.destroy())
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  return s
+}
+const portOf = (s: Server) => (s.address() as AddressInfo).port
+/** A loopback port where nothing listens (bound, then released). */
+async function closedPort(): Promise<number> {
+  const s = await listen()
+  const p = portOf(s)
+  await new Promise((r) => s.close(r))
+  return p
+}
+
+async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async (t) => {
   const { chromium } = await import('playwright-core')
-  const h = await startHarness(t)
-  const svcPort = (port: number, servicePort: number, ip: string) => [{ type: 'tcp' as const, port, servicePort, ip }]
-  h.catalog.addHost('node-a')
-  h.catalog.addHost('node-b')
-  h.catalog.addHost('node-c')
-  for (const [n, s] of [['node-a', 'alive'], ['node-b', 'alive'], ['node-c', 'alive']] as const) h.membership.set(n, s)
-  h.catalog.put(record({ id: '3f2a9c0d1e4b', name: 'web', host: 'node-a', image: 'shop/web:2.1', ports: svcPort(32768, 10001, '10.0.0.1') }))
-  h.catalog.put(record({ id: '9b1e77a0c2d3', name: 'web', host: 'node-b', image: 'shop/web:2.1', ports: svcPort(32771, 10001, '10.0.0.2') }))
-  h.catalog.put(record({ id: 'c04d11e2f9a8', name: 'web', host: 'node-c', image: 'shop/web:2.1', status: 'draining', ports: svcPort(32770, 10001, '10.0.0.3') }))
-  h.catalog.put(record({ id: '51aa08e3b7c1', name: 'orders', host: 'node-b', proxyMode: 'grpc', ports: svcPort(50051, 10002, '10.0.0.2') }))
-  h.catalog.put(record({ id: 'e7c3d2b1a0f9', name: 'orders', host: 'node-c', proxyMode: 'grpc', status: 'unhealthy', ports: svcPort(50051, 10002, '10.0.0.3') }))
-  h.catalog.put(record({ id: '0d9e8f7a6b5c', name: 'redis', host: 'node-a', proxyMode: 'tcp', status: 'unknown', ports: svcPort(6379, 10003, '10.0.0.1') }))
-  h.catalog.addHost('node-d')
-  h.catalog.put(record({ id: 'dead0000beef', name: 'web', host: 'node-d', ports: svcPort(32769, 10001, '10.0.0.4') }))
-  h.catalog.setHostState('node-d', 'dead')
-  h.membership.set('node-d', 'dead', 'dead')
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-ui-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const writeStatic = (node: string, services: Entry[]): string => {
+    const path = join(dir, `${node}.json`)
+    writeFileSync(path + '.tmp', JSON.stringify({ services: services.map((s) => ({ ...s, ports: [{ port: s.port, servicePort: s.servicePort }], port: undefined, servicePort: undefined })) }))
+    renameSync(path + '.tmp', path)
+    return path
+  }
+
+  // orders on node-b: a Tcp check against a real listener (alive), closed later (unhealthy).
+  const ordersB = await listen()
+  t.teardown(() => new Promise((r) => ordersB.close(r)))
+  const fast = { intervalMs: 250, timeoutMs: 200, rise: 1, fall: 2 }
+  const files: Record<string, Entry[]> = {
+    'node-a': [
+      { id: 'web-a', name: 'web', port: 32768, servicePort: 10001, proxyMode: 'http' },
+      { id: 'redis-a', name: 'redis', port: 6379, servicePort: 10003, proxyMode: 'tcp' },
+    ],
+    'node-b': [
+      { id: 'web-b', name: 'web', port: 32771, servicePort: 10001, proxyMode: 'http' },
+      { id: 'orders-b', name: 'orders', port: portOf(ordersB), servicePort: 10002, proxyMode: 'grpc', check: { type: 'Tcp', args: `{{ host }}:${portOf(ordersB)}`, ...fast } },
+    ],
+    'node-c': [
+      { id: 'web-c', name: 'web', port: 32770, servicePort: 10001, proxyMode: 'http' },
+      { id: 'orders-c', name: 'orders', port: 50051, servicePort: 10002, proxyMode: 'grpc', check: { type: 'Tcp', args: `{{ host }}:${await closedPort()}`, ...fast } },
+    ],
+  }
+
+  const agents = new Map<string, Agent>()
+  t.teardown(() => Promise.all([...agents.values()].map((a) => a.stop({ leave: false }))))
+  let seed: string | undefined
+  for (const node of Object.keys(files)) {
+    const flags = [
+      '--node', node, '--cluster', 'ui-test', '--profile', 'local',
+      '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
+      '--discovery', 'static', '--static', writeStatic(node, files[node]!),
+      ...(seed ? ['--join', seed] : []),
+    ]
+    const agent = new Agent(parseAgentConfig(flags, {}), { logger: silentLogger() })
+    agents.set(node, agent)
+    await agent.start()
+    seed ??= `127.0.0.1:${agent.bound.gossip}`
+  }
+  const a = agents.get('node-a')!
+  const live = () => liveRecords(a.view().snapshot())
+  const statusOf = (id: string) => live().find((r) => r.id === id)?.status
+  await waitFor('node-a to see every instance with its first check result', () =>
+    live().length === 6 && statusOf('orders-b') === 'alive' && statusOf('orders-c') === 'unhealthy')
+
+  // Drain web-c through agent C's API, as an operator does (loopback caller, no token set).
+  const drained = await fetch(`http://127.0.0.1:${agents.get('node-c')!.bound.http}/api/instances/web-c/drain`, { method: 'POST' })
+  t.equal(drained.status, 200, 'web-c drained through node-c\'s API')
+  await waitFor('node-a to see web-c draining', () => statusOf('web-c') === 'draining')
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -44,32 +117,39 @@ t.test('the UI shows the catalog and follows changes live', { skip }, async (t) 
   page.on('pageerror', (e) => pageErrors.push(e.message))
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()) })
 
-  await page.goto(h.url + '/')
+  await page.goto(`http://127.0.0.1:${a.bound.http}/`)
   await page.waitForFunction(() => document.querySelectorAll('#grid-body tr').length === 3 && document.getElementById('conn-text')?.textContent === 'live')
   const rows = await page.$$eval('#grid-body tr', (trs) => trs.map((tr) => tr.getAttribute('data-service')))
-  t.same(rows, ['orders', 'redis', 'web'], 'services from the snapshot, sorted')
+  t.same(rows, ['orders', 'redis', 'web'], 'services from the cluster, sorted')
   const heads = await page.$$eval('#grid-head th.host .host-name', (ths) => ths.map((th) => th.textContent))
-  t.same(heads, ['node-a', 'node-b', 'node-c', 'node-d'], 'one column per host')
-  t.equal(await page.$('[data-instance="dead0000beef"]'), null, "a dead host's instances are not shown")
-  t.equal(await page.textContent('#cluster'), 'test')
+  t.same(heads, ['node-a', 'node-b', 'node-c'], 'one column per host')
+  t.equal(await page.textContent('#cluster'), 'ui-test', 'the cluster name')
   t.match(await page.textContent('tr[data-service="web"]'), /:10001/, 'the ServicePort is shown')
-  t.ok(await page.$eval('[data-instance="c04d11e2f9a8"]', (e) => e.classList.contains('st-draining')), 'draining has its own colour')
+  const cls = (id: string) => page.$eval(`[data-instance="${id}"]`, (e) => e.className as string)
+  t.match(await cls('web-c'), /st-draining/, 'draining (set on node-c) has its own colour on node-a\'s page')
+  t.match(await cls('orders-c'), /st-unhealthy/, 'a failing check on node-c shows unhealthy')
+  t.match(await cls('redis-a'), /st-unknown/, 'no check: unknown')
+  t.match(await cls('orders-b'), /st-alive/, 'a passing check on node-b shows alive')
 
   mkdirSync(OUT, { recursive: true })
   await page.screenshot({ path: join(OUT, 'ui-initial.png'), fullPage: true })
 
-  // Changes after load arrive over /api/watch, no reload.
-  h.catalog.put(record({ id: 'aa11bb22cc33', name: 'payments', host: 'node-c', ports: svcPort(8443, 10004, '10.0.0.3') }))
-  await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="aa11bb22cc33"]'), undefined, { timeout: 5000 })
-  t.pass('a newly added service appears without a reload')
+  // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
+  writeStatic('node-c', [...files['node-c']!, { id: 'payments-c', name: 'payments', port: 8443, servicePort: 10004, proxyMode: 'http' }])
+  await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="payments-c"]'), undefined, { timeout: 10_000 })
+  t.pass('a service added to node-c\'s static file appears on node-a\'s page without a reload')
 
-  h.catalog.put(record({ id: '0d9e8f7a6b5c', name: 'redis', host: 'node-a', proxyMode: 'tcp', status: 'alive', ports: svcPort(6379, 10003, '10.0.0.1') }))
-  await page.waitForFunction(() => document.querySelector('[data-instance="0d9e8f7a6b5c"]')?.classList.contains('st-alive'))
-  t.pass('a status change recolours the instance')
+  // orders-b's backend goes away: its check fails, B publishes unhealthy, A's page recolours.
+  await new Promise((r) => ordersB.close(r))
+  await page.waitForFunction(() => document.querySelector('[data-instance="orders-b"]')?.classList.contains('st-unhealthy'), undefined, { timeout: 10_000 })
+  t.pass('a status change on node-b recolours the instance')
 
-  h.membership.set('node-b', 'suspect', 'suspect')
-  await page.waitForFunction(() => document.querySelector('tr[data-member="node-b"] .pill')?.textContent === 'suspect')
-  t.pass('a member state change shows in the members table')
+  // node-c crashes (no leave): failure detection marks it dead and its instances disappear.
+  await agents.get('node-c')!.stop({ leave: false })
+  await page.waitForFunction(() => document.querySelector('tr[data-member="node-c"] .pill')?.textContent === 'dead', undefined, { timeout: 15_000 })
+  t.pass('a crashed host shows dead in the members table')
+  await page.waitForFunction(() => !document.querySelector('[data-instance="web-c"]') && !document.querySelector('[data-instance="payments-c"]'), undefined, { timeout: 5000 })
+  t.pass('a dead host\'s instances are not shown')
   await page.waitForFunction(() => document.querySelectorAll('#events li').length >= 3)
 
   await page.screenshot({ path: join(OUT, 'ui-live.png'), fullPage: true })
