@@ -115,6 +115,12 @@ t.test('push-pull: digests first, then only differing owners are pulled, tombsto
   await flush()
   t.equal(b.bridge.stats.recordsPulled, pulled, 'equal digests: nothing pulled')
   t.equal(a.gossip.requests, reqs)
+  // One change b missed: the pull names what b holds, and only that one record comes back.
+  a.catalog.upsertLocal({ ...rec('a5'), status: 'unhealthy' })
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
+  await flush()
+  t.equal(b.bridge.stats.recordsPulled, pulled + 1, 'only the newer record is transferred')
+  t.equal(b.catalog.get('a', 'a5')?.status, 'unhealthy')
 })
 
 t.test('a record too large for a datagram goes as a reference and is fetched from its owner', async (t) => {
@@ -176,7 +182,7 @@ t.test('malformed payloads are dropped and counted, never thrown', async (t) => 
   for (const p of bad) t.doesNotThrow(() => b.gossip.msg(p, 'evil'))
   t.equal(b.bridge.stats.malformed, bad.length)
   t.doesNotThrow(() => b.gossip.delegate.mergeRemoteState(pack([6, [['a', 'boot', 0, 0, -1, 0]]]), false, member('evil', 'x')))
-  const reply = await b.gossip.req(pack([3, 'not-a-list']), 'evil')
+  const reply = await b.gossip.req(pack([3, [['a', 'boot', [['x', -1, 0]]]]]), 'evil')
   t.same(decodeMessage(reply), { type: 4, records: [] }, 'a malformed request gets an empty answer')
   t.equal(b.bridge.stats.malformed, bad.length + 2)
   t.same(liveRecords(b.catalog.snapshot()), [])

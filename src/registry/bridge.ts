@@ -1,7 +1,8 @@
 /**
  * The bridge between the catalog and the gossip layer: local changes go out as broadcasts
- * keyed by (host, id); push-pull exchanges a compact digest per owner and then pulls only the
- * owners that differ; membership events drive host visibility.
+ * keyed by (host, id); push-pull exchanges a compact digest per owner, then pulls from the
+ * peer only the owners that differ, sending what it holds of them (id and version) so that
+ * only newer or missing records come back; membership events drive host visibility.
  */
 import { EventEmitter } from 'node:events'
 import type { Member, StateDelegate } from '../gossip/types.js'
@@ -211,7 +212,7 @@ export class GossipBridge extends EventEmitter {
     const m = this.decode(payload, from, 'request')
     if (!m) return empty()
     this.stats.requestsServed++
-    if (m.type === MsgType.pull) return encodeMessage({ type: MsgType.records, records: this.catalog.recordsOf(m.owners) })
+    if (m.type === MsgType.pull) return encodeMessage({ type: MsgType.records, records: this.catalog.recordsFor(m.wants) })
     if (m.type === MsgType.get) {
       const r = this.catalog.get(m.host, m.id)
       return encodeMessage({ type: MsgType.records, records: r ? [r] : [] })
@@ -260,7 +261,8 @@ export class GossipBridge extends EventEmitter {
     for (const k of keys) this.inflight.add(k)
     this.stats.pullsSent++
     try {
-      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.pull, owners }), this.timeoutMs)
+      const wants = owners.map((owner) => ({ owner, ...this.catalog.holdings(owner) }))
+      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.pull, wants }), this.timeoutMs)
       if (!this.started) return
       const m = this.decode(reply, peer, 'pull reply')
       if (m?.type !== MsgType.records) return

@@ -475,7 +475,36 @@ export class Catalog implements CatalogView {
     return out
   }
 
-  /** Every record of the current boot of these owners (tombstones included), for a peer's pull. */
+  /** What this replica holds of one owner, for a pull: the boot it knows and each id's version (tombstones included). */
+  holdings(owner: string): { bootId: string; have: Array<[string, number, number]> } {
+    const h = this.hosts.get(owner)
+    if (!h || h.reaped || h.bootId === undefined) return { bootId: '', have: [] }
+    return { bootId: h.bootId, have: [...h.records.values()].map((e) => [e.rec.id, e.rec.version[0], e.rec.version[1]]) }
+  }
+
+  /**
+   * For a peer's pull: per owner, the records (tombstones included) that are newer than what
+   * the peer holds or that it lacks; everything when the peer knows another boot.
+   */
+  recordsFor(wants: ReadonlyArray<{ owner: string; bootId: string; have: ReadonlyArray<readonly [string, number, number]> }>): ServiceRecord[] {
+    const out: ServiceRecord[] = []
+    for (const w of wants) {
+      const h = this.hosts.get(w.owner)
+      if (!h || h.reaped) continue
+      if (h.bootId !== w.bootId) {
+        for (const e of h.records.values()) out.push(e.rec)
+        continue
+      }
+      const have = new Map(w.have.map((x) => [x[0], [x[1], x[2]] as const]))
+      for (const e of h.records.values()) {
+        const v = have.get(e.rec.id)
+        if (!v || compareVersions(e.rec.version, v) > 0) out.push(e.rec)
+      }
+    }
+    return out
+  }
+
+  /** Every record of the current boot of these owners (tombstones included). */
   recordsOf(owners: readonly string[]): ServiceRecord[] {
     const out: ServiceRecord[] = []
     for (const o of owners) {

@@ -5,7 +5,9 @@
  *
  *   record   [1, ...RecordTuple]                      broadcast of one record
  *   ref      [2, host, id, wall, counter]             broadcast of a record too large for a datagram
- *   pull     [3, [owner, ...]]                        request: records of these owners
+ *   pull     [3, [[owner, bootId, [[id, wall, counter], ...]], ...]]
+ *                                                     request: records of these owners that are
+ *                                                     newer than, or absent from, what we hold
  *   get      [5, host, id]                            request: one record
  *   records  [4, [RecordTuple, ...]]                  response to pull and get
  *   digest   [6, [[host, bootId, wall, counter, count, hash], ...]]   push-pull state
@@ -22,10 +24,17 @@ export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 export type RegistryMessage =
   | { type: typeof MsgType.record; record: ServiceRecord }
   | { type: typeof MsgType.ref; host: string; id: string; version: readonly [number, number] }
-  | { type: typeof MsgType.pull; owners: string[] }
+  | { type: typeof MsgType.pull; wants: PullWant[] }
   | { type: typeof MsgType.records; records: ServiceRecord[] }
   | { type: typeof MsgType.get; host: string; id: string }
   | { type: typeof MsgType.digest; digests: OwnerDigest[] }
+
+/** What a puller holds of one owner: its boot as the puller knows it and the version of each id. */
+export interface PullWant {
+  owner: string
+  bootId: string
+  have: Array<[id: string, wall: number, counter: number]>
+}
 
 // Plain arrays and maps only: no msgpackr records/structures, so every peer decodes every message alone.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true })
@@ -111,7 +120,7 @@ export function encodeMessage(m: RegistryMessage): Uint8Array {
     case MsgType.ref:
       return packr.pack([MsgType.ref, m.host, m.id, m.version[0], m.version[1]])
     case MsgType.pull:
-      return packr.pack([MsgType.pull, m.owners])
+      return packr.pack([MsgType.pull, m.wants.map((w) => [w.owner, w.bootId, w.have])])
     case MsgType.records:
       return packr.pack([MsgType.records, m.records.map(recordTuple)])
     case MsgType.get:
@@ -139,7 +148,18 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
       return { type: MsgType.ref, host: str(a[1], 'ref.host', 256), id: str(a[2], 'ref.id', 128), version }
     }
     case MsgType.pull:
-      return { type: MsgType.pull, owners: arr(a[1], 'pull.owners').map((o, i) => str(o, `pull.owners[${i}]`, 256)) }
+      return {
+        type: MsgType.pull,
+        wants: arr(a[1], 'pull').map((o, i) => {
+          const w = `pull[${i}]`
+          const e = arr(o, w)
+          const have = arr(e[2], `${w}.have`).map((h, j): [string, number, number] => {
+            const x = arr(h, `${w}.have[${j}]`)
+            return [str(x[0], `${w}.have[${j}].id`, 128), int(x[1], `${w}.have[${j}].wall`), int(x[2], `${w}.have[${j}].counter`)]
+          })
+          return { owner: str(e[0], `${w}.owner`, 256), bootId: str(e[1], `${w}.bootId`, 128), have }
+        }),
+      }
     case MsgType.records:
       return { type: MsgType.records, records: arr(a[1], 'records').map((r, i) => parseRecord(r, `records[${i}]`)) }
     case MsgType.get:
