@@ -76,9 +76,10 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, ms: number
 
 /**
  * Start a private dockerd for test `t`, or mark `t` skipped (with the reason) and return
- * undefined when this machine cannot run it.
+ * undefined when this machine cannot run it. With `swarm`, the engine runs without
+ * `--live-restore` (which swarm mode refuses); see `initSwarm`.
  */
-export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
+export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}): Promise<Dockerd | undefined> {
   const why = unavailable()
   if (why) {
     t.skip(`real Docker engine suite skipped: ${why}`)
@@ -122,7 +123,8 @@ export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
       '--ip', defaultIp,
       // Published ports go through docker-proxy; no rules in the host's iptables.
       '--iptables=false', '--ip-masq=false',
-      '--live-restore',
+      // Swarm mode refuses to start on an engine with live-restore.
+      ...(opts.swarm ? [] : ['--live-restore']),
       '--log-level', 'warn',
     ], { stdio: ['ignore', log, log] })
     closeSync(log)
@@ -202,4 +204,58 @@ export async function startDockerd(t: TestLike): Promise<Dockerd | undefined> {
     restart: launch,
     stop,
   }
+}
+
+/** A port in 20000-49151 (swarm's data-path port must be below 49152) free for UDP and TCP on every address. */
+async function freePortBelow49152(): Promise<number> {
+  const { createSocket } = await import('node:dgram')
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + (randomBytes(2).readUInt16BE(0) % 29_000)
+    const tcpOk = await new Promise<boolean>((resolve) => {
+      const s = createServer()
+      s.once('error', () => resolve(false))
+      s.listen(port, () => s.close(() => resolve(true)))
+    })
+    if (!tcpOk) continue
+    const udpOk = await new Promise<boolean>((resolve) => {
+      const u = createSocket('udp4')
+      u.once('error', () => resolve(false))
+      u.bind(port, () => u.close(() => resolve(true)))
+    })
+    if (udpOk) return port
+  }
+  throw new Error('no free port below 49152')
+}
+
+export interface Swarm {
+  nodeId: string
+  /** The node's hostname, what `{{.Node.Hostname}}` expands to. */
+  hostname: string
+  /** host:port of the swarm's manager API (the engine's own loopback address). */
+  listen: string
+}
+
+/**
+ * Make engine `d` (started with `{ swarm: true }`) a one-node swarm manager, listening on its
+ * own loopback address (dockerd also binds `<that address>:7946` for overlay gossip) with a
+ * free VXLAN port. Teardown: `swarm leave --force` (services, tasks, overlay networks go
+ * with it), the engine, and the host's `docker_gwbridge` that swarm mode creates. That
+ * bridge's name is fixed per machine, so only one swarm engine runs at a time: this waits
+ * up to 90 s for one left by another test to go away.
+ */
+export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
+  const gwExists = () => spawnSync('ip', ['link', 'show', 'docker_gwbridge'], { stdio: 'ignore' }).status === 0
+  await waitFor(() => !gwExists(), 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
+  let created = false
+  t.teardown(async () => {
+    await d.cli(['swarm', 'leave', '--force']).catch(() => undefined)
+    await d.stop()
+    if (created && gwExists()) spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
+  })
+  const listen = `${d.defaultIp}:${await freePortBelow49152()}`
+  created = true
+  await d.cli(['swarm', 'init', '--advertise-addr', listen, '--listen-addr', listen, '--data-path-port', String(await freePortBelow49152())])
+  const nodeId = await d.cli(['info', '--format', '{{.Swarm.NodeID}}'])
+  const hostname = await d.cli(['node', 'inspect', 'self', '--format', '{{.Description.Hostname}}'])
+  return { nodeId, hostname, listen }
 }
