@@ -33,7 +33,7 @@ t.test('environment variables, and a flag wins over its variable', async (t) => 
 
 t.test('bad configuration names the flag or variable', async (t) => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
-    [['--nope'], {}, /shoal agent: Unknown option '--nope'/],
+    [['--nope'], {}, /^Unknown option '--nope'/],
     [['--bind', 'localhost:x'], {}, /--bind: "localhost:x" has a non-numeric port/],
     [['--bind', 'host.example:7946'], {}, /--bind: "host.example" is not an IP address/],
     [['--http', '127.0.0.1:70000'], {}, /--http: .*out of range/],
