@@ -24,7 +24,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { mkdtempSync, rmSync, writeFileSync, renameSync, readFileSync, existsSync, statSync, readdirSync, openSync, mkdirSync } from 'node:fs'
-import { tmpdir, cpus } from 'node:os'
+import { tmpdir, cpus, loadavg } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
@@ -44,6 +44,7 @@ const JSON_OUT = env.BENCH_JSON
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const now = (): number => performance.timeOrigin + performance.now()
 const log = (...a: unknown[]): void => { process.stderr.write(a.map(String).join(' ') + '\n') }
+const dbg = (...a: unknown[]): void => { if (env.BENCH_DEBUG) log(...a) }
 
 // ---------------------------------------------------------------------------------------
 // Stats
@@ -360,14 +361,18 @@ class ShoalDriver implements Driver {
     return res.json()
   }
   private async up(i: number): Promise<void> {
+    const deadline = now() + 120_000
     for (;;) {
-      try { await this.get(i, '/api/members.json'); return } catch { await sleep(50) }
+      const p = this.procs[i]!
+      if (!p.alive) throw new Error(`shoal-${i} exited (${p.child.exitCode ?? p.child.signalCode}): ${readFileSync(join(this.dir, `shoal-${i}.log`), 'utf8').slice(-600)}`)
+      if (now() > deadline) throw new Error(`shoal-${i} HTTP API not answering after 120 s`)
+      try { await this.get(i, '/api/members.json'); return } catch (err) { dbg(`shoal-${i}: ${(err as Error).message}`); await sleep(50) }
     }
   }
   private async aliveCount(i: number): Promise<number> {
     const b = await this.get(i, '/api/members.json')
     const list: any[] = Array.isArray(b) ? b : b.members
-    return list.filter((m) => m.status === 'alive').length
+    return list.filter((m) => (m.state ?? m.status) === 'alive').length
   }
   private watch(i: number): void {
     const m = this.seen[i]!
@@ -399,8 +404,10 @@ class ShoalDriver implements Driver {
     for (let i = 1; i < this.n; i++) this.procs[i] = this.spawnOne(i)
     await Promise.all(Array.from({ length: this.n - 1 }, (_, k) => this.up(k + 1)))
     const tUp = now()
+    dbg('shoal: all APIs up')
     for (;;) {
       const counts = await Promise.all(this.procs.map((_, i) => this.aliveCount(i).catch(() => 0)))
+      dbg('shoal: alive counts ' + counts.join(','))
       if (counts.every((c) => c === this.n)) break
       await sleep(100)
     }
@@ -429,7 +436,7 @@ class ShoalDriver implements Driver {
         try {
           const b = await this.get(i, '/api/members.json')
           const list: any[] = Array.isArray(b) ? b : b.members
-          if (list.some((mm) => mm.name === name && mm.status === 'dead')) this.seen[i]!.set('failed:' + name, now())
+          if (list.some((mm) => mm.name === name && (mm.state ?? mm.status) === 'dead')) this.seen[i]!.set('failed:' + name, now())
         } catch { /* busy */ }
       }))
     }
@@ -456,7 +463,8 @@ async function runOne(system: string, n: number): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system}-${n}-`))
   const driver: Driver = system === 'serf' ? new SerfDriver(n, base, dir) : new ShoalDriver(n, base, dir)
   const counter = new ByteCounter(base, base + n - 1)
-  let note = ''
+  // The machine may be shared: the 1-minute load average says how fair the run was.
+  let note = `load ${loadavg()[0]!.toFixed(1)} at start`
   try {
     counter.install()
     log(`[${system} n=${n}] starting (ports ${base}..)`)
@@ -491,13 +499,14 @@ async function runOne(system: string, n: number): Promise<Result> {
     // Victims are gone; their VmHWM cannot be read any more, the survivors' can.
     const mean = rss.reduce((a, x) => a + x, 0) / Math.max(1, rss.length) / 1024
     const max = Math.max(...rss) / 1024
+    note += `, ${loadavg()[0]!.toFixed(1)} at end`
     return {
       system, n, ...j, propP50: pct(prop, 50), propP99: pct(prop, 99), propSamples: prop.length, propMissing,
       crashP50: pct(crash, 50), crashP99: pct(crash, 99), crashSamples: crash.length, crashMissing,
       bytesPerNodeS, rssMeanMiB: mean, rssMaxMiB: max, note,
     }
   } catch (err) {
-    note = (err as Error).message
+    note += '; FAILED: ' + (err as Error).message
     log(`[${system} n=${n}] FAILED: ${note}`)
     return { system, n, joinMs: NaN, joinWallMs: NaN, propP50: NaN, propP99: NaN, propSamples: 0, propMissing: 0, crashP50: NaN, crashP99: NaN, crashSamples: 0, crashMissing: 0, bytesPerNodeS: NaN, rssMeanMiB: NaN, rssMaxMiB: NaN, note }
   } finally {
@@ -546,7 +555,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'} (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), Linux ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, Node ${process.version}, ${serfVersion}`
   const out = `${table(results)}\n\nMachine: ${machine}. Date: ${new Date().toISOString()}. Shoal profile: ${PROFILE}; rest window ${REST_S} s; ${EVENTS} changes; ${CRASHES} crashes per N.\n`
   process.stdout.write(out)
-  for (const r of results) if (r.note) process.stdout.write(`note: ${r.system} n=${r.n}: ${r.note}\n`)
+  for (const r of results) process.stdout.write(`note: ${r.system} n=${r.n}: ${r.note}\n`)
   if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine, date: new Date().toISOString(), profile: PROFILE, results }, null, 1) + '\n')
 }
 
