@@ -1,189 +1,323 @@
 // xDS push bench: catalog change -> ACK recorded by the server, with 1000 ServicePorts x 10
 // instances. Two clients at once: an Envoy-like raw ADS client (wildcard CDS/LDS, EDS/RDS for
 // every name) and a real grpc-js-xds channel on xds:///svc0:10000. Also snapshot build time
-// and memory at that size. Writes bench/RESULTS-xds.md.
-//   TS_NODE_TRANSPILE_ONLY=1 node --import=@tapjs/typescript/import bench/xds-push.ts [iterations]
+// and memory at that size.
+//
+//   node --expose-gc --import=@tapjs/typescript/import bench/xds-push.ts [iterations]
+//       one run of the current code; prints the figures as JSON
+//   ... bench/xds-push.ts [iterations] --compare REF
+//       before/after in one run: REF's src/ (git archive, under /tmp) and the work tree's src/,
+//       run alternately twice each in child processes; writes bench/RESULTS-xds.md
+//   ... --src DIR        import the xDS modules from DIR/src instead of ../src
+//   ... --cpu-prof FILE  write a CPU profile (.cpuprofile) of the push loop only
 import * as grpc from '@grpc/grpc-js'
-import { writeFileSync } from 'node:fs'
-import { silentLogger } from '../src/log.js'
+import { execFileSync, execSync } from 'node:child_process'
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { CatalogEvent, CatalogSnapshot, CatalogView, HostView, ServiceRecord } from '../src/registry/types.js'
-import { grpcBootstrap } from '../src/xds/bootstrap.js'
-import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
-import { XdsServer } from '../src/xds/server.js'
-import { SnapshotBuilder } from '../src/xds/snapshot.js'
 
 const SERVICES = 1000
 const HOSTS = 10
-const ITER = Number(process.argv[2] ?? 200)
-
-class BenchCatalog implements CatalogView {
-  snap: CatalogSnapshot
-  private ls = new Set<(e: CatalogEvent) => void>()
-  constructor(hosts: HostView[]) {
-    this.snap = { cluster: 'bench', seq: 1, hosts }
-  }
-  snapshot() {
-    return this.snap
-  }
-  subscribe(l: (e: CatalogEvent) => void) {
-    this.ls.add(l)
-    return () => this.ls.delete(l)
-  }
-  set(hosts: HostView[]) {
-    this.snap = { cluster: 'bench', seq: this.snap.seq + 1, hosts }
-    for (const l of this.ls) l({ type: 'host-up', host: 'h0' })
-  }
+const args = process.argv.slice(2)
+const opt = (name: string) => {
+  const k = args.indexOf(name)
+  return k >= 0 ? args[k + 1] : undefined
 }
+const ITER = Number(args.find((a) => /^\d+$/.test(a)) ?? 200)
+const repo = fileURLToPath(new URL('..', import.meta.url))
 
-function record(h: number, s: number, status: ServiceRecord['status'] = 'alive'): ServiceRecord {
-  return {
-    id: `h${h}s${s}`,
-    name: `svc${s}`,
-    image: 'img',
-    created: 0,
-    host: `h${h}`,
-    bootId: `b${h}`,
-    ports: [{ type: 'tcp', port: 20000 + s, servicePort: 10000 + s, ip: `10.0.${h}.1` }],
-    proxyMode: s % 4 === 0 ? 'grpc' : s % 4 === 1 ? 'tcp' : 'http',
-    status,
-    version: [1, 0],
-    updated: 0,
-    labels: {},
-  }
+interface Figures {
+  src: string
+  loadMs: number
+  coldEnvoyMs: number
+  coldGrpcMs: number
+  heapMb: number
+  incr: number[]
+  grpcLat: number[]
+  envoyLat: number[]
+  loadAfter: number[]
 }
-
-const hosts: HostView[] = []
-for (let h = 0; h < HOSTS; h++) {
-  const services: ServiceRecord[] = []
-  for (let s = 0; s < SERVICES; s++) services.push(record(h, s))
-  hosts.push({ name: `h${h}`, address: `10.0.${h}.1:7946`, state: 'alive', bootId: `b${h}`, services })
-}
-const catalog = new BenchCatalog(hosts)
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
 }
-const f = (x: number) => x.toFixed(2)
+const f = (x: number) => x.toFixed(1)
 
-// ---- snapshot build time and memory ----
-const t0 = performance.now()
-const protos = loadXdsProtos()
-const loadMs = performance.now() - t0
-global.gc?.()
-const heap0 = process.memoryUsage().heapUsed
-const builder = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined)
-let t1 = performance.now()
-builder.build(catalog.snapshot(), 'envoy')
-const coldEnvoyMs = performance.now() - t1
-t1 = performance.now()
-builder.build(catalog.snapshot(), 'grpc')
-const coldGrpcMs = performance.now() - t1
-global.gc?.()
-const heapMb = (process.memoryUsage().heapUsed - heap0) / 1e6
-const incr: number[] = []
-for (let i = 0; i < 50; i++) {
-  const h0 = { ...hosts[0]!, services: hosts[0]!.services.map((r, s) => (s === i ? record(0, s, 'unhealthy') : r)) }
-  const snap = { cluster: 'bench', seq: 1000 + i, hosts: [h0, ...hosts.slice(1)] }
-  t1 = performance.now()
-  builder.build(snap, 'envoy')
-  builder.build(snap, 'grpc')
-  incr.push(performance.now() - t1)
+if (opt('--compare')) await compare(opt('--compare')!)
+else {
+  const figures = await run(opt('--src') ?? repo)
+  const out = opt('--json')
+  if (out) writeFileSync(out, JSON.stringify(figures))
+  else console.log(JSON.stringify(summary(figures), null, 2))
+  process.exit(0)
 }
 
-// ---- push latency ----
-const server = new XdsServer({ bind: '127.0.0.1:0', envoyBind: '127.0.0.1' }, { logger: silentLogger(), catalog })
-const { port } = await server.start()
-server.setReady(true)
-
-// Envoy-like raw client: ACKs every response at once.
-const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
-const raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as any
-const stream = raw.StreamAggregatedResources()
-const allNames = Array.from({ length: SERVICES }, (_, s) => `svc${s}:${10000 + s}`)
-const namesFor = (type: string) => (type === TypeUrl.cluster || type === TypeUrl.listener ? [] : allNames)
-stream.on('data', (res: any) => {
-  stream.write({ type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: namesFor(res.type_url) })
-  if (res.type_url === TypeUrl.endpoint) lastEds = res
-})
-let lastEds: any = null
-stream.on('error', () => undefined)
-stream.write({ type_url: TypeUrl.cluster, node: { id: 'bench-envoy', user_agent_name: 'envoy' }, resource_names: [] })
-stream.write({ type_url: TypeUrl.endpoint, resource_names: allNames })
-stream.write({ type_url: TypeUrl.listener, resource_names: [] })
-stream.write({ type_url: TypeUrl.route, resource_names: allNames })
-
-// grpc-js-xds client.
-process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'bench-grpc', xdsAddress: `127.0.0.1:${port}` }))
-const xds = await import('@grpc/grpc-js-xds')
-xds.register()
-const client = new grpc.Client('xds:///svc0:10000', grpc.credentials.createInsecure())
-client.getChannel().getConnectivityState(true)
-
-const ackedEds = (nodeId: string) => server.ackedVersion(nodeId, 'eds')
-async function waitFor(pred: () => boolean, ms = 10_000) {
-  const end = performance.now() + ms
-  while (!pred()) {
-    if (performance.now() > end) throw new Error('timeout')
-    await new Promise((r) => setImmediate(r))
+function summary(x: Figures) {
+  return {
+    src: x.src,
+    grpc: { n: x.grpcLat.length, p50: pct(x.grpcLat, 50), p99: pct(x.grpcLat, 99), max: Math.max(...x.grpcLat) },
+    envoy: { n: x.envoyLat.length, p50: pct(x.envoyLat, 50), p99: pct(x.envoyLat, 99), max: Math.max(...x.envoyLat) },
+    incr: { p50: pct(x.incr, 50), p99: pct(x.incr, 99) },
+    coldEnvoyMs: x.coldEnvoyMs,
+    coldGrpcMs: x.coldGrpcMs,
+    heapMb: x.heapMb,
   }
 }
-await waitFor(() => ackedEds('bench-envoy') !== null && ackedEds('bench-grpc') !== null)
-await new Promise((r) => setTimeout(r, 500))
 
-const envoyLat: number[] = []
-const grpcLat: number[] = []
-let state = hosts.map((h) => h.services)
-for (let i = 0; i < ITER; i++) {
-  // Toggle svc0 on host 0 (seen by both clients), or another service (Envoy client only) every other round.
-  const s = i % 2 === 0 ? 0 : 1 + ((i * 7) % (SERVICES - 1))
-  const cur = state[0]![s]!
-  const next = record(0, s, cur.status === 'alive' ? 'unhealthy' : 'alive')
-  state = [state[0]!.map((r, j) => (j === s ? next : r)), ...state.slice(1)]
-  const beforeEnvoy = ackedEds('bench-envoy')
-  const beforeGrpc = ackedEds('bench-grpc')
-  const start = performance.now()
-  catalog.set(hosts.map((h, k) => ({ ...h, services: state[k]! })))
-  await waitFor(() => ackedEds('bench-envoy') !== beforeEnvoy && (s !== 0 || ackedEds('bench-grpc') !== beforeGrpc))
-  const doneBoth = performance.now()
-  envoyLat.push(doneBoth - start)
-  if (s === 0) grpcLat.push(doneBoth - start)
-  await new Promise((r) => setTimeout(r, 120)) // past the 100 ms push interval: every change is a "first change"
+async function compare(ref: string): Promise<void> {
+  const before = mkdtempSync(join(tmpdir(), 'xds-bench-before-'))
+  try {
+    execSync(`git -C ${JSON.stringify(repo)} archive ${JSON.stringify(ref)} src | tar -x -C ${JSON.stringify(before)}`)
+    symlinkSync(join(repo, 'node_modules'), join(before, 'node_modules'))
+    const uptimeBefore = execSync('uptime').toString().trim()
+    const runs: Array<{ which: 'before' | 'after'; x: Figures }> = []
+    // Alternate so that a change in machine load hits both sides alike.
+    for (const which of ['before', 'after', 'before', 'after'] as const) {
+      const json = join(before, `${which}-${runs.length}.json`)
+      const src = which === 'before' ? before : repo
+      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(ITER), '--src', src, '--json', json], { stdio: 'inherit' })
+      runs.push({ which, x: JSON.parse((await import('node:fs')).readFileSync(json, 'utf8')) })
+      console.error(`${which}: ${JSON.stringify(summary(runs.at(-1)!.x))}`)
+    }
+    const uptimeAfter = execSync('uptime').toString().trim()
+    const merged = (which: 'before' | 'after') => {
+      const xs = runs.filter((r) => r.which === which).map((r) => r.x)
+      const cat = (k: 'incr' | 'grpcLat' | 'envoyLat') => xs.flatMap((x) => x[k])
+      const med = (k: 'coldEnvoyMs' | 'coldGrpcMs' | 'heapMb' | 'loadMs') => pct(xs.map((x) => x[k]), 50)
+      return { grpc: cat('grpcLat'), envoy: cat('envoyLat'), incr: cat('incr'), coldEnvoy: med('coldEnvoyMs'), coldGrpc: med('coldGrpcMs'), heap: med('heapMb'), load: med('loadMs') }
+    }
+    const b = merged('before')
+    const a = merged('after')
+    const row = (what: string, xb: number[], xa: number[]) =>
+      `| ${what} | ${xb.length} / ${xa.length} | ${f(pct(xb, 50))} -> **${f(pct(xa, 50))}** | ${f(pct(xb, 99))} -> **${f(pct(xa, 99))}** | ${f(Math.max(...xb))} -> ${f(Math.max(...xa))} |`
+    const cpu = cpus()[0]?.model ?? 'unknown'
+    const head = execSync(`git -C ${JSON.stringify(repo)} rev-parse --short HEAD`).toString().trim()
+    const lines = [
+      '# xDS push bench',
+      '',
+      `Run: \`node --expose-gc --import=@tapjs/typescript/import bench/xds-push.ts ${ITER} --compare ${ref}\` on ${new Date().toISOString().slice(0, 10)}.`,
+      `Machine: ${cpus().length} CPUs (nproc), ${cpu}, Node ${process.version}. "before" is \`${ref}\`'s src/, "after" the work tree (HEAD ${head} plus edits at run time),`,
+      'run alternately (before, after, before, after) in child processes; each side\'s samples are pooled over its two runs.',
+      `Load (uptime) at the start: \`${uptimeBefore}\``,
+      `Load (uptime) at the end: \`${uptimeAfter}\``,
+      'The machine is shared with other suites: a load average far above 2 inflates every figure, most of all the tails.',
+      `Catalog: ${SERVICES} ServicePorts x ${HOSTS} instances (one per host, ${HOSTS} hosts, ${SERVICES * HOSTS} records; modes mixed http/tcp/grpc).`,
+      '',
+      '## Catalog change until the client ACKed the new version (server-side ACK seen)',
+      '',
+      '| client | samples before / after | p50 ms before -> after | p99 ms before -> after | max ms |',
+      '|---|---|---|---|---|',
+      row('grpc-js-xds, xds:///svc0:10000 (its CDS/EDS)', b.grpc, a.grpc),
+      row(`Envoy-like raw ADS client (wildcard CDS/LDS, EDS/RDS for all ${SERVICES})`, b.envoy, a.envoy),
+      '',
+      'Target: p99 <= 50 ms. Each change comes after the 100 ms push interval (a "first change after quiet"), so no',
+      'coalescing delay is included; both clients are connected during every change and each client\'s time is taken',
+      'when the server sees its ACK. Half the changes touch svc0 (both clients), half another service (Envoy-like only).',
+      'The clients decode in the same process as the server, so their work is counted too.',
+      '',
+      '## Snapshot build',
+      '',
+      '| what | before | after |',
+      '|---|---|---|',
+      `| protos load (once per process), median of runs | ${f(b.load)} ms | ${f(a.load)} ms |`,
+      `| cold build, envoy kind (4000 resources: group, validate, encode, hash), median of runs | ${f(b.coldEnvoy)} ms | ${f(a.coldEnvoy)} ms |`,
+      `| cold build, grpc kind (~5000 resources), median of runs | ${f(b.coldGrpc)} ms | ${f(a.coldGrpc)} ms |`,
+      `| one record changed, both kinds, p50 / p99 (${b.incr.length} / ${a.incr.length} samples) | ${f(pct(b.incr, 50))} / ${f(pct(b.incr, 99))} ms | ${f(pct(a.incr, 50))} / ${f(pct(a.incr, 99))} ms |`,
+      `| heap held by both cached snapshots, median of runs | ${b.heap.toFixed(1)} MB | ${a.heap.toFixed(1)} MB |`,
+      '',
+    ]
+    writeFileSync(join(repo, 'bench', 'RESULTS-xds.md'), lines.join('\n') + NOTES)
+    console.log(lines.join('\n'))
+  } finally {
+    rmSync(before, { recursive: true, force: true })
+  }
 }
-void lastEds
-void DECODE_OPTIONS
 
-const lines = [
-  '# xDS push bench',
-  '',
-  `Run: \`TS_NODE_TRANSPILE_ONLY=1 node --expose-gc --import=@tapjs/typescript/import bench/xds-push.ts ${ITER}\` on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs.`,
-  `Load average at the end of the run: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' / ')} (other work on the machine inflates every figure).`,
-  `Catalog: ${SERVICES} ServicePorts x ${HOSTS} instances (one per host, ${HOSTS} hosts, ${SERVICES * HOSTS} records; modes mixed http/tcp/grpc).`,
-  '',
-  '## Catalog change until the client ACKed the new version (server-side ACK seen)',
-  '',
-  '| client | samples | p50 ms | p99 ms | max ms |',
-  '|---|---|---|---|---|',
-  `| grpc-js-xds, xds:///svc0:10000 (EDS of its cluster) | ${grpcLat.length} | ${f(pct(grpcLat, 50))} | ${f(pct(grpcLat, 99))} | ${f(Math.max(...grpcLat))} |`,
-  `| Envoy-like raw ADS client (wildcard CDS/LDS, EDS/RDS for all ${SERVICES}) | ${envoyLat.length} | ${f(pct(envoyLat, 50))} | ${f(pct(envoyLat, 99))} | ${f(Math.max(...envoyLat))} |`,
-  '',
-  'Target: p99 <= 50 ms. Each change comes after the 100 ms push interval (a "first change after quiet"), so no coalescing delay is included; both clients are connected during every change.',
-  '',
-  '## Snapshot build',
-  '',
-  `| what | figure |`,
-  '|---|---|',
-  `| protos load (once per process) | ${f(loadMs)} ms |`,
-  `| cold build, envoy kind (4000 resources: validate + encode + hash) | ${f(coldEnvoyMs)} ms |`,
-  `| cold build, grpc kind (~5000 resources) | ${f(coldGrpcMs)} ms |`,
-  `| incremental build after one record changed, both kinds (p50 / p99 of 50) | ${f(pct(incr, 50))} / ${f(pct(incr, 99))} ms |`,
-  `| heap held by both cached snapshots | ${heapMb.toFixed(1)} MB${global.gc ? '' : ' (run without --expose-gc: approximate)'} |`,
-  '',
-]
-writeFileSync(new URL('./RESULTS-xds.md', import.meta.url), lines.join('\n'))
-console.log(lines.join('\n'))
-client.close()
-stream.cancel()
-raw.close()
-await server.stop()
-process.exit(0)
+async function run(srcRoot: string): Promise<Figures> {
+  const mod = (p: string) => import(pathToFileURL(join(srcRoot, 'src', p)).href)
+  const { silentLogger } = await mod('log.ts')
+  const { grpcBootstrap } = await mod('xds/bootstrap.ts')
+  const { loadXdsProtos, TypeUrl } = await mod('xds/protos.ts')
+  const { XdsServer } = await mod('xds/server.ts')
+  const { SnapshotBuilder } = await mod('xds/snapshot.ts')
+
+  class BenchCatalog implements CatalogView {
+    snap: CatalogSnapshot
+    private ls = new Set<(e: CatalogEvent) => void>()
+    constructor(hosts: HostView[]) {
+      this.snap = { cluster: 'bench', seq: 1, hosts }
+    }
+    snapshot() {
+      return this.snap
+    }
+    subscribe(l: (e: CatalogEvent) => void) {
+      this.ls.add(l)
+      return () => this.ls.delete(l)
+    }
+    set(hosts: HostView[]) {
+      this.snap = { cluster: 'bench', seq: this.snap.seq + 1, hosts }
+      for (const l of this.ls) l({ type: 'host-up', host: 'h0' })
+    }
+  }
+
+  function record(h: number, s: number, status: ServiceRecord['status'] = 'alive'): ServiceRecord {
+    return {
+      id: `h${h}s${s}`,
+      name: `svc${s}`,
+      image: 'img',
+      created: 0,
+      host: `h${h}`,
+      bootId: `b${h}`,
+      ports: [{ type: 'tcp', port: 20000 + s, servicePort: 10000 + s, ip: `10.0.${h}.1` }],
+      proxyMode: s % 4 === 0 ? 'grpc' : s % 4 === 1 ? 'tcp' : 'http',
+      status,
+      version: [1, 0],
+      updated: 0,
+      labels: {},
+    }
+  }
+
+  const hosts: HostView[] = []
+  for (let h = 0; h < HOSTS; h++) {
+    const services: ServiceRecord[] = []
+    for (let s = 0; s < SERVICES; s++) services.push(record(h, s))
+    hosts.push({ name: `h${h}`, address: `10.0.${h}.1:7946`, state: 'alive', bootId: `b${h}`, services })
+  }
+  const catalog = new BenchCatalog(hosts)
+
+  // ---- snapshot build time and memory ----
+  const t0 = performance.now()
+  const protos = loadXdsProtos()
+  const loadMs = performance.now() - t0
+  global.gc?.()
+  const heap0 = process.memoryUsage().heapUsed
+  const builder = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined)
+  let t1 = performance.now()
+  builder.build(catalog.snapshot(), 'envoy')
+  const coldEnvoyMs = performance.now() - t1
+  t1 = performance.now()
+  builder.build(catalog.snapshot(), 'grpc')
+  const coldGrpcMs = performance.now() - t1
+  global.gc?.()
+  const heapMb = (process.memoryUsage().heapUsed - heap0) / 1e6
+  const incr: number[] = []
+  for (let i = 0; i < 50; i++) {
+    // As the real Catalog does: fresh host objects and arrays, the same record objects.
+    const snap = { cluster: 'bench', seq: 1000 + i, hosts: hosts.map((h, k) => ({ ...h, services: h.services.map((r, s) => (k === 0 && s === i ? record(0, s, 'unhealthy') : r)) })) }
+    t1 = performance.now()
+    builder.build(snap, 'envoy')
+    builder.build(snap, 'grpc')
+    incr.push(performance.now() - t1)
+  }
+
+  // ---- push latency ----
+  const server = new XdsServer({ bind: '127.0.0.1:0', envoyBind: '127.0.0.1' }, { logger: silentLogger(), catalog })
+  const { port } = await server.start()
+  server.setReady(true)
+
+  // Envoy-like raw client: ACKs every response at once.
+  const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
+  const raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as any
+  const stream = raw.StreamAggregatedResources()
+  const allNames = Array.from({ length: SERVICES }, (_, s) => `svc${s}:${10000 + s}`)
+  const namesFor = (type: string) => (type === TypeUrl.cluster || type === TypeUrl.listener ? [] : allNames)
+  stream.on('data', (res: any) => {
+    stream.write({ type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: namesFor(res.type_url) })
+  })
+  stream.on('error', () => undefined)
+  stream.write({ type_url: TypeUrl.cluster, node: { id: 'bench-envoy', user_agent_name: 'envoy' }, resource_names: [] })
+  stream.write({ type_url: TypeUrl.endpoint, resource_names: allNames })
+  stream.write({ type_url: TypeUrl.listener, resource_names: [] })
+  stream.write({ type_url: TypeUrl.route, resource_names: allNames })
+
+  // grpc-js-xds client.
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'bench-grpc', xdsAddress: `127.0.0.1:${port}` }))
+  const xds = await import('@grpc/grpc-js-xds')
+  xds.register()
+  const client = new grpc.Client('xds:///svc0:10000', grpc.credentials.createInsecure())
+  client.getChannel().getConnectivityState(true)
+
+  const ackedEds = (nodeId: string): string | null => server.ackedVersion(nodeId, 'eds')
+  async function waitFor(pred: () => boolean, ms = 10_000) {
+    const end = performance.now() + ms
+    while (!pred()) {
+      if (performance.now() > end) throw new Error('timeout')
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+  await waitFor(() => ackedEds('bench-envoy') !== null && ackedEds('bench-grpc') !== null, 60_000)
+  await new Promise((r) => setTimeout(r, 500))
+
+  const profile = opt('--cpu-prof')
+  const { Session } = await import('node:inspector')
+  const session = new Session()
+  const post = (m: string, p: object = {}) => new Promise<any>((res, rej) => session.post(m, p, (e, x) => (e ? rej(e) : res(x))))
+  if (profile) {
+    session.connect()
+    await post('Profiler.enable')
+    await post('Profiler.start')
+  }
+
+  const envoyLat: number[] = []
+  const grpcLat: number[] = []
+  let state = hosts.map((h) => h.services)
+  for (let i = 0; i < ITER; i++) {
+    // Toggle svc0 on host 0 (seen by both clients), or another service (Envoy client only) every other round.
+    const s = i % 2 === 0 ? 0 : 1 + ((i * 7) % (SERVICES - 1))
+    const cur = state[0]![s]!
+    const next = record(0, s, cur.status === 'alive' ? 'unhealthy' : 'alive')
+    state = [state[0]!.map((r, j) => (j === s ? next : r)), ...state.slice(1)]
+    const beforeEnvoy = ackedEds('bench-envoy')
+    const beforeGrpc = ackedEds('bench-grpc')
+    let envoyAt = 0
+    let grpcAt = 0
+    const start = performance.now()
+    catalog.set(hosts.map((h, k) => ({ ...h, services: state[k]! })))
+    await waitFor(() => {
+      const now = performance.now()
+      if (!envoyAt && ackedEds('bench-envoy') !== beforeEnvoy) envoyAt = now
+      if (!grpcAt && s === 0 && ackedEds('bench-grpc') !== beforeGrpc) grpcAt = now
+      return envoyAt > 0 && (s !== 0 || grpcAt > 0)
+    })
+    envoyLat.push(envoyAt - start)
+    if (s === 0) grpcLat.push(grpcAt - start)
+    await new Promise((r) => setTimeout(r, 120)) // past the 100 ms push interval: every change is a "first change"
+  }
+  if (profile) {
+    const { profile: p } = await post('Profiler.stop')
+    writeFileSync(profile, JSON.stringify(p))
+    session.disconnect()
+  }
+  client.close()
+  stream.cancel()
+  raw.close()
+  await server.stop()
+  return { src: srcRoot, loadMs, coldEnvoyMs, coldGrpcMs, heapMb, incr, grpcLat, envoyLat, loadAfter: loadavg() }
+}
+
+const NOTES = `
+## What changed (before -> after)
+
+- Grouping is incremental (src/xds/groups.ts): each host's live records are diffed by identity
+  against the previous snapshot, and only the ServicePorts whose records changed are regrouped
+  (before: all 10 000 records regrouped on every change).
+- Each node kind keeps its per-type resource maps between snapshots and copies only the maps a
+  change touches; only the changed ServicePort groups are rebuilt, and inside a rebuilt group a
+  resource whose object is unchanged (same JSON) keeps its validated, encoded form, also across
+  node kinds (a Cluster is the same for Envoy and gRPC).
+- Versions are order-independent content hashes (lane-wise sums of per-resource SHA-256), cached
+  per immutable map: no sort and join of 1000 names per response.
+- Responses are written pre-encoded: each resource keeps its DiscoveryResponse \`resources\` entry
+  bytes, so a response is a concatenation instead of protobufjs \`fromObject\` + \`encode\` of
+  every resource.
+- ACKs that repeat a subscription of 1000 names no longer sort it twice.
+- The validator skips absent fields that carry no rules (most of a Cluster's fields), which is
+  what makes the cold build faster.
+
+Profile first: \`--cpu-prof FILE\` writes a profile of the push loop only. Before the change,
+the loop's CPU went to the per-change regrouping and map building (about two thirds of the busy
+time), then serialising the 1000-CLA EDS response and its version.
+`

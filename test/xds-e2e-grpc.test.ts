@@ -62,6 +62,8 @@ t.test('grpc-js-xds client balances over two hosts and follows status changes', 
   const client = new grpc.Client('xds:///echo:10001', grpc.credentials.createInsecure())
   t.teardown(() => client.close())
 
+  // The first call waits for the xDS resolution: give it a generous ceiling on a loaded machine.
+  t.ok(await until(client, (w) => w === 'A' || w === 'B', 1, 30_000), 'the channel resolves over xDS')
   const first = await counts(client, 100)
   t.ok((first.A ?? 0) >= 30 && (first.B ?? 0) >= 30, `both backends answer >= 30 of 100: ${JSON.stringify(first)}`)
   const dbg = server.debugInfo()

@@ -115,10 +115,49 @@ export function loadXdsProtos(): XdsProtos {
       responseStream: true,
       requestSerialize: (o: object) => Buffer.from(req.encode(req.fromObject(o)).finish()),
       requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), DECODE_OPTIONS),
-      responseSerialize: (o: object) => Buffer.from(res.encode(res.fromObject(o)).finish()),
+      // The server writes responses pre-encoded (encodeDiscoveryResponse); objects still work.
+      responseSerialize: (o: object) => (Buffer.isBuffer(o) ? o : Buffer.from(res.encode(res.fromObject(o)).finish())),
       responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), DECODE_OPTIONS),
     },
   }
   cached = { root, adsService, typeOf, pack }
   return cached
+}
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80)
+    n >>>= 7
+  }
+  out.push(n)
+  return out
+}
+
+function lengthDelimited(tag: number, body: Buffer): Buffer[] {
+  return [Buffer.from([tag, ...varint(body.length)]), body]
+}
+
+/**
+ * One google.protobuf.Any as a DiscoveryResponse `resources` entry (field 2, wire bytes), so a
+ * response is a concatenation of cached entries instead of a re-encoding of every resource.
+ * The value is returned as a view into the entry (no second copy).
+ *
+ * @example
+ *   const { entry, value } = encodeAnyEntry(TypeUrl.cluster, clusterBytes)
+ */
+export function encodeAnyEntry(typeUrl: string, value: Uint8Array): { entry: Buffer; value: Buffer } {
+  const any = Buffer.concat([...lengthDelimited(0x0a, Buffer.from(typeUrl)), ...lengthDelimited(0x12, Buffer.from(value.buffer, value.byteOffset, value.byteLength))])
+  const entry = Buffer.concat(lengthDelimited(0x12, any))
+  return { entry, value: entry.subarray(entry.length - value.byteLength) }
+}
+
+/** A DiscoveryResponse (version_info = 1, resources = 2, type_url = 4, nonce = 5) from pre-encoded resource entries. */
+export function encodeDiscoveryResponse(versionInfo: string, entries: Buffer[], typeUrl: string, nonce: string): Buffer {
+  const parts: Buffer[] = []
+  if (versionInfo) parts.push(...lengthDelimited(0x0a, Buffer.from(versionInfo)))
+  for (const e of entries) parts.push(e)
+  if (typeUrl) parts.push(...lengthDelimited(0x22, Buffer.from(typeUrl)))
+  if (nonce) parts.push(...lengthDelimited(0x2a, Buffer.from(nonce)))
+  return Buffer.concat(parts)
 }

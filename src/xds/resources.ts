@@ -76,12 +76,14 @@ export function clusterName(name: string, servicePort: number): string {
   return `${name}:${servicePort}`
 }
 
-type Instance = ServicePortGroup['instances'][number]
+/** One instance of a ServicePort group, with the ServicePort it serves. */
+export type Instance = ServicePortGroup['instances'][number] & { servicePort: number }
 // Instances are derived per record object: an unchanged record yields the identical instance
 // objects, so the snapshot cache can compare groups by identity.
 const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
 
-function instancesOf(r: ServiceRecord): Instance[] {
+/** The instances (tcp ports) of one record, cached per record object. */
+export function instancesOf(r: ServiceRecord): Instance[] {
   let list = instanceCache.get(r)
   if (!list) {
     list = r.ports.filter((p) => p.type === 'tcp').map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
@@ -90,7 +92,8 @@ function instancesOf(r: ServiceRecord): Instance[] {
   return list
 }
 
-function byHostIdPort(a: Instance, b: Instance): number {
+/** The order of a group's instances: host, then id, then port. */
+export function compareInstances(a: Instance, b: Instance): number {
   return cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port
 }
 
@@ -101,7 +104,7 @@ export function groupServicePorts(snap: CatalogSnapshot): { groups: ServicePortG
   const hosts = [...snap.hosts].sort((a, b) => cmp(a.name, b.name))
   for (const r of liveRecords({ ...snap, hosts })) {
     for (const i of instancesOf(r)) {
-      const sp = (i as Instance & { servicePort: number }).servicePort
+      const sp = i.servicePort
       let names = bySp.get(sp)
       if (!names) bySp.set(sp, (names = new Map()))
       const list = names.get(r.name)
@@ -122,8 +125,8 @@ export function groupServicePorts(snap: CatalogSnapshot): { groups: ServicePortG
     }
     const instances = names.get(name)!
     for (let k = 1; k < instances.length; k++) {
-      if (byHostIdPort(instances[k - 1]!, instances[k]!) > 0) {
-        instances.sort(byHostIdPort)
+      if (compareInstances(instances[k - 1]!, instances[k]!) > 0) {
+        instances.sort(compareInstances)
         break
       }
     }

@@ -13,9 +13,9 @@ import type { Logger } from '../log.js'
 import { ShoalError } from '../errors.js'
 import type { Clock, Timer } from '../gossip/types.js'
 import type { CatalogView } from '../registry/types.js'
-import { loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
+import { encodeDiscoveryResponse, loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
 import { nodeKindOf, type NodeKind, type ServicePortConflict, type XdsNode } from './resources.js'
-import { SnapshotBuilder, versionOf, type KindSnapshot, type ServedResource } from './snapshot.js'
+import { SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
@@ -130,7 +130,7 @@ export class XdsServer {
   private nextStream = 1
   private protos: XdsProtos | null = null
   private builder: SnapshotBuilder | null = null
-  private lastConflicts = ''
+  private lastConflicts: ServicePortConflict[] | null = null
   private conflicts: ServicePortConflict[] = []
   private readonly m: {
     clients: Gauge
@@ -395,8 +395,8 @@ export class XdsServer {
 
   /** Apply a request's resource_names; true when the subscription changed. */
   private updateSubscription(typeUrl: string, ts: TypeState, names: string[]): boolean {
-    const before = `${ts.wildcard}|${[...ts.names].sort().join(',')}`
-    const explicit = names.filter((n) => n !== '*')
+    const wildcardBefore = ts.wildcard
+    const namesBefore = ts.names
     if (names.length === 0) {
       // Legacy: an empty list is a wildcard for LDS/CDS until the client names something.
       ts.wildcard = FULL_SET.has(typeUrl) && ts.legacy
@@ -404,9 +404,12 @@ export class XdsServer {
     } else {
       ts.legacy = false
       ts.wildcard = names.includes('*')
-      ts.names = new Set(explicit)
+      ts.names = new Set(names.filter((n) => n !== '*'))
     }
-    return before !== `${ts.wildcard}|${[...ts.names].sort().join(',')}`
+    // Every ACK repeats the subscription (an Envoy's EDS ACK names every cluster): compare sets, no sort.
+    if (ts.wildcard !== wildcardBefore || ts.names.size !== namesBefore.size) return true
+    for (const n of ts.names) if (!namesBefore.has(n)) return true
+    return false
   }
 
   // ---- pushes ----
@@ -432,9 +435,11 @@ export class XdsServer {
 
   private snapshotFor(kind: NodeKind): KindSnapshot {
     const out = this.builder!.build(this.components.catalog.snapshot(), kind)
-    const key = JSON.stringify(out.conflicts)
-    if (key !== this.lastConflicts) {
-      this.lastConflicts = key
+    // The builder hands out a new conflicts array only when the conflicts changed.
+    if (out.conflicts !== this.lastConflicts) {
+      const same = JSON.stringify(out.conflicts) === JSON.stringify(this.lastConflicts ?? [])
+      this.lastConflicts = out.conflicts
+      if (same) return out
       this.conflicts = out.conflicts
       this.m.conflicts.set(out.conflicts.length)
       for (const cf of out.conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
@@ -458,15 +463,21 @@ export class XdsServer {
       let content = target
       if (FULL_SET.has(typeUrl)) {
         // Keep what is being removed for now; it goes in a second response after the others.
-        const kept = [...ts.sent.values()].filter((r) => !target.has(r.name) && (ts.wildcard || ts.names.has(r.name)))
+        const kept: ServedResource[] = []
+        if (ts.sent !== target) for (const r of ts.sent.values()) if (!target.has(r.name) && (ts.wildcard || ts.names.has(r.name))) kept.push(r)
         if (kept.length) {
           content = new Map(target)
           for (const r of kept) content.set(r.name, r)
           deferred.push(typeUrl)
         }
       }
-      if (typeUrl === TypeUrl.cluster) {
-        for (const r of content.values()) if (ts.sent.get(r.name)?.hash !== r.hash) clustersChanged = true
+      if (typeUrl === TypeUrl.cluster && content !== ts.sent) {
+        for (const r of content.values()) {
+          if (ts.sent.get(r.name)?.hash !== r.hash) {
+            clustersChanged = true
+            break
+          }
+        }
       }
       // A changed Cluster makes Envoy wait for its ClusterLoadAssignment: always send EDS after it.
       const force = typeUrl === TypeUrl.endpoint && clustersChanged
@@ -499,22 +510,24 @@ export class XdsServer {
 
   private send(c: Client, typeUrl: string, ts: TypeState, content: Map<string, ServedResource>, o: { force: boolean; changeAt: number | null }): void {
     const label = TypeLabel[typeUrl as TypeUrl]
-    const version = versionOf(content.values())
+    const version = versionOfSet(content)
     if (ts.nacked.has(version)) {
       this.log.debug({ stream: c.stream, type: label, version }, 'version was NACKed before: not re-sent')
       return
     }
     if (version === ts.sentVersion && !o.force) return
     const nonce = randomBytes(6).toString('base64url')
-    const resources = [...content.values()].map((r) => r.any)
-    c.call.write({ version_info: version, resources, type_url: typeUrl, nonce })
+    const entries: Buffer[] = []
+    for (const r of content.values()) entries.push(r.wire)
+    // Pre-encoded: a response is the cached wire bytes of its resources, not a re-encoding.
+    c.call.write(encodeDiscoveryResponse(version, entries, typeUrl, nonce))
     ts.nonce = nonce
     ts.sentVersion = version
     ts.sent = content
     ts.changeAt = o.changeAt
     ts.pushes++
     this.m.pushes.inc({ type: label })
-    this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: resources.length }, 'xDS response sent')
+    this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
   }
 }
 

@@ -1,19 +1,27 @@
 /**
- * Per-node-kind snapshots of encoded, validated resources. Building is memoized per
- * ServicePort group (keyed by the group's inputs), so a catalog change re-encodes and
- * re-validates only the ServicePorts it touched.
+ * Per-node-kind snapshots of encoded, validated resources, built incrementally: the
+ * GroupIndex names the ServicePorts a catalog change touched, only those groups are rebuilt,
+ * and within a rebuilt group a resource whose object is unchanged (same JSON) keeps its
+ * validated, encoded form. The per-type maps of a snapshot are never mutated once built (a
+ * change copies the maps it touches), so a client may keep holding the one it was sent.
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
-import { TypeUrl, type PackedAny, type XdsProtos } from './protos.js'
-import { buildGroupResources, groupServicePorts, type NodeKind, type ResourceOptions, type ServicePortConflict, type ServicePortGroup } from './resources.js'
+import { GroupIndex } from './groups.js'
+import { encodeAnyEntry, TypeUrl, type PackedAny, type XdsProtos } from './protos.js'
+import { buildGroupResources, type NodeKind, type ResourceOptions, type ServicePortConflict, type ServicePortGroup } from './resources.js'
 import { validateResource } from './validate.js'
 
-/** One resource ready to send: its Any and a content hash. */
+/** One resource ready to send: its Any, its wire form and a content hash. */
 export interface ServedResource {
   name: string
   any: PackedAny
+  /** Content hash of the type, name and encoded value. */
   hash: string
+  /** The Any as a DiscoveryResponse `resources` entry (see encodeDiscoveryResponse). */
+  wire: Buffer
+  /** The hash as four 32-bit lanes; a set's version sums them, so it needs no sort. */
+  lanes: readonly [number, number, number, number]
 }
 
 export interface KindSnapshot {
@@ -34,88 +42,196 @@ const SETS = [
   ['listeners', TypeUrl.listener],
   ['routes', TypeUrl.route],
 ] as const
-
-type GroupEntry = { byType: Array<[TypeUrl, ServedResource]>; invalid: InvalidResource[] }
+const TYPES = SETS.map(([, t]) => t)
 
 export function contentHash(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('base64url').slice(0, 22)
 }
 
-/** Version of a set of resources: a hash of their names and content hashes. */
-export function versionOf(resources: Iterable<ServedResource>): string {
-  const parts: string[] = []
-  for (const r of resources) parts.push(`${r.name}=${r.hash}`)
-  parts.sort()
-  return contentHash(parts.join(';'))
+/** A ServedResource for an encoded value. */
+export function servedResource(typeUrl: string, name: string, value: Uint8Array): ServedResource {
+  const { entry, value: view } = encodeAnyEntry(typeUrl, value)
+  const d = createHash('sha256').update(typeUrl).update('\0').update(name).update('\0').update(view).digest()
+  return {
+    name,
+    any: { type_url: typeUrl, value: view },
+    hash: d.toString('base64url', 0, 16),
+    wire: entry,
+    lanes: [d.readUInt32LE(0), d.readUInt32LE(4), d.readUInt32LE(8), d.readUInt32LE(12)],
+  }
 }
 
-interface Memo {
+/**
+ * Version of a set of resources: a content hash of their names and contents that does not
+ * depend on their order (lane-wise sums of the per-resource hashes, and the count).
+ */
+export function versionOf(resources: Iterable<ServedResource>): string {
+  let a = 0
+  let b = 0
+  let c = 0
+  let d = 0
+  let n = 0
+  for (const r of resources) {
+    a = (a + r.lanes[0]) >>> 0
+    b = (b + r.lanes[1]) >>> 0
+    c = (c + r.lanes[2]) >>> 0
+    d = (d + r.lanes[3]) >>> 0
+    n++
+  }
+  const buf = Buffer.alloc(20)
+  buf.writeUInt32LE(a, 0)
+  buf.writeUInt32LE(b, 4)
+  buf.writeUInt32LE(c, 8)
+  buf.writeUInt32LE(d, 12)
+  buf.writeUInt32LE(n >>> 0, 16)
+  return buf.toString('base64url')
+}
+
+// Snapshot maps and selections are never mutated once versioned: their version is cached.
+const versionCache = new WeakMap<Map<string, ServedResource>, string>()
+
+/** versionOf a map that will not be mutated afterwards, cached by identity. */
+export function versionOfSet(set: Map<string, ServedResource>): string {
+  let v = versionCache.get(set)
+  if (v === undefined) {
+    v = versionOf(set.values())
+    versionCache.set(set, v)
+  }
+  return v
+}
+
+interface Entry {
+  typeUrl: TypeUrl
+  res: ServedResource
+  /** Hash of the resource object's JSON: equal means "same input, same validated bytes". */
+  key: string
+}
+
+interface GroupMemo {
   g: ServicePortGroup
-  entry: GroupEntry
+  entries: Entry[]
+  invalid: InvalidResource[]
+}
+
+interface KindState {
+  changes: Set<number>
+  memo: Map<number, GroupMemo>
+  out: KindSnapshot | undefined
+}
+
+/** Build statistics of the last build of a kind (for benches and debugging). */
+export interface BuildStats {
+  groupsRebuilt: number
+  resourcesEncoded: number
+  resourcesReused: number
 }
 
 export class SnapshotBuilder {
-  private memo: Record<NodeKind, Map<number, Memo>> = { envoy: new Map(), grpc: new Map() }
-  private last: Record<NodeKind, { snap: CatalogSnapshot; seq: number; out: KindSnapshot; invalid: InvalidResource[] } | undefined> = { envoy: undefined, grpc: undefined }
-  private grouped: { snap: CatalogSnapshot; seq: number; groups: ServicePortGroup[]; conflicts: ServicePortConflict[] } | undefined
+  private readonly index = new GroupIndex()
+  private readonly kinds: Record<NodeKind, KindState>
+  /** Stats of the most recent build that did any work. */
+  lastStats: BuildStats = { groupsRebuilt: 0, resourcesEncoded: 0, resourcesReused: 0 }
 
   constructor(
     private readonly protos: XdsProtos,
     private readonly opts: ResourceOptions,
     /** Called once for each newly built resource that fails validation (it is not served). */
     private readonly onInvalid: (kind: NodeKind, bad: InvalidResource) => void,
-  ) {}
+  ) {
+    this.kinds = {
+      envoy: { changes: this.index.consumer(), memo: new Map(), out: undefined },
+      grpc: { changes: this.index.consumer(), memo: new Map(), out: undefined },
+    }
+  }
 
   /** Resources that currently fail validation, per kind, from the last build. */
   invalid(kind: NodeKind): InvalidResource[] {
-    return this.last[kind]?.invalid ?? []
-  }
-
-  build(snap: CatalogSnapshot, kind: NodeKind): KindSnapshot {
-    const prev = this.last[kind]
-    if (prev && prev.snap === snap && prev.seq === snap.seq) return prev.out
-    // Grouping is shared by both kinds of the same snapshot.
-    if (!this.grouped || this.grouped.snap !== snap || this.grouped.seq !== snap.seq) this.grouped = { snap, seq: snap.seq, ...groupServicePorts(snap) }
-    const { groups, conflicts } = this.grouped
-    const memo = this.memo[kind]
-    const next = new Map<number, Memo>()
-    const out: KindSnapshot = {
-      kind,
-      conflicts,
-      resources: { [TypeUrl.cluster]: new Map(), [TypeUrl.endpoint]: new Map(), [TypeUrl.listener]: new Map(), [TypeUrl.route]: new Map() },
-    }
-    const invalid: InvalidResource[] = []
-    for (const g of groups) {
-      let m = memo.get(g.servicePort)
-      if (!m || !sameGroup(m.g, g)) {
-        m = { g, entry: this.buildGroup(g, kind) }
-        for (const bad of m.entry.invalid) this.onInvalid(kind, bad)
-      }
-      next.set(g.servicePort, m)
-      for (const [t, r] of m.entry.byType) out.resources[t].set(r.name, r)
-      if (m.entry.invalid.length) invalid.push(...m.entry.invalid)
-    }
-    // Keep only the groups of this snapshot: memory stays proportional to the catalog.
-    this.memo[kind] = next
-    this.last[kind] = { snap, seq: snap.seq, out, invalid }
+    const out: InvalidResource[] = []
+    for (const m of this.kinds[kind].memo.values()) if (m.invalid.length) out.push(...m.invalid)
     return out
   }
 
-  private buildGroup(g: ServicePortGroup, kind: NodeKind): GroupEntry {
+  build(snap: CatalogSnapshot, kind: NodeKind): KindSnapshot {
+    this.index.update(snap)
+    const st = this.kinds[kind]
+    const conflicts = this.index.conflicts
+    if (st.out && st.changes.size === 0) {
+      if (st.out.conflicts !== conflicts) st.out = { ...st.out, conflicts }
+      return st.out
+    }
+    const stats: BuildStats = { groupsRebuilt: 0, resourcesEncoded: 0, resourcesReused: 0 }
+    const sps = [...st.changes].sort((a, b) => a - b)
+    st.changes.clear()
+    const removed: Entry[] = []
+    const added: Entry[] = []
+    for (const sp of sps) {
+      const g = this.index.groups.get(sp)
+      const m = st.memo.get(sp)
+      if (!g) {
+        if (m) {
+          removed.push(...m.entries)
+          st.memo.delete(sp)
+        }
+        continue
+      }
+      if (m && sameGroup(m.g, g)) {
+        m.g = g
+        continue
+      }
+      const next = this.buildGroup(g, kind, m, stats)
+      for (const bad of next.invalid) this.onInvalid(kind, bad)
+      const kept = new Set(next.entries.map((e) => e.res))
+      for (const e of m?.entries ?? []) if (!kept.has(e.res)) removed.push(e)
+      const had = new Set(m?.entries.map((e) => e.res))
+      for (const e of next.entries) if (!had.has(e.res)) added.push(e)
+      st.memo.set(sp, next)
+    }
+    // Removals first: a bare-name listener may move from one group to another in one change.
+    const resources = st.out ? { ...st.out.resources } : (Object.fromEntries(TYPES.map((t) => [t, new Map()])) as KindSnapshot['resources'])
+    const copied = new Set<TypeUrl>()
+    const writable = (t: TypeUrl): Map<string, ServedResource> => {
+      if (st.out && !copied.has(t)) {
+        resources[t] = new Map(resources[t])
+        copied.add(t)
+      }
+      return resources[t]
+    }
+    for (const e of removed) {
+      if (resources[e.typeUrl].get(e.res.name) === e.res) writable(e.typeUrl).delete(e.res.name)
+    }
+    for (const e of added) writable(e.typeUrl).set(e.res.name, e.res)
+    st.out = { kind, resources, conflicts }
+    if (stats.groupsRebuilt) this.lastStats = stats
+    return st.out
+  }
+
+  private buildGroup(g: ServicePortGroup, kind: NodeKind, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
+    stats.groupsRebuilt++
     const set = buildGroupResources(g, kind, this.opts)
-    const entry: GroupEntry = { byType: [], invalid: [] }
+    const out: GroupMemo = { g, entries: [], invalid: [] }
+    // The same object may have been validated for the other kind (clusters are kind-independent).
+    const other = this.kinds[kind === 'envoy' ? 'grpc' : 'envoy'].memo.get(g.servicePort)
     for (const [k, typeUrl] of SETS) {
       for (const [name, obj] of set[k]) {
-        const errors = validateResource(this.protos, typeUrl, obj)
-        if (errors.length) {
-          entry.invalid.push({ typeUrl, name, errors })
+        const key = contentHash(JSON.stringify(obj))
+        const same = (e: Entry) => e.typeUrl === typeUrl && e.key === key && e.res.name === name
+        const reuse = prev?.entries.find(same) ?? other?.entries.find(same)
+        if (reuse) {
+          stats.resourcesReused++
+          out.entries.push(reuse)
           continue
         }
+        const errors = validateResource(this.protos, typeUrl, obj)
+        if (errors.length) {
+          out.invalid.push({ typeUrl, name, errors })
+          continue
+        }
+        stats.resourcesEncoded++
         const any = this.protos.pack(typeUrl, obj)
-        entry.byType.push([typeUrl, { name, any, hash: contentHash(any.value) }])
+        out.entries.push({ typeUrl, key, res: servedResource(typeUrl, name, any.value) })
       }
     }
-    return entry
+    return out
   }
 }
 

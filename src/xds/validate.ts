@@ -55,9 +55,28 @@ function deepMerge(a: Rules, b: Rules): Rules {
   return a
 }
 
+// protobufjs computes fullName on every read (a walk up the parents and a join).
+const fullNames = new WeakMap<Protobuf.Type, string>()
+
+function fullNameOf(t: Protobuf.Type): string {
+  let n = fullNames.get(t)
+  if (n === undefined) {
+    n = t.fullName
+    fullNames.set(t, n)
+  }
+  return n
+}
+
+const oneofCache = new WeakMap<Protobuf.OneOf, boolean>()
+
 function oneofRequired(o: Protobuf.OneOf): boolean {
-  for (const opt of (o.parsedOptions as unknown as Array<Record<string, unknown>> | null) ?? []) if (opt['(validate.required)'] === true) return true
-  return o.options?.['(validate.required)'] === true
+  let hit = oneofCache.get(o)
+  if (hit === undefined) {
+    hit = o.options?.['(validate.required)'] === true
+    for (const opt of (o.parsedOptions as unknown as Array<Record<string, unknown>> | null) ?? []) if (opt['(validate.required)'] === true) hit = true
+    oneofCache.set(o, hit)
+  }
+  return hit
 }
 
 const INT_TYPES = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64'])
@@ -88,7 +107,7 @@ class Walker {
     if (depth > MAX_DEPTH) return this.err(path, 'nested too deep')
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return this.err(path, `expected a ${type.name} object`)
     const o = obj as Obj
-    if (type.fullName === '.google.protobuf.Any') return this.any(o, path, depth)
+    if (fullNameOf(type) === '.google.protobuf.Any') return this.any(o, path, depth)
     for (const key of Object.keys(o)) {
       if (o[key] === undefined) continue
       if (!type.fields[key]) this.err(path, `unknown field "${key}" in ${type.name}`)
@@ -98,8 +117,14 @@ class Walker {
       if (set.length > 1) this.err(path, `oneof ${oneof.name} has ${set.map((f) => f.name).join(' and ')}`)
       if (set.length === 0 && oneofRequired(oneof)) this.err(path, `oneof ${oneof.name} is required`)
     }
-    for (const f of type.fieldsArray) this.field(f, o[f.name], `${path}.${f.name}`, depth)
-    this.extra(type.fullName, o, path)
+    for (const f of type.fieldsArray) {
+      const v = o[f.name]
+      // An absent field without rules has nothing to check (most of a Cluster's ~60 fields):
+      // skipping it here saves building its path.
+      if ((v === undefined || v === null) && fieldRules(f) === null) continue
+      this.field(f, v, `${path}.${f.name}`, depth)
+    }
+    this.extra(fullNameOf(type), o, path)
   }
 
   private any(o: Obj, path: string, depth: number): void {
@@ -160,10 +185,10 @@ class Walker {
         if (inList) this.err(path, 'null list item')
         return
       }
-      const wrapped = WRAPPERS[type.fullName]
+      const wrapped = WRAPPERS[fullNameOf(type)]
       if (wrapped && rules && rules[wrapped] && typeof v === 'object') this.scalarRules(rules[wrapped], wrapped, (v as Obj).value ?? defaultOf(wrapped), path)
-      if (type.fullName === '.google.protobuf.Duration' && rules?.duration) this.durationRules(rules.duration, v as Obj, path)
-      if (type.fullName === '.google.protobuf.Any' && rules?.any) {
+      if (fullNameOf(type) === '.google.protobuf.Duration' && rules?.duration) this.durationRules(rules.duration, v as Obj, path)
+      if (fullNameOf(type) === '.google.protobuf.Any' && rules?.any) {
         const url = (v as Obj)['@type'] ?? (v as Obj).type_url
         const ar = rules.any as Rules
         if (Array.isArray(ar.in) && ar.in.length && !ar.in.includes(url)) this.err(path, `Any type ${String(url)} not allowed`)
