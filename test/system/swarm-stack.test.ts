@@ -198,8 +198,12 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
 
     t0 = Date.now()
     // busybox httpd as PID 1 ignores SIGTERM: a short grace keeps scale-down and rm fast.
+    // Health: the engine's own HEALTHCHECK (check type Docker). The agent on the host network
+    // cannot reach overlay IPs itself, so HttpGet/Tcp checks from the agent do not fit here.
     await d.cli(['service', 'create', '--detach', '--name', 'web', '--network', NETWORK, '--replicas', '3', '--stop-grace-period', '1s',
-      '--container-label', 'ServiceName=web', '--container-label', 'ServicePort_8080=10080', IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'])
+      '--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:8080/', '--health-interval', '1s', '--health-retries', '1',
+      '--container-label', 'ServiceName=web', '--container-label', 'ServicePort_8080=10080', '--container-label', 'HealthCheck=Docker',
+      IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'])
     await waitFor(async () => (await fromAgent()).length === 3, 60_000, '3 web instances in the agent catalog')
     const seen3 = Date.now() - t0
     await waitFor(() => fromB().length === 3, 10_000, '3 web instances on the outside agent')
@@ -213,6 +217,8 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     t.ok(running.every((c) => /^10\./.test(c.ip)), `overlay IPs ${running.map((c) => c.ip).join(', ')}`)
     const svc = (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')!
     t.same(svc.servicePorts, [10080])
+    await waitFor(async () => (await fromAgent()).every((r) => r.status === 'alive') && fromB().every((r) => r.status === 'alive'), 20_000, 'web alive (Docker health)')
+    t.pass(`all 3 alive by the Docker HEALTHCHECK, on both agents (${Date.now() - t0} ms after create)`)
     // The advertised addresses are the real ones: reachable on the overlay from a task.
     for (const c of running) {
       let body = ''
