@@ -1,0 +1,106 @@
+// The files under compose/ name agent flags, environment variables, labels, ports and
+// metric names. Check each against what the agent really accepts and exports.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+import { parseAgentConfig, AGENT_FLAGS, envName } from '../src/agent/config.js'
+import { Agent } from '../src/agent/agent.js'
+import { mapContainer } from '../src/docker/labels.js'
+import { parseStaticServices } from '../src/registry/static.js'
+import { silentLogger } from '../src/log.js'
+
+type Service = { image?: string; command?: string[] | string; environment?: Record<string, string>; labels?: Record<string, string>; ports?: string[]; volumes?: unknown[] }
+const compose = parse(readFileSync('compose/docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> }
+const stack = parse(readFileSync('compose/swarm-stack.yml', 'utf8')) as { services: Record<string, Service> }
+
+/** `${VAR:-default}` as a deploying shell with nothing set would expand it; required ones get a sample. */
+function expand(v: string): string {
+  // Swarm's template for the node's hostname, as a swarm node would fill it in.
+  v = v.replace(/\{\{\.Node\.Hostname\}\}/g, 'swarm-node-1')
+  return v.replace(/\$\{([A-Z_]+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_m, name: string, dflt?: string) => dflt ?? (name === 'SHOAL_SEEDS' ? '10.0.0.1:7947' : ''))
+}
+
+const agentServices = (doc: { services: Record<string, Service> }) =>
+  Object.entries(doc.services).filter(([, s]) => (s.image ?? '').startsWith('shoal') || (s.image ?? '').includes('SHOAL_IMAGE'))
+
+t.test('every agent command line and SHOAL_* variable in the compose files is accepted', async (t) => {
+  const seen: string[] = []
+  for (const [file, doc] of [['docker-compose.yml', compose], ['swarm-stack.yml', stack]] as const) {
+    for (const [name, svc] of agentServices(doc)) {
+      const argv = (Array.isArray(svc.command) ? svc.command : String(svc.command ?? 'agent').split(' ')).map(expand)
+      if (argv[0] !== 'agent') continue
+      const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, expand(String(v))]))
+      for (const k of Object.keys(env)) {
+        if (k.startsWith('SHOAL_')) t.ok(AGENT_FLAGS.some((f) => envName(f) === k), `${file} ${name}: ${k} is a variable the agent reads`)
+      }
+      // Static files must exist for the parse to name them; only their syntax matters here.
+      const cfg = parseAgentConfig(argv.slice(1), env)
+      t.ok(cfg.node.length > 0, `${file} ${name}: ${argv.join(' ')} parses`)
+      seen.push(`${file}:${name}`)
+    }
+  }
+  t.ok(seen.length >= 4, `agent services checked: ${seen.join(', ')}`)
+})
+
+t.test('published ports of the demo are ports the agent or Envoy listens on', async (t) => {
+  const s1 = compose.services['shoal-1']!
+  const cfg = parseAgentConfig((s1.command as string[]).slice(1), s1.environment ?? {})
+  const published = (s1.ports ?? []).map((p) => Number(String(p).split(':').at(-1)))
+  t.ok(published.includes(cfg.http.port), `UI port ${cfg.http.port} is published`)
+  const echo = compose.services['echo']!
+  const servicePorts = Object.entries(echo.labels ?? {}).filter(([k]) => k.startsWith('ServicePort_')).map(([, v]) => Number(v))
+  t.ok(servicePorts.length > 0 && servicePorts.every((p) => published.includes(p)), 'the echo ServicePort is published on shoal-1 (Envoy shares its namespace)')
+  t.equal(cfg.envoyBind, '0.0.0.0', 'Envoy listeners bind all addresses inside the container')
+})
+
+t.test('labels in the demo map to a service without problems', async (t) => {
+  let n = 0
+  for (const [name, svc] of Object.entries(compose.services)) {
+    if (!svc.labels) continue
+    n++
+    const { spec, problems } = mapContainer(
+      { id: 'a'.repeat(64), name, image: svc.image ?? name, created: 0, labels: svc.labels, bindings: [],
+        networks: { 'shoal-demo_shoal': '172.30.0.5' }, health: 'none', running: true },
+      { advertiseIp: '10.0.0.1', network: 'shoal-demo_shoal' },
+    )
+    t.same(problems, [], `${name}: no label problems`)
+    t.ok(spec && spec.ports.length > 0, `${name}: a service with ports`)
+  }
+  t.ok(n > 0)
+})
+
+t.test('static files of the demo are valid', async (t) => {
+  for (const f of ['compose/static/shoal-2.json', 'compose/static/shoal-3.json', 'examples/static.json']) {
+    t.ok(parseStaticServices(readFileSync(f, 'utf8'), f, '10.0.0.2').length > 0, `${f} parses`)
+  }
+})
+
+t.test('Prometheus targets and Grafana metrics are what the agent exports', async (t) => {
+  const prom = parse(readFileSync('compose/prometheus.yml', 'utf8')) as { scrape_configs: Array<{ job_name: string; metrics_path: string; static_configs: Array<{ targets: string[] }> }> }
+  const job = prom.scrape_configs.find((j) => j.job_name === 'shoal')!
+  t.equal(job.metrics_path, '/metrics')
+  const httpPorts = agentServices(compose)
+    .filter(([, s]) => Array.isArray(s.command) && s.command[0] === 'agent')
+    .map(([, s]) => parseAgentConfig((s.command as string[]).slice(1), {}).http.port)
+  for (const target of job.static_configs.flatMap((c) => c.targets)) {
+    t.ok(httpPorts.includes(Number(target.split(':')[1])), `${target} is an agent's HTTP port`)
+  }
+
+  // A real agent (Docker discovery pointed at nothing, so its metrics exist too).
+  const agent = new Agent(
+    parseAgentConfig(['--node', 'metrics', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local',
+      '--discovery', 'docker,static', '--docker-host', 'unix:///nonexistent/docker.sock', '--static', 'examples/static.json'], {}),
+    { logger: silentLogger() },
+  )
+  t.teardown(() => agent.stop({ leave: false }))
+  await agent.start()
+  const text = await (await fetch(`http://127.0.0.1:${agent.bound.http}/metrics`)).text()
+  const exported = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap(([, n, type]) =>
+    type === 'histogram' ? [n!, `${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!]))
+  const dash = JSON.parse(readFileSync('compose/grafana/shoal-dashboard.json', 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> }
+  for (const p of dash.panels) {
+    for (const name of p.targets.flatMap((x) => [...x.expr.matchAll(/\b(shoal_[a-z_]+)/g)].map((m) => m[1]!))) {
+      t.ok(exported.has(name), `panel "${p.title}": ${name} is exported by the agent`)
+    }
+  }
+})
