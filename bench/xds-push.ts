@@ -38,6 +38,11 @@ interface Figures {
   grpcLat: number[]
   envoyLat: number[]
   loadAfter: number[]
+  /** CPU time of this process (all threads) for the cold builds, per incremental build, per push-loop change. */
+  cpuColdEnvoyMs: number
+  cpuColdGrpcMs: number
+  cpuIncrMs: number
+  cpuPerChangeMs: number
 }
 
 const pct = (xs: number[], p: number) => {
@@ -64,13 +69,14 @@ function summary(x: Figures) {
     coldEnvoyMs: x.coldEnvoyMs,
     coldGrpcMs: x.coldGrpcMs,
     heapMb: x.heapMb,
+    cpu: { coldEnvoy: x.cpuColdEnvoyMs, coldGrpc: x.cpuColdGrpcMs, incr: x.cpuIncrMs, perChange: x.cpuPerChangeMs },
   }
 }
 
 async function compare(ref: string): Promise<void> {
   const before = mkdtempSync(join(tmpdir(), 'xds-bench-before-'))
   try {
-    execSync(`git -C ${JSON.stringify(repo)} archive ${JSON.stringify(ref)} src | tar -x -C ${JSON.stringify(before)}`)
+    execSync(`git -C ${JSON.stringify(repo)} archive ${JSON.stringify(ref)} src package.json tsconfig.json | tar -x -C ${JSON.stringify(before)}`)
     symlinkSync(join(repo, 'node_modules'), join(before, 'node_modules'))
     const uptimeBefore = execSync('uptime').toString().trim()
     const runs: Array<{ which: 'before' | 'after'; x: Figures }> = []
@@ -86,8 +92,11 @@ async function compare(ref: string): Promise<void> {
     const merged = (which: 'before' | 'after') => {
       const xs = runs.filter((r) => r.which === which).map((r) => r.x)
       const cat = (k: 'incr' | 'grpcLat' | 'envoyLat') => xs.flatMap((x) => x[k])
-      const med = (k: 'coldEnvoyMs' | 'coldGrpcMs' | 'heapMb' | 'loadMs') => pct(xs.map((x) => x[k]), 50)
-      return { grpc: cat('grpcLat'), envoy: cat('envoyLat'), incr: cat('incr'), coldEnvoy: med('coldEnvoyMs'), coldGrpc: med('coldGrpcMs'), heap: med('heapMb'), load: med('loadMs') }
+      const med = (k: 'coldEnvoyMs' | 'coldGrpcMs' | 'heapMb' | 'loadMs' | 'cpuColdEnvoyMs' | 'cpuColdGrpcMs' | 'cpuIncrMs' | 'cpuPerChangeMs') => pct(xs.map((x) => x[k]), 50)
+      return {
+        grpc: cat('grpcLat'), envoy: cat('envoyLat'), incr: cat('incr'), coldEnvoy: med('coldEnvoyMs'), coldGrpc: med('coldGrpcMs'), heap: med('heapMb'), load: med('loadMs'),
+        cpuColdEnvoy: med('cpuColdEnvoyMs'), cpuColdGrpc: med('cpuColdGrpcMs'), cpuIncr: med('cpuIncrMs'), cpuPerChange: med('cpuPerChangeMs'),
+      }
     }
     const b = merged('before')
     const a = merged('after')
@@ -118,6 +127,8 @@ async function compare(ref: string): Promise<void> {
       'when the server sees its ACK. Half the changes touch svc0 (both clients), half another service (Envoy-like only).',
       'The clients decode in the same process as the server, so their work is counted too.',
       '',
+      `CPU time per change (server, both clients and the bench's polling, one process; less sensitive to machine load than wall time), median of runs: before ${f(b.cpuPerChange)} ms, after **${f(a.cpuPerChange)} ms**.`,
+      '',
       '## Snapshot build',
       '',
       '| what | before | after |',
@@ -126,10 +137,12 @@ async function compare(ref: string): Promise<void> {
       `| cold build, envoy kind (4000 resources: group, validate, encode, hash), median of runs | ${f(b.coldEnvoy)} ms | ${f(a.coldEnvoy)} ms |`,
       `| cold build, grpc kind (~5000 resources), median of runs | ${f(b.coldGrpc)} ms | ${f(a.coldGrpc)} ms |`,
       `| one record changed, both kinds, p50 / p99 (${b.incr.length} / ${a.incr.length} samples) | ${f(pct(b.incr, 50))} / ${f(pct(b.incr, 99))} ms | ${f(pct(a.incr, 50))} / ${f(pct(a.incr, 99))} ms |`,
+      `| CPU time: cold build envoy / grpc, median of runs | ${f(b.cpuColdEnvoy)} / ${f(b.cpuColdGrpc)} ms | ${f(a.cpuColdEnvoy)} / ${f(a.cpuColdGrpc)} ms |`,
+      `| CPU time: one record changed, both kinds, mean of 50, median of runs | ${b.cpuIncr.toFixed(2)} ms | ${a.cpuIncr.toFixed(2)} ms |`,
       `| heap held by both cached snapshots, median of runs | ${b.heap.toFixed(1)} MB | ${a.heap.toFixed(1)} MB |`,
       '',
     ]
-    writeFileSync(join(repo, 'bench', 'RESULTS-xds.md'), lines.join('\n') + NOTES)
+    writeFileSync(join(repo, 'bench', 'RESULTS-xds.md'), lines.join('\n') + notes())
     console.log(lines.join('\n'))
   } finally {
     rmSync(before, { recursive: true, force: true })
@@ -195,22 +208,30 @@ async function run(srcRoot: string): Promise<Figures> {
   global.gc?.()
   const heap0 = process.memoryUsage().heapUsed
   const builder = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined)
+  const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000
+  let c1 = process.cpuUsage()
   let t1 = performance.now()
   builder.build(catalog.snapshot(), 'envoy')
   const coldEnvoyMs = performance.now() - t1
+  const cpuColdEnvoyMs = cpuMs(process.cpuUsage(c1))
+  c1 = process.cpuUsage()
   t1 = performance.now()
   builder.build(catalog.snapshot(), 'grpc')
   const coldGrpcMs = performance.now() - t1
+  const cpuColdGrpcMs = cpuMs(process.cpuUsage(c1))
   global.gc?.()
   const heapMb = (process.memoryUsage().heapUsed - heap0) / 1e6
   const incr: number[] = []
+  let cpuIncr = 0
   for (let i = 0; i < 50; i++) {
     // As the real Catalog does: fresh host objects and arrays, the same record objects.
     const snap = { cluster: 'bench', seq: 1000 + i, hosts: hosts.map((h, k) => ({ ...h, services: h.services.map((r, s) => (k === 0 && s === i ? record(0, s, 'unhealthy') : r)) })) }
+    c1 = process.cpuUsage()
     t1 = performance.now()
     builder.build(snap, 'envoy')
     builder.build(snap, 'grpc')
     incr.push(performance.now() - t1)
+    cpuIncr += cpuMs(process.cpuUsage(c1))
   }
 
   // ---- push latency ----
@@ -264,6 +285,7 @@ async function run(srcRoot: string): Promise<Figures> {
   const envoyLat: number[] = []
   const grpcLat: number[] = []
   let state = hosts.map((h) => h.services)
+  let cpuLoop = 0
   for (let i = 0; i < ITER; i++) {
     // Toggle svc0 on host 0 (seen by both clients), or another service (Envoy client only) every other round.
     const s = i % 2 === 0 ? 0 : 1 + ((i * 7) % (SERVICES - 1))
@@ -274,6 +296,7 @@ async function run(srcRoot: string): Promise<Figures> {
     const beforeGrpc = ackedEds('bench-grpc')
     let envoyAt = 0
     let grpcAt = 0
+    const c0 = process.cpuUsage()
     const start = performance.now()
     catalog.set(hosts.map((h, k) => ({ ...h, services: state[k]! })))
     await waitFor(() => {
@@ -284,6 +307,8 @@ async function run(srcRoot: string): Promise<Figures> {
     })
     envoyLat.push(envoyAt - start)
     if (s === 0) grpcLat.push(grpcAt - start)
+    // Server, both clients and this loop's polling, all in this process.
+    cpuLoop += cpuMs(process.cpuUsage(c0))
     await new Promise((r) => setTimeout(r, 120)) // past the 100 ms push interval: every change is a "first change"
   }
   if (profile) {
@@ -295,10 +320,11 @@ async function run(srcRoot: string): Promise<Figures> {
   stream.cancel()
   raw.close()
   await server.stop()
-  return { src: srcRoot, loadMs, coldEnvoyMs, coldGrpcMs, heapMb, incr, grpcLat, envoyLat, loadAfter: loadavg() }
+  return { src: srcRoot, loadMs, coldEnvoyMs, coldGrpcMs, heapMb, incr, grpcLat, envoyLat, loadAfter: loadavg(), cpuColdEnvoyMs, cpuColdGrpcMs, cpuIncrMs: cpuIncr / 50, cpuPerChangeMs: cpuLoop / ITER }
 }
 
-const NOTES = `
+function notes(): string {
+  return `
 ## What changed (before -> after)
 
 - Grouping is incremental (src/xds/groups.ts): each host's live records are diffed by identity
@@ -321,3 +347,4 @@ Profile first: \`--cpu-prof FILE\` writes a profile of the push loop only. Befor
 the loop's CPU went to the per-change regrouping and map building (about two thirds of the busy
 time), then serialising the 1000-CLA EDS response and its version.
 `
+}

@@ -1,0 +1,175 @@
+// End to end with real agents: two Agents on loopback (gossip, static files, health checks,
+// HTTP, xDS), a real gRPC echo backend registered on each, and @grpc/grpc-js-xds as the
+// proxyless client of agent A's xDS server calling xds:///echo:10001. grpc-js-xds registers
+// globally, once per process: this file owns its process. Ceilings are generous (a loaded
+// machine); bench/ has the figures.
+import * as grpc from '@grpc/grpc-js'
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { Agent } from '../src/agent/agent.js'
+import { parseAgentConfig } from '../src/agent/config.js'
+import { silentLogger } from '../src/log.js'
+import { grpcBootstrap } from '../src/xds/bootstrap.js'
+
+const ident = (b: Buffer) => b
+const ECHO = '/shoal.test.Echo/Echo'
+const echoService: grpc.ServiceDefinition = {
+  Echo: { path: ECHO, requestStream: false, responseStream: false, requestSerialize: ident, requestDeserialize: ident, responseSerialize: ident, responseDeserialize: ident },
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-agents-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+async function backend(t: Test, id: string): Promise<number> {
+  const s = new grpc.Server()
+  s.addService(echoService, { Echo: (_call: any, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(id)) })
+  const port = await new Promise<number>((res, rej) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))))
+  t.teardown(() => s.forceShutdown())
+  return port
+}
+
+/** A TCP port a Tcp health check connects to; closing it makes the check fail. */
+async function healthPort(port = 0): Promise<{ port: number; server: Server }> {
+  const server = createServer((sock) => sock.destroy())
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej)
+    server.listen(port, '127.0.0.1', () => res())
+  })
+  return { port: (server.address() as { port: number }).port, server }
+}
+
+function closeServer(s: Server): Promise<void> {
+  return new Promise((res) => s.close(() => res()))
+}
+
+interface StaticEntry {
+  id: string
+  port: number
+  healthPort?: number
+}
+
+/** Write a Shoal static file atomically (as editors and config tools replace files). */
+function writeStatic(path: string, entries: StaticEntry[]): void {
+  const services = entries.map((e) => ({
+    id: e.id,
+    name: 'echo',
+    ports: [{ port: e.port, servicePort: 10001 }],
+    proxyMode: 'grpc',
+    ...(e.healthPort ? { check: { type: 'Tcp', args: `127.0.0.1:${e.healthPort}`, intervalMs: 200, timeoutMs: 500, rise: 1, fall: 1 } } : {}),
+  }))
+  writeFileSync(path + '.tmp', JSON.stringify({ services }))
+  renameSync(path + '.tmp', path)
+}
+
+function call(client: grpc.Client): Promise<string> {
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(ECHO, ident, ident, Buffer.from('hi'), { deadline: Date.now() + 3000 }, (err, res) => (err ? reject(err) : resolve(res!.toString()))),
+  )
+}
+
+async function counts(client: grpc.Client, n: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (let i = 0; i < n; i++) {
+    const who = await call(client)
+    out[who] = (out[who] ?? 0) + 1
+  }
+  return out
+}
+
+/** Call until `pred` holds for `window` answers in a row: the ms it took, or null after the ceiling. */
+async function until(client: grpc.Client, pred: (who: string) => boolean, window: number, ceilingMs: number): Promise<number | null> {
+  const start = Date.now()
+  let run = 0
+  while (Date.now() - start < ceilingMs) {
+    const who = await call(client).catch(() => '')
+    run = pred(who) ? run + 1 : 0
+    if (run >= window) return Date.now() - start
+    if (who === '') await new Promise((r) => setTimeout(r, 50))
+  }
+  return null
+}
+
+/** Assert an `until` result, with the time it took in the message. */
+function within(t: Test, ms: number | null, what: string): void {
+  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
+}
+
+t.test('grpc-js-xds through two agents: balance, unhealthy, draining, removed, new, killed agent', async (t) => {
+  const pa = await backend(t, 'A')
+  const pb = await backend(t, 'B')
+  const pc = await backend(t, 'C')
+  let health = await healthPort()
+  t.teardown(() => closeServer(health.server))
+  const staticA = join(dir, 'a.json')
+  const staticB = join(dir, 'b.json')
+  writeStatic(staticA, [{ id: 'echo-a', port: pa, healthPort: health.port }])
+  writeStatic(staticB, [{ id: 'echo-b', port: pb }])
+
+  const agents: Agent[] = []
+  t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
+  const flags = (node: string, file: string, join?: string) => [
+    '--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
+    '--profile', 'local', '--cluster', 'xds-e2e', '--discovery', 'static', '--static', file,
+    ...(join ? ['--join', join] : []),
+  ]
+  const a = new Agent(parseAgentConfig(flags('node-a', staticA), {}), { logger: silentLogger() })
+  agents.push(a)
+  await a.start()
+  const b = new Agent(parseAgentConfig(flags('node-b', staticB, `127.0.0.1:${a.bound.gossip}`), {}), { logger: silentLogger() })
+  agents.push(b)
+  await b.start()
+
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'agents-e2e', xdsAddress: `127.0.0.1:${a.bound.xds}` }))
+  const xds = await import('@grpc/grpc-js-xds')
+  xds.register()
+  const client = new grpc.Client('xds:///echo:10001', grpc.credentials.createInsecure())
+  t.teardown(() => client.close())
+
+  // Both backends: B's record reaches agent A by gossip, A's passes its first Tcp check.
+  const seen = new Set<string>()
+  const both = (w: string) => {
+    if (w) seen.add(w)
+    return seen.has('A') && seen.has('B')
+  }
+  within(t, await until(client, both, 1, 30_000), 'calls reach both backends through agent A')
+  const first = await counts(client, 100)
+  t.ok((first.A ?? 0) >= 30 && (first.B ?? 0) >= 30, `each backend answers >= 30 of 100: ${JSON.stringify(first)}`)
+
+  // Unhealthy: A's check target goes away; the check fails and A's record turns unhealthy.
+  await closeServer(health.server)
+  within(t, await until(client, (w) => w === 'B', 20, 20_000), 'unhealthy backend (failing Tcp check) stops receiving')
+  t.same(await counts(client, 30), { B: 30 }, 'no call reaches the unhealthy backend')
+  health = await healthPort(health.port)
+  within(t, await until(client, (w) => w === 'A', 1, 20_000), 'healthy again: receives again')
+
+  // Draining, asked of its own agent over HTTP.
+  const drain = await fetch(`http://127.0.0.1:${b.bound.http}/api/instances/echo-b/drain`, { method: 'POST' })
+  t.equal(drain.status < 300, true, `POST drain answered ${drain.status}`)
+  within(t, await until(client, (w) => w === 'A', 20, 20_000), 'draining backend stops receiving')
+  t.same(await counts(client, 30), { A: 30 }, 'no call reaches the draining backend')
+  const undrain = await fetch(`http://127.0.0.1:${b.bound.http}/api/instances/echo-b/undrain`, { method: 'POST' })
+  t.equal(undrain.status < 300, true, `POST undrain answered ${undrain.status}`)
+  within(t, await until(client, (w) => w === 'B', 1, 20_000), 'undrained: receives again')
+
+  // Removed from the static file, and a new backend added in its place.
+  writeStatic(staticA, [])
+  within(t, await until(client, (w) => w === 'B', 20, 20_000), 'removed backend stops receiving')
+  writeStatic(staticA, [{ id: 'echo-c', port: pc }])
+  within(t, await until(client, (w) => w === 'C', 1, 20_000), 'a new backend starts receiving')
+  const mixed = await counts(client, 60)
+  t.ok((mixed.B ?? 0) > 0 && (mixed.C ?? 0) > 0 && !mixed.A, `B and C share the calls: ${JSON.stringify(mixed)}`)
+
+  // Agent B dies without leaving; its backend keeps running but is dropped after failure detection.
+  await b.stop({ leave: false })
+  within(t, await until(client, (w) => w === 'C', 20, 30_000), "the killed agent's backend is dropped after failure detection")
+  t.same(await counts(client, 30), { C: 30 }, "no call reaches the killed agent's backend")
+
+  // What an operator sees: every resource served was valid and the client NACKed nothing.
+  const dbg = (await (await fetch(`http://127.0.0.1:${a.bound.http}/debug/xds`)).json()) as { clients: { invalid: unknown[]; clients: Array<{ kind: string; types: Array<{ nackedVersion: string | null }> }> } }
+  t.same(dbg.clients.invalid, [], 'no invalid resource')
+  t.ok(dbg.clients.clients.some((c) => c.kind === 'grpc'), 'the client is seen as a gRPC node')
+  t.ok(dbg.clients.clients.every((c) => c.types.every((x) => x.nackedVersion === null)), 'the client NACKed nothing')
+})
