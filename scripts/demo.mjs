@@ -139,7 +139,7 @@ async function post(node, path) {
 
 function call() {
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO_PATH, ident, ident, Buffer.from('hello'), { deadline: Date.now() + 1000 }, (err, res) => (err ? reject(err) : resolve(res.toString()))),
+    client.makeUnaryRequest(ECHO_PATH, ident, ident, Buffer.from('hello'), { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res.toString()))),
   )
 }
 
@@ -159,7 +159,10 @@ async function main() {
   const xds = await import('@grpc/grpc-js-xds')
   xds.register()
   client = new grpc.Client(TARGET, grpc.credentials.createInsecure())
-  console.log(`\nclient: grpc-js-xds, xDS server = node-a (127.0.0.1:${a.bound.xds}), calling ${TARGET} every ${CALL_EVERY_MS} ms\n`)
+  const resolving = Date.now()
+  // The first resolution (LDS, CDS, EDS from node-a) happens once, before the first call.
+  await new Promise((resolve, reject) => client.waitForReady(Date.now() + 15_000, (err) => (err ? reject(err) : resolve())))
+  console.log(`\nclient: grpc-js-xds, xDS server = node-a (127.0.0.1:${a.bound.xds}), ${TARGET} resolved in ${Date.now() - resolving} ms; calling it every ${CALL_EVERY_MS} ms\n`)
 
   const ms = SECONDS * 1000
   const steps = [
