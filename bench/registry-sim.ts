@@ -10,8 +10,9 @@
  * then a burst of 1000 changes at one instant on random hosts (60% updates of port/status,
  * 25% removals, 15% new instances). Measured in virtual time: until every replica holds
  * exactly what the owners hold (digest equality, checked every 100 ms), and per change the
- * time until every other host holds it (p50, p99, max). Also: push-pull digest size, bytes
- * per host, pulls. Writes bench/RESULTS-registry.md.
+ * time until every other host holds it (p50, p99, max). Then 20 single changes on the quiet
+ * cluster (p50, p99 until every host holds it). Also: push-pull digest size, bytes per host,
+ * pulls. Writes bench/RESULTS-registry.md.
  */
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -69,6 +70,7 @@ interface Result {
   profile: string
   convergedMs: number
   perChange: { p50: number; p99: number; max: number }
+  single: { p50: number; p99: number }
   digestBytes: number
   bytesPerHost: number
   packetsPerHost: number
@@ -160,6 +162,18 @@ async function run(profile: 'lan' | 'local'): Promise<Result> {
   const after = net.stats()
   const pulls = nodes.reduce((s, n) => s + n.bridge.stats.pullsSent, 0)
   const recordsPulled = nodes.reduce((s, n) => s + n.bridge.stats.recordsPulled, 0)
+
+  // Single changes on a quiet cluster: one record at a time, until every other host holds it.
+  const single: number[] = []
+  for (let k = 0; k < 20; k++) {
+    await clock.advance(3000)
+    const n = nodes[Math.floor(rnd() * nodes.length)]!
+    const rec = n.catalog.upsertLocal(service(n.ip, k % PER_HOST, 20000 + k, 'alive'))
+    const at = clock.now()
+    const reached = (): boolean => nodes.every((x) => { const v = x.catalog.versionOf(rec.host, rec.id); return v !== undefined && compareVersions(v, rec.version) >= 0 })
+    if (!(await clock.runUntil(reached, 120_000, 10))) throw new Error(`${profile}: a single change did not reach everyone`)
+    single.push(clock.now() - at)
+  }
   if (done.length !== tracked) console.log(`# ${profile}: ${tracked - done.length} of ${tracked} changes superseded before reaching everyone (counted via later versions)`)
   for (const n of nodes) {
     n.bridge.stop()
@@ -170,6 +184,7 @@ async function run(profile: 'lan' | 'local'): Promise<Result> {
     profile,
     convergedMs,
     perChange: { p50: Math.round(pct(done, 50)), p99: Math.round(pct(done, 99)), max: Math.round(Math.max(...done)) },
+    single: { p50: Math.round(pct(single, 50)), p99: Math.round(pct(single, 99)) },
     digestBytes,
     bytesPerHost: Math.round((after.bytesSent + after.streamBytesSent - before.bytesSent - before.streamBytesSent) / HOSTS),
     packetsPerHost: Math.round((after.packetsSent - before.packetsSent) / HOSTS),
@@ -185,7 +200,8 @@ for (const profile of ['lan', 'local'] as const) {
   results.push(r)
   console.log(
     `${profile}: ${HOSTS} hosts x ${PER_HOST} services, burst of ${CHANGES} changes: converged in ${(r.convergedMs / 1000).toFixed(1)} s virtual; ` +
-      `per change p50 ${r.perChange.p50} ms, p99 ${r.perChange.p99} ms, max ${r.perChange.max} ms; digest ${r.digestBytes} B; ` +
+      `per change p50 ${r.perChange.p50} ms, p99 ${r.perChange.p99} ms, max ${r.perChange.max} ms; ` +
+      `single change to all hosts p50 ${r.single.p50} ms, p99 ${r.single.p99} ms; digest ${r.digestBytes} B; ` +
       `${(r.bytesPerHost / 1024).toFixed(0)} KiB and ${r.packetsPerHost} packets sent per host; ${r.pulls} pulls (${r.recordsPulled} records); ${(r.realMs / 1000).toFixed(1)} s real`,
   )
 }
@@ -194,7 +210,7 @@ if (!quick) {
   const rows = results
     .map(
       (r) =>
-        `| ${r.profile} | ${(r.convergedMs / 1000).toFixed(1)} s | ${r.perChange.p50} ms | ${r.perChange.p99} ms | ${r.perChange.max} ms | ${r.digestBytes} B | ${(r.bytesPerHost / 1024).toFixed(0)} KiB / ${r.packetsPerHost} | ${r.pulls} (${r.recordsPulled}) | ${(r.realMs / 1000).toFixed(0)} s |`,
+        `| ${r.profile} | ${(r.convergedMs / 1000).toFixed(1)} s | ${r.perChange.p50} ms | ${r.perChange.p99} ms | ${r.perChange.max} ms | ${r.single.p50} / ${r.single.p99} ms | ${r.digestBytes} B | ${(r.bytesPerHost / 1024).toFixed(0)} KiB / ${r.packetsPerHost} | ${r.pulls} (${r.recordsPulled}) | ${(r.realMs / 1000).toFixed(0)} s |`,
     )
     .join('\n')
   const md = `# Registry on the simulator
@@ -206,12 +222,13 @@ hosts (updates of port or status, removals, new instances).
 
 - converged: virtual time until every replica's per-owner digest equals the owner's own (same live records, same versions);
 - per change: virtual time until every other host holds that version (or a later one);
+- single change: afterwards, 20 changes one at a time on a quiet cluster, each until every host holds it;
 - digest: the push-pull state one host sends (${HOSTS} owners);
 - sent per host: datagram + stream bytes and datagrams during the burst, averaged over hosts;
 - pulls: second-step push-pull requests (records fetched) during the burst.
 
-| profile | converged | per change p50 | p99 | max | digest | sent per host | pulls (records) | real time |
-|---|---|---|---|---|---|---|---|---|
+| profile | burst converged | burst: per change p50 | p99 | max | single change p50 / p99 | digest | sent per host (burst) | pulls (records) | real time |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows}
 
 Gossip timing per profile: lan = 200 ms gossip interval, fanout 3, push-pull every 30 s (x4 at ${HOSTS} hosts);
