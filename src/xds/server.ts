@@ -91,6 +91,8 @@ interface TypeState {
   /** Clock.now() of the catalog change the in-flight response carries (for the latency metric). */
   changeAt: number | null
   pushes: number
+  /** Last named selection: reused while neither the snapshot map nor the names changed. */
+  selection: { from: Map<string, ServedResource>; names: Set<string>; out: Map<string, ServedResource> } | null
 }
 
 interface Client {
@@ -356,6 +358,7 @@ export class XdsServer {
         lastNack: null,
         changeAt: null,
         pushes: 0,
+        selection: null,
       }
       c.types.set(typeUrl, ts)
     }
@@ -409,6 +412,8 @@ export class XdsServer {
     // Every ACK repeats the subscription (an Envoy's EDS ACK names every cluster): compare sets, no sort.
     if (ts.wildcard !== wildcardBefore || ts.names.size !== namesBefore.size) return true
     for (const n of ts.names) if (!namesBefore.has(n)) return true
+    // Unchanged: keep the old set, so selections made from it stay valid.
+    ts.names = namesBefore
     return false
   }
 
@@ -500,11 +505,15 @@ export class XdsServer {
     const all = snap.resources[typeUrl as TypeUrl]
     // Wildcard plus explicit names: the names add nothing beyond the full set.
     if (ts.wildcard) return all
+    // The same map for the same inputs keeps its cached version (an Envoy names all 1000 CLAs).
+    const sel = ts.selection
+    if (sel && sel.from === all && sel.names === ts.names) return sel.out
     const out = new Map<string, ServedResource>()
     for (const n of ts.names) {
       const r = all.get(n)
       if (r) out.set(n, r)
     }
+    ts.selection = { from: all, names: ts.names, out }
     return out
   }
 
