@@ -923,3 +923,77 @@ export function soakProfile(): 'lan' | 'local' | 'wan' {
   const v = process.env.SHOAL_SOAK_PROFILE ?? 'lan'
   return v === 'local' || v === 'wan' ? v : 'lan'
 }
+
+/**
+ * A standing ADS subscription, the way a long-lived client holds one: wildcard CDS, EDS for
+ * every cluster, every response ACKed; `view` follows the pushes (cluster -> "ip:port" list).
+ *
+ * @example
+ *   const w = await XdsWatch.open('10.1.2.3:7776'); …; w.view['web:10001']; w.close()
+ */
+export class XdsWatch {
+  view: Record<string, string[]> = {}
+  clusters: string[] = []
+  error: Error | undefined
+  private call: any
+  private client: any
+
+  static async open(address: string, timeoutMs = 5000): Promise<XdsWatch> {
+    const w = new XdsWatch()
+    await w.connect(address)
+    await waitFor(`xDS watch on ${address} filled`, timeoutMs, async () => {
+      if (w.error) throw w.error
+      return w.clusters.length > 0 && w.clusters.every((c) => c in w.view)
+    }, 50)
+    return w
+  }
+
+  private async connect(address: string): Promise<void> {
+    const grpc = await import('@grpc/grpc-js')
+    const { loadXdsProtos, TypeUrl, DECODE_OPTIONS } = await import('../../src/xds/protos.js')
+    const protos = loadXdsProtos()
+    const Client = grpc.makeGenericClientConstructor(protos.adsService, 'AggregatedDiscoveryService')
+    this.client = new Client(address, grpc.credentials.createInsecure())
+    const call = this.client.StreamAggregatedResources()
+    this.call = call
+    const cla = protos.typeOf(TypeUrl.endpoint)!
+    const cluster = protos.typeOf(TypeUrl.cluster)!
+    const node = { id: `system-test-watch-${randomBytes(3).toString('hex')}`, cluster: 'system-test', user_agent_name: 'envoy' }
+    call.on('error', (err: Error) => { this.error = err })
+    call.on('data', (res: any) => {
+      if (res.type_url === TypeUrl.cluster) {
+        const names = (res.resources as any[]).map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name)).sort()
+        call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: [] })
+        for (const c of Object.keys(this.view)) if (!names.includes(c)) delete this.view[c]
+        const changed = JSON.stringify(names) !== JSON.stringify(this.clusters)
+        this.clusters = names
+        if (changed) call.write({ node, type_url: TypeUrl.endpoint, resource_names: names })
+      } else if (res.type_url === TypeUrl.endpoint) {
+        for (const a of res.resources as any[]) {
+          const o: any = cla.toObject(cla.decode(a.value), DECODE_OPTIONS)
+          const eps: string[] = []
+          for (const loc of o.endpoints ?? []) {
+            for (const lb of loc.lb_endpoints ?? []) {
+              const sa = lb.endpoint?.address?.socket_address
+              if (sa) eps.push(`${sa.address}:${sa.port_value}`)
+            }
+          }
+          this.view[o.cluster_name] = eps.sort()
+        }
+        call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: this.clusters })
+      } else {
+        call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: [] })
+      }
+    })
+    call.write({ node, type_url: TypeUrl.cluster, resource_names: [] })
+  }
+
+  endpoints(): string[] {
+    return Object.values(this.view).flat()
+  }
+
+  close(): void {
+    try { this.call?.cancel() } catch { /* closed */ }
+    try { this.client?.close() } catch { /* closed */ }
+  }
+}
