@@ -78,10 +78,13 @@ interface Result {
 // Byte counters: one chain of our own hooked into OUTPUT on lo (every loopback packet
 // passes OUTPUT exactly once).
 
+const liveCounters = new Set<ByteCounter>()
+const liveDirs = new Set<string>()
+
 class ByteCounter {
   readonly chain = 'SHB' + randomBytes(3).toString('hex')
   private hooked = false
-  constructor(readonly lo: number, readonly hi: number) {}
+  constructor(readonly lo: number, readonly hi: number) { liveCounters.add(this) }
   private ipt(args: string[], allowFail = false): string {
     const r = spawnSync('iptables', ['-w', ...args], { encoding: 'utf8' })
     if (r.status !== 0 && !allowFail) throw new Error(`iptables ${args.join(' ')}: ${r.stderr}`)
@@ -90,11 +93,11 @@ class ByteCounter {
   install(): void {
     const range = `${this.lo}:${this.hi}`
     this.ipt(['-N', this.chain])
+    this.hooked = true
     this.ipt(['-A', this.chain, '-p', 'udp', '--dport', range, '-j', 'RETURN'])
     this.ipt(['-A', this.chain, '-p', 'tcp', '--dport', range, '-j', 'RETURN'])
     this.ipt(['-A', this.chain, '-p', 'tcp', '--sport', range, '-j', 'RETURN'])
     this.ipt(['-I', 'OUTPUT', '-o', 'lo', '-j', this.chain])
-    this.hooked = true
   }
   zero(): void { this.ipt(['-Z', this.chain]) }
   read(): { udp: number; tcp: number } {
@@ -109,6 +112,7 @@ class ByteCounter {
     return { udp, tcp }
   }
   remove(): void {
+    liveCounters.delete(this)
     if (!this.hooked) return
     this.hooked = false
     this.ipt(['-D', 'OUTPUT', '-o', 'lo', '-j', this.chain], true)
@@ -224,8 +228,11 @@ function vmHwmKiB(pid: number | undefined): number {
   } catch { return NaN }
 }
 
+/** On a signal or a crash: agents killed, our iptables chains removed. */
 function killAll(): void {
   for (const p of allProcs) { try { p.child.kill('SIGKILL') } catch { /* gone */ } }
+  for (const c of [...liveCounters]) c.remove()
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,6 +468,7 @@ async function runOne(system: string, n: number): Promise<Result> {
   // Below the ephemeral range (32768+), random so two runs do not collide.
   const base = 20000 + Math.floor(Math.random() * 40) * 300
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system}-${n}-`))
+  liveDirs.add(dir)
   const driver: Driver = system === 'serf' ? new SerfDriver(n, base, dir) : new ShoalDriver(n, base, dir)
   const counter = new ByteCounter(base, base + n - 1)
   // The machine may be shared: the 1-minute load average says how fair the run was.
@@ -513,6 +521,7 @@ async function runOne(system: string, n: number): Promise<Result> {
     await driver.stop()
     counter.remove()
     rmSync(dir, { recursive: true, force: true })
+    liveDirs.delete(dir)
   }
 }
 
