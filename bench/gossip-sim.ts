@@ -136,7 +136,7 @@ async function runSize(n: number, trials: number, crashTrials: number): Promise<
   }
 }
 
-async function runLoss(n: number, minutes: number): Promise<{ falseDead: number; suspicions: number; bytesPerNodePerS: number; wallS: number }> {
+async function runLoss(n: number, minutes: number): Promise<{ falseDead: number; suspicions: number; failedProbes: number; bytesPerNodePerS: number; wallS: number }> {
   const wall = Date.now()
   const c = await cluster(n, 7, 0.1)
   let falseDead = 0
@@ -147,8 +147,9 @@ async function runLoss(n: number, minutes: number): Promise<{ falseDead: number;
   const b1 = c.net.stats()
   const bytes = b1.bytesSent - b0.bytesSent + b1.streamBytesSent - b0.streamBytesSent
   const suspicions = c.nodes.reduce((s, g) => s + g.stats().suspicions, 0)
+  const failedProbes = c.nodes.reduce((s, g) => s + g.stats().probesFailed, 0)
   for (const g of c.nodes) await g.stop()
-  return { falseDead, suspicions, bytesPerNodePerS: bytes / n / (ms / 1000), wallS: (Date.now() - wall) / 1000 }
+  return { falseDead, suspicions, failedProbes, bytesPerNodePerS: bytes / n / (ms / 1000), wallS: (Date.now() - wall) / 1000 }
 }
 
 const quick = process.argv.includes('--quick')
@@ -167,7 +168,7 @@ function table(): string {
     md += `| ${r.n} | ${r.trials} / ${r.crashTrials} | ${r.p50} ms / ${r.p99} ms | ${f1(r.rounds50)} / ${f1(r.rounds99)} | ${f2(r.pktsPerNode)} | ${f1(r.bytesPerNode)} | ${f1(r.allBytesPerNode)} | ${f1(r.dead50 / 1000)} s / ${f1(r.dead99 / 1000)} s | ${r.falseDead} |\n`
   }
   if (loss) {
-    md += `\nN = 1000, 30 virtual minutes, 10% loss on packets and streams: **${loss.falseDead} false-positive deaths** (${loss.suspicions} suspicions raised, all refuted), ${f1(loss.bytesPerNodePerS)} bytes per node per second (packets + streams).\n`
+    md += `\nN = 1000, 30 virtual minutes, 10% loss on packets and streams: **${loss.falseDead} false-positive deaths** (${loss.failedProbes} failed probes raised a suspicion; ${loss.suspicions} suspect transitions summed over all nodes; every one refuted), ${f1(loss.bytesPerNodePerS)} bytes per node per second (packets + streams).\n`
   }
   md += `\nLargest datagram seen: ${maxDatagram} bytes (limit 1400).\n`
   return md
