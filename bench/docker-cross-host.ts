@@ -25,6 +25,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
 import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
+import { pct } from './stats.js'
 
 const env = process.env
 const CONTAINERS = Number(env.BENCH_CONTAINERS ?? 30)
@@ -37,10 +38,6 @@ const teardowns: Array<() => unknown> = []
 let skipped: string | undefined
 const harness = { skip: (why: string) => { skipped = why }, teardown: (f: () => unknown) => { teardowns.push(f) } }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
-}
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
 /** Resolves with performance.now() at the first catalog event after which `pred` holds. */

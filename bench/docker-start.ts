@@ -5,15 +5,11 @@
 import { DockerSource } from '../src/docker/source.js'
 import { silentLogger } from '../src/log.js'
 import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
+import { pct } from './stats.js'
 
 const n = Number(process.argv[2] ?? 30)
 const teardowns: Array<() => unknown> = []
 const harness = { skip: (why: string) => { console.log(why); process.exitCode = 2 }, teardown: (f: () => unknown) => { teardowns.push(f) } }
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
-}
 
 async function main() {
   const d = await startDockerd(harness)

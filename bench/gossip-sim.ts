@@ -23,22 +23,8 @@ import { VirtualClock } from '../src/gossip/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN
-}
+import { pct } from './stats.js'
+import { seeded } from '../test/lib/random.js'
 
 const GOSSIP_INTERVAL = 200
 let maxDatagram = 0

@@ -29,6 +29,7 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
+import { pct } from './stats.js'
 
 const env = process.env
 const CHANGES = Number(env.BENCH_CHANGES ?? 100)
@@ -41,10 +42,6 @@ const CEILING_MS = 60_000
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
-}
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 const stats = (xs: number[]) => ({ n: xs.length, p50: pct(xs, 50), p99: pct(xs, 99), max: Math.max(...xs) })
 

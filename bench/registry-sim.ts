@@ -24,26 +24,13 @@ import { GossipBridge } from '../src/registry/bridge.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { compareVersions } from '../src/registry/hlc.js'
 import type { Version } from '../src/registry/types.js'
+import { pct } from './stats.js'
+import { seeded } from '../test/lib/random.js'
 
 const quick = process.argv.includes('--quick')
 const HOSTS = quick ? 50 : 200
 const PER_HOST = 20
 const CHANGES = quick ? 250 : 1000
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN
-}
 
 function service(ip: string, i: number, port = 8000 + i, status: LocalRecord['status'] = 'alive'): LocalRecord {
   return {

@@ -4,17 +4,8 @@ import { VirtualClock } from '../src/gossip/clock.js'
 import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
-
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from './lib/random.js'
+export { seeded }
 
 export interface SimCluster {
   clock: VirtualClock

@@ -11,6 +11,7 @@ import { Catalog } from '../src/registry/catalog.js'
 import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
 import { liveRecords, type HostState, type ServiceRecord } from '../src/registry/types.js'
 import type { Clock, Member, StateDelegate } from '../src/gossip/types.js'
+import { seeded } from './lib/random.js'
 
 const SCHEDULES = Number(process.env.SHOAL_PROPERTY_RUNS ?? 1000)
 const TTL = 600
@@ -18,16 +19,6 @@ const REAP = 900
 const TEN_MIN = 600_000
 const logger = silentLogger()
 const allCatalogs: Catalog[] = []
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Delivery {
   at: number
@@ -269,7 +260,7 @@ function key(r: ServiceRecord): string {
 }
 
 async function runSchedule(seed: number): Promise<string | undefined> {
-  const rnd = mulberry32(seed)
+  const rnd = seeded(seed)
   const w = new World(rnd)
   const pick = <T>(a: T[]): T => a[Math.floor(rnd() * a.length)]!
   const nHosts = 3 + Math.floor(rnd() * 3)

@@ -7,16 +7,8 @@ import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
 import { GossipBridge } from '../src/registry/bridge.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
-
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from './lib/random.js'
+export { seeded }
 
 export interface RegistryNode {
   name: string
