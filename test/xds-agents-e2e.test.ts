@@ -13,23 +13,10 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { grpcBootstrap } from '../src/xds/bootstrap.js'
-
-const ident = (b: Buffer) => b
-const ECHO = '/shoal.test.Echo/Echo'
-const echoService: grpc.ServiceDefinition = {
-  Echo: { path: ECHO, requestStream: false, responseStream: false, requestSerialize: ident, requestDeserialize: ident, responseSerialize: ident, responseDeserialize: ident },
-}
+import { echoBackend as backend, counts, until } from './lib/echo.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-agents-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-
-async function backend(t: Test, id: string): Promise<number> {
-  const s = new grpc.Server()
-  s.addService(echoService, { Echo: (_call: any, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(id)) })
-  const port = await new Promise<number>((res, rej) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))))
-  t.teardown(() => s.forceShutdown())
-  return port
-}
 
 /** A TCP port a Tcp health check connects to; closing it makes the check fail. */
 async function healthPort(port = 0): Promise<{ port: number; server: Server }> {
@@ -62,34 +49,6 @@ function writeStatic(path: string, entries: StaticEntry[]): void {
   }))
   writeFileSync(path + '.tmp', JSON.stringify({ services }))
   renameSync(path + '.tmp', path)
-}
-
-function call(client: grpc.Client): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO, ident, ident, Buffer.from('hi'), { deadline: Date.now() + 3000 }, (err, res) => (err ? reject(err) : resolve(res!.toString()))),
-  )
-}
-
-async function counts(client: grpc.Client, n: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {}
-  for (let i = 0; i < n; i++) {
-    const who = await call(client)
-    out[who] = (out[who] ?? 0) + 1
-  }
-  return out
-}
-
-/** Call until `pred` holds for `window` answers in a row: the ms it took, or null after the ceiling. */
-async function until(client: grpc.Client, pred: (who: string) => boolean, window: number, ceilingMs: number): Promise<number | null> {
-  const start = Date.now()
-  let run = 0
-  while (Date.now() - start < ceilingMs) {
-    const who = await call(client).catch(() => '')
-    run = pred(who) ? run + 1 : 0
-    if (run >= window) return Date.now() - start
-    if (who === '') await new Promise((r) => setTimeout(r, 50))
-  }
-  return null
 }
 
 /** Assert an `until` result, with the time it took in the message. */

@@ -1,50 +1,14 @@
 // End to end with @grpc/grpc-js-xds as the real proxyless client (it registers globally, once
 // per process: this file owns its process) against real gRPC echo backends on loopback.
 import * as grpc from '@grpc/grpc-js'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { grpcBootstrap } from '../src/xds/bootstrap.js'
 import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
+import { echoBackend as backend, call, counts, until as untilMs } from './lib/echo.js'
 
-const ident = (b: Buffer) => b
-const ECHO = '/shoal.test.Echo/Echo'
-const echoService: grpc.ServiceDefinition = {
-  Echo: { path: ECHO, requestStream: false, responseStream: false, requestSerialize: ident, requestDeserialize: ident, responseSerialize: ident, responseDeserialize: ident },
-}
-
-async function backend(t: Test, id: string): Promise<number> {
-  const s = new grpc.Server()
-  s.addService(echoService, { Echo: (_call: any, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(id)) })
-  const port = await new Promise<number>((res, rej) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))))
-  t.teardown(() => s.forceShutdown())
-  return port
-}
-
-function call(client: grpc.Client): Promise<string> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO, ident, ident, Buffer.from('hi'), { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res!.toString()))),
-  )
-}
-
-async function counts(client: grpc.Client, n: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {}
-  for (let i = 0; i < n; i++) {
-    const who = await call(client)
-    out[who] = (out[who] ?? 0) + 1
-  }
-  return out
-}
-
-/** Call until `pred` holds for `window` consecutive answers; fails after the ceiling. */
-async function until(client: grpc.Client, pred: (who: string) => boolean, window = 20, ceilingMs = 10_000): Promise<boolean> {
-  const end = Date.now() + ceilingMs
-  let run = 0
-  while (Date.now() < end) {
-    const who = await call(client).catch(() => '')
-    run = pred(who) ? run + 1 : 0
-    if (run >= window) return true
-  }
-  return false
-}
+/** Call until `pred` holds for `window` answers in a row, within the ceiling. */
+const until = async (client: grpc.Client, pred: (who: string) => boolean, window = 20, ceilingMs = 10_000) =>
+  (await untilMs(client, pred, window, ceilingMs)) !== null
 
 t.test('grpc-js-xds client balances over two hosts and follows status changes', async (t) => {
   const pa = await backend(t, 'A')
