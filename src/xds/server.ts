@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Logger } from '../log.js'
 import { ShoalError } from '../errors.js'
+import { RealClock } from '../gossip/clock.js'
 import type { Clock, Timer } from '../gossip/types.js'
 import type { CatalogView } from '../registry/types.js'
 import { encodeDiscoveryResponse, loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
@@ -109,15 +110,6 @@ interface Client {
   closed: boolean
 }
 
-const realClock: Clock = {
-  now: () => performance.now(),
-  wallNow: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms)
-    t.unref()
-    return { cancel: () => clearTimeout(t) }
-  },
-}
 
 export class XdsServer {
   private readonly log: Logger
@@ -150,7 +142,7 @@ export class XdsServer {
     private readonly components: XdsServerComponents,
   ) {
     this.log = components.logger.child({ component: 'xds' })
-    this.clock = components.clock ?? realClock
+    this.clock = components.clock ?? new RealClock()
     this.minInterval = opts.minPushIntervalMs ?? 100
     const registers = [components.registry ?? new Registry()]
     this.m = {
