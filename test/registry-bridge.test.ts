@@ -206,3 +206,35 @@ t.test('digest size at 200 hosts x 20 services', async (t) => {
   t.comment(`digest of 200 owners x 20 records: ${bytes} bytes (${(bytes / 200).toFixed(1)} per owner)`)
   t.ok(bytes < 200 * 64, 'under 64 bytes per owner')
 })
+
+t.test('push-pull at rest: one summary, the per-owner digest only when summaries differ', async (t) => {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const peers = Array.from({ length: 50 }, (_, i) => node(net, `host-${String(i).padStart(2, '0')}`, clock))
+  for (const p of peers) p.bridge.start()
+  const [a, b] = [peers[0]!, peers[1]!]
+  // Both replicas know every host; a learns them in reverse order (order must not matter).
+  for (const p of [...peers].reverse()) a.catalog.setHost(p.gossip.name, { state: 'alive', bootId: p.gossip.bootId, address: '127.0.0.1:7946' })
+  for (const p of peers) b.catalog.setHost(p.gossip.name, { state: 'alive', bootId: p.gossip.bootId, address: '127.0.0.1:7946' })
+  const state = a.gossip.delegate.localState(false)
+  t.equal(decodeMessage(state).type, 7, 'a summary')
+  t.ok(state.length <= 24, `summary of 50 owners is ${state.length} bytes`)
+  t.ok(a.bridge.digestBytes() > 50 * 20, 'the per-owner digest it replaces is far larger')
+  t.equal(decodeMessage(a.gossip.delegate.localState(true)).type, 6, 'a join carries the per-owner digest')
+  const synced: string[] = []
+  b.bridge.once('synced', () => synced.push('b'))
+  b.gossip.delegate.mergeRemoteState(state, false, member('host-00', 'host-00-boot'))
+  await flush()
+  t.equal(b.gossip.requests, 0, 'equal summaries: no request at all')
+  t.equal(b.bridge.stats.summariesMatched, 1)
+  t.same(synced, ['b'], 'a matching summary completes the first push-pull')
+  // One change b missed: the summary differs, b fetches the digest and pulls that owner only.
+  a.catalog.upsertLocal(rec('x1'))
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('host-00', 'host-00-boot'))
+  await flush()
+  t.equal(b.gossip.requests, 2, 'one digest request, one pull')
+  t.equal(b.bridge.stats.digestsFetched, 1)
+  t.equal(b.bridge.stats.recordsPulled, 1)
+  t.equal(b.catalog.get('host-00', 'x1')?.status, 'alive')
+  t.same(a.gossip.delegate.localState(false), b.gossip.delegate.localState(false), 'converged: equal summaries')
+})

@@ -10,7 +10,12 @@
  *                                                     newer than, or absent from, what we hold
  *   get      [5, host, id]                            request: one record
  *   records  [4, [RecordTuple, ...]]                  response to pull and get
- *   digest   [6, [[host, bootId, wall, counter, count, hash], ...]]   push-pull state
+ *   digest   [6, [[host, bootId, wall, counter, count, hash], ...]]   push-pull state on join,
+ *                                                     and the answer to digestGet
+ *   summary  [7, owners, records, hash]               push-pull state at rest: the number of
+ *                                                     owners and records in our digest and a
+ *                                                     64-bit hash (8 bytes) of all of it
+ *   digestGet [8]                                     request: the per-owner digest
  */
 import { Packr } from 'msgpackr'
 import { ShoalError } from '../errors.js'
@@ -18,7 +23,7 @@ import type { OwnerDigest } from './catalog.js'
 import { isVersion } from './hlc.js'
 import { ProxyMode, ServiceStatus, type ServicePortSpec, type ServiceRecord } from './types.js'
 
-export const MsgType = { record: 1, ref: 2, pull: 3, records: 4, get: 5, digest: 6 } as const
+export const MsgType = { record: 1, ref: 2, pull: 3, records: 4, get: 5, digest: 6, summary: 7, digestGet: 8 } as const
 export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 
 export type RegistryMessage =
@@ -28,6 +33,11 @@ export type RegistryMessage =
   | { type: typeof MsgType.records; records: ServiceRecord[] }
   | { type: typeof MsgType.get; host: string; id: string }
   | { type: typeof MsgType.digest; digests: OwnerDigest[] }
+  | { type: typeof MsgType.summary; owners: number; records: number; hash: Uint8Array }
+  | { type: typeof MsgType.digestGet }
+
+/** Bytes of a summary's hash. */
+export const SUMMARY_HASH_BYTES = 8
 
 /** What a puller holds of one owner: its boot as the puller knows it and the version of each id. */
 export interface PullWant {
@@ -127,6 +137,10 @@ export function encodeMessage(m: RegistryMessage): Uint8Array {
       return packr.pack([MsgType.get, m.host, m.id])
     case MsgType.digest:
       return packr.pack([MsgType.digest, m.digests.map((d) => [d.host, d.bootId, d.max[0], d.max[1], d.count, d.hash])])
+    case MsgType.summary:
+      return packr.pack([MsgType.summary, m.owners, m.records, Buffer.from(m.hash.buffer, m.hash.byteOffset, m.hash.byteLength)])
+    case MsgType.digestGet:
+      return packr.pack([MsgType.digestGet])
   }
 }
 
@@ -175,6 +189,13 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
           return { host: str(e[0], `${w}.host`, 256), bootId: str(e[1], `${w}.bootId`, 128), max, count: int(e[4], `${w}.count`), hash: int(e[5], `${w}.hash`, 0, 0xffffffff) }
         }),
       }
+    case MsgType.summary: {
+      const h = a[3]
+      if (!(h instanceof Uint8Array) || h.length !== SUMMARY_HASH_BYTES) bad(`summary.hash: expected ${SUMMARY_HASH_BYTES} bytes`)
+      return { type: MsgType.summary, owners: int(a[1], 'summary.owners'), records: int(a[2], 'summary.records'), hash: h }
+    }
+    case MsgType.digestGet:
+      return { type: MsgType.digestGet }
     default:
       return bad(`unknown message type ${JSON.stringify(a[0])}`)
   }
