@@ -110,7 +110,6 @@ interface Client {
   closed: boolean
 }
 
-
 export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
