@@ -1,0 +1,67 @@
+// The `shoal` command as a user runs it: bad flags and a name conflict exit 2 with one clear
+// line; SIGTERM leaves gracefully (others record `left`) and exits 0; bootstraps print JSON.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { Agent } from '../src/agent/agent.js'
+import { parseAgentConfig } from '../src/agent/config.js'
+import { silentLogger } from '../src/log.js'
+
+/** Run src/cli.ts in a child process with the same TypeScript loader as this test. */
+function shoal(args: string[], opts: { onStdout?: (s: string) => void } = {}) {
+  const child = spawn(process.execPath, [...process.execArgv, 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => { stdout += d; opts.onStdout?.(stdout) })
+  child.stderr.on('data', (d) => { stderr += d })
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })))
+  return { child, done }
+}
+
+const agentFlags = (node: string) => ['--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local', '--discovery', 'none']
+
+t.test('a bad flag: one line naming it, exit 2', async (t) => {
+  const r = await shoal(['agent', '--bind', '127.0.0.1:abc']).done
+  t.equal(r.code, 2)
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+  t.match(r.stderr, /--bind: "127\.0\.0\.1:abc" has a non-numeric port/)
+})
+
+t.test('a name held by a live node at another address: refuses to run, exit 2', async (t) => {
+  const holder = new Agent(parseAgentConfig(agentFlags('dup'), {}), { logger: silentLogger() })
+  t.teardown(() => holder.stop({ leave: false }))
+  await holder.start()
+  const seed = `127.0.0.1:${holder.bound.gossip}`
+  const r = await shoal(['agent', ...agentFlags('dup'), '--join', seed, '--log-level', 'silent']).done
+  t.equal(r.code, 2)
+  t.match(r.stderr, /dup/, 'names the node')
+  t.match(r.stderr, new RegExp(seed.replace(/\./g, '\\.')), 'names the address of the live holder')
+  t.ok(holder.members().filter((m) => m.name === 'dup').length === 1, 'the holder keeps its name')
+})
+
+t.test('SIGTERM: graceful leave, exit 0', async (t) => {
+  const peer = new Agent(parseAgentConfig(agentFlags('peer'), {}), { logger: silentLogger() })
+  t.teardown(() => peer.stop({ leave: false }))
+  await peer.start()
+  const run = shoal(['agent', ...agentFlags('leaver'), '--join', `127.0.0.1:${peer.bound.gossip}`])
+  t.teardown(() => { run.child.kill('SIGKILL') })
+  const deadline = Date.now() + 15_000
+  while (peer.members().find((m) => m.name === 'leaver')?.state !== 'alive') {
+    if (Date.now() > deadline) throw new Error('the CLI agent never joined')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  run.child.kill('SIGTERM')
+  const r = await run.done
+  t.equal(r.code, 0)
+  t.match(r.stdout, /shoal agent stopped/)
+  t.equal(peer.members().find((m) => m.name === 'leaver')?.state, 'left', 'the peer records `left`, not dead')
+})
+
+t.test('bootstraps print JSON for Envoy and for grpc-js-xds', async (t) => {
+  const env = JSON.parse((await shoal(['envoy-bootstrap', '--node', 'n1', '--cluster', 'c1', '--xds', '127.0.0.1:7000']).done).stdout)
+  t.same(env.node, { id: 'n1', cluster: 'c1' })
+  t.ok(JSON.stringify(env).includes('7000'), 'points at the agent')
+  const grpc = JSON.parse((await shoal(['grpc-bootstrap', '--node', 'n1', '--xds', '127.0.0.1:7000']).done).stdout)
+  t.equal(grpc.xds_servers[0].server_uri, '127.0.0.1:7000')
+  t.equal(grpc.node.id, 'n1')
+})
