@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import type { Logger } from '../log.js'
 import type { CatalogView } from '../registry/types.js'
@@ -211,12 +212,15 @@ export class Agent extends EventEmitter {
   }
 
   private watchKeyFile(): void {
-    if (this.config.keyFile === undefined) return
+    const file = this.config.keyFile
+    if (file === undefined) return
     try {
-      this.keyWatcher = watch(this.config.keyFile, () => this.reloadKeys())
-      this.keyWatcher.unref()
+      // Watch the folder: tools that rewrite a file by rename would leave a file watch behind.
+      this.keyWatcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
+        if (name === null || name.toString() === basename(file)) this.reloadKeys()
+      })
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message, file: this.config.keyFile }, 'cannot watch the key file; SIGHUP still reloads it')
+      this.logger.warn({ err: (err as Error).message, file }, 'cannot watch the key file; SIGHUP still reloads it')
     }
   }
 
