@@ -119,23 +119,12 @@ export class Agent extends EventEmitter {
       this.staticSource = new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log })
     }
 
-    // Then local sources, then the servers.
     catalog.setLocalBoot(gossip.bootId)
     catalog.start()
     this.bridge.start()
     this.bridge.once('synced', () => this.markReady('first push-pull with a peer'))
     this.health.start()
     this.local.start()
-    if (this.staticSource) {
-      this.staticSource.on('change', (specs) => this.local!.setSource('static', specs))
-      await this.staticSource.start()
-      this.local.setSource('static', this.staticSource.services())
-    }
-    if (this.docker) {
-      this.docker.on('change', (specs) => this.local!.setSource('docker', specs))
-      await this.docker.start()
-    }
-
     this.xds = new XdsServer(
       { bind: formatHostPort(cfg.xds), envoyBind: cfg.envoyBind },
       { logger: log, catalog, registry: this.registry },
@@ -153,6 +142,17 @@ export class Agent extends EventEmitter {
       registry: this.registry,
     })
     this.bound.http = (await this.http.start()).port
+    // Sources last: the servers are up when the first checks run (examples check the agent itself).
+    if (this.staticSource) {
+      this.staticSource.on('change', (specs) => this.local!.setSource('static', specs))
+      await this.staticSource.start()
+      this.local.setSource('static', this.staticSource.services())
+    }
+    if (this.docker) {
+      this.docker.on('change', (specs) => this.local!.setSource('docker', specs))
+      await this.docker.start()
+    }
+
     registerGossipMetrics(this.registry, () => gossip.stats(), () => gossip.members())
     registerCatalogMetrics(this.registry, catalog)
 
