@@ -45,10 +45,14 @@ const common = {
 } as const
 
 export const Profiles = {
+  // Faster than memberlist's LAN defaults (1 s, mult 4): the shortest suspicion at 50
+  // members is 3 x log10(50) x 0.7 s = 3.6 s instead of 6.8 s, and one independent
+  // confirmation (k = mult - 2 = 1) brings a suspicion to it; probes at 0.7 s keep the UDP
+  // traffic at rest at about 1.4 x that of 1 s probes.
   lan: {
     ...common,
-    probeIntervalMs: 1000, probeTimeoutMs: 500, indirectChecks: 3,
-    suspicionMult: 4, suspicionMaxMult: 6,
+    probeIntervalMs: 700, probeTimeoutMs: 350, indirectChecks: 3,
+    suspicionMult: 3, suspicionMaxMult: 6,
     gossipIntervalMs: 200, gossipFanout: 3, retransmitMult: 4,
     pushPullIntervalMs: 30_000, gossipToTheDeadMs: 30_000, reconnectIntervalMs: 10_000,
     streamTimeoutMs: 10_000,
