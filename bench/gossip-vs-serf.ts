@@ -4,7 +4,7 @@
 //
 //   TS_NODE_TRANSPILE_ONLY=1 node --import @isaacs/ts-node-temp-fork-for-pr-2009/import bench/gossip-vs-serf.ts
 //
-// Environment: BENCH_N=10,25,50  BENCH_SYSTEMS=serf,shoal  BENCH_REST_S=30  BENCH_EVENTS=20
+// Environment: BENCH_N=10,25,50  BENCH_SYSTEMS=serf,shoal  BENCH_SETTLE_S=90  BENCH_REST_S=60  BENCH_EVENTS=20
 // BENCH_CRASHES=3  BENCH_CLI=dist/cli.js  BENCH_PROFILE=lan (Shoal timing profile)  BENCH_JSON=/path (raw results)
 //
 // What is measured (both systems the same way):
@@ -20,6 +20,10 @@
 // - bytes at rest: no services, after convergence; iptables counters on lo for every
 //   packet to or from the gossip port range (UDP and TCP, IP headers included), over
 //   BENCH_REST_S seconds, divided by N and by the seconds: sent bytes per node per second.
+//   The window opens BENCH_SETTLE_S after the first spawn: both systems push-pull periodically
+//   (30 s, x2 above 32 members) from a random offset, Serf's first one only after offset +
+//   period (up to 90 s at N = 50), so a window that opens earlier misses Serf's push-pull
+//   and catches Shoal's first ones bunched together; 60 s covers a whole period at N <= 64.
 // - peak RSS: VmHWM of every agent process at the end of its run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
@@ -35,7 +39,8 @@ const env = process.env
 const CLI = env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js')
 const NS = (env.BENCH_N ?? '10,25,50').split(',').map(Number)
 const SYSTEMS = (env.BENCH_SYSTEMS ?? 'serf,shoal').split(',')
-const REST_S = Number(env.BENCH_REST_S ?? 30)
+const SETTLE_S = Number(env.BENCH_SETTLE_S ?? 90)
+const REST_S = Number(env.BENCH_REST_S ?? 60)
 const EVENTS = Number(env.BENCH_EVENTS ?? 20)
 const CRASHES = Number(env.BENCH_CRASHES ?? 3)
 const PROFILE = env.BENCH_PROFILE ?? 'lan'
@@ -69,6 +74,8 @@ interface Result {
   crashSamples: number
   crashMissing: number
   bytesPerNodeS: number
+  udpPerNodeS: number
+  tcpPerNodeS: number
   rssMeanMiB: number
   rssMaxMiB: number
   note: string
@@ -478,12 +485,14 @@ async function runOne(system: string, n: number): Promise<Result> {
     log(`[${system} n=${n}] starting (ports ${base}..)`)
     const j = await driver.start()
     log(`[${system} n=${n}] converged: join ${j.joinMs.toFixed(0)} ms (wall ${j.joinWallMs.toFixed(0)} ms)`)
-    // Let join traffic settle before the rest window.
-    await sleep(5000)
+    // Let join traffic settle and every agent reach its periodic push-pull before the window.
+    await sleep(Math.max(5000, SETTLE_S * 1000 - j.joinWallMs))
     counter.zero()
     await sleep(REST_S * 1000)
     const b = counter.read()
     const bytesPerNodeS = (b.udp + b.tcp) / n / REST_S
+    const udpPerNodeS = b.udp / n / REST_S
+    const tcpPerNodeS = b.tcp / n / REST_S
     log(`[${system} n=${n}] at rest: ${bytesPerNodeS.toFixed(0)} B/node/s (udp ${b.udp}, tcp ${b.tcp} over ${REST_S}s)`)
     const prop: number[] = []
     let propMissing = 0
@@ -511,12 +520,12 @@ async function runOne(system: string, n: number): Promise<Result> {
     return {
       system, n, ...j, propP50: pct(prop, 50), propP99: pct(prop, 99), propSamples: prop.length, propMissing,
       crashP50: pct(crash, 50), crashP99: pct(crash, 99), crashSamples: crash.length, crashMissing,
-      bytesPerNodeS, rssMeanMiB: mean, rssMaxMiB: max, note,
+      bytesPerNodeS, udpPerNodeS, tcpPerNodeS, rssMeanMiB: mean, rssMaxMiB: max, note,
     }
   } catch (err) {
     note += '; FAILED: ' + (err as Error).message
     log(`[${system} n=${n}] FAILED: ${note}`)
-    return { system, n, joinMs: NaN, joinWallMs: NaN, propP50: NaN, propP99: NaN, propSamples: 0, propMissing: 0, crashP50: NaN, crashP99: NaN, crashSamples: 0, crashMissing: 0, bytesPerNodeS: NaN, rssMeanMiB: NaN, rssMaxMiB: NaN, note }
+    return { system, n, joinMs: NaN, joinWallMs: NaN, propP50: NaN, propP99: NaN, propSamples: 0, propMissing: 0, crashP50: NaN, crashP99: NaN, crashSamples: 0, crashMissing: 0, bytesPerNodeS: NaN, udpPerNodeS: NaN, tcpPerNodeS: NaN, rssMeanMiB: NaN, rssMaxMiB: NaN, note }
   } finally {
     await driver.stop()
     counter.remove()
@@ -530,10 +539,10 @@ function ratio(a: number, b: number): string { return Number.isFinite(a) && Numb
 
 function table(results: Result[]): string {
   const rows: string[] = []
-  rows.push('| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest | peak RSS MiB mean (max) |')
+  rows.push('| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest (udp + tcp) | peak RSS MiB mean (max) |')
   rows.push('|---|---|---|---|---|---|---|')
   for (const r of results) {
-    rows.push(`| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`)
+    rows.push(`| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`)
   }
   const ratios: string[] = []
   ratios.push('| N | join | change p99 | crash p99 | bytes at rest | peak RSS |')
@@ -563,7 +572,7 @@ async function main(): Promise<void> {
   for (const n of NS) for (const s of SYSTEMS) results.push(await runOne(s, n))
   const serfVersion = spawnSync('serf', ['version'], { encoding: 'utf8' }).stdout.split('\n')[0]
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? '?'} (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), Linux ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, Node ${process.version}, ${serfVersion}`
-  const out = `${table(results)}\n\nMachine: ${machine}. Date: ${new Date().toISOString()}. Shoal profile: ${PROFILE}; rest window ${REST_S} s; ${EVENTS} changes; ${CRASHES} crashes per N.\n`
+  const out = `${table(results)}\n\nMachine: ${machine}. Date: ${new Date().toISOString()}. Shoal profile: ${PROFILE}; settle ${SETTLE_S} s from the first spawn, rest window ${REST_S} s; ${EVENTS} changes; ${CRASHES} crashes per N.\n`
   process.stdout.write(out)
   for (const r of results) process.stdout.write(`note: ${r.system} n=${r.n}: ${r.note}\n`)
   if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine, date: new Date().toISOString(), profile: PROFILE, results }, null, 1) + '\n')
