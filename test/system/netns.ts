@@ -702,6 +702,19 @@ export function newKey(): string {
 // xDS view: what a fresh Envoy would be told by host i's ADS server (wildcard CDS, then EDS
 // for every cluster), as cluster name -> sorted "ip:port" endpoints.
 
+/** A ClusterLoadAssignment's cluster name and its endpoints as sorted `ip:port` strings. */
+function endpointsOf(cla: { decode(v: Uint8Array): any; toObject(m: any, o: object): any }, value: Uint8Array, decodeOptions: object): [string, string[]] {
+  const o: any = cla.toObject(cla.decode(value), decodeOptions)
+  const eps: string[] = []
+  for (const loc of o.endpoints ?? []) {
+    for (const lb of loc.lb_endpoints ?? []) {
+      const sa = lb.endpoint?.address?.socket_address
+      if (sa) eps.push(`${sa.address}:${sa.port_value}`)
+    }
+  }
+  return [o.cluster_name, eps.sort()]
+}
+
 export async function xdsView(address: string, timeoutMs = 5000): Promise<Record<string, string[]>> {
   const grpc = await import('@grpc/grpc-js')
   const { loadXdsProtos, TypeUrl, DECODE_OPTIONS } = await import('../../src/xds/protos.js')
@@ -726,15 +739,8 @@ export async function xdsView(address: string, timeoutMs = 5000): Promise<Record
           call.write({ node, type_url: TypeUrl.endpoint, resource_names: clusters })
         } else if (res.type_url === TypeUrl.endpoint && clusters) {
           for (const a of res.resources as any[]) {
-            const o: any = cla.toObject(cla.decode(a.value), DECODE_OPTIONS)
-            const eps: string[] = []
-            for (const loc of o.endpoints ?? []) {
-              for (const lb of loc.lb_endpoints ?? []) {
-                const sa = lb.endpoint?.address?.socket_address
-                if (sa) eps.push(`${sa.address}:${sa.port_value}`)
-              }
-            }
-            view[o.cluster_name] = eps.sort()
+            const [name, eps] = endpointsOf(cla, a.value, DECODE_OPTIONS)
+            view[name] = eps
           }
           if (clusters.every((c) => c in view)) { clearTimeout(timer); resolve(view) }
         }
@@ -970,15 +976,8 @@ export class XdsWatch {
         if (changed) call.write({ node, type_url: TypeUrl.endpoint, resource_names: names })
       } else if (res.type_url === TypeUrl.endpoint) {
         for (const a of res.resources as any[]) {
-          const o: any = cla.toObject(cla.decode(a.value), DECODE_OPTIONS)
-          const eps: string[] = []
-          for (const loc of o.endpoints ?? []) {
-            for (const lb of loc.lb_endpoints ?? []) {
-              const sa = lb.endpoint?.address?.socket_address
-              if (sa) eps.push(`${sa.address}:${sa.port_value}`)
-            }
-          }
-          this.view[o.cluster_name] = eps.sort()
+          const [name, eps] = endpointsOf(cla, a.value, DECODE_OPTIONS)
+          this.view[name] = eps
         }
         call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: this.clusters })
       } else {
