@@ -94,6 +94,15 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
   const host = `unix://${sock}`
   let proc: ChildProcess | undefined
   let stopped = false
+  /** Processes of this engine's folder (containerd, shims) seen so far, for their stack dumps. */
+  const containerdPids = new Set<string>()
+  const notePids = () => {
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) containerdPids.add(pid)
+      } catch {}
+    }
+  }
 
   const cliSync = (args: string[], input?: string) => spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
   const cli = (args: string[]) =>
@@ -141,6 +150,7 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
     if (proc && proc.exitCode === null && proc.signalCode === null) {
       const ids = cliSync(['ps', '-aq']).stdout?.split('\n').filter(Boolean) ?? []
       if (ids.length) cliSync(['rm', '-f', ...ids])
+      notePids()
       proc.kill('SIGTERM')
       const end = Date.now() + 15_000
       while (proc.exitCode === null && proc.signalCode === null && Date.now() < end) await sleep(50)
@@ -149,10 +159,16 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
     // containerd, shims and docker-proxy started by this dockerd name our folder.
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pid), 'SIGKILL')
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
+          process.kill(Number(pid), 'SIGKILL')
+          containerdPids.add(pid)
+        }
       } catch {}
     }
     await sleep(100)
+    // containerd dumps its goroutines to /tmp/containerd.<pid>.stacks.log when dockerd signals
+    // it on shutdown: remove the dumps of ours.
+    for (const pid of containerdPids) rmSync(`/tmp/containerd.${pid}.stacks.log`, { force: true })
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .map((l) => l.split(' ')[4])
@@ -196,7 +212,10 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
       for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
         try {
           const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-          if (cmd.includes(dir) && cmd.includes('containerd.toml')) process.kill(Number(pid), 'SIGKILL')
+          if (cmd.includes(dir) && cmd.includes('containerd.toml')) {
+            process.kill(Number(pid), 'SIGKILL')
+            containerdPids.add(pid)
+          }
         } catch {}
       }
       rmSync(join(dir, 'exec/containerd/containerd.pid'), { force: true })
