@@ -9,7 +9,7 @@ import { writeFileSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { runAgent } from './agent/run.js'
 import { runClientCommand } from './cli/client.js'
-import { envoyBootstrap, grpcBootstrap } from './xds/bootstrap.js'
+import { envoyBootstrap, grpcBootstrap } from './xds/index.js'
 
 const USAGE = `Usage: shoal <command> [flags]
 

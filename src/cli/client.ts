@@ -2,8 +2,8 @@
  * `shoal members | services | state | watch | drain ID | undrain ID`: read an agent's
  * HTTP API. Tables for people, `--json` for scripts; every failure is one line and exit 1.
  */
-import type { HostView, ServiceRecord } from '../registry/types.js'
-import type { MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/views.js'
+import type { HostView, ServiceRecord } from '../registry/index.js'
+import type { MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/index.js'
 
 export type ClientCommand = 'members' | 'services' | 'state' | 'watch' | 'drain' | 'undrain'
 export const CLIENT_COMMANDS: readonly ClientCommand[] = ['members', 'services', 'state', 'watch', 'drain', 'undrain']

@@ -1,0 +1,10 @@
+/**
+ * Public API of the health checks. Everything not listed here is internal.
+ *
+ * @example
+ *   import { HealthScheduler } from './health/index.js'
+ */
+export { HealthScheduler } from './scheduler.js'
+export type { HealthSchedulerOptions, HealthSchedulerComponents } from './scheduler.js'
+export { CheckType } from './types.js'
+export type { CheckSpec, CheckStatus, DockerHealth, DockerHealthFeed } from './types.js'

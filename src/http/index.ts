@@ -1,0 +1,10 @@
+/**
+ * Public API of the debug endpoint. Everything not listed here is internal.
+ *
+ * @example
+ *   import { HttpServer, registerGossipMetrics } from './http/index.js'
+ */
+export { HttpServer } from './server.js'
+export type { HttpServerOptions, HttpServerComponents, MembershipView, DrainControl } from './server.js'
+export { registerGossipMetrics, registerCatalogMetrics } from './metrics.js'
+export type { StateView, MemberView, MembersView, ServiceView, ServicesView, OneServiceView } from './views.js'

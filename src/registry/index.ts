@@ -1,0 +1,19 @@
+/**
+ * Public API of the service catalog. Everything not listed here is internal.
+ *
+ * @example
+ *   import { Catalog, GossipBridge, LocalServices, StaticSource } from './registry/index.js'
+ */
+export { Catalog, debounce } from './catalog.js'
+export type { CatalogOptions, CatalogComponents, LocalRecord, OwnerDigest } from './catalog.js'
+export { GossipBridge } from './bridge.js'
+export type { GossipLike, GossipBridgeOptions, GossipBridgeStats } from './bridge.js'
+export { LocalServices } from './local.js'
+export type { HealthLike, LocalServicesOptions } from './local.js'
+export { StaticSource, parseStaticServices } from './static.js'
+export type { StaticSourceOptions } from './static.js'
+export { normaliseName, staticInstanceId } from './names.js'
+export { ServiceStatus, ProxyMode, liveRecords } from './types.js'
+export type {
+  ServicePortSpec, Version, ServiceRecord, LocalServiceSpec, HostState, HostView, CatalogSnapshot, CatalogEvent, CatalogView,
+} from './types.js'

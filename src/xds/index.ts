@@ -1,0 +1,11 @@
+/**
+ * Public API of the xDS server. Everything not listed here is internal.
+ *
+ * @example
+ *   import { XdsServer, envoyBootstrap } from './xds/index.js'
+ */
+export { XdsServer } from './server.js'
+export type { XdsServerOptions, XdsServerComponents, XdsDebugInfo, XdsClientDebug, XdsTypeDebug } from './server.js'
+export { envoyBootstrap, grpcBootstrap } from './bootstrap.js'
+export { nodeKindOf, buildResources, clusterName } from './resources.js'
+export { validateResource } from './validate.js'
