@@ -1,16 +1,12 @@
 import t from 'tap'
 import http from 'node:http'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
+import { serve } from './lib/listen.js'
 
 async function server(t: { teardown: (f: () => unknown) => void }, code: number) {
   const s = http.createServer((_req, res) => res.writeHead(code).end('x'))
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  t.teardown(() => new Promise<void>((r) => s.close(() => r())))
-  return (s.address() as AddressInfo).port
+  return serve(t, s)
 }
 
 function waitChange(hs: HealthScheduler, id: string) {
@@ -66,10 +62,7 @@ t.test('no check means unknown; removing a check makes it unknown', async (t) =>
 t.test('setting the same spec again does not restart the check', async (t) => {
   let hits = 0
   const s = http.createServer((_req, res) => { hits++; res.end('ok') })
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  t.teardown(() => new Promise<void>((r) => s.close(() => r())))
-  const port = (s.address() as AddressInfo).port
+  const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())
   hs.start()

@@ -1,11 +1,10 @@
 import t from 'tap'
 import net from 'node:net'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { renderTemplate, splitArgv } from '../src/health/template.js'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
 import { isShoalError } from '../src/errors.js'
+import { serve } from './lib/listen.js'
 
 /** True when fn throws a ShoalError with `code` whose message names `input`. */
 function throwsCode(fn: () => unknown, code: string, input: string): boolean {
@@ -45,10 +44,7 @@ t.test('argv splitting without a shell', async (t) => {
 
 t.test('a Tcp check with {{ host }}:{{ tcp N }} reaches the mapped port', async (t) => {
   const s = net.createServer((c) => c.destroy())
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  t.teardown(() => new Promise<void>((r) => s.close(() => r())))
-  const port = (s.address() as AddressInfo).port
+  const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())
   hs.start()

@@ -1,10 +1,9 @@
 import t from 'tap'
 import http from 'node:http'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
+import { serve } from './lib/listen.js'
 
 t.test('alive turns unhealthy after 3 failures in a row and alive again after 2 passes', async (t) => {
   let healthy = true
@@ -14,10 +13,7 @@ t.test('alive turns unhealthy after 3 failures in a row and alive again after 2 
     if (healthy) { passesServed++; res.writeHead(200).end('ok') }
     else { failsServed++; res.writeHead(500).end('no') }
   })
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  t.teardown(() => new Promise<void>((r) => s.close(() => r())))
-  const port = (s.address() as AddressInfo).port
+  const port = await serve(t, s)
 
   const registry = new Registry()
   const hs = new HealthScheduler({ intervalMs: 30, timeoutMs: 500 }, { logger: silentLogger(), registry })
@@ -60,10 +56,7 @@ t.test('per-check rise/fall override the defaults; stop() halts checking', async
   let hits = 0
   let healthy = true
   const s = http.createServer((_req, res) => { hits++; res.writeHead(healthy ? 200 : 500).end() })
-  s.listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  t.teardown(() => new Promise<void>((r) => s.close(() => r())))
-  const port = (s.address() as AddressInfo).port
+  const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 20 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())
   hs.set('svc', { type: 'HttpGet', args: `http://127.0.0.1:${port}/`, fall: 1 }, { host: '127.0.0.1', ports: [] })
