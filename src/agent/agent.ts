@@ -126,6 +126,8 @@ export class Agent extends EventEmitter {
       { logger: log, catalog, registry: this.registry },
     )
     this.bound.xds = (await this.xds.start()).port
+    // A peer's push-pull may already have completed the warm start while the server was starting.
+    if (this.ready) this.xds.setReady(true)
     const httpOpts: ConstructorParameters<typeof HttpServer>[0] = { bind: formatHostPort(cfg.http), cluster: cfg.cluster, node: cfg.node }
     if (cfg.apiToken !== undefined) httpOpts.apiToken = cfg.apiToken
     this.http = new HttpServer(httpOpts, {
