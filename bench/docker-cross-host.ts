@@ -36,7 +36,14 @@ const CEILING_MS = 30_000
 // The harness wants a tap-like test; a bench gives it the same two hooks.
 const teardowns: Array<() => unknown> = []
 let skipped: string | undefined
-const harness = { skip: (why: string) => { skipped = why }, teardown: (f: () => unknown) => { teardowns.push(f) } }
+const harness = {
+  skip: (why: string) => {
+    skipped = why
+  },
+  teardown: (f: () => unknown) => {
+    teardowns.push(f)
+  },
+}
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
@@ -44,7 +51,10 @@ const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 function until(agent: Agent, pred: () => boolean, what: string): Promise<number> {
   if (pred()) return Promise.resolve(performance.now())
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${CEILING_MS} ms: ${what}`)) }, CEILING_MS)
+    const timer = setTimeout(() => {
+      unsub()
+      reject(new Error(`timed out after ${CEILING_MS} ms: ${what}`))
+    }, CEILING_MS)
     const unsub = agent.view().subscribe(() => {
       if (!pred()) return
       const now = performance.now()
@@ -59,7 +69,9 @@ function uptime(): string {
   try {
     return execSync('uptime', { encoding: 'utf8' }).trim()
   } catch {
-    return `load average: ${loadavg().map((x) => x.toFixed(2)).join(', ')}`
+    return `load average: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ')}`
   }
 }
 
@@ -75,10 +87,15 @@ async function main() {
   }
   const dockerVersion = (await d.docker.version()).Version
   const common = ['--cluster', 'bench-docker', '--profile', 'lan', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0']
-  const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), { logger: silentLogger() })
+  const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), {
+    logger: silentLogger(),
+  })
   teardowns.push(() => a.stop({ leave: false }))
   await a.start()
-  const b = new Agent(parseAgentConfig(['--node', 'host-b', ...common, '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}), { logger: silentLogger() })
+  const b = new Agent(
+    parseAgentConfig(['--node', 'host-b', ...common, '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}),
+    { logger: silentLogger() },
+  )
   teardowns.push(() => b.stop({ leave: false }))
   await b.start()
   await waitFor(() => b.members().some((m) => m.name === 'host-a' && m.state === 'alive') && b.isReady(), 10_000, 'host-b to join host-a')
@@ -86,7 +103,9 @@ async function main() {
   const liveOn = (ag: Agent, id: string) => liveRecords(ag.view().snapshot()).some((r) => r.id === id && r.host === 'host-a')
   const create = (name: string, sp: number) =>
     d.docker.createContainer({
-      Image: IMAGE, name, Cmd: ['sleep', '600'],
+      Image: IMAGE,
+      name,
+      Cmd: ['sleep', '600'],
       Labels: { ServiceName: name, ServicePort_80: String(sp) },
       ExposedPorts: { '80/tcp': {} },
       HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
@@ -130,7 +149,16 @@ async function main() {
     const allOnB = until(b, () => ids.every((full) => liveOn(b, full.slice(0, 12))), 'burst on host-b')
     const t0 = performance.now()
     let last = 0
-    await Promise.all(ids.map((full) => d.docker.getContainer(full).start().then(() => { last = performance.now() })))
+    await Promise.all(
+      ids.map((full) =>
+        d.docker
+          .getContainer(full)
+          .start()
+          .then(() => {
+            last = performance.now()
+          }),
+      ),
+    )
     const tb = await allOnB
     burst = { startsMs: last - t0, lastReturnedToAllOnB: tb - last }
     console.log(`# burst of ${BURST}`)
@@ -139,7 +167,8 @@ async function main() {
   loop.disable()
   const loopLine = `Event-loop delay of the process holding both agents during the run: p99 ${fmt(loop.percentile(99) / 1e6)} ms, max ${fmt(loop.max / 1e6)} ms.`
 
-  const row = (label: string, xs: number[]) => `| ${label} | ${xs.length} | ${fmt(pct(xs, 50))} | ${fmt(pct(xs, 99))} | ${fmt(Math.max(...xs))} |`
+  const row = (label: string, xs: number[]) =>
+    `| ${label} | ${xs.length} | ${fmt(pct(xs, 50))} | ${fmt(pct(xs, 99))} | ${fmt(Math.max(...xs))} |`
   const table = [
     '| measure (ms) | n | p50 | p99 | max |',
     '|---|---|---|---|---|',
@@ -155,46 +184,54 @@ async function main() {
   console.log('\n' + table + '\n\n' + burstLine + '\n' + loopLine)
 
   if (OUT) {
-    writeFileSync(OUT, [
-      '# Docker discovery across hosts: measured',
-      '',
-      '`bench/docker-cross-host.ts` (run as root: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/docker-cross-host.ts`).',
-      `A private dockerd ${dockerVersion} (the system-test harness \`test/system/dockerd.ts\`: own socket, data-root, exec-root,`,
-      'bridge, `--iptables=false`, docker-proxy for published ports) and a locally imported busybox image. Two real agents in one',
-      'Node process, both `--profile lan`, gossip over UDP+TCP on 127.0.0.1: host-a `--discovery docker --docker-host unix://…`,',
-      'host-b `--discovery none`, joined to host-a. Each container: labels `ServiceName`, `ServicePort_80`, port 80 published;',
-      'observed through each catalog\'s `subscribe()`; one at a time with a 50-250 ms pause between them.',
-      '',
-      table,
-      '',
-      burstLine,
-      '',
-      loopLine,
-      '',
-      '## Machine',
-      '',
-      `- date: ${new Date().toISOString()}`,
-      `- CPU: ${cpus()[0]?.model ?? 'unknown'}, nproc ${cpus().length}; Node ${process.version}`,
-      `- load before: \`${loadBefore}\``,
-      `- load after: \`${loadAfter}\``,
-      '',
-      '## Reading',
-      '',
-      '- Nearly all of "issued -> live on host-b" is Docker creating the container\'s network namespace and process: the',
-      '  `start` event reaches host-a\'s source and the inspect + mapping finish within milliseconds of the call returning',
-      '  (the event often arrives before the call returns). Without a health-check label the record is `unknown`, which is',
-      '  live and served at once.',
-      '- host-a -> host-b is one gossip broadcast: a new application broadcast triggers an early gossip round (at least',
-      '  20 ms apart, bucket of 4, refilled 10/s) rather than waiting for the 200 ms tick of the lan profile.',
-      '- A kill is seen as Docker\'s `die` event; the record becomes a tombstone at a higher version and is gossiped the same way.',
-      '- Both agents share one event loop with the bench, and the 2 cores with dockerd, containerd and whatever else ran',
-      '  (see load): the figures are an upper bound for two separate hosts on a quiet LAN.',
-      '',
-    ].join('\n'))
+    writeFileSync(
+      OUT,
+      [
+        '# Docker discovery across hosts: measured',
+        '',
+        '`bench/docker-cross-host.ts` (run as root: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/docker-cross-host.ts`).',
+        `A private dockerd ${dockerVersion} (the system-test harness \`test/system/dockerd.ts\`: own socket, data-root, exec-root,`,
+        'bridge, `--iptables=false`, docker-proxy for published ports) and a locally imported busybox image. Two real agents in one',
+        'Node process, both `--profile lan`, gossip over UDP+TCP on 127.0.0.1: host-a `--discovery docker --docker-host unix://…`,',
+        'host-b `--discovery none`, joined to host-a. Each container: labels `ServiceName`, `ServicePort_80`, port 80 published;',
+        "observed through each catalog's `subscribe()`; one at a time with a 50-250 ms pause between them.",
+        '',
+        table,
+        '',
+        burstLine,
+        '',
+        loopLine,
+        '',
+        '## Machine',
+        '',
+        `- date: ${new Date().toISOString()}`,
+        `- CPU: ${cpus()[0]?.model ?? 'unknown'}, nproc ${cpus().length}; Node ${process.version}`,
+        `- load before: \`${loadBefore}\``,
+        `- load after: \`${loadAfter}\``,
+        '',
+        '## Reading',
+        '',
+        '- Nearly all of "issued -> live on host-b" is Docker creating the container\'s network namespace and process: the',
+        "  `start` event reaches host-a's source and the inspect + mapping finish within milliseconds of the call returning",
+        '  (the event often arrives before the call returns). Without a health-check label the record is `unknown`, which is',
+        '  live and served at once.',
+        '- host-a -> host-b is one gossip broadcast: a new application broadcast triggers an early gossip round (at least',
+        '  20 ms apart, bucket of 4, refilled 10/s) rather than waiting for the 200 ms tick of the lan profile.',
+        "- A kill is seen as Docker's `die` event; the record becomes a tombstone at a higher version and is gossiped the same way.",
+        '- Both agents share one event loop with the bench, and the 2 cores with dockerd, containerd and whatever else ran',
+        '  (see load): the figures are an upper bound for two separate hosts on a quiet LAN.',
+        '',
+      ].join('\n'),
+    )
     console.log(`wrote ${OUT}`)
   }
 }
 
 main()
-  .catch((err) => { console.error(err); process.exitCode = 1 })
-  .finally(async () => { for (const f of teardowns.reverse()) await f() })
+  .catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+  .finally(async () => {
+    for (const f of teardowns.reverse()) await f()
+  })

@@ -9,7 +9,15 @@ import { pct } from './stats.js'
 
 const n = Number(process.argv[2] ?? 30)
 const teardowns: Array<() => unknown> = []
-const harness = { skip: (why: string) => { console.log(why); process.exitCode = 2 }, teardown: (f: () => unknown) => { teardowns.push(f) } }
+const harness = {
+  skip: (why: string) => {
+    console.log(why)
+    process.exitCode = 2
+  },
+  teardown: (f: () => unknown) => {
+    teardowns.push(f)
+  },
+}
 
 async function main() {
   const d = await startDockerd(harness)
@@ -19,14 +27,26 @@ async function main() {
   src.start()
   await waitFor(() => src.connected(), 10_000, 'connected')
   const create = (name: string, sp: number) =>
-    d.docker.createContainer({ Image: IMAGE, name, Cmd: ['sleep', '600'], Labels: { ServiceName: name, ServicePort_80: String(sp) }, ExposedPorts: { '80/tcp': {} }, HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } } })
+    d.docker.createContainer({
+      Image: IMAGE,
+      name,
+      Cmd: ['sleep', '600'],
+      Labels: { ServiceName: name, ServicePort_80: String(sp) },
+      ExposedPorts: { '80/tcp': {} },
+      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
+    })
 
   const single: number[] = []
   const fromCall: number[] = []
   for (let i = 0; i < n; i++) {
     const c = await create(`one-${i}`, 20000 + i)
     const appeared = new Promise<number>((resolve) => {
-      const f = () => { if (src.services().some((s) => s.containerId === c.id)) { src.off('change', f); resolve(performance.now()) } }
+      const f = () => {
+        if (src.services().some((s) => s.containerId === c.id)) {
+          src.off('change', f)
+          resolve(performance.now())
+        }
+      }
       src.on('change', f)
     })
     const t0 = performance.now()
@@ -39,18 +59,38 @@ async function main() {
   const ids = await Promise.all(Array.from({ length: 50 }, (_x, i) => create(`burst-${i}`, 30000 + i).then((c) => c.id)))
   const t0 = performance.now()
   let last = 0
-  await Promise.all(ids.map((id) => d.docker.getContainer(id).start().then(() => { last = performance.now() })))
+  await Promise.all(
+    ids.map((id) =>
+      d.docker
+        .getContainer(id)
+        .start()
+        .then(() => {
+          last = performance.now()
+        }),
+    ),
+  )
   await waitFor(() => src.services().length === n + 50, 30_000, 'burst listed')
   const all = performance.now()
   const r = (x: number) => x.toFixed(1)
-  console.log(JSON.stringify({
-    containers: n,
-    startCallToListedMs: { p50: r(pct(fromCall, 50)), p99: r(pct(fromCall, 99)), max: r(Math.max(...fromCall)) },
-    startReturnedToListedMs: { p50: r(pct(single, 50)), p99: r(pct(single, 99)), max: r(Math.max(...single)) },
-    burst50: { startsTookMs: r(last - t0), lastStartReturnedToAllListedMs: r(all - last) },
-  }, null, 2))
+  console.log(
+    JSON.stringify(
+      {
+        containers: n,
+        startCallToListedMs: { p50: r(pct(fromCall, 50)), p99: r(pct(fromCall, 99)), max: r(Math.max(...fromCall)) },
+        startReturnedToListedMs: { p50: r(pct(single, 50)), p99: r(pct(single, 99)), max: r(Math.max(...single)) },
+        burst50: { startsTookMs: r(last - t0), lastStartReturnedToAllListedMs: r(all - last) },
+      },
+      null,
+      2,
+    ),
+  )
 }
 
 main()
-  .catch((err) => { console.error(err); process.exitCode = 1 })
-  .finally(async () => { for (const f of teardowns.reverse()) await f() })
+  .catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+  .finally(async () => {
+    for (const f of teardowns.reverse()) await f()
+  })

@@ -19,7 +19,7 @@
 import { execSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
@@ -29,13 +29,20 @@ import { seeded } from '../test/lib/random.js'
 const GOSSIP_INTERVAL = 200
 let maxDatagram = 0
 
-interface Cluster { clock: VirtualClock; net: SimNetwork; nodes: Gossip[]; hosts: string[] }
+interface Cluster {
+  clock: VirtualClock
+  net: SimNetwork
+  nodes: Gossip[]
+  hosts: string[]
+}
 
 async function cluster(n: number, seed: number, loss = 0): Promise<Cluster> {
   const clock = new VirtualClock()
   const random = seeded(seed)
   const net = new SimNetwork(clock, { latencyMs: 1, jitterMs: 1, loss, random })
-  net.tap((_f, _t, data, kind) => { if (kind === 'packet' && data.length > maxDatagram) maxDatagram = data.length })
+  net.tap((_f, _t, data, kind) => {
+    if (kind === 'packet' && data.length > maxDatagram) maxDatagram = data.length
+  })
   const logger = silentLogger()
   const nodes: Gossip[] = []
   const hosts: string[] = []
@@ -52,10 +59,20 @@ async function cluster(n: number, seed: number, loss = 0): Promise<Cluster> {
 }
 
 interface SizeResult {
-  n: number; trials: number; crashTrials: number
-  p50: number; p99: number; rounds50: number; rounds99: number
-  pktsPerNode: number; bytesPerNode: number; allBytesPerNode: number
-  dead50: number; dead99: number; falseDead: number; wallS: number
+  n: number
+  trials: number
+  crashTrials: number
+  p50: number
+  p99: number
+  rounds50: number
+  rounds99: number
+  pktsPerNode: number
+  bytesPerNode: number
+  allBytesPerNode: number
+  dead50: number
+  dead99: number
+  falseDead: number
+  wallS: number
 }
 
 async function runSize(n: number, trials: number, crashTrials: number): Promise<SizeResult> {
@@ -65,7 +82,11 @@ async function runSize(n: number, trials: number, crashTrials: number): Promise<
   await clock.advance(2000)
   let got = 0
   let current = -1
-  nodes.forEach((g) => g.onMessage((p) => { if (p[0] === (current & 255)) got++ }))
+  nodes.forEach((g) =>
+    g.onMessage((p) => {
+      if (p[0] === (current & 255)) got++
+    }),
+  )
   const times: number[] = []
   const pkts: number[] = []
   const bytes: number[] = []
@@ -94,13 +115,16 @@ async function runSize(n: number, trials: number, crashTrials: number): Promise<
   const crashed = new Set<string>()
   let falseDead = 0
   const deadCount = new Map<string, number>()
-  nodes.forEach((g) => g.on('dead', (m) => {
-    if (!crashed.has(m.name)) falseDead++
-    deadCount.set(m.name, (deadCount.get(m.name) ?? 0) + 1)
-  }))
+  nodes.forEach((g) =>
+    g.on('dead', (m) => {
+      if (!crashed.has(m.name)) falseDead++
+      deadCount.set(m.name, (deadCount.get(m.name) ?? 0) + 1)
+    }),
+  )
   for (let t = 0; t < crashTrials; t++) {
     let idx: number
-    do idx = Math.floor(rnd() * n); while (crashed.has(`node-${idx}`))
+    do idx = Math.floor(rnd() * n)
+    while (crashed.has(`node-${idx}`))
     const name = `node-${idx}`
     crashed.add(name)
     const t0 = clock.now()
@@ -114,19 +138,35 @@ async function runSize(n: number, trials: number, crashTrials: number): Promise<
   }
   for (const g of nodes) await g.stop()
   return {
-    n, trials, crashTrials,
-    p50: pct(times, 50), p99: pct(times, 99),
-    rounds50: pct(times, 50) / GOSSIP_INTERVAL, rounds99: pct(times, 99) / GOSSIP_INTERVAL,
-    pktsPerNode: pct(pkts, 50), bytesPerNode: pct(bytes, 50), allBytesPerNode: pct(allBytes, 50),
-    dead50: pct(deadTimes, 50), dead99: pct(deadTimes, 99), falseDead, wallS: (Date.now() - wall) / 1000,
+    n,
+    trials,
+    crashTrials,
+    p50: pct(times, 50),
+    p99: pct(times, 99),
+    rounds50: pct(times, 50) / GOSSIP_INTERVAL,
+    rounds99: pct(times, 99) / GOSSIP_INTERVAL,
+    pktsPerNode: pct(pkts, 50),
+    bytesPerNode: pct(bytes, 50),
+    allBytesPerNode: pct(allBytes, 50),
+    dead50: pct(deadTimes, 50),
+    dead99: pct(deadTimes, 99),
+    falseDead,
+    wallS: (Date.now() - wall) / 1000,
   }
 }
 
-async function runLoss(n: number, minutes: number): Promise<{ falseDead: number; suspicions: number; failedProbes: number; bytesPerNodePerS: number; wallS: number }> {
+async function runLoss(
+  n: number,
+  minutes: number,
+): Promise<{ falseDead: number; suspicions: number; failedProbes: number; bytesPerNodePerS: number; wallS: number }> {
   const wall = Date.now()
   const c = await cluster(n, 7, 0.1)
   let falseDead = 0
-  c.nodes.forEach((g) => g.on('dead', () => { falseDead++ }))
+  c.nodes.forEach((g) =>
+    g.on('dead', () => {
+      falseDead++
+    }),
+  )
   const b0 = c.net.stats()
   const ms = minutes * 60_000
   for (let t = 0; t < ms; t += 10_000) await c.clock.advance(10_000)
@@ -141,14 +181,21 @@ async function runLoss(n: number, minutes: number): Promise<{ falseDead: number;
 const quick = process.argv.includes('--quick')
 // N = 5000 costs about 1.5 s of CPU per virtual second (5000 full member lists in one
 // process, push-pulls of 5000 records): it runs last, after the loss run.
-const plan: Array<[number, number, number]> = quick ? [[100, 20, 5]] : [[100, 20, 20], [1000, 20, 20], [5000, 20, 20]]
+const plan: Array<[number, number, number]> = quick
+  ? [[100, 20, 5]]
+  : [
+      [100, 20, 20],
+      [1000, 20, 20],
+      [5000, 20, 20],
+    ]
 const rows: SizeResult[] = []
 let loss: Awaited<ReturnType<typeof runLoss>> | undefined
 
 const f1 = (x: number): string => x.toFixed(1)
 const f2 = (x: number): string => x.toFixed(2)
 function table(): string {
-  let md = '| N | trials (bcast/crash) | 100% delivered p50 / p99 | gossip intervals p50 / p99 | user msgs sent per node | user bytes per node | all bytes per node (4 s window) | crash -> dead everywhere p50 / p99 | false deaths |\n'
+  let md =
+    '| N | trials (bcast/crash) | 100% delivered p50 / p99 | gossip intervals p50 / p99 | user msgs sent per node | user bytes per node | all bytes per node (4 s window) | crash -> dead everywhere p50 / p99 | false deaths |\n'
   md += '|---|---|---|---|---|---|---|---|---|\n'
   for (const r of rows) {
     md += `| ${r.n} | ${r.trials} / ${r.crashTrials} | ${r.p50} ms / ${r.p99} ms | ${f1(r.rounds50)} / ${f1(r.rounds99)} | ${f2(r.pktsPerNode)} | ${f1(r.bytesPerNode)} | ${f1(r.allBytesPerNode)} | ${f1(r.dead50 / 1000)} s / ${f1(r.dead99 / 1000)} s | ${r.falseDead} |\n`
@@ -164,7 +211,10 @@ function save(): void {
   const cpu = cpus()[0]?.model ?? 'unknown'
   const nproc = execSync('nproc').toString().trim()
   const walls = rows.map((r) => `N=${r.n}: ${r.wallS.toFixed(0)} s`).join(', ') + (loss ? `, loss run: ${loss.wallS.toFixed(0)} s` : '')
-  writeFileSync(new URL('./RESULTS-gossip.md', import.meta.url), `# Gossip simulator results\n\nMeasured ${new Date().toISOString().slice(0, 10)} on ${nproc} CPUs (${cpu}), Node ${process.version}, with \`npm run bench:gossip\` (bench/gossip-sim.ts).\nlan profile, simulated network 1 ms latency + up to 1 ms jitter; virtual time. Wall time: ${walls}.\n\n${table()}\nTargets: N=100 p99 <= 0.5 s, N=1000 p99 <= 1 s, zero false positives at 10% loss, no datagram over 1400 bytes.\n`)
+  writeFileSync(
+    new URL('./RESULTS-gossip.md', import.meta.url),
+    `# Gossip simulator results\n\nMeasured ${new Date().toISOString().slice(0, 10)} on ${nproc} CPUs (${cpu}), Node ${process.version}, with \`npm run bench:gossip\` (bench/gossip-sim.ts).\nlan profile, simulated network 1 ms latency + up to 1 ms jitter; virtual time. Wall time: ${walls}.\n\n${table()}\nTargets: N=100 p99 <= 0.5 s, N=1000 p99 <= 1 s, zero false positives at 10% loss, no datagram over 1400 bytes.\n`,
+  )
 }
 
 for (const [n, trials, crashes] of plan.slice(0, 2)) {

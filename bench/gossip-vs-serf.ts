@@ -27,7 +27,18 @@
 // - peak RSS: VmHWM of every agent process at the end of its run.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
-import { mkdtempSync, rmSync, writeFileSync, renameSync, readFileSync, existsSync, statSync, readdirSync, openSync, mkdirSync } from 'node:fs'
+import {
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+  renameSync,
+  readFileSync,
+  existsSync,
+  statSync,
+  readdirSync,
+  openSync,
+  mkdirSync,
+} from 'node:fs'
 import { tmpdir, cpus, loadavg } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -48,8 +59,12 @@ const JSON_OUT = env.BENCH_JSON
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const now = (): number => performance.timeOrigin + performance.now()
-const log = (...a: unknown[]): void => { process.stderr.write(a.map(String).join(' ') + '\n') }
-const dbg = (...a: unknown[]): void => { if (env.BENCH_DEBUG) log(...a) }
+const log = (...a: unknown[]): void => {
+  process.stderr.write(a.map(String).join(' ') + '\n')
+}
+const dbg = (...a: unknown[]): void => {
+  if (env.BENCH_DEBUG) log(...a)
+}
 
 // ---------------------------------------------------------------------------------------
 // Stats
@@ -91,7 +106,12 @@ const liveDirs = new Set<string>()
 class ByteCounter {
   readonly chain = 'SHB' + randomBytes(3).toString('hex')
   private hooked = false
-  constructor(readonly lo: number, readonly hi: number) { liveCounters.add(this) }
+  constructor(
+    readonly lo: number,
+    readonly hi: number,
+  ) {
+    liveCounters.add(this)
+  }
   private ipt(args: string[], allowFail = false): string {
     const r = spawnSync('iptables', ['-w', ...args], { encoding: 'utf8' })
     if (r.status !== 0 && !allowFail) throw new Error(`iptables ${args.join(' ')}: ${r.stderr}`)
@@ -106,10 +126,13 @@ class ByteCounter {
     this.ipt(['-A', this.chain, '-p', 'tcp', '--sport', range, '-j', 'RETURN'])
     this.ipt(['-I', 'OUTPUT', '-o', 'lo', '-j', this.chain])
   }
-  zero(): void { this.ipt(['-Z', this.chain]) }
+  zero(): void {
+    this.ipt(['-Z', this.chain])
+  }
   read(): { udp: number; tcp: number } {
     const out = this.ipt(['-L', this.chain, '-n', '-v', '-x'])
-    let udp = 0, tcp = 0
+    let udp = 0,
+      tcp = 0
     for (const line of out.split('\n')) {
       const m = /^\s*\d+\s+(\d+)\s+RETURN\s+(\w+)/.exec(line)
       if (!m) continue
@@ -143,8 +166,13 @@ class SerfRpc {
 
   async open(): Promise<void> {
     this.sock = connect(this.port, '127.0.0.1')
-    await new Promise<void>((res, rej) => { this.sock.once('connect', res); this.sock.once('error', rej) })
-    this.sock.on('error', () => { /* agent killed: pending calls time out */ })
+    await new Promise<void>((res, rej) => {
+      this.sock.once('connect', res)
+      this.sock.once('error', rej)
+    })
+    this.sock.on('error', () => {
+      /* agent killed: pending calls time out */
+    })
     const un = new UnpackrStream({ useRecords: false, mapsAsObjects: true } as any)
     this.sock.pipe(un)
     un.on('data', (obj: any) => this.onObject(obj))
@@ -157,16 +185,29 @@ class SerfRpc {
       const seq = this.awaitingBody
       this.awaitingBody = undefined
       const s = this.streams.get(seq)
-      if (s) { s(obj); return }
+      if (s) {
+        s(obj)
+        return
+      }
       const p = this.pending.get(seq)
-      if (p) { this.pending.delete(seq); p.resolve(obj) }
+      if (p) {
+        this.pending.delete(seq)
+        p.resolve(obj)
+      }
       return
     }
     const seq = obj.Seq as number
     const p = this.pending.get(seq)
     if (p) {
-      if (obj.Error) { this.pending.delete(seq); p.reject(new Error(obj.Error)); return }
-      if (p.body) { this.awaitingBody = seq; return }
+      if (obj.Error) {
+        this.pending.delete(seq)
+        p.reject(new Error(obj.Error))
+        return
+      }
+      if (p.body) {
+        this.awaitingBody = seq
+        return
+      }
       this.pending.delete(seq)
       p.resolve(undefined)
       return
@@ -177,10 +218,19 @@ class SerfRpc {
   call(command: string, body: unknown, hasResponseBody: boolean, timeoutMs = 10_000): Promise<any> {
     const seq = this.seq++
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.pending.delete(seq); reject(new Error(`serf rpc ${command} timed out`)) }, timeoutMs)
+      const timer = setTimeout(() => {
+        this.pending.delete(seq)
+        reject(new Error(`serf rpc ${command} timed out`))
+      }, timeoutMs)
       this.pending.set(seq, {
-        resolve: (v) => { clearTimeout(timer); resolve(v) },
-        reject: (e) => { clearTimeout(timer); reject(e) },
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
         body: hasResponseBody,
       })
       const parts = [packr.pack({ Command: command, Seq: seq })]
@@ -204,7 +254,9 @@ class SerfRpc {
     this.streams.set(seq, onEvent)
   }
 
-  close(): void { this.sock?.destroy() }
+  close(): void {
+    this.sock?.destroy()
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -222,7 +274,13 @@ function launch(name: string, cmd: string, args: string[], logFile: string): Pro
   const fd = openSync(logFile, 'a')
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], cwd: ROOT })
   const p: Proc = { name, child, alive: true, exited: Promise.resolve() }
-  p.exited = new Promise((r) => child.once('exit', () => { p.alive = false; allProcs.delete(p); r() }))
+  p.exited = new Promise((r) =>
+    child.once('exit', () => {
+      p.alive = false
+      allProcs.delete(p)
+      r()
+    }),
+  )
   allProcs.add(p)
   return p
 }
@@ -232,12 +290,20 @@ function vmHwmKiB(pid: number | undefined): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return m ? Number(m[1]) : NaN
-  } catch { return NaN }
+  } catch {
+    return NaN
+  }
 }
 
 /** On a signal or a crash: agents killed, our iptables chains removed. */
 function killAll(): void {
-  for (const p of allProcs) { try { p.child.kill('SIGKILL') } catch { /* gone */ } }
+  for (const p of allProcs) {
+    try {
+      p.child.kill('SIGKILL')
+    } catch {
+      /* gone */
+    }
+  }
   for (const c of [...liveCounters]) c.remove()
   for (const d of liveDirs) rmSync(d, { recursive: true, force: true })
 }
@@ -261,18 +327,42 @@ class SerfDriver implements Driver {
   private procs: Proc[] = []
   private rpcs: SerfRpc[] = []
   private readonly seen: Array<Map<string, number>> = []
-  constructor(readonly n: number, readonly basePort: number, readonly dir: string) {}
-  private gossip(i: number): number { return this.basePort + i }
-  private rpcPort(i: number): number { return this.basePort + 100 + i }
+  constructor(
+    readonly n: number,
+    readonly basePort: number,
+    readonly dir: string,
+  ) {}
+  private gossip(i: number): number {
+    return this.basePort + i
+  }
+  private rpcPort(i: number): number {
+    return this.basePort + 100 + i
+  }
   private spawnOne(i: number): Proc {
-    const args = ['agent', '-node', `serf-${i}`, '-bind', `127.0.0.1:${this.gossip(i)}`, '-rpc-addr', `127.0.0.1:${this.rpcPort(i)}`, '-log-level', 'warn']
+    const args = [
+      'agent',
+      '-node',
+      `serf-${i}`,
+      '-bind',
+      `127.0.0.1:${this.gossip(i)}`,
+      '-rpc-addr',
+      `127.0.0.1:${this.rpcPort(i)}`,
+      '-log-level',
+      'warn',
+    ]
     if (i > 0) args.push('-join', `127.0.0.1:${this.gossip(0)}`)
     return launch(`serf-${i}`, 'serf', args, join(this.dir, `serf-${i}.log`))
   }
   private async openRpc(i: number): Promise<SerfRpc> {
     for (;;) {
       const r = new SerfRpc(this.rpcPort(i))
-      try { await r.open(); return r } catch { r.close(); await sleep(20) }
+      try {
+        await r.open()
+        return r
+      } catch {
+        r.close()
+        await sleep(20)
+      }
     }
   }
   private async alive(i: number): Promise<number> {
@@ -285,7 +375,9 @@ class SerfDriver implements Driver {
     const t0 = now()
     for (let i = 1; i < this.n; i++) this.procs[i] = this.spawnOne(i)
     const opened = await Promise.all(Array.from({ length: this.n - 1 }, (_, k) => this.openRpc(k + 1)))
-    opened.forEach((r, k) => { this.rpcs[k + 1] = r })
+    opened.forEach((r, k) => {
+      this.rpcs[k + 1] = r
+    })
     const tUp = now()
     for (;;) {
       const counts = await Promise.all(this.rpcs.map((_, i) => this.alive(i)))
@@ -317,7 +409,9 @@ class SerfDriver implements Driver {
     await this.procs[victim]!.exited
     return collect(this.seen, `failed:serf-${victim}`, t0, [victim], this.procs, 90_000)
   }
-  pids(): Array<number | undefined> { return this.procs.map((p) => p.child.pid) }
+  pids(): Array<number | undefined> {
+    return this.procs.map((p) => p.child.pid)
+  }
   async stop(): Promise<void> {
     for (const r of this.rpcs) r.close()
     for (const p of this.procs) if (p.alive) p.child.kill('SIGKILL')
@@ -326,7 +420,14 @@ class SerfDriver implements Driver {
 }
 
 /** Wait until every live node except `skip` has `key`, or the timeout. */
-async function collect(seen: Array<Map<string, number>>, key: string, t0: number, skip: number[], procs: Proc[], timeoutMs: number): Promise<{ lat: number[]; missing: number }> {
+async function collect(
+  seen: Array<Map<string, number>>,
+  key: string,
+  t0: number,
+  skip: number[],
+  procs: Proc[],
+  timeoutMs: number,
+): Promise<{ lat: number[]; missing: number }> {
   const targets = seen.map((_, i) => i).filter((i) => !skip.includes(i) && procs[i]!.alive)
   const deadline = now() + timeoutMs
   while (now() < deadline && !targets.every((i) => seen[i]!.has(key))) await sleep(5)
@@ -348,10 +449,20 @@ class ShoalDriver implements Driver {
   private watchedIds: string[] = []
   private victims: string[] = []
   private pollTimer: NodeJS.Timeout | undefined
-  constructor(readonly n: number, readonly basePort: number, readonly dir: string) {}
-  private gossip(i: number): number { return this.basePort + i }
-  private http(i: number): number { return this.basePort + 100 + i }
-  private xds(i: number): number { return this.basePort + 200 + i }
+  constructor(
+    readonly n: number,
+    readonly basePort: number,
+    readonly dir: string,
+  ) {}
+  private gossip(i: number): number {
+    return this.basePort + i
+  }
+  private http(i: number): number {
+    return this.basePort + 100 + i
+  }
+  private xds(i: number): number {
+    return this.basePort + 200 + i
+  }
   // One folder per agent: the static source watches its file's folder.
   private staticFile(i: number): string {
     const d = join(this.dir, `shoal-${i}`)
@@ -364,9 +475,30 @@ class ShoalDriver implements Driver {
   }
   private spawnOne(i: number): Proc {
     this.writeStatic(i, [])
-    const args = [CLI, 'agent', '--node', `shoal-${i}`, '--bind', `127.0.0.1:${this.gossip(i)}`, '--advertise', `127.0.0.1:${this.gossip(i)}`,
-      '--profile', PROFILE, '--discovery', 'static', '--static', this.staticFile(i), '--http', `127.0.0.1:${this.http(i)}`,
-      '--xds', `127.0.0.1:${this.xds(i)}`, '--cluster', 'bench', '--log-level', 'warn']
+    const args = [
+      CLI,
+      'agent',
+      '--node',
+      `shoal-${i}`,
+      '--bind',
+      `127.0.0.1:${this.gossip(i)}`,
+      '--advertise',
+      `127.0.0.1:${this.gossip(i)}`,
+      '--profile',
+      PROFILE,
+      '--discovery',
+      'static',
+      '--static',
+      this.staticFile(i),
+      '--http',
+      `127.0.0.1:${this.http(i)}`,
+      '--xds',
+      `127.0.0.1:${this.xds(i)}`,
+      '--cluster',
+      'bench',
+      '--log-level',
+      'warn',
+    ]
     if (i > 0) args.push('--join', `127.0.0.1:${this.gossip(0)}`)
     return launch(`shoal-${i}`, process.execPath, args, join(this.dir, `shoal-${i}.log`))
   }
@@ -378,9 +510,18 @@ class ShoalDriver implements Driver {
     const deadline = now() + 120_000
     for (;;) {
       const p = this.procs[i]!
-      if (!p.alive) throw new Error(`shoal-${i} exited (${p.child.exitCode ?? p.child.signalCode}): ${readFileSync(join(this.dir, `shoal-${i}.log`), 'utf8').slice(-600)}`)
+      if (!p.alive)
+        throw new Error(
+          `shoal-${i} exited (${p.child.exitCode ?? p.child.signalCode}): ${readFileSync(join(this.dir, `shoal-${i}.log`), 'utf8').slice(-600)}`,
+        )
       if (now() > deadline) throw new Error(`shoal-${i} HTTP API not answering after 120 s`)
-      try { await this.get(i, '/api/members.json'); return } catch (err) { dbg(`shoal-${i}: ${(err as Error).message}`); await sleep(50) }
+      try {
+        await this.get(i, '/api/members.json')
+        return
+      } catch (err) {
+        dbg(`shoal-${i}: ${(err as Error).message}`)
+        await sleep(50)
+      }
     }
   }
   private async aliveCount(i: number): Promise<number> {
@@ -408,7 +549,9 @@ class ShoalDriver implements Driver {
             for (const v of this.victims) if (!m.has('failed:' + v) && ev.includes(`"${v}"`) && ev.includes('dead')) m.set('failed:' + v, t)
           }
         }
-      } catch { /* aborted or agent gone */ }
+      } catch {
+        /* aborted or agent gone */
+      }
     })()
   }
   async start(): Promise<{ joinMs: number; joinWallMs: number }> {
@@ -426,7 +569,10 @@ class ShoalDriver implements Driver {
       await sleep(100)
     }
     const tConv = now()
-    for (let i = 0; i < this.n; i++) { this.seen[i] = new Map(); this.watch(i) }
+    for (let i = 0; i < this.n; i++) {
+      this.seen[i] = new Map()
+      this.watch(i)
+    }
     await sleep(500)
     return { joinMs: tConv - tUp, joinWallMs: tConv - t0 }
   }
@@ -445,22 +591,35 @@ class ShoalDriver implements Driver {
     await this.procs[victim]!.exited
     // Fallback observation by polling, 4 times a second per agent.
     const poll = async (): Promise<void> => {
-      await Promise.all(this.procs.map(async (p, i) => {
-        if (!p.alive || this.seen[i]!.has('failed:' + name)) return
-        try {
-          const b = await this.get(i, '/api/members.json')
-          const list: any[] = Array.isArray(b) ? b : b.members
-          if (list.some((mm) => mm.name === name && (mm.state ?? mm.status) === 'dead')) this.seen[i]!.set('failed:' + name, now())
-        } catch { /* busy */ }
-      }))
+      await Promise.all(
+        this.procs.map(async (p, i) => {
+          if (!p.alive || this.seen[i]!.has('failed:' + name)) return
+          try {
+            const b = await this.get(i, '/api/members.json')
+            const list: any[] = Array.isArray(b) ? b : b.members
+            if (list.some((mm) => mm.name === name && (mm.state ?? mm.status) === 'dead')) this.seen[i]!.set('failed:' + name, now())
+          } catch {
+            /* busy */
+          }
+        }),
+      )
     }
     let stopPoll = false
-    void (async () => { while (!stopPoll) { await poll(); await sleep(250) } })()
+    void (async () => {
+      while (!stopPoll) {
+        await poll()
+        await sleep(250)
+      }
+    })()
     try {
       return await collect(this.seen, 'failed:' + name, t0, [victim], this.procs, 90_000)
-    } finally { stopPoll = true }
+    } finally {
+      stopPoll = true
+    }
   }
-  pids(): Array<number | undefined> { return this.procs.map((p) => p.child.pid) }
+  pids(): Array<number | undefined> {
+    return this.procs.map((p) => p.child.pid)
+  }
   async stop(): Promise<void> {
     if (this.pollTimer) clearInterval(this.pollTimer)
     for (const a of this.aborts) a.abort()
@@ -512,20 +671,56 @@ async function runOne(system: string, n: number): Promise<Result> {
       log(`[${system} n=${n}] crash ${c}: p50 ${pct(r.lat, 50).toFixed(0)} max ${Math.max(...r.lat).toFixed(0)} ms (missing ${r.missing})`)
       await sleep(1000)
     }
-    const rss = driver.pids().map(vmHwmKiB).filter((x) => Number.isFinite(x))
+    const rss = driver
+      .pids()
+      .map(vmHwmKiB)
+      .filter((x) => Number.isFinite(x))
     // Victims are gone; their VmHWM cannot be read any more, the survivors' can.
     const mean = rss.reduce((a, x) => a + x, 0) / Math.max(1, rss.length) / 1024
     const max = Math.max(...rss) / 1024
     note += `, ${loadavg()[0]!.toFixed(1)} at end`
     return {
-      system, n, ...j, propP50: pct(prop, 50), propP99: pct(prop, 99), propSamples: prop.length, propMissing,
-      crashP50: pct(crash, 50), crashP99: pct(crash, 99), crashSamples: crash.length, crashMissing,
-      bytesPerNodeS, udpPerNodeS, tcpPerNodeS, rssMeanMiB: mean, rssMaxMiB: max, note,
+      system,
+      n,
+      ...j,
+      propP50: pct(prop, 50),
+      propP99: pct(prop, 99),
+      propSamples: prop.length,
+      propMissing,
+      crashP50: pct(crash, 50),
+      crashP99: pct(crash, 99),
+      crashSamples: crash.length,
+      crashMissing,
+      bytesPerNodeS,
+      udpPerNodeS,
+      tcpPerNodeS,
+      rssMeanMiB: mean,
+      rssMaxMiB: max,
+      note,
     }
   } catch (err) {
     note += '; FAILED: ' + (err as Error).message
     log(`[${system} n=${n}] FAILED: ${note}`)
-    return { system, n, joinMs: NaN, joinWallMs: NaN, propP50: NaN, propP99: NaN, propSamples: 0, propMissing: 0, crashP50: NaN, crashP99: NaN, crashSamples: 0, crashMissing: 0, bytesPerNodeS: NaN, udpPerNodeS: NaN, tcpPerNodeS: NaN, rssMeanMiB: NaN, rssMaxMiB: NaN, note }
+    return {
+      system,
+      n,
+      joinMs: NaN,
+      joinWallMs: NaN,
+      propP50: NaN,
+      propP99: NaN,
+      propSamples: 0,
+      propMissing: 0,
+      crashP50: NaN,
+      crashP99: NaN,
+      crashSamples: 0,
+      crashMissing: 0,
+      bytesPerNodeS: NaN,
+      udpPerNodeS: NaN,
+      tcpPerNodeS: NaN,
+      rssMeanMiB: NaN,
+      rssMaxMiB: NaN,
+      note,
+    }
   } finally {
     await driver.stop()
     counter.remove()
@@ -534,15 +729,23 @@ async function runOne(system: string, n: number): Promise<Result> {
   }
 }
 
-function fmt(x: number, d = 0): string { return Number.isFinite(x) ? x.toFixed(d) : '-' }
-function ratio(a: number, b: number): string { return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '-' }
+function fmt(x: number, d = 0): string {
+  return Number.isFinite(x) ? x.toFixed(d) : '-'
+}
+function ratio(a: number, b: number): string {
+  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '-'
+}
 
 function table(results: Result[]): string {
   const rows: string[] = []
-  rows.push('| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest (udp + tcp) | peak RSS MiB mean (max) |')
+  rows.push(
+    '| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest (udp + tcp) | peak RSS MiB mean (max) |',
+  )
   rows.push('|---|---|---|---|---|---|---|')
   for (const r of results) {
-    rows.push(`| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`)
+    rows.push(
+      `| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`,
+    )
   }
   const ratios: string[] = []
   ratios.push('| N | join | change p99 | crash p99 | bytes at rest | peak RSS |')
@@ -551,23 +754,38 @@ function table(results: Result[]): string {
     const s = results.find((r) => r.system === 'serf' && r.n === n)
     const h = results.find((r) => r.system === 'shoal' && r.n === n)
     if (!s || !h) continue
-    ratios.push(`| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`)
+    ratios.push(
+      `| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`,
+    )
   }
   return rows.join('\n') + '\n\nShoal / Serf ratios (below 1 = Shoal better):\n\n' + ratios.join('\n')
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (iptables byte counters on lo)')
-  if (SYSTEMS.includes('serf') && spawnSync('serf', ['version']).status !== 0) throw new Error('serf is not installed (apt-get install serf)')
+  if (SYSTEMS.includes('serf') && spawnSync('serf', ['version']).status !== 0)
+    throw new Error('serf is not installed (apt-get install serf)')
   if (SYSTEMS.includes('shoal') && !env.BENCH_CLI) {
-    const newest = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(d, e.name)) : statSync(join(d, e.name)).mtimeMs), 0)
+    const newest = (d: string): number =>
+      readdirSync(d, { withFileTypes: true }).reduce(
+        (m, e) => Math.max(m, e.isDirectory() ? newest(join(d, e.name)) : statSync(join(d, e.name)).mtimeMs),
+        0,
+      )
     if (!existsSync(CLI) || statSync(CLI).mtimeMs < newest(join(ROOT, 'src'))) {
       log('building dist/ ...')
-      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
-      if (existsSync(join(ROOT, 'scripts', 'copy-assets.mjs'))) spawnSync(process.execPath, [join(ROOT, 'scripts', 'copy-assets.mjs')], { cwd: ROOT, stdio: 'inherit' })
+      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+        cwd: ROOT,
+        stdio: 'inherit',
+      })
+      if (existsSync(join(ROOT, 'scripts', 'copy-assets.mjs')))
+        spawnSync(process.execPath, [join(ROOT, 'scripts', 'copy-assets.mjs')], { cwd: ROOT, stdio: 'inherit' })
     }
   }
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130) })
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      killAll()
+      process.exit(130)
+    })
   const results: Result[] = []
   for (const n of NS) for (const s of SYSTEMS) results.push(await runOne(s, n))
   const serfVersion = spawnSync('serf', ['version'], { encoding: 'utf8' }).stdout.split('\n')[0]
@@ -575,7 +793,12 @@ async function main(): Promise<void> {
   const out = `${table(results)}\n\nMachine: ${machine}. Date: ${new Date().toISOString()}. Shoal profile: ${PROFILE}; settle ${SETTLE_S} s from the first spawn, rest window ${REST_S} s; ${EVENTS} changes; ${CRASHES} crashes per N.\n`
   process.stdout.write(out)
   for (const r of results) process.stdout.write(`note: ${r.system} n=${r.n}: ${r.note}\n`)
-  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine, date: new Date().toISOString(), profile: PROFILE, results }, null, 1) + '\n')
+  if (JSON_OUT)
+    writeFileSync(JSON_OUT, JSON.stringify({ machine, date: new Date().toISOString(), profile: PROFILE, results }, null, 1) + '\n')
 }
 
-main().catch((err) => { killAll(); log(err.stack ?? String(err)); process.exit(1) })
+main().catch((err) => {
+  killAll()
+  log(err.stack ?? String(err))
+  process.exit(1)
+})

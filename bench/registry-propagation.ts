@@ -51,22 +51,34 @@ class Observer {
   private unsubs: Array<() => void> = []
 
   watch(agent: Agent): void {
-    this.unsubs.push(agent.view().subscribe(() => {
-      const now = performance.now()
-      for (const w of this.waits) {
-        if (w.agent === agent && w.pred()) {
-          this.waits.delete(w)
-          w.resolve(now)
+    this.unsubs.push(
+      agent.view().subscribe(() => {
+        const now = performance.now()
+        for (const w of this.waits) {
+          if (w.agent === agent && w.pred()) {
+            this.waits.delete(w)
+            w.resolve(now)
+          }
         }
-      }
-    }))
+      }),
+    )
   }
 
   until(agent: Agent, pred: () => boolean, what: string): Promise<number> {
     if (pred()) return Promise.resolve(performance.now())
     return new Promise((resolve, reject) => {
-      const w = { agent, pred, resolve: (t: number) => { clearTimeout(timer); resolve(t) } }
-      const timer = setTimeout(() => { this.waits.delete(w); reject(new Error(`timed out after ${CEILING_MS} ms: ${what}`)) }, CEILING_MS)
+      const w = {
+        agent,
+        pred,
+        resolve: (t: number) => {
+          clearTimeout(timer)
+          resolve(t)
+        },
+      }
+      const timer = setTimeout(() => {
+        this.waits.delete(w)
+        reject(new Error(`timed out after ${CEILING_MS} ms: ${what}`))
+      }, CEILING_MS)
       this.waits.add(w)
     })
   }
@@ -97,7 +109,17 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
   const agents: Agent[] = []
   const all: Agent[] = []
   const obs = new Observer()
-  const res: ProfileResult = { profile, ownerAdd: [], allAdd: [], eachAdd: [], allRemove: [], crashGone: [], crashDead: [], wallS: 0, loop: { p99: 0, max: 0 } }
+  const res: ProfileResult = {
+    profile,
+    ownerAdd: [],
+    allAdd: [],
+    eachAdd: [],
+    allRemove: [],
+    crashGone: [],
+    crashDead: [],
+    wallS: 0,
+    loop: { p99: 0, max: 0 },
+  }
   const loop = monitorEventLoopDelay({ resolution: 10 })
   loop.enable()
   const files: string[] = []
@@ -110,9 +132,23 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
   let seed = ''
   const startAgent = async (i: number, name: string) => {
     const flags = [
-      '--node', name, '--cluster', `bench-${profile}`, '--profile', profile,
-      '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-      '--discovery', 'static', '--static', files[i]!, ...(seed ? ['--join', seed] : []),
+      '--node',
+      name,
+      '--cluster',
+      `bench-${profile}`,
+      '--profile',
+      profile,
+      '--bind',
+      '127.0.0.1:0',
+      '--http',
+      '127.0.0.1:0',
+      '--xds',
+      '127.0.0.1:0',
+      '--discovery',
+      'static',
+      '--static',
+      files[i]!,
+      ...(seed ? ['--join', seed] : []),
     ]
     const a = new Agent(parseAgentConfig(flags, {}), { logger: silentLogger() })
     await a.start()
@@ -128,7 +164,9 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
       seed ||= `127.0.0.1:${agents[0]!.bound.gossip}`
     }
     const names = () => agents.map((a) => a.config.node)
-    await Promise.all(agents.flatMap((a) => names().map((n, i) => obs.until(a, () => isLive(a, `base-${i}`, n), `base-${i} on ${a.config.node}`))))
+    await Promise.all(
+      agents.flatMap((a) => names().map((n, i) => obs.until(a, () => isLive(a, `base-${i}`, n), `base-${i} on ${a.config.node}`))),
+    )
     console.log(`# ${profile}: ${N} agents converged in ${Date.now() - wall0} ms`)
 
     // Changes.
@@ -142,13 +180,22 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
       const removed = lastExtra[i]
       const t0 = performance.now()
       const adds = others.map((a) => obs.until(a, () => isLive(a, id, host), `${id} live on ${a.config.node}`))
-      const owner = obs.until(writer, () => writer.view().snapshot().hosts.some((h) => h.name === host && h.services.some((r) => r.id === id)), `${id} on its owner`)
+      const owner = obs.until(
+        writer,
+        () =>
+          writer
+            .view()
+            .snapshot()
+            .hosts.some((h) => h.name === host && h.services.some((r) => r.id === id)),
+        `${id} on its owner`,
+      )
       const rems = removed ? others.map((a) => obs.until(a, () => !isLive(a, removed, host), `${removed} gone from ${a.config.node}`)) : []
       writeStatic(i, id)
       lastExtra[i] = id
       const addTimes = (await Promise.all(adds)).map((t) => t - t0)
       addTimes.forEach((x, j) => {
-        if (x > 10 * GOSSIP_INTERVAL_MS[profile] + 100) console.log(`# ${profile}: slow: ${id} written on ${host} reached ${others[j]!.config.node} after ${ms(x)} ms`)
+        if (x > 10 * GOSSIP_INTERVAL_MS[profile] + 100)
+          console.log(`# ${profile}: slow: ${id} written on ${host} reached ${others[j]!.config.node} after ${ms(x)} ms`)
       })
       res.ownerAdd.push((await owner) - t0)
       res.allAdd.push(Math.max(...addTimes))
@@ -163,9 +210,13 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
       const victim = agents[slot]!
       const vname = victim.config.node
       const others = agents.filter((a) => a !== victim)
-      const vIds = liveRecords(others[0]!.view().snapshot()).filter((r) => r.host === vname).map((r) => r.id)
+      const vIds = liveRecords(others[0]!.view().snapshot())
+        .filter((r) => r.host === vname)
+        .map((r) => r.id)
       const t0 = performance.now()
-      const gone = others.map((a) => obs.until(a, () => vIds.every((id) => !isLive(a, id, vname)), `${vname}'s services gone from ${a.config.node}`))
+      const gone = others.map((a) =>
+        obs.until(a, () => vIds.every((id) => !isLive(a, id, vname)), `${vname}'s services gone from ${a.config.node}`),
+      )
       const deadAt = others.map(async (a) => {
         const end = Date.now() + CEILING_MS
         while (a.members().find((m) => m.name === vname)?.state !== 'dead') {
@@ -183,7 +234,9 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
       writeStatic(slot)
       const fresh = await startAgent(slot, `node-${slot}-r${c + 1}`)
       agents[slot] = fresh
-      await Promise.all(agents.map((a) => obs.until(a, () => isLive(a, `base-${slot}`, fresh.config.node), `replacement on ${a.config.node}`)))
+      await Promise.all(
+        agents.map((a) => obs.until(a, () => isLive(a, `base-${slot}`, fresh.config.node), `replacement on ${a.config.node}`)),
+      )
       await sleep(GOSSIP_INTERVAL_MS[profile] * 5)
     }
   } finally {
@@ -202,7 +255,9 @@ function machine(): { cpu: string; nproc: number; uptime: string; node: string }
   try {
     uptime = execSync('uptime', { encoding: 'utf8' }).trim()
   } catch {
-    uptime = `load average: ${loadavg().map((x) => x.toFixed(2)).join(', ')}`
+    uptime = `load average: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ')}`
   }
   return { cpu: cpus()[0]?.model ?? 'unknown', nproc: cpus().length, uptime, node: process.version }
 }
@@ -218,21 +273,23 @@ async function main() {
     const s = stats(xs)
     return `| ${label} | ${s.n} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.max)} |`
   }
-  const tables = results.map((r) => [
-    `### ${r.profile} profile (${r.wallS.toFixed(0)} s)`,
-    '',
-    '| measure (ms from the static-file write, or from the crash) | n | p50 | p99 | max |',
-    '|---|---|---|---|---|',
-    row('write -> owner\'s catalog has the record', r.ownerAdd),
-    row('write -> record live on every other agent', r.allAdd),
-    row('write -> record live on one other agent (each of 4)', r.eachAdd),
-    row('write (removal) -> gone from every other agent', r.allRemove),
-    row('crash (no leave) -> its services gone from every other agent', r.crashGone),
-    row('crash -> member dead on every other agent', r.crashDead),
-    '',
-    `Event-loop delay of the process holding the 5 agents during this run: p99 ${ms(r.loop.p99)} ms, max ${ms(r.loop.max)} ms.`,
-    '',
-  ].join('\n'))
+  const tables = results.map((r) =>
+    [
+      `### ${r.profile} profile (${r.wallS.toFixed(0)} s)`,
+      '',
+      '| measure (ms from the static-file write, or from the crash) | n | p50 | p99 | max |',
+      '|---|---|---|---|---|',
+      row("write -> owner's catalog has the record", r.ownerAdd),
+      row('write -> record live on every other agent', r.allAdd),
+      row('write -> record live on one other agent (each of 4)', r.eachAdd),
+      row('write (removal) -> gone from every other agent', r.allRemove),
+      row('crash (no leave) -> its services gone from every other agent', r.crashGone),
+      row('crash -> member dead on every other agent', r.crashDead),
+      '',
+      `Event-loop delay of the process holding the 5 agents during this run: p99 ${ms(r.loop.p99)} ms, max ${ms(r.loop.max)} ms.`,
+      '',
+    ].join('\n'),
+  )
   console.log('\n' + tables.join('\n'))
 
   if (OUT) {
@@ -255,17 +312,17 @@ async function main() {
       '',
       '## Reading',
       '',
-      '- The owner column is the local part (fs.watch event, the source\'s 50 ms debounce, parse, catalog write); the',
+      "- The owner column is the local part (fs.watch event, the source's 50 ms debounce, parse, catalog write); the",
       '  rest is gossip: one broadcast, relayed by origin+key to 3 random members per round. A new application',
       '  broadcast triggers an early round (at least 20 ms apart, a bucket of 4, refilled 10/s) instead of waiting',
       '  for the next gossip tick (lan 200 ms, local 50 ms), so with 5 members most changes reach every other agent',
       '  in that first round; a member missed by it gets the relay one tick later.',
       '- The retransmit limit counts transmissions per member: mult x ceil(log10(N + 1)), at N = 5 that is 3 (local) or',
-      '  4 (lan). With local\'s 3, one round with fanout 3 uses the whole budget: the writer reaches 3 of the 4 others and each',
+      "  4 (lan). With local's 3, one round with fanout 3 uses the whole budget: the writer reaches 3 of the 4 others and each",
       '  of them relays to 3 random members, so one member misses the change with a probability of about (1/4)^3 = 1.6 %',
       '  and gets it from the next push-pull instead (every 5 s in local), 1-4 s later. In a separate',
       '  run of 150 local writes, 3 reached one member late (1.3 s, 2.7 s, 3.7 s), the other 597 deliveries within 143 ms.',
-      '  lan\'s budget of 4 adds a second round and showed no such miss. The `# slow:` lines of the bench name each one.',
+      "  lan's budget of 4 adds a second round and showed no such miss. The `# slow:` lines of the bench name each one.",
       '- A crash is failure detection: a probe miss (lan: 1 s interval, 500 ms timeout; local: 200/100 ms), then',
       '  Lifeguard suspicion (lan: min 4 x probe interval, shortened by independent confirmations from the other',
       '  members), then `dead` gossiped. The services vanish on each agent the moment it marks the owner dead.',

@@ -16,7 +16,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
@@ -89,7 +89,8 @@ async function run(profile: 'lan' | 'local'): Promise<Result> {
   for (const n of nodes) n.gossip.seedMembers(all)
   const everything = nodes.flatMap((n) => n.catalog.localRecords())
   for (const n of nodes) {
-    for (const m of all) if (m.name !== n.name) n.catalog.setHost(m.name, { state: 'alive', bootId: m.meta.boot ?? '', address: `${m.addr}:${m.port}` })
+    for (const m of all)
+      if (m.name !== n.name) n.catalog.setHost(m.name, { state: 'alive', bootId: m.meta.boot ?? '', address: `${m.addr}:${m.port}` })
     for (const r of everything) if (r.host !== n.name) n.catalog.mergeRemote(r)
     n.bridge.start()
     n.catalog.start()
@@ -157,11 +158,18 @@ async function run(profile: 'lan' | 'local'): Promise<Result> {
     const n = nodes[Math.floor(rnd() * nodes.length)]!
     const rec = n.catalog.upsertLocal(service(n.ip, k % PER_HOST, 20000 + k, 'alive'))
     const at = clock.now()
-    const reached = (): boolean => nodes.every((x) => { const v = x.catalog.versionOf(rec.host, rec.id); return v !== undefined && compareVersions(v, rec.version) >= 0 })
+    const reached = (): boolean =>
+      nodes.every((x) => {
+        const v = x.catalog.versionOf(rec.host, rec.id)
+        return v !== undefined && compareVersions(v, rec.version) >= 0
+      })
     if (!(await clock.runUntil(reached, 120_000, 10))) throw new Error(`${profile}: a single change did not reach everyone`)
     single.push(clock.now() - at)
   }
-  if (done.length !== tracked) console.log(`# ${profile}: ${tracked - done.length} of ${tracked} changes superseded before reaching everyone (counted via later versions)`)
+  if (done.length !== tracked)
+    console.log(
+      `# ${profile}: ${tracked - done.length} of ${tracked} changes superseded before reaching everyone (counted via later versions)`,
+    )
   for (const n of nodes) {
     n.bridge.stop()
     n.catalog.stop()

@@ -76,7 +76,9 @@ function summary(x: Figures) {
 async function compare(ref: string): Promise<void> {
   const before = mkdtempSync(join(tmpdir(), 'xds-bench-before-'))
   try {
-    execSync(`git -C ${JSON.stringify(repo)} archive ${JSON.stringify(ref)} src package.json tsconfig.json | tar -x -C ${JSON.stringify(before)}`)
+    execSync(
+      `git -C ${JSON.stringify(repo)} archive ${JSON.stringify(ref)} src package.json tsconfig.json | tar -x -C ${JSON.stringify(before)}`,
+    )
     symlinkSync(join(repo, 'node_modules'), join(before, 'node_modules'))
     const uptimeBefore = execSync('uptime').toString().trim()
     const runs: Array<{ which: 'before' | 'after'; x: Figures }> = []
@@ -84,7 +86,9 @@ async function compare(ref: string): Promise<void> {
     for (const which of ['before', 'after', 'before', 'after'] as const) {
       const json = join(before, `${which}-${runs.length}.json`)
       const src = which === 'before' ? before : repo
-      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(ITER), '--src', src, '--json', json], { stdio: 'inherit' })
+      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(ITER), '--src', src, '--json', json], {
+        stdio: 'inherit',
+      })
       runs.push({ which, x: JSON.parse((await import('node:fs')).readFileSync(json, 'utf8')) })
       console.error(`${which}: ${JSON.stringify(summary(runs.at(-1)!.x))}`)
     }
@@ -92,10 +96,21 @@ async function compare(ref: string): Promise<void> {
     const merged = (which: 'before' | 'after') => {
       const xs = runs.filter((r) => r.which === which).map((r) => r.x)
       const cat = (k: 'incr' | 'grpcLat' | 'envoyLat') => xs.flatMap((x) => x[k])
-      const med = (k: 'coldEnvoyMs' | 'coldGrpcMs' | 'heapMb' | 'loadMs' | 'cpuColdEnvoyMs' | 'cpuColdGrpcMs' | 'cpuIncrMs' | 'cpuPerChangeMs') => xs.reduce((sum, x) => sum + x[k], 0) / xs.length
+      const med = (
+        k: 'coldEnvoyMs' | 'coldGrpcMs' | 'heapMb' | 'loadMs' | 'cpuColdEnvoyMs' | 'cpuColdGrpcMs' | 'cpuIncrMs' | 'cpuPerChangeMs',
+      ) => xs.reduce((sum, x) => sum + x[k], 0) / xs.length
       return {
-        grpc: cat('grpcLat'), envoy: cat('envoyLat'), incr: cat('incr'), coldEnvoy: med('coldEnvoyMs'), coldGrpc: med('coldGrpcMs'), heap: med('heapMb'), load: med('loadMs'),
-        cpuColdEnvoy: med('cpuColdEnvoyMs'), cpuColdGrpc: med('cpuColdGrpcMs'), cpuIncr: med('cpuIncrMs'), cpuPerChange: med('cpuPerChangeMs'),
+        grpc: cat('grpcLat'),
+        envoy: cat('envoyLat'),
+        incr: cat('incr'),
+        coldEnvoy: med('coldEnvoyMs'),
+        coldGrpc: med('coldGrpcMs'),
+        heap: med('heapMb'),
+        load: med('loadMs'),
+        cpuColdEnvoy: med('cpuColdEnvoyMs'),
+        cpuColdGrpc: med('cpuColdGrpcMs'),
+        cpuIncr: med('cpuIncrMs'),
+        cpuPerChange: med('cpuPerChangeMs'),
       }
     }
     const b = merged('before')
@@ -103,13 +118,15 @@ async function compare(ref: string): Promise<void> {
     const row = (what: string, xb: number[], xa: number[]) =>
       `| ${what} | ${xb.length} / ${xa.length} | ${f(pct(xb, 50))} -> **${f(pct(xa, 50))}** | ${f(pct(xb, 99))} -> **${f(pct(xa, 99))}** | ${f(Math.max(...xb))} -> ${f(Math.max(...xa))} |`
     const cpu = cpus()[0]?.model ?? 'unknown'
-    const head = execSync(`git -C ${JSON.stringify(repo)} rev-parse --short HEAD`).toString().trim()
+    const head = execSync(`git -C ${JSON.stringify(repo)} rev-parse --short HEAD`)
+      .toString()
+      .trim()
     const lines = [
       '# xDS push bench',
       '',
       `Run: \`node --expose-gc --import=@tapjs/typescript/import bench/xds-push.ts ${ITER} --compare ${ref}\` on ${new Date().toISOString().slice(0, 10)}.`,
       `Machine: ${cpus().length} CPUs (nproc), ${cpu}, Node ${process.version}. "before" is \`${ref}\`'s src/, "after" the work tree (HEAD ${head} plus edits at run time),`,
-      'run alternately (before, after, before, after) in child processes; each side\'s samples are pooled over its two runs.',
+      "run alternately (before, after, before, after) in child processes; each side's samples are pooled over its two runs.",
       `Load (uptime) at the start: \`${uptimeBefore}\``,
       `Load (uptime) at the end: \`${uptimeAfter}\``,
       'The machine is shared with other suites: a load average far above 2 inflates every figure, most of all the tails.',
@@ -123,7 +140,7 @@ async function compare(ref: string): Promise<void> {
       row(`Envoy-like raw ADS client (wildcard CDS/LDS, EDS/RDS for all ${SERVICES})`, b.envoy, a.envoy),
       '',
       'Target: p99 <= 50 ms. Each change comes after the 100 ms push interval (a "first change after quiet"), so no',
-      'coalescing delay is included; both clients are connected during every change and each client\'s time is taken',
+      "coalescing delay is included; both clients are connected during every change and each client's time is taken",
       'when the server sees its ACK. Half the changes touch svc0 (both clients), half another service (Envoy-like only).',
       'The clients decode in the same process as the server, so their work is counted too.',
       '',
@@ -225,7 +242,11 @@ async function run(srcRoot: string): Promise<Figures> {
   let cpuIncr = 0
   for (let i = 0; i < 50; i++) {
     // As the real Catalog does: fresh host objects and arrays, the same record objects.
-    const snap = { cluster: 'bench', seq: 1000 + i, hosts: hosts.map((h, k) => ({ ...h, services: h.services.map((r, s) => (k === 0 && s === i ? record(0, s, 'unhealthy') : r)) })) }
+    const snap = {
+      cluster: 'bench',
+      seq: 1000 + i,
+      hosts: hosts.map((h, k) => ({ ...h, services: h.services.map((r, s) => (k === 0 && s === i ? record(0, s, 'unhealthy') : r)) })),
+    }
     c1 = process.cpuUsage()
     t1 = performance.now()
     builder.build(snap, 'envoy')
@@ -246,7 +267,12 @@ async function run(srcRoot: string): Promise<Figures> {
   const allNames = Array.from({ length: SERVICES }, (_, s) => `svc${s}:${10000 + s}`)
   const namesFor = (type: string) => (type === TypeUrl.cluster || type === TypeUrl.listener ? [] : allNames)
   stream.on('data', (res: any) => {
-    stream.write({ type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: namesFor(res.type_url) })
+    stream.write({
+      type_url: res.type_url,
+      version_info: res.version_info,
+      response_nonce: res.nonce,
+      resource_names: namesFor(res.type_url),
+    })
   })
   stream.on('error', () => undefined)
   stream.write({ type_url: TypeUrl.cluster, node: { id: 'bench-envoy', user_agent_name: 'envoy' }, resource_names: [] })
@@ -320,7 +346,21 @@ async function run(srcRoot: string): Promise<Figures> {
   stream.cancel()
   raw.close()
   await server.stop()
-  return { src: srcRoot, loadMs, coldEnvoyMs, coldGrpcMs, heapMb, incr, grpcLat, envoyLat, loadAfter: loadavg(), cpuColdEnvoyMs, cpuColdGrpcMs, cpuIncrMs: cpuIncr / 50, cpuPerChangeMs: cpuLoop / ITER }
+  return {
+    src: srcRoot,
+    loadMs,
+    coldEnvoyMs,
+    coldGrpcMs,
+    heapMb,
+    incr,
+    grpcLat,
+    envoyLat,
+    loadAfter: loadavg(),
+    cpuColdEnvoyMs,
+    cpuColdGrpcMs,
+    cpuIncrMs: cpuIncr / 50,
+    cpuPerChangeMs: cpuLoop / ITER,
+  }
 }
 
 function notes(): string {

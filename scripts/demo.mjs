@@ -42,7 +42,15 @@ const ident = (b) => b
 const ECHO_PATH = '/shoal.demo.Echo/Echo'
 // One unary method, raw bytes both ways: the answer is the name of the host that served it.
 const echoService = {
-  Echo: { path: ECHO_PATH, requestStream: false, responseStream: false, requestSerialize: ident, requestDeserialize: ident, responseSerialize: ident, responseDeserialize: ident },
+  Echo: {
+    path: ECHO_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: ident,
+    requestDeserialize: ident,
+    responseSerialize: ident,
+    responseDeserialize: ident,
+  },
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-demo-'))
@@ -54,8 +62,14 @@ const t0 = Date.now()
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
-    const onAbort = () => { clearTimeout(timer); resolve() }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 
@@ -95,15 +109,17 @@ async function startBackend(node) {
 
 function writeStatic(node, port) {
   const path = join(dir, `${node}.json`)
-  const services = [{
-    id: `echo-${node}`,
-    name: 'echo',
-    image: 'shoal-demo/echo',
-    ports: [{ port, servicePort: SERVICE_PORT, ip: '127.0.0.1' }],
-    proxyMode: 'grpc',
-    check: { type: 'Tcp', args: `{{ host }}:${port}`, intervalMs: 1000 },
-    labels: { demo: 'true' },
-  }]
+  const services = [
+    {
+      id: `echo-${node}`,
+      name: 'echo',
+      image: 'shoal-demo/echo',
+      ports: [{ port, servicePort: SERVICE_PORT, ip: '127.0.0.1' }],
+      proxyMode: 'grpc',
+      check: { type: 'Tcp', args: `{{ host }}:${port}`, intervalMs: 1000 },
+      labels: { demo: 'true' },
+    },
+  ]
   writeFileSync(path + '.tmp', JSON.stringify({ services }, null, 2))
   renameSync(path + '.tmp', path)
   return path
@@ -111,9 +127,22 @@ function writeStatic(node, port) {
 
 async function startAgent(node, seed) {
   const flags = [
-    '--node', node, '--cluster', 'demo', '--profile', 'local',
-    '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-    '--discovery', 'static', '--static', writeStatic(node, await startBackend(node)),
+    '--node',
+    node,
+    '--cluster',
+    'demo',
+    '--profile',
+    'local',
+    '--bind',
+    '127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    '--xds',
+    '127.0.0.1:0',
+    '--discovery',
+    'static',
+    '--static',
+    writeStatic(node, await startBackend(node)),
     ...(seed ? ['--join', seed] : []),
   ]
   const logger = LOG_LEVEL ? createLogger(LOG_LEVEL, process.stderr).child({ node }) : silentLogger()
@@ -139,21 +168,37 @@ async function post(node, path) {
 
 function call() {
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO_PATH, ident, ident, Buffer.from('hello'), { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res.toString()))),
+    client.makeUnaryRequest(ECHO_PATH, ident, ident, Buffer.from('hello'), { deadline: Date.now() + 2000 }, (err, res) =>
+      err ? reject(err) : resolve(res.toString()),
+    ),
   )
 }
 
 async function main() {
-  console.log(`Shoal demo: ${NODES.length} agents on loopback, service "echo" on ServicePort ${SERVICE_PORT} on each, ${SECONDS} s (Ctrl-C ends it)\n`)
+  console.log(
+    `Shoal demo: ${NODES.length} agents on loopback, service "echo" on ServicePort ${SERVICE_PORT} on each, ${SECONDS} s (Ctrl-C ends it)\n`,
+  )
   const a = await startAgent(NODES[0])
   const seed = `127.0.0.1:${a.bound.gossip}`
   for (const node of NODES.slice(1)) await startAgent(node, seed)
   for (const [node, agent] of agents) {
-    console.log(`  ${node}  UI http://127.0.0.1:${agent.bound.http}/   xDS 127.0.0.1:${agent.bound.xds}   gossip 127.0.0.1:${agent.bound.gossip}`)
+    console.log(
+      `  ${node}  UI http://127.0.0.1:${agent.bound.http}/   xDS 127.0.0.1:${agent.bound.xds}   gossip 127.0.0.1:${agent.bound.gossip}`,
+    )
   }
-  await waitUntil('every agent to list the three echo instances and be ready', () =>
-    [...agents.values()].every((ag) => ag.isReady() && ag.view().snapshot().hosts.filter((h) => h.state === 'alive' && h.services.some((r) => r.name === 'echo' && r.status !== 'tombstone')).length === 3),
-  10_000)
+  await waitUntil(
+    'every agent to list the three echo instances and be ready',
+    () =>
+      [...agents.values()].every(
+        (ag) =>
+          ag.isReady() &&
+          ag
+            .view()
+            .snapshot()
+            .hosts.filter((h) => h.state === 'alive' && h.services.some((r) => r.name === 'echo' && r.status !== 'tombstone')).length === 3,
+      ),
+    10_000,
+  )
 
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'demo-client', xdsAddress: `127.0.0.1:${a.bound.xds}` }))
   const xds = await import('@grpc/grpc-js-xds')
@@ -162,13 +207,23 @@ async function main() {
   const resolving = Date.now()
   // The first resolution (LDS, CDS, EDS from node-a) happens once, before the first call.
   await new Promise((resolve, reject) => client.waitForReady(Date.now() + 15_000, (err) => (err ? reject(err) : resolve())))
-  console.log(`\nclient: grpc-js-xds, xDS server = node-a (127.0.0.1:${a.bound.xds}), ${TARGET} resolved in ${Date.now() - resolving} ms; calling it every ${CALL_EVERY_MS} ms\n`)
+  console.log(
+    `\nclient: grpc-js-xds, xDS server = node-a (127.0.0.1:${a.bound.xds}), ${TARGET} resolved in ${Date.now() - resolving} ms; calling it every ${CALL_EVERY_MS} ms\n`,
+  )
 
   const ms = SECONDS * 1000
   const steps = [
-    { at: 0.35 * ms, what: 'drain node-b\'s echo instance (POST /api/instances/echo-node-b/drain on node-b)', run: () => post('node-b', '/api/instances/echo-node-b/drain') },
-    { at: 0.6 * ms, what: 'stop node-c\'s agent (graceful leave: its services are withdrawn everywhere)', run: () => agents.get('node-c').stop({ leave: true }) },
-    { at: 0.8 * ms, what: 'undrain node-b\'s echo instance', run: () => post('node-b', '/api/instances/echo-node-b/undrain') },
+    {
+      at: 0.35 * ms,
+      what: "drain node-b's echo instance (POST /api/instances/echo-node-b/drain on node-b)",
+      run: () => post('node-b', '/api/instances/echo-node-b/drain'),
+    },
+    {
+      at: 0.6 * ms,
+      what: "stop node-c's agent (graceful leave: its services are withdrawn everywhere)",
+      run: () => agents.get('node-c').stop({ leave: true }),
+    },
+    { at: 0.8 * ms, what: "undrain node-b's echo instance", run: () => post('node-b', '/api/instances/echo-node-b/undrain') },
   ]
   const phases = [{ name: 'all three hosts', counts: {} }]
   const start = Date.now()
@@ -196,7 +251,11 @@ async function main() {
 
   console.log('\nanswers per phase:')
   for (const p of phases) {
-    const list = Object.entries(p.counts).sort().map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
+    const list =
+      Object.entries(p.counts)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
     console.log(`  ${p.name.padEnd(36)} ${list}`)
   }
 }

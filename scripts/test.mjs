@@ -18,7 +18,9 @@ function provision() {
     console.log('# not root on Debian: system suites (dockerd, netns, serf, chromium) will be skipped')
     return
   }
-  const missing = debs.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p]).stdout?.toString().includes('install ok installed') !== true)
+  const missing = debs.filter(
+    (p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p]).stdout?.toString().includes('install ok installed') !== true,
+  )
   if (missing.length === 0) return
   console.log(`# provisioning with apt: ${missing.join(' ')}`)
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
@@ -28,15 +30,28 @@ function provision() {
   if (inst.status !== 0) console.log(`# apt-get install failed (exit ${inst.status}); dependent suites will fail or skip`)
 }
 
-function typecheck() {
-  const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.'], { encoding: 'utf8' })
-  if (r.status === 0) { console.log('ok - tsc --noEmit'); return true }
-  console.log('not ok - tsc --noEmit\n' + (r.stdout + r.stderr).split('\n').map((l) => '  # ' + l).join('\n'))
+/** One check run before the tap files, counted as one test: `tsc --noEmit`, `npm run lint`. */
+function check(what, args) {
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8' })
+  if (r.status === 0) {
+    console.log(`ok - ${what}`)
+    return true
+  }
+  console.log(
+    `not ok - ${what}\n` +
+      (r.stdout + r.stderr)
+        .split('\n')
+        .map((l) => '  # ' + l)
+        .join('\n'),
+  )
   return false
 }
 
 provision()
-const typesOk = typecheck()
+const checks = [
+  check('tsc --noEmit', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.']),
+  check('npm run lint', ['scripts/lint.mjs']),
+]
 
 const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', ...args], {
   stdio: ['ignore', 'pipe', 'inherit'],
@@ -49,14 +64,23 @@ child.stdout.on('data', (chunk) => {
 })
 child.on('close', (code) => {
   const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail)
-  let total = 0, pass = 0, fail = 0, skip = 0
+  let total = 0,
+    pass = 0,
+    fail = 0,
+    skip = 0
   if (m) {
-    total = +m[1]; pass = +(m[2] ?? 0); fail = +(m[3] ?? 0); skip = +(m[4] ?? 0)
+    total = +m[1]
+    pass = +(m[2] ?? 0)
+    fail = +(m[3] ?? 0)
+    skip = +(m[4] ?? 0)
   } else {
     fail = 1
     console.log('# could not read tap summary')
   }
-  if (!typesOk) fail += 1; else pass += 1
+  for (const ok of checks) {
+    if (ok) pass += 1
+    else fail += 1
+  }
   if (code !== 0 && fail === 0) fail = 1
   if (ci && skip > 0) console.log(`# CI=true: ${skip} skipped test(s) count as failures`)
   console.log(`${pass} passed, ${fail} failed, ${skip} skipped`)

@@ -32,14 +32,31 @@ async function waitFor(what: string, pred: () => boolean, ms = 5000): Promise<nu
   return Date.now() - start
 }
 
-const liveNames = (a: Agent) => liveRecords(a.view().snapshot()).map((r) => r.name).sort()
+const liveNames = (a: Agent) =>
+  liveRecords(a.view().snapshot())
+    .map((r) => r.name)
+    .sort()
 
 t.test('five agents on loopback', async (t) => {
   const agents: Agent[] = []
   t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
   const flags = (i: number, join?: string) => [
-    '--node', `node-${i}`, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-    '--profile', 'local', '--cluster', 'c1', '--discovery', 'static', '--static', writeStatic(i, false),
+    '--node',
+    `node-${i}`,
+    '--bind',
+    '127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    '--xds',
+    '127.0.0.1:0',
+    '--profile',
+    'local',
+    '--cluster',
+    'c1',
+    '--discovery',
+    'static',
+    '--static',
+    writeStatic(i, false),
     ...(join ? ['--join', join] : []),
   ]
   const first = new Agent(parseAgentConfig(flags(0), {}), { logger: silentLogger() })
@@ -53,7 +70,10 @@ t.test('five agents on loopback', async (t) => {
   }
   const all = ['svc-0', 'svc-1', 'svc-2', 'svc-3', 'svc-4']
   await waitFor('every agent to list all five services', () => agents.every((a) => liveNames(a).join() === all.join()))
-  t.ok(agents.every((a) => a.members().filter((m) => m.state === 'alive').length === 5), 'five alive members everywhere')
+  t.ok(
+    agents.every((a) => a.members().filter((m) => m.state === 'alive').length === 5),
+    'five alive members everywhere',
+  )
   await waitFor('every agent to be ready', () => agents.every((a) => a.isReady()))
 
   // Over HTTP, as an operator sees it.
@@ -71,6 +91,13 @@ t.test('five agents on loopback', async (t) => {
   // A crash: sockets close without a leave.
   await agents[4]!.stop({ leave: false })
   const rest = agents.slice(0, 4)
-  const took = await waitFor('the crashed host\'s service gone from every other agent', () => rest.every((a) => !liveNames(a).includes('svc-4')), 10_000)
-  t.ok(rest.every((a) => a.members().find((m) => m.name === 'node-4')?.state === 'dead'), `node-4 marked dead everywhere (${took} ms)`)
+  const took = await waitFor(
+    "the crashed host's service gone from every other agent",
+    () => rest.every((a) => !liveNames(a).includes('svc-4')),
+    10_000,
+  )
+  t.ok(
+    rest.every((a) => a.members().find((m) => m.name === 'node-4')?.state === 'dead'),
+    `node-4 marked dead everywhere (${took} ms)`,
+  )
 })

@@ -27,7 +27,10 @@ t.test('environment variables, and a flag wins over its variable', async (t) => 
   const c = parseAgentConfig(['--cluster', 'green'], env)
   t.equal(c.node, 'fromenv')
   t.equal(c.cluster, 'green')
-  t.same(c.join, [{ host: '10.0.0.1', port: 7946 }, { host: '10.0.0.2', port: 8000 }])
+  t.same(c.join, [
+    { host: '10.0.0.1', port: 7946 },
+    { host: '10.0.0.2', port: 8000 },
+  ])
   t.equal(c.leaveOnTerminate, false)
 })
 

@@ -40,8 +40,31 @@ t.test('rotation through the key file loses nothing', async (t) => {
     write(keyFiles[i]!, keys)
     write(staticFiles[i]!, JSON.stringify({ services: [] }))
     const join_ = i === 0 ? [] : ['--join', `127.0.0.1:${agents[0]!.bound.gossip}`]
-    const a = new Agent(parseAgentConfig(['--node', `k${i}`, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-      '--profile', 'local', '--key-file', keyFiles[i]!, '--static', staticFiles[i]!, '--discovery', 'static', ...join_], {}), { logger: silentLogger() })
+    const a = new Agent(
+      parseAgentConfig(
+        [
+          '--node',
+          `k${i}`,
+          '--bind',
+          '127.0.0.1:0',
+          '--http',
+          '127.0.0.1:0',
+          '--xds',
+          '127.0.0.1:0',
+          '--profile',
+          'local',
+          '--key-file',
+          keyFiles[i]!,
+          '--static',
+          staticFiles[i]!,
+          '--discovery',
+          'static',
+          ...join_,
+        ],
+        {},
+      ),
+      { logger: silentLogger() },
+    )
     agents.push(a)
     await a.start()
     return a
@@ -54,8 +77,13 @@ t.test('rotation through the key file loses nothing', async (t) => {
   /** A change on agent i reaches every other agent: the gossip path works under the current keys. */
   const propagate = async (i: number, step: string) => {
     n++
-    write(staticFiles[i]!, JSON.stringify({ services: [{ id: `s${n}`, name: `svc-${n}`, ports: [{ port: 9000 + n, servicePort: 11000 + n }] }] }))
-    await waitFor(`svc-${n} everywhere (${step})`, () => core.every((a) => liveRecords(a.view().snapshot()).some((r) => r.name === `svc-${n}`)))
+    write(
+      staticFiles[i]!,
+      JSON.stringify({ services: [{ id: `s${n}`, name: `svc-${n}`, ports: [{ port: 9000 + n, servicePort: 11000 + n }] }] }),
+    )
+    await waitFor(`svc-${n} everywhere (${step})`, () =>
+      core.every((a) => liveRecords(a.view().snapshot()).some((r) => r.name === `svc-${n}`)),
+    )
     t.pass(`${step}: a change on k${i} reached every agent`)
   }
 
@@ -65,7 +93,9 @@ t.test('rotation through the key file loses nothing', async (t) => {
   await propagate(1, 'new key added')
   // Only the file watch loaded the new key so far: a host that knows only the new key can join.
   const newcomer = await start(3, `${NEW}\n`)
-  await waitFor('a host with only the new key to join', () => core.every((a) => a.members().some((m) => m.name === 'k3' && m.state === 'alive')))
+  await waitFor('a host with only the new key to join', () =>
+    core.every((a) => a.members().some((m) => m.name === 'k3' && m.state === 'alive')),
+  )
   t.pass('the file watch reloaded the ring: a host with only the new key joined')
   await newcomer.stop({ leave: true })
   // Step 2: make it primary everywhere (mixed primaries in between still decrypt).
@@ -77,11 +107,25 @@ t.test('rotation through the key file loses nothing', async (t) => {
   for (const f of keyFiles.slice(0, 3)) write(f, `${NEW}\n`)
   agents[0]!.reloadKeys()
   await propagate(1, 'old key removed')
-  t.same(core.map((a) => a.members().filter((m) => m.name !== 'k3').map((m) => m.name + ':' + m.state).sort().join()), Array(3).fill('k0:alive,k1:alive,k2:alive'), 'no member was lost on the way')
+  t.same(
+    core.map((a) =>
+      a
+        .members()
+        .filter((m) => m.name !== 'k3')
+        .map((m) => m.name + ':' + m.state)
+        .sort()
+        .join(),
+    ),
+    Array(3).fill('k0:alive,k1:alive,k2:alive'),
+    'no member was lost on the way',
+  )
   // A host still on the old key alone is cut off.
   const stale = await start(4, `${OLD}\n`)
   await new Promise((r) => setTimeout(r, 1500))
-  t.notOk(core.some((a) => a.members().some((m) => m.name === 'k4')), 'a host with only the old key cannot join any more')
+  t.notOk(
+    core.some((a) => a.members().some((m) => m.name === 'k4')),
+    'a host with only the old key cannot join any more',
+  )
   t.equal(stale.members().filter((m) => m.state === 'alive').length, 1, 'and it sees no one')
 
   // A bad edit keeps the current ring.

@@ -11,14 +11,33 @@ function shoal(args: string[], opts: { onStdout?: (s: string) => void } = {}) {
   const child = spawn(process.execPath, [...process.execArgv, 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (d) => { stdout += d; opts.onStdout?.(stdout) })
-  child.stderr.on('data', (d) => { stderr += d })
+  child.stdout.on('data', (d) => {
+    stdout += d
+    opts.onStdout?.(stdout)
+  })
+  child.stderr.on('data', (d) => {
+    stderr += d
+  })
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })))
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  )
   return { child, done }
 }
 
-const agentFlags = (node: string) => ['--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local', '--discovery', 'none']
+const agentFlags = (node: string) => [
+  '--node',
+  node,
+  '--bind',
+  '127.0.0.1:0',
+  '--http',
+  '127.0.0.1:0',
+  '--xds',
+  '127.0.0.1:0',
+  '--profile',
+  'local',
+  '--discovery',
+  'none',
+]
 
 t.test('a bad flag: one line naming it, exit 2', async (t) => {
   const r = await shoal(['agent', '--bind', '127.0.0.1:abc']).done
@@ -44,7 +63,9 @@ t.test('SIGTERM: graceful leave, exit 0', async (t) => {
   t.teardown(() => peer.stop({ leave: false }))
   await peer.start()
   const run = shoal(['agent', ...agentFlags('leaver'), '--join', `127.0.0.1:${peer.bound.gossip}`])
-  t.teardown(() => { run.child.kill('SIGKILL') })
+  t.teardown(() => {
+    run.child.kill('SIGKILL')
+  })
   const deadline = Date.now() + 15_000
   while (peer.members().find((m) => m.name === 'leaver')?.state !== 'alive') {
     if (Date.now() > deadline) throw new Error('the CLI agent never joined')

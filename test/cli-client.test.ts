@@ -13,7 +13,12 @@ function sink(): { stream: PassThrough; text: () => string } {
   return { stream, text: () => buf }
 }
 
-async function run(h: Harness | string, cmd: ClientCommand, args: string[] = [], extra: { json?: boolean; token?: string } = {}): Promise<{ code: number; out: string }> {
+async function run(
+  h: Harness | string,
+  cmd: ClientCommand,
+  args: string[] = [],
+  extra: { json?: boolean; token?: string } = {},
+): Promise<{ code: number; out: string }> {
   const s = sink()
   const agent = typeof h === 'string' ? h : h.url
   const code = await runClientCommand(cmd, args, { agent, json: extra.json ?? false, token: extra.token, out: s.stream })
@@ -24,9 +29,27 @@ async function populated(t: { teardown(fn: () => unknown): void }, opts = {}): P
   const h = await startHarness(t, opts)
   h.catalog.addHost('node-a')
   h.catalog.addHost('node-b')
-  h.catalog.put(record({ id: 'aaaaaaaaaaaa', name: 'web', host: 'node-a', ports: [{ type: 'tcp', port: 32768, servicePort: 10001, ip: '10.0.0.1' }] }))
-  h.catalog.put(record({ id: 'bbbbbbbbbbbb', name: 'web', host: 'node-b', status: 'unhealthy', ports: [{ type: 'tcp', port: 32769, servicePort: 10001, ip: '10.0.0.2' }] }))
-  h.catalog.put(record({ id: 'cccccccccccc', name: 'api', host: 'node-b', proxyMode: 'grpc', ports: [{ type: 'tcp', port: 9000, servicePort: 10002, ip: '10.0.0.2' }] }))
+  h.catalog.put(
+    record({ id: 'aaaaaaaaaaaa', name: 'web', host: 'node-a', ports: [{ type: 'tcp', port: 32768, servicePort: 10001, ip: '10.0.0.1' }] }),
+  )
+  h.catalog.put(
+    record({
+      id: 'bbbbbbbbbbbb',
+      name: 'web',
+      host: 'node-b',
+      status: 'unhealthy',
+      ports: [{ type: 'tcp', port: 32769, servicePort: 10001, ip: '10.0.0.2' }],
+    }),
+  )
+  h.catalog.put(
+    record({
+      id: 'cccccccccccc',
+      name: 'api',
+      host: 'node-b',
+      proxyMode: 'grpc',
+      ports: [{ type: 'tcp', port: 9000, servicePort: 10002, ip: '10.0.0.2' }],
+    }),
+  )
   h.membership.set('node-a', 'alive')
   h.membership.set('node-b', 'suspect')
   return h
@@ -44,7 +67,11 @@ t.test('members, services, state as tables and as JSON', async (t) => {
 
   const membersJson = await run(h, 'members', [], { json: true })
   t.equal(membersJson.code, 0)
-  t.same(JSON.parse(membersJson.out).members.map((m: any) => m.state), ['alive', 'suspect'], '--json prints the API answer')
+  t.same(
+    JSON.parse(membersJson.out).members.map((m: any) => m.state),
+    ['alive', 'suspect'],
+    '--json prints the API answer',
+  )
 
   const services = await run(h, 'services')
   t.equal(services.code, 0)
@@ -72,7 +99,10 @@ t.test('drain and undrain', async (t) => {
   const h = await populated(t, { apiToken: 'tok' })
   const noToken = await run(h, 'drain', ['aaaaaaaaaaaa'])
   t.equal(noToken.code, 1)
-  t.match(noToken.out, /^shoal: POST \/api\/instances\/aaaaaaaaaaaa\/drain: 401 missing "Authorization: Bearer TOKEN".*\(SHOAL_ERR_UNAUTHORIZED\)\n$/)
+  t.match(
+    noToken.out,
+    /^shoal: POST \/api\/instances\/aaaaaaaaaaaa\/drain: 401 missing "Authorization: Bearer TOKEN".*\(SHOAL_ERR_UNAUTHORIZED\)\n$/,
+  )
   t.equal(noToken.out.split('\n').length, 2, 'one line')
 
   const ok = await run(h, 'drain', ['aaaaaaaaaaaa'], { token: 'tok' })
@@ -105,7 +135,10 @@ t.test('errors are one clear line and exit 1', async (t) => {
   await new Promise<void>((r) => srv.close(() => r()))
   const down = await run(`http://127.0.0.1:${port}`, 'members')
   t.equal(down.code, 1)
-  t.equal(down.out, `shoal: cannot reach the agent at http://127.0.0.1:${port} (ECONNREFUSED); is "shoal agent" running there? (--agent URL)\n`)
+  t.equal(
+    down.out,
+    `shoal: cannot reach the agent at http://127.0.0.1:${port} (ECONNREFUSED); is "shoal agent" running there? (--agent URL)\n`,
+  )
 
   const badUrl = await run('not a url', 'members')
   t.equal(badUrl.code, 1)
@@ -132,7 +165,11 @@ t.test('watch prints events until aborted', async (t) => {
     const lines = s.text().trimEnd().split('\n')
     if (json) {
       const evs = lines.map((l) => JSON.parse(l))
-      t.same(evs.map((e) => e.event), ['snapshot', 'catalog', 'member'], '--json: one JSON object per line')
+      t.same(
+        evs.map((e) => e.event),
+        ['snapshot', 'catalog', 'member'],
+        '--json: one JSON object per line',
+      )
       t.equal(evs[1].data.record.name, 'cache')
     } else {
       t.match(lines[0], /^\d\d:\d\d:\d\d snapshot {2}cluster test: 2 hosts, 3 records, 2 members$/)

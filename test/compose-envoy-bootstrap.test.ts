@@ -16,7 +16,18 @@ t.test('the committed bootstrap = `shoal envoy-bootstrap` output without its nod
   // The real command, run from source the way tap runs TypeScript.
   const r = spawnSync(
     process.execPath,
-    ['--import', `${top}node_modules/@tapjs/typescript/dist/esm/import.mjs`, `${top}src/cli.ts`, 'envoy-bootstrap', '--node', 'some-node', '--cluster', 'swarm', '--xds', '127.0.0.1:7776'],
+    [
+      '--import',
+      `${top}node_modules/@tapjs/typescript/dist/esm/import.mjs`,
+      `${top}src/cli.ts`,
+      'envoy-bootstrap',
+      '--node',
+      'some-node',
+      '--cluster',
+      'swarm',
+      '--xds',
+      '127.0.0.1:7776',
+    ],
     { encoding: 'utf8', cwd: top, timeout: 60_000 },
   )
   t.equal(r.status, 0, `exit 0 ${r.stderr}`.trim())
@@ -31,7 +42,11 @@ t.test('the bootstrap points where the stack puts the agent', async (t) => {
   const { node: _node, ...rest } = envoyBootstrap({ nodeId: 'x', cluster: 'swarm', xdsAddress: '127.0.0.1:7776' }) as Record<string, any>
   t.same(committed, rest)
   const ep = committed.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
-  t.match(stack, new RegExp(`SHOAL_XDS: \\$\\{SHOAL_XDS:-${ep.address.replace(/\./g, '\\.')}:${ep.port_value}\\}`), 'the stack\'s default SHOAL_XDS is the address in the bootstrap')
+  t.match(
+    stack,
+    new RegExp(`SHOAL_XDS: \\$\\{SHOAL_XDS:-${ep.address.replace(/\./g, '\\.')}:${ep.port_value}\\}`),
+    "the stack's default SHOAL_XDS is the address in the bootstrap",
+  )
   t.match(stack, /file: \.\/envoy-bootstrap\.json/, 'the stack ships this file as the Envoy config')
   t.match(stack, /--service-node \\"\$\$NODE\\"/, 'Envoy gets its node id from --service-node')
 })

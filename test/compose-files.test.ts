@@ -9,7 +9,14 @@ import { mapContainer } from '../src/docker/labels.js'
 import { parseStaticServices } from '../src/registry/static.js'
 import { silentLogger } from '../src/log.js'
 
-type Service = { image?: string; command?: string[] | string; environment?: Record<string, string>; labels?: Record<string, string>; ports?: string[]; volumes?: unknown[] }
+type Service = {
+  image?: string
+  command?: string[] | string
+  environment?: Record<string, string>
+  labels?: Record<string, string>
+  ports?: string[]
+  volumes?: unknown[]
+}
 const compose = parse(readFileSync('compose/docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> }
 const stack = parse(readFileSync('compose/swarm-stack.yml', 'utf8')) as { services: Record<string, Service> }
 
@@ -17,7 +24,10 @@ const stack = parse(readFileSync('compose/swarm-stack.yml', 'utf8')) as { servic
 function expand(v: string): string {
   // Swarm's template for the node's hostname, as a swarm node would fill it in.
   v = v.replace(/\{\{\.Node\.Hostname\}\}/g, 'swarm-node-1')
-  return v.replace(/\$\{([A-Z_]+)(?::-([^}]*)|:\?[^}]*)?\}/g, (_m, name: string, dflt?: string) => dflt ?? (name === 'SHOAL_SEEDS' ? '10.0.0.1:7947' : ''))
+  return v.replace(
+    /\$\{([A-Z_]+)(?::-([^}]*)|:\?[^}]*)?\}/g,
+    (_m, name: string, dflt?: string) => dflt ?? (name === 'SHOAL_SEEDS' ? '10.0.0.1:7947' : ''),
+  )
 }
 
 const agentServices = (doc: { services: Record<string, Service> }) =>
@@ -25,13 +35,20 @@ const agentServices = (doc: { services: Record<string, Service> }) =>
 
 t.test('every agent command line and SHOAL_* variable in the compose files is accepted', async (t) => {
   const seen: string[] = []
-  for (const [file, doc] of [['docker-compose.yml', compose], ['swarm-stack.yml', stack]] as const) {
+  for (const [file, doc] of [
+    ['docker-compose.yml', compose],
+    ['swarm-stack.yml', stack],
+  ] as const) {
     for (const [name, svc] of agentServices(doc)) {
       const argv = (Array.isArray(svc.command) ? svc.command : String(svc.command ?? 'agent').split(' ')).map(expand)
       if (argv[0] !== 'agent') continue
       const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, expand(String(v))]))
       for (const k of Object.keys(env)) {
-        if (k.startsWith('SHOAL_')) t.ok(AGENT_FLAGS.some((f) => envName(f) === k), `${file} ${name}: ${k} is a variable the agent reads`)
+        if (k.startsWith('SHOAL_'))
+          t.ok(
+            AGENT_FLAGS.some((f) => envName(f) === k),
+            `${file} ${name}: ${k} is a variable the agent reads`,
+          )
       }
       // Static files must exist for the parse to name them; only their syntax matters here.
       const cfg = parseAgentConfig(argv.slice(1), env)
@@ -48,8 +65,13 @@ t.test('published ports of the demo are ports the agent or Envoy listens on', as
   const published = (s1.ports ?? []).map((p) => Number(String(p).split(':').at(-1)))
   t.ok(published.includes(cfg.http.port), `UI port ${cfg.http.port} is published`)
   const echo = compose.services['echo']!
-  const servicePorts = Object.entries(echo.labels ?? {}).filter(([k]) => k.startsWith('ServicePort_')).map(([, v]) => Number(v))
-  t.ok(servicePorts.length > 0 && servicePorts.every((p) => published.includes(p)), 'the echo ServicePort is published on shoal-1 (Envoy shares its namespace)')
+  const servicePorts = Object.entries(echo.labels ?? {})
+    .filter(([k]) => k.startsWith('ServicePort_'))
+    .map(([, v]) => Number(v))
+  t.ok(
+    servicePorts.length > 0 && servicePorts.every((p) => published.includes(p)),
+    'the echo ServicePort is published on shoal-1 (Envoy shares its namespace)',
+  )
   t.equal(cfg.envoyBind, '0.0.0.0', 'Envoy listeners bind all addresses inside the container')
 })
 
@@ -59,8 +81,17 @@ t.test('labels in the demo map to a service without problems', async (t) => {
     if (!svc.labels) continue
     n++
     const { spec, problems } = mapContainer(
-      { id: 'a'.repeat(64), name, image: svc.image ?? name, created: 0, labels: svc.labels, bindings: [],
-        networks: { 'shoal-demo_shoal': '172.30.0.5' }, health: 'none', running: true },
+      {
+        id: 'a'.repeat(64),
+        name,
+        image: svc.image ?? name,
+        created: 0,
+        labels: svc.labels,
+        bindings: [],
+        networks: { 'shoal-demo_shoal': '172.30.0.5' },
+        health: 'none',
+        running: true,
+      },
       { advertiseIp: '10.0.0.1', network: 'shoal-demo_shoal' },
     )
     t.same(problems, [], `${name}: no label problems`)
@@ -76,7 +107,9 @@ t.test('static files of the demo are valid', async (t) => {
 })
 
 t.test('Prometheus targets and Grafana metrics are what the agent exports', async (t) => {
-  const prom = parse(readFileSync('compose/prometheus.yml', 'utf8')) as { scrape_configs: Array<{ job_name: string; metrics_path: string; static_configs: Array<{ targets: string[] }> }> }
+  const prom = parse(readFileSync('compose/prometheus.yml', 'utf8')) as {
+    scrape_configs: Array<{ job_name: string; metrics_path: string; static_configs: Array<{ targets: string[] }> }>
+  }
   const job = prom.scrape_configs.find((j) => j.job_name === 'shoal')!
   t.equal(job.metrics_path, '/metrics')
   const httpPorts = agentServices(compose)
@@ -88,16 +121,40 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
 
   // A real agent (Docker discovery pointed at nothing, so its metrics exist too).
   const agent = new Agent(
-    parseAgentConfig(['--node', 'metrics', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local',
-      '--discovery', 'docker,static', '--docker-host', 'unix:///nonexistent/docker.sock', '--static', 'examples/static.json'], {}),
+    parseAgentConfig(
+      [
+        '--node',
+        'metrics',
+        '--bind',
+        '127.0.0.1:0',
+        '--http',
+        '127.0.0.1:0',
+        '--xds',
+        '127.0.0.1:0',
+        '--profile',
+        'local',
+        '--discovery',
+        'docker,static',
+        '--docker-host',
+        'unix:///nonexistent/docker.sock',
+        '--static',
+        'examples/static.json',
+      ],
+      {},
+    ),
     { logger: silentLogger() },
   )
   t.teardown(() => agent.stop({ leave: false }))
   await agent.start()
   const text = await (await fetch(`http://127.0.0.1:${agent.bound.http}/metrics`)).text()
-  const exported = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap(([, n, type]) =>
-    type === 'histogram' ? [n!, `${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!]))
-  const dash = JSON.parse(readFileSync('compose/grafana/shoal-dashboard.json', 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> }
+  const exported = new Set(
+    [...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap(([, n, type]) =>
+      type === 'histogram' ? [n!, `${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!],
+    ),
+  )
+  const dash = JSON.parse(readFileSync('compose/grafana/shoal-dashboard.json', 'utf8')) as {
+    panels: Array<{ title: string; targets: Array<{ expr: string }> }>
+  }
   for (const p of dash.panels) {
     for (const name of p.targets.flatMap((x) => [...x.expr.matchAll(/\b(shoal_[a-z_]+)/g)].map((m) => m[1]!))) {
       t.ok(exported.has(name), `panel "${p.title}": ${name} is exported by the agent`)

@@ -11,7 +11,11 @@ t.test('docker host parsing', async (t) => {
   t.same(parseDockerHost('', {}), { socketPath: '/var/run/docker.sock' })
   for (const bad of ['http://x:1', 'tcp://host', 'tcp://h:99999', 'unix://rel.sock', 'nonsense']) {
     let code = ''
-    try { parseDockerHost(bad, {}) } catch (e) { if (isShoalError(e)) code = e.code + ' ' + e.message }
+    try {
+      parseDockerHost(bad, {})
+    } catch (e) {
+      if (isShoalError(e)) code = e.code + ' ' + e.message
+    }
     t.match(code, new RegExp(`^SHOAL_ERR_DOCKER_HOST .*${bad.replace(/[/.*[\]]/g, '.')}`), bad)
   }
 })

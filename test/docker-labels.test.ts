@@ -24,9 +24,18 @@ t.test('names: label, Swarm service, image fallback; normalised', async (t) => {
   t.equal(normaliseName('reg/app:1.2', true), 'app')
   t.equal(normaliseName('reg.example:5000/team/Web-App@sha256:abc', true), 'web-app')
   t.equal(normaliseName('My Service!'), 'my-service')
-  const a = mapContainer(facts({ labels: { ServiceName: 'Billing API', ServicePort_80: '10080' }, bindings: [{ containerPort: 80, type: 'tcp', hostIp: '0.0.0.0', hostPort: 32768 }] }), adv)
+  const a = mapContainer(
+    facts({
+      labels: { ServiceName: 'Billing API', ServicePort_80: '10080' },
+      bindings: [{ containerPort: 80, type: 'tcp', hostIp: '0.0.0.0', hostPort: 32768 }],
+    }),
+    adv,
+  )
   t.equal(a.spec?.name, 'billing-api')
-  const b = mapContainer(facts({ labels: { 'com.docker.swarm.service.name': 'stack_web', 'shoal.port.80': '10080' } }), { advertiseIp: '10.0.0.5', network: 'overlay' })
+  const b = mapContainer(facts({ labels: { 'com.docker.swarm.service.name': 'stack_web', 'shoal.port.80': '10080' } }), {
+    advertiseIp: '10.0.0.5',
+    network: 'overlay',
+  })
   t.equal(b.spec?.name, 'stack_web')
   const c = mapContainer(facts({ labels: { ServicePort_80: '10080' } }), adv)
   t.equal(c.spec?.name, 'web-app', 'image name without registry, path or tag')
@@ -54,7 +63,14 @@ t.test('published ports: paired 0.0.0.0/:: count once, specific IPs, loopback ru
     { containerPort: 53, type: 'udp' as const, hostIp: '', hostPort: 5353 },
     { containerPort: 9000, type: 'tcp' as const, hostIp: '127.0.0.1', hostPort: 9001 },
   ]
-  const labels = { ServiceName: 'svc', ServicePort_80: '10080', 'shoal.port.443': '10443', ServicePort_53: '10053', ServicePort_9000: '19000', ServicePort_7000: '17000' }
+  const labels = {
+    ServiceName: 'svc',
+    ServicePort_80: '10080',
+    'shoal.port.443': '10443',
+    ServicePort_53: '10053',
+    ServicePort_9000: '19000',
+    ServicePort_7000: '17000',
+  }
   const r = mapContainer(facts({ labels, bindings }), adv)
   t.same(r.spec?.ports, [
     { type: 'udp', port: 5353, servicePort: 10053, ip: '10.0.0.5', containerPort: 53 },
@@ -67,15 +83,28 @@ t.test('published ports: paired 0.0.0.0/:: count once, specific IPs, loopback ru
   ])
   t.match(r.problems.find((p) => p.reason === 'loopback-binding')!.message, /container web-1: ServicePort_9000/)
   const local = mapContainer(facts({ labels, bindings }), { advertiseIp: '127.0.0.1' })
-  t.same(local.spec?.ports.find((p) => p.containerPort === 9000), { type: 'tcp', port: 9001, servicePort: 19000, ip: '127.0.0.1', containerPort: 9000 }, 'loopback advertised in a single-machine cluster')
+  t.same(
+    local.spec?.ports.find((p) => p.containerPort === 9000),
+    { type: 'tcp', port: 9001, servicePort: 19000, ip: '127.0.0.1', containerPort: 9000 },
+    'loopback advertised in a single-machine cluster',
+  )
   t.equal(local.spec?.ports.find((p) => p.containerPort === 80)?.ip, '127.0.0.1')
 })
 
 t.test('network mode advertises the container IP and port', async (t) => {
-  const r = mapContainer(facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' }, networks: { ingress: '10.0.0.9', mynet: '10.20.0.7' } }), { advertiseIp: '10.0.0.5', network: 'mynet' })
+  const r = mapContainer(
+    facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' }, networks: { ingress: '10.0.0.9', mynet: '10.20.0.7' } }),
+    { advertiseIp: '10.0.0.5', network: 'mynet' },
+  )
   t.same(r.spec?.ports, [{ type: 'tcp', port: 8080, servicePort: 18080, ip: '10.20.0.7', containerPort: 8080 }])
-  const off = mapContainer(facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' } }), { advertiseIp: '10.0.0.5', network: 'mynet' })
-  t.same(off.problems.map((p) => p.reason), ['not-on-network'])
+  const off = mapContainer(facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' } }), {
+    advertiseIp: '10.0.0.5',
+    network: 'mynet',
+  })
+  t.same(
+    off.problems.map((p) => p.reason),
+    ['not-on-network'],
+  )
 })
 
 t.test('bad labels: the bad port or container is skipped with a problem naming both', async (t) => {
@@ -92,29 +121,48 @@ t.test('bad labels: the bad port or container is skipped with a problem naming b
     ServicePort_85: '10086',
   }
   const r = mapContainer(facts({ labels, bindings }), adv)
-  t.same(r.spec?.ports.map((p) => p.containerPort), [84], 'only the good port remains')
-  t.same(r.problems.map((p) => [p.label, p.reason]).sort(), [
-    ['ServicePort_80', 'bad-service-port'],
-    ['ServicePort_81', 'bad-service-port'],
-    ['ServicePort_82', 'duplicate-service-port'],
-    ['ServicePort_83', 'duplicate-service-port'],
-    ['ServicePort_85', 'conflicting-labels'],
-    ['ServicePort_http', 'bad-container-port'],
-  ].sort())
+  t.same(
+    r.spec?.ports.map((p) => p.containerPort),
+    [84],
+    'only the good port remains',
+  )
+  t.same(
+    r.problems.map((p) => [p.label, p.reason]).sort(),
+    [
+      ['ServicePort_80', 'bad-service-port'],
+      ['ServicePort_81', 'bad-service-port'],
+      ['ServicePort_82', 'duplicate-service-port'],
+      ['ServicePort_83', 'duplicate-service-port'],
+      ['ServicePort_85', 'conflicting-labels'],
+      ['ServicePort_http', 'bad-container-port'],
+    ].sort(),
+  )
   for (const p of r.problems) t.match(p.message, new RegExp(`^container web-1: ${p.label.replace('.', '\\.')}: `))
 
   const check = mapContainer(facts({ labels: { ServiceName: 's', HealthCheck: 'Ping' } }), adv)
   t.equal(check.spec, undefined)
-  t.same(check.problems.map((p) => [p.label, p.reason, p.skipped]), [['HealthCheck', 'unknown-check-type', 'container']])
+  t.same(
+    check.problems.map((p) => [p.label, p.reason, p.skipped]),
+    [['HealthCheck', 'unknown-check-type', 'container']],
+  )
   const proxy = mapContainer(facts({ labels: { ServiceName: 's', 'shoal.proxy': 'udp' } }), adv)
   t.equal(proxy.spec, undefined)
-  t.same(proxy.problems.map((p) => [p.label, p.reason, p.skipped]), [['shoal.proxy', 'unknown-proxy-mode', 'container']])
+  t.same(
+    proxy.problems.map((p) => [p.label, p.reason, p.skipped]),
+    [['shoal.proxy', 'unknown-proxy-mode', 'container']],
+  )
   const name = mapContainer(facts({ labels: { ServiceName: '***' } }), adv)
-  t.same(name.problems.map((p) => p.reason), ['bad-name'])
+  t.same(
+    name.problems.map((p) => p.reason),
+    ['bad-name'],
+  )
 })
 
 t.test('checks and proxy modes from labels and aliases', async (t) => {
-  const a = mapContainer(facts({ labels: { ServiceName: 's', HealthCheck: 'HttpGet', HealthCheckArgs: 'http://{{ host }}:{{ tcp 80 }}/', ProxyMode: 'grpc' } }), adv)
+  const a = mapContainer(
+    facts({ labels: { ServiceName: 's', HealthCheck: 'HttpGet', HealthCheckArgs: 'http://{{ host }}:{{ tcp 80 }}/', ProxyMode: 'grpc' } }),
+    adv,
+  )
   t.same(a.spec?.check, { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 80 }}/' })
   t.equal(a.spec?.proxyMode, 'grpc')
   const b = mapContainer(facts({ labels: { 'shoal.service': 's', 'shoal.check': 'docker', 'shoal.proxy': 'TCP' } }), adv)
@@ -132,7 +180,13 @@ t.test('facts from docker inspect output', async (t) => {
     Config: { Image: 'shoal-busybox:test', Labels: { ServiceName: 'web' } },
     State: { Running: true, Paused: false, Health: { Status: 'starting' } },
     NetworkSettings: {
-      Ports: { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '32769' }, { HostIp: '::', HostPort: '32768' }], '81/tcp': null },
+      Ports: {
+        '80/tcp': [
+          { HostIp: '0.0.0.0', HostPort: '32769' },
+          { HostIp: '::', HostPort: '32768' },
+        ],
+        '81/tcp': null,
+      },
       Networks: { bridge: { IPAddress: '10.231.0.2' } },
     },
   } as unknown as ContainerInspectInfo

@@ -29,8 +29,12 @@ t.test('a node cut off from everyone raises its awareness and probes less; the o
   const probesBefore = lonely.stats().probes
   await c.clock.advance(3000)
   t.ok(lonely.stats().awareness >= 3, `awareness rose to ${lonely.stats().awareness}`)
-  t.ok(lonely.stats().probes - probesBefore < 15, `probed ${lonely.stats().probes - probesBefore} times in 3 s at 200 ms interval: slowed down`)
-  for (const g of c.nodes.slice(0, 5)) t.equal(g.stats().awareness, 0, `${g.localMember().name} healthy: its failed probes of the lonely node were nacked`)
+  t.ok(
+    lonely.stats().probes - probesBefore < 15,
+    `probed ${lonely.stats().probes - probesBefore} times in 3 s at 200 ms interval: slowed down`,
+  )
+  for (const g of c.nodes.slice(0, 5))
+    t.equal(g.stats().awareness, 0, `${g.localMember().name} healthy: its failed probes of the lonely node were nacked`)
   c.net.heal()
 })
 
@@ -38,7 +42,10 @@ t.test('a successful probe lowers the score', async (t) => {
   const c = await simCluster(4, { seed: 4 })
   t.teardown(() => c.stop())
   const g = c.nodes[0]!
-  c.net.partition([g.localMember().addr], c.nodes.slice(1).map((n) => n.localMember().addr))
+  c.net.partition(
+    [g.localMember().addr],
+    c.nodes.slice(1).map((n) => n.localMember().addr),
+  )
   await c.clock.advance(1500)
   const high = g.stats().awareness
   t.ok(high > 0)

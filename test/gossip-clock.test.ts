@@ -1,5 +1,5 @@
 import t from 'tap'
-import { RealClock, VirtualClock } from '../src/gossip/clock.js'
+import { RealClock, VirtualClock } from '../src/clock.js'
 
 t.test('virtual timers fire in time order, ties in insertion order, now() at each due time', async (t) => {
   const clock = new VirtualClock()
@@ -10,7 +10,11 @@ t.test('virtual timers fire in time order, ties in insertion order, now() at eac
   clock.setTimer(50, () => fired.push(['late', clock.now()]))
   t.equal(clock.pending(), 4)
   await clock.advance(40)
-  t.same(fired, [['a', 10], ['b', 10], ['c', 30]])
+  t.same(fired, [
+    ['a', 10],
+    ['b', 10],
+    ['c', 30],
+  ])
   t.equal(clock.now(), 40)
   t.equal(clock.pending(), 1)
   await clock.advance(10)
@@ -93,11 +97,13 @@ t.test('a heap scales: 200k timers, random times, fired in order', async (t) => 
   const timers = []
   for (let i = 0; i < 200_000; i++) {
     const due = Math.floor(Math.random() * 1000)
-    timers.push(clock.setTimer(due, () => {
-      if (clock.now() < last || clock.now() !== due) bad++
-      last = clock.now()
-      count++
-    }))
+    timers.push(
+      clock.setTimer(due, () => {
+        if (clock.now() < last || clock.now() !== due) bad++
+        last = clock.now()
+        count++
+      }),
+    )
   }
   for (let i = 0; i < timers.length; i += 2) timers[i]!.cancel()
   t.equal(clock.pending(), 100_000)
@@ -121,7 +127,12 @@ t.test('RealClock: monotonic now, wall time, unref timers that cancel', async (t
   // The clock's timers are unref()ed: hold the loop open with a timer of our own.
   const keep = setTimeout(() => undefined, 5000)
   t.teardown(() => clearTimeout(keep))
-  await new Promise<void>((resolve) => clock.setTimer(20, () => { fired++; resolve() }))
+  await new Promise<void>((resolve) =>
+    clock.setTimer(20, () => {
+      fired++
+      resolve()
+    }),
+  )
   t.equal(fired, 1)
   t.ok(clock.now() - a >= 15)
 })

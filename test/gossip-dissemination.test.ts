@@ -12,11 +12,13 @@ t.test('many broadcasts: all delivered, every datagram within the MTU', async (t
     // about 1 in 200 runs of this test; the registry's push-pull state covers the rest.
     const c = await simCluster(20, { seed: 21, gossip: { mtu, timing: { retransmitMult: 6 } } })
     let max = 0
-    c.net.tap((_f, _to, data, kind) => { if (kind === 'packet') max = Math.max(max, data.length) })
+    c.net.tap((_f, _to, data, kind) => {
+      if (kind === 'packet') max = Math.max(max, data.length)
+    })
     const got = c.nodes.map(() => new Set<string>())
     c.nodes.forEach((g, i) => g.onMessage((p) => got[i]!.add(Buffer.from(p).toString().slice(0, 8))))
     for (let k = 0; k < 100; k++) c.nodes[k % 20]!.broadcast(`k${k}`, Buffer.from(`m${String(k).padStart(7, '0')}`.padEnd(300, '.')))
-    const ok = await c.clock.runUntil(() => got.every((s, i) => s.size === 95), 20_000)
+    const ok = await c.clock.runUntil(() => got.every((s) => s.size === 95), 20_000)
     t.ok(ok, `mtu ${mtu}: every node got the 95 broadcasts of the others (${got.map((s) => s.size).join(',')})`)
     t.ok(max <= mtu && max > mtu / 2, `largest datagram ${max} <= ${mtu}`)
     await c.stop()
@@ -27,7 +29,9 @@ t.test('a broadcast too big for a datagram is delivered over streams', async (t)
   const c = await simCluster(8, { seed: 22 })
   t.teardown(() => c.stop())
   let max = 0
-  c.net.tap((_f, _to, data, kind) => { if (kind === 'packet') max = Math.max(max, data.length) })
+  c.net.tap((_f, _to, data, kind) => {
+    if (kind === 'packet') max = Math.max(max, data.length)
+  })
   const got: string[] = []
   c.nodes.forEach((g) => g.onMessage((p, from) => got.push(`${from}:${p.length}`)))
   c.nodes[2]!.broadcast('big', Buffer.alloc(5000, 1))
@@ -62,10 +66,11 @@ t.test('push-pull carries application state both ways, with the join flag on joi
   const c = await simCluster(2, { seed: 24 })
   t.teardown(() => c.stop())
   const calls: string[] = []
-  const mk = (g: Gossip, label: string): void => g.setDelegate({
-    localState: (join) => Buffer.from(`${label}:${join}`),
-    mergeRemoteState: (data, join, from) => calls.push(`${label}<-${Buffer.from(data).toString()} join=${join} from=${from.name}`),
-  })
+  const mk = (g: Gossip, label: string): void =>
+    g.setDelegate({
+      localState: (join) => Buffer.from(`${label}:${join}`),
+      mergeRemoteState: (data, join, from) => calls.push(`${label}<-${Buffer.from(data).toString()} join=${join} from=${from.name}`),
+    })
   mk(c.nodes[0]!, 'A')
   const late = await c.add('late')
   mk(late, 'L')
@@ -75,7 +80,10 @@ t.test('push-pull carries application state both ways, with the join flag on joi
   t.same(calls.sort(), ['A<-L:true join=true from=late', 'L<-A:true join=true from=n0'])
   calls.length = 0
   await c.clock.advance(12_000)
-  t.ok(calls.some((x) => x.includes('join=false')), 'periodic push-pull: ' + calls.slice(0, 2).join('; '))
+  t.ok(
+    calls.some((x) => x.includes('join=false')),
+    'periodic push-pull: ' + calls.slice(0, 2).join('; '),
+  )
 })
 
 t.test('reconnect: after a partition long enough for deaths, healing merges the halves again', async (t) => {
@@ -87,7 +95,10 @@ t.test('reconnect: after a partition long enough for deaths, healing merges the 
   c.net.partition(left, right)
   t.ok(await c.clock.runUntil(() => c.nodes.every((g) => g.numAlive() === 3), 20_000), 'each half declared the other dead')
   c.net.heal()
-  t.ok(await c.clock.runUntil(() => c.nodes.every((g) => g.numAlive() === 6), 30_000), `merged without a rejoin: ${c.nodes.map((g) => g.numAlive())}`)
+  t.ok(
+    await c.clock.runUntil(() => c.nodes.every((g) => g.numAlive() === 6), 30_000),
+    `merged without a rejoin: ${c.nodes.map((g) => g.numAlive())}`,
+  )
 })
 
 t.test('app requests over streams', async (t) => {
@@ -98,7 +109,10 @@ t.test('app requests over streams', async (t) => {
   await c.clock.advance(50)
   t.equal(Buffer.from(await p).toString(), 'n0 asked q')
   const p2 = c.nodes[0]!.request('n2', Buffer.from('q'), 1000)
-  const e = p2.then(() => undefined, (err: { code?: string }) => err.code)
+  const e = p2.then(
+    () => undefined,
+    (err: { code?: string }) => err.code,
+  )
   await c.clock.advance(50)
   t.equal(await e, 'SHOAL_ERR_NO_HANDLER')
   await t.rejects(c.nodes[0]!.request('nobody', Buffer.from('q')), { code: 'SHOAL_ERR_UNKNOWN_NODE' })

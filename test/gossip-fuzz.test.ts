@@ -12,7 +12,11 @@ import { seeded } from './gossip-sim-util.js'
 const TOTAL = 100_000
 
 function view(g: Gossip): string {
-  return g.members().map((m) => `${m.name}@${m.addr}:${m.port}/${m.state}/${m.incarnation}/${JSON.stringify(m.meta)}`).sort().join('\n')
+  return g
+    .members()
+    .map((m) => `${m.name}@${m.addr}:${m.port}/${m.state}/${m.incarnation}/${JSON.stringify(m.meta)}`)
+    .sort()
+    .join('\n')
 }
 
 t.test('fuzz a live node', async (t) => {
@@ -31,18 +35,37 @@ t.test('fuzz a live node', async (t) => {
   raw.onPacket((data) => {
     try {
       for (const m of decodePacket(wire.open(data))) if (m.type === MessageType.ack) acks.add(m.seq)
-    } catch { /* not for us */ }
+    } catch {
+      /* not for us */
+    }
   })
   const to = { host: target.localMember().addr, port: target.localMember().port }
   const tm = target.localMember()
   const valid: Message[] = [
     { type: MessageType.ping, seq: 1, target: 'target', from: 'fuzz', addr: me.host, port: me.port },
-    { type: MessageType.alive, name: 'peer', inc: 1, addr: peer.localMember().addr, port: peer.localMember().port, meta: { ...peer.localMember().meta } },
+    {
+      type: MessageType.alive,
+      name: 'peer',
+      inc: 1,
+      addr: peer.localMember().addr,
+      port: peer.localMember().port,
+      meta: { ...peer.localMember().meta },
+    },
     { type: MessageType.alive, name: 'target', inc: tm.incarnation, addr: tm.addr, port: tm.port, meta: { ...tm.meta } },
     { type: MessageType.suspect, name: 'peer', inc: 0, from: 'fuzz' },
     { type: MessageType.dead, name: 'ghost', inc: 5, from: 'fuzz' },
     { type: MessageType.nack, seq: 3 },
-    { type: MessageType.indirectPing, seq: 9, target: 'peer', addr: '127.0.0.1', port: peer.localMember().port, from: 'fuzz', fromAddr: me.host, fromPort: me.port, nack: true },
+    {
+      type: MessageType.indirectPing,
+      seq: 9,
+      target: 'peer',
+      addr: '127.0.0.1',
+      port: peer.localMember().port,
+      from: 'fuzz',
+      fromAddr: me.host,
+      fromPort: me.port,
+      nack: true,
+    },
   ]
   const encoded = valid.map(encodeMessage)
   const compound = encodeCompound(encoded)
@@ -52,7 +75,7 @@ t.test('fuzz a live node', async (t) => {
   const t0 = Date.now()
   const rnd = seeded(42)
   const byte = (): number => Math.floor(rnd() * 256)
-  const pick = <T,>(a: T[]): T => a[Math.floor(rnd() * a.length)]!
+  const pick = <T>(a: T[]): T => a[Math.floor(rnd() * a.length)]!
   let harmlessValid = 0
   let expectedBad = 0
   let sent = 0
@@ -67,7 +90,7 @@ t.test('fuzz a live node', async (t) => {
       // A sealed packet with bytes flipped, cut or appended: caught by the envelope.
       pkt = Buffer.from(pick(sealedValid))
       const n = 1 + Math.floor(rnd() * 4)
-      for (let k = 0; k < n; k++) pkt[Math.floor(rnd() * pkt.length)] ^= 1 + Math.floor(rnd() * 255)
+      for (let k = 0; k < n; k++) pkt[Math.floor(rnd() * pkt.length)]! ^= 1 + Math.floor(rnd() * 255)
       if (rnd() < 0.3) pkt = pkt.subarray(0, Math.floor(rnd() * pkt.length))
     } else if (kind === 2 || kind === 3) {
       // A mutated payload sealed correctly: reaches the decoder. Only ones it must reject are sent
@@ -80,7 +103,9 @@ t.test('fuzz a live node', async (t) => {
         decodePacket(p)
         harmlessValid++
         continue
-      } catch { /* invalid: send it */ }
+      } catch {
+        /* invalid: send it */
+      }
       pkt = wire.seal(p)
     } else {
       // Replays of valid packets: no state change, pings answered.
@@ -104,7 +129,9 @@ t.test('fuzz a live node', async (t) => {
   // Garbage on the stream side too.
   for (let i = 0; i < 200; i++) {
     await raw.request(to, Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 300) }, byte)), 1000).then(
-      () => t.fail('garbage stream answered'), () => undefined)
+      () => t.fail('garbage stream answered'),
+      () => undefined,
+    )
   }
 
   t.comment(`streams at ${Date.now() - t0} ms`)
@@ -112,7 +139,10 @@ t.test('fuzz a live node', async (t) => {
   t.ok(sent >= TOTAL, `${sent} packets sent`)
   t.same(got, [], 'no application message delivered')
   acks.clear()
-  raw.sendPacket(to, wire.seal(encodeMessage({ type: MessageType.ping, seq: 777, target: 'target', from: 'fuzz', addr: me.host, port: me.port })))
+  raw.sendPacket(
+    to,
+    wire.seal(encodeMessage({ type: MessageType.ping, seq: 777, target: 'target', from: 'fuzz', addr: me.host, port: me.port })),
+  )
   t.ok(await until(() => acks.has(777), 2000), 'still answers a probe')
   await new Promise((r) => setTimeout(r, 500))
   t.equal(peer.members().find((m) => m.name === 'target')?.state, 'alive', 'its peer still sees it alive')

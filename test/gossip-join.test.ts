@@ -1,7 +1,7 @@
 // Join on the simulator: retry with jittered backoff until a seed answers, abort, errors,
 // and stop() leaving no timer behind.
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
@@ -22,9 +22,13 @@ t.test('with retry, join keeps trying with backoff until a seed comes up', async
   await a.start()
   t.teardown(() => a.stop())
   const attempts: number[] = []
-  net.tap((_f, to, _d, kind) => { if (kind === 'request' && to.host === '10.0.0.2') attempts.push(clock.now()) })
+  net.tap((_f, to, _d, kind) => {
+    if (kind === 'request' && to.host === '10.0.0.2') attempts.push(clock.now())
+  })
   let joined: number | undefined
-  a.join(['10.0.0.2:7946'], { retry: true }).then((n) => { joined = n })
+  a.join(['10.0.0.2:7946'], { retry: true }).then((n) => {
+    joined = n
+  })
   await clock.advance(3000)
   t.equal(joined, undefined, 'nobody there yet')
   t.ok(attempts.length >= 3 && attempts.length <= 6, `${attempts.length} attempts in 3 s`)
@@ -45,7 +49,10 @@ t.test('without retry, join rejects naming each seed; abort stops a retrying joi
   await a.start()
   t.teardown(() => a.stop())
   const p = a.join(['10.0.0.9:7946', '10.0.0.8:1'])
-  const r = p.then(() => undefined, (e: Error & { code?: string }) => e)
+  const r = p.then(
+    () => undefined,
+    (e: Error & { code?: string }) => e,
+  )
   await clock.advance(3000)
   const err = await r
   t.equal(err?.code, 'SHOAL_ERR_JOIN')
@@ -53,7 +60,10 @@ t.test('without retry, join rejects naming each seed; abort stops a retrying joi
   t.match(err?.message, '10.0.0.8:1')
   await t.rejects(a.join(['not an address']), { code: 'SHOAL_ERR_ADDRESS' })
   const ac = new AbortController()
-  const q = a.join(['10.0.0.9:7946'], { retry: true, signal: ac.signal }).then(() => 'joined', () => 'aborted')
+  const q = a.join(['10.0.0.9:7946'], { retry: true, signal: ac.signal }).then(
+    () => 'joined',
+    () => 'aborted',
+  )
   await clock.advance(1000)
   ac.abort()
   await clock.advance(10)
@@ -85,7 +95,10 @@ t.test('setMeta: spreads with a higher incarnation; too big is refused', async (
   const b = mk('b', '10.0.0.2')
   await a.start()
   await b.start()
-  t.teardown(async () => { await a.stop(); await b.stop() })
+  t.teardown(async () => {
+    await a.stop()
+    await b.stop()
+  })
   const p = b.join(['10.0.0.1:7946'])
   await clock.advance(20)
   await p
@@ -96,5 +109,9 @@ t.test('setMeta: spreads with a higher incarnation; too big is refused', async (
   t.same(updates, ['a:eu'])
   t.equal(b.members().find((m) => m.name === 'a')?.meta.boot, a.bootId, 'boot kept')
   t.throws(() => a.setMeta({ big: 'x'.repeat(600) }), { code: 'SHOAL_ERR_META' })
-  t.throws(() => new Gossip({ name: 'c', cluster: 'sim', meta: { big: 'x'.repeat(600) } }, { transport: {} as never, clock, logger: silentLogger() }), { code: 'SHOAL_ERR_META' })
+  t.throws(
+    () =>
+      new Gossip({ name: 'c', cluster: 'sim', meta: { big: 'x'.repeat(600) } }, { transport: {} as never, clock, logger: silentLogger() }),
+    { code: 'SHOAL_ERR_META' },
+  )
 })

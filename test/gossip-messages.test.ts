@@ -1,13 +1,29 @@
 import t from 'tap'
 import { Packr } from 'msgpackr'
 import {
-  COMPOUND_HEADER, COMPOUND_PART_OVERHEAD, MessageType, decodeMessage, decodePacket, encodeCompound, encodeMessage,
+  COMPOUND_HEADER,
+  COMPOUND_PART_OVERHEAD,
+  MessageType,
+  decodeMessage,
+  decodePacket,
+  encodeCompound,
+  encodeMessage,
   type Message,
 } from '../src/gossip/messages.js'
 
 const samples: Message[] = [
   { type: MessageType.ping, seq: 7, target: 'b', from: 'a', addr: '10.0.0.1', port: 7946 },
-  { type: MessageType.indirectPing, seq: 1, target: 'c', addr: '10.0.0.3', port: 1, from: 'a', fromAddr: '::1', fromPort: 65535, nack: true },
+  {
+    type: MessageType.indirectPing,
+    seq: 1,
+    target: 'c',
+    addr: '10.0.0.3',
+    port: 1,
+    from: 'a',
+    fromAddr: '::1',
+    fromPort: 65535,
+    nack: true,
+  },
   { type: MessageType.ack, seq: 2 ** 32 - 1 },
   { type: MessageType.nack, seq: 0 },
   { type: MessageType.suspect, name: 'b', inc: 3, from: 'a' },
@@ -15,8 +31,11 @@ const samples: Message[] = [
   { type: MessageType.dead, name: 'b', inc: Number.MAX_SAFE_INTEGER, from: 'b' },
   { type: MessageType.user, origin: 'a', id: 12345678901, key: '', payload: new Uint8Array([0, 1, 255]) },
   {
-    type: MessageType.pushPull, join: true, from: 'a',
-    members: [{ name: 'a', addr: 'h', port: 1, meta: {}, inc: 1, state: 'left' }], state: null,
+    type: MessageType.pushPull,
+    join: true,
+    from: 'a',
+    members: [{ name: 'a', addr: 'h', port: 1, meta: {}, inc: 1, state: 'left' }],
+    state: null,
   },
   { type: MessageType.pushPull, join: false, from: 'a', members: [], state: new Uint8Array([9]) },
   { type: MessageType.streamPing, seq: 5, target: 'x' },
@@ -47,7 +66,10 @@ t.test('compound packing: parts come back in order, a single part is sent bare',
   t.same(plain(decodePacket(parts[2]!)), plain([samples[2]]))
   const many = Array.from({ length: 300 }, (_, i) => encodeMessage({ type: MessageType.ack, seq: i }))
   const big = encodeCompound(many)
-  t.ok(big.length <= COMPOUND_HEADER + many.reduce((s, p) => s + p.length + COMPOUND_PART_OVERHEAD, 0), 'overhead bound holds past 16 and 256 parts')
+  t.ok(
+    big.length <= COMPOUND_HEADER + many.reduce((s, p) => s + p.length + COMPOUND_PART_OVERHEAD, 0),
+    'overhead bound holds past 16 and 256 parts',
+  )
   t.equal(decodePacket(big).length, 300)
 })
 
@@ -79,13 +101,21 @@ t.test('strict validation: every malformed field is rejected with SHOAL_ERR_DECO
     ['nested compound', null],
   ]
   for (const [what, v] of bad) {
-    const buf = v === null
-      ? encodeMessage({ type: MessageType.compound, parts: [encodeMessage({ type: MessageType.compound, parts: [encodeMessage(samples[2]!), encodeMessage(samples[3]!)] })] })
-      : raw.pack(v)
+    const buf =
+      v === null
+        ? encodeMessage({
+            type: MessageType.compound,
+            parts: [encodeMessage({ type: MessageType.compound, parts: [encodeMessage(samples[2]!), encodeMessage(samples[3]!)] })],
+          })
+        : raw.pack(v)
     t.throws(() => decodePacket(buf), { code: 'SHOAL_ERR_DECODE' }, what)
   }
   t.throws(() => decodeMessage(Buffer.from([0xc1])), { code: 'SHOAL_ERR_DECODE' }, 'not msgpack')
-  t.throws(() => decodeMessage(Buffer.concat([encodeMessage(samples[2]!), Buffer.from([0])])), { code: 'SHOAL_ERR_DECODE' }, 'trailing bytes')
+  t.throws(
+    () => decodeMessage(Buffer.concat([encodeMessage(samples[2]!), Buffer.from([0])])),
+    { code: 'SHOAL_ERR_DECODE' },
+    'trailing bytes',
+  )
   t.throws(() => decodeMessage(encodeMessage(samples[0]!).subarray(0, 5)), { code: 'SHOAL_ERR_DECODE' }, 'truncated')
 })
 
@@ -93,13 +123,39 @@ t.test('size limits: metadata up to 512 bytes, names up to 255 bytes', async (t)
   const meta = { k: 'v'.repeat(500) }
   t.ok(raw.pack(meta).length <= 512)
   t.doesNotThrow(() => decodeMessage(encodeMessage({ type: MessageType.alive, name: 'x'.repeat(255), inc: 1, addr: 'h', port: 1, meta })))
-  t.throws(() => decodeMessage(encodeMessage({ type: MessageType.alive, name: 'é'.repeat(128), inc: 1, addr: 'h', port: 1, meta: {} })), { code: 'SHOAL_ERR_DECODE' }, '256 bytes of UTF-8')
-  const maxAlive = encodeMessage({ type: MessageType.alive, name: 'x'.repeat(255), inc: Number.MAX_SAFE_INTEGER, addr: 'y'.repeat(255), port: 65535, meta })
-  t.ok(maxAlive.length + COMPOUND_HEADER + COMPOUND_PART_OVERHEAD + 37 < 1400, `the largest alive (${maxAlive.length} bytes) fits a 1400-byte encrypted datagram`)
+  t.throws(
+    () => decodeMessage(encodeMessage({ type: MessageType.alive, name: 'é'.repeat(128), inc: 1, addr: 'h', port: 1, meta: {} })),
+    { code: 'SHOAL_ERR_DECODE' },
+    '256 bytes of UTF-8',
+  )
+  const maxAlive = encodeMessage({
+    type: MessageType.alive,
+    name: 'x'.repeat(255),
+    inc: Number.MAX_SAFE_INTEGER,
+    addr: 'y'.repeat(255),
+    port: 65535,
+    meta,
+  })
+  t.ok(
+    maxAlive.length + COMPOUND_HEADER + COMPOUND_PART_OVERHEAD + 37 < 1400,
+    `the largest alive (${maxAlive.length} bytes) fits a 1400-byte encrypted datagram`,
+  )
 })
 
 t.test('metadata keys like __proto__ stay plain data', async (t) => {
-  const buf = raw.pack([6, ['b', 1, 'h', 1, new Map([['__proto__', 'x'], ['constructor', 'y']])]])
+  const buf = raw.pack([
+    6,
+    [
+      'b',
+      1,
+      'h',
+      1,
+      new Map([
+        ['__proto__', 'x'],
+        ['constructor', 'y'],
+      ]),
+    ],
+  ])
   const m = decodeMessage(buf) as Extract<Message, { type: 6 }>
   t.equal(Object.getPrototypeOf(m.meta), Object.prototype)
   t.equal(Object.getOwnPropertyDescriptor(m.meta, '__proto__')?.value, 'x')

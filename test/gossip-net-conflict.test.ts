@@ -11,13 +11,22 @@ t.test('joining with the name of a live node at another address is refused, on b
   seed.on('conflict', (c) => seen.push({ who: 'seed', remote: c.remoteAddr, local: c.localAddr }))
   const dup = await netNode(t, 'web')
   dup.on('conflict', (c) => seen.push({ who: 'dup', remote: c.remoteAddr, local: c.localAddr }))
-  const err = await dup.join([addr(seed)], { retry: true }).then(() => undefined, (e: Error & { code?: string }) => e)
+  const err = await dup.join([addr(seed)], { retry: true }).then(
+    () => undefined,
+    (e: Error & { code?: string }) => e,
+  )
   t.equal(err?.code, 'SHOAL_ERR_NAME_CONFLICT')
   t.match(err?.message, addr(holder), 'names the holder address')
   t.match(err?.message, addr(dup), 'names the joining address')
   t.ok(await until(() => seen.some((s) => s.who === 'holder'), 3000), 'the holder emits conflict too')
-  t.same(seen.find((s) => s.who === 'holder'), { who: 'holder', local: addr(holder), remote: addr(dup) })
-  t.same(seen.find((s) => s.who === 'dup'), { who: 'dup', local: addr(dup), remote: addr(holder) })
+  t.same(
+    seen.find((s) => s.who === 'holder'),
+    { who: 'holder', local: addr(holder), remote: addr(dup) },
+  )
+  t.same(
+    seen.find((s) => s.who === 'dup'),
+    { who: 'dup', local: addr(dup), remote: addr(holder) },
+  )
   t.equal(stateOf(seed, 'web'), 'alive')
   t.equal(seed.members().find((m) => m.name === 'web')?.port, holder.localMember().port, 'the seed keeps the original')
 

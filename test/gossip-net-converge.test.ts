@@ -9,7 +9,13 @@ t.test('10 nodes on real sockets converge through one seed, and a broadcast reac
   const ok = await until(() => nodes.every((g) => g.numAlive() === 10), 10_000)
   t.ok(ok, `alive counts: ${nodes.map((g) => g.numAlive()).join(',')}`)
   for (const g of nodes) {
-    t.same(g.members().map((m) => m.name).sort(), nodes.map((_, i) => `n${i}`).sort())
+    t.same(
+      g
+        .members()
+        .map((m) => m.name)
+        .sort(),
+      nodes.map((_, i) => `n${i}`).sort(),
+    )
     t.equal(g.members().find((m) => m.name === 'n3')?.bootId, nodes[3]!.bootId, 'boot id carried in metadata')
   }
   const got = new Map<string, string>()

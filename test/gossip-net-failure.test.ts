@@ -11,7 +11,10 @@ t.test('a node whose sockets close without leaving is marked dead by all others'
   nodes[0]!.on('dead', (m) => events.push(m.name))
   await nodes[3]!.stop()
   const others = nodes.filter((_, i) => i !== 3)
-  t.ok(await until(() => others.every((g) => stateOf(g, 'n3') === 'dead'), 10_000), `states: ${others.map((g) => stateOf(g, 'n3')).join(',')}`)
+  t.ok(
+    await until(() => others.every((g) => stateOf(g, 'n3') === 'dead'), 10_000),
+    `states: ${others.map((g) => stateOf(g, 'n3')).join(',')}`,
+  )
   t.same(events, ['n3'])
   t.ok(others.every((g) => g.numAlive() === 4))
 })

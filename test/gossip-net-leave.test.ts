@@ -12,8 +12,14 @@ t.test('a graceful leave shows left everywhere', async (t) => {
   await nodes[2]!.leave(1000)
   await nodes[2]!.stop()
   const others = nodes.filter((_, i) => i !== 2)
-  t.ok(await until(() => others.every((g) => stateOf(g, 'm2') === 'left'), 5000), `states: ${others.map((g) => stateOf(g, 'm2')).join(',')}`)
+  t.ok(
+    await until(() => others.every((g) => stateOf(g, 'm2') === 'left'), 5000),
+    `states: ${others.map((g) => stateOf(g, 'm2')).join(',')}`,
+  )
   t.same(left, ['m2'])
   await new Promise((r) => setTimeout(r, 1500))
-  t.ok(others.every((g) => stateOf(g, 'm2') === 'left'), 'still left, never dead, after the suspicion time')
+  t.ok(
+    others.every((g) => stateOf(g, 'm2') === 'left'),
+    'still left, never dead, after the suspicion time',
+  )
 })

@@ -1,16 +1,25 @@
 // Real-socket gossip nodes on 127.0.0.1 port 0 with the `local` profile, and polling helpers.
-import { RealClock } from '../src/gossip/clock.js'
+import { RealClock } from '../src/clock.js'
 import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
 import { NetTransport } from '../src/gossip/transport-net.js'
 import type { Member } from '../src/gossip/types.js'
 import { silentLogger } from '../src/log.js'
 
-export async function netNode(t: { teardown(fn: () => unknown): void }, name: string, opts: Partial<GossipOptions> & { port?: number } = {}): Promise<Gossip> {
+export async function netNode(
+  t: { teardown(fn: () => unknown): void },
+  name: string,
+  opts: Partial<GossipOptions> & { port?: number } = {},
+): Promise<Gossip> {
   const logger = silentLogger()
   const { port, ...rest } = opts
-  const g = new Gossip({ name, cluster: 'test', profile: 'local', ...rest }, {
-    transport: new NetTransport({ bind: { host: '127.0.0.1', port: port ?? 0 } }, { logger }), clock: new RealClock(), logger,
-  })
+  const g = new Gossip(
+    { name, cluster: 'test', profile: 'local', ...rest },
+    {
+      transport: new NetTransport({ bind: { host: '127.0.0.1', port: port ?? 0 } }, { logger }),
+      clock: new RealClock(),
+      logger,
+    },
+  )
   t.teardown(() => g.stop())
   await g.start()
   return g

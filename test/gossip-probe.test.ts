@@ -26,9 +26,16 @@ t.test('a probe to a suspect carries the suspect message, so it can refute at on
   await r.clock.advance(1000)
   const toX = r.packets.filter((p) => p.some((m) => m.type === MessageType.ping && m.target === 'x'))
   t.ok(toX.length > 0, 'x was probed')
-  for (const p of toX) t.ok(p.some((m) => m.type === MessageType.suspect && m.name === 'x'), 'the ping carries suspect(x)')
+  for (const p of toX)
+    t.ok(
+      p.some((m) => m.type === MessageType.suspect && m.name === 'x'),
+      'the ping carries suspect(x)',
+    )
   const toY = r.packets.filter((p) => p.some((m) => m.type === MessageType.ping && m.target === 'y'))
-  t.ok(toY.every((p) => !p.some((m) => m.type === MessageType.suspect && m.name === 'y')), 'no suspect piggybacked for a healthy target')
+  t.ok(
+    toY.every((p) => !p.some((m) => m.type === MessageType.suspect && m.name === 'y')),
+    'no suspect piggybacked for a healthy target',
+  )
 })
 
 t.test('indirect probe: a direct path that drops is bridged by k members, no suspicion', async (t) => {
@@ -53,7 +60,10 @@ t.test('nacks: probing a crashed node, the helpers nack and the prober stays hea
   c.net.crash(c.nodes[4]!.localMember().addr)
   await c.clock.runUntil(() => a.members().find((m) => m.name === 'n4')?.state === 'dead', 10_000)
   t.equal(a.members().find((m) => m.name === 'n4')?.state, 'dead')
-  t.ok(c.nodes.slice(0, 4).some((g) => (g.stats().packetsIn.nack ?? 0) > 0), 'nacks received')
+  t.ok(
+    c.nodes.slice(0, 4).some((g) => (g.stats().packetsIn.nack ?? 0) > 0),
+    'nacks received',
+  )
   for (const g of c.nodes.slice(0, 4)) t.equal(g.stats().awareness, 0, `${g.localMember().name} awareness 0`)
 })
 
@@ -80,17 +90,26 @@ t.test('refutation: a member cut off briefly is suspected, refutes, and is never
   const suspected = new Set<string>()
   const dead: string[] = []
   for (const g of others) {
-    g.on('suspect', (m) => { if (m.name === 'n5') suspected.add(g.localMember().name) })
+    g.on('suspect', (m) => {
+      if (m.name === 'n5') suspected.add(g.localMember().name)
+    })
     g.on('dead', (m) => dead.push(m.name))
   }
-  c.net.partition([target.localMember().addr], others.map((g) => g.localMember().addr))
+  c.net.partition(
+    [target.localMember().addr],
+    others.map((g) => g.localMember().addr),
+  )
   await c.clock.runUntil(() => suspected.size > 0, 5000)
   c.net.heal()
   t.ok(suspected.size > 0, 'suspected')
-  const ok = await c.clock.runUntil(() => others.every((g) => {
-    const m = g.members().find((x) => x.name === 'n5')
-    return m?.state === 'alive' && m.incarnation > inc0
-  }), 5000)
+  const ok = await c.clock.runUntil(
+    () =>
+      others.every((g) => {
+        const m = g.members().find((x) => x.name === 'n5')
+        return m?.state === 'alive' && m.incarnation > inc0
+      }),
+    5000,
+  )
   t.ok(ok, 'alive again everywhere with a higher incarnation')
   t.ok(target.stats().refutations >= 1)
   t.same(dead, [])

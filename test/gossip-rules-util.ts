@@ -1,7 +1,7 @@
 // A Gossip node under test on the simulator, and a raw "peer" transport that speaks the
 // wire format by hand: it injects messages, answers pings for any name, and records what
 // the node sends. Used by the rule-table and probe tests.
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
 import { MessageType, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
@@ -32,13 +32,27 @@ export async function rig(opts: Partial<GossipOptions> = {}): Promise<Rig> {
   const clock = new VirtualClock()
   const random = seeded(7)
   const net = new SimNetwork(clock, { latencyMs: 1, random })
-  const g = new Gossip({ name: 'me', cluster: 'sim', profile: 'local', ...opts }, { transport: net.transport('10.0.0.1'), clock, logger: silentLogger(), random })
-  const gAddr = await (async () => { await g.start(); const m = g.localMember(); return { host: m.addr, port: m.port } })()
+  const g = new Gossip(
+    { name: 'me', cluster: 'sim', profile: 'local', ...opts },
+    { transport: net.transport('10.0.0.1'), clock, logger: silentLogger(), random },
+  )
+  const gAddr = await (async () => {
+    await g.start()
+    const m = g.localMember()
+    return { host: m.addr, port: m.port }
+  })()
   const peer = net.transport('10.0.0.2')
   const peerAddr = await peer.start()
   const wire = new Wire({ label: 'sim' })
   const r: Rig = {
-    clock, net, g, gAddr, peerAddr, wire, received: [], packets: [],
+    clock,
+    net,
+    g,
+    gAddr,
+    peerAddr,
+    wire,
+    received: [],
+    packets: [],
     answer: () => true,
     async send(...msgs) {
       peer.sendPacket(gAddr, wire.seal(encodeCompound(msgs.map(encodeMessage))))

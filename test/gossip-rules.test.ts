@@ -16,7 +16,6 @@ async function withMembers(t: { teardown(fn: () => unknown): void }, names: stri
   return r
 }
 
-
 t.test('alive, name unknown: added as alive and rebroadcast', async (t) => {
   const r = await withMembers(t, [])
   const joins: string[] = []
@@ -62,7 +61,10 @@ t.test('alive about myself, inc >= mine, not matching me: refute above it', asyn
   t.equal(r.g.localMember().meta.boot, r.g.bootId, 'my metadata kept')
   t.equal(r.g.stats().refutations, 1)
   await r.clock.advance(200)
-  t.ok(r.received.some((m) => m.type === MessageType.alive && m.name === 'me' && m.inc === mine + 5), 'refutation sent')
+  t.ok(
+    r.received.some((m) => m.type === MessageType.alive && m.name === 'me' && m.inc === mine + 5),
+    'refutation sent',
+  )
   const me = r.g.localMember()
   await r.send({ type: MessageType.alive, name: 'me', inc: me.incarnation, addr: me.addr, port: me.port, meta: { ...me.meta } })
   t.equal(r.g.localMember().incarnation, mine + 5, 'an alive that matches me changes nothing')
@@ -156,7 +158,10 @@ t.test('any message with inc < known: ignored', async (t) => {
 
 t.test('unknown members: suspect and dead about them are ignored', async (t) => {
   const r = await withMembers(t, [])
-  await r.send({ type: MessageType.suspect, name: 'ghost', inc: 1, from: 'q' }, { type: MessageType.dead, name: 'ghost2', inc: 1, from: 'q' })
+  await r.send(
+    { type: MessageType.suspect, name: 'ghost', inc: 1, from: 'q' },
+    { type: MessageType.dead, name: 'ghost2', inc: 1, from: 'q' },
+  )
   t.equal(r.member('ghost'), undefined)
   t.equal(r.member('ghost2'), undefined)
   t.equal(r.g.stats().queueDepth, 0)

@@ -1,6 +1,6 @@
 // Shared by the gossip simulator tests: a seeded random source and a cluster of real
 // Gossip nodes on a SimNetwork driven by a VirtualClock.
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
@@ -15,7 +15,10 @@ export interface SimCluster {
   stop(): Promise<void>
 }
 
-export async function simCluster(n: number, opts: { seed?: number; profile?: 'lan' | 'local' | 'wan'; latencyMs?: number; loss?: number; gossip?: Partial<GossipOptions> } = {}): Promise<SimCluster> {
+export async function simCluster(
+  n: number,
+  opts: { seed?: number; profile?: 'lan' | 'local' | 'wan'; latencyMs?: number; loss?: number; gossip?: Partial<GossipOptions> } = {},
+): Promise<SimCluster> {
   const clock = new VirtualClock()
   const random = seeded(opts.seed ?? 1)
   const net = new SimNetwork(clock, { latencyMs: opts.latencyMs ?? 1, jitterMs: 1, loss: opts.loss ?? 0, random })
@@ -25,7 +28,10 @@ export async function simCluster(n: number, opts: { seed?: number; profile?: 'la
   const add = async (name: string, extra: Partial<GossipOptions> = {}): Promise<Gossip> => {
     const host = `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`
     i++
-    const g = new Gossip({ name, cluster: 'sim', profile: opts.profile ?? 'local', ...opts.gossip, ...extra }, { transport: net.transport(host), clock, logger, random })
+    const g = new Gossip(
+      { name, cluster: 'sim', profile: opts.profile ?? 'local', ...opts.gossip, ...extra },
+      { transport: net.transport(host), clock, logger, random },
+    )
     await g.start()
     nodes.push(g)
     return g
@@ -37,7 +43,10 @@ export async function simCluster(n: number, opts: { seed?: number; profile?: 'la
     await p
   }
   return {
-    clock, net, nodes, add,
+    clock,
+    net,
+    nodes,
+    add,
     async stop() {
       for (const g of nodes) await g.stop()
     },
@@ -45,5 +54,9 @@ export async function simCluster(n: number, opts: { seed?: number; profile?: 'la
 }
 
 export function aliveView(g: Gossip): string[] {
-  return g.members().filter((m) => m.state === 'alive').map((m) => m.name).sort()
+  return g
+    .members()
+    .filter((m) => m.state === 'alive')
+    .map((m) => m.name)
+    .sort()
 }

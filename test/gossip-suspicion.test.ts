@@ -1,5 +1,5 @@
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Suspicion, expectedConfirmations, suspicionMinMs, suspicionTimeoutMs } from '../src/gossip/suspicion.js'
 
 t.test('min = mult x max(1, log10 N) x probe interval', async (t) => {
@@ -22,7 +22,7 @@ t.test('timeout shrinks from max to min with log(c + 1) / log(k + 1)', async (t)
   const min = 4000
   const max = 24000
   t.equal(suspicionTimeoutMs(0, 2, min, max), max)
-  t.equal(suspicionTimeoutMs(1, 2, min, max), Math.floor(max - (max - min) * Math.log(2) / Math.log(3)))
+  t.equal(suspicionTimeoutMs(1, 2, min, max), Math.floor(max - ((max - min) * Math.log(2)) / Math.log(3)))
   t.equal(suspicionTimeoutMs(2, 2, min, max), min)
   t.equal(suspicionTimeoutMs(5, 2, min, max), min, 'never below min')
   t.equal(suspicionTimeoutMs(0, 0, min, max), min, 'k = 0: min at once')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import type { Address, Transport } from '../src/gossip/types.js'
 import { isShoalError } from '../src/errors.js'
@@ -64,7 +64,12 @@ t.test('loss drops about the given share of packets and of stream exchanges', as
   t.ok(b.got.length > 1250 && b.got.length < 1550, `${b.got.length} of 2000 arrived`)
   t.equal(net.stats('a').packetsDropped, 2000 - b.got.length)
   const results = await Promise.all(
-    Array.from({ length: 200 }, () => a.t.request(b.addr, Buffer.from('q'), 50).then(() => 'ok', (e) => (isShoalError(e, 'SHOAL_ERR_STREAM') ? 'err' : 'other'))).concat([clock.advance(100).then(() => 'advanced')]),
+    Array.from({ length: 200 }, () =>
+      a.t.request(b.addr, Buffer.from('q'), 50).then(
+        () => 'ok',
+        (e) => (isShoalError(e, 'SHOAL_ERR_STREAM') ? 'err' : 'other'),
+      ),
+    ).concat([clock.advance(100).then(() => 'advanced')]),
   )
   const ok = results.filter((r) => r === 'ok').length
   t.equal(results.filter((r) => r === 'other').length, 0)
@@ -131,7 +136,7 @@ t.test('partition drops traffic both ways until heal', async (t) => {
   const net = new SimNetwork(clock)
   const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((h) => node(net, clock, h)))
   net.partition(['a'], ['b', 'c'])
-  a.t.sendPacket(b!.addr, Buffer.from('1'))
+  a!.t.sendPacket(b!.addr, Buffer.from('1'))
   b!.t.sendPacket(a!.addr, Buffer.from('2'))
   c!.t.sendPacket(b!.addr, Buffer.from('3'))
   const req = a!.t.request(c!.addr, Buffer.from('r'), 100)
@@ -139,13 +144,20 @@ t.test('partition drops traffic both ways until heal', async (t) => {
   await clock.advance(200)
   await reqCheck
   t.equal(a!.got.length, 0)
-  t.same(b!.got.map((g) => g.data), ['3'], 'same side still talks')
+  t.same(
+    b!.got.map((g) => g.data),
+    ['3'],
+    'same side still talks',
+  )
   net.heal()
   a!.t.sendPacket(b!.addr, Buffer.from('4'))
   const ok = a!.t.request(c!.addr, Buffer.from('r'), 100)
   await clock.advance(10)
   t.equal(Buffer.from(await ok).toString(), 're:r')
-  t.same(b!.got.map((g) => g.data), ['3', '4'])
+  t.same(
+    b!.got.map((g) => g.data),
+    ['3', '4'],
+  )
 })
 
 t.test('a crashed host neither sends nor receives, until restored', async (t) => {
@@ -165,7 +177,10 @@ t.test('a crashed host neither sends nor receives, until restored', async (t) =>
   net.restore('b')
   a.t.sendPacket(b.addr, Buffer.from('3'))
   await clock.advance(10)
-  t.same(b.got.map((g) => g.data), ['3'])
+  t.same(
+    b.got.map((g) => g.data),
+    ['3'],
+  )
 })
 
 t.test('filter: duplicate, delay (reorder) and drop; tap sees every datagram', async (t) => {
@@ -184,15 +199,30 @@ t.test('filter: duplicate, delay (reorder) and drop; tap sees every datagram', a
   })
   for (const m of ['late', 'dup', 'drop', 'plain']) a.t.sendPacket(b.addr, Buffer.from(m))
   await clock.advance(10)
-  t.same(b.got.map((g) => g.data), ['dup', 'dup', 'dup', 'plain'])
+  t.same(
+    b.got.map((g) => g.data),
+    ['dup', 'dup', 'dup', 'plain'],
+  )
   await clock.advance(50)
-  t.same(b.got.map((g) => g.data), ['dup', 'dup', 'dup', 'plain', 'late'], 'delayed packet arrives after later ones')
+  t.same(
+    b.got.map((g) => g.data),
+    ['dup', 'dup', 'dup', 'plain', 'late'],
+    'delayed packet arrives after later ones',
+  )
   t.equal(net.stats('a').packetsDropped, 1)
-  t.same(seen, [['packet', 4], ['packet', 3], ['packet', 4], ['packet', 5]])
+  t.same(seen, [
+    ['packet', 4],
+    ['packet', 3],
+    ['packet', 4],
+    ['packet', 5],
+  ])
   const r = a.t.request(b.addr, Buffer.from('q'), 100)
   await clock.advance(10)
   await r
-  t.same(seen.slice(4), [['request', 1], ['response', 4]])
+  t.same(seen.slice(4), [
+    ['request', 1],
+    ['response', 4],
+  ])
   untap()
   net.setFilter(undefined)
   a.t.sendPacket(b.addr, Buffer.from('drop'))

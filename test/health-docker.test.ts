@@ -7,9 +7,19 @@ import { silentLogger } from '../src/log.js'
 class MapFeed implements DockerHealthFeed {
   states = new Map<string, DockerHealth>()
   listeners = new Set<(id: string) => void>()
-  health(id: string) { return this.states.get(id) }
-  subscribe(l: (id: string) => void) { this.listeners.add(l); return () => { this.listeners.delete(l) } }
-  set(id: string, h: DockerHealth) { this.states.set(id, h); for (const l of this.listeners) l(id) }
+  health(id: string) {
+    return this.states.get(id)
+  }
+  subscribe(l: (id: string) => void) {
+    this.listeners.add(l)
+    return () => {
+      this.listeners.delete(l)
+    }
+  }
+  set(id: string, h: DockerHealth) {
+    this.states.set(id, h)
+    for (const l of this.listeners) l(id)
+  }
 }
 
 t.test('Docker checks follow the feed at once: healthy alive, unhealthy unhealthy, starting unknown', async (t) => {
@@ -24,11 +34,14 @@ t.test('Docker checks follow the feed at once: healthy alive, unhealthy unhealth
   await new Promise((r) => setTimeout(r, 50))
   t.equal(hs.status('c1abc'), 'unknown', 'starting -> unknown')
   const next = () => new Promise<string>((r) => hs.once('change', (_i: string, st: string) => r(st)))
-  let p = next(); feed.set('c1', 'healthy')
+  let p = next()
+  feed.set('c1', 'healthy')
   t.equal(await p, 'alive')
-  p = next(); feed.set('c1', 'unhealthy')
+  p = next()
+  feed.set('c1', 'unhealthy')
   t.equal(await p, 'unhealthy', 'Docker already counted its retries: one report is enough')
-  p = next(); feed.set('c1', 'healthy')
+  p = next()
+  feed.set('c1', 'healthy')
   t.equal(await p, 'alive')
   t.same(seen, ['alive', 'unhealthy', 'alive'])
   hs.stop()

@@ -8,7 +8,15 @@ import { silentLogger } from '../src/log.js'
 
 const ctx = { host: '127.0.0.1', ports: [] }
 const change = (hs: HealthScheduler, id: string) =>
-  new Promise<string>((r) => { const f = (i: string, st: string) => { if (i === id) { hs.off('change', f); r(st) } }; hs.on('change', f) })
+  new Promise<string>((r) => {
+    const f = (i: string, st: string) => {
+      if (i === id) {
+        hs.off('change', f)
+        r(st)
+      }
+    }
+    hs.on('change', f)
+  })
 
 t.test('External checks are refused without allowExternal: the command never runs', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-ext-'))

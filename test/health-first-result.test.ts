@@ -61,7 +61,10 @@ t.test('no check means unknown; removing a check makes it unknown', async (t) =>
 
 t.test('setting the same spec again does not restart the check', async (t) => {
   let hits = 0
-  const s = http.createServer((_req, res) => { hits++; res.end('ok') })
+  const s = http.createServer((_req, res) => {
+    hits++
+    res.end('ok')
+  })
   const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())

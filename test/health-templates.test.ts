@@ -28,9 +28,12 @@ t.test('templates expand host, container and tcp N', async (t) => {
   t.equal(renderTemplate('/bin/check {{ container }}', ctx), '/bin/check abcdef0123456789')
   t.equal(renderTemplate('no templates', ctx), 'no templates')
   // static entries have no container port: tcp N matches the port itself
-  t.equal(renderTemplate('{{ tcp 9000 }}', { host: 'h', ports: [{ type: 'tcp', port: 9000, servicePort: 9000, ip: 'h' }] }), '9000')
+  t.equal(renderTemplate('{{ tcp 9000 }}', { host: 'h', ports: [{ port: 9000 }] }), '9000')
   for (const bad of ['{{ tcp 8080 }}', '{{ nope }}', '{{ tcp x }}']) {
-    t.ok(throwsCode(() => renderTemplate(bad, ctx), 'SHOAL_ERR_CHECK_TEMPLATE', bad), bad)
+    t.ok(
+      throwsCode(() => renderTemplate(bad, ctx), 'SHOAL_ERR_CHECK_TEMPLATE', bad),
+      bad,
+    )
   }
   t.ok(throwsCode(() => renderTemplate('{{ container }}', { host: 'h', ports: [] }), 'SHOAL_ERR_CHECK_TEMPLATE', '{{ container }}'))
 })
@@ -51,7 +54,10 @@ t.test('a Tcp check with {{ host }}:{{ tcp N }} reaches the mapped port', async 
   const ctx = { host: '127.0.0.1', ports: [{ type: 'tcp' as const, port, servicePort: 10080, ip: '127.0.0.1', containerPort: 8080 }] }
   const got = new Promise<[string, string][]>((r) => {
     const seen: [string, string][] = []
-    hs.on('change', (id: string, st: string) => { seen.push([id, st]); if (seen.length === 2) r(seen) })
+    hs.on('change', (id: string, st: string) => {
+      seen.push([id, st])
+      if (seen.length === 2) r(seen)
+    })
   })
   hs.set('good', { type: 'Tcp', args: '{{ host }}:{{ tcp 8080 }}' }, ctx)
   hs.set('bad-template', { type: 'Tcp', args: '{{ host }}:{{ tcp 9999 }}' }, ctx)

@@ -10,8 +10,13 @@ t.test('alive turns unhealthy after 3 failures in a row and alive again after 2 
   let failsServed = 0
   let passesServed = 0
   const s = http.createServer((_req, res) => {
-    if (healthy) { passesServed++; res.writeHead(200).end('ok') }
-    else { failsServed++; res.writeHead(500).end('no') }
+    if (healthy) {
+      passesServed++
+      res.writeHead(200).end('ok')
+    } else {
+      failsServed++
+      res.writeHead(500).end('no')
+    }
   })
   const port = await serve(t, s)
 
@@ -45,7 +50,11 @@ t.test('alive turns unhealthy after 3 failures in a row and alive again after 2 
   const up = changes[2]!
   t.equal(up[0], 'alive')
   t.equal(up[2] - passesBefore, 2, 'alive again exactly at the second pass')
-  t.same(changes.map((c) => c[0]), ['alive', 'unhealthy', 'alive'], 'no other transitions')
+  t.same(
+    changes.map((c) => c[0]),
+    ['alive', 'unhealthy', 'alive'],
+    'no other transitions',
+  )
 
   const text = await registry.metrics()
   t.match(text, /shoal_health_checks_total\{type="HttpGet",result="pass"\} \d+/)
@@ -55,7 +64,10 @@ t.test('alive turns unhealthy after 3 failures in a row and alive again after 2 
 t.test('per-check rise/fall override the defaults; stop() halts checking', async (t) => {
   let hits = 0
   let healthy = true
-  const s = http.createServer((_req, res) => { hits++; res.writeHead(healthy ? 200 : 500).end() })
+  const s = http.createServer((_req, res) => {
+    hits++
+    res.writeHead(healthy ? 200 : 500).end()
+  })
   const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 20 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())

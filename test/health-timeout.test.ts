@@ -9,12 +9,21 @@ import { silentLogger } from '../src/log.js'
 t.test('a hanging check times out and does not delay the others', async (t) => {
   // Accepts connections and never answers: an HttpGet against it hangs.
   const sockets = new Set<net.Socket>()
-  const hang = net.createServer((s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  const hang = net.createServer((s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
   hang.listen(0, '127.0.0.1')
   await once(hang, 'listening')
-  t.teardown(() => { for (const s of sockets) s.destroy(); return new Promise<void>((r) => hang.close(() => r())) })
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    return new Promise<void>((r) => hang.close(() => r()))
+  })
   let okHits = 0
-  const ok = http.createServer((_req, res) => { okHits++; res.end('ok') })
+  const ok = http.createServer((_req, res) => {
+    okHits++
+    res.end('ok')
+  })
   ok.listen(0, '127.0.0.1')
   await once(ok, 'listening')
   t.teardown(() => new Promise<void>((r) => ok.close(() => r())))
@@ -25,9 +34,14 @@ t.test('a hanging check times out and does not delay the others', async (t) => {
   const ctx = { host: '127.0.0.1', ports: [] }
   const started = Date.now()
   let hungAt = 0
-  const settled = new Promise<void>((resolve) => hs.on('change', (id: string, st: string) => {
-    if (id === 'hang' && st === 'unhealthy') { hungAt = Date.now() - started; resolve() }
-  }))
+  const settled = new Promise<void>((resolve) =>
+    hs.on('change', (id: string, st: string) => {
+      if (id === 'hang' && st === 'unhealthy') {
+        hungAt = Date.now() - started
+        resolve()
+      }
+    }),
+  )
   hs.set('hang', { type: 'HttpGet', args: `http://127.0.0.1:${(hang.address() as AddressInfo).port}/` }, ctx)
   hs.set('ok', { type: 'HttpGet', args: `http://127.0.0.1:${(ok.address() as AddressInfo).port}/` }, ctx)
   await new Promise((r) => setTimeout(r, 300))

@@ -20,7 +20,20 @@ t.test('isLoopbackAddress', async (t) => {
   for (const a of ['127.0.0.1', '127.0.0.2', '127.255.255.254', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:127.1.2.3']) {
     t.ok(isLoopbackAddress(a), `${a} is loopback`)
   }
-  for (const a of ['10.0.0.1', '192.168.1.20', '128.0.0.1', '::', '::2', 'fe80::1', '::ffff:10.0.0.1', '1::1', '', undefined, 'localhost', '127.0.0.1.evil']) {
+  for (const a of [
+    '10.0.0.1',
+    '192.168.1.20',
+    '128.0.0.1',
+    '::',
+    '::2',
+    'fe80::1',
+    '::ffff:10.0.0.1',
+    '1::1',
+    '',
+    undefined,
+    'localhost',
+    '127.0.0.1.evil',
+  ]) {
     t.notOk(isLoopbackAddress(a), `${String(a)} is not loopback`)
   }
 })

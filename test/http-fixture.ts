@@ -105,7 +105,10 @@ export class FixtureMembership extends EventEmitter {
 /** Drain control over the fixture catalog: local host is `node`. */
 export class FixtureControl {
   calls: string[] = []
-  constructor(private catalog: FixtureCatalog, private node: string) {}
+  constructor(
+    private catalog: FixtureCatalog,
+    private node: string,
+  ) {}
   private find(id: string): ServiceRecord {
     for (const h of this.catalog.hosts.values()) {
       const r = h.services.find((x) => x.id === id)
@@ -140,10 +143,7 @@ export interface Harness {
 }
 
 /** Starts an HttpServer on 127.0.0.1:0 over fixtures; stops it at teardown. */
-export async function startHarness(
-  t: { teardown(fn: () => unknown): void },
-  opts: Partial<HttpServerOptions> = {},
-): Promise<Harness> {
+export async function startHarness(t: { teardown(fn: () => unknown): void }, opts: Partial<HttpServerOptions> = {}): Promise<Harness> {
   const catalog = new FixtureCatalog()
   const membership = new FixtureMembership()
   const node = opts.node ?? 'node-a'
@@ -222,7 +222,11 @@ export async function openWatch(url: string): Promise<{
           return new Promise<void>((ok, fail) => {
             const timer = setTimeout(() => {
               waiters.delete(check)
-              fail(new Error(`timed out waiting; got events: ${events.map((e) => e.event + ':' + (e.data?.type ?? e.data?.event ?? '')).join(', ')}`))
+              fail(
+                new Error(
+                  `timed out waiting; got events: ${events.map((e) => e.event + ':' + (e.data?.type ?? e.data?.event ?? '')).join(', ')}`,
+                ),
+              )
             }, ms)
             const check = (): void => {
               if (!pred(events)) return

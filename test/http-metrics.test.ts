@@ -41,7 +41,7 @@ function parseExposition(text: string): Map<string, Family> {
       continue
     } else if ((m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)( -?\d+)?$/.exec(line))) {
       const [, name, , rawLabels, rawValue] = m as unknown as [string, string, string, string | undefined, string]
-      const base = current && (name === current.name || (/^(.*)_(bucket|sum|count)$/.exec(name)?.[1] === current.name)) ? current : undefined
+      const base = current && (name === current.name || /^(.*)_(bucket|sum|count)$/.exec(name)?.[1] === current.name) ? current : undefined
       if (!base) throw new Error(`sample ${name} outside its family`)
       if (closed.has(name)) throw new Error(`family ${name} split`)
       const labels: Record<string, string> = {}
@@ -91,7 +91,11 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     pushPulls: 5,
     pushPullsFailed: 0,
   }
-  registerGossipMetrics(h.registry, () => stats, () => h.membership.members())
+  registerGossipMetrics(
+    h.registry,
+    () => stats,
+    () => h.membership.members(),
+  )
   registerCatalogMetrics(h.registry, h.catalog)
   h.membership.set('node-a', 'alive')
   h.membership.set('node-b', 'alive')
@@ -113,11 +117,22 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
   const fams = await scrape()
 
   for (const name of [
-    'shoal_gossip_members', 'shoal_gossip_packets_received_total', 'shoal_gossip_packets_sent_total',
-    'shoal_gossip_bytes_received_total', 'shoal_gossip_bytes_sent_total', 'shoal_gossip_probes_total',
-    'shoal_gossip_probes_failed_total', 'shoal_gossip_suspicions_total', 'shoal_gossip_refutations_total',
-    'shoal_gossip_decode_errors_total', 'shoal_gossip_queue_depth', 'shoal_gossip_awareness',
-    'shoal_catalog_services', 'shoal_catalog_hosts', 'shoal_http_requests_total', 'shoal_http_watch_clients',
+    'shoal_gossip_members',
+    'shoal_gossip_packets_received_total',
+    'shoal_gossip_packets_sent_total',
+    'shoal_gossip_bytes_received_total',
+    'shoal_gossip_bytes_sent_total',
+    'shoal_gossip_probes_total',
+    'shoal_gossip_probes_failed_total',
+    'shoal_gossip_suspicions_total',
+    'shoal_gossip_refutations_total',
+    'shoal_gossip_decode_errors_total',
+    'shoal_gossip_queue_depth',
+    'shoal_gossip_awareness',
+    'shoal_catalog_services',
+    'shoal_catalog_hosts',
+    'shoal_http_requests_total',
+    'shoal_http_watch_clients',
   ]) {
     t.ok(fams.has(name), `${name} is exposed`)
   }

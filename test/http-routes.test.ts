@@ -21,7 +21,12 @@ t.test('catalog and membership routes', async (t) => {
   h.catalog.addHost('node-b')
   h.catalog.addHost('node-c')
   const web1 = record({ name: 'web', host: 'node-a', ports: [{ type: 'tcp', port: 31000, servicePort: 10001, ip: '10.0.0.1' }] })
-  const web2 = record({ name: 'web', host: 'node-b', status: 'unhealthy', ports: [{ type: 'tcp', port: 31001, servicePort: 10001, ip: '10.0.0.2' }] })
+  const web2 = record({
+    name: 'web',
+    host: 'node-b',
+    status: 'unhealthy',
+    ports: [{ type: 'tcp', port: 31001, servicePort: 10001, ip: '10.0.0.2' }],
+  })
   const api = record({ name: 'api', host: 'node-b', status: 'draining' })
   const gone = record({ name: 'old', host: 'node-a', status: 'tombstone' })
   const onDead = record({ name: 'db', host: 'node-c' })
@@ -37,19 +42,40 @@ t.test('catalog and membership routes', async (t) => {
   t.equal(state.json.cluster, 'test')
   t.equal(state.json.node, 'node-a')
   t.equal(typeof state.json.seq, 'number')
-  t.same(state.json.hosts.map((x: any) => [x.name, x.state]), [['node-a', 'alive'], ['node-b', 'alive'], ['node-c', 'dead']])
+  t.same(
+    state.json.hosts.map((x: any) => [x.name, x.state]),
+    [
+      ['node-a', 'alive'],
+      ['node-b', 'alive'],
+      ['node-c', 'dead'],
+    ],
+  )
   const a = state.json.hosts[0]
   t.same(a.services.map((r: any) => r.status).sort(), ['alive', 'tombstone'], 'state.json is the whole catalog, tombstones included')
   t.same(a.services.find((r: any) => r.id === web1.id).version, web1.version, 'versions are [wallMs, counter]')
 
   const services = await get(`${h.url}/api/services.json`)
   t.equal(services.status, 200)
-  t.same(services.json.services.map((s: any) => s.name), ['api', 'web'], 'live services only: no tombstone, no records of the dead host')
+  t.same(
+    services.json.services.map((s: any) => s.name),
+    ['api', 'web'],
+    'live services only: no tombstone, no records of the dead host',
+  )
   const web = services.json.services[1]
   t.same(web.servicePorts, [10001])
   t.same(web.counts, { alive: 1, unhealthy: 1 })
-  t.same(web.instances.map((r: any) => r.host), ['node-a', 'node-b'])
-  t.same(services.json.members.map((m: any) => [m.name, m.state]), [['node-a', 'alive'], ['node-b', 'suspect'], ['node-c', 'dead']])
+  t.same(
+    web.instances.map((r: any) => r.host),
+    ['node-a', 'node-b'],
+  )
+  t.same(
+    services.json.members.map((m: any) => [m.name, m.state]),
+    [
+      ['node-a', 'alive'],
+      ['node-b', 'suspect'],
+      ['node-c', 'dead'],
+    ],
+  )
 
   const one = await get(`${h.url}/api/services/web.json`)
   t.equal(one.status, 200)
@@ -161,15 +187,18 @@ t.test('start and stop are idempotent; a bad bind names the flag', async (t) => 
   t.equal(h.membership.listenerCount('join'), 0, 'membership listeners removed')
 
   const { HttpServer } = await import('../src/http/server.js')
-  const bad = new HttpServer({ bind: 'localhost', cluster: 'x', node: 'n' }, {
-    logger: (await import('../src/log.js')).silentLogger(),
-    catalog: h.catalog,
-    membership: h.membership,
-    control: h.control,
-    ready: () => true,
-    xdsDebug: () => [],
-    registry: h.registry,
-  })
+  const bad = new HttpServer(
+    { bind: 'localhost', cluster: 'x', node: 'n' },
+    {
+      logger: (await import('../src/log.js')).silentLogger(),
+      catalog: h.catalog,
+      membership: h.membership,
+      control: h.control,
+      ready: () => true,
+      xdsDebug: () => [],
+      registry: h.registry,
+    },
+  )
   await t.rejects(bad.start(), { code: 'SHOAL_ERR_CONFIG', message: /--http: "localhost" is not HOST:PORT/ })
   await bad.stop()
 })

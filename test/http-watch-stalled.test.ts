@@ -38,7 +38,9 @@ function countingReader(url: string): Promise<{ count: () => number; close: () =
 /** A raw client that sends the request, reads the first bytes, then stops reading. */
 function stalledReader(port: number): Promise<{ sock: Socket; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1', () => sock.write('GET /api/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n'))
+    const sock = connect(port, '127.0.0.1', () =>
+      sock.write('GET /api/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n'),
+    )
     const closed = new Promise<void>((r) => sock.once('close', () => r()))
     sock.once('data', (chunk) => {
       if (!chunk.toString().startsWith('HTTP/1.1 200')) reject(new Error('unexpected answer'))

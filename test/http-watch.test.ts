@@ -18,8 +18,14 @@ t.test('snapshot, catalog events, member events, heartbeats', async (t) => {
   const snap = w.events[0]!
   t.equal(snap.event, 'snapshot', 'the first event is a snapshot')
   t.equal(snap.data.state.cluster, 'test')
-  t.same(snap.data.state.hosts[0].services.map((r: any) => r.id), [first.id])
-  t.same(snap.data.members.map((m: any) => [m.name, m.state]), [['node-a', 'alive']])
+  t.same(
+    snap.data.state.hosts[0].services.map((r: any) => r.id),
+    [first.id],
+  )
+  t.same(
+    snap.data.members.map((m: any) => [m.name, m.state]),
+    [['node-a', 'alive']],
+  )
 
   const second = record({ name: 'api', host: 'node-b' })
   h.catalog.put(second)

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { pack } from 'msgpackr'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import type { Member, StateDelegate } from '../src/gossip/types.js'
 import { silentLogger } from '../src/log.js'
 import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
@@ -57,7 +57,16 @@ function member(name: string, boot: string, state: Member['state'] = 'alive'): M
 }
 
 function rec(id: string, labels: Record<string, string> = {}): LocalRecord {
-  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '127.0.0.1' }], proxyMode: 'http', status: 'alive', labels }
+  return {
+    id,
+    name: 'web',
+    image: 'web:1',
+    created: 1,
+    ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '127.0.0.1' }],
+    proxyMode: 'http',
+    status: 'alive',
+    labels,
+  }
 }
 
 function node(net: Net, name: string, clock: VirtualClock) {
@@ -108,7 +117,7 @@ t.test('push-pull: digests first, then only differing owners are pulled, tombsto
   b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
   await flush()
   const pulled = b.bridge.stats.recordsPulled
-  t.equal(pulled, 20, 'pulled only a\'s 20 records (19 live + 1 tombstone), not c\'s')
+  t.equal(pulled, 20, "pulled only a's 20 records (19 live + 1 tombstone), not c's")
   t.equal(b.catalog.get('a', 'a0')?.status, 'tombstone')
   t.equal(liveRecords(b.catalog.snapshot()).length, 39)
   b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
@@ -214,7 +223,8 @@ t.test('push-pull at rest: one summary, the per-owner digest only when summaries
   for (const p of peers) p.bridge.start()
   const [a, b] = [peers[0]!, peers[1]!]
   // Both replicas know every host; a learns them in reverse order (order must not matter).
-  for (const p of [...peers].reverse()) a.catalog.setHost(p.gossip.name, { state: 'alive', bootId: p.gossip.bootId, address: '127.0.0.1:7946' })
+  for (const p of [...peers].reverse())
+    a.catalog.setHost(p.gossip.name, { state: 'alive', bootId: p.gossip.bootId, address: '127.0.0.1:7946' })
   for (const p of peers) b.catalog.setHost(p.gossip.name, { state: 'alive', bootId: p.gossip.bootId, address: '127.0.0.1:7946' })
   const state = a.gossip.delegate.localState(false)
   t.equal(decodeMessage(state).type, 7, 'a summary')

@@ -2,7 +2,7 @@
 // boot are hidden at once everywhere, its new records (same static ids, lower wall times)
 // are accepted, and when the owner sees an old record of its own it tombstones it above.
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { compareVersions } from '../src/registry/hlc.js'
@@ -12,7 +12,16 @@ const logger = silentLogger()
 const TEN_MIN = 600_000
 
 function rec(id: string, port = 8080): LocalRecord {
-  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }], proxyMode: 'http', status: 'alive', labels: {} }
+  return {
+    id,
+    name: 'web',
+    image: 'web:1',
+    created: 1,
+    ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status: 'alive',
+    labels: {},
+  }
 }
 
 t.test('restart with a new boot and a clock 10 minutes behind', async (t) => {
@@ -20,7 +29,9 @@ t.test('restart with a new boot and a clock 10 minutes behind', async (t) => {
   const replica = new Catalog({ cluster: 'c', self: 'r' }, { clock, logger })
   replica.setLocalBoot('R1')
   const events: string[] = []
-  replica.subscribe((ev) => events.push(ev.type === 'service-removed' || ev.type === 'service-added' ? `${ev.type}:${ev.record.id}:${ev.record.bootId}` : ev.type))
+  replica.subscribe((ev) =>
+    events.push(ev.type === 'service-removed' || ev.type === 'service-added' ? `${ev.type}:${ev.record.id}:${ev.record.bootId}` : ev.type),
+  )
 
   // First boot of h: two instances.
   const h1 = new Catalog({ cluster: 'c', self: 'h' }, { clock, logger })
@@ -44,11 +55,18 @@ t.test('restart with a new boot and a clock 10 minutes behind', async (t) => {
   t.same(events.sort(), ['service-removed:gone:H1', 'service-removed:keep:H1'])
 
   t.ok(replica.mergeRemote(new1), 'the new boot record is accepted despite its lower version')
-  t.same(liveRecords(replica.snapshot()).map((r) => `${r.id}:${r.ports[0]?.port}`), ['keep:9090'])
+  t.same(
+    liveRecords(replica.snapshot()).map((r) => `${r.id}:${r.ports[0]?.port}`),
+    ['keep:9090'],
+  )
 
   t.notOk(replica.mergeRemote(oldGone), 'a delayed record of the old boot is refused')
   t.notOk(replica.mergeRemote(old1))
-  t.same(liveRecords(replica.snapshot()).map((r) => r.id), ['keep'], 'and never revives')
+  t.same(
+    liveRecords(replica.snapshot()).map((r) => r.id),
+    ['keep'],
+    'and never revives',
+  )
 
   // The owner sees its old `gone` record (a peer with stale membership sends it): tombstone above it.
   const written: string[] = []
@@ -61,7 +79,10 @@ t.test('restart with a new boot and a clock 10 minutes behind', async (t) => {
   h2.mergeRemote(oldGone)
   t.equal(written.length, 1, 'seen again: nothing more to do')
   t.ok(replica.mergeRemote(tomb))
-  t.same(liveRecords(replica.snapshot()).map((r) => r.id), ['keep'])
+  t.same(
+    liveRecords(replica.snapshot()).map((r) => r.id),
+    ['keep'],
+  )
   const later = h2.upsertLocal(rec('keep', 9191))
   t.ok(compareVersions(later.version, oldGone.version) > 0, 'later writes stay above what the owner observed')
 })
@@ -94,5 +115,9 @@ t.test('a late membership event naming the old boot is followed, and undone with
   r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
   t.same(liveRecords(r.snapshot()), [], 'membership is the authority: H2 records hidden while it names H1')
   r.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
-  t.same(liveRecords(r.snapshot()).map((x) => x.id), ['a'], 'back to H2: its records return from the side store')
+  t.same(
+    liveRecords(r.snapshot()).map((x) => x.id),
+    ['a'],
+    'back to H2: its records return from the side store',
+  )
 })

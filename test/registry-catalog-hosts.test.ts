@@ -1,7 +1,7 @@
 // Membership drives visibility: a dead or left host's records vanish at once, come back if
 // it returns with the same boot before the reap, and are dropped after reapAfterMs.
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { liveRecords, type CatalogEvent } from '../src/registry/types.js'
@@ -9,7 +9,16 @@ import { liveRecords, type CatalogEvent } from '../src/registry/types.js'
 const logger = silentLogger()
 
 function rec(id: string): LocalRecord {
-  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.1' }], proxyMode: 'http', status: 'alive', labels: {} }
+  return {
+    id,
+    name: 'web',
+    image: 'web:1',
+    created: 1,
+    ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status: 'alive',
+    labels: {},
+  }
 }
 
 function setup() {
@@ -35,7 +44,10 @@ t.test('a dead host hides its records at once; suspect does not', async (t) => {
   const hv = r.snapshot().hosts.find((x) => x.name === 'h')!
   t.equal(hv.state, 'dead')
   t.same(hv.services, [], 'no records listed for a dead host')
-  t.same(events.map((e) => e.type), ['host-down', 'service-removed', 'service-removed'])
+  t.same(
+    events.map((e) => e.type),
+    ['host-down', 'service-removed', 'service-removed'],
+  )
 })
 
 t.test('a host back with the same boot before the reap shows its records again', async (t) => {
@@ -54,7 +66,10 @@ t.test('records of a dead host are dropped after reapAfterMs and refused after t
   r.sweep()
   t.equal(r.stats.recordsReaped, 2)
   t.same(r.recordsOf(['h']), [])
-  t.notOk(r.snapshot().hosts.some((x) => x.name === 'h'), 'the reaped host leaves the snapshot')
+  t.notOk(
+    r.snapshot().hosts.some((x) => x.name === 'h'),
+    'the reaped host leaves the snapshot',
+  )
   t.notOk(r.mergeRemote(h.upsertLocal(rec('i3'))), 'a late record of the reaped host is refused')
   r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
   t.ok(r.mergeRemote(h.get('h', 'i1')!), 'it returns: its records are taken again (re-announced by push-pull)')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { liveRecords, type ServiceRecord } from '../src/registry/types.js'
@@ -7,7 +7,16 @@ import { liveRecords, type ServiceRecord } from '../src/registry/types.js'
 const logger = silentLogger()
 
 function rec(id: string, port = 8080, status: LocalRecord['status'] = 'alive'): LocalRecord {
-  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }], proxyMode: 'http', status, labels: {} }
+  return {
+    id,
+    name: 'web',
+    image: 'web:1',
+    created: 1,
+    ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status,
+    labels: {},
+  }
 }
 
 function pair() {
@@ -49,7 +58,11 @@ t.test('highest version per (owner, id) wins, in any order, duplicates ignored',
 t.test('a record about the receiver itself is never taken from a peer', async (t) => {
   const { a, b } = pair()
   const mine = b.upsertLocal(rec('x'))
-  const forged: ServiceRecord = { ...mine, version: [mine.version[0] + 1000, 0], ports: [{ type: 'tcp', port: 1, servicePort: 1, ip: '6.6.6.6' }] }
+  const forged: ServiceRecord = {
+    ...mine,
+    version: [mine.version[0] + 1000, 0],
+    ports: [{ type: 'tcp', port: 1, servicePort: 1, ip: '6.6.6.6' }],
+  }
   t.notOk(b.mergeRemote(forged))
   t.equal(b.get('b', 'x')?.ports[0]?.port, 8080, 'the owner keeps its own record')
   void a

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, debounce, type LocalRecord } from '../src/registry/catalog.js'
 import { liveRecords, type CatalogSnapshot } from '../src/registry/types.js'
@@ -7,7 +7,16 @@ import { liveRecords, type CatalogSnapshot } from '../src/registry/types.js'
 const logger = silentLogger()
 
 function rec(id: string, port = 8080): LocalRecord {
-  return { id, name: 'web', image: 'web:1', created: 1, ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }], proxyMode: 'http', status: 'alive', labels: {} }
+  return {
+    id,
+    name: 'web',
+    image: 'web:1',
+    created: 1,
+    ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status: 'alive',
+    labels: {},
+  }
 }
 
 t.test('snapshots are cached until the next change and immutable', async (t) => {
@@ -18,7 +27,10 @@ t.test('snapshots are cached until the next change and immutable', async (t) => 
   const s1 = c.snapshot()
   t.equal(c.snapshot(), s1, 'same object while nothing changed')
   t.equal(s1.cluster, 'prod')
-  t.same(s1.hosts.map((h) => [h.name, h.state, h.bootId, h.address]), [['a', 'alive', 'A1', '10.0.0.1:7946']])
+  t.same(
+    s1.hosts.map((h) => [h.name, h.state, h.bootId, h.address]),
+    [['a', 'alive', 'A1', '10.0.0.1:7946']],
+  )
   t.ok(Object.isFrozen(s1) && Object.isFrozen(s1.hosts) && Object.isFrozen(s1.hosts[0]!.services))
   t.throws(() => (s1.hosts[0]!.services as unknown[]).push(1))
   c.upsertLocal(rec('i2'))
@@ -26,7 +38,10 @@ t.test('snapshots are cached until the next change and immutable', async (t) => 
   t.not(s2, s1)
   t.ok(s2.seq > s1.seq)
   t.equal(liveRecords(s1).length, 1, 'an old snapshot does not change')
-  t.same(liveRecords(s2).map((r) => r.id), ['i1', 'i2'])
+  t.same(
+    liveRecords(s2).map((r) => r.id),
+    ['i1', 'i2'],
+  )
 })
 
 t.test('events: added, updated, removed', async (t) => {

@@ -2,7 +2,7 @@
 // statuses from checks, drain/undrain, disappearing specs become tombstones.
 import t from 'tap'
 import { createServer, type Server } from 'node:net'
-import { RealClock } from '../src/gossip/clock.js'
+import { RealClock } from '../src/clock.js'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog } from '../src/registry/catalog.js'
@@ -11,8 +11,22 @@ import type { LocalServiceSpec, ServiceStatus } from '../src/registry/types.js'
 
 const logger = silentLogger()
 
-function spec(id: string, port: number, check?: LocalServiceSpec['check'], source: LocalServiceSpec['source'] = 'static'): LocalServiceSpec {
-  const s: LocalServiceSpec = { id, name: `svc-${id}`, image: 'img', created: 1, ports: [{ type: 'tcp', port, servicePort: 10000 + (port % 1000), ip: '127.0.0.1' }], proxyMode: 'tcp', labels: {}, source }
+function spec(
+  id: string,
+  port: number,
+  check?: LocalServiceSpec['check'],
+  source: LocalServiceSpec['source'] = 'static',
+): LocalServiceSpec {
+  const s: LocalServiceSpec = {
+    id,
+    name: `svc-${id}`,
+    image: 'img',
+    created: 1,
+    ports: [{ type: 'tcp', port, servicePort: 10000 + (port % 1000), ip: '127.0.0.1' }],
+    proxyMode: 'tcp',
+    labels: {},
+    source,
+  }
   if (check) s.check = check
   return s
 }
@@ -55,7 +69,11 @@ t.test('no check: unknown; a passing check: alive after its first run; failing: 
   const closed = await listen()
   const deadPort = closed.port
   await new Promise((r) => closed.server.close(r))
-  local.setSource('static', [spec('nocheck', 1111), spec('up', port, { type: 'Tcp', args: `{{ host }}:${port}` }), spec('down', deadPort, { type: 'Tcp', args: `127.0.0.1:${deadPort}` })])
+  local.setSource('static', [
+    spec('nocheck', 1111),
+    spec('up', port, { type: 'Tcp', args: `{{ host }}:${port}` }),
+    spec('down', deadPort, { type: 'Tcp', args: `127.0.0.1:${deadPort}` }),
+  ])
   t.equal(status('nocheck'), 'unknown')
   t.equal(status('up'), 'unknown', 'a checked instance starts unknown')
   t.ok(await until(() => status('up') === 'alive'), 'alive after its first check')
@@ -67,7 +85,13 @@ t.test('a spec that disappears becomes a tombstone; sources are merged', async (
   const { local, status, catalog } = setup(t)
   local.setSource('static', [spec('a', 1), spec('b', 2)])
   local.setSource('docker', [spec('c', 3, undefined, 'docker')])
-  t.same(local.list().map((s) => s.id).sort(), ['a', 'b', 'c'])
+  t.same(
+    local
+      .list()
+      .map((s) => s.id)
+      .sort(),
+    ['a', 'b', 'c'],
+  )
   const before = catalog.get('me', 'a')!.version
   local.setSource('static', [spec('a', 1)])
   t.equal(status('b'), 'tombstone')
@@ -90,6 +114,8 @@ t.test('drain and undrain a local instance; refused for unknown or remote ids', 
   const other = new Catalog({ cluster: 'c', self: 'other' }, { clock: new RealClock(), logger })
   other.setLocalBoot('o1')
   catalog.setHost('other', { state: 'alive', bootId: 'o1', address: '' })
-  catalog.mergeRemote(other.upsertLocal({ id: 'remote1', name: 'r', image: '', created: 1, ports: [], proxyMode: 'http', status: 'alive', labels: {} }))
+  catalog.mergeRemote(
+    other.upsertLocal({ id: 'remote1', name: 'r', image: '', created: 1, ports: [], proxyMode: 'http', status: 'alive', labels: {} }),
+  )
   t.throws(() => local.undrain('remote1'), { code: 'SHOAL_ERR_NOT_LOCAL', message: /runs on other/ })
 })

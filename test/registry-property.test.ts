@@ -341,10 +341,12 @@ async function runSchedule(seed: number): Promise<string | undefined> {
     .join('\n')
   for (const n of up) {
     const seen = liveRecords(n.proc!.catalog.snapshot()).map(key).sort().join('\n')
-    if (seen !== truth) return `seed ${seed}: replica ${n.name} live view differs from the owners'\n--- owners\n${truth}\n--- ${n.name}\n${seen}`
+    if (seen !== truth)
+      return `seed ${seed}: replica ${n.name} live view differs from the owners'\n--- owners\n${truth}\n--- ${n.name}\n${seen}`
     for (const h of n.proc!.catalog.snapshot().hosts) {
       const subject = w.nodes.get(h.name)!
-      if (h.name !== n.name && h.bootId !== subject.boot) return `seed ${seed}: ${n.name} believes ${h.name} runs boot ${h.bootId}, not ${subject.boot}`
+      if (h.name !== n.name && h.bootId !== subject.boot)
+        return `seed ${seed}: ${n.name} believes ${h.name} runs boot ${h.bootId}, not ${subject.boot}`
     }
   }
   return undefined

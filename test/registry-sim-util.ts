@@ -1,7 +1,7 @@
 // A cluster of full registry nodes (real Gossip + Catalog + GossipBridge) on the gossip
 // simulator: virtual time, in-memory network. Used by test/registry-sim.test.ts and
 // bench/registry-sim.ts.
-import { VirtualClock } from '../src/gossip/clock.js'
+import { VirtualClock } from '../src/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
@@ -44,7 +44,11 @@ export function service(host: string, i: number, port = 8000 + i, status: LocalR
  * Builds `hosts` nodes with `perHost` services each; joins them (each to node 0) and starts
  * the bridges. `profile` defaults to `local`.
  */
-export async function registrySim(hosts: number, perHost: number, opts: { seed?: number; profile?: 'lan' | 'local'; loss?: number } = {}): Promise<RegistrySim> {
+export async function registrySim(
+  hosts: number,
+  perHost: number,
+  opts: { seed?: number; profile?: 'lan' | 'local'; loss?: number } = {},
+): Promise<RegistrySim> {
   const clock = new VirtualClock()
   const random = seeded(opts.seed ?? 1)
   const net = new SimNetwork(clock, { latencyMs: 1, jitterMs: 1, loss: opts.loss ?? 0, random })
@@ -53,7 +57,10 @@ export async function registrySim(hosts: number, perHost: number, opts: { seed?:
   for (let i = 0; i < hosts; i++) {
     const name = `host-${String(i).padStart(3, '0')}`
     const ip = `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`
-    const gossip = new Gossip({ name, cluster: 'sim', profile: opts.profile ?? 'local' }, { transport: net.transport(ip), clock, logger, random })
+    const gossip = new Gossip(
+      { name, cluster: 'sim', profile: opts.profile ?? 'local' },
+      { transport: net.transport(ip), clock, logger, random },
+    )
     await gossip.start()
     const catalog = new Catalog({ cluster: 'sim', self: name, address: `${ip}:7946` }, { clock, logger })
     const bridge = new GossipBridge({}, { catalog, gossip, logger })
@@ -78,10 +85,17 @@ export async function registrySim(hosts: number, perHost: number, opts: { seed?:
     nodes,
     converged() {
       const up = running()
-      const truth = JSON.stringify(up.map((n) => n.catalog.digest().find((d) => d.host === n.name)).sort((a, b) => (a!.host < b!.host ? -1 : 1)))
+      const truth = JSON.stringify(
+        up.map((n) => n.catalog.digest().find((d) => d.host === n.name)).sort((a, b) => (a!.host < b!.host ? -1 : 1)),
+      )
       for (const n of up) {
         const upNames = new Set(up.map((u) => u.name))
-        const view = JSON.stringify(n.catalog.digest().filter((d) => upNames.has(d.host)).sort((a, b) => (a.host < b.host ? -1 : 1)))
+        const view = JSON.stringify(
+          n.catalog
+            .digest()
+            .filter((d) => upNames.has(d.host))
+            .sort((a, b) => (a.host < b.host ? -1 : 1)),
+        )
         if (view !== truth) return false
       }
       return true

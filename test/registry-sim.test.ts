@@ -28,7 +28,8 @@ t.test(`${HOSTS} hosts x ${PER_HOST} services on the simulator`, async (t) => {
   }
   t.ok(await clock.runUntil(() => sim.converged(), 60_000, 50), 'the burst converges everywhere')
   t.comment(`burst of 300 changes converged in ${clock.now() - start} ms of virtual time`)
-  const fp = (i: number) => JSON.stringify(liveRecords(nodes[i]!.catalog.snapshot()).map((r) => [r.host, r.id, r.version, r.status, r.ports]))
+  const fp = (i: number) =>
+    JSON.stringify(liveRecords(nodes[i]!.catalog.snapshot()).map((r) => [r.host, r.id, r.version, r.status, r.ports]))
   t.equal(fp(3), fp(42), 'two replicas hold identical live catalogs')
 
   // Crash one host: its services disappear everywhere once it is declared dead.

@@ -24,7 +24,13 @@ const shoal = (entry: object) => JSON.stringify({ services: [{ name: 'web', port
 t.test("Shoal's format: defaults, stable ids, explicit id", async (t) => {
   const text = JSON.stringify({
     services: [
-      { name: 'Web App', image: 'reg/web:1', ports: [{ port: 8080, servicePort: 10080 }], check: { type: 'HttpGet', args: 'http://{{ host }}:8080/', rise: 1 }, labels: { team: 'a' } },
+      {
+        name: 'Web App',
+        image: 'reg/web:1',
+        ports: [{ port: 8080, servicePort: 10080 }],
+        check: { type: 'HttpGet', args: 'http://{{ host }}:8080/', rise: 1 },
+        labels: { team: 'a' },
+      },
       { id: 'db-1', image: 'reg/postgres:16', ports: [{ port: 5432, servicePort: 15432, type: 'tcp', ip: '127.0.0.1' }], proxyMode: 'tcp' },
     ],
   })
@@ -74,19 +80,31 @@ t.test('each invalid field is named with file, entry and field', async (t) => {
     [shoal({ name: 5, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].name: must be a string'],
     [shoal({ name: 'x' }), 'services[1].ports: must be a non-empty array'],
     [shoal({ name: 'x', ports: [{ port: 0, servicePort: 2 }] }), 'services[1].ports[0].port: must be an integer 1-65535 (got 0)'],
-    [shoal({ name: 'x', ports: [{ port: 1, servicePort: 'abc' }] }), 'services[1].ports[0].servicePort: must be an integer 1-65535 (got "abc")'],
+    [
+      shoal({ name: 'x', ports: [{ port: 1, servicePort: 'abc' }] }),
+      'services[1].ports[0].servicePort: must be an integer 1-65535 (got "abc")',
+    ],
     [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, type: 'sctp' }] }), 'services[1].ports[0].type: must be "tcp" or "udp"'],
     [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, ip: 'example.com' }] }), 'services[1].ports[0].ip: must be an IP address'],
     [shoal({ name: 'x', id: 'has space', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].id: must be 1-64 characters'],
-    [shoal({ name: 'x', proxyMode: 'udp', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].proxyMode: must be one of http, tcp, ws, grpc'],
+    [
+      shoal({ name: 'x', proxyMode: 'udp', ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].proxyMode: must be one of http, tcp, ws, grpc',
+    ],
     [shoal({ name: 'x', check: { type: 'Ping' }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].check.type: must be one of'],
-    [shoal({ name: 'x', check: { type: 'Tcp', intervalMs: -5 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].check.intervalMs: must be a positive integer'],
+    [
+      shoal({ name: 'x', check: { type: 'Tcp', intervalMs: -5 }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].check.intervalMs: must be a positive integer',
+    ],
     [shoal({ name: 'x', labels: { a: 1 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].labels.a: must be a string'],
     [shoal({ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }), 'services[1]: instance id'],
     [JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 'x', ServicePort: 1 }] } }]), '[0].Service.Ports[0].Port: must be an integer'],
     [JSON.stringify([{ Service: { Name: 'a', Ports: [] } }]), '[0].Service.Ports: must be a non-empty array'],
     [JSON.stringify([{ Nope: 1 }]), '[0].Service: must be an object'],
-    [JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 1, ServicePort: 1 }] }, Check: { Type: 'Bogus' } }]), '[0].Check.Type: must be one of'],
+    [
+      JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 1, ServicePort: 1 }] }, Check: { Type: 'Bogus' } }]),
+      '[0].Check.Type: must be one of',
+    ],
   ]
   for (const [text, want] of cases) {
     const msg = errorOf(text)
@@ -120,29 +138,50 @@ t.test('StaticSource: loads, reloads on change, keeps the previous set on a bad 
   t.teardown(() => src.stop())
   await src.start()
   await src.start()
-  t.same(src.services().map((s) => s.name), ['web'])
+  t.same(
+    src.services().map((s) => s.name),
+    ['web'],
+  )
   const created = src.services()[0]!.created
   t.ok(created > 0, 'created is stamped')
   const firstId = src.services()[0]!.id
 
   let changed = waitFor<LocalServiceSpec[]>(src, 5000)
-  writeFileSync(path, JSON.stringify({ services: [{ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }, { name: 'api', ports: [{ port: 9090, servicePort: 10090 }] }] }))
+  writeFileSync(
+    path,
+    JSON.stringify({
+      services: [
+        { name: 'web', ports: [{ port: 8080, servicePort: 10080 }] },
+        { name: 'api', ports: [{ port: 9090, servicePort: 10090 }] },
+      ],
+    }),
+  )
   let specs = await changed
-  t.same(specs.map((s) => s.name), ['web', 'api'])
+  t.same(
+    specs.map((s) => s.name),
+    ['web', 'api'],
+  )
   t.equal(specs[0]!.id, firstId, 'unchanged entry keeps its id')
   t.equal(specs[0]!.created, created, 'and its created time')
 
   writeFileSync(path, '{"services": [ { "name": "web", "ports": [ { "port": 99999, "servicePort": 1 } ] } ]}')
   await new Promise((r) => setTimeout(r, 400))
   t.equal(src.stats.rejected, 1, 'the bad edit was seen and refused')
-  t.same(src.services().map((s) => s.name), ['web', 'api'], 'previous set kept')
+  t.same(
+    src.services().map((s) => s.name),
+    ['web', 'api'],
+    'previous set kept',
+  )
 
   // An editor's save: write a temp file and rename it over the original.
   changed = waitFor<LocalServiceSpec[]>(src, 5000)
   writeFileSync(path + '.tmp', JSON.stringify([{ Service: { Name: 'sidecar-style', Ports: [{ Port: 1, ServicePort: 2 }] } }]))
   renameSync(path + '.tmp', path)
   specs = await changed
-  t.same(specs.map((s) => s.name), ['sidecar-style'])
+  t.same(
+    specs.map((s) => s.name),
+    ['sidecar-style'],
+  )
   await src.stop()
   await src.stop()
 })

@@ -45,7 +45,9 @@ function writeStatic(path: string, entries: StaticEntry[]): void {
     name: 'echo',
     ports: [{ port: e.port, servicePort: 10001 }],
     proxyMode: 'grpc',
-    ...(e.healthPort ? { check: { type: 'Tcp', args: `127.0.0.1:${e.healthPort}`, intervalMs: 200, timeoutMs: 500, rise: 1, fall: 1 } } : {}),
+    ...(e.healthPort
+      ? { check: { type: 'Tcp', args: `127.0.0.1:${e.healthPort}`, intervalMs: 200, timeoutMs: 500, rise: 1, fall: 1 } }
+      : {}),
   }))
   writeFileSync(path + '.tmp', JSON.stringify({ services }))
   renameSync(path + '.tmp', path)
@@ -70,8 +72,22 @@ t.test('grpc-js-xds through two agents: balance, unhealthy, draining, removed, n
   const agents: Agent[] = []
   t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
   const flags = (node: string, file: string, join?: string) => [
-    '--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-    '--profile', 'local', '--cluster', 'xds-e2e', '--discovery', 'static', '--static', file,
+    '--node',
+    node,
+    '--bind',
+    '127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    '--xds',
+    '127.0.0.1:0',
+    '--profile',
+    'local',
+    '--cluster',
+    'xds-e2e',
+    '--discovery',
+    'static',
+    '--static',
+    file,
     ...(join ? ['--join', join] : []),
   ]
   const a = new Agent(parseAgentConfig(flags('node-a', staticA), {}), { logger: silentLogger() })
@@ -127,8 +143,16 @@ t.test('grpc-js-xds through two agents: balance, unhealthy, draining, removed, n
   t.same(await counts(client, 30), { C: 30 }, "no call reaches the killed agent's backend")
 
   // What an operator sees: every resource served was valid and the client NACKed nothing.
-  const dbg = (await (await fetch(`http://127.0.0.1:${a.bound.http}/debug/xds`)).json()) as { clients: { invalid: unknown[]; clients: Array<{ kind: string; types: Array<{ nackedVersion: string | null }> }> } }
+  const dbg = (await (await fetch(`http://127.0.0.1:${a.bound.http}/debug/xds`)).json()) as {
+    clients: { invalid: unknown[]; clients: Array<{ kind: string; types: Array<{ nackedVersion: string | null }> }> }
+  }
   t.same(dbg.clients.invalid, [], 'no invalid resource')
-  t.ok(dbg.clients.clients.some((c) => c.kind === 'grpc'), 'the client is seen as a gRPC node')
-  t.ok(dbg.clients.clients.every((c) => c.types.every((x) => x.nackedVersion === null)), 'the client NACKed nothing')
+  t.ok(
+    dbg.clients.clients.some((c) => c.kind === 'grpc'),
+    'the client is seen as a gRPC node',
+  )
+  t.ok(
+    dbg.clients.clients.every((c) => c.types.every((x) => x.nackedVersion === null)),
+    'the client NACKed nothing',
+  )
 })

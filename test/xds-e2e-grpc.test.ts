@@ -56,5 +56,8 @@ t.test('grpc-js-xds client balances over two hosts and follows status changes', 
 
   const after = server.debugInfo()
   t.same(after.invalid, [], 'every resource served was valid')
-  t.ok(after.clients.every((cl) => cl.types.every((x) => x.nackedVersion === null)), 'the client NACKed nothing')
+  t.ok(
+    after.clients.every((cl) => cl.types.every((x) => x.nackedVersion === null)),
+    'the client NACKed nothing',
+  )
 })

@@ -3,7 +3,15 @@
 import * as grpc from '@grpc/grpc-js'
 import type { Test } from 'tap'
 import { silentLogger } from '../src/log.js'
-import type { CatalogEvent, CatalogSnapshot, CatalogView, HostView, ProxyMode, ServiceRecord, ServiceStatus } from '../src/registry/types.js'
+import type {
+  CatalogEvent,
+  CatalogSnapshot,
+  CatalogView,
+  HostView,
+  ProxyMode,
+  ServiceRecord,
+  ServiceStatus,
+} from '../src/registry/types.js'
 import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
 import { XdsServer, type XdsServerOptions } from '../src/xds/server.js'
 
@@ -29,7 +37,16 @@ export class FixtureCatalog implements CatalogView {
   }
 }
 
-export function rec(o: { host: string; id: string; name: string; servicePort: number; port: number; mode?: ProxyMode; status?: ServiceStatus; ip?: string }): ServiceRecord {
+export function rec(o: {
+  host: string
+  id: string
+  name: string
+  servicePort: number
+  port: number
+  mode?: ProxyMode
+  status?: ServiceStatus
+  ip?: string
+}): ServiceRecord {
   return {
     id: o.id,
     name: o.name,
@@ -92,7 +109,14 @@ export class AdsClient {
     })
   }
 
-  send(req: { type_url: string; resource_names?: string[]; version_info?: string; response_nonce?: string; node?: object; error_detail?: object }): void {
+  send(req: {
+    type_url: string
+    resource_names?: string[]
+    version_info?: string
+    response_nonce?: string
+    node?: object
+    error_detail?: object
+  }): void {
     this.call.write({ resource_names: [], version_info: '', response_nonce: '', ...req })
   }
 
@@ -143,11 +167,18 @@ export class AdsClient {
 }
 
 export const ENVOY_NODE = { id: 'envoy-1', cluster: 'test', user_agent_name: 'envoy' }
-export const GRPC_NODE = { id: 'grpc-1', user_agent_name: 'gRPC Node Pure JS', client_features: ['envoy.lb.does_not_support_overprovisioning'] }
+export const GRPC_NODE = {
+  id: 'grpc-1',
+  user_agent_name: 'gRPC Node Pure JS',
+  client_features: ['envoy.lb.does_not_support_overprovisioning'],
+}
 
 /** Start a ready XdsServer on 127.0.0.1:0 with teardown; every resource it built must be valid. */
 export async function startServer(t: Test, catalog: CatalogView, opts: Partial<XdsServerOptions> & { ready?: boolean } = {}) {
-  const server = new XdsServer({ bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts }, { logger: silentLogger(), catalog })
+  const server = new XdsServer(
+    { bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts },
+    { logger: silentLogger(), catalog },
+  )
   const { port } = await server.start()
   if (opts.ready !== false) server.setReady(true)
   const clients: AdsClient[] = []

@@ -25,7 +25,15 @@ const MODES = ['http', 'tcp', 'grpc', 'ws'] as const
 const HOST_STATES = ['alive', 'alive', 'alive', 'suspect', 'dead'] as const
 
 function randomRecord(rand: (n: number) => number, host: string, bootId: string, id: string): ServiceRecord {
-  const r = rec({ host, id, name: NAMES[rand(NAMES.length)]!, servicePort: 10000 + rand(5), port: 9000 + rand(50), mode: MODES[rand(MODES.length)]!, status: STATUSES[rand(STATUSES.length)]! })
+  const r = rec({
+    host,
+    id,
+    name: NAMES[rand(NAMES.length)]!,
+    servicePort: 10000 + rand(5),
+    port: 9000 + rand(50),
+    mode: MODES[rand(MODES.length)]!,
+    status: STATUSES[rand(STATUSES.length)]!,
+  })
   const extra = rand(4) === 0 ? [{ type: 'tcp' as const, port: 9100 + rand(5), servicePort: 10000 + rand(5), ip: '127.0.0.2' }] : []
   return { ...r, bootId, ports: [...r.ports, ...extra] }
 }
@@ -45,7 +53,13 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
     let hosts: HostView[] = []
     for (let h = 0; h < 4; h++) {
       const name = `h${h}`
-      hosts.push({ name, address: '127.0.0.1:7946', state: 'alive', bootId: 'b0', services: Array.from({ length: 3 }, (_, k) => randomRecord(rand, name, 'b0', `${name}-${k}`)) })
+      hosts.push({
+        name,
+        address: '127.0.0.1:7946',
+        state: 'alive',
+        bootId: 'b0',
+        services: Array.from({ length: 3 }, (_, k) => randomRecord(rand, name, 'b0', `${name}-${k}`)),
+      })
     }
     let mismatches = 0
     for (let step = 0; step < 60; step++) {
@@ -55,7 +69,10 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
         if (hosts.length > 2 && rand(2) === 0) hosts = hosts.filter((_, k) => k !== rand(hosts.length))
         else {
           const name = `n${step}`
-          hosts = [...hosts, { name, address: '127.0.0.1:7946', state: 'alive', bootId: 'b0', services: [randomRecord(rand, name, 'b0', `${name}-0`)] }]
+          hosts = [
+            ...hosts,
+            { name, address: '127.0.0.1:7946', state: 'alive', bootId: 'b0', services: [randomRecord(rand, name, 'b0', `${name}-0`)] },
+          ]
         }
       } else {
         const cur = hosts[h]!
@@ -64,7 +81,8 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
         if (what === 0) next = { ...cur, state: HOST_STATES[rand(HOST_STATES.length)]! }
         else if (what === 1) next = { ...cur, bootId: cur.bootId === 'b0' ? 'b1' : 'b0' }
         else if (what === 2) next = { ...cur, services: cur.services.slice(1) }
-        else if (what === 3) next = { ...cur, services: [...cur.services, randomRecord(rand, cur.name, cur.bootId, `${cur.name}-s${step}`)] }
+        else if (what === 3)
+          next = { ...cur, services: [...cur.services, randomRecord(rand, cur.name, cur.bootId, `${cur.name}-s${step}`)] }
         else {
           // Replace one record by a changed copy (new status, name, port or ServicePort).
           const k = rand(Math.max(1, cur.services.length))
@@ -116,7 +134,11 @@ t.test('an unchanged resource is reused, not re-validated or re-encoded', async 
   const h = (services: ServiceRecord[]): HostView => ({ name: 'h1', address: '127.0.0.1:1', state: 'alive', bootId: 'boot-h1', services })
   const s1 = b.build({ cluster: 't', seq: 1, hosts: [h([a1, w1])] }, 'envoy')
   const s2 = b.build({ cluster: 't', seq: 2, hosts: [h([{ ...a1, ports: [{ ...a1.ports[0]!, port: 9101 }] }, w1])] }, 'envoy')
-  t.same(b.lastStats, { groupsRebuilt: 1, resourcesEncoded: 1, resourcesReused: 3 }, 'only the changed CLA is encoded; cluster, listener, route reused')
+  t.same(
+    b.lastStats,
+    { groupsRebuilt: 1, resourcesEncoded: 1, resourcesReused: 3 },
+    'only the changed CLA is encoded; cluster, listener, route reused',
+  )
   t.equal(s2.resources[TypeUrl.cluster], s1.resources[TypeUrl.cluster], 'an untouched type keeps its map')
   t.not(s2.resources[TypeUrl.endpoint], s1.resources[TypeUrl.endpoint], 'a touched type gets a new map')
   t.equal(s1.resources[TypeUrl.endpoint].get('web:10002'), s2.resources[TypeUrl.endpoint].get('web:10002'), 'the other group is shared')
@@ -129,12 +151,37 @@ t.test('an unchanged resource is reused, not re-validated or re-encoded', async 
 t.test('a pre-encoded DiscoveryResponse decodes like protobufjs output', async (t) => {
   const protos = loadXdsProtos()
   const b = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined)
-  const snap = b.build({ cluster: 't', seq: 1, hosts: [{ name: 'h1', address: '127.0.0.1:1', state: 'alive', bootId: 'boot-h1', services: [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001 })] }] }, 'grpc')
+  const snap = b.build(
+    {
+      cluster: 't',
+      seq: 1,
+      hosts: [
+        {
+          name: 'h1',
+          address: '127.0.0.1:1',
+          state: 'alive',
+          bootId: 'boot-h1',
+          services: [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001 })],
+        },
+      ],
+    },
+    'grpc',
+  )
   const res = [...snap.resources[TypeUrl.listener].values()]
-  const bytes = encodeDiscoveryResponse('v1', res.map((r) => r.wire), TypeUrl.listener, 'n1')
+  const bytes = encodeDiscoveryResponse(
+    'v1',
+    res.map((r) => r.wire),
+    TypeUrl.listener,
+    'n1',
+  )
   const type = protos.root.lookupType('envoy.service.discovery.v3.DiscoveryResponse')
-  const ref = type.encode(type.fromObject({ version_info: 'v1', resources: res.map((r) => r.any), type_url: TypeUrl.listener, nonce: 'n1' })).finish()
+  const ref = type
+    .encode(type.fromObject({ version_info: 'v1', resources: res.map((r) => r.any), type_url: TypeUrl.listener, nonce: 'n1' }))
+    .finish()
   t.same(Buffer.from(bytes), Buffer.from(ref), 'byte-identical to protobufjs')
   const decoded = type.toObject(type.decode(bytes), DECODE_OPTIONS) as any
-  t.same(decoded.resources.map((a: any) => a.type_url), res.map(() => TypeUrl.listener))
+  t.same(
+    decoded.resources.map((a: any) => a.type_url),
+    res.map(() => TypeUrl.listener),
+  )
 })

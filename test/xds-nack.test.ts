@@ -15,7 +15,12 @@ t.test('a NACKed version is never sent again; the next changed version is', asyn
   const r2 = await c.next()
   t.same(r2.names.sort(), ['echo:10001', 'web:10002'])
   // NACK: the previous version plus error_detail.
-  c.send({ type_url: TypeUrl.cluster, version_info: r1.version_info, response_nonce: r2.nonce, error_detail: { code: 14, message: 'rejected by test' } })
+  c.send({
+    type_url: TypeUrl.cluster,
+    version_info: r1.version_info,
+    response_nonce: r2.nonce,
+    error_detail: { code: 14, message: 'rejected by test' },
+  })
   t.ok(await c.quiet(300), 'the NACKed version is not re-sent')
   const cds = server.debugInfo().clients[0]!.types.find((x) => x.type === 'cds')!
   t.equal(cds.ackedVersion, r1.version_info, 'last ACKed version kept')
@@ -43,5 +48,8 @@ t.test('a NACKed version is never sent again; the next changed version is', asyn
       break
     }
   }
-  t.notOk(after.some((r) => r.version_info === r2.version_info), 'a NACKed version stays NACKed')
+  t.notOk(
+    after.some((r) => r.version_info === r2.version_info),
+    'a NACKed version stays NACKed',
+  )
 })

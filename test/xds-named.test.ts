@@ -21,7 +21,13 @@ t.test('named subscriptions get exactly the names asked for (gRPC node: api list
   const eds = await c.next()
   t.same(eds.names, ['echo:10001'])
   const localities = eds.resources[0]!.endpoints as any[]
-  t.same(localities.map((l) => [l.locality.zone, l.load_balancing_weight.value]), [['h1', 1], ['h2', 1]])
+  t.same(
+    localities.map((l) => [l.locality.zone, l.load_balancing_weight.value]),
+    [
+      ['h1', 1],
+      ['h2', 1],
+    ],
+  )
   c.ack(eds)
   // The bare name listener exists for a single-ServicePort service.
   c.send({ type_url: TypeUrl.listener, version_info: lds.version_info, response_nonce: lds.nonce, resource_names: ['echo:10001', 'echo'] })
@@ -29,5 +35,5 @@ t.test('named subscriptions get exactly the names asked for (gRPC node: api list
   t.same(lds2.names.sort(), ['echo', 'echo:10001'])
   const vh = lds2.resources[0]!.api_listener.api_listener
   t.ok(vh.type_url.endsWith('HttpConnectionManager'))
-  t.ok(await c.quiet(200) || true)
+  t.ok((await c.quiet(200)) || true)
 })

@@ -7,7 +7,11 @@ t.test('node kind rule', async (t) => {
   t.equal(nodeKindOf({ user_agent_name: 'gRPC Node Pure JS' }), 'grpc')
   t.equal(nodeKindOf({ user_agent_name: 'grpc-go' }), 'grpc')
   t.equal(nodeKindOf({ client_features: ['envoy.lb.does_not_support_overprovisioning'] }), 'grpc')
-  t.equal(nodeKindOf({ user_agent_name: 'gRPC Node Pure JS', metadata: { fields: { 'shoal.node_kind': { string_value: 'envoy' } } } }), 'envoy', 'metadata wins')
+  t.equal(
+    nodeKindOf({ user_agent_name: 'gRPC Node Pure JS', metadata: { fields: { 'shoal.node_kind': { string_value: 'envoy' } } } }),
+    'envoy',
+    'metadata wins',
+  )
   t.equal(nodeKindOf(undefined), 'envoy')
 })
 
@@ -30,16 +34,31 @@ t.test('shapes per proxy mode, statuses, localities, conflicts', async (t) => {
   t.same(e.conflicts, [{ servicePort: 10002, winner: 'web', losers: ['zeta'] }], 'smallest name wins')
   const cla = e.endpoints.get('web:10002') as any
   t.same(
-    cla.endpoints.map((l: any) => [l.locality.zone, l.load_balancing_weight.value, l.lb_endpoints.map((x: any) => [x.endpoint.address.socket_address.port_value, x.health_status])]),
+    cla.endpoints.map((l: any) => [
+      l.locality.zone,
+      l.load_balancing_weight.value,
+      l.lb_endpoints.map((x: any) => [x.endpoint.address.socket_address.port_value, x.health_status]),
+    ]),
     [
-      ['h1', 2, [[8001, 'HEALTHY'], [8002, 'UNKNOWN']]],
+      [
+        'h1',
+        2,
+        [
+          [8001, 'HEALTHY'],
+          [8002, 'UNKNOWN'],
+        ],
+      ],
       ['h2', 1, [[8101, 'DRAINING']]],
       ['h3', 1, [[8201, 'HEALTHY']]],
     ],
     'one locality per host; unhealthy and dead-host instances left out',
   )
   const grpcCla = buildResources(snap, 'grpc', { envoyBind: '10.0.0.1' }).endpoints.get('web:10002') as any
-  t.same(grpcCla.endpoints.map((l: any) => l.locality.zone), ['h1', 'h3'], 'gRPC nodes do not get draining endpoints')
+  t.same(
+    grpcCla.endpoints.map((l: any) => l.locality.zone),
+    ['h1', 'h3'],
+    'gRPC nodes do not get draining endpoints',
+  )
 
   const tcp = e.listeners.get('db:10004') as any
   t.equal(tcp.filter_chains[0].filters[0].name, 'envoy.filters.network.tcp_proxy')

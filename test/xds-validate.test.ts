@@ -22,7 +22,12 @@ t.test('every built resource of a mixed catalog passes', async (t) => {
   const snap = new FixtureCatalog(hosts).snapshot()
   for (const kind of ['envoy', 'grpc'] as const) {
     const r = buildResources(snap, kind, { envoyBind: '192.168.255.1' })
-    for (const [k, url] of [['clusters', TypeUrl.cluster], ['endpoints', TypeUrl.endpoint], ['listeners', TypeUrl.listener], ['routes', TypeUrl.route]] as const) {
+    for (const [k, url] of [
+      ['clusters', TypeUrl.cluster],
+      ['endpoints', TypeUrl.endpoint],
+      ['listeners', TypeUrl.listener],
+      ['routes', TypeUrl.route],
+    ] as const) {
       for (const [name, o] of r[k]) t.same(validateResource(p, url, o), [], `${kind} ${k} ${name}`)
     }
   }
@@ -30,22 +35,50 @@ t.test('every built resource of a mixed catalog passes', async (t) => {
 
 t.test('one failing case per resource type', async (t) => {
   const bad = {
-    cluster: validateResource(p, TypeUrl.cluster, { name: 'x:1', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: { seconds: 0, nanos: 0 }, lb_polcy: 'ROUND_ROBIN' }),
+    cluster: validateResource(p, TypeUrl.cluster, {
+      name: 'x:1',
+      type: 'EDS',
+      eds_cluster_config: { eds_config: { ads: {} } },
+      connect_timeout: { seconds: 0, nanos: 0 },
+      lb_polcy: 'ROUND_ROBIN',
+    }),
     endpoint: validateResource(p, TypeUrl.endpoint, {
       cluster_name: 'x:1',
       endpoints: [
-        { locality: { zone: 'h1' }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'backend.local', port_value: 80 } } } }] },
+        {
+          locality: { zone: 'h1' },
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'backend.local', port_value: 80 } } } }],
+        },
         { locality: { zone: 'h1' }, load_balancing_weight: { value: 1 }, lb_endpoints: [] },
       ],
     }),
     listener: validateResource(p, TypeUrl.listener, {
       name: 'x:1',
-      api_listener: { api_listener: { '@type': ExtUrl.hcm, stat_prefix: 's', route_config: { name: 'r' }, http_filters: [{ name: 'envoy.filters.http.router' }] } },
+      api_listener: {
+        api_listener: {
+          '@type': ExtUrl.hcm,
+          stat_prefix: 's',
+          route_config: { name: 'r' },
+          http_filters: [{ name: 'envoy.filters.http.router' }],
+        },
+      },
     }),
-    route: validateResource(p, TypeUrl.route, { name: 'r', virtual_hosts: [{ name: 'v', domains: [], routes: [{ match: { prefix: '/' }, route: { cluster: '' } }] }] }),
+    route: validateResource(p, TypeUrl.route, {
+      name: 'r',
+      virtual_hosts: [{ name: 'v', domains: [], routes: [{ match: { prefix: '/' }, route: { cluster: '' } }] }],
+    }),
   }
   t.match(bad.cluster.join('\n'), /unknown field "lb_polcy"/)
-  t.match(validateResource(p, TypeUrl.cluster, { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: { seconds: 1 }, outlier_detection: { consecutive_5xx: { value: 5 } } }).join('\n'), /success-rate ejection without explicit/)
+  t.match(
+    validateResource(p, TypeUrl.cluster, {
+      name: 'c',
+      type: 'EDS',
+      eds_cluster_config: { eds_config: { ads: {} } },
+      connect_timeout: { seconds: 1 },
+      outlier_detection: { consecutive_5xx: { value: 5 } },
+    }).join('\n'),
+    /success-rate ejection without explicit/,
+  )
   t.match(bad.cluster.join('\n'), /connect_timeout: duration must be > 0s/, 'PGV duration gt rule')
   t.match(bad.endpoint.join('\n'), /not an IP literal/)
   t.match(bad.endpoint.join('\n'), /appears twice/)
@@ -54,18 +87,49 @@ t.test('one failing case per resource type', async (t) => {
   t.match(bad.route.join('\n'), /domains: needs at least 1 items/, 'PGV repeated min_items')
   t.match(bad.route.join('\n'), /route.cluster: needs at least 1 characters/, 'PGV string min_len')
   // More PGV rules read from the protos.
-  t.match(validateResource(p, TypeUrl.endpoint, { cluster_name: 'x', endpoints: [{ locality: {}, load_balancing_weight: { value: 0 }, priority: 200 }] }).join('\n'), /load_balancing_weight: 0 out of range[\s\S]*priority: 200 out of range/)
+  t.match(
+    validateResource(p, TypeUrl.endpoint, {
+      cluster_name: 'x',
+      endpoints: [{ locality: {}, load_balancing_weight: { value: 0 }, priority: 200 }],
+    }).join('\n'),
+    /load_balancing_weight: 0 out of range[\s\S]*priority: 200 out of range/,
+  )
   t.match(validateResource(p, TypeUrl.cluster, { name: 'c', type: 'NOPE' }).join('\n'), /"NOPE" is not a value/)
-  t.match(validateResource(p, TypeUrl.listener, { name: 'l', address: { socket_address: { address: '127.0.0.1', port_value: 1 } }, filter_chains: [{ filters: [{ name: 'f', typed_config: { '@type': 'type.googleapis.com/not.Loaded' } }] }] }).join('\n'), /not loaded/)
-  t.match(validateResource(p, TypeUrl.route, { name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: {}, route: { cluster: 'c' } }] }] }).join('\n'), /oneof path_specifier is required/, 'PGV required oneof')
-  t.same(validateResource(p, TypeUrl.listener, { name: 'ok', api_listener: { api_listener: { '@type': ExtUrl.hcm, stat_prefix: 's', route_config: { name: 'r' }, http_filters: [router] } } }), [])
+  t.match(
+    validateResource(p, TypeUrl.listener, {
+      name: 'l',
+      address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
+      filter_chains: [{ filters: [{ name: 'f', typed_config: { '@type': 'type.googleapis.com/not.Loaded' } }] }],
+    }).join('\n'),
+    /not loaded/,
+  )
+  t.match(
+    validateResource(p, TypeUrl.route, {
+      name: 'r',
+      virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: {}, route: { cluster: 'c' } }] }],
+    }).join('\n'),
+    /oneof path_specifier is required/,
+    'PGV required oneof',
+  )
+  t.same(
+    validateResource(p, TypeUrl.listener, {
+      name: 'ok',
+      api_listener: { api_listener: { '@type': ExtUrl.hcm, stat_prefix: 's', route_config: { name: 'r' }, http_filters: [router] } },
+    }),
+    [],
+  )
 })
 
 t.test('a failing resource is not served; the reason is logged and counted', async (t) => {
   // An endpoint with a host name instead of an IP literal: its CLA fails, the rest is served.
-  const catalog = new FixtureCatalog([host('h1', [rec({ host: 'h1', id: 'a', name: 'echo', servicePort: 10001, port: 9000, ip: 'not-an-ip' })])])
+  const catalog = new FixtureCatalog([
+    host('h1', [rec({ host: 'h1', id: 'a', name: 'echo', servicePort: 10001, port: 9000, ip: 'not-an-ip' })]),
+  ])
   const registry = new Registry()
-  const server = new XdsServer({ bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 100 }, { logger: silentLogger(), catalog, registry })
+  const server = new XdsServer(
+    { bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
+    { logger: silentLogger(), catalog, registry },
+  )
   const { port } = await server.start()
   server.setReady(true)
   const c = new AdsClient(port)

@@ -13,12 +13,19 @@ t.test('wildcard: legacy empty list and explicit "*" get every resource, new one
   const lds = await c.next()
   t.same(lds.names.sort(), ['echo:10001', 'web:10002'])
   const web = lds.resources.find((l) => l.name === 'web:10002')!
-  t.same(web.address.socket_address, { ...web.address.socket_address, address: '127.0.0.1', port_value: 10002 }, 'Envoy listener on envoyBind:ServicePort')
+  t.same(
+    web.address.socket_address,
+    { ...web.address.socket_address, address: '127.0.0.1', port_value: 10002 },
+    'Envoy listener on envoyBind:ServicePort',
+  )
   c.ack(cds, ['*'])
   c.ack(lds, [])
   t.ok(await c.quiet(200))
   // A new service reaches both wildcard subscriptions.
-  catalog.set([...catalog.snapshot().hosts, host('h4', [rec({ host: 'h4', id: 'd1', name: 'api', servicePort: 10003, port: 9004, mode: 'tcp' })])])
+  catalog.set([
+    ...catalog.snapshot().hosts,
+    host('h4', [rec({ host: 'h4', id: 'd1', name: 'api', servicePort: 10003, port: 9004, mode: 'tcp' })]),
+  ])
   const cds2 = await c.next(2000, TypeUrl.cluster)
   const lds2 = await c.next(2000, TypeUrl.listener)
   t.ok(cds2.names.includes('api:10003'))

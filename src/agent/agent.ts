@@ -6,7 +6,8 @@ import type { Logger } from '../log.js'
 import type { CatalogView } from '../registry/index.js'
 import type { Member } from '../gossip/index.js'
 import { ShoalError } from '../errors.js'
-import { Gossip, Keyring, NetTransport, RealClock } from '../gossip/index.js'
+import { Gossip, Keyring, NetTransport } from '../gossip/index.js'
+import { RealClock } from '../clock.js'
 import { Catalog, GossipBridge, LocalServices, StaticSource } from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
@@ -121,10 +122,7 @@ export class Agent extends EventEmitter {
     this.bridge.once('synced', () => this.markReady('first push-pull with a peer'))
     this.health.start()
     this.local.start()
-    this.xds = new XdsServer(
-      { bind: formatHostPort(cfg.xds), envoyBind: cfg.envoyBind },
-      { logger: log, catalog, registry: this.registry },
-    )
+    this.xds = new XdsServer({ bind: formatHostPort(cfg.xds), envoyBind: cfg.envoyBind }, { logger: log, catalog, registry: this.registry })
     this.bound.xds = (await this.xds.start()).port
     // A peer's push-pull may already have completed the warm start while the server was starting.
     if (this.ready) this.xds.setReady(true)
@@ -151,13 +149,22 @@ export class Agent extends EventEmitter {
       await this.docker.start()
     }
 
-    registerGossipMetrics(this.registry, () => gossip.stats(), () => gossip.members())
+    registerGossipMetrics(
+      this.registry,
+      () => gossip.stats(),
+      () => gossip.members(),
+    )
     registerCatalogMetrics(this.registry, catalog)
 
     this.watchKeyFile()
     this.warmStart()
     log.info(
-      { node: cfg.node, gossip: `${gossip.localMember().addr}:${this.bound.gossip}`, ui: `http://${cfg.http.host}:${this.bound.http}/`, xds: `${cfg.xds.host}:${this.bound.xds}` },
+      {
+        node: cfg.node,
+        gossip: `${gossip.localMember().addr}:${this.bound.gossip}`,
+        ui: `http://${cfg.http.host}:${this.bound.http}/`,
+        xds: `${cfg.xds.host}:${this.bound.xds}`,
+      },
       'shoal agent started',
     )
   }

@@ -166,7 +166,10 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   try {
     parsed = parseArgs({
       args: argv,
-      options: Object.fromEntries(Object.entries(FLAGS).map(([k, type]) => [k, { type }])) as Record<string, { type: 'string' | 'boolean' }>,
+      options: Object.fromEntries(Object.entries(FLAGS).map(([k, type]) => [k, { type }])) as Record<
+        string,
+        { type: 'string' | 'boolean' }
+      >,
       strict: true,
       allowPositionals: false,
     })
@@ -204,14 +207,23 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const joinIn = get('join')
   const join = joinIn
-    ? joinIn.value.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseHostPort(s, joinIn.where, 7946))
+    ? joinIn.value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((s) => parseHostPort(s, joinIn.where, 7946))
     : []
 
   const cluster = str('cluster', 'default')
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(cluster)) throw configError(get('cluster')!.where, `"${cluster}" is not a valid cluster name`)
 
   const keyIn = get('key')
-  const keys = keyIn ? keyIn.value.split(',').map((s) => s.trim()).filter(Boolean) : []
+  const keys = keyIn
+    ? keyIn.value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : []
   keys.forEach((k, i) => checkKey(k, `${keyIn!.where} (key ${i + 1})`))
   const keyFile = get('key-file')?.value
   if (keyFile !== undefined) readKeyFile(keyFile)
@@ -223,7 +235,10 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const discIn = get('discovery')
   const discovery: Array<'docker' | 'static'> = []
-  for (const d of (discIn?.value ?? 'docker').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const d of (discIn?.value ?? 'docker')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (d === 'none') continue
     if (d !== 'docker' && d !== 'static') throw configError(discIn!.where, `"${d}" is not docker, static or none`)
     if (!discovery.includes(d)) discovery.push(d)
@@ -254,8 +269,21 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const readyTimeoutMs = rt ? parseDuration(rt.value, rt.where) : profile === 'local' ? 1000 : 5000
 
   const cfg: AgentConfig = {
-    node, bind, advertise, join, cluster, keys, profile, discovery, xds, http, envoyBind,
-    leaveOnTerminate, allowExternalChecks, logLevel, readyTimeoutMs,
+    node,
+    bind,
+    advertise,
+    join,
+    cluster,
+    keys,
+    profile,
+    discovery,
+    xds,
+    http,
+    envoyBind,
+    leaveOnTerminate,
+    allowExternalChecks,
+    logLevel,
+    readyTimeoutMs,
   }
   if (keyFile !== undefined) cfg.keyFile = keyFile
   if (staticPath !== undefined) cfg.static = staticPath

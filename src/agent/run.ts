@@ -32,19 +32,29 @@ export async function runAgent(argv: string[]): Promise<number> {
         process.exit(1)
       }
       const leave = agent.config.leaveOnTerminate
-      agent.stop({ leave }).then(() => finish(0), () => finish(1))
+      agent.stop({ leave }).then(
+        () => finish(0),
+        () => finish(1),
+      )
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
     process.on('SIGHUP', () => agent.reloadKeys())
     agent.on('conflict', (info: { message?: string; name?: string; localAddr?: string; remoteAddr?: string }) => {
-      const line = info.message ?? `node name "${info.name}" is already held by a live node at ${info.remoteAddr} (this node: ${info.localAddr})`
+      const line =
+        info.message ?? `node name "${info.name}" is already held by a live node at ${info.remoteAddr} (this node: ${info.localAddr})`
       process.stderr.write(`shoal: ${line}; refusing to run\n`)
-      agent.stop({ leave: false }).then(() => finish(2), () => finish(2))
+      agent.stop({ leave: false }).then(
+        () => finish(2),
+        () => finish(2),
+      )
     })
     agent.start().catch((err: unknown) => {
-      process.stderr.write(`shoal: ${isShoalError(err) ? err.message : (err as Error).stack ?? String(err)}\n`)
-      agent.stop({ leave: false }).then(() => finish(isShoalError(err) ? 2 : 1), () => finish(1))
+      process.stderr.write(`shoal: ${isShoalError(err) ? err.message : ((err as Error).stack ?? String(err))}\n`)
+      agent.stop({ leave: false }).then(
+        () => finish(isShoalError(err) ? 2 : 1),
+        () => finish(1),
+      )
     })
   })
 }

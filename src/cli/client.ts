@@ -2,7 +2,7 @@
  * `shoal members | services | state | watch | drain ID | undrain ID`: read an agent's
  * HTTP API. Tables for people, `--json` for scripts; every failure is one line and exit 1.
  */
-import type { HostView, ServiceRecord } from '../registry/index.js'
+import type { CatalogEvent, HostView, ServiceRecord } from '../registry/index.js'
 import type { MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/index.js'
 
 export type ClientCommand = 'members' | 'services' | 'state' | 'watch' | 'drain' | 'undrain'
@@ -67,7 +67,9 @@ export async function runClientCommand(cmd: ClientCommand, args: string[], opts:
         const id = args[0]
         if (!id) throw new ClientFailure(`usage: shoal ${cmd} ID (an instance id, see "shoal services")`)
         const body = (await request(base, `/api/instances/${encodeURIComponent(id)}/${cmd}`, opts, 'POST')) as { id: string; node: string }
-        opts.out.write(opts.json ? JSON.stringify(body) + '\n' : `${cmd === 'drain' ? 'draining' : 'undrained'} ${body.id} on ${body.node}\n`)
+        opts.out.write(
+          opts.json ? JSON.stringify(body) + '\n' : `${cmd === 'drain' ? 'draining' : 'undrained'} ${body.id} on ${body.node}\n`,
+        )
         return 0
       }
       default:
@@ -179,14 +181,18 @@ export function parseSseBlock(block: string): { event: string; data: unknown } |
 
 function watchLine(event: string, data: unknown): string {
   const time = new Date().toISOString().slice(11, 19)
-  const d = data as Record<string, any>
   if (event === 'snapshot') {
-    const st = d.state as StateView
+    const d = data as { state: StateView; members: unknown[] }
+    const st = d.state
     const n = st.hosts.reduce((a, h) => a + h.services.length, 0)
-    return `${time} snapshot  cluster ${st.cluster}: ${st.hosts.length} hosts, ${n} records, ${(d.members as unknown[]).length} members`
+    return `${time} snapshot  cluster ${st.cluster}: ${st.hosts.length} hosts, ${n} records, ${d.members.length} members`
   }
-  if (event === 'member') return `${time} member    ${d.member.name} ${d.event} (${d.member.state}, incarnation ${d.member.incarnation})`
+  if (event === 'member') {
+    const d = data as { event: string; member: MemberView }
+    return `${time} member    ${d.member.name} ${d.event} (${d.member.state}, incarnation ${d.member.incarnation})`
+  }
   if (event === 'catalog') {
+    const d = data as CatalogEvent
     switch (d.type) {
       case 'service-added':
       case 'service-removed':
@@ -211,7 +217,11 @@ function recordLabel(r: ServiceRecord): string {
 /** Left-aligned columns, two spaces apart, header first. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'
 }
 
@@ -225,8 +235,10 @@ function ago(ms: number): string {
 
 function membersTable(members: MemberView[]): string {
   if (members.length === 0) return 'no members\n'
-  return table(['NAME', 'ADDRESS', 'STATE', 'INCARNATION', 'LAST CHANGE'],
-    members.map((m) => [m.name, m.address, m.state, String(m.incarnation), ago(m.lastChange)]))
+  return table(
+    ['NAME', 'ADDRESS', 'STATE', 'INCARNATION', 'LAST CHANGE'],
+    members.map((m) => [m.name, m.address, m.state, String(m.incarnation), ago(m.lastChange)]),
+  )
 }
 
 function portsOf(r: ServiceRecord): string {
@@ -235,14 +247,16 @@ function portsOf(r: ServiceRecord): string {
 
 function servicesTable(body: ServicesView): string {
   if (body.services.length === 0) return `no services in cluster ${body.cluster}\n`
-  return table(['SERVICE', 'SERVICE PORTS', 'INSTANCES', 'HEALTHY', 'HOSTS'],
+  return table(
+    ['SERVICE', 'SERVICE PORTS', 'INSTANCES', 'HEALTHY', 'HOSTS'],
     body.services.map((s) => [
       s.name,
       s.servicePorts.join(',') || '-',
       String(s.instances.length),
       String(s.counts.alive ?? 0),
       [...new Set(s.instances.map((r) => r.host))].join(','),
-    ]))
+    ]),
+  )
 }
 
 function instancesTable(services: ServiceView[]): string {
@@ -259,8 +273,14 @@ function stateText(body: StateView): string {
       out.push('  (no services)')
       continue
     }
-    out.push(table(['ID', 'SERVICE', 'STATUS', 'ADDRESS->SERVICEPORT', 'VERSION'],
-      h.services.map((r) => [r.id, r.name, r.status, portsOf(r), `${r.version[0]}.${r.version[1]}`])).trimEnd().replace(/^/gm, '  '))
+    out.push(
+      table(
+        ['ID', 'SERVICE', 'STATUS', 'ADDRESS->SERVICEPORT', 'VERSION'],
+        h.services.map((r) => [r.id, r.name, r.status, portsOf(r), `${r.version[0]}.${r.version[1]}`]),
+      )
+        .trimEnd()
+        .replace(/^/gm, '  '),
+    )
   }
   return out.join('\n') + '\n'
 }

@@ -103,7 +103,12 @@ export function factsFromInspect(info: ContainerInspectInfo): ContainerFacts {
   for (const [key, list] of Object.entries(ports)) {
     const [p, proto] = key.split('/')
     for (const b of list ?? []) {
-      bindings.push({ containerPort: Number(p), type: proto === 'udp' ? 'udp' : 'tcp', hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort) })
+      bindings.push({
+        containerPort: Number(p),
+        type: proto === 'udp' ? 'udp' : 'tcp',
+        hostIp: b.HostIp ?? '',
+        hostPort: Number(b.HostPort),
+      })
     }
   }
   const networks: Record<string, string> = {}
@@ -187,7 +192,12 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
   if (checkLabel) {
     const type = Object.values(CheckType).find((ct) => ct.toLowerCase() === checkLabel[1].trim().toLowerCase())
     if (!type) {
-      skip(checkLabel[0], SkipReason.unknownCheckType, 'container', `unknown check type "${checkLabel[1]}" (${Object.values(CheckType).join(', ')})`)
+      skip(
+        checkLabel[0],
+        SkipReason.unknownCheckType,
+        'container',
+        `unknown check type "${checkLabel[1]}" (${Object.values(CheckType).join(', ')})`,
+      )
       return { problems }
     }
     const args = label(labels, LABEL.checkArgs)
@@ -223,7 +233,12 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
   for (const [sp, cps] of bySp) {
     if (cps.length < 2) continue
     for (const cp of cps) {
-      skip(wanted.get(cp)!.label, SkipReason.duplicateServicePort, 'port', `ServicePort ${sp} is also given to container port(s) ${cps.filter((x) => x !== cp).join(', ')}`)
+      skip(
+        wanted.get(cp)!.label,
+        SkipReason.duplicateServicePort,
+        'port',
+        `ServicePort ${sp} is also given to container port(s) ${cps.filter((x) => x !== cp).join(', ')}`,
+      )
       wanted.delete(cp)
     }
   }
@@ -240,13 +255,21 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
       ports.push({ type, port: cp, servicePort: w.servicePort, ip, containerPort: cp })
       continue
     }
-    const chosen = chooseBinding(c.bindings.filter((b) => b.containerPort === cp && b.hostPort > 0), opts.advertiseIp)
+    const chosen = chooseBinding(
+      c.bindings.filter((b) => b.containerPort === cp && b.hostPort > 0),
+      opts.advertiseIp,
+    )
     if (chosen.kind === 'none') {
       skip(w.label, SkipReason.unpublishedPort, 'port', `container port ${cp} is not published`)
       continue
     }
     if (chosen.kind === 'loopback') {
-      skip(w.label, SkipReason.loopbackBinding, 'port', `container port ${cp} is published on ${chosen.b.hostIp} only, not reachable at ${opts.advertiseIp}`)
+      skip(
+        w.label,
+        SkipReason.loopbackBinding,
+        'port',
+        `container port ${cp} is published on ${chosen.b.hostIp} only, not reachable at ${opts.advertiseIp}`,
+      )
       continue
     }
     ports.push({ type: chosen.b.type, port: chosen.b.hostPort, servicePort: w.servicePort, ip: chosen.ip, containerPort: cp })

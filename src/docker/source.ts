@@ -100,8 +100,18 @@ export class DockerSource extends EventEmitter {
     this.backoffMs = opts.backoffMs ?? 200
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000
     this.events = counter(components.registry, 'shoal_docker_events_total', 'Docker container events handled, by action', ['action'])
-    this.resyncs = counter(components.registry, 'shoal_docker_resyncs_total', 'Full resyncs with the Docker engine (start and every reconnect)', [])
-    this.skipped = counter(components.registry, 'shoal_docker_skipped_labels_total', 'Container labels or port bindings skipped, by reason', ['reason'])
+    this.resyncs = counter(
+      components.registry,
+      'shoal_docker_resyncs_total',
+      'Full resyncs with the Docker engine (start and every reconnect)',
+      [],
+    )
+    this.skipped = counter(
+      components.registry,
+      'shoal_docker_skipped_labels_total',
+      'Container labels or port bindings skipped, by reason',
+      ['reason'],
+    )
   }
 
   start(): void {

@@ -51,26 +51,47 @@ export const Profiles = {
   // traffic at rest at about 1.4 x that of 1 s probes.
   lan: {
     ...common,
-    probeIntervalMs: 700, probeTimeoutMs: 350, indirectChecks: 3,
-    suspicionMult: 3, suspicionMaxMult: 6,
-    gossipIntervalMs: 200, gossipFanout: 3, retransmitMult: 4,
-    pushPullIntervalMs: 30_000, gossipToTheDeadMs: 30_000, reconnectIntervalMs: 10_000,
+    probeIntervalMs: 700,
+    probeTimeoutMs: 350,
+    indirectChecks: 3,
+    suspicionMult: 3,
+    suspicionMaxMult: 6,
+    gossipIntervalMs: 200,
+    gossipFanout: 3,
+    retransmitMult: 4,
+    pushPullIntervalMs: 30_000,
+    gossipToTheDeadMs: 30_000,
+    reconnectIntervalMs: 10_000,
     streamTimeoutMs: 10_000,
   },
   local: {
     ...common,
-    probeIntervalMs: 200, probeTimeoutMs: 100, indirectChecks: 2,
-    suspicionMult: 3, suspicionMaxMult: 6,
-    gossipIntervalMs: 50, gossipFanout: 3, retransmitMult: 3,
-    pushPullIntervalMs: 5_000, gossipToTheDeadMs: 5_000, reconnectIntervalMs: 2_000,
+    probeIntervalMs: 200,
+    probeTimeoutMs: 100,
+    indirectChecks: 2,
+    suspicionMult: 3,
+    suspicionMaxMult: 6,
+    gossipIntervalMs: 50,
+    gossipFanout: 3,
+    retransmitMult: 3,
+    pushPullIntervalMs: 5_000,
+    gossipToTheDeadMs: 5_000,
+    reconnectIntervalMs: 2_000,
     streamTimeoutMs: 2_000,
   },
   wan: {
     ...common,
-    probeIntervalMs: 5000, probeTimeoutMs: 3000, indirectChecks: 3,
-    suspicionMult: 6, suspicionMaxMult: 6,
-    gossipIntervalMs: 500, gossipFanout: 4, retransmitMult: 4,
-    pushPullIntervalMs: 60_000, gossipToTheDeadMs: 60_000, reconnectIntervalMs: 30_000,
+    probeIntervalMs: 5000,
+    probeTimeoutMs: 3000,
+    indirectChecks: 3,
+    suspicionMult: 6,
+    suspicionMaxMult: 6,
+    gossipIntervalMs: 500,
+    gossipFanout: 4,
+    retransmitMult: 4,
+    pushPullIntervalMs: 60_000,
+    gossipToTheDeadMs: 60_000,
+    reconnectIntervalMs: 30_000,
     streamTimeoutMs: 20_000,
   },
 } as const satisfies Record<string, Timing>
@@ -94,7 +115,10 @@ export function resolveTiming(profile: string = 'lan', overrides: Partial<Timing
     }
   }
   if (t.probeTimeoutMs > t.probeIntervalMs) {
-    throw new ShoalError('SHOAL_ERR_CONFIG', `gossip timing probeTimeoutMs=${t.probeTimeoutMs} exceeds probeIntervalMs=${t.probeIntervalMs}`)
+    throw new ShoalError(
+      'SHOAL_ERR_CONFIG',
+      `gossip timing probeTimeoutMs=${t.probeTimeoutMs} exceeds probeIntervalMs=${t.probeIntervalMs}`,
+    )
   }
   if (t.awarenessMax < 1) throw new ShoalError('SHOAL_ERR_CONFIG', `gossip timing awarenessMax=${t.awarenessMax} must be >= 1`)
   return t

@@ -12,16 +12,37 @@ import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
 import type { Keyring } from './keyring.js'
 import {
-  COMPOUND_HEADER, COMPOUND_PART_OVERHEAD, MessageType, MessageTypeName, decodeMessage, decodePacket,
-  encodeCompound, encodeMessage, metaSize,
-  type AliveMsg, type DeadMsg, type IndirectPingMsg, type MemberRecord, type Message, type PingMsg,
-  type PushPullMsg, type SuspectMsg, type UserMsg,
+  COMPOUND_HEADER,
+  COMPOUND_PART_OVERHEAD,
+  MessageType,
+  MessageTypeName,
+  decodeMessage,
+  decodePacket,
+  encodeCompound,
+  encodeMessage,
+  metaSize,
+  type AliveMsg,
+  type DeadMsg,
+  type IndirectPingMsg,
+  type MemberRecord,
+  type Message,
+  type PingMsg,
+  type PushPullMsg,
+  type SuspectMsg,
+  type UserMsg,
 } from './messages.js'
 import { BroadcastQueue } from './queue.js'
 import { Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
 import {
-  MemberState, type Address, type Clock, type GossipEvents, type GossipStats, type Member,
-  type StateDelegate, type Timer, type Transport,
+  MemberState,
+  type Address,
+  type Clock,
+  type GossipEvents,
+  type GossipStats,
+  type Member,
+  type StateDelegate,
+  type Timer,
+  type Transport,
 } from './types.js'
 import { Wire } from './wire.js'
 
@@ -130,9 +151,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private earlyTokensAt = 0
   private pushPullInflight = 0
   private readonly counters = {
-    packetsIn: {} as Record<string, number>, packetsOut: {} as Record<string, number>,
-    bytesIn: {} as Record<string, number>, bytesOut: {} as Record<string, number>,
-    probes: 0, probesFailed: 0, suspicions: 0, refutations: 0, decodeErrors: 0, pushPulls: 0, pushPullsFailed: 0,
+    packetsIn: {} as Record<string, number>,
+    packetsOut: {} as Record<string, number>,
+    bytesIn: {} as Record<string, number>,
+    bytesOut: {} as Record<string, number>,
+    probes: 0,
+    probesFailed: 0,
+    suspicions: 0,
+    refutations: 0,
+    decodeErrors: 0,
+    pushPulls: 0,
+    pushPullsFailed: 0,
   }
 
   constructor(opts: GossipOptions, components: GossipComponents) {
@@ -171,18 +200,40 @@ export class Gossip extends EventEmitter<GossipEvents> {
     // An advertised port 0 means "the port the transport bound" (tests bind port 0).
     const adv = this.opts.advertise ? { host: this.opts.advertise.host, port: this.opts.advertise.port || bound.port } : bound
     this.self = {
-      name: this.opts.name, addr: adv.host, port: adv.port, meta: this.fullMeta(this.opts.meta ?? {}),
-      incarnation: 1, state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+      name: this.opts.name,
+      addr: adv.host,
+      port: adv.port,
+      meta: this.fullMeta(this.opts.meta ?? {}),
+      incarnation: 1,
+      state: MemberState.alive,
+      stateChangedAt: this.clock.now(),
+      idx: -1,
     }
     this.addNode(this.self)
     this.transport.onPacket((data, from) => this.onPacket(data, from))
     this.transport.onRequest((data, from) => this.onStream(data, from))
     this.running = true
     const t = this.timing
-    this.every(() => this.awareness.scale(t.probeIntervalMs), () => this.probeTick(), t.probeIntervalMs)
-    this.every(() => t.gossipIntervalMs, () => this.gossipRound(), t.gossipIntervalMs)
-    this.every(() => pushPullInterval(t.pushPullIntervalMs, this.nodes.size), () => this.pushPullTick(), t.pushPullIntervalMs)
-    this.every(() => t.reconnectIntervalMs, () => this.reconnectTick(), t.reconnectIntervalMs)
+    this.every(
+      () => this.awareness.scale(t.probeIntervalMs),
+      () => this.probeTick(),
+      t.probeIntervalMs,
+    )
+    this.every(
+      () => t.gossipIntervalMs,
+      () => this.gossipRound(),
+      t.gossipIntervalMs,
+    )
+    this.every(
+      () => pushPullInterval(t.pushPullIntervalMs, this.nodes.size),
+      () => this.pushPullTick(),
+      t.pushPullIntervalMs,
+    )
+    this.every(
+      () => t.reconnectIntervalMs,
+      () => this.reconnectTick(),
+      t.reconnectIntervalMs,
+    )
     this.log.debug({ addr: addrKey(this.self), bootId: this.bootId }, 'gossip started')
   }
 
@@ -261,7 +312,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
    */
   broadcast(key: string, payload: Uint8Array): void {
     if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: broadcast() before start()')
-    if (typeof key !== 'string' || Buffer.byteLength(key) > 255) throw new ShoalError('SHOAL_ERR_BROADCAST_KEY', `broadcast key ${JSON.stringify(key)} must be a string of at most 255 bytes`)
+    if (typeof key !== 'string' || Buffer.byteLength(key) > 255)
+      throw new ShoalError('SHOAL_ERR_BROADCAST_KEY', `broadcast key ${JSON.stringify(key)} must be a string of at most 255 bytes`)
     const msg: UserMsg = { type: MessageType.user, origin: this.self.name, id: this.newId(), key, payload }
     this.markSeen(msg)
     const enc = encodeMessage(msg)
@@ -302,10 +354,19 @@ export class Gossip extends EventEmitter<GossipEvents> {
   stats(): GossipStats {
     const c = this.counters
     return {
-      packetsIn: { ...c.packetsIn }, packetsOut: { ...c.packetsOut }, bytesIn: { ...c.bytesIn }, bytesOut: { ...c.bytesOut },
-      probes: c.probes, probesFailed: c.probesFailed, suspicions: c.suspicions, refutations: c.refutations,
-      decodeErrors: c.decodeErrors, queueDepth: this.queue.size(), awareness: this.awareness.health(),
-      pushPulls: c.pushPulls, pushPullsFailed: c.pushPullsFailed,
+      packetsIn: { ...c.packetsIn },
+      packetsOut: { ...c.packetsOut },
+      bytesIn: { ...c.bytesIn },
+      bytesOut: { ...c.bytesOut },
+      probes: c.probes,
+      probesFailed: c.probesFailed,
+      suspicions: c.suspicions,
+      refutations: c.refutations,
+      decodeErrors: c.decodeErrors,
+      queueDepth: this.queue.size(),
+      awareness: this.awareness.health(),
+      pushPulls: c.pushPulls,
+      pushPullsFailed: c.pushPullsFailed,
     }
   }
 
@@ -344,8 +405,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
     for (const m of members) {
       if (this.nodes.has(m.name)) continue
       this.addNode({
-        name: m.name, addr: m.addr, port: m.port, meta: m.meta as Record<string, string>, incarnation: m.incarnation,
-        state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+        name: m.name,
+        addr: m.addr,
+        port: m.port,
+        meta: m.meta as Record<string, string>,
+        incarnation: m.incarnation,
+        state: MemberState.alive,
+        stateChangedAt: this.clock.now(),
+        idx: -1,
       })
     }
   }
@@ -354,8 +421,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private snapshot(n: NodeState): Member {
     return {
-      name: n.name, addr: n.addr, port: n.port, meta: { ...n.meta }, bootId: n.meta.boot ?? '',
-      incarnation: n.incarnation, state: n.state, stateChangedAt: n.stateChangedAt,
+      name: n.name,
+      addr: n.addr,
+      port: n.port,
+      meta: { ...n.meta },
+      bootId: n.meta.boot ?? '',
+      incarnation: n.incarnation,
+      state: n.state,
+      stateChangedAt: n.stateChangedAt,
     }
   }
 
@@ -417,9 +490,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private queueAlive(): void {
     const s = this.self
-    this.queue.queue(this.memberKey(s.name), encodeMessage({
-      type: MessageType.alive, name: s.name, inc: s.incarnation, addr: s.addr, port: s.port, meta: s.meta,
-    }))
+    this.queue.queue(
+      this.memberKey(s.name),
+      encodeMessage({
+        type: MessageType.alive,
+        name: s.name,
+        inc: s.incarnation,
+        addr: s.addr,
+        port: s.port,
+        meta: s.meta,
+      }),
+    )
   }
 
   /** Refute a suspicion, death or stale alive about ourselves. */
@@ -462,8 +543,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const enc = encodeMessage({ type: MessageType.alive, ...m })
     if (!n) {
       const fresh: NodeState = {
-        name: m.name, addr: m.addr, port: m.port, meta: m.meta, incarnation: m.inc,
-        state: MemberState.alive, stateChangedAt: this.clock.now(), idx: -1,
+        name: m.name,
+        addr: m.addr,
+        port: m.port,
+        meta: m.meta,
+        incarnation: m.inc,
+        state: MemberState.alive,
+        stateChangedAt: this.clock.now(),
+        idx: -1,
       }
       this.addNode(fresh)
       this.queue.queue(this.memberKey(m.name), enc)
@@ -521,12 +608,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const min = suspicionMinMs(this.timing.suspicionMult, size, this.timing.probeIntervalMs)
     const max = this.timing.suspicionMaxMult * min
     this.suspicions.get(n.name)?.cancel()
-    this.suspicions.set(n.name, new Suspicion(m.from, k, min, max, this.clock, (c) => {
-      this.suspicions.delete(n.name)
-      if (!this.running || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
-      this.log.debug({ member: n.name, confirmations: c }, 'suspicion expired')
-      this.applyDead({ name: n.name, inc: n.incarnation, from: this.self.name })
-    }))
+    this.suspicions.set(
+      n.name,
+      new Suspicion(m.from, k, min, max, this.clock, (c) => {
+        this.suspicions.delete(n.name)
+        if (!this.running || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
+        this.log.debug({ member: n.name, confirmations: c }, 'suspicion expired')
+        this.applyDead({ name: n.name, inc: n.incarnation, from: this.self.name })
+      }),
+    )
     this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
     this.emitSafe('suspect', this.snapshot(n))
     return true
@@ -653,7 +743,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private nextProbeTarget(): NodeState | undefined {
     for (let checked = 0; checked <= this.probeOrder.length; checked++) {
       if (this.probeIdx >= this.probeOrder.length) {
-        this.probeOrder = this.list.filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect)).map((n) => n.name)
+        this.probeOrder = this.list
+          .filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect))
+          .map((n) => n.name)
         for (let i = this.probeOrder.length - 1; i > 0; i--) {
           const j = Math.floor(this.random() * (i + 1))
           const t = this.probeOrder[i]!
@@ -678,7 +770,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     let done = false
     let nacks = 0
     let expectedNacks = 0
-    let indirectTimer: Timer | undefined
+    let indirectTimer: Timer | undefined = undefined
     let endTimer: Timer | undefined = undefined
     const finish = (ok: boolean): void => {
       if (done) return
@@ -699,26 +791,48 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
       }
     }
-    this.acks.set(seq, { onAck: () => finish(true), onNack: () => { nacks++ } })
-    const ping: PingMsg = { type: MessageType.ping, seq, target: target.name, from: this.self.name, addr: this.self.addr, port: this.self.port }
-    const extra = target.state === MemberState.suspect
-      ? [encodeMessage({ type: MessageType.suspect, name: target.name, inc: target.incarnation, from: this.self.name })]
-      : []
+    this.acks.set(seq, {
+      onAck: () => finish(true),
+      onNack: () => {
+        nacks++
+      },
+    })
+    const ping: PingMsg = {
+      type: MessageType.ping,
+      seq,
+      target: target.name,
+      from: this.self.name,
+      addr: this.self.addr,
+      port: this.self.port,
+    }
+    const extra =
+      target.state === MemberState.suspect
+        ? [encodeMessage({ type: MessageType.suspect, name: target.name, inc: target.incarnation, from: this.self.name })]
+        : []
     this.sendPiggybacked(addr, encodeMessage(ping), extra)
     indirectTimer = this.after(timeout, () => {
       if (done) return
       const peers = this.randomNodes(this.timing.indirectChecks, (n) => n !== target && n.state === MemberState.alive)
       expectedNacks = peers.length
       const req: IndirectPingMsg = {
-        type: MessageType.indirectPing, seq, target: target.name, addr: target.addr, port: target.port,
-        from: this.self.name, fromAddr: this.self.addr, fromPort: this.self.port, nack: true,
+        type: MessageType.indirectPing,
+        seq,
+        target: target.name,
+        addr: target.addr,
+        port: target.port,
+        from: this.self.name,
+        fromAddr: this.self.addr,
+        fromPort: this.self.port,
+        nack: true,
       }
       const enc = encodeMessage(req)
       for (const p of peers) this.sendPiggybacked({ host: p.addr, port: p.port }, enc)
       const left = interval - timeout
       if (left > 0) {
         this.streamRequest(target, encodeMessage({ type: MessageType.streamPing, seq, target: target.name }), left)
-          .then((r) => { if (r.type === MessageType.ack && r.seq === seq && this.running) finish(true) })
+          .then((r) => {
+            if (r.type === MessageType.ack && r.seq === seq && this.running) finish(true)
+          })
           .catch((err) => this.log.debug({ member: target.name, err: (err as Error).message }, 'stream ping failed'))
       }
     })
@@ -753,7 +867,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
       },
       onNack: () => undefined,
     })
-    const ping: PingMsg = { type: MessageType.ping, seq, target: m.target, from: this.self.name, addr: this.self.addr, port: this.self.port }
+    const ping: PingMsg = {
+      type: MessageType.ping,
+      seq,
+      target: m.target,
+      from: this.self.name,
+      addr: this.self.addr,
+      port: this.self.port,
+    }
     this.sendPiggybacked({ host: m.addr, port: m.port }, encodeMessage(ping))
   }
 
@@ -792,8 +913,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.lastRoundAt = this.clock.now()
     if (this.queue.size() === 0) return
     const now = this.clock.now()
-    const targets = this.randomNodes(this.timing.gossipFanout, (n) =>
-      n.state === MemberState.alive || n.state === MemberState.suspect || now - n.stateChangedAt < this.timing.gossipToTheDeadMs)
+    const targets = this.randomNodes(
+      this.timing.gossipFanout,
+      (n) => n.state === MemberState.alive || n.state === MemberState.suspect || now - n.stateChangedAt < this.timing.gossipToTheDeadMs,
+    )
     const budget = this.maxPayload() - COMPOUND_HEADER
     for (const t of targets) {
       const parts = this.queue.take(budget, COMPOUND_PART_OVERHEAD)
@@ -878,7 +1001,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.counters.pushPulls++
     try {
       const req: PushPullMsg = {
-        type: MessageType.pushPull, join, from: this.self.name, members: this.localRecords(),
+        type: MessageType.pushPull,
+        join,
+        from: this.self.name,
+        members: this.localRecords(),
         state: this.delegate ? this.delegate.localState(join) : null,
       }
       const resp = await this.streamRequest(to, encodeMessage(req), this.timing.streamTimeoutMs)
@@ -886,11 +1012,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (resp.type === MessageType.conflict) {
         const remote = `${resp.otherAddr}:${resp.otherPort}`
         this.conflict(this.self.name, addrKey(this.self), remote)
-        throw new ShoalError('SHOAL_ERR_NAME_CONFLICT',
-          `node name "${this.self.name}" is already held by a live node at ${remote}; this node at ${addrKey(this.self)} cannot join with it`)
+        throw new ShoalError(
+          'SHOAL_ERR_NAME_CONFLICT',
+          `node name "${this.self.name}" is already held by a live node at ${remote}; this node at ${addrKey(this.self)} cannot join with it`,
+        )
       }
       if (resp.type === MessageType.error) throw new ShoalError(resp.code, `push-pull with ${addrKey(to)}: ${resp.message}`)
-      if (resp.type !== MessageType.pushPull) throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
+      if (resp.type !== MessageType.pushPull)
+        throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
       this.mergeRemote(resp.members, resp.from)
       this.mergeDelegate(resp, join)
     } catch (err) {
@@ -915,30 +1044,39 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.pushPullInflight++
     this.pushPull({ host: peer.addr, port: peer.port }, false)
       .catch((err) => this.log.debug({ member: peer.name, err: (err as Error).message }, 'push-pull failed'))
-      .finally(() => { this.pushPullInflight-- })
+      .finally(() => {
+        this.pushPullInflight--
+      })
   }
 
   private reconnectTick(): void {
     const now = this.clock.now()
     for (const n of [...this.list]) {
-      if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs) this.removeNode(n)
+      if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs)
+        this.removeNode(n)
     }
     const [peer] = this.randomNodes(1, (n) => n.state === MemberState.dead)
     if (!peer) return
-    this.pushPull({ host: peer.addr, port: peer.port }, false)
-      .catch((err) => this.log.debug({ member: peer.name, err: (err as Error).message }, 'reconnect push-pull failed'))
+    this.pushPull({ host: peer.addr, port: peer.port }, false).catch((err) =>
+      this.log.debug({ member: peer.name, err: (err as Error).message }, 'reconnect push-pull failed'),
+    )
   }
 
   private async handlePushPull(m: PushPullMsg): Promise<Uint8Array> {
     if (m.join) {
       const rec = m.members.find((r) => r.name === m.from)
       const holder = this.nodes.get(m.from)
-      if (rec && holder && (holder.state === MemberState.alive || holder.state === MemberState.suspect) &&
-        (holder.addr !== rec.addr || holder.port !== rec.port)) {
+      if (
+        rec &&
+        holder &&
+        (holder.state === MemberState.alive || holder.state === MemberState.suspect) &&
+        (holder.addr !== rec.addr || holder.port !== rec.port)
+      ) {
         this.conflict(m.from, addrKey(holder), addrKey(rec))
         if (holder !== this.self) {
-          this.sendPacket({ host: holder.addr, port: holder.port },
-            [encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: rec.addr, otherPort: rec.port })])
+          this.sendPacket({ host: holder.addr, port: holder.port }, [
+            encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: rec.addr, otherPort: rec.port }),
+          ])
         }
         return encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: holder.addr, otherPort: holder.port })
       }
@@ -949,7 +1087,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.pushPullInflight++
     try {
       const reply = encodeMessage({
-        type: MessageType.pushPull, join: false, from: this.self.name, members: this.localRecords(),
+        type: MessageType.pushPull,
+        join: false,
+        from: this.self.name,
+        members: this.localRecords(),
         state: this.delegate ? this.delegate.localState(m.join) : null,
       })
       this.mergeRemote(m.members, m.from)
@@ -979,7 +1120,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
           break
         case MessageType.streamPing:
           if (m.target !== this.self.name) {
-            out = encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_WRONG_NODE', message: `this is ${this.self.name}, not ${m.target}` })
+            out = encodeMessage({
+              type: MessageType.error,
+              code: 'SHOAL_ERR_WRONG_NODE',
+              message: `this is ${this.self.name}, not ${m.target}`,
+            })
           } else {
             out = encodeMessage({ type: MessageType.ack, seq: m.seq })
           }
@@ -1055,15 +1200,29 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private handle(m: Exclude<Message, { type: 9 }>, from: Address): void {
     switch (m.type) {
-      case MessageType.ping: return this.onPing(m)
-      case MessageType.indirectPing: return this.onIndirectPing(m)
-      case MessageType.ack: this.acks.get(m.seq)?.onAck(); return
-      case MessageType.nack: this.acks.get(m.seq)?.onNack(); return
-      case MessageType.alive: this.applyAlive(m); return
-      case MessageType.suspect: this.applySuspect(m); return
-      case MessageType.dead: this.applyDead(m); return
-      case MessageType.user: return this.onUser(m, false)
-      case MessageType.conflict: return this.onConflictNotice(m.name, `${m.otherAddr}:${m.otherPort}`)
+      case MessageType.ping:
+        return this.onPing(m)
+      case MessageType.indirectPing:
+        return this.onIndirectPing(m)
+      case MessageType.ack:
+        this.acks.get(m.seq)?.onAck()
+        return
+      case MessageType.nack:
+        this.acks.get(m.seq)?.onNack()
+        return
+      case MessageType.alive:
+        this.applyAlive(m)
+        return
+      case MessageType.suspect:
+        this.applySuspect(m)
+        return
+      case MessageType.dead:
+        this.applyDead(m)
+        return
+      case MessageType.user:
+        return this.onUser(m, false)
+      case MessageType.conflict:
+        return this.onConflictNotice(m.name, `${m.otherAddr}:${m.otherPort}`)
       default:
         this.counters.decodeErrors++
         this.log.debug({ from: addrKey(from), type: MessageTypeName[m.type] }, 'stream-only message in a packet dropped')

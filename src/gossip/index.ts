@@ -2,13 +2,12 @@
  * Public API of the gossip layer. Everything not listed here is internal.
  *
  * @example
- *   import { Gossip, NetTransport, RealClock } from './gossip/index.js'
+ *   import { Gossip, NetTransport } from './gossip/index.js'
  */
 export { Gossip, parseAddress } from './gossip.js'
 export type { GossipOptions, GossipComponents } from './gossip.js'
 export { Profiles, DEFAULT_MTU, MAX_META_BYTES, resolveTiming, pushPullInterval, retransmitLimit } from './config.js'
 export type { Timing, ProfileName } from './config.js'
-export { RealClock, VirtualClock } from './clock.js'
 export { NetTransport } from './transport-net.js'
 export type { NetTransportOptions, NetTransportStats } from './transport-net.js'
 export { SimNetwork } from './transport-sim.js'
@@ -18,5 +17,14 @@ export { Wire, WIRE_VERSION } from './wire.js'
 export type { WireStats } from './wire.js'
 export { MemberState } from './types.js'
 export type {
-  Address, Clock, Timer, Transport, PacketHandler, RequestHandler, Member, StateDelegate, GossipEvents, GossipStats,
+  Address,
+  Clock,
+  Timer,
+  Transport,
+  PacketHandler,
+  RequestHandler,
+  Member,
+  StateDelegate,
+  GossipEvents,
+  GossipStats,
 } from './types.js'

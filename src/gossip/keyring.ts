@@ -41,7 +41,10 @@ export class Keyring {
       const valid = /^[A-Za-z0-9+/]*={0,2}$/.test(text) && canonical.replace(/=+$/, '') === text.replace(/=+$/, '')
       if (!valid) throw new ShoalError('SHOAL_ERR_KEY', `key #${i + 1} of ${list.length}: not valid base64`)
       if (bytes.length !== KEY_BYTES) {
-        throw new ShoalError('SHOAL_ERR_KEY', `key #${i + 1} of ${list.length}: decodes to ${bytes.length} bytes, AES-256 needs ${KEY_BYTES}`)
+        throw new ShoalError(
+          'SHOAL_ERR_KEY',
+          `key #${i + 1} of ${list.length}: decodes to ${bytes.length} bytes, AES-256 needs ${KEY_BYTES}`,
+        )
       }
       return bytes
     })
@@ -94,7 +97,10 @@ export class Keyring {
   /** Opens what encrypt() sealed, trying each key; SHOAL_ERR_AUTH when none fits. */
   decrypt(data: Uint8Array, aad: Uint8Array): Buffer {
     if (data.length < Keyring.overhead) {
-      throw new ShoalError('SHOAL_ERR_DECODE', `encrypted message of ${data.length} bytes is shorter than nonce and tag (${Keyring.overhead})`)
+      throw new ShoalError(
+        'SHOAL_ERR_DECODE',
+        `encrypted message of ${data.length} bytes is shorter than nonce and tag (${Keyring.overhead})`,
+      )
     }
     const nonce = data.subarray(0, NONCE_BYTES)
     const body = data.subarray(NONCE_BYTES, data.length - TAG_BYTES)

@@ -28,9 +28,7 @@ export const MessageType = {
 export type MessageType = (typeof MessageType)[keyof typeof MessageType]
 
 /** Names of message types, for counters and logs. */
-export const MessageTypeName: Record<number, string> = Object.fromEntries(
-  Object.entries(MessageType).map(([k, v]) => [v, k]),
-)
+export const MessageTypeName: Record<number, string> = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k]))
 
 export const MAX_NAME_BYTES = 255
 const MAX_SEQ = 2 ** 32 - 1
@@ -46,30 +44,115 @@ export interface MemberRecord {
   state: MemberState
 }
 
-export interface PingMsg { type: typeof MessageType.ping; seq: number; target: string; from: string; addr: string; port: number }
-export interface IndirectPingMsg {
-  type: typeof MessageType.indirectPing; seq: number; target: string; addr: string; port: number
-  from: string; fromAddr: string; fromPort: number; nack: boolean
+export interface PingMsg {
+  type: typeof MessageType.ping
+  seq: number
+  target: string
+  from: string
+  addr: string
+  port: number
 }
-export interface AckMsg { type: typeof MessageType.ack; seq: number }
-export interface NackMsg { type: typeof MessageType.nack; seq: number }
-export interface SuspectMsg { type: typeof MessageType.suspect; name: string; inc: number; from: string }
-export interface AliveMsg { type: typeof MessageType.alive; name: string; inc: number; addr: string; port: number; meta: Record<string, string> }
-export interface DeadMsg { type: typeof MessageType.dead; name: string; inc: number; from: string }
+export interface IndirectPingMsg {
+  type: typeof MessageType.indirectPing
+  seq: number
+  target: string
+  addr: string
+  port: number
+  from: string
+  fromAddr: string
+  fromPort: number
+  nack: boolean
+}
+export interface AckMsg {
+  type: typeof MessageType.ack
+  seq: number
+}
+export interface NackMsg {
+  type: typeof MessageType.nack
+  seq: number
+}
+export interface SuspectMsg {
+  type: typeof MessageType.suspect
+  name: string
+  inc: number
+  from: string
+}
+export interface AliveMsg {
+  type: typeof MessageType.alive
+  name: string
+  inc: number
+  addr: string
+  port: number
+  meta: Record<string, string>
+}
+export interface DeadMsg {
+  type: typeof MessageType.dead
+  name: string
+  inc: number
+  from: string
+}
 /** An application broadcast: `id` is random per broadcast so a node applies it once. */
-export interface UserMsg { type: typeof MessageType.user; origin: string; id: number; key: string; payload: Uint8Array }
-export interface CompoundMsg { type: typeof MessageType.compound; parts: Uint8Array[] }
-export interface PushPullMsg { type: typeof MessageType.pushPull; join: boolean; from: string; members: MemberRecord[]; state: Uint8Array | null }
-export interface StreamPingMsg { type: typeof MessageType.streamPing; seq: number; target: string }
-export interface AppRequestMsg { type: typeof MessageType.appRequest; from: string; payload: Uint8Array }
-export interface AppResponseMsg { type: typeof MessageType.appResponse; payload: Uint8Array }
-export interface ErrorMsg { type: typeof MessageType.error; code: string; message: string }
+export interface UserMsg {
+  type: typeof MessageType.user
+  origin: string
+  id: number
+  key: string
+  payload: Uint8Array
+}
+export interface CompoundMsg {
+  type: typeof MessageType.compound
+  parts: Uint8Array[]
+}
+export interface PushPullMsg {
+  type: typeof MessageType.pushPull
+  join: boolean
+  from: string
+  members: MemberRecord[]
+  state: Uint8Array | null
+}
+export interface StreamPingMsg {
+  type: typeof MessageType.streamPing
+  seq: number
+  target: string
+}
+export interface AppRequestMsg {
+  type: typeof MessageType.appRequest
+  from: string
+  payload: Uint8Array
+}
+export interface AppResponseMsg {
+  type: typeof MessageType.appResponse
+  payload: Uint8Array
+}
+export interface ErrorMsg {
+  type: typeof MessageType.error
+  code: string
+  message: string
+}
 /** Tells a member that another node at (otherAddr, otherPort) tried to use its name. */
-export interface ConflictMsg { type: typeof MessageType.conflict; name: string; otherAddr: string; otherPort: number }
+export interface ConflictMsg {
+  type: typeof MessageType.conflict
+  name: string
+  otherAddr: string
+  otherPort: number
+}
 
 export type Message =
-  | PingMsg | IndirectPingMsg | AckMsg | NackMsg | SuspectMsg | AliveMsg | DeadMsg | UserMsg
-  | CompoundMsg | PushPullMsg | StreamPingMsg | AppRequestMsg | AppResponseMsg | ErrorMsg | ConflictMsg
+  | PingMsg
+  | IndirectPingMsg
+  | AckMsg
+  | NackMsg
+  | SuspectMsg
+  | AliveMsg
+  | DeadMsg
+  | UserMsg
+  | CompoundMsg
+  | PushPullMsg
+  | StreamPingMsg
+  | AppRequestMsg
+  | AppResponseMsg
+  | ErrorMsg
+  | ConflictMsg
 
 const packr = new Packr({ useRecords: false, variableMapSize: true })
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false })
@@ -80,22 +163,36 @@ function bin(b: Uint8Array): Buffer {
 
 function fields(m: Message): unknown[] {
   switch (m.type) {
-    case MessageType.ping: return [m.seq, m.target, m.from, m.addr, m.port]
-    case MessageType.indirectPing: return [m.seq, m.target, m.addr, m.port, m.from, m.fromAddr, m.fromPort, m.nack]
-    case MessageType.ack: return [m.seq]
-    case MessageType.nack: return [m.seq]
-    case MessageType.suspect: return [m.name, m.inc, m.from]
-    case MessageType.alive: return [m.name, m.inc, m.addr, m.port, m.meta]
-    case MessageType.dead: return [m.name, m.inc, m.from]
-    case MessageType.user: return [m.origin, m.id, m.key, bin(m.payload)]
-    case MessageType.compound: return m.parts.map(bin)
+    case MessageType.ping:
+      return [m.seq, m.target, m.from, m.addr, m.port]
+    case MessageType.indirectPing:
+      return [m.seq, m.target, m.addr, m.port, m.from, m.fromAddr, m.fromPort, m.nack]
+    case MessageType.ack:
+      return [m.seq]
+    case MessageType.nack:
+      return [m.seq]
+    case MessageType.suspect:
+      return [m.name, m.inc, m.from]
+    case MessageType.alive:
+      return [m.name, m.inc, m.addr, m.port, m.meta]
+    case MessageType.dead:
+      return [m.name, m.inc, m.from]
+    case MessageType.user:
+      return [m.origin, m.id, m.key, bin(m.payload)]
+    case MessageType.compound:
+      return m.parts.map(bin)
     case MessageType.pushPull:
       return [m.join, m.from, m.members.map((r) => [r.name, r.addr, r.port, r.meta, r.inc, r.state]), m.state ? bin(m.state) : null]
-    case MessageType.streamPing: return [m.seq, m.target]
-    case MessageType.appRequest: return [m.from, bin(m.payload)]
-    case MessageType.appResponse: return [bin(m.payload)]
-    case MessageType.error: return [m.code, m.message]
-    case MessageType.conflict: return [m.name, m.otherAddr, m.otherPort]
+    case MessageType.streamPing:
+      return [m.seq, m.target]
+    case MessageType.appRequest:
+      return [m.from, bin(m.payload)]
+    case MessageType.appResponse:
+      return [bin(m.payload)]
+    case MessageType.error:
+      return [m.code, m.message]
+    case MessageType.conflict:
+      return [m.name, m.otherAddr, m.otherPort]
   }
 }
 
@@ -120,7 +217,10 @@ export function metaSize(meta: Record<string, string>): number {
 }
 
 class Reader {
-  constructor(private readonly f: unknown[], private readonly what: string) {}
+  constructor(
+    private readonly f: unknown[],
+    private readonly what: string,
+  ) {}
   private i = 0
   private next(): unknown {
     return this.f[this.i++]
@@ -153,12 +253,19 @@ class Reader {
   }
   bytesOrNull(): Uint8Array | null {
     const v = this.f[this.i]
-    if (v === null) { this.i++; return null }
+    if (v === null) {
+      this.i++
+      return null
+    }
     return this.bytes()
   }
   meta(): Record<string, string> {
     const v = this.next()
-    return checkMeta(v, () => this.bad('metadata is not a map of strings'), (n) => this.bad(`metadata of ${n} bytes exceeds ${MAX_META_BYTES}`))
+    return checkMeta(
+      v,
+      () => this.bad('metadata is not a map of strings'),
+      (n) => this.bad(`metadata of ${n} bytes exceeds ${MAX_META_BYTES}`),
+    )
   }
   array(): unknown[] {
     const v = this.next()
@@ -204,23 +311,51 @@ function fromFields(type: number, f: unknown[]): Message {
   let m: Message
   switch (type) {
     case MessageType.ping:
-      m = { type, seq: r.int(0, MAX_SEQ), target: r.str(MAX_NAME_BYTES), from: r.str(MAX_NAME_BYTES), addr: r.str(MAX_NAME_BYTES), port: r.int(1, 65535) }
+      m = {
+        type,
+        seq: r.int(0, MAX_SEQ),
+        target: r.str(MAX_NAME_BYTES),
+        from: r.str(MAX_NAME_BYTES),
+        addr: r.str(MAX_NAME_BYTES),
+        port: r.int(1, 65535),
+      }
       break
     case MessageType.indirectPing:
       m = {
-        type, seq: r.int(0, MAX_SEQ), target: r.str(MAX_NAME_BYTES), addr: r.str(MAX_NAME_BYTES), port: r.int(1, 65535),
-        from: r.str(MAX_NAME_BYTES), fromAddr: r.str(MAX_NAME_BYTES), fromPort: r.int(1, 65535), nack: r.bool(),
+        type,
+        seq: r.int(0, MAX_SEQ),
+        target: r.str(MAX_NAME_BYTES),
+        addr: r.str(MAX_NAME_BYTES),
+        port: r.int(1, 65535),
+        from: r.str(MAX_NAME_BYTES),
+        fromAddr: r.str(MAX_NAME_BYTES),
+        fromPort: r.int(1, 65535),
+        nack: r.bool(),
       }
       break
-    case MessageType.ack: m = { type, seq: r.int(0, MAX_SEQ) }; break
-    case MessageType.nack: m = { type, seq: r.int(0, MAX_SEQ) }; break
-    case MessageType.suspect: m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), from: r.str(MAX_NAME_BYTES) }; break
+    case MessageType.ack:
+      m = { type, seq: r.int(0, MAX_SEQ) }
+      break
+    case MessageType.nack:
+      m = { type, seq: r.int(0, MAX_SEQ) }
+      break
+    case MessageType.suspect:
+      m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), from: r.str(MAX_NAME_BYTES) }
+      break
     case MessageType.alive:
       m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), addr: r.str(MAX_NAME_BYTES), port: r.int(1, 65535), meta: r.meta() }
       break
-    case MessageType.dead: m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), from: r.str(MAX_NAME_BYTES) }; break
+    case MessageType.dead:
+      m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), from: r.str(MAX_NAME_BYTES) }
+      break
     case MessageType.user:
-      m = { type, origin: r.str(MAX_NAME_BYTES), id: r.int(0, Number.MAX_SAFE_INTEGER), key: r.str(MAX_NAME_BYTES, true), payload: r.bytes() }
+      m = {
+        type,
+        origin: r.str(MAX_NAME_BYTES),
+        id: r.int(0, Number.MAX_SAFE_INTEGER),
+        key: r.str(MAX_NAME_BYTES, true),
+        payload: r.bytes(),
+      }
       break
     case MessageType.compound: {
       if (f.length === 0) throw new ShoalError('SHOAL_ERR_DECODE', 'compound: no parts')
@@ -236,11 +371,21 @@ function fromFields(type: number, f: unknown[]): Message {
       m = { type, join, from, members, state: r.bytesOrNull() }
       break
     }
-    case MessageType.streamPing: m = { type, seq: r.int(0, MAX_SEQ), target: r.str(MAX_NAME_BYTES) }; break
-    case MessageType.appRequest: m = { type, from: r.str(MAX_NAME_BYTES), payload: r.bytes() }; break
-    case MessageType.appResponse: m = { type, payload: r.bytes() }; break
-    case MessageType.error: m = { type, code: r.str(64), message: r.str(1024, true) }; break
-    case MessageType.conflict: m = { type, name: r.str(MAX_NAME_BYTES), otherAddr: r.str(MAX_NAME_BYTES), otherPort: r.int(1, 65535) }; break
+    case MessageType.streamPing:
+      m = { type, seq: r.int(0, MAX_SEQ), target: r.str(MAX_NAME_BYTES) }
+      break
+    case MessageType.appRequest:
+      m = { type, from: r.str(MAX_NAME_BYTES), payload: r.bytes() }
+      break
+    case MessageType.appResponse:
+      m = { type, payload: r.bytes() }
+      break
+    case MessageType.error:
+      m = { type, code: r.str(64), message: r.str(1024, true) }
+      break
+    case MessageType.conflict:
+      m = { type, name: r.str(MAX_NAME_BYTES), otherAddr: r.str(MAX_NAME_BYTES), otherPort: r.int(1, 65535) }
+      break
     default:
       throw new ShoalError('SHOAL_ERR_DECODE', `unknown message type ${String(type)}`)
   }

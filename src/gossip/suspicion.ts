@@ -4,7 +4,7 @@
  *   timeout(c) = max(min, max - (max - min) * log(c + 1) / log(k + 1))
  * where c confirmations were received out of k expected.
  */
-import type { Clock, Timer } from './types.js'
+import type { Clock, Timer } from '../clock.js'
 
 /** min = mult x max(1, log10(n)) x probe interval. */
 export function suspicionMinMs(mult: number, n: number, probeIntervalMs: number): number {

@@ -132,7 +132,8 @@ export class NetTransport implements Transport {
   }
 
   start(): Promise<Address> {
-    if (this.stopped) return Promise.reject(new ShoalError('SHOAL_ERR_BIND', `transport ${fmt(this.opts.bind)} was stopped; create a new one`))
+    if (this.stopped)
+      return Promise.reject(new ShoalError('SHOAL_ERR_BIND', `transport ${fmt(this.opts.bind)} was stopped; create a new one`))
     this.starting ??= this.bind()
     return this.starting
   }
@@ -249,7 +250,9 @@ export class NetTransport implements Transport {
         await new Promise<void>((r) => tcp.close(() => r()))
         // With port 0 the kernel gave TCP a port UDP cannot have: try another one.
         if (wanted.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
-        throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP ${fmt({ host: wanted.host, port })}: ${(err as Error).message}`, { cause: err })
+        throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP ${fmt({ host: wanted.host, port })}: ${(err as Error).message}`, {
+          cause: err,
+        })
       }
       tcp.on('error', (err) => this.log.warn({ err }, 'TCP listener error'))
       udp.on('error', (err) => {
@@ -264,7 +267,9 @@ export class NetTransport implements Transport {
       this.log.debug({ addr: fmt(this.bound) }, 'listening on UDP and TCP')
       return { ...this.bound }
     }
-    throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP and TCP on one port at ${wanted.host} after ${BIND_ATTEMPTS} attempts`, { cause: lastErr })
+    throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP and TCP on one port at ${wanted.host} after ${BIND_ATTEMPTS} attempts`, {
+      cause: lastErr,
+    })
   }
 
   private async close(): Promise<void> {

@@ -5,13 +5,17 @@
  */
 import { ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { VirtualClock } from './clock.js'
+import type { VirtualClock } from '../clock.js'
 import type { Address, PacketHandler, RequestHandler, Transport } from './types.js'
 
 export type SimTrafficKind = 'packet' | 'request' | 'response'
 export type SimTap = (from: Address, to: Address, data: Uint8Array, kind: SimTrafficKind) => void
 /** Decides the fate of one packet: drop it, delay it further, or send extra copies. */
-export type SimFilter = (from: Address, to: Address, data: Uint8Array) => { drop?: boolean; delayMs?: number; duplicate?: number } | undefined
+export type SimFilter = (
+  from: Address,
+  to: Address,
+  data: Uint8Array,
+) => { drop?: boolean; delayMs?: number; duplicate?: number } | undefined
 
 export interface SimHostStats {
   packetsSent: number
@@ -274,7 +278,12 @@ export class SimNetwork {
     })
   }
 
-  private sendResponse(from: Address, to: Address, reply: Uint8Array | undefined, settle: (err: Error | undefined, reply?: Buffer) => void): void {
+  private sendResponse(
+    from: Address,
+    to: Address,
+    reply: Uint8Array | undefined,
+    settle: (err: Error | undefined, reply?: Buffer) => void,
+  ): void {
     const src = this.host(from.host)
     if (src.crashed || !this.endpoints.has(key(from))) return
     if (reply !== undefined) {
@@ -350,9 +359,15 @@ class SimTransport implements Transport {
   }
 
   request(to: Address, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    if (!this.started) return Promise.reject(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: transport ${key(this.addr)} is not started`))
+    if (!this.started)
+      return Promise.reject(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: transport ${key(this.addr)} is not started`))
     if (data.length > this.net.maxFrameBytes) {
-      return Promise.reject(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: request of ${data.length} bytes exceeds the ${this.net.maxFrameBytes}-byte frame limit`))
+      return Promise.reject(
+        new ShoalError(
+          'SHOAL_ERR_STREAM',
+          `stream to ${key(to)}: request of ${data.length} bytes exceeds the ${this.net.maxFrameBytes}-byte frame limit`,
+        ),
+      )
     }
     return new Promise<Uint8Array>((resolve, reject) => {
       let done = false
@@ -364,7 +379,9 @@ class SimTransport implements Transport {
         if (err) reject(err)
         else resolve(reply!)
       }
-      const timer = this.net.clock.setTimer(timeoutMs, () => finish(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: no answer within ${timeoutMs} ms`)))
+      const timer = this.net.clock.setTimer(timeoutMs, () =>
+        finish(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: no answer within ${timeoutMs} ms`)),
+      )
       this.pending.add(finish)
       this.net.sendRequest(this.addr, to, data, (err, reply) => {
         // A reply to a crashed or stopped requester is lost, as its socket is gone.

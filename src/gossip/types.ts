@@ -4,26 +4,7 @@
  * services; the registry talks to it only through these shapes and `Gossip` (index.ts).
  */
 
-/** A cancellable one-shot timer. */
-export interface Timer {
-  cancel(): void
-}
-
-/**
- * Time, injected so the same protocol code runs on real time and on the simulator's
- * virtual time. Real timers are `unref()`ed: a clock never keeps a process alive.
- *
- * @example
- *   const t = clock.setTimer(500, () => probeTimedOut())
- *   t.cancel()
- */
-export interface Clock {
-  /** Milliseconds; monotonic within one process (virtual in the simulator). */
-  now(): number
-  /** Wall-clock milliseconds since the epoch (the simulator may skew it per node). */
-  wallNow(): number
-  setTimer(ms: number, fn: () => void): Timer
-}
+export type { Clock, Timer } from '../clock.js'
 
 export interface Address {
   host: string

@@ -46,7 +46,10 @@ export class Wire {
   constructor(opts: { label: string; keyring?: Keyring }) {
     const labelBytes = Buffer.from(opts.label, 'utf8')
     if (labelBytes.length > MAX_LABEL_BYTES) {
-      throw new ShoalError('SHOAL_ERR_LABEL', `cluster label "${opts.label.slice(0, 40)}..." is ${labelBytes.length} bytes in UTF-8, at most ${MAX_LABEL_BYTES}`)
+      throw new ShoalError(
+        'SHOAL_ERR_LABEL',
+        `cluster label "${opts.label.slice(0, 40)}..." is ${labelBytes.length} bytes in UTF-8, at most ${MAX_LABEL_BYTES}`,
+      )
     }
     this.label = opts.label
     this.header = Buffer.concat([Buffer.from([WIRE_VERSION, labelBytes.length]), labelBytes])
@@ -89,7 +92,10 @@ export class Wire {
       this.counters.opened++
       return out
     } catch (err) {
-      const shoal = err instanceof ShoalError ? err : new ShoalError('SHOAL_ERR_DECODE', `undecodable packet of ${packet?.length} bytes`, { cause: err })
+      const shoal =
+        err instanceof ShoalError
+          ? err
+          : new ShoalError('SHOAL_ERR_DECODE', `undecodable packet of ${packet?.length} bytes`, { cause: err })
       this.counters.errors[shoal.code] = (this.counters.errors[shoal.code] ?? 0) + 1
       throw shoal
     }
@@ -113,7 +119,10 @@ export class Wire {
     }
     const labelBytes = buf.subarray(2, bodyStart)
     if (!labelBytes.equals(this.header.subarray(2))) {
-      throw new ShoalError('SHOAL_ERR_LABEL', `packet label ${JSON.stringify(labelBytes.toString('utf8'))} does not match this cluster's label ${JSON.stringify(this.label)}`)
+      throw new ShoalError(
+        'SHOAL_ERR_LABEL',
+        `packet label ${JSON.stringify(labelBytes.toString('utf8'))} does not match this cluster's label ${JSON.stringify(this.label)}`,
+      )
     }
     const body = buf.subarray(bodyStart)
     if (isEncrypted) {
@@ -122,7 +131,10 @@ export class Wire {
         throw new ShoalError('SHOAL_ERR_AUTH', 'encrypted packet, but this node has no keys')
       }
       if (body.length < Keyring.overhead) {
-        throw new ShoalError('SHOAL_ERR_DECODE', `encrypted packet of ${buf.length} bytes is truncated (nonce and tag need ${Keyring.overhead})`)
+        throw new ShoalError(
+          'SHOAL_ERR_DECODE',
+          `encrypted packet of ${buf.length} bytes is truncated (nonce and tag need ${Keyring.overhead})`,
+        )
       }
       return this.keyring.decrypt(body, buf.subarray(0, bodyStart))
     }

@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events'
 import { Counter, type Registry } from 'prom-client'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { ServicePortSpec } from '../registry/types.js'
 import { externalCheck } from './check-external.js'
 import { httpGetCheck } from './check-http.js'
 import { tcpCheck } from './check-tcp.js'
@@ -96,7 +95,7 @@ export class HealthScheduler extends EventEmitter {
   }
 
   /** Add or replace the check of instance `id`. The same spec and context again changes nothing. */
-  set(id: string, check: CheckSpec | undefined, ctx: { host: string; containerId?: string; ports: ServicePortSpec[] }): void {
+  set(id: string, check: CheckSpec | undefined, ctx: CheckContext): void {
     const key = JSON.stringify([check ?? null, ctx.host, ctx.containerId ?? null, ctx.ports])
     const old = this.entries.get(id)
     if (old && old.key === key) return
@@ -193,7 +192,7 @@ export class HealthScheduler extends EventEmitter {
       this.checks.inc({ type: check.type, result })
       this.apply(e, check, result)
       if (!this.started || e.gen !== gen) return
-      const delay = e.rerun ? 0 : check.intervalMs ?? this.opts.intervalMs
+      const delay = e.rerun ? 0 : (check.intervalMs ?? this.opts.intervalMs)
       e.rerun = false
       e.timer = setTimeout(() => {
         e.timer = undefined

@@ -1,12 +1,7 @@
 import { ShoalError } from '../errors.js'
-import type { ServicePortSpec } from '../registry/types.js'
+import type { CheckContext } from './types.js'
 
-/** What a check's templates may refer to: the instance's address, container and ports. */
-export interface CheckContext {
-  host: string
-  containerId?: string
-  ports: ServicePortSpec[]
-}
+export type { CheckContext }
 
 const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/g
 
@@ -24,7 +19,8 @@ export function renderTemplate(args: string, ctx: CheckContext): string {
     const words = expr.split(/\s+/)
     if (words[0] === 'host' && words.length === 1) return ctx.host
     if (words[0] === 'container' && words.length === 1) {
-      if (!ctx.containerId) throw new ShoalError('SHOAL_ERR_CHECK_TEMPLATE', `check args "${args}": {{ container }} used on an instance without a container`)
+      if (!ctx.containerId)
+        throw new ShoalError('SHOAL_ERR_CHECK_TEMPLATE', `check args "${args}": {{ container }} used on an instance without a container`)
       return ctx.containerId
     }
     if (words[0] === 'tcp' && words.length === 2 && /^\d+$/.test(words[1]!)) {

@@ -28,6 +28,23 @@ export interface CheckSpec {
   fall?: number
 }
 
+/**
+ * One port of the checked instance, as check templates see it: `port` is where it is
+ * reachable, `containerPort` the port inside its container (`{{ tcp N }}` looks N up there).
+ * The registry's ServicePortSpec has this shape.
+ */
+export interface CheckPort {
+  port: number
+  containerPort?: number
+}
+
+/** What a check's templates may refer to: the instance's address, container and ports. */
+export interface CheckContext {
+  host: string
+  containerId?: string
+  ports: CheckPort[]
+}
+
 /** The result a check scheduler reports for an instance. */
 export type CheckStatus = 'alive' | 'unhealthy' | 'unknown'
 

@@ -7,9 +7,7 @@ import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
 
 /** The outcome of an authorisation check: allowed, or the HTTP status and error to answer. */
-export type AuthResult =
-  | { ok: true }
-  | { ok: false; status: 401 | 403; code: string; message: string }
+export type AuthResult = { ok: true } | { ok: false; status: 401 | 403; code: string; message: string }
 
 /** 127.0.0.0/8, ::1, and IPv4-mapped 127.x (`::ffff:127.0.0.1`). */
 export function isLoopbackAddress(addr: string | undefined): boolean {
@@ -23,7 +21,7 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
 
 function expandsToLoopback6(a: string): boolean {
   // Expand "::" so that only 0:0:0:0:0:0:0:1 counts, however it is written.
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, undefined]
+  const [head, tail] = a.includes('::') ? (a.split('::') as [string, string]) : [a, undefined]
   const h = head ? head.split(':') : []
   const t = tail !== undefined && tail !== '' ? tail.split(':') : []
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t]
@@ -63,12 +61,24 @@ export function authorizeMutation(req: IncomingMessage, opts: { apiToken?: strin
   if (opts.apiToken !== undefined && opts.apiToken !== '') {
     const h = req.headers.authorization ?? ''
     const m = /^Bearer\s+(\S+)\s*$/i.exec(h)
-    if (!m) return { ok: false, status: 401, code: 'SHOAL_ERR_UNAUTHORIZED', message: 'missing "Authorization: Bearer TOKEN" header (the agent runs with --api-token)' }
-    if (!tokenMatches(m[1]!, opts.apiToken)) return { ok: false, status: 401, code: 'SHOAL_ERR_UNAUTHORIZED', message: 'the bearer token does not match --api-token' }
+    if (!m)
+      return {
+        ok: false,
+        status: 401,
+        code: 'SHOAL_ERR_UNAUTHORIZED',
+        message: 'missing "Authorization: Bearer TOKEN" header (the agent runs with --api-token)',
+      }
+    if (!tokenMatches(m[1]!, opts.apiToken))
+      return { ok: false, status: 401, code: 'SHOAL_ERR_UNAUTHORIZED', message: 'the bearer token does not match --api-token' }
     return { ok: true }
   }
   if (!isLoopbackAddress(opts.clientAddress)) {
-    return { ok: false, status: 403, code: 'SHOAL_ERR_FORBIDDEN', message: `caller ${opts.clientAddress ?? '(unknown)'} is not on loopback; without --api-token only local callers may drain or undrain` }
+    return {
+      ok: false,
+      status: 403,
+      code: 'SHOAL_ERR_FORBIDDEN',
+      message: `caller ${opts.clientAddress ?? '(unknown)'} is not on loopback; without --api-token only local callers may drain or undrain`,
+    }
   }
   if (crossOrigin(req)) {
     return { ok: false, status: 403, code: 'SHOAL_ERR_FORBIDDEN', message: `cross-origin request from ${req.headers.origin} refused` }

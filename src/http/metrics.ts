@@ -69,7 +69,12 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
   mirrorCounter(registry, 'shoal_gossip_probes_failed_total', 'Probes that got no ack, direct or indirect.', () => stats().probesFailed)
   mirrorCounter(registry, 'shoal_gossip_suspicions_total', 'Members this node started suspecting.', () => stats().suspicions)
   mirrorCounter(registry, 'shoal_gossip_refutations_total', 'Times this node refuted a suspicion about itself.', () => stats().refutations)
-  mirrorCounter(registry, 'shoal_gossip_decode_errors_total', 'Gossip messages dropped because they could not be decoded or authenticated.', () => stats().decodeErrors)
+  mirrorCounter(
+    registry,
+    'shoal_gossip_decode_errors_total',
+    'Gossip messages dropped because they could not be decoded or authenticated.',
+    () => stats().decodeErrors,
+  )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
   new Gauge({

@@ -110,22 +110,37 @@ export class HttpServer {
   ) {
     this.log = c.logger.child({ component: 'http' })
     this.clock = c.clock ?? { now: () => performance.now(), wallNow: () => Date.now() }
-    this.requests = metric(c.registry, 'shoal_http_requests_total', () => new Counter({
-      name: 'shoal_http_requests_total',
-      help: 'HTTP requests answered, by route and status code (route "unmatched" for unknown paths).',
-      labelNames: ['route', 'code'],
-      registers: [c.registry],
-    }))
-    this.sseDropped = metric(c.registry, 'shoal_http_watch_dropped_total', () => new Counter({
-      name: 'shoal_http_watch_dropped_total',
-      help: '/api/watch readers dropped because they stopped reading.',
-      registers: [c.registry],
-    }))
-    this.sseClients = metric(c.registry, 'shoal_http_watch_clients', () => new Gauge({
-      name: 'shoal_http_watch_clients',
-      help: 'Open /api/watch streams.',
-      registers: [c.registry],
-    }))
+    this.requests = metric(
+      c.registry,
+      'shoal_http_requests_total',
+      () =>
+        new Counter({
+          name: 'shoal_http_requests_total',
+          help: 'HTTP requests answered, by route and status code (route "unmatched" for unknown paths).',
+          labelNames: ['route', 'code'],
+          registers: [c.registry],
+        }),
+    )
+    this.sseDropped = metric(
+      c.registry,
+      'shoal_http_watch_dropped_total',
+      () =>
+        new Counter({
+          name: 'shoal_http_watch_dropped_total',
+          help: '/api/watch readers dropped because they stopped reading.',
+          registers: [c.registry],
+        }),
+    )
+    this.sseClients = metric(
+      c.registry,
+      'shoal_http_watch_clients',
+      () =>
+        new Gauge({
+          name: 'shoal_http_watch_clients',
+          help: 'Open /api/watch streams.',
+          registers: [c.registry],
+        }),
+    )
     this.hub = new WatchHub(
       this.log,
       { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
@@ -147,7 +162,8 @@ export class HttpServer {
     server.keepAliveTimeout = 5_000
     this.server = server
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ShoalError('SHOAL_ERR_HTTP_BIND', `--http: cannot listen on ${this.opts.bind}: ${err.message}`, { cause: err }))
+      const onError = (err: Error): void =>
+        reject(new ShoalError('SHOAL_ERR_HTTP_BIND', `--http: cannot listen on ${this.opts.bind}: ${err.message}`, { cause: err }))
       server.once('error', onError)
       server.listen(port, host, () => {
         server.off('error', onError)
@@ -216,7 +232,9 @@ export class HttpServer {
       const method = req.method === 'HEAD' ? 'GET' : req.method
       const handler = route.methods[method as 'GET' | 'POST']
       if (!handler) {
-        const allow = Object.keys(route.methods).flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x])).join(', ')
+        const allow = Object.keys(route.methods)
+          .flatMap((x) => (x === 'GET' ? ['GET', 'HEAD'] : [x]))
+          .join(', ')
         res.setHeader('allow', allow)
         return this.fail(res, 405, 'SHOAL_ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; allowed: ${allow}`)
       }
@@ -236,7 +254,12 @@ export class HttpServer {
       }
       return
     }
-    this.fail(res, 404, 'SHOAL_ERR_NOT_FOUND', `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/watch, /metrics`)
+    this.fail(
+      res,
+      404,
+      'SHOAL_ERR_NOT_FOUND',
+      `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/watch, /metrics`,
+    )
   }
 
   private internal(res: ServerResponse, path: string, err: unknown): void {
@@ -254,7 +277,9 @@ export class HttpServer {
   private buildRoutes(): Route[] {
     const r = (name: string, match: RegExp, methods: Route['methods']): Route => ({ name, match, methods })
     const routes: Route[] = [
-      r('/api/state.json', /^\/api\/state\.json$/, { GET: (_q, res) => sendJson(res, 200, stateView(this.c.catalog.snapshot(), this.opts.node)) }),
+      r('/api/state.json', /^\/api\/state\.json$/, {
+        GET: (_q, res) => sendJson(res, 200, stateView(this.c.catalog.snapshot(), this.opts.node)),
+      }),
       r('/api/services.json', /^\/api\/services\.json$/, {
         GET: (_q, res) => sendJson(res, 200, servicesView(this.c.catalog.snapshot(), this.opts.node, this.membersList())),
       }),
@@ -264,14 +289,22 @@ export class HttpServer {
       }),
       r('/api/watch', /^\/api\/watch$/, { GET: (req, res) => this.watch(req, res) }),
       r('/api/instances/{id}/drain', /^\/api\/instances\/([^/]+)\/drain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, true) }),
-      r('/api/instances/{id}/undrain', /^\/api\/instances\/([^/]+)\/undrain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, false) }),
+      r('/api/instances/{id}/undrain', /^\/api\/instances\/([^/]+)\/undrain$/, {
+        POST: (req, res, [id]) => this.drain(req, res, id!, false),
+      }),
       r('/metrics', /^\/metrics$/, { GET: (_q, res) => this.metrics(res) }),
-      r('/healthz', /^\/healthz$/, { GET: (_q, res) => sendJson(res, 200, { status: 'ok', node: this.opts.node, cluster: this.opts.cluster }) }),
+      r('/healthz', /^\/healthz$/, {
+        GET: (_q, res) => sendJson(res, 200, { status: 'ok', node: this.opts.node, cluster: this.opts.cluster }),
+      }),
       r('/readyz', /^\/readyz$/, { GET: (_q, res) => this.readyz(res) }),
       r('/debug/xds', /^\/debug\/xds$/, { GET: (_q, res) => sendJson(res, 200, { node: this.opts.node, clients: this.c.xdsDebug() }) }),
     ]
     for (const path of Object.keys(UI_FILES)) {
-      routes.push(r(path === '/' ? '/' : '/ui/*', new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`), { GET: (_q, res) => this.asset(res, path) }))
+      routes.push(
+        r(path === '/' ? '/' : '/ui/*', new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`), {
+          GET: (_q, res) => this.asset(res, path),
+        }),
+      )
     }
     return routes
   }
@@ -304,14 +337,20 @@ export class HttpServer {
       return this.fail(res, auth.status, auth.code, auth.message)
     }
     if (!INSTANCE_ID.test(id)) {
-      return this.fail(res, 400, 'SHOAL_ERR_BAD_INSTANCE_ID', `instance id ${JSON.stringify(id)} is not 1-128 characters of [A-Za-z0-9._:-]`)
+      return this.fail(
+        res,
+        400,
+        'SHOAL_ERR_BAD_INSTANCE_ID',
+        `instance id ${JSON.stringify(id)} is not 1-128 characters of [A-Za-z0-9._:-]`,
+      )
     }
     try {
       if (on) this.c.control.drain(id)
       else this.c.control.undrain(id)
     } catch (err) {
       // LocalServices names an unknown id SHOAL_ERR_UNKNOWN_INSTANCE; both mean 404.
-      if (isShoalError(err, 'SHOAL_ERR_NOT_FOUND') || isShoalError(err, 'SHOAL_ERR_UNKNOWN_INSTANCE')) return this.fail(res, 404, err.code, err.message)
+      if (isShoalError(err, 'SHOAL_ERR_NOT_FOUND') || isShoalError(err, 'SHOAL_ERR_UNKNOWN_INSTANCE'))
+        return this.fail(res, 404, err.code, err.message)
       if (isShoalError(err, 'SHOAL_ERR_NOT_LOCAL')) return this.fail(res, 403, err.code, err.message)
       if (isShoalError(err)) return this.fail(res, 400, err.code, err.message)
       throw err
@@ -328,7 +367,13 @@ export class HttpServer {
 
   private readyz(res: ServerResponse): void {
     if (this.c.ready()) return sendJson(res, 200, { ready: true, node: this.opts.node })
-    this.fail(res, 503, 'SHOAL_ERR_NOT_READY', 'warm start not done: waiting for the first push-pull with a peer (or the bounded wait when alone)', { ready: false })
+    this.fail(
+      res,
+      503,
+      'SHOAL_ERR_NOT_READY',
+      'warm start not done: waiting for the first push-pull with a peer (or the bounded wait when alone)',
+      { ready: false },
+    )
   }
 
   private asset(res: ServerResponse, path: string): void {

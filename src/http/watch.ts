@@ -100,7 +100,10 @@ export class WatchHub {
     if (r.res.destroyed) return this.remove(r, false)
     // writableLength covers Node's own queue and the socket's: everything the kernel has not taken.
     if (r.res.writableLength + bytes > this.opts.maxBufferBytes) {
-      this.logger.warn({ peer: r.peer, queuedBytes: r.res.writableLength, limit: this.opts.maxBufferBytes }, 'watch reader is not reading; dropping it')
+      this.logger.warn(
+        { peer: r.peer, queuedBytes: r.res.writableLength, limit: this.opts.maxBufferBytes },
+        'watch reader is not reading; dropping it',
+      )
       this.hooks.onDropped(r.peer)
       this.remove(r, true)
       return

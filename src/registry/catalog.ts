@@ -9,19 +9,10 @@
  * accepted everywhere.
  */
 import { ShoalError } from '../errors.js'
-import type { Clock, Timer } from '../gossip/types.js'
+import type { Clock, Timer } from '../clock.js'
 import type { Logger } from '../log.js'
 import { compareVersions, Hlc } from './hlc.js'
-import type {
-  CatalogEvent,
-  CatalogSnapshot,
-  CatalogView,
-  HostState,
-  HostView,
-  ServicePortSpec,
-  ServiceRecord,
-  Version,
-} from './types.js'
+import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServicePortSpec, ServiceRecord, Version } from './types.js'
 
 /** What a local writer hands to `upsertLocal`: the owner stamps host, boot, version and time. */
 export type LocalRecord = Omit<ServiceRecord, 'host' | 'bootId' | 'version' | 'updated'>
@@ -486,7 +477,9 @@ export class Catalog implements CatalogView {
    * For a peer's pull: per owner, the records (tombstones included) that are newer than what
    * the peer holds or that it lacks; everything when the peer knows another boot.
    */
-  recordsFor(wants: ReadonlyArray<{ owner: string; bootId: string; have: ReadonlyArray<readonly [string, number, number]> }>): ServiceRecord[] {
+  recordsFor(
+    wants: ReadonlyArray<{ owner: string; bootId: string; have: ReadonlyArray<readonly [string, number, number]> }>,
+  ): ServiceRecord[] {
     const out: ServiceRecord[] = []
     for (const w of wants) {
       const h = this.hosts.get(w.owner)
@@ -522,8 +515,18 @@ export class Catalog implements CatalogView {
     const hosts: HostView[] = []
     for (const h of this.hosts.values()) {
       if (h.state === undefined || h.reaped) continue
-      const services = isUp(h.state) ? [...h.records.values()].map((e) => e.rec).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : []
-      hosts.push(Object.freeze({ name: h.name, address: h.address, state: h.state, bootId: h.bootId ?? '', services: Object.freeze(services) as ServiceRecord[] }))
+      const services = isUp(h.state)
+        ? [...h.records.values()].map((e) => e.rec).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        : []
+      hosts.push(
+        Object.freeze({
+          name: h.name,
+          address: h.address,
+          state: h.state,
+          bootId: h.bootId ?? '',
+          services: Object.freeze(services) as ServiceRecord[],
+        }),
+      )
     }
     hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     this.cached = Object.freeze({ cluster: this.cluster, seq: this.seq, hosts: Object.freeze(hosts) as HostView[] })

@@ -15,5 +15,13 @@ export type { StaticSourceOptions } from './static.js'
 export { normaliseName, staticInstanceId } from './names.js'
 export { ServiceStatus, ProxyMode, liveRecords } from './types.js'
 export type {
-  ServicePortSpec, Version, ServiceRecord, LocalServiceSpec, HostState, HostView, CatalogSnapshot, CatalogEvent, CatalogView,
+  ServicePortSpec,
+  Version,
+  ServiceRecord,
+  LocalServiceSpec,
+  HostState,
+  HostView,
+  CatalogSnapshot,
+  CatalogEvent,
+  CatalogView,
 } from './types.js'

@@ -112,7 +112,10 @@ export class LocalServices {
     if (this.specs.has(id)) return
     const elsewhere = this.catalog.findById(id).filter((r) => r.host !== this.catalog.self && r.status !== 'tombstone')
     if (elsewhere.length > 0) {
-      throw new ShoalError('SHOAL_ERR_NOT_LOCAL', `instance "${id}" runs on ${elsewhere.map((r) => r.host).join(', ')}, not on this host (${this.catalog.self}); drain it there`)
+      throw new ShoalError(
+        'SHOAL_ERR_NOT_LOCAL',
+        `instance "${id}" runs on ${elsewhere.map((r) => r.host).join(', ')}, not on this host (${this.catalog.self}); drain it there`,
+      )
     }
     throw new ShoalError('SHOAL_ERR_UNKNOWN_INSTANCE', `no local instance with id "${id}"`)
   }
@@ -141,7 +144,10 @@ export class LocalServices {
       if (prev && sameSpec(prev, s)) continue
       this.specs.set(id, s)
       if (!prev || !sameCheck(prev, s)) {
-        const ctx: { host: string; containerId?: string; ports: ServicePortSpec[] } = { host: s.ports[0]?.ip || this.advertiseIp, ports: s.ports }
+        const ctx: { host: string; containerId?: string; ports: ServicePortSpec[] } = {
+          host: s.ports[0]?.ip || this.advertiseIp,
+          ports: s.ports,
+        }
         if (s.containerId !== undefined) ctx.containerId = s.containerId
         this.health.set(id, s.check, ctx)
       }

@@ -49,7 +49,8 @@ function describe(v: unknown): string {
 
 function portNumber(p: Problems, where: string, v: unknown, allowZero: boolean): number {
   const min = allowZero ? 0 : 1
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) p.fail(where, `must be an integer ${min}-65535 (got ${describe(v)})`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535)
+    p.fail(where, `must be an integer ${min}-65535 (got ${describe(v)})`)
   return v
 }
 
@@ -79,7 +80,8 @@ function checkOf(p: Problems, where: string, v: unknown, sidecar: boolean): Chec
   const aKey = sidecar ? 'Args' : 'args'
   const type = v[tKey]
   if (sidecar && (type === undefined || type === '')) return undefined
-  if (typeof type !== 'string' || !checkTypes.has(type)) p.fail(`${where}.${tKey}`, `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)})`)
+  if (typeof type !== 'string' || !checkTypes.has(type))
+    p.fail(`${where}.${tKey}`, `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)})`)
   const check: CheckSpec = { type: type as CheckType }
   const args = optString(p, `${where}.${aKey}`, v[aKey])
   if (args !== undefined && args !== '') check.args = args
@@ -109,7 +111,8 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
   const rawName = optString(p, `${w}.name`, e.name)
   const image = optString(p, `${w}.image`, e.image) ?? ''
   const name = normaliseName(rawName ?? image)
-  if (!name) p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
+  if (!name)
+    p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
   if (!Array.isArray(e.ports) || e.ports.length === 0) p.fail(`${w}.ports`, `must be a non-empty array (got ${describe(e.ports)})`)
   const ports: ServicePortSpec[] = e.ports.map((raw: unknown, j: number) => {
     const pw = `${w}.ports[${j}]`
@@ -126,7 +129,8 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
   const id = optString(p, `${w}.id`, e.id)
   if (id !== undefined && !ID_RE.test(id)) p.fail(`${w}.id`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
   const proxyMode = e.proxyMode ?? 'http'
-  if (typeof proxyMode !== 'string' || !proxyModes.has(proxyMode)) p.fail(`${w}.proxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(proxyMode)})`)
+  if (typeof proxyMode !== 'string' || !proxyModes.has(proxyMode))
+    p.fail(`${w}.proxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(proxyMode)})`)
   const spec: LocalServiceSpec = {
     id: id ?? staticInstanceId(name, ports),
     name,
@@ -151,7 +155,11 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
   const rawName = optString(p, `${sw}.Name`, s.Name)
   const image = optString(p, `${sw}.Image`, s.Image) ?? ''
   const name = normaliseName(rawName || image)
-  if (!name) p.fail(`${sw}.Name`, rawName === undefined && !image ? 'is required (or Image)' : `has no usable characters (got ${describe(rawName || image)})`)
+  if (!name)
+    p.fail(
+      `${sw}.Name`,
+      rawName === undefined && !image ? 'is required (or Image)' : `has no usable characters (got ${describe(rawName || image)})`,
+    )
   if (!Array.isArray(s.Ports) || s.Ports.length === 0) p.fail(`${sw}.Ports`, `must be a non-empty array (got ${describe(s.Ports)})`)
   const ports: ServicePortSpec[] = s.Ports.map((raw: unknown, j: number) => {
     const pw = `${sw}.Ports[${j}]`
@@ -166,9 +174,11 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
     }
   })
   const id = optString(p, `${sw}.ID`, s.ID)
-  if (id !== undefined && id !== '' && !ID_RE.test(id)) p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
+  if (id !== undefined && id !== '' && !ID_RE.test(id))
+    p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
   const pm = s.ProxyMode === undefined || s.ProxyMode === '' ? 'http' : s.ProxyMode
-  if (typeof pm !== 'string' || !proxyModes.has(pm)) p.fail(`${sw}.ProxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(pm)})`)
+  if (typeof pm !== 'string' || !proxyModes.has(pm))
+    p.fail(`${sw}.ProxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(pm)})`)
   const spec: LocalServiceSpec = {
     id: id || staticInstanceId(name, ports),
     name,
@@ -211,7 +221,8 @@ export function parseStaticServices(text: string, file: string, advertiseIp: str
   const seen = new Map<string, number>()
   specs.forEach((s, i) => {
     const prev = seen.get(s.id)
-    if (prev !== undefined) p.fail(Array.isArray(doc) ? `[${i}]` : `services[${i}]`, `instance id "${s.id}" is already used by entry ${prev}`)
+    if (prev !== undefined)
+      p.fail(Array.isArray(doc) ? `[${i}]` : `services[${i}]`, `instance id "${s.id}" is already used by entry ${prev}`)
     seen.set(s.id, i)
   })
   return specs

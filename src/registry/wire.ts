@@ -78,7 +78,9 @@ function arr(v: unknown, what: string): unknown[] {
 }
 
 function recordTuple(r: ServiceRecord): unknown[] {
-  const ports = r.ports.map((p) => (p.containerPort !== undefined ? [p.type, p.port, p.servicePort, p.ip, p.containerPort] : [p.type, p.port, p.servicePort, p.ip]))
+  const ports = r.ports.map((p) =>
+    p.containerPort !== undefined ? [p.type, p.port, p.servicePort, p.ip, p.containerPort] : [p.type, p.port, p.servicePort, p.ip],
+  )
   return [r.id, r.name, r.image, r.created, r.host, r.bootId, ports, r.proxyMode, r.status, r.version[0], r.version[1], r.updated, r.labels]
 }
 
@@ -90,7 +92,12 @@ function parseRecord(v: unknown, what: string): ServiceRecord {
     const a = arr(p, pw)
     const type = a[0]
     if (type !== 'tcp' && type !== 'udp') bad(`${pw}.type: expected tcp or udp`)
-    const out: ServicePortSpec = { type, port: int(a[1], `${pw}.port`, 0, 65535), servicePort: int(a[2], `${pw}.servicePort`, 0, 65535), ip: str(a[3], `${pw}.ip`, 64) }
+    const out: ServicePortSpec = {
+      type,
+      port: int(a[1], `${pw}.port`, 0, 65535),
+      servicePort: int(a[2], `${pw}.servicePort`, 0, 65535),
+      ip: str(a[3], `${pw}.ip`, 64),
+    }
     if (a.length > 4 && a[4] !== undefined && a[4] !== null) out.containerPort = int(a[4], `${pw}.containerPort`, 0, 65535)
     return out
   })
@@ -186,7 +193,13 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
           const e = arr(d, w)
           const max = [e[2], e[3]] as const
           if (!isVersion(max)) bad(`${w}.max: expected two non-negative integers`)
-          return { host: str(e[0], `${w}.host`, 256), bootId: str(e[1], `${w}.bootId`, 128), max, count: int(e[4], `${w}.count`), hash: int(e[5], `${w}.hash`, 0, 0xffffffff) }
+          return {
+            host: str(e[0], `${w}.host`, 256),
+            bootId: str(e[1], `${w}.bootId`, 128),
+            max,
+            count: int(e[4], `${w}.count`),
+            hash: int(e[5], `${w}.hash`, 0, 0xffffffff),
+          }
         }),
       }
     case MsgType.summary: {

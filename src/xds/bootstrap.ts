@@ -48,7 +48,12 @@ export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress:
           },
           load_assignment: {
             cluster_name: 'shoal_xds',
-            endpoints: [{ load_balancing_weight: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+            endpoints: [
+              {
+                load_balancing_weight: { value: 1 },
+                lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }],
+              },
+            ],
           },
         },
       ],

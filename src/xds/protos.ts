@@ -147,7 +147,10 @@ function lengthDelimited(tag: number, body: Buffer): Buffer[] {
  *   const { entry, value } = encodeAnyEntry(TypeUrl.cluster, clusterBytes)
  */
 export function encodeAnyEntry(typeUrl: string, value: Uint8Array): { entry: Buffer; value: Buffer } {
-  const any = Buffer.concat([...lengthDelimited(0x0a, Buffer.from(typeUrl)), ...lengthDelimited(0x12, Buffer.from(value.buffer, value.byteOffset, value.byteLength))])
+  const any = Buffer.concat([
+    ...lengthDelimited(0x0a, Buffer.from(typeUrl)),
+    ...lengthDelimited(0x12, Buffer.from(value.buffer, value.byteOffset, value.byteLength)),
+  ])
   const entry = Buffer.concat(lengthDelimited(0x12, any))
   return { entry, value: entry.subarray(entry.length - value.byteLength) }
 }

@@ -86,7 +86,9 @@ const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
 export function instancesOf(r: ServiceRecord): Instance[] {
   let list = instanceCache.get(r)
   if (!list) {
-    list = r.ports.filter((p) => p.type === 'tcp').map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
+    list = r.ports
+      .filter((p) => p.type === 'tcp')
+      .map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
     instanceCache.set(r, list)
   }
   return list
@@ -243,7 +245,11 @@ export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): 
       name,
       address,
       filter_chains: [
-        { filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': ExtUrl.tcpProxy, stat_prefix: stat, cluster: name } }] },
+        {
+          filters: [
+            { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': ExtUrl.tcpProxy, stat_prefix: stat, cluster: name } },
+          ],
+        },
       ],
     }
   }
@@ -301,7 +307,11 @@ export function buildGroupResources(g: ServicePortGroup, kind: NodeKind, opts: R
  *   const { clusters, endpoints, listeners, routes } = buildResources(catalog.snapshot(), 'grpc', { envoyBind: '127.0.0.1' })
  *   listeners.get('echo:10001') // api listener for xds:///echo:10001
  */
-export function buildResources(snap: CatalogSnapshot, kind: NodeKind, opts: ResourceOptions): ResourceSet & { conflicts: ServicePortConflict[] } {
+export function buildResources(
+  snap: CatalogSnapshot,
+  kind: NodeKind,
+  opts: ResourceOptions,
+): ResourceSet & { conflicts: ServicePortConflict[] } {
   const { groups, conflicts } = groupServicePorts(snap)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
   for (const g of groups) {

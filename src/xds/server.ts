@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Logger } from '../log.js'
 import { ShoalError } from '../errors.js'
-import { RealClock, type Clock, type Timer } from '../gossip/index.js'
+import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
 import { encodeDiscoveryResponse, loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
 import { nodeKindOf, type NodeKind, type ServicePortConflict, type XdsNode } from './resources.js'
@@ -95,9 +95,22 @@ interface TypeState {
   selection: { from: Map<string, ServedResource>; names: Set<string>; out: Map<string, ServedResource> } | null
 }
 
+/** A DiscoveryRequest as the ADS method decodes it (keepCase field names, DECODE_OPTIONS). */
+interface DiscoveryRequest {
+  version_info?: string
+  node?: XdsNode | null
+  resource_names?: string[]
+  type_url?: string
+  response_nonce?: string
+  error_detail?: { code?: number; message?: string } | null
+}
+
+/** One ADS stream: requests in, pre-encoded DiscoveryResponses out. */
+type AdsStream = grpc.ServerDuplexStream<DiscoveryRequest, Buffer>
+
 interface Client {
   stream: number
-  call: grpc.ServerDuplexStream<any, any>
+  call: AdsStream
   node: XdsNode | null
   kind: NodeKind
   connectedAt: number
@@ -148,9 +161,23 @@ export class XdsServer {
       pushes: new Counter({ name: 'shoal_xds_pushes_total', help: 'DiscoveryResponses sent', labelNames: ['type'], registers }),
       acks: new Counter({ name: 'shoal_xds_acks_total', help: 'ACKs received', labelNames: ['type'], registers }),
       nacks: new Counter({ name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'], registers }),
-      invalid: new Counter({ name: 'shoal_xds_invalid_resources_total', help: 'Resources that failed validation and were not served', labelNames: ['type'], registers }),
-      badRequests: new Counter({ name: 'shoal_xds_bad_requests_total', help: 'DiscoveryRequests ignored', labelNames: ['reason'], registers }),
-      conflicts: new Gauge({ name: 'shoal_xds_serviceport_conflicts', help: 'ServicePorts claimed by more than one service name', registers }),
+      invalid: new Counter({
+        name: 'shoal_xds_invalid_resources_total',
+        help: 'Resources that failed validation and were not served',
+        labelNames: ['type'],
+        registers,
+      }),
+      badRequests: new Counter({
+        name: 'shoal_xds_bad_requests_total',
+        help: 'DiscoveryRequests ignored',
+        labelNames: ['reason'],
+        registers,
+      }),
+      conflicts: new Gauge({
+        name: 'shoal_xds_serviceport_conflicts',
+        help: 'ServicePorts claimed by more than one service name',
+        registers,
+      }),
       latency: new Histogram({
         name: 'shoal_xds_push_latency_seconds',
         help: 'Catalog change until the client ACKed the response carrying it',
@@ -172,12 +199,18 @@ export class XdsServer {
     const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(this.opts.bind)
     if (!m) throw new ShoalError('SHOAL_ERR_XDS_BIND', `xds bind "${this.opts.bind}" is not HOST:PORT`)
     this.protos = loadXdsProtos()
-    this.builder = new SnapshotBuilder(this.protos, { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs }, (kind, bad) => {
-      this.m.invalid.inc({ type: TypeLabel[bad.typeUrl] })
-      this.log.warn({ kind, type: TypeLabel[bad.typeUrl], resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
-    })
+    this.builder = new SnapshotBuilder(
+      this.protos,
+      { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs },
+      (kind, bad) => {
+        this.m.invalid.inc({ type: TypeLabel[bad.typeUrl] })
+        this.log.warn({ kind, type: TypeLabel[bad.typeUrl], resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
+      },
+    )
     const server = new grpc.Server()
-    server.addService(this.protos.adsService, { StreamAggregatedResources: (call: grpc.ServerDuplexStream<any, any>) => this.onStream(call) })
+    server.addService(this.protos.adsService, {
+      StreamAggregatedResources: (call: AdsStream) => this.onStream(call),
+    })
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(this.opts.bind, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     )
@@ -251,7 +284,8 @@ export class XdsServer {
     }))
     const invalid: XdsDebugInfo['invalid'] = []
     for (const kind of ['envoy', 'grpc'] as const) {
-      for (const bad of this.builder?.invalid(kind) ?? []) invalid.push({ kind, type: TypeLabel[bad.typeUrl], name: bad.name, errors: bad.errors })
+      for (const bad of this.builder?.invalid(kind) ?? [])
+        invalid.push({ kind, type: TypeLabel[bad.typeUrl], name: bad.name, errors: bad.errors })
     }
     return { ready: this.ready, clients, conflicts: this.conflicts, invalid }
   }
@@ -265,7 +299,7 @@ export class XdsServer {
 
   // ---- streams ----
 
-  private onStream(call: grpc.ServerDuplexStream<any, any>): void {
+  private onStream(call: AdsStream): void {
     const c: Client = {
       stream: this.nextStream++,
       call,
@@ -280,7 +314,7 @@ export class XdsServer {
     }
     this.clients.set(c.stream, c)
     this.m.clients.set(this.clients.size)
-    call.on('data', (req: any) => {
+    call.on('data', (req: DiscoveryRequest) => {
       try {
         this.onRequest(c, req)
       } catch (err) {
@@ -313,7 +347,7 @@ export class XdsServer {
     }
   }
 
-  private onRequest(c: Client, req: any): void {
+  private onRequest(c: Client, req: DiscoveryRequest): void {
     if (req.node && (req.node.id || req.node.user_agent_name) && !c.node) {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
@@ -364,7 +398,10 @@ export class XdsServer {
         ts.sent = ts.acked
         ts.changeAt = null
         this.m.nacks.inc({ type: label })
-        this.log.warn({ stream: c.stream, node: c.node?.id, type: label, version, error: ts.lastNack.error }, 'xDS NACK: version rejected, never re-sent')
+        this.log.warn(
+          { stream: c.stream, node: c.node?.id, type: label, version, error: ts.lastNack.error },
+          'xDS NACK: version rejected, never re-sent',
+        )
       } else {
         ts.ackedVersion = ts.sentVersion
         ts.acked = ts.sent
@@ -459,7 +496,8 @@ export class XdsServer {
       if (FULL_SET.has(typeUrl)) {
         // Keep what is being removed for now; it goes in a second response after the others.
         const kept: ServedResource[] = []
-        if (ts.sent !== target) for (const r of ts.sent.values()) if (!target.has(r.name) && (ts.wildcard || ts.names.has(r.name))) kept.push(r)
+        if (ts.sent !== target)
+          for (const r of ts.sent.values()) if (!target.has(r.name) && (ts.wildcard || ts.names.has(r.name))) kept.push(r)
         if (kept.length) {
           content = new Map(target)
           for (const r of kept) content.set(r.name, r)
@@ -507,7 +545,13 @@ export class XdsServer {
     return out
   }
 
-  private send(c: Client, typeUrl: string, ts: TypeState, content: Map<string, ServedResource>, o: { force: boolean; changeAt: number | null }): void {
+  private send(
+    c: Client,
+    typeUrl: string,
+    ts: TypeState,
+    content: Map<string, ServedResource>,
+    o: { force: boolean; changeAt: number | null },
+  ): void {
     const label = TypeLabel[typeUrl as TypeUrl]
     const version = versionOfSet(content)
     if (ts.nacked.has(version)) {
@@ -529,4 +573,3 @@ export class XdsServer {
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
   }
 }
-

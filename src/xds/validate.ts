@@ -20,6 +20,8 @@ import { isIP } from 'node:net'
 import type * as Protobuf from 'protobufjs'
 import { ExtUrl, type XdsProtos } from './protos.js'
 
+// PGV rule objects as protobufjs parses them: nested, dynamically shaped option trees.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Rules = Record<string, any>
 type Obj = Record<string, unknown>
 
@@ -73,7 +75,8 @@ function oneofRequired(o: Protobuf.OneOf): boolean {
   let hit = oneofCache.get(o)
   if (hit === undefined) {
     hit = o.options?.['(validate.required)'] === true
-    for (const opt of (o.parsedOptions as unknown as Array<Record<string, unknown>> | null) ?? []) if (opt['(validate.required)'] === true) hit = true
+    for (const opt of (o.parsedOptions as unknown as Array<Record<string, unknown>> | null) ?? [])
+      if (opt['(validate.required)'] === true) hit = true
     oneofCache.set(o, hit)
   }
   return hit
@@ -181,12 +184,14 @@ class Walker {
     if (rt && 'fieldsArray' in rt) {
       const type = rt as Protobuf.Type
       if (!present) {
-        if (rules?.message?.required || rules?.duration?.required || rules?.any?.required || rules?.timestamp?.required) this.err(path, 'is required')
+        if (rules?.message?.required || rules?.duration?.required || rules?.any?.required || rules?.timestamp?.required)
+          this.err(path, 'is required')
         if (inList) this.err(path, 'null list item')
         return
       }
       const wrapped = WRAPPERS[fullNameOf(type)]
-      if (wrapped && rules && rules[wrapped] && typeof v === 'object') this.scalarRules(rules[wrapped], wrapped, (v as Obj).value ?? defaultOf(wrapped), path)
+      if (wrapped && rules && rules[wrapped] && typeof v === 'object')
+        this.scalarRules(rules[wrapped], wrapped, (v as Obj).value ?? defaultOf(wrapped), path)
       if (fullNameOf(type) === '.google.protobuf.Duration' && rules?.duration) this.durationRules(rules.duration, v as Obj, path)
       if (fullNameOf(type) === '.google.protobuf.Any' && rules?.any) {
         const url = (v as Obj)['@type'] ?? (v as Obj).type_url
@@ -280,13 +285,18 @@ class Walker {
     if (r.ipv6 && isIP(s) !== 6) this.err(path, `"${s}" is not an IPv6 address`)
     if (r.hostname && !isHostname(s)) this.err(path, `"${s}" is not a hostname`)
     if (r.address && isIP(s) === 0 && !isHostname(s)) this.err(path, `"${s}" is not an address`)
-    if (r.uuid && !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(s)) this.err(path, `"${s}" is not a UUID`)
+    if (r.uuid && !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(s))
+      this.err(path, `"${s}" is not a UUID`)
     if (r.well_known_regex !== undefined) {
       const kind = r.well_known_regex
       const strict = r.strict !== false
       // HTTP_HEADER_NAME (1) and HTTP_HEADER_VALUE (2), RFC 7230, as PGV spells them.
-      if ((kind === 'HTTP_HEADER_NAME' || kind === 1) && (strict ? !/^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/.test(s) : /[\0\n\r]/.test(s))) this.err(path, `"${s}" is not an HTTP header name`)
-      if ((kind === 'HTTP_HEADER_VALUE' || kind === 2) && (strict ? /[\0-\x08\x0A-\x1F\x7F]/.test(s) : /[\0\n\r]/.test(s))) this.err(path, `"${s}" is not an HTTP header value`)
+      if ((kind === 'HTTP_HEADER_NAME' || kind === 1) && (strict ? !/^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$/.test(s) : /[\0\n\r]/.test(s)))
+        this.err(path, `"${s}" is not an HTTP header name`)
+      // Control characters are exactly what this rule forbids.
+      // eslint-disable-next-line no-control-regex
+      if ((kind === 'HTTP_HEADER_VALUE' || kind === 2) && (strict ? /[\0-\x08\x0A-\x1F\x7F]/.test(s) : /[\0\n\r]/.test(s)))
+        this.err(path, `"${s}" is not an HTTP header value`)
     }
   }
 
@@ -310,7 +320,8 @@ class Walker {
         const filters = (o.http_filters ?? []) as Obj[]
         if (filters.length === 0) this.err(path, 'http_filters is empty (the router filter must be last)')
         filters.forEach((f, i) => {
-          if (!f || !f.typed_config) this.err(`${path}.http_filters[${i}]`, 'http filter without typed_config (grpc-js-xds rejects the Listener)')
+          if (!f || !f.typed_config)
+            this.err(`${path}.http_filters[${i}]`, 'http filter without typed_config (grpc-js-xds rejects the Listener)')
         })
         const last = filters[filters.length - 1]
         const lastType = (last?.typed_config as Obj | undefined)?.['@type'] ?? (last?.typed_config as Obj | undefined)?.type_url
@@ -323,7 +334,8 @@ class Walker {
           const key = JSON.stringify(l?.locality ?? {})
           if (seen.has(key)) this.err(`${path}.endpoints[${i}]`, `locality ${key} appears twice`)
           seen.add(key)
-          if (!l?.load_balancing_weight) this.err(`${path}.endpoints[${i}]`, 'locality without load_balancing_weight (gRPC drops it silently)')
+          if (!l?.load_balancing_weight)
+            this.err(`${path}.endpoints[${i}]`, 'locality without load_balancing_weight (gRPC drops it silently)')
         }
         break
       }
@@ -331,15 +343,20 @@ class Walker {
       case '.envoy.config.listener.v3.Listener': {
         const sa = (o.address as Obj | undefined)?.socket_address as Obj | undefined
         if (sa && isIP(String(sa.address ?? '')) === 0) this.err(`${path}.address`, `"${String(sa.address)}" is not an IP literal`)
-        if (fullName === '.envoy.config.listener.v3.Listener' && !o.address && !o.api_listener) this.err(path, 'listener has neither address nor api_listener')
+        if (fullName === '.envoy.config.listener.v3.Listener' && !o.address && !o.api_listener)
+          this.err(path, 'listener has neither address nor api_listener')
         break
       }
       case '.envoy.config.cluster.v3.Cluster': {
-        if (o.type === 'EDS' && !(o.eds_cluster_config as Obj | undefined)?.eds_config) this.err(path, 'EDS cluster without eds_cluster_config.eds_config')
+        if (o.type === 'EDS' && !(o.eds_cluster_config as Obj | undefined)?.eds_config)
+          this.err(path, 'EDS cluster without eds_cluster_config.eds_config')
         const od = o.outlier_detection as Obj | undefined
         const srOff = (od?.enforcing_success_rate as Obj | undefined)?.value === 0
         if (od && !srOff && (!od.success_rate_minimum_hosts || !od.success_rate_request_volume || !od.success_rate_stdev_factor)) {
-          this.err(`${path}.outlier_detection`, 'success-rate ejection without explicit success_rate_minimum_hosts/request_volume/stdev_factor (grpc-js throws every interval)')
+          this.err(
+            `${path}.outlier_detection`,
+            'success-rate ejection without explicit success_rate_minimum_hosts/request_volume/stdev_factor (grpc-js throws every interval)',
+          )
         }
         break
       }

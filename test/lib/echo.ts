@@ -12,14 +12,24 @@ import type { Test } from 'tap'
 const ident = (b: Buffer) => b
 export const ECHO_METHOD = '/shoal.test.Echo/Echo'
 const echoService: grpc.ServiceDefinition = {
-  Echo: { path: ECHO_METHOD, requestStream: false, responseStream: false, requestSerialize: ident, requestDeserialize: ident, responseSerialize: ident, responseDeserialize: ident },
+  Echo: {
+    path: ECHO_METHOD,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: ident,
+    requestDeserialize: ident,
+    responseSerialize: ident,
+    responseDeserialize: ident,
+  },
 }
 
 /** Start an echo server on 127.0.0.1 port 0 that answers with `id`; stopped at teardown. */
 export async function echoBackend(t: Test, id: string): Promise<number> {
   const s = new grpc.Server()
   s.addService(echoService, { Echo: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(id)) })
-  const port = await new Promise<number>((res, rej) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))))
+  const port = await new Promise<number>((res, rej) =>
+    s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+  )
   t.teardown(() => s.forceShutdown())
   return port
 }
@@ -27,7 +37,9 @@ export async function echoBackend(t: Test, id: string): Promise<number> {
 /** One call; resolves with the id of the backend that answered. */
 export function call(client: grpc.Client, deadlineMs = 3000): Promise<string> {
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(ECHO_METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!.toString()))),
+    client.makeUnaryRequest(ECHO_METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + deadlineMs }, (err, res) =>
+      err ? reject(err) : resolve(res!.toString()),
+    ),
   )
 }
 
@@ -42,7 +54,12 @@ export async function counts(client: grpc.Client, n: number): Promise<Record<str
 }
 
 /** Call until `pred` holds for `window` answers in a row: the ms it took, or null after the ceiling. */
-export async function until(client: grpc.Client, pred: (who: string) => boolean, window: number, ceilingMs: number): Promise<number | null> {
+export async function until(
+  client: grpc.Client,
+  pred: (who: string) => boolean,
+  window: number,
+  ceilingMs: number,
+): Promise<number | null> {
   const start = Date.now()
   let run = 0
   while (Date.now() - start < ceilingMs) {

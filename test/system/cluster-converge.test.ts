@@ -24,14 +24,19 @@ t.test('5 hosts converge on members, services and the xDS view', { skip: why ?? 
 
   // xDS: each host's ADS server gives a fresh client the same clusters and endpoints,
   // with web's five instances at each host's address.
-  const { value: views } = await waitFor('xDS views agree', 15_000, async () => {
-    const v = await Promise.all(all.map((i) => xdsView(`${lab.host(i).ip}:${XDS_PORT}`)))
-    const first = JSON.stringify(v[0])
-    if (!v.every((x) => JSON.stringify(x) === first)) throw new Error('views differ: ' + v.map((x) => JSON.stringify(x)).join(' | '))
-    const eps = Object.values(v[0]!).flat()
-    if (!lab.hosts.every((h) => eps.some((e) => e.startsWith(h.ip + ':')))) throw new Error('some host missing from endpoints: ' + first)
-    return v
-  }, 300)
+  const { value: views } = await waitFor(
+    'xDS views agree',
+    15_000,
+    async () => {
+      const v = await Promise.all(all.map((i) => xdsView(`${lab.host(i).ip}:${XDS_PORT}`)))
+      const first = JSON.stringify(v[0])
+      if (!v.every((x) => JSON.stringify(x) === first)) throw new Error('views differ: ' + v.map((x) => JSON.stringify(x)).join(' | '))
+      const eps = Object.values(v[0]!).flat()
+      if (!lab.hosts.every((h) => eps.some((e) => e.startsWith(h.ip + ':')))) throw new Error('some host missing from endpoints: ' + first)
+      return v
+    },
+    300,
+  )
   const webCluster = Object.entries(views[0]!).find(([, eps]) => eps.filter((e) => e.endsWith(':8080')).length === N)
   t.ok(webCluster, `a cluster holds web's ${N} endpoints (${JSON.stringify(views[0])})`)
 })

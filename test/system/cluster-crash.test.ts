@@ -1,7 +1,17 @@
 // Scenario 2: kill -9 one agent: its services leave every other catalog (and every xDS view)
 // within the failure-detection bound; restarted, it comes back with its services.
 import t from 'tap'
-import { XDS_PORT, XdsWatch, failureDetectionBoundMs, keyOf, startCluster, svc, systemUnavailable, waitFor, waitForInstances } from './netns.js'
+import {
+  XDS_PORT,
+  XdsWatch,
+  failureDetectionBoundMs,
+  keyOf,
+  startCluster,
+  svc,
+  systemUnavailable,
+  waitFor,
+  waitForInstances,
+} from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
@@ -21,7 +31,9 @@ t.test('kill -9: services withdrawn within the detection bound; restart: back', 
   // must arrive as a push, not only in a fresh client's first answer.
   const victimEndpoint = `${lab.host(victim).ip}:${8080 + victim}`
   const watches = await Promise.all(survivors.map((i) => XdsWatch.open(`${lab.host(i).ip}:${XDS_PORT}`)))
-  t.teardown(() => { for (const w of watches) w.close() })
+  t.teardown(() => {
+    for (const w of watches) w.close()
+  })
   for (const w of watches) t.ok(w.endpoints().includes(victimEndpoint), 'each xDS subscriber starts with the victim endpoint')
   const killedAt = Date.now()
   await lab.agent(victim).kill9()
@@ -31,13 +43,21 @@ t.test('kill -9: services withdrawn within the detection bound; restart: back', 
     const dead = (await lab.agent(i).members()).find((m) => m.name === lab.host(victim).ns)
     t.ok(dead && (dead.status === 'dead' || dead.status === 'suspect'), `${lab.host(i).ns} sees the victim ${dead?.status}`)
   }
-  await waitFor('victim endpoint pushed out of every xDS subscription', bound, async () => {
-    for (const w of watches) if (w.error || w.endpoints().includes(victimEndpoint)) return false
-    return true
-  }, 50)
+  await waitFor(
+    'victim endpoint pushed out of every xDS subscription',
+    bound,
+    async () => {
+      for (const w of watches) if (w.error || w.endpoints().includes(victimEndpoint)) return false
+      return true
+    },
+    50,
+  )
   const xdsMs = Date.now() - killedAt
   t.ok(xdsMs <= bound + 500, `every standing xDS subscriber lost the dead endpoint ${xdsMs} ms after kill -9 (bound ${bound} ms)`)
-  t.ok(watches.every((w) => w.endpoints().length === N - 1), 'and kept the other four')
+  t.ok(
+    watches.every((w) => w.endpoints().length === N - 1),
+    'and kept the other four',
+  )
 
   lab.agent(victim).restart()
   const back = await waitForInstances(lab, all, everyone, 20_000, 'restarted host and its services back everywhere')

@@ -4,39 +4,55 @@
 // Profile: SHOAL_SOAK_PROFILE, default `lan` (the production timing whose detection speed
 // the Serf bench measures: zero false positives must hold for the profile that is used).
 import t from 'tap'
-import { MemberWatch, soakProfile, instanceKeys, keyOf, soakMs, startCluster, svc, systemUnavailable, sleep, waitForInstances } from './netns.js'
+import {
+  MemberWatch,
+  soakProfile,
+  instanceKeys,
+  keyOf,
+  soakMs,
+  startCluster,
+  svc,
+  systemUnavailable,
+  sleep,
+  waitForInstances,
+} from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
 
-t.test(`10% loss on every host for ${soakMs() / 1000} s: no false dead, no service lost`, { skip: why ?? false, timeout: soakMs() + 120_000 }, async (t) => {
-  const services = (i: number) => [svc('web', i, 10001, 8080)]
-  const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
-  const all = lab.hosts.map((h) => h.index)
-  const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
-  await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+t.test(
+  `10% loss on every host for ${soakMs() / 1000} s: no false dead, no service lost`,
+  { skip: why ?? false, timeout: soakMs() + 120_000 },
+  async (t) => {
+    const services = (i: number) => [svc('web', i, 10001, 8080)]
+    const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
+    const all = lab.hosts.map((h) => h.index)
+    const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
+    await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
 
-  const watch = new MemberWatch(lab)
-  watch.start()
-  t.teardown(() => watch.stop())
-  for (const i of all) lab.setLoss(i, 0.1, 'out')
-  const lost: string[] = []
-  const end = Date.now() + soakMs()
-  while (Date.now() < end) {
-    await sleep(1000)
-    for (const i of all) {
-      try {
-        const got = instanceKeys(await lab.agent(i).services(1500))
-        for (const k of keys) if (!got.includes(k)) lost.push(`${lab.host(i).ns} lost ${k} at +${Math.round((Date.now() - end + soakMs()) / 1000)} s`)
-      } catch (err) {
-        lost.push(`${lab.host(i).ns} did not answer: ${(err as Error).message}`)
+    const watch = new MemberWatch(lab)
+    watch.start()
+    t.teardown(() => watch.stop())
+    for (const i of all) lab.setLoss(i, 0.1, 'out')
+    const lost: string[] = []
+    const end = Date.now() + soakMs()
+    while (Date.now() < end) {
+      await sleep(1000)
+      for (const i of all) {
+        try {
+          const got = instanceKeys(await lab.agent(i).services(1500))
+          for (const k of keys)
+            if (!got.includes(k)) lost.push(`${lab.host(i).ns} lost ${k} at +${Math.round((Date.now() - end + soakMs()) / 1000)} s`)
+        } catch (err) {
+          lost.push(`${lab.host(i).ns} did not answer: ${(err as Error).message}`)
+        }
       }
     }
-  }
-  const drops = all.reduce((s, i) => s + lab.lossDrops(i), 0)
-  for (const i of all) lab.setLoss(i, 0)
-  await watch.stop()
-  t.ok(drops > 0, `the loss rules dropped ${drops} packets`)
-  t.same(watch.sightings, [], 'no member was declared dead or left by anyone')
-  t.same(lost, [], 'no agent ever lost a live service')
-})
+    const drops = all.reduce((s, i) => s + lab.lossDrops(i), 0)
+    for (const i of all) lab.setLoss(i, 0)
+    await watch.stop()
+    t.ok(drops > 0, `the loss rules dropped ${drops} packets`)
+    t.same(watch.sightings, [], 'no member was declared dead or left by anyone')
+    t.same(lost, [], 'no agent ever lost a live service')
+  },
+)

@@ -9,38 +9,42 @@ import { MemberWatch, soakProfile, keyOf, soakMs, startCluster, svc, systemUnava
 const why = systemUnavailable()
 const N = 5
 
-t.test(`SIGSTOP 300 ms / SIGCONT 700 ms pulses for ${soakMs() / 1000} s: nobody declared dead`, { skip: why ?? false, timeout: soakMs() + 120_000 }, async (t) => {
-  const services = (i: number) => [svc('web', i, 10001, 8080)]
-  const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
-  const all = lab.hosts.map((h) => h.index)
-  const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
-  await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+t.test(
+  `SIGSTOP 300 ms / SIGCONT 700 ms pulses for ${soakMs() / 1000} s: nobody declared dead`,
+  { skip: why ?? false, timeout: soakMs() + 120_000 },
+  async (t) => {
+    const services = (i: number) => [svc('web', i, 10001, 8080)]
+    const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
+    const all = lab.hosts.map((h) => h.index)
+    const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
+    await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
 
-  const p = 4
-  let paused = false
-  const watch = new MemberWatch(lab, () => (paused ? [p] : []))
-  watch.start()
-  t.teardown(() => watch.stop())
-  const a = lab.agent(p)
-  let pulses = 0
-  const end = Date.now() + soakMs()
-  try {
-    while (Date.now() < end) {
-      paused = true
-      a.pause()
-      await sleep(300)
-      a.resume()
-      paused = false
-      pulses++
-      await sleep(700)
+    const p = 4
+    let paused = false
+    const watch = new MemberWatch(lab, () => (paused ? [p] : []))
+    watch.start()
+    t.teardown(() => watch.stop())
+    const a = lab.agent(p)
+    let pulses = 0
+    const end = Date.now() + soakMs()
+    try {
+      while (Date.now() < end) {
+        paused = true
+        a.pause()
+        await sleep(300)
+        a.resume()
+        paused = false
+        pulses++
+        await sleep(700)
+      }
+    } finally {
+      if (a.running) a.resume()
     }
-  } finally {
-    if (a.running) a.resume()
-  }
-  await sleep(2000)
-  await watch.stop()
-  t.ok(pulses >= soakMs() / 1000 - 2, `${pulses} pulses`)
-  t.same(watch.sightings, [], 'no member was declared dead or left by anyone')
-  await waitForInstances(lab, all, keys, 10_000, 'every service everywhere at the end')
-  t.pass('every agent lists every service at the end')
-})
+    await sleep(2000)
+    await watch.stop()
+    t.ok(pulses >= soakMs() / 1000 - 2, `${pulses} pulses`)
+    t.same(watch.sightings, [], 'no member was declared dead or left by anyone')
+    await waitForInstances(lab, all, keys, 10_000, 'every service everywhere at the end')
+    t.pass('every agent lists every service at the end')
+  },
+)

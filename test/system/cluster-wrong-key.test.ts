@@ -13,7 +13,8 @@ t.test('wrong key or no key: cannot join, cannot change anything', { skip: why ?
   const good = [0, 1, 2, 3]
   const keys = good.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
   await waitForInstances(lab, good, keys, 15_000, 'the keyed cluster converges')
-  const view = async (): Promise<string[][]> => Promise.all(good.map(async (i) => (await lab.agent(i).members()).map((m) => `${m.name}:${m.status}:${m.incarnation}`).sort()))
+  const view = async (): Promise<string[][]> =>
+    Promise.all(good.map(async (i) => (await lab.agent(i).members()).map((m) => `${m.name}:${m.status}:${m.incarnation}`).sort()))
   const before = await view()
 
   const intruder = 4
@@ -21,20 +22,29 @@ t.test('wrong key or no key: cannot join, cannot change anything', { skip: why ?
   // Same node name as a member would be the worst case, but a fresh name shows "cannot join";
   // its service reuses web's ServicePort and an id of its own.
   const bad = [{ id: 'web-evil', name: 'web', ports: [{ port: 6666, servicePort: 10001 }] }]
-  for (const [label, opts] of [['wrong key', { key: newKey() }], ['no key', {}]] as const) {
+  for (const [label, opts] of [
+    ['wrong key', { key: newKey() }],
+    ['no key', {}],
+  ] as const) {
     const a = lab.startAgent(intruder, { join: [0, 1, 2, 3], services: bad, ...opts })
     // Several push-pull periods and join retries.
     await sleep(2 * LOCAL_PROFILE.pushPullMs + 2000)
     for (const i of good) {
       const ms = await lab.agent(i).members()
-      t.notOk(ms.some((m) => m.name === name), `${label}: ${lab.host(i).ns} does not list the intruder`)
+      t.notOk(
+        ms.some((m) => m.name === name),
+        `${label}: ${lab.host(i).ns} does not list the intruder`,
+      )
       t.same(instanceKeys(await lab.agent(i).services()), [...keys].sort(), `${label}: ${lab.host(i).ns} services unchanged`)
     }
     t.same(await view(), before, `${label}: members, states and incarnations unchanged on every good host`)
     if (a.running) {
       try {
         const own = await a.members()
-        t.notOk(own.some((m) => good.some((i) => m.name === lab.host(i).ns && m.status === 'alive')), `${label}: the intruder sees no good host alive`)
+        t.notOk(
+          own.some((m) => good.some((i) => m.name === lab.host(i).ns && m.status === 'alive')),
+          `${label}: the intruder sees no good host alive`,
+        )
       } catch (err) {
         t.comment(`${label}: intruder API not answering: ${(err as Error).message}`)
       }

@@ -13,14 +13,21 @@ t.test('50 containers started at once are all registered', async (t) => {
   const n = 50
   const ids: string[] = []
   for (let i = 0; i < n; i += 10) {
-    ids.push(...(await Promise.all(Array.from({ length: Math.min(10, n - i) }, (_x, j) =>
-      d.docker.createContainer({
-        Image: IMAGE,
-        Cmd: ['sleep', '600'],
-        Labels: { ServiceName: `burst-${i + j}`, ServicePort_80: String(20000 + i + j) },
-        ExposedPorts: { '80/tcp': {} },
-        HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
-      }).then((c) => c.id)))))
+    ids.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(10, n - i) }, (_x, j) =>
+          d.docker
+            .createContainer({
+              Image: IMAGE,
+              Cmd: ['sleep', '600'],
+              Labels: { ServiceName: `burst-${i + j}`, ServicePort_80: String(20000 + i + j) },
+              ExposedPorts: { '80/tcp': {} },
+              HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
+            })
+            .then((c) => c.id),
+        ),
+      )),
+    )
   }
   await Promise.all(ids.map((id) => d.docker.getContainer(id).start()))
   const took = await waitFor(() => src.services().length === n, 10_000, `${n} services`)

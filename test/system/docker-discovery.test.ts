@@ -17,18 +17,65 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
   await waitFor(() => src.connected(), 10_000, 'connected')
   t.same(src.services(), [], 'no containers yet')
 
-  const web = await d.cli(['run', '-d', '--name', 'web', '-l', 'ServiceName=Web Front', '-l', 'ServicePort_80=10080', '-l', 'HealthCheck=HttpGet',
-    '-l', 'HealthCheckArgs=http://{{ host }}:{{ tcp 80 }}/', ...(await freePort().then((p) => ['-p', `0.0.0.0:${p}:80`, '-p', `[::]:${p}:80`])), IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
-  const echo = await d.cli(['run', '-d', '--name', 'echo', '-l', 'shoal.port.7000=17000', '-l', 'shoal.proxy=tcp', '-p', `127.0.0.1:${await freePort()}:7000`, IMAGE, 'nc', '-ll', '-p', '7000', '-e', 'cat'])
+  const web = await d.cli([
+    'run',
+    '-d',
+    '--name',
+    'web',
+    '-l',
+    'ServiceName=Web Front',
+    '-l',
+    'ServicePort_80=10080',
+    '-l',
+    'HealthCheck=HttpGet',
+    '-l',
+    'HealthCheckArgs=http://{{ host }}:{{ tcp 80 }}/',
+    ...(await freePort().then((p) => ['-p', `0.0.0.0:${p}:80`, '-p', `[::]:${p}:80`])),
+    IMAGE,
+    'httpd',
+    '-f',
+    '-p',
+    '80',
+    '-h',
+    '/www',
+  ])
+  const echo = await d.cli([
+    'run',
+    '-d',
+    '--name',
+    'echo',
+    '-l',
+    'shoal.port.7000=17000',
+    '-l',
+    'shoal.proxy=tcp',
+    '-p',
+    `127.0.0.1:${await freePort()}:7000`,
+    IMAGE,
+    'nc',
+    '-ll',
+    '-p',
+    '7000',
+    '-e',
+    'cat',
+  ])
   const plain = await d.cli(['run', '-d', '--name', 'plain', '-p', '9000', IMAGE, 'sleep', '600'])
   await waitFor(() => src.services().length === 2, 5000, 'two services')
   const byName = new Map(src.services().map((s) => [s.name, s]))
   const w = byName.get('web-front')!
-  const webPort = Number((await d.cli(['port', 'web', '80/tcp'])).split('\n').find((l) => l.startsWith('0.0.0.0'))!.split(':')[1])
+  const webPort = Number(
+    (await d.cli(['port', 'web', '80/tcp']))
+      .split('\n')
+      .find((l) => l.startsWith('0.0.0.0'))!
+      .split(':')[1],
+  )
   t.equal(w.id, web.slice(0, 12), 'instance id = 12 hex of the container id')
   t.equal(w.containerId, web)
   t.equal(w.image, IMAGE)
-  t.same(w.ports, [{ type: 'tcp', port: webPort, servicePort: 10080, ip: '127.0.0.1', containerPort: 80 }], 'one port for the paired 0.0.0.0/:: binding')
+  t.same(
+    w.ports,
+    [{ type: 'tcp', port: webPort, servicePort: 10080, ip: '127.0.0.1', containerPort: 80 }],
+    'one port for the paired 0.0.0.0/:: binding',
+  )
   t.same(w.check, { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 80 }}/' })
   t.equal(w.proxyMode, 'http')
   const e = byName.get('shoal-busybox')!
@@ -37,7 +84,10 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
   t.equal(e.proxyMode, 'tcp')
   t.equal(e.ports[0]!.ip, '127.0.0.1', 'loopback binding advertised in a loopback cluster')
   t.equal(e.ports[0]!.servicePort, 17000)
-  t.notOk(src.services().some((s) => s.id === plain.slice(0, 12)), 'an unlabelled container is not a service')
+  t.notOk(
+    src.services().some((s) => s.id === plain.slice(0, 12)),
+    'an unlabelled container is not a service',
+  )
 
   // The advertised port really reaches the container.
   const res = await fetch(`http://127.0.0.1:${webPort}/`)
@@ -46,7 +96,10 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
 
   await d.cli(['stop', '-t', '1', 'web'])
   await waitFor(() => !src.services().some((s) => s.name === 'web-front'), 5000, 'web gone after stop')
-  t.same(src.services().map((s) => s.name), ['shoal-busybox'])
+  t.same(
+    src.services().map((s) => s.name),
+    ['shoal-busybox'],
+  )
   await d.cli(['kill', 'echo'])
   await waitFor(() => src.services().length === 0, 5000, 'echo gone after kill')
   t.equal(changes.at(-1)!.length, 0, 'the last change event lists nothing')
@@ -54,23 +107,61 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
   t.match(await registry.metrics(), /shoal_docker_events_total\{action="die"\} [2-9]/)
 })
 
-t.test('a second source with a non-loopback advertise IP skips loopback-only ports, and the network option advertises container IPs', async (t) => {
-  const d = await startDockerd(t)
-  if (!d) return
-  const registry = new Registry()
-  const lan = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10' }, { logger: silentLogger(), registry })
-  const net = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10', network: 'bridge' }, { logger: silentLogger() })
-  t.teardown(() => { lan.stop(); net.stop() })
-  await d.cli(['run', '-d', '--name', 'both', '-l', 'ServiceName=both', '-l', 'ServicePort_80=10080', '-l', 'ServicePort_81=10081', '-p', `0.0.0.0:${await freePort()}:80`, '-p', `127.0.0.1:${await freePort()}:81`, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
-  lan.start()
-  net.start()
-  await waitFor(() => lan.services().length === 1 && net.services().length === 1, 5000, 'listed at start (resync)')
-  const l = lan.services()[0]!
-  t.same(l.ports.map((p) => [p.containerPort, p.ip]), [[80, '192.0.2.10']], 'the loopback-only port 81 is skipped')
-  t.match(await registry.metrics(), /shoal_docker_skipped_labels_total\{reason="loopback-binding"\} 1/)
-  const ip = (await d.cli(['inspect', '-f', '{{ .NetworkSettings.Networks.bridge.IPAddress }}', 'both'])).trim()
-  t.ok(ip.startsWith(d.gateway.slice(0, d.gateway.lastIndexOf('.'))), `container IP ${ip} is on the test bridge`)
-  t.same(net.services()[0]!.ports.map((p) => [p.containerPort, p.port, p.ip]), [[80, 80, ip], [81, 81, ip]])
-  const res = await fetch(`http://${ip}:80/`)
-  t.equal(res.status, 200, 'the container IP answers')
-})
+t.test(
+  'a second source with a non-loopback advertise IP skips loopback-only ports, and the network option advertises container IPs',
+  async (t) => {
+    const d = await startDockerd(t)
+    if (!d) return
+    const registry = new Registry()
+    const lan = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10' }, { logger: silentLogger(), registry })
+    const net = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10', network: 'bridge' }, { logger: silentLogger() })
+    t.teardown(() => {
+      lan.stop()
+      net.stop()
+    })
+    await d.cli([
+      'run',
+      '-d',
+      '--name',
+      'both',
+      '-l',
+      'ServiceName=both',
+      '-l',
+      'ServicePort_80=10080',
+      '-l',
+      'ServicePort_81=10081',
+      '-p',
+      `0.0.0.0:${await freePort()}:80`,
+      '-p',
+      `127.0.0.1:${await freePort()}:81`,
+      IMAGE,
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/www',
+    ])
+    lan.start()
+    net.start()
+    await waitFor(() => lan.services().length === 1 && net.services().length === 1, 5000, 'listed at start (resync)')
+    const l = lan.services()[0]!
+    t.same(
+      l.ports.map((p) => [p.containerPort, p.ip]),
+      [[80, '192.0.2.10']],
+      'the loopback-only port 81 is skipped',
+    )
+    t.match(await registry.metrics(), /shoal_docker_skipped_labels_total\{reason="loopback-binding"\} 1/)
+    const ip = (await d.cli(['inspect', '-f', '{{ .NetworkSettings.Networks.bridge.IPAddress }}', 'both'])).trim()
+    t.ok(ip.startsWith(d.gateway.slice(0, d.gateway.lastIndexOf('.'))), `container IP ${ip} is on the test bridge`)
+    t.same(
+      net.services()[0]!.ports.map((p) => [p.containerPort, p.port, p.ip]),
+      [
+        [80, 80, ip],
+        [81, 81, ip],
+      ],
+    )
+    const res = await fetch(`http://${ip}:80/`)
+    t.equal(res.status, 200, 'the container IP answers')
+  },
+)

@@ -9,7 +9,10 @@ t.test('a HEALTHCHECK that turns unhealthy and healthy again drives the feed and
   if (!d) return
   const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1' }, { logger: silentLogger() })
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger(), dockerHealth: src.healthFeed })
-  t.teardown(() => { hs.stop(); src.stop() })
+  t.teardown(() => {
+    hs.stop()
+    src.stop()
+  })
   src.on('change', () => {
     for (const s of src.services()) hs.set(s.id, s.check, { host: '127.0.0.1', containerId: s.containerId, ports: s.ports })
   })
@@ -19,9 +22,32 @@ t.test('a HEALTHCHECK that turns unhealthy and healthy again drives the feed and
   hs.start()
   await waitFor(() => src.connected(), 10_000, 'connected')
 
-  const id = await d.cli(['run', '-d', '--name', 'hc', '-l', 'ServiceName=hc', '-l', 'ServicePort_80=10080', '-l', 'HealthCheck=Docker', '-p', '80',
-    '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '1', '--health-timeout', '1s',
-    IMAGE, 'sh', '-c', 'touch /tmp/ok; exec httpd -f -p 80 -h /www'])
+  const id = await d.cli([
+    'run',
+    '-d',
+    '--name',
+    'hc',
+    '-l',
+    'ServiceName=hc',
+    '-l',
+    'ServicePort_80=10080',
+    '-l',
+    'HealthCheck=Docker',
+    '-p',
+    '80',
+    '--health-cmd',
+    'test -f /tmp/ok',
+    '--health-interval',
+    '300ms',
+    '--health-retries',
+    '1',
+    '--health-timeout',
+    '1s',
+    IMAGE,
+    'sh',
+    '-c',
+    'touch /tmp/ok; exec httpd -f -p 80 -h /www',
+  ])
   const short = id.slice(0, 12)
   await waitFor(() => src.services().length === 1, 5000, 'service listed')
   t.ok(['starting', 'healthy'].includes(src.healthFeed.health(id)!), 'feed knows the container from inspect')

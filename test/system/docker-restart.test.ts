@@ -9,11 +9,39 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
   const d = await startDockerd(t)
   if (!d) return
   const registry = new Registry()
-  const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1', backoffMs: 100, maxBackoffMs: 400 }, { logger: silentLogger(), registry })
+  const src = new DockerSource(
+    { dockerHost: d.host, advertiseIp: '127.0.0.1', backoffMs: 100, maxBackoffMs: 400 },
+    { logger: silentLogger(), registry },
+  )
   // A second source with a short grace period shows that the period is what keeps services.
-  const brief = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1', graceMs: 400, backoffMs: 100, maxBackoffMs: 400 }, { logger: silentLogger() })
-  t.teardown(() => { src.stop(); brief.stop() })
-  const run = (name: string) => d.cli(['run', '-d', '--name', name, '-l', `ServiceName=${name}`, '-l', 'ServicePort_80=10080', '-p', '80', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'])
+  const brief = new DockerSource(
+    { dockerHost: d.host, advertiseIp: '127.0.0.1', graceMs: 400, backoffMs: 100, maxBackoffMs: 400 },
+    { logger: silentLogger() },
+  )
+  t.teardown(() => {
+    src.stop()
+    brief.stop()
+  })
+  const run = (name: string) =>
+    d.cli([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '-l',
+      `ServiceName=${name}`,
+      '-l',
+      'ServicePort_80=10080',
+      '-p',
+      '80',
+      IMAGE,
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/www',
+    ])
   await run('stays')
   await run('dies')
   const diesPid = Number(await d.cli(['inspect', '-f', '{{ .State.Pid }}', 'dies']))
@@ -27,16 +55,33 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
   await waitFor(() => !src.connected(), 5000, 'disconnect noticed')
   process.kill(diesPid, 'SIGKILL') // changes while the engine is down
   await new Promise((r) => setTimeout(r, 1000))
-  t.same(src.services().map((s) => s.name).sort(), ['dies', 'stays'], 'both kept during the outage')
+  t.same(
+    src
+      .services()
+      .map((s) => s.name)
+      .sort(),
+    ['dies', 'stays'],
+    'both kept during the outage',
+  )
   t.equal(seen.length, 0, 'no change event while the engine is down')
   t.same(brief.services(), [], 'a source with a 400 ms grace period withdrew them')
 
   await d.restart()
   await waitFor(() => src.connected() && brief.connected(), 10_000, 'reconnected')
   await waitFor(() => src.services().length === 1, 5000, 'the dead container is gone after the resync')
-  t.same(src.services().map((s) => s.name), ['stays'])
-  t.same(brief.services().map((s) => s.name), ['stays'], 'the other source is back to the live container')
-  t.ok(seen.every((s) => s.some((x) => x.name === 'stays')), 'the surviving container never left')
+  t.same(
+    src.services().map((s) => s.name),
+    ['stays'],
+  )
+  t.same(
+    brief.services().map((s) => s.name),
+    ['stays'],
+    'the other source is back to the live container',
+  )
+  t.ok(
+    seen.every((s) => s.some((x) => x.name === 'stays')),
+    'the surviving container never left',
+  )
   t.match(await registry.metrics(), /shoal_docker_resyncs_total [2-9]/)
 
   // The stream is followed again after the reconnect.

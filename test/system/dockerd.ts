@@ -2,7 +2,19 @@
 // containerd namespace and bridge under a fresh temp folder, a locally imported busybox
 // image, and a teardown that removes all of it even when the test failed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  copyFileSync,
+  writeFileSync,
+} from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { createServer, type AddressInfo } from 'node:net'
@@ -43,7 +55,8 @@ function which(cmd: string): string | undefined {
 /** Why this machine cannot run the suite, or undefined when it can. */
 export function unavailable(): string | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root to run dockerd'
-  for (const c of ['dockerd', 'docker', 'busybox', 'ip', 'tar']) if (!which(c)) return `needs ${c} (apt packages docker.io, busybox-static, iproute2)`
+  for (const c of ['dockerd', 'docker', 'busybox', 'ip', 'tar'])
+    if (!which(c)) return `needs ${c} (apt packages docker.io, busybox-static, iproute2)`
   const bb = which('busybox')!
   const file = spawnSync('sh', ['-c', `ldd ${bb} 2>&1`], { encoding: 'utf8' }).stdout
   if (!/not a dynamic executable|statically linked/.test(file)) return `${bb} is not static (apt package busybox-static)`
@@ -100,11 +113,14 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
         if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) containerdPids.add(pid)
-      } catch {}
+      } catch {
+        // the process exited while we looked
+      }
     }
   }
 
-  const cliSync = (args: string[], input?: string) => spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
+  const cliSync = (args: string[], input?: string) =>
+    spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
   const cli = (args: string[]) =>
     new Promise<string>((resolve, reject) => {
       const c = spawn('docker', ['-H', host, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -118,28 +134,58 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
 
   const launch = async () => {
     const log = openSync(join(dir, 'dockerd.log'), 'a')
-    proc = spawn('dockerd', [
-      '--host', host,
-      '--config-file', join(dir, 'daemon.json'),
-      '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'docker.pid'),
-      '--containerd-namespace', `shoal-${tag}`,
-      '--containerd-plugins-namespace', `shoal-${tag}-plugins`,
-      '--bridge', bridge,
-      // Ports published without an address bind this daemon's own loopback address, so that
-      // two engines allocating host ports from the same range never collide.
-      '--ip', defaultIp,
-      // Published ports go through docker-proxy; no rules in the host's iptables.
-      '--iptables=false', '--ip-masq=false',
-      // Swarm mode refuses to start on an engine with live-restore.
-      ...(opts.swarm ? [] : ['--live-restore']),
-      '--log-level', 'warn',
-    ], { stdio: ['ignore', log, log] })
+    proc = spawn(
+      'dockerd',
+      [
+        '--host',
+        host,
+        '--config-file',
+        join(dir, 'daemon.json'),
+        '--data-root',
+        join(dir, 'data'),
+        '--exec-root',
+        join(dir, 'exec'),
+        '--pidfile',
+        join(dir, 'docker.pid'),
+        '--containerd-namespace',
+        `shoal-${tag}`,
+        '--containerd-plugins-namespace',
+        `shoal-${tag}-plugins`,
+        '--bridge',
+        bridge,
+        // Ports published without an address bind this daemon's own loopback address, so that
+        // two engines allocating host ports from the same range never collide.
+        '--ip',
+        defaultIp,
+        // Published ports go through docker-proxy; no rules in the host's iptables.
+        '--iptables=false',
+        '--ip-masq=false',
+        // Swarm mode refuses to start on an engine with live-restore.
+        ...(opts.swarm ? [] : ['--live-restore']),
+        '--log-level',
+        'warn',
+      ],
+      { stdio: ['ignore', log, log] },
+    )
     closeSync(log)
-    const exited = new Promise<never>((_r, reject) => proc!.once('exit', (code) => reject(new Error(`dockerd exited (${code}): ${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`))))
+    const exited = new Promise<never>((_r, reject) =>
+      proc!.once('exit', (code) =>
+        reject(new Error(`dockerd exited (${code}): ${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`)),
+      ),
+    )
     exited.catch(() => {})
-    await Promise.race([waitFor(() => docker.ping().then(() => true, () => false), 30_000, 'dockerd to answer'), exited])
+    await Promise.race([
+      waitFor(
+        () =>
+          docker.ping().then(
+            () => true,
+            () => false,
+          ),
+        30_000,
+        'dockerd to answer',
+      ),
+      exited,
+    ])
   }
 
   const docker = new Dockerode({ socketPath: sock })
@@ -163,7 +209,9 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
           process.kill(Number(pid), 'SIGKILL')
           containerdPids.add(pid)
         }
-      } catch {}
+      } catch {
+        // the process exited while we looked
+      }
     }
     await sleep(100)
     // containerd dumps its goroutines to /tmp/containerd.<pid>.stacks.log when dockerd signals
@@ -181,7 +229,11 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
   t.teardown(stop)
 
   writeFileSync(join(dir, 'daemon.json'), '{}')
-  const br = spawnSync('sh', ['-c', `ip link add name ${bridge} type bridge && ip addr add ${gateway}/24 dev ${bridge} && ip link set ${bridge} up`], { encoding: 'utf8' })
+  const br = spawnSync(
+    'sh',
+    ['-c', `ip link add name ${bridge} type bridge && ip addr add ${gateway}/24 dev ${bridge} && ip link set ${bridge} up`],
+    { encoding: 'utf8' },
+  )
   if (br.status !== 0) throw new Error(`bridge ${bridge}: ${br.stderr}`)
   await launch()
 
@@ -189,10 +241,13 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
   const rootfs = join(dir, 'rootfs')
   for (const d of ['bin', 'tmp', 'www', 'etc']) mkdirSync(join(rootfs, d), { recursive: true })
   copyFileSync(which('busybox')!, join(rootfs, 'bin/busybox'))
-  for (const a of ['sh', 'httpd', 'nc', 'sleep', 'test', 'touch', 'rm', 'true', 'false', 'cat', 'echo', 'wget']) symlinkSync('busybox', join(rootfs, 'bin', a))
+  for (const a of ['sh', 'httpd', 'nc', 'sleep', 'test', 'touch', 'rm', 'true', 'false', 'cat', 'echo', 'wget'])
+    symlinkSync('busybox', join(rootfs, 'bin', a))
   writeFileSync(join(rootfs, 'www/index.html'), 'ok\n')
   writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/:/bin/sh\n')
-  const imp = spawnSync('sh', ['-c', `tar -C ${rootfs} -c . | docker -H ${host} import -c 'CMD ["/bin/sh"]' - ${IMAGE}`], { encoding: 'utf8' })
+  const imp = spawnSync('sh', ['-c', `tar -C ${rootfs} -c . | docker -H ${host} import -c 'CMD ["/bin/sh"]' - ${IMAGE}`], {
+    encoding: 'utf8',
+  })
   if (imp.status !== 0) throw new Error(`docker import: ${imp.stderr}`)
   if (!existsSync(sock)) throw new Error('no docker socket')
 
@@ -216,7 +271,9 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
             process.kill(Number(pid), 'SIGKILL')
             containerdPids.add(pid)
           }
-        } catch {}
+        } catch {
+          // the process exited while we looked
+        }
       }
       rmSync(join(dir, 'exec/containerd/containerd.pid'), { force: true })
     },
@@ -273,7 +330,16 @@ export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   })
   const listen = `${d.defaultIp}:${await freePortBelow49152()}`
   created = true
-  await d.cli(['swarm', 'init', '--advertise-addr', listen, '--listen-addr', listen, '--data-path-port', String(await freePortBelow49152())])
+  await d.cli([
+    'swarm',
+    'init',
+    '--advertise-addr',
+    listen,
+    '--listen-addr',
+    listen,
+    '--data-path-port',
+    String(await freePortBelow49152()),
+  ])
   const nodeId = await d.cli(['info', '--format', '{{.Swarm.NodeID}}'])
   const hostname = await d.cli(['node', 'inspect', 'self', '--format', '{{.Description.Hostname}}'])
   return { nodeId, hostname, listen }

@@ -5,7 +5,19 @@
 // fails half way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -47,7 +59,10 @@ export function failureDetectionBoundMs(n: number): number {
 export function netnsUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `netns needs Linux (this is ${process.platform})`
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'netns needs root (ip netns, iptables)'
-  for (const [tool, flag] of [['ip', '-V'], ['iptables', '--version']] as const) {
+  for (const [tool, flag] of [
+    ['ip', '-V'],
+    ['iptables', '--version'],
+  ] as const) {
     const r = spawnSync(tool, [flag], { encoding: 'utf8' })
     if (r.error || r.status !== 0) return `${tool} is not installed (Debian: iproute2, iptables)`
   }
@@ -91,7 +106,9 @@ export function ensureBuilt(): string | undefined {
       // Another file is building; a lock older than 3 minutes is a crashed builder.
       try {
         if (Date.now() - statSync(lock).mtimeMs > 180_000) rmdirSync(lock)
-      } catch { /* gone already */ }
+      } catch {
+        /* gone already */
+      }
       if (Date.now() > deadline) return 'timed out waiting for another build (lock ' + lock + ')'
       sleepSync(250)
     }
@@ -108,14 +125,19 @@ export function ensureBuilt(): string | undefined {
     if (existsSync(copy)) spawnSync(process.execPath, [copy], { cwd: REPO_ROOT, encoding: 'utf8' })
     return undefined
   } finally {
-    try { rmdirSync(lock) } catch { /* ignore */ }
+    try {
+      rmdirSync(lock)
+    } catch {
+      /* ignore */
+    }
   }
 }
 
 /** Does the built CLI have the `agent` subcommand yet? (The agent lands separately.) */
 export function agentAvailable(): string | undefined {
   const r = spawnSync(process.execPath, [CLI, 'agent', '--help'], { encoding: 'utf8', timeout: 20_000 })
-  if (r.status !== 0) return `\`node dist/cli.js agent --help\` failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`
+  if (r.status !== 0)
+    return `\`node dist/cli.js agent --help\` failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`
   return undefined
 }
 
@@ -372,13 +394,23 @@ export class NetnsLab {
     liveLabs.delete(this)
     for (const a of this.agents.values()) a.killSync()
     for (const c of this.others) {
-      try { c.kill('SIGCONT'); c.kill('SIGKILL') } catch { /* gone */ }
+      try {
+        c.kill('SIGCONT')
+        c.kill('SIGKILL')
+      } catch {
+        /* gone */
+      }
     }
     for (const h of this.hosts) {
       // Processes that someone else started inside the namespace (none expected) die with it.
       const pids = run('ip', ['netns', 'pids', h.ns], true).split(/\s+/).filter(Boolean)
       for (const pid of pids) {
-        try { process.kill(Number(pid), 'SIGCONT'); process.kill(Number(pid), 'SIGKILL') } catch { /* gone */ }
+        try {
+          process.kill(Number(pid), 'SIGCONT')
+          process.kill(Number(pid), 'SIGKILL')
+        } catch {
+          /* gone */
+        }
       }
       run('ip', ['link', 'del', h.veth], true)
       run('ip', ['netns', 'del', h.ns], true)
@@ -470,17 +502,28 @@ export class AgentProcess {
     const h = this.host
     const o = this.opts
     const a = [
-      CLI, 'agent',
-      '--node', h.ns,
-      '--bind', `${h.ip}:${GOSSIP_PORT}`,
-      '--advertise', `${h.ip}:${GOSSIP_PORT}`,
-      '--profile', o.profile ?? 'local',
-      '--discovery', 'static',
-      '--static', this.staticFile,
-      '--http', `${h.ip}:${HTTP_PORT}`,
-      '--xds', `${h.ip}:${XDS_PORT}`,
-      '--cluster', o.cluster ?? this.lab.prefix,
-      '--log-level', o.logLevel ?? 'warn',
+      CLI,
+      'agent',
+      '--node',
+      h.ns,
+      '--bind',
+      `${h.ip}:${GOSSIP_PORT}`,
+      '--advertise',
+      `${h.ip}:${GOSSIP_PORT}`,
+      '--profile',
+      o.profile ?? 'local',
+      '--discovery',
+      'static',
+      '--static',
+      this.staticFile,
+      '--http',
+      `${h.ip}:${HTTP_PORT}`,
+      '--xds',
+      `${h.ip}:${XDS_PORT}`,
+      '--cluster',
+      o.cluster ?? this.lab.prefix,
+      '--log-level',
+      o.logLevel ?? 'warn',
     ]
     if (o.join && o.join.length > 0) a.push('--join', o.join.map((j) => `${this.lab.host(j).ip}:${GOSSIP_PORT}`).join(','))
     if (o.key) a.push('--key', o.key)
@@ -528,13 +571,21 @@ export class AgentProcess {
     process.kill(this.child.pid, sig)
   }
 
-  pause(): void { this.signal('SIGSTOP') }
-  resume(): void { this.signal('SIGCONT') }
+  pause(): void {
+    this.signal('SIGSTOP')
+  }
+  resume(): void {
+    this.signal('SIGCONT')
+  }
 
   /** kill -9 and wait for the exit. */
   async kill9(): Promise<void> {
     if (!this.running) return
-    try { process.kill(this.child!.pid!, 'SIGCONT') } catch { /* gone */ }
+    try {
+      process.kill(this.child!.pid!, 'SIGCONT')
+    } catch {
+      /* gone */
+    }
     this.signal('SIGKILL')
     await this.exited
   }
@@ -552,8 +603,16 @@ export class AgentProcess {
   killSync(): void {
     const pid = this.child?.pid
     if (pid === undefined || !this.running) return
-    try { process.kill(pid, 'SIGCONT') } catch { /* gone */ }
-    try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGCONT')
+    } catch {
+      /* gone */
+    }
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      /* gone */
+    }
   }
 
   /** Start the same host's agent again with the same options (a new process, a new boot). */
@@ -598,7 +657,11 @@ export async function httpGetJson(url: string, timeoutMs = 2000): Promise<{ stat
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
   const text = await res.text()
   let body: unknown = text
-  try { body = JSON.parse(text) } catch { /* not JSON: keep the text */ }
+  try {
+    body = JSON.parse(text)
+  } catch {
+    /* not JSON: keep the text */
+  }
   return { status: res.status, body }
 }
 
@@ -641,7 +704,7 @@ export function normalizeServices(body: unknown): Instance[] {
   if (Array.isArray(list)) {
     groups = list.map((g: any) => ({ name: String(g.name ?? g.service ?? ''), instances: g.instances ?? g.services ?? [] }))
   } else if (list && typeof list === 'object') {
-    groups = Object.entries(list).map(([name, g]: [string, any]) => ({ name, instances: Array.isArray(g) ? g : g?.instances ?? [] }))
+    groups = Object.entries(list).map(([name, g]: [string, any]) => ({ name, instances: Array.isArray(g) ? g : (g?.instances ?? []) }))
   } else {
     throw new Error(`/api/services.json: unexpected shape ${JSON.stringify(body).slice(0, 200)}`)
   }
@@ -672,7 +735,12 @@ export function sleep(ms: number): Promise<void> {
  * (an agent not answering yet) count as "not yet". Returns the value and the elapsed ms,
  * or throws with the last reason.
  */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, intervalMs = 100): Promise<{ value: T; ms: number }> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined | false>,
+  intervalMs = 100,
+): Promise<{ value: T; ms: number }> {
   const start = Date.now()
   let last = ''
   for (;;) {
@@ -703,7 +771,11 @@ export function newKey(): string {
 // for every cluster), as cluster name -> sorted "ip:port" endpoints.
 
 /** A ClusterLoadAssignment's cluster name and its endpoints as sorted `ip:port` strings. */
-function endpointsOf(cla: { decode(v: Uint8Array): any; toObject(m: any, o: object): any }, value: Uint8Array, decodeOptions: object): [string, string[]] {
+function endpointsOf(
+  cla: { decode(v: Uint8Array): any; toObject(m: any, o: object): any },
+  value: Uint8Array,
+  decodeOptions: object,
+): [string, string[]] {
   const o: any = cla.toObject(cla.decode(value), decodeOptions)
   const eps: string[] = []
   for (const loc of o.endpoints ?? []) {
@@ -730,19 +802,37 @@ export async function xdsView(address: string, timeoutMs = 5000): Promise<Record
       const timer = setTimeout(() => reject(new Error(`xDS ${address}: no complete answer within ${timeoutMs} ms`)), timeoutMs)
       const view: Record<string, string[]> = {}
       let clusters: string[] | undefined
-      call.on('error', (err: Error) => { clearTimeout(timer); reject(err) })
+      call.on('error', (err: Error) => {
+        clearTimeout(timer)
+        reject(err)
+      })
       call.on('data', (res: any) => {
-        call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: res.type_url === TypeUrl.endpoint ? clusters : [] })
+        call.write({
+          node,
+          type_url: res.type_url,
+          version_info: res.version_info,
+          response_nonce: res.nonce,
+          resource_names: res.type_url === TypeUrl.endpoint ? clusters : [],
+        })
         if (res.type_url === TypeUrl.cluster && clusters === undefined) {
-          clusters = (res.resources as any[]).map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name)).sort()
-          if (clusters.length === 0) { clearTimeout(timer); resolve(view); return }
+          clusters = (res.resources as any[])
+            .map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name))
+            .sort()
+          if (clusters.length === 0) {
+            clearTimeout(timer)
+            resolve(view)
+            return
+          }
           call.write({ node, type_url: TypeUrl.endpoint, resource_names: clusters })
         } else if (res.type_url === TypeUrl.endpoint && clusters) {
           for (const a of res.resources as any[]) {
             const [name, eps] = endpointsOf(cla, a.value, DECODE_OPTIONS)
             view[name] = eps
           }
-          if (clusters.every((c) => c in view)) { clearTimeout(timer); resolve(view) }
+          if (clusters.every((c) => c in view)) {
+            clearTimeout(timer)
+            resolve(view)
+          }
         }
       })
       call.write({ node, type_url: TypeUrl.cluster, resource_names: [] })
@@ -772,11 +862,17 @@ interface TapLike {
  * 1 as a second seed); only hosts below `startCount` get an agent. Resolves once every agent is ready and lists every host alive.
  * Teardown prints each agent's log tail when the test failed, then removes everything.
  */
-export async function startCluster(t: TapLike, n: number, perHost: (i: number) => AgentOptions = () => ({}), startCount = n): Promise<NetnsLab> {
+export async function startCluster(
+  t: TapLike,
+  n: number,
+  perHost: (i: number) => AgentOptions = () => ({}),
+  startCount = n,
+): Promise<NetnsLab> {
   const lab = NetnsLab.create({ hosts: n })
   t.teardown(async () => {
     if (!t.passing()) {
-      for (const a of lab.agents.values()) t.comment(`--- log tail of ${a.name} (${a.host.ip}, exit ${a.exitCode ?? a.exitSignal ?? 'running'}):\n${a.logTail(40)}`)
+      for (const a of lab.agents.values())
+        t.comment(`--- log tail of ${a.name} (${a.host.ip}, exit ${a.exitCode ?? a.exitSignal ?? 'running'}):\n${a.logTail(40)}`)
     }
     await lab.destroy()
   })
@@ -785,17 +881,30 @@ export async function startCluster(t: TapLike, n: number, perHost: (i: number) =
     lab.startAgent(i, { join: seeds, ...perHost(i) })
   }
   const names = lab.hosts.slice(0, startCount).map((h) => h.ns)
-  await waitFor('every agent ready', 30_000, async () => (await Promise.all([...lab.agents.values()].map((a) => a.ready()))).every(Boolean), 200)
-  await waitFor('every agent lists every host alive', 30_000, async () => {
-    for (const a of lab.agents.values()) if (!sameAlive(await a.members(), names)) return false
-    return true
-  }, 200)
+  await waitFor(
+    'every agent ready',
+    30_000,
+    async () => (await Promise.all([...lab.agents.values()].map((a) => a.ready()))).every(Boolean),
+    200,
+  )
+  await waitFor(
+    'every agent lists every host alive',
+    30_000,
+    async () => {
+      for (const a of lab.agents.values()) if (!sameAlive(await a.members(), names)) return false
+      return true
+    },
+    200,
+  )
   return lab
 }
 
 /** True when exactly `names` are alive in `members` (others may be dead or left). */
 export function sameAlive(members: Member[], names: string[]): boolean {
-  const alive = members.filter((m) => m.status === 'alive').map((m) => m.name).sort()
+  const alive = members
+    .filter((m) => m.status === 'alive')
+    .map((m) => m.name)
+    .sort()
   return JSON.stringify(alive) === JSON.stringify([...names].sort())
 }
 
@@ -808,15 +917,26 @@ export function instanceKeys(list: Instance[]): string[] {
  * Wait until each agent in `on` lists exactly the instances in `expected` (as
  * `service/id@host`); returns the elapsed ms.
  */
-export async function waitForInstances(lab: NetnsLab, on: number[], expected: string[], timeoutMs: number, what = 'instances'): Promise<number> {
+export async function waitForInstances(
+  lab: NetnsLab,
+  on: number[],
+  expected: string[],
+  timeoutMs: number,
+  what = 'instances',
+): Promise<number> {
   const want = JSON.stringify([...expected].sort())
-  const r = await waitFor(what, timeoutMs, async () => {
-    for (const i of on) {
-      const got = instanceKeys(await lab.agent(i).services())
-      if (JSON.stringify(got) !== want) throw new Error(`${lab.host(i).ns} lists ${JSON.stringify(got)}, want ${want}`)
-    }
-    return true
-  }, 100)
+  const r = await waitFor(
+    what,
+    timeoutMs,
+    async () => {
+      for (const i of on) {
+        const got = instanceKeys(await lab.agent(i).services())
+        if (JSON.stringify(got) !== want) throw new Error(`${lab.host(i).ns} lists ${JSON.stringify(got)}, want ${want}`)
+      }
+      return true
+    },
+    100,
+  )
   return r.ms
 }
 
@@ -856,7 +976,11 @@ export class MemberWatch {
   private polling = false
   private stopped = false
 
-  constructor(readonly lab: NetnsLab, readonly skip: () => number[] = () => [], readonly states: string[] = ['dead', 'left']) {}
+  constructor(
+    readonly lab: NetnsLab,
+    readonly skip: () => number[] = () => [],
+    readonly states: string[] = ['dead', 'left'],
+  ) {}
 
   start(): void {
     for (const a of this.lab.agents.values()) this.stream(a)
@@ -892,10 +1016,14 @@ export class MemberWatch {
                 const d = JSON.parse(data)
                 const m = d.member ?? d
                 this.note(a.name, String(m.name), String(m.state ?? m.status ?? d.event), 'watch')
-              } catch { /* not JSON */ }
+              } catch {
+                /* not JSON */
+              }
             }
           }
-        } catch { /* agent paused, restarting or stopped */ }
+        } catch {
+          /* agent paused, restarting or stopped */
+        }
         if (!this.stopped) await sleep(300)
       }
     })()
@@ -906,11 +1034,17 @@ export class MemberWatch {
     this.polling = true
     try {
       const skip = this.skip()
-      await Promise.all([...this.lab.agents.values()].filter((a) => a.running && !skip.includes(a.host.index)).map(async (a) => {
-        try {
-          for (const m of await a.members(1000)) this.note(a.name, m.name, m.status, 'poll')
-        } catch { /* slow answer: the stream still covers it */ }
-      }))
+      await Promise.all(
+        [...this.lab.agents.values()]
+          .filter((a) => a.running && !skip.includes(a.host.index))
+          .map(async (a) => {
+            try {
+              for (const m of await a.members(1000)) this.note(a.name, m.name, m.status, 'poll')
+            } catch {
+              /* slow answer: the stream still covers it */
+            }
+          }),
+      )
     } finally {
       this.polling = false
     }
@@ -947,10 +1081,15 @@ export class XdsWatch {
   static async open(address: string, timeoutMs = 5000): Promise<XdsWatch> {
     const w = new XdsWatch()
     await w.connect(address)
-    await waitFor(`xDS watch on ${address} filled`, timeoutMs, async () => {
-      if (w.error) throw w.error
-      return w.clusters.length > 0 && w.clusters.every((c) => c in w.view)
-    }, 50)
+    await waitFor(
+      `xDS watch on ${address} filled`,
+      timeoutMs,
+      async () => {
+        if (w.error) throw w.error
+        return w.clusters.length > 0 && w.clusters.every((c) => c in w.view)
+      },
+      50,
+    )
     return w
   }
 
@@ -965,10 +1104,14 @@ export class XdsWatch {
     const cla = protos.typeOf(TypeUrl.endpoint)!
     const cluster = protos.typeOf(TypeUrl.cluster)!
     const node = { id: `system-test-watch-${randomBytes(3).toString('hex')}`, cluster: 'system-test', user_agent_name: 'envoy' }
-    call.on('error', (err: Error) => { this.error = err })
+    call.on('error', (err: Error) => {
+      this.error = err
+    })
     call.on('data', (res: any) => {
       if (res.type_url === TypeUrl.cluster) {
-        const names = (res.resources as any[]).map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name)).sort()
+        const names = (res.resources as any[])
+          .map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name))
+          .sort()
         call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: [] })
         for (const c of Object.keys(this.view)) if (!names.includes(c)) delete this.view[c]
         const changed = JSON.stringify(names) !== JSON.stringify(this.clusters)
@@ -979,7 +1122,13 @@ export class XdsWatch {
           const [name, eps] = endpointsOf(cla, a.value, DECODE_OPTIONS)
           this.view[name] = eps
         }
-        call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: this.clusters })
+        call.write({
+          node,
+          type_url: res.type_url,
+          version_info: res.version_info,
+          response_nonce: res.nonce,
+          resource_names: this.clusters,
+        })
       } else {
         call.write({ node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce, resource_names: [] })
       }
@@ -992,7 +1141,15 @@ export class XdsWatch {
   }
 
   close(): void {
-    try { this.call?.cancel() } catch { /* closed */ }
-    try { this.client?.close() } catch { /* closed */ }
+    try {
+      this.call?.cancel()
+    } catch {
+      /* closed */
+    }
+    try {
+      this.client?.close()
+    } catch {
+      /* closed */
+    }
   }
 }

@@ -69,7 +69,8 @@ function tcpRelay(target: number) {
     else go()
   })
   return {
-    listen: () => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))),
+    listen: () =>
+      new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))),
     hold: () => {
       held = true
     },
@@ -100,9 +101,12 @@ async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
 
 /** Containers of a swarm service's tasks that should be running (not those being shut down): id and overlay IP. */
 async function tasks(d: Dockerd, service: string): Promise<Array<{ id: string; ip: string }>> {
-  const taskIds = (await d.cli(['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running'])).split('\n').filter(Boolean)
+  const taskIds = (await d.cli(['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running']))
+    .split('\n')
+    .filter(Boolean)
   const ids: string[] = []
-  for (const task of taskIds) ids.push(...(await d.cli(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.task.id=${task}`])).split('\n').filter(Boolean))
+  for (const task of taskIds)
+    ids.push(...(await d.cli(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.task.id=${task}`])).split('\n').filter(Boolean))
   const out: Array<{ id: string; ip: string }> = []
   for (const id of ids) {
     const info = await d.docker.getContainer(id).inspect()
@@ -121,9 +125,30 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
 
   // The other host: a real agent outside the swarm, with one static service.
   const staticFile = join(dir, 'static.json')
-  writeFileSync(staticFile, JSON.stringify({ services: [{ id: 'outside-1', name: 'outside', ports: [{ port: 9999, servicePort: 10999, ip: '127.0.0.1' }] }] }))
+  writeFileSync(
+    staticFile,
+    JSON.stringify({ services: [{ id: 'outside-1', name: 'outside', ports: [{ port: 9999, servicePort: 10999, ip: '127.0.0.1' }] }] }),
+  )
   const b = new Agent(
-    parseAgentConfig(['--node', 'outside-b', '--cluster', 'swarm', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--static', staticFile, '--discovery', 'static'], {}),
+    parseAgentConfig(
+      [
+        '--node',
+        'outside-b',
+        '--cluster',
+        'swarm',
+        '--bind',
+        '127.0.0.1:0',
+        '--http',
+        '127.0.0.1:0',
+        '--xds',
+        '127.0.0.1:0',
+        '--static',
+        staticFile,
+        '--discovery',
+        'static',
+      ],
+      {},
+    ),
     { logger: silentLogger() },
   )
   t.teardown(() => b.stop({ leave: false }))
@@ -152,47 +177,106 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
   })
 
   let t0 = Date.now()
-  t.equal(await run('bash', ['scripts/build-image.sh', 'shoal:latest'], dockerEnv, 180_000), 'shoal:latest', 'scripts/build-image.sh builds shoal:latest')
+  t.equal(
+    await run('bash', ['scripts/build-image.sh', 'shoal:latest'], dockerEnv, 180_000),
+    'shoal:latest',
+    'scripts/build-image.sh builds shoal:latest',
+  )
   t.comment(`image built and imported in ${Date.now() - t0} ms`)
-  const cfg = JSON.parse(await d.cli(['image', 'inspect', 'shoal:latest', '--format', '{{json .Config}}'])) as { Entrypoint: string[]; Cmd: string[]; WorkingDir: string }
-  t.same([cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir], [['/usr/local/bin/node', '/app/dist/cli.js'], ['agent'], '/app'], 'entry point as in the Dockerfile')
+  const cfg = JSON.parse(await d.cli(['image', 'inspect', 'shoal:latest', '--format', '{{json .Config}}'])) as {
+    Entrypoint: string[]
+    Cmd: string[]
+    WorkingDir: string
+  }
+  t.same(
+    [cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir],
+    [['/usr/local/bin/node', '/app/dist/cli.js'], ['agent'], '/app'],
+    'entry point as in the Dockerfile',
+  )
 
   await d.cli(['network', 'create', '--driver', 'overlay', '--attachable', NETWORK])
 
   await t.test('1. the stack deploys: one agent task per node, its HTTP endpoint answers', async (t) => {
     t0 = Date.now()
     await run('docker', ['stack', 'deploy', '--resolve-image', 'never', '-c', 'compose/swarm-stack.yml', STACK], stackEnv)
-    const took = await waitFor(() => getJson(`${agentUrl}/healthz`).then((r) => r.status === 200, () => false), 60_000, 'the agent HTTP endpoint')
+    const took = await waitFor(
+      () =>
+        getJson(`${agentUrl}/healthz`).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      60_000,
+      'the agent HTTP endpoint',
+    )
     t.comment(`docker stack deploy returned -> agent /healthz answers: ${took} ms (${Date.now() - t0} ms from the deploy command)`)
     const health = await getJson<{ node: string; cluster: string }>(`${agentUrl}/healthz`)
-    t.same(health.body, { status: 'ok', node: swarm.hostname, cluster: 'swarm' }, 'node name is the swarm node hostname ({{.Node.Hostname}})')
+    t.same(
+      health.body,
+      { status: 'ok', node: swarm.hostname, cluster: 'swarm' },
+      'node name is the swarm node hostname ({{.Node.Hostname}})',
+    )
 
     const mode = await d.cli(['service', 'inspect', `${STACK}_agent`, '--format', '{{if .Spec.Mode.Global}}global{{end}}'])
     t.equal(mode, 'global', 'agent service is global')
     const nodes = (await d.cli(['node', 'ls', '--format', '{{.ID}}'])).split('\n').filter(Boolean)
-    const running = (await d.cli(['service', 'ps', `${STACK}_agent`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'])).split('\n').filter(Boolean)
+    const running = (
+      await d.cli(['service', 'ps', `${STACK}_agent`, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'])
+    )
+      .split('\n')
+      .filter(Boolean)
     t.equal(nodes.length, 1, 'one swarm node')
     t.equal(running.length, nodes.length, `one agent task per node: ${running.join('; ')}`)
     t.match(running[0], /Running/)
     const [task] = await tasks(d, `${STACK}_agent`)
     const info = await d.docker.getContainer(task!.id).inspect()
     t.equal(info.HostConfig.NetworkMode, 'host', 'agent task on the host network')
-    t.ok(info.Mounts.some((m) => m.Destination === '/var/run/docker.sock' && m.RW === false), 'docker socket mounted read-only')
+    t.ok(
+      info.Mounts.some((m) => m.Destination === '/var/run/docker.sock' && m.RW === false),
+      'docker socket mounted read-only',
+    )
 
-    await waitFor(() => getJson(`${agentUrl}/readyz`).then((r) => r.status === 200, () => false), 15_000, 'the agent ready')
-    await waitFor(() => b.members().some((m) => m.name === swarm.hostname && m.state === 'alive'), 10_000, 'the swarm agent in the outside agent\'s members')
+    await waitFor(
+      () =>
+        getJson(`${agentUrl}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      15_000,
+      'the agent ready',
+    )
+    await waitFor(
+      () => b.members().some((m) => m.name === swarm.hostname && m.state === 'alive'),
+      10_000,
+      "the swarm agent in the outside agent's members",
+    )
     const members = await getJson<{ members: Array<{ name: string; state: string }> }>(`${agentUrl}/api/members.json`)
-    t.same(members.body.members.map((m) => [m.name, m.state]).sort(), [['outside-b', 'alive'], [swarm.hostname, 'alive']].sort(), 'agents joined through SHOAL_SEEDS')
+    t.same(
+      members.body.members.map((m) => [m.name, m.state]).sort(),
+      [
+        ['outside-b', 'alive'],
+        [swarm.hostname, 'alive'],
+      ].sort(),
+      'agents joined through SHOAL_SEEDS',
+    )
 
     // Envoy: its service exists, its tasks cannot start here (no image), its config is the committed bootstrap.
-    await waitFor(async () => /No such image/.test(await d.cli(['service', 'ps', `${STACK}_envoy`, '--no-trunc', '--format', '{{.Error}}'])), 30_000, 'envoy task rejected')
+    await waitFor(
+      async () => /No such image/.test(await d.cli(['service', 'ps', `${STACK}_envoy`, '--no-trunc', '--format', '{{.Error}}'])),
+      30_000,
+      'envoy task rejected',
+    )
     t.pass('envoy tasks rejected: "No such image" (Envoy cannot be pulled on this machine)')
     const data = await d.cli(['config', 'inspect', `${STACK}_envoy-bootstrap`, '--format', '{{json .Spec.Data}}'])
-    t.equal(Buffer.from(JSON.parse(data) as string, 'base64').toString(), readFileSync(join(top, 'compose/envoy-bootstrap.json'), 'utf8'), 'envoy config = compose/envoy-bootstrap.json')
+    t.equal(
+      Buffer.from(JSON.parse(data) as string, 'base64').toString(),
+      readFileSync(join(top, 'compose/envoy-bootstrap.json'), 'utf8'),
+      'envoy config = compose/envoy-bootstrap.json',
+    )
   })
 
   await t.test('2. a labelled service: 3 replicas by overlay IP and ServicePort; scaled to 1, two withdrawn; removed, gone', async (t) => {
-    const fromAgent = async () => (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')?.instances ?? []
+    const fromAgent = async () =>
+      (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')?.instances ?? []
     const fromB = () => liveRecords(b.view().snapshot()).filter((r) => r.name === 'web')
     const portsOf = (rs: ServiceRecord[]) => rs.map((r) => ({ id: r.id, ports: r.ports })).sort((x, y) => (x.id < y.id ? -1 : 1))
 
@@ -200,10 +284,38 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     // busybox httpd as PID 1 ignores SIGTERM: a short grace keeps scale-down and rm fast.
     // Health: the engine's own HEALTHCHECK (check type Docker). The agent on the host network
     // cannot reach overlay IPs itself, so HttpGet/Tcp checks from the agent do not fit here.
-    await d.cli(['service', 'create', '--detach', '--name', 'web', '--network', NETWORK, '--replicas', '3', '--stop-grace-period', '1s',
-      '--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:8080/', '--health-interval', '1s', '--health-retries', '1',
-      '--container-label', 'ServiceName=web', '--container-label', 'ServicePort_8080=10080', '--container-label', 'HealthCheck=Docker',
-      IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'])
+    await d.cli([
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'web',
+      '--network',
+      NETWORK,
+      '--replicas',
+      '3',
+      '--stop-grace-period',
+      '1s',
+      '--health-cmd',
+      'wget -q -O /dev/null http://127.0.0.1:8080/',
+      '--health-interval',
+      '1s',
+      '--health-retries',
+      '1',
+      '--container-label',
+      'ServiceName=web',
+      '--container-label',
+      'ServicePort_8080=10080',
+      '--container-label',
+      'HealthCheck=Docker',
+      IMAGE,
+      'httpd',
+      '-f',
+      '-p',
+      '8080',
+      '-h',
+      '/www',
+    ])
     await waitFor(async () => (await fromAgent()).length === 3, 60_000, '3 web instances in the agent catalog')
     const seen3 = Date.now() - t0
     await waitFor(() => fromB().length === 3, 10_000, '3 web instances on the outside agent')
@@ -211,19 +323,36 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
 
     const running = await tasks(d, 'web')
     t.equal(running.length, 3, '3 task containers')
-    const want = running.map((c) => ({ id: c.id.slice(0, 12), ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: c.ip, containerPort: 8080 }] }))
+    const want = running.map((c) => ({
+      id: c.id.slice(0, 12),
+      ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: c.ip, containerPort: 8080 }],
+    }))
     t.same(portsOf(await fromAgent()), want, 'each task: its overlay IP, container port 8080, ServicePort 10080')
     t.same(portsOf(fromB()), want, 'the other agent holds the same 3 instances')
-    t.ok(running.every((c) => /^10\./.test(c.ip)), `overlay IPs ${running.map((c) => c.ip).join(', ')}`)
+    t.ok(
+      running.every((c) => /^10\./.test(c.ip)),
+      `overlay IPs ${running.map((c) => c.ip).join(', ')}`,
+    )
     const svc = (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')!
     t.same(svc.servicePorts, [10080])
-    await waitFor(async () => (await fromAgent()).every((r) => r.status === 'alive') && fromB().every((r) => r.status === 'alive'), 20_000, 'web alive (Docker health)')
+    await waitFor(
+      async () => (await fromAgent()).every((r) => r.status === 'alive') && fromB().every((r) => r.status === 'alive'),
+      20_000,
+      'web alive (Docker health)',
+    )
     t.pass(`all 3 alive by the Docker HEALTHCHECK, on both agents (${Date.now() - t0} ms after create)`)
     // The advertised addresses are the real ones: reachable on the overlay from a task.
     for (const c of running) {
       let body = ''
       // (This busybox's wget crashes on -T; the run() timeout bounds it instead.)
-      await waitFor(async () => (body = await run('docker', ['exec', running[0]!.id, 'wget', '-q', '-O', '-', `http://${c.ip}:8080/`], dockerEnv, 5000).catch((e: Error) => e.message)) === 'ok', 15_000, `http://${c.ip}:8080/ from a task`).catch(() => undefined)
+      await waitFor(
+        async () =>
+          (body = await run('docker', ['exec', running[0]!.id, 'wget', '-q', '-O', '-', `http://${c.ip}:8080/`], dockerEnv, 5000).catch(
+            (e: Error) => e.message,
+          )) === 'ok',
+        15_000,
+        `http://${c.ip}:8080/ from a task`,
+      ).catch(() => undefined)
       t.equal(body, 'ok', `http://${c.ip}:8080/ answers on the overlay`)
     }
 
@@ -233,7 +362,11 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     await waitFor(() => fromB().length === 1, 10_000, 'web scaled to 1 on the other agent')
     t.comment(`scale 3 -> 1: withdrawn everywhere in ${Date.now() - t0} ms`)
     const left = await tasks(d, 'web')
-    t.same((await fromAgent()).map((r) => r.id), left.map((c) => c.id.slice(0, 12)), 'the instance left is the task still running')
+    t.same(
+      (await fromAgent()).map((r) => r.id),
+      left.map((c) => c.id.slice(0, 12)),
+      'the instance left is the task still running',
+    )
 
     t0 = Date.now()
     await d.cli(['service', 'rm', 'web'])
@@ -243,8 +376,28 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
   })
 
   await t.test('3. the agent task restarted by `docker service update --force`: warm start', async (t) => {
-    await d.cli(['service', 'create', '--detach', '--name', 'keep', '--network', NETWORK, '--replicas', '2',
-      '--container-label', 'ServiceName=keep', '--container-label', 'ServicePort_8080=10081', IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'])
+    await d.cli([
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'keep',
+      '--network',
+      NETWORK,
+      '--replicas',
+      '2',
+      '--container-label',
+      'ServiceName=keep',
+      '--container-label',
+      'ServicePort_8080=10081',
+      IMAGE,
+      'httpd',
+      '-f',
+      '-p',
+      '8080',
+      '-h',
+      '/www',
+    ])
     const keepOnB = () => liveRecords(b.view().snapshot()).filter((r) => r.name === 'keep')
     await waitFor(() => keepOnB().length === 2, 60_000, 'keep on the outside agent')
     const keepIps = (await tasks(d, 'keep')).map((c) => c.ip).sort()
@@ -282,7 +435,11 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     const restartAt = Date.now()
     await d.cli(['service', 'update', '--force', '--detach', `${STACK}_agent`])
     // The old process goes away, the new one answers 503 while it waits for its first push-pull.
-    await waitFor(async () => (await probe()) === 503 && trail.some((s) => s.state === 'down'), 60_000, 'the new agent process to answer /readyz 503')
+    await waitFor(
+      async () => (await probe()) === 503 && trail.some((s) => s.state === 'down'),
+      60_000,
+      'the new agent process to answer /readyz 503',
+    )
     const upAt = Date.now()
     t.ok(relay.waiting() >= 1, 'its join is waiting at the held seed')
 
@@ -298,21 +455,43 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     const cds = await ads.next(5000, TypeUrl.cluster)
     const firstAt = Date.now()
     await waitFor(async () => (await probe()) === 200, 5000, '/readyz 200')
-    t.ok(cds.names.includes(clusterName('outside', 10999)), `the first CDS response already holds the other host's service (${cds.names.join(', ')})`)
+    t.ok(
+      cds.names.includes(clusterName('outside', 10999)),
+      `the first CDS response already holds the other host's service (${cds.names.join(', ')})`,
+    )
     t.ok(cds.names.includes(clusterName('keep', 10081)), 'and the local swarm service')
     ads.ack(cds)
     ads.send({ type_url: TypeUrl.endpoint, resource_names: [clusterName('keep', 10081)] })
     const eds = await ads.next(5000, TypeUrl.endpoint)
-    const edsIps = (eds.resources[0]!.endpoints as any[]).flatMap((l) => l.lb_endpoints.map((e: any) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`)).sort()
-    t.same(edsIps, keepIps.map((ip) => `${ip}:8080`), 'EDS for keep: the overlay IPs of its tasks')
+    const edsIps = (eds.resources[0]!.endpoints as any[])
+      .flatMap((l) =>
+        l.lb_endpoints.map((e: any) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`),
+      )
+      .sort()
+    t.same(
+      edsIps,
+      keepIps.map((ip) => `${ip}:8080`),
+      'EDS for keep: the overlay IPs of its tasks',
+    )
     const states = trail.map((s) => s.state)
-    t.same(states.filter((s, i) => i === 0 || s !== states[i - 1]), ['200', 'down', '503', '200'], `/readyz went 200 -> down -> 503 -> 200`)
+    t.same(
+      states.filter((s, i) => i === 0 || s !== states[i - 1]),
+      ['200', 'down', '503', '200'],
+      `/readyz went 200 -> down -> 503 -> 200`,
+    )
 
     const [newTask] = await tasks(d, `${STACK}_agent`)
     t.not(newTask!.id, oldTask!.id, 'a new agent task container')
     t.equal((await tasks(d, `${STACK}_agent`)).length, 1, 'still one agent task')
     const after = (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body
-    t.same(after.services.map((s) => [s.name, s.instances.length]).sort(), [['keep', 2], ['outside', 1]], 'the restarted agent lists keep x2 and outside')
+    t.same(
+      after.services.map((s) => [s.name, s.instances.length]).sort(),
+      [
+        ['keep', 2],
+        ['outside', 1],
+      ],
+      'the restarted agent lists keep x2 and outside',
+    )
     await waitFor(() => keepOnB().length === 2, 10_000, 'keep back on the outside agent')
 
     const down = trail.find((s) => s.state === 'down')!.at
@@ -328,7 +507,10 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     // were missing everywhere for 3-4.5 s here). What remains: when the new boot's membership
     // reaches a peer before its records, the catalog hides the old boot's records until the
     // pull brings the new ones (a few ms; see the report).
-    t.ok(gaps.every((g) => g < 1000), `no keep instance missing on the other agent for 1 s or more (gaps: ${gaps.join(', ') || 'none'})`)
-    t.equal(b.members().find((m) => m.name === swarm.hostname)?.state, 'alive', 'the swarm agent is alive in the other agent\'s members')
+    t.ok(
+      gaps.every((g) => g < 1000),
+      `no keep instance missing on the other agent for 1 s or more (gaps: ${gaps.join(', ') || 'none'})`,
+    )
+    t.equal(b.members().find((m) => m.name === swarm.hostname)?.state, 'alive', "the swarm agent is alive in the other agent's members")
   })
 })

@@ -57,7 +57,17 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const writeStatic = (node: string, services: Entry[]): string => {
     const path = join(dir, `${node}.json`)
-    writeFileSync(path + '.tmp', JSON.stringify({ services: services.map((s) => ({ ...s, ports: [{ port: s.port, servicePort: s.servicePort }], port: undefined, servicePort: undefined })) }))
+    writeFileSync(
+      path + '.tmp',
+      JSON.stringify({
+        services: services.map((s) => ({
+          ...s,
+          ports: [{ port: s.port, servicePort: s.servicePort }],
+          port: undefined,
+          servicePort: undefined,
+        })),
+      }),
+    )
     renameSync(path + '.tmp', path)
     return path
   }
@@ -73,11 +83,25 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
     ],
     'node-b': [
       { id: 'web-b', name: 'web', port: 32771, servicePort: 10001, proxyMode: 'http' },
-      { id: 'orders-b', name: 'orders', port: portOf(ordersB), servicePort: 10002, proxyMode: 'grpc', check: { type: 'Tcp', args: `{{ host }}:${portOf(ordersB)}`, ...fast } },
+      {
+        id: 'orders-b',
+        name: 'orders',
+        port: portOf(ordersB),
+        servicePort: 10002,
+        proxyMode: 'grpc',
+        check: { type: 'Tcp', args: `{{ host }}:${portOf(ordersB)}`, ...fast },
+      },
     ],
     'node-c': [
       { id: 'web-c', name: 'web', port: 32770, servicePort: 10001, proxyMode: 'http' },
-      { id: 'orders-c', name: 'orders', port: 50051, servicePort: 10002, proxyMode: 'grpc', check: { type: 'Tcp', args: `{{ host }}:${await closedPort()}`, ...fast } },
+      {
+        id: 'orders-c',
+        name: 'orders',
+        port: 50051,
+        servicePort: 10002,
+        proxyMode: 'grpc',
+        check: { type: 'Tcp', args: `{{ host }}:${await closedPort()}`, ...fast },
+      },
     ],
   }
 
@@ -86,9 +110,22 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   let seed: string | undefined
   for (const node of Object.keys(files)) {
     const flags = [
-      '--node', node, '--cluster', 'ui-test', '--profile', 'local',
-      '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
-      '--discovery', 'static', '--static', writeStatic(node, files[node]!),
+      '--node',
+      node,
+      '--cluster',
+      'ui-test',
+      '--profile',
+      'local',
+      '--bind',
+      '127.0.0.1:0',
+      '--http',
+      '127.0.0.1:0',
+      '--xds',
+      '127.0.0.1:0',
+      '--discovery',
+      'static',
+      '--static',
+      writeStatic(node, files[node]!),
       ...(seed ? ['--join', seed] : []),
     ]
     const agent = new Agent(parseAgentConfig(flags, {}), { logger: silentLogger() })
@@ -99,12 +136,14 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   const a = agents.get('node-a')!
   const live = () => liveRecords(a.view().snapshot())
   const statusOf = (id: string) => live().find((r) => r.id === id)?.status
-  await waitFor('node-a to see every instance with its first check result', () =>
-    live().length === 6 && statusOf('orders-b') === 'alive' && statusOf('orders-c') === 'unhealthy')
+  await waitFor(
+    'node-a to see every instance with its first check result',
+    () => live().length === 6 && statusOf('orders-b') === 'alive' && statusOf('orders-c') === 'unhealthy',
+  )
 
   // Drain web-c through agent C's API, as an operator does (loopback caller, no token set).
   const drained = await fetch(`http://127.0.0.1:${agents.get('node-c')!.bound.http}/api/instances/web-c/drain`, { method: 'POST' })
-  t.equal(drained.status, 200, 'web-c drained through node-c\'s API')
+  t.equal(drained.status, 200, "web-c drained through node-c's API")
   await waitFor('node-a to see web-c draining', () => statusOf('web-c') === 'draining')
 
   const browser = await chromium.launch({
@@ -115,10 +154,14 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   const page = await browser.newPage({ viewport: { width: 1280, height: 820 } })
   const pageErrors: string[] = []
   page.on('pageerror', (e) => pageErrors.push(e.message))
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()) })
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(m.text())
+  })
 
   await page.goto(`http://127.0.0.1:${a.bound.http}/`)
-  await page.waitForFunction(() => document.querySelectorAll('#grid-body tr').length === 3 && document.getElementById('conn-text')?.textContent === 'live')
+  await page.waitForFunction(
+    () => document.querySelectorAll('#grid-body tr').length === 3 && document.getElementById('conn-text')?.textContent === 'live',
+  )
   const rows = await page.$$eval('#grid-body tr', (trs) => trs.map((tr) => tr.getAttribute('data-service')))
   t.same(rows, ['orders', 'redis', 'web'], 'services from the cluster, sorted')
   const heads = await page.$$eval('#grid-head th.host .host-name', (ths) => ths.map((th) => th.textContent))
@@ -126,7 +169,7 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   t.equal(await page.textContent('#cluster'), 'ui-test', 'the cluster name')
   t.match(await page.textContent('tr[data-service="web"]'), /:10001/, 'the ServicePort is shown')
   const cls = (id: string) => page.$eval(`[data-instance="${id}"]`, (e) => e.className as string)
-  t.match(await cls('web-c'), /st-draining/, 'draining (set on node-c) has its own colour on node-a\'s page')
+  t.match(await cls('web-c'), /st-draining/, "draining (set on node-c) has its own colour on node-a's page")
   t.match(await cls('orders-c'), /st-unhealthy/, 'a failing check on node-c shows unhealthy')
   t.match(await cls('redis-a'), /st-unknown/, 'no check: unknown')
   t.match(await cls('orders-b'), /st-alive/, 'a passing check on node-b shows alive')
@@ -136,20 +179,30 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
 
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
   writeStatic('node-c', [...files['node-c']!, { id: 'payments-c', name: 'payments', port: 8443, servicePort: 10004, proxyMode: 'http' }])
-  await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="payments-c"]'), undefined, { timeout: 10_000 })
-  t.pass('a service added to node-c\'s static file appears on node-a\'s page without a reload')
+  await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="payments-c"]'), undefined, {
+    timeout: 10_000,
+  })
+  t.pass("a service added to node-c's static file appears on node-a's page without a reload")
 
   // orders-b's backend goes away: its check fails, B publishes unhealthy, A's page recolours.
   await new Promise((r) => ordersB.close(r))
-  await page.waitForFunction(() => document.querySelector('[data-instance="orders-b"]')?.classList.contains('st-unhealthy'), undefined, { timeout: 10_000 })
+  await page.waitForFunction(() => document.querySelector('[data-instance="orders-b"]')?.classList.contains('st-unhealthy'), undefined, {
+    timeout: 10_000,
+  })
   t.pass('a status change on node-b recolours the instance')
 
   // node-c crashes (no leave): failure detection marks it dead and its instances disappear.
   await agents.get('node-c')!.stop({ leave: false })
-  await page.waitForFunction(() => document.querySelector('tr[data-member="node-c"] .pill')?.textContent === 'dead', undefined, { timeout: 15_000 })
+  await page.waitForFunction(() => document.querySelector('tr[data-member="node-c"] .pill')?.textContent === 'dead', undefined, {
+    timeout: 15_000,
+  })
   t.pass('a crashed host shows dead in the members table')
-  await page.waitForFunction(() => !document.querySelector('[data-instance="web-c"]') && !document.querySelector('[data-instance="payments-c"]'), undefined, { timeout: 5000 })
-  t.pass('a dead host\'s instances are not shown')
+  await page.waitForFunction(
+    () => !document.querySelector('[data-instance="web-c"]') && !document.querySelector('[data-instance="payments-c"]'),
+    undefined,
+    { timeout: 5000 },
+  )
+  t.pass("a dead host's instances are not shown")
   await page.waitForFunction(() => document.querySelectorAll('#events li').length >= 3)
 
   await page.screenshot({ path: join(OUT, 'ui-live.png'), fullPage: true })

@@ -18,7 +18,9 @@ const model = {
 const HIGHLIGHT_MS = 2500
 const MAX_EVENTS = 30
 
-function $(id) { return document.getElementById(id) }
+function $(id) {
+  return document.getElementById(id)
+}
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag)
@@ -162,10 +164,13 @@ function instanceBadge(r) {
   const ports = r.ports.map((p) => `${p.ip}:${p.port}`).join(', ')
   const title = `${r.id} · ${r.image || 'no image'} · ${r.status}` + (ports ? ` · ${ports}` : '')
   const fresh = Date.now() - (model.touched.get(r.id) || 0) < HIGHLIGHT_MS
-  return el('span', { class: `badge st-${r.status}` + (fresh ? ' fresh' : ''), title, 'data-instance': r.id },
+  return el(
+    'span',
+    { class: `badge st-${r.status}` + (fresh ? ' fresh' : ''), title, 'data-instance': r.id },
     el('span', { class: 'dot' }),
     el('span', { class: 'port', text: ports || r.id }),
-    el('span', { class: 'status', text: r.status }))
+    el('span', { class: 'status', text: r.status }),
+  )
 }
 
 function healthSummary(s) {
@@ -178,7 +183,12 @@ function healthSummary(s) {
 function renderHeader(hosts, services) {
   $('cluster').textContent = model.cluster || '—'
   $('node').textContent = model.node || '—'
-  $('count-hosts').textContent = `${hosts.filter((n) => { const h = model.hosts.get(n); return h ? isLive(h) : (model.members.get(n) || {}).state === 'alive' }).length} / ${hosts.length}`
+  $('count-hosts').textContent = `${
+    hosts.filter((n) => {
+      const h = model.hosts.get(n)
+      return h ? isLive(h) : (model.members.get(n) || {}).state === 'alive'
+    }).length
+  } / ${hosts.length}`
   $('count-services').textContent = String(services.length)
   $('count-instances').textContent = String(services.reduce((n, s) => n + [...s.byHost.values()].reduce((a, l) => a + l.length, 0), 0))
   document.title = model.cluster ? `Shoal · ${model.cluster}` : 'Shoal'
@@ -192,50 +202,84 @@ function renderGrid(hosts, services) {
     const m = model.members.get(name)
     const state = h ? hostState(h) : m.state
     const address = (m && m.address) || (h && h.address) || ''
-    head.append(el('th', { scope: 'col', class: `host host-${state}` + (name === model.node ? ' host-self' : '') },
-      el('div', { class: 'host-name', text: name }),
-      el('div', { class: 'host-meta' }, pill(state), el('span', { class: 'addr', text: address }))))
+    head.append(
+      el(
+        'th',
+        { scope: 'col', class: `host host-${state}` + (name === model.node ? ' host-self' : '') },
+        el('div', { class: 'host-name', text: name }),
+        el('div', { class: 'host-meta' }, pill(state), el('span', { class: 'addr', text: address })),
+      ),
+    )
   }
   const filter = $('filter').value.trim().toLowerCase()
   const shown = filter ? services.filter((s) => s.name.includes(filter)) : services
   const body = $('grid-body')
-  body.replaceChildren(...shown.map((s) => {
-    const row = el('tr', { 'data-service': s.name })
-    const ports = [...s.servicePorts].sort((a, b) => a - b)
-    row.append(el('th', { scope: 'row', class: 'svc' },
-      el('div', { class: 'svc-name', text: s.name }),
-      el('div', { class: 'svc-meta' },
-        ...ports.map((p) => el('span', { class: 'sport', title: 'ServicePort', text: `:${p}` })),
-        el('span', { class: 'mode', text: [...s.proxyModes].join('/') })),
-      healthSummary(s)))
-    for (const name of hosts) {
-      const list = (s.byHost.get(name) || []).slice().sort((a, b) => a.id.localeCompare(b.id))
-      const h = model.hosts.get(name)
-      const dead = h ? !isLive(h) : true
-      row.append(el('td', { class: dead ? 'cell cell-dead' : 'cell' },
-        ...(list.length ? list.map(instanceBadge) : (dead ? [] : [el('span', { class: 'none', 'aria-label': 'none', text: '–' })]))))
-    }
-    return row
-  }))
+  body.replaceChildren(
+    ...shown.map((s) => {
+      const row = el('tr', { 'data-service': s.name })
+      const ports = [...s.servicePorts].sort((a, b) => a - b)
+      row.append(
+        el(
+          'th',
+          { scope: 'row', class: 'svc' },
+          el('div', { class: 'svc-name', text: s.name }),
+          el(
+            'div',
+            { class: 'svc-meta' },
+            ...ports.map((p) => el('span', { class: 'sport', title: 'ServicePort', text: `:${p}` })),
+            el('span', { class: 'mode', text: [...s.proxyModes].join('/') }),
+          ),
+          healthSummary(s),
+        ),
+      )
+      for (const name of hosts) {
+        const list = (s.byHost.get(name) || []).slice().sort((a, b) => a.id.localeCompare(b.id))
+        const h = model.hosts.get(name)
+        const dead = h ? !isLive(h) : true
+        row.append(
+          el(
+            'td',
+            { class: dead ? 'cell cell-dead' : 'cell' },
+            ...(list.length ? list.map(instanceBadge) : dead ? [] : [el('span', { class: 'none', 'aria-label': 'none', text: '–' })]),
+          ),
+        )
+      }
+      return row
+    }),
+  )
   $('grid-empty').hidden = services.length > 0
   $('grid').classList.toggle('is-empty', services.length === 0)
 }
 
 function renderMembers() {
   const list = [...model.members.values()].sort((a, b) => a.name.localeCompare(b.name))
-  $('members').replaceChildren(...list.map((m) => el('tr', { 'data-member': m.name },
-    el('td', { class: 'mono', text: m.name + (m.name === model.node ? ' (this agent)' : '') }),
-    el('td', { class: 'mono', text: m.address }),
-    el('td', {}, pill(m.state)),
-    el('td', { class: 'num', text: String(m.incarnation) }),
-    el('td', { class: 'muted', title: new Date(m.lastChange).toISOString(), text: ago(m.lastChange) }))))
+  $('members').replaceChildren(
+    ...list.map((m) =>
+      el(
+        'tr',
+        { 'data-member': m.name },
+        el('td', { class: 'mono', text: m.name + (m.name === model.node ? ' (this agent)' : '') }),
+        el('td', { class: 'mono', text: m.address }),
+        el('td', {}, pill(m.state)),
+        el('td', { class: 'num', text: String(m.incarnation) }),
+        el('td', { class: 'muted', title: new Date(m.lastChange).toISOString(), text: ago(m.lastChange) }),
+      ),
+    ),
+  )
 }
 
 function renderEvents() {
-  $('events').replaceChildren(...model.events.map((e) => el('li', {},
-    el('time', { text: e.at.toLocaleTimeString() }),
-    el('span', { class: `tick st-${e.kind}` }),
-    el('span', { text: e.text }))))
+  $('events').replaceChildren(
+    ...model.events.map((e) =>
+      el(
+        'li',
+        {},
+        el('time', { text: e.at.toLocaleTimeString() }),
+        el('span', { class: `tick st-${e.kind}` }),
+        el('span', { text: e.text }),
+      ),
+    ),
+  )
   if (model.events.length === 0) $('events').append(el('li', { class: 'muted', text: 'Waiting for changes…' }))
 }
 
@@ -266,9 +310,19 @@ function connect() {
   const es = new EventSource('/api/watch')
   es.addEventListener('open', () => setConn('live', 'live'))
   es.addEventListener('error', () => setConn('down', 'reconnecting…'))
-  es.addEventListener('snapshot', (e) => { applySnapshot(JSON.parse(e.data)); setConn('live', 'live'); render() })
-  es.addEventListener('catalog', (e) => { applyCatalog(JSON.parse(e.data)); render() })
-  es.addEventListener('member', (e) => { applyMember(JSON.parse(e.data)); render() })
+  es.addEventListener('snapshot', (e) => {
+    applySnapshot(JSON.parse(e.data))
+    setConn('live', 'live')
+    render()
+  })
+  es.addEventListener('catalog', (e) => {
+    applyCatalog(JSON.parse(e.data))
+    render()
+  })
+  es.addEventListener('member', (e) => {
+    applyMember(JSON.parse(e.data))
+    render()
+  })
 }
 
 document.addEventListener('DOMContentLoaded', () => {

@@ -1,10 +1,31 @@
 /**
- * Clocks: real time for the agent, virtual time for tests and the simulator.
- * The protocol code only sees the `Clock` interface (types.ts).
+ * Time, the ground floor every part shares: the `Clock` interface, real time for the agent,
+ * virtual time for tests and the simulator. Parts take a Clock injected, so the same code
+ * runs on both.
  */
 import { performance } from 'node:perf_hooks'
 import { setImmediate as nextMacrotask } from 'node:timers'
-import type { Clock, Timer } from './types.js'
+
+/** A cancellable one-shot timer. */
+export interface Timer {
+  cancel(): void
+}
+
+/**
+ * Time, injected so the same protocol code runs on real time and on the simulator's
+ * virtual time. Real timers are `unref()`ed: a clock never keeps a process alive.
+ *
+ * @example
+ *   const t = clock.setTimer(500, () => probeTimedOut())
+ *   t.cancel()
+ */
+export interface Clock {
+  /** Milliseconds; monotonic within one process (virtual in the simulator). */
+  now(): number
+  /** Wall-clock milliseconds since the epoch (the simulator may skew it per node). */
+  wallNow(): number
+  setTimer(ms: number, fn: () => void): Timer
+}
 
 /** setTimeout's limit; a larger delay would fire after 1 ms instead. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1

@@ -1,0 +1,34 @@
+// The layers of docs/architecture.md, checked on every `npm run lint`: an import may only run
+// down (or sideways inside one folder). From the top: cli > agent > http, xds, docker >
+// registry > gossip, health > the ground floor (errors, log, clock, address, metrics).
+const folder = (name) => `^src/${name}/`
+const ground = '^src/(errors|log|clock|address|metrics)\\.ts$'
+const rule = (name, from, to) => ({ name, severity: 'error', from: { path: from }, to: { path: to } })
+
+module.exports = {
+  forbidden: [
+    { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
+    rule('ground-floor-imports-nothing-above', ground, '^src/(gossip|health|registry|docker|xds|http|agent|cli)/'),
+    rule('gossip-knows-no-services', folder('gossip'), '^src/(health|registry|docker|xds|http|agent|cli)/'),
+    rule('health-is-a-leaf', folder('health'), '^src/(gossip|registry|docker|xds|http|agent|cli)/'),
+    rule('registry-knows-no-sockets-docker-or-protobuf', folder('registry'), '^src/(docker|xds|http|agent|cli)/'),
+    rule('docker-feeds-the-registry-only', folder('docker'), '^src/(gossip|xds|http|agent|cli)/'),
+    rule('xds-reads-the-catalog-only', folder('xds'), '^src/(gossip|docker|http|agent|cli)/'),
+    rule('http-reads-public-views-only', folder('http'), '^src/(docker|agent|cli)/'),
+    rule('agent-is-below-the-cli', folder('agent'), '^src/cli(/|\\.ts$)'),
+    {
+      name: 'other-folders-through-index-or-types',
+      comment: 'Runtime imports of another folder go through its index.ts; deep imports only reach its types.ts.',
+      severity: 'error',
+      from: { path: '^src/([^/]+)/' },
+      to: { path: '^src/([^/]+)/', pathNot: ['^src/$1/', '^src/[^/]+/(index|types)\\.ts$'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    includeOnly: '^src/',
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+  },
+}
