@@ -2,7 +2,7 @@
 // down (or sideways inside one folder). From the top: cli > agent > http, xds, docker >
 // registry > gossip, health > the ground floor (errors, log, clock, address, metrics).
 const folder = (name) => `^src/${name}/`
-const ground = '^src/(errors|log|clock|address|metrics)\\.ts$'
+const ground = '^src/(errors|log|clock|address|metrics|flags|lifecycle)\\.ts$'
 const rule = (name, from, to) => ({ name, severity: 'error', from: { path: from }, to: { path: to } })
 
 module.exports = {

@@ -256,7 +256,7 @@ async function run(srcRoot: string): Promise<Figures> {
   }
 
   // ---- push latency ----
-  const server = new XdsServer({ bind: '127.0.0.1:0', envoyBind: '127.0.0.1' }, { logger: silentLogger(), catalog })
+  const server = new XdsServer({ bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1' }, { logger: silentLogger(), catalog })
   const { port } = await server.start()
   server.setReady(true)
 

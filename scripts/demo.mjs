@@ -145,7 +145,7 @@ async function startAgent(node, seed) {
     writeStatic(node, await startBackend(node)),
     ...(seed ? ['--join', seed] : []),
   ]
-  const logger = LOG_LEVEL ? createLogger(LOG_LEVEL, process.stderr).child({ node }) : silentLogger()
+  const logger = LOG_LEVEL ? createLogger({ level: LOG_LEVEL, destination: process.stderr }).child({ node }) : silentLogger()
   const agent = new Agent(parseAgentConfig(flags, {}), { logger })
   agents.set(node, agent)
   await agent.start()

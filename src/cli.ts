@@ -1,57 +1,173 @@
 #!/usr/bin/env node
 /**
- * The `shoal` command: `agent`, the client commands that read an agent's HTTP API, and the
- * bootstrap generators. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration
- * (and a node name already held by a live node at another address).
+ * The `shoal` command: `agent`, the client commands that read an agent's HTTP API, the
+ * bootstrap generators and the key tool. Each command has one flag table (src/flags.ts)
+ * behind its parsing and its `--help`. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or
+ * configuration (and a node name already held by a live node at another address).
  */
-import { parseArgs } from 'node:util'
-import { writeFileSync, readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
+import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS } from './agent/config.js'
 import { runAgent } from './agent/run.js'
-import { runClientCommand } from './cli/client.js'
+import { runClientCommand, type ClientCommand } from './cli/client.js'
+import { isShoalError, ShoalError } from './errors.js'
+import { parseFlags, usage, type FlagTable } from './flags.js'
 import { envoyBootstrap, grpcBootstrap } from './xds/index.js'
 
-const USAGE = `Usage: shoal <command> [flags]
+const CLIENT_FLAGS = {
+  agent: {
+    type: 'string',
+    value: 'URL',
+    default: `http://127.0.0.1:${DEFAULT_PORTS.http}`,
+    env: 'SHOAL_AGENT',
+    help: "the agent's HTTP endpoint (HOST:PORT means http://HOST:PORT)",
+  },
+  json: { type: 'boolean', env: false, help: 'print the JSON the agent answered instead of a table' },
+  token: { type: 'string', value: 'TOKEN', env: 'SHOAL_API_TOKEN', help: "bearer token for drain/undrain (the agent's --api-token)" },
+} as const satisfies FlagTable
 
-Commands:
-  agent                 run the agent (flags: shoal agent --help)
-  members               list gossip members
-  services              list services and their instances
-  state                 print the whole catalog
-  watch                 follow catalog and membership changes
-  drain ID              mark a local instance draining (no new traffic)
-  undrain ID            undo drain
-  envoy-bootstrap       print an Envoy v3 bootstrap that uses the agent as its xDS server
-  grpc-bootstrap        print a grpc-js-xds bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients
-  version               print the version
+const BOOTSTRAP_FLAGS = {
+  node: { type: 'string', value: 'NAME', default: 'hostname', help: 'node id the client presents to the agent' },
+  cluster: { type: 'string', value: 'NAME', default: 'default', help: 'node cluster the client presents' },
+  xds: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.xds}`, help: "the agent's xDS address (its --xds)" },
+  out: { type: 'string', value: 'FILE', env: false, help: 'write the bootstrap to FILE instead of stdout' },
+} as const satisfies FlagTable
 
-Client flags: --agent URL (default http://127.0.0.1:7777, env SHOAL_AGENT), --json, --token TOKEN (env SHOAL_API_TOKEN)
-Bootstrap flags: --node NAME (default hostname), --cluster NAME, --xds HOST:PORT (default 127.0.0.1:7776), --out FILE
-`
+const ENVOY_BOOTSTRAP_FLAGS = {
+  ...BOOTSTRAP_FLAGS,
+  admin: {
+    type: 'string',
+    value: 'HOST:PORT',
+    default: '127.0.0.1:9901',
+    env: 'SHOAL_ENVOY_ADMIN',
+    help: "Envoy's admin listener (its /stats/prometheus); 0.0.0.0:9901 lets Prometheus in another container scrape it",
+  },
+} as const satisfies FlagTable
 
-export const AGENT_USAGE = `Usage: shoal agent [flags]   (each flag also read from SHOAL_<FLAG>, dashes as underscores)
+interface Command {
+  summary: string
+  flags: FlagTable
+  positional?: string
+  /** Runs the command with its arguments (flags parsed by the command itself); resolves to the exit code. */
+  run(argv: string[]): Promise<number>
+}
 
-  --node NAME                 unique node name (default: hostname)
-  --bind HOST:PORT            gossip UDP+TCP address (default 0.0.0.0:7946)
-  --advertise IP[:PORT]       address other agents use (default: auto-detected)
-  --join HOST:PORT,...        seeds, retried with backoff
-  --cluster NAME              cluster label (default: default)
-  --key BASE64[,BASE64...]    AES-256-GCM gossip keys, first is primary
-  --key-file PATH             one key per line, re-read on SIGHUP or change
-  --profile lan|local|wan     gossip timing profile (default: lan)
-  --discovery LIST            docker, static, none (default: docker)
-  --static PATH               static services file
-  --docker-host URL           Docker endpoint (default: DOCKER_HOST or /var/run/docker.sock)
-  --docker-network NAME       advertise container IPs on this network (Swarm overlay)
-  --xds HOST:PORT             ADS server (default 127.0.0.1:7776)
-  --http HOST:PORT            debug endpoint and UI (default 127.0.0.1:7777)
-  --envoy-bind IP             IP of Envoy's ServicePort listeners (default 127.0.0.1)
-  --api-token TOKEN           bearer token for drain/undrain (default: loopback callers only)
-  --leave-on-terminate BOOL   leave gracefully on SIGTERM (default true)
-  --allow-external-checks     allow External health checks named in labels
-  --ready-timeout DURATION    warm start: longest wait for a first push-pull (default 5s; local 1s)
-  --log-level LEVEL           trace, debug, info, warn, error (default info)
-`
+function clientCommand(cmd: ClientCommand, summary: string, positional?: string): Command {
+  return {
+    summary,
+    flags: CLIENT_FLAGS,
+    positional,
+    async run(argv) {
+      const f = parseFlags(`shoal ${cmd}`, CLIENT_FLAGS, argv, process.env, { positionals: true })
+      if (f.help) return help(cmd)
+      const wanted = positional === undefined ? 0 : positional.startsWith('[') ? -1 : 1
+      if ((wanted === 0 && f.positionals.length > 0) || (wanted === 1 && f.positionals.length !== 1) || f.positionals.length > 1) {
+        throw new ShoalError(
+          'SHOAL_ERR_CONFIG',
+          `shoal ${cmd}: expected ${positional ?? 'no arguments'}, got ${f.positionals.length ? f.positionals.join(' ') : 'none'}; see \`shoal ${cmd} --help\``,
+        )
+      }
+      const ac = new AbortController()
+      process.once('SIGINT', () => ac.abort())
+      return runClientCommand(cmd, f.positionals, {
+        agent: f.get('agent')?.value ?? CLIENT_FLAGS.agent.default,
+        json: f.get('json')?.value === 'true',
+        token: f.get('token')?.value,
+        out: process.stdout,
+        err: process.stderr,
+        signal: ac.signal,
+      })
+    },
+  }
+}
+
+function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
+  const table: FlagTable = kind === 'envoy' ? ENVOY_BOOTSTRAP_FLAGS : BOOTSTRAP_FLAGS
+  const name = `${kind}-bootstrap`
+  return {
+    summary:
+      kind === 'envoy'
+        ? 'Print an Envoy v3 bootstrap that takes listeners, clusters and endpoints from the agent over ADS.'
+        : 'Print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients dialing xds:///NAME.',
+    flags: table,
+    async run(argv) {
+      const f = parseFlags(`shoal ${name}`, table, argv, process.env)
+      if (f.help) return help(name)
+      const nodeId = f.get('node')?.value ?? hostname()
+      const xdsAddress = f.get('xds')?.value ?? BOOTSTRAP_FLAGS.xds.default
+      const cluster = f.get('cluster')?.value ?? 'default'
+      const doc =
+        kind === 'envoy'
+          ? envoyBootstrap({ nodeId, cluster, xdsAddress, adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default })
+          : grpcBootstrap({ nodeId, xdsAddress })
+      const text = JSON.stringify(doc, null, 2) + '\n'
+      const out = f.get('out')?.value
+      if (out) writeFileSync(out, text)
+      else process.stdout.write(text)
+      return 0
+    },
+  }
+}
+
+const COMMANDS: Record<string, Command> = {
+  agent: {
+    summary: 'Run the agent: discover local services, gossip them, serve xDS and the HTTP API.',
+    flags: AGENT_FLAGS,
+    async run(argv) {
+      if (argv.includes('--help') || argv.includes('-h')) return help('agent')
+      return runAgent(argv)
+    },
+  },
+  members: clientCommand('members', 'List the gossip members the agent knows, with their state.'),
+  services: clientCommand('services', 'List services and their instances across the cluster (one service with NAME).', '[NAME]'),
+  state: clientCommand('state', 'Print the whole catalog as the agent holds it.'),
+  watch: clientCommand('watch', 'Follow catalog and membership changes (Ctrl-C ends).'),
+  drain: clientCommand('drain', 'Mark an instance of this agent draining: listed, but no new traffic.', 'ID'),
+  undrain: clientCommand('undrain', 'Take an instance out of draining.', 'ID'),
+  'envoy-bootstrap': bootstrapCommand('envoy'),
+  'grpc-bootstrap': bootstrapCommand('grpc'),
+  keygen: {
+    summary: 'Print a new gossip key (32 random bytes in base64) for --key or a --key-file line.',
+    flags: {},
+    async run(argv) {
+      const f = parseFlags('shoal keygen', {}, argv)
+      if (f.help) return help('keygen')
+      process.stdout.write(randomBytes(32).toString('base64') + '\n')
+      return 0
+    },
+  },
+  version: {
+    summary: 'Print the version.',
+    flags: {},
+    async run(argv) {
+      const f = parseFlags('shoal version', {}, argv)
+      if (f.help) return help('version')
+      process.stdout.write(version() + '\n')
+      return 0
+    },
+  },
+}
+
+/** `shoal help`: the commands, one line each. */
+export function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length + (COMMANDS[c]!.positional?.length ?? 0))) + 4
+  const lines = Object.entries(COMMANDS).map(
+    ([name, c]) => `  ${(name + (c.positional ? ' ' + c.positional : '')).padEnd(width)}${c.summary}`,
+  )
+  return `Usage: shoal <command> [flags]\n\nCommands:\n${lines.join('\n')}\n\n\`shoal <command> --help\` (or \`shoal help <command>\`) prints a command's flags.\n`
+}
+
+function usageOf(name: string): string {
+  if (name === 'agent') return AGENT_USAGE
+  const c = COMMANDS[name]!
+  return usage(`shoal ${name}`, c.summary, c.flags, c.positional)
+}
+
+function help(name: string): number {
+  process.stdout.write(usageOf(name))
+  return 0
+}
 
 function version(): string {
   try {
@@ -61,83 +177,39 @@ function version(): string {
   }
 }
 
-async function bootstrapCommand(kind: 'envoy' | 'grpc', argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { node: { type: 'string' }, cluster: { type: 'string' }, xds: { type: 'string' }, out: { type: 'string' } },
-    strict: true,
-  })
-  const nodeId = values.node ?? process.env.SHOAL_NODE ?? hostname()
-  const xdsAddress = values.xds ?? process.env.SHOAL_XDS ?? '127.0.0.1:7776'
-  const doc =
-    kind === 'envoy'
-      ? envoyBootstrap({ nodeId, cluster: values.cluster ?? process.env.SHOAL_CLUSTER ?? 'default', xdsAddress })
-      : grpcBootstrap({ nodeId, xdsAddress })
-  const text = JSON.stringify(doc, null, 2) + '\n'
-  if (values.out) writeFileSync(values.out, text)
-  else process.stdout.write(text)
-  return 0
-}
-
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
-  switch (cmd) {
-    case 'agent':
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(AGENT_USAGE)
-        return 0
-      }
-      return runAgent(rest)
-    case 'members':
-    case 'services':
-    case 'state':
-    case 'watch':
-    case 'drain':
-    case 'undrain': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: { agent: { type: 'string' }, json: { type: 'boolean' }, token: { type: 'string' } },
-        strict: true,
-        allowPositionals: true,
-      })
-      const ac = new AbortController()
-      process.once('SIGINT', () => ac.abort())
-      const opts: Parameters<typeof runClientCommand>[2] = {
-        agent: values.agent ?? process.env.SHOAL_AGENT ?? 'http://127.0.0.1:7777',
-        json: values.json ?? false,
-        out: process.stdout,
-        signal: ac.signal,
-      }
-      const token = values.token ?? process.env.SHOAL_API_TOKEN
-      if (token !== undefined) opts.token = token
-      return runClientCommand(cmd, positionals, opts)
-    }
-    case 'envoy-bootstrap':
-      return bootstrapCommand('envoy', rest)
-    case 'grpc-bootstrap':
-      return bootstrapCommand('grpc', rest)
-    case 'version':
-    case '--version':
-      process.stdout.write(version() + '\n')
-      return 0
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE)
-      return cmd === undefined ? 2 : 0
-    default:
-      process.stderr.write(`shoal: unknown command "${cmd}"\n${USAGE}`)
-      return 2
+  if (cmd === undefined) {
+    process.stderr.write(overview())
+    return 2
   }
+  if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    const topic = rest[0]
+    if (topic !== undefined && COMMANDS[topic]) return help(topic)
+    process.stdout.write(overview())
+    return topic === undefined ? 0 : 2
+  }
+  if (cmd === '--version') return COMMANDS.version!.run([])
+  const command = COMMANDS[cmd]
+  if (!command) {
+    process.stderr.write(`shoal: unknown command "${cmd}"; \`shoal help\` lists them\n`)
+    return 2
+  }
+  return command.run(rest)
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     if (code !== 0) process.exitCode = code
   },
-  (err: Error) => {
-    process.stderr.write(`shoal: ${err.message}\n`)
-    process.exitCode = (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1
+  (err: unknown) => {
+    // Usage and configuration errors are one line and exit 2; anything else is a failure (1).
+    if (isShoalError(err)) {
+      process.stderr.write(`${err.message.startsWith('shoal ') ? '' : 'shoal: '}${err.message}\n`)
+      process.exitCode = err.code === 'SHOAL_ERR_CONFIG' || err.code === 'SHOAL_ERR_ADDRESS' ? 2 : 1
+      return
+    }
+    process.stderr.write(`shoal: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = 1
   },
 )

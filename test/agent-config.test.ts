@@ -2,7 +2,8 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseAgentConfig, parseHostPort, readKeyFile } from '../src/agent/config.js'
+import { parseHostPort } from '../src/address.js'
+import { parseAgentConfig, readKeyFile } from '../src/agent/config.js'
 import { isShoalError } from '../src/errors.js'
 
 const KEY = Buffer.alloc(32, 7).toString('base64')
@@ -36,13 +37,21 @@ t.test('environment variables, and a flag wins over its variable', async (t) => 
 
 t.test('bad configuration names the flag or variable', async (t) => {
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
-    [['--nope'], {}, /^Unknown option '--nope'/],
-    [['--bind', 'localhost:x'], {}, /--bind: "localhost:x" has a non-numeric port/],
-    [['--bind', 'host.example:7946'], {}, /--bind: "host.example" is not an IP address/],
+    [['--nope'], {}, /^shoal agent: unknown flag --nope; see `shoal agent --help`/],
+    [['--node'], {}, /^shoal agent: --node needs a value/],
+    [['--bind', '127.0.0.1:x'], {}, /--bind: "127.0.0.1:x" has no numeric port/],
+    [['--bind', 'host.example:7946'], {}, /--bind: "host.example:7946" is not an IP address with a port/],
+    [['--ready-timeout', '5'], {}, /--ready-timeout: "5" is not a duration like 500ms, 10s or 1m \(add a unit: 5s\)/],
+    [['--cluster', ''], {}, /--cluster: "" is not a valid cluster name \(1-64 characters/],
+    [['--key', 'x', '--key-file', '/k'], {}, /--key and --key-file: give the keys one way/],
+    [['--discovery', 'none', '--static', '/x.json'], {}, /--static with --discovery none: the discovery list leaves out static/],
+    [['--discovery', 'none,docker'], {}, /--discovery: "none" cannot be combined/],
+    [['--discovery', 'static', '--static', '/x.json', '--docker-network', 'ov'], {}, /--docker-network: only applies to Docker discovery/],
+    [['--log-format', 'xml'], {}, /--log-format: "xml" is not json or pretty/],
     [['--http', '127.0.0.1:70000'], {}, /--http: .*out of range/],
     [['--profile', 'fast'], {}, /--profile: "fast" is not lan, local or wan/],
     [[], { SHOAL_PROFILE: 'fast' }, /SHOAL_PROFILE: "fast"/],
-    [['--key', 'short'], {}, /--key \(key 1\): a gossip key must be 32 bytes/],
+    [['--key', 'short'], {}, /--key \(key 1\): a gossip key must be 32 bytes in base64 \(`shoal keygen` makes one\)/],
     [['--key-file', '/nonexistent/keys'], {}, /--key-file \/nonexistent\/keys: cannot read/],
     [['--discovery', 'consul'], {}, /--discovery: "consul" is not docker, static or none/],
     [['--discovery', 'static'], {}, /static discovery needs --static PATH/],
@@ -76,7 +85,12 @@ t.test('key file: one key per line, comments ignored, bad line named', async (t)
 
 t.test('host:port forms', async (t) => {
   t.same(parseHostPort('[::1]:80', 'x'), { host: '::1', port: 80 })
-  t.same(parseHostPort('10.1.2.3', 'x', 7946), { host: '10.1.2.3', port: 7946 })
-  t.throws(() => parseHostPort('10.1.2.3', 'x'), /has no port/)
-  t.throws(() => parseHostPort('::1:80', 'x'), /not HOST:PORT/)
+  t.same(parseHostPort('10.1.2.3', 'x', { defaultPort: 7946 }), { host: '10.1.2.3', port: 7946 })
+  t.same(parseHostPort('seed.example:7946', 'x'), { host: 'seed.example', port: 7946 })
+  t.throws(() => parseHostPort('10.1.2.3', 'x'), /x: "10.1.2.3" has no port/)
+  t.throws(() => parseHostPort('::1:80', 'x'), /not HOST:PORT \(write IPv6 as \[addr\]:port\)/)
+  t.throws(() => parseHostPort('[10.0.0.1]:80', 'x'), /not an IPv6 address/)
+  t.throws(() => parseHostPort('h:0', 'x'), /out of range 1-65535/)
+  t.same(parseHostPort('h:0', 'x', { allowZero: true }), { host: 'h', port: 0 })
+  t.throws(() => parseHostPort('bad host:1', 'x'), /no valid host/)
 })

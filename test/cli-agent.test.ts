@@ -43,7 +43,7 @@ t.test('a bad flag: one line naming it, exit 2', async (t) => {
   const r = await shoal(['agent', '--bind', '127.0.0.1:abc']).done
   t.equal(r.code, 2)
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
-  t.match(r.stderr, /--bind: "127\.0\.0\.1:abc" has a non-numeric port/)
+  t.match(r.stderr, /--bind: "127\.0\.0\.1:abc" has no numeric port/)
 })
 
 t.test('a name held by a live node at another address: refuses to run, exit 2', async (t) => {

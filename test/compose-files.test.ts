@@ -3,7 +3,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
-import { parseAgentConfig, AGENT_FLAGS, envName } from '../src/agent/config.js'
+import { parseAgentConfig, AGENT_FLAGS } from '../src/agent/config.js'
+import { envName } from '../src/flags.js'
 import { Agent } from '../src/agent/agent.js'
 import { mapContainer } from '../src/docker/labels.js'
 import { parseStaticServices } from '../src/registry/static.js'
@@ -46,7 +47,7 @@ t.test('every agent command line and SHOAL_* variable in the compose files is ac
       for (const k of Object.keys(env)) {
         if (k.startsWith('SHOAL_'))
           t.ok(
-            AGENT_FLAGS.some((f) => envName(f) === k),
+            Object.keys(AGENT_FLAGS).some((f) => envName(f) === k),
             `${file} ${name}: ${k} is a variable the agent reads`,
           )
       }

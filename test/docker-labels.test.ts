@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { ContainerInspectInfo } from 'dockerode'
-import { factsFromInspect, mapContainer, mapContainers, normaliseName, type ContainerFacts } from '../src/docker/labels.js'
+import { factsFromInspect, mapContainer, mapContainers, type ContainerFacts } from '../src/docker/labels.js'
+import { imageName, normaliseName } from '../src/registry/names.js'
 
 const ID = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2'
 
@@ -21,8 +22,8 @@ function facts(over: Partial<ContainerFacts> = {}): ContainerFacts {
 const adv = { advertiseIp: '10.0.0.5' }
 
 t.test('names: label, Swarm service, image fallback; normalised', async (t) => {
-  t.equal(normaliseName('reg/app:1.2', true), 'app')
-  t.equal(normaliseName('reg.example:5000/team/Web-App@sha256:abc', true), 'web-app')
+  t.equal(imageName('reg/app:1.2'), 'app')
+  t.equal(imageName('reg.example:5000/team/Web-App@sha256:abc'), 'web-app')
   t.equal(normaliseName('My Service!'), 'my-service')
   const a = mapContainer(
     facts({

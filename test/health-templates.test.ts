@@ -3,11 +3,11 @@ import net from 'node:net'
 import { renderTemplate, splitArgv } from '../src/health/template.js'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
-import { isShoalError } from '../src/errors.js'
+import { isShoalError, type ErrorCode } from '../src/errors.js'
 import { serve } from './lib/listen.js'
 
 /** True when fn throws a ShoalError with `code` whose message names `input`. */
-function throwsCode(fn: () => unknown, code: string, input: string): boolean {
+function throwsCode(fn: () => unknown, code: ErrorCode, input: string): boolean {
   try {
     fn()
   } catch (e) {
@@ -27,6 +27,10 @@ t.test('templates expand host, container and tcp N', async (t) => {
   t.equal(renderTemplate('{{host}}:{{tcp 443}}', ctx), '10.0.0.5:32769')
   t.equal(renderTemplate('/bin/check {{ container }}', ctx), '/bin/check abcdef0123456789')
   t.equal(renderTemplate('no templates', ctx), 'no templates')
+  // IPv6: brackets, so the URL and host:port forms stay valid (a fault once: http://::1:N/).
+  const v6 = { host: '::1', ports: [{ port: 9000 }] }
+  t.equal(renderTemplate('http://{{ host }}:{{ tcp 9000 }}/health', v6), 'http://[::1]:9000/health')
+  t.equal(renderTemplate('{{ host }}:{{ tcp 9000 }}', v6), '[::1]:9000')
   // static entries have no container port: tcp N matches the port itself
   t.equal(renderTemplate('{{ tcp 9000 }}', { host: 'h', ports: [{ port: 9000 }] }), '9000')
   for (const bad of ['{{ tcp 8080 }}', '{{ nope }}', '{{ tcp x }}']) {

@@ -151,7 +151,7 @@ export async function startHarness(t: { teardown(fn: () => unknown): void }, opt
   const registry = new Registry()
   const ready = { value: false }
   const server = new HttpServer(
-    { bind: '127.0.0.1:0', cluster: 'test', node, ...opts },
+    { bind: { host: '127.0.0.1', port: 0 }, cluster: 'test', node, ...opts },
     {
       logger: silentLogger(),
       catalog,

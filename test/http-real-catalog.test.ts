@@ -41,7 +41,7 @@ t.test('catalog changes reach the API, the stream and the metrics', async (t) =>
   const registry = new Registry()
   registerCatalogMetrics(registry, catalog)
   const server = new HttpServer(
-    { bind: '127.0.0.1:0', cluster: 'prod', node: 'node-a' },
+    { bind: { host: '127.0.0.1', port: 0 }, cluster: 'prod', node: 'node-a' },
     {
       logger: silentLogger(),
       catalog,

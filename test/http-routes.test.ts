@@ -187,8 +187,13 @@ t.test('start and stop are idempotent; a bad bind names the flag', async (t) => 
   t.equal(h.membership.listenerCount('join'), 0, 'membership listeners removed')
 
   const { HttpServer } = await import('../src/http/server.js')
+  const { createServer } = await import('node:net')
+  const holder = createServer()
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()))
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())))
+  const busy = (holder.address() as { port: number }).port
   const bad = new HttpServer(
-    { bind: 'localhost', cluster: 'x', node: 'n' },
+    { bind: { host: '127.0.0.1', port: busy }, cluster: 'x', node: 'n' },
     {
       logger: (await import('../src/log.js')).silentLogger(),
       catalog: h.catalog,
@@ -199,6 +204,9 @@ t.test('start and stop are idempotent; a bad bind names the flag', async (t) => 
       registry: h.registry,
     },
   )
-  await t.rejects(bad.start(), { code: 'SHOAL_ERR_CONFIG', message: /--http: "localhost" is not HOST:PORT/ })
+  await t.rejects(bad.start(), {
+    code: 'SHOAL_ERR_BIND',
+    message: new RegExp(`^cannot listen on 127.0.0.1:${busy}: the address is already in use`),
+  })
   await bad.stop()
 })

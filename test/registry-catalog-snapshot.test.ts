@@ -1,8 +1,8 @@
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
-import { Catalog, debounce, type LocalRecord } from '../src/registry/catalog.js'
-import { liveRecords, type CatalogSnapshot } from '../src/registry/types.js'
+import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
+import { liveRecords } from '../src/registry/types.js'
 
 const logger = silentLogger()
 
@@ -61,30 +61,4 @@ t.test('events: added, updated, removed', async (t) => {
   unsub()
   c.upsertLocal(rec('i2'))
   t.same(seen, ['service-added', 'service-updated', 'service-removed'])
-})
-
-t.test('debounce: the first change at once, then at most one call per window, the last change never lost', async (t) => {
-  const clock = new VirtualClock()
-  const c = new Catalog({ cluster: 'c', self: 'a' }, { clock, logger })
-  c.setLocalBoot('A1')
-  const calls: Array<{ at: number; n: number }> = []
-  const stop = debounce(c, 100, (s: CatalogSnapshot) => calls.push({ at: clock.now(), n: liveRecords(s).length }), clock)
-  c.upsertLocal(rec('i1'))
-  t.same(calls, [{ at: 0, n: 1 }], 'leading call at once')
-  for (let i = 2; i <= 5; i++) {
-    await clock.advance(10)
-    c.upsertLocal(rec(`i${i}`))
-  }
-  t.equal(calls.length, 1, 'coalesced inside the window')
-  await clock.advance(100)
-  t.same(calls[1], { at: 100, n: 5 }, 'one trailing call with the latest state')
-  await clock.advance(500)
-  t.equal(calls.length, 2)
-  c.upsertLocal(rec('i6'))
-  t.same(calls[2], { at: 640, n: 6 }, 'quiet long enough: at once again')
-  c.upsertLocal(rec('i7'))
-  stop()
-  await clock.advance(1000)
-  t.equal(calls.length, 3, 'stop() cancels the pending call')
-  t.equal(clock.pending(), 0)
 })

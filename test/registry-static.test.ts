@@ -119,10 +119,10 @@ t.test('examples/static.json is valid', async (t) => {
   for (const s of specs) for (const p of s.ports) t.equal(p.ip, '127.0.0.1', `${s.name} works on loopback`)
 })
 
-function waitFor<T>(src: StaticSource, ms: number): Promise<T> {
+function waitFor(src: StaticSource, ms: number): Promise<LocalServiceSpec[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no change within ${ms} ms`)), ms)
-    src.once('change', (v: T) => {
+    src.once('change', (v) => {
       clearTimeout(timer)
       resolve(v)
     })
@@ -146,7 +146,7 @@ t.test('StaticSource: loads, reloads on change, keeps the previous set on a bad 
   t.ok(created > 0, 'created is stamped')
   const firstId = src.services()[0]!.id
 
-  let changed = waitFor<LocalServiceSpec[]>(src, 5000)
+  let changed = waitFor(src, 5000)
   writeFileSync(
     path,
     JSON.stringify({
@@ -174,7 +174,7 @@ t.test('StaticSource: loads, reloads on change, keeps the previous set on a bad 
   )
 
   // An editor's save: write a temp file and rename it over the original.
-  changed = waitFor<LocalServiceSpec[]>(src, 5000)
+  changed = waitFor(src, 5000)
   writeFileSync(path + '.tmp', JSON.stringify([{ Service: { Name: 'sidecar-style', Ports: [{ Port: 1, ServicePort: 2 }] } }]))
   renameSync(path + '.tmp', path)
   specs = await changed

@@ -11,7 +11,7 @@ t.test('envoy bootstrap passes the Bootstrap proto rules', async (t) => {
   // The JSON form spells durations as "1s"; the checker works on the proto object form.
   const obj = JSON.parse(JSON.stringify(b).replace('"1s"', '{"seconds":1}'))
   t.same(validateResource(loadXdsProtos(), 'type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap', obj), [])
-  t.throws(() => envoyBootstrap({ nodeId: 'n', cluster: 'c', xdsAddress: 'nope' }), { code: 'SHOAL_ERR_XDS_ADDRESS' })
+  t.throws(() => envoyBootstrap({ nodeId: 'n', cluster: 'c', xdsAddress: 'nope' }), { code: 'SHOAL_ERR_ADDRESS' })
 })
 
 t.test('grpc bootstrap', async (t) => {

@@ -176,7 +176,7 @@ export const GRPC_NODE = {
 /** Start a ready XdsServer on 127.0.0.1:0 with teardown; every resource it built must be valid. */
 export async function startServer(t: Test, catalog: CatalogView, opts: Partial<XdsServerOptions> & { ready?: boolean } = {}) {
   const server = new XdsServer(
-    { bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts },
+    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts },
     { logger: silentLogger(), catalog },
   )
   const { port } = await server.start()

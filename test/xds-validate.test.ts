@@ -127,7 +127,7 @@ t.test('a failing resource is not served; the reason is logged and counted', asy
   ])
   const registry = new Registry()
   const server = new XdsServer(
-    { bind: '127.0.0.1:0', envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
+    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
     { logger: silentLogger(), catalog, registry },
   )
   const { port } = await server.start()

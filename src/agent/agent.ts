@@ -2,18 +2,44 @@ import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Registry, collectDefaultMetrics } from 'prom-client'
+import type Dockerode from 'dockerode'
+import { formatHostPort, listenError, type HostPort } from '../address.js'
+import { RealClock, type Clock, type Timer } from '../clock.js'
+import { isShoalError, ShoalError } from '../errors.js'
+import type { Startable } from '../lifecycle.js'
 import type { Logger } from '../log.js'
-import type { CatalogView } from '../registry/index.js'
-import type { Member } from '../gossip/index.js'
-import { ShoalError } from '../errors.js'
-import { Gossip, Keyring, NetTransport } from '../gossip/index.js'
-import { RealClock } from '../clock.js'
-import { Catalog, GossipBridge, LocalServices, StaticSource } from '../registry/index.js'
+import { Gossip, Keyring, NetTransport, type Member, type Transport } from '../gossip/index.js'
+import { Catalog, GossipBridge, LocalServices, StaticSource, type CatalogView, type ServiceSource } from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
 import { HttpServer, registerCatalogMetrics, registerGossipMetrics } from '../http/index.js'
-import { formatHostPort, readKeyFile, type AgentConfig } from './config.js'
+import { readKeyFile, type AgentConfig } from './config.js'
+
+/**
+ * What an Agent may be handed instead of making its own: the logger always; the clock,
+ * the gossip transport and the Docker client for tests and embedders.
+ */
+export interface AgentComponents {
+  logger: Logger
+  clock?: Clock
+  transport?: Transport
+  docker?: Dockerode
+}
+
+/** Events of an Agent. */
+export interface AgentEvents {
+  /** The warm start is done: xDS is served and /readyz answers 200. */
+  ready: []
+  /** A live node at another address holds our name: the caller should stop (exit code 2). */
+  conflict: [info: { message: string }]
+}
+
+/** A started part and how to stop it; parts stop in the reverse of their start order. */
+interface Part {
+  name: string
+  stop: () => void | Promise<void>
+}
 
 /**
  * One Shoal agent: gossip, catalog, local sources, health checks, xDS and HTTP, started
@@ -24,33 +50,34 @@ import { formatHostPort, readKeyFile, type AgentConfig } from './config.js'
  *   await agent.start()
  *   await agent.stop({ leave: true })
  */
-export class Agent extends EventEmitter {
+export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig
   readonly registry = new Registry()
+  /** Ports actually bound (port 0 resolved). */
+  readonly bound = { gossip: 0, xds: 0, http: 0 }
   private readonly logger: Logger
-  private readonly clock = new RealClock()
+  private readonly clock: Clock
+  private readonly components: AgentComponents
+  /** Started parts, in start order. */
+  private readonly parts: Part[] = []
   private gossip?: Gossip
   private catalog?: Catalog
-  private bridge?: GossipBridge
-  private health?: HealthScheduler
-  private local?: LocalServices
-  private staticSource?: StaticSource
-  private docker?: DockerSource
   private xds?: XdsServer
-  private http?: HttpServer
-  private keyWatcher?: FSWatcher
   private readonly joinAbort = new AbortController()
-  private readyTimer?: { cancel(): void }
+  private readyTimer?: Timer
   private ready = false
   private started = false
   private stopping?: Promise<void>
-  /** Ports actually bound (port 0 resolved). */
-  readonly bound = { gossip: 0, xds: 0, http: 0 }
+  private leaveOnStop = true
+  /** start() completed. */
+  private up = false
 
-  constructor(config: AgentConfig, components: { logger: Logger }) {
+  constructor(config: AgentConfig, components: AgentComponents) {
     super()
     this.config = config
+    this.components = components
     this.logger = components.logger
+    this.clock = components.clock ?? new RealClock()
   }
 
   isReady(): boolean {
@@ -68,85 +95,101 @@ export class Agent extends EventEmitter {
     return this.gossip?.members() ?? []
   }
 
+  /** Starts a part and records how to stop it. */
+  private async run<T extends Startable, R>(
+    name: string,
+    part: T,
+    start: (p: T) => R | Promise<R>,
+    stop: () => void | Promise<void> = () => part.stop(),
+  ): Promise<R> {
+    const r = await start(part)
+    this.parts.push({ name, stop })
+    return r
+  }
+
   async start(): Promise<void> {
     if (this.started) return
     this.started = true
     const cfg = this.config
     const log = this.logger
+    const clock = this.clock
     collectDefaultMetrics({ register: this.registry, prefix: 'shoal_process_' })
 
+    // Membership first: the catalog needs our boot id and bound address.
     const keyring = this.loadKeyring()
-    const transport = new NetTransport({ bind: cfg.bind }, { logger: log })
-    const gossipOpts: ConstructorParameters<typeof Gossip>[0] = {
-      name: cfg.node,
-      cluster: cfg.cluster,
-      profile: cfg.profile,
-      advertise: cfg.advertise,
-    }
-    if (keyring) gossipOpts.keyring = keyring
-    const gossip = new Gossip(gossipOpts, { transport, clock: this.clock, logger: log })
+    const transport = this.components.transport ?? new NetTransport({ bind: cfg.bind }, { logger: log })
+    const gossip = new Gossip(
+      { name: cfg.node, cluster: cfg.cluster, profile: cfg.profile, advertise: cfg.advertise, keyring },
+      { transport, clock, logger: log },
+    )
     this.gossip = gossip
     // Both sides log a name conflict; only the joining node (join() rejects) refuses to run.
-    gossip.on('conflict', (info) => this.logger.warn(info, 'another node claims our name'))
-
-    // Membership first: the catalog needs our boot id and bound address.
-    await gossip.start()
+    gossip.on('conflict', (info) => log.warn(info, 'another node claims our name'))
+    await this.run(
+      'gossip',
+      gossip,
+      (g) => listening('--bind', cfg.bind, g.start()),
+      () => this.stopGossip(gossip),
+    )
     this.bound.gossip = gossip.localMember().port
+
     const catalog = new Catalog(
-      { cluster: cfg.cluster, self: cfg.node, address: `${gossip.localMember().addr}:${this.bound.gossip}` },
-      { clock: this.clock, logger: log },
+      { cluster: cfg.cluster, self: cfg.node, address: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }) },
+      { clock, logger: log },
     )
     this.catalog = catalog
-    this.bridge = new GossipBridge({}, { catalog, gossip, logger: log })
-
-    if (cfg.discovery.includes('docker')) {
-      const opts: ConstructorParameters<typeof DockerSource>[0] = { advertiseIp: cfg.advertise.host }
-      if (cfg.dockerHost !== undefined) opts.dockerHost = cfg.dockerHost
-      if (cfg.dockerNetwork !== undefined) opts.network = cfg.dockerNetwork
-      this.docker = new DockerSource(opts, { logger: log, registry: this.registry })
-    }
-    const healthComponents: ConstructorParameters<typeof HealthScheduler>[1] = {
-      logger: log,
-      registry: this.registry,
-    }
-    if (this.docker) healthComponents.dockerHealth = this.docker.healthFeed
-    this.health = new HealthScheduler({ allowExternal: cfg.allowExternalChecks }, healthComponents)
-    this.local = new LocalServices({ advertiseIp: cfg.advertise.host }, { catalog, health: this.health, logger: log })
-    if (cfg.static !== undefined) {
-      this.staticSource = new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log })
-    }
-
     catalog.setLocalBoot(gossip.bootId)
-    catalog.start()
-    this.bridge.start()
-    this.bridge.once('synced', () => this.markReady('first push-pull with a peer'))
-    this.health.start()
-    this.local.start()
-    this.xds = new XdsServer({ bind: formatHostPort(cfg.xds), envoyBind: cfg.envoyBind }, { logger: log, catalog, registry: this.registry })
-    this.bound.xds = (await this.xds.start()).port
-    // A peer's push-pull may already have completed the warm start while the server was starting.
-    if (this.ready) this.xds.setReady(true)
-    const httpOpts: ConstructorParameters<typeof HttpServer>[0] = { bind: formatHostPort(cfg.http), cluster: cfg.cluster, node: cfg.node }
-    if (cfg.apiToken !== undefined) httpOpts.apiToken = cfg.apiToken
-    this.http = new HttpServer(httpOpts, {
-      logger: log,
-      catalog,
-      membership: gossip,
-      control: this.local,
-      ready: () => this.ready,
-      xdsDebug: () => this.xds?.debugInfo(),
-      registry: this.registry,
-    })
-    this.bound.http = (await this.http.start()).port
-    // Sources last: the servers are up when the first checks run (examples check the agent itself).
-    if (this.staticSource) {
-      this.staticSource.on('change', (specs) => this.local!.setSource('static', specs))
-      await this.staticSource.start()
-      this.local.setSource('static', this.staticSource.services())
+    await this.run('catalog', catalog, (c) => c.start())
+    const bridge = new GossipBridge({}, { catalog, gossip, logger: log })
+    await this.run('registry-bridge', bridge, (b) => b.start())
+    bridge.once('synced', () => this.markReady('first push-pull with a peer'))
+
+    // Sources are made before health checks (the Docker check reads the Docker source's feed)
+    // and started after the servers (the example services check the agent itself).
+    const sources: ServiceSource[] = []
+    let docker: DockerSource | undefined
+    if (cfg.discovery.includes('docker')) {
+      docker = new DockerSource(
+        { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, network: cfg.dockerNetwork },
+        { logger: log, registry: this.registry, docker: this.components.docker },
+      )
+      sources.push(docker)
     }
-    if (this.docker) {
-      this.docker.on('change', (specs) => this.local!.setSource('docker', specs))
-      await this.docker.start()
+    if (cfg.static !== undefined) sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log }))
+
+    const health = new HealthScheduler(
+      { allowExternal: cfg.allowExternalChecks },
+      { logger: log, registry: this.registry, dockerHealth: docker?.healthFeed },
+    )
+    await this.run('health', health, (h) => h.start())
+    const local = new LocalServices({ advertiseIp: cfg.advertise.host }, { catalog, health, logger: log })
+    // The order sources are first set decides which wins an instance id both announce.
+    for (const s of sources) local.setSource(s.source, [])
+    await this.run('local-services', local, (l) => l.start())
+
+    const xds = new XdsServer({ bind: cfg.xds, envoyBind: cfg.envoyBind }, { logger: log, catalog, registry: this.registry, clock })
+    this.xds = xds
+    this.bound.xds = (await this.run('xds', xds, (x) => listening('--xds', cfg.xds, x.start()))).port
+    // A peer's push-pull may already have completed the warm start while the server was starting.
+    if (this.ready) xds.setReady(true)
+    const http = new HttpServer(
+      { bind: cfg.http, cluster: cfg.cluster, node: cfg.node, apiToken: cfg.apiToken },
+      {
+        logger: log,
+        catalog,
+        membership: gossip,
+        control: local,
+        ready: () => this.ready,
+        xdsDebug: () => xds.debugInfo(),
+        registry: this.registry,
+      },
+    )
+    this.bound.http = (await this.run('http', http, (h) => listening('--http', cfg.http, h.start()))).port
+
+    for (const s of sources) {
+      s.on('change', (specs) => local.setSource(s.source, specs))
+      await this.run(`${s.source}-source`, s, (src) => src.start())
+      local.setSource(s.source, s.services())
     }
 
     registerGossipMetrics(
@@ -155,15 +198,15 @@ export class Agent extends EventEmitter {
       () => gossip.members(),
     )
     registerCatalogMetrics(this.registry, catalog)
-
     this.watchKeyFile()
     this.warmStart()
+    this.up = true
     log.info(
       {
         node: cfg.node,
-        gossip: `${gossip.localMember().addr}:${this.bound.gossip}`,
-        ui: `http://${cfg.http.host}:${this.bound.http}/`,
-        xds: `${cfg.xds.host}:${this.bound.xds}`,
+        gossip: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }),
+        ui: `http://${formatHostPort({ host: cfg.http.host, port: this.bound.http })}/`,
+        xds: formatHostPort({ host: cfg.xds.host, port: this.bound.xds }),
       },
       'shoal agent started',
     )
@@ -179,15 +222,15 @@ export class Agent extends EventEmitter {
     this.readyTimer = this.clock.setTimer(this.config.readyTimeoutMs, () =>
       this.markReady('no push-pull with a peer within the ready timeout'),
     )
-    if (this.config.join.length > 0) {
-      gossip
-        .join(this.config.join, { retry: true, signal: this.joinAbort.signal })
-        .then((n) => this.logger.info({ seeds: n }, 'joined the cluster'))
-        .catch((err: unknown) => {
-          if ((err as ShoalError).code === 'SHOAL_ERR_NAME_CONFLICT') this.emit('conflict', { message: (err as Error).message })
-          else if (!this.joinAbort.signal.aborted) this.logger.warn({ err }, 'join failed')
-        })
-    }
+    this.parts.push({ name: 'warm-start', stop: () => this.readyTimer?.cancel() })
+    if (this.config.join.length === 0) return
+    gossip
+      .join(this.config.join, { retry: true, signal: this.joinAbort.signal })
+      .then((n) => this.logger.info({ seeds: n }, 'joined the cluster'))
+      .catch((err: unknown) => {
+        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.emit('conflict', { message: err.message })
+        else if (!this.joinAbort.signal.aborted) this.logger.warn({ err }, 'join failed')
+      })
   }
 
   private markReady(why: string): void {
@@ -219,42 +262,58 @@ export class Agent extends EventEmitter {
   private watchKeyFile(): void {
     const file = this.config.keyFile
     if (file === undefined) return
+    let watcher: FSWatcher
     try {
       // Watch the folder: tools that rewrite a file by rename would leave a file watch behind.
-      this.keyWatcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
+      watcher = watch(dirname(file), { persistent: false }, (_ev, name) => {
         if (name === null || name.toString() === basename(file)) this.reloadKeys()
       })
     } catch (err) {
       this.logger.warn({ err: (err as Error).message, file }, 'cannot watch the key file; SIGHUP still reloads it')
+      return
     }
+    this.parts.push({ name: 'key-file-watch', stop: () => watcher.close() })
   }
 
-  /** Stop in reverse order. With `leave`, withdraw from the cluster gracefully first. */
+  /** With `leave`, withdraw from the cluster gracefully before the sockets close. */
+  private async stopGossip(gossip: Gossip): Promise<void> {
+    if (this.leaveOnStop) {
+      try {
+        await gossip.leave(3000)
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'leave did not complete')
+      }
+    }
+    await gossip.stop()
+  }
+
+  /** Stop every started part in reverse start order. With `leave`, withdraw from the cluster gracefully first. */
   stop(opts: { leave?: boolean } = {}): Promise<void> {
     if (!this.stopping) this.stopping = this.doStop(opts.leave ?? true)
     return this.stopping
   }
 
   private async doStop(leave: boolean): Promise<void> {
+    this.leaveOnStop = leave
     this.joinAbort.abort()
-    this.readyTimer?.cancel()
-    this.keyWatcher?.close()
-    await this.http?.stop()
-    await this.xds?.stop()
-    await this.docker?.stop()
-    await this.staticSource?.stop()
-    this.local?.stop()
-    this.health?.stop()
-    this.bridge?.stop()
-    if (this.gossip && leave && this.started) {
+    for (const p of this.parts.reverse()) {
       try {
-        await this.gossip.leave(3000)
+        await p.stop()
       } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, 'leave did not complete')
+        this.logger.warn({ err, part: p.name }, 'stopping a part failed')
       }
     }
-    await this.gossip?.stop()
-    this.catalog?.stop()
-    this.logger.info({ left: leave }, 'shoal agent stopped')
+    this.parts.length = 0
+    if (this.up) this.logger.info({ left: leave }, 'shoal agent stopped')
+  }
+}
+
+/** A listener's start, with a bind failure named by the flag that sets its address. */
+async function listening<R>(flag: string, address: HostPort, starting: Promise<R>): Promise<R> {
+  try {
+    return await starting
+  } catch (err) {
+    if (isShoalError(err, 'SHOAL_ERR_BIND')) throw listenError(flag, address, err.cause ?? err)
+    throw err
   }
 }

@@ -1,8 +1,9 @@
-import { parseArgs } from 'node:util'
-import { hostname, networkInterfaces } from 'node:os'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { hostname, networkInterfaces } from 'node:os'
+import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
+import { parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables
@@ -33,87 +34,87 @@ export interface AgentConfig {
   leaveOnTerminate: boolean
   allowExternalChecks: boolean
   logLevel: string
+  /** `json` (one object per line) or `pretty` (human-readable lines). */
+  logFormat: 'json' | 'pretty'
   /** Warm start: how long a lone agent waits for a push-pull before it reports ready. */
   readyTimeoutMs: number
 }
 
-export interface HostPort {
-  host: string
-  port: number
-}
+export type { HostPort }
 
-/** Flag name -> kind. Booleans accept `--flag`, `--flag true|false`. */
-const FLAGS = {
-  node: 'string',
-  bind: 'string',
-  advertise: 'string',
-  join: 'string',
-  cluster: 'string',
-  key: 'string',
-  'key-file': 'string',
-  profile: 'string',
-  discovery: 'string',
-  static: 'string',
-  'docker-host': 'string',
-  'docker-network': 'string',
-  xds: 'string',
-  http: 'string',
-  'envoy-bind': 'string',
-  'api-token': 'string',
-  'leave-on-terminate': 'string',
-  'allow-external-checks': 'boolean',
-  'log-level': 'string',
-  'ready-timeout': 'string',
-} as const
-type FlagName = keyof typeof FLAGS
+/** The default ports (docs/architecture.md "Default ports"). */
+export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777 } as const
 
-export const AGENT_FLAGS: readonly string[] = Object.keys(FLAGS)
+/**
+ * Every flag of `shoal agent`: the one table behind parsing, `shoal agent --help`, the
+ * environment variable names and the README's flag table.
+ */
+export const AGENT_FLAGS = {
+  node: { type: 'string', value: 'NAME', default: 'hostname', help: 'unique node name ([A-Za-z0-9._-], up to 128)' },
+  bind: {
+    type: 'string',
+    value: 'HOST:PORT',
+    default: `0.0.0.0:${DEFAULT_PORTS.gossip}`,
+    help: 'gossip UDP+TCP address (one port number for both)',
+  },
+  advertise: {
+    type: 'string',
+    value: 'IP[:PORT]',
+    default: 'first non-loopback IPv4',
+    help: 'address other agents use; also the IP of published container ports',
+  },
+  join: { type: 'string', value: 'HOST:PORT,...', help: 'seeds, retried with jittered backoff until one answers' },
+  cluster: { type: 'string', value: 'NAME', default: 'default', help: 'cluster label, checked on every message' },
+  key: { type: 'string', value: 'B64[,B64...]', help: 'AES-256-GCM gossip keys (32 bytes, base64); the first is primary' },
+  'key-file': { type: 'string', value: 'PATH', help: 'one key per line, re-read on SIGHUP or change (not with --key)' },
+  profile: { type: 'string', value: 'lan|local|wan', default: 'lan', help: 'gossip timing profile' },
+  discovery: { type: 'string', value: 'LIST', default: 'docker', help: 'docker, static or none (a comma list)' },
+  static: { type: 'string', value: 'PATH', help: 'static services file (adds static discovery)' },
+  'docker-host': {
+    type: 'string',
+    value: 'URL',
+    default: 'DOCKER_HOST or /var/run/docker.sock',
+    help: 'Docker endpoint: unix:///path, /path or tcp://host:port',
+  },
+  'docker-network': { type: 'string', value: 'NAME', help: 'advertise container IPs on this Docker network (a Swarm overlay)' },
+  xds: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.xds}`, help: 'ADS (xDS) server' },
+  http: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.http}`, help: 'HTTP API, metrics and web UI' },
+  'envoy-bind': { type: 'string', value: 'IP', default: '127.0.0.1', help: "IP of Envoy's ServicePort listeners" },
+  'api-token': { type: 'string', value: 'TOKEN', help: 'bearer token for drain/undrain (without it: loopback callers only)' },
+  'leave-on-terminate': {
+    type: 'string',
+    value: 'BOOL',
+    default: 'true',
+    help: 'on SIGTERM/SIGINT leave gracefully (services withdrawn), or just stop',
+  },
+  'allow-external-checks': { type: 'boolean', default: 'off', help: 'allow External health checks named in labels (they run commands)' },
+  'ready-timeout': {
+    type: 'string',
+    value: 'DURATION',
+    default: '5s; 1s with local',
+    help: 'warm start: longest wait for a first push-pull',
+  },
+  'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
+  'log-format': {
+    type: 'string',
+    value: 'json|pretty',
+    default: 'pretty on a terminal, else json',
+    help: 'log lines as JSON objects or human-readable text',
+  },
+} as const satisfies FlagTable
+type FlagName = keyof typeof AGENT_FLAGS
+
+/** `shoal agent --help`. */
+export const AGENT_USAGE = usage(
+  'shoal agent',
+  'Run the agent: discover local services, gossip them, serve xDS and the HTTP API.',
+  AGENT_FLAGS,
+)
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 
 function configError(where: string, message: string): ShoalError {
   return new ShoalError('SHOAL_ERR_CONFIG', `${where}: ${message}`)
-}
-
-export function envName(flag: string): string {
-  return 'SHOAL_' + flag.toUpperCase().replace(/-/g, '_')
-}
-
-/** Parse `HOST:PORT` (IPv6 as `[::1]:7946`); `defaultPort` allows a bare host. */
-export function parseHostPort(value: string, where: string, defaultPort?: number): HostPort {
-  const v = value.trim()
-  let host: string
-  let portText: string | undefined
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v)
-  if (bracket) {
-    host = bracket[1]!
-    portText = bracket[2]
-  } else {
-    const idx = v.lastIndexOf(':')
-    if (idx >= 0 && v.indexOf(':') === idx) {
-      host = v.slice(0, idx)
-      portText = v.slice(idx + 1)
-    } else if (idx < 0) {
-      host = v
-    } else {
-      throw configError(where, `"${value}" is not HOST:PORT (write IPv6 as [addr]:port)`)
-    }
-  }
-  if (host === '' || !/^[A-Za-z0-9._:-]+$/.test(host)) throw configError(where, `"${value}" has no valid host`)
-  let port: number
-  if (portText === undefined || portText === '') {
-    if (defaultPort === undefined) throw configError(where, `"${value}" has no port (HOST:PORT)`)
-    port = defaultPort
-  } else {
-    if (!/^\d+$/.test(portText)) throw configError(where, `"${value}" has a non-numeric port`)
-    port = Number(portText)
-    if (port > 65535) throw configError(where, `"${value}" has a port out of range 0-65535`)
-  }
-  return { host, port }
-}
-
-export function formatHostPort(hp: HostPort): string {
-  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`
 }
 
 /** The first non-internal IPv4 address, else 127.0.0.1. */
@@ -124,18 +125,31 @@ export function detectAdvertiseIp(): string {
   return '127.0.0.1'
 }
 
-function parseBool(value: string, where: string): boolean {
-  const v = value.trim().toLowerCase()
-  if (v === 'true' || v === '1' || v === 'yes' || v === '') return true
-  if (v === 'false' || v === '0' || v === 'no') return false
-  throw configError(where, `"${value}" is not true or false`)
+function parseBool(v: FlagValue): boolean {
+  const s = v.value.trim().toLowerCase()
+  if (s === 'true' || s === '1' || s === 'yes' || s === '') return true
+  if (s === 'false' || s === '0' || s === 'no') return false
+  throw configError(v.where, `"${v.value}" is not true or false`)
 }
 
-function parseDuration(value: string, where: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim())
-  if (!m) throw configError(where, `"${value}" is not a duration like 500ms, 10s or 1m`)
+/** `500ms`, `10s`, `1m`: a number with a unit. */
+function parseDuration(v: FlagValue): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.value.trim())
+  if (!m) {
+    const hint = /^\d+(\.\d+)?$/.test(v.value.trim()) ? ` (add a unit: ${v.value.trim()}s)` : ''
+    throw configError(v.where, `"${v.value}" is not a duration like 500ms, 10s or 1m${hint}`)
+  }
   const n = Number(m[1])
   return Math.round(m[2] === 'm' ? n * 60_000 : m[2] === 'ms' ? n : n * 1000)
+}
+
+function hostPort(v: FlagValue, opts: { defaultPort?: number; ipOnly?: boolean; listener?: boolean }): HostPort {
+  return parseHostPort(v.value, v.where, {
+    defaultPort: opts.defaultPort,
+    allowZero: opts.listener === true,
+    ipOnly: opts.ipOnly === true,
+    code: 'SHOAL_ERR_CONFIG',
+  })
 }
 
 /** Keys of a key file: one base64 key per line; blank lines and # comments ignored. */
@@ -157,34 +171,17 @@ export function readKeyFile(path: string): string[] {
 
 function checkKey(k: string, where: string): void {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(k) || Buffer.from(k, 'base64').length !== 32) {
-    throw configError(where, 'a gossip key must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)')
+    throw configError(where, 'a gossip key must be 32 bytes in base64 (`shoal keygen` makes one)')
   }
 }
 
-export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  let parsed: ReturnType<typeof parseArgs>
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.entries(FLAGS).map(([k, type]) => [k, { type }])) as Record<
-        string,
-        { type: 'string' | 'boolean' }
-      >,
-      strict: true,
-      allowPositionals: false,
-    })
-  } catch (err) {
-    throw new ShoalError('SHOAL_ERR_CONFIG', (err as Error).message.split('\n')[0]!)
-  }
-  const values = parsed.values as Record<string, string | boolean | undefined>
-  /** The value of a flag, else its variable; `where` names which one for errors. */
-  const get = (flag: FlagName): { value: string; where: string } | undefined => {
-    const v = values[flag]
-    if (v !== undefined) return { value: typeof v === 'boolean' ? String(v) : v, where: `--${flag}` }
-    const e = env[envName(flag)]
-    if (e !== undefined && e !== '') return { value: e, where: envName(flag) }
-    return undefined
-  }
+/**
+ * Parses `shoal agent` flags and variables. `--help` is the caller's business (see
+ * AGENT_USAGE). Throws SHOAL_ERR_CONFIG naming the flag or variable.
+ */
+export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, opts: { isTTY?: boolean } = {}): AgentConfig {
+  const flags = parseFlags('shoal agent', AGENT_FLAGS, argv, env)
+  const get = (flag: FlagName): FlagValue | undefined => flags.get(flag)
   const str = (flag: FlagName, dflt: string): string => get(flag)?.value ?? dflt
 
   const node = str('node', hostname())
@@ -192,14 +189,14 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     throw configError(get('node')?.where ?? '--node', `"${node}" is not a valid node name ([A-Za-z0-9._-], up to 128)`)
   }
   const bindIn = get('bind')
-  const bind = bindIn ? parseHostPort(bindIn.value, bindIn.where, 7946) : { host: '0.0.0.0', port: 7946 }
-  if (isIP(bind.host) === 0) throw configError(bindIn?.where ?? '--bind', `"${bind.host}" is not an IP address`)
+  const bind = bindIn
+    ? hostPort(bindIn, { defaultPort: DEFAULT_PORTS.gossip, ipOnly: true, listener: true })
+    : { host: '0.0.0.0', port: DEFAULT_PORTS.gossip }
 
   const advIn = get('advertise')
   let advertise: HostPort
   if (advIn) {
-    advertise = parseHostPort(advIn.value, advIn.where, bind.port)
-    if (isIP(advertise.host) === 0) throw configError(advIn.where, `"${advertise.host}" is not an IP address`)
+    advertise = hostPort(advIn, { defaultPort: bind.port, ipOnly: true, listener: true })
   } else {
     const ip = bind.host === '0.0.0.0' || bind.host === '::' ? detectAdvertiseIp() : bind.host
     advertise = { host: ip, port: bind.port }
@@ -211,13 +208,22 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean)
-        .map((s) => parseHostPort(s, joinIn.where, 7946))
+        .map((s) => hostPort({ value: s, where: joinIn.where }, { defaultPort: DEFAULT_PORTS.gossip }))
     : []
 
   const cluster = str('cluster', 'default')
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(cluster)) throw configError(get('cluster')!.where, `"${cluster}" is not a valid cluster name`)
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(cluster)) {
+    throw configError(get('cluster')?.where ?? '--cluster', `"${cluster}" is not a valid cluster name (1-64 characters of [A-Za-z0-9._-])`)
+  }
 
   const keyIn = get('key')
+  const keyFile = get('key-file')?.value
+  if (keyIn && keyFile !== undefined) {
+    throw configError(
+      `${keyIn.where} and ${get('key-file')!.where}`,
+      'give the keys one way: --key (fixed) or --key-file (re-read on change), not both',
+    )
+  }
   const keys = keyIn
     ? keyIn.value
         .split(',')
@@ -225,7 +231,6 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
         .filter(Boolean)
     : []
   keys.forEach((k, i) => checkKey(k, `${keyIn!.where} (key ${i + 1})`))
-  const keyFile = get('key-file')?.value
   if (keyFile !== undefined) readKeyFile(keyFile)
 
   const profile = str('profile', 'lan')
@@ -235,38 +240,59 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const discIn = get('discovery')
   const discovery: Array<'docker' | 'static'> = []
-  for (const d of (discIn?.value ?? 'docker')
+  const named = (discIn?.value ?? 'docker')
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean)) {
-    if (d === 'none') continue
-    if (d !== 'docker' && d !== 'static') throw configError(discIn!.where, `"${d}" is not docker, static or none`)
-    if (!discovery.includes(d)) discovery.push(d)
+    .filter(Boolean)
+  for (const d of named) {
+    if (d !== 'docker' && d !== 'static' && d !== 'none') throw configError(discIn!.where, `"${d}" is not docker, static or none`)
+    if (d === 'none' && named.length > 1)
+      throw configError(discIn!.where, `"none" cannot be combined with other sources (got "${discIn!.value}")`)
+    if (d !== 'none' && !discovery.includes(d)) discovery.push(d)
   }
-  const staticPath = get('static')?.value
-  if (staticPath !== undefined && !discovery.includes('static')) discovery.push('static')
-  if (discovery.includes('static') && staticPath === undefined) {
+  const staticIn = get('static')
+  if (staticIn && !discovery.includes('static')) {
+    // Without --discovery, --static adds static discovery to the default; a list that leaves
+    // static out (none, docker) contradicts it.
+    if (discIn)
+      throw configError(
+        `${staticIn.where} with ${discIn.where} ${discIn.value}`,
+        `the discovery list leaves out static; add it (--discovery ${discovery.concat('static').join(',')}) or drop ${staticIn.where}`,
+      )
+    discovery.push('static')
+  }
+  if (discovery.includes('static') && staticIn === undefined) {
     throw configError(discIn?.where ?? '--discovery', 'static discovery needs --static PATH')
+  }
+  const dockerNetIn = get('docker-network')
+  if (dockerNetIn && !discovery.includes('docker'))
+    throw configError(dockerNetIn.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
+  const dockerHostIn = get('docker-host')
+  if (dockerHostIn && dockerHostIn.where.startsWith('--') && !discovery.includes('docker')) {
+    throw configError(dockerHostIn.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
   }
 
   const xdsIn = get('xds')
-  const xds = xdsIn ? parseHostPort(xdsIn.value, xdsIn.where) : { host: '127.0.0.1', port: 7776 }
+  const xds = xdsIn ? hostPort(xdsIn, { listener: true }) : { host: '127.0.0.1', port: DEFAULT_PORTS.xds }
   const httpIn = get('http')
-  const http = httpIn ? parseHostPort(httpIn.value, httpIn.where) : { host: '127.0.0.1', port: 7777 }
+  const http = httpIn ? hostPort(httpIn, { listener: true }) : { host: '127.0.0.1', port: DEFAULT_PORTS.http }
 
   const envoyBind = str('envoy-bind', '127.0.0.1')
   if (isIP(envoyBind) === 0) throw configError(get('envoy-bind')!.where, `"${envoyBind}" is not an IP address`)
 
   const lot = get('leave-on-terminate')
-  const leaveOnTerminate = lot ? parseBool(lot.value, lot.where) : true
+  const leaveOnTerminate = lot ? parseBool(lot) : true
   const aec = get('allow-external-checks')
-  const allowExternalChecks = aec ? parseBool(aec.value, aec.where) : false
+  const allowExternalChecks = aec ? parseBool(aec) : false
 
   const logLevel = str('log-level', 'info')
   if (!LOG_LEVELS.includes(logLevel)) throw configError(get('log-level')!.where, `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
+  const lf = get('log-format')
+  const logFormat = lf ? lf.value : (opts.isTTY ?? process.stdout.isTTY) ? 'pretty' : 'json'
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw configError(lf!.where, `"${lf!.value}" is not json or pretty`)
 
   const rt = get('ready-timeout')
-  const readyTimeoutMs = rt ? parseDuration(rt.value, rt.where) : profile === 'local' ? 1000 : 5000
+  const readyTimeoutMs = rt ? parseDuration(rt) : profile === 'local' ? 1000 : 5000
 
   const cfg: AgentConfig = {
     node,
@@ -283,14 +309,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     leaveOnTerminate,
     allowExternalChecks,
     logLevel,
+    logFormat,
     readyTimeoutMs,
   }
   if (keyFile !== undefined) cfg.keyFile = keyFile
-  if (staticPath !== undefined) cfg.static = staticPath
-  const dh = get('docker-host')?.value
-  if (dh !== undefined) cfg.dockerHost = dh
-  const dn = get('docker-network')?.value
-  if (dn !== undefined) cfg.dockerNetwork = dn
+  if (staticIn !== undefined) cfg.static = staticIn.value
+  if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value
+  if (dockerNetIn !== undefined) cfg.dockerNetwork = dockerNetIn.value
   const tok = get('api-token')?.value
   if (tok !== undefined) cfg.apiToken = tok
   return cfg

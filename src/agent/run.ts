@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js'
 import { createLogger } from '../log.js'
 import { isShoalError } from '../errors.js'
 import { parseAgentConfig } from './config.js'
@@ -11,10 +12,16 @@ export async function runAgent(argv: string[]): Promise<number> {
   let agent: Agent
   try {
     const config = parseAgentConfig(argv, process.env)
-    agent = new Agent(config, { logger: createLogger(config.logLevel) })
+    const logger = createLogger({ level: config.logLevel, format: config.logFormat })
+    // grpc-js writes its own lines to stderr (a failed bind prints one before our error line):
+    // they go to our log at debug, and our own errors say what happened.
+    const grpcLog = logger.child({ component: 'grpc-js' })
+    const line = (...a: unknown[]) => grpcLog.debug(a.map(String).join(' '))
+    grpc.setLogger({ error: line, info: line, debug: line } as Partial<Console> as Console)
+    agent = new Agent(config, { logger })
   } catch (err) {
     if (isShoalError(err)) {
-      process.stderr.write(`shoal: ${err.message}\n`)
+      process.stderr.write(`${err.message.startsWith('shoal ') ? '' : 'shoal: '}${err.message}\n`)
       return 2
     }
     throw err
@@ -40,10 +47,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
     process.on('SIGHUP', () => agent.reloadKeys())
-    agent.on('conflict', (info: { message?: string; name?: string; localAddr?: string; remoteAddr?: string }) => {
-      const line =
-        info.message ?? `node name "${info.name}" is already held by a live node at ${info.remoteAddr} (this node: ${info.localAddr})`
-      process.stderr.write(`shoal: ${line}; refusing to run\n`)
+    agent.on('conflict', (info) => {
+      process.stderr.write(`shoal: ${info.message}; refusing to run\n`)
       agent.stop({ leave: false }).then(
         () => finish(2),
         () => finish(2),

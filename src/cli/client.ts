@@ -65,7 +65,7 @@ export async function runClientCommand(cmd: ClientCommand, args: string[], opts:
       case 'drain':
       case 'undrain': {
         const id = args[0]
-        if (!id) throw new ClientFailure(`usage: shoal ${cmd} ID (an instance id, see "shoal services")`)
+        if (!id) throw new ClientFailure(`usage: shoal ${cmd} ID (an instance id, see \`shoal services\`)`)
         const body = (await request(base, `/api/instances/${encodeURIComponent(id)}/${cmd}`, opts, 'POST')) as { id: string; node: string }
         opts.out.write(
           opts.json ? JSON.stringify(body) + '\n' : `${cmd === 'drain' ? 'draining' : 'undrained'} ${body.id} on ${body.node}\n`,
@@ -84,6 +84,8 @@ export async function runClientCommand(cmd: ClientCommand, args: string[], opts:
 
 function agentUrl(raw: string): URL {
   let u: URL
+  // A bare HOST:PORT (as --http prints it) means http://HOST:PORT.
+  if (/^(\[[^\]]+\]|[^/:]+):\d+$/.test(raw)) raw = `http://${raw}`
   try {
     u = new URL(raw || DEFAULT_AGENT_URL)
   } catch {

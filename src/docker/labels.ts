@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import type { ContainerInspectInfo } from 'dockerode'
 import { CheckType, type CheckSpec, type DockerHealth } from '../health/types.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from '../registry/types.js'
+import { imageName, normaliseName } from '../registry/index.js'
 
 /** One port binding as Docker reports it: `HostIp` may be '', '0.0.0.0', '::' or an address. */
 export interface PortBinding {
@@ -73,28 +74,6 @@ const LABEL = {
 } as const
 const PORT_LABEL = /^(?:ServicePort_|shoal\.port\.)(.*)$/
 const SWARM_SERVICE = 'com.docker.swarm.service.name'
-
-/**
- * Normalise a service or image name to `[a-z0-9._-]`. An image reference loses its
- * registry, path, tag and digest first.
- *
- * @example
- *   normaliseName('reg.example:5000/team/App:1.2', true) // 'app'
- *   normaliseName('My Service') // 'my-service'
- */
-export function normaliseName(raw: string, isImage = false): string {
-  let s = raw.trim()
-  if (isImage) {
-    s = s.split('@')[0]!
-    s = s.slice(s.lastIndexOf('/') + 1)
-    const colon = s.indexOf(':')
-    if (colon >= 0) s = s.slice(0, colon)
-  }
-  return s
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, '-')
-    .replace(/^[-.]+|[-.]+$/g, '')
-}
 
 /** Turn `docker inspect` output into the facts the mapping reads. */
 export function factsFromInspect(info: ContainerInspectInfo): ContainerFacts {
@@ -170,7 +149,7 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
   let nameSource = ''
   if (nameLabel) [nameSource, name] = [nameLabel[0], normaliseName(nameLabel[1])]
   else if (labels[SWARM_SERVICE]) [nameSource, name] = [SWARM_SERVICE, normaliseName(labels[SWARM_SERVICE]!)]
-  else [nameSource, name] = ['image', normaliseName(c.image, true)]
+  else [nameSource, name] = ['image', imageName(c.image)]
   if (!name) {
     skip(nameSource, SkipReason.badName, 'container', `"${nameLabel?.[1] ?? c.image}" leaves no usable service name`)
     return { problems }

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events'
 import Dockerode from 'dockerode'
-import { Counter, type Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
+import { counter } from '../metrics.js'
 import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
 import type { Logger } from '../log.js'
-import type { LocalServiceSpec } from '../registry/types.js'
+import type { LocalServiceSpec, ServiceSource } from '../registry/types.js'
 import { ContainerHealthFeed } from './health-feed.js'
 import { parseDockerHost } from './host.js'
 import { factsFromInspect, mapContainer, type ContainerFacts } from './labels.js'
@@ -44,11 +45,6 @@ const ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_sta
 const GONE = new Set(['die', 'stop', 'destroy'])
 const INSPECT_CONCURRENCY = 8
 
-function counter(registry: Registry | undefined, name: string, help: string, labelNames: string[]): Counter<string> {
-  const existing = registry?.getSingleMetric(name) as Counter<string> | undefined
-  return existing ?? new Counter({ name, help, labelNames, registers: registry ? [registry] : [] })
-}
-
 /**
  * Discovers the services of the local Docker engine: lists the running containers, then
  * follows the event stream (no polling). When the engine is lost it reconnects with jittered
@@ -60,7 +56,8 @@ function counter(registry: Registry | undefined, name: string, help: string, lab
  *   src.on('change', (specs: LocalServiceSpec[]) => catalog.setLocal('docker', specs))
  *   src.start()
  */
-export class DockerSource extends EventEmitter {
+export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpec[]] }> implements ServiceSource {
+  readonly source = 'docker'
   /** Container health (Docker HEALTHCHECK) for the `Docker` check type. */
   readonly healthFeed: DockerHealthFeed
   private readonly feed = new ContainerHealthFeed()
@@ -99,19 +96,20 @@ export class DockerSource extends EventEmitter {
     this.graceMs = opts.graceMs ?? 60_000
     this.backoffMs = opts.backoffMs ?? 200
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000
-    this.events = counter(components.registry, 'shoal_docker_events_total', 'Docker container events handled, by action', ['action'])
-    this.resyncs = counter(
-      components.registry,
-      'shoal_docker_resyncs_total',
-      'Full resyncs with the Docker engine (start and every reconnect)',
-      [],
-    )
-    this.skipped = counter(
-      components.registry,
-      'shoal_docker_skipped_labels_total',
-      'Container labels or port bindings skipped, by reason',
-      ['reason'],
-    )
+    this.events = counter(components.registry, {
+      name: 'shoal_docker_events_total',
+      help: 'Docker container events handled, by action',
+      labelNames: ['action'],
+    })
+    this.resyncs = counter(components.registry, {
+      name: 'shoal_docker_resyncs_total',
+      help: 'Full resyncs with the Docker engine (start and every reconnect)',
+    })
+    this.skipped = counter(components.registry, {
+      name: 'shoal_docker_skipped_labels_total',
+      help: 'Container labels or port bindings skipped, by reason',
+      labelNames: ['reason'],
+    })
   }
 
   start(): void {

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { ShoalError } from '../errors.js'
+import { formatHostPort, parseHostPort } from '../address.js'
+import { isErrorCode, ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
@@ -97,19 +98,23 @@ const PUSH_PULL_MAX_INFLIGHT = 64
 const STREAM_FANOUT_CONCURRENCY = 8
 
 function addrKey(a: { addr?: string; host?: string; port: number }): string {
-  return `${a.addr ?? a.host}:${a.port}`
+  return formatHostPort({ host: (a.addr ?? a.host)!, port: a.port })
 }
 
-/** "host:port" or an Address; IPv6 as "[::1]:7946". */
+/** "host:port" or an Address; IPv6 as "[::1]:7946". Throws SHOAL_ERR_ADDRESS. */
 export function parseAddress(s: Address | string): Address {
   if (typeof s !== 'string') {
     if (typeof s?.host === 'string' && Number.isInteger(s.port) && s.port > 0 && s.port < 65536) return s
     throw new ShoalError('SHOAL_ERR_ADDRESS', `address ${JSON.stringify(s)} is not { host, port }`)
   }
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s.trim())
-  const port = m ? Number(m[3]) : NaN
-  if (!m || port < 1 || port > 65535) throw new ShoalError('SHOAL_ERR_ADDRESS', `address "${s}" is not HOST:PORT`)
-  return { host: (m[1] ?? m[2])!, port }
+  return parseHostPort(s, 'gossip address')
+}
+
+/** An error a peer answered with: its code when it is one of ours, else a decode error naming it. */
+function remoteError(code: string, message: string): ShoalError {
+  return isErrorCode(code)
+    ? new ShoalError(code, message)
+    : new ShoalError('SHOAL_ERR_DECODE', `${message} (unknown code ${JSON.stringify(code)})`)
 }
 
 export class Gossip extends EventEmitter<GossipEvents> {
@@ -339,7 +344,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (!this.running || !n || n === this.self) throw new ShoalError('SHOAL_ERR_UNKNOWN_NODE', `request: no member "${node}" to ask`)
     const resp = await this.streamRequest(n, encodeMessage({ type: MessageType.appRequest, from: this.self.name, payload }), timeoutMs)
     if (resp.type === MessageType.appResponse) return resp.payload
-    if (resp.type === MessageType.error) throw new ShoalError(resp.code, `request to ${node}: ${resp.message}`)
+    if (resp.type === MessageType.error) throw remoteError(resp.code, `request to ${node}: ${resp.message}`)
     throw new ShoalError('SHOAL_ERR_DECODE', `request to ${node}: unexpected answer ${MessageTypeName[resp.type]}`)
   }
 
@@ -1017,7 +1022,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
           `node name "${this.self.name}" is already held by a live node at ${remote}; this node at ${addrKey(this.self)} cannot join with it`,
         )
       }
-      if (resp.type === MessageType.error) throw new ShoalError(resp.code, `push-pull with ${addrKey(to)}: ${resp.message}`)
+      if (resp.type === MessageType.error) throw remoteError(resp.code, `push-pull with ${addrKey(to)}: ${resp.message}`)
       if (resp.type !== MessageType.pushPull)
         throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
       this.mergeRemote(resp.members, resp.from)

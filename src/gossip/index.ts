@@ -15,7 +15,7 @@ export type { SimNetworkOptions, SimHostStats, SimTap, SimFilter, SimTrafficKind
 export { Keyring } from './keyring.js'
 export { Wire, WIRE_VERSION } from './wire.js'
 export type { WireStats } from './wire.js'
-export { MemberState } from './types.js'
+export { MemberState, MEMBER_EVENTS } from './types.js'
 export type {
   Address,
   Clock,
@@ -24,6 +24,7 @@ export type {
   PacketHandler,
   RequestHandler,
   Member,
+  MemberEvent,
   StateDelegate,
   GossipEvents,
   GossipStats,

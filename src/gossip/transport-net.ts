@@ -3,6 +3,7 @@
  * A stream carries one exchange: the request as a frame (4-byte big-endian length, then
  * the bytes), the response as a frame, then both sides close.
  */
+import { formatHostPort, listenError } from '../address.js'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { ShoalError } from '../errors.js'
@@ -75,9 +76,7 @@ function frame(data: Uint8Array): Buffer {
   return out
 }
 
-function fmt(a: Address): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-}
+const fmt = formatHostPort
 
 /**
  * @example
@@ -239,7 +238,7 @@ export class NetTransport implements Transport {
       try {
         port = await listen(tcp, wanted.host, wanted.port)
       } catch (err) {
-        throw new ShoalError('SHOAL_ERR_BIND', `cannot listen on TCP ${fmt(wanted)}: ${(err as Error).message}`, { cause: err })
+        throw listenError('', wanted, err)
       }
       const udp = dgram.createSocket(net.isIPv6(wanted.host) ? 'udp6' : 'udp4')
       try {
@@ -250,9 +249,7 @@ export class NetTransport implements Transport {
         await new Promise<void>((r) => tcp.close(() => r()))
         // With port 0 the kernel gave TCP a port UDP cannot have: try another one.
         if (wanted.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
-        throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP ${fmt({ host: wanted.host, port })}: ${(err as Error).message}`, {
-          cause: err,
-        })
+        throw listenError('', { host: wanted.host, port }, err)
       }
       tcp.on('error', (err) => this.log.warn({ err }, 'TCP listener error'))
       udp.on('error', (err) => {

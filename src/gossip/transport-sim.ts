@@ -3,6 +3,7 @@
  * latency, jitter, loss, partitions, crashed hosts and a per-packet filter to delay,
  * duplicate or drop. Every delivery is a VirtualClock timer.
  */
+import { formatHostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { VirtualClock } from '../clock.js'
@@ -65,9 +66,7 @@ interface SimHost {
   stats: SimHostStats
 }
 
-function key(a: Address): string {
-  return `${a.host}:${a.port}`
-}
+const key = (a: Address): string => formatHostPort(a)
 
 /**
  * @example

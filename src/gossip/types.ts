@@ -4,12 +4,12 @@
  * services; the registry talks to it only through these shapes and `Gossip` (index.ts).
  */
 
+import type { HostPort } from '../address.js'
+
 export type { Clock, Timer } from '../clock.js'
 
-export interface Address {
-  host: string
-  port: number
-}
+/** A member's or socket's address: the project's one HOST:PORT type. */
+export type Address = HostPort
 
 /** The handler of a stream request: answer with bytes, or undefined to close without answer. */
 export type RequestHandler = (data: Uint8Array, from: Address) => Promise<Uint8Array | undefined>
@@ -70,6 +70,10 @@ export interface StateDelegate {
   localState(join: boolean): Uint8Array
   mergeRemoteState(data: Uint8Array, join: boolean, from: Member): void
 }
+
+/** The membership events of `Gossip`, the one list consumers subscribe to (GossipEvents below). */
+export const MEMBER_EVENTS = ['join', 'update', 'suspect', 'alive', 'dead', 'left'] as const
+export type MemberEvent = (typeof MEMBER_EVENTS)[number]
 
 /** Events of `Gossip` (an EventEmitter). */
 export interface GossipEvents {

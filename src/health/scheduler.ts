@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { Counter, type Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
+import { counter } from '../metrics.js'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { externalCheck } from './check-external.js'
@@ -62,7 +63,7 @@ interface Entry {
  *   hs.set('abc123def456', { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 80 }}/' }, { host: '10.0.0.5', ports })
  *   hs.start()
  */
-export class HealthScheduler extends EventEmitter {
+export class HealthScheduler extends EventEmitter<{ change: [id: string, status: CheckStatus] }> {
   private readonly opts: Required<HealthSchedulerOptions>
   private readonly log: Logger
   private readonly feed: DockerHealthFeed | undefined
@@ -82,16 +83,11 @@ export class HealthScheduler extends EventEmitter {
     }
     this.log = components.logger.child({ component: 'health' })
     this.feed = components.dockerHealth
-    const name = 'shoal_health_checks_total'
-    const existing = components.registry?.getSingleMetric(name)
-    this.checks =
-      (existing as Counter<'type' | 'result'> | undefined) ??
-      new Counter({
-        name,
-        help: 'Health check runs by check type and result (pass, fail, timeout, unknown, refused, error)',
-        labelNames: ['type', 'result'],
-        registers: components.registry ? [components.registry] : [],
-      })
+    this.checks = counter(components.registry, {
+      name: 'shoal_health_checks_total',
+      help: 'Health check runs by check type and result (pass, fail, timeout, unknown, refused, error)',
+      labelNames: ['type', 'result'],
+    })
   }
 
   /** Add or replace the check of instance `id`. The same spec and context again changes nothing. */

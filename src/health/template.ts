@@ -1,3 +1,4 @@
+import { formatHost } from '../address.js'
 import { ShoalError } from '../errors.js'
 import type { CheckContext } from './types.js'
 
@@ -6,7 +7,7 @@ export type { CheckContext }
 const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/g
 
 /**
- * Expand `{{ host }}`, `{{ container }}` and `{{ tcp N }}` in a check's args.
+ * Expand `{{ host }}` (an IPv6 address in brackets), `{{ container }}` and `{{ tcp N }}` in a check's args.
  * `tcp N` names a container port and becomes the port where that container port is
  * reachable (for a static entry without container ports: an entry whose port is N).
  *
@@ -17,7 +18,8 @@ const TEMPLATE = /\{\{\s*([^}]*?)\s*\}\}/g
 export function renderTemplate(args: string, ctx: CheckContext): string {
   return args.replace(TEMPLATE, (_m, expr: string) => {
     const words = expr.split(/\s+/)
-    if (words[0] === 'host' && words.length === 1) return ctx.host
+    // IPv6 in brackets, so `http://{{ host }}:{{ tcp 80 }}/` and `{{ host }}:5432` stay valid.
+    if (words[0] === 'host' && words.length === 1) return formatHost(ctx.host)
     if (words[0] === 'container' && words.length === 1) {
       if (!ctx.containerId)
         throw new ShoalError('SHOAL_ERR_CHECK_TEMPLATE', `check args "${args}": {{ container }} used on an instance without a container`)

@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { GossipStats, Member } from '../gossip/types.js'
 import { MemberState } from '../gossip/types.js'
 import type { CatalogView, HostState } from '../registry/types.js'
-import { ServiceStatus } from '../registry/types.js'
+import { liveRecordsOf, ServiceStatus } from '../registry/types.js'
 
 const memberStates = Object.values(MemberState)
 const serviceStatuses = Object.values(ServiceStatus)
@@ -109,10 +109,7 @@ export function registerCatalogMetrics(registry: Registry, catalog: CatalogView)
     registers: [registry],
     collect() {
       const counts = new Map<string, number>(serviceStatuses.map((s) => [s, 0]))
-      for (const h of catalog.snapshot().hosts) {
-        if (h.state !== 'alive' && h.state !== 'suspect') continue
-        for (const r of h.services) if (r.bootId === h.bootId) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
-      }
+      for (const h of catalog.snapshot().hosts) for (const r of liveRecordsOf(h)) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
       for (const [status, n] of counts) this.set({ status }, n)
     },
   })

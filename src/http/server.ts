@@ -6,23 +6,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { Counter, Gauge, type Registry } from 'prom-client'
-import { isShoalError, ShoalError } from '../errors.js'
+import type { Counter, Gauge, Registry } from 'prom-client'
+import { counter, gauge } from '../metrics.js'
+import { listenError, type HostPort } from '../address.js'
+import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { Member } from '../gossip/types.js'
+import { MEMBER_EVENTS, type Member, type MemberEvent } from '../gossip/types.js'
 import type { CatalogEvent, CatalogView } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
 import { memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
 import { WatchHub } from './watch.js'
 
-/** Membership events the endpoint forwards to watchers. */
-export const MEMBER_EVENTS = ['join', 'update', 'suspect', 'alive', 'dead', 'left'] as const
-export type MemberEventName = (typeof MEMBER_EVENTS)[number]
-
 export interface HttpServerOptions {
-  /** HOST:PORT to listen on (`127.0.0.1:7777`; port 0 picks a free port). */
-  bind: string
+  /** Address to listen on (`127.0.0.1:7777`; port 0 picks a free port). */
+  bind: HostPort
   /** When set, drain/undrain need `Authorization: Bearer <apiToken>`; else loopback callers only. */
   apiToken?: string
   cluster: string
@@ -44,8 +42,8 @@ export interface HttpServerOptions {
 /** The membership surface the endpoint reads (Gossip satisfies it). */
 export interface MembershipView {
   members(): Member[]
-  on(ev: MemberEventName, fn: (m: Member) => void): unknown
-  off(ev: MemberEventName, fn: (m: Member) => void): unknown
+  on(ev: MemberEvent, fn: (m: Member) => void): unknown
+  off(ev: MemberEvent, fn: (m: Member) => void): unknown
 }
 
 /** Drain control of local instances (LocalServices); throws SHOAL_ERR_NOT_FOUND or SHOAL_ERR_UNKNOWN_INSTANCE (404), SHOAL_ERR_NOT_LOCAL (403). */
@@ -102,7 +100,7 @@ export class HttpServer {
   private starting: Promise<{ port: number }> | undefined
   private stopping: Promise<void> | undefined
   private unsubscribeCatalog: (() => void) | undefined
-  private readonly memberListeners = new Map<MemberEventName, (m: Member) => void>()
+  private readonly memberListeners = new Map<MemberEvent, (m: Member) => void>()
 
   constructor(
     private readonly opts: HttpServerOptions,
@@ -110,37 +108,16 @@ export class HttpServer {
   ) {
     this.log = c.logger.child({ component: 'http' })
     this.clock = c.clock ?? { now: () => performance.now(), wallNow: () => Date.now() }
-    this.requests = metric(
-      c.registry,
-      'shoal_http_requests_total',
-      () =>
-        new Counter({
-          name: 'shoal_http_requests_total',
-          help: 'HTTP requests answered, by route and status code (route "unmatched" for unknown paths).',
-          labelNames: ['route', 'code'],
-          registers: [c.registry],
-        }),
-    )
-    this.sseDropped = metric(
-      c.registry,
-      'shoal_http_watch_dropped_total',
-      () =>
-        new Counter({
-          name: 'shoal_http_watch_dropped_total',
-          help: '/api/watch readers dropped because they stopped reading.',
-          registers: [c.registry],
-        }),
-    )
-    this.sseClients = metric(
-      c.registry,
-      'shoal_http_watch_clients',
-      () =>
-        new Gauge({
-          name: 'shoal_http_watch_clients',
-          help: 'Open /api/watch streams.',
-          registers: [c.registry],
-        }),
-    )
+    this.requests = counter(c.registry, {
+      name: 'shoal_http_requests_total',
+      help: 'HTTP requests answered, by route and status code (route "unmatched" for unknown paths).',
+      labelNames: ['route', 'code'],
+    })
+    this.sseDropped = counter(c.registry, {
+      name: 'shoal_http_watch_dropped_total',
+      help: '/api/watch readers dropped because they stopped reading.',
+    })
+    this.sseClients = gauge(c.registry, { name: 'shoal_http_watch_clients', help: 'Open /api/watch streams.' })
     this.hub = new WatchHub(
       this.log,
       { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
@@ -156,14 +133,13 @@ export class HttpServer {
   }
 
   private async doStart(): Promise<{ port: number }> {
-    const { host, port } = parseBind(this.opts.bind)
+    const { host, port } = this.opts.bind
     this.assets = await loadUiAssets(this.opts.uiDir ?? defaultUiDir())
     const server = createServer((req, res) => this.handle(req, res))
     server.keepAliveTimeout = 5_000
     this.server = server
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void =>
-        reject(new ShoalError('SHOAL_ERR_HTTP_BIND', `--http: cannot listen on ${this.opts.bind}: ${err.message}`, { cause: err }))
+      const onError = (err: Error): void => reject(listenError('', this.opts.bind, err))
       server.once('error', onError)
       server.listen(port, host, () => {
         server.off('error', onError)
@@ -394,17 +370,4 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body) + '\n'
   res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
-}
-
-/** The same metric object when a server is re-created on one registry (tests, restarts). */
-function metric<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make()
-}
-
-/** `127.0.0.1:7777`, `[::1]:0`, `0.0.0.0:80`. */
-export function parseBind(bind: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(bind.trim())
-  const port = m ? Number(m[3]) : NaN
-  if (!m || port > 65535) throw new ShoalError('SHOAL_ERR_CONFIG', `--http: "${bind}" is not HOST:PORT`)
-  return { host: (m[1] ?? m[2])!, port }
 }

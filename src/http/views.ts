@@ -3,6 +3,7 @@
  * member list. Shoal's own camelCase with string statuses; the UI and `shoal` client
  * commands read exactly these.
  */
+import { formatHostPort } from '../address.js'
 import type { Member, MemberState } from '../gossip/types.js'
 import type { CatalogSnapshot, HostView, ServiceRecord, ServiceStatus } from '../registry/types.js'
 import { liveRecords } from '../registry/types.js'
@@ -91,7 +92,7 @@ export function stateView(snap: CatalogSnapshot, node: string): StateView {
 export function memberView(m: Member, toWall: (monotonicMs: number) => number): MemberView {
   return {
     name: m.name,
-    address: formatHostPort(m.addr, m.port),
+    address: formatHostPort({ host: m.addr, port: m.port }),
     state: m.state,
     incarnation: m.incarnation,
     bootId: m.bootId,
@@ -135,9 +136,4 @@ export function servicesView(snap: CatalogSnapshot, node: string, members: Membe
 export function oneServiceView(snap: CatalogSnapshot, node: string, name: string): OneServiceView | undefined {
   const svc = groupServices(snap).find((s) => s.name === name)
   return svc && { cluster: snap.cluster, node, seq: snap.seq, ...svc }
-}
-
-/** `10.0.0.1:7946`, `[::1]:7946`. */
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }

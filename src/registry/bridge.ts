@@ -6,17 +6,15 @@
  * only newer or missing records come back; membership events drive host visibility. A join's
  * push-pull carries the per-owner digest directly, saving the joiner a round trip.
  */
+import { formatHostPort } from '../address.js'
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { Member, StateDelegate } from '../gossip/types.js'
+import { MEMBER_EVENTS, type Member, type MemberEvent, type StateDelegate } from '../gossip/types.js'
 import type { Logger } from '../log.js'
 import type { Catalog, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
 import type { ServiceRecord } from './types.js'
 import { decodeMessage, encodeMessage, MsgType, SUMMARY_HASH_BYTES, type RegistryMessage } from './wire.js'
-
-/** The member events the bridge listens to. */
-export const MembershipEvents = ['join', 'update', 'alive', 'suspect', 'dead', 'left'] as const
 
 /**
  * The part of `Gossip` (src/gossip) the bridge uses. Declared here so the registry depends
@@ -30,8 +28,8 @@ export interface GossipLike {
   request(node: string, payload: Uint8Array, timeoutMs?: number): Promise<Uint8Array>
   onRequest(handler: (payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array): void
   members(): Member[]
-  on(event: (typeof MembershipEvents)[number], listener: (m: Member) => void): unknown
-  off(event: (typeof MembershipEvents)[number], listener: (m: Member) => void): unknown
+  on(event: MemberEvent, listener: (m: Member) => void): unknown
+  off(event: MemberEvent, listener: (m: Member) => void): unknown
 }
 
 export interface GossipBridgeOptions {
@@ -73,7 +71,7 @@ export interface GossipBridgeStats {
  *   bridge.start()
  *   bridge.once('synced', () => ready())
  */
-export class GossipBridge extends EventEmitter {
+export class GossipBridge extends EventEmitter<{ synced: [] }> {
   readonly stats: GossipBridgeStats = {
     broadcastsSent: 0,
     messagesIn: 0,
@@ -122,7 +120,7 @@ export class GossipBridge extends EventEmitter {
     })
     this.gossip.onMessage((payload, from) => this.handleMessage(payload, from))
     this.gossip.onRequest((payload, from) => this.handleRequest(payload, from))
-    for (const ev of MembershipEvents) this.gossip.on(ev, this.onMember)
+    for (const ev of MEMBER_EVENTS) this.gossip.on(ev, this.onMember)
     for (const m of this.gossip.members()) this.memberChanged(m)
     this.unsubscribeLocal = this.catalog.onLocalChange((rec) => this.broadcast(rec))
     // Announce what we already hold (records written before start).
@@ -133,7 +131,7 @@ export class GossipBridge extends EventEmitter {
   stop(): void {
     if (!this.started) return
     this.started = false
-    for (const ev of MembershipEvents) this.gossip.off(ev, this.onMember)
+    for (const ev of MEMBER_EVENTS) this.gossip.off(ev, this.onMember)
     this.unsubscribeLocal?.()
     this.unsubscribeLocal = undefined
   }
@@ -357,6 +355,6 @@ export class GossipBridge extends EventEmitter {
   private memberChanged(m: Member): void {
     if (!this.started) return
     const bootId = m.meta.boot ?? m.bootId
-    this.catalog.setHost(m.name, { state: m.state, bootId, address: `${m.addr}:${m.port}` })
+    this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })
   }
 }

@@ -12,7 +12,17 @@ import { ShoalError } from '../errors.js'
 import type { Clock, Timer } from '../clock.js'
 import type { Logger } from '../log.js'
 import { compareVersions, Hlc } from './hlc.js'
-import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServicePortSpec, ServiceRecord, Version } from './types.js'
+import {
+  isUp,
+  type CatalogEvent,
+  type CatalogSnapshot,
+  type CatalogView,
+  type HostState,
+  type HostView,
+  type ServicePortSpec,
+  type ServiceRecord,
+  type Version,
+} from './types.js'
 
 /** What a local writer hands to `upsertLocal`: the owner stamps host, boot, version and time. */
 export type LocalRecord = Omit<ServiceRecord, 'host' | 'bootId' | 'version' | 'updated'>
@@ -93,10 +103,6 @@ interface HostEntry {
 
 const MAX_RETIRED = 16
 const MAX_PARKED_BOOTS = 4
-
-function isUp(state: HostState | undefined): boolean {
-  return state === 'alive' || state === 'suspect'
-}
 
 /** FNV-1a, 32 bits. */
 export function hash32(s: string): number {
@@ -666,42 +672,5 @@ export class Catalog implements CatalogView {
         this.log.warn({ err, event: ev.type }, 'catalog listener threw')
       }
     }
-  }
-}
-
-/**
- * Calls `fn` with a fresh snapshot on the first change at once, then at most once per `ms`
- * while changes keep coming (the last change is never lost). Returns a stop function that
- * cancels any pending call. For consumers such as xDS.
- *
- * @example
- *   const stop = debounce(catalog, 100, (snap) => pushToEnvoy(snap), clock)
- *   stop()
- */
-export function debounce(view: CatalogView, ms: number, fn: (snap: CatalogSnapshot) => void, clock: Clock): () => void {
-  let timer: Timer | undefined
-  let lastRun = -Infinity
-  let pending = false
-  let stopped = false
-  const run = (): void => {
-    timer = undefined
-    if (stopped || !pending) return
-    pending = false
-    lastRun = clock.now()
-    fn(view.snapshot())
-  }
-  const unsubscribe = view.subscribe(() => {
-    if (stopped) return
-    pending = true
-    if (timer) return
-    const wait = lastRun + ms - clock.now()
-    if (wait <= 0) run()
-    else timer = clock.setTimer(wait, run)
-  })
-  return () => {
-    stopped = true
-    unsubscribe()
-    timer?.cancel()
-    timer = undefined
   }
 }

@@ -4,7 +4,7 @@
  * @example
  *   import { Catalog, GossipBridge, LocalServices, StaticSource } from './registry/index.js'
  */
-export { Catalog, debounce } from './catalog.js'
+export { Catalog } from './catalog.js'
 export type { CatalogOptions, CatalogComponents, LocalRecord, OwnerDigest } from './catalog.js'
 export { GossipBridge } from './bridge.js'
 export type { GossipLike, GossipBridgeOptions, GossipBridgeStats } from './bridge.js'
@@ -12,13 +12,14 @@ export { LocalServices } from './local.js'
 export type { HealthLike, LocalServicesOptions } from './local.js'
 export { StaticSource, parseStaticServices } from './static.js'
 export type { StaticSourceOptions } from './static.js'
-export { normaliseName, staticInstanceId } from './names.js'
-export { ServiceStatus, ProxyMode, liveRecords } from './types.js'
+export { imageName, normaliseName, staticInstanceId } from './names.js'
+export { ServiceStatus, ProxyMode, isUp, liveRecords, liveRecordsOf } from './types.js'
 export type {
   ServicePortSpec,
   Version,
   ServiceRecord,
   LocalServiceSpec,
+  ServiceSource,
   HostState,
   HostView,
   CatalogSnapshot,

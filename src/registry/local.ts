@@ -20,7 +20,8 @@ export interface HealthLike {
   off(event: 'change', listener: (id: string, status: CheckStatus) => void): unknown
 }
 
-export type SourceName = LocalServiceSpec['source']
+/** A source's name (`docker`, `static`, ...). */
+export type SourceName = string
 
 export interface LocalServicesOptions {
   /** The IP health-check templates use for `{{ host }}` when an instance's ports name none. */
@@ -42,8 +43,9 @@ export class LocalServices {
   private readonly health: HealthLike
   private readonly log: Logger
   private readonly advertiseIp: string
+  /** Each source's set, in the order the sources were first set: an earlier source wins an id. */
   private readonly sources = new Map<SourceName, Map<string, LocalServiceSpec>>()
-  /** The spec in effect per id (the first source that names it wins: docker before static). */
+  /** The spec in effect per id (the first source that names it wins: the agent sets docker before static). */
   private readonly specs = new Map<string, LocalServiceSpec>()
   private readonly draining = new Set<string>()
   private started = false
@@ -122,8 +124,8 @@ export class LocalServices {
 
   private reconcile(): void {
     const next = new Map<string, LocalServiceSpec>()
-    for (const source of ['docker', 'static'] as const) {
-      for (const [id, s] of this.sources.get(source) ?? []) {
+    for (const [source, specs] of this.sources) {
+      for (const [id, s] of specs) {
         const prev = next.get(id)
         if (prev) {
           this.log.warn({ id, kept: prev.source, ignored: source }, 'instance id announced by two sources')

@@ -9,29 +9,41 @@ import type { ServicePortSpec } from './types.js'
 const MAX_NAME = 128
 
 /**
- * Normalises a service name. Something that looks like an image reference (it holds `/`,
- * `:` or `@`) is reduced to its repository's last path segment without tag or digest.
- * Returns '' when nothing usable is left: callers report that as an error.
+ * The one name rule (docs/architecture.md "Names"), for every source (a label, a static
+ * entry, a Swarm service name): lower case, every run of characters outside [a-z0-9._-] and
+ * every run of dashes becomes one `-`, dashes and dots are trimmed at both ends, and the
+ * result is cut to 128 characters. Returns '' when nothing usable is left: callers report
+ * that as an error naming the input.
  *
  * @example
- *   normaliseName('reg/app:1.2')                // 'app'
- *   normaliseName('registry:5000/team/Web App') // 'web-app'
- *   normaliseName('My_Service')                 // 'my_service'
+ *   normaliseName('My Service')  // 'my-service'
+ *   normaliseName('team/web')    // 'team-web'
+ *   normaliseName('web:1')       // 'web-1'
  */
 export function normaliseName(s: string): string {
-  let n = s.trim()
-  if (/[/:@]/.test(n)) {
-    n = n.split('@')[0]!
-    const segments = n.split('/')
-    n = segments[segments.length - 1]!
-    n = n.split(':')[0]!
-  }
-  n = n
+  const n = s
+    .trim()
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
     .replace(/-{2,}/g, '-')
     .replace(/^[-.]+|[-.]+$/g, '')
   return n.slice(0, MAX_NAME).replace(/[-.]+$/g, '')
+}
+
+/**
+ * The service name an image reference stands for when nothing names the service: the
+ * repository's last path segment without registry, tag or digest, then normaliseName.
+ *
+ * @example
+ *   imageName('registry:5000/team/Web App:1.2') // 'web-app'
+ *   imageName('nginx@sha256:abc')               // 'nginx'
+ */
+export function imageName(ref: string): string {
+  let n = ref.trim().split('@')[0]!
+  n = n.slice(n.lastIndexOf('/') + 1)
+  const colon = n.indexOf(':')
+  if (colon >= 0) n = n.slice(0, colon)
+  return normaliseName(n)
 }
 
 /**

@@ -22,8 +22,8 @@ import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
 import { CheckType } from '../health/types.js'
 import type { Logger } from '../log.js'
-import { normaliseName, staticInstanceId } from './names.js'
-import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from './types.js'
+import { imageName, normaliseName, staticInstanceId } from './names.js'
+import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
 const proxyModes = new Set<string>(Object.values(ProxyMode))
@@ -110,7 +110,7 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
   if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
   const rawName = optString(p, `${w}.name`, e.name)
   const image = optString(p, `${w}.image`, e.image) ?? ''
-  const name = normaliseName(rawName ?? image)
+  const name = rawName !== undefined ? normaliseName(rawName) : imageName(image)
   if (!name)
     p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
   if (!Array.isArray(e.ports) || e.ports.length === 0) p.fail(`${w}.ports`, `must be a non-empty array (got ${describe(e.ports)})`)
@@ -154,7 +154,7 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
   if (!isObj(s)) p.fail(sw, `must be an object (got ${describe(s)})`)
   const rawName = optString(p, `${sw}.Name`, s.Name)
   const image = optString(p, `${sw}.Image`, s.Image) ?? ''
-  const name = normaliseName(rawName || image)
+  const name = rawName ? normaliseName(rawName) : imageName(image)
   if (!name)
     p.fail(
       `${sw}.Name`,
@@ -253,7 +253,8 @@ export interface StaticSourceStats {
  *   await src.start()
  *   local.setSource('static', src.services())
  */
-export class StaticSource extends EventEmitter {
+export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpec[]] }> implements ServiceSource {
+  readonly source = 'static'
   readonly stats: StaticSourceStats = { loads: 0, rejected: 0 }
   private readonly opts: Required<StaticSourceOptions>
   private readonly log: Logger

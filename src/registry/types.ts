@@ -3,6 +3,7 @@
  * consumers (xDS, HTTP) read. The registry knows nothing about sockets or protobuf.
  */
 import type { CheckSpec } from '../health/types.js'
+import type { Startable } from '../lifecycle.js'
 
 export const ServiceStatus = {
   alive: 'alive',
@@ -80,7 +81,26 @@ export interface LocalServiceSpec {
   check?: CheckSpec
   /** Container id (full) for Docker instances: the `Docker` check and `{{ container }}` use it. */
   containerId?: string
-  source: 'docker' | 'static'
+  /** The source that found it (`docker`, `static`, ...): LocalServices keeps one set per source. */
+  source: string
+}
+
+/**
+ * A discovery source (the Docker engine, the static file, the next ones): what it says
+ * runs on this host, and a `change` event with the whole new set whenever that changes.
+ * The agent starts each source after its servers and stops it before them.
+ *
+ * @example
+ *   source.on('change', (specs) => local.setSource(source.source, specs))
+ *   await source.start()
+ *   local.setSource(source.source, source.services())
+ */
+export interface ServiceSource extends Startable {
+  /** The source's name, the `source` field of its specs. */
+  readonly source: string
+  /** What the source says runs here now. */
+  services(): LocalServiceSpec[]
+  on(event: 'change', listener: (specs: LocalServiceSpec[]) => void): unknown
 }
 
 export type HostState = 'alive' | 'suspect' | 'dead' | 'left'
@@ -118,12 +138,25 @@ export interface CatalogView {
   subscribe(listener: (ev: CatalogEvent) => void): () => void
 }
 
-/** Records that are served and listed as live: owner alive or suspect, current boot, not a tombstone. */
+/**
+ * The liveness rule (docs/architecture.md "Visibility"), the one place it is written: a host
+ * is up while membership says it is alive or suspect.
+ */
+export function isUp(state: HostState | undefined): boolean {
+  return state === 'alive' || state === 'suspect'
+}
+
+/** A host's live records: the host is up, the record is of its current boot and not a tombstone. */
+export function liveRecordsOf(h: HostView): ServiceRecord[] {
+  if (!isUp(h.state)) return []
+  const out: ServiceRecord[] = []
+  for (const r of h.services) if (r.status !== 'tombstone' && r.bootId === h.bootId) out.push(r)
+  return out
+}
+
+/** Records that are served and listed as live, over every host (liveRecordsOf each). */
 export function liveRecords(snap: CatalogSnapshot): ServiceRecord[] {
   const out: ServiceRecord[] = []
-  for (const h of snap.hosts) {
-    if (h.state !== 'alive' && h.state !== 'suspect') continue
-    for (const r of h.services) if (r.status !== 'tombstone' && r.bootId === h.bootId) out.push(r)
-  }
+  for (const h of snap.hosts) for (const r of liveRecordsOf(h)) out.push(r)
   return out
 }

@@ -2,28 +2,28 @@
  * Bootstrap documents that point a client at the agent's ADS server
  * (`shoal envoy-bootstrap`, `shoal grpc-bootstrap`).
  */
-import { ShoalError } from '../errors.js'
+import { parseHostPort } from '../address.js'
 
-function checkAddress(xdsAddress: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(xdsAddress)
-  const port = m ? Number(m[2]) : NaN
-  if (!m || !(port > 0 && port < 65536)) throw new ShoalError('SHOAL_ERR_XDS_ADDRESS', `xDS address "${xdsAddress}" is not HOST:PORT`)
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port }
+/** An address a bootstrap names; `flag` (the CLI flag that sets it) in errors. */
+function checkAddress(address: string, flag = '--xds'): { host: string; port: number } {
+  return parseHostPort(address, flag)
 }
 
 /**
  * An Envoy v3 bootstrap: node id and cluster, LDS and CDS over ADS (gRPC) from the agent,
- * admin on 127.0.0.1:9901.
+ * and the admin listener (default 127.0.0.1:9901; Prometheus scrapes its /stats/prometheus).
+ * Throws SHOAL_ERR_ADDRESS naming `--xds` or `--admin`.
  *
  * @example
- *   JSON.stringify(envoyBootstrap({ nodeId: 'web-1', cluster: 'default', xdsAddress: '127.0.0.1:7776' }))
+ *   JSON.stringify(envoyBootstrap({ nodeId: 'web-1', cluster: 'default', xdsAddress: '127.0.0.1:7776', adminAddress: '0.0.0.0:9901' }))
  */
-export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress: string }): object {
+export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress: string; adminAddress?: string }): object {
   const { host, port } = checkAddress(o.xdsAddress)
+  const admin = checkAddress(o.adminAddress ?? '127.0.0.1:9901', '--admin')
   const ads = { ads: {}, resource_api_version: 'V3' }
   return {
     node: { id: o.nodeId, cluster: o.cluster },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
+    admin: { address: { socket_address: { address: admin.host, port_value: admin.port } } },
     dynamic_resources: {
       ads_config: {
         api_type: 'GRPC',

@@ -4,7 +4,7 @@
  * by identity, so a change costs work in proportion to the ServicePorts it touched, not to
  * the catalog. Consumers (one per node kind) each drain their own set of changed ServicePorts.
  */
-import type { CatalogSnapshot, HostView, ServiceRecord } from '../registry/types.js'
+import { liveRecordsOf, type CatalogSnapshot, type HostView, type ServiceRecord } from '../registry/types.js'
 import { compareInstances, instancesOf, type Instance, type ServicePortConflict, type ServicePortGroup } from './resources.js'
 
 interface HostState {
@@ -13,13 +13,6 @@ interface HostState {
   services: readonly ServiceRecord[]
   /** Live records of this host (alive or suspect host, not tombstoned, of its current boot). */
   live: ServiceRecord[]
-}
-
-function liveOf(h: HostView): ServiceRecord[] {
-  if (h.state !== 'alive' && h.state !== 'suspect') return []
-  const out: ServiceRecord[] = []
-  for (const r of h.services) if (r.status !== 'tombstone' && r.bootId === h.bootId) out.push(r)
-  return out
 }
 
 function sameList(a: readonly ServiceRecord[], b: readonly ServiceRecord[]): boolean {
@@ -74,7 +67,7 @@ export class GroupIndex {
       seen.add(h.name)
       const prev = this.hosts.get(h.name)
       if (prev && prev.services === h.services && prev.state === h.state && prev.bootId === h.bootId) continue
-      const live = liveOf(h)
+      const live = liveRecordsOf(h)
       const old = prev?.live ?? []
       this.hosts.set(h.name, { state: h.state, bootId: h.bootId, services: h.services, live })
       if (sameList(old, live)) continue

@@ -8,9 +8,10 @@
  */
 import * as grpc from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { counter, gauge, histogram } from '../metrics.js'
 import type { Logger } from '../log.js'
-import { ShoalError } from '../errors.js'
+import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
 import { encodeDiscoveryResponse, loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
@@ -19,7 +20,7 @@ import { SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource }
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
-  bind: string
+  bind: HostPort
   /** IP the Envoy listeners bind (`--envoy-bind`). */
   envoyBind: string
   /** At most one catalog-driven push per client per this many ms (default 100). */
@@ -155,35 +156,31 @@ export class XdsServer {
     this.log = components.logger.child({ component: 'xds' })
     this.clock = components.clock ?? new RealClock()
     this.minInterval = opts.minPushIntervalMs ?? 100
-    const registers = [components.registry ?? new Registry()]
+    const registry = components.registry
     this.m = {
-      clients: new Gauge({ name: 'shoal_xds_connected_clients', help: 'Connected ADS streams', registers }),
-      pushes: new Counter({ name: 'shoal_xds_pushes_total', help: 'DiscoveryResponses sent', labelNames: ['type'], registers }),
-      acks: new Counter({ name: 'shoal_xds_acks_total', help: 'ACKs received', labelNames: ['type'], registers }),
-      nacks: new Counter({ name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'], registers }),
-      invalid: new Counter({
+      clients: gauge(registry, { name: 'shoal_xds_connected_clients', help: 'Connected ADS streams' }),
+      pushes: counter(registry, { name: 'shoal_xds_pushes_total', help: 'DiscoveryResponses sent', labelNames: ['type'] }),
+      acks: counter(registry, { name: 'shoal_xds_acks_total', help: 'ACKs received', labelNames: ['type'] }),
+      nacks: counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'] }),
+      invalid: counter(registry, {
         name: 'shoal_xds_invalid_resources_total',
         help: 'Resources that failed validation and were not served',
         labelNames: ['type'],
-        registers,
       }),
-      badRequests: new Counter({
+      badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
         help: 'DiscoveryRequests ignored',
         labelNames: ['reason'],
-        registers,
       }),
-      conflicts: new Gauge({
+      conflicts: gauge(registry, {
         name: 'shoal_xds_serviceport_conflicts',
         help: 'ServicePorts claimed by more than one service name',
-        registers,
       }),
-      latency: new Histogram({
+      latency: histogram(registry, {
         name: 'shoal_xds_push_latency_seconds',
         help: 'Catalog change until the client ACKed the response carrying it',
         labelNames: ['type'],
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-        registers,
       }),
     }
   }
@@ -196,8 +193,6 @@ export class XdsServer {
   }
 
   private async doStart(): Promise<{ port: number }> {
-    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(this.opts.bind)
-    if (!m) throw new ShoalError('SHOAL_ERR_XDS_BIND', `xds bind "${this.opts.bind}" is not HOST:PORT`)
     this.protos = loadXdsProtos()
     this.builder = new SnapshotBuilder(
       this.protos,
@@ -212,11 +207,13 @@ export class XdsServer {
       StreamAggregatedResources: (call: AdsStream) => this.onStream(call),
     })
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.opts.bind, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      server.bindAsync(formatHostPort(this.opts.bind), grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
+      ),
     )
     this.server = server
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
-    this.log.info({ bind: this.opts.bind, port: this.port }, 'xDS server listening')
+    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }) }, 'xDS server listening')
     return { port: this.port }
   }
 

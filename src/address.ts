@@ -1,0 +1,105 @@
+/**
+ * HOST:PORT, decided once: one type, one parser, one formatter. IPv6 is always written in
+ * brackets (`[::1]:7946`, RFC 3986 section 3.2.2), in flags, logs, the API and check URLs.
+ */
+import { isIP } from 'node:net'
+import { ShoalError, type ErrorCode } from './errors.js'
+
+/** A host (IP literal or DNS name, IPv6 without brackets) and a port. */
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export interface ParseHostPortOptions {
+  /** Port used when the text has none (`10.0.0.1`); without it a port is required. */
+  defaultPort?: number
+  /** Accept port 0 ("any free port", for listeners). Default false: 1-65535. */
+  allowZero?: boolean
+  /** Accept only IP literals, not names. Default false. */
+  ipOnly?: boolean
+  /** The error code thrown (default SHOAL_ERR_ADDRESS). */
+  code?: ErrorCode
+}
+
+const NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/
+
+/**
+ * Parses `HOST:PORT`, `[IPv6]:PORT`, or a bare host when `defaultPort` is given. `where`
+ * names the input in the error (`--bind`, `SHOAL_XDS`, `static.json: services[0].check`).
+ * Throws ShoalError (SHOAL_ERR_ADDRESS unless `code` says otherwise).
+ *
+ * @example
+ *   parseHostPort('[::1]:7946', '--bind')                    // { host: '::1', port: 7946 }
+ *   parseHostPort('10.0.0.2', '--join', { defaultPort: 7946 }) // { host: '10.0.0.2', port: 7946 }
+ */
+export function parseHostPort(text: string, where: string, opts: ParseHostPortOptions = {}): HostPort {
+  const code = opts.code ?? 'SHOAL_ERR_ADDRESS'
+  const fail = (why: string): never => {
+    throw new ShoalError(code, `${where}: "${text}" ${why}`)
+  }
+  const v = text.trim()
+  let host: string
+  let portText: string | undefined
+  const bracket = /^\[([^\]]*)\](?::(.*))?$/.exec(v)
+  if (bracket) {
+    host = bracket[1]!
+    portText = bracket[2]
+    if (isIP(host) !== 6) fail('has brackets around something that is not an IPv6 address')
+  } else {
+    const first = v.indexOf(':')
+    if (first >= 0 && v.indexOf(':', first + 1) >= 0) fail('is not HOST:PORT (write IPv6 as [addr]:port)')
+    host = first >= 0 ? v.slice(0, first) : v
+    portText = first >= 0 ? v.slice(first + 1) : undefined
+    if (host === '') fail('has no host (HOST:PORT)')
+    if (isIP(host) === 0 && !NAME.test(host)) fail('has no valid host (an IP address or a DNS name)')
+  }
+  if (opts.ipOnly && isIP(host) === 0) fail('is not an IP address with a port')
+  let port: number
+  if (portText === undefined) {
+    if (opts.defaultPort === undefined) fail('has no port (HOST:PORT)')
+    port = opts.defaultPort!
+  } else {
+    if (!/^\d{1,5}$/.test(portText)) fail('has no numeric port (HOST:PORT)')
+    port = Number(portText)
+    const min = opts.allowZero ? 0 : 1
+    if (port < min || port > 65535) fail(`has a port out of range ${min}-65535`)
+  }
+  return { host, port }
+}
+
+/**
+ * `10.0.0.1:7946`, `[::1]:7946`, `example.com:80`.
+ *
+ * @example
+ *   formatHostPort({ host: '::1', port: 80 }) // '[::1]:80'
+ */
+export function formatHostPort(hp: HostPort): string {
+  return `${formatHost(hp.host)}:${hp.port}`
+}
+
+/** A host as it goes before `:port` or into a URL: IPv6 in brackets, anything else as is. */
+export function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+/**
+ * The error for a listener that cannot bind: one line with the address, the reason in words
+ * and what to do. `where` names the input (a flag such as `--xds`), or '' when the caller
+ * adds it.
+ *
+ * @example
+ *   listenError('--xds', { host: '127.0.0.1', port: 7776 }, err)
+ *   // --xds: cannot listen on 127.0.0.1:7776: the address is already in use (another agent on this host? give each its own --xds)
+ */
+export function listenError(where: string, hp: HostPort, err: unknown): ShoalError {
+  const e = err as NodeJS.ErrnoException | undefined
+  const text = `${e?.code ?? ''} ${e?.message ?? String(err)}`
+  let reason: string
+  if (/EADDRINUSE/.test(text))
+    reason = `the address is already in use (another agent on this host? give each its own ${where || 'address'})`
+  else if (/EADDRNOTAVAIL/.test(text)) reason = 'that IP is not an address of this host (use one of its addresses, or 0.0.0.0)'
+  else if (/EACCES/.test(text)) reason = 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+  else reason = (e?.message ?? String(err)).split('\n')[0]!
+  return new ShoalError('SHOAL_ERR_BIND', `${where ? where + ': ' : ''}cannot listen on ${formatHostPort(hp)}: ${reason}`, { cause: err })
+}
