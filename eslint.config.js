@@ -1,4 +1,4 @@
-// ESLint (flat config): typescript-eslint's recommended rules plus the habits STYLE.md asks
+// ESLint (flat config): typescript-eslint's recommended rules plus the habits docs/style.md asks
 // for. Formatting is Prettier's job (`npm run format`), not the linter's.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'

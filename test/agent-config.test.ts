@@ -8,7 +8,7 @@ import { isShoalError } from '../src/errors.js'
 
 const KEY = Buffer.alloc(32, 7).toString('base64')
 
-t.test('defaults follow ARCHITECTURE.md', async (t) => {
+t.test('defaults follow the README flag table and docs/architecture.md "Default ports"', async (t) => {
   const c = parseAgentConfig(['--node', 'n1'], {})
   t.equal(c.node, 'n1')
   t.same(c.bind, { host: '0.0.0.0', port: 7946 })

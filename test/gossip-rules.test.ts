@@ -1,4 +1,4 @@
-// GOSSIP.md "Messages and how a receiver applies them": one subtest per row of the table,
+// docs/gossip.md "Messages and how a receiver applies them": one subtest per row of the table,
 // driven by real packets from a hand-written peer into a running node.
 import t from 'tap'
 import { MessageType } from '../src/gossip/messages.js'

@@ -1,5 +1,5 @@
-// Every read-only route of the HTTP debug endpoint answers what ARCHITECTURE.md's table
-// promises, with JSON errors for unknown paths, bad input and wrong methods.
+// Every read-only route of the HTTP debug endpoint answers what the README's table promises
+// (README.md "HTTP API"), with JSON errors for unknown paths, bad input and wrong methods.
 import t from 'tap'
 import { record, startHarness } from './http-fixture.js'
 

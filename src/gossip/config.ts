@@ -1,5 +1,5 @@
 /**
- * Timing profiles of the gossip layer (ARCHITECTURE.md, "Timing defaults"). `lan` is the
+ * Timing profiles of the gossip layer (docs/architecture.md, "Timing defaults"). `lan` is the
  * default, `local` is fast for tests on one machine, `wan` is slow and tolerant.
  *
  * @example

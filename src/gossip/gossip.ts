@@ -2,7 +2,7 @@
  * The SWIM + Lifeguard membership protocol: probing with indirect probes, nacks and a
  * stream fallback; suspicion with the Lifeguard timer; refutation; dissemination by
  * piggybacking and gossip rounds; push-pull anti-entropy; join, leave, reconnect.
- * The rules it keeps are in GOSSIP.md; time and network arrive injected.
+ * The rules it keeps are in docs/gossip.md; time and network arrive injected.
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -530,7 +530,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.emitSafe('conflict', { name, localAddr, remoteAddr })
   }
 
-  /** GOSSIP.md: alive. Returns true when applied (and queued for rebroadcast). */
+  /** docs/gossip.md, "Messages and how a receiver applies them": alive. Returns true when applied (and queued for rebroadcast). */
   applyAlive(m: Omit<AliveMsg, 'type'>): boolean {
     if (m.name === this.self.name) {
       const matches = m.addr === this.self.addr && m.port === this.self.port && this.sameMeta(m.meta, this.self.meta)
@@ -586,7 +586,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return true
   }
 
-  /** GOSSIP.md: suspect. */
+  /** docs/gossip.md, "Messages and how a receiver applies them": suspect. */
   applySuspect(m: Omit<SuspectMsg, 'type'>): boolean {
     const n = this.nodes.get(m.name)
     if (!n || m.inc < n.incarnation) return false
@@ -627,7 +627,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return true
   }
 
-  /** GOSSIP.md: dead (left when from == name). */
+  /** docs/gossip.md, "Messages and how a receiver applies them": dead (left when from == name). */
   applyDead(m: Omit<DeadMsg, 'type'>): boolean {
     const n = this.nodes.get(m.name)
     if (!n || m.inc < n.incarnation) return false

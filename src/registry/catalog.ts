@@ -1,6 +1,6 @@
 /**
  * The catalog: every owner's records, keyed (owner, instance id), merged by the owner's
- * version, with visibility driven by membership (ARCHITECTURE.md "Contracts").
+ * version, with visibility driven by membership (docs/architecture.md "Boot id and visibility").
  *
  * A replica keeps in its main store only records of the boot that membership says is the
  * host's current one; records of any other boot wait aside (a boot we have not heard of

@@ -1,5 +1,5 @@
 /**
- * Service names and static instance ids (ARCHITECTURE.md "Names"): names are reduced to
+ * Service names and static instance ids (docs/architecture.md "Names"): names are reduced to
  * `[a-z0-9._-]` so that `name:port`, URLs and `xds:///name:port` stay valid, and a static
  * entry's id is a hash of what identifies it, never a random value that changes on restart.
  */

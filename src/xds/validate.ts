@@ -9,7 +9,7 @@
  *    min_items/max_items/unique/items; map min_pairs/max_pairs/keys/values; duration and any rules;
  *  - structural checks protobufjs `fromObject` would hide: unknown or misspelled fields,
  *    wrong value types, two members of one oneof, an Any whose type is not loaded;
- *  - Shoal's extra constraints (docs/TOOLING.md, checked against grpc-js-xds): an
+ *  - Shoal's extra constraints (docs/tooling.md, checked against grpc-js-xds): an
  *    HttpConnectionManager has http filters, each with a typed_config, the router last;
  *    a ClusterLoadAssignment's localities are distinct and each has a load_balancing_weight;
  *    endpoint and listener addresses are IP literals; an EDS Cluster has an eds_config;

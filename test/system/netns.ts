@@ -29,7 +29,7 @@ export const GOSSIP_PORT = 7946
 export const HTTP_PORT = 7777
 export const XDS_PORT = 7776
 
-/** Timing of the `local` profile (ARCHITECTURE.md), used to derive the bounds the scenarios assert. */
+/** Timing of the `local` profile (docs/architecture.md, "Timing defaults"), used to derive the bounds the scenarios assert. */
 export const LOCAL_PROFILE = {
   probeIntervalMs: 200,
   probeTimeoutMs: 100,
