@@ -1,28 +1,11 @@
 // The `shoal` command as a user runs it: bad flags and a name conflict exit 2 with one clear
 // line; SIGTERM leaves gracefully (others record `left`) and exits 0; bootstraps print JSON.
+// It runs the built dist/cli.js, as a user does.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
-
-/** Run src/cli.ts in a child process with the same TypeScript loader as this test. */
-function shoal(args: string[], opts: { onStdout?: (s: string) => void } = {}) {
-  const child = spawn(process.execPath, [...process.execArgv, 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    stdout += d
-    opts.onStdout?.(stdout)
-  })
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  )
-  return { child, done }
-}
+import { shoal } from './lib/cli.js'
 
 const agentFlags = (node: string) => [
   '--node',

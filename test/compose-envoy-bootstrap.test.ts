@@ -3,33 +3,18 @@
 // since one config serves every node. Regenerate it with:
 //   node dist/cli.js envoy-bootstrap --node x --cluster swarm --xds 127.0.0.1:7776 | jq 'del(.node)' > compose/envoy-bootstrap.json
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { envoyBootstrap } from '../src/xds/bootstrap.js'
+import { shoalSync } from './lib/cli.js'
 
 const top = fileURLToPath(new URL('../', import.meta.url))
 const committed = JSON.parse(readFileSync(`${top}compose/envoy-bootstrap.json`, 'utf8')) as Record<string, any>
 const stack = readFileSync(`${top}compose/swarm-stack.yml`, 'utf8')
 
 t.test('the committed bootstrap = `shoal envoy-bootstrap` output without its node', async (t) => {
-  // The real command, run from source the way tap runs TypeScript.
-  const r = spawnSync(
-    process.execPath,
-    [
-      '--import',
-      `${top}node_modules/@tapjs/typescript/dist/esm/import.mjs`,
-      `${top}src/cli.ts`,
-      'envoy-bootstrap',
-      '--node',
-      'some-node',
-      '--cluster',
-      'swarm',
-      '--xds',
-      '127.0.0.1:7776',
-    ],
-    { encoding: 'utf8', cwd: top, timeout: 60_000 },
-  )
+  // The real command, as built.
+  const r = shoalSync(['envoy-bootstrap', '--node', 'some-node', '--cluster', 'swarm', '--xds', '127.0.0.1:7776'])
   t.equal(r.status, 0, `exit 0 ${r.stderr}`.trim())
   const generated = JSON.parse(r.stdout) as Record<string, any>
   t.same(generated.node, { id: 'some-node', cluster: 'swarm' }, 'the command names the node')

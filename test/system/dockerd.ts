@@ -303,6 +303,21 @@ async function freePortBelow49152(): Promise<number> {
   throw new Error('no free port below 49152')
 }
 
+/** PIDs and command lines of dockerd processes other than the engine of folder `ownDir`. */
+function otherDockerds(ownDir: string): string[] {
+  const out: string[] = []
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmd: string
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()
+    } catch {
+      continue // exited while we looked
+    }
+    if (/(^|\/)dockerd( |$)/.test(cmd) && !cmd.includes(ownDir)) out.push(`${pid} (${cmd.slice(0, 80)})`)
+  }
+  return out
+}
+
 export interface Swarm {
   nodeId: string
   /** The node's hostname, what `{{.Node.Hostname}}` expands to. */
@@ -317,11 +332,24 @@ export interface Swarm {
  * free VXLAN port. Teardown: `swarm leave --force` (services, tasks, overlay networks go
  * with it), the engine, and the host's `docker_gwbridge` that swarm mode creates. That
  * bridge's name is fixed per machine, so only one swarm engine runs at a time: this waits
- * up to 90 s for one left by another test to go away.
+ * up to 90 s for another engine's bridge to go away. A bridge that no other dockerd can own
+ * (an engine that died without cleaning up) is removed at once.
  */
 export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   const gwExists = () => spawnSync('ip', ['link', 'show', 'docker_gwbridge'], { stdio: 'ignore' }).status === 0
-  await waitFor(() => !gwExists(), 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
+  if (gwExists() && otherDockerds(d.dir).length === 0) {
+    // No other engine runs: the bridge is a leftover, and nothing else can be using it.
+    spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
+  }
+  try {
+    await waitFor(() => !gwExists(), 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
+  } catch (err) {
+    const others = otherDockerds(d.dir)
+    throw new Error(
+      `${(err as Error).message}; dockerd processes that may own it: ${others.join(', ') || 'none'}. ` +
+        'If none of them is in swarm mode, remove the bridge: `ip link del docker_gwbridge`',
+    )
+  }
   let created = false
   t.teardown(async () => {
     await d.cli(['swarm', 'leave', '--force']).catch(() => undefined)

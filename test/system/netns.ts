@@ -5,29 +5,16 @@
 // fails half way.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-/** The built CLI; SHOAL_SYSTEM_CLI points the suites at another build (no build step then). */
-export const CLI = process.env.SHOAL_SYSTEM_CLI ?? join(REPO_ROOT, 'dist', 'cli.js')
-export const GOSSIP_PORT = 7946
-export const HTTP_PORT = 7777
-export const XDS_PORT = 7776
+export { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
+import { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
+import { DEFAULT_PORTS } from '../../src/agent/config.js'
+export const GOSSIP_PORT = DEFAULT_PORTS.gossip
+export const HTTP_PORT = DEFAULT_PORTS.http
+export const XDS_PORT = DEFAULT_PORTS.xds
 
 /** Timing of the `local` profile (docs/architecture.md, "Timing defaults"), used to derive the bounds the scenarios assert. */
 export const LOCAL_PROFILE = {
@@ -69,68 +56,6 @@ export function netnsUnavailable(): string | undefined {
   const probe = spawnSync('iptables', ['-w', '-L', 'FORWARD', '-n'], { encoding: 'utf8' })
   if (probe.status !== 0) return `iptables does not work here: ${(probe.stderr || '').trim()}`
   return undefined
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name)
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(p))
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
-  }
-  return newest
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-}
-
-/**
- * Build dist/ when dist/cli.js is missing or older than any file in src/. Test files run
- * in parallel, so the build is serialised with a lock directory. A build with type errors
- * in someone's half-edited file still emits JavaScript; that is accepted when dist/cli.js
- * exists afterwards. Returns an error text when there is no usable CLI.
- */
-export function ensureBuilt(): string | undefined {
-  if (process.env.SHOAL_SYSTEM_CLI) return existsSync(CLI) ? undefined : `SHOAL_SYSTEM_CLI=${CLI} does not exist`
-  const srcDir = join(REPO_ROOT, 'src')
-  const fresh = (): boolean => existsSync(CLI) && statSync(CLI).mtimeMs >= newestMtime(srcDir)
-  if (fresh()) return undefined
-  const lock = join(tmpdir(), 'shoal-build.lock')
-  const deadline = Date.now() + 180_000
-  for (;;) {
-    try {
-      mkdirSync(lock)
-      break
-    } catch {
-      // Another file is building; a lock older than 3 minutes is a crashed builder.
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 180_000) rmdirSync(lock)
-      } catch {
-        /* gone already */
-      }
-      if (Date.now() > deadline) return 'timed out waiting for another build (lock ' + lock + ')'
-      sleepSync(250)
-    }
-  }
-  try {
-    if (fresh()) return undefined
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-    })
-    if (!existsSync(CLI)) return `npm run build produced no dist/cli.js:\n${r.stdout}${r.stderr}`
-    // The same second step as `npm run build`: the UI's static files next to the server.
-    const copy = join(REPO_ROOT, 'scripts', 'copy-assets.mjs')
-    if (existsSync(copy)) spawnSync(process.execPath, [copy], { cwd: REPO_ROOT, encoding: 'utf8' })
-    return undefined
-  } finally {
-    try {
-      rmdirSync(lock)
-    } catch {
-      /* ignore */
-    }
-  }
 }
 
 /** Does the built CLI have the `agent` subcommand yet? (The agent lands separately.) */
