@@ -2,7 +2,8 @@
  * HOST:PORT, decided once: one type, one parser, one formatter. IPv6 is always written in
  * brackets (`[::1]:7946`, RFC 3986 section 3.2.2), in flags, logs, the API and check URLs.
  */
-import { isIP } from 'node:net'
+import type dgram from 'node:dgram'
+import { isIP, type Server as NetServer } from 'node:net'
 import { ShoalError, type ErrorCode } from './errors.js'
 
 /** A host (IP literal or DNS name, IPv6 without brackets) and a port. */
@@ -102,4 +103,84 @@ export function listenError(where: string, hp: HostPort, err: unknown): ShoalErr
   else if (/EACCES/.test(text)) reason = 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
   else reason = (e?.message ?? String(err)).split('\n')[0]!
   return new ShoalError('SHOAL_ERR_BIND', `${where ? where + ': ' : ''}cannot listen on ${formatHostPort(hp)}: ${reason}`, { cause: err })
+}
+
+/** The two sockets of a service that answers on UDP and TCP with one port number (gossip, DNS). */
+export interface UdpAndTcp {
+  tcp: NetServer
+  udp: dgram.Socket
+  /** The port both hold (port 0 resolved). */
+  port: number
+}
+
+/**
+ * Binds a TCP server and a UDP socket to one port number of `hp.host`, both `exclusive`.
+ * With port 0 the kernel picks TCP's port without knowing whether UDP can have it, so a
+ * pair that fails on UDP's EADDRINUSE is closed and tried again, up to `attempts` times.
+ * The sockets come unbound from `make`, with their handlers attached by the caller.
+ * Throws SHOAL_ERR_BIND (`listenError`, with `where` naming the input).
+ *
+ * @example
+ *   const { tcp, udp, port } = await bindUdpAndTcp({ host: '127.0.0.1', port: 0 }, '--dns', {
+ *     tcp: () => net.createServer(onConnection),
+ *     udp: () => dgram.createSocket('udp4'),
+ *   })
+ */
+export async function bindUdpAndTcp(
+  hp: HostPort,
+  where: string,
+  make: { tcp: () => NetServer; udp: () => dgram.Socket },
+  attempts = 5,
+): Promise<UdpAndTcp> {
+  let lastErr: unknown
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const tcp = make.tcp()
+    let port: number
+    try {
+      port = await listenTcp(tcp, hp.host, hp.port)
+    } catch (err) {
+      throw listenError(where, hp, err)
+    }
+    const udp = make.udp()
+    try {
+      await bindUdp(udp, hp.host, port)
+      return { tcp, udp, port }
+    } catch (err) {
+      lastErr = err
+      udp.close()
+      await new Promise<void>((r) => tcp.close(() => r()))
+      if (hp.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
+      throw listenError(where, { host: hp.host, port }, err)
+    }
+  }
+  throw new ShoalError(
+    'SHOAL_ERR_BIND',
+    `${where ? where + ': ' : ''}cannot bind UDP and TCP on one port at ${hp.host} after ${attempts} attempts`,
+    {
+      cause: lastErr,
+    },
+  )
+}
+
+function listenTcp(server: NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err)
+    server.once('error', onError)
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', onError)
+      const addr = server.address()
+      resolve(typeof addr === 'object' && addr ? addr.port : port)
+    })
+  })
+}
+
+function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err)
+    socket.once('error', onError)
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', onError)
+      resolve()
+    })
+  })
 }

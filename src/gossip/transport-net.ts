@@ -3,7 +3,7 @@
  * A stream carries one exchange: the request as a frame (4-byte big-endian length, then
  * the bytes), the response as a frame, then both sides close.
  */
-import { formatHostPort, listenError } from '../address.js'
+import { bindUdpAndTcp, formatHostPort } from '../address.js'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { ShoalError } from '../errors.js'
@@ -12,7 +12,6 @@ import type { Address, PacketHandler, RequestHandler, Transport } from './types.
 
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024
 const DEFAULT_IDLE_MS = 10_000
-const BIND_ATTEMPTS = 5
 const LENGTH_BYTES = 4
 
 export interface NetTransportOptions {
@@ -231,42 +230,22 @@ export class NetTransport implements Transport {
 
   private async bind(): Promise<Address> {
     const wanted = this.opts.bind
-    let lastErr: unknown
-    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
-      const tcp = net.createServer((socket) => this.serve(socket))
-      let port: number
-      try {
-        port = await listen(tcp, wanted.host, wanted.port)
-      } catch (err) {
-        throw listenError('', wanted, err)
-      }
-      const udp = dgram.createSocket(net.isIPv6(wanted.host) ? 'udp6' : 'udp4')
-      try {
-        await bindUdp(udp, wanted.host, port)
-      } catch (err) {
-        lastErr = err
-        udp.close()
-        await new Promise<void>((r) => tcp.close(() => r()))
-        // With port 0 the kernel gave TCP a port UDP cannot have: try another one.
-        if (wanted.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue
-        throw listenError('', { host: wanted.host, port }, err)
-      }
-      tcp.on('error', (err) => this.log.warn({ err }, 'TCP listener error'))
-      udp.on('error', (err) => {
-        this.counters.packetErrors++
-        this.log.debug({ err }, 'UDP socket error')
-      })
-      udp.on('message', (msg, rinfo) => this.receive(msg, { host: rinfo.address, port: rinfo.port }))
-      this.tcp = tcp
-      this.udp = udp
-      this.bound = { host: wanted.host, port }
-      // If stop() was called meanwhile, it waits for this bind and then closes both sockets.
-      this.log.debug({ addr: fmt(this.bound) }, 'listening on UDP and TCP')
-      return { ...this.bound }
-    }
-    throw new ShoalError('SHOAL_ERR_BIND', `cannot bind UDP and TCP on one port at ${wanted.host} after ${BIND_ATTEMPTS} attempts`, {
-      cause: lastErr,
+    const { tcp, udp, port } = await bindUdpAndTcp(wanted, '', {
+      tcp: () => net.createServer((socket) => this.serve(socket)),
+      udp: () => dgram.createSocket(net.isIPv6(wanted.host) ? 'udp6' : 'udp4'),
     })
+    tcp.on('error', (err) => this.log.warn({ err }, 'TCP listener error'))
+    udp.on('error', (err) => {
+      this.counters.packetErrors++
+      this.log.debug({ err }, 'UDP socket error')
+    })
+    udp.on('message', (msg, rinfo) => this.receive(msg, { host: rinfo.address, port: rinfo.port }))
+    this.tcp = tcp
+    this.udp = udp
+    this.bound = { host: wanted.host, port }
+    // If stop() was called meanwhile, it waits for this bind and then closes both sockets.
+    this.log.debug({ addr: fmt(this.bound) }, 'listening on UDP and TCP')
+    return { ...this.bound }
   }
 
   private async close(): Promise<void> {
@@ -364,27 +343,4 @@ export class NetTransport implements Transport {
     }
     socket.end(frame(reply))
   }
-}
-
-function listen(server: net.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err)
-    server.once('error', onError)
-    server.listen({ host, port, exclusive: true }, () => {
-      server.off('error', onError)
-      const addr = server.address()
-      resolve(typeof addr === 'object' && addr ? addr.port : port)
-    })
-  })
-}
-
-function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err)
-    socket.once('error', onError)
-    socket.bind({ address: host, port, exclusive: true }, () => {
-      socket.off('error', onError)
-      resolve()
-    })
-  })
 }
