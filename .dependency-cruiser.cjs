@@ -1,5 +1,5 @@
 // The layers of docs/architecture.md, checked on every `npm run lint`: an import may only run
-// down (or sideways inside one folder). From the top: cli > agent > http, xds, docker >
+// down (or sideways inside one folder). From the top: cli > agent > http, xds, dns, docker >
 // registry > gossip, health > the ground floor (errors, log, clock, address, metrics).
 const folder = (name) => `^src/${name}/`
 const ground = '^src/(errors|log|clock|address|metrics|flags|lifecycle)\\.ts$'
@@ -8,12 +8,13 @@ const rule = (name, from, to) => ({ name, severity: 'error', from: { path: from 
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
-    rule('ground-floor-imports-nothing-above', ground, '^src/(gossip|health|registry|docker|xds|http|agent|cli)/'),
-    rule('gossip-knows-no-services', folder('gossip'), '^src/(health|registry|docker|xds|http|agent|cli)/'),
-    rule('health-is-a-leaf', folder('health'), '^src/(gossip|registry|docker|xds|http|agent|cli)/'),
-    rule('registry-knows-no-sockets-docker-or-protobuf', folder('registry'), '^src/(docker|xds|http|agent|cli)/'),
-    rule('docker-feeds-the-registry-only', folder('docker'), '^src/(gossip|xds|http|agent|cli)/'),
-    rule('xds-reads-the-catalog-only', folder('xds'), '^src/(gossip|docker|http|agent|cli)/'),
+    rule('ground-floor-imports-nothing-above', ground, '^src/(gossip|health|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('gossip-knows-no-services', folder('gossip'), '^src/(health|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('health-is-a-leaf', folder('health'), '^src/(gossip|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('registry-knows-no-sockets-docker-or-protobuf', folder('registry'), '^src/(docker|xds|dns|http|agent|cli)/'),
+    rule('docker-feeds-the-registry-only', folder('docker'), '^src/(gossip|xds|dns|http|agent|cli)/'),
+    rule('xds-reads-the-catalog-only', folder('xds'), '^src/(gossip|docker|dns|http|agent|cli)/'),
+    rule('dns-reads-the-catalog-only', folder('dns'), '^src/(gossip|health|docker|xds|http|agent|cli)/'),
     rule('http-reads-public-views-only', folder('http'), '^src/(docker|agent|cli)/'),
     rule('agent-is-below-the-cli', folder('agent'), '^src/cli(/|\\.ts$)'),
     {

@@ -13,7 +13,7 @@ export type { HealthLike, LocalServicesOptions } from './local.js'
 export { StaticSource, parseStaticServices } from './static.js'
 export type { StaticSourceOptions } from './static.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
-export { ServiceStatus, ProxyMode, isUp, liveRecords, liveRecordsOf } from './types.js'
+export { ServiceStatus, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
 export type {
   ServicePortSpec,
   Version,

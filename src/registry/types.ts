@@ -146,6 +146,16 @@ export function isUp(state: HostState | undefined): boolean {
   return state === 'alive' || state === 'suspect'
 }
 
+/**
+ * Whether an instance takes new traffic: `alive`, or `unknown` (no check, or none decided
+ * yet: served, like Envoy's UNKNOWN). `draining`, `unhealthy` and `tombstone` take none. The
+ * DNS interface answers only these; xDS sends `draining` too, as DRAINING, so that Envoy
+ * finishes what it has.
+ */
+export function takesTraffic(status: ServiceStatus): boolean {
+  return status === 'alive' || status === 'unknown'
+}
+
 /** A host's live records: the host is up, the record is of its current boot and not a tombstone. */
 export function liveRecordsOf(h: HostView): ServiceRecord[] {
   if (!isUp(h.state)) return []
