@@ -86,7 +86,20 @@ async function main() {
     return
   }
   const dockerVersion = (await d.docker.version()).Version
-  const common = ['--cluster', 'bench-docker', '--profile', 'lan', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0']
+  const common = [
+    '--cluster',
+    'bench-docker',
+    '--profile',
+    'lan',
+    '--bind',
+    '127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    '--xds',
+    '127.0.0.1:0',
+    '--dns',
+    '127.0.0.1:0',
+  ]
   const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), {
     logger: silentLogger(),
   })

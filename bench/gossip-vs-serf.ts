@@ -494,6 +494,8 @@ class ShoalDriver implements Driver {
       `127.0.0.1:${this.http(i)}`,
       '--xds',
       `127.0.0.1:${this.xds(i)}`,
+      '--dns',
+      'off',
       '--cluster',
       'bench',
       '--log-level',

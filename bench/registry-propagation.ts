@@ -144,6 +144,8 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
       '127.0.0.1:0',
       '--xds',
       '127.0.0.1:0',
+      '--dns',
+      '127.0.0.1:0',
       '--discovery',
       'static',
       '--static',

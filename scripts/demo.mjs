@@ -139,6 +139,8 @@ async function startAgent(node, seed) {
     '127.0.0.1:0',
     '--xds',
     '127.0.0.1:0',
+    '--dns',
+    '127.0.0.1:0',
     '--discovery',
     'static',
     '--static',

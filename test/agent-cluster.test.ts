@@ -49,6 +49,8 @@ t.test('five agents on loopback', async (t) => {
     '127.0.0.1:0',
     '--xds',
     '127.0.0.1:0',
+    '--dns',
+    '127.0.0.1:0',
     '--profile',
     'local',
     '--cluster',

@@ -21,6 +21,25 @@ t.test('defaults follow the README flag table and docs/architecture.md "Default 
   t.equal(c.leaveOnTerminate, true)
   t.equal(c.allowExternalChecks, false)
   t.equal(c.advertise.port, 7946)
+  t.same(c.dns, { bind: { host: '127.0.0.1', port: 8600 }, domain: 'shoal.', ttlSeconds: 0, recursors: [] })
+})
+
+t.test('the DNS flags', async (t) => {
+  t.equal(parseAgentConfig(['--dns', 'off'], {}).dns, undefined, '--dns off')
+  t.equal(parseAgentConfig([], { SHOAL_DNS: 'OFF' }).dns, undefined, 'SHOAL_DNS=off, any case')
+  const c = parseAgentConfig(
+    ['--dns', '[::1]:53', '--dns-domain', 'Svc.Example', '--dns-ttl', '1m', '--dns-recursors', '127.0.0.53, [::1]:5353'],
+    {},
+  )
+  t.same(c.dns, {
+    bind: { host: '::1', port: 53 },
+    domain: 'svc.example.',
+    ttlSeconds: 60,
+    recursors: [
+      { host: '127.0.0.53', port: 53 },
+      { host: '::1', port: 5353 },
+    ],
+  })
 })
 
 t.test('environment variables, and a flag wins over its variable', async (t) => {
@@ -57,6 +76,19 @@ t.test('bad configuration names the flag or variable', async (t) => {
     [['--discovery', 'static'], {}, /static discovery needs --static PATH/],
     [['--leave-on-terminate', 'maybe'], {}, /--leave-on-terminate: "maybe" is not true or false/],
     [['--log-level', 'loud'], {}, /--log-level: "loud"/],
+    [['--dns', '127.0.0.1'], {}, /--dns: "127.0.0.1" has no port/],
+    [['--dns', 'off', '--dns-ttl', '5s'], {}, /--dns-ttl: only applies to the DNS interface, which is off \(--dns off\)/],
+    [['--dns', 'off'], { SHOAL_DNS_RECURSORS: '127.0.0.53' }, /SHOAL_DNS_RECURSORS: only applies to the DNS interface/],
+    [['--dns-domain', 'bad_domain.'], {}, /--dns-domain: "bad_domain." is not a DNS domain/],
+    [['--dns-domain', 'a..b'], {}, /--dns-domain: "a..b" is not a DNS domain/],
+    [['--dns-ttl', '1500ms'], {}, /--dns-ttl: "1500ms" is not a whole number of seconds/],
+    [['--dns-ttl', '30'], {}, /--dns-ttl: "30" is not a duration .*\(add a unit: 30s\)/],
+    [['--dns-recursors', 'dns.example'], {}, /--dns-recursors: "dns.example" is not an IP address with a port/],
+    [
+      ['--dns', '127.0.0.1:5300', '--dns-recursors', '127.0.0.1:5300'],
+      {},
+      /--dns-recursors: 127.0.0.1:5300 is this agent's own --dns address; forwarding to it would loop/,
+    ],
   ]
   for (const [argv, env, re] of cases) {
     try {

@@ -45,6 +45,8 @@ t.test('addresses in brackets everywhere, and {{ host }} checks pass on IPv6', a
     '[::1]:0',
     '--xds',
     '[::1]:0',
+    '--dns',
+    '[::1]:0',
     '--profile',
     'local',
     ...extra,

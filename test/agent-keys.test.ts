@@ -51,6 +51,8 @@ t.test('rotation through the key file loses nothing', async (t) => {
           '127.0.0.1:0',
           '--xds',
           '127.0.0.1:0',
+          '--dns',
+          '127.0.0.1:0',
           '--profile',
           'local',
           '--key-file',

@@ -2,6 +2,8 @@
 // line; SIGTERM leaves gracefully (others record `left`) and exits 0; bootstraps print JSON.
 // It runs the built dist/cli.js, as a user does.
 import t from 'tap'
+import dgram from 'node:dgram'
+import net from 'node:net'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
@@ -20,6 +22,8 @@ const agentFlags = (node: string) => [
   'local',
   '--discovery',
   'none',
+  '--dns',
+  'off',
 ]
 
 t.test('a bad flag: one line naming it, exit 2', async (t) => {
@@ -68,4 +72,27 @@ t.test('bootstraps print JSON for Envoy and for grpc-js-xds', async (t) => {
   const grpc = JSON.parse((await shoal(['grpc-bootstrap', '--node', 'n1', '--xds', '127.0.0.1:7000']).done).stdout)
   t.equal(grpc.xds_servers[0].server_uri, '127.0.0.1:7000')
   t.equal(grpc.node.id, 'n1')
+})
+
+t.test('a DNS port in use, on TCP or on UDP: one line naming --dns, exit 2', async (t) => {
+  const tcp = net.createServer()
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()))
+  t.teardown(() => new Promise<void>((r) => tcp.close(() => r())))
+  const udp = dgram.createSocket('udp4')
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()))
+  t.teardown(() => new Promise<void>((r) => udp.close(() => r())))
+  const flags = agentFlags('dns-busy').slice(0, -2)
+  for (const [proto, port] of [
+    ['TCP', (tcp.address() as net.AddressInfo).port],
+    ['UDP', udp.address().port],
+  ] as const) {
+    const r = await shoal(['agent', ...flags, '--dns', `127.0.0.1:${port}`, '--log-level', 'silent']).done
+    t.equal(r.code, 2, `${proto} busy: exit 2`)
+    t.equal(r.stderr.trim().split('\n').length, 1, `${proto} busy: one line`)
+    t.match(
+      r.stderr,
+      new RegExp(`--dns: cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
+      `${proto} busy: names --dns`,
+    )
+  }
 })

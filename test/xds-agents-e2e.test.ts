@@ -80,6 +80,8 @@ t.test('grpc-js-xds through two agents: balance, unhealthy, draining, removed, n
     '127.0.0.1:0',
     '--xds',
     '127.0.0.1:0',
+    '--dns',
+    '127.0.0.1:0',
     '--profile',
     'local',
     '--cluster',

@@ -13,6 +13,7 @@ import { Catalog, GossipBridge, LocalServices, StaticSource, type CatalogView, t
 import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
+import { DnsServer } from '../dns/index.js'
 import { HttpServer, registerCatalogMetrics, registerGossipMetrics } from '../http/index.js'
 import { readKeyFile, type AgentConfig } from './config.js'
 
@@ -54,7 +55,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig
   readonly registry = new Registry()
   /** Ports actually bound (port 0 resolved). */
-  readonly bound = { gossip: 0, xds: 0, http: 0 }
+  readonly bound = { gossip: 0, xds: 0, http: 0, dns: 0 }
   private readonly logger: Logger
   private readonly clock: Clock
   private readonly components: AgentComponents
@@ -63,6 +64,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private gossip?: Gossip
   private catalog?: Catalog
   private xds?: XdsServer
+  private dns?: DnsServer
   private readonly joinAbort = new AbortController()
   private readyTimer?: Timer
   private ready = false
@@ -185,6 +187,17 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
     )
     this.bound.http = (await this.run('http', http, (h) => listening('--http', cfg.http, h.start()))).port
+    const dnsCfg = cfg.dns
+    if (dnsCfg) {
+      const dns = new DnsServer(
+        { bind: dnsCfg.bind, domain: dnsCfg.domain, ttlSeconds: dnsCfg.ttlSeconds, recursors: dnsCfg.recursors, envoyBind: cfg.envoyBind },
+        { logger: log, catalog, registry: this.registry },
+      )
+      this.dns = dns
+      this.bound.dns = (await this.run('dns', dns, (d) => listening('--dns', dnsCfg.bind, d.start()))).port
+      // Like xDS: no answers from a catalog that has not had its first push-pull yet.
+      if (this.ready) dns.setReady(true)
+    }
 
     for (const s of sources) {
       s.on('change', (specs) => local.setSource(s.source, specs))
@@ -207,6 +220,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         gossip: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }),
         ui: `http://${formatHostPort({ host: cfg.http.host, port: this.bound.http })}/`,
         xds: formatHostPort({ host: cfg.xds.host, port: this.bound.xds }),
+        ...(cfg.dns ? { dns: formatHostPort({ host: cfg.dns.bind.host, port: this.bound.dns }) } : {}),
       },
       'shoal agent started',
     )
@@ -238,6 +252,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.ready = true
     this.readyTimer?.cancel()
     this.xds?.setReady(true)
+    this.dns?.setReady(true)
     this.logger.info({ why }, 'ready: serving xDS')
     this.emit('ready')
   }

@@ -38,12 +38,25 @@ export interface AgentConfig {
   logFormat: 'json' | 'pretty'
   /** Warm start: how long a lone agent waits for a push-pull before it reports ready. */
   readyTimeoutMs: number
+  /** The DNS interface; absent with `--dns off`. */
+  dns?: DnsConfig
+}
+
+/** The DNS interface's settings (--dns, --dns-domain, --dns-ttl, --dns-recursors). */
+export interface DnsConfig {
+  bind: HostPort
+  /** Lower case, with the trailing dot: `shoal.`. */
+  domain: string
+  /** TTL of answers and of negative answers, whole seconds. */
+  ttlSeconds: number
+  /** Where names outside the domain are forwarded (IP literals; port 53 unless given). */
+  recursors: HostPort[]
 }
 
 export type { HostPort }
 
 /** The default ports (docs/architecture.md "Default ports"). */
-export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777 } as const
+export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777, dns: 8600 } as const
 
 /**
  * Every flag of `shoal agent`: the one table behind parsing, `shoal agent --help`, the
@@ -80,6 +93,19 @@ export const AGENT_FLAGS = {
   xds: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.xds}`, help: 'ADS (xDS) server' },
   http: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.http}`, help: 'HTTP API, metrics and web UI' },
   'envoy-bind': { type: 'string', value: 'IP', default: '127.0.0.1', help: "IP of Envoy's ServicePort listeners" },
+  dns: {
+    type: 'string',
+    value: 'HOST:PORT|off',
+    default: `127.0.0.1:${DEFAULT_PORTS.dns}`,
+    help: 'DNS server, UDP and TCP: NAME.service.DOMAIN and more (off: none)',
+  },
+  'dns-domain': { type: 'string', value: 'DOMAIN', default: 'shoal.', help: 'the zone the DNS server answers from the catalog' },
+  'dns-ttl': { type: 'string', value: 'DURATION', default: '0s', help: 'TTL of DNS answers and of negative answers (whole seconds)' },
+  'dns-recursors': {
+    type: 'string',
+    value: 'IP[:PORT],...',
+    help: 'forward names outside the domain to these DNS servers, in order (else REFUSED)',
+  },
   'api-token': { type: 'string', value: 'TOKEN', help: 'bearer token for drain/undrain (without it: loopback callers only)' },
   'leave-on-terminate': {
     type: 'string',
@@ -293,6 +319,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const rt = get('ready-timeout')
   const readyTimeoutMs = rt ? parseDuration(rt) : profile === 'local' ? 1000 : 5000
+  const dns = parseDns(get)
 
   const cfg: AgentConfig = {
     node,
@@ -318,5 +345,56 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (dockerNetIn !== undefined) cfg.dockerNetwork = dockerNetIn.value
   const tok = get('api-token')?.value
   if (tok !== undefined) cfg.apiToken = tok
+  if (dns !== undefined) cfg.dns = dns
   return cfg
+}
+
+/** One DNS label (RFC 1123 section 2.1: letters, digits and inner dashes, 1-63). */
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+function parseDns(get: (flag: FlagName) => FlagValue | undefined): DnsConfig | undefined {
+  const dnsIn = get('dns')
+  const off = dnsIn !== undefined && dnsIn.value.trim().toLowerCase() === 'off'
+  if (off) {
+    for (const f of ['dns-domain', 'dns-ttl', 'dns-recursors'] as const) {
+      const v = get(f)
+      if (v) throw configError(v.where, `only applies to the DNS interface, which is off (${dnsIn.where} off)`)
+    }
+    return undefined
+  }
+  const bind = dnsIn ? hostPort(dnsIn, { listener: true }) : { host: '127.0.0.1', port: DEFAULT_PORTS.dns }
+
+  const domIn = get('dns-domain')
+  const domain = (domIn?.value ?? 'shoal.').trim().toLowerCase().replace(/\.$/, '')
+  // Room is left in front of the domain for ID.NAME.instance names (253 bytes in all, RFC 1035).
+  if (domain.length > 100 || !domain.split('.').every((l) => DNS_LABEL.test(l))) {
+    throw configError(
+      domIn!.where,
+      `"${domIn!.value}" is not a DNS domain (labels of letters, digits and inner dashes, up to 100 characters, e.g. shoal. or svc.example.)`,
+    )
+  }
+
+  const ttlIn = get('dns-ttl')
+  let ttlSeconds = 0
+  if (ttlIn) {
+    const ms = parseDuration(ttlIn)
+    // RFC 2181 section 8: a TTL is a whole number of seconds below 2^31.
+    if (ms % 1000 !== 0 || ms / 1000 > 2_147_483_647)
+      throw configError(ttlIn.where, `"${ttlIn.value}" is not a whole number of seconds (DNS TTLs are seconds, RFC 2181)`)
+    ttlSeconds = ms / 1000
+  }
+
+  const recIn = get('dns-recursors')
+  const recursors = recIn
+    ? recIn.value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((s) => hostPort({ value: s, where: recIn.where }, { defaultPort: 53, ipOnly: true }))
+    : []
+  for (const r of recursors) {
+    if (r.host === bind.host && r.port === bind.port)
+      throw configError(recIn!.where, `${r.host}:${r.port} is this agent's own --dns address; forwarding to it would loop`)
+  }
+  return { bind, domain: `${domain}.`, ttlSeconds, recursors }
 }

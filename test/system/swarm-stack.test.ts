@@ -142,6 +142,9 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
         '127.0.0.1:0',
         '--xds',
         '127.0.0.1:0',
+        // The swarm agent on the host network holds the default DNS port.
+        '--dns',
+        '127.0.0.1:0',
         '--static',
         staticFile,
         '--discovery',

@@ -122,6 +122,8 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
       '127.0.0.1:0',
       '--xds',
       '127.0.0.1:0',
+      '--dns',
+      '127.0.0.1:0',
       '--discovery',
       'static',
       '--static',
