@@ -134,6 +134,16 @@ t.test('wire rules', async (t) => {
     t.equal(first.answers?.length, 40, 'whole over TCP')
     for (const byte of frame(query(93))) tc.write(Buffer.from([byte]))
     t.equal(dnsPacket.decode(await tc.next()).id, 93)
+    // 500 queries in one write, more than the 16 a connection may have waiting: it is paused
+    // and resumed, and every one is answered, in order.
+    tc.write(Buffer.concat(Array.from({ length: 500 }, (_, i) => frame(query(1000 + i)))))
+    const ids: number[] = []
+    for (let i = 0; i < 500; i++) ids.push(dnsPacket.decode(await tc.next()).id!)
+    t.same(
+      ids,
+      Array.from({ length: 500 }, (_, i) => 1000 + i),
+      '500 pipelined queries answered in order',
+    )
   })
 
   t.test('bad messages are counted and logged with their source', async (t) => {

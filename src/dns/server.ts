@@ -71,7 +71,9 @@ const QR = 0x8000
 const OPCODE_QUERY = 0
 const MIN_UDP = 512
 const MAX_TCP = 65535
-const BAD_LOG_EVERY_MS = 10_000
+const WARN_EVERY_MS = 10_000
+/** Queries of one TCP connection waiting for their turn before it is paused. */
+const MAX_TCP_PENDING = 16
 
 /**
  * @example
@@ -100,8 +102,7 @@ export class DnsServer implements Startable {
   private readonly stopAll = new AbortController()
   private starting: Promise<{ port: number }> | undefined
   private stopping: Promise<void> | undefined
-  private lastBadLog = -Infinity
-  private badSinceLog = 0
+  private readonly warned = { bad: { last: -Infinity, since: 0 }, forward: { last: -Infinity, since: 0 } }
 
   constructor(
     private readonly opts: DnsServerOptions,
@@ -195,7 +196,11 @@ export class DnsServer implements Startable {
     })
   }
 
-  /** One connection: length-prefixed queries (RFC 1035 section 4.2.2), answered in order. */
+  /**
+   * One connection: length-prefixed queries (RFC 1035 section 4.2.2), answered in order.
+   * Flow control: a client that sends faster than it reads is paused once 16 queries wait,
+   * or while its replies sit unread in the socket, so one connection cannot fill memory.
+   */
   private serveTcp(socket: net.Socket): void {
     if (this.stopping) {
       socket.destroy()
@@ -205,9 +210,21 @@ export class DnsServer implements Startable {
     const from = formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 })
     let buf = Buffer.alloc(0)
     let chain = Promise.resolve()
+    let pending = 0
     socket.setTimeout(this.tcpIdleMs, () => socket.destroy())
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.sockets.delete(socket))
+    const reply = async (msg: Buffer): Promise<void> => {
+      const out = await this.handle(msg, 'tcp', from)
+      if (!out || socket.destroyed) return
+      const length = Buffer.alloc(2)
+      length.writeUInt16BE(out.length)
+      if (!socket.write(Buffer.concat([length, out])))
+        await new Promise<void>((r) => {
+          socket.once('drain', r)
+          socket.once('close', r)
+        })
+    }
     socket.on('data', (chunk) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
       while (buf.length >= 2) {
@@ -215,13 +232,12 @@ export class DnsServer implements Startable {
         if (buf.length < 2 + n) break
         const msg = buf.subarray(2, 2 + n)
         buf = buf.subarray(2 + n)
-        chain = chain.then(async () => {
-          const reply = await this.handle(msg, 'tcp', from)
-          if (!reply || socket.destroyed) return
-          const length = Buffer.alloc(2)
-          length.writeUInt16BE(reply.length)
-          socket.write(Buffer.concat([length, reply]))
-        })
+        if (++pending >= MAX_TCP_PENDING) socket.pause()
+        chain = chain
+          .then(() => reply(msg))
+          .finally(() => {
+            if (--pending < MAX_TCP_PENDING && !socket.destroyed) socket.resume()
+          })
       }
     })
   }
@@ -238,42 +254,42 @@ export class DnsServer implements Startable {
 
   private async answer(msg: Buffer, transport: DnsTransport, from: string): Promise<Buffer | undefined> {
     if (msg.length < HEADER_BYTES) {
-      this.reject(transport, BadReason.short, from, `${msg.length} bytes, shorter than the 12-byte DNS header`)
+      this.countBad(transport, BadReason.short, from, `${msg.length} bytes, shorter than the 12-byte DNS header`)
       return undefined
     }
     const id = msg.readUInt16BE(0)
     const flags = msg.readUInt16BE(2)
     const rd = (flags & dnsPacket.RECURSION_DESIRED) !== 0
     if (flags & QR) {
-      this.reject(transport, BadReason.response, from, 'a response, not a query')
+      this.countBad(transport, BadReason.response, from, 'a response, not a query')
       return undefined
     }
     let query: DecodedPacket
     try {
       query = dnsPacket.decode(msg)
     } catch (err) {
-      this.reject(transport, BadReason.malformed, from, (err as Error).message)
+      this.countBad(transport, BadReason.malformed, from, (err as Error).message)
       return this.bare(transport, id, flags, Rcode.formErr)
     }
     if (((flags >> 11) & 0xf) !== OPCODE_QUERY) {
-      this.reject(transport, BadReason.opcode, from, `opcode ${(flags >> 11) & 0xf}; only QUERY (0) is answered`)
+      this.countBad(transport, BadReason.opcode, from, `opcode ${(flags >> 11) & 0xf}; only QUERY (0) is answered`)
       return this.bare(transport, id, flags, Rcode.notImp)
     }
     const questions = query.questions ?? []
     const q = questions[0]
     if (questions.length !== 1 || !q) {
-      this.reject(transport, BadReason.questions, from, `${questions.length} questions; a query asks exactly one`)
+      this.countBad(transport, BadReason.questions, from, `${questions.length} questions; a query asks exactly one`)
       return this.bare(transport, id, flags, Rcode.formErr)
     }
     if (!isWireName(q.name)) {
-      this.reject(transport, BadReason.name, from, 'the name does not re-encode as 1-63 byte labels')
+      this.countBad(transport, BadReason.name, from, 'the name does not re-encode as 1-63 byte labels')
       return this.bare(transport, id, flags, Rcode.formErr)
     }
     const opt = query.additionals?.find((a): a is OptAnswer => a.type === 'OPT')
     const limit = transport === 'tcp' ? MAX_TCP : opt ? Math.min(Math.max(opt.udpPayloadSize, MIN_UDP), this.maxUdp) : MIN_UDP
     const base = { id, rd, opt: opt !== undefined, question: q, limit, transport }
     if (opt && opt.ednsVersion !== 0) {
-      this.reject(transport, BadReason.ednsVersion, from, `EDNS version ${opt.ednsVersion}; only 0 is spoken`)
+      this.countBad(transport, BadReason.ednsVersion, from, `EDNS version ${opt.ednsVersion}; only 0 is spoken`)
       return this.respond({ ...base, rcode: Rcode.badVers, aa: false })
     }
     if (!this.zone.contains(q.name)) return this.outside(msg, base)
@@ -295,7 +311,11 @@ export class DnsServer implements Startable {
       return out
     }
     this.forwardFailures.inc()
-    this.log.warn({ name: base.question.name, failures: r.failures }, 'no DNS recursor answered; SERVFAIL (check --dns-recursors)')
+    this.warnLimited(
+      'forward',
+      { name: base.question.name, failures: r.failures },
+      'no DNS recursor answered; SERVFAIL (check --dns-recursors)',
+    )
     return this.respond({ ...base, rcode: Rcode.servFail, aa: false })
   }
 
@@ -381,21 +401,29 @@ export class DnsServer implements Startable {
     return out
   }
 
-  /**
-   * Counts a bad message and logs it: a warning for the first one, then at most one every
-   * 10 s (with how many came since), debug for the rest, so a flood cannot fill the log.
-   */
-  private reject(transport: DnsTransport, reason: BadReason, from: string, detail: string): void {
+  /** Counts a bad message and logs it (rate-limited: see warnLimited). */
+  private countBad(transport: DnsTransport, reason: BadReason, from: string, detail: string): void {
     this.bad.inc({ transport, reason })
-    this.badSinceLog++
+    this.warnLimited(
+      'bad',
+      { from, transport, reason, detail },
+      'bad DNS message; send a standard query (RFC 1035), e.g. dig @HOST -p PORT web.service.shoal',
+    )
+  }
+
+  /**
+   * A warning for the first event of a kind, then at most one every 10 s (with how many came
+   * since), debug for the rest: a flood of bad packets or a dead recursor cannot fill the log.
+   */
+  private warnLimited(kind: 'bad' | 'forward', fields: Record<string, unknown>, msg: string): void {
     const now = Date.now()
-    const fields = { from, transport, reason, detail }
-    const what = 'bad DNS message; send a standard query (RFC 1035), e.g. dig @HOST -p PORT web.service.shoal'
-    if (now - this.lastBadLog >= BAD_LOG_EVERY_MS) {
-      this.log.warn({ ...fields, badSinceLastWarning: this.badSinceLog }, what)
-      this.lastBadLog = now
-      this.badSinceLog = 0
-    } else this.log.debug(fields, what)
+    const w = this.warned[kind]
+    w.since++
+    if (now - w.last >= WARN_EVERY_MS) {
+      this.log.warn({ ...fields, sinceLastWarning: w.since }, msg)
+      w.last = now
+      w.since = 0
+    } else this.log.debug(fields, msg)
   }
 }
 

@@ -16,6 +16,7 @@
  * (RFC 2308 section 5). Every answer's order is shuffled per query (RFC 1794 style rotation),
  * so clients that take the first address spread over the instances.
  */
+import * as ipCodec from '@leichtgewicht/ip-codec'
 import type { Answer, Question, SoaAnswer } from 'dns-packet'
 import { isIP } from 'node:net'
 import { liveRecords, takesTraffic, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
@@ -80,41 +81,14 @@ function labelsOf(name: string): string[] {
   return n === '' ? [] : n.split('.')
 }
 
-/** `10.0.0.5` gives `0a000005`; `::1` gives 32 hex digits. */
+/** `10.0.0.5` gives `0a000005`; `::1` gives 32 hex digits: the address's bytes, as on the wire. */
 export function ipToHex(ip: string): string {
-  if (isIP(ip) === 4)
-    return ip
-      .split('.')
-      .map((o) => Number(o).toString(16).padStart(2, '0'))
-      .join('')
-  return ipv6Groups(ip)
-    .map((g) => g.toString(16).padStart(4, '0'))
-    .join('')
-}
-
-/** The eight 16-bit groups of an IPv6 address (`::` expanded, a dotted IPv4 tail included). */
-function ipv6Groups(ip: string): number[] {
-  let text = ip
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  if (dotted) {
-    const o = dotted[1]!.split('.').map(Number)
-    text =
-      text.slice(0, -dotted[1]!.length) +
-      `${(((o[0] ?? 0) << 8) | (o[1] ?? 0)).toString(16)}:${(((o[2] ?? 0) << 8) | (o[3] ?? 0)).toString(16)}`
-  }
-  const [head = '', tail] = text.split('::')
-  const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)))
-  const h = parse(head)
-  if (tail === undefined) return h
-  const t = parse(tail)
-  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t]
+  return Buffer.from(ipCodec.encode(ip)).toString('hex')
 }
 
 /** The inverse of ipToHex: 8 or 32 hex digits to an IP, else undefined. */
 function hexToIp(hex: string): string | undefined {
-  if (/^[0-9a-f]{8}$/.test(hex)) return [0, 2, 4, 6].map((i) => parseInt(hex.slice(i, i + 2), 16)).join('.')
-  if (/^[0-9a-f]{32}$/.test(hex)) return (hex.match(/.{4}/g) ?? []).join(':')
-  return undefined
+  return /^([0-9a-f]{8}|[0-9a-f]{32})$/.test(hex) ? ipCodec.decode(Buffer.from(hex, 'hex')) : undefined
 }
 
 /**
