@@ -100,6 +100,8 @@ async function agent(t: Test, node: string, join?: string): Promise<AgentProc> {
     '127.0.0.1:0',
     '--xds',
     '127.0.0.1:0',
+    '--dns',
+    '127.0.0.1:0',
     '--discovery',
     'none',
     '--profile',
