@@ -118,6 +118,24 @@ export function usage(command: string, summary: string, table: FlagTable, positi
   return `Usage: ${synopsis}\n\n${summary}\n\n${rows.map(([a, b]) => `  ${a!.padEnd(width)}${b}`).join('\n')}\n${env}`
 }
 
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+/**
+ * A duration flag value in milliseconds: a number with a unit, `500ms`, `10s`, `1m`, `24h`,
+ * `30d`. Throws SHOAL_ERR_CONFIG naming `v.where` (a bare number gets a hint to add a unit).
+ *
+ * @example
+ *   parseDuration({ value: '30d', where: '--ttl' }) // 2_592_000_000
+ */
+export function parseDuration(v: FlagValue): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.value.trim())
+  if (!m) {
+    const hint = /^\d+(\.\d+)?$/.test(v.value.trim()) ? ` (add a unit: ${v.value.trim()}s)` : ''
+    throw new ShoalError('SHOAL_ERR_CONFIG', `${v.where}: "${v.value}" is not a duration like 500ms, 10s, 1m, 24h or 30d${hint}`)
+  }
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] as keyof typeof DURATION_UNITS])
+}
+
 /** The flags as a Markdown table (flag, meaning, default), as the README shows them. */
 export function markdownTable(table: FlagTable): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|')

@@ -60,7 +60,7 @@ t.test('bad configuration names the flag or variable', async (t) => {
     [['--node'], {}, /^shoal agent: --node needs a value/],
     [['--bind', '127.0.0.1:x'], {}, /--bind: "127.0.0.1:x" has no numeric port/],
     [['--bind', 'host.example:7946'], {}, /--bind: "host.example:7946" is not an IP address with a port/],
-    [['--ready-timeout', '5'], {}, /--ready-timeout: "5" is not a duration like 500ms, 10s or 1m \(add a unit: 5s\)/],
+    [['--ready-timeout', '5'], {}, /--ready-timeout: "5" is not a duration like 500ms, 10s, 1m, 24h or 30d \(add a unit: 5s\)/],
     [['--cluster', ''], {}, /--cluster: "" is not a valid cluster name \(1-64 characters/],
     [['--key', 'x', '--key-file', '/k'], {}, /--key and --key-file: give the keys one way/],
     [['--discovery', 'none', '--static', '/x.json'], {}, /--static with --discovery none: the discovery list leaves out static/],

@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { hostname, networkInterfaces } from 'node:os'
 import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
-import { parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
+import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables
@@ -156,17 +156,6 @@ function parseBool(v: FlagValue): boolean {
   if (s === 'true' || s === '1' || s === 'yes' || s === '') return true
   if (s === 'false' || s === '0' || s === 'no') return false
   throw configError(v.where, `"${v.value}" is not true or false`)
-}
-
-/** `500ms`, `10s`, `1m`: a number with a unit. */
-function parseDuration(v: FlagValue): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.value.trim())
-  if (!m) {
-    const hint = /^\d+(\.\d+)?$/.test(v.value.trim()) ? ` (add a unit: ${v.value.trim()}s)` : ''
-    throw configError(v.where, `"${v.value}" is not a duration like 500ms, 10s or 1m${hint}`)
-  }
-  const n = Number(m[1])
-  return Math.round(m[2] === 'm' ? n * 60_000 : m[2] === 'ms' ? n : n * 1000)
 }
 
 function hostPort(v: FlagValue, opts: { defaultPort?: number; ipOnly?: boolean; listener?: boolean }): HostPort {
