@@ -1,6 +1,6 @@
 // The layers of docs/architecture.md, checked on every `npm run lint`: an import may only run
 // down (or sideways inside one folder). From the top: cli > agent > http, xds, dns, docker >
-// registry > gossip, health > the ground floor (errors, log, clock, address, metrics).
+// registry > gossip, health, identity > the ground floor (errors, log, clock, address, metrics).
 const folder = (name) => `^src/${name}/`
 const ground = '^src/(errors|log|clock|address|metrics|flags|lifecycle)\\.ts$'
 const rule = (name, from, to) => ({ name, severity: 'error', from: { path: from }, to: { path: to } })
@@ -8,11 +8,12 @@ const rule = (name, from, to) => ({ name, severity: 'error', from: { path: from 
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
-    rule('ground-floor-imports-nothing-above', ground, '^src/(gossip|health|registry|docker|xds|dns|http|agent|cli)/'),
-    rule('gossip-knows-no-services', folder('gossip'), '^src/(health|registry|docker|xds|dns|http|agent|cli)/'),
-    rule('health-is-a-leaf', folder('health'), '^src/(gossip|registry|docker|xds|dns|http|agent|cli)/'),
-    rule('registry-knows-no-sockets-docker-or-protobuf', folder('registry'), '^src/(docker|xds|dns|http|agent|cli)/'),
-    rule('docker-feeds-the-registry-only', folder('docker'), '^src/(gossip|xds|dns|http|agent|cli)/'),
+    rule('ground-floor-imports-nothing-above', ground, '^src/(gossip|health|identity|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('gossip-knows-no-services', folder('gossip'), '^src/(health|identity|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('health-is-a-leaf', folder('health'), '^src/(gossip|identity|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('identity-is-a-leaf', folder('identity'), '^src/(gossip|health|registry|docker|xds|dns|http|agent|cli)/'),
+    rule('registry-knows-no-sockets-docker-or-protobuf', folder('registry'), '^src/(identity|docker|xds|dns|http|agent|cli)/'),
+    rule('docker-feeds-the-registry-only', folder('docker'), '^src/(gossip|identity|xds|dns|http|agent|cli)/'),
     rule('xds-reads-the-catalog-only', folder('xds'), '^src/(gossip|docker|dns|http|agent|cli)/'),
     rule('dns-reads-the-catalog-only', folder('dns'), '^src/(gossip|health|docker|xds|http|agent|cli)/'),
     rule('http-reads-public-views-only', folder('http'), '^src/(docker|agent|cli)/'),

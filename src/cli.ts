@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `shoal` command: `agent`, the client commands that read an agent's HTTP API, the
- * bootstrap generators and the key tool. Each command has one flag table (src/flags.ts)
+ * bootstrap generators, the gossip key tool and the CA tooling (`shoal ca init|intermediate|inspect`). Each command has one flag table (src/flags.ts)
  * behind its parsing and its `--help`. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or
  * configuration (and a node name already held by a live node at another address).
  */
@@ -12,7 +12,7 @@ import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS } from './agent/config.js'
 import { runAgent } from './agent/run.js'
 import { runClientCommand, type ClientCommand } from './cli/client.js'
 import { isShoalError, ShoalError } from './errors.js'
-import { parseFlags, usage, type FlagTable } from './flags.js'
+import { parseDuration, parseFlags, usage, type FlagTable } from './flags.js'
 import { envoyBootstrap, grpcBootstrap } from './xds/index.js'
 
 const CLIENT_FLAGS = {
@@ -42,6 +42,44 @@ const ENVOY_BOOTSTRAP_FLAGS = {
     default: '127.0.0.1:9901',
     env: 'SHOAL_ENVOY_ADMIN',
     help: "Envoy's admin listener (its /stats/prometheus); 0.0.0.0:9901 lets Prometheus in another container scrape it",
+  },
+} as const satisfies FlagTable
+
+const CA_INIT_FLAGS = {
+  cluster: { type: 'string', value: 'NAME', help: "the agents' --cluster; in lower case it is the SPIFFE trust domain (required)" },
+  out: {
+    type: 'string',
+    value: 'DIR',
+    env: false,
+    help: 'folder for root.pem and root-key.pem, made with mode 0700 when missing (required)',
+  },
+  ttl: { type: 'string', value: 'DURATION', default: '3650d', env: false, help: "the root's lifetime" },
+  force: { type: 'boolean', env: false, help: 'replace a root already in DIR (every intermediate it signed stops being trusted)' },
+} as const satisfies FlagTable
+
+const CA_INTERMEDIATE_FLAGS = {
+  node: { type: 'string', value: 'NAME', help: "the node's --node, named in the certificate (required)" },
+  ca: { type: 'string', value: 'ROOT_DIR', env: false, help: 'folder with root.pem and root-key.pem from `shoal ca init` (required)' },
+  out: {
+    type: 'string',
+    value: 'DIR',
+    env: false,
+    help: "the node's --tls-dir: intermediate.pem, intermediate-key.pem, bundle.pem, replaced atomically (required)",
+  },
+  ttl: { type: 'string', value: 'DURATION', default: '30d', env: false, help: "the intermediate's lifetime (cut to the root's end)" },
+  'name-constraint': {
+    type: 'boolean',
+    env: false,
+    help: 'limit the intermediate to SPIFFE IDs of the trust domain (a URI name constraint: many TLS stacks reject those)',
+  },
+} as const satisfies FlagTable
+
+const CA_INSPECT_FLAGS = {
+  bundle: {
+    type: 'string',
+    value: 'FILE',
+    env: false,
+    help: 'roots to follow the chain to (a bundle.pem); exit 1 when it does not reach one',
   },
 } as const satisfies FlagTable
 
@@ -110,6 +148,82 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
   }
 }
 
+/** A required flag's value, else SHOAL_ERR_CONFIG naming it. */
+function required(command: string, flag: string, v: { value: string } | undefined): string {
+  if (v === undefined || v.value === '')
+    throw new ShoalError('SHOAL_ERR_CONFIG', `${command}: --${flag} is required; see \`${command} --help\``)
+  return v.value
+}
+
+const CA_COMMANDS = {
+  'ca init': {
+    summary: 'Make a root CA for a cluster (EC P-256, long-lived); its key belongs offline.',
+    flags: CA_INIT_FLAGS,
+    async run(argv) {
+      const f = parseFlags('shoal ca init', CA_INIT_FLAGS, argv, process.env)
+      if (f.help) return help('ca init')
+      const { initCa } = await import('./identity/index.js')
+      const ttl = f.get('ttl')
+      const r = await initCa({
+        cluster: required('shoal ca init', 'cluster', f.get('cluster')),
+        outDir: required('shoal ca init', 'out', f.get('out')),
+        ttlMs: ttl ? parseDuration(ttl) : undefined,
+        force: f.get('force')?.value === 'true',
+      })
+      process.stdout.write(
+        `trust domain ${r.trustDomain}: root valid until ${r.root.notAfter.toISOString()}\n` +
+          `wrote ${r.certFile}: the root certificate, every node's bundle (\`shoal ca intermediate\` copies it)\n` +
+          `wrote ${r.keyFile}: the root key; it only signs intermediates: move it off this machine and bring it back to sign\n`,
+      )
+      return 0
+    },
+  },
+  'ca intermediate': {
+    summary: "Sign a node's intermediate CA (path length 0) into its --tls-dir, with its key and the root bundle.",
+    flags: CA_INTERMEDIATE_FLAGS,
+    async run(argv) {
+      const cmd = 'shoal ca intermediate'
+      const f = parseFlags(cmd, CA_INTERMEDIATE_FLAGS, argv, process.env)
+      if (f.help) return help('ca intermediate')
+      const { makeIntermediate } = await import('./identity/index.js')
+      const ttl = f.get('ttl')
+      const r = await makeIntermediate({
+        node: required(cmd, 'node', f.get('node')),
+        caDir: required(cmd, 'ca', f.get('ca')),
+        outDir: required(cmd, 'out', f.get('out')),
+        ttlMs: ttl ? parseDuration(ttl) : undefined,
+        nameConstraint: f.get('name-constraint')?.value === 'true',
+      })
+      const cut = r.cutToRoot ? " (cut to the root's end: make a new root soon)" : ''
+      process.stdout.write(
+        `${r.intermediate.subject}, trust domain ${r.trustDomain}: valid until ${r.intermediate.notAfter.toISOString()}${cut}\n` +
+          `wrote ${r.keyFile}, ${r.certFile} and ${r.bundleFile}; a running agent with this --tls-dir picks them up\n`,
+      )
+      return 0
+    },
+  },
+  'ca inspect': {
+    summary: 'Describe a chain in words: subjects, SPIFFE IDs, validity, who signed whom.',
+    flags: CA_INSPECT_FLAGS,
+    positional: 'FILE',
+    async run(argv) {
+      const f = parseFlags('shoal ca inspect', CA_INSPECT_FLAGS, argv, process.env, { positionals: true })
+      if (f.help) return help('ca inspect')
+      const [file, ...extra] = f.positionals
+      if (file === undefined || extra.length > 0) {
+        throw new ShoalError(
+          'SHOAL_ERR_CONFIG',
+          'shoal ca inspect: expected one FILE (a PEM certificate or chain); see `shoal ca inspect --help`',
+        )
+      }
+      const { inspectChain } = await import('./identity/index.js')
+      const r = await inspectChain(file, { bundleFile: f.get('bundle')?.value })
+      process.stdout.write(r.text)
+      return r.ok ? 0 : 1
+    },
+  },
+} satisfies Record<string, Command>
+
 const COMMANDS: Record<string, Command> = {
   agent: {
     summary: 'Run the agent: discover local services, gossip them, serve xDS and the HTTP API.',
@@ -127,6 +241,7 @@ const COMMANDS: Record<string, Command> = {
   undrain: clientCommand('undrain', 'Take an instance out of draining.', 'ID'),
   'envoy-bootstrap': bootstrapCommand('envoy'),
   'grpc-bootstrap': bootstrapCommand('grpc'),
+  ...CA_COMMANDS,
   keygen: {
     summary: 'Print a new gossip key (32 random bytes in base64) for --key or a --key-file line.',
     flags: {},
@@ -149,12 +264,12 @@ const COMMANDS: Record<string, Command> = {
   },
 }
 
-/** `shoal help`: the commands, one line each. */
-export function overview(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length + (COMMANDS[c]!.positional?.length ?? 0))) + 4
-  const lines = Object.entries(COMMANDS).map(
-    ([name, c]) => `  ${(name + (c.positional ? ' ' + c.positional : '')).padEnd(width)}${c.summary}`,
-  )
+/** `shoal help`: the commands (or those of one group), one line each. */
+export function overview(names: string[] = Object.keys(COMMANDS)): string {
+  const width = Math.max(...names.map((c) => c.length + (COMMANDS[c]!.positional?.length ?? 0))) + 4
+  const lines = names
+    .map((name) => [name, COMMANDS[name]!] as const)
+    .map(([name, c]) => `  ${(name + (c.positional ? ' ' + c.positional : '')).padEnd(width)}${c.summary}`)
   return `Usage: shoal <command> [flags]\n\nCommands:\n${lines.join('\n')}\n\n\`shoal <command> --help\` (or \`shoal help <command>\`) prints a command's flags.\n`
 }
 
@@ -184,12 +299,23 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    const topic = rest[0]
+    const topic = rest.length > 0 ? rest.join(' ') : undefined
     if (topic !== undefined && COMMANDS[topic]) return help(topic)
     process.stdout.write(overview())
     return topic === undefined ? 0 : 2
   }
   if (cmd === '--version') return COMMANDS.version!.run([])
+  // Two-word commands (`shoal ca init`): the group alone, or with --help, lists its commands.
+  const group = Object.keys(COMMANDS).filter((c) => c.startsWith(cmd + ' '))
+  if (group.length > 0) {
+    const sub = rest[0]
+    if (sub !== undefined && COMMANDS[`${cmd} ${sub}`]) return COMMANDS[`${cmd} ${sub}`]!.run(rest.slice(1))
+    const asked = sub === '--help' || sub === '-h'
+    const out = asked ? process.stdout : process.stderr
+    if (sub !== undefined && !asked) out.write(`shoal: unknown command "${cmd} ${sub}"\n`)
+    out.write(overview(group))
+    return asked ? 0 : 2
+  }
   const command = COMMANDS[cmd]
   if (!command) {
     process.stderr.write(`shoal: unknown command "${cmd}"; \`shoal help\` lists them\n`)

@@ -29,6 +29,12 @@ export const ErrorCode = {
   /** A web UI file shipped with the package cannot be read. */
   uiAsset: 'SHOAL_ERR_UI_ASSET',
 
+  // Service identity: the CA tooling and the agent's intermediate.
+  /** A file is not the PEM certificate or PKCS#8 EC P-256 key it should be, or a certificate does not parse. */
+  pem: 'SHOAL_ERR_PEM',
+  /** `shoal ca`: the CA files cannot be made (an existing root left in place, a root that cannot sign). */
+  ca: 'SHOAL_ERR_CA',
+
   // Lifecycle misuse (a bug in the caller).
   /** A part was used before start() (or after stop()). */
   notStarted: 'SHOAL_ERR_NOT_STARTED',

@@ -1,0 +1,18 @@
+/**
+ * Public API of service identity: the CA tooling (`shoal ca`) and the SPIFFE ID rules.
+ * Everything not listed here is internal.
+ *
+ * @example
+ *   import { initCa, makeIntermediate, inspectChain, spiffeIdOf } from './identity/index.js'
+ */
+export { initCa, makeIntermediate, DEFAULT_ROOT_TTL_MS, DEFAULT_INTERMEDIATE_TTL_MS } from './ca.js'
+export type { InitCaOptions, InitCaResult, IntermediateOptions, IntermediateResultFiles } from './ca.js'
+export { inspectChain } from './inspect.js'
+export type { InspectResult } from './inspect.js'
+export { IntermediateProblem, loadIntermediate, signedBy, keyMatches, readCertificates } from './chain.js'
+export type { Intermediate, IntermediateResult } from './chain.js'
+export { INTERMEDIATE_FILES, LEAF_FILES, ROOT_FILES, SERVICES_DIR, leafPaths } from './files.js'
+export { parseSpiffeId, spiffeIdOf, trustDomainId, trustDomainOf, trustDomainProblem } from './spiffe.js'
+export type { SpiffeId } from './spiffe.js'
+export { TlsMode } from './types.js'
+export type { IdentityStatus, ServiceIdentity } from './types.js'
