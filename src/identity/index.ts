@@ -1,10 +1,12 @@
 /**
- * Public API of service identity: the CA tooling (`shoal ca`) and the SPIFFE ID rules.
- * Everything not listed here is internal.
+ * Public API of service identity: the CA tooling (`shoal ca`), the agent's issuer and the
+ * SPIFFE ID rules. Everything not listed here is internal.
  *
  * @example
- *   import { initCa, makeIntermediate, inspectChain, spiffeIdOf } from './identity/index.js'
+ *   import { IdentityIssuer, initCa, makeIntermediate, inspectChain, spiffeIdOf } from './identity/index.js'
  */
+export { IdentityIssuer, DEFAULT_LEAF_TTL_MS } from './issuer.js'
+export type { IdentityIssuerOptions, IdentityIssuerComponents, IdentityIssuerEvents } from './issuer.js'
 export { initCa, makeIntermediate, DEFAULT_ROOT_TTL_MS, DEFAULT_INTERMEDIATE_TTL_MS } from './ca.js'
 export type { InitCaOptions, InitCaResult, IntermediateOptions, IntermediateResultFiles } from './ca.js'
 export { inspectChain } from './inspect.js'
