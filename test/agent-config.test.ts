@@ -22,6 +22,8 @@ t.test('defaults follow the README flag table and docs/architecture.md "Default 
   t.equal(c.allowExternalChecks, false)
   t.equal(c.advertise.port, 7946)
   t.same(c.dns, { bind: { host: '127.0.0.1', port: 8600 }, domain: 'shoal.', ttlSeconds: 0, recursors: [] })
+  t.equal(c.tlsMode, 'off', 'no TLS without --tls-dir')
+  t.equal(c.tlsDir, undefined)
 })
 
 t.test('the DNS flags', async (t) => {
@@ -40,6 +42,16 @@ t.test('the DNS flags', async (t) => {
       { host: '::1', port: 5353 },
     ],
   })
+})
+
+t.test('--tls-dir: permissive unless --tls-mode says otherwise; leaf lifetime 24 h unless set', async (t) => {
+  const c = parseAgentConfig(['--tls-dir', tmpdir()], {})
+  t.equal(c.tlsDir, tmpdir())
+  t.equal(c.tlsMode, 'permissive')
+  t.equal(c.tlsLeafTtlMs, 24 * 3_600_000)
+  const s = parseAgentConfig(['--tls-dir', tmpdir(), '--tls-mode', 'strict', '--tls-leaf-ttl', '2m'], {})
+  t.equal(s.tlsMode, 'strict')
+  t.equal(s.tlsLeafTtlMs, 120_000)
 })
 
 t.test('environment variables, and a flag wins over its variable', async (t) => {
@@ -89,6 +101,16 @@ t.test('bad configuration names the flag or variable', async (t) => {
       {},
       /--dns-recursors: 127.0.0.1:5300 is this agent's own --dns address; forwarding to it would loop/,
     ],
+    [['--tls-mode', 'strict'], {}, /--tls-mode: strict needs identities: add --tls-dir DIR/],
+    [[], { SHOAL_TLS_MODE: 'permissive' }, /SHOAL_TLS_MODE: permissive needs identities/],
+    [
+      ['--tls-dir', '/nonexistent/tls'],
+      {},
+      /--tls-dir: "\/nonexistent\/tls" is not a directory: make it and write the node's intermediate there with `shoal ca intermediate --out \/nonexistent\/tls`/,
+    ],
+    [['--tls-dir', tmpdir(), '--tls-mode', 'on'], {}, /--tls-mode: "on" is not off, permissive or strict/],
+    [['--tls-dir', tmpdir(), '--tls-leaf-ttl', '30s'], {}, /--tls-leaf-ttl: "30s" is outside 1m to 90d/],
+    [['--tls-leaf-ttl', '2m'], {}, /--tls-leaf-ttl: only applies with --tls-dir/],
   ]
   for (const [argv, env, re] of cases) {
     try {

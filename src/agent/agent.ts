@@ -15,6 +15,7 @@ import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
 import { DnsServer } from '../dns/index.js'
 import { HttpServer, registerCatalogMetrics, registerGossipMetrics } from '../http/index.js'
+import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
 import { readKeyFile, type AgentConfig } from './config.js'
 
 /**
@@ -65,6 +66,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private catalog?: Catalog
   private xds?: XdsServer
   private dns?: DnsServer
+  private identity?: IdentityIssuer
   private readonly joinAbort = new AbortController()
   private readyTimer?: Timer
   private ready = false
@@ -95,6 +97,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Gossip members (after start). */
   members(): Member[] {
     return this.gossip?.members() ?? []
+  }
+
+  /** Service identity (with --tls-dir): the intermediate in use or why there is none, and the services holding a leaf. */
+  identityStatus(): IdentityStatus | undefined {
+    return this.identity?.status()
   }
 
   /** Starts a part and records how to stop it. */
@@ -145,6 +152,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const bridge = new GossipBridge({}, { catalog, gossip, logger: log })
     await this.run('registry-bridge', bridge, (b) => b.start())
     bridge.once('synced', () => this.markReady('first push-pull with a peer'))
+    if (cfg.tlsDir !== undefined) await this.startIdentity(cfg.tlsDir, catalog)
 
     // Sources are made before health checks (the Docker check reads the Docker source's feed)
     // and started after the servers (the example services check the agent itself).
@@ -227,6 +235,25 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
+   * Service identity: a leaf for every service name among this host's records (tombstones
+   * aside, whatever their health: an unhealthy instance still needs its identity to recover).
+   * Started before the local services so it hears their first records.
+   */
+  private async startIdentity(dir: string, catalog: Catalog): Promise<void> {
+    const cfg = this.config
+    const identity = new IdentityIssuer(
+      { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs },
+      { logger: this.logger, clock: this.clock, registry: this.registry },
+    )
+    this.identity = identity
+    await this.run('identity', identity, (i) => i.start())
+    const localNames = () => catalog.localRecords().flatMap((r) => (r.status === 'tombstone' ? [] : [r.name]))
+    const unsubscribe = catalog.onLocalChange(() => identity.setServices(localNames()))
+    this.parts.push({ name: 'identity-feed', stop: unsubscribe })
+    identity.setServices(localNames())
+  }
+
+  /**
    * Warm start: serve xDS and report ready only after the first push-pull with a peer (our
    * join, or a peer's join to us), or after a bounded wait when alone, so an empty catalog
    * never wipes a running Envoy.
@@ -272,6 +299,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'key file rejected; keeping the current keys')
     }
+  }
+
+  /** Re-read the intermediate in --tls-dir (SIGHUP); resolves when the leaves it causes are written. */
+  reloadIdentity(): Promise<void> {
+    return this.identity?.reload() ?? Promise.resolve()
   }
 
   private watchKeyFile(): void {

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { hostname, networkInterfaces } from 'node:os'
 import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
+import { TlsMode } from '../identity/types.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables
@@ -40,6 +41,12 @@ export interface AgentConfig {
   readyTimeoutMs: number
   /** The DNS interface; absent with `--dns off`. */
   dns?: DnsConfig
+  /** Service identity: the folder with the node's intermediate, its key and the root bundle; leaves go to its services/ folder. */
+  tlsDir?: string
+  /** Whether xDS still serves plain-text resources: off without --tls-dir, else permissive unless set. */
+  tlsMode: TlsMode
+  /** Lifetime of each service's leaf, ms. */
+  tlsLeafTtlMs: number
 }
 
 /** The DNS interface's settings (--dns, --dns-domain, --dns-ttl, --dns-recursors). */
@@ -119,6 +126,23 @@ export const AGENT_FLAGS = {
     value: 'DURATION',
     default: '5s; 1s with local',
     help: 'warm start: longest wait for a first push-pull',
+  },
+  'tls-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'service identity: DIR holds the node intermediate, its key and the root bundle (`shoal ca intermediate`); leaves go to DIR/services/NAME/',
+  },
+  'tls-mode': {
+    type: 'string',
+    value: 'off|permissive|strict',
+    default: 'permissive with --tls-dir, else off',
+    help: 'whether xDS keeps plain-text resources beside mTLS ones (README, Service identity)',
+  },
+  'tls-leaf-ttl': {
+    type: 'string',
+    value: 'DURATION',
+    default: '24h',
+    help: "lifetime of each local service's leaf (1m to 90d), renewed at two thirds of it",
   },
   'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   'log-format': {
@@ -310,6 +334,32 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const readyTimeoutMs = rt ? parseDuration(rt) : profile === 'local' ? 1000 : 5000
   const dns = parseDns(get)
 
+  const tlsDirIn = get('tls-dir')
+  if (tlsDirIn !== undefined) {
+    let isDir = false
+    try {
+      isDir = statSync(tlsDirIn.value).isDirectory()
+    } catch {
+      /* missing: said below */
+    }
+    if (!isDir) {
+      throw configError(
+        tlsDirIn.where,
+        `"${tlsDirIn.value}" is not a directory: make it and write the node's intermediate there with \`shoal ca intermediate --out ${tlsDirIn.value}\``,
+      )
+    }
+  }
+  const modeIn = get('tls-mode')
+  const tlsMode = (modeIn?.value ?? (tlsDirIn ? 'permissive' : 'off')) as TlsMode
+  if (!Object.values(TlsMode).includes(tlsMode)) throw configError(modeIn!.where, `"${modeIn!.value}" is not off, permissive or strict`)
+  if (tlsMode !== 'off' && tlsDirIn === undefined) {
+    throw configError(modeIn!.where, `${tlsMode} needs identities: add --tls-dir DIR (\`shoal ca intermediate\` writes one)`)
+  }
+  const ttlIn = get('tls-leaf-ttl')
+  const tlsLeafTtlMs = ttlIn ? parseDuration(ttlIn) : 24 * 3_600_000
+  if (ttlIn && tlsDirIn === undefined) throw configError(ttlIn.where, 'only applies with --tls-dir')
+  if (tlsLeafTtlMs < 60_000 || tlsLeafTtlMs > 90 * 86_400_000) throw configError(ttlIn!.where, `"${ttlIn!.value}" is outside 1m to 90d`)
+
   const cfg: AgentConfig = {
     node,
     bind,
@@ -327,7 +377,10 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     logLevel,
     logFormat,
     readyTimeoutMs,
+    tlsMode,
+    tlsLeafTtlMs,
   }
+  if (tlsDirIn !== undefined) cfg.tlsDir = tlsDirIn.value
   if (keyFile !== undefined) cfg.keyFile = keyFile
   if (staticIn !== undefined) cfg.static = staticIn.value
   if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value

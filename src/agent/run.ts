@@ -46,7 +46,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
-    process.on('SIGHUP', () => agent.reloadKeys())
+    process.on('SIGHUP', () => {
+      agent.reloadKeys()
+      void agent.reloadIdentity()
+    })
     agent.on('conflict', (info) => {
       process.stderr.write(`shoal: ${info.message}; refusing to run\n`)
       agent.stop({ leave: false }).then(
