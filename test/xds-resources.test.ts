@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildResources, nodeKindOf } from '../src/xds/resources.js'
+import { nodeKindOf } from '../src/xds/resources.js'
+import { buildResources } from './lib/xds-oracle.js'
 import { FixtureCatalog, host, rec } from './xds-fixture.js'
 
 t.test('node kind rule', async (t) => {

@@ -1,11 +1,11 @@
 import t from 'tap'
 import { loadXdsProtos, TypeUrl, ExtUrl } from '../src/xds/protos.js'
-import { buildResources } from '../src/xds/resources.js'
+import { buildResources } from './lib/xds-oracle.js'
 import { validateResource } from '../src/xds/validate.js'
 import { silentLogger } from '../src/log.js'
 import { Registry } from 'prom-client'
 import { XdsServer } from '../src/xds/server.js'
-import { FixtureCatalog, host, rec, GRPC_NODE, AdsClient } from './xds-fixture.js'
+import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, AdsClient } from './xds-fixture.js'
 
 const p = loadXdsProtos()
 const router = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }
@@ -121,9 +121,41 @@ t.test('one failing case per resource type', async (t) => {
 })
 
 t.test('a failing resource is not served; the reason is logged and counted', async (t) => {
-  // An endpoint with a host name instead of an IP literal: its CLA fails, the rest is served.
+  // A ServicePort out of range (a record from a peer that skipped validation): Envoy's Listener
+  // on it fails (port_value <= 65535) and is not served; its Cluster and the rest are.
   const catalog = new FixtureCatalog([
-    host('h1', [rec({ host: 'h1', id: 'a', name: 'echo', servicePort: 10001, port: 9000, ip: 'not-an-ip' })]),
+    host('h1', [
+      rec({ host: 'h1', id: 'a', name: 'echo', servicePort: 70000, port: 9000 }),
+      rec({ host: 'h1', id: 'b', name: 'web', servicePort: 10002, port: 9001 }),
+    ]),
+  ])
+  const registry = new Registry()
+  const server = new XdsServer(
+    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
+    { logger: silentLogger(), catalog, registry },
+  )
+  const { port } = await server.start()
+  server.setReady(true)
+  const c = new AdsClient(port)
+  t.teardown(async () => {
+    c.close()
+    await server.stop()
+  })
+  c.send({ type_url: TypeUrl.listener, node: ENVOY_NODE })
+  const r = await c.next()
+  t.same(r.names, ['web:10002'], 'the invalid Listener is not served, the other one is')
+  const dbg = server.debugInfo()
+  t.equal(dbg.invalid.length, 1)
+  t.match(dbg.invalid[0]!, { kind: 'envoy', type: 'lds', name: 'echo:70000' })
+  t.match(await registry.metrics(), /shoal_xds_invalid_resources_total\{type="lds"\} 1/)
+})
+
+t.test('an endpoint no client accepts is left out of its ClusterLoadAssignment, logged and counted', async (t) => {
+  const catalog = new FixtureCatalog([
+    host('h1', [
+      rec({ host: 'h1', id: 'a', name: 'echo', servicePort: 10001, port: 9000, ip: 'not-an-ip' }),
+      rec({ host: 'h1', id: 'b', name: 'echo', servicePort: 10001, port: 9001 }),
+    ]),
   ])
   const registry = new Registry()
   const server = new XdsServer(
@@ -139,9 +171,15 @@ t.test('a failing resource is not served; the reason is logged and counted', asy
   })
   c.send({ type_url: TypeUrl.endpoint, node: GRPC_NODE, resource_names: ['echo:10001'] })
   const r = await c.next()
-  t.same(r.names, [], 'the invalid CLA is not served')
+  t.same(r.names, ['echo:10001'], 'the CLA is served')
+  const eps = (r.resources[0]!.endpoints as any[]).flatMap((l) => l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address))
+  t.same(
+    eps.map((e: any) => [e.address, e.port_value]),
+    [['127.0.0.1', 9001]],
+    'with the good endpoint only',
+  )
   const dbg = server.debugInfo()
-  t.equal(dbg.invalid.length, 1)
-  t.match(dbg.invalid[0]!, { kind: 'grpc', type: 'eds', name: 'echo:10001' })
-  t.match(await registry.metrics(), /shoal_xds_invalid_resources_total\{type="eds"\} 1/)
+  t.same(dbg.invalid, [])
+  t.match(dbg.dropped, [{ servicePort: 10001, service: 'echo', host: 'h1', id: 'a', address: 'not-an-ip:9000', reason: 'not_an_ip' }])
+  t.match(await registry.metrics(), /shoal_xds_dropped_endpoints\{reason="not_an_ip"\} 1/)
 })

@@ -1,11 +1,143 @@
 /**
- * Incremental ServicePort grouping: the same groups as `groupServicePorts` (resources.ts),
- * kept up to date from one catalog snapshot to the next by diffing each host's live records
- * by identity, so a change costs work in proportion to the ServicePorts it touched, not to
- * the catalog. Consumers (one per node kind) each drain their own set of changed ServicePorts.
+ * ServicePort grouping: live records -> one group per ServicePort (the smallest service name
+ * wins a ServicePort two names claim), with the endpoints a client may be given (one per
+ * address). The GroupIndex keeps the groups up to date from one catalog snapshot to the next
+ * by diffing each host's live records by identity, so a change costs work in proportion to
+ * the ServicePorts it touched, not to the catalog. Consumers (one per node kind) each drain
+ * their own set of changed ServicePorts. resources.ts turns a group into Envoy objects.
  */
-import { liveRecordsOf, type CatalogSnapshot, type HostView, type ServiceRecord } from '../registry/types.js'
-import { compareInstances, instancesOf, type Instance, type ServicePortConflict, type ServicePortGroup } from './resources.js'
+import { isIP } from 'node:net'
+import { liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+
+/** Two or more service names claiming one ServicePort: the smallest name wins. */
+export interface ServicePortConflict {
+  servicePort: number
+  winner: string
+  losers: string[]
+}
+
+/** One instance (a tcp port of a live record) on the ServicePort it serves. */
+export interface Instance {
+  host: string
+  id: string
+  status: ServiceRecord['status']
+  ip: string
+  port: number
+  mode: ProxyMode
+  servicePort: number
+}
+
+/** The instances of one service on one ServicePort, after conflict resolution. */
+export interface ServicePortGroup {
+  servicePort: number
+  name: string
+  mode: ProxyMode
+  /** The service has exactly one ServicePort (so it also gets the bare-name api listener). */
+  singlePort: boolean
+  /**
+   * Live instances sorted by host, id, port; at most one served instance (alive, unknown,
+   * draining) per address, and none with an address a client cannot use (see endpointFilter).
+   */
+  instances: Instance[]
+}
+
+/** Why an instance is left out of its ServicePort's ClusterLoadAssignment. */
+export type DropReason = 'duplicate_address' | 'not_an_ip' | 'port_out_of_range'
+
+/**
+ * An instance left out of a ClusterLoadAssignment. Both gRPC clients NACK a
+ * ClusterLoadAssignment that lists one address twice (gRPC C-core: "duplicate endpoint
+ * address", grpc-js-xds: "address is a duplicate of another address"), and every client
+ * rejects a socket address that is not an IP literal with a port in 1-65535 (Envoy's
+ * SocketAddress rules): one such record must not take the whole service down.
+ */
+export interface DroppedEndpoint {
+  servicePort: number
+  service: string
+  host: string
+  id: string
+  status: ServiceRecord['status']
+  /** `ip:port` as the record spells it (`[ip]:port` for IPv6). */
+  address: string
+  reason: DropReason
+  /** For a duplicate: the instance served at that address instead. */
+  keptBy?: { host: string; id: string; status: ServiceRecord['status'] }
+}
+
+/** The statuses a client is given, best first: which of two instances at one address is served. */
+const SERVED_RANK: Partial<Record<ServiceRecord['status'], number>> = { alive: 0, unknown: 1, draining: 2 }
+
+/** `ip` in canonical text (RFC 5952 for IPv6, as the WHATWG URL serializer writes it), or null when not an IP literal. */
+export function canonicalIp(ip: string): string | null {
+  const v = isIP(ip)
+  if (v === 4) return ip
+  if (v !== 6) return null
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1)
+  } catch {
+    // A zone id (fe80::1%eth0) is an IP to node:net but not to URL: keep it as written.
+    return ip.toLowerCase()
+  }
+}
+
+function addressText(ip: string, port: number): string {
+  return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`
+}
+
+/**
+ * The endpoint rule of one group: from instances sorted by (host, id, port), drop those whose
+ * address no client accepts, and keep one served instance per address (canonical IP and
+ * port): the best status (alive, then unknown, then draining), then the first in order, so
+ * every agent chooses the same one. Instances that are not served (unhealthy) never displace
+ * a served one and stay in the list (resources.ts leaves them out).
+ *
+ * @example
+ *   endpointFilter(10001, 'echo', [a, b]) // { kept: [a], dropped: [{ ...b, reason: 'duplicate_address', keptBy: a }] }
+ */
+export function endpointFilter(
+  servicePort: number,
+  service: string,
+  instances: Instance[],
+): { kept: Instance[]; dropped: DroppedEndpoint[] } {
+  const dropped: DroppedEndpoint[] = []
+  const drop = (i: Instance, reason: DropReason, keptBy?: Instance): void => {
+    dropped.push({
+      servicePort,
+      service,
+      host: i.host,
+      id: i.id,
+      status: i.status,
+      address: addressText(i.ip, i.port),
+      reason,
+      ...(keptBy ? { keptBy: { host: keptBy.host, id: keptBy.id, status: keptBy.status } } : {}),
+    })
+  }
+  const best = new Map<string, Instance>()
+  const usable: Instance[] = []
+  for (const i of instances) {
+    const ip = canonicalIp(i.ip)
+    if (ip === null) drop(i, 'not_an_ip')
+    else if (!(Number.isInteger(i.port) && i.port > 0 && i.port < 65536)) drop(i, 'port_out_of_range')
+    else {
+      usable.push(i)
+      const rank = SERVED_RANK[i.status]
+      if (rank === undefined) continue
+      const key = `${ip}|${i.port}`
+      const cur = best.get(key)
+      if (!cur || rank < SERVED_RANK[cur.status]!) best.set(key, i)
+    }
+  }
+  if (usable.length === instances.length && best.size === usable.filter((i) => SERVED_RANK[i.status] !== undefined).length)
+    return { kept: instances, dropped }
+  const kept: Instance[] = []
+  for (const i of usable) {
+    const rank = SERVED_RANK[i.status]
+    const winner = rank === undefined ? i : best.get(`${canonicalIp(i.ip)}|${i.port}`)!
+    if (winner === i) kept.push(i)
+    else drop(i, 'duplicate_address', winner)
+  }
+  return { kept, dropped }
+}
 
 interface HostState {
   state: HostView['state']
@@ -25,6 +157,27 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+// Instances are derived per record object: an unchanged record yields the identical instance
+// objects, so the snapshot cache can compare groups by identity.
+const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
+
+/** The instances (tcp ports) of one record, cached per record object. */
+export function instancesOf(r: ServiceRecord): Instance[] {
+  let list = instanceCache.get(r)
+  if (!list) {
+    list = r.ports
+      .filter((p) => p.type === 'tcp')
+      .map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
+    instanceCache.set(r, list)
+  }
+  return list
+}
+
+/** The order of a group's instances: host, then id, then port. */
+export function compareInstances(a: Instance, b: Instance): number {
+  return cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port
+}
+
 /**
  * @example
  *   const index = new GroupIndex()
@@ -42,12 +195,19 @@ export class GroupIndex {
   private spsOfName = new Map<string, Set<number>>()
   private conflictBySp = new Map<number, ServicePortConflict>()
   private conflictList: ServicePortConflict[] = []
+  private droppedBySp = new Map<number, DroppedEndpoint[]>()
+  private droppedList: DroppedEndpoint[] = []
   private consumers: Array<Set<number>> = []
   private applied: { snap: CatalogSnapshot; seq: number } | undefined
 
   /** Conflicts sorted by ServicePort; a new array only when they changed. */
   get conflicts(): ServicePortConflict[] {
     return this.conflictList
+  }
+
+  /** Instances left out of their ClusterLoadAssignment, by ServicePort; a new array only when they changed. */
+  get dropped(): DroppedEndpoint[] {
+    return this.droppedList
   }
 
   /** A set that collects every ServicePort whose group changed (or went) from now on; the consumer clears it. */
@@ -107,10 +267,11 @@ export class GroupIndex {
     const changed = new Set<number>()
     const namesChanged = new Set<string>()
     let conflictsChanged = false
+    let droppedChanged = false
     for (const sp of touched) {
       const prev = this.groups.get(sp)
       const records = this.bySp.get(sp)
-      let next: { name: string; instances: Instance[]; losers: string[] } | undefined
+      let next: { name: string; instances: Instance[]; mode: ProxyMode; losers: string[] } | undefined
       if (records) {
         const names = new Map<string, Instance[]>()
         for (const r of records) {
@@ -123,8 +284,17 @@ export class GroupIndex {
         }
         const sorted = [...names.keys()].sort(cmp)
         const name = sorted[0]!
-        next = { name, instances: names.get(name)!.sort(compareInstances), losers: sorted.slice(1) }
-      }
+        const all = names.get(name)!.sort(compareInstances)
+        const { kept, dropped } = endpointFilter(sp, name, all)
+        // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
+        next = { name, instances: kept, mode: all[0]!.mode, losers: sorted.slice(1) }
+        if (dropped.length || this.droppedBySp.has(sp)) {
+          const had = this.droppedBySp.get(sp)
+          if (JSON.stringify(had ?? []) !== JSON.stringify(dropped)) droppedChanged = true
+          if (dropped.length) this.droppedBySp.set(sp, dropped)
+          else this.droppedBySp.delete(sp)
+        }
+      } else if (this.droppedBySp.delete(sp)) droppedChanged = true
       const hadConflict = this.conflictBySp.get(sp)
       if (next && next.losers.length) {
         const cf = { servicePort: sp, winner: next.name, losers: next.losers }
@@ -160,8 +330,7 @@ export class GroupIndex {
       const g: ServicePortGroup = {
         servicePort: sp,
         name: next.name,
-        // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
-        mode: next.instances[0]!.mode,
+        mode: next.mode,
         singlePort: this.spsOfName.get(next.name)!.size === 1,
         instances: next.instances,
       }
@@ -180,6 +349,9 @@ export class GroupIndex {
           changed.add(sp)
         }
       }
+    }
+    if (droppedChanged) {
+      this.droppedList = [...this.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
     }
     if (conflictsChanged) this.conflictList = [...this.conflictBySp.values()].sort((a, b) => a.servicePort - b.servicePort)
     for (const c of this.consumers) for (const sp of changed) c.add(sp)

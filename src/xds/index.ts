@@ -7,5 +7,5 @@
 export { XdsServer } from './server.js'
 export type { XdsServerOptions, XdsServerComponents, XdsDebugInfo, XdsClientDebug, XdsTypeDebug } from './server.js'
 export { envoyBootstrap, grpcBootstrap } from './bootstrap.js'
-export { nodeKindOf, buildResources, clusterName } from './resources.js'
+export { nodeKindOf, clusterName } from './resources.js'
 export { validateResource } from './validate.js'

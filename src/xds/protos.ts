@@ -28,13 +28,59 @@ export const ExtUrl = {
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const
 
-/** Short label per resource type, for metrics and logs. */
-export const TypeLabel: Record<TypeUrl, 'cds' | 'eds' | 'lds' | 'rds'> = {
-  [TypeUrl.cluster]: 'cds',
-  [TypeUrl.endpoint]: 'eds',
-  [TypeUrl.listener]: 'lds',
-  [TypeUrl.route]: 'rds',
+/** Short name of a resource type, for metrics, logs and `/debug/xds`. */
+export type TypeLabel = 'cds' | 'eds' | 'lds' | 'rds'
+
+/** What the server needs to know about one resource type. */
+export interface XdsType {
+  url: TypeUrl
+  label: TypeLabel
+  /**
+   * State of the world carries every subscribed resource: a subscribed name missing from a
+   * response deletes it on the client (Listener and Cluster; xDS protocol, "Resource types
+   * ... LDS and CDS"; grpc-js-xds `allResourcesRequiredInSotW`, gRFC A53).
+   */
+  fullSet: boolean
+  /**
+   * Make before break: position in a push (Envoy's xDS protocol, "Eventual consistency
+   * considerations": CDS, then EDS for those clusters, then LDS, then RDS).
+   */
+  pushOrder: number
+  /**
+   * Removals last, the referring type before the referred one (Listeners stop naming a
+   * Cluster before the Cluster goes); null: the type is never removed by omission.
+   */
+  removalOrder: number | null
 }
+
+/**
+ * The type table: one row per resource type Shoal serves (go-control-plane's ResponseType
+ * plays this role there). Rows are in push order.
+ */
+export const XDS_TYPES: readonly XdsType[] = [
+  { url: TypeUrl.cluster, label: 'cds', fullSet: true, pushOrder: 0, removalOrder: 1 },
+  { url: TypeUrl.endpoint, label: 'eds', fullSet: false, pushOrder: 1, removalOrder: null },
+  { url: TypeUrl.listener, label: 'lds', fullSet: true, pushOrder: 2, removalOrder: 0 },
+  { url: TypeUrl.route, label: 'rds', fullSet: false, pushOrder: 3, removalOrder: null },
+]
+
+const BY_URL = new Map<string, XdsType>(XDS_TYPES.map((t) => [t.url, t]))
+const BY_LABEL = new Map<string, XdsType>(XDS_TYPES.map((t) => [t.label, t]))
+
+/** The row of a type URL, or undefined for a type Shoal does not serve. */
+export function xdsType(url: string): XdsType | undefined {
+  return BY_URL.get(url)
+}
+
+/** The row of a label. */
+export function xdsTypeOfLabel(label: TypeLabel): XdsType {
+  return BY_LABEL.get(label)!
+}
+
+/** The full-set types in removal order (Listener, then Cluster). */
+export const REMOVAL_TYPES: readonly XdsType[] = XDS_TYPES.filter((t) => t.removalOrder !== null).sort(
+  (a, b) => a.removalOrder! - b.removalOrder!,
+)
 
 /** A google.protobuf.Any as it goes on the wire. */
 export interface PackedAny {

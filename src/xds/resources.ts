@@ -1,10 +1,11 @@
 /**
- * Catalog -> xDS resources: pure functions of (catalog snapshot, node kind, options).
+ * ServicePort group -> xDS resources: pure functions of (group, node kind, options); the
+ * grouping itself is groups.ts.
  * Resources are plain objects with keepCase field names; a nested Any is written as
  * `{ '@type': url, ...fields }` so that the validator can walk into it and protobufjs
  * packs it with its loaded type.
  */
-import { liveRecords, type CatalogSnapshot, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+import type { Instance, ServicePortGroup } from './groups.js'
 import { ExtUrl } from './protos.js'
 
 /** Who is on the other end of an ADS stream: an Envoy (socket listeners) or a proxyless gRPC client (api listeners). */
@@ -45,24 +46,8 @@ export interface ResourceOptions {
   envoyBind: string
   /** Upstream connect timeout; default 1000 ms. */
   connectTimeoutMs?: number
-}
-
-/** Two or more service names claiming one ServicePort: the smallest name wins. */
-export interface ServicePortConflict {
-  servicePort: number
-  winner: string
-  losers: string[]
-}
-
-/** The instances of one service on one ServicePort, after conflict resolution. */
-export interface ServicePortGroup {
-  servicePort: number
-  name: string
-  mode: ProxyMode
-  /** The service has exactly one ServicePort (so it also gets the bare-name api listener). */
-  singlePort: boolean
-  /** Live records with their port spec for this ServicePort, sorted by host then id. */
-  instances: Array<{ host: string; id: string; status: ServiceRecord['status']; ip: string; port: number; mode: ProxyMode }>
+  /** Outlier detection interval (how often ejection is decided); default 10 000 ms, Envoy's default. */
+  outlierIntervalMs?: number
 }
 
 export interface ResourceSet {
@@ -76,85 +61,39 @@ export function clusterName(name: string, servicePort: number): string {
   return `${name}:${servicePort}`
 }
 
-/** One instance of a ServicePort group, with the ServicePort it serves. */
-export type Instance = ServicePortGroup['instances'][number] & { servicePort: number }
-// Instances are derived per record object: an unchanged record yields the identical instance
-// objects, so the snapshot cache can compare groups by identity.
-const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
-
-/** The instances (tcp ports) of one record, cached per record object. */
-export function instancesOf(r: ServiceRecord): Instance[] {
-  let list = instanceCache.get(r)
-  if (!list) {
-    list = r.ports
-      .filter((p) => p.type === 'tcp')
-      .map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
-    instanceCache.set(r, list)
-  }
-  return list
-}
-
-/** The order of a group's instances: host, then id, then port. */
-export function compareInstances(a: Instance, b: Instance): number {
-  return cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port
-}
-
-/** Group live records by ServicePort (tcp ports only), resolving name conflicts deterministically. */
-export function groupServicePorts(snap: CatalogSnapshot): { groups: ServicePortGroup[]; conflicts: ServicePortConflict[] } {
-  const bySp = new Map<number, Map<string, Instance[]>>()
-  // Hosts by name, records by id (HostView's order): instances arrive sorted by (host, id).
-  const hosts = [...snap.hosts].sort((a, b) => cmp(a.name, b.name))
-  for (const r of liveRecords({ ...snap, hosts })) {
-    for (const i of instancesOf(r)) {
-      const sp = i.servicePort
-      let names = bySp.get(sp)
-      if (!names) bySp.set(sp, (names = new Map()))
-      const list = names.get(r.name)
-      if (list) list.push(i)
-      else names.set(r.name, [i])
-    }
-  }
-  const conflicts: ServicePortConflict[] = []
-  const winners: Array<{ sp: number; name: string; instances: Instance[] }> = []
-  const portsPerName = new Map<string, number>()
-  for (const [sp, names] of [...bySp].sort((a, b) => a[0] - b[0])) {
-    let name: string
-    if (names.size === 1) name = names.keys().next().value as string
-    else {
-      const sorted = [...names.keys()].sort()
-      name = sorted[0]!
-      conflicts.push({ servicePort: sp, winner: name, losers: sorted.slice(1) })
-    }
-    const instances = names.get(name)!
-    for (let k = 1; k < instances.length; k++) {
-      if (compareInstances(instances[k - 1]!, instances[k]!) > 0) {
-        instances.sort(compareInstances)
-        break
-      }
-    }
-    winners.push({ sp, name, instances })
-    portsPerName.set(name, (portsPerName.get(name) ?? 0) + 1)
-  }
-  const groups = winners.map((w) => ({
-    servicePort: w.sp,
-    name: w.name,
-    // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
-    mode: w.instances[0]!.mode,
-    singlePort: portsPerName.get(w.name) === 1,
-    instances: w.instances,
-  }))
-  return { groups, conflicts }
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
-}
-
 function duration(ms: number): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 }
 }
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }
+
+/**
+ * Outlier detection for both consumers. Envoy ejects on `consecutive_5xx`; gRPC reads only
+ * success-rate and failure-percentage ejection (gRFC A50), and success-rate ejection needs 5
+ * hosts and can never eject one of two (the mean and stdev of two rates never put one below
+ * mean - 1.9 stdev). So failure-percentage ejection is on: an instance with at least 20 calls
+ * in an interval, 85 % or more of them failed, is ejected when the ServicePort has 2 or more
+ * instances; at most half of them are ejected at once (`max_ejection_percent`).
+ */
+function outlierDetection(intervalMs: number): object {
+  return {
+    consecutive_5xx: { value: 5 },
+    interval: duration(intervalMs),
+    base_ejection_time: { seconds: 30, nanos: 0 },
+    max_ejection_percent: { value: 50 },
+    // Envoy's defaults, spelled out: grpc-js reads an unset success_rate_minimum_hosts as
+    // "no minimum" and its success-rate check then throws on an empty list every interval.
+    enforcing_success_rate: { value: 100 },
+    success_rate_minimum_hosts: { value: 5 },
+    success_rate_request_volume: { value: 100 },
+    success_rate_stdev_factor: { value: 1900 },
+    // Envoy's default enforcement is 0 (off); gRFC A50 ejects only when it is above 0.
+    enforcing_failure_percentage: { value: 100 },
+    failure_percentage_minimum_hosts: { value: 2 },
+    failure_percentage_request_volume: { value: 20 },
+    failure_percentage_threshold: { value: 85 },
+  }
+}
 
 /** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection. */
 export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object {
@@ -165,18 +104,7 @@ export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } },
     connect_timeout: duration(opts.connectTimeoutMs ?? 1000),
     lb_policy: 'ROUND_ROBIN',
-    outlier_detection: {
-      consecutive_5xx: { value: 5 },
-      interval: { seconds: 10, nanos: 0 },
-      base_ejection_time: { seconds: 30, nanos: 0 },
-      max_ejection_percent: { value: 50 },
-      // Envoy's defaults, spelled out: grpc-js reads an unset success_rate_minimum_hosts as
-      // "no minimum" and its success-rate check then throws on an empty list every interval.
-      enforcing_success_rate: { value: 100 },
-      success_rate_minimum_hosts: { value: 5 },
-      success_rate_request_volume: { value: 100 },
-      success_rate_stdev_factor: { value: 1900 },
-    },
+    outlier_detection: outlierDetection(opts.outlierIntervalMs ?? 10_000),
   }
   if (g.mode === 'grpc') {
     cluster.typed_extension_protocol_options = {
@@ -197,7 +125,7 @@ const HEALTH = { alive: 'HEALTHY', unknown: 'UNKNOWN', draining: 'DRAINING' } as
  * gRPC client ignores them anyway, so they are left out there, with localities left empty.
  */
 export function buildLoadAssignment(g: ServicePortGroup, kind: NodeKind): object {
-  const byHost = new Map<string, ServicePortGroup['instances']>()
+  const byHost = new Map<string, Instance[]>()
   for (const i of g.instances) {
     if (i.status !== 'alive' && i.status !== 'unknown' && i.status !== 'draining') continue
     if (kind === 'grpc' && i.status === 'draining') continue
@@ -298,25 +226,4 @@ export function buildGroupResources(g: ServicePortGroup, kind: NodeKind, opts: R
     if (g.singlePort) out.listeners.set(g.name, buildApiListener(g, g.name))
   }
   return out
-}
-
-/**
- * Every resource for a node kind, keyed by resource name.
- *
- * @example
- *   const { clusters, endpoints, listeners, routes } = buildResources(catalog.snapshot(), 'grpc', { envoyBind: '127.0.0.1' })
- *   listeners.get('echo:10001') // api listener for xds:///echo:10001
- */
-export function buildResources(
-  snap: CatalogSnapshot,
-  kind: NodeKind,
-  opts: ResourceOptions,
-): ResourceSet & { conflicts: ServicePortConflict[] } {
-  const { groups, conflicts } = groupServicePorts(snap)
-  const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
-  for (const g of groups) {
-    const r = buildGroupResources(g, kind, opts)
-    for (const k of ['clusters', 'endpoints', 'listeners', 'routes'] as const) for (const [n, v] of r[k]) out[k].set(n, v)
-  }
-  return { ...out, conflicts }
 }

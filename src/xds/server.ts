@@ -1,10 +1,17 @@
 /**
  * The ADS server (state of the world) for the local Envoy and proxyless gRPC clients.
  *
- * Per stream and per type it keeps the subscription (wildcard and/or names), the last sent
- * version and nonce, the last ACKed state and the NACKed versions. Versions are content
- * hashes of what a response holds, so an unchanged view sends nothing and a NACKed version
- * is recognised (and never sent again) when the catalog produces it again.
+ * Per stream and per type a TypeSubscription (subscription.ts) keeps the subscription, what
+ * the client holds, the nonce and the ACKed and NACKed versions. Versions are content hashes
+ * of what a response holds, so an unchanged view sends nothing and a NACKed version is
+ * recognised (and never sent again) when the catalog produces it again.
+ *
+ * Every response goes out through one ordered pass over the stream (sync): make before break
+ * (CDS, EDS, LDS, RDS, each still carrying what the client holds and is about to lose), then
+ * removals, the referring type first, and the referred type only after the client ACKed the
+ * referring type's removal. This holds on every stream whatever its history: a client that
+ * reconnected holding a version the server cannot read has its Cluster removals wait the same
+ * way (subscription.ts, "what the client holds").
  */
 import * as grpc from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
@@ -14,9 +21,22 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
-import { encodeDiscoveryResponse, loadXdsProtos, TypeLabel, TypeUrl, type XdsProtos } from './protos.js'
-import { nodeKindOf, type NodeKind, type ServicePortConflict, type XdsNode } from './resources.js'
+import type { DroppedEndpoint, ServicePortConflict } from './groups.js'
+import {
+  encodeDiscoveryResponse,
+  loadXdsProtos,
+  REMOVAL_TYPES,
+  TypeUrl,
+  XDS_TYPES,
+  xdsType,
+  xdsTypeOfLabel,
+  type TypeLabel,
+  type XdsProtos,
+  type XdsType,
+} from './protos.js'
+import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
 import { SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
+import { TypeSubscription } from './subscription.js'
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
@@ -29,6 +49,15 @@ export interface XdsServerOptions {
   connectTimeoutMs?: number
   /** Graceful shutdown wait before streams are cut (default 2000 ms). */
   shutdownGraceMs?: number
+  /** Outlier detection interval of the Clusters (default 10 000 ms). */
+  outlierIntervalMs?: number
+  /**
+   * Longest wait of a Cluster removal for the client (default 1000 ms): for a reconnecting
+   * client (its first request carries a version_info) to re-send its Listener subscription,
+   * and for a client that names its Clusters to unsubscribe one its Listeners no longer name
+   * (gRPC does, right after it ACKs the Listener removal).
+   */
+  removalGraceMs?: number
 }
 
 export interface XdsServerComponents {
@@ -40,7 +69,7 @@ export interface XdsServerComponents {
 
 /** What `/debug/xds` shows for one resource type of one client. */
 export interface XdsTypeDebug {
-  type: 'cds' | 'eds' | 'lds' | 'rds'
+  type: TypeLabel
   wildcard: boolean
   names: string[]
   sentVersion: string | null
@@ -48,6 +77,8 @@ export interface XdsTypeDebug {
   nackedVersion: string | null
   nackError: string | null
   pushes: number
+  /** The client has ACKed exactly what the catalog gives for its subscription, and nothing is in flight. */
+  upToDate: boolean
 }
 
 /** What `/debug/xds` shows for one connected client. */
@@ -65,35 +96,9 @@ export interface XdsDebugInfo {
   ready: boolean
   clients: XdsClientDebug[]
   conflicts: ServicePortConflict[]
+  /** Instances left out of a ClusterLoadAssignment (an address listed twice, not an IP, a bad port). */
+  dropped: DroppedEndpoint[]
   invalid: Array<{ kind: NodeKind; type: string; name: string; errors: string[] }>
-}
-
-/** Make before break: clusters and their endpoints first, then listeners and routes. */
-const ORDER: TypeUrl[] = [TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route]
-/** Removals last, the referring resource before the referred one. */
-const REMOVAL_ORDER: TypeUrl[] = [TypeUrl.listener, TypeUrl.cluster]
-/** Types whose response is the full set: omitting a subscribed resource deletes it. */
-const FULL_SET = new Set<string>([TypeUrl.cluster, TypeUrl.listener])
-const KNOWN = new Set<string>(ORDER)
-
-interface TypeState {
-  wildcard: boolean
-  /** Only ever sent empty lists so far: an empty list still means wildcard (legacy). */
-  legacy: boolean
-  names: Set<string>
-  nonce: string | null
-  /** Version and content the client holds, as far as we know (reverted on NACK). */
-  sentVersion: string | null
-  sent: Map<string, ServedResource>
-  ackedVersion: string | null
-  acked: Map<string, ServedResource>
-  nacked: Set<string>
-  lastNack: { version: string; error: string } | null
-  /** Clock.now() of the catalog change the in-flight response carries (for the latency metric). */
-  changeAt: number | null
-  pushes: number
-  /** Last named selection: reused while neither the snapshot map nor the names changed. */
-  selection: { from: Map<string, ServedResource>; names: Set<string>; out: Map<string, ServedResource> } | null
 }
 
 /** A DiscoveryRequest as the ADS method decodes it (keepCase field names, DECODE_OPTIONS). */
@@ -115,7 +120,14 @@ interface Client {
   node: XdsNode | null
   kind: NodeKind
   connectedAt: number
-  types: Map<string, TypeState>
+  types: Map<string, TypeSubscription>
+  /** Clock.now() until which a reconnecting client's Listener request is waited for (see resumeGraceMs). */
+  resumeUntil: number
+  /** Clock.now() after which a named client's Cluster removal goes out even if it did not unsubscribe. */
+  removalDueAt: number | null
+  graceTimer: Timer | null
+  /** A removal (or an answer of unknown holdings) waits for an ACK: the next ACK runs a sync. */
+  waiting: boolean
   lastPushAt: number
   timer: Timer | null
   /** Clock.now() of the first catalog change not yet pushed to this client. */
@@ -127,6 +139,7 @@ export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
   private readonly minInterval: number
+  private readonly grace: number
   private server: grpc.Server | null = null
   private port = 0
   private starting: Promise<{ port: number }> | null = null
@@ -138,6 +151,9 @@ export class XdsServer {
   private builder: SnapshotBuilder | null = null
   private lastConflicts: ServicePortConflict[] | null = null
   private conflicts: ServicePortConflict[] = []
+  private lastDropped: DroppedEndpoint[] | null = null
+  /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
+  private loggedDrops = new Set<string>()
   private readonly m: {
     clients: Gauge
     pushes: Counter
@@ -146,6 +162,7 @@ export class XdsServer {
     invalid: Counter
     badRequests: Counter
     conflicts: Gauge
+    dropped: Gauge
     latency: Histogram
   }
 
@@ -156,6 +173,7 @@ export class XdsServer {
     this.log = components.logger.child({ component: 'xds' })
     this.clock = components.clock ?? new RealClock()
     this.minInterval = opts.minPushIntervalMs ?? 100
+    this.grace = opts.removalGraceMs ?? 1000
     const registry = components.registry
     this.m = {
       clients: gauge(registry, { name: 'shoal_xds_connected_clients', help: 'Connected ADS streams' }),
@@ -175,6 +193,11 @@ export class XdsServer {
       conflicts: gauge(registry, {
         name: 'shoal_xds_serviceport_conflicts',
         help: 'ServicePorts claimed by more than one service name',
+      }),
+      dropped: gauge(registry, {
+        name: 'shoal_xds_dropped_endpoints',
+        help: 'Instances left out of their ClusterLoadAssignment (duplicate_address, not_an_ip, port_out_of_range)',
+        labelNames: ['reason'],
       }),
       latency: histogram(registry, {
         name: 'shoal_xds_push_latency_seconds',
@@ -196,10 +219,11 @@ export class XdsServer {
     this.protos = loadXdsProtos()
     this.builder = new SnapshotBuilder(
       this.protos,
-      { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs },
+      { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs, outlierIntervalMs: this.opts.outlierIntervalMs },
       (kind, bad) => {
-        this.m.invalid.inc({ type: TypeLabel[bad.typeUrl] })
-        this.log.warn({ kind, type: TypeLabel[bad.typeUrl], resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
+        const type = xdsType(bad.typeUrl)!.label
+        this.m.invalid.inc({ type })
+        this.log.warn({ kind, type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
       },
     )
     const server = new grpc.Server()
@@ -213,6 +237,7 @@ export class XdsServer {
     )
     this.server = server
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
+    this.refreshGroups()
     this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }) }, 'xDS server listening')
     return { port: this.port }
   }
@@ -255,12 +280,23 @@ export class XdsServer {
     this.log.info({ ready }, 'xDS readiness changed')
     if (!ready) return
     for (const c of this.clients.values()) {
+      // Requests that arrived before readiness are answered now; a reconnecting client's
+      // version is compared with the view it would get.
+      for (const sub of c.types.values())
+        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c.kind), sub))
       c.dirtySince ??= this.clock.now()
       this.pushClient(c)
     }
   }
 
   debugInfo(): XdsDebugInfo {
+    const snaps = new Map<NodeKind, KindSnapshot>()
+    const snapOf = (kind: NodeKind): KindSnapshot | null => {
+      if (!this.builder || !this.ready) return null
+      let s = snaps.get(kind)
+      if (!s) snaps.set(kind, (s = this.snapshotFor(kind)))
+      return s
+    }
     const clients = [...this.clients.values()].map((c) => ({
       stream: c.stream,
       nodeId: c.node?.id ?? '',
@@ -268,28 +304,33 @@ export class XdsServer {
       userAgent: c.node?.user_agent_name ?? '',
       kind: c.kind,
       connectedAt: c.connectedAt,
-      types: [...c.types].map(([url, ts]) => ({
-        type: TypeLabel[url as TypeUrl],
-        wildcard: ts.wildcard,
-        names: [...ts.names].sort(),
-        sentVersion: ts.sentVersion,
-        ackedVersion: ts.ackedVersion,
-        nackedVersion: ts.lastNack?.version ?? null,
-        nackError: ts.lastNack?.error ?? null,
-        pushes: ts.pushes,
-      })),
+      types: [...c.types.values()].map((sub) => {
+        const snap = snapOf(c.kind)
+        const target = snap ? this.select(snap, sub) : null
+        return {
+          type: sub.type.label,
+          wildcard: sub.wildcard,
+          names: [...sub.names].sort(),
+          sentVersion: sub.sentVersion,
+          ackedVersion: sub.ackedVersion,
+          nackedVersion: sub.lastNack?.version ?? null,
+          nackError: sub.lastNack?.error ?? null,
+          pushes: sub.pushes,
+          upToDate: target !== null && !sub.inFlight && sub.ackedVersion === versionOfSet(target),
+        }
+      }),
     }))
     const invalid: XdsDebugInfo['invalid'] = []
     for (const kind of ['envoy', 'grpc'] as const) {
       for (const bad of this.builder?.invalid(kind) ?? [])
-        invalid.push({ kind, type: TypeLabel[bad.typeUrl], name: bad.name, errors: bad.errors })
+        invalid.push({ kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
     }
-    return { ready: this.ready, clients, conflicts: this.conflicts, invalid }
+    return { ready: this.ready, clients, conflicts: this.conflicts, dropped: this.builder?.dropped ?? [], invalid }
   }
 
   /** The version a node last ACKed for a type (first stream of that node id), or null: a cheap probe for benches and tests. */
-  ackedVersion(nodeId: string, type: 'cds' | 'eds' | 'lds' | 'rds'): string | null {
-    const url = ORDER.find((u) => TypeLabel[u] === type)!
+  ackedVersion(nodeId: string, type: TypeLabel): string | null {
+    const url = xdsTypeOfLabel(type).url
     for (const c of this.clients.values()) if (c.node?.id === nodeId) return c.types.get(url)?.ackedVersion ?? null
     return null
   }
@@ -304,6 +345,10 @@ export class XdsServer {
       kind: 'envoy',
       connectedAt: this.clock.wallNow(),
       types: new Map(),
+      resumeUntil: -Infinity,
+      removalDueAt: null,
+      graceTimer: null,
+      waiting: false,
       lastPushAt: -Infinity,
       timer: null,
       dirtySince: null,
@@ -338,6 +383,8 @@ export class XdsServer {
     c.closed = true
     c.timer?.cancel()
     c.timer = null
+    c.graceTimer?.cancel()
+    c.graceTimer = null
     if (this.clients.delete(c.stream)) {
       this.m.clients.set(this.clients.size)
       this.log.debug({ stream: c.stream, node: c.node?.id }, 'ADS stream closed')
@@ -351,99 +398,51 @@ export class XdsServer {
       this.log.info({ stream: c.stream, node: c.node.id, kind: c.kind, userAgent: c.node.user_agent_name }, 'ADS client connected')
     }
     const typeUrl = String(req.type_url ?? '')
-    if (!KNOWN.has(typeUrl)) {
+    const type = xdsType(typeUrl)
+    if (!type) {
       this.m.badRequests.inc({ reason: 'unknown_type' })
       this.log.debug({ stream: c.stream, typeUrl }, 'DiscoveryRequest for a type Shoal does not serve')
       return
     }
-    const label = TypeLabel[typeUrl as TypeUrl]
-    const names: string[] = Array.isArray(req.resource_names) ? req.resource_names.map(String) : []
-    const nonce = String(req.response_nonce ?? '')
-    let ts = c.types.get(typeUrl)
-    if (ts && nonce !== '' && nonce !== ts.nonce) {
-      this.m.badRequests.inc({ reason: 'stale_nonce' })
-      this.log.debug({ stream: c.stream, type: label, nonce, current: ts.nonce }, 'stale nonce ignored')
-      return
-    }
-    if (!ts) {
-      ts = {
-        wildcard: false,
-        legacy: true,
-        names: new Set(),
-        nonce: null,
-        sentVersion: null,
-        sent: new Map(),
-        ackedVersion: null,
-        acked: new Map(),
-        nacked: new Set(),
-        lastNack: null,
-        changeAt: null,
-        pushes: 0,
-        selection: null,
-      }
-      c.types.set(typeUrl, ts)
-    }
-    const initial = nonce === '' || ts.nonce === null
-    if (!initial) {
-      const detail = req.error_detail
-      if (detail && (detail.message || detail.code)) {
-        const version = ts.sentVersion ?? ''
-        ts.nacked.add(version)
-        ts.lastNack = { version, error: String(detail.message ?? `code ${detail.code}`) }
-        // The client keeps what it had: fall back to the last ACKed state.
-        ts.sentVersion = ts.ackedVersion
-        ts.sent = ts.acked
-        ts.changeAt = null
-        this.m.nacks.inc({ type: label })
+    let sub = c.types.get(type.url)
+    if (!sub) c.types.set(type.url, (sub = new TypeSubscription(type)))
+    const o = sub.onRequest(req)
+    switch (o.kind) {
+      case 'stale':
+        this.m.badRequests.inc({ reason: 'stale_nonce' })
+        this.log.debug({ stream: c.stream, type: type.label, nonce: o.nonce, current: sub.nonce }, 'stale nonce ignored')
+        return
+      case 'nack':
+        this.m.nacks.inc({ type: type.label })
         this.log.warn(
-          { stream: c.stream, node: c.node?.id, type: label, version, error: ts.lastNack.error },
+          { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error },
           'xDS NACK: version rejected, never re-sent',
         )
-      } else {
-        ts.ackedVersion = ts.sentVersion
-        ts.acked = ts.sent
-        this.m.acks.inc({ type: label })
-        if (ts.changeAt !== null) {
-          this.m.latency.observe({ type: label }, Math.max(0, this.clock.now() - ts.changeAt) / 1000)
-          ts.changeAt = null
+        break
+      case 'ack':
+        this.m.acks.inc({ type: type.label })
+        if (sub.changeAt !== null) {
+          this.m.latency.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
+          sub.changeAt = null
         }
-      }
-    } else if (req.version_info) {
-      // A reconnecting client tells what it holds; if our view hashes the same, it needs nothing.
-      ts.sentVersion = String(req.version_info)
-      ts.ackedVersion = ts.sentVersion
+        break
+      case 'initial':
+        if (o.versionInfo) {
+          // A reconnecting client (this server restarted, or the client moved here) says what it holds.
+          if (c.resumeUntil === -Infinity) c.resumeUntil = this.clock.now() + this.grace
+          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c.kind), sub))
+          else sub.resume(o.versionInfo, new Map())
+        }
+        break
     }
-    const changed = this.updateSubscription(typeUrl, ts, names)
     if (!this.ready) return
-    // A first request always gets an answer, unless it says it holds what we would send.
-    if (initial) this.respond(c, typeUrl, ts, { force: !req.version_info, changeAt: null })
-    else if (changed) this.respond(c, typeUrl, ts, { force: true, changeAt: null })
-  }
-
-  /** Apply a request's resource_names; true when the subscription changed. */
-  private updateSubscription(typeUrl: string, ts: TypeState, names: string[]): boolean {
-    const wildcardBefore = ts.wildcard
-    const namesBefore = ts.names
-    if (names.length === 0) {
-      // Legacy: an empty list is a wildcard for LDS/CDS until the client names something.
-      ts.wildcard = FULL_SET.has(typeUrl) && ts.legacy
-      ts.names = new Set()
-    } else {
-      ts.legacy = false
-      ts.wildcard = names.includes('*')
-      ts.names = new Set(names.filter((n) => n !== '*'))
-    }
-    // Every ACK repeats the subscription (an Envoy's EDS ACK names every cluster): compare sets, no sort.
-    if (ts.wildcard !== wildcardBefore || ts.names.size !== namesBefore.size) return true
-    for (const n of ts.names) if (!namesBefore.has(n)) return true
-    // Unchanged: keep the old set, so selections made from it stay valid.
-    ts.names = namesBefore
-    return false
+    if (o.kind === 'initial' || o.changed || sub.mustAnswer || c.waiting) this.sync(c, null)
   }
 
   // ---- pushes ----
 
   private onCatalogChange(): void {
+    this.refreshGroups()
     if (!this.ready) return
     const now = this.clock.now()
     for (const c of this.clients.values()) {
@@ -462,111 +461,196 @@ export class XdsServer {
     })
   }
 
+  /** Regroup on every catalog change, client or not, so conflicts and dropped endpoints are reported as they happen. */
+  private refreshGroups(): void {
+    if (!this.builder) return
+    this.builder.update(this.components.catalog.snapshot())
+    this.report()
+  }
+
+  /** Log, count and show conflicts and dropped endpoints when they change (each dropped endpoint logged once). */
+  private report(): void {
+    const b = this.builder!
+    const conflicts = b.conflicts
+    if (conflicts !== this.lastConflicts) {
+      const same = JSON.stringify(conflicts) === JSON.stringify(this.lastConflicts ?? [])
+      this.lastConflicts = conflicts
+      if (!same) {
+        this.conflicts = conflicts
+        this.m.conflicts.set(conflicts.length)
+        for (const cf of conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
+      }
+    }
+    const dropped = b.dropped
+    if (dropped !== this.lastDropped) {
+      this.lastDropped = dropped
+      const counts: Record<string, number> = { duplicate_address: 0, not_an_ip: 0, port_out_of_range: 0 }
+      const keys = new Set<string>()
+      for (const d of dropped) {
+        counts[d.reason] = (counts[d.reason] ?? 0) + 1
+        const key = `${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
+        keys.add(key)
+        if (this.loggedDrops.has(key)) continue
+        this.log.warn(
+          d,
+          d.reason === 'duplicate_address'
+            ? `${d.service}:${d.servicePort}: ${d.host}/${d.id} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out (one endpoint per address; give each instance its own ip:port)`
+            : `${d.service}:${d.servicePort}: ${d.host}/${d.id} has address ${d.address}, which no xDS client accepts (${d.reason}): left out; fix the record's ip or port`,
+        )
+      }
+      this.loggedDrops = keys
+      for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason }, n)
+    }
+  }
+
   private snapshotFor(kind: NodeKind): KindSnapshot {
     const out = this.builder!.build(this.components.catalog.snapshot(), kind)
-    // The builder hands out a new conflicts array only when the conflicts changed.
-    if (out.conflicts !== this.lastConflicts) {
-      const same = JSON.stringify(out.conflicts) === JSON.stringify(this.lastConflicts ?? [])
-      this.lastConflicts = out.conflicts
-      if (same) return out
-      this.conflicts = out.conflicts
-      this.m.conflicts.set(out.conflicts.length)
-      for (const cf of out.conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
-    }
+    this.report()
     return out
   }
 
-  /** One catalog-driven push: every subscribed type, make before break, removals last. */
+  /** One catalog-driven push: every subscribed type, in order. */
   private pushClient(c: Client): void {
     if (c.closed) return
     const changeAt = c.dirtySince
     c.dirtySince = null
     c.lastPushAt = this.clock.now()
+    this.sync(c, changeAt)
+  }
+
+  /**
+   * Bring one stream towards the current snapshot, in one ordered pass: make before break
+   * (CDS, EDS, LDS, RDS; a full-set type still carries what the client holds and loses, and
+   * EDS/RDS never drop a name: the client unsubscribes it once its Cluster or Listener is
+   * gone), then removals in removal order, each only after the referring type's removal was
+   * ACKed. A type whose holdings are unknown and that may lose something waits the same way.
+   */
+  private sync(c: Client, changeAt: number | null): void {
+    if (c.closed) return
     const snap = this.snapshotFor(c.kind)
+    c.waiting = false
     let clustersChanged = false
-    const deferred: TypeUrl[] = []
-    for (const typeUrl of ORDER) {
-      const ts = c.types.get(typeUrl)
-      if (!ts) continue
-      const target = this.select(snap, typeUrl, ts)
+    const removals = new Set<XdsType>()
+    for (const type of XDS_TYPES) {
+      const sub = c.types.get(type.url)
+      if (!sub) continue
+      const target = this.select(snap, sub)
       let content = target
-      if (FULL_SET.has(typeUrl)) {
-        // Keep what is being removed for now; it goes in a second response after the others.
+      if (sub.held) {
         const kept: ServedResource[] = []
-        if (ts.sent !== target)
-          for (const r of ts.sent.values()) if (!target.has(r.name) && (ts.wildcard || ts.names.has(r.name))) kept.push(r)
+        if (sub.held !== target) for (const r of sub.held.values()) if (!target.has(r.name) && sub.subscribed(r.name)) kept.push(r)
         if (kept.length) {
           content = new Map(target)
           for (const r of kept) content.set(r.name, r)
-          deferred.push(typeUrl)
+          if (type.fullSet) removals.add(type)
         }
+      } else if (type.fullSet && this.mayLose(sub, target) && !this.removalAllowed(c, type, snap)) {
+        c.waiting = true
+        continue
       }
-      if (typeUrl === TypeUrl.cluster && content !== ts.sent) {
+      const before = sub.held
+      // A changed Cluster makes Envoy wait for its ClusterLoadAssignment: always send EDS after it.
+      const force = sub.mustAnswer || (type.url === TypeUrl.endpoint && clustersChanged)
+      if (this.send(c, sub, content, force, changeAt) && type.url === TypeUrl.cluster) {
         for (const r of content.values()) {
-          if (ts.sent.get(r.name)?.hash !== r.hash) {
+          if (before?.get(r.name)?.hash !== r.hash) {
             clustersChanged = true
             break
           }
         }
       }
-      // A changed Cluster makes Envoy wait for its ClusterLoadAssignment: always send EDS after it.
-      const force = typeUrl === TypeUrl.endpoint && clustersChanged
-      this.send(c, typeUrl, ts, content, { force, changeAt })
     }
-    for (const typeUrl of REMOVAL_ORDER) {
-      if (!deferred.includes(typeUrl)) continue
-      const ts = c.types.get(typeUrl)!
-      this.send(c, typeUrl, ts, this.select(snap, typeUrl, ts), { force: false, changeAt })
+    let graceUntil = this.clock.now() < c.resumeUntil ? c.resumeUntil : null
+    if (removals.size === 0) c.removalDueAt = null
+    for (const type of REMOVAL_TYPES) {
+      if (!removals.has(type)) continue
+      const sub = c.types.get(type.url)!
+      if (!this.removalAllowed(c, type, snap)) {
+        c.waiting = true
+        continue
+      }
+      if (!sub.wildcard && type.removalOrder! > 0) {
+        // The client names its Clusters and will unsubscribe this one now that no Listener
+        // names it; removing it first would make it report "does not exist" in between.
+        const now = this.clock.now()
+        c.removalDueAt ??= now + this.grace
+        if (now < c.removalDueAt) {
+          c.waiting = true
+          graceUntil = Math.max(graceUntil ?? 0, c.removalDueAt)
+          continue
+        }
+      }
+      this.send(c, sub, this.select(snap, sub), false, changeAt)
+    }
+    if (c.waiting && c.graceTimer === null && graceUntil !== null) {
+      c.graceTimer = this.clock.setTimer(graceUntil - this.clock.now(), () => {
+        c.graceTimer = null
+        if (!c.closed && this.ready) this.sync(c, null)
+      })
     }
   }
 
-  /** Answer a request for one type (new stream, new names). */
-  private respond(c: Client, typeUrl: string, ts: TypeState, o: { force: boolean; changeAt: number | null }): void {
-    const snap = this.snapshotFor(c.kind)
-    this.send(c, typeUrl, ts, this.select(snap, typeUrl, ts), o)
+  /** With unknown holdings: could a response of `target` delete something the client holds? */
+  private mayLose(sub: TypeSubscription, target: Map<string, ServedResource>): boolean {
+    if (sub.wildcard) return true
+    for (const n of sub.names) if (!target.has(n)) return true
+    return false
   }
 
-  private select(snap: KindSnapshot, typeUrl: string, ts: TypeState): Map<string, ServedResource> {
-    const all = snap.resources[typeUrl as TypeUrl]
+  /**
+   * May `type` lose resources now? Only when every type before it in removal order (the
+   * Listeners that name its Clusters) holds a known content with nothing left to remove and
+   * has no response in flight. A reconnecting client's Listener subscription is waited for
+   * during the resume grace.
+   */
+  private removalAllowed(c: Client, type: XdsType, snap: KindSnapshot): boolean {
+    for (const prior of REMOVAL_TYPES) {
+      if (prior === type) return true
+      const sub = c.types.get(prior.url)
+      if (!sub) {
+        if (this.clock.now() < c.resumeUntil) return false
+        continue
+      }
+      if (sub.inFlight || !sub.held) return false
+      const target = this.select(snap, sub)
+      if (sub.held !== target) for (const name of sub.held.keys()) if (!target.has(name) && sub.subscribed(name)) return false
+    }
+    return true
+  }
+
+  private select(snap: KindSnapshot, sub: TypeSubscription): Map<string, ServedResource> {
+    const all = snap.resources[sub.type.url]
     // Wildcard plus explicit names: the names add nothing beyond the full set.
-    if (ts.wildcard) return all
+    if (sub.wildcard) return all
     // The same map for the same inputs keeps its cached version (an Envoy names all 1000 CLAs).
-    const sel = ts.selection
-    if (sel && sel.from === all && sel.names === ts.names) return sel.out
+    const sel = sub.selection
+    if (sel && sel.from === all && sel.names === sub.names) return sel.out
     const out = new Map<string, ServedResource>()
-    for (const n of ts.names) {
+    for (const n of sub.names) {
       const r = all.get(n)
       if (r) out.set(n, r)
     }
-    ts.selection = { from: all, names: ts.names, out }
+    sub.selection = { from: all, names: sub.names, out }
     return out
   }
 
-  private send(
-    c: Client,
-    typeUrl: string,
-    ts: TypeState,
-    content: Map<string, ServedResource>,
-    o: { force: boolean; changeAt: number | null },
-  ): void {
-    const label = TypeLabel[typeUrl as TypeUrl]
+  /** Send `content` unless the client holds it already (and no answer is due) or rejected it before; true when sent. */
+  private send(c: Client, sub: TypeSubscription, content: Map<string, ServedResource>, force: boolean, changeAt: number | null): boolean {
+    const label = sub.type.label
     const version = versionOfSet(content)
-    if (ts.nacked.has(version)) {
+    if (sub.nacked.has(version)) {
       this.log.debug({ stream: c.stream, type: label, version }, 'version was NACKed before: not re-sent')
-      return
+      return false
     }
-    if (version === ts.sentVersion && !o.force) return
+    if (!force && version === sub.heldVersion()) return false
     const nonce = randomBytes(6).toString('base64url')
     const entries: Buffer[] = []
     for (const r of content.values()) entries.push(r.wire)
     // Pre-encoded: a response is the cached wire bytes of its resources, not a re-encoding.
-    c.call.write(encodeDiscoveryResponse(version, entries, typeUrl, nonce))
-    ts.nonce = nonce
-    ts.sentVersion = version
-    ts.sent = content
-    ts.changeAt = o.changeAt
-    ts.pushes++
+    c.call.write(encodeDiscoveryResponse(version, entries, sub.type.url, nonce))
+    sub.recordSent(version, content, nonce, changeAt)
     this.m.pushes.inc({ type: label })
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
+    return true
   }
 }

@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
-import { GroupIndex } from './groups.js'
-import { encodeAnyEntry, TypeUrl, type PackedAny, type XdsProtos } from './protos.js'
-import { buildGroupResources, type NodeKind, type ResourceOptions, type ServicePortConflict, type ServicePortGroup } from './resources.js'
+import { GroupIndex, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
+import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
+import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
 import { validateResource } from './validate.js'
 
 /** One resource ready to send: its Any, its wire form and a content hash. */
@@ -42,7 +42,7 @@ const SETS = [
   ['listeners', TypeUrl.listener],
   ['routes', TypeUrl.route],
 ] as const
-const TYPES = SETS.map(([, t]) => t)
+const TYPES = XDS_TYPES.map((t) => t.url)
 
 export function contentHash(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('base64url').slice(0, 22)
@@ -142,6 +142,21 @@ export class SnapshotBuilder {
       envoy: { changes: this.index.consumer(), memo: new Map(), out: undefined },
       grpc: { changes: this.index.consumer(), memo: new Map(), out: undefined },
     }
+  }
+
+  /** ServicePorts claimed by two or more names, as of the last update or build. */
+  get conflicts(): ServicePortConflict[] {
+    return this.index.conflicts
+  }
+
+  /** Instances left out of their ClusterLoadAssignment, as of the last update or build. */
+  get dropped(): DroppedEndpoint[] {
+    return this.index.dropped
+  }
+
+  /** Bring the grouping up to `snap` without building resources (so conflicts and dropped endpoints are known with no client). */
+  update(snap: CatalogSnapshot): void {
+    this.index.update(snap)
   }
 
   /** Resources that currently fail validation, per kind, from the last build. */

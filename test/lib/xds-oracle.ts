@@ -1,0 +1,81 @@
+/**
+ * Test oracles for the xDS snapshot: a whole-catalog grouping written independently of the
+ * incremental GroupIndex (src/xds/groups.ts), and every resource of a catalog built from it.
+ * Tests compare the served state against these; the server never uses them.
+ *
+ * @example
+ *   const { clusters, conflicts } = buildResources(catalog.snapshot(), 'grpc', { envoyBind: '127.0.0.1' })
+ */
+import { liveRecords, type CatalogSnapshot } from '../../src/registry/types.js'
+import {
+  compareInstances,
+  endpointFilter,
+  instancesOf,
+  type DroppedEndpoint,
+  type Instance,
+  type ServicePortConflict,
+  type ServicePortGroup,
+} from '../../src/xds/groups.js'
+import { buildGroupResources, type NodeKind, type ResourceOptions, type ResourceSet } from '../../src/xds/resources.js'
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Group live records by ServicePort (tcp ports only), resolving name conflicts deterministically. */
+export function groupServicePorts(snap: CatalogSnapshot): {
+  groups: ServicePortGroup[]
+  conflicts: ServicePortConflict[]
+  dropped: DroppedEndpoint[]
+} {
+  const bySp = new Map<number, Map<string, Instance[]>>()
+  // Hosts by name, records by id (HostView's order): instances arrive sorted by (host, id).
+  const hosts = [...snap.hosts].sort((a, b) => cmp(a.name, b.name))
+  for (const r of liveRecords({ ...snap, hosts })) {
+    for (const i of instancesOf(r)) {
+      const sp = i.servicePort
+      let names = bySp.get(sp)
+      if (!names) bySp.set(sp, (names = new Map()))
+      const list = names.get(r.name)
+      if (list) list.push(i)
+      else names.set(r.name, [i])
+    }
+  }
+  const conflicts: ServicePortConflict[] = []
+  const dropped: DroppedEndpoint[] = []
+  const winners: Array<{ sp: number; name: string; all: Instance[]; instances: Instance[] }> = []
+  const portsPerName = new Map<string, number>()
+  for (const [sp, names] of [...bySp].sort((a, b) => a[0] - b[0])) {
+    const sorted = [...names.keys()].sort(cmp)
+    const name = sorted[0]!
+    if (sorted.length > 1) conflicts.push({ servicePort: sp, winner: name, losers: sorted.slice(1) })
+    const all = [...names.get(name)!].sort(compareInstances)
+    const f = endpointFilter(sp, name, all)
+    dropped.push(...f.dropped)
+    winners.push({ sp, name, all, instances: f.kept })
+    portsPerName.set(name, (portsPerName.get(name) ?? 0) + 1)
+  }
+  const groups = winners.map((w) => ({
+    servicePort: w.sp,
+    name: w.name,
+    mode: w.all[0]!.mode,
+    singlePort: portsPerName.get(w.name) === 1,
+    instances: w.instances,
+  }))
+  return { groups, conflicts, dropped }
+}
+
+/** Every resource for a node kind, keyed by resource name. */
+export function buildResources(
+  snap: CatalogSnapshot,
+  kind: NodeKind,
+  opts: ResourceOptions,
+): ResourceSet & { conflicts: ServicePortConflict[]; dropped: DroppedEndpoint[] } {
+  const { groups, conflicts, dropped } = groupServicePorts(snap)
+  const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
+  for (const g of groups) {
+    const r = buildGroupResources(g, kind, opts)
+    for (const k of ['clusters', 'endpoints', 'listeners', 'routes'] as const) for (const [n, v] of r[k]) out[k].set(n, v)
+  }
+  return { ...out, conflicts, dropped }
+}
