@@ -11,7 +11,7 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 
 // Debian packages the system suites drive for real. Installed once here, not per file,
 // so that parallel test files never fight over the apt lock.
-const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium', 'bpftrace', 'dnsutils']
+const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium', 'bpftrace', 'dnsutils', 'python3-grpcio']
 
 function provision() {
   if (!isRoot || !existsSync('/usr/bin/apt-get')) {

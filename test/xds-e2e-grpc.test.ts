@@ -1,63 +1,127 @@
-// End to end with @grpc/grpc-js-xds as the real proxyless client (it registers globally, once
-// per process: this file owns its process) against real gRPC echo backends on loopback.
-import * as grpc from '@grpc/grpc-js'
-import t from 'tap'
-import { grpcBootstrap } from '../src/xds/bootstrap.js'
+// End to end with both real proxyless clients (grpc-js-xds and gRPC C-core, each in its own
+// process) against an XdsServer fed by a fixture catalog and real gRPC echo backends on
+// loopback: balancing, status changes, a duplicate address (fault 1 of issue 11) and
+// failure-percentage outlier ejection among two instances (fault 3). Every scenario ends by
+// checking that the client NACKed nothing, in its own log and in the server's view.
+import t, { type Test } from 'tap'
+import { echoBackend as backend } from './lib/echo.js'
+import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
 import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
-import { echoBackend as backend, call, counts, until as untilMs } from './lib/echo.js'
+import type { XdsServer } from '../src/xds/server.js'
 
-/** Call until `pred` holds for `window` answers in a row, within the ceiling. */
-const until = async (client: grpc.Client, pred: (who: string) => boolean, window = 20, ceilingMs = 10_000) =>
-  (await untilMs(client, pred, window, ceilingMs)) !== null
+const ECHO = 'xds:///echo:10001'
 
-t.test('grpc-js-xds client balances over two hosts and follows status changes', async (t) => {
-  const pa = await backend(t, 'A')
-  const pb = await backend(t, 'B')
-  const pc = await backend(t, 'C')
-  const a = rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' })
-  const b = rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: pb, mode: 'grpc' })
-  const c = rec({ host: 'h3', id: 'c1', name: 'echo', servicePort: 10001, port: pc, mode: 'grpc' })
-  const catalog = new FixtureCatalog([host('h1', [a]), host('h2', [b])])
-  const { server, port } = await startServer(t, catalog)
+/** Assert an `until` result, with the time it took. */
+function within(t: Test, ms: number | null, what: string): void {
+  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
+}
 
-  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'e2e-client', xdsAddress: `127.0.0.1:${port}` }))
-  const xds = await import('@grpc/grpc-js-xds')
-  xds.register()
-  const client = new grpc.Client('xds:///echo:10001', grpc.credentials.createInsecure())
-  t.teardown(() => client.close())
-
-  // The first call waits for the xDS resolution: give it a generous ceiling on a loaded machine.
-  t.ok(await until(client, (w) => w === 'A' || w === 'B', 1, 30_000), 'the channel resolves over xDS')
-  const first = await counts(client, 100)
-  t.ok((first.A ?? 0) >= 30 && (first.B ?? 0) >= 30, `both backends answer >= 30 of 100: ${JSON.stringify(first)}`)
+/** Zero NACKs: in the client's own log and in the server's per-client view. */
+function noNacks(t: Test, client: XdsTestClient, server: XdsServer): void {
+  t.same(client.nacks, [], `${client.kind} logged no NACK`)
   const dbg = server.debugInfo()
-  t.equal(dbg.clients[0]?.kind, 'grpc', 'node kind detected from the user agent')
-  t.same(dbg.clients[0]?.types.map((x) => x.type).sort(), ['cds', 'eds', 'lds'])
-
-  for (const status of ['unhealthy', 'draining'] as const) {
-    catalog.set([host('h1', [a]), host('h2', [{ ...b, status }])])
-    t.ok(await until(client, (w) => w === 'A'), `${status} backend stops receiving`)
-    t.same(await counts(client, 30), { A: 30 }, `no call reaches the ${status} backend`)
-    catalog.set([host('h1', [a]), host('h2', [b])])
-    t.ok(await until(client, (w) => w === 'B', 1), 'back to alive: receives again')
-  }
-
-  catalog.set([host('h1', [a])])
-  t.ok(await until(client, (w) => w === 'A'), 'removed backend stops receiving')
-  catalog.set([host('h1', [a]), host('h3', [c])])
-  t.ok(await until(client, (w) => w === 'C', 1), 'a new backend starts receiving')
-  const last = await counts(client, 60)
-  t.ok((last.C ?? 0) > 0 && (last.A ?? 0) > 0 && !last.B, `A and C share calls: ${JSON.stringify(last)}`)
-
-  // The bare service name works for a single-ServicePort service.
-  const bare = new grpc.Client('xds:///echo', grpc.credentials.createInsecure())
-  t.teardown(() => bare.close())
-  t.match(await call(bare), /^[AC]$/, 'xds:///echo answers')
-
-  const after = server.debugInfo()
-  t.same(after.invalid, [], 'every resource served was valid')
-  t.ok(
-    after.clients.every((cl) => cl.types.every((x) => x.nackedVersion === null)),
-    'the client NACKed nothing',
+  t.same(
+    dbg.clients.flatMap((c) => c.types.filter((x) => x.nackedVersion !== null).map((x) => `${x.type}: ${x.nackError}`)),
+    [],
+    'the server saw no NACK',
   )
-})
+  t.same(dbg.invalid, [], 'every resource served was valid')
+}
+
+for (const kind of XDS_CLIENT_KINDS) {
+  const skip = xdsClientMissing(kind) ?? false
+
+  t.test(`${kind}: balances over two hosts and follows status changes`, { skip }, async (t) => {
+    const pa = await backend(t, 'A')
+    const pb = await backend(t, 'B')
+    const pc = await backend(t, 'C')
+    const a = rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' })
+    const b = rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: pb, mode: 'grpc' })
+    const c = rec({ host: 'h3', id: 'c1', name: 'echo', servicePort: 10001, port: pc, mode: 'grpc' })
+    const catalog = new FixtureCatalog([host('h1', [a]), host('h2', [b])])
+    const { server, port } = await startServer(t, catalog)
+    const client = await startXdsClient(t, kind, { nodeId: `e2e-${kind}`, xdsAddress: `127.0.0.1:${port}` })
+
+    // The first call waits for the xDS resolution: a generous ceiling on a loaded machine.
+    within(t, await client.until(ECHO, (w) => w === 'A' || w === 'B', 1, 30_000), 'the channel resolves over xDS')
+    const first = await client.counts(ECHO, 100)
+    t.ok((first.A ?? 0) >= 25 && (first.B ?? 0) >= 25, `both backends answer >= 25 of 100: ${JSON.stringify(first)}`)
+    const dbg = server.debugInfo()
+    t.equal(dbg.clients[0]?.kind, 'grpc', `node kind detected from the user agent "${dbg.clients[0]?.userAgent}"`)
+    t.same(dbg.clients[0]?.types.map((x) => x.type).sort(), ['cds', 'eds', 'lds'])
+
+    for (const status of ['unhealthy', 'draining'] as const) {
+      catalog.set([host('h1', [a]), host('h2', [{ ...b, status }])])
+      within(t, await client.until(ECHO, (w) => w === 'A', 20, 20_000), `${status} backend stops receiving`)
+      t.same(await client.counts(ECHO, 30), { A: 30 }, `no call reaches the ${status} backend`)
+      catalog.set([host('h1', [a]), host('h2', [b])])
+      within(t, await client.until(ECHO, (w) => w === 'B', 1, 20_000), 'back to alive: receives again')
+    }
+
+    catalog.set([host('h1', [a])])
+    within(t, await client.until(ECHO, (w) => w === 'A', 20, 20_000), 'removed backend stops receiving')
+    catalog.set([host('h1', [a]), host('h3', [c])])
+    within(t, await client.until(ECHO, (w) => w === 'C', 1, 20_000), 'a new backend starts receiving')
+    const last = await client.counts(ECHO, 60)
+    t.ok((last.C ?? 0) > 0 && (last.A ?? 0) > 0 && !last.B, `A and C share calls: ${JSON.stringify(last)}`)
+
+    // The bare service name works for a single-ServicePort service.
+    const bare = await client.call('xds:///echo', 20_000)
+    t.ok(bare.ok && /^[AC]$/.test(bare.who), `xds:///echo answers: ${JSON.stringify(bare)}`)
+    noNacks(t, client, server)
+  })
+
+  t.test(`${kind}: one address listed twice does not take the service down`, { skip }, async (t) => {
+    const pa = await backend(t, 'A')
+    const pb = await backend(t, 'B')
+    // h1 and h2 both list B's address (two static files naming one external endpoint), and h1
+    // lists A's twice under two ids; B's own record on h2 is draining, h1's copy alive.
+    const a1 = rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' })
+    const a2 = rec({ host: 'h1', id: 'a2', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' })
+    const x1 = rec({ host: 'h1', id: 'x1', name: 'echo', servicePort: 10001, port: pb, mode: 'grpc' })
+    const b1 = rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: pb, mode: 'grpc', status: 'draining' })
+    const catalog = new FixtureCatalog([host('h1', [a1, a2, x1]), host('h2', [b1])])
+    const { server, port } = await startServer(t, catalog)
+    const client = await startXdsClient(t, kind, { nodeId: `dup-${kind}`, xdsAddress: `127.0.0.1:${port}` })
+
+    const seen = new Set<string>()
+    const both = (w: string) => {
+      if (w) seen.add(w)
+      return seen.has('A') && seen.has('B')
+    }
+    within(t, await client.until(ECHO, both, 1, 30_000), 'both addresses answer')
+    const spread = await client.counts(ECHO, 60)
+    t.ok((spread.A ?? 0) > 0 && (spread.B ?? 0) > 0, `A and B share the calls: ${JSON.stringify(spread)}`)
+    t.match(
+      server.debugInfo().dropped,
+      [
+        { servicePort: 10001, host: 'h1', id: 'a2', reason: 'duplicate_address', keptBy: { host: 'h1', id: 'a1' } },
+        { servicePort: 10001, host: 'h2', id: 'b1', reason: 'duplicate_address', keptBy: { host: 'h1', id: 'x1', status: 'alive' } },
+      ],
+      'the duplicates are shown, the alive copy is served',
+    )
+    // The alive copy goes: the draining one is all that is left at that address.
+    catalog.set([host('h1', [a1, a2]), host('h2', [b1])])
+    within(t, await client.until(ECHO, (w) => w === 'A', 20, 20_000), 'a draining address gets no calls')
+    t.same(server.debugInfo().dropped.length, 1, 'only the duplicate of A is left out now')
+    noNacks(t, client, server)
+  })
+
+  t.test(`${kind}: a failing instance among two is ejected (failure percentage), the other keeps serving`, { skip }, async (t) => {
+    const pa = await backend(t, 'A')
+    const pf = await backend(t, 'F', { fail: true })
+    const catalog = new FixtureCatalog([
+      host('h1', [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' })]),
+      host('h2', [rec({ host: 'h2', id: 'f1', name: 'echo', servicePort: 10001, port: pf, mode: 'grpc' })]),
+    ])
+    // A 1 s outlier interval (10 s in production) keeps the test short; the rule is the same.
+    const { server, port } = await startServer(t, catalog, { outlierIntervalMs: 1000 })
+    const client = await startXdsClient(t, kind, { nodeId: `od-${kind}`, xdsAddress: `127.0.0.1:${port}` })
+    within(t, await client.until(ECHO, (w) => w === 'A', 1, 30_000), 'the channel resolves over xDS')
+    const before = await client.counts(ECHO, 40)
+    t.ok((before['!INTERNAL'] ?? 0) > 0, `before ejection the failing instance gets calls: ${JSON.stringify(before)}`)
+    within(t, await client.until(ECHO, (w) => w === 'A', 40, 60_000), 'the failing instance is ejected: 40 calls in a row answered by A')
+    t.same(await client.counts(ECHO, 40), { A: 40 }, 'no call fails after ejection')
+    noNacks(t, client, server)
+  })
+}

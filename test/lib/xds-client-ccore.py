@@ -1,0 +1,68 @@
+"""A proxyless xDS client on gRPC C-core (Debian's python3-grpcio), driven over stdin/stdout.
+
+C-core's xds resolver, XdsClient and LB policies share no code with grpc-js-xds: this is
+Shoal's second independent real client. One process holds one XdsClient (C-core keeps one
+per process), configured by GRPC_XDS_BOOTSTRAP_CONFIG. Run with /usr/bin/python3 (another
+python3 on PATH may not see Debian's package).
+
+Protocol: one JSON object per line on stdin, one answer per line on stdout, same "id".
+  {"id": 1, "op": "call", "target": "xds:///echo:10001", "timeoutMs": 3000}
+      -> {"id": 1, "ok": true, "who": "A"} or {"id": 1, "ok": false, "code": "UNAVAILABLE", "error": "..."}
+  {"id": 2, "op": "watch", "targets": ["xds:///a:1", ...]}  (open channels and start resolving) -> {"id": 2, "ok": true}
+  {"id": 3, "op": "exit"}
+C-core's own log (GRPC_TRACE, GRPC_VERBOSITY) goes to stderr; the harness reads NACKs there.
+"""
+import json
+import sys
+
+import grpc
+
+METHOD = '/shoal.test.Echo/Echo'
+channels = {}
+
+
+def channel(target):
+    ch = channels.get(target)
+    if ch is None:
+        ch = grpc.insecure_channel(target)
+        channels[target] = ch
+    return ch
+
+
+def handle(req):
+    op = req.get('op')
+    if op == 'call':
+        stub = channel(req['target']).unary_unary(METHOD)
+        try:
+            who = stub(b'hi', timeout=req.get('timeoutMs', 3000) / 1000.0)
+            return {'ok': True, 'who': who.decode()}
+        except grpc.RpcError as e:
+            return {'ok': False, 'code': e.code().name, 'error': e.details() or ''}
+    if op == 'watch':
+        for target in req['targets']:
+            # Subscribing with try_to_connect starts the xds resolver without a call.
+            channel(target).subscribe(lambda _state: None, try_to_connect=True)
+        return {'ok': True}
+    return {'ok': False, 'code': 'INVALID_ARGUMENT', 'error': 'unknown op %r' % (op,)}
+
+
+def main():
+    sys.stdout.write(json.dumps({'id': 0, 'ok': True, 'ready': True, 'grpc': grpc.__version__}) + '\n')
+    sys.stdout.flush()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        req = json.loads(line)
+        if req.get('op') == 'exit':
+            break
+        out = handle(req)
+        out['id'] = req.get('id')
+        sys.stdout.write(json.dumps(out) + '\n')
+        sys.stdout.flush()
+    for ch in channels.values():
+        ch.close()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,53 @@
+// A proxyless xDS client on @grpc/grpc-js-xds, driven over stdin/stdout with the same line
+// protocol as xds-client-ccore.py (see there). grpc-js-xds registers globally, once per
+// process: one process is one client, configured by GRPC_XDS_BOOTSTRAP_CONFIG. Its trace
+// (GRPC_TRACE=xds_client) goes to stderr one line per entry, so the harness can read the
+// discovery requests that carry an error_detail (its NACKs).
+import * as grpc from '@grpc/grpc-js'
+import * as xds from '@grpc/grpc-js-xds'
+import { createInterface } from 'node:readline'
+
+const METHOD = '/shoal.test.Echo/Echo'
+const ident = (b) => b
+const line = (...args) => process.stderr.write(args.join(' ').replace(/\s*\n\s*/g, ' ') + '\n')
+grpc.setLogger({ error: line, info: line, debug: line })
+xds.register()
+
+const clients = new Map()
+function client(target) {
+  let c = clients.get(target)
+  if (!c) clients.set(target, (c = new grpc.Client(target, grpc.credentials.createInsecure())))
+  return c
+}
+
+function call(target, timeoutMs) {
+  return new Promise((resolve) =>
+    client(target).makeUnaryRequest(METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + timeoutMs }, (err, res) =>
+      resolve(
+        err ? { ok: false, code: grpc.status[err.code] ?? String(err.code), error: err.details ?? '' } : { ok: true, who: res.toString() },
+      ),
+    ),
+  )
+}
+
+async function handle(req) {
+  if (req.op === 'call') return call(req.target, req.timeoutMs ?? 3000)
+  if (req.op === 'watch') {
+    // Asking for the state with tryToConnect starts the xds resolver without a call.
+    for (const target of req.targets) client(target).getChannel().getConnectivityState(true)
+    return { ok: true }
+  }
+  return { ok: false, code: 'INVALID_ARGUMENT', error: `unknown op ${req.op}` }
+}
+
+process.stdout.write(JSON.stringify({ id: 0, ok: true, ready: true }) + '\n')
+const rl = createInterface({ input: process.stdin })
+for await (const text of rl) {
+  if (!text.trim()) continue
+  const req = JSON.parse(text)
+  if (req.op === 'exit') break
+  const out = await handle(req)
+  process.stdout.write(JSON.stringify({ ...out, id: req.id }) + '\n')
+}
+for (const c of clients.values()) c.close()
+process.exit(0)

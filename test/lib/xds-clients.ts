@@ -1,0 +1,200 @@
+/**
+ * The real proxyless xDS clients Shoal is tested against, each in its own child process (one
+ * process holds one XdsClient in both implementations), driven over a JSON line protocol:
+ *  - `grpc-js`: @grpc/grpc-js-xds (test/lib/xds-client-js.mjs, run by this Node);
+ *  - `c-core`: gRPC C-core through Debian's python3-grpcio (test/lib/xds-client-ccore.py, run
+ *    by /usr/bin/python3). It shares no code with grpc-js-xds.
+ * The harness records which backend answered each call and every NACK the client logged, so a
+ * scenario asserts both what a caller sees and that the client rejected nothing.
+ *
+ * @example
+ *   const client = await startXdsClient(t, 'c-core', { nodeId: 'e2e', xdsAddress: `127.0.0.1:${port}` })
+ *   await client.until('xds:///echo:10001', (w) => w === 'A', 20, 20_000)
+ *   t.same(client.nacks, [])
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { grpcBootstrap } from '../../src/xds/bootstrap.js'
+
+export type XdsClientKind = 'grpc-js' | 'c-core'
+export const XDS_CLIENT_KINDS: readonly XdsClientKind[] = ['grpc-js', 'c-core']
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+export const PYTHON = '/usr/bin/python3'
+
+/** Why a client kind cannot run here, or null when it can (C-core needs Debian's python3-grpcio). */
+export function xdsClientMissing(kind: XdsClientKind): string | null {
+  if (kind === 'grpc-js') return null
+  const r = spawnSync(PYTHON, ['-c', 'import grpc; print(grpc.__version__)'], { encoding: 'utf8' })
+  if (r.status === 0) return null
+  return `gRPC C-core client needs ${PYTHON} with Debian's python3-grpcio (apt-get install python3-grpcio; npm test installs it as root): ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`
+}
+
+/** One call's outcome: the backend id that answered, or the status code and message. */
+export type CallResult = { ok: true; who: string } | { ok: false; code: string; error: string }
+
+export interface XdsClientOptions {
+  nodeId: string
+  xdsAddress: string
+  /** Extra environment for the client process. */
+  env?: Record<string, string>
+}
+
+export class XdsTestClient {
+  /** NACKs the client logged: `type: reason`. */
+  readonly nacks: string[] = []
+  /** Every call made, in order. */
+  readonly calls: Array<{ target: string; result: CallResult }> = []
+  /** Client log lines matching `keep` patterns (see watchLog), in order. */
+  readonly logLines: string[] = []
+  private readonly keep: RegExp[] = []
+  private nextId = 1
+  private readonly pending = new Map<number, (v: Record<string, unknown>) => void>()
+  private readonly started: Promise<void>
+  private exited = false
+  private stderrTail = ''
+
+  constructor(
+    readonly kind: XdsClientKind,
+    private readonly child: ChildProcess,
+  ) {
+    let ready: () => void
+    let failed: (e: Error) => void
+    this.started = new Promise((res, rej) => {
+      ready = res
+      failed = rej
+    })
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let msg: Record<string, unknown>
+      try {
+        msg = JSON.parse(text) as Record<string, unknown>
+      } catch {
+        return
+      }
+      if (msg.ready) return ready()
+      const id = Number(msg.id)
+      const done = this.pending.get(id)
+      this.pending.delete(id)
+      done?.(msg)
+    })
+    createInterface({ input: child.stderr! }).on('line', (text) => this.onLog(text))
+    child.once('exit', (code, signal) => {
+      this.exited = true
+      failed(new Error(`${kind} client exited (${code ?? signal}) before it was ready: ${this.stderrTail}`))
+      for (const done of this.pending.values()) done({ ok: false, code: 'CLIENT_EXITED', error: `${kind} client exited` })
+      this.pending.clear()
+    })
+  }
+
+  ready(): Promise<void> {
+    return this.started
+  }
+
+  /** Keep client log lines matching `re` in logLines (for ordering assertions). */
+  watchLog(re: RegExp): void {
+    this.keep.push(re)
+  }
+
+  private onLog(text: string): void {
+    this.stderrTail = (this.stderrTail + '\n' + text).slice(-2000)
+    // C-core: "[xds_client 0x..] xds server ...: ADS response invalid for resource type T version V, will NACK: nonce=N status=S"
+    const cc = /ADS response invalid for resource type (\S+) version \S*, will NACK: nonce=\S+ status=(.*)$/.exec(text)
+    if (cc) this.nacks.push(`${cc[1]}: ${cc[2]}`)
+    // grpc-js-xds: "Sending discovery request: {... "type_url": T, ... "error_detail": {"code": 14, "message": M}}"
+    if (text.includes('Sending discovery request') && /"error_detail": \{/.test(text)) {
+      const type = /"type_url": "([^"]*)"/.exec(text)?.[1] ?? '?'
+      const msg = /"error_detail": \{[^}]*"message": "((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? text
+      this.nacks.push(`${type}: ${msg}`)
+    }
+    for (const re of this.keep) if (re.test(text)) this.logLines.push(text)
+  }
+
+  private request(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.exited) return Promise.resolve({ ok: false, code: 'CLIENT_EXITED', error: `${this.kind} client exited` })
+    const id = this.nextId++
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve)
+      this.child.stdin!.write(JSON.stringify({ ...req, id }) + '\n')
+    })
+  }
+
+  /** One call to `target`; never throws. */
+  async call(target: string, timeoutMs = 3000): Promise<CallResult> {
+    const r = await this.request({ op: 'call', target, timeoutMs })
+    const result: CallResult = r.ok ? { ok: true, who: String(r.who) } : { ok: false, code: String(r.code), error: String(r.error ?? '') }
+    this.calls.push({ target, result })
+    return result
+  }
+
+  /** Open channels to `targets` and start resolving them (the client subscribes their Listeners). */
+  async watch(targets: string[]): Promise<void> {
+    await this.request({ op: 'watch', targets })
+  }
+
+  /** `n` calls in a row; answers counted per backend id (failures as `!CODE`). */
+  async counts(target: string, n: number): Promise<Record<string, number>> {
+    const out: Record<string, number> = {}
+    for (let i = 0; i < n; i++) {
+      const r = await this.call(target)
+      const key = r.ok ? r.who : `!${r.code}`
+      out[key] = (out[key] ?? 0) + 1
+    }
+    return out
+  }
+
+  /** Call until `pred` holds for `window` answers in a row: the ms it took, or null after the ceiling. */
+  async until(target: string, pred: (who: string) => boolean, window: number, ceilingMs: number): Promise<number | null> {
+    const start = Date.now()
+    let run = 0
+    while (Date.now() - start < ceilingMs) {
+      const r = await this.call(target)
+      const who = r.ok ? r.who : ''
+      run = pred(who) ? run + 1 : 0
+      if (run >= window) return Date.now() - start
+      if (!r.ok) await new Promise((res) => setTimeout(res, 50))
+    }
+    return null
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return
+    const gone = new Promise<void>((res) => this.child.once('exit', () => res()))
+    this.child.stdin!.end(JSON.stringify({ op: 'exit' }) + '\n')
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), 3000)
+    await gone
+    clearTimeout(kill)
+  }
+}
+
+/**
+ * Start a client of `kind` with a bootstrap naming `xdsAddress`, stopped at teardown.
+ * Traces: grpc-js `GRPC_TRACE=xds_client`; C-core `xds_client,xds_resolver,cds_lb` at debug.
+ */
+export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientKind, o: XdsClientOptions): Promise<XdsTestClient> {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap({ nodeId: o.nodeId, xdsAddress: o.xdsAddress })),
+    NODE_OPTIONS: '',
+  }
+  let child: ChildProcess
+  if (kind === 'grpc-js') {
+    env.GRPC_TRACE = 'xds_client'
+    env.GRPC_VERBOSITY = 'DEBUG'
+    child = spawn(process.execPath, [join(HERE, 'xds-client-js.mjs')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  } else {
+    env.GRPC_TRACE = 'xds_client,xds_resolver,cds_lb'
+    env.GRPC_VERBOSITY = 'debug'
+    // With the synchronous API nothing polls the XdsClient's channel between calls but the
+    // backup poller (5 s by default): xDS updates would be read seconds late.
+    env.GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS = '20'
+    env.PYTHONUNBUFFERED = '1'
+    child = spawn(PYTHON, [join(HERE, 'xds-client-ccore.py')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  }
+  const client = new XdsTestClient(kind, child)
+  t.teardown(() => client.close())
+  await client.ready()
+  return client
+}
