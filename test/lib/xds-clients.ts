@@ -46,6 +46,17 @@ export interface XdsClientOptions {
 export class XdsTestClient {
   /** NACKs the client logged: `type: reason`. */
   readonly nacks: string[] = []
+  /**
+   * Clusters the client was told do not exist before it was told their Listener does not
+   * (C-core: "CDS resource for X does not exist -- reporting TRANSIENT_FAILURE"; grpc-js-xds:
+   * "EDS.cancelWatch(X): CDS resource does not exist"): break before make. Shoal names a
+   * Cluster like its Listener (`name:port`; the bare-name Listener `name` too).
+   */
+  readonly clustersLostFirst: string[] = []
+  /** Listeners the client was told do not exist. */
+  readonly listenersLost = new Set<string>()
+  /** C-core resolver (pointer) -> its Listener name. */
+  private readonly resolvers = new Map<string, string>()
   /** Every call made, in order. */
   readonly calls: Array<{ target: string; result: CallResult }> = []
   /** Client log lines matching `keep` patterns (see watchLog), in order. */
@@ -109,6 +120,17 @@ export class XdsTestClient {
       const msg = /"error_detail": \{[^}]*"message": "((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? text
       this.nacks.push(`${type}: ${msg}`)
     }
+    const started = /\[xds_resolver (\S+)\] Started with lds_resource_name (\S+?)\.?$/.exec(text)
+    if (started) this.resolvers.set(started[1]!, started[2]!)
+    const ccListener = /\[xds_resolver (\S+)\] LDS\/RDS resource does not exist/.exec(text)
+    if (ccListener && this.resolvers.has(ccListener[1]!)) this.listenersLost.add(this.resolvers.get(ccListener[1]!)!)
+    const jsListener = /\[(\S+)\] Resolution error: LDS resource does not exist/.exec(text)
+    if (jsListener) this.listenersLost.add(jsListener[1]!)
+    const lost = /CDS resource for (\S+) does not exist/.exec(text) ?? /EDS\.cancelWatch\(([^)]*)\): CDS resource does not exist/.exec(text)
+    if (lost) {
+      const cluster = lost[1]!
+      if (!this.listenersLost.has(cluster) && !this.listenersLost.has(cluster.replace(/:\d+$/, ''))) this.clustersLostFirst.push(cluster)
+    }
     for (const re of this.keep) if (re.test(text)) this.logLines.push(text)
   }
 
@@ -171,7 +193,7 @@ export class XdsTestClient {
 
 /**
  * Start a client of `kind` with a bootstrap naming `xdsAddress`, stopped at teardown.
- * Traces: grpc-js `GRPC_TRACE=xds_client`; C-core `xds_client,xds_resolver,cds_lb` at debug.
+ * Traces: grpc-js `GRPC_TRACE=xds_client,xds_resolver`; C-core `xds_client,xds_resolver,cds_lb` at debug.
  */
 export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientKind, o: XdsClientOptions): Promise<XdsTestClient> {
   const env: Record<string, string> = {
@@ -181,7 +203,7 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
   }
   let child: ChildProcess
   if (kind === 'grpc-js') {
-    env.GRPC_TRACE = 'xds_client'
+    env.GRPC_TRACE = 'xds_client,xds_resolver'
     env.GRPC_VERBOSITY = 'DEBUG'
     child = spawn(process.execPath, [join(HERE, 'xds-client-js.mjs')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
   } else {
