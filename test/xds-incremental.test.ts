@@ -99,10 +99,15 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
       index.update(snap)
       const want = groupServicePorts(snap)
       const got = [...index.groups.values()].sort((a, b) => a.servicePort - b.servicePort)
-      if (JSON.stringify(got) !== JSON.stringify(want.groups) || JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts)) {
+      if (
+        JSON.stringify(got) !== JSON.stringify(want.groups) ||
+        JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
+        JSON.stringify(index.dropped) !== JSON.stringify(want.dropped)
+      ) {
         mismatches++
         t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
         t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
+        t.same(index.dropped, want.dropped, `seed ${seed} step ${step}: dropped endpoints`)
       }
       for (const kind of ['envoy', 'grpc'] as NodeKind[]) {
         const a = inc.build(snap, kind)

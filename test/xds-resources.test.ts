@@ -1,4 +1,5 @@
 import t from 'tap'
+import { canonicalIp, endpointFilter, type Instance } from '../src/xds/groups.js'
 import { nodeKindOf } from '../src/xds/resources.js'
 import { buildResources } from './lib/xds-oracle.js'
 import { FixtureCatalog, host, rec } from './xds-fixture.js'
@@ -79,4 +80,77 @@ t.test('shapes per proxy mode, statuses, localities, conflicts', async (t) => {
   t.same([...g.listeners.keys()].sort(), ['chat', 'chat:10003', 'db', 'db:10004', 'echo', 'echo:10001', 'web', 'web:10002'])
   t.same((g.listeners.get('echo') as any).api_listener.api_listener.route_config.virtual_hosts[0].domains, ['echo', 'echo:10001'])
   t.equal(g.routes.size, 0, 'gRPC nodes get inline route configs')
+})
+
+t.test('one address once: the endpoint rule of a group', async (t) => {
+  const i = (host: string, id: string, ip: string, port: number, status: Instance['status'] = 'alive'): Instance => ({
+    host,
+    id,
+    status,
+    ip,
+    port,
+    mode: 'grpc',
+    servicePort: 10001,
+  })
+  const alive = i('h2', 'b', '10.0.0.1', 80)
+  const draining = i('h1', 'a', '10.0.0.1', 80, 'draining')
+  const unknown = i('h1', 'c', '10.0.0.1', 80, 'unknown')
+  const unhealthy = i('h0', 'z', '10.0.0.1', 80, 'unhealthy')
+  const r = endpointFilter(10001, 'echo', [unhealthy, draining, unknown, alive])
+  t.same(r.kept, [unhealthy, alive], 'alive wins over unknown and draining; unhealthy never displaces a served one')
+  t.same(
+    r.dropped.map((d) => [d.id, d.reason, d.keptBy?.id]),
+    [
+      ['a', 'duplicate_address', 'b'],
+      ['c', 'duplicate_address', 'b'],
+    ],
+  )
+  const tie = endpointFilter(10001, 'echo', [i('h1', 'a', '10.0.0.1', 80), i('h2', 'b', '10.0.0.1', 80)])
+  t.same(
+    tie.kept.map((x) => x.id),
+    ['a'],
+    'equal statuses: the first by (host, id) wins, on every agent',
+  )
+  const v6 = endpointFilter(10001, 'echo', [i('h1', 'a', '::1', 80), i('h2', 'b', '0:0:0:0:0:0:0:1', 80), i('h3', 'c', '::1', 81)])
+  t.same(
+    v6.kept.map((x) => x.id),
+    ['a', 'c'],
+    'IPv6 spellings of one address are one address; another port is another address',
+  )
+  const bad = endpointFilter(10001, 'echo', [i('h1', 'a', 'db.local', 80), i('h1', 'b', '10.0.0.2', 0), i('h1', 'c', '10.0.0.3', 80)])
+  t.same(
+    bad.dropped.map((d) => [d.id, d.reason, d.address]),
+    [
+      ['a', 'not_an_ip', 'db.local:80'],
+      ['b', 'port_out_of_range', '10.0.0.2:0'],
+    ],
+  )
+  t.equal(canonicalIp('2001:DB8:0:0:0:0:0:1'), '2001:db8::1')
+  t.equal(canonicalIp('localhost'), null)
+})
+
+t.test('a served ClusterLoadAssignment never lists an address twice', async (t) => {
+  const snap = new FixtureCatalog([
+    host('h1', [
+      rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9000, ip: '10.0.0.1', status: 'draining' }),
+      rec({ host: 'h1', id: 'a2', name: 'echo', servicePort: 10001, port: 9000, ip: '10.0.0.1' }),
+    ]),
+    host('h2', [rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: 9000, ip: '10.0.0.1' })]),
+  ]).snapshot()
+  for (const kind of ['envoy', 'grpc'] as const) {
+    const r = buildResources(snap, kind, { envoyBind: '127.0.0.1' })
+    const cla = r.endpoints.get('echo:10001') as any
+    t.same(
+      cla.endpoints.map((l: any) => [l.locality.zone, l.lb_endpoints.map((e: any) => e.endpoint.address.socket_address.address)]),
+      [['h1', ['10.0.0.1']]],
+      `${kind}: one endpoint, h1's alive copy`,
+    )
+    t.same(
+      r.dropped.map((d) => [d.host, d.id]),
+      [
+        ['h1', 'a1'],
+        ['h2', 'b1'],
+      ],
+    )
+  }
 })

@@ -183,3 +183,21 @@ t.test('an endpoint no client accepts is left out of its ClusterLoadAssignment, 
   t.match(dbg.dropped, [{ servicePort: 10001, service: 'echo', host: 'h1', id: 'a', address: 'not-an-ip:9000', reason: 'not_an_ip' }])
   t.match(await registry.metrics(), /shoal_xds_dropped_endpoints\{reason="not_an_ip"\} 1/)
 })
+
+t.test('a ClusterLoadAssignment listing one address twice is rejected before it is sent', async (t) => {
+  const ep = (ip: string, port: number) => ({ endpoint: { address: { socket_address: { address: ip, port_value: port } } } })
+  const errs = validateResource(p, TypeUrl.endpoint, {
+    cluster_name: 'echo:10001',
+    endpoints: [
+      { locality: { zone: 'h1' }, load_balancing_weight: { value: 1 }, lb_endpoints: [ep('10.0.0.1', 80), ep('10.0.0.2', 80)] },
+      { locality: { zone: 'h2' }, load_balancing_weight: { value: 1 }, lb_endpoints: [ep('10.0.0.1', 81), ep('10.0.0.1', 80)] },
+      { locality: { zone: 'h3' }, load_balancing_weight: { value: 1 }, lb_endpoints: [ep('::1', 80), ep('0::1', 80)] },
+    ],
+  })
+  t.equal(errs.length, 2, errs.join('\n'))
+  t.match(
+    errs[0]!,
+    /endpoints\[1\]\.lb_endpoints\[1\]: address 10\.0\.0\.1 port 80 is listed twice \(first at .*endpoints\[0\]\.lb_endpoints\[0\]\)/,
+  )
+  t.match(errs[1]!, /endpoints\[2\]\.lb_endpoints\[1\]: address 0::1 port 80 is listed twice/)
+})
