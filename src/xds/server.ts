@@ -35,7 +35,7 @@ import {
   type XdsType,
 } from './protos.js'
 import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
-import { SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
+import { restoredVariant, SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
 
 export interface XdsServerOptions {
@@ -316,7 +316,8 @@ export class XdsServer {
           nackedVersion: sub.lastNack?.version ?? null,
           nackError: sub.lastNack?.error ?? null,
           pushes: sub.pushes,
-          upToDate: target !== null && !sub.inFlight && sub.ackedVersion === versionOfSet(target),
+          // What the client ACKed, less what it unsubscribed since, is what it would get now.
+          upToDate: target !== null && !sub.inFlight && holdsExactly(sub, sub.acked, target),
         }
       }),
     }))
@@ -634,9 +635,33 @@ export class XdsServer {
     return out
   }
 
+  /**
+   * A gRPC client gets a Listener or Cluster that was deleted while it held its normal form
+   * back in its restored form (snapshot.ts restoredVariant), until the resource changes.
+   */
+  private restoredForms(sub: TypeSubscription, content: Map<string, ServedResource>): Map<string, ServedResource> {
+    let out: Map<string, ServedResource> | null = null
+    for (const [name, r] of content) {
+      let rf = sub.restored.get(name)
+      if (rf && rf.from !== r.hash) {
+        sub.restored.delete(name)
+        rf = undefined
+      }
+      // Held in its normal form when it was deleted: the restored form, whatever changed since.
+      if (!rf && sub.deleted.get(name) === false) {
+        rf = { from: r.hash, variant: restoredVariant(this.protos!, r) }
+        sub.restored.set(name, rf)
+      }
+      if (rf) (out ??= new Map(content)).set(name, rf.variant)
+    }
+    for (const name of sub.restored.keys()) if (!content.has(name)) sub.restored.delete(name)
+    return out ?? content
+  }
+
   /** Send `content` unless the client holds it already (and no answer is due) or rejected it before; true when sent. */
   private send(c: Client, sub: TypeSubscription, content: Map<string, ServedResource>, force: boolean, changeAt: number | null): boolean {
     const label = sub.type.label
+    if (c.kind === 'grpc' && sub.type.fullSet && (sub.deleted.size || sub.restored.size)) content = this.restoredForms(sub, content)
     const version = versionOfSet(content)
     if (sub.nacked.has(version)) {
       this.log.debug({ stream: c.stream, type: label, version }, 'version was NACKed before: not re-sent')
@@ -653,4 +678,19 @@ export class XdsServer {
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
   }
+}
+
+/** `held` is `target`, resource by resource (a restored form counts as its normal form). */
+function holdsExactly(
+  sub: TypeSubscription,
+  held: ReadonlyMap<string, ServedResource> | null,
+  target: Map<string, ServedResource>,
+): boolean {
+  if (!held || held.size !== target.size) return false
+  for (const [name, r] of target) {
+    const h = held.get(name)
+    if (!h) return false
+    if (h.hash !== r.hash && !(sub.restored.get(name)?.from === r.hash && sub.restored.get(name)?.variant.hash === h.hash)) return false
+  }
+  return true
 }

@@ -61,6 +61,46 @@ export function servedResource(typeUrl: string, name: string, value: Uint8Array)
   }
 }
 
+const variants = new WeakMap<ServedResource, ServedResource>()
+const variantSet = new WeakSet<ServedResource>()
+
+/** The resource is a restored form made by restoredVariant. */
+export function isRestoredVariant(res: ServedResource): boolean {
+  return variantSet.has(res)
+}
+
+/**
+ * The "restored" form of a Listener or Cluster: the same configuration in different bytes,
+ * for a client that held a resource of this name in its normal form when it was deleted.
+ * grpc-js-xds 1.14 keeps a deleted resource in its cache and ignores a later one that decodes
+ * equal to it (it compares the fields it reads, so even a changed proxy mode can look equal):
+ * a service removed and added back would stay "does not exist" on that client (fixed
+ * upstream in grpc-node #3074, not released). A normal form never decodes equal to a
+ * restored one. The variant spells out a default:
+ * Listener `stat_prefix` (the listener's name; gRPC does not read it), Cluster outlier
+ * detection `max_ejection_time` 300 s (Envoy's and gRFC A50's default when unset). Other
+ * types are returned unchanged.
+ */
+export function restoredVariant(protos: XdsProtos, res: ServedResource): ServedResource {
+  const url = res.any.type_url
+  if (url !== TypeUrl.listener && url !== TypeUrl.cluster) return res
+  let v = variants.get(res)
+  if (!v) {
+    const T = protos.typeOf(url)!
+    const obj = T.toObject(T.decode(res.any.value), { longs: Number }) as Record<string, unknown>
+    const od = obj.outlier_detection as Record<string, unknown> | undefined
+    if (url === TypeUrl.listener) obj.stat_prefix = obj.stat_prefix ? '' : res.name
+    else if (od) {
+      if (od.max_ejection_time) delete od.max_ejection_time
+      else od.max_ejection_time = { seconds: 300, nanos: 0 }
+    }
+    v = servedResource(url, res.name, T.encode(T.fromObject(obj)).finish())
+    variants.set(res, v)
+    variantSet.add(v)
+  }
+  return v
+}
+
 /**
  * Version of a set of resources: a content hash of their names and contents that does not
  * depend on their order (lane-wise sums of the per-resource hashes, and the count).

@@ -14,7 +14,7 @@
  * possibly held (removals stay last).
  */
 import type { XdsType } from './protos.js'
-import { versionOfSet, type ServedResource } from './snapshot.js'
+import { isRestoredVariant, versionOfSet, type ServedResource } from './snapshot.js'
 
 /** The fields of a DiscoveryRequest this file reads (keepCase, as the ADS method decodes them). */
 export interface SubscriptionRequest {
@@ -65,6 +65,10 @@ export class TypeSubscription {
   /** Clock.now() of the catalog change the in-flight response carries (for the latency metric). */
   changeAt: number | null = null
   pushes = 0
+  /** Full-set types: resources deleted from the client (by omission); true when it held a restored form then. */
+  readonly deleted = new Map<string, boolean>()
+  /** Full-set types: names sent in their restored form (see restoredVariant), by the hash of the normal form. */
+  readonly restored = new Map<string, { from: string; variant: ServedResource }>()
   /** Last named selection: reused while neither the snapshot map nor the names changed. */
   selection: { from: Map<string, ServedResource>; names: Set<string>; out: Map<string, ServedResource> } | null = null
 
@@ -135,6 +139,11 @@ export class TypeSubscription {
 
   /** Book a response written to the client. */
   recordSent(version: string, content: Map<string, ServedResource>, nonce: string, changeAt: number | null): void {
+    if (this.type.fullSet) {
+      if (this.held)
+        for (const [name, r] of this.held) if (!content.has(name) && this.subscribed(name)) this.deleted.set(name, isRestoredVariant(r))
+      for (const name of content.keys()) this.deleted.delete(name)
+    }
     this.nonce = nonce
     this.sentVersion = version
     this.held = content
