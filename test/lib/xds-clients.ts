@@ -13,6 +13,7 @@
  *   t.same(client.nacks, [])
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { appendFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +25,8 @@ export const XDS_CLIENT_KINDS: readonly XdsClientKind[] = ['grpc-js', 'c-core']
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 export const PYTHON = '/usr/bin/python3'
+/** SHOAL_XDS_CLIENT_LOGS=DIR keeps every client's full log in DIR (for debugging a failure). */
+const LOG_DIR = process.env.SHOAL_XDS_CLIENT_LOGS
 
 /** Why a client kind cannot run here, or null when it can (C-core needs Debian's python3-grpcio). */
 export function xdsClientMissing(kind: XdsClientKind): string | null {
@@ -110,6 +113,7 @@ export class XdsTestClient {
   }
 
   private onLog(text: string): void {
+    if (LOG_DIR) appendFileSync(join(LOG_DIR, `${this.kind}-${this.child.pid}.log`), text + '\n')
     this.stderrTail = (this.stderrTail + '\n' + text).slice(-2000)
     // C-core: "[xds_client 0x..] xds server ...: ADS response invalid for resource type T version V, will NACK: nonce=N status=S"
     const cc = /ADS response invalid for resource type (\S+) version \S*, will NACK: nonce=\S+ status=(.*)$/.exec(text)
