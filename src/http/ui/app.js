@@ -283,6 +283,31 @@ function renderEvents() {
   if (model.events.length === 0) $('events').append(el('li', { class: 'muted', text: 'Waiting for changes…' }))
 }
 
+// ---- xDS warnings (from /debug/xds): what the agent leaves out of what it serves ----
+
+function warningText(w) {
+  if (w.losers) return `ServicePort ${w.servicePort} is claimed by ${[w.winner, ...w.losers].join(', ')}: only ${w.winner} is served`
+  if (w.reason === 'duplicate_address')
+    return `${w.service}:${w.servicePort}: ${w.host}/${w.id} lists ${w.address}, already served for ${w.keptBy.host}/${w.keptBy.id}: left out`
+  return `${w.service}:${w.servicePort}: ${w.host}/${w.id} has address ${w.address}, which no xDS client accepts (${w.reason.replace(/_/g, ' ')}): left out`
+}
+
+let xdsTimer = null
+function refreshXds() {
+  if (xdsTimer) return
+  xdsTimer = setTimeout(async () => {
+    xdsTimer = null
+    try {
+      const x = (await (await fetch('/debug/xds')).json()).clients ?? {}
+      const items = [...(x.conflicts ?? []), ...(x.dropped ?? [])].map(warningText)
+      $('xds-warnings').hidden = items.length === 0
+      $('xds-list').replaceChildren(...items.map((text) => el('li', { text })))
+    } catch {
+      // the agent is restarting: the next catalog event tries again
+    }
+  }, 300)
+}
+
 let scheduled = false
 function render() {
   if (scheduled) return
@@ -314,10 +339,12 @@ function connect() {
     applySnapshot(JSON.parse(e.data))
     setConn('live', 'live')
     render()
+    refreshXds()
   })
   es.addEventListener('catalog', (e) => {
     applyCatalog(JSON.parse(e.data))
     render()
+    refreshXds()
   })
   es.addEventListener('member', (e) => {
     applyMember(JSON.parse(e.data))
