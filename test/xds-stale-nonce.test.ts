@@ -1,7 +1,7 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, GRPC_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
 
-t.test('requests carrying a stale nonce are ignored', async (t) => {
+t.test('requests carrying a stale nonce are not answered; their names still count', async (t) => {
   const catalog = echoCatalog()
   const { server, connect } = await startServer(t, catalog)
   const c = connect()
@@ -13,14 +13,39 @@ t.test('requests carrying a stale nonce are ignored', async (t) => {
   t.not(r2.nonce, r1.nonce)
   // A NACK of r1 (stale nonce) must not count and must not change anything.
   c.send({ type_url: TypeUrl.cluster, version_info: '', response_nonce: r1.nonce, error_detail: { code: 3, message: 'late' } })
-  // A stale request naming resources must not change the subscription either.
-  c.send({ type_url: TypeUrl.cluster, version_info: '', response_nonce: r1.nonce, resource_names: ['nothing:1'] })
+  // A stale request naming resources: the client's interest changed (it was sent before r2 arrived).
+  c.send({ type_url: TypeUrl.cluster, version_info: '', response_nonce: r1.nonce, resource_names: ['echo:10001'] })
   t.ok(await c.quiet(300), 'no response to stale requests')
   let cds = server.debugInfo().clients[0]!.types.find((x) => x.type === 'cds')!
   t.equal(cds.nackedVersion, null, 'stale NACK ignored')
-  t.equal(cds.wildcard, true, 'stale request did not change the subscription')
-  c.ack(r2, [])
-  await c.quiet(100)
+  t.same([cds.wildcard, cds.names], [false, ['echo:10001']], 'the stale request changed the subscription')
+  c.ack(r2, ['echo:10001'])
+  t.ok(await c.quiet(300), 'the ACK of r2 with the same names needs no answer')
   cds = server.debugInfo().clients[0]!.types.find((x) => x.type === 'cds')!
   t.equal(cds.ackedVersion, r2.version_info, 'the current nonce is ACKed')
+})
+
+t.test('a client that unsubscribes and subscribes again across a response in flight gets the resource again', async (t) => {
+  const catalog = echoCatalog()
+  const web = host('h3', [rec({ host: 'h3', id: 'c1', name: 'web', servicePort: 10002, port: 9003 })])
+  catalog.set([...catalog.snapshot().hosts, web])
+  const { connect } = await startServer(t, catalog)
+  const c = connect()
+  c.send({ type_url: TypeUrl.cluster, node: GRPC_NODE, resource_names: ['echo:10001', 'web:10002'] })
+  const r1 = await c.next()
+  c.ack(r1, ['echo:10001', 'web:10002'])
+  t.ok(await c.quiet(200))
+  // echo changes: r2 is in flight when the client drops web (the request names r1: stale) ...
+  catalog.set([host('h1', [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9101 })]), web])
+  const r2 = await c.next()
+  c.send({ type_url: TypeUrl.cluster, version_info: r1.version_info, response_nonce: r1.nonce, resource_names: ['echo:10001'] })
+  // ... so it ignores web in r2, and then takes web again with its ACK of r2.
+  c.ack(r2, ['echo:10001', 'web:10002'])
+  const r3 = await c.next()
+  t.same(r3.names.sort(), ['echo:10001', 'web:10002'], 'web is sent again')
+  c.ack(r3, ['echo:10001', 'web:10002'])
+  // The same nonce and names once more: the client asks again (it lost what it had between two requests).
+  c.ack(r3, ['echo:10001', 'web:10002'])
+  const r4 = await c.next()
+  t.same(r4.names.sort(), ['echo:10001', 'web:10002'], 'a repeated request is answered')
 })

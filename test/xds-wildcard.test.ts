@@ -32,6 +32,12 @@ t.test('wildcard: legacy empty list and explicit "*" get every resource, new one
   t.ok(lds2.names.includes('api:10003'))
   // Legacy wildcard ends once the client names resources.
   c.send({ type_url: TypeUrl.listener, version_info: lds2.version_info, response_nonce: lds2.nonce, resource_names: ['web:10002'] })
+  t.ok(await c.quiet(300), 'narrowing is not answered: the client holds web:10002 already')
+  // From now on only web:10002 is sent.
+  catalog.set([
+    host('h1', catalog.snapshot().hosts[0]!.services),
+    host('h3', [rec({ host: 'h3', id: 'c1', name: 'web', servicePort: 10002, port: 9003, mode: 'tcp' })]),
+  ])
   const lds3 = await c.next(2000, TypeUrl.listener)
   t.same(lds3.names, ['web:10002'])
 })

@@ -411,7 +411,9 @@ export class XdsServer {
     switch (o.kind) {
       case 'stale':
         this.m.badRequests.inc({ reason: 'stale_nonce' })
-        this.log.debug({ stream: c.stream, type: type.label, nonce: o.nonce, current: sub.nonce }, 'stale nonce ignored')
+        this.log.debug({ stream: c.stream, type: type.label, nonce: o.nonce, current: sub.nonce }, 'stale nonce: not answered')
+        // A changed subscription is served after the client's next request (the ACK of the response in flight).
+        if (o.changed) c.waiting = true
         return
       case 'nack':
         this.m.nacks.inc({ type: type.label })

@@ -26,8 +26,8 @@ export interface SubscriptionRequest {
 
 /** What one request meant. */
 export type RequestOutcome =
-  /** The nonce is not the last one sent: the request is ignored (xDS protocol: a stale nonce). */
-  | { kind: 'stale'; nonce: string }
+  /** The nonce is not the last one sent (xDS protocol: a stale nonce): not answered, ACK/NACK ignored, names applied. */
+  | { kind: 'stale'; nonce: string; changed: boolean; added: boolean }
   /** A first request for the type on this stream (no nonce, or nothing sent yet). */
   | { kind: 'initial'; changed: boolean; added: boolean; versionInfo: string }
   | { kind: 'ack'; changed: boolean; added: boolean; version: string | null }
@@ -58,6 +58,8 @@ export class TypeSubscription {
   /** Versions the client rejected: never sent again. */
   readonly nacked = new Set<string>()
   lastNack: { version: string; error: string } | null = null
+  /** Nonce of the last response the client ACKed or NACKed. */
+  private answeredNonce: string | null = null
   /** The last response is neither ACKed nor NACKed yet. */
   inFlight = false
   /** The next sync must send a response even when the content equals what the client holds. */
@@ -87,8 +89,14 @@ export class TypeSubscription {
   /** Apply one DiscoveryRequest of this type. */
   onRequest(req: SubscriptionRequest): RequestOutcome {
     const nonce = String(req.response_nonce ?? '')
-    if (nonce !== '' && this.nonce !== null && nonce !== this.nonce) return { kind: 'stale', nonce }
     const names = Array.isArray(req.resource_names) ? req.resource_names.map(String) : []
+    if (nonce !== '' && this.nonce !== null && nonce !== this.nonce) {
+      // Not answered and its ACK or NACK does not count, but its names are the client's
+      // interest: a client that unsubscribed drops the resource, and the response in flight
+      // that still carries it is ignored, so it must be sent again when it subscribes again.
+      const { changed, added } = this.updateNames(names)
+      return { kind: 'stale', nonce, changed, added }
+    }
     if (nonce === '' || this.nonce === null) {
       const { changed, added } = this.updateNames(names)
       const versionInfo = String(req.version_info ?? '')
@@ -114,7 +122,12 @@ export class TypeSubscription {
       this.acked = this.held
       outcome = { kind: 'ack', changed: false, added: false, version: this.sentVersion }
     }
+    const repeat = this.answeredNonce === nonce
+    this.answeredNonce = nonce
     const { changed, added } = this.updateNames(names)
+    // The same nonce again with the same names: the client asks again (it dropped and re-took
+    // a subscription between two requests and lost the resource meanwhile): answer it.
+    if (repeat && !changed) this.mustAnswer = true
     outcome.changed = changed
     outcome.added = added
     return outcome
@@ -172,10 +185,12 @@ export class TypeSubscription {
       this.names = new Set(names.filter((n) => n !== '*'))
     }
     // Every ACK repeats the subscription (an Envoy's EDS ACK names every cluster): compare sets, no sort.
+    // Added: something the client did not ask for before (a wildcard asked for everything).
     let added = this.wildcard && !wildcardBefore
-    for (const n of this.names) if (!before.has(n)) added = true
+    for (const n of this.names) if (!before.has(n) && !wildcardBefore) added = true
     const removed = (wildcardBefore && !this.wildcard) || [...before].some((n) => !this.names.has(n))
-    if (!added && !removed) {
+    const namesChanged = this.names.size !== before.size || [...this.names].some((n) => !before.has(n))
+    if (!added && !removed && !namesChanged) {
       // Unchanged: keep the old set, so selections made from it stay valid.
       this.names = before
       return { changed: false, added: false }

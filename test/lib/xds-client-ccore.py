@@ -8,6 +8,8 @@ python3 on PATH may not see Debian's package).
 Protocol: one JSON object per line on stdin, one answer per line on stdout, same "id".
   {"id": 1, "op": "call", "target": "xds:///echo:10001", "timeoutMs": 3000}
       -> {"id": 1, "ok": true, "who": "A"} or {"id": 1, "ok": false, "code": "UNAVAILABLE", "error": "..."}
+  {"id": 4, "op": "burst", "target": "xds:///echo:10001", "n": 60}  (n calls at once)
+      -> {"id": 4, "ok": true, "results": [{"ok": true, "who": "A"}, {"ok": false, "code": "...", "error": "..."}, ...]}
   {"id": 2, "op": "watch", "targets": ["xds:///a:1", ...]}  (open channels and start resolving) -> {"id": 2, "ok": true}
   {"id": 3, "op": "exit"}
 C-core's own log (GRPC_TRACE, GRPC_VERBOSITY) goes to stderr; the harness reads NACKs there.
@@ -38,6 +40,17 @@ def handle(req):
             return {'ok': True, 'who': who.decode()}
         except grpc.RpcError as e:
             return {'ok': False, 'code': e.code().name, 'error': e.details() or ''}
+    if op == 'burst':
+        stub = channel(req['target']).unary_unary(METHOD)
+        timeout = req.get('timeoutMs', 3000) / 1000.0
+        futures = [stub.future(b'hi', timeout=timeout) for _ in range(req['n'])]
+        results = []
+        for f in futures:
+            try:
+                results.append({'ok': True, 'who': f.result().decode()})
+            except grpc.RpcError as e:
+                results.append({'ok': False, 'code': e.code().name, 'error': e.details() or ''})
+        return {'ok': True, 'results': results}
     if op == 'watch':
         for target in req['targets']:
             # Subscribing with try_to_connect starts the xds resolver without a call.

@@ -32,6 +32,10 @@ function call(target, timeoutMs) {
 
 async function handle(req) {
   if (req.op === 'call') return call(req.target, req.timeoutMs ?? 3000)
+  if (req.op === 'burst') {
+    const results = await Promise.all(Array.from({ length: req.n }, () => call(req.target, req.timeoutMs ?? 3000)))
+    return { ok: true, results }
+  }
   if (req.op === 'watch') {
     // Asking for the state with tryToConnect starts the xds resolver without a call.
     for (const target of req.targets) client(target).getChannel().getConnectivityState(true)

@@ -155,6 +155,17 @@ export class XdsTestClient {
     return result
   }
 
+  /** `n` calls to `target` at once (so a call volume does not depend on the machine's speed); answers counted per backend id (failures as `!CODE`). */
+  async burst(target: string, n: number, timeoutMs = 3000): Promise<Record<string, number>> {
+    const r = await this.request({ op: 'burst', target, n, timeoutMs })
+    const out: Record<string, number> = {}
+    for (const x of (r.results ?? []) as Array<{ ok: boolean; who?: string; code?: string }>) {
+      const key = x.ok ? String(x.who) : `!${x.code}`
+      out[key] = (out[key] ?? 0) + 1
+    }
+    return out
+  }
+
   /** Open channels to `targets` and start resolving them (the client subscribes their Listeners). */
   async watch(targets: string[]): Promise<void> {
     await this.request({ op: 'watch', targets })
