@@ -126,6 +126,10 @@ interface Client {
   /** Clock.now() after which a named client's Cluster removal goes out even if it did not unsubscribe. */
   removalDueAt: number | null
   graceTimer: Timer | null
+  /** gRPC: the check that every Cluster the client ACKed has its assignment asked for (see checkAssignments). */
+  edsCheck: Timer | null
+  /** Clusters sent again once because their assignment was not asked for; cleared when it is. */
+  resent: Set<string>
   /** A removal (or an answer of unknown holdings) waits for an ACK: the next ACK runs a sync. */
   waiting: boolean
   lastPushAt: number
@@ -349,6 +353,8 @@ export class XdsServer {
       resumeUntil: -Infinity,
       removalDueAt: null,
       graceTimer: null,
+      edsCheck: null,
+      resent: new Set(),
       waiting: false,
       lastPushAt: -Infinity,
       timer: null,
@@ -386,6 +392,8 @@ export class XdsServer {
     c.timer = null
     c.graceTimer?.cancel()
     c.graceTimer = null
+    c.edsCheck?.cancel()
+    c.edsCheck = null
     if (this.clients.delete(c.stream)) {
       this.m.clients.set(this.clients.size)
       this.log.debug({ stream: c.stream, node: c.node?.id }, 'ADS stream closed')
@@ -427,6 +435,12 @@ export class XdsServer {
         if (sub.changeAt !== null) {
           this.m.latency.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
           sub.changeAt = null
+        }
+        if (c.kind === 'grpc' && type.url === TypeUrl.cluster && c.edsCheck === null) {
+          c.edsCheck = this.clock.setTimer(this.grace, () => {
+            c.edsCheck = null
+            if (!c.closed && this.ready) this.checkAssignments(c)
+          })
         }
         break
       case 'initial':
@@ -532,7 +546,7 @@ export class XdsServer {
     if (c.closed) return
     const snap = this.snapshotFor(c.kind)
     c.waiting = false
-    let clustersChanged = false
+    const changedClusters: string[] = []
     const removals = new Set<XdsType>()
     for (const type of XDS_TYPES) {
       const sub = c.types.get(type.url)
@@ -552,15 +566,11 @@ export class XdsServer {
         continue
       }
       const before = sub.held
-      // A changed Cluster makes Envoy wait for its ClusterLoadAssignment: always send EDS after it.
-      const force = sub.mustAnswer || (type.url === TypeUrl.endpoint && clustersChanged)
+      // A changed Cluster makes Envoy wait for its ClusterLoadAssignment: send EDS after it
+      // when the client asks for one of those assignments (never an EDS response for nothing).
+      const force = sub.mustAnswer || (type.url === TypeUrl.endpoint && changedClusters.some((n) => sub.subscribed(n)))
       if (this.send(c, sub, content, force, changeAt) && type.url === TypeUrl.cluster) {
-        for (const r of content.values()) {
-          if (before?.get(r.name)?.hash !== r.hash) {
-            clustersChanged = true
-            break
-          }
-        }
+        for (const r of content.values()) if (before?.get(r.name)?.hash !== r.hash) changedClusters.push(r.name)
       }
     }
     let graceUntil = this.clock.now() < c.resumeUntil ? c.resumeUntil : null
@@ -591,6 +601,32 @@ export class XdsServer {
         if (!c.closed && this.ready) this.sync(c, null)
       })
     }
+  }
+
+  /**
+   * A gRPC client asks for the assignment of every Cluster it uses, right after it gets the
+   * Cluster. One that ACKed a Cluster but has not asked for its assignment a grace later may
+   * have lost it: gRPC C-core 1.51 drops a Cluster it unsubscribed and subscribes again
+   * between two requests, and ignores the copy that arrives meanwhile, then waits 15 s for
+   * it. Such Clusters are sent once more (one response), once per time they are missing.
+   */
+  private checkAssignments(c: Client): void {
+    const cds = c.types.get(TypeUrl.cluster)
+    const eds = c.types.get(TypeUrl.endpoint)
+    if (!cds?.acked || !eds || cds.inFlight) return
+    let missing = false
+    for (const name of cds.acked.keys()) {
+      if (eds.subscribed(name)) c.resent.delete(name)
+      else if (!c.resent.has(name)) {
+        c.resent.add(name)
+        missing = true
+      }
+    }
+    for (const name of c.resent) if (!cds.acked.has(name)) c.resent.delete(name)
+    if (!missing) return
+    this.log.debug({ stream: c.stream, node: c.node?.id }, 'a Cluster the client holds has no assignment asked for: sent again')
+    cds.mustAnswer = true
+    this.sync(c, null)
   }
 
   /** With unknown holdings: could a response of `target` delete something the client holds? */
