@@ -91,6 +91,9 @@ export class AgentChild {
       '1s',
       '--leave-on-terminate',
       'false',
+      // Agents share this machine's loopback: no fixed DNS port.
+      '--dns',
+      'off',
       ...(this.opts.extraArgs ?? []),
     ]
     const fd = openSync(this.opts.logFile, 'a')
