@@ -54,6 +54,8 @@ export const ErrorCode = {
   crc: 'SHOAL_ERR_CRC',
   /** A gossip message does not decode (msgpack, fields, types). */
   decode: 'SHOAL_ERR_DECODE',
+  /** A message of a type this release does not know (a newer peer's): skipped and counted, or answered with this code on a stream. */
+  unknownType: 'SHOAL_ERR_UNKNOWN_TYPE',
   /** A stream exchange failed: refused, reset, timed out, too large, or the transport stopped. */
   stream: 'SHOAL_ERR_STREAM',
   /** Node metadata is not string values, or is over its size limit. */

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { NetTransport } from '../src/gossip/transport-net.js'
 import { Wire } from '../src/gossip/wire.js'
-import { MessageType, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
+import { MessageType, decodeNotes, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
 import { silentLogger } from '../src/log.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 import { addr, netNode, until } from './gossip-net-util.js'
@@ -68,6 +68,7 @@ t.test('fuzz a live node', async (t) => {
     },
   ]
   const encoded = valid.map(encodeMessage)
+  const known = new Set(encoded.map((e) => Buffer.from(e).toString('hex')))
   const compound = encodeCompound(encoded)
   const sealedValid = [...encoded, compound].map((p) => wire.seal(p))
   const before = view(target)
@@ -93,20 +94,29 @@ t.test('fuzz a live node', async (t) => {
       for (let k = 0; k < n; k++) pkt[Math.floor(rnd() * pkt.length)]! ^= 1 + Math.floor(rnd() * 255)
       if (rnd() < 0.3) pkt = pkt.subarray(0, Math.floor(rnd() * pkt.length))
     } else if (kind === 2 || kind === 3) {
-      // A mutated payload sealed correctly: reaches the decoder. Only ones it must reject are sent
-      // (a mutation that happens to form a valid message is authentic traffic, not fuzz).
+      // A mutated payload sealed correctly: reaches the decoder, which drops the packet or its
+      // malformed compound parts. Only payloads with something to reject and nothing new are sent
+      // (a mutation that forms a valid message, or a type a newer release might use, is authentic
+      // traffic, not fuzz).
       let p = Buffer.from(pick([...encoded, compound]))
       const n = 1 + Math.floor(rnd() * 3)
       for (let k = 0; k < n; k++) p[Math.floor(rnd() * p.length)] = byte()
       if (kind === 3) p = rnd() < 0.5 ? p.subarray(0, Math.floor(rnd() * p.length)) : Buffer.concat([p, Buffer.from([byte(), byte()])])
+      const notes = decodeNotes()
+      let bad = 1
       try {
-        decodePacket(p)
-        harmlessValid++
-        continue
+        const kept = decodePacket(p, notes)
+        const novel = kept.some((m) => !known.has(encodeMessage(m).toString('hex')))
+        bad = novel || notes.unknownTypes > 0 || notes.extraFields > 0 ? 0 : notes.malformedParts
       } catch {
         /* invalid: send it */
       }
+      if (bad === 0) {
+        harmlessValid++
+        continue
+      }
       pkt = wire.seal(p)
+      expectedBad += bad - 1
     } else {
       // Replays of valid packets: no state change, pings answered.
       pkt = pick(sealedValid)

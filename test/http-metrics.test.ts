@@ -86,6 +86,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     suspicions: 2,
     refutations: 1,
     decodeErrors: 3,
+    unknownMessages: 2,
+    unknownFields: 6,
     queueDepth: 4,
     awareness: 1,
     pushPulls: 5,
@@ -144,6 +146,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
   t.equal(value(fams, 'shoal_gossip_bytes_received_total', { type: 'ack' }), 360)
   t.equal(value(fams, 'shoal_gossip_probes_failed_total'), 1)
   t.equal(value(fams, 'shoal_gossip_decode_errors_total'), 3)
+  t.equal(value(fams, 'shoal_gossip_unknown_total', { kind: 'message' }), 2)
+  t.equal(value(fams, 'shoal_gossip_unknown_total', { kind: 'field' }), 6)
   t.equal(value(fams, 'shoal_gossip_queue_depth'), 4)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'alive' }), 2)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'suspect' }), 1)

@@ -15,9 +15,11 @@ import type { Keyring } from './keyring.js'
 import {
   COMPOUND_HEADER,
   COMPOUND_PART_OVERHEAD,
+  GOSSIP_PROTOCOL,
   MessageType,
   MessageTypeName,
   decodeMessage,
+  decodeNotes,
   decodePacket,
   encodeCompound,
   encodeMessage,
@@ -168,6 +170,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     pushPulls: 0,
     pushPullsFailed: 0,
   }
+  /** Unknown message types and fields met while decoding (a newer peer's), and malformed compound parts. */
+  private readonly notes = decodeNotes()
 
   constructor(opts: GossipOptions, components: GossipComponents) {
     super()
@@ -367,7 +371,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       probesFailed: c.probesFailed,
       suspicions: c.suspicions,
       refutations: c.refutations,
-      decodeErrors: c.decodeErrors,
+      decodeErrors: c.decodeErrors + this.notes.malformedParts,
+      unknownMessages: this.notes.unknownTypes,
+      unknownFields: this.notes.extraFields,
       queueDepth: this.queue.size(),
       awareness: this.awareness.health(),
       pushPulls: c.pushPulls,
@@ -437,8 +443,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
+  /** The application's metadata with ours: the boot id and the message protocol version (`proto`). */
   private fullMeta(meta: Record<string, string>): Record<string, string> {
-    return { ...meta, boot: this.bootId }
+    return { ...meta, boot: this.bootId, proto: String(GOSSIP_PROTOCOL) }
   }
 
   private checkMeta(meta: Record<string, string>): void {
@@ -993,9 +1000,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const resp = await this.transport.request(addr, this.wire.seal(payload), timeoutMs)
     let m: Message
     try {
-      m = decodeMessage(this.wire.open(resp))
+      m = decodeMessage(this.wire.open(resp), this.notes)
     } catch (err) {
-      this.counters.decodeErrors++
+      if ((err as ShoalError).code !== 'SHOAL_ERR_UNKNOWN_TYPE') this.counters.decodeErrors++
       throw err
     }
     if (m.type === MessageType.compound) throw new ShoalError('SHOAL_ERR_DECODE', `stream answer from ${addrKey(addr)} is a compound`)
@@ -1110,8 +1117,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (!this.running) return undefined
     let m: Message
     try {
-      m = decodeMessage(this.wire.open(data))
+      m = decodeMessage(this.wire.open(data), this.notes)
     } catch (err) {
+      if ((err as ShoalError).code === 'SHOAL_ERR_UNKNOWN_TYPE') {
+        // A newer peer's request: say so at once rather than let it wait for its timeout.
+        this.log.debug({ from: addrKey(from), err: (err as Error).message }, 'stream request of an unknown type')
+        return this.wire.seal(encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_UNKNOWN_TYPE', message: (err as Error).message }))
+      }
       this.counters.decodeErrors++
       this.log.debug({ from: addrKey(from), err: (err as Error).message }, 'bad stream request dropped')
       return undefined
@@ -1186,7 +1198,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (!this.running) return
     let msgs: ReturnType<typeof decodePacket>
     try {
-      msgs = decodePacket(this.wire.open(data))
+      msgs = decodePacket(this.wire.open(data), this.notes)
     } catch (err) {
       this.counters.decodeErrors++
       this.log.debug({ from: addrKey(from), bytes: data?.length, err: (err as Error).message }, 'bad packet dropped')

@@ -1,7 +1,13 @@
 /**
  * Gossip messages and their codec: every message is msgpack `[type, [fields...]]`; a
  * compound message carries several encoded messages in one payload. Decoding validates
- * every field strictly and throws ShoalError SHOAL_ERR_DECODE naming what is wrong.
+ * every field this version knows and throws ShoalError SHOAL_ERR_DECODE naming what is wrong.
+ *
+ * Compatibility (README "Upgrades"): a newer release may append fields to a message and add
+ * message types, never change or remove a field. So a decoder ignores fields after the ones
+ * it knows and skips message types it does not know, counting both in `DecodeNotes`; a
+ * compound's parts are decoded one by one, so one bad or unknown part never costs the others.
+ * `GOSSIP_PROTOCOL` (in every member's metadata as `proto`) says which messages a member knows.
  */
 import { Packr, Unpackr } from 'msgpackr'
 import { ShoalError } from '../errors.js'
@@ -29,6 +35,35 @@ export type MessageType = (typeof MessageType)[keyof typeof MessageType]
 
 /** Names of message types, for counters and logs. */
 export const MessageTypeName: Record<number, string> = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k]))
+
+/**
+ * The version of this message set, advertised in every member's metadata as `proto`. 1: the
+ * first release (strict decoders: exactly the known fields, no unknown types); 2: decoders that
+ * ignore trailing fields and unknown types. Raised when a message type or field is added.
+ */
+export const GOSSIP_PROTOCOL = 2
+
+/** The `proto` a member advertises; members of release 1 advertise none. */
+export function gossipProtocolOf(meta: Readonly<Record<string, string>>): number {
+  const v = Number(meta.proto)
+  return Number.isSafeInteger(v) && v >= 1 ? v : 1
+}
+
+/**
+ * What a decoder met that this version does not know, counted by the caller: messages of an
+ * unknown type (skipped), messages with fields after the known ones (read without them), and
+ * malformed parts of a compound (skipped, the other parts kept).
+ */
+export interface DecodeNotes {
+  unknownTypes: number
+  extraFields: number
+  malformedParts: number
+}
+
+/** A fresh set of notes. */
+export function decodeNotes(): DecodeNotes {
+  return { unknownTypes: 0, extraFields: 0, malformedParts: 0 }
+}
 
 export const MAX_NAME_BYTES = 255
 const MAX_SEQ = 2 ** 32 - 1
@@ -220,6 +255,7 @@ class Reader {
   constructor(
     private readonly f: unknown[],
     private readonly what: string,
+    private readonly notes: DecodeNotes | undefined,
   ) {}
   private i = 0
   private next(): unknown {
@@ -272,8 +308,10 @@ class Reader {
     if (!Array.isArray(v)) this.bad('not an array')
     return v
   }
+  /** The known fields are read: more of them is a newer sender's addition (counted, ignored); fewer is an error. */
   end(): void {
-    if (this.i !== this.f.length) throw new ShoalError('SHOAL_ERR_DECODE', `${this.what}: ${this.f.length} fields, expected ${this.i}`)
+    if (this.i > this.f.length) throw new ShoalError('SHOAL_ERR_DECODE', `${this.what}: ${this.f.length} fields, expected ${this.i}`)
+    if (this.i < this.f.length && this.notes) this.notes.extraFields++
   }
 }
 
@@ -291,9 +329,9 @@ function checkMeta(v: unknown, notMap: () => never, tooBig: (n: number) => never
 
 const memberStates = new Set<string>(Object.values(MemberState))
 
-function record(v: unknown, idx: number): MemberRecord {
+function record(v: unknown, idx: number, notes: DecodeNotes | undefined): MemberRecord {
   if (!Array.isArray(v)) throw new ShoalError('SHOAL_ERR_DECODE', `pushPull member ${idx}: not an array`)
-  const r = new Reader(v, `pushPull member ${idx}`)
+  const r = new Reader(v, `pushPull member ${idx}`, notes)
   const name = r.str(MAX_NAME_BYTES)
   const addr = r.str(MAX_NAME_BYTES)
   const port = r.int(0, 65535)
@@ -305,9 +343,9 @@ function record(v: unknown, idx: number): MemberRecord {
   return { name, addr, port, meta, inc, state: state as MemberState }
 }
 
-function fromFields(type: number, f: unknown[]): Message {
+function fromFields(type: number, f: unknown[], notes: DecodeNotes | undefined): Message {
   const what = MessageTypeName[type] ?? `type ${type}`
-  const r = new Reader(f, what)
+  const r = new Reader(f, what, notes)
   let m: Message
   switch (type) {
     case MessageType.ping:
@@ -367,7 +405,7 @@ function fromFields(type: number, f: unknown[]): Message {
     case MessageType.pushPull: {
       const join = r.bool()
       const from = r.str(MAX_NAME_BYTES)
-      const members = r.array().map(record)
+      const members = r.array().map((v, i) => record(v, i, notes))
       m = { type, join, from, members, state: r.bytesOrNull() }
       break
     }
@@ -387,36 +425,61 @@ function fromFields(type: number, f: unknown[]): Message {
       m = { type, name: r.str(MAX_NAME_BYTES), otherAddr: r.str(MAX_NAME_BYTES), otherPort: r.int(1, 65535) }
       break
     default:
-      throw new ShoalError('SHOAL_ERR_DECODE', `unknown message type ${String(type)}`)
+      if (notes) notes.unknownTypes++
+      throw new ShoalError('SHOAL_ERR_UNKNOWN_TYPE', `message type ${String(type)} is not known to this version (a newer peer's)`)
   }
   r.end()
   return m
 }
 
-/** Decode one message; throws SHOAL_ERR_DECODE on anything malformed. */
-export function decodeMessage(buf: Uint8Array): Message {
+/**
+ * Decode one message. Throws SHOAL_ERR_DECODE on anything malformed and SHOAL_ERR_UNKNOWN_TYPE
+ * on a type this version does not know (counted in `notes`); fields after the known ones are
+ * ignored (counted in `notes`).
+ */
+export function decodeMessage(buf: Uint8Array, notes?: DecodeNotes): Message {
   let v: unknown
   try {
     v = unpackr.unpack(bin(buf))
   } catch (err) {
     throw new ShoalError('SHOAL_ERR_DECODE', `not msgpack: ${(err as Error).message}`)
   }
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !Array.isArray(v[1])) {
+  if (!Array.isArray(v) || v.length < 2 || typeof v[0] !== 'number' || !Array.isArray(v[1])) {
     throw new ShoalError('SHOAL_ERR_DECODE', 'not a [type, fields] message')
   }
-  return fromFields(v[0], v[1])
+  if (v.length > 2 && notes) notes.extraFields++
+  return fromFields(v[0], v[1], notes)
 }
 
 /**
- * Decode a datagram payload into its messages: a single message, or the parts of a
- * compound (a compound inside a compound is rejected).
+ * Decode a datagram payload into the messages this version knows: a single message, or the
+ * parts of a compound, each decoded on its own. Throws SHOAL_ERR_DECODE when the payload
+ * itself (or its only message) is malformed. Parts of an unknown type, and malformed parts of
+ * a compound (a compound nested in a compound included), are skipped and counted in `notes`.
  */
-export function decodePacket(buf: Uint8Array): Exclude<Message, CompoundMsg>[] {
-  const m = decodeMessage(buf)
+export function decodePacket(buf: Uint8Array, notes?: DecodeNotes): Exclude<Message, CompoundMsg>[] {
+  let m: Message
+  try {
+    m = decodeMessage(buf, notes)
+  } catch (err) {
+    if ((err as ShoalError).code === 'SHOAL_ERR_UNKNOWN_TYPE') return []
+    throw err
+  }
   if (m.type !== MessageType.compound) return [m]
-  return m.parts.map((p) => {
-    const inner = decodeMessage(p)
-    if (inner.type === MessageType.compound) throw new ShoalError('SHOAL_ERR_DECODE', 'compound nested in a compound')
-    return inner
-  })
+  const out: Exclude<Message, CompoundMsg>[] = []
+  for (const p of m.parts) {
+    let inner: Message
+    try {
+      inner = decodeMessage(p, notes)
+    } catch (err) {
+      if ((err as ShoalError).code !== 'SHOAL_ERR_UNKNOWN_TYPE' && notes) notes.malformedParts++
+      continue
+    }
+    if (inner.type === MessageType.compound) {
+      if (notes) notes.malformedParts++
+      continue
+    }
+    out.push(inner)
+  }
+  return out
 }

@@ -51,7 +51,10 @@ export interface Member {
   name: string
   addr: string
   port: number
-  /** Small application metadata (<= 512 bytes encoded); always holds `boot`. */
+  /**
+   * Small application metadata (<= 512 bytes encoded); always holds `boot` and `proto` (the
+   * gossip message protocol version, messages.ts GOSSIP_PROTOCOL; absent on release 1).
+   */
   meta: Readonly<Record<string, string>>
   /** The random id of this node's current start, also `meta.boot`. */
   bootId: string
@@ -100,7 +103,12 @@ export interface GossipStats {
   probesFailed: number
   suspicions: number
   refutations: number
+  /** Packets, stream frames and compound parts dropped as undecodable, unauthenticated or malformed. */
   decodeErrors: number
+  /** Messages of a type this version does not know (a newer peer's), skipped. */
+  unknownMessages: number
+  /** Messages carrying fields after the ones this version knows (a newer peer's), read without them. */
+  unknownFields: number
   queueDepth: number
   awareness: number
   pushPulls: number

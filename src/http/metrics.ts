@@ -27,18 +27,23 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
   })
 }
 
-/** A counter per `type` label whose totals are kept elsewhere. */
-function mirrorCounterByType(registry: Registry, name: string, help: string, read: () => Record<string, number>): void {
+/** A counter per value of one label whose totals are kept elsewhere. */
+function mirrorCounterByLabel(registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
   new Counter({
     name,
     help,
-    labelNames: ['type'],
+    labelNames: [label],
     registers: [registry],
     collect() {
       this.reset()
-      for (const [type, v] of Object.entries(read())) this.inc({ type }, Math.max(0, v))
+      for (const [value, v] of Object.entries(read())) this.inc({ [label]: value }, Math.max(0, v))
     },
   })
+}
+
+/** A counter per `type` label whose totals are kept elsewhere. */
+function mirrorCounterByType(registry: Registry, name: string, help: string, read: () => Record<string, number>): void {
+  mirrorCounterByLabel(registry, name, help, 'type', read)
 }
 
 /**
@@ -74,6 +79,13 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'shoal_gossip_decode_errors_total',
     'Gossip messages dropped because they could not be decoded or authenticated.',
     () => stats().decodeErrors,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_gossip_unknown_total',
+    'Gossip messages of a type this version does not know (kind="message", skipped) or with fields after the known ones (kind="field", read without them): a newer peer in the cluster.',
+    'kind',
+    () => ({ message: stats().unknownMessages, field: stats().unknownFields }),
   )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
