@@ -173,26 +173,26 @@ t.test('membership events drive host visibility', async (t) => {
   t.equal(b.catalog.snapshot().hosts.find((h) => h.name === 'a')?.state, 'alive', 'after stop() events are ignored')
 })
 
-t.test('malformed payloads are dropped and counted, never thrown', async (t) => {
+t.test('malformed payloads are dropped and counted, never thrown; bad records are rejected one by one', async (t) => {
   const net = new Net()
   const clock = new VirtualClock()
   const b = node(net, 'b', clock)
   b.bridge.start()
-  const bad = [
-    new Uint8Array([0xc1]),
-    pack('hello'),
-    pack([99]),
+  const bad = [new Uint8Array([0xc1]), pack('hello'), pack([2, 'a', 'i', 1.5, 0])]
+  const badRecords = [
     pack([1, 'id']),
     pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [['sctp', 1, 2, 'x']], 'http', 'alive', 1, 0, 0, {}]),
     pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [], 'http', 'zombie', 1, 0, 0, {}]),
     pack([1, 'i', 'n', 'img', 0, 'a', 'boot', [], 'http', 'alive', -1, 0, 0, {}]),
-    pack([2, 'a', 'i', 1.5, 0]),
   ]
-  for (const p of bad) t.doesNotThrow(() => b.gossip.msg(p, 'evil'))
+  for (const p of [...bad, ...badRecords, pack([99])]) t.doesNotThrow(() => b.gossip.msg(p, 'evil'))
   t.equal(b.bridge.stats.malformed, bad.length)
+  t.same(b.bridge.stats.recordsRejected, { malformed: badRecords.length }, 'each bad record counted as rejected')
+  t.equal(b.bridge.stats.unknownMessages, 1, "an unknown type is a newer peer's, not an error")
+  t.same(b.bridge.unsyncedOwners(), ['a', '(unknown owner, from evil)'].sort(), 'not in sync with their owners')
   t.doesNotThrow(() => b.gossip.delegate.mergeRemoteState(pack([6, [['a', 'boot', 0, 0, -1, 0]]]), false, member('evil', 'x')))
   const reply = await b.gossip.req(pack([3, [['a', 'boot', [['x', -1, 0]]]]]), 'evil')
-  t.same(decodeMessage(reply), { type: 4, records: [] }, 'a malformed request gets an empty answer')
+  t.same(decodeMessage(reply), { type: 4, records: [], rejected: [], more: false }, 'a malformed request gets an empty answer')
   t.equal(b.bridge.stats.malformed, bad.length + 2)
   t.same(liveRecords(b.catalog.snapshot()), [])
 })

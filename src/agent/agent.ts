@@ -9,7 +9,15 @@ import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
 import type { Logger } from '../log.js'
 import { Gossip, Keyring, NetTransport, type Member, type Transport } from '../gossip/index.js'
-import { Catalog, GossipBridge, LocalServices, StaticSource, type CatalogView, type ServiceSource } from '../registry/index.js'
+import {
+  Catalog,
+  GossipBridge,
+  LocalServices,
+  REGISTRY_PROTOCOL,
+  StaticSource,
+  type CatalogView,
+  type ServiceSource,
+} from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
@@ -128,7 +136,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     const keyring = this.loadKeyring()
     const transport = this.components.transport ?? new NetTransport({ bind: cfg.bind }, { logger: log })
     const gossip = new Gossip(
-      { name: cfg.node, cluster: cfg.cluster, profile: cfg.profile, advertise: cfg.advertise, keyring },
+      // The registry's message protocol, beside gossip's own `proto` (README "Upgrades").
+      {
+        name: cfg.node,
+        cluster: cfg.cluster,
+        profile: cfg.profile,
+        advertise: cfg.advertise,
+        keyring,
+        meta: { reg: String(REGISTRY_PROTOCOL) },
+      },
       { transport, clock, logger: log },
     )
     this.gossip = gossip

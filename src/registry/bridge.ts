@@ -14,7 +14,29 @@ import type { Logger } from '../log.js'
 import type { Catalog, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
 import type { ServiceRecord } from './types.js'
-import { decodeMessage, encodeMessage, MsgType, SUMMARY_HASH_BYTES, type RegistryMessage } from './wire.js'
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeRecordsWithin,
+  MsgType,
+  SUMMARY_HASH_BYTES,
+  type RegistryMessage,
+  type RejectedRecord,
+  type WireNotes,
+} from './wire.js'
+
+/** Answers to one pull asked for again while they say `more` (a bound, not a target: each round must bring records). */
+const MAX_PULL_ROUNDS = 64
+
+/** Gossip broadcast keys are at most 255 bytes; a longer (host, id) is keyed by its hash. */
+const MAX_KEY_BYTES = 255
+
+/** The broadcast key of a record: a newer broadcast with the same key replaces a queued one. */
+export function broadcastKey(host: string, id: string): string {
+  const key = `svc/${host}/${id}`
+  if (Buffer.byteLength(key) <= MAX_KEY_BYTES) return key
+  return `svc#${createHash('sha256').update(`${host}\u0000${id}`).digest('base64url')}`
+}
 
 /**
  * The part of `Gossip` (src/gossip) the bridge uses. Declared here so the registry depends
@@ -41,6 +63,13 @@ export interface GossipBridgeOptions {
   maxRecordsPerPull?: number
   /** Broadcast the records already held locally at start(). Default true (benchmarks that start converged turn it off). */
   announceOnStart?: boolean
+  /**
+   * Byte budget of one records answer (pull, get); a larger answer is cut and says `more`, and
+   * the puller asks again. Default 4 MiB (half the stream frame limit).
+   */
+  answerBudgetBytes?: number
+  /** Least time between two warnings about rejected records of one owner and reason. Default 60000 ms. */
+  warnEveryMs?: number
 }
 
 export interface GossipBridgeStats {
@@ -48,6 +77,12 @@ export interface GossipBridgeStats {
   messagesIn: number
   /** Payloads that failed to decode or validate, from any peer. */
   malformed: number
+  /** Records a peer sent that this agent's decoder rejected (limits.ts accept limits), by reason; their neighbours were kept. */
+  recordsRejected: Record<string, number>
+  /** Messages of a type this release does not know (a newer peer's), skipped. */
+  unknownMessages: number
+  /** Records or ports with fields after the ones this release knows, kept opaque and passed on. */
+  unknownFields: number
   /** Records received by broadcast that were news. */
   news: number
   pullsSent: number
@@ -76,6 +111,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     broadcastsSent: 0,
     messagesIn: 0,
     malformed: 0,
+    recordsRejected: {},
+    unknownMessages: 0,
+    unknownFields: 0,
     news: 0,
     pullsSent: 0,
     pullsFailed: 0,
@@ -92,6 +130,12 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly timeoutMs: number
   private readonly maxPerPull: number
   private readonly announce: boolean
+  private readonly answerBudget: number
+  private readonly warnEveryMs: number
+  private readonly notes: WireNotes = { unknownTypes: 0, extraFields: 0 }
+  /** Owners of which a record was rejected since their last clean pull: not synced with them. */
+  private readonly rejectedOwners = new Map<string, { count: number; reason: string }>()
+  private readonly lastWarned = new Map<string, number>()
   private started = false
   private synced = false
   private unsubscribeLocal: (() => void) | undefined
@@ -107,6 +151,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.timeoutMs = opts.requestTimeoutMs ?? 5000
     this.maxPerPull = opts.maxRecordsPerPull ?? 2000
     this.announce = opts.announceOnStart ?? true
+    this.answerBudget = opts.answerBudgetBytes ?? 4 * 1024 * 1024
+    this.warnEveryMs = opts.warnEveryMs ?? 60_000
   }
 
   /** Hooks into gossip and the catalog. Idempotent. */
@@ -136,6 +182,14 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.unsubscribeLocal = undefined
   }
 
+  /**
+   * Owners this replica is not in sync with because a record of theirs was rejected since
+   * their last clean pull (the warm start names them when it gives up waiting).
+   */
+  unsyncedOwners(): string[] {
+    return [...this.rejectedOwners.keys()].sort()
+  }
+
   /** The bytes our per-owner digest would take now (for measurement; sent on join and on request). */
   digestBytes(): number {
     return encodeMessage({ type: MsgType.digest, digests: this.catalog.digest() }).length
@@ -151,7 +205,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private broadcast(rec: ServiceRecord): void {
     if (!this.started) return
     try {
-      this.gossip.broadcast(`svc/${rec.host}/${rec.id}`, this.encodeForBroadcast(rec))
+      this.gossip.broadcast(broadcastKey(rec.host, rec.id), this.encodeForBroadcast(rec))
       this.stats.broadcastsSent++
     } catch (err) {
       // Gossip not started yet (or stopping): push-pull carries the record later.
@@ -188,13 +242,44 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   // ---- incoming -------------------------------------------------------------------
 
-  private decode(payload: Uint8Array, from: string, what: string): RegistryMessage | undefined {
+  private decode(payload: Uint8Array, from: string, what: string): Exclude<RegistryMessage, { type: 'unknown' }> | undefined {
+    let m: RegistryMessage
     try {
-      return decodeMessage(payload)
+      m = decodeMessage(payload, this.notes)
     } catch (err) {
       this.stats.malformed++
       this.log.debug({ from, bytes: payload.length, err: (err as Error).message }, `malformed registry ${what} dropped`)
       return undefined
+    } finally {
+      this.stats.unknownMessages = this.notes.unknownTypes
+      this.stats.unknownFields = this.notes.extraFields
+    }
+    if (m.type === 'unknown') {
+      this.log.debug({ from, type: m.code }, `registry ${what} of a type this release does not know (a newer peer's) skipped`)
+      return undefined
+    }
+    return m
+  }
+
+  /**
+   * Counts and reports records a peer sent that this decoder rejected, and marks their owners
+   * not synced. The warning names the owner, the instance and the limit, at most once per
+   * `warnEveryMs` per owner and reason; the rest go to debug.
+   */
+  private rejected(list: readonly RejectedRecord[], from: string): void {
+    for (const r of list) {
+      this.stats.recordsRejected[r.reason] = (this.stats.recordsRejected[r.reason] ?? 0) + 1
+      const owner = r.host ?? `(unknown owner, from ${from})`
+      const prev = this.rejectedOwners.get(owner)
+      this.rejectedOwners.set(owner, { count: (prev?.count ?? 0) + 1, reason: r.reason })
+      const key = `${owner}\u0000${r.reason}`
+      const now = Date.now()
+      const line = { owner, id: r.id, from, reason: r.reason, err: r.message }
+      const msg = `record rejected: ${r.message}; its neighbours were kept, and this agent is not in sync with ${owner} until a clean pull (upgrade ${owner}'s agent if it is older, or look at its sources)`
+      if (now - (this.lastWarned.get(key) ?? -Infinity) >= this.warnEveryMs) {
+        this.lastWarned.set(key, now)
+        this.log.warn(line, msg)
+      } else this.log.debug(line, msg)
     }
   }
 
@@ -207,7 +292,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       // The gossip layer passes every broadcast on itself (keyed by origin and key), so the
       // bridge only merges here.
       if (m.type === MsgType.record) {
-        if (this.catalog.mergeRemote(m.record)) this.stats.news++
+        if ('rejected' in m) this.rejected([m.rejected], from)
+        else if (this.catalog.mergeRemote(m.record)) this.stats.news++
       } else if (m.type === MsgType.ref) {
         if (m.host === this.catalog.self) return
         const held = this.catalog.versionOf(m.host, m.id)
@@ -227,6 +313,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       const reply = await this.gossip.request(host, encodeMessage({ type: MsgType.get, host, id }), this.timeoutMs)
       const m = this.decode(reply, host, 'get reply')
       if (m?.type !== MsgType.records) return
+      this.rejected(m.rejected, host)
       for (const r of m.records) if (r.host === host && this.catalog.mergeRemote(r)) this.stats.news++
     } catch (err) {
       this.log.debug({ host, id, err: (err as Error).message }, 'fetching a large record failed; push-pull will bring it')
@@ -234,15 +321,15 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   }
 
   private handleRequest(payload: Uint8Array, from: string): Uint8Array {
-    const empty = (): Uint8Array => encodeMessage({ type: MsgType.records, records: [] })
+    const empty = (): Uint8Array => encodeMessage({ type: MsgType.records, records: [], more: false })
     if (!this.started) return empty()
     const m = this.decode(payload, from, 'request')
     if (!m) return empty()
     this.stats.requestsServed++
-    if (m.type === MsgType.pull) return encodeMessage({ type: MsgType.records, records: this.catalog.recordsFor(m.wants) })
+    if (m.type === MsgType.pull) return encodeRecordsWithin(this.catalog.recordsFor(m.wants), this.answerBudget).bytes
     if (m.type === MsgType.get) {
       const r = this.catalog.get(m.host, m.id)
-      return encodeMessage({ type: MsgType.records, records: r ? [r] : [] })
+      return encodeRecordsWithin(r ? [r] : [], this.answerBudget).bytes
     }
     if (m.type === MsgType.digestGet) return encodeMessage({ type: MsgType.digest, digests: this.catalog.digest() })
     this.stats.malformed++
@@ -255,7 +342,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const m = this.decode(data, from.name, 'push-pull state')
     if (!m) return
     if (m.type === MsgType.digest) {
-      void this.pullDiffering(from.name, m.digests).then(() => this.markSynced())
+      void this.pullDiffering(from.name, m.digests).then((clean) => this.markSynced(clean, from.name))
       return
     }
     if (m.type !== MsgType.summary) {
@@ -266,7 +353,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const mine = this.summary()
     if (mine.owners === m.owners && mine.records === m.records && Buffer.compare(mine.hash, m.hash) === 0) {
       this.stats.summariesMatched++
-      this.markSynced()
+      // We hold what the peer holds, of every owner: nothing rejected is missing any more.
+      this.rejectedOwners.clear()
+      this.markSynced(true, from.name)
       return
     }
     void this.fetchDigest(from.name)
@@ -295,14 +384,21 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     } finally {
       this.inflight.delete(key)
     }
-    await this.pullDiffering(peer, digests)
-    this.markSynced()
+    this.markSynced(await this.pullDiffering(peer, digests), peer)
   }
 
-  /** Pulls from a peer the owners whose digest differs from ours, in batches. */
-  private async pullDiffering(peer: string, digests: readonly OwnerDigest[]): Promise<void> {
-    const owners = this.catalog.differingOwners(digests).filter((o) => !this.inflight.has(`${peer}\u0000${o}`))
-    if (owners.length === 0) return
+  /**
+   * Pulls from a peer the owners whose digest differs from ours, in batches. Resolves true
+   * when every pull completed and no record was rejected (we then hold what the peer holds).
+   */
+  private async pullDiffering(peer: string, digests: readonly OwnerDigest[]): Promise<boolean> {
+    const differing = this.catalog.differingOwners(digests)
+    // Owners whose digest equals the peer's: whatever was rejected of them is held now.
+    const same = new Set(digests.map((d) => d.host))
+    for (const o of differing) same.delete(o)
+    for (const o of same) this.rejectedOwners.delete(o)
+    const owners = differing.filter((o) => !this.inflight.has(`${peer}\u0000${o}`))
+    if (owners.length === 0) return true
     const counts = new Map(digests.map((d) => [d.host, d.count]))
     const batches: string[][] = []
     let batch: string[] = []
@@ -319,35 +415,65 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       n += c
     }
     if (batch.length > 0) batches.push(batch)
-    await Promise.all(batches.map((b) => this.pull(peer, b)))
+    const results = await Promise.all(batches.map((b) => this.pull(peer, b)))
+    return results.every(Boolean)
   }
 
-  private async pull(peer: string, owners: string[]): Promise<void> {
+  /**
+   * Pulls these owners' records from a peer, again while its answer says `more` and brings
+   * something new. Resolves true when it completed with no record rejected.
+   */
+  private async pull(peer: string, owners: string[]): Promise<boolean> {
     const keys = owners.map((o) => `${peer}\u0000${o}`)
     for (const k of keys) this.inflight.add(k)
-    this.stats.pullsSent++
+    const wanted = new Set(owners)
+    let clean = true
     try {
-      const wants = owners.map((owner) => ({ owner, ...this.catalog.holdings(owner) }))
-      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.pull, wants }), this.timeoutMs)
-      if (!this.started) return
-      const m = this.decode(reply, peer, 'pull reply')
-      if (m?.type !== MsgType.records) return
-      const wanted = new Set(owners)
-      for (const r of m.records) {
-        if (!wanted.has(r.host)) continue
-        this.stats.recordsPulled++
-        this.catalog.mergeRemote(r)
+      for (let round = 0; round < MAX_PULL_ROUNDS; round++) {
+        this.stats.pullsSent++
+        const wants = owners.map((owner) => ({ owner, ...this.catalog.holdings(owner) }))
+        const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.pull, wants }), this.timeoutMs)
+        if (!this.started) return false
+        const m = this.decode(reply, peer, 'pull reply')
+        if (m?.type !== MsgType.records) return false
+        if (m.rejected.length > 0) {
+          clean = false
+          this.rejected(
+            m.rejected.filter((r) => r.host === undefined || wanted.has(r.host)),
+            peer,
+          )
+        }
+        let taken = 0
+        for (const r of m.records) {
+          if (!wanted.has(r.host)) continue
+          this.stats.recordsPulled++
+          this.catalog.mergeRemote(r)
+          taken++
+        }
+        // A cut answer: ask again with what we hold now, unless it brought nothing we could take.
+        if (!m.more || taken === 0) break
       }
+      if (clean) for (const o of owners) this.rejectedOwners.delete(o)
+      return clean
     } catch (err) {
       this.stats.pullsFailed++
       this.log.debug({ peer, owners: owners.length, err: (err as Error).message }, 'pull failed; the next push-pull retries')
+      return false
     } finally {
       for (const k of keys) this.inflight.delete(k)
     }
   }
 
-  private markSynced(): void {
+  /**
+   * The warm start's signal: the first exchange with a peer after which we hold what it holds.
+   * An exchange that failed or rejected records does not count; the next one may.
+   */
+  private markSynced(clean: boolean, peer: string): void {
     if (this.synced) return
+    if (!clean) {
+      this.log.info({ peer, unsynced: this.unsyncedOwners() }, 'first exchange with a peer incomplete; not synced yet')
+      return
+    }
     this.synced = true
     this.emit('synced')
   }

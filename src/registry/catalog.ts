@@ -114,9 +114,15 @@ export function hash32(s: string): number {
   return h >>> 0
 }
 
+/** Copies a newer release's opaque fields (non-enumerable, so a spread would lose them). */
+function withExtra<T extends object>(copy: T, from: { readonly wireExtra?: readonly unknown[] }): T {
+  if (from.wireExtra) Object.defineProperty(copy, 'wireExtra', { value: from.wireExtra, enumerable: false })
+  return copy
+}
+
 function freezeRecord(r: ServiceRecord): ServiceRecord {
-  const ports: ServicePortSpec[] = r.ports.map((p) => Object.freeze({ ...p }))
-  return Object.freeze({
+  const ports: ServicePortSpec[] = r.ports.map((p) => Object.freeze(withExtra({ ...p }, p)))
+  const rec: ServiceRecord = {
     id: r.id,
     name: r.name,
     image: r.image,
@@ -129,7 +135,8 @@ function freezeRecord(r: ServiceRecord): ServiceRecord {
     version: Object.freeze([r.version[0], r.version[1]] as const),
     updated: r.updated,
     labels: Object.freeze({ ...r.labels }),
-  })
+  }
+  return Object.freeze(withExtra(rec, r))
 }
 
 function sameContent(a: LocalRecord, b: LocalRecord): boolean {

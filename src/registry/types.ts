@@ -28,6 +28,11 @@ export interface ServicePortSpec {
    * templates `{{ tcp N }}` look it up. Absent for static entries.
    */
   containerPort?: number
+  /**
+   * Fields after the ones this release knows, as a newer owner wrote them (wire.ts); kept
+   * opaque and non-enumerable (out of the JSON API) so that passing the record on loses nothing.
+   */
+  readonly wireExtra?: readonly unknown[]
 }
 
 /** The owner's hybrid logical clock: [wall ms, counter]; compared only between records of one owner. */
@@ -64,6 +69,8 @@ export interface ServiceRecord {
   /** Owner's wall time of the last write, epoch ms (informational only). */
   updated: number
   labels: Record<string, string>
+  /** Fields after the ones this release knows, as a newer owner wrote them; see ServicePortSpec.wireExtra. */
+  readonly wireExtra?: readonly unknown[]
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * The registry's messages on gossip, msgpack-encoded arrays (compact, positional). Every
- * decoder validates field by field and throws SHOAL_ERR_REGISTRY_WIRE naming what is wrong;
- * the bridge catches, counts and logs.
+ * decoder validates field by field against the accept limits of limits.ts and throws
+ * SHOAL_ERR_REGISTRY_WIRE naming what is wrong, except for records: each record of a message
+ * is decoded on its own, and one that fails is returned as `rejected` (with its owner and id
+ * when they could be read), never costing its neighbours.
  *
  *   record   [1, ...RecordTuple]                      broadcast of one record
  *   ref      [2, host, id, wall, counter]             broadcast of a record too large for a datagram
@@ -9,32 +11,78 @@
  *                                                     request: records of these owners that are
  *                                                     newer than, or absent from, what we hold
  *   get      [5, host, id]                            request: one record
- *   records  [4, [RecordTuple, ...]]                  response to pull and get
+ *   records  [4, [RecordTuple, ...], more?]           response to pull and get; `more` (release 2):
+ *                                                     the answer was cut at its byte budget, pull again
  *   digest   [6, [[host, bootId, wall, counter, count, hash], ...]]   push-pull state on join,
  *                                                     and the answer to digestGet
  *   summary  [7, owners, records, hash]               push-pull state at rest: the number of
  *                                                     owners and records in our digest and a
  *                                                     64-bit hash (8 bytes) of all of it
  *   digestGet [8]                                     request: the per-owner digest
+ *
+ *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
+ *                  counter, updated, labels, ...later fields]
+ *   port        = [type, port, servicePort, ip, containerPort?, ...later fields]
+ *
+ * Compatibility (README "Upgrades"): a release may append fields to any of these arrays and
+ * add message types, never change or remove one. A decoder reads the fields it knows, ignores
+ * elements after them, keeps the unknown fields of a record and of its ports (`wireExtra`, so a
+ * newer owner's fields survive a hop through this release), and returns an unknown type as
+ * `{ type: 'unknown' }`; both are counted in `WireNotes`. `REGISTRY_PROTOCOL` (in the agent's
+ * gossip metadata as `reg`) says which messages a member knows.
  */
-import { Packr } from 'msgpackr'
+import { Packr, Unpackr } from 'msgpackr'
 import { ShoalError } from '../errors.js'
 import type { OwnerDigest } from './catalog.js'
 import { isVersion } from './hlc.js'
+import { limitLabel, RecordLimits, type RecordLimitName } from './limits.js'
 import { ProxyMode, ServiceStatus, type ServicePortSpec, type ServiceRecord } from './types.js'
+
+/**
+ * The version of this message set, advertised in the agent's gossip metadata as `reg`. 1: the
+ * first release (a record of exactly 13 fields, a bad record or an unknown type dropped the
+ * whole message); 2: per-record decoding, trailing fields kept, unknown types skipped, `more`
+ * on records answers.
+ */
+export const REGISTRY_PROTOCOL = 2
+
+/** The `reg` a member advertises; agents of release 1 advertise none. */
+export function registryProtocolOf(meta: Readonly<Record<string, string>>): number {
+  const v = Number(meta.reg)
+  return Number.isSafeInteger(v) && v >= 1 ? v : 1
+}
 
 export const MsgType = { record: 1, ref: 2, pull: 3, records: 4, get: 5, digest: 6, summary: 7, digestGet: 8 } as const
 export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 
+/** A record a decoder could not take: its owner and id when they could be read, why, and which limit (or `malformed`). */
+export interface RejectedRecord {
+  host?: string
+  id?: string
+  /** A limit's label (limits.ts `limitLabel`, e.g. `label-value`) or `malformed`. */
+  reason: string
+  message: string
+}
+
 export type RegistryMessage =
   | { type: typeof MsgType.record; record: ServiceRecord }
+  | { type: typeof MsgType.record; rejected: RejectedRecord }
   | { type: typeof MsgType.ref; host: string; id: string; version: readonly [number, number] }
   | { type: typeof MsgType.pull; wants: PullWant[] }
-  | { type: typeof MsgType.records; records: ServiceRecord[] }
+  | { type: typeof MsgType.records; records: ServiceRecord[]; rejected: RejectedRecord[]; more: boolean }
   | { type: typeof MsgType.get; host: string; id: string }
   | { type: typeof MsgType.digest; digests: OwnerDigest[] }
   | { type: typeof MsgType.summary; owners: number; records: number; hash: Uint8Array }
   | { type: typeof MsgType.digestGet }
+  | { type: 'unknown'; code: unknown }
+
+/** What a decoder met that this version does not know, counted by the caller. */
+export interface WireNotes {
+  /** Messages of an unknown type (a newer peer's), returned as `{ type: 'unknown' }`. */
+  unknownTypes: number
+  /** Records or ports with fields after the known ones, kept opaque in `wireExtra`. */
+  extraFields: number
+}
 
 /** Bytes of a summary's hash. */
 export const SUMMARY_HASH_BYTES = 8
@@ -48,18 +96,41 @@ export interface PullWant {
 
 // Plain arrays and maps only: no msgpackr records/structures, so every peer decodes every message alone.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true })
+// Maps decode as Map: as objects, msgpackr renames a `__proto__` key (a label may be called that)
+// to `__proto_`, and the peer would hold another label than the owner serves.
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false })
 
 const statuses = new Set<string>(Object.values(ServiceStatus))
 const proxyModes = new Set<string>(Object.values(ProxyMode))
-const MAX_STR = 1024
+/** Strings outside a record (owner names in digests, pulls and refs) follow the record's limits. */
+const MAX_HOST = RecordLimits.host.accept
+const MAX_ID = RecordLimits.id.accept
+const MAX_BOOT = RecordLimits.bootId.accept
+const RECORD_FIELDS = 13
+const PORT_FIELDS = 5
 
-function bad(what: string): never {
-  throw new ShoalError('SHOAL_ERR_REGISTRY_WIRE', what)
+class WireError extends ShoalError {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super('SHOAL_ERR_REGISTRY_WIRE', message)
+  }
 }
 
-function str(v: unknown, what: string, max = MAX_STR): string {
-  if (typeof v !== 'string' || v.length > max) bad(`${what}: expected a string of at most ${max} characters`)
+function bad(what: string, reason = 'malformed'): never {
+  throw new WireError(reason, what)
+}
+
+function str(v: unknown, what: string, max: number, limit?: RecordLimitName): string {
+  if (typeof v !== 'string') bad(`${what}: expected a string`)
+  if (v.length > max) bad(`${what}: ${v.length} characters, at most ${max}`, limit ? limitLabel(limit) : 'malformed')
   return v
+}
+
+/** A string field of a record, checked against its accept limit. */
+function field(v: unknown, what: string, limit: RecordLimitName): string {
+  return str(v, what, RecordLimits[limit].accept, limit)
 }
 
 function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -77,30 +148,66 @@ function arr(v: unknown, what: string): unknown[] {
   return v
 }
 
-function recordTuple(r: ServiceRecord): unknown[] {
-  const ports = r.ports.map((p) =>
-    p.containerPort !== undefined ? [p.type, p.port, p.servicePort, p.ip, p.containerPort] : [p.type, p.port, p.servicePort, p.ip],
-  )
-  return [r.id, r.name, r.image, r.created, r.host, r.bootId, ports, r.proxyMode, r.status, r.version[0], r.version[1], r.updated, r.labels]
+/** Attaches the fields after the known ones, out of JSON and enumeration, so re-encoding passes them on. */
+function keepExtra<T extends object>(o: T, a: unknown[], known: number, notes: WireNotes | undefined): T {
+  if (a.length <= known) return o
+  if (notes) notes.extraFields++
+  Object.defineProperty(o, 'wireExtra', { value: Object.freeze(a.slice(known)), enumerable: false })
+  return o
 }
 
-function parseRecord(v: unknown, what: string): ServiceRecord {
+function portTuple(p: ServicePortSpec): unknown[] {
+  const t: unknown[] = [p.type, p.port, p.servicePort, p.ip]
+  if (p.containerPort !== undefined || p.wireExtra) t.push(p.containerPort ?? null)
+  if (p.wireExtra) t.push(...p.wireExtra)
+  return t
+}
+
+function recordTuple(r: ServiceRecord): unknown[] {
+  const t: unknown[] = [
+    r.id,
+    r.name,
+    r.image,
+    r.created,
+    r.host,
+    r.bootId,
+    r.ports.map(portTuple),
+    r.proxyMode,
+    r.status,
+    r.version[0],
+    r.version[1],
+    r.updated,
+    r.labels,
+  ]
+  if (r.wireExtra) t.push(...r.wireExtra)
+  return t
+}
+
+/** Bytes of a record as one broadcast message: what the `recordBytes` limit measures. */
+export function encodedRecordBytes(r: ServiceRecord): number {
+  return packr.pack([MsgType.record, ...recordTuple(r)]).length
+}
+
+function parsePort(p: unknown, pw: string, notes: WireNotes | undefined): ServicePortSpec {
+  const a = arr(p, pw)
+  const type = a[0]
+  if (type !== 'tcp' && type !== 'udp') bad(`${pw}.type: expected tcp or udp`)
+  const out: ServicePortSpec = {
+    type,
+    port: int(a[1], `${pw}.port`, 0, 65535),
+    servicePort: int(a[2], `${pw}.servicePort`, 0, 65535),
+    ip: field(a[3], `${pw}.ip`, 'portIp'),
+  }
+  if (a.length > 4 && a[4] !== undefined && a[4] !== null) out.containerPort = int(a[4], `${pw}.containerPort`, 0, 65535)
+  return keepExtra(out, a, PORT_FIELDS, notes)
+}
+
+function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): ServiceRecord {
   const t = arr(v, what)
-  if (t.length !== 13) bad(`${what}: expected 13 fields, got ${t.length}`)
-  const ports: ServicePortSpec[] = arr(t[6], `${what}.ports`).map((p, i) => {
-    const pw = `${what}.ports[${i}]`
-    const a = arr(p, pw)
-    const type = a[0]
-    if (type !== 'tcp' && type !== 'udp') bad(`${pw}.type: expected tcp or udp`)
-    const out: ServicePortSpec = {
-      type,
-      port: int(a[1], `${pw}.port`, 0, 65535),
-      servicePort: int(a[2], `${pw}.servicePort`, 0, 65535),
-      ip: str(a[3], `${pw}.ip`, 64),
-    }
-    if (a.length > 4 && a[4] !== undefined && a[4] !== null) out.containerPort = int(a[4], `${pw}.containerPort`, 0, 65535)
-    return out
-  })
+  if (t.length < RECORD_FIELDS) bad(`${what}: expected at least ${RECORD_FIELDS} fields, got ${t.length}`)
+  const portsRaw = arr(t[6], `${what}.ports`)
+  if (portsRaw.length > RecordLimits.ports.accept) bad(`${what}.ports: ${portsRaw.length}, at most ${RecordLimits.ports.accept}`, 'ports')
+  const ports = portsRaw.map((p, i) => parsePort(p, `${what}.ports[${i}]`, notes))
   const proxyMode = str(t[7], `${what}.proxyMode`, 8)
   if (!proxyModes.has(proxyMode)) bad(`${what}.proxyMode: unknown "${proxyMode}"`)
   const status = str(t[8], `${what}.status`, 16)
@@ -108,19 +215,30 @@ function parseRecord(v: unknown, what: string): ServiceRecord {
   const version = [t[9], t[10]] as const
   if (!isVersion(version)) bad(`${what}.version: expected two non-negative integers`)
   const labelsRaw = t[12]
-  if (labelsRaw === null || typeof labelsRaw !== 'object' || Array.isArray(labelsRaw)) bad(`${what}.labels: expected a map`)
+  if (!(labelsRaw instanceof Map)) bad(`${what}.labels: expected a map`)
+  const entries = [...(labelsRaw as Map<unknown, unknown>)]
+  if (entries.length > RecordLimits.labels.accept) bad(`${what}.labels: ${entries.length}, at most ${RecordLimits.labels.accept}`, 'labels')
   const labels: Record<string, string> = {}
-  for (const [k, lv] of Object.entries(labelsRaw as Record<string, unknown>)) labels[k] = str(lv, `${what}.labels.${k}`, 4096)
-  const id = str(t[0], `${what}.id`, 128)
-  const host = str(t[4], `${what}.host`, 256)
+  for (const [rawKey, lv] of entries) {
+    const k = str(rawKey, `${what}.labels key`, RecordLimits.labelKey.accept, 'labelKey')
+    // defineProperty: a key such as __proto__ stays plain data.
+    Object.defineProperty(labels, k, {
+      value: field(lv, `${what}.labels.${k}`, 'labelValue'),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  const id = field(t[0], `${what}.id`, 'id')
+  const host = field(t[4], `${what}.host`, 'host')
   if (!id || !host) bad(`${what}: empty id or host`)
-  return {
+  const rec: ServiceRecord = {
     id,
-    name: str(t[1], `${what}.name`, 256),
-    image: str(t[2], `${what}.image`),
+    name: field(t[1], `${what}.name`, 'name'),
+    image: field(t[2], `${what}.image`, 'image'),
     created: num(t[3], `${what}.created`),
     host,
-    bootId: str(t[5], `${what}.bootId`, 128),
+    bootId: field(t[5], `${what}.bootId`, 'bootId'),
     ports,
     proxyMode: proxyMode as ProxyMode,
     status: status as ServiceStatus,
@@ -128,9 +246,59 @@ function parseRecord(v: unknown, what: string): ServiceRecord {
     updated: num(t[11], `${what}.updated`),
     labels,
   }
+  return keepExtra(rec, t, RECORD_FIELDS, notes)
 }
 
-export function encodeMessage(m: RegistryMessage): Uint8Array {
+/** Decodes one record of a message; a record that fails is returned as rejected, with what could be read of it. */
+function takeRecord(
+  v: unknown,
+  what: string,
+  notes: WireNotes | undefined,
+  sizeOf: () => number,
+): { record: ServiceRecord } | { rejected: RejectedRecord } {
+  try {
+    const record = parseRecord(v, what, notes)
+    const bytes = sizeOf()
+    if (bytes > RecordLimits.recordBytes.accept)
+      bad(`${what}: ${bytes} bytes encoded, at most ${RecordLimits.recordBytes.accept}`, limitLabel('recordBytes'))
+    return { record }
+  } catch (err) {
+    const t = Array.isArray(v) ? v : []
+    const rejected: RejectedRecord = {
+      reason: err instanceof WireError ? err.reason : 'malformed',
+      message: (err as Error).message,
+    }
+    if (typeof t[4] === 'string') rejected.host = t[4].slice(0, MAX_HOST)
+    if (typeof t[0] === 'string') rejected.id = t[0].slice(0, MAX_ID)
+    return { rejected }
+  }
+}
+
+/**
+ * Encodes a records answer that fits `budgetBytes` (the first record always goes, so an answer
+ * makes progress); `more` tells the puller that records were left out. Returns the message and
+ * how many records it carries.
+ */
+export function encodeRecordsWithin(records: readonly ServiceRecord[], budgetBytes: number): { bytes: Uint8Array; sent: number } {
+  const tuples: unknown[] = []
+  let used = 16
+  for (const r of records) {
+    const t = recordTuple(r)
+    const n = packr.pack(t).length
+    if (tuples.length > 0 && used + n > budgetBytes) break
+    tuples.push(t)
+    used += n
+  }
+  const more = tuples.length < records.length
+  return { bytes: packr.pack(more ? [MsgType.records, tuples, true] : [MsgType.records, tuples]), sent: tuples.length }
+}
+
+/** A message as this agent sends it (records it could not take are never sent on). */
+export type OutgoingMessage =
+  | Exclude<RegistryMessage, { type: 'unknown' } | { rejected: RejectedRecord } | { type: typeof MsgType.records }>
+  | { type: typeof MsgType.records; records: readonly ServiceRecord[]; more?: boolean }
+
+export function encodeMessage(m: OutgoingMessage): Uint8Array {
   switch (m.type) {
     case MsgType.record:
       return packr.pack([MsgType.record, ...recordTuple(m.record)])
@@ -139,7 +307,7 @@ export function encodeMessage(m: RegistryMessage): Uint8Array {
     case MsgType.pull:
       return packr.pack([MsgType.pull, m.wants.map((w) => [w.owner, w.bootId, w.have])])
     case MsgType.records:
-      return packr.pack([MsgType.records, m.records.map(recordTuple)])
+      return packr.pack(m.more ? [MsgType.records, m.records.map(recordTuple), true] : [MsgType.records, m.records.map(recordTuple)])
     case MsgType.get:
       return packr.pack([MsgType.get, m.host, m.id])
     case MsgType.digest:
@@ -151,22 +319,28 @@ export function encodeMessage(m: RegistryMessage): Uint8Array {
   }
 }
 
-/** Decodes and validates one registry message; throws SHOAL_ERR_REGISTRY_WIRE when malformed. */
-export function decodeMessage(data: Uint8Array): RegistryMessage {
+/**
+ * Decodes and validates one registry message; throws SHOAL_ERR_REGISTRY_WIRE when the message
+ * itself is malformed. Records that fail come back in `rejected`; a type this version does
+ * not know comes back as `{ type: 'unknown' }` (counted in `notes`).
+ */
+export function decodeMessage(data: Uint8Array, notes?: WireNotes): RegistryMessage {
   let v: unknown
   try {
-    v = packr.unpack(data)
+    v = unpackr.unpack(data)
   } catch (err) {
     throw new ShoalError('SHOAL_ERR_REGISTRY_WIRE', `not msgpack (${data.length} bytes): ${(err as Error).message}`)
   }
   const a = arr(v, 'message')
   switch (a[0]) {
-    case MsgType.record:
-      return { type: MsgType.record, record: parseRecord(a.slice(1), 'record') }
+    case MsgType.record: {
+      const r = takeRecord(a.slice(1), 'record', notes, () => data.length)
+      return 'record' in r ? { type: MsgType.record, record: r.record } : { type: MsgType.record, rejected: r.rejected }
+    }
     case MsgType.ref: {
       const version = [a[3], a[4]] as const
       if (!isVersion(version)) bad('ref.version: expected two non-negative integers')
-      return { type: MsgType.ref, host: str(a[1], 'ref.host', 256), id: str(a[2], 'ref.id', 128), version }
+      return { type: MsgType.ref, host: str(a[1], 'ref.host', MAX_HOST), id: str(a[2], 'ref.id', MAX_ID), version }
     }
     case MsgType.pull:
       return {
@@ -176,15 +350,23 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
           const e = arr(o, w)
           const have = arr(e[2], `${w}.have`).map((h, j): [string, number, number] => {
             const x = arr(h, `${w}.have[${j}]`)
-            return [str(x[0], `${w}.have[${j}].id`, 128), int(x[1], `${w}.have[${j}].wall`), int(x[2], `${w}.have[${j}].counter`)]
+            return [str(x[0], `${w}.have[${j}].id`, MAX_ID), int(x[1], `${w}.have[${j}].wall`), int(x[2], `${w}.have[${j}].counter`)]
           })
-          return { owner: str(e[0], `${w}.owner`, 256), bootId: str(e[1], `${w}.bootId`, 128), have }
+          return { owner: str(e[0], `${w}.owner`, MAX_HOST), bootId: str(e[1], `${w}.bootId`, MAX_BOOT), have }
         }),
       }
-    case MsgType.records:
-      return { type: MsgType.records, records: arr(a[1], 'records').map((r, i) => parseRecord(r, `records[${i}]`)) }
+    case MsgType.records: {
+      const records: ServiceRecord[] = []
+      const rejected: RejectedRecord[] = []
+      arr(a[1], 'records').forEach((r, i) => {
+        const got = takeRecord(r, `records[${i}]`, notes, () => packr.pack([MsgType.record, ...(r as unknown[])]).length)
+        if ('record' in got) records.push(got.record)
+        else rejected.push(got.rejected)
+      })
+      return { type: MsgType.records, records, rejected, more: a[2] === true }
+    }
     case MsgType.get:
-      return { type: MsgType.get, host: str(a[1], 'get.host', 256), id: str(a[2], 'get.id', 128) }
+      return { type: MsgType.get, host: str(a[1], 'get.host', MAX_HOST), id: str(a[2], 'get.id', MAX_ID) }
     case MsgType.digest:
       return {
         type: MsgType.digest,
@@ -194,8 +376,8 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
           const max = [e[2], e[3]] as const
           if (!isVersion(max)) bad(`${w}.max: expected two non-negative integers`)
           return {
-            host: str(e[0], `${w}.host`, 256),
-            bootId: str(e[1], `${w}.bootId`, 128),
+            host: str(e[0], `${w}.host`, MAX_HOST),
+            bootId: str(e[1], `${w}.bootId`, MAX_BOOT),
             max,
             count: int(e[4], `${w}.count`),
             hash: int(e[5], `${w}.hash`, 0, 0xffffffff),
@@ -210,6 +392,7 @@ export function decodeMessage(data: Uint8Array): RegistryMessage {
     case MsgType.digestGet:
       return { type: MsgType.digestGet }
     default:
-      return bad(`unknown message type ${JSON.stringify(a[0])}`)
+      if (notes) notes.unknownTypes++
+      return { type: 'unknown', code: a[0] }
   }
 }

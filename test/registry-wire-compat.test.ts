@@ -1,0 +1,154 @@
+// Issue 12, parts 1 and 4, at the registry codec: each record of a message is decoded on its
+// own (a bad one is rejected with its owner, id and reason, its neighbours kept); a newer
+// release's trailing fields are kept and passed on unchanged through the catalog; unknown
+// message types are counted, never an error; long answers are cut at a byte budget with `more`.
+import t from 'tap'
+import { pack, unpack } from 'msgpackr'
+import { VirtualClock } from '../src/clock.js'
+import { silentLogger } from '../src/log.js'
+import { Catalog } from '../src/registry/catalog.js'
+import { RecordLimits } from '../src/registry/limits.js'
+import type { ServiceRecord } from '../src/registry/types.js'
+import { decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
+
+function tuple(id: string, labels: Record<string, string> = {}, host = 'a'): unknown[] {
+  return [id, 'web', 'web:1', 1, host, 'boot-a', [['tcp', 8080, 10080, '10.0.0.1', 80]], 'http', 'alive', 5, 0, 7, labels]
+}
+
+const notes = (): WireNotes => ({ unknownTypes: 0, extraFields: 0 })
+
+t.test('one bad record in a batch is rejected alone, with its owner, id and limit', async (t) => {
+  const n = notes()
+  const over = 'x'.repeat(RecordLimits.labelValue.accept + 1)
+  const m = decodeMessage(
+    pack([MsgType.records, [tuple('r1'), tuple('big', { meta: over }), 'garbage', tuple('r2'), tuple('', {}, 'a')]]),
+    n,
+  )
+  if (m.type !== MsgType.records) throw new Error('not records')
+  t.same(
+    m.records.map((r) => r.id),
+    ['r1', 'r2'],
+    'the neighbours are kept, in order',
+  )
+  t.same(
+    m.rejected.map((r) => [r.host, r.id, r.reason]),
+    [
+      ['a', 'big', 'label-value'],
+      [undefined, undefined, 'malformed'],
+      ['a', '', 'malformed'],
+    ],
+  )
+  t.match(m.rejected[0]!.message, /records\[1\]\.labels\.meta: 4097 characters, at most 4096/, 'the message names the field and the limit')
+  const single = decodeMessage(pack([MsgType.record, ...tuple('big', { meta: over })]))
+  t.same(
+    single.type === MsgType.record && 'rejected' in single ? single.rejected.reason : 'taken',
+    'label-value',
+    'a single broadcast is rejected the same way',
+  )
+})
+
+t.test('records accepted at every accept limit', async (t) => {
+  const L = RecordLimits
+  const rec = [
+    'i'.repeat(L.id.accept),
+    'n'.repeat(L.name.accept),
+    'm'.repeat(L.image.accept),
+    1,
+    'h'.repeat(L.host.accept),
+    'b'.repeat(L.bootId.accept),
+    [['udp', 1, 2, 'f'.repeat(L.portIp.accept)]],
+    'tcp',
+    'tombstone',
+    1,
+    2,
+    3,
+    { ['k'.repeat(300)]: 'v'.repeat(L.labelValue.accept) },
+  ]
+  const m = decodeMessage(pack([MsgType.record, ...rec]))
+  t.ok('record' in m, 'taken')
+})
+
+t.test("a newer owner's trailing fields survive this release: decoded, held, served on unchanged", async (t) => {
+  const n = notes()
+  const newer = [...tuple('r1'), 'a reason', { zone: 'b' }]
+  newer[6] = [['tcp', 8080, 10080, '10.0.0.1', 80, 'h2', 3]]
+  const m = decodeMessage(pack([MsgType.record, ...newer]), n)
+  if (!('record' in m)) throw new Error('rejected')
+  t.equal(n.extraFields, 2, 'the record and its port counted')
+  t.same(JSON.parse(JSON.stringify(m.record)).labels, {}, 'the API shows the known fields')
+  t.notOk('wireExtra' in JSON.parse(JSON.stringify(m.record)), 'the unknown ones stay out of the JSON')
+
+  const clock = new VirtualClock()
+  const catalog = new Catalog({ cluster: 'c', self: 'relay' }, { clock, logger: silentLogger() })
+  catalog.setHost('a', { state: 'alive', bootId: 'boot-a', address: '10.0.0.1:7946' })
+  t.ok(catalog.mergeRemote(m.record), 'held by the relay')
+  const served = catalog.recordsFor([{ owner: 'a', bootId: '', have: [] }])
+  const out = unpack(encodeMessage({ type: MsgType.records, records: served })) as unknown[]
+  t.same((out[1] as unknown[][])[0], newer, 'passed on field for field, the port too')
+  t.equal(out.length, 2, 'no `more` on a whole answer')
+})
+
+t.test('this release writes exactly the 13 record fields the first release reads', async (t) => {
+  const rec: ServiceRecord = {
+    id: 'r',
+    name: 'web',
+    image: 'i',
+    created: 1,
+    host: 'a',
+    bootId: 'b',
+    ports: [
+      { type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' },
+      { type: 'tcp', port: 3, servicePort: 4, ip: '10.0.0.1', containerPort: 80 },
+    ],
+    proxyMode: 'http',
+    status: 'alive',
+    version: [1, 0],
+    updated: 1,
+    labels: {},
+  }
+  const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
+  t.equal(out.length, 14, 'type + 13 fields')
+  t.same(out[7], [
+    ['tcp', 1, 2, '10.0.0.1'],
+    ['tcp', 3, 4, '10.0.0.1', 80],
+  ])
+})
+
+t.test('unknown message types are counted and skipped', async (t) => {
+  const n = notes()
+  t.same(decodeMessage(pack([42, 'whatever']), n), { type: 'unknown', code: 42 })
+  t.equal(n.unknownTypes, 1)
+  const digest = decodeMessage(pack([MsgType.digest, [['a', 'boot', 1, 2, 3, 4, 'extra']]]), n)
+  t.equal(digest.type, MsgType.digest, 'trailing elements of a digest entry ignored')
+})
+
+t.test('an answer over its byte budget is cut and says more; the first record always goes', async (t) => {
+  const recs = Array.from({ length: 20 }, (_, i): ServiceRecord => {
+    const [id, name, image, created, host, bootId, , proxyMode, status, w, c, updated, labels] = tuple(`r${i}`, { pad: 'p'.repeat(100) })
+    return {
+      id,
+      name,
+      image,
+      created,
+      host,
+      bootId,
+      ports: [],
+      proxyMode,
+      status,
+      version: [w, c],
+      updated,
+      labels,
+    } as ServiceRecord
+  })
+  const cut = encodeRecordsWithin(recs, 1000)
+  t.ok(cut.bytes.length <= 1000, `${cut.bytes.length} bytes`)
+  const m = decodeMessage(cut.bytes)
+  if (m.type !== MsgType.records) throw new Error('not records')
+  t.equal(m.records.length, cut.sent)
+  t.ok(cut.sent > 0 && cut.sent < 20, `${cut.sent} of 20 in the answer`)
+  t.equal(m.more, true)
+  const tiny = encodeRecordsWithin(recs, 10)
+  t.equal(tiny.sent, 1, 'one record even when it alone is over the budget')
+  const whole = decodeMessage(encodeRecordsWithin(recs, 1 << 20).bytes)
+  t.same(whole.type === MsgType.records && [whole.records.length, whole.more], [20, false])
+})
