@@ -22,7 +22,7 @@ import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
 import { DnsServer } from '../dns/index.js'
-import { HttpServer, registerCatalogMetrics, registerGossipMetrics } from '../http/index.js'
+import { HttpServer, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
 import { readKeyFile, type AgentConfig } from './config.js'
 
@@ -235,6 +235,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       () => gossip.members(),
     )
     registerCatalogMetrics(this.registry, catalog)
+    registerRegistryMetrics(this.registry, () => ({
+      trimmed: local.stats.trimmed,
+      refused: local.stats.refused,
+      rejected: bridge.stats.recordsRejected,
+      unknownMessages: bridge.stats.unknownMessages,
+      unknownFields: bridge.stats.unknownFields,
+    }))
     this.watchKeyFile()
     this.warmStart()
     this.up = true

@@ -264,6 +264,7 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     labels: { ...labels },
     containerId: c.id,
     source: 'docker',
+    origin: `container ${who} (${c.id.slice(0, 12)})`,
   }
   if (check) spec.check = check
   return { spec, problems }

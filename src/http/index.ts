@@ -6,5 +6,6 @@
  */
 export { HttpServer } from './server.js'
 export type { HttpServerOptions, HttpServerComponents, MembershipView, DrainControl } from './server.js'
-export { registerGossipMetrics, registerCatalogMetrics } from './metrics.js'
+export { registerGossipMetrics, registerCatalogMetrics, registerRegistryMetrics } from './metrics.js'
+export type { RegistryMetricsSource } from './metrics.js'
 export type { StateView, MemberView, MembersView, ServiceView, ServicesView, OneServiceView } from './views.js'

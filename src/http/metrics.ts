@@ -145,3 +145,55 @@ export function registerCatalogMetrics(registry: Registry, catalog: CatalogView)
     },
   })
 }
+
+/** What the registry counts for /metrics (the agent reads it from LocalServices and GossipBridge). */
+export interface RegistryMetricsSource {
+  /** Records this owner served trimmed to fit the record limits, by limit (`label-value`, ...). */
+  trimmed: Record<string, number>
+  /** Records this owner refused because they could not fit, by limit. */
+  refused: Record<string, number>
+  /** Records from peers this decoder rejected, by reason (a limit or `malformed`). */
+  rejected: Record<string, number>
+  /** Registry messages of a type this release does not know (a newer peer's). */
+  unknownMessages: number
+  /** Records or ports with fields after the ones this release knows (kept and passed on). */
+  unknownFields: number
+}
+
+/**
+ * Registry metrics: the record limits at the owner (trimmed, refused) and at a peer
+ * (rejected), and what a newer peer sent that this release does not know.
+ *
+ * @example
+ *   registerRegistryMetrics(registry, () => ({ ...local.stats, rejected: bridge.stats.recordsRejected, ... }))
+ */
+export function registerRegistryMetrics(registry: Registry, stats: () => RegistryMetricsSource): void {
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_records_trimmed_total',
+    'Local records served with something cut to fit the record limits (a truncated value, dropped labels), by limit.',
+    'limit',
+    () => stats().trimmed,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_records_refused_total',
+    'Local records not served because they could not fit the record limits, by limit.',
+    'limit',
+    () => stats().refused,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_records_rejected_total',
+    "Records from peers this agent's decoder rejected (their neighbours kept), by reason: a limit or malformed.",
+    'reason',
+    () => stats().rejected,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_unknown_total',
+    'Registry messages of a type this release does not know (kind="message", skipped) or records with fields after the known ones (kind="field", kept and passed on).',
+    'kind',
+    () => ({ message: stats().unknownMessages, field: stats().unknownFields }),
+  )
+}

@@ -1,11 +1,13 @@
 /**
- * The local service set: what the sources (Docker, static file) say runs here, passed
- * through the health checks and written to the catalog as this owner's records.
+ * The local service set: what the sources (Docker, static file) say runs here, made to fit
+ * the record limits (fit.ts), passed through the health checks and written to the catalog as
+ * this owner's records.
  */
 import { ShoalError } from '../errors.js'
 import type { CheckSpec, CheckStatus } from '../health/types.js'
 import type { Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
+import { fitSpec, problemLabel } from './fit.js'
 import type { LocalServiceSpec, ServicePortSpec, ServiceStatus } from './types.js'
 
 /**
@@ -28,6 +30,14 @@ export interface LocalServicesOptions {
   advertiseIp: string
 }
 
+/** What the owner did to specs over the record limits (limits.ts), by limit label. */
+export interface LocalServicesStats {
+  /** Specs served with something cut (a truncated value, dropped labels). */
+  trimmed: Record<string, number>
+  /** Specs not served at all. */
+  refused: Record<string, number>
+}
+
 /**
  * Keeps the catalog's local records equal to the union of the sources' specs, with each
  * instance's status from its health check (`unknown` without one) or `draining`.
@@ -39,6 +49,7 @@ export interface LocalServicesOptions {
  *   local.drain('web-1')
  */
 export class LocalServices {
+  readonly stats: LocalServicesStats = { trimmed: {}, refused: {} }
   private readonly catalog: Catalog
   private readonly health: HealthLike
   private readonly log: Logger
@@ -48,6 +59,8 @@ export class LocalServices {
   /** The spec in effect per id (the first source that names it wins: the agent sets docker before static). */
   private readonly specs = new Map<string, LocalServiceSpec>()
   private readonly draining = new Set<string>()
+  /** Per source and id, the problems last reported, so that an unchanged spec is not reported again. */
+  private readonly reported = new Map<string, string>()
   private started = false
   private readonly onHealth = (id: string, _status: CheckStatus): void => {
     if (this.started && this.specs.has(id)) this.write(id)
@@ -75,15 +88,40 @@ export class LocalServices {
     this.health.off('change', this.onHealth)
   }
 
-  /** Replaces everything a source says runs here. */
+  /**
+   * Replaces everything a source says runs here. Each spec is made to fit the record limits
+   * first: trimmed, or refused alone; either is logged once per change, naming the spec's
+   * origin (container or file entry) and the limit, and counted in `stats`.
+   */
   setSource(source: SourceName, specs: readonly LocalServiceSpec[]): void {
     const m = new Map<string, LocalServiceSpec>()
+    const seen = new Set<string>()
     for (const s of specs) {
-      if (m.has(s.id)) this.log.warn({ source, id: s.id }, 'duplicate instance id from one source; keeping the first')
-      else m.set(s.id, { ...s, source })
+      const fit = fitSpec({ ...s, source }, this.catalog.self)
+      const key = `${source}\u0000${s.id}`
+      seen.add(key)
+      this.report(key, s, fit.problems)
+      if (!fit.spec) continue
+      // Keyed by the id as written (made well-formed by the fit), which is what peers hold.
+      if (m.has(fit.spec.id)) this.log.warn({ source, id: fit.spec.id }, 'duplicate instance id from one source; keeping the first')
+      else m.set(fit.spec.id, fit.spec)
     }
+    for (const k of this.reported.keys()) if (k.startsWith(`${source}\u0000`) && !seen.has(k)) this.reported.delete(k)
     this.sources.set(source, m)
     if (this.started) this.reconcile()
+  }
+
+  private report(key: string, s: LocalServiceSpec, problems: ReturnType<typeof fitSpec>['problems']): void {
+    const sig = JSON.stringify(problems)
+    if ((this.reported.get(key) ?? '[]') === sig) return
+    this.reported.set(key, sig)
+    const origin = s.origin ?? `${s.source} instance ${s.id}`
+    for (const p of problems) {
+      const counts = p.action === 'refused' ? this.stats.refused : this.stats.trimmed
+      const label = problemLabel(p)
+      counts[label] = (counts[label] ?? 0) + 1
+      this.log.warn({ origin, id: s.id, limit: label, action: p.action }, `${origin}: ${p.message} (record limits: README "Known limits")`)
+    }
   }
 
   /** The specs in effect. */

@@ -140,6 +140,7 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
     proxyMode: proxyMode as ProxyMode,
     labels: labelsOf(p, `${w}.labels`, e.labels),
     source: 'static',
+    origin: `${p.file} ${w}`,
   }
   const check = checkOf(p, `${w}.check`, e.check, false)
   if (check) spec.check = check
@@ -188,6 +189,7 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
     proxyMode: pm as ProxyMode,
     labels: {},
     source: 'static',
+    origin: `${p.file} ${w}`,
   }
   const check = checkOf(p, `${w}.Check`, e.Check, true)
   if (check) spec.check = check

@@ -90,6 +90,8 @@ export interface LocalServiceSpec {
   containerId?: string
   /** The source that found it (`docker`, `static`, ...): LocalServices keeps one set per source. */
   source: string
+  /** Where it came from, for log lines: `container web (3f2a9c1b0d4e)`, `/etc/shoal/static.json services[2]`. */
+  origin?: string
 }
 
 /**

@@ -1,0 +1,157 @@
+/**
+ * The owner's side of the record limits (limits.ts): before a source's spec becomes this
+ * owner's record, it is made to fit the `build` limits, so that every peer's decoder takes
+ * it. What can be trimmed is trimmed (an image or a label value truncated with a marker,
+ * labels dropped, largest first, their keys listed in one `shoal.labels-dropped` label);
+ * what cannot (an id, a name, a port list, check arguments, a whole record too large) refuses
+ * that one record. Strings are made well-formed first (a lone UTF-16 surrogate cannot cross
+ * the wire as itself), so that peers hold exactly what the owner serves.
+ */
+import type { LocalServiceSpec, ServiceRecord } from './types.js'
+import { DROPPED_LABELS_KEY, DROPPED_LABELS_MAX, limitLabel, RecordLimits, truncationMarker, type RecordLimitName } from './limits.js'
+import { encodedRecordBytes } from './wire.js'
+
+/** One limit a spec met: the limit's name, what the owner did and a line saying so. */
+export interface LimitProblem {
+  limit: RecordLimitName
+  /** `trimmed`: the record is served without what was cut; `refused`: it is not served. */
+  action: 'trimmed' | 'refused'
+  message: string
+}
+
+export interface FitResult {
+  /** The spec as it fits; undefined when refused. */
+  spec?: LocalServiceSpec
+  problems: LimitProblem[]
+}
+
+const utf8 = (s: string): number => Buffer.byteLength(s)
+
+/** The first `n` characters of `v`, one fewer rather than half a surrogate pair (which would not cross the wire as itself). */
+function head(v: string, n: number): string {
+  const c = v.charCodeAt(n - 1)
+  return v.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n)
+}
+
+/** Cuts a value to `max` characters including the marker. */
+function truncate(v: string, max: number): string {
+  const marker = truncationMarker(v.length)
+  return head(v, Math.max(0, max - marker.length)) + marker
+}
+
+/**
+ * Makes `spec` fit the build limits for an owner named `host`. Idempotent: a fitted spec
+ * fits unchanged. `problems` names every limit met, for the owner's warning and metric.
+ *
+ * @example
+ *   const { spec, problems } = fitSpec(dockerSpec, 'node-a')
+ *   // problems: [{ limit: 'labelValue', action: 'trimmed', message: 'label "io.buildpacks.lifecycle.metadata": 5000 characters, truncated to 1024' }]
+ */
+export function fitSpec(input: LocalServiceSpec, host: string): FitResult {
+  const problems: LimitProblem[] = []
+  const L = RecordLimits
+  const trimmed = (limit: RecordLimitName, message: string) => problems.push({ limit, action: 'trimmed', message })
+  const refuse = (limit: RecordLimitName, message: string): FitResult => {
+    problems.push({ limit, action: 'refused', message: `${message}; the record is not served` })
+    return { problems }
+  }
+  const spec: LocalServiceSpec = {
+    ...input,
+    id: input.id.toWellFormed(),
+    name: input.name.toWellFormed(),
+    image: input.image.toWellFormed(),
+    ports: input.ports.map((p) => ({ ...p, ip: p.ip.toWellFormed() })),
+  }
+  if (input.check) spec.check = { ...input.check, ...(input.check.args !== undefined ? { args: input.check.args.toWellFormed() } : {}) }
+
+  if (spec.id.length > L.id.build) return refuse('id', `instance id of ${spec.id.length} characters, at most ${L.id.build}`)
+  if (spec.name.length > L.name.build) return refuse('name', `service name of ${spec.name.length} characters, at most ${L.name.build}`)
+  if (spec.ports.length > L.ports.build) return refuse('ports', `${spec.ports.length} ports, at most ${L.ports.build}`)
+  const longIp = spec.ports.find((p) => p.ip.length > L.portIp.build)
+  if (longIp) return refuse('portIp', `port IP of ${longIp.ip.length} characters, at most ${L.portIp.build}`)
+  const args = spec.check?.args
+  if (args !== undefined && args.length > L.checkArgs.build)
+    return refuse('checkArgs', `health-check args of ${args.length} characters, at most ${L.checkArgs.build}`)
+  if (spec.image.length > L.image.build) {
+    trimmed('image', `image of ${spec.image.length} characters, truncated to ${L.image.build}`)
+    spec.image = truncate(spec.image, L.image.build)
+  }
+  spec.labels = fitLabels(input.labels, trimmed)
+
+  const bytes = encodedRecordBytes(worstCase(spec, host))
+  if (bytes > L.recordBytes.build) return refuse('recordBytes', `record of ${bytes} bytes encoded, at most ${L.recordBytes.build}`)
+  return { spec, problems }
+}
+
+function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitName, message: string) => void): Record<string, string> {
+  const L = RecordLimits
+  const labels = new Map<string, string>()
+  const dropped: string[] = []
+  for (const [rawKey, rawValue] of Object.entries(input)) {
+    const key = rawKey.toWellFormed()
+    let value = rawValue.toWellFormed()
+    if (key.length > L.labelKey.build) {
+      const short = head(key, 40) + '…'
+      trimmed('labelKey', `label key of ${key.length} characters (${JSON.stringify(short)}) over ${L.labelKey.build}, dropped`)
+      dropped.push(short)
+      continue
+    }
+    if (value.length > L.labelValue.build) {
+      trimmed('labelValue', `label "${key}": ${value.length} characters, truncated to ${L.labelValue.build}`)
+      value = truncate(value, L.labelValue.build)
+    }
+    labels.set(key, value)
+  }
+  const size = (k: string, v: string) => utf8(k) + utf8(v)
+  let bytes = 0
+  for (const [k, v] of labels) bytes += size(k, v)
+  // Once anything goes, the marker label must fit too: room for it at its largest.
+  const reserve = utf8(DROPPED_LABELS_KEY) + DROPPED_LABELS_MAX * 3
+  const over = (marker: boolean) => labels.size + (marker ? 1 : 0) > L.labels.build || bytes + (marker ? reserve : 0) > L.labelsBytes.build
+  if (over(dropped.length > 0)) {
+    const countOver = labels.size + 1 > L.labels.build
+    const before = dropped.length
+    // The largest first: a few big metadata blobs go, the small labels people and tools read stay.
+    const bySize = [...labels].filter(([k]) => k !== DROPPED_LABELS_KEY).sort((x, y) => size(y[0], y[1]) - size(x[0], x[1]))
+    for (const [k, v] of bySize) {
+      if (!over(true)) break
+      labels.delete(k)
+      bytes -= size(k, v)
+      dropped.push(k)
+    }
+    trimmed(
+      countOver ? 'labels' : 'labelsBytes',
+      `labels over ${L.labels.build} entries or ${L.labelsBytes.build} bytes: dropped ${dropped.slice(before).join(', ')}`,
+    )
+  }
+  if (dropped.length > 0) {
+    const list = (labels.get(DROPPED_LABELS_KEY) ? [labels.get(DROPPED_LABELS_KEY)!, ...dropped] : dropped).join(',')
+    labels.set(DROPPED_LABELS_KEY, list.length > DROPPED_LABELS_MAX ? truncate(list, DROPPED_LABELS_MAX) : list)
+  }
+  const out: Record<string, string> = {}
+  for (const [k, v] of labels) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+  return out
+}
+
+/** The record this spec becomes, with the owner's stamps at their largest, for the size limit. */
+function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
+  return {
+    id: spec.id,
+    name: spec.name,
+    image: spec.image,
+    created: Number.MAX_SAFE_INTEGER,
+    host,
+    bootId: 'f'.repeat(RecordLimits.bootId.build),
+    ports: spec.ports,
+    proxyMode: spec.proxyMode,
+    status: 'unhealthy',
+    version: [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+    updated: Number.MAX_SAFE_INTEGER,
+    labels: spec.labels,
+  }
+}
+
+/** The metric label of a problem's limit. */
+export function problemLabel(p: LimitProblem): string {
+  return limitLabel(p.limit)
+}
