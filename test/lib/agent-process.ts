@@ -1,0 +1,138 @@
+/**
+ * `shoal agent` as its own process on loopback, from a built tree (dist/cli.js): started,
+ * its addresses read from its "shoal agent started" log line, stopped or killed at the test's
+ * teardown even when the test failed.
+ *
+ * @example
+ *   const a = await cliAgent(t, ['--node', 'a', '--discovery', 'static', '--static', file])
+ *   await fetch(`${a.http}/api/services.json`)
+ *   await a.stop('SIGTERM')
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { createServer } from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const REPO_CLI = join(REPO_ROOT, 'dist', 'cli.js')
+
+export interface CliAgent {
+  readonly proc: ChildProcess
+  readonly pid: number
+  /** host:port of its gossip socket. */
+  readonly gossip: string
+  /** http://host:port of its HTTP endpoint. */
+  readonly http: string
+  /** host:port of its xDS server. */
+  readonly xds: string
+  /** Every JSON log line so far. */
+  readonly lines: Array<Record<string, unknown>>
+  /** Resolves with the exit code (or the signal's name) once the process has exited. */
+  readonly exited: Promise<number | string>
+  /** Sends `signal` (default SIGTERM) and waits for the exit; SIGKILL after `ms`. */
+  stop(signal?: NodeJS.Signals, ms?: number): Promise<number | string>
+}
+
+export interface CliAgentOptions {
+  /** The built CLI to run; default this tree's dist/cli.js. */
+  cli?: string
+  /** Longest wait for the "shoal agent started" line. Default 30 s. */
+  startMs?: number
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * Starts `node <cli> agent <args> --log-level info` and resolves once it logged that it
+ * started (rejects with its output when it exits first). Loopback defaults for `--bind`,
+ * `--http` and `--xds` (port 0) unless `args` names them.
+ */
+export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: CliAgentOptions = {}): Promise<CliAgent> {
+  const defaults: string[] = []
+  for (const [flag, v] of [
+    ['--bind', '127.0.0.1:0'],
+    ['--http', '127.0.0.1:0'],
+    ['--xds', '127.0.0.1:0'],
+  ] as const)
+    if (!args.includes(flag)) defaults.push(flag, v)
+  const proc = spawn(process.execPath, [opts.cli ?? REPO_CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
+  })
+  const lines: Array<Record<string, unknown>> = []
+  let output = ''
+  const exited = new Promise<number | string>((res) => proc.once('exit', (code, sig) => res(code ?? sig ?? -1)))
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL')
+      await exited
+    }
+  })
+  let buf = ''
+  const started = new Promise<Record<string, unknown>>((res, rej) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString()
+      output = (output + d.toString()).slice(-4000)
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const l = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        try {
+          const o = JSON.parse(l) as Record<string, unknown>
+          lines.push(o)
+          if (o.msg === 'shoal agent started') res(o)
+        } catch {
+          // not JSON: kept in `output` for the error message
+        }
+      }
+    })
+    proc.stderr!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)))
+    void exited.then((code) => rej(new Error(`shoal agent exited (${code}) before it started:\n${output}`)))
+    const timer = setTimeout(
+      () => rej(new Error(`shoal agent did not start within ${opts.startMs ?? 30_000} ms:\n${output}`)),
+      opts.startMs ?? 30_000,
+    )
+    timer.unref()
+  })
+  const line = await started
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', ms = 10_000): Promise<number | string> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+    const timer = setTimeout(() => proc.kill('SIGKILL'), ms)
+    timer.unref()
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
+  return {
+    proc,
+    pid: proc.pid!,
+    gossip: String(line.gossip),
+    http: String(line.ui).replace(/\/$/, ''),
+    xds: String(line.xds),
+    lines,
+    exited,
+    stop,
+  }
+}
+
+/** A port free on 127.0.0.1 for both TCP and UDP right now (gossip binds one number for both). */
+export async function freeLoopbackPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await new Promise<number>((res, rej) => {
+      const s = createServer()
+      s.once('error', rej)
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port
+        s.close(() => res(p))
+      })
+    })
+    const udpFree = await new Promise<boolean>((res) => {
+      const u = createSocket('udp4')
+      u.once('error', () => res(false))
+      u.bind(port, '127.0.0.1', () => u.close(() => res(true)))
+    })
+    if (udpFree) return port
+  }
+  throw new Error('no port free for both TCP and UDP on 127.0.0.1')
+}
