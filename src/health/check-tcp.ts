@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { parseHostPort } from '../address.js'
 
-/** Passes when a TCP connection to `address` opens. */
+/** Passes when a TCP connection to `address` opens; the socket is closed at once. `signal` destroys a connect still pending. */
 export function tcpCheck(address: string, signal: AbortSignal): Promise<void> {
   let target: { host: string; port: number }
   try {

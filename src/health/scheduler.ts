@@ -28,6 +28,20 @@ export interface HealthSchedulerComponents {
   registry?: Registry
 }
 
+/**
+ * A check's promise, settled as a failure once `signal` aborts even if the check has not
+ * noticed: the timeout ends the run, whatever the check does with its socket or process
+ * (each check also cleans up on the signal itself).
+ */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(new Error('timed out'))
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('timed out'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 /** The outcome of one run of a check. `unknown` and `refused` leave the status as it is. */
 type RunResult = 'pass' | 'fail' | 'timeout' | 'unknown' | 'refused' | 'error'
 
@@ -214,13 +228,13 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
             this.warnOnce(e, `${e.id}: External check "${check.args ?? ''}" refused: external checks are off (--allow-external-checks)`)
             return 'refused'
           }
-          await externalCheck(renderTemplate(check.args ?? '', e.ctx), signal)
+          await untilAborted(externalCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal)
           return 'pass'
         case 'HttpGet':
-          await httpGetCheck(renderTemplate(check.args ?? '', e.ctx), signal)
+          await untilAborted(httpGetCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal)
           return 'pass'
         case 'Tcp':
-          await tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal)
+          await untilAborted(tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal)
           return 'pass'
         default:
           this.warnOnce(e, `${e.id}: unknown check type "${String((check as CheckSpec).type)}"`)
