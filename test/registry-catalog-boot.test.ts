@@ -1,6 +1,8 @@
 // A host restarts with a new boot id and its clock 10 minutes behind: records of the old
-// boot are hidden at once everywhere, its new records (same static ids, lower wall times)
-// are accepted, and when the owner sees an old record of its own it tombstones it above.
+// boot stay on view until the new boot's first full state has arrived (or 2 s), then are
+// replaced in one step; its new records (same static ids, lower wall times) are accepted, an
+// old record the new state lacks vanishes and never revives, and when the owner sees an old
+// record of its own it tombstones it above.
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
@@ -50,15 +52,18 @@ t.test('restart with a new boot and a clock 10 minutes behind', async (t) => {
   t.ok(compareVersions(new1.version, old1.version) < 0, 'the new version is lower than the old one (clock behind)')
 
   events.length = 0
+  const onView = () => liveRecords(replica.snapshot()).map((r) => `${r.id}:${r.ports[0]?.port}:${r.bootId}`)
   replica.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
-  t.same(liveRecords(replica.snapshot()), [], 'records of the old boot are hidden at once')
-  t.same(events.sort(), ['service-removed:gone:H1', 'service-removed:keep:H1'])
+  t.same(onView(), ['gone:8080:H1', 'keep:8080:H1'], 'records of the old boot stay on view')
+  t.equal(replica.pendingBoot('h'), 'H2', 'while the new boot is handed over')
+  t.same(events, [], 'nothing removed')
 
   t.ok(replica.mergeRemote(new1), 'the new boot record is accepted despite its lower version')
-  t.same(
-    liveRecords(replica.snapshot()).map((r) => `${r.id}:${r.ports[0]?.port}`),
-    ['keep:9090'],
-  )
+  t.same(onView(), ['gone:8080:H1', 'keep:8080:H1'], 'and held aside until the full state is in')
+  t.ok(replica.completeHandover('h', 'H2'), 'the full state has arrived')
+  t.same(onView(), ['keep:9090:H2'], 'replaced in one step')
+  t.same(events.sort(), ['service-removed:gone:H1', 'service-updated'])
+  t.equal(replica.stats.handoversCompleted, 1)
 
   t.notOk(replica.mergeRemote(oldGone), 'a delayed record of the old boot is refused')
   t.notOk(replica.mergeRemote(old1))
@@ -120,4 +125,49 @@ t.test('a late membership event naming the old boot is followed, and undone with
     ['a'],
     'back to H2: its records return from the side store',
   )
+})
+
+t.test('a handover is bounded: the new boot is shown after handoverMs even without its full state', async (t) => {
+  const clock = new VirtualClock()
+  const r = new Catalog({ cluster: 'c', self: 'r', handoverMs: 2000 }, { clock, logger })
+  r.setLocalBoot('R1')
+  const h1 = new Catalog({ cluster: 'c', self: 'h' }, { clock, logger })
+  h1.setLocalBoot('H1')
+  r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
+  r.mergeRemote(h1.upsertLocal(rec('a')))
+  r.mergeRemote(h1.upsertLocal(rec('b')))
+  const h2 = new Catalog({ cluster: 'c', self: 'h' }, { clock, logger })
+  h2.setLocalBoot('H2')
+  r.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
+  r.mergeRemote(h2.upsertLocal(rec('a', 9090)))
+  await clock.advance(1999)
+  t.same(
+    liveRecords(r.snapshot()).map((x) => `${x.id}:${x.bootId}`),
+    ['a:H1', 'b:H1'],
+    'the earlier boot on view for up to 2 s',
+  )
+  await clock.advance(1)
+  t.same(
+    liveRecords(r.snapshot()).map((x) => `${x.id}:${x.bootId}`),
+    ['a:H2'],
+    'then the new boot, with what arrived of it',
+  )
+  t.equal(r.stats.handoversTimedOut, 1)
+  t.notOk(r.completeHandover('h', 'H2'), 'nothing left to complete')
+  t.notOk(r.mergeRemote(h1.get('h', 'b')!), 'the earlier boot never revives')
+})
+
+t.test('no handover when nothing of the host is on view, or when it went down', async (t) => {
+  const clock = new VirtualClock()
+  const r = new Catalog({ cluster: 'c', self: 'r' }, { clock, logger })
+  r.setLocalBoot('R1')
+  const h1 = new Catalog({ cluster: 'c', self: 'h' }, { clock, logger })
+  h1.setLocalBoot('H1')
+  r.setHost('h', { state: 'alive', bootId: 'H1', address: '' })
+  r.setHost('h', { state: 'alive', bootId: 'H2', address: '' })
+  t.equal(r.pendingBoot('h'), undefined, 'no records on view: the new boot at once')
+  r.mergeRemote({ ...h1.upsertLocal(rec('x')), bootId: 'H2' })
+  r.setHost('h', { state: 'dead', bootId: 'H3', address: '' })
+  t.equal(r.pendingBoot('h'), undefined, 'a host going down is followed at once')
+  t.same(liveRecords(r.snapshot()), [])
 })

@@ -141,6 +141,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private unsubscribeLocal: (() => void) | undefined
   private readonly onMember = (m: Member): void => this.memberChanged(m)
   private readonly inflight = new Set<string>()
+  /** Owners (and the boot) whose first full state is being pulled for a handover. */
+  private readonly handovers = new Set<string>()
 
   constructor(opts: GossipBridgeOptions, components: { catalog: Catalog; gossip: GossipLike; logger: Logger }) {
     super()
@@ -482,5 +484,24 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     if (!this.started) return
     const bootId = m.meta.boot ?? m.bootId
     this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })
+    if (this.catalog.pendingBoot(m.name) === bootId) void this.handover(m.name, bootId)
+  }
+
+  /**
+   * A restarted owner (a new boot while its earlier boot's records are on view): pull its
+   * first full state from the owner itself (what we hold names the earlier boot, so it
+   * answers with everything), then let the catalog show it in one step. The catalog's own
+   * timer bounds the wait; a failed pull ends it at once.
+   */
+  private async handover(owner: string, bootId: string): Promise<void> {
+    const key = `${owner}\u0000${bootId}`
+    if (this.handovers.has(key)) return
+    this.handovers.add(key)
+    try {
+      await this.pull(owner, [owner])
+    } finally {
+      this.handovers.delete(key)
+      if (this.started) this.catalog.completeHandover(owner, bootId)
+    }
   }
 }

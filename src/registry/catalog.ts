@@ -2,6 +2,12 @@
  * The catalog: every owner's records, keyed (owner, instance id), merged by the owner's
  * version, with visibility driven by membership (docs/architecture.md "Boot id and visibility").
  *
+ * A restart is a handover: when membership names a new boot of a host whose records are on
+ * view, this replica keeps showing the earlier boot's records until the new boot's first full
+ * state has arrived (the bridge pulls it from the owner and calls `completeHandover`), at most
+ * `handoverMs`; then it shows the new boot's records in one step. Records of the earlier boot
+ * that the new state lacks vanish then, and the owner tombstones them when it sees them.
+ *
  * A replica keeps in its main store only records of the boot that membership says is the
  * host's current one; records of any other boot wait aside (a boot we have not heard of
  * yet) or are refused (a boot we saw replaced). So versions are never compared across
@@ -54,6 +60,11 @@ export interface CatalogOptions {
   reapAfterMs?: number
   /** Period of the collection sweep while started. Default min(ttl, reap) / 10, within 1 s..60 s. */
   sweepIntervalMs?: number
+  /**
+   * Longest time the records of a host's earlier boot stay on view after membership names a
+   * new boot, waiting for the new boot's first full state. Default 2000 ms.
+   */
+  handoverMs?: number
 }
 
 export interface CatalogComponents {
@@ -72,6 +83,10 @@ export interface CatalogStats {
   parked: number
   /** Tombstones written by this owner for records of its own earlier boot or collected tombstones seen again. */
   ownerTombstones: number
+  /** New boots shown once their first full state arrived. */
+  handoversCompleted: number
+  /** New boots shown when `handoverMs` ran out first. */
+  handoversTimedOut: number
   tombstonesCollected: number
   recordsReaped: number
 }
@@ -99,6 +114,8 @@ interface HostEntry {
   parked: Map<string, Parked>
   retired: string[]
   digest: OwnerDigest | undefined
+  /** A new boot named by membership while the earlier boot's records stay on view (the handover). */
+  pending: { bootId: string; timer: Timer } | undefined
 }
 
 const MAX_RETIRED = 16
@@ -178,12 +195,15 @@ export class Catalog implements CatalogView {
     refused: 0,
     parked: 0,
     ownerTombstones: 0,
+    handoversCompleted: 0,
+    handoversTimedOut: 0,
     tombstonesCollected: 0,
     recordsReaped: 0,
   }
   private readonly ttl: number
   private readonly reapAfter: number
   private readonly sweepEvery: number
+  private readonly handoverMs: number
   private readonly clock: Clock
   private readonly log: Logger
   private readonly hlc: Hlc
@@ -202,6 +222,7 @@ export class Catalog implements CatalogView {
     this.ttl = opts.tombstoneTtlMs ?? 3_600_000
     this.reapAfter = opts.reapAfterMs ?? 3_600_000
     this.sweepEvery = opts.sweepIntervalMs ?? Math.min(60_000, Math.max(1000, Math.min(this.ttl, this.reapAfter) / 10))
+    this.handoverMs = opts.handoverMs ?? 2000
     this.clock = components.clock
     this.log = components.logger.child({ component: 'catalog' })
     this.hlc = new Hlc(() => this.clock.wallNow())
@@ -222,11 +243,12 @@ export class Catalog implements CatalogView {
     this.timer = this.clock.setTimer(this.sweepEvery, tick)
   }
 
-  /** Stops the sweep timer. Idempotent. */
+  /** Stops the sweep timer and pending handovers' timers (their earlier boots stay on view). Idempotent. */
   stop(): void {
     this.started = false
     this.timer?.cancel()
     this.timer = undefined
+    for (const h of this.hosts.values()) h.pending?.timer.cancel()
   }
 
   // ---- local side ---------------------------------------------------------------
@@ -336,8 +358,10 @@ export class Catalog implements CatalogView {
 
   /**
    * Membership says what a host is: its state, current boot and address. A down host's
-   * records vanish from views at once and are dropped after `reapAfterMs`; a new boot hides
-   * the records of the previous one at once.
+   * records vanish from views at once and are dropped after `reapAfterMs`. A new boot of a
+   * host with records on view starts a handover (see the header): the earlier boot stays on
+   * view until `completeHandover` or `handoverMs`. A boot seen replaced before (a late event)
+   * is followed at once.
    */
   setHost(name: string, info: { state: HostState; bootId: string; address: string }): void {
     if (name === this.self) {
@@ -348,6 +372,61 @@ export class Catalog implements CatalogView {
       return
     }
     const h = this.host(name)
+    if (info.bootId && info.bootId !== h.bootId) {
+      const down = info.state === 'dead' || info.state === 'left'
+      const onView = isUp(h.state) && !h.reaped && [...h.records.values()].some((e) => e.rec.status !== 'tombstone')
+      if (h.bootId !== undefined && onView && !down && !h.retired.includes(info.bootId)) {
+        this.beginHandover(h, info.bootId)
+        this.applyHost(h, { ...info, bootId: h.bootId })
+        return
+      }
+    }
+    if (h.pending) this.endHandover(h)
+    this.applyHost(h, info)
+  }
+
+  /** The new boot a host is handing over to (its earlier boot still on view), if any. */
+  pendingBoot(name: string): string | undefined {
+    return this.hosts.get(name)?.pending?.bootId
+  }
+
+  /**
+   * The first full state of `bootId` has arrived (or can no longer be waited for): show its
+   * records in place of the earlier boot's, in one step. False when no such handover is pending.
+   */
+  completeHandover(name: string, bootId: string): boolean {
+    const h = this.hosts.get(name)
+    if (!h?.pending || h.pending.bootId !== bootId) return false
+    this.endHandover(h)
+    this.stats.handoversCompleted++
+    this.applyHost(h, { state: h.state!, bootId, address: h.address })
+    return true
+  }
+
+  private beginHandover(h: HostEntry, bootId: string): void {
+    if (h.pending?.bootId === bootId) return
+    // A second new boot during a handover keeps the first one's deadline: the wait stays bounded.
+    const timer =
+      h.pending?.timer ??
+      this.clock.setTimer(this.handoverMs, () => {
+        const p = h.pending
+        if (!p) return
+        this.log.debug({ host: h.name, bootId: p.bootId, waitedMs: this.handoverMs }, 'new boot shown without its full state')
+        this.endHandover(h)
+        this.stats.handoversTimedOut++
+        this.applyHost(h, { state: h.state!, bootId: p.bootId, address: h.address })
+      })
+    h.pending = { bootId, timer }
+    this.log.debug({ host: h.name, from: h.bootId, to: bootId }, 'new boot: the earlier one stays on view until its full state arrives')
+  }
+
+  private endHandover(h: HostEntry): void {
+    h.pending?.timer.cancel()
+    h.pending = undefined
+  }
+
+  private applyHost(h: HostEntry, info: { state: HostState; bootId: string; address: string }): void {
+    const name = h.name
     const wasUp = isUp(h.state) && !h.reaped
     const before = visibleMap(h)
     let dirty = false
@@ -567,6 +646,7 @@ export class Catalog implements CatalogView {
       parked: new Map(),
       retired: [],
       digest: undefined,
+      pending: undefined,
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * One registry node as the agent wires it, on the gossip simulator: a real Gossip on a
- * SimNetwork transport, a Catalog, a GossipBridge and, when asked, LocalServices with a real
- * HealthScheduler (the owner's build). Started in the agent's order: gossip, catalog, bridge.
+ * SimNetwork transport, a Catalog, a GossipBridge and LocalServices with a real
+ * HealthScheduler (the owner's build). Started in the agent's order: catalog and local
+ * services, the sources' first views (`firstViews`), then gossip and the bridge.
  *
  * @example
  *   const clock = new VirtualClock(), net = new SimNetwork(clock)
@@ -33,6 +34,8 @@ export interface SimNodeOptions {
   bridge?: GossipBridgeOptions
   profile?: 'local' | 'lan'
   random?: () => number
+  /** Called before gossip starts, as the agent's sources report their first views then. */
+  firstViews?: (node: Pick<SimNode, 'catalog' | 'local'>) => void
 }
 
 export async function simNode(net: SimNetwork, name: string, ip: string, opts: SimNodeOptions = {}): Promise<SimNode> {
@@ -42,16 +45,17 @@ export async function simNode(net: SimNetwork, name: string, ip: string, opts: S
     { name, cluster: 'sim', profile: opts.profile ?? 'local', meta: { reg: String(REGISTRY_PROTOCOL) } },
     { transport: net.transport(ip), clock, logger, ...(opts.random ? { random: opts.random } : {}) },
   )
-  await gossip.start()
   const catalog = new Catalog({ cluster: 'sim', self: name, address: `${ip}:7946` }, { clock, logger })
   catalog.setLocalBoot(gossip.bootId)
   const bridge = new GossipBridge(opts.bridge ?? {}, { catalog, gossip, logger })
   const health = new HealthScheduler({}, { logger })
   const local = new LocalServices({ advertiseIp: ip }, { catalog, health, logger })
   catalog.start()
-  bridge.start()
   health.start()
   local.start()
+  opts.firstViews?.({ catalog, local })
+  await gossip.start()
+  bridge.start()
   return {
     name,
     ip,
