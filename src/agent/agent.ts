@@ -8,7 +8,7 @@ import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
 import type { Logger } from '../log.js'
-import { Gossip, Keyring, NetTransport, type Member, type Transport } from '../gossip/index.js'
+import { Gossip, Keyring, NetTransport, shortestSuspicionMs, type Member, type Transport } from '../gossip/index.js'
 import {
   Catalog,
   GossipBridge,
@@ -78,6 +78,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly joinAbort = new AbortController()
   private readyTimer?: Timer
   private ready = false
+  /** What the warm start still waits for (README "Warm start"): the sources' first views, a first clean exchange with a peer. */
+  private readonly waitingFor = new Set<'sources' | 'peers'>(['sources', 'peers'])
   private started = false
   private stopping?: Promise<void>
   private leaveOnStop = true
@@ -132,7 +134,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     const clock = this.clock
     collectDefaultMetrics({ register: this.registry, prefix: 'shoal_process_' })
 
-    // Membership first: the catalog needs our boot id and bound address.
     const keyring = this.loadKeyring()
     const transport = this.components.transport ?? new NetTransport({ bind: cfg.bind }, { logger: log })
     const gossip = new Gossip(
@@ -150,24 +151,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.gossip = gossip
     // Both sides log a name conflict; only the joining node (join() rejects) refuses to run.
     gossip.on('conflict', (info) => log.warn(info, 'another node claims our name'))
-    await this.run(
-      'gossip',
-      gossip,
-      (g) => listening('--bind', cfg.bind, g.start()),
-      () => this.stopGossip(gossip),
-    )
-    this.bound.gossip = gossip.localMember().port
 
-    const catalog = new Catalog(
-      { cluster: cfg.cluster, self: cfg.node, address: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }) },
-      { clock, logger: log },
-    )
+    // Gossip starts, and so announces this boot, only after the sources' first views (below);
+    // the catalog needs only the boot id now and learns its address then.
+    const catalog = new Catalog({ cluster: cfg.cluster, self: cfg.node }, { clock, logger: log })
     this.catalog = catalog
     catalog.setLocalBoot(gossip.bootId)
     await this.run('catalog', catalog, (c) => c.start())
     const bridge = new GossipBridge({}, { catalog, gossip, logger: log })
-    await this.run('registry-bridge', bridge, (b) => b.start())
-    bridge.once('synced', () => this.markReady('first push-pull with a peer'))
     if (cfg.tlsDir !== undefined) await this.startIdentity(cfg.tlsDir, catalog)
 
     // Sources are made before health checks (the Docker check reads the Docker source's feed)
@@ -196,8 +187,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     const xds = new XdsServer({ bind: cfg.xds, envoyBind: cfg.envoyBind }, { logger: log, catalog, registry: this.registry, clock })
     this.xds = xds
     this.bound.xds = (await this.run('xds', xds, (x) => listening('--xds', cfg.xds, x.start()))).port
-    // A peer's push-pull may already have completed the warm start while the server was starting.
-    if (this.ready) xds.setReady(true)
     const http = new HttpServer(
       { bind: cfg.http, cluster: cfg.cluster, node: cfg.node, apiToken: cfg.apiToken },
       {
@@ -229,6 +218,26 @@ export class Agent extends EventEmitter<AgentEvents> {
       local.setSource(s.source, s.services())
     }
 
+    // Issue 12: this boot is announced only with what runs here, so no peer (and no Envoy)
+    // ever sees this host with less than it had before a restart.
+    await this.firstViews(sources, shortestSuspicionMs(gossip.timing) / 2)
+    if (this.stopping) return
+    await this.run(
+      'gossip',
+      gossip,
+      (g) => listening('--bind', cfg.bind, g.start()),
+      () => this.stopGossip(gossip),
+    )
+    this.bound.gossip = gossip.localMember().port
+    catalog.setHost(cfg.node, {
+      state: 'alive',
+      bootId: gossip.bootId,
+      address: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }),
+    })
+    // After gossip: the bridge's first act is to broadcast every local record.
+    await this.run('registry-bridge', bridge, (b) => b.start())
+    bridge.once('synced', () => this.readyPart('peers', 'first exchange with a peer'))
+
     registerGossipMetrics(
       this.registry,
       () => gossip.stats(),
@@ -243,7 +252,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       unknownFields: bridge.stats.unknownFields,
     }))
     this.watchKeyFile()
-    this.warmStart()
+    this.warmStart(bridge)
     this.up = true
     log.info(
       {
@@ -277,15 +286,51 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * Warm start: serve xDS and report ready only after the first push-pull with a peer (our
-   * join, or a peer's join to us), or after a bounded wait when alone, so an empty catalog
-   * never wipes a running Envoy.
+   * Waits until every discovery source has reported its first full view, at most `ms` (half
+   * the profile's shortest suspicion, so that no peer declares this host dead meanwhile);
+   * then names the sources still missing. The warm start goes on waiting for them.
    */
-  private warmStart(): void {
+  private async firstViews(sources: readonly ServiceSource[], ms: number): Promise<void> {
+    const missing = new Set(sources.map((s) => s.source))
+    for (const s of sources) void s.firstSync().then(() => missing.delete(s.source))
+    const all = Promise.all(sources.map((s) => s.firstSync()))
+    void all.then(() => this.readyPart('sources', 'every discovery source reported its first view'))
+    let timer: Timer | undefined
+    const gaveUp = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => (timer = this.clock.setTimer(ms, () => resolve(true)))),
+    ])
+    timer?.cancel()
+    if (gaveUp && missing.size > 0) {
+      this.logger.warn(
+        { missing: [...missing], waitedMs: ms },
+        `announcing this boot without the first view of ${[...missing].join(', ')} (not in within ${ms} ms, half the shortest suspicion time); its services follow when it answers, and xDS waits for them up to --ready-timeout`,
+      )
+    }
+  }
+
+  /** One condition of the warm start is met; ready once none is left. */
+  private readyPart(part: 'sources' | 'peers', why: string): void {
+    this.waitingFor.delete(part)
+    if (this.waitingFor.size === 0) this.markReady(why)
+  }
+
+  /**
+   * Warm start: serve xDS and report ready only once every discovery source has reported its
+   * first view and the first exchange with a peer (our join, or a peer's join to us) brought
+   * everything it holds; or after --ready-timeout, saying what was still missing. So an empty
+   * or partial catalog never wipes a running Envoy.
+   */
+  private warmStart(bridge: GossipBridge): void {
     const gossip = this.gossip!
-    this.readyTimer = this.clock.setTimer(this.config.readyTimeoutMs, () =>
-      this.markReady('no push-pull with a peer within the ready timeout'),
-    )
+    this.readyTimer = this.clock.setTimer(this.config.readyTimeoutMs, () => {
+      const missing = [...this.waitingFor].map((p) =>
+        p === 'peers'
+          ? `a clean exchange with a peer (${bridge.unsyncedOwners().join(', ') || 'none yet'} not in sync)`
+          : 'the first view of every source',
+      )
+      this.markReady(`ready timeout: serving without ${missing.join(' and ')}`)
+    })
     this.parts.push({ name: 'warm-start', stop: () => this.readyTimer?.cancel() })
     if (this.config.join.length === 0) return
     gossip

@@ -83,6 +83,8 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private lastEventSec: number | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
   private graceTimer: NodeJS.Timeout | undefined
+  private firstSynced: () => void = () => undefined
+  private readonly firstView = new Promise<void>((resolve) => (this.firstSynced = resolve))
 
   constructor(
     private readonly opts: DockerSourceOptions,
@@ -139,6 +141,15 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     return this.isConnected
   }
 
+  /**
+   * Resolves once the engine's running containers have been listed and mapped for the first
+   * time (after the 'change' they caused, if any): the agent announces its boot only then. It
+   * stays pending while the engine is slow or unreachable; the agent bounds its wait.
+   */
+  firstSync(): Promise<void> {
+    return this.firstView
+  }
+
   private closeStream(): void {
     const s = this.stream as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined
     this.stream = undefined
@@ -183,6 +194,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.graceTimer = undefined
       this.log.info({ containers: this.containers.size, services: this.specs.size, since }, 'connected to the Docker engine')
       for (const ev of queued) this.onEvent(ev)
+      this.firstSynced()
     } catch (err) {
       this.lost(gen, err as Error)
     }

@@ -12,6 +12,15 @@ export function suspicionMinMs(mult: number, n: number, probeIntervalMs: number)
   return mult * nodeScale * probeIntervalMs
 }
 
+/**
+ * The shortest suspicion of a timing profile: its `suspicionMinMs` in a cluster of up to ten
+ * members (mult x probe interval): lan 2.1 s, local 0.6 s, wan 30 s. A member silent for less
+ * than this is never declared dead (plus the probe that first misses it).
+ */
+export function shortestSuspicionMs(timing: { suspicionMult: number; probeIntervalMs: number }): number {
+  return suspicionMinMs(timing.suspicionMult, 1, timing.probeIntervalMs)
+}
+
 /** Expected confirmations: mult - 2, or 0 when fewer than that many other members could confirm. */
 export function expectedConfirmations(mult: number, n: number): number {
   const k = mult - 2

@@ -269,6 +269,8 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private lastText: string | undefined
   private started = false
   private loading: Promise<void> = Promise.resolve()
+  private firstLoaded: () => void = () => undefined
+  private readonly firstView = new Promise<void>((resolve) => (this.firstLoaded = resolve))
 
   constructor(opts: StaticSourceOptions, components: { logger: Logger }) {
     super()
@@ -301,6 +303,12 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     }, this.opts.pollMs)
     this.poll.unref()
     this.log.info({ services: this.current.length }, 'static services loaded')
+    this.firstLoaded()
+  }
+
+  /** Resolves once the file has been loaded for the first time (start() succeeded). */
+  firstSync(): Promise<void> {
+    return this.firstView
   }
 
   async stop(): Promise<void> {

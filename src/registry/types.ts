@@ -97,7 +97,8 @@ export interface LocalServiceSpec {
 /**
  * A discovery source (the Docker engine, the static file, the next ones): what it says
  * runs on this host, and a `change` event with the whole new set whenever that changes.
- * The agent starts each source after its servers and stops it before them.
+ * The agent starts each source after its servers and stops it before them, and announces its
+ * boot only once every source's `firstSync()` resolved (bounded).
  *
  * @example
  *   source.on('change', (specs) => local.setSource(source.source, specs))
@@ -110,6 +111,12 @@ export interface ServiceSource extends Startable {
   /** What the source says runs here now. */
   services(): LocalServiceSpec[]
   on(event: 'change', listener: (specs: LocalServiceSpec[]) => void): unknown
+  /**
+   * Resolves once the source has reported its first full view (after the 'change' it caused,
+   * if any); pending while it cannot (an engine slow or away). The agent announces its boot
+   * and serves xDS only after every source's, with a bound (README "Warm start").
+   */
+  firstSync(): Promise<void>
 }
 
 export type HostState = 'alive' | 'suspect' | 'dead' | 'left'

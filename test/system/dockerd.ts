@@ -17,7 +17,7 @@ import {
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { createServer, type AddressInfo } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import Dockerode from 'dockerode'
 
 export const IMAGE = 'shoal-busybox:test'
@@ -371,4 +371,57 @@ export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   const nodeId = await d.cli(['info', '--format', '{{.Swarm.NodeID}}'])
   const hostname = await d.cli(['node', 'inspect', 'self', '--format', '{{.Description.Hostname}}'])
   return { nodeId, hostname, listen }
+}
+
+export interface SlowEngine {
+  /** `unix://…` of the proxy, for `--docker-host`. */
+  host: string
+  /** The next `GET …/containers/json` waits `ms` before it reaches the engine. */
+  delayNextList(ms: number): void
+  /** How many container lists were delayed so far. */
+  delayed(): number
+}
+
+/**
+ * A slower engine: a proxy on a socket of its own in front of engine `d`'s, passing bytes
+ * both ways, that holds back the next container list when told to. Closed at teardown.
+ */
+export async function slowEngine(t: TestLike, d: Dockerd): Promise<SlowEngine> {
+  const path = join(d.dir, 'slow.sock')
+  const upstream = d.host.replace(/^unix:\/\//, '')
+  let pending = 0
+  let count = 0
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const engine = connect(upstream)
+    sockets.add(client).add(engine)
+    const close = () => {
+      client.destroy()
+      engine.destroy()
+    }
+    client.on('close', () => sockets.delete(client) && close())
+    engine.on('close', () => sockets.delete(engine) && close())
+    client.on('error', close)
+    engine.on('error', close)
+    engine.pipe(client)
+    let queue = Promise.resolve()
+    client.on('data', (chunk: Buffer) => {
+      const hold = pending > 0 && /^GET \S*\/containers\/json/m.test(chunk.toString('latin1'))
+      const ms = hold ? pending : 0
+      if (hold) {
+        pending = 0
+        count++
+      }
+      queue = queue.then(() => (ms > 0 ? sleep(ms) : undefined)).then(() => void engine.write(chunk))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
+  )
+  return { host: `unix://${path}`, delayNextList: (ms) => (pending = ms), delayed: () => count }
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { endpointsOf } from '../lib/ads-watch.js'
 
 export { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
 import { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
@@ -694,23 +695,6 @@ export function newKey(): string {
 // ---------------------------------------------------------------------------------------
 // xDS view: what a fresh Envoy would be told by host i's ADS server (wildcard CDS, then EDS
 // for every cluster), as cluster name -> sorted "ip:port" endpoints.
-
-/** A ClusterLoadAssignment's cluster name and its endpoints as sorted `ip:port` strings. */
-function endpointsOf(
-  cla: { decode(v: Uint8Array): any; toObject(m: any, o: object): any },
-  value: Uint8Array,
-  decodeOptions: object,
-): [string, string[]] {
-  const o: any = cla.toObject(cla.decode(value), decodeOptions)
-  const eps: string[] = []
-  for (const loc of o.endpoints ?? []) {
-    for (const lb of loc.lb_endpoints ?? []) {
-      const sa = lb.endpoint?.address?.socket_address
-      if (sa) eps.push(`${sa.address}:${sa.port_value}`)
-    }
-  }
-  return [o.cluster_name, eps.sort()]
-}
 
 export async function xdsView(address: string, timeoutMs = 5000): Promise<Record<string, string[]>> {
   const grpc = await import('@grpc/grpc-js')
