@@ -125,7 +125,7 @@ export const AGENT_FLAGS = {
     type: 'string',
     value: 'DURATION',
     default: '5s; 1s with local',
-    help: 'warm start: longest wait for a first push-pull',
+    help: "warm start: longest wait for the sources' first views and a clean first exchange with a peer",
   },
   'tls-dir': {
     type: 'string',
