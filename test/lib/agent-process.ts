@@ -11,12 +11,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const REPO_CLI = join(REPO_ROOT, 'dist', 'cli.js')
+import { CLI, ensureBuilt } from './cli.js'
 
 export interface CliAgent {
   readonly proc: ChildProcess
@@ -36,7 +32,7 @@ export interface CliAgent {
 }
 
 export interface CliAgentOptions {
-  /** The built CLI to run; default this tree's dist/cli.js. */
+  /** The built CLI to run; default this tree's dist/cli.js (built first when older than src/). */
   cli?: string
   /** Longest wait for the "shoal agent started" line. Default 30 s. */
   startMs?: number
@@ -49,6 +45,10 @@ export interface CliAgentOptions {
  * `--http` and `--xds` (port 0) unless `args` names them.
  */
 export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: CliAgentOptions = {}): Promise<CliAgent> {
+  if (opts.cli === undefined) {
+    const why = ensureBuilt()
+    if (why) throw new Error(`no built CLI: ${why}`)
+  }
   const defaults: string[] = []
   for (const [flag, v] of [
     ['--bind', '127.0.0.1:0'],
@@ -56,7 +56,7 @@ export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: 
     ['--xds', '127.0.0.1:0'],
   ] as const)
     if (!args.includes(flag)) defaults.push(flag, v)
-  const proc = spawn(process.execPath, [opts.cli ?? REPO_CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {
+  const proc = spawn(process.execPath, [opts.cli ?? CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
   })

@@ -13,13 +13,13 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { REPO_ROOT } from './agent-process.js'
+import { REPO_ROOT } from './cli.js'
 
 /**
  * The release before wire protocol 2 (issue 12): strict decoders, 13-field records. Bump it
  * to the last release when the next one is cut; SHOAL_PREVIOUS_RELEASE overrides it.
  */
-export const PREVIOUS_RELEASE = process.env.SHOAL_PREVIOUS_RELEASE ?? 'e7d32c9536852563bcd5ec1361e78c678dd8ebec'
+export const PREVIOUS_RELEASE = process.env.SHOAL_PREVIOUS_RELEASE ?? 'cf3a79864a1b77461397cb47a529711d57b773b3'
 
 interface SkipLike {
   skip(...args: any[]): unknown
