@@ -19,7 +19,7 @@ import { REPO_ROOT } from './cli.js'
  * The release before wire protocol 2 (issue 12): strict decoders, 13-field records. Bump it
  * to the last release when the next one is cut; SHOAL_PREVIOUS_RELEASE overrides it.
  */
-export const PREVIOUS_RELEASE = process.env.SHOAL_PREVIOUS_RELEASE ?? 'cf3a79864a1b77461397cb47a529711d57b773b3'
+export const PREVIOUS_RELEASE = process.env.SHOAL_PREVIOUS_RELEASE ?? 'dadb2f68e8c338967975450fa08ab4f04a639993'
 
 interface SkipLike {
   skip(...args: any[]): unknown
