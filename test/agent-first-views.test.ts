@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'shoal-views-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const flags = (node: string, extra: string[]) => [
-  ...['--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local'],
+  ...['--node', node, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', 'off', '--profile', 'local'],
   ...['--cluster', 'views', '--ready-timeout', '2s'],
   ...extra,
 ]

@@ -35,7 +35,7 @@ async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<
 }
 
 const flags = (node: string, file: string, bind = '127.0.0.1:0', join?: string) => [
-  ...['--node', node, '--bind', bind, '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0'],
+  ...['--node', node, '--bind', bind, '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', 'off'],
   ...['--profile', 'local', '--cluster', 'limits', '--discovery', 'static', '--static', file],
   ...(join ? ['--join', join] : []),
 ]

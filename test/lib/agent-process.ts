@@ -41,7 +41,7 @@ export interface CliAgentOptions {
 
 /**
  * Starts `node <cli> agent <args> --log-level info` and resolves once it logged that it
- * started (rejects with its output when it exits first). Loopback defaults for `--bind`,
+ * started (rejects with its output when it exits first). Loopback defaults for `--bind`, `--dns`,
  * `--http` and `--xds` (port 0) unless `args` names them.
  */
 export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: CliAgentOptions = {}): Promise<CliAgent> {
@@ -54,6 +54,7 @@ export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: 
     ['--bind', '127.0.0.1:0'],
     ['--http', '127.0.0.1:0'],
     ['--xds', '127.0.0.1:0'],
+    ['--dns', '127.0.0.1:0'],
   ] as const)
     if (!args.includes(flag)) defaults.push(flag, v)
   const proc = spawn(process.execPath, [opts.cli ?? CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {

@@ -1,6 +1,6 @@
 /**
  * The previous release, built, for the test that runs it beside this one (README "Upgrades":
- * any two consecutive releases interoperate). `git archive` of PREVIOUS_RELEASE into a folder
+ * any two consecutive releases interoperate). `git archive` of that commit into a folder
  * under /tmp, its dependencies (this tree's node_modules when the lockfiles are identical, else
  * `npm ci`), `tsc`; the result is kept as /tmp/shoal-release-<commit> so that a rerun starts
  * at once, and rebuilt when missing or broken.
@@ -16,10 +16,19 @@ import { join } from 'node:path'
 import { REPO_ROOT } from './cli.js'
 
 /**
- * The release before wire protocol 2 (issue 12): strict decoders, 13-field records. Bump it
- * to the last release when the next one is cut; SHOAL_PREVIOUS_RELEASE overrides it.
+ * The release before wire protocol 2 (issue 12: strict decoders, 13-field records): the parent
+ * of the commit that introduced `GOSSIP_PROTOCOL = 2`, found in the history so that it stays
+ * right across rebases and merges. When a release raises the protocol again, search for the
+ * new line instead. SHOAL_PREVIOUS_RELEASE (a commit) overrides it.
  */
-export const PREVIOUS_RELEASE = process.env.SHOAL_PREVIOUS_RELEASE ?? 'dadb2f68e8c338967975450fa08ab4f04a639993'
+function previousReleaseCommit(): string | undefined {
+  if (process.env.SHOAL_PREVIOUS_RELEASE) return process.env.SHOAL_PREVIOUS_RELEASE
+  const log = run('git', ['log', '--format=%H', '-S', 'GOSSIP_PROTOCOL = 2', '--', 'src/gossip/messages.ts'], REPO_ROOT)
+  const introduced = log.ok ? log.out.trim().split('\n').at(-1) : undefined
+  if (!introduced) return undefined
+  const parent = run('git', ['rev-parse', `${introduced}^`], REPO_ROOT)
+  return parent.ok ? parent.out.trim() : undefined
+}
 
 interface SkipLike {
   skip(...args: any[]): unknown
@@ -32,9 +41,11 @@ function run(cmd: string, args: string[], cwd: string, input?: Buffer): { ok: bo
 
 /** The path of the previous release's dist/cli.js, building it first if needed; undefined after skipping `t`. */
 export function previousRelease(t: SkipLike): string | undefined {
-  const commit = PREVIOUS_RELEASE
-  if (!run('git', ['cat-file', '-e', `${commit}^{commit}`], REPO_ROOT).ok) {
-    t.skip(`needs the git history holding the previous release ${commit} (a full clone)`)
+  const commit = previousReleaseCommit()
+  if (!commit || !run('git', ['cat-file', '-e', `${commit}^{commit}`], REPO_ROOT).ok) {
+    t.skip(
+      `needs the git history holding the previous release (${commit ?? 'the parent of the commit that introduced GOSSIP_PROTOCOL = 2'}): a full clone`,
+    )
     return undefined
   }
   const cache = `/tmp/shoal-release-${commit.slice(0, 12)}`

@@ -43,12 +43,20 @@ t.test('a Docker agent restarts: its Envoy and its peer never see less than befo
   writeFileSync(file, JSON.stringify({ services: [{ id: 'peer-web', name: 'peer-web', ports: [{ port: 8080, servicePort: 10_000 }] }] }))
   const peer = new Agent(
     parseAgentConfig(
-      ['--node', 'peer', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'wan'].concat([
-        '--discovery',
-        'static',
-        '--static',
-        file,
-      ]),
+      [
+        '--node',
+        'peer',
+        '--bind',
+        '127.0.0.1:0',
+        '--http',
+        '127.0.0.1:0',
+        '--xds',
+        '127.0.0.1:0',
+        '--dns',
+        'off',
+        '--profile',
+        'wan',
+      ].concat(['--discovery', 'static', '--static', file]),
       {},
     ),
     { logger: silentLogger() },
