@@ -790,15 +790,17 @@ export async function startCluster(
     lab.startAgent(i, { join: seeds, ...perHost(i) })
   }
   const names = lab.hosts.slice(0, startCount).map((h) => h.ns)
+  // Ceilings, not expectations: a cluster is ready in a second or two on an idle machine, but
+  // five node processes starting at once on a loaded 2-core machine took over 30 s.
   await waitFor(
     'every agent ready',
-    30_000,
+    120_000,
     async () => (await Promise.all([...lab.agents.values()].map((a) => a.ready()))).every(Boolean),
     200,
   )
   await waitFor(
     'every agent lists every host alive',
-    30_000,
+    120_000,
     async () => {
       for (const a of lab.agents.values()) if (!sameAlive(await a.members(), names)) return false
       return true

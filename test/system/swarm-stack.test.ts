@@ -444,7 +444,10 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       'the new agent process to answer /readyz 503',
     )
     const upAt = Date.now()
-    t.ok(relay.waiting() >= 1, 'its join is waiting at the held seed')
+    // The new process joins only after its sources' first views (the Docker engine's first
+    // list), which on a busy machine comes after its HTTP endpoint answers: wait for it.
+    await waitFor(() => relay.waiting() >= 1, 60_000, 'the new agent to join through the held seed')
+    t.pass('its join is waiting at the held seed')
 
     // A client (as Envoy) connects now: nothing may be served before ready, not even an empty view.
     const ads = new AdsClient(xdsPort)
