@@ -157,6 +157,24 @@ t.test('bad labels: the bad port or container is skipped with a problem naming b
     name.problems.map((p) => p.reason),
     ['bad-name'],
   )
+  // A container that asks for authorization in words Shoal cannot read is not served open.
+  for (const [labels, label, says] of [
+    [{ 'shoal.authz': 'authz:70000' }, 'shoal.authz', /"authz:70000" is not NAME or NAME:SERVICEPORT/],
+    [{ 'shoal.authz': 'authz', 'shoal.authz.timeout': 'fast' }, 'shoal.authz.timeout', /"fast" is not a duration/],
+    [{ 'shoal.authz.failure_mode_allow': 'false' }, 'shoal.authz', /is missing while shoal.authz.failure_mode_allow is set/],
+  ] as const) {
+    const authz = mapContainer(facts({ labels: { ServiceName: 's', ...labels } }), adv)
+    t.equal(authz.spec, undefined, `${JSON.stringify(labels)}: not served`)
+    t.same(
+      authz.problems.map((p) => [p.label, p.reason, p.skipped]),
+      [[label, 'bad-authz', 'container']],
+    )
+    t.match(authz.problems[0]!.message, says)
+    t.match(authz.problems[0]!.message, new RegExp(`^container web-1: ${label.replace(/\./g, '\\.')}: .*not served until this is fixed$`))
+  }
+  const good = mapContainer(facts({ labels: { ServiceName: 's', 'shoal.authz': 'authz', 'shoal.authz.failure_mode_allow': 'true' } }), adv)
+  t.same(good.problems, [])
+  t.equal(good.spec?.labels['shoal.authz'], 'authz', 'the labels travel with the record')
 })
 
 t.test('checks and proxy modes from labels and aliases', async (t) => {

@@ -98,6 +98,42 @@ t.test('each invalid field is named with file, entry and field', async (t) => {
     ],
     [shoal({ name: 'x', labels: { a: 1 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].labels.a: must be a string'],
     [shoal({ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }), 'services[1]: instance id'],
+    [
+      shoal({ name: 'x', authz: 'authz', ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz: must be an object like {"service": "authz"}',
+    ],
+    [
+      shoal({ name: 'x', authz: {}, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.service: must be a string NAME or NAME:SERVICEPORT',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'authz:0' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.service: "authz:0" is not NAME or NAME:SERVICEPORT',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'authz', failureModeAllow: 'yes' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.failureModeAllow: must be true or false',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'authz', timeout: '5' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.timeout: "5" is not a duration like 500ms',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'authz', timeout: '90s' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.timeout: "90s" is outside 1ms to 60s',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'a', mode: 'tcp' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz.mode: is not a field',
+    ],
+    [
+      shoal({ name: 'x', authz: { service: 'a' }, labels: { 'shoal.authz': 'b' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].authz: cannot be combined with the label shoal.authz',
+    ],
+    [
+      shoal({ name: 'x', labels: { 'shoal.authz': 'a', 'shoal.authz.failure_mode_allow': 'no' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].labels.shoal.authz.failure_mode_allow: "no" is not true or false',
+    ],
     [JSON.stringify([{ Service: { Name: 'a', Ports: [{ Port: 'x', ServicePort: 1 }] } }]), '[0].Service.Ports[0].Port: must be an integer'],
     [JSON.stringify([{ Service: { Name: 'a', Ports: [] } }]), '[0].Service.Ports: must be a non-empty array'],
     [JSON.stringify([{ Nope: 1 }]), '[0].Service: must be an object'],
@@ -111,6 +147,21 @@ t.test('each invalid field is named with file, entry and field', async (t) => {
     t.ok(msg.startsWith('/etc/shoal/static.json: '), `names the file: ${msg}`)
     t.ok(msg.includes(want.replace(/^static\.json: /, '')), `"${msg}" includes "${want}"`)
   }
+})
+
+t.test('the authz field becomes the labels every consumer reads', async (t) => {
+  const [, web] = parseStaticServices(
+    shoal({ name: 'x', authz: { service: 'Authz:10100', failureModeAllow: true, timeout: '1s' }, ports: [{ port: 1, servicePort: 2 }] }),
+    'f.json',
+    '10.0.0.5',
+  ) as [LocalServiceSpec, LocalServiceSpec]
+  t.same(web.labels, { 'shoal.authz': 'authz:10100', 'shoal.authz.failure_mode_allow': 'true', 'shoal.authz.timeout': '1000ms' })
+  const [, bare] = parseStaticServices(
+    shoal({ name: 'x', authz: { service: 'authz' }, ports: [{ port: 1, servicePort: 2 }] }),
+    'f.json',
+    '10.0.0.5',
+  ) as [LocalServiceSpec, LocalServiceSpec]
+  t.same(bare.labels, { 'shoal.authz': 'authz', 'shoal.authz.failure_mode_allow': 'false', 'shoal.authz.timeout': '200ms' })
 })
 
 t.test('examples/static.json is valid', async (t) => {

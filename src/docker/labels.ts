@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import type { ContainerInspectInfo } from 'dockerode'
 import { CheckType, type CheckSpec, type DockerHealth } from '../health/types.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from '../registry/types.js'
-import { imageName, normaliseName } from '../registry/index.js'
+import { authzOf, imageName, normaliseName } from '../registry/index.js'
 
 /** One port binding as Docker reports it: `HostIp` may be '', '0.0.0.0', '::' or an address. */
 export interface PortBinding {
@@ -39,6 +39,7 @@ export const SkipReason = {
   unpublishedPort: 'unpublished-port',
   loopbackBinding: 'loopback-binding',
   notOnNetwork: 'not-on-network',
+  badAuthz: 'bad-authz',
 } as const
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason]
 
@@ -164,6 +165,14 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
       return { problems }
     }
     proxyMode = v as ProxyMode
+  }
+
+  // A service that asks for authorization in words Shoal cannot read is left out rather
+  // than served without it.
+  const authz = authzOf(labels)
+  if (authz.kind === 'invalid') {
+    skip(authz.label, SkipReason.badAuthz, 'container', `${authz.problem}; the container is not served until this is fixed`)
+    return { problems }
   }
 
   let check: CheckSpec | undefined

@@ -18,6 +18,8 @@ export { REGISTRY_PROTOCOL, registryProtocolOf } from './wire.js'
 export { StaticSource, parseStaticServices } from './static.js'
 export type { StaticSourceOptions } from './static.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
+export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
+export type { AuthzRequest, AuthzSpec } from './authz.js'
 export { ServiceStatus, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
 export type {
   ServicePortSpec,

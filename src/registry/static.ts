@@ -7,7 +7,8 @@
  *   { "services": [ { "id"?: "web-1", "name": "web", "image"?: "web:1",
  *       "ports": [ { "port": 8080, "servicePort": 10080, "type"?: "tcp", "ip"?: "127.0.0.1" } ],
  *       "proxyMode"?: "http", "check"?: { "type": "HttpGet", "args": "http://{{ host }}:8080/" },
- *       "labels"?: { "team": "a" } } ] }
+ *       "labels"?: { "team": "a" },
+ *       "authz"?: { "service": "authz" or "authz:10100", "failureModeAllow"?: false, "timeout"?: "200ms" } } ] }
  *
  * Sidecar's format (a top-level array of targets):
  *   [ { "Service": { "ID"?, "Name", "Image", "Ports": [ { "Type", "Port", "ServicePort", "IP"? } ],
@@ -22,6 +23,7 @@ import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
 import { CheckType } from '../health/types.js'
 import type { Logger } from '../log.js'
+import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource } from './types.js'
 
@@ -105,6 +107,41 @@ function labelsOf(p: Problems, where: string, v: unknown): Record<string, string
   return out
 }
 
+/**
+ * The `authz` field (README, External authorization) as the labels a record carries, checked
+ * with the rule every consumer reads them by; or the `shoal.authz*` labels written directly.
+ * Both at once is refused: one place says how a service is protected.
+ */
+function withAuthz(p: Problems, where: string, v: unknown, labels: Record<string, string>): Record<string, string> {
+  const spelled = Object.values(AuthzLabel).filter((k) => labels[k] !== undefined)
+  if (v === undefined || v === null) {
+    const r = authzOf(labels)
+    if (r.kind === 'invalid') p.fail(`${where.replace(/authz$/, 'labels')}.${r.label}`, r.problem)
+    return labels
+  }
+  if (spelled.length) p.fail(where, `cannot be combined with the label ${spelled[0]}: say it in one place`)
+  if (!isObj(v)) p.fail(where, `must be an object like {"service": "authz"} (got ${describe(v)})`)
+  for (const k of Object.keys(v))
+    if (k !== 'service' && k !== 'failureModeAllow' && k !== 'timeout')
+      p.fail(`${where}.${k}`, 'is not a field (service, failureModeAllow, timeout)')
+  if (typeof v.service !== 'string') p.fail(`${where}.service`, `must be a string NAME or NAME:SERVICEPORT (got ${describe(v.service)})`)
+  if (v.failureModeAllow !== undefined && typeof v.failureModeAllow !== 'boolean')
+    p.fail(`${where}.failureModeAllow`, `must be true or false (got ${describe(v.failureModeAllow)})`)
+  if (v.timeout !== undefined && typeof v.timeout !== 'string')
+    p.fail(`${where}.timeout`, `must be a duration like "250ms" or "1s" (got ${describe(v.timeout)})`)
+  const raw: Record<string, string> = { [AuthzLabel.service]: v.service }
+  if (v.failureModeAllow !== undefined) raw[AuthzLabel.failureModeAllow] = String(v.failureModeAllow)
+  if (v.timeout !== undefined) raw[AuthzLabel.timeout] = v.timeout
+  const r = authzOf(raw)
+  if (r.kind === 'invalid') {
+    const field = { [AuthzLabel.service]: 'service', [AuthzLabel.failureModeAllow]: 'failureModeAllow', [AuthzLabel.timeout]: 'timeout' }[
+      r.label
+    ]
+    p.fail(`${where}.${field}`, r.problem)
+  }
+  return r.kind === 'spec' ? { ...labels, ...authzLabels(r.spec) } : labels
+}
+
 function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
   const w = `services[${i}]`
   if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
@@ -138,7 +175,7 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
     created: 0,
     ports,
     proxyMode: proxyMode as ProxyMode,
-    labels: labelsOf(p, `${w}.labels`, e.labels),
+    labels: withAuthz(p, `${w}.authz`, e.authz, labelsOf(p, `${w}.labels`, e.labels)),
     source: 'static',
     origin: `${p.file} ${w}`,
   }
