@@ -36,7 +36,9 @@ function randomRecord(rand: (n: number) => number, host: string, bootId: string,
     status: STATUSES[rand(STATUSES.length)]!,
   })
   const extra = rand(4) === 0 ? [{ type: 'tcp' as const, port: 9100 + rand(5), servicePort: 10000 + rand(5), ip: '127.0.0.2' }] : []
-  return { ...r, bootId, ports: [...r.ports, ...extra] }
+  // Some ask for external authorization by another name: their listeners follow its groups.
+  const labels: Record<string, string> = rand(3) === 0 ? { 'shoal.authz': NAMES[rand(NAMES.length)]! } : {}
+  return { ...r, bootId, ports: [...r.ports, ...extra], labels }
 }
 
 function summary(s: KindSnapshot): Record<string, string[]> {
@@ -102,12 +104,14 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
       if (
         JSON.stringify(got) !== JSON.stringify(want.groups) ||
         JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
-        JSON.stringify(index.dropped) !== JSON.stringify(want.dropped)
+        JSON.stringify(index.dropped) !== JSON.stringify(want.dropped) ||
+        JSON.stringify(index.authzIssues) !== JSON.stringify(want.authzIssues)
       ) {
         mismatches++
         t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
         t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
         t.same(index.dropped, want.dropped, `seed ${seed} step ${step}: dropped endpoints`)
+        t.same(index.authzIssues, want.authzIssues, `seed ${seed} step ${step}: authorization problems`)
       }
       for (const kind of ['envoy', 'grpc'] as NodeKind[]) {
         const a = inc.build(snap, kind)

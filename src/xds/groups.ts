@@ -7,7 +7,13 @@
  * their own set of changed ServicePorts. resources.ts turns a group into Envoy objects.
  */
 import { isIP } from 'node:net'
+import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, type AuthzRequest } from '../registry/index.js'
 import { liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+
+/** The name of a ServicePort group's Cluster, ClusterLoadAssignment, Listener and RouteConfiguration: `name:servicePort`. */
+export function clusterName(name: string, servicePort: number): string {
+  return `${name}:${servicePort}`
+}
 
 /** Two or more service names claiming one ServicePort: the smallest name wins. */
 export interface ServicePortConflict {
@@ -39,6 +45,102 @@ export interface ServicePortGroup {
    * draining) per address, and none with an address a client cannot use (see endpointFilter).
    */
   instances: Instance[]
+  /** External authorization the service asks for, resolved against this snapshot's groups (absent: none). */
+  authz?: GroupAuthz
+}
+
+/**
+ * Why an authorization request cannot be served: the authorization service is not in the
+ * registry (`missing`), has several ServicePorts and the request names none (`ambiguous`),
+ * is not in proxy mode grpc, so Envoy cannot call it (`not_grpc`), or the labels do not read
+ * (`invalid`). Envoy then denies everything on the protected listener, unless
+ * failure_mode_allow.
+ */
+export type AuthzProblem = 'missing' | 'ambiguous' | 'not_grpc' | 'invalid'
+
+/** A group's external authorization, resolved against the groups of the same snapshot. */
+export interface GroupAuthz {
+  /** The request as written: `name` or `name:servicePort` (the raw label value when it does not read). */
+  target: string
+  failureModeAllow: boolean
+  /** Timeout of one Check call, ms. */
+  timeoutMs: number
+  /** The authorization service's group in this snapshot (its Cluster is `name:servicePort`), or null. */
+  upstream: { name: string; servicePort: number } | null
+  problem?: AuthzProblem
+  /** What is wrong and what to do (with a problem). */
+  detail?: string
+}
+
+/** An authorization request that cannot be served, for logs, metrics and `/debug/xds`. */
+export interface AuthzIssue {
+  servicePort: number
+  service: string
+  target: string
+  problem: AuthzProblem
+  detail: string
+  failureModeAllow: boolean
+}
+
+/** Same resolution (so a group whose authorization did not change is not rebuilt). */
+export function sameAuthz(a: GroupAuthz | undefined, b: GroupAuthz | undefined): boolean {
+  if (a === b) return true
+  if (!a || !b) return false
+  return (
+    a.target === b.target &&
+    a.failureModeAllow === b.failureModeAllow &&
+    a.timeoutMs === b.timeoutMs &&
+    a.problem === b.problem &&
+    a.detail === b.detail &&
+    a.upstream?.name === b.upstream?.name &&
+    a.upstream?.servicePort === b.upstream?.servicePort
+  )
+}
+
+/**
+ * The resolution rule of an authorization request (README, External authorization), given
+ * the winning groups of a snapshot and the ServicePorts each name won: `NAME:SERVICEPORT`
+ * must be a group of NAME; `NAME` must have exactly one ServicePort; the group must be in
+ * proxy mode grpc (ext_authz calls `envoy.service.auth.v3.Authorization/Check` over gRPC,
+ * which needs HTTP/2 to the upstream: only grpc Clusters have it).
+ */
+export function resolveAuthz(
+  req: Exclude<AuthzRequest, { kind: 'none' }>,
+  groupAt: (servicePort: number) => ServicePortGroup | undefined,
+  servicePortsOf: (name: string) => readonly number[],
+): GroupAuthz {
+  if (req.kind === 'invalid') {
+    return {
+      target: req.target,
+      failureModeAllow: false,
+      timeoutMs: AUTHZ_DEFAULT_TIMEOUT_MS,
+      upstream: null,
+      problem: 'invalid',
+      detail: `${req.label}: ${req.problem}`,
+    }
+  }
+  const { service, servicePort, failureModeAllow, timeoutMs } = req.spec
+  const target = servicePort === undefined ? service : `${service}:${servicePort}`
+  const base = { target, failureModeAllow, timeoutMs }
+  const fail = (problem: AuthzProblem, detail: string): GroupAuthz => ({ ...base, upstream: null, problem, detail })
+  const sps = [...servicePortsOf(service)].sort((a, b) => a - b)
+  let sp = servicePort
+  if (sp === undefined) {
+    if (sps.length === 0) return fail('missing', `no service ${service} is in the registry; start it, or fix shoal.authz`)
+    if (sps.length > 1)
+      return fail('ambiguous', `${service} has ServicePorts ${sps.join(', ')}; name one: shoal.authz=${service}:${sps[0]}`)
+    sp = sps[0]!
+  } else if (!sps.includes(sp)) {
+    const has = sps.length ? ` (it has ServicePort${sps.length > 1 ? 's' : ''} ${sps.join(', ')})` : ''
+    return fail('missing', `no service ${service} on ServicePort ${sp} is in the registry${has}; start it, or fix shoal.authz`)
+  }
+  const g = groupAt(sp)!
+  if (g.mode !== 'grpc')
+    return fail(
+      'not_grpc',
+      `${service}:${sp} is in proxy mode ${g.mode}; Envoy calls an authorization service over gRPC: give it proxy mode grpc`,
+    )
+  return { ...base, upstream: { name: service, servicePort: sp } }
 }
 
 /** Why an instance is left out of its ServicePort's ClusterLoadAssignment. */
@@ -160,6 +262,24 @@ function cmp(a: string, b: string): number {
 // Instances are derived per record object: an unchanged record yields the identical instance
 // objects, so the snapshot cache can compare groups by identity.
 const instanceCache = new WeakMap<ServiceRecord, Instance[]>()
+const recordOfInstance = new WeakMap<Instance, ServiceRecord>()
+const authzCache = new WeakMap<ServiceRecord, AuthzRequest>()
+
+/**
+ * The authorization request of a group's instances: the first instance (by host, id) whose
+ * record asks for one decides, so a service some instances protect is protected (a rolling
+ * update that adds authorization closes the door at its first instance, not its last).
+ */
+export function authzRequestOf(instances: readonly Instance[]): AuthzRequest {
+  for (const i of instances) {
+    const r = recordOfInstance.get(i)
+    if (!r) continue
+    let req = authzCache.get(r)
+    if (!req) authzCache.set(r, (req = authzOf(r.labels)))
+    if (req.kind !== 'none') return req
+  }
+  return { kind: 'none' }
+}
 
 /** The instances (tcp ports) of one record, cached per record object. */
 export function instancesOf(r: ServiceRecord): Instance[] {
@@ -168,6 +288,7 @@ export function instancesOf(r: ServiceRecord): Instance[] {
     list = r.ports
       .filter((p) => p.type === 'tcp')
       .map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
+    for (const i of list) recordOfInstance.set(i, r)
     instanceCache.set(r, list)
   }
   return list
@@ -197,6 +318,12 @@ export class GroupIndex {
   private conflictList: ServicePortConflict[] = []
   private droppedBySp = new Map<number, DroppedEndpoint[]>()
   private droppedList: DroppedEndpoint[] = []
+  /** Authorization requests of the groups that make one, by ServicePort. */
+  private authzReqBySp = new Map<number, Exclude<AuthzRequest, { kind: 'none' }>>()
+  /** ServicePorts whose request names a service, by that name: they are re-resolved when its groups change. */
+  private authzDependents = new Map<string, Set<number>>()
+  private authzIssueBySp = new Map<number, AuthzIssue>()
+  private authzIssueList: AuthzIssue[] = []
   private consumers: Array<Set<number>> = []
   private applied: { snap: CatalogSnapshot; seq: number } | undefined
 
@@ -208,6 +335,11 @@ export class GroupIndex {
   /** Instances left out of their ClusterLoadAssignment, by ServicePort; a new array only when they changed. */
   get dropped(): DroppedEndpoint[] {
     return this.droppedList
+  }
+
+  /** Authorization requests that cannot be served, by ServicePort; a new array only when they changed. */
+  get authzIssues(): AuthzIssue[] {
+    return this.authzIssueList
   }
 
   /** A set that collects every ServicePort whose group changed (or went) from now on; the consumer clears it. */
@@ -266,6 +398,8 @@ export class GroupIndex {
   private regroup(touched: Set<number>): void {
     const changed = new Set<number>()
     const namesChanged = new Set<string>()
+    /** Names whose groups were rebuilt, appeared or went: requests naming them are resolved again. */
+    const affected = new Set<string>()
     let conflictsChanged = false
     let droppedChanged = false
     for (const sp of touched) {
@@ -288,13 +422,17 @@ export class GroupIndex {
         const { kept, dropped } = endpointFilter(sp, name, all)
         // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
         next = { name, instances: kept, mode: all[0]!.mode, losers: sorted.slice(1) }
+        this.setAuthzRequest(sp, authzRequestOf(all))
         if (dropped.length || this.droppedBySp.has(sp)) {
           const had = this.droppedBySp.get(sp)
           if (JSON.stringify(had ?? []) !== JSON.stringify(dropped)) droppedChanged = true
           if (dropped.length) this.droppedBySp.set(sp, dropped)
           else this.droppedBySp.delete(sp)
         }
-      } else if (this.droppedBySp.delete(sp)) droppedChanged = true
+      } else {
+        if (this.droppedBySp.delete(sp)) droppedChanged = true
+        this.setAuthzRequest(sp, { kind: 'none' })
+      }
       const hadConflict = this.conflictBySp.get(sp)
       if (next && next.losers.length) {
         const cf = { servicePort: sp, winner: next.name, losers: next.losers }
@@ -320,6 +458,8 @@ export class GroupIndex {
           namesChanged.add(next.name)
         }
       }
+      if (prev) affected.add(prev.name)
+      if (next) affected.add(next.name)
       if (!next) {
         if (prev) {
           this.groups.delete(sp)
@@ -350,10 +490,75 @@ export class GroupIndex {
         }
       }
     }
+    this.resolveAuthzRequests(changed, affected)
     if (droppedChanged) {
       this.droppedList = [...this.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
     }
     if (conflictsChanged) this.conflictList = [...this.conflictBySp.values()].sort((a, b) => a.servicePort - b.servicePort)
     for (const c of this.consumers) for (const sp of changed) c.add(sp)
+  }
+
+  private setAuthzRequest(sp: number, req: AuthzRequest): void {
+    const prev = this.authzReqBySp.get(sp)
+    if (prev?.kind === 'spec') {
+      const deps = this.authzDependents.get(prev.spec.service)
+      deps?.delete(sp)
+      if (deps?.size === 0) this.authzDependents.delete(prev.spec.service)
+    }
+    if (req.kind === 'none') {
+      this.authzReqBySp.delete(sp)
+      return
+    }
+    this.authzReqBySp.set(sp, req)
+    if (req.kind === 'spec') {
+      let deps = this.authzDependents.get(req.spec.service)
+      if (!deps) this.authzDependents.set(req.spec.service, (deps = new Set()))
+      deps.add(sp)
+    }
+  }
+
+  /**
+   * Resolve the authorization requests of the groups rebuilt in this round and of every group
+   * whose request names a service whose groups changed (appeared, went, changed mode), once
+   * every group of the round is final: a protected service and its authorization service may
+   * change in one snapshot. A group whose resolution changed is replaced and marked changed.
+   */
+  private resolveAuthzRequests(changed: Set<number>, affected: Set<string>): void {
+    const todo = new Set<number>()
+    for (const sp of changed) todo.add(sp)
+    for (const name of affected) for (const sp of this.authzDependents.get(name) ?? []) todo.add(sp)
+    let issuesChanged = false
+    const groupAt = (sp: number) => this.groups.get(sp)
+    const servicePortsOf = (name: string) => [...(this.spsOfName.get(name) ?? [])]
+    for (const sp of todo) {
+      const g = this.groups.get(sp)
+      const req = this.authzReqBySp.get(sp)
+      const authz = g && req ? resolveAuthz(req, groupAt, servicePortsOf) : undefined
+      if (g && !sameAuthz(g.authz, authz)) {
+        const next: ServicePortGroup = { ...g }
+        if (authz) next.authz = authz
+        else delete next.authz
+        this.groups.set(sp, next)
+        changed.add(sp)
+      }
+      const issue: AuthzIssue | undefined =
+        g && authz?.problem
+          ? {
+              servicePort: sp,
+              service: g.name,
+              target: authz.target,
+              problem: authz.problem,
+              detail: authz.detail!,
+              failureModeAllow: authz.failureModeAllow,
+            }
+          : undefined
+      const had = this.authzIssueBySp.get(sp)
+      if (JSON.stringify(had) !== JSON.stringify(issue)) {
+        issuesChanged = true
+        if (issue) this.authzIssueBySp.set(sp, issue)
+        else this.authzIssueBySp.delete(sp)
+      }
+    }
+    if (issuesChanged) this.authzIssueList = [...this.authzIssueBySp.values()].sort((a, b) => a.servicePort - b.servicePort)
   }
 }

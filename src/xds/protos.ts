@@ -26,7 +26,21 @@ export const ExtUrl = {
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  extAuthzHttp: 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
+  extAuthzNetwork: 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
+  rbacHttp: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  rbacNetwork: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
 } as const
+
+/**
+ * A google.protobuf.Duration of `ms` milliseconds, as a plain object for `fromObject`.
+ *
+ * @example
+ *   protoDuration(1500) // { seconds: 1, nanos: 500_000_000 }
+ */
+export function protoDuration(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 }
+}
 
 /** Short name of a resource type, for metrics, logs and `/debug/xds`. */
 export type TypeLabel = 'cds' | 'eds' | 'lds' | 'rds'
@@ -109,6 +123,11 @@ const FILES = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // External authorization (authz.ts): the ext_authz filters, and RBAC for a listener that fails closed.
+  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
 ]
 
 /** Options for decoding DiscoveryRequests and DiscoveryResponses into plain objects. */

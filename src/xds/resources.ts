@@ -5,8 +5,9 @@
  * `{ '@type': url, ...fields }` so that the validator can walk into it and protobufjs
  * packs it with its loaded type.
  */
-import type { Instance, ServicePortGroup } from './groups.js'
-import { ExtUrl } from './protos.js'
+import { clusterName, type Instance, type ServicePortGroup } from './groups.js'
+import { authzHttpFilters, authzNetworkFilters } from './authz.js'
+import { ExtUrl, protoDuration } from './protos.js'
 
 /** Who is on the other end of an ADS stream: an Envoy (socket listeners) or a proxyless gRPC client (api listeners). */
 export type NodeKind = 'envoy' | 'grpc'
@@ -57,13 +58,7 @@ export interface ResourceSet {
   routes: Map<string, object>
 }
 
-export function clusterName(name: string, servicePort: number): string {
-  return `${name}:${servicePort}`
-}
-
-function duration(ms: number): { seconds: number; nanos: number } {
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 }
-}
+export { clusterName }
 
 const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }
 
@@ -78,7 +73,7 @@ const ROUTER_FILTER = { name: 'envoy.filters.http.router', typed_config: { '@typ
 function outlierDetection(intervalMs: number): object {
   return {
     consecutive_5xx: { value: 5 },
-    interval: duration(intervalMs),
+    interval: protoDuration(intervalMs),
     base_ejection_time: { seconds: 30, nanos: 0 },
     max_ejection_percent: { value: 50 },
     // Envoy's defaults, spelled out: grpc-js reads an unset success_rate_minimum_hosts as
@@ -102,7 +97,7 @@ export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } },
-    connect_timeout: duration(opts.connectTimeoutMs ?? 1000),
+    connect_timeout: protoDuration(opts.connectTimeoutMs ?? 1000),
     lb_policy: 'ROUND_ROBIN',
     outlier_detection: outlierDetection(opts.outlierIntervalMs ?? 10_000),
   }
@@ -175,6 +170,7 @@ export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): 
       filter_chains: [
         {
           filters: [
+            ...authzNetworkFilters(g),
             { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': ExtUrl.tcpProxy, stat_prefix: stat, cluster: name } },
           ],
         },
@@ -186,7 +182,7 @@ export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): 
     stat_prefix: stat,
     codec_type: 'AUTO',
     rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
-    http_filters: [ROUTER_FILTER],
+    http_filters: [...authzHttpFilters(g), ROUTER_FILTER],
   }
   if (g.mode === 'ws') hcm.upgrade_configs = [{ upgrade_type: 'websocket' }]
   return {
@@ -196,7 +192,11 @@ export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): 
   }
 }
 
-/** A gRPC api listener named `listenerName` with an inline route config matching `name` and `name:port`. */
+/**
+ * A gRPC api listener named `listenerName` with an inline route config matching `name` and
+ * `name:port`. It carries no authorization filter even when the service asks for one
+ * (authz.ts): gRPC's xDS clients implement none and would NACK the Listener.
+ */
 export function buildApiListener(g: ServicePortGroup, listenerName: string): object {
   const domains = [g.name, clusterName(g.name, g.servicePort)]
   return {

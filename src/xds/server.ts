@@ -21,7 +21,7 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
-import type { DroppedEndpoint, ServicePortConflict } from './groups.js'
+import type { AuthzIssue, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
   loadXdsProtos,
@@ -98,6 +98,8 @@ export interface XdsDebugInfo {
   conflicts: ServicePortConflict[]
   /** Instances left out of a ClusterLoadAssignment (an address listed twice, not an IP, a bad port). */
   dropped: DroppedEndpoint[]
+  /** Authorization requests that cannot be served: the listener denies everything (or, with failure_mode_allow, checks nothing). */
+  authz: AuthzIssue[]
   invalid: Array<{ kind: NodeKind; type: string; name: string; errors: string[] }>
 }
 
@@ -158,6 +160,9 @@ export class XdsServer {
   private lastDropped: DroppedEndpoint[] | null = null
   /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
   private loggedDrops = new Set<string>()
+  private lastAuthz: AuthzIssue[] | null = null
+  /** Authorization issues already logged, by a key of (ServicePort, target, detail): each is logged once while it lasts. */
+  private loggedAuthz = new Map<string, AuthzIssue>()
   private readonly m: {
     clients: Gauge
     pushes: Counter
@@ -167,6 +172,7 @@ export class XdsServer {
     badRequests: Counter
     conflicts: Gauge
     dropped: Gauge
+    authz: Gauge
     latency: Histogram
   }
 
@@ -202,6 +208,11 @@ export class XdsServer {
         name: 'shoal_xds_dropped_endpoints',
         help: 'Instances left out of their ClusterLoadAssignment (duplicate_address, not_an_ip, port_out_of_range)',
         labelNames: ['reason'],
+      }),
+      authz: gauge(registry, {
+        name: 'shoal_xds_authz_unresolved',
+        help: 'ServicePorts whose external authorization cannot be served (missing, ambiguous, not_grpc, invalid): their Envoy listener denies all unless failure_mode_allow',
+        labelNames: ['problem'],
       }),
       latency: histogram(registry, {
         name: 'shoal_xds_push_latency_seconds',
@@ -330,7 +341,14 @@ export class XdsServer {
       for (const bad of this.builder?.invalid(kind) ?? [])
         invalid.push({ kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
     }
-    return { ready: this.ready, clients, conflicts: this.conflicts, dropped: this.builder?.dropped ?? [], invalid }
+    return {
+      ready: this.ready,
+      clients,
+      conflicts: this.conflicts,
+      dropped: this.builder?.dropped ?? [],
+      authz: this.builder?.authzIssues ?? [],
+      invalid,
+    }
   }
 
   /** The version a node last ACKed for a type (first stream of that node id), or null: a cheap probe for benches and tests. */
@@ -517,6 +535,32 @@ export class XdsServer {
       }
       this.loggedDrops = keys
       for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason }, n)
+    }
+    const authz = b.authzIssues
+    if (authz !== this.lastAuthz) {
+      this.lastAuthz = authz
+      const counts: Record<string, number> = { missing: 0, ambiguous: 0, not_grpc: 0, invalid: 0 }
+      const keys = new Map<string, AuthzIssue>()
+      for (const a of authz) {
+        counts[a.problem] = (counts[a.problem] ?? 0) + 1
+        const key = `${a.servicePort}|${a.target}|${a.failureModeAllow}|${a.detail}`
+        keys.set(key, a)
+        if (this.loggedAuthz.has(key)) continue
+        this.log.warn(
+          a,
+          `${a.service}:${a.servicePort} asks for external authorization by "${a.target}": ${a.detail}. Until then its Envoy listener ${
+            a.failureModeAllow ? 'lets everything through (failure_mode_allow)' : 'denies everything'
+          }`,
+        )
+      }
+      for (const [key, a] of this.loggedAuthz)
+        if (!keys.has(key) && !authz.some((x) => x.servicePort === a.servicePort))
+          this.log.info(
+            { servicePort: a.servicePort, service: a.service, target: a.target },
+            'external authorization problem cleared (resolved, or the service is gone)',
+          )
+      this.loggedAuthz = keys
+      for (const [problem, n] of Object.entries(counts)) this.m.authz.set({ problem }, n)
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
-import { GroupIndex, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
+import { GroupIndex, sameAuthz, type AuthzIssue, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
 import { validateResource } from './validate.js'
@@ -194,6 +194,11 @@ export class SnapshotBuilder {
     return this.index.dropped
   }
 
+  /** Authorization requests that cannot be served (the protected listener denies everything unless failure_mode_allow). */
+  get authzIssues(): AuthzIssue[] {
+    return this.index.authzIssues
+  }
+
   /** Bring the grouping up to `snap` without building resources (so conflicts and dropped endpoints are known with no client). */
   update(snap: CatalogSnapshot): void {
     this.index.update(snap)
@@ -294,6 +299,7 @@ export class SnapshotBuilder {
 function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
   if (a === b) return true
   if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.instances.length !== b.instances.length) return false
+  if (!sameAuthz(a.authz, b.authz)) return false
   for (let k = 0; k < a.instances.length; k++) {
     const x = a.instances[k]!
     const y = b.instances[k]!

@@ -8,9 +8,12 @@
  */
 import { liveRecords, type CatalogSnapshot } from '../../src/registry/types.js'
 import {
+  authzRequestOf,
   compareInstances,
   endpointFilter,
   instancesOf,
+  resolveAuthz,
+  type AuthzIssue,
   type DroppedEndpoint,
   type Instance,
   type ServicePortConflict,
@@ -27,6 +30,7 @@ export function groupServicePorts(snap: CatalogSnapshot): {
   groups: ServicePortGroup[]
   conflicts: ServicePortConflict[]
   dropped: DroppedEndpoint[]
+  authzIssues: AuthzIssue[]
 } {
   const bySp = new Map<number, Map<string, Instance[]>>()
   // Hosts by name, records by id (HostView's order): instances arrive sorted by (host, id).
@@ -55,14 +59,33 @@ export function groupServicePorts(snap: CatalogSnapshot): {
     winners.push({ sp, name, all, instances: f.kept })
     portsPerName.set(name, (portsPerName.get(name) ?? 0) + 1)
   }
-  const groups = winners.map((w) => ({
+  const groups: ServicePortGroup[] = winners.map((w) => ({
     servicePort: w.sp,
     name: w.name,
     mode: w.all[0]!.mode,
     singlePort: portsPerName.get(w.name) === 1,
     instances: w.instances,
   }))
-  return { groups, conflicts, dropped }
+  // Authorization is resolved against the final groups of the whole snapshot.
+  const bySpFinal = new Map(groups.map((g) => [g.servicePort, g]))
+  const spsOf = (name: string) => groups.filter((g) => g.name === name).map((g) => g.servicePort)
+  const authzIssues: AuthzIssue[] = []
+  for (const w of winners) {
+    const req = authzRequestOf(w.all)
+    if (req.kind === 'none') continue
+    const a = resolveAuthz(req, (sp) => bySpFinal.get(sp), spsOf)
+    bySpFinal.get(w.sp)!.authz = a
+    if (a.problem)
+      authzIssues.push({
+        servicePort: w.sp,
+        service: w.name,
+        target: a.target,
+        problem: a.problem,
+        detail: a.detail!,
+        failureModeAllow: a.failureModeAllow,
+      })
+  }
+  return { groups, conflicts, dropped, authzIssues }
 }
 
 /** Every resource for a node kind, keyed by resource name. */
@@ -70,12 +93,12 @@ export function buildResources(
   snap: CatalogSnapshot,
   kind: NodeKind,
   opts: ResourceOptions,
-): ResourceSet & { conflicts: ServicePortConflict[]; dropped: DroppedEndpoint[] } {
-  const { groups, conflicts, dropped } = groupServicePorts(snap)
+): ResourceSet & { conflicts: ServicePortConflict[]; dropped: DroppedEndpoint[]; authzIssues: AuthzIssue[] } {
+  const { groups, conflicts, dropped, authzIssues } = groupServicePorts(snap)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
   for (const g of groups) {
     const r = buildGroupResources(g, kind, opts)
     for (const k of ['clusters', 'endpoints', 'listeners', 'routes'] as const) for (const [n, v] of r[k]) out[k].set(n, v)
   }
-  return { ...out, conflicts, dropped }
+  return { ...out, conflicts, dropped, authzIssues }
 }
