@@ -2,10 +2,13 @@
 // process) against an XdsServer fed by a fixture catalog and real gRPC echo backends on
 // loopback: balancing, status changes, a duplicate address (fault 1 of issue 11) and
 // failure-percentage outlier ejection among two instances (fault 3). Every scenario ends by
-// checking that the client NACKed nothing, in its own log and in the server's view.
+// checking that the client NACKed nothing, in its own log and in the server's view. A service
+// protected by external authorization (issue 21) is served to them as it is to any client:
+// their api listeners carry no ext_authz, whatever becomes of the authorization service.
 import t, { type Test } from 'tap'
 import { echoBackend as backend } from './lib/echo.js'
 import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
+import { protect } from './lib/xds-authz.js'
 import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
 import type { XdsServer } from '../src/xds/server.js'
 
@@ -123,6 +126,38 @@ for (const kind of XDS_CLIENT_KINDS) {
     }
     noNacks(t, client, server)
   })
+
+  t.test(
+    `${kind}: a service protected by external authorization is served unchanged, whatever its authorization service does`,
+    { skip },
+    async (t) => {
+      const pa = await backend(t, 'A')
+      const pz = await backend(t, 'Z')
+      const a = protect(rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: pa, mode: 'grpc' }), 'authz', {
+        timeout: '250ms',
+      })
+      const z = rec({ host: 'h2', id: 'z1', name: 'authz', servicePort: 10191, port: pz, mode: 'grpc' })
+      const catalog = new FixtureCatalog([host('h1', [a]), host('h2', [z])])
+      const { server, port } = await startServer(t, catalog, { removalGraceMs: 100 })
+      const client = await startXdsClient(t, kind, { nodeId: `authz-${kind}`, xdsAddress: `127.0.0.1:${port}` })
+      within(t, await client.until(ECHO, (w) => w === 'A', 1, 30_000), 'the protected service answers over xDS')
+      within(t, await client.until('xds:///authz', (w) => w === 'Z', 1, 30_000), 'the authorization service is a service like any other')
+      t.same(server.debugInfo().authz, [], 'the request resolves')
+      // The authorization service goes: Envoy's listener for echo now denies everything; the gRPC view of echo is unchanged.
+      catalog.set([host('h1', [a])])
+      within(t, await client.until('xds:///authz', (w) => w === '', 3, 20_000), 'the authorization service is gone')
+      t.same(await client.counts(ECHO, 20), { A: 20 }, 'the protected service still answers proxyless clients')
+      t.match(server.debugInfo().authz, [{ servicePort: 10001, problem: 'missing' }])
+      // It comes back in the wrong proxy mode, then right.
+      catalog.set([host('h1', [a]), host('h2', [{ ...z, proxyMode: 'http' }])])
+      within(t, await client.until('xds:///authz', (w) => w === 'Z', 1, 20_000), 'back (proxy mode http)')
+      t.match(server.debugInfo().authz, [{ servicePort: 10001, problem: 'not_grpc' }])
+      catalog.set([host('h1', [a]), host('h2', [z])])
+      t.same(await client.counts(ECHO, 20), { A: 20 }, 'the protected service answers throughout')
+      t.same(server.debugInfo().authz, [])
+      noNacks(t, client, server)
+    },
+  )
 
   t.test(`${kind}: a failing instance among two is ejected (failure percentage), the other keeps serving`, { skip }, async (t) => {
     const pa = await backend(t, 'A')

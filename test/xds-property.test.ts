@@ -1,10 +1,11 @@
 // Property: whatever the catalog holds and however it changes, both real proxyless clients
 // (grpc-js-xds and gRPC C-core) never NACK and always end on the catalog's final state.
 // Seeded random histories (duplicate addresses, IPv6 spellings, zero instances, all draining,
-// long names, many ServicePorts, conflicts, dead hosts, removals and re-adds) are pushed
-// through one live ADS server to one long-lived client of each kind; after each history the
-// test waits until every client ACKed exactly what the final catalog gives for its
-// subscriptions and subscribes to every Cluster and assignment its Listeners name.
+// long names, many ServicePorts, conflicts, dead hosts, removals and re-adds, services asking
+// for external authorization) are pushed through one live ADS server to one long-lived client
+// of each kind; after each history the test waits until every client ACKed exactly what the
+// final catalog gives for its subscriptions and subscribes to every Cluster and assignment its
+// Listeners name.
 //
 // SHOAL_XDS_HISTORIES (default 200; `npm run fuzz:xds` runs 2000) sets the count;
 // SHOAL_XDS_SEED=N replays history N alone (a failure prints its seed).
@@ -43,7 +44,9 @@ function randomRecord(r: Rand, host: string, id: string, shape: string): Service
     ip: pick(r, IPS),
   }))
   const status = shape === 'all-draining' ? 'draining' : pick(r, STATUSES)
-  return { ...rec({ host, id, name, servicePort: 1, port: 1, mode: pick(r, MODES), status }), ports }
+  // Some ask for external authorization by another name of the pool (resolved or not): gRPC gets no filter for it.
+  const labels: Record<string, string> = r() < 0.3 ? { 'shoal.authz': pick(r, NAMES) } : {}
+  return { ...rec({ host, id, name, servicePort: 1, port: 1, mode: pick(r, MODES), status }), ports, labels }
 }
 
 /** One catalog state: 0-4 hosts, each with 0-4 records, in one of a few shapes. */
