@@ -1,8 +1,9 @@
 // The web UI in a real headless Chromium against a real cluster: three in-process agents on
 // loopback (gossip, catalog, health checks, HTTP) fed by static files. The page is agent A's;
 // what it shows of B and C comes over gossip. Without a reload it shows a service added to
-// agent C's static file, a health-check status change on B, and C crashing (its member state,
-// its instances gone). Saves screenshots under test-output/.
+// agent C's static file (with an authorization service that does not exist: the xDS warnings
+// panel says so), a health-check status change on B, and C crashing (its member state, its
+// instances gone). Saves screenshots under test-output/.
 import t from 'tap'
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type AddressInfo } from 'node:net'
@@ -27,6 +28,7 @@ interface Entry {
   servicePort: number
   proxyMode?: string
   check?: { type: string; args?: string; intervalMs?: number; rise?: number; fall?: number }
+  authz?: { service: string }
 }
 
 async function listen(): Promise<Server> {
@@ -180,11 +182,27 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   await page.screenshot({ path: join(OUT, 'ui-initial.png'), fullPage: true })
 
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
-  writeStatic('node-c', [...files['node-c']!, { id: 'payments-c', name: 'payments', port: 8443, servicePort: 10004, proxyMode: 'http' }])
+  writeStatic('node-c', [
+    ...files['node-c']!,
+    { id: 'payments-c', name: 'payments', port: 8443, servicePort: 10004, proxyMode: 'http', authz: { service: 'authz' } },
+  ])
   await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="payments-c"]'), undefined, {
     timeout: 10_000,
   })
   t.pass("a service added to node-c's static file appears on node-a's page without a reload")
+  // It asks for an authorization service nobody runs: node-a's xDS warnings say what its Envoy does.
+  await page.waitForFunction(
+    () => /payments:10004: external authorization by "authz"/.test(document.getElementById('xds-list')?.textContent ?? ''),
+    undefined,
+    {
+      timeout: 10_000,
+    },
+  )
+  t.match(
+    await page.textContent('#xds-list'),
+    /no service authz is in the registry; start it, or fix shoal\.authz; its Envoy listener denies everything/,
+    'the xDS warnings panel shows an authorization request that cannot be served',
+  )
 
   // orders-b's backend goes away: its check fails, B publishes unhealthy, A's page recolours.
   await new Promise((r) => ordersB.close(r))

@@ -286,6 +286,8 @@ function renderEvents() {
 // ---- xDS warnings (from /debug/xds): what the agent leaves out of what it serves ----
 
 function warningText(w) {
+  if (w.problem)
+    return `${w.service}:${w.servicePort}: external authorization by "${w.target}": ${w.detail}; its Envoy listener ${w.failureModeAllow ? 'lets everything through' : 'denies everything'}`
   if (w.losers) return `ServicePort ${w.servicePort} is claimed by ${[w.winner, ...w.losers].join(', ')}: only ${w.winner} is served`
   if (w.reason === 'duplicate_address')
     return `${w.service}:${w.servicePort}: ${w.host}/${w.id} lists ${w.address}, already served for ${w.keptBy.host}/${w.keptBy.id}: left out`
@@ -299,7 +301,7 @@ function refreshXds() {
     xdsTimer = null
     try {
       const x = (await (await fetch('/debug/xds')).json()).clients ?? {}
-      const items = [...(x.conflicts ?? []), ...(x.dropped ?? [])].map(warningText)
+      const items = [...(x.conflicts ?? []), ...(x.dropped ?? []), ...(x.authz ?? [])].map(warningText)
       $('xds-warnings').hidden = items.length === 0
       $('xds-list').replaceChildren(...items.map((text) => el('li', { text })))
     } catch {
