@@ -2,11 +2,13 @@
  * The owner's side of the record limits (limits.ts): before a source's spec becomes this
  * owner's record, it is made to fit the `build` limits, so that every peer's decoder takes
  * it. What can be trimmed is trimmed (an image or a label value truncated with a marker,
- * labels dropped, largest first, their keys listed in one `shoal.labels-dropped` label);
+ * labels dropped, largest first, their keys listed in one `shoal.labels-dropped` label; never
+ * the labels Shoal itself reads from a record, see KEPT_LABELS);
  * what cannot (an id, a name, a port list, check arguments, a whole record too large) refuses
  * that one record. Strings are made well-formed first (a lone UTF-16 surrogate cannot cross
  * the wire as itself), so that peers hold exactly what the owner serves.
  */
+import { AuthzLabel } from './authz.js'
 import type { LocalServiceSpec, ServiceRecord } from './types.js'
 import { DROPPED_LABELS_KEY, DROPPED_LABELS_MAX, limitLabel, RecordLimits, truncationMarker, type RecordLimitName } from './limits.js'
 import { encodedRecordBytes } from './wire.js'
@@ -26,6 +28,15 @@ export interface FitResult {
 }
 
 const utf8 = (s: string): number => Buffer.byteLength(s)
+
+/**
+ * Labels that every host reads from the record to decide how to serve it: the authorization
+ * request (authz.ts). They are never dropped to fit (dropping `shoal.authz` would serve a
+ * protected service open on every host); they are a few short labels, so the rest always
+ * makes room. A value over the length limit is still truncated, and no longer reads: that
+ * fails closed.
+ */
+const KEPT_LABELS: ReadonlySet<string> = new Set(Object.values(AuthzLabel))
 
 /** The first `n` characters of `v`, one fewer rather than half a surrogate pair (which would not cross the wire as itself). */
 function head(v: string, n: number): string {
@@ -112,7 +123,9 @@ function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitNa
     const countOver = labels.size + 1 > L.labels.build
     const before = dropped.length
     // The largest first: a few big metadata blobs go, the small labels people and tools read stay.
-    const bySize = [...labels].filter(([k]) => k !== DROPPED_LABELS_KEY).sort((x, y) => size(y[0], y[1]) - size(x[0], x[1]))
+    const bySize = [...labels]
+      .filter(([k]) => k !== DROPPED_LABELS_KEY && !KEPT_LABELS.has(k))
+      .sort((x, y) => size(y[0], y[1]) - size(x[0], x[1]))
     for (const [k, v] of bySize) {
       if (!over(true)) break
       labels.delete(k)
