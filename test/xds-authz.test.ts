@@ -12,7 +12,8 @@ import { buildGroupResources } from '../src/xds/resources.js'
 import { XdsServer } from '../src/xds/server.js'
 import { validateResource } from '../src/xds/validate.js'
 import { capturedLogger } from './lib/log.js'
-import { deniesAll, extAuthzCluster, listenerFilters, protect } from './lib/xds-authz.js'
+import { builtListenerFilters, deniesAll, extAuthzCluster, listenerFilters, protect } from './lib/xds-authz.js'
+import { resourcesOf } from './lib/xds-oracle.js'
 import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, type AdsClient, type DecodedResponse } from './xds-fixture.js'
 
 const protos = loadXdsProtos()
@@ -29,17 +30,9 @@ function index(hosts: ReturnType<typeof host>[]) {
 function envoyListener(t: Test, gi: GroupIndex, sp: number) {
   const g = gi.groups.get(sp)!
   const set = buildGroupResources(g, 'envoy', OPTS)
-  for (const [k, url] of [
-    ['clusters', TypeUrl.cluster],
-    ['endpoints', TypeUrl.endpoint],
-    ['listeners', TypeUrl.listener],
-    ['routes', TypeUrl.route],
-  ] as const) {
-    for (const [name, o] of set[k]) t.same(validateResource(protos, url, o), [], `${g.mode} ${k} ${name} passes the PGV rules and Shoal's`)
-  }
-  const L = protos.typeOf(TypeUrl.listener)!
-  const packed = protos.pack(TypeUrl.listener, set.listeners.values().next().value!)
-  return listenerFilters(L.toObject(L.decode(packed.value), { enums: String, defaults: true }))
+  for (const [k, url, name, o] of resourcesOf(set))
+    t.same(validateResource(protos, url, o), [], `${g.mode} ${k} ${name} passes the PGV rules and Shoal's`)
+  return builtListenerFilters(set.listeners.values().next().value!)
 }
 
 t.test('labels: NAME or NAME:SERVICEPORT, failure_mode_allow, timeout; every bad spelling names its label', async (t) => {
@@ -235,10 +228,8 @@ t.test('gRPC api listeners carry no authorization filter (gRPC NACKs filters it 
     const set = buildGroupResources(gi.groups.get(10002)!, 'grpc', OPTS)
     for (const [name, l] of set.listeners) {
       t.same(validateResource(protos, TypeUrl.listener, l), [])
-      const L = protos.typeOf(TypeUrl.listener)!
-      const decoded = L.toObject(L.decode(protos.pack(TypeUrl.listener, l).value), { enums: String, defaults: true })
       t.same(
-        listenerFilters(decoded).map((f) => f.name),
+        builtListenerFilters(l).map((f) => f.name),
         ['envoy.filters.http.router'],
         `${name}: the router alone`,
       )

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadXdsProtos, TypeUrl, ExtUrl } from '../src/xds/protos.js'
-import { buildResources } from './lib/xds-oracle.js'
+import { buildResources, resourcesOf } from './lib/xds-oracle.js'
 import { validateResource } from '../src/xds/validate.js'
 import { silentLogger } from '../src/log.js'
 import { Registry } from 'prom-client'
@@ -22,14 +22,7 @@ t.test('every built resource of a mixed catalog passes', async (t) => {
   const snap = new FixtureCatalog(hosts).snapshot()
   for (const kind of ['envoy', 'grpc'] as const) {
     const r = buildResources(snap, kind, { envoyBind: '192.168.255.1' })
-    for (const [k, url] of [
-      ['clusters', TypeUrl.cluster],
-      ['endpoints', TypeUrl.endpoint],
-      ['listeners', TypeUrl.listener],
-      ['routes', TypeUrl.route],
-    ] as const) {
-      for (const [name, o] of r[k]) t.same(validateResource(p, url, o), [], `${kind} ${k} ${name}`)
-    }
+    for (const [k, url, name, o] of resourcesOf(r)) t.same(validateResource(p, url, o), [], `${kind} ${k} ${name}`)
   }
 })
 

@@ -6,7 +6,7 @@
  * @example
  *   const f = listenerFilters(decodedListener)   // [{ name: 'envoy.filters.http.ext_authz', type: '...ExtAuthz', config: {...} }, ...]
  */
-import { DECODE_OPTIONS, ExtUrl, loadXdsProtos, type PackedAny } from '../../src/xds/protos.js'
+import { DECODE_OPTIONS, ExtUrl, loadXdsProtos, TypeUrl, type PackedAny } from '../../src/xds/protos.js'
 import type { ServedResource } from '../../src/xds/snapshot.js'
 import type { ServiceRecord } from '../../src/registry/types.js'
 
@@ -40,6 +40,13 @@ export function listenerFilters(listener: Record<string, any>): DecodedFilter[] 
     type: f.typed_config?.type_url ?? '',
     config: f.typed_config ? decodeAny(f.typed_config) : {},
   }))
+}
+
+/** The filters of a built Listener object as Envoy reads it: packed, decoded, then listenerFilters. */
+export function builtListenerFilters(listener: object): DecodedFilter[] {
+  const protos = loadXdsProtos()
+  const L = protos.typeOf(TypeUrl.listener)!
+  return listenerFilters(L.toObject(L.decode(protos.pack(TypeUrl.listener, listener).value), DECODE_OPTIONS))
 }
 
 /** The Cluster an ext_authz filter calls, or null. */
