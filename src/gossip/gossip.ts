@@ -1,8 +1,9 @@
 /**
- * The SWIM + Lifeguard membership protocol: probing with indirect probes, nacks and a
- * stream fallback; suspicion with the Lifeguard timer; refutation; dissemination by
- * piggybacking and gossip rounds; push-pull anti-entropy; join, leave, reconnect.
- * The rules it keeps are in docs/gossip.md; time and network arrive injected.
+ * The SWIM + Lifeguard membership protocol: lifecycle and public API, probing with
+ * indirect probes, nacks and a stream fallback; dissemination by piggybacking and gossip
+ * rounds; push-pull anti-entropy; join, leave, reconnect; packet and stream dispatch.
+ * The member table is members.ts; what each message does to it (the rule table of
+ * docs/gossip.md, suspicion and refutation) is state.ts. Time and network arrive injected.
  */
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -12,6 +13,7 @@ import type { Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
 import type { Keyring } from './keyring.js'
+import { MemberTable, isLive, type MemberEntry } from './members.js'
 import {
   COMPOUND_HEADER,
   COMPOUND_PART_OVERHEAD,
@@ -24,18 +26,14 @@ import {
   encodeCompound,
   encodeMessage,
   metaSize,
-  type AliveMsg,
-  type DeadMsg,
   type IndirectPingMsg,
-  type MemberRecord,
   type Message,
   type PingMsg,
   type PushPullMsg,
-  type SuspectMsg,
   type UserMsg,
 } from './messages.js'
 import { BroadcastQueue } from './queue.js'
-import { Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
+import { MembershipRules, memberKey } from './state.js'
 import {
   MemberState,
   type Address,
@@ -75,18 +73,6 @@ export interface GossipComponents {
   logger: Logger
   /** Source of randomness for protocol choices (probe order, targets, jitter); Math.random by default. */
   random?: () => number
-}
-
-interface NodeState {
-  name: string
-  addr: string
-  port: number
-  meta: Record<string, string>
-  incarnation: number
-  state: MemberState
-  stateChangedAt: number
-  /** Index in `list` (for O(1) random choice and removal). */
-  idx: number
 }
 
 interface AckHandler {
@@ -132,23 +118,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly wire: Wire
   private readonly awareness: Awareness
   private readonly queue: BroadcastQueue
+  private readonly table: MemberTable
+  private readonly rules: MembershipRules
 
   private running = false
   private startPromise: Promise<void> | undefined
   private stopped = false
-  private leaving = false
-  private self!: NodeState
-  private readonly nodes = new Map<string, NodeState>()
-  private readonly list: NodeState[] = []
-  private readonly counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0, left: 0 }
-  private probeOrder: string[] = []
-  private probeIdx = 0
   private seq = Math.floor(Math.random() * 1000)
   private readonly acks = new Map<number, AckHandler>()
-  private readonly suspicions = new Map<string, Suspicion>()
   private readonly timers = new Set<Timer>()
   private readonly seenUser = new Map<string, number>()
-  private readonly conflictsSeen = new Set<string>()
   private readonly messageHandlers: Array<(payload: Uint8Array, from: string) => void> = []
   private requestHandler: ((payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array) | undefined
   private delegate: StateDelegate | undefined
@@ -190,10 +169,27 @@ export class Gossip extends EventEmitter<GossipEvents> {
       throw new ShoalError('SHOAL_ERR_MTU', `mtu ${this.mtu} leaves too little room after the ${this.wire.overhead}-byte envelope`)
     }
     this.awareness = new Awareness(this.timing.awarenessMax)
-    this.queue = new BroadcastQueue(this.timing.retransmitMult, () => this.nodes.size)
+    this.table = new MemberTable({ clock: this.clock, random: this.random })
+    this.queue = new BroadcastQueue(this.timing.retransmitMult, () => this.table.size)
+    this.rules = new MembershipRules({
+      timing: this.timing,
+      table: this.table,
+      queue: this.queue,
+      awareness: this.awareness,
+      clock: this.clock,
+      log: this.log,
+      counters: this.counters,
+      emit: (event, ...args) => this.emitSafe(event, ...args),
+      running: () => this.running,
+    })
     this.earlyTokens = this.timing.earlyGossipBurst
     this.bootId = randomBytes(8).toString('hex')
     this.checkMeta(this.fullMeta(opts.meta ?? {}))
+  }
+
+  /** This node's own entry (set at start). */
+  private get self(): MemberEntry {
+    return this.table.self
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -208,7 +204,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const bound = await this.transport.start()
     // An advertised port 0 means "the port the transport bound" (tests bind port 0).
     const adv = this.opts.advertise ? { host: this.opts.advertise.host, port: this.opts.advertise.port || bound.port } : bound
-    this.self = {
+    this.table.addSelf({
       name: this.opts.name,
       addr: adv.host,
       port: adv.port,
@@ -217,8 +213,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       state: MemberState.alive,
       stateChangedAt: this.clock.now(),
       idx: -1,
-    }
-    this.addNode(this.self)
+    })
     this.transport.onPacket((data, from) => this.onPacket(data, from))
     this.transport.onRequest((data, from) => this.onStream(data, from))
     this.running = true
@@ -234,7 +229,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       t.gossipIntervalMs,
     )
     this.every(
-      () => pushPullInterval(t.pushPullIntervalMs, this.nodes.size),
+      () => pushPullInterval(t.pushPullIntervalMs, this.table.size),
       () => this.pushPullTick(),
       t.pushPullIntervalMs,
     )
@@ -248,12 +243,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** Broadcast that we leave, then wait (bounded) until it has been sent to some members. */
   async leave(timeoutMs = 2000): Promise<void> {
-    if (!this.running || this.leaving) return
-    this.leaving = true
-    this.setState(this.self, MemberState.left)
-    const key = this.memberKey(this.self.name)
+    if (!this.running || this.rules.leaving) return
+    this.rules.leaving = true
+    this.table.setState(this.self, MemberState.left)
+    const key = memberKey(this.self.name)
     this.queue.queue(key, encodeMessage({ type: MessageType.dead, name: this.self.name, inc: this.self.incarnation, from: this.self.name }))
-    const others = this.counts.alive + this.counts.suspect - (this.self.state === MemberState.alive ? 1 : 0)
+    const others =
+      this.table.count(MemberState.alive) + this.table.count(MemberState.suspect) - (this.self.state === MemberState.alive ? 1 : 0)
     if (others <= 0) return
     const want = Math.min(this.timing.gossipFanout, others)
     this.gossipRound()
@@ -281,8 +277,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     for (const t of this.timers) t.cancel()
     this.timers.clear()
     this.earlyTimer?.cancel()
-    for (const s of this.suspicions.values()) s.cancel()
-    this.suspicions.clear()
+    this.rules.stop()
     this.acks.clear()
     this.queue.clear()
     await this.transport.stop()
@@ -291,17 +286,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
   // ---------------------------------------------------------------- public API
 
   localMember(): Member {
-    return this.snapshot(this.self)
+    return this.table.snapshot(this.self)
   }
 
   /** Every known member, self included (dead and left ones until reaped). */
   members(): Member[] {
-    return this.list.map((n) => this.snapshot(n))
+    return this.table.members()
   }
 
   /** Members in state alive, self included. */
   numAlive(): number {
-    return this.counts.alive
+    return this.table.count(MemberState.alive)
   }
 
   /** Replace the metadata (boot is kept); spreads as a new alive message. */
@@ -309,10 +304,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const full = this.fullMeta(meta)
     this.checkMeta(full)
     this.opts.meta = { ...meta }
-    if (!this.self) return
+    if (!this.table.hasSelf()) return
     this.self.meta = full
     this.self.incarnation++
-    this.queueAlive()
+    this.rules.queueAlive()
   }
 
   /**
@@ -344,7 +339,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** One application request over a stream to a member; resolves to its handler's answer. */
   async request(node: string, payload: Uint8Array, timeoutMs = this.timing.streamTimeoutMs): Promise<Uint8Array> {
-    const n = this.nodes.get(node)
+    const n = this.table.get(node)
     if (!this.running || !n || n === this.self) throw new ShoalError('SHOAL_ERR_UNKNOWN_NODE', `request: no member "${node}" to ask`)
     const resp = await this.streamRequest(n, encodeMessage({ type: MessageType.appRequest, from: this.self.name, payload }), timeoutMs)
     if (resp.type === MessageType.appResponse) return resp.payload
@@ -414,8 +409,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   seedMembers(members: Array<Pick<Member, 'name' | 'addr' | 'port' | 'meta' | 'incarnation'>>): void {
     if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: seedMembers() before start()')
     for (const m of members) {
-      if (this.nodes.has(m.name)) continue
-      this.addNode({
+      if (this.table.get(m.name)) continue
+      this.table.add({
         name: m.name,
         addr: m.addr,
         port: m.port,
@@ -428,20 +423,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  // ---------------------------------------------------------------- member state
-
-  private snapshot(n: NodeState): Member {
-    return {
-      name: n.name,
-      addr: n.addr,
-      port: n.port,
-      meta: { ...n.meta },
-      bootId: n.meta.boot ?? '',
-      incarnation: n.incarnation,
-      state: n.state,
-      stateChangedAt: n.stateChangedAt,
-    }
-  }
+  // ---------------------------------------------------------------- metadata and events
 
   /** The application's metadata with ours: the boot id and the message protocol version (`proto`). */
   private fullMeta(meta: Record<string, string>): Record<string, string> {
@@ -456,34 +438,6 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (n > MAX_META_BYTES) throw new ShoalError('SHOAL_ERR_META', `metadata is ${n} bytes encoded, at most ${MAX_META_BYTES}`)
   }
 
-  private addNode(n: NodeState): void {
-    n.idx = this.list.length
-    this.list.push(n)
-    this.nodes.set(n.name, n)
-    this.counts[n.state]++
-    if (n !== this.self && this.probeOrder.length > 0) {
-      this.probeOrder.splice(Math.floor(this.random() * (this.probeOrder.length + 1)), 0, n.name)
-    }
-  }
-
-  private removeNode(n: NodeState): void {
-    const last = this.list.pop()!
-    if (last !== n) {
-      this.list[n.idx] = last
-      last.idx = n.idx
-    }
-    this.nodes.delete(n.name)
-    this.counts[n.state]--
-  }
-
-  private setState(n: NodeState, s: MemberState): void {
-    if (n.state === s) return
-    this.counts[n.state]--
-    this.counts[s]++
-    n.state = s
-    n.stateChangedAt = this.clock.now()
-  }
-
   private emitSafe<K extends keyof GossipEvents>(event: K, ...args: GossipEvents[K]): void {
     try {
       ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
@@ -492,186 +446,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  private memberKey(name: string): string {
-    return 'm:' + name
-  }
-
   private userKey(m: UserMsg): string {
     return 'u:' + m.origin + '\0' + m.key
-  }
-
-  private queueAlive(): void {
-    const s = this.self
-    this.queue.queue(
-      this.memberKey(s.name),
-      encodeMessage({
-        type: MessageType.alive,
-        name: s.name,
-        inc: s.incarnation,
-        addr: s.addr,
-        port: s.port,
-        meta: s.meta,
-      }),
-    )
-  }
-
-  /** Refute a suspicion, death or stale alive about ourselves. */
-  private refute(inc: number, why: string): void {
-    this.self.incarnation = Math.max(inc, this.self.incarnation) + 1
-    this.counters.refutations++
-    this.log.debug({ why, incarnation: this.self.incarnation }, 'refuting')
-    this.queueAlive()
-  }
-
-  private sameMeta(a: Record<string, string>, b: Record<string, string>): boolean {
-    const ka = Object.keys(a)
-    if (ka.length !== Object.keys(b).length) return false
-    return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
-  }
-
-  private conflict(name: string, localAddr: string, remoteAddr: string): void {
-    const key = `${name}|${localAddr}|${remoteAddr}`
-    if (this.conflictsSeen.has(key)) return
-    this.conflictsSeen.add(key)
-    this.log.warn({ name, localAddr, remoteAddr }, `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}`)
-    this.emitSafe('conflict', { name, localAddr, remoteAddr })
-  }
-
-  /** docs/gossip.md, "Messages and how a receiver applies them": alive. Returns true when applied (and queued for rebroadcast). */
-  applyAlive(m: Omit<AliveMsg, 'type'>): boolean {
-    if (m.name === this.self.name) {
-      const matches = m.addr === this.self.addr && m.port === this.self.port && this.sameMeta(m.meta, this.self.meta)
-      if (this.leaving || m.inc < this.self.incarnation || (m.inc === this.self.incarnation && matches)) return false
-      if (m.addr !== this.self.addr || m.port !== this.self.port) this.conflict(m.name, addrKey(this.self), addrKey(m))
-      this.refute(m.inc, 'alive about us that does not match us')
-      return true
-    }
-    const n = this.nodes.get(m.name)
-    if (n && m.inc <= n.incarnation) return false
-    if (n && (n.state === MemberState.alive || n.state === MemberState.suspect) && (n.addr !== m.addr || n.port !== m.port)) {
-      this.conflict(m.name, addrKey(n), addrKey(m))
-      return false
-    }
-    const enc = encodeMessage({ type: MessageType.alive, ...m })
-    if (!n) {
-      const fresh: NodeState = {
-        name: m.name,
-        addr: m.addr,
-        port: m.port,
-        meta: m.meta,
-        incarnation: m.inc,
-        state: MemberState.alive,
-        stateChangedAt: this.clock.now(),
-        idx: -1,
-      }
-      this.addNode(fresh)
-      this.queue.queue(this.memberKey(m.name), enc)
-      this.emitSafe('join', this.snapshot(fresh))
-      return true
-    }
-    const before = n.state
-    const changed = n.addr !== m.addr || n.port !== m.port || !this.sameMeta(n.meta, m.meta)
-    this.suspicions.get(n.name)?.cancel()
-    this.suspicions.delete(n.name)
-    n.addr = m.addr
-    n.port = m.port
-    n.meta = m.meta
-    n.incarnation = m.inc
-    this.setState(n, MemberState.alive)
-    this.queue.queue(this.memberKey(m.name), enc)
-    if (before === MemberState.dead || before === MemberState.left) {
-      if (!this.probeOrder.includes(n.name) && this.probeOrder.length > 0) {
-        this.probeOrder.splice(Math.floor(this.random() * (this.probeOrder.length + 1)), 0, n.name)
-      }
-      this.emitSafe('join', this.snapshot(n))
-    } else if (before === MemberState.suspect) {
-      this.emitSafe('alive', this.snapshot(n))
-      if (changed) this.emitSafe('update', this.snapshot(n))
-    } else {
-      this.emitSafe('update', this.snapshot(n))
-    }
-    return true
-  }
-
-  /** docs/gossip.md, "Messages and how a receiver applies them": suspect. */
-  applySuspect(m: Omit<SuspectMsg, 'type'>): boolean {
-    const n = this.nodes.get(m.name)
-    if (!n || m.inc < n.incarnation) return false
-    if (n === this.self) {
-      if (this.leaving) return false
-      this.refute(m.inc, `suspected by ${m.from}`)
-      this.awareness.apply(1)
-      return true
-    }
-    if (n.state === MemberState.suspect) {
-      const s = this.suspicions.get(n.name)
-      if (s && m.inc === n.incarnation && s.confirm(m.from)) {
-        this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
-        return true
-      }
-      return false
-    }
-    if (n.state !== MemberState.alive) return false
-    n.incarnation = m.inc
-    this.setState(n, MemberState.suspect)
-    this.counters.suspicions++
-    const size = this.nodes.size
-    const k = expectedConfirmations(this.timing.suspicionMult, size)
-    const min = suspicionMinMs(this.timing.suspicionMult, size, this.timing.probeIntervalMs)
-    const max = this.timing.suspicionMaxMult * min
-    this.suspicions.get(n.name)?.cancel()
-    this.suspicions.set(
-      n.name,
-      new Suspicion(m.from, k, min, max, this.clock, (c) => {
-        this.suspicions.delete(n.name)
-        if (!this.running || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
-        this.log.debug({ member: n.name, confirmations: c }, 'suspicion expired')
-        this.applyDead({ name: n.name, inc: n.incarnation, from: this.self.name })
-      }),
-    )
-    this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
-    this.emitSafe('suspect', this.snapshot(n))
-    return true
-  }
-
-  /** docs/gossip.md, "Messages and how a receiver applies them": dead (left when from == name). */
-  applyDead(m: Omit<DeadMsg, 'type'>): boolean {
-    const n = this.nodes.get(m.name)
-    if (!n || m.inc < n.incarnation) return false
-    if (n === this.self) {
-      if (this.leaving) return false
-      this.refute(m.inc, `declared dead by ${m.from}`)
-      this.awareness.apply(1)
-      return true
-    }
-    if (n.state === MemberState.dead || n.state === MemberState.left) return false
-    this.suspicions.get(n.name)?.cancel()
-    this.suspicions.delete(n.name)
-    n.incarnation = m.inc
-    const left = m.from === m.name
-    this.setState(n, left ? MemberState.left : MemberState.dead)
-    this.queue.queue(this.memberKey(m.name), encodeMessage({ type: MessageType.dead, ...m }))
-    this.emitSafe(left ? 'left' : 'dead', this.snapshot(n))
-    return true
-  }
-
-  private mergeRemote(records: MemberRecord[], from: string): void {
-    for (const r of records) {
-      switch (r.state) {
-        case MemberState.alive:
-          this.applyAlive({ name: r.name, inc: r.inc, addr: r.addr, port: r.port, meta: r.meta })
-          break
-        case MemberState.left:
-          this.applyDead({ name: r.name, inc: r.inc, from: r.name })
-          break
-        default:
-          this.applySuspect({ name: r.name, inc: r.inc, from })
-      }
-    }
-  }
-
-  private localRecords(): MemberRecord[] {
-    return this.list.map((n) => ({ name: n.name, addr: n.addr, port: n.port, meta: n.meta, inc: n.incarnation, state: n.state }))
   }
 
   // ---------------------------------------------------------------- timers
@@ -726,54 +502,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return Math.floor(this.random() * 2 ** 32) * 2 ** 20 + Math.floor(this.random() * 2 ** 20)
   }
 
-  /** Up to k distinct random members passing `ok` (never self). */
-  private randomNodes(k: number, ok: (n: NodeState) => boolean): NodeState[] {
-    const out: NodeState[] = []
-    if (k <= 0) return out
-    const len = this.list.length
-    if (len <= 64) {
-      const pool = this.list.filter((n) => n !== this.self && ok(n))
-      for (let i = 0; i < k && pool.length > 0; i++) {
-        out.push(pool.splice(Math.floor(this.random() * pool.length), 1)[0]!)
-      }
-      return out
-    }
-    for (let tries = 0; tries < k * 8 + 16 && out.length < k; tries++) {
-      const n = this.list[Math.floor(this.random() * len)]!
-      if (n !== this.self && !out.includes(n) && ok(n)) out.push(n)
-    }
-    return out
-  }
-
   // ---------------------------------------------------------------- probing
 
   private probeTick(): void {
-    const target = this.nextProbeTarget()
+    const target = this.table.nextProbeTarget()
     if (target) this.probe(target)
   }
 
-  private nextProbeTarget(): NodeState | undefined {
-    for (let checked = 0; checked <= this.probeOrder.length; checked++) {
-      if (this.probeIdx >= this.probeOrder.length) {
-        this.probeOrder = this.list
-          .filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect))
-          .map((n) => n.name)
-        for (let i = this.probeOrder.length - 1; i > 0; i--) {
-          const j = Math.floor(this.random() * (i + 1))
-          const t = this.probeOrder[i]!
-          this.probeOrder[i] = this.probeOrder[j]!
-          this.probeOrder[j] = t
-        }
-        this.probeIdx = 0
-        if (this.probeOrder.length === 0) return undefined
-      }
-      const n = this.nodes.get(this.probeOrder[this.probeIdx++]!)
-      if (n && n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect)) return n
-    }
-    return undefined
-  }
-
-  private probe(target: NodeState): void {
+  private probe(target: MemberEntry): void {
     const seq = this.nextSeq()
     const interval = this.awareness.scale(this.timing.probeIntervalMs)
     const timeout = this.awareness.scale(this.timing.probeTimeoutMs)
@@ -798,9 +534,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // With indirect probes out, missing nacks say whether the fault is ours; a healthy
       // node probing a dead one gets its nacks and stays at 0. Without peers: +1.
       this.awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1)
-      if (target.state === MemberState.alive || target.state === MemberState.suspect) {
+      if (isLive(target)) {
         this.log.debug({ member: target.name }, 'probe failed, suspecting')
-        this.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
+        this.rules.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
       }
     }
     this.acks.set(seq, {
@@ -824,7 +560,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.sendPiggybacked(addr, encodeMessage(ping), extra)
     indirectTimer = this.after(timeout, () => {
       if (done) return
-      const peers = this.randomNodes(this.timing.indirectChecks, (n) => n !== target && n.state === MemberState.alive)
+      const peers = this.table.randomNodes(this.timing.indirectChecks, (n) => n !== target && n.state === MemberState.alive)
       expectedNacks = peers.length
       const req: IndirectPingMsg = {
         type: MessageType.indirectPing,
@@ -925,9 +661,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.lastRoundAt = this.clock.now()
     if (this.queue.size() === 0) return
     const now = this.clock.now()
-    const targets = this.randomNodes(
+    const targets = this.table.randomNodes(
       this.timing.gossipFanout,
-      (n) => n.state === MemberState.alive || n.state === MemberState.suspect || now - n.stateChangedAt < this.timing.gossipToTheDeadMs,
+      (n) => isLive(n) || now - n.stateChangedAt < this.timing.gossipToTheDeadMs,
     )
     const budget = this.maxPayload() - COMPOUND_HEADER
     for (const t of targets) {
@@ -981,7 +717,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /** A broadcast too big for a datagram: a stream to every live member, a few at a time. */
   private streamToAll(enc: Uint8Array): void {
-    const targets = this.list.filter((n) => n !== this.self && (n.state === MemberState.alive || n.state === MemberState.suspect))
+    const targets = this.table.entries().filter((n) => n !== this.self && isLive(n))
     let i = 0
     const next = (): void => {
       if (!this.running || i >= targets.length) return
@@ -995,7 +731,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   // ---------------------------------------------------------------- streams and push-pull
 
-  private async streamRequest(to: NodeState | Address, payload: Uint8Array, timeoutMs: number): Promise<Exclude<Message, { type: 9 }>> {
+  private async streamRequest(
+    to: MemberEntry | Address,
+    payload: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Exclude<Message, { type: typeof MessageType.compound }>> {
     const addr = 'host' in to ? to : { host: to.addr, port: to.port }
     const resp = await this.transport.request(addr, this.wire.seal(payload), timeoutMs)
     let m: Message
@@ -1016,14 +756,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
         type: MessageType.pushPull,
         join,
         from: this.self.name,
-        members: this.localRecords(),
+        members: this.table.records(),
         state: this.delegate ? this.delegate.localState(join) : null,
       }
       const resp = await this.streamRequest(to, encodeMessage(req), this.timing.streamTimeoutMs)
       if (!this.running) return
       if (resp.type === MessageType.conflict) {
         const remote = `${resp.otherAddr}:${resp.otherPort}`
-        this.conflict(this.self.name, addrKey(this.self), remote)
+        this.rules.conflict(this.self.name, addrKey(this.self), remote)
         throw new ShoalError(
           'SHOAL_ERR_NAME_CONFLICT',
           `node name "${this.self.name}" is already held by a live node at ${remote}; this node at ${addrKey(this.self)} cannot join with it`,
@@ -1032,7 +772,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (resp.type === MessageType.error) throw remoteError(resp.code, `push-pull with ${addrKey(to)}: ${resp.message}`)
       if (resp.type !== MessageType.pushPull)
         throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
-      this.mergeRemote(resp.members, resp.from)
+      this.rules.mergeRemote(resp.members, resp.from)
       this.mergeDelegate(resp, join)
     } catch (err) {
       this.counters.pushPullsFailed++
@@ -1041,17 +781,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
   }
 
   private mergeDelegate(m: PushPullMsg, join: boolean): void {
-    const from = this.nodes.get(m.from)
+    const from = this.table.get(m.from)
     if (!this.delegate || !m.state || !from) return
     try {
-      this.delegate.mergeRemoteState(m.state, join, this.snapshot(from))
+      this.delegate.mergeRemoteState(m.state, join, this.table.snapshot(from))
     } catch (err) {
       this.log.warn({ err, from: m.from }, 'state delegate merge failed')
     }
   }
 
   private pushPullTick(): void {
-    const [peer] = this.randomNodes(1, (n) => n.state === MemberState.alive)
+    const [peer] = this.table.randomNodes(1, (n) => n.state === MemberState.alive)
     if (!peer || this.pushPullInflight >= PUSH_PULL_MAX_INFLIGHT) return
     this.pushPullInflight++
     this.pushPull({ host: peer.addr, port: peer.port }, false)
@@ -1063,11 +803,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private reconnectTick(): void {
     const now = this.clock.now()
-    for (const n of [...this.list]) {
+    for (const n of [...this.table.entries()]) {
       if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs)
-        this.removeNode(n)
+        this.table.remove(n)
     }
-    const [peer] = this.randomNodes(1, (n) => n.state === MemberState.dead)
+    const [peer] = this.table.randomNodes(1, (n) => n.state === MemberState.dead)
     if (!peer) return
     this.pushPull({ host: peer.addr, port: peer.port }, false).catch((err) =>
       this.log.debug({ member: peer.name, err: (err as Error).message }, 'reconnect push-pull failed'),
@@ -1077,14 +817,9 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private async handlePushPull(m: PushPullMsg): Promise<Uint8Array> {
     if (m.join) {
       const rec = m.members.find((r) => r.name === m.from)
-      const holder = this.nodes.get(m.from)
-      if (
-        rec &&
-        holder &&
-        (holder.state === MemberState.alive || holder.state === MemberState.suspect) &&
-        (holder.addr !== rec.addr || holder.port !== rec.port)
-      ) {
-        this.conflict(m.from, addrKey(holder), addrKey(rec))
+      const holder = this.table.get(m.from)
+      if (rec && holder && isLive(holder) && (holder.addr !== rec.addr || holder.port !== rec.port)) {
+        this.rules.conflict(m.from, addrKey(holder), addrKey(rec))
         if (holder !== this.self) {
           this.sendPacket({ host: holder.addr, port: holder.port }, [
             encodeMessage({ type: MessageType.conflict, name: m.from, otherAddr: rec.addr, otherPort: rec.port }),
@@ -1102,10 +837,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
         type: MessageType.pushPull,
         join: false,
         from: this.self.name,
-        members: this.localRecords(),
+        members: this.table.records(),
         state: this.delegate ? this.delegate.localState(m.join) : null,
       })
-      this.mergeRemote(m.members, m.from)
+      this.rules.mergeRemote(m.members, m.from)
       this.mergeDelegate(m, m.join)
       return reply
     } finally {
@@ -1183,7 +918,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private onConflictNotice(name: string, other: string): void {
     if (name !== this.self.name) return
-    this.conflict(name, addrKey(this.self), other)
+    this.rules.conflict(name, addrKey(this.self), other)
   }
 
   // ---------------------------------------------------------------- packets
@@ -1215,7 +950,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     }
   }
 
-  private handle(m: Exclude<Message, { type: 9 }>, from: Address): void {
+  private handle(m: Exclude<Message, { type: typeof MessageType.compound }>, from: Address): void {
     switch (m.type) {
       case MessageType.ping:
         return this.onPing(m)
@@ -1228,13 +963,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.acks.get(m.seq)?.onNack()
         return
       case MessageType.alive:
-        this.applyAlive(m)
+        this.rules.applyAlive(m)
         return
       case MessageType.suspect:
-        this.applySuspect(m)
+        this.rules.applySuspect(m)
         return
       case MessageType.dead:
-        this.applyDead(m)
+        this.rules.applyDead(m)
         return
       case MessageType.user:
         return this.onUser(m, false)

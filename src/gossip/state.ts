@@ -1,0 +1,234 @@
+/**
+ * The rule table of docs/gossip.md, "Messages and how a receiver applies them": what an
+ * alive, suspect or dead message (or a push-pull member record) does to the member table,
+ * the broadcast queue, the suspicion timers and awareness, and which event it raises.
+ * Probing, dissemination and push-pull (gossip.ts) decide when a rule runs; this file
+ * decides what it does. Unit tests: test/gossip-state.test.ts; the same rows through real
+ * packets: test/gossip-rules.test.ts.
+ */
+import { formatHostPort } from '../address.js'
+import type { Clock } from '../clock.js'
+import type { Logger } from '../log.js'
+import type { Awareness } from './awareness.js'
+import type { Timing } from './config.js'
+import { isLive, type MemberEntry, type MemberTable } from './members.js'
+import { MessageType, encodeMessage, type AliveMsg, type DeadMsg, type MemberRecord, type SuspectMsg } from './messages.js'
+import type { BroadcastQueue } from './queue.js'
+import { Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
+import { MemberState, type GossipEvents } from './types.js'
+
+/** The queue key of member messages: alive, suspect and dead about one member replace each other. */
+export function memberKey(name: string): string {
+  return 'm:' + name
+}
+
+function addrOf(a: { addr: string; port: number }): string {
+  return formatHostPort({ host: a.addr, port: a.port })
+}
+
+function sameMeta(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a)
+  if (ka.length !== Object.keys(b).length) return false
+  return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
+}
+
+/** What the rules act on; gossip.ts owns every part and hands them in. */
+export interface RulesComponents {
+  timing: Timing
+  table: MemberTable
+  queue: BroadcastQueue
+  awareness: Awareness
+  clock: Clock
+  log: Logger
+  /** Counted here, reported by Gossip.stats(). */
+  counters: { suspicions: number; refutations: number }
+  /** Raise a Gossip event (a throwing listener must not break the rule). */
+  emit: <K extends keyof GossipEvents>(event: K, ...args: GossipEvents[K]) => void
+  /** False once the node stops: an expiring suspicion then does nothing. */
+  running: () => boolean
+}
+
+export class MembershipRules {
+  /** Set by Gossip.leave: a leaving node does not refute. */
+  leaving = false
+  private readonly suspicions = new Map<string, Suspicion>()
+  private readonly conflictsSeen = new Set<string>()
+
+  constructor(private readonly c: RulesComponents) {}
+
+  /** Cancel every suspicion timer (Gossip.stop). */
+  stop(): void {
+    for (const s of this.suspicions.values()) s.cancel()
+    this.suspicions.clear()
+  }
+
+  /** Alive: returns true when applied (and queued for rebroadcast). */
+  applyAlive(m: Omit<AliveMsg, 'type'>): boolean {
+    const { table, queue, emit } = this.c
+    const self = table.self
+    if (m.name === self.name) {
+      const matches = m.addr === self.addr && m.port === self.port && sameMeta(m.meta, self.meta)
+      if (this.leaving || m.inc < self.incarnation || (m.inc === self.incarnation && matches)) return false
+      if (m.addr !== self.addr || m.port !== self.port) this.conflict(m.name, addrOf(self), addrOf(m))
+      this.refute(m.inc, 'alive about us that does not match us')
+      return true
+    }
+    const n = table.get(m.name)
+    if (n && m.inc <= n.incarnation) return false
+    if (n && isLive(n) && (n.addr !== m.addr || n.port !== m.port)) {
+      this.conflict(m.name, addrOf(n), addrOf(m))
+      return false
+    }
+    const enc = encodeMessage({ type: MessageType.alive, ...m })
+    if (!n) {
+      const fresh: MemberEntry = {
+        name: m.name,
+        addr: m.addr,
+        port: m.port,
+        meta: m.meta,
+        incarnation: m.inc,
+        state: MemberState.alive,
+        stateChangedAt: this.c.clock.now(),
+        idx: -1,
+      }
+      table.add(fresh)
+      queue.queue(memberKey(m.name), enc)
+      emit('join', table.snapshot(fresh))
+      return true
+    }
+    const before = n.state
+    const changed = n.addr !== m.addr || n.port !== m.port || !sameMeta(n.meta, m.meta)
+    this.cancelSuspicion(n.name)
+    n.addr = m.addr
+    n.port = m.port
+    n.meta = m.meta
+    n.incarnation = m.inc
+    table.setState(n, MemberState.alive)
+    queue.queue(memberKey(m.name), enc)
+    if (before === MemberState.dead || before === MemberState.left) {
+      emit('join', table.snapshot(n))
+    } else if (before === MemberState.suspect) {
+      emit('alive', table.snapshot(n))
+      if (changed) emit('update', table.snapshot(n))
+    } else {
+      emit('update', table.snapshot(n))
+    }
+    return true
+  }
+
+  /** Suspect: starts or confirms a suspicion; about ourselves, a refutation. */
+  applySuspect(m: Omit<SuspectMsg, 'type'>): boolean {
+    const { table, queue, timing } = this.c
+    const n = table.get(m.name)
+    if (!n || m.inc < n.incarnation) return false
+    if (n === table.self) {
+      if (this.leaving) return false
+      this.refute(m.inc, `suspected by ${m.from}`)
+      this.c.awareness.apply(1)
+      return true
+    }
+    if (n.state === MemberState.suspect) {
+      // Only confirmations at the suspected incarnation count; a higher one is ignored.
+      const s = this.suspicions.get(n.name)
+      if (s && m.inc === n.incarnation && s.confirm(m.from)) {
+        queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
+        return true
+      }
+      return false
+    }
+    if (n.state !== MemberState.alive) return false
+    n.incarnation = m.inc
+    table.setState(n, MemberState.suspect)
+    this.c.counters.suspicions++
+    const size = table.size
+    const k = expectedConfirmations(timing.suspicionMult, size)
+    const min = suspicionMinMs(timing.suspicionMult, size, timing.probeIntervalMs)
+    const max = timing.suspicionMaxMult * min
+    this.cancelSuspicion(n.name)
+    this.suspicions.set(
+      n.name,
+      new Suspicion(m.from, k, min, max, this.c.clock, (confirmations) => {
+        this.suspicions.delete(n.name)
+        if (!this.c.running() || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
+        this.c.log.debug({ member: n.name, confirmations }, 'suspicion expired')
+        this.applyDead({ name: n.name, inc: n.incarnation, from: table.self.name })
+      }),
+    )
+    queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
+    this.c.emit('suspect', table.snapshot(n))
+    return true
+  }
+
+  /** Dead, or left when `from` is the member itself; about ourselves, a refutation. */
+  applyDead(m: Omit<DeadMsg, 'type'>): boolean {
+    const { table } = this.c
+    const n = table.get(m.name)
+    if (!n || m.inc < n.incarnation) return false
+    if (n === table.self) {
+      if (this.leaving) return false
+      this.refute(m.inc, `declared dead by ${m.from}`)
+      this.c.awareness.apply(1)
+      return true
+    }
+    if (n.state === MemberState.dead || n.state === MemberState.left) return false
+    this.cancelSuspicion(n.name)
+    n.incarnation = m.inc
+    const left = m.from === m.name
+    table.setState(n, left ? MemberState.left : MemberState.dead)
+    this.c.queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.dead, ...m }))
+    this.c.emit(left ? 'left' : 'dead', table.snapshot(n))
+    return true
+  }
+
+  /**
+   * A peer's member records from a push-pull: alive as an alive message, left as dead from
+   * the member itself, suspect or dead as a suspicion from the sender (a remote verdict of
+   * death is only a suspicion here; the local timer decides).
+   */
+  mergeRemote(records: MemberRecord[], from: string): void {
+    for (const r of records) {
+      switch (r.state) {
+        case MemberState.alive:
+          this.applyAlive({ name: r.name, inc: r.inc, addr: r.addr, port: r.port, meta: r.meta })
+          break
+        case MemberState.left:
+          this.applyDead({ name: r.name, inc: r.inc, from: r.name })
+          break
+        default:
+          this.applySuspect({ name: r.name, inc: r.inc, from })
+      }
+    }
+  }
+
+  /** Queue an alive message about ourselves (after setMeta or a refutation). */
+  queueAlive(): void {
+    const s = this.c.table.self
+    this.c.queue.queue(
+      memberKey(s.name),
+      encodeMessage({ type: MessageType.alive, name: s.name, inc: s.incarnation, addr: s.addr, port: s.port, meta: s.meta }),
+    )
+  }
+
+  /** Two addresses claim one name: logged once per (name, addresses) and raised as `conflict`. */
+  conflict(name: string, localAddr: string, remoteAddr: string): void {
+    const key = `${name}|${localAddr}|${remoteAddr}`
+    if (this.conflictsSeen.has(key)) return
+    this.conflictsSeen.add(key)
+    this.c.log.warn({ name, localAddr, remoteAddr }, `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}`)
+    this.c.emit('conflict', { name, localAddr, remoteAddr })
+  }
+
+  /** Refute a suspicion, death or stale alive about ourselves: an incarnation above it. */
+  private refute(inc: number, why: string): void {
+    const self = this.c.table.self
+    self.incarnation = Math.max(inc, self.incarnation) + 1
+    this.c.counters.refutations++
+    this.c.log.debug({ why, incarnation: self.incarnation }, 'refuting')
+    this.queueAlive()
+  }
+
+  private cancelSuspicion(name: string): void {
+    this.suspicions.get(name)?.cancel()
+    this.suspicions.delete(name)
+  }
+}
