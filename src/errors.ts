@@ -76,6 +76,12 @@ export const ErrorCode = {
   busy: 'SHOAL_ERR_BUSY',
   /** No seed answered a join. */
   join: 'SHOAL_ERR_JOIN',
+  /**
+   * A peer answered our stream with a refusal: it could not open it (another cluster label,
+   * no common key, encryption on one side only, another wire version). The reason travels
+   * in the refusal frame (gossip/wire.ts).
+   */
+  refused: 'SHOAL_ERR_REFUSED',
 
   // Registry.
   /** A registry message (record, pull, digest) fails validation. */

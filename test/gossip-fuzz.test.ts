@@ -2,7 +2,7 @@
 // probes and its member list does not change.
 import t from 'tap'
 import { NetTransport } from '../src/gossip/transport-net.js'
-import { Wire } from '../src/gossip/wire.js'
+import { Wire, decodeRefusal } from '../src/gossip/wire.js'
 import { MessageType, decodeNotes, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
 import { silentLogger } from '../src/log.js'
 import type { Gossip } from '../src/gossip/gossip.js'
@@ -136,13 +136,19 @@ t.test('fuzz a live node', async (t) => {
   t.ok(counted <= expectedBad, 'no valid replay counted as an error')
 
   t.comment(`counted at ${Date.now() - t0} ms`)
-  // Garbage on the stream side too.
+  // Garbage on the stream side too: answered with nothing but a 2-byte refusal naming the reason.
+  const refusals = new Map<string, number>()
   for (let i = 0; i < 200; i++) {
     await raw.request(to, Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 300) }, byte)), 1000).then(
-      () => t.fail('garbage stream answered'),
+      (answer) => {
+        const reason = decodeRefusal(answer)
+        if (reason === undefined) t.fail(`garbage stream answered with ${answer.length} bytes that are not a refusal`)
+        else refusals.set(reason, (refusals.get(reason) ?? 0) + 1)
+      },
       () => undefined,
     )
   }
+  t.ok(refusals.size > 0, `garbage streams refused: ${JSON.stringify(Object.fromEntries(refusals))}`)
 
   t.comment(`streams at ${Date.now() - t0} ms`)
   t.equal(view(target), before, 'member list unchanged')

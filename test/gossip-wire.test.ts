@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { Wire } from '../src/gossip/wire.js'
+import { Wire, WireError, decodeRefusal, encodeRefusal } from '../src/gossip/wire.js'
+import { RejectReason } from '../src/gossip/types.js'
 import { Keyring } from '../src/gossip/keyring.js'
 import { crc32 } from '../src/gossip/crc32.js'
 import { ShoalError, isShoalError } from '../src/errors.js'
@@ -147,4 +148,35 @@ t.test('100k random packets throw only ShoalError', async (t) => {
   }
   t.equal(others, 0)
   t.ok(shoal > 199_000, `${shoal} ShoalErrors`)
+})
+
+t.test('refusal frames: every reason round-trips; no sealed packet reads as a refusal', async (t) => {
+  for (const reason of Object.values(RejectReason)) t.equal(decodeRefusal(encodeRefusal(reason)), reason)
+  t.equal(decodeRefusal(Buffer.from([0, 99])), 'malformed', 'an unknown reason byte still refuses')
+  for (const w of [new Wire({ label: '' }), new Wire({ label: 'x', keyring: new Keyring([Buffer.alloc(32, 7)]) })]) {
+    for (const size of [0, 1, 2, 100]) t.equal(decodeRefusal(w.seal(Buffer.alloc(size))), undefined)
+  }
+})
+
+t.test('every failure of open() carries its reason', async (t) => {
+  const ring = (b: number) => new Keyring([Buffer.alloc(32, b)])
+  const reasonOf = (w: Wire, packet: Uint8Array): string | undefined => {
+    try {
+      w.open(packet)
+      return undefined
+    } catch (err) {
+      return err instanceof WireError ? err.reason : 'not a WireError'
+    }
+  }
+  const plain = new Wire({ label: 'a' })
+  const keyed = new Wire({ label: 'a', keyring: ring(1) })
+  t.equal(reasonOf(plain, new Wire({ label: 'b' }).seal(Buffer.from('x'))), 'label')
+  t.equal(reasonOf(keyed, new Wire({ label: 'a', keyring: ring(2) }).seal(Buffer.from('x'))), 'key')
+  t.equal(reasonOf(keyed, plain.seal(Buffer.from('x'))), 'plain')
+  t.equal(reasonOf(plain, keyed.seal(Buffer.from('x'))), 'encrypted')
+  t.equal(reasonOf(plain, Buffer.from([9, 0, 0, 0, 0, 0])), 'version')
+  const bad = plain.seal(Buffer.from('x'))
+  bad[bad.length - 1]! ^= 1
+  t.equal(reasonOf(plain, bad), 'malformed')
+  t.equal(reasonOf(plain, Buffer.from([1])), 'malformed')
 })

@@ -88,6 +88,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     decodeErrors: 3,
     unknownMessages: 2,
     unknownFields: 6,
+    rejected: { label: 2, key: 1 },
+    joinFailures: { refused: 4 },
     queueDepth: 4,
     awareness: 1,
     pushPulls: 5,
@@ -129,6 +131,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     'shoal_gossip_suspicions_total',
     'shoal_gossip_refutations_total',
     'shoal_gossip_decode_errors_total',
+    'shoal_gossip_rejected_total',
+    'shoal_gossip_join_failures_total',
     'shoal_gossip_queue_depth',
     'shoal_gossip_awareness',
     'shoal_catalog_services',
@@ -148,6 +152,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
   t.equal(value(fams, 'shoal_gossip_decode_errors_total'), 3)
   t.equal(value(fams, 'shoal_gossip_unknown_total', { kind: 'message' }), 2)
   t.equal(value(fams, 'shoal_gossip_unknown_total', { kind: 'field' }), 6)
+  t.equal(value(fams, 'shoal_gossip_rejected_total', { reason: 'label' }), 2)
+  t.equal(value(fams, 'shoal_gossip_join_failures_total', { reason: 'refused' }), 4)
   t.equal(value(fams, 'shoal_gossip_queue_depth'), 4)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'alive' }), 2)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'suspect' }), 1)

@@ -25,6 +25,7 @@ import { DnsServer } from '../dns/index.js'
 import { HttpServer, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
 import { readKeyFile, type AgentConfig } from './config.js'
+import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
 
 /**
  * What an Agent may be handed instead of making its own: the logger always; the clock,
@@ -76,6 +77,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private dns?: DnsServer
   private identity?: IdentityIssuer
   private readonly joinAbort = new AbortController()
+  private readonly joinWatch: JoinWatch
   private readyTimer?: Timer
   private ready = false
   /** What the warm start still waits for (README "Warm start"): the sources' first views, a first clean exchange with a peer. */
@@ -92,10 +94,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.components = components
     this.logger = components.logger
     this.clock = components.clock ?? new RealClock()
+    this.joinWatch = new JoinWatch({ seeds: config.join, cluster: config.cluster }, { logger: components.logger })
   }
 
+  /** The warm start is done: xDS is served (see also joinPending). */
   isReady(): boolean {
     return this.ready
+  }
+
+  /** Why this agent is not in a cluster yet: `--join` was given and no seed has answered (nor a peer joined). */
+  joinPending(): string | undefined {
+    return this.joinWatch.pending()
   }
 
   /** The catalog as consumers see it (after start). */
@@ -133,6 +142,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const log = this.logger
     const clock = this.clock
     collectDefaultMetrics({ register: this.registry, prefix: 'shoal_process_' })
+    // Before anything binds: a --join of names that all resolve to nothing is a start-up error.
+    await checkSeedNames(cfg.join)
 
     const keyring = this.loadKeyring()
     const transport = this.components.transport ?? new NetTransport({ bind: cfg.bind }, { logger: log })
@@ -151,6 +162,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.gossip = gossip
     // Both sides log a name conflict; only the joining node (join() rejects) refuses to run.
     gossip.on('conflict', (info) => log.warn(info, 'another node claims our name'))
+    const rejections = new RejectionLog({}, { logger: log.child({ component: 'gossip' }), clock })
+    gossip.on('rejected', (r) => rejections.add(r))
+    // A peer that joins us puts us in a cluster as much as a seed that answers.
+    gossip.on('join', (m) => {
+      if (m.name !== cfg.node) this.joinWatch.answered()
+    })
 
     // Gossip starts, and so announces this boot, only after the sources' first views (below);
     // the catalog needs only the boot id now and learns its address then.
@@ -195,6 +212,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         membership: gossip,
         control: local,
         ready: () => this.ready,
+        joinPending: () => this.joinWatch.pending(),
         xdsDebug: () => xds.debugInfo(),
         registry: this.registry,
       },
@@ -334,8 +352,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.parts.push({ name: 'warm-start', stop: () => this.readyTimer?.cancel() })
     if (this.config.join.length === 0) return
     gossip
-      .join(this.config.join, { retry: true, signal: this.joinAbort.signal })
-      .then((n) => this.logger.info({ seeds: n }, 'joined the cluster'))
+      .join(this.config.join, { retry: true, signal: this.joinAbort.signal, onAttempt: (a) => this.joinWatch.attempt(a) })
+      .then((n) => {
+        this.joinWatch.answered()
+        this.logger.info({ seeds: n }, 'joined the cluster')
+      })
       .catch((err: unknown) => {
         if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.emit('conflict', { message: err.message })
         else if (!this.joinAbort.signal.aborted) this.logger.warn({ err }, 'join failed')

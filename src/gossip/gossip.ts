@@ -8,10 +8,11 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { formatHostPort, parseHostPort } from '../address.js'
-import { isErrorCode, ShoalError } from '../errors.js'
+import { isErrorCode, isShoalError, ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
+import { REFUSAL_TEXT, joinFailureReason } from './failures.js'
 import type { Keyring } from './keyring.js'
 import { MemberTable, isLive, type MemberEntry } from './members.js'
 import {
@@ -40,12 +41,15 @@ import {
   type Clock,
   type GossipEvents,
   type GossipStats,
+  type JoinAttempt,
   type Member,
+  type RejectReason,
+  type SeedFailure,
   type StateDelegate,
   type Timer,
   type Transport,
 } from './types.js'
-import { Wire } from './wire.js'
+import { Wire, WireError, decodeRefusal, encodeRefusal, rejectReasonOf } from './wire.js'
 
 /**
  * @example
@@ -73,6 +77,23 @@ export interface GossipComponents {
   logger: Logger
   /** Source of randomness for protocol choices (probe order, targets, jitter); Math.random by default. */
   random?: () => number
+}
+
+/** Options of Gossip.join. */
+export interface JoinOptions {
+  signal?: AbortSignal
+  /** Try again with jittered backoff until a seed answers. */
+  retry?: boolean
+  /** Called after every round with what each seed that did not answer failed with. */
+  onAttempt?: (attempt: JoinAttempt) => void
+}
+
+/** What `Gossip.keyUse()` reports: this node's keys and which members seal with each. */
+export interface KeyUse {
+  /** keyFingerprint of each key of the ring, primary first; empty without keys. */
+  keys: Array<{ fingerprint: string; primary: boolean; members: string[] }>
+  /** Live members not heard from directly since they (or we) changed keys. */
+  unknown: string[]
 }
 
 interface AckHandler {
@@ -116,6 +137,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly random: () => number
   private readonly mtu: number
   private readonly wire: Wire
+  private keyring: Keyring | undefined
   private readonly awareness: Awareness
   private readonly queue: BroadcastQueue
   private readonly table: MemberTable
@@ -146,11 +168,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
     suspicions: 0,
     refutations: 0,
     decodeErrors: 0,
+    rejected: {} as Record<string, number>,
+    joinFailures: {} as Record<string, number>,
     pushPulls: 0,
     pushPullsFailed: 0,
   }
   /** Unknown message types and fields met while decoding (a newer peer's), and malformed compound parts. */
   private readonly notes = decodeNotes()
+  /** The fingerprint of the key each member's own traffic (ping, push-pull, request) was sealed with: its primary. */
+  private readonly memberKeys = new Map<string, string>()
 
   constructor(opts: GossipOptions, components: GossipComponents) {
     super()
@@ -165,6 +191,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.log = components.logger.child({ component: 'gossip', node: opts.name })
     this.mtu = opts.mtu ?? DEFAULT_MTU
     this.wire = new Wire(opts.keyring ? { label: opts.cluster, keyring: opts.keyring } : { label: opts.cluster })
+    this.keyring = opts.keyring
     if (this.mtu < this.wire.overhead + 200) {
       throw new ShoalError('SHOAL_ERR_MTU', `mtu ${this.mtu} leaves too little room after the ${this.wire.overhead}-byte envelope`)
     }
@@ -353,6 +380,26 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   setKeyring(k: Keyring | undefined): void {
     this.wire.setKeyring(k)
+    this.keyring = k
+  }
+
+  /**
+   * Which key of this node's ring each live member seals its traffic with (its primary), as
+   * learnt from the pings, push-pulls and requests it sent us. A member is listed under a key
+   * once it was heard from; this node itself under its primary.
+   */
+  keyUse(): KeyUse {
+    const fingerprints = this.keyring?.fingerprints() ?? []
+    const keys = fingerprints.map((fingerprint, i) => ({ fingerprint, primary: i === 0, members: [] as string[] }))
+    const unknown: string[] = []
+    for (const m of this.table.entries()) {
+      if (!isLive(m)) continue
+      const fp = m === this.self ? fingerprints[0] : this.memberKeys.get(m.name)
+      const slot = keys.find((k) => k.fingerprint === fp)
+      if (slot) slot.members.push(m.name)
+      else unknown.push(m.name)
+    }
+    return { keys, unknown }
   }
 
   stats(): GossipStats {
@@ -369,6 +416,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       decodeErrors: c.decodeErrors + this.notes.malformedParts,
       unknownMessages: this.notes.unknownTypes,
       unknownFields: this.notes.extraFields,
+      rejected: { ...c.rejected },
+      joinFailures: { ...c.joinFailures },
       queueDepth: this.queue.size(),
       awareness: this.awareness.health(),
       pushPulls: c.pushPulls,
@@ -378,10 +427,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   /**
    * Join through seeds: a push-pull with the join flag to each. Resolves to the number of
-   * seeds that answered. With `retry`, tries again with jittered backoff until one answers.
-   * Rejects SHOAL_ERR_NAME_CONFLICT when a live node at another address holds our name.
+   * seeds that answered. With `retry`, tries again with jittered backoff (probe interval x
+   * 2^attempt, at most 30 s, x 0.5..1.5) until one answers; `onAttempt` hears every round,
+   * with the reason of each seed that did not answer (counted in stats().joinFailures).
+   * Rejects SHOAL_ERR_NAME_CONFLICT when a live node at another address holds our name, and
+   * without `retry` SHOAL_ERR_JOIN naming every seed and its failure.
    */
-  async join(seeds: Array<Address | string>, opts: { signal?: AbortSignal; retry?: boolean } = {}): Promise<number> {
+  async join(seeds: Array<Address | string>, opts: JoinOptions = {}): Promise<number> {
     if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: join() before start()')
     const addrs = seeds.map(parseAddress).filter((a) => !(a.host === this.self.addr && a.port === this.self.port))
     if (addrs.length === 0) return 0
@@ -391,14 +443,38 @@ export class Gossip extends EventEmitter<GossipEvents> {
       const conflict = results.find((r) => r.status === 'rejected' && (r.reason as ShoalError)?.code === 'SHOAL_ERR_NAME_CONFLICT')
       if (conflict) throw (conflict as PromiseRejectedResult).reason
       const ok = results.filter((r) => r.status === 'fulfilled').length
+      const failures: SeedFailure[] = []
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') return
+        const reason = joinFailureReason(r.reason)
+        this.counters.joinFailures[reason] = (this.counters.joinFailures[reason] ?? 0) + 1
+        failures.push({
+          seed: addrKey(addrs[i]!),
+          reason,
+          refusedBySeed: isShoalError(r.reason, 'SHOAL_ERR_REFUSED'),
+          message: (r.reason as Error)?.message ?? String(r.reason),
+        })
+      })
+      const retryInMs =
+        ok === 0 && opts.retry && this.running
+          ? Math.round(Math.min(30_000, this.timing.probeIntervalMs * 2 ** Math.min(attempt, 10)) * (0.5 + this.random()))
+          : undefined
+      this.reportAttempt(opts, { attempt, answered: ok, failures, ...(retryInMs !== undefined ? { retryInMs } : {}) })
       if (ok > 0) return ok
-      const reasons = results.map((r, i) => `${addrKey(addrs[i]!)}: ${(r as PromiseRejectedResult).reason?.message}`).join('; ')
+      const reasons = failures.map((f) => f.message).join('; ')
       if (!opts.retry) throw new ShoalError('SHOAL_ERR_JOIN', `join: no seed answered (${reasons})`)
-      if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: stopped while joining')
-      const base = Math.min(30_000, this.timing.probeIntervalMs * 2 ** Math.min(attempt, 10))
-      const delay = base * (0.5 + this.random())
-      this.log.debug({ attempt, delayMs: Math.round(delay), reasons }, 'join: no seed answered, retrying')
-      await this.sleep(delay, opts.signal)
+      if (retryInMs === undefined) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: stopped while joining')
+      this.log.debug({ attempt, delayMs: retryInMs, reasons }, 'join: no seed answered, retrying')
+      await this.sleep(retryInMs, opts.signal)
+    }
+  }
+
+  private reportAttempt(opts: JoinOptions, attempt: JoinAttempt): void {
+    if (!opts.onAttempt) return
+    try {
+      opts.onAttempt(attempt)
+    } catch (err) {
+      this.log.error({ err }, 'join onAttempt callback threw')
     }
   }
 
@@ -738,12 +814,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
   ): Promise<Exclude<Message, { type: typeof MessageType.compound }>> {
     const addr = 'host' in to ? to : { host: to.addr, port: to.port }
     const resp = await this.transport.request(addr, this.wire.seal(payload), timeoutMs)
+    const refused = decodeRefusal(resp)
+    if (refused) throw new WireError('SHOAL_ERR_REFUSED', refused, `${addrKey(addr)} refused our stream: ${REFUSAL_TEXT[refused]}`)
     let m: Message
     try {
       m = decodeMessage(this.wire.open(resp), this.notes)
     } catch (err) {
-      if ((err as ShoalError).code !== 'SHOAL_ERR_UNKNOWN_TYPE') this.counters.decodeErrors++
-      throw err
+      if ((err as ShoalError).code === 'SHOAL_ERR_UNKNOWN_TYPE') throw err
+      this.counters.decodeErrors++
+      const reason = this.rejected(addr, 'stream', err)
+      throw new WireError((err as ShoalError).code ?? 'SHOAL_ERR_DECODE', reason, `answer from ${addrKey(addr)}: ${(err as Error).message}`)
     }
     if (m.type === MessageType.compound) throw new ShoalError('SHOAL_ERR_DECODE', `stream answer from ${addrKey(addr)} is a compound`)
     return m
@@ -804,8 +884,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private reconnectTick(): void {
     const now = this.clock.now()
     for (const n of [...this.table.entries()]) {
-      if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs)
+      if ((n.state === MemberState.dead || n.state === MemberState.left) && now - n.stateChangedAt > this.timing.reapAfterMs) {
         this.table.remove(n)
+        this.memberKeys.delete(n.name)
+      }
     }
     const [peer] = this.table.randomNodes(1, (n) => n.state === MemberState.dead)
     if (!peer) return
@@ -852,7 +934,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
     if (!this.running) return undefined
     let m: Message
     try {
-      m = decodeMessage(this.wire.open(data), this.notes)
+      const opened = this.wire.openWithKey(data)
+      m = decodeMessage(opened.payload, this.notes)
+      if (opened.key !== undefined && (m.type === MessageType.pushPull || m.type === MessageType.appRequest))
+        this.memberKeys.set(m.from, opened.key)
     } catch (err) {
       if ((err as ShoalError).code === 'SHOAL_ERR_UNKNOWN_TYPE') {
         // A newer peer's request: say so at once rather than let it wait for its timeout.
@@ -860,8 +945,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
         return this.wire.seal(encodeMessage({ type: MessageType.error, code: 'SHOAL_ERR_UNKNOWN_TYPE', message: (err as Error).message }))
       }
       this.counters.decodeErrors++
-      this.log.debug({ from: addrKey(from), err: (err as Error).message }, 'bad stream request dropped')
-      return undefined
+      // The sender hears why (a joining node logs it); see wire.ts for what a refusal reveals.
+      return encodeRefusal(this.rejected(from, 'stream', err))
     }
     this.countIn(MessageTypeName[m.type] ?? 'unknown', data.length)
     try {
@@ -923,6 +1008,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   // ---------------------------------------------------------------- packets
 
+  /** Count, log at debug and raise `rejected` for traffic that could not be opened or decoded; returns the reason. */
+  private rejected(from: Address, via: 'packet' | 'stream', err: unknown): RejectReason {
+    const reason = rejectReasonOf(err)
+    this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1
+    const message = (err as Error)?.message ?? String(err)
+    this.log.debug({ from: addrKey(from), via, reason, err: message }, 'gossip traffic rejected')
+    if (this.listenerCount('rejected') > 0) this.emitSafe('rejected', { from: addrKey(from), via, reason, message })
+    return reason
+  }
+
   private countIn(type: string, bytes: number): void {
     const c = this.counters
     c.packetsIn[type] = (c.packetsIn[type] ?? 0) + 1
@@ -932,16 +1027,21 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private onPacket(data: Uint8Array, from: Address): void {
     if (!this.running) return
     let msgs: ReturnType<typeof decodePacket>
+    let key: string | undefined
     try {
-      msgs = decodePacket(this.wire.open(data), this.notes)
+      const opened = this.wire.openWithKey(data)
+      key = opened.key
+      msgs = decodePacket(opened.payload, this.notes)
     } catch (err) {
       this.counters.decodeErrors++
-      this.log.debug({ from: addrKey(from), bytes: data?.length, err: (err as Error).message }, 'bad packet dropped')
+      // Never answered: a datagram's source can be forged, and an answer would be a reflection.
+      this.rejected(from, 'packet', err)
       return
     }
     this.countIn('total', data.length)
     for (const m of msgs) {
       this.countIn(MessageTypeName[m.type] ?? 'unknown', 0)
+      if (key !== undefined && (m.type === MessageType.ping || m.type === MessageType.indirectPing)) this.memberKeys.set(m.from, key)
       try {
         this.handle(m, from)
       } catch (err) {

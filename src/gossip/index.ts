@@ -5,7 +5,7 @@
  *   import { Gossip, NetTransport } from './gossip/index.js'
  */
 export { Gossip, parseAddress } from './gossip.js'
-export type { GossipOptions, GossipComponents } from './gossip.js'
+export type { GossipOptions, GossipComponents, JoinOptions, KeyUse } from './gossip.js'
 export { Profiles, DEFAULT_MTU, MAX_META_BYTES, resolveTiming, pushPullInterval, retransmitLimit } from './config.js'
 export type { Timing, ProfileName } from './config.js'
 export { shortestSuspicionMs } from './suspicion.js'
@@ -14,10 +14,10 @@ export { NetTransport } from './transport-net.js'
 export type { NetTransportOptions, NetTransportStats } from './transport-net.js'
 export { SimNetwork } from './transport-sim.js'
 export type { SimNetworkOptions, SimHostStats, SimTap, SimFilter, SimTrafficKind } from './transport-sim.js'
-export { Keyring } from './keyring.js'
+export { Keyring, keyFingerprint } from './keyring.js'
 export { Wire, WIRE_VERSION } from './wire.js'
 export type { WireStats } from './wire.js'
-export { MemberState, MEMBER_EVENTS } from './types.js'
+export { MemberState, MEMBER_EVENTS, RejectReason, JoinFailureReason } from './types.js'
 export type {
   Address,
   Clock,
@@ -30,4 +30,7 @@ export type {
   StateDelegate,
   GossipEvents,
   GossipStats,
+  JoinAttempt,
+  SeedFailure,
+  Rejection,
 } from './types.js'

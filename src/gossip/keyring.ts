@@ -3,12 +3,29 @@
  * the primary key and opened with any key of the ring, so keys rotate without loss:
  * add the new key everywhere, make it primary everywhere, then remove the old one.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import { ShoalError } from '../errors.js'
 
 const KEY_BYTES = 32
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
+const FINGERPRINT_BYTES = 8
+
+/**
+ * A key's public name: the first 8 bytes of its SHA-256, in hex (16 characters). Shown by
+ * `shoal keyring list` and the API instead of the key, which it does not reveal.
+ */
+export function keyFingerprint(key: Uint8Array): string {
+  return createHash('sha256').update(key).digest().subarray(0, FINGERPRINT_BYTES).toString('hex')
+}
+
+/** Fingerprints of the ring's own key buffers, so opening a packet does not hash the key again. */
+const fingerprintCache = new WeakMap<Buffer, string>()
+function cachedFingerprint(key: Buffer): string {
+  let fp = fingerprintCache.get(key)
+  if (fp === undefined) fingerprintCache.set(key, (fp = keyFingerprint(key)))
+  return fp
+}
 
 /**
  * @example
@@ -60,6 +77,11 @@ export class Keyring {
     return this.ring.map((k) => Buffer.from(k))
   }
 
+  /** keyFingerprint of every key, primary first. */
+  fingerprints(): string[] {
+    return this.ring.map(cachedFingerprint)
+  }
+
   /** Adds a key as secondary; adding a key already in the ring does nothing. */
   add(key: Uint8Array): void {
     checkKey(key, 'added key')
@@ -96,6 +118,11 @@ export class Keyring {
 
   /** Opens what encrypt() sealed, trying each key; SHOAL_ERR_AUTH when none fits. */
   decrypt(data: Uint8Array, aad: Uint8Array): Buffer {
+    return this.decryptWithKey(data, aad).plain
+  }
+
+  /** decrypt(), and the fingerprint of the key that opened it (the sender's primary). */
+  decryptWithKey(data: Uint8Array, aad: Uint8Array): { plain: Buffer; key: string } {
     if (data.length < Keyring.overhead) {
       throw new ShoalError(
         'SHOAL_ERR_DECODE',
@@ -111,7 +138,7 @@ export class Keyring {
         decipher.setAAD(aad)
         decipher.setAuthTag(tag)
         const out = decipher.update(body)
-        return Buffer.concat([out, decipher.final()])
+        return { plain: Buffer.concat([out, decipher.final()]), key: cachedFingerprint(key) }
       } catch {
         // wrong key or tampered: try the next key
       }

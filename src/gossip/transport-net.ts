@@ -8,6 +8,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { streamError } from './failures.js'
 import type { Address, PacketHandler, RequestHandler, Transport } from './types.js'
 
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024
@@ -176,9 +177,7 @@ export class NetTransport implements Transport {
 
   request(to: Address, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const peer = fmt(to)
-    const fail = (msg: string, cause?: unknown) => {
-      return new ShoalError('SHOAL_ERR_STREAM', `stream to ${peer}: ${msg}`, cause === undefined ? undefined : { cause })
-    }
+    const fail = (msg: string, cause?: Error | string) => streamError(`stream to ${peer}: ${msg}`, cause)
     if (this.stopped) {
       this.counters.streamErrors++
       return Promise.reject(fail('transport stopped'))
@@ -209,7 +208,7 @@ export class NetTransport implements Transport {
       }
       const abort = (err: Error) => finish(err)
       this.aborts.add(abort)
-      const timer = setTimeout(() => finish(fail(`no answer within ${timeoutMs} ms`)), Math.max(0, timeoutMs))
+      const timer = setTimeout(() => finish(fail(`no answer within ${timeoutMs} ms`, 'ETIMEDOUT')), Math.max(0, timeoutMs))
       timer.unref()
       socket.on('connect', () => socket.write(frame(data)))
       socket.on('data', (chunk) => {
@@ -222,8 +221,8 @@ export class NetTransport implements Transport {
           finish(fail((err as Error).message))
         }
       })
-      socket.on('end', () => finish(fail('closed without an answer')))
-      socket.on('close', () => finish(fail('closed without an answer')))
+      socket.on('end', () => finish(fail('closed without an answer', 'ECLOSED')))
+      socket.on('close', () => finish(fail('closed without an answer', 'ECLOSED')))
       socket.on('error', (err) => finish(fail(err.message, err)))
     })
   }

@@ -8,6 +8,7 @@ import { ShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { VirtualClock } from '../clock.js'
 import type { Address, PacketHandler, RequestHandler, Transport } from './types.js'
+import { streamError } from './failures.js'
 
 export type SimTrafficKind = 'packet' | 'request' | 'response'
 export type SimTap = (from: Address, to: Address, data: Uint8Array, kind: SimTrafficKind) => void
@@ -263,7 +264,7 @@ export class SimNetwork {
       if (!target) {
         // The host is up but nothing listens: a refusal comes back after one more hop.
         this.clock.setTimer(this.delay(), () => {
-          if (!this.blocked(from.host, to.host)) settle(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: connection refused`))
+          if (!this.blocked(from.host, to.host)) settle(streamError(`stream to ${key(to)}: connection refused`, 'ECONNREFUSED'))
         })
         return
       }
@@ -299,7 +300,7 @@ export class SimNetwork {
     this.clock.setTimer(this.delay(), () => {
       if (this.blocked(from.host, to.host)) return
       if (bytes === undefined) {
-        settle(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(from)}: closed without an answer`))
+        settle(streamError(`stream to ${key(from)}: closed without an answer`, 'ECLOSED'))
         return
       }
       this.host(to.host).stats.streamBytesReceived += bytes.length
@@ -379,7 +380,7 @@ class SimTransport implements Transport {
         else resolve(reply!)
       }
       const timer = this.net.clock.setTimer(timeoutMs, () =>
-        finish(new ShoalError('SHOAL_ERR_STREAM', `stream to ${key(to)}: no answer within ${timeoutMs} ms`)),
+        finish(streamError(`stream to ${key(to)}: no answer within ${timeoutMs} ms`, 'ETIMEDOUT')),
       )
       this.pending.add(finish)
       this.net.sendRequest(this.addr, to, data, (err, reply) => {

@@ -33,7 +33,12 @@ export interface Transport {
   stop(): Promise<void>
   sendPacket(to: Address, data: Uint8Array): void
   onPacket(handler: PacketHandler): void
-  /** One request, one response over a stream; rejects on timeout, refusal or a too large frame. */
+  /**
+   * One request, one response over a stream. Rejects SHOAL_ERR_STREAM on timeout, refusal,
+   * reset or a too large frame; its `cause.code` says which when known: a Node errno
+   * (ECONNREFUSED, ENOTFOUND, EAI_AGAIN, EHOSTUNREACH, ...), ETIMEDOUT for no answer in
+   * time, ECLOSED for a peer that closed without an answer.
+   */
   request(to: Address, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>
   onRequest(handler: RequestHandler): void
 }
@@ -91,6 +96,91 @@ export interface GossipEvents {
   left: [member: Member]
   /** Another node claims our name from another address (or we see two for one name). */
   conflict: [info: { name: string; localAddr: string; remoteAddr: string }]
+  /** A packet or stream frame from another node could not be opened (see Rejection). */
+  rejected: [info: Rejection]
+}
+
+/**
+ * Why a packet or stream frame from another node was not opened: the `reason` label of
+ * `shoal_gossip_rejected_total`, and what a refusal frame tells a joining node (wire.ts).
+ */
+export const RejectReason = {
+  /** Another cluster's label. */
+  label: 'label',
+  /** Encrypted, but no key of the ring opens it. */
+  key: 'key',
+  /** Plain (unencrypted) to a node that requires encryption. */
+  plain: 'plain',
+  /** Encrypted to a node without keys. */
+  encrypted: 'encrypted',
+  /** Another wire version. */
+  version: 'version',
+  /** Truncated, a bad CRC, or a message that does not decode. */
+  malformed: 'malformed',
+} as const
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason]
+
+/**
+ * Why a seed did not take a join: a RejectReason (the seed refused our frame, or we could not
+ * open its answer), or a network or peer failure. The `reason` label of
+ * `shoal_gossip_join_failures_total`.
+ */
+export const JoinFailureReason = {
+  ...RejectReason,
+  /** Connection refused: nothing listens at that address. */
+  refused: 'refused',
+  /** The seed's host name does not resolve. */
+  unresolvable: 'unresolvable',
+  /** No answer within the stream timeout. */
+  timeout: 'timeout',
+  /** No route, host down, reset, or another socket error. */
+  unreachable: 'unreachable',
+  /** The seed closed the stream without an answer. */
+  closed: 'closed',
+  /** The seed has too many push-pulls in flight. */
+  busy: 'busy',
+  /** The seed answered with another error. */
+  error: 'error',
+} as const
+export type JoinFailureReason = (typeof JoinFailureReason)[keyof typeof JoinFailureReason]
+
+/** One seed of a join attempt that did not answer, and why. */
+export interface SeedFailure {
+  /** The seed as given (HOST:PORT). */
+  seed: string
+  reason: JoinFailureReason
+  /** The seed answered with a refusal frame: it could not open our frame (else, for a RejectReason, we could not open its answer). */
+  refusedBySeed: boolean
+  /** The failure in words, naming the seed. */
+  message: string
+}
+
+/**
+ * The outcome of one join attempt, handed to `join({ onAttempt })` after every round, so a
+ * caller can say why a join does not succeed while it retries.
+ */
+export interface JoinAttempt {
+  /** 0 for the first round. */
+  attempt: number
+  /** Seeds that answered in this round (0 when it failed). */
+  answered: number
+  /** Seeds that did not, with the reason (also when another seed answered). */
+  failures: SeedFailure[]
+  /** When no seed answered and join retries: the wait before the next round, in ms. */
+  retryInMs?: number
+}
+
+/**
+ * Traffic from another node that this node could not open: raised as the `rejected` event
+ * of Gossip for every packet and stream frame refused (count, log and rate-limit in the caller).
+ */
+export interface Rejection {
+  /** The sender's address (HOST:PORT); a stream's port is its ephemeral one. */
+  from: string
+  via: 'packet' | 'stream'
+  reason: RejectReason
+  /** The wire's error message (names the label, the number of keys tried, ...). */
+  message: string
 }
 
 /** Counters exposed by the gossip layer; the agent maps them to Prometheus. */
@@ -109,6 +199,10 @@ export interface GossipStats {
   unknownMessages: number
   /** Messages carrying fields after the ones this version knows (a newer peer's), read without them. */
   unknownFields: number
+  /** Packets and stream frames not opened, by RejectReason. */
+  rejected: Record<string, number>
+  /** Seeds that did not take a join attempt, by JoinFailureReason. */
+  joinFailures: Record<string, number>
   queueDepth: number
   awareness: number
   pushPulls: number

@@ -9,15 +9,70 @@
  *
  * The flag makes a node with keys drop plain packets and a node without keys drop
  * encrypted ones, each with its own error and counter.
+ *
+ * A stream frame that cannot be opened is answered with a refusal, so that a joining node
+ * can say why (docs/gossip.md, "Wire"):
+ *
+ *   refusal     | 0x00 | reason (1) |     reason: 1 label, 2 key, 3 plain, 4 encrypted, 5 version, 6 malformed
+ *
+ * It is not authenticated and carries nothing but the reason; every reason is something the
+ * sender can learn anyway (the label travels in clear in every envelope, the flag byte shows
+ * whether a node encrypts, and a failed GCM tag says nothing about the keys). It only ever
+ * answers a TCP connection, so it cannot be aimed at a third party.
  */
-import { ShoalError } from '../errors.js'
+import { ShoalError, type ErrorCode } from '../errors.js'
 import { crc32 } from './crc32.js'
 import { Keyring } from './keyring.js'
+import { RejectReason } from './types.js'
 
 export const WIRE_VERSION = 1
 const ENCRYPTED_FLAG = 0x80
 const CRC_BYTES = 4
 const MAX_LABEL_BYTES = 255
+const REFUSAL_VERSION = 0
+/** Reason byte of a refusal = index + 1. Append only: the numbers are on the wire. */
+const REFUSAL_REASONS: readonly RejectReason[] = [
+  RejectReason.label,
+  RejectReason.key,
+  RejectReason.plain,
+  RejectReason.encrypted,
+  RejectReason.version,
+  RejectReason.malformed,
+]
+
+/** A packet or frame this node cannot open, with the reason in the terms of RejectReason. */
+export class WireError extends ShoalError {
+  constructor(
+    code: ErrorCode,
+    readonly reason: RejectReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options)
+  }
+}
+
+/** The reason of an error thrown by Wire.open (any ShoalError is mapped by its code). */
+export function rejectReasonOf(err: unknown): RejectReason {
+  if (err instanceof WireError) return err.reason
+  if (err instanceof ShoalError) {
+    if (err.code === 'SHOAL_ERR_AUTH') return RejectReason.key
+    if (err.code === 'SHOAL_ERR_LABEL') return RejectReason.label
+    if (err.code === 'SHOAL_ERR_VERSION') return RejectReason.version
+  }
+  return RejectReason.malformed
+}
+
+/** The answer to a stream frame that could not be opened: 2 bytes, see the header. */
+export function encodeRefusal(reason: RejectReason): Buffer {
+  return Buffer.from([REFUSAL_VERSION, REFUSAL_REASONS.indexOf(reason) + 1])
+}
+
+/** The reason of a refusal, or undefined when the bytes are not one (a sealed answer never is). */
+export function decodeRefusal(bytes: Uint8Array): RejectReason | undefined {
+  if (bytes.length !== 2 || bytes[0] !== REFUSAL_VERSION) return undefined
+  return REFUSAL_REASONS[bytes[1]! - 1] ?? RejectReason.malformed
+}
 
 /** Counters of Wire.open(), by outcome. */
 export interface WireStats {
@@ -85,19 +140,29 @@ export class Wire {
     return out
   }
 
-  /** The payload of a sealed packet; throws only ShoalError, whatever the bytes. */
+  /** The payload of a sealed packet; throws only WireError (a ShoalError with a RejectReason), whatever the bytes. */
   open(packet: Uint8Array): Buffer {
+    return this.openWithKey(packet).payload
+  }
+
+  /**
+   * The payload and the fingerprint of the key that opened it (undefined for a plain packet):
+   * the key the sender seals with, its primary. Throws WireError like open().
+   */
+  openWithKey(packet: Uint8Array): { payload: Buffer; key: string | undefined } {
     try {
       const out = this.openUnchecked(packet)
       this.counters.opened++
       return out
     } catch (err) {
-      const shoal =
-        err instanceof ShoalError
+      const wire =
+        err instanceof WireError
           ? err
-          : new ShoalError('SHOAL_ERR_DECODE', `undecodable packet of ${packet?.length} bytes`, { cause: err })
-      this.counters.errors[shoal.code] = (this.counters.errors[shoal.code] ?? 0) + 1
-      throw shoal
+          : err instanceof ShoalError
+            ? new WireError(err.code, rejectReasonOf(err), err.message, { cause: err.cause })
+            : new WireError('SHOAL_ERR_DECODE', RejectReason.malformed, `undecodable packet of ${packet?.length} bytes`, { cause: err })
+      this.counters.errors[wire.code] = (this.counters.errors[wire.code] ?? 0) + 1
+      throw wire
     }
   }
 
@@ -105,22 +170,24 @@ export class Wire {
     return { ...this.counters, errors: { ...this.counters.errors } }
   }
 
-  private openUnchecked(packet: Uint8Array): Buffer {
-    if (!(packet instanceof Uint8Array)) throw new ShoalError('SHOAL_ERR_DECODE', 'packet is not bytes')
+  private openUnchecked(packet: Uint8Array): { payload: Buffer; key: string | undefined } {
+    const malformed = (message: string) => new WireError('SHOAL_ERR_DECODE', RejectReason.malformed, message)
+    if (!(packet instanceof Uint8Array)) throw malformed('packet is not bytes')
     const buf = Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength)
-    if (buf.length < 2) throw new ShoalError('SHOAL_ERR_DECODE', `packet of ${buf.length} bytes is shorter than its header`)
+    if (buf.length < 2) throw malformed(`packet of ${buf.length} bytes is shorter than its header`)
     const version = buf[0]! & ~ENCRYPTED_FLAG
-    if (version !== WIRE_VERSION) throw new ShoalError('SHOAL_ERR_VERSION', `packet version ${version}, this node speaks ${WIRE_VERSION}`)
+    if (version !== WIRE_VERSION) {
+      throw new WireError('SHOAL_ERR_VERSION', RejectReason.version, `packet version ${version}, this node speaks ${WIRE_VERSION}`)
+    }
     const isEncrypted = (buf[0]! & ENCRYPTED_FLAG) !== 0
     const labelLen = buf[1]!
     const bodyStart = 2 + labelLen
-    if (buf.length < bodyStart) {
-      throw new ShoalError('SHOAL_ERR_DECODE', `packet of ${buf.length} bytes is truncated inside its ${labelLen}-byte label`)
-    }
+    if (buf.length < bodyStart) throw malformed(`packet of ${buf.length} bytes is truncated inside its ${labelLen}-byte label`)
     const labelBytes = buf.subarray(2, bodyStart)
     if (!labelBytes.equals(this.header.subarray(2))) {
-      throw new ShoalError(
+      throw new WireError(
         'SHOAL_ERR_LABEL',
+        RejectReason.label,
         `packet label ${JSON.stringify(labelBytes.toString('utf8'))} does not match this cluster's label ${JSON.stringify(this.label)}`,
       )
     }
@@ -128,28 +195,26 @@ export class Wire {
     if (isEncrypted) {
       if (!this.keyring) {
         this.counters.encryptedRejected++
-        throw new ShoalError('SHOAL_ERR_AUTH', 'encrypted packet, but this node has no keys')
+        throw new WireError('SHOAL_ERR_AUTH', RejectReason.encrypted, 'encrypted packet, but this node has no keys')
       }
       if (body.length < Keyring.overhead) {
-        throw new ShoalError(
-          'SHOAL_ERR_DECODE',
-          `encrypted packet of ${buf.length} bytes is truncated (nonce and tag need ${Keyring.overhead})`,
-        )
+        throw malformed(`encrypted packet of ${buf.length} bytes is truncated (nonce and tag need ${Keyring.overhead})`)
       }
-      return this.keyring.decrypt(body, buf.subarray(0, bodyStart))
+      const { plain, key } = this.keyring.decryptWithKey(body, buf.subarray(0, bodyStart))
+      return { payload: plain, key }
     }
     if (this.keyring) {
       this.counters.plainRejected++
-      throw new ShoalError('SHOAL_ERR_AUTH', 'plain (unencrypted) packet, but this node requires encryption')
+      throw new WireError('SHOAL_ERR_AUTH', RejectReason.plain, 'plain (unencrypted) packet, but this node requires encryption')
     }
-    if (body.length < CRC_BYTES) {
-      throw new ShoalError('SHOAL_ERR_DECODE', `packet of ${buf.length} bytes is truncated (no room for its CRC)`)
-    }
+    if (body.length < CRC_BYTES) throw malformed(`packet of ${buf.length} bytes is truncated (no room for its CRC)`)
     const end = buf.length - CRC_BYTES
     const want = buf.readUInt32BE(end)
     const got = crc32(buf.subarray(0, end))
-    if (want !== got) throw new ShoalError('SHOAL_ERR_CRC', `packet CRC ${hex(want)} does not match its content (${hex(got)})`)
-    return Buffer.from(buf.subarray(bodyStart, end))
+    if (want !== got) {
+      throw new WireError('SHOAL_ERR_CRC', RejectReason.malformed, `packet CRC ${hex(want)} does not match its content (${hex(got)})`)
+    }
+    return { payload: Buffer.from(buf.subarray(bodyStart, end)), key: undefined }
   }
 }
 

@@ -87,6 +87,20 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'kind',
     () => ({ message: stats().unknownMessages, field: stats().unknownFields }),
   )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_gossip_rejected_total',
+    'Gossip packets and stream frames from other nodes that this node could not open, by reason (label, key, plain, encrypted, version, malformed).',
+    'reason',
+    () => stats().rejected,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_gossip_join_failures_total',
+    'Seeds that did not take a join attempt of this node, by reason (refused, unresolvable, timeout, label, key, ...).',
+    'reason',
+    () => stats().joinFailures,
+  )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
   new Gauge({

@@ -59,6 +59,11 @@ export interface HttpServerComponents {
   control: DrainControl
   /** True once the warm start is done (first push-pull, or the bounded wait when alone). */
   ready: () => boolean
+  /**
+   * A second readiness condition: why this agent is not in a cluster yet (`--join` given and no
+   * seed has answered), or undefined. /readyz is 200 only when both conditions hold.
+   */
+  joinPending?: () => string | undefined
   /** JSON for /debug/xds (per connected xDS client). */
   xdsDebug: () => unknown
   /** Where `/metrics` reads from; the endpoint adds its own `shoal_http_*` metrics here. */
@@ -342,14 +347,14 @@ export class HttpServer {
   }
 
   private readyz(res: ServerResponse): void {
-    if (this.c.ready()) return sendJson(res, 200, { ready: true, node: this.opts.node })
-    this.fail(
-      res,
-      503,
-      'SHOAL_ERR_NOT_READY',
-      'warm start not done: waiting for the first push-pull with a peer (or the bounded wait when alone)',
-      { ready: false },
-    )
+    const warm = this.c.ready()
+    const join = this.c.joinPending?.()
+    if (warm && join === undefined) return sendJson(res, 200, { ready: true, node: this.opts.node })
+    const why = [
+      ...(warm ? [] : ['warm start not done: waiting for the first push-pull with a peer (or the bounded wait when alone)']),
+      ...(join === undefined ? [] : [join]),
+    ]
+    this.fail(res, 503, 'SHOAL_ERR_NOT_READY', why.join('; '), { ready: false, warmStart: warm, join: join ?? null })
   }
 
   private asset(res: ServerResponse, path: string): void {
