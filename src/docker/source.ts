@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { formatHostPort } from '../address.js'
 import Dockerode from 'dockerode'
 import type { Counter, Registry } from 'prom-client'
 import { counter } from '../metrics.js'
@@ -6,7 +7,7 @@ import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
 import type { Logger } from '../log.js'
 import type { LocalServiceSpec, ServiceSource } from '../registry/types.js'
 import { ContainerHealthFeed } from './health-feed.js'
-import { parseDockerHost } from './host.js'
+import { parseDockerHost, type DockerEndpoint } from './host.js'
 import { factsFromInspect, mapContainer, type ContainerFacts } from './labels.js'
 
 export interface DockerSourceOptions {
@@ -76,6 +77,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly chains = new Map<string, Promise<void>>()
   private started = false
   private isConnected = false
+  /** An engine answered at least once since start: a failure then is "lost", not "none there". */
+  private everConnected = false
+  /** Where the engine is looked for, as the operator gives it (unix:///path or tcp://host:port). */
+  private readonly endpoint: string
   private gen = 0
   private attempt = 0
   private stream: NodeJS.ReadableStream | undefined
@@ -92,7 +97,9 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   ) {
     super()
     this.healthFeed = this.feed
-    this.docker = components.docker ?? new Dockerode(parseDockerHost(opts.dockerHost))
+    const endpoint = parseDockerHost(opts.dockerHost)
+    this.endpoint = endpointText(endpoint)
+    this.docker = components.docker ?? new Dockerode(endpoint)
     this.log = components.logger.child({ component: 'docker' })
     this.random = components.random ?? Math.random
     this.graceMs = opts.graceMs ?? 60_000
@@ -189,6 +196,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       const queued = this.pending ?? []
       this.pending = undefined
       this.isConnected = true
+      this.everConnected = true
       this.attempt = 0
       if (this.graceTimer) clearTimeout(this.graceTimer)
       this.graceTimer = undefined
@@ -219,9 +227,18 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     const base = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.min(this.attempt, 20))
     const delay = Math.round(base / 2 + (base / 2) * this.random())
     this.attempt++
-    const line = { err: err.message, retryInMs: delay, attempt: this.attempt }
-    if (was || this.attempt === 1) this.log.warn(line, 'Docker engine lost')
-    else this.log.debug(line, 'Docker engine still unreachable')
+    const line = { endpoint: this.endpoint, err: err.message, retryInMs: delay, attempt: this.attempt }
+    if (was)
+      this.log.warn(
+        line,
+        `Docker engine at ${this.endpoint} lost (${err.message}); reconnecting, its services kept for ${this.graceMs / 1000} s`,
+      )
+    else if (this.attempt === 1 && !this.everConnected)
+      this.log.warn(
+        line,
+        `no Docker engine at ${this.endpoint} (${err.message}); use --discovery static, or set DOCKER_HOST / --docker-host`,
+      )
+    else this.log.debug(line, this.everConnected ? 'Docker engine still unreachable' : 'still no Docker engine')
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined
       if (this.started) void this.connect()
@@ -344,4 +361,9 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     if (changed && emit) this.emit('change', this.services())
     return changed
   }
+}
+
+/** An endpoint as the operator writes it: `unix:///var/run/docker.sock`, `tcp://10.0.0.5:2375`. */
+function endpointText(e: DockerEndpoint): string {
+  return 'socketPath' in e ? `unix://${e.socketPath}` : `tcp://${formatHostPort({ host: e.host, port: e.port })}`
 }

@@ -2,6 +2,7 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
+import { capturedLogger } from '../lib/log.js'
 import type { LocalServiceSpec } from '../../src/registry/types.js'
 import { IMAGE, startDockerd, waitFor } from './dockerd.js'
 
@@ -9,10 +10,8 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
   const d = await startDockerd(t)
   if (!d) return
   const registry = new Registry()
-  const src = new DockerSource(
-    { dockerHost: d.host, advertiseIp: '127.0.0.1', backoffMs: 100, maxBackoffMs: 400 },
-    { logger: silentLogger(), registry },
-  )
+  const { logger, lines } = capturedLogger('info')
+  const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1', backoffMs: 100, maxBackoffMs: 400 }, { logger, registry })
   // A second source with a short grace period shows that the period is what keeps services.
   const brief = new DockerSource(
     { dockerHost: d.host, advertiseIp: '127.0.0.1', graceMs: 400, backoffMs: 100, maxBackoffMs: 400 },
@@ -65,6 +64,16 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
   )
   t.equal(seen.length, 0, 'no change event while the engine is down')
   t.same(brief.services(), [], 'a source with a 400 ms grace period withdrew them')
+  const warns = lines.filter((l) => l.level === 40).map((l) => l.msg)
+  t.match(
+    warns[0],
+    /^Docker engine at unix:\/\/\S+ lost \(.+\); reconnecting, its services kept for 60 s$/,
+    'an engine that was there is "lost"',
+  )
+  t.notOk(
+    warns.some((w) => w.startsWith('no Docker engine')),
+    'and never "no Docker engine"',
+  )
 
   await d.restart()
   await waitFor(() => src.connected() && brief.connected(), 10_000, 'reconnected')
