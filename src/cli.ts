@@ -239,6 +239,11 @@ const COMMANDS: Record<string, Command> = {
   watch: clientCommand('watch', 'Follow catalog and membership changes (Ctrl-C ends).'),
   drain: clientCommand('drain', 'Mark an instance of this agent draining: listed, but no new traffic.', 'ID'),
   undrain: clientCommand('undrain', 'Take an instance out of draining.', 'ID'),
+  keyring: clientCommand(
+    'keyring',
+    "List the agent's gossip keys by fingerprint and how many members seal their messages with each (for key rotation).",
+    'list',
+  ),
   'envoy-bootstrap': bootstrapCommand('envoy'),
   'grpc-bootstrap': bootstrapCommand('grpc'),
   ...CA_COMMANDS,

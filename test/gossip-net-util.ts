@@ -30,10 +30,11 @@ export function addr(g: Gossip): string {
   return `${m.addr}:${m.port}`
 }
 
-export async function until(pred: () => boolean, ms: number): Promise<boolean> {
+/** Polls `pred` (sync or async) every 20 ms until it holds or `ms` pass; resolves whether it held. */
+export async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms
   while (Date.now() < end) {
-    if (pred()) return true
+    if (await pred()) return true
     await new Promise((r) => setTimeout(r, 20))
   }
   return pred()

@@ -213,6 +213,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         control: local,
         ready: () => this.ready,
         joinPending: () => this.joinWatch.pending(),
+        keys: () => gossip.keyUse(),
         xdsDebug: () => xds.debugInfo(),
         registry: this.registry,
       },

@@ -1,12 +1,12 @@
 /**
- * `shoal members | services | state | watch | drain ID | undrain ID`: read an agent's
- * HTTP API. Tables for people, `--json` for scripts; every failure is one line and exit 1.
+ * `shoal members | services | state | watch | drain ID | undrain ID | keyring list`: read an
+ * agent's HTTP API. Tables for people, `--json` for scripts; every failure is one line and exit 1.
  */
 import type { CatalogEvent, HostView, ServiceRecord } from '../registry/index.js'
-import type { MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/index.js'
+import type { KeysView, MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/index.js'
 
-export type ClientCommand = 'members' | 'services' | 'state' | 'watch' | 'drain' | 'undrain'
-export const CLIENT_COMMANDS: readonly ClientCommand[] = ['members', 'services', 'state', 'watch', 'drain', 'undrain']
+export type ClientCommand = 'members' | 'services' | 'state' | 'watch' | 'drain' | 'undrain' | 'keyring'
+export const CLIENT_COMMANDS: readonly ClientCommand[] = ['members', 'services', 'state', 'watch', 'drain', 'undrain', 'keyring']
 
 export interface ClientOptions {
   /** Agent base URL. Default http://127.0.0.1:7777. */
@@ -70,6 +70,12 @@ export async function runClientCommand(cmd: ClientCommand, args: string[], opts:
         opts.out.write(
           opts.json ? JSON.stringify(body) + '\n' : `${cmd === 'drain' ? 'draining' : 'undrained'} ${body.id} on ${body.node}\n`,
         )
+        return 0
+      }
+      case 'keyring': {
+        if (args[0] !== 'list') throw new ClientFailure(`usage: shoal keyring list (got "${args.join(' ')}")`)
+        const body = (await getJson(base, '/api/keys.json', opts)) as KeysView
+        opts.out.write(opts.json ? JSON.stringify(body, null, 2) + '\n' : keysText(body))
         return 0
       }
       default:
@@ -264,6 +270,16 @@ function servicesTable(body: ServicesView): string {
 function instancesTable(services: ServiceView[]): string {
   const rows = services.flatMap((s) => s.instances.map((r) => [s.name, r.id, r.host, r.status, portsOf(r), r.proxyMode]))
   return table(['SERVICE', 'ID', 'HOST', 'STATUS', 'ADDRESS->SERVICEPORT', 'MODE'], rows)
+}
+
+function keysText(body: KeysView): string {
+  if (!body.encrypted) return `gossip on ${body.node} is not encrypted (no --key or --key-file)\n`
+  const out = table(
+    ['KEY (SHA-256)', 'PRIMARY', 'USED BY', 'MEMBERS'],
+    body.keys.map((k) => [k.fingerprint, k.primary ? 'yes' : 'no', `${k.members.length} of ${body.members}`, k.members.join(',') || '-']),
+  )
+  const unknown = body.unknown.length > 0 ? `not heard from yet: ${body.unknown.join(',')}\n` : ''
+  return out + unknown
 }
 
 function stateText(body: StateView): string {

@@ -42,6 +42,7 @@ import {
   type GossipEvents,
   type GossipStats,
   type JoinAttempt,
+  type KeyUse,
   type Member,
   type RejectReason,
   type SeedFailure,
@@ -86,14 +87,6 @@ export interface JoinOptions {
   retry?: boolean
   /** Called after every round with what each seed that did not answer failed with. */
   onAttempt?: (attempt: JoinAttempt) => void
-}
-
-/** What `Gossip.keyUse()` reports: this node's keys and which members seal with each. */
-export interface KeyUse {
-  /** keyFingerprint of each key of the ring, primary first; empty without keys. */
-  keys: Array<{ fingerprint: string; primary: boolean; members: string[] }>
-  /** Live members not heard from directly since they (or we) changed keys. */
-  unknown: string[]
 }
 
 interface AckHandler {
@@ -399,7 +392,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (slot) slot.members.push(m.name)
       else unknown.push(m.name)
     }
-    return { keys, unknown }
+    for (const k of keys) k.members.sort()
+    return { keys, unknown: unknown.sort() }
   }
 
   stats(): GossipStats {

@@ -5,7 +5,7 @@
  *   import { Gossip, NetTransport } from './gossip/index.js'
  */
 export { Gossip, parseAddress } from './gossip.js'
-export type { GossipOptions, GossipComponents, JoinOptions, KeyUse } from './gossip.js'
+export type { GossipOptions, GossipComponents, JoinOptions } from './gossip.js'
 export { Profiles, DEFAULT_MTU, MAX_META_BYTES, resolveTiming, pushPullInterval, retransmitLimit } from './config.js'
 export type { Timing, ProfileName } from './config.js'
 export { shortestSuspicionMs } from './suspicion.js'
@@ -31,6 +31,7 @@ export type {
   GossipEvents,
   GossipStats,
   JoinAttempt,
+  KeyUse,
   SeedFailure,
   Rejection,
 } from './types.js'

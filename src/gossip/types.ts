@@ -183,6 +183,20 @@ export interface Rejection {
   message: string
 }
 
+/**
+ * What `Gossip.keyUse()` reports: this node's keys, by fingerprint (never the key), and which
+ * live members seal their traffic with each (their primary), as learnt from what they sent us.
+ *
+ * @example
+ *   { keys: [{ fingerprint: '3f2a9c0d1e2b4a5f', primary: true, members: ['a', 'b'] }], unknown: ['c'] }
+ */
+export interface KeyUse {
+  /** keyFingerprint of each key of the ring, primary first; empty without keys. */
+  keys: Array<{ fingerprint: string; primary: boolean; members: string[] }>
+  /** Live members not heard from directly yet (no ping, push-pull or request from them since start). */
+  unknown: string[]
+}
+
 /** Counters exposed by the gossip layer; the agent maps them to Prometheus. */
 export interface GossipStats {
   packetsIn: Record<string, number>

@@ -11,11 +11,11 @@ import { counter, gauge } from '../metrics.js'
 import { listenError, type HostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { MEMBER_EVENTS, type Member, type MemberEvent } from '../gossip/types.js'
+import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
 import type { CatalogEvent, CatalogView } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
-import { memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
+import { keysView, memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
 import { WatchHub } from './watch.js'
 
 export interface HttpServerOptions {
@@ -64,6 +64,8 @@ export interface HttpServerComponents {
    * seed has answered), or undefined. /readyz is 200 only when both conditions hold.
    */
   joinPending?: () => string | undefined
+  /** Gossip keys and which members use each, for /api/keys.json (Gossip.keyUse); without it the agent reports no keys. */
+  keys?: () => KeyUse
   /** JSON for /debug/xds (per connected xDS client). */
   xdsDebug: () => unknown
   /** Where `/metrics` reads from; the endpoint adds its own `shoal_http_*` metrics here. */
@@ -267,6 +269,9 @@ export class HttpServer {
       r('/api/services/{name}.json', /^\/api\/services\/([^/]+)\.json$/, { GET: (_q, res, [name]) => this.oneService(res, name!) }),
       r('/api/members.json', /^\/api\/members\.json$/, {
         GET: (_q, res) => sendJson(res, 200, membersView(this.opts.cluster, this.opts.node, this.c.membership.members(), this.toWall)),
+      }),
+      r('/api/keys.json', /^\/api\/keys\.json$/, {
+        GET: (_q, res) => sendJson(res, 200, keysView(this.opts.cluster, this.opts.node, this.c.keys?.() ?? { keys: [], unknown: [] })),
       }),
       r('/api/watch', /^\/api\/watch$/, { GET: (req, res) => this.watch(req, res) }),
       r('/api/instances/{id}/drain', /^\/api\/instances\/([^/]+)\/drain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, true) }),

@@ -4,7 +4,7 @@
  * commands read exactly these.
  */
 import { formatHostPort } from '../address.js'
-import type { Member, MemberState } from '../gossip/types.js'
+import type { KeyUse, Member, MemberState } from '../gossip/types.js'
 import type { CatalogSnapshot, HostView, ServiceRecord, ServiceStatus } from '../registry/types.js'
 import { liveRecords } from '../registry/types.js'
 
@@ -75,6 +75,29 @@ export interface ServicesView {
 }
 
 /** GET /api/services/{name}.json: one service, plus where it was read. */
+/**
+ * `/api/keys.json`: the agent's gossip keys by fingerprint (the first 16 hex digits of the key's
+ * SHA-256, never the key) and the live members that seal their traffic with each, for key
+ * rotation (`shoal keyring list`).
+ *
+ * @example
+ *   { node: 'a', cluster: 'default', encrypted: true, members: 3,
+ *     keys: [{ fingerprint: '3f2a9c0d1e2b4a5f', primary: true, members: ['a', 'b', 'c'] }], unknown: [] }
+ */
+export interface KeysView extends KeyUse {
+  node: string
+  cluster: string
+  /** False when the agent has no keys (gossip in clear). */
+  encrypted: boolean
+  /** Live members, this agent included. */
+  members: number
+}
+
+export function keysView(cluster: string, node: string, use: KeyUse): KeysView {
+  const members = use.keys.reduce((n, k) => n + k.members.length, 0) + use.unknown.length
+  return { node, cluster, encrypted: use.keys.length > 0, members, keys: use.keys, unknown: use.unknown }
+}
+
 export interface OneServiceView extends ServiceView {
   cluster: string
   node: string
