@@ -3,32 +3,16 @@
 // run every tap file, and end with one plain line `N passed, N failed, N skipped`.
 // With CI=true a skipped test counts as a failure: CI must run everything.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { provision } from './provision.mjs'
 
 const ci = process.env.CI === 'true' || process.env.CI === '1'
 const args = process.argv.slice(2)
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 
 // Debian packages the system suites drive for real. Installed once here, not per file,
-// so that parallel test files never fight over the apt lock.
+// so that parallel test files never fight over the apt lock; what is installed and what is
+// left alone (an existing Docker engine) is decided in provision.mjs.
 const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium', 'bpftrace', 'dnsutils', 'python3-grpcio']
-
-function provision() {
-  if (!isRoot || !existsSync('/usr/bin/apt-get')) {
-    console.log('# not root on Debian: system suites (dockerd, netns, serf, chromium) will be skipped')
-    return
-  }
-  const missing = debs.filter(
-    (p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p]).stdout?.toString().includes('install ok installed') !== true,
-  )
-  if (missing.length === 0) return
-  console.log(`# provisioning with apt: ${missing.join(' ')}`)
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-  if (upd.status !== 0) console.log('# apt-get update failed')
-  const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
-  if (inst.status !== 0) console.log(`# apt-get install failed (exit ${inst.status}); dependent suites will fail or skip`)
-}
 
 /** One check run before the tap files, counted as one test: `tsc --noEmit`, `npm run lint`. */
 function check(what, args) {
@@ -47,7 +31,7 @@ function check(what, args) {
   return false
 }
 
-provision()
+provision(debs)
 const checks = [
   check('tsc --noEmit', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.']),
   check('npm run lint', ['scripts/lint.mjs']),
