@@ -1,8 +1,18 @@
 // `npm start`: one agent with embedded defaults. Docker discovery when a Docker engine
 // answers (DOCKER_HOST or /var/run/docker.sock), else the example services of
-// examples/static.json. Extra arguments are passed to `shoal agent`.
+// examples/static.json. Extra arguments (and SHOAL_* variables) go to `shoal agent`.
+//
+// The example services are the agent's own listeners (HTTP, xDS, gossip), each entry naming
+// which one in its `example.listener` label. The file is written for the default ports; when
+// the agent is given other addresses (`npm start -- --http 127.0.0.1:8777`, SHOAL_HTTP=...),
+// the agent reads a copy whose ports and checks follow them, so every example stays healthy.
 import { request } from 'node:http'
 import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const EXAMPLES = 'examples/static.json'
 
 function dockerAnswers() {
   const host = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
@@ -23,11 +33,66 @@ function dockerAnswers() {
   })
 }
 
+/**
+ * The examples for the addresses the agent will listen on; undefined when they are the
+ * defaults (the file as it is), or when the flags do not parse (the agent will say why).
+ * An entry whose listener has port 0 is left out: its port is only known once bound.
+ */
+async function examplesFor(args) {
+  const { parseAgentConfig } = await import('../dist/agent/config.js')
+  let cfg
+  try {
+    cfg = parseAgentConfig(args, process.env)
+  } catch {
+    return undefined
+  }
+  if (cfg.static !== EXAMPLES) return undefined
+  const listeners = { http: cfg.http, xds: cfg.xds, bind: cfg.bind }
+  const doc = JSON.parse(readFileSync(EXAMPLES, 'utf8'))
+  let changed = false
+  const services = []
+  for (const s of doc.services) {
+    const at = listeners[s.labels?.['example.listener']]
+    const port = s.ports?.[0]
+    if (!at || !port) {
+      services.push(s)
+      continue
+    }
+    const ip = at.host === '0.0.0.0' ? '127.0.0.1' : at.host === '::' ? '::1' : at.host
+    if (at.port === port.port && ip === port.ip) {
+      services.push(s)
+      continue
+    }
+    changed = true
+    if (at.port === 0) {
+      console.error(`shoal: example ${s.name} left out: its listener has port 0, known only once bound`)
+      continue
+    }
+    const args = s.check.type === 'HttpGet' ? `http://{{ host }}:${at.port}/healthz` : `{{ host }}:${at.port}`
+    services.push({ ...s, ports: [{ ...port, port: at.port, ip }], check: { ...s.check, args } })
+  }
+  return changed ? { ...doc, services } : undefined
+}
+
 const docker = await dockerAnswers()
-const discovery = docker ? ['--discovery', 'docker'] : ['--discovery', 'static', '--static', 'examples/static.json']
+let discovery = docker ? ['--discovery', 'docker'] : ['--discovery', 'static', '--static', EXAMPLES]
+let tmp
+if (!docker) {
+  const doc = await examplesFor([...discovery, ...process.argv.slice(2)])
+  if (doc) {
+    tmp = mkdtempSync(join(tmpdir(), 'shoal-examples-'))
+    writeFileSync(join(tmp, 'static.json'), JSON.stringify(doc, null, 2) + '\n')
+    discovery = ['--discovery', 'static', '--static', join(tmp, 'static.json')]
+  }
+}
 console.error(
-  docker ? 'shoal: a Docker engine answers: discovering its containers' : 'shoal: no Docker engine answers: serving examples/static.json',
+  docker
+    ? 'shoal: a Docker engine answers: discovering its containers'
+    : `shoal: no Docker engine answers: serving ${EXAMPLES}${tmp ? ' (with the ports this agent listens on)' : ''}`,
 )
 const child = spawn(process.execPath, ['dist/cli.js', 'agent', ...discovery, ...process.argv.slice(2)], { stdio: 'inherit' })
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig))
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
+child.on('exit', (code, signal) => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
+  process.exit(code ?? (signal ? 1 : 0))
+})
