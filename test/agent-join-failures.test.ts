@@ -2,11 +2,11 @@
 // on loopback: the joining agent warns per seed (naming it, the reason and what to do) while it
 // retries, counts shoal_gossip_join_failures_total{reason} and answers /readyz 503 with the
 // reason; the seed warns naming the sender and the reason and counts shoal_gossip_rejected_total.
-import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { until } from './gossip-net-util.js'
+import { unusedPort } from './lib/listen.js'
 import { capturedLogger, type LogLine } from './lib/log.js'
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64')
@@ -44,15 +44,6 @@ async function agent(t: Test, node: string, flags: string[] = []): Promise<Runni
   t.teardown(() => a.stop({ leave: false }))
   await a.start()
   return { agent: a, lines, gossip: `127.0.0.1:${a.bound.gossip}`, http: `http://127.0.0.1:${a.bound.http}` }
-}
-
-/** A port nothing listens on (TCP): bound for a moment, then closed. */
-async function closedPort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 function warnings(r: Running, pattern: RegExp): LogLine[] {
@@ -147,7 +138,7 @@ t.test('no key here, keys on the seed: "it requires encryption"', async (t) => {
 })
 
 t.test('a refused port: "connection refused"; /readyz 503 even after the warm start wait', async (t) => {
-  const port = await closedPort()
+  const port = await unusedPort()
   const joiner = await agent(t, 'joiner', ['--join', `127.0.0.1:${port}`, '--ready-timeout', '100ms'])
   t.ok(await until(() => warnings(joiner, /cannot join/).length > 0, BOUND))
   const line = warnings(joiner, /cannot join/)[0]!
@@ -166,7 +157,7 @@ t.test('a refused port: "connection refused"; /readyz 503 even after the warm st
 })
 
 t.test('a mixed list: one seed refused, one answers: joined, the dead seed still named once', async (t) => {
-  const port = await closedPort()
+  const port = await unusedPort()
   const seed = await agent(t, 'seed')
   const joiner = await agent(t, 'joiner', ['--join', `127.0.0.1:${port},${seed.gossip}`])
   t.ok(await until(() => joiner.lines.some((l) => l.msg === 'joined the cluster'), BOUND), 'joined through the working seed')
@@ -181,7 +172,7 @@ t.test('a mixed list: one seed refused, one answers: joined, the dead seed still
 })
 
 t.test('a peer that joins us clears the join condition of /readyz', async (t) => {
-  const port = await closedPort()
+  const port = await unusedPort()
   const lonely = await agent(t, 'lonely', ['--join', `127.0.0.1:${port}`, '--ready-timeout', '100ms'])
   t.ok(await until(() => lonely.agent.isReady(), BOUND))
   t.equal((await readyz(lonely)).status, 503)

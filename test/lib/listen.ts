@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import type { AddressInfo, Server } from 'node:net'
+import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Test } from 'tap'
 
 /** Listen on 127.0.0.1 port 0, close at the test's teardown; resolves with the port. */
@@ -8,4 +8,17 @@ export async function serve(t: Pick<Test, 'teardown'>, server: Server): Promise<
   await once(server, 'listening')
   t.teardown(() => new Promise<void>((r) => server.close(() => r())))
   return (server.address() as AddressInfo).port
+}
+
+/**
+ * A loopback TCP port nothing listens on: bound on port 0 for a moment, then closed. For a
+ * port that must refuse connections, or one to hand to a process (which may rarely lose it
+ * to another process in between).
+ */
+export async function unusedPort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
 }

@@ -1,0 +1,152 @@
+// Issue "Say why", item 9: every shell block of the README runs, or says what outside component
+// it needs. The marker is an HTML comment on the line before the block (docs/style.md, "README
+// commands"):
+//
+//   <!-- runnable -->             each command runs, in order, and must exit 0
+//   <!-- runnable: background --> started and left running (an agent) while the runnable blocks
+//                                 after it run; it must come up (GET /healthz) and keep running
+//   <!-- needs: COMPONENT -->     not run here: COMPONENT is one of NEEDS below
+//
+// An unmarked block fails. Runnable blocks run in `sh -e` at the root of a copy of this built
+// checkout (so their builds and files never touch the tree other tests run from), with the
+// agent's addresses on free loopback ports through SHOAL_BIND, SHOAL_XDS, SHOAL_HTTP and
+// SHOAL_AGENT (a README command must not name ports itself), no Docker engine, and npm offline.
+import { spawn } from 'node:child_process'
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { ServicesView } from '../src/http/index.js'
+import { until } from './gossip-net-util.js'
+import { unusedPort } from './lib/listen.js'
+import { REPO_ROOT, ensureBuilt } from './lib/cli.js'
+import { NEEDS, shellBlocks } from './lib/readme.js'
+
+const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
+const blocks = shellBlocks(readme)
+
+t.test('every shell block of the README is marked runnable or names what it needs', async (t) => {
+  t.ok(blocks.length > 10, `${blocks.length} shell blocks`)
+  const bad = blocks
+    .filter((b) => b.marker === undefined || (b.marker === 'needs' && !NEEDS.includes(b.needs!)))
+    .map(
+      (b) =>
+        `README.md:${b.line}: ${b.marker === undefined ? 'no <!-- runnable --> or <!-- needs: ... --> marker' : `needs "${b.needs}", not one of ${NEEDS.join(', ')}`}`,
+    )
+  t.same(bad, [])
+  t.ok(
+    blocks.some((b) => b.marker === 'runnable'),
+    'some blocks run',
+  )
+})
+
+t.test('the marker check itself: unmarked and unknown needs are found', async (t) => {
+  const found = shellBlocks('a\n\n```sh\nls\n```\n<!-- needs: a toaster -->\n```sh\nx\n```\n<!-- runnable -->\n\n```bash\ny\n```\n')
+  t.same(
+    found.map((b) => [b.line, b.marker, b.needs]),
+    [
+      [3, undefined, undefined],
+      [7, 'needs', 'a toaster'],
+      [12, 'runnable', undefined],
+    ],
+  )
+})
+
+const why = ensureBuilt()
+t.test('the runnable blocks run against a built checkout', { skip: why ?? false, timeout: 900_000 }, async (t) => {
+  const copy = mkdtempSync(join(tmpdir(), 'shoal-readme-'))
+  t.teardown(() => rmSync(copy, { recursive: true, force: true }))
+  for (const f of [
+    'README.md',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'src',
+    'scripts',
+    'examples',
+    'compose',
+    'dist',
+  ]) {
+    cpSync(join(REPO_ROOT, f), join(copy, f), { recursive: true })
+  }
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'))
+
+  const [bind, xds, http] = [await unusedPort(), await unusedPort(), await unusedPort()]
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHOAL_')))
+  Object.assign(env, {
+    SHOAL_NODE: 'readme',
+    SHOAL_BIND: `127.0.0.1:${bind}`,
+    SHOAL_XDS: `127.0.0.1:${xds}`,
+    SHOAL_HTTP: `127.0.0.1:${http}`,
+    SHOAL_AGENT: `http://127.0.0.1:${http}`,
+    SHOAL_PROFILE: 'local',
+    SHOAL_LOG_FORMAT: 'json',
+    SHOAL_DEMO_SECONDS: '3',
+    DOCKER_HOST: `unix://${join(copy, 'no-docker.sock')}`,
+    npm_config_offline: 'true',
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+  })
+
+  let background: { child: ReturnType<typeof spawn>; exited: Promise<number | null>; out: () => string } | undefined
+  const stopBackground = async () => {
+    const b = background
+    background = undefined
+    if (!b || b.child.exitCode !== null) return
+    process.kill(-b.child.pid!, 'SIGTERM')
+    const done = await Promise.race([b.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 15_000))])
+    if (!done) process.kill(-b.child.pid!, 'SIGKILL')
+    await b.exited
+  }
+  t.teardown(stopBackground)
+
+  for (const b of blocks.filter((x) => x.marker === 'runnable' || x.marker === 'background')) {
+    const where = `README.md:${b.line}`
+    const child = spawn('sh', ['-e', '-c', b.text], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    let out = ''
+    child.stdout!.on('data', (d) => (out += d))
+    child.stderr!.on('data', (d) => (out += d))
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    if (b.marker === 'background') {
+      await stopBackground()
+      background = { child, exited, out: () => out }
+      const up = await until(async () => {
+        if (child.exitCode !== null) return true
+        return fetch(`http://127.0.0.1:${http}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      }, 300_000)
+      t.ok(up && child.exitCode === null, `${where}: runs in the background and its agent answers /healthz`, { output: out.slice(-3000) })
+      continue
+    }
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 300_000)
+    const code = await exited
+    clearTimeout(timer)
+    t.equal(
+      code,
+      0,
+      `${where}: ${b.text.split('\n')[0]}${b.text.includes('\n') ? ' ...' : ''}`,
+      code === 0 ? {} : { output: out.slice(-3000) },
+    )
+    if (background) t.equal(background.child.exitCode, null, `${where}: the background agent still runs`)
+  }
+
+  // Item 9: whatever the ports, `npm start`'s example services are all healthy.
+  t.ok(background, 'a background block started an agent')
+  const services = async (): Promise<ServicesView> =>
+    (await fetch(`http://127.0.0.1:${http}/api/services.json`)).json() as Promise<ServicesView>
+  const healthy = await until(async () => {
+    const s = await services()
+    return s.services.length > 0 && s.services.every((x) => x.instances.length > 0 && x.instances.every((i) => i.status === 'alive'))
+  }, 60_000)
+  const now = await services()
+  t.ok(
+    healthy,
+    `every example service is healthy on non-default ports: ${now.services.map((s) => `${s.name} ${s.instances.map((i) => i.status).join(',')}`).join('; ')}`,
+  )
+  t.same(now.services.map((s) => s.name).sort(), ['shoal-debug', 'shoal-gossip', 'shoal-xds'])
+  await stopBackground()
+})
