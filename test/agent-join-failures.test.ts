@@ -36,6 +36,8 @@ async function agent(t: Test, node: string, flags: string[] = []): Promise<Runni
       'local',
       '--discovery',
       'none',
+      '--dns',
+      'off',
       ...flags,
     ],
     {},

@@ -22,7 +22,11 @@ async function busyUdp(t: Test): Promise<number> {
   return s.address().port
 }
 
-const others = (flag: string): string[] => ['--bind', '--xds', '--http'].filter((f) => f !== flag).flatMap((f) => [f, '127.0.0.1:0'])
+const others = (flag: string): string[] => [
+  ...['--bind', '--xds', '--http'].filter((f) => f !== flag).flatMap((f) => [f, '127.0.0.1:0']),
+  '--dns',
+  'off',
+]
 
 for (const [flag, busy] of [
   ['--bind', busyTcp],

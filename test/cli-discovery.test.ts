@@ -16,7 +16,20 @@ const dir = mkdtempSync(join(tmpdir(), 'shoal-discovery-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 const staticFile = join(dir, 'services.json')
 writeFileSync(staticFile, JSON.stringify({ services: [{ id: 'web-1', name: 'web', ports: [{ port: 8080, servicePort: 10001 }] }] }))
-const local = ['--node', 'n', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local']
+const local = [
+  '--node',
+  'n',
+  '--bind',
+  '127.0.0.1:0',
+  '--http',
+  '127.0.0.1:0',
+  '--xds',
+  '127.0.0.1:0',
+  '--profile',
+  'local',
+  '--dns',
+  'off',
+]
 
 async function agent(t: Test, flags: string[]) {
   const { logger, lines } = capturedLogger('debug')

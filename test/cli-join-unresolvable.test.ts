@@ -23,7 +23,20 @@ if (!why) {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(nsswitch, 'passwd: files\ngroup: files\nhosts: files\n')
 }
-const local = ['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local', '--discovery', 'none']
+const local = [
+  '--bind',
+  '127.0.0.1:0',
+  '--http',
+  '127.0.0.1:0',
+  '--xds',
+  '127.0.0.1:0',
+  '--profile',
+  'local',
+  '--discovery',
+  'none',
+  '--dns',
+  'off',
+]
 
 /** `shoal ARGS` with host names looked up in /etc/hosts only; killed at teardown if still running. */
 function run(t: Test, args: string[]) {

@@ -31,7 +31,20 @@ t.test('rotation: add, promote, remove; keyring list says when each step has rea
 
   const agents: Agent[] = []
   for (const [i, name] of ['a', 'b', 'c'].entries()) {
-    const flags = ['--node', name, '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local']
+    const flags = [
+      '--node',
+      name,
+      '--bind',
+      '127.0.0.1:0',
+      '--http',
+      '127.0.0.1:0',
+      '--xds',
+      '127.0.0.1:0',
+      '--profile',
+      'local',
+      '--dns',
+      'off',
+    ]
     const join = i === 0 ? [] : ['--join', `127.0.0.1:${agents[0]!.bound.gossip}`]
     const a = new Agent(parseAgentConfig([...flags, '--discovery', 'none', '--key-file', files[i]!, ...join], {}), {
       logger: silentLogger(),
@@ -91,7 +104,10 @@ t.test('rotation: add, promote, remove; keyring list says when each step has rea
 
 t.test('an agent without keys says gossip is not encrypted', async (t) => {
   const a = new Agent(
-    parseAgentConfig(['--node', 'x', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--discovery', 'none'], {}),
+    parseAgentConfig(
+      ['--node', 'x', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--discovery', 'none', '--dns', 'off'],
+      {},
+    ),
     { logger: silentLogger() },
   )
   t.teardown(() => a.stop({ leave: false }))

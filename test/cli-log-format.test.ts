@@ -18,6 +18,8 @@ const agentArgs = [
   '127.0.0.1:0',
   '--http',
   '127.0.0.1:0',
+  '--dns',
+  'off',
 ]
 const STARTED = /shoal agent started/
 

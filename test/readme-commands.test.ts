@@ -9,8 +9,8 @@
 //
 // An unmarked block fails. Runnable blocks run in `sh -e` at the root of a copy of this built
 // checkout (so their builds and files never touch the tree other tests run from), with the
-// agent's addresses on free loopback ports through SHOAL_BIND, SHOAL_XDS, SHOAL_HTTP and
-// SHOAL_AGENT (a README command must not name ports itself), no Docker engine, and npm offline.
+// agent's addresses on free loopback ports through SHOAL_BIND, SHOAL_XDS, SHOAL_HTTP, SHOAL_DNS
+// and SHOAL_AGENT (a README command must not name ports itself), no Docker engine, and npm offline.
 import { spawn } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -72,13 +72,14 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
   }
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'))
 
-  const [bind, xds, http] = [await unusedPort(), await unusedPort(), await unusedPort()]
+  const [bind, xds, http, dns] = [await unusedPort(), await unusedPort(), await unusedPort(), await unusedPort()]
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHOAL_')))
   Object.assign(env, {
     SHOAL_NODE: 'readme',
     SHOAL_BIND: `127.0.0.1:${bind}`,
     SHOAL_XDS: `127.0.0.1:${xds}`,
     SHOAL_HTTP: `127.0.0.1:${http}`,
+    SHOAL_DNS: `127.0.0.1:${dns}`,
     SHOAL_AGENT: `http://127.0.0.1:${http}`,
     SHOAL_PROFILE: 'local',
     SHOAL_LOG_FORMAT: 'json',

@@ -26,12 +26,20 @@ t.test("the README's docker run example turns healthy", async (t) => {
 
   const agent = new Agent(
     parseAgentConfig(
-      ['--node', 'readme-docker', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--profile', 'local'].concat([
-        '--discovery',
-        'docker',
-        '--docker-host',
-        d.host,
-      ]),
+      [
+        '--node',
+        'readme-docker',
+        '--bind',
+        '127.0.0.1:0',
+        '--http',
+        '127.0.0.1:0',
+        '--xds',
+        '127.0.0.1:0',
+        '--profile',
+        'local',
+        '--dns',
+        'off',
+      ].concat(['--discovery', 'docker', '--docker-host', d.host]),
       {},
     ),
     { logger: silentLogger() },
