@@ -306,8 +306,10 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
     const topic = rest.length > 0 ? rest.join(' ') : undefined
     if (topic !== undefined && COMMANDS[topic]) return help(topic)
-    process.stdout.write(overview())
-    return topic === undefined ? 0 : 2
+    // `shoal help ca`: a group's commands, as `shoal ca --help` lists them.
+    const group = topic === undefined ? [] : Object.keys(COMMANDS).filter((c) => c.startsWith(topic + ' '))
+    process.stdout.write(group.length > 0 ? overview(group) : overview())
+    return topic === undefined || group.length > 0 ? 0 : 2
   }
   if (cmd === '--version') return COMMANDS.version!.run([])
   // Two-word commands (`shoal ca init`): the group alone, or with --help, lists its commands.

@@ -4,28 +4,31 @@
 import t from 'tap'
 import { shoal } from './lib/cli.js'
 
-/** Each command and the first line of its usage. */
-const FIRST_LINES: Record<string, string> = {
-  agent: 'Usage: shoal agent [flags]',
-  members: 'Usage: shoal members [flags]',
-  services: 'Usage: shoal services [NAME] [flags]',
-  state: 'Usage: shoal state [flags]',
-  watch: 'Usage: shoal watch [flags]',
-  drain: 'Usage: shoal drain ID [flags]',
-  undrain: 'Usage: shoal undrain ID [flags]',
-  keyring: 'Usage: shoal keyring list [flags]',
-  'envoy-bootstrap': 'Usage: shoal envoy-bootstrap [flags]',
-  'grpc-bootstrap': 'Usage: shoal grpc-bootstrap [flags]',
-  keygen: 'Usage: shoal keygen [flags]',
-  version: 'Usage: shoal version [flags]',
-}
+/** Each row of `shoal help` (command and its arguments), and the first line of that command's usage. */
+const ROWS: Array<[row: string, command: string, first: string]> = [
+  ['agent', 'agent', 'Usage: shoal agent [flags]'],
+  ['members', 'members', 'Usage: shoal members [flags]'],
+  ['services [NAME]', 'services', 'Usage: shoal services [NAME] [flags]'],
+  ['state', 'state', 'Usage: shoal state [flags]'],
+  ['watch', 'watch', 'Usage: shoal watch [flags]'],
+  ['drain ID', 'drain', 'Usage: shoal drain ID [flags]'],
+  ['undrain ID', 'undrain', 'Usage: shoal undrain ID [flags]'],
+  ['keyring list', 'keyring', 'Usage: shoal keyring list [flags]'],
+  ['envoy-bootstrap', 'envoy-bootstrap', 'Usage: shoal envoy-bootstrap [flags]'],
+  ['grpc-bootstrap', 'grpc-bootstrap', 'Usage: shoal grpc-bootstrap [flags]'],
+  ['ca init', 'ca init', 'Usage: shoal ca init [flags]'],
+  ['ca intermediate', 'ca intermediate', 'Usage: shoal ca intermediate [flags]'],
+  ['ca inspect FILE', 'ca inspect', 'Usage: shoal ca inspect FILE [flags]'],
+  ['keygen', 'keygen', 'Usage: shoal keygen [flags]'],
+  ['version', 'version', 'Usage: shoal version [flags]'],
+]
 
-/** The command names of an overview (`shoal help`), in order. */
+/** The rows of an overview (`shoal help`): each command with its arguments, in order. */
 function listed(overview: string): string[] {
   const section = overview.split('Commands:\n')[1]?.split('\n\n')[0] ?? ''
   return section
     .split('\n')
-    .map((l) => /^ {2}(\S+)/.exec(l)?.[1])
+    .map((l) => /^ {2}(\S+(?: \S+)*?) {2,}/.exec(l)?.[1])
     .filter((c): c is string => c !== undefined)
 }
 
@@ -34,23 +37,59 @@ t.test('`shoal help` and `shoal --help` list every command, exit 0', async (t) =
     const r = await shoal(args).done
     t.equal(r.code, 0, `shoal ${args.join(' ')}: exit 0`)
     t.equal(r.stdout.split('\n')[0], 'Usage: shoal <command> [flags]')
-    t.same(listed(r.stdout), Object.keys(FIRST_LINES), `shoal ${args.join(' ')} lists every command`)
+    t.same(
+      listed(r.stdout),
+      ROWS.map(([row]) => row),
+      `shoal ${args.join(' ')} lists every command`,
+    )
     t.equal(r.stderr, '')
   }
 })
 
-for (const [cmd, first] of Object.entries(FIRST_LINES)) {
-  t.test(`shoal ${cmd} --help: its usage, exit 0`, async (t) => {
-    // -h once (the flag parser is shared); `shoal help CMD` for every other command.
-    for (const args of [[cmd, '--help'], cmd === 'agent' ? [cmd, '-h'] : ['help', cmd]]) {
-      const r = await shoal(args).done
-      t.equal(r.code, 0, `shoal ${args.join(' ')}: exit 0`)
-      t.equal(r.stdout.split('\n')[0], first)
-      t.match(r.stdout, /\n {2}--help, -h +print this help\n/, 'lists its flags')
-      t.equal(r.stderr, '', 'nothing on stderr')
+/** Runs every argv through the CLI, four at a time (each is a node start). */
+async function runAll(argvs: string[][]): Promise<Array<Awaited<ReturnType<typeof shoal>['done']>>> {
+  const out: Array<Awaited<ReturnType<typeof shoal>['done']>> = []
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < argvs.length) {
+      const i = next++
+      out[i] = await shoal(argvs[i]!).done
     }
-  })
+  }
+  await Promise.all([worker(), worker(), worker(), worker()])
+  return out
 }
+
+t.test('every command: --help and `shoal help CMD` print its usage, exit 0', async (t) => {
+  // -h once (the flag parser is shared); `shoal help CMD` for every other command.
+  const cases = ROWS.flatMap(([, cmd, first]) => {
+    const words = cmd.split(' ')
+    return [[...words, '--help'], cmd === 'agent' ? [cmd, '-h'] : ['help', ...words]].map((args) => ({ args, first }))
+  })
+  const results = await runAll(cases.map((c) => c.args))
+  cases.forEach(({ args, first }, i) => {
+    const r = results[i]!
+    const what = `shoal ${args.join(' ')}`
+    t.equal(r.code, 0, `${what}: exit 0`)
+    t.equal(r.stdout.split('\n')[0], first, `${what}: ${first}`)
+    t.match(r.stdout, /\n {2}--help, -h +print this help\n/, `${what}: lists its flags`)
+    t.equal(r.stderr, '', `${what}: nothing on stderr`)
+  })
+})
+
+t.test('a group of commands (shoal ca): --help and help list its commands, exit 0', async (t) => {
+  for (const args of [
+    ['ca', '--help'],
+    ['help', 'ca'],
+  ]) {
+    const r = await shoal(args).done
+    t.equal(r.code, 0, `shoal ${args.join(' ')}: exit 0`)
+    t.same(
+      listed(r.stdout),
+      ROWS.map(([row]) => row).filter((row) => row.startsWith('ca ')),
+    )
+  }
+})
 
 t.test('an unknown flag points at --help: one line, exit 2', async (t) => {
   const r = await shoal(['members', '--bogus']).done
