@@ -63,7 +63,9 @@ function run(t: Test, args: string[]) {
 
 t.test('only unresolvable names: one line naming --join and the name, exit 2', { skip: why ?? false }, async (t) => {
   const r = run(t, ['agent', '--node', 'lost', ...local, '--join', 'foo:7946'])
-  t.equal(await r.done, 2)
+  // An agent that starts instead of refusing would run forever: bound the wait (teardown kills it).
+  const code = await Promise.race([r.done, new Promise<string>((res) => setTimeout(() => res('still running after 60 s'), 60_000).unref())])
+  t.equal(code, 2)
   t.equal(r.err(), 'shoal: --join: cannot resolve "foo" (ENOTFOUND), and no other seed is given; check the name, or give IP:PORT\n')
 })
 
@@ -90,5 +92,8 @@ t.test('an unresolvable name beside a working seed: joined, the name reported on
   )
   t.ok(await until(() => seed.members().some((m) => m.name === 'mixed' && m.state === 'alive'), 30_000), 'the seed sees it')
   r.child.kill('SIGTERM')
-  t.equal(await r.done, 0)
+  t.equal(
+    await Promise.race([r.done, new Promise<string>((res) => setTimeout(() => res('no exit 60 s after SIGTERM'), 60_000).unref())]),
+    0,
+  )
 })
