@@ -7,7 +7,7 @@
 // shows traffic moving. Ends by itself (SHOAL_DEMO_SECONDS, default 20) or on Ctrl-C, and
 // removes everything it made.
 //
-// Runs the built agent from dist/ (`npm run demo` builds first). Environment:
+// Runs the built agent from dist/ (`npm run demo` builds it first when a source is newer). Environment:
 //   SHOAL_DEMO_SECONDS=20   how long the client calls
 //   SHOAL_DEMO_LOG=warn     agent log level on stderr (default: silent)
 import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
