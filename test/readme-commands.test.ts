@@ -20,7 +20,7 @@ import type { ServicesView } from '../src/http/index.js'
 import { until } from './gossip-net-util.js'
 import { unusedPort } from './lib/listen.js'
 import { REPO_ROOT, ensureBuilt } from './lib/cli.js'
-import { NEEDS, shellBlocks } from './lib/readme.js'
+import { NEEDS, shellBlocks, type Block } from './lib/readme.js'
 
 const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
 const blocks = shellBlocks(readme)
@@ -54,6 +54,8 @@ t.test('the marker check itself: unmarked and unknown needs are found', async (t
 
 const why = ensureBuilt()
 t.test('the runnable blocks run against a built checkout', { skip: why ?? false, timeout: 900_000 }, async (t) => {
+  // A copy with the original times, so it is as built as this checkout (npm start and npm run
+  // demo build only when a source is newer than dist/).
   const copy = mkdtempSync(join(tmpdir(), 'shoal-readme-'))
   t.teardown(() => rmSync(copy, { recursive: true, force: true }))
   for (const f of [
@@ -68,7 +70,7 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     'compose',
     'dist',
   ]) {
-    cpSync(join(REPO_ROOT, f), join(copy, f), { recursive: true })
+    cpSync(join(REPO_ROOT, f), join(copy, f), { recursive: true, preserveTimestamps: true })
   }
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'))
 
@@ -103,15 +105,35 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
   }
   t.teardown(stopBackground)
 
-  for (const b of blocks.filter((x) => x.marker === 'runnable' || x.marker === 'background')) {
-    const where = `README.md:${b.line}`
+  /** Runs one block to its end (at most 5 minutes); resolves with its exit code and output. */
+  const runBlock = (b: Block): Promise<{ code: number | null; out: string }> => {
     const child = spawn('sh', ['-e', '-c', b.text], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     let out = ''
     child.stdout!.on('data', (d) => (out += d))
     child.stderr!.on('data', (d) => (out += d))
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 300_000)
+    return new Promise((resolve) =>
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        resolve({ code, out })
+      }),
+    )
+  }
+
+  // Runnable blocks are independent of each other: those between two background blocks run
+  // three at a time (each block's own commands in order), which keeps this file well inside
+  // tap's per-file timeout on a loaded machine.
+  const runnable = blocks.filter((x) => x.marker === 'runnable' || x.marker === 'background')
+  for (let i = 0; i < runnable.length;) {
+    const b = runnable[i]!
     if (b.marker === 'background') {
+      const where = `README.md:${b.line}`
       await stopBackground()
+      const child = spawn('sh', ['-e', '-c', b.text], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      let out = ''
+      child.stdout!.on('data', (d) => (out += d))
+      child.stderr!.on('data', (d) => (out += d))
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
       background = { child, exited, out: () => out }
       const up = await until(async () => {
         if (child.exitCode !== null) return true
@@ -119,20 +141,35 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
           (r) => r.ok,
           () => false,
         )
-      }, 300_000)
+      }, 240_000)
       t.ok(up && child.exitCode === null, `${where}: runs in the background and its agent answers /healthz`, { output: out.slice(-3000) })
+      i++
       continue
     }
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 300_000)
-    const code = await exited
-    clearTimeout(timer)
-    t.equal(
-      code,
-      0,
-      `${where}: ${b.text.split('\n')[0]}${b.text.includes('\n') ? ' ...' : ''}`,
-      code === 0 ? {} : { output: out.slice(-3000) },
-    )
-    if (background) t.equal(background.child.exitCode, null, `${where}: the background agent still runs`)
+    let end = i
+    while (end < runnable.length && runnable[end]!.marker === 'runnable') end++
+    const batch = runnable.slice(i, end)
+    const results: Array<{ code: number | null; out: string }> = []
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batch.length) {
+        const k = next++
+        results[k] = await runBlock(batch[k]!)
+      }
+    }
+    await Promise.all([worker(), worker(), worker()])
+    batch.forEach((blk, k) => {
+      const { code, out } = results[k]!
+      const first = blk.text.split('\n')[0]
+      t.equal(
+        code,
+        0,
+        `README.md:${blk.line}: ${first}${blk.text.includes('\n') ? ' ...' : ''}`,
+        code === 0 ? {} : { output: out.slice(-3000) },
+      )
+    })
+    if (background) t.equal(background.child.exitCode, null, 'the background agent still runs')
+    i = end
   }
 
   // Item 9: whatever the ports, `npm start`'s example services are all healthy.
