@@ -1,7 +1,7 @@
 // Issue 12, part 1, as a property: what the owner serves, every peer holds. Each case draws
 // records at and beyond every limit of limits.ts (ids, names, images, ports, IPs, check args,
 // label keys, values, counts and total size; node names up to 255 bytes; astral characters and
-// lone surrogates), builds them the way the owner does (Docker labels through mapContainer, a
+// lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
 // static file through parseStaticServices, LocalServices' fit), and runs them through real
 // registry nodes on the gossip simulator: broadcast, reference fetch, a peer's merge, updates,
 // and a pull after the peer restarts. Then the peer must hold exactly the owner's records, field
@@ -128,7 +128,21 @@ function staticSpecs(rnd: Rnd, n: number, ip: string): LocalServiceSpec[] {
 
 /** Everything of a record, the fields a newer release may add included, in one comparable line. */
 const line = (r: ServiceRecord): string =>
-  JSON.stringify([r.id, r.name, r.image, r.created, r.host, r.bootId, r.ports, r.proxyMode, r.status, r.version, r.updated, r.labels])
+  JSON.stringify([
+    r.id,
+    r.name,
+    r.image,
+    r.created,
+    r.host,
+    r.bootId,
+    r.ports,
+    r.proxyMode,
+    r.status,
+    r.version,
+    r.updated,
+    r.labels,
+    r.reason,
+  ])
 
 // Served: the owner's live records (a restarted peer need not learn tombstones it never held).
 const served = (rs: readonly ServiceRecord[]): string[] =>
@@ -162,10 +176,12 @@ async function runCase(seed: number): Promise<Outcome> {
       const n = 1 + int(rnd, 4)
       for (let i = 0; i < n; i++) {
         const s = rnd() < 0.5 ? dockerSpec(rnd, i, owner.ip) : directSpec(rnd, i, owner.ip)
-        if (s) docker.push({ ...s, source: 'docker' })
+        // Issue 14: some are stopping (draining with a reason, the 14th field).
+        if (s) docker.push({ ...s, source: 'docker', ...(rnd() < 0.2 ? { stopping: true } : {}) })
       }
       owner.local.setSource('docker', docker)
       owner.local.setSource('static', staticSpecs(rnd, int(rnd, 3), owner.ip))
+      for (const spec of owner.local.list()) if (rnd() < 0.15) owner.local.drain(spec.id)
     }
     build()
     await clock.advance(10)

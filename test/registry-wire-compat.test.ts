@@ -88,7 +88,7 @@ t.test("a newer owner's trailing fields survive this release: decoded, held, ser
   t.equal(out.length, 2, 'no `more` on a whole answer')
 })
 
-t.test('this release writes exactly the 13 record fields the first release reads', async (t) => {
+t.test('a record without a reason is written with exactly the 13 record fields the first release reads', async (t) => {
   const rec: ServiceRecord = {
     id: 'r',
     name: 'web',
@@ -151,4 +151,52 @@ t.test('an answer over its byte budget is cut and says more; the first record al
   t.equal(tiny.sent, 1, 'one record even when it alone is over the budget')
   const whole = decodeMessage(encodeRecordsWithin(recs, 1 << 20).bytes)
   t.same(whole.type === MsgType.records && [whole.records.length, whole.more], [20, false])
+})
+
+t.test('issue 14: the status reason is the 14th field; held back while a first-release agent is a member', async (t) => {
+  const rec: ServiceRecord = {
+    id: 'r',
+    name: 'web',
+    image: 'i',
+    created: 1,
+    host: 'a',
+    bootId: 'b',
+    ports: [{ type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status: 'draining',
+    version: [1, 0],
+    updated: 1,
+    labels: {},
+    reason: 'stopping',
+  }
+  const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
+  t.equal(out.length, 15, 'type + 13 fields + reason')
+  t.equal(out[14], 'stopping')
+  const back = decodeMessage(encodeMessage({ type: MsgType.record, record: rec }))
+  t.equal('record' in back ? back.record.reason : undefined, 'stopping', 'read back')
+
+  const legacy = unpack(encodeMessage({ type: MsgType.record, record: rec }, { legacy: true })) as unknown[]
+  t.equal(legacy.length, 14, 'legacy: exactly the 13 fields the first release reads')
+  const answer = unpack(encodeRecordsWithin([rec], 1 << 20, { legacy: true }).bytes) as unknown[]
+  t.equal(((answer[1] as unknown[][])[0] as unknown[]).length, 13, 'in answers too')
+
+  const n = notes()
+  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, 'later']), n)
+  t.same(
+    'record' in nullReason ? [nullReason.record.reason, nullReason.record.wireExtra] : 'rejected',
+    [undefined, ['later']],
+    'a null reason before later fields: none, the later fields kept',
+  )
+  const reEncoded = unpack(encodeMessage({ type: MsgType.record, record: (nullReason as { record: ServiceRecord }).record })) as unknown[]
+  t.same(reEncoded.slice(14), [null, 'later'], 'passed on as it came')
+
+  const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), 'x'.repeat(RecordLimits.reason.accept + 1)]))
+  t.same(
+    long.type === MsgType.record && 'rejected' in long ? long.rejected.reason : 'taken',
+    'reason',
+    'a reason over its accept limit rejects the record alone',
+  )
+  const atLimit = decodeMessage(pack([MsgType.record, ...tuple('r3'), 'x'.repeat(RecordLimits.reason.accept)]))
+  t.ok('record' in atLimit, 'at the limit: taken (a newer release may say more)')
+  t.equal(unpack(encodeMessage({ type: MsgType.record, record: { ...rec, reason: undefined } })).length, 14, 'no reason: 13 fields')
 })

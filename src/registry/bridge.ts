@@ -13,12 +13,13 @@ import { MEMBER_EVENTS, type Member, type MemberEvent, type StateDelegate } from
 import type { Logger } from '../log.js'
 import type { Catalog, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
-import type { ServiceRecord } from './types.js'
+import { isUp, type ServiceRecord } from './types.js'
 import {
   decodeMessage,
   encodeMessage,
   encodeRecordsWithin,
   MsgType,
+  registryProtocolOf,
   SUMMARY_HASH_BYTES,
   type RegistryMessage,
   type RejectedRecord,
@@ -143,6 +144,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly inflight = new Set<string>()
   /** Owners (and the boot) whose first full state is being pulled for a handover. */
   private readonly handovers = new Set<string>()
+  /** Up members of the first release (registry protocol 1): while there is one, records go out with 13 fields. */
+  private readonly legacyMembers = new Set<string>()
 
   constructor(opts: GossipBridgeOptions, components: { catalog: Catalog; gossip: GossipLike; logger: Logger }) {
     super()
@@ -215,8 +218,13 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     }
   }
 
+  /** How records are written now: see wire.ts EncodeOptions. */
+  private get encoding(): { legacy: boolean } {
+    return { legacy: this.legacyMembers.size > 0 }
+  }
+
   private encodeForBroadcast(rec: ServiceRecord): Uint8Array {
-    const full = encodeMessage({ type: MsgType.record, record: rec })
+    const full = encodeMessage({ type: MsgType.record, record: rec }, this.encoding)
     if (full.length <= this.maxBroadcast) return full
     return encodeMessage({ type: MsgType.ref, host: rec.host, id: rec.id, version: rec.version })
   }
@@ -328,10 +336,10 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const m = this.decode(payload, from, 'request')
     if (!m) return empty()
     this.stats.requestsServed++
-    if (m.type === MsgType.pull) return encodeRecordsWithin(this.catalog.recordsFor(m.wants), this.answerBudget).bytes
+    if (m.type === MsgType.pull) return encodeRecordsWithin(this.catalog.recordsFor(m.wants), this.answerBudget, this.encoding).bytes
     if (m.type === MsgType.get) {
       const r = this.catalog.get(m.host, m.id)
-      return encodeRecordsWithin(r ? [r] : [], this.answerBudget).bytes
+      return encodeRecordsWithin(r ? [r] : [], this.answerBudget, this.encoding).bytes
     }
     if (m.type === MsgType.digestGet) return encodeMessage({ type: MsgType.digest, digests: this.catalog.digest() })
     this.stats.malformed++
@@ -483,6 +491,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private memberChanged(m: Member): void {
     if (!this.started) return
     const bootId = m.meta.boot ?? m.bootId
+    if (m.name !== this.catalog.self && isUp(m.state) && registryProtocolOf(m.meta) < 2) this.legacyMembers.add(m.name)
+    else this.legacyMembers.delete(m.name)
     this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })
     if (this.catalog.pendingBoot(m.name) === bootId) void this.handover(m.name, bootId)
   }

@@ -153,12 +153,13 @@ function freezeRecord(r: ServiceRecord): ServiceRecord {
     updated: r.updated,
     labels: Object.freeze({ ...r.labels }),
   }
+  if (r.reason !== undefined) rec.reason = r.reason
   return Object.freeze(withExtra(rec, r))
 }
 
 function sameContent(a: LocalRecord, b: LocalRecord): boolean {
   if (a.name !== b.name || a.image !== b.image || a.created !== b.created) return false
-  if (a.proxyMode !== b.proxyMode || a.status !== b.status) return false
+  if (a.proxyMode !== b.proxyMode || a.status !== b.status || a.reason !== b.reason) return false
   if (JSON.stringify(a.ports) !== JSON.stringify(b.ports)) return false
   const ka = Object.keys(a.labels).sort()
   const kb = Object.keys(b.labels).sort()
@@ -725,6 +726,8 @@ export class Catalog implements CatalogView {
       version: this.hlc.now(),
       updated: this.clock.wallNow(),
       labels: fields.labels,
+      // A tombstone says nothing more than that it is gone.
+      ...(fields.reason !== undefined && fields.status !== 'tombstone' ? { reason: fields.reason } : {}),
     })
     this.store(me, rec, cur?.rec.status === 'tombstone' && rec.status === 'tombstone' ? cur : undefined)
     this.changed()

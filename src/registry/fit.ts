@@ -146,7 +146,7 @@ function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitNa
   return out
 }
 
-/** The record this spec becomes, with the owner's stamps at their largest, for the size limit. */
+/** The record this spec becomes, with the owner's stamps (and status reason) at their largest, for the size limit. */
 function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
   return {
     id: spec.id,
@@ -161,6 +161,8 @@ function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
     version: [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
     updated: Number.MAX_SAFE_INTEGER,
     labels: spec.labels,
+    // The owner writes a status reason (types.ts StatusReason) whenever the instance drains or starts.
+    reason: 'r'.repeat(RecordLimits.reason.build),
   }
 }
 

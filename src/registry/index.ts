@@ -20,7 +20,7 @@ export type { StaticSourceOptions } from './static.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
-export { ServiceStatus, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
+export { ServiceStatus, StatusReason, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
 export type {
   ServicePortSpec,
   Version,

@@ -41,6 +41,9 @@ export const RecordLimits = {
   labelValue: { unit: 'characters', build: 1024, accept: 4096, over: 'truncate', what: 'label value' },
   // Keys and values in UTF-8, summed; the largest labels are dropped first.
   labelsBytes: { unit: 'bytes', build: 8192, accept: Infinity, over: 'drop', what: 'labels in all' },
+  // Release 3 (issue 14): the 14th field, why the owner gives the status (types.ts StatusReason). The owner
+  // writes only the reasons of StatusReason; a reason over `build` would be dropped (the status stays).
+  reason: { unit: 'characters', build: 32, accept: 64, over: 'drop', what: 'status reason' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
   // The record as one broadcast message (msgpack); over ~1000 bytes it travels as a reference fetched over a stream.

@@ -14,6 +14,21 @@ export const ServiceStatus = {
 } as const
 export type ServiceStatus = (typeof ServiceStatus)[keyof typeof ServiceStatus]
 
+/**
+ * Why an owner gives an instance its status, when it says (the record's `reason`): a draining
+ * instance is `stopping` (its container got its stop signal: README "Lifecycle"), drained by an
+ * `operator` (`shoal drain`), or its agent is leaving (`agent-leaving`); an unhealthy one is
+ * `starting` (its health check has not passed yet). A peer may hold a reason a newer release
+ * wrote that is not listed here: it is shown as it came.
+ */
+export const StatusReason = {
+  stopping: 'stopping',
+  operator: 'operator',
+  agentLeaving: 'agent-leaving',
+  starting: 'starting',
+} as const
+export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason]
+
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
 
@@ -69,6 +84,12 @@ export interface ServiceRecord {
   /** Owner's wall time of the last write, epoch ms (informational only). */
   updated: number
   labels: Record<string, string>
+  /**
+   * Why the owner gives it its status (StatusReason: `stopping`, `operator`, `agent-leaving`
+   * for `draining`, `starting` for `unhealthy`); absent when there is nothing to say, and on
+   * records of owners of earlier releases. Any string a newer owner wrote is kept.
+   */
+  reason?: string
   /** Fields after the ones this release knows, as a newer owner wrote them; see ServicePortSpec.wireExtra. */
   readonly wireExtra?: readonly unknown[]
 }
@@ -92,6 +113,11 @@ export interface LocalServiceSpec {
   source: string
   /** Where it came from, for log lines: `container web (3f2a9c1b0d4e)`, `/etc/shoal/static.json services[2]`. */
   origin?: string
+  /**
+   * The instance is shutting down (Docker: its container got its stop signal): it drains, with
+   * reason `stopping`, until the source withdraws it or says it runs on.
+   */
+  stopping?: boolean
 }
 
 /**

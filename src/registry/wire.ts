@@ -21,7 +21,10 @@
  *   digestGet [8]                                     request: the per-owner digest
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
- *                  counter, updated, labels, ...later fields]
+ *                  counter, updated, labels, reason?, ...later fields]
+ *                 (reason, issue 14: why the status, types.ts StatusReason, or null; written only
+ *                  when there is one or later fields follow, and never while an agent of the
+ *                  first release, which takes exactly 13 fields, is a member: `legacy`)
  *   port        = [type, port, servicePort, ip, containerPort?, ...later fields]
  *
  * Compatibility (README "Upgrades"): a release may append fields to any of these arrays and
@@ -106,7 +109,10 @@ const proxyModes = new Set<string>(Object.values(ProxyMode))
 const MAX_HOST = RecordLimits.host.accept
 const MAX_ID = RecordLimits.id.accept
 const MAX_BOOT = RecordLimits.bootId.accept
+/** Fields every record has (the first release wrote exactly these). */
 const RECORD_FIELDS = 13
+/** Fields this release reads: the 13, then `reason`. */
+const KNOWN_RECORD_FIELDS = 14
 const PORT_FIELDS = 5
 
 class WireError extends ShoalError {
@@ -163,7 +169,16 @@ function portTuple(p: ServicePortSpec): unknown[] {
   return t
 }
 
-function recordTuple(r: ServiceRecord): unknown[] {
+/**
+ * How to write records. `legacy`: a member of the first release (registry protocol 1, which
+ * drops a whole message for a record of more than 13 fields) is in the cluster: records go
+ * out with their 13 fields only, so it takes them (without their reason).
+ */
+export interface EncodeOptions {
+  legacy?: boolean
+}
+
+function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
   const t: unknown[] = [
     r.id,
     r.name,
@@ -179,6 +194,8 @@ function recordTuple(r: ServiceRecord): unknown[] {
     r.updated,
     r.labels,
   ]
+  if (o.legacy) return t
+  if (r.reason !== undefined || r.wireExtra) t.push(r.reason ?? null)
   if (r.wireExtra) t.push(...r.wireExtra)
   return t
 }
@@ -246,7 +263,9 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
     updated: num(t[11], `${what}.updated`),
     labels,
   }
-  return keepExtra(rec, t, RECORD_FIELDS, notes)
+  if (t.length > RECORD_FIELDS && t[RECORD_FIELDS] !== null && t[RECORD_FIELDS] !== undefined)
+    rec.reason = field(t[RECORD_FIELDS], `${what}.reason`, 'reason')
+  return keepExtra(rec, t, KNOWN_RECORD_FIELDS, notes)
 }
 
 /** Decodes one record of a message; a record that fails is returned as rejected, with what could be read of it. */
@@ -279,11 +298,15 @@ function takeRecord(
  * makes progress); `more` tells the puller that records were left out. Returns the message and
  * how many records it carries.
  */
-export function encodeRecordsWithin(records: readonly ServiceRecord[], budgetBytes: number): { bytes: Uint8Array; sent: number } {
+export function encodeRecordsWithin(
+  records: readonly ServiceRecord[],
+  budgetBytes: number,
+  o: EncodeOptions = {},
+): { bytes: Uint8Array; sent: number } {
   const tuples: unknown[] = []
   let used = 16
   for (const r of records) {
-    const t = recordTuple(r)
+    const t = recordTuple(r, o)
     const n = packr.pack(t).length
     if (tuples.length > 0 && used + n > budgetBytes) break
     tuples.push(t)
@@ -298,16 +321,18 @@ export type OutgoingMessage =
   | Exclude<RegistryMessage, { type: 'unknown' } | { rejected: RejectedRecord } | { type: typeof MsgType.records }>
   | { type: typeof MsgType.records; records: readonly ServiceRecord[]; more?: boolean }
 
-export function encodeMessage(m: OutgoingMessage): Uint8Array {
+export function encodeMessage(m: OutgoingMessage, o: EncodeOptions = {}): Uint8Array {
   switch (m.type) {
     case MsgType.record:
-      return packr.pack([MsgType.record, ...recordTuple(m.record)])
+      return packr.pack([MsgType.record, ...recordTuple(m.record, o)])
     case MsgType.ref:
       return packr.pack([MsgType.ref, m.host, m.id, m.version[0], m.version[1]])
     case MsgType.pull:
       return packr.pack([MsgType.pull, m.wants.map((w) => [w.owner, w.bootId, w.have])])
-    case MsgType.records:
-      return packr.pack(m.more ? [MsgType.records, m.records.map(recordTuple), true] : [MsgType.records, m.records.map(recordTuple)])
+    case MsgType.records: {
+      const tuples = m.records.map((r) => recordTuple(r, o))
+      return packr.pack(m.more ? [MsgType.records, tuples, true] : [MsgType.records, tuples])
+    }
     case MsgType.get:
       return packr.pack([MsgType.get, m.host, m.id])
     case MsgType.digest:
