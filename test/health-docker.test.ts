@@ -22,7 +22,7 @@ class MapFeed implements DockerHealthFeed {
   }
 }
 
-t.test('Docker checks follow the feed at once: healthy alive, unhealthy unhealthy, starting unknown', async (t) => {
+t.test('Docker checks follow the feed at once: healthy alive, unhealthy unhealthy, starting not served yet', async (t) => {
   const feed = new MapFeed()
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger(), dockerHealth: feed })
   t.teardown(() => hs.stop())
@@ -32,7 +32,7 @@ t.test('Docker checks follow the feed at once: healthy alive, unhealthy unhealth
   hs.set('c1abc', { type: 'Docker' }, { host: '127.0.0.1', containerId: 'c1', ports: [] })
   hs.start()
   await new Promise((r) => setTimeout(r, 50))
-  t.equal(hs.status('c1abc'), 'unknown', 'starting -> unknown')
+  t.equal(hs.status('c1abc'), 'starting', 'a HEALTHCHECK still starting leaves the check starting (not served)')
   const next = () => new Promise<string>((r) => hs.once('change', (_i: string, st: string) => r(st)))
   let p = next()
   feed.set('c1', 'healthy')
@@ -53,7 +53,18 @@ t.test('AlwaysSuccessful is alive after its first run', async (t) => {
   t.teardown(() => hs.stop())
   const got = new Promise<string>((r) => hs.once('change', (_i: string, st: string) => r(st)))
   hs.set('x', { type: 'AlwaysSuccessful' }, { host: '127.0.0.1', ports: [] })
-  t.equal(hs.status('x'), 'unknown', 'nothing runs before start()')
+  t.equal(hs.status('x'), 'starting', 'nothing runs before start()')
   hs.start()
   t.equal(await got, 'alive')
+})
+
+t.test('a Docker check of a container without a HEALTHCHECK says nothing: unknown, as without a check', async (t) => {
+  const feed = new MapFeed()
+  const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger(), dockerHealth: feed })
+  t.teardown(() => hs.stop())
+  feed.set('c2', 'none')
+  const got = new Promise<string>((r) => hs.once('change', (_i: string, st: string) => r(st)))
+  hs.set('c2abc', { type: 'Docker' }, { host: '127.0.0.1', containerId: 'c2', ports: [] })
+  hs.start()
+  t.equal(await got, 'unknown')
 })

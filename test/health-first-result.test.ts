@@ -20,7 +20,7 @@ function waitChange(hs: HealthScheduler, id: string) {
   })
 }
 
-t.test('a new check starts unknown and takes its first result, without waiting for rise/fall', async (t) => {
+t.test('a new check starts starting (not served) and takes its first result, without waiting for rise/fall', async (t) => {
   const okPort = await server(t, 204)
   const badPort = await server(t, 503)
   const redirectPort = await server(t, 302)
@@ -35,7 +35,7 @@ t.test('a new check starts unknown and takes its first result, without waiting f
   hs.set('ok', { type: 'HttpGet', args: `http://{{ host }}:${okPort}/health` }, ctx)
   hs.set('bad', { type: 'HttpGet', args: `http://{{ host }}:${badPort}/health` }, ctx)
   hs.set('redir', { type: 'HttpGet', args: `http://127.0.0.1:${redirectPort}/` }, ctx)
-  t.equal(hs.status('ok'), 'unknown', 'unknown before the first result')
+  t.equal(hs.status('ok'), 'starting', 'starting before the first result')
   t.equal(await ok, 'alive', '2xx -> alive')
   t.equal(await bad, 'unhealthy', '5xx -> unhealthy')
   t.equal(await redir, 'alive', '3xx -> alive')
@@ -78,4 +78,30 @@ t.test('setting the same spec again does not restart the check', async (t) => {
   await new Promise((r) => setTimeout(r, 100))
   t.equal(hits, 1, 'only the first run hit the server')
   t.equal(hs.status('x'), 'alive')
+})
+
+t.test('a new instance is served from its first passing check: a first pass after failures is taken at once', async (t) => {
+  let up = false
+  let hits = 0
+  const s = http.createServer((_req, res) => {
+    hits++
+    res.writeHead(up ? 200 : 503).end('x')
+  })
+  const port = await serve(t, s)
+  // rise 5 and a long interval: only the start interval (50 ms) and the waived rise can make it alive soon.
+  const hs = new HealthScheduler({ intervalMs: 60_000, startIntervalMs: 50, rise: 5, fall: 5 }, { logger: silentLogger() })
+  t.teardown(() => hs.stop())
+  hs.start()
+  const seen: string[] = []
+  hs.on('change', (id: string, st: string) => id === 'late' && seen.push(st))
+  const down = waitChange(hs, 'late')
+  hs.set('late', { type: 'HttpGet', args: `http://127.0.0.1:${port}/` }, { host: '127.0.0.1', ports: [] })
+  t.equal(await down, 'unhealthy', 'a failing first check is taken at once: not served')
+  const alive = waitChange(hs, 'late')
+  up = true
+  t.equal(await alive, 'alive', 'the first pass is taken at once, without rise')
+  t.same(seen, ['unhealthy', 'alive'], 'never served before the first pass')
+  const after = hits
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(hits, after, 'once passed, the check keeps its interval (60 s), not the start interval')
 })

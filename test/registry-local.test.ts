@@ -63,7 +63,7 @@ function setup(t: { teardown(fn: () => unknown): void }) {
 }
 
 t.test('no check: unknown; a passing check: alive after its first run; failing: unhealthy', async (t) => {
-  const { local, status } = setup(t)
+  const { local, status, catalog } = setup(t)
   const { server, port } = await listen()
   t.teardown(() => server.close())
   const closed = await listen()
@@ -75,7 +75,8 @@ t.test('no check: unknown; a passing check: alive after its first run; failing: 
     spec('down', deadPort, { type: 'Tcp', args: `127.0.0.1:${deadPort}` }),
   ])
   t.equal(status('nocheck'), 'unknown')
-  t.equal(status('up'), 'unknown', 'a checked instance starts unknown')
+  t.equal(status('up'), 'unhealthy', 'a checked instance is not served before its first result')
+  t.equal(catalog.get('me', 'up')?.reason, 'starting', 'reason: starting')
   t.ok(await until(() => status('up') === 'alive'), 'alive after its first check')
   t.ok(await until(() => status('down') === 'unhealthy'), 'unhealthy after its first failing check')
   t.equal(status('nocheck'), 'unknown')
@@ -106,6 +107,7 @@ t.test('drain and undrain a local instance; refused for unknown or remote ids', 
   local.setSource('static', [spec('a', 1)])
   local.drain('a')
   t.equal(status('a'), 'draining')
+  t.equal(catalog.get('me', 'a')?.reason, 'operator', 'drained by an operator')
   t.ok(local.isDraining('a'))
   local.drain('a')
   local.undrain('a')
@@ -118,4 +120,31 @@ t.test('drain and undrain a local instance; refused for unknown or remote ids', 
     other.upsertLocal({ id: 'remote1', name: 'r', image: '', created: 1, ports: [], proxyMode: 'http', status: 'alive', labels: {} }),
   )
   t.throws(() => local.undrain('remote1'), { code: 'SHOAL_ERR_NOT_LOCAL', message: /runs on other/ })
+})
+
+t.test('why an instance drains: stopping (its source says so), operator, agent-leaving; each counted when it starts', async (t) => {
+  const { local, status, catalog } = setup(t)
+  const reason = (id: string) => catalog.get('me', id)?.reason
+  local.setSource('docker', [spec('web', 1, undefined, 'docker'), spec('api', 2, undefined, 'docker')])
+  local.drain('api')
+  t.equal(reason('api'), 'operator')
+  local.setSource('docker', [
+    { ...spec('web', 1, undefined, 'docker'), stopping: true },
+    { ...spec('api', 2, undefined, 'docker'), stopping: true },
+  ])
+  t.equal(status('web'), 'draining')
+  t.equal(reason('web'), 'stopping', 'the source says it is stopping')
+  t.equal(reason('api'), 'stopping', 'stopping says more than an operator drain')
+  local.setSource('docker', [spec('web', 1, undefined, 'docker'), spec('api', 2, undefined, 'docker')])
+  t.equal(status('web'), 'unknown', 'a container that survived its stop signal is served again')
+  t.equal(reason('web'), undefined, 'with no reason')
+  t.equal(reason('api'), 'operator', 'the operator drain still holds')
+  t.equal(local.drainAll(), 2, 'the agent leaves: two instances drain')
+  t.same([reason('web'), reason('api')], ['agent-leaving', 'agent-leaving'])
+  local.setSource('static', [spec('late', 3)])
+  t.equal(reason('late'), 'agent-leaving', 'an instance that appears while the agent leaves drains too')
+  t.same(local.stats.drains, { operator: 2, stopping: 2, 'agent-leaving': 3 }, 'counted whenever the reason changes')
+  local.setSource('docker', [])
+  t.equal(status('web'), 'tombstone')
+  t.equal(reason('web'), undefined, 'a tombstone carries no reason')
 })

@@ -266,6 +266,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     registerRegistryMetrics(this.registry, () => ({
       trimmed: local.stats.trimmed,
       refused: local.stats.refused,
+      drains: local.stats.drains,
       rejected: bridge.stats.recordsRejected,
       unknownMessages: bridge.stats.unknownMessages,
       unknownFields: bridge.stats.unknownFields,

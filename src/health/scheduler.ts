@@ -20,6 +20,14 @@ export interface HealthSchedulerOptions {
   fall?: number
   /** Run `External` checks (commands named in labels). Default false: they are refused. */
   allowExternal?: boolean
+  /**
+   * Interval while a new check has not passed yet, within `startPeriodMs` of being set, so that
+   * a new instance takes traffic soon after it is ready (Docker's `--start-interval`). Default
+   * 500 (never above `intervalMs`).
+   */
+  startIntervalMs?: number
+  /** How long after a check is set `startIntervalMs` applies while it has not passed. Default 30000. */
+  startPeriodMs?: number
 }
 
 export interface HealthSchedulerComponents {
@@ -42,8 +50,12 @@ function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
   })
 }
 
-/** The outcome of one run of a check. `unknown` and `refused` leave the status as it is. */
-type RunResult = 'pass' | 'fail' | 'timeout' | 'unknown' | 'refused' | 'error'
+/**
+ * The outcome of one run of a check. `unknown` leaves the status as it is; `unchecked` (a
+ * Docker check of a container without a HEALTHCHECK) and `refused` (an External check while
+ * they are off) make it `unknown`, as without a check: a check that cannot run says nothing.
+ */
+type RunResult = 'pass' | 'fail' | 'timeout' | 'unknown' | 'refused' | 'error' | 'unchecked'
 
 interface Entry {
   id: string
@@ -53,6 +65,10 @@ interface Entry {
   status: CheckStatus
   /** False until the first pass or fail of this check, which is taken without thresholds. */
   decided: boolean
+  /** The check has passed at least once: until then a pass is taken at once (no `rise`). */
+  passedOnce: boolean
+  /** Date.now() when the check was set: `startIntervalMs` applies for `startPeriodMs` after it. */
+  setAt: number
   passes: number
   fails: number
   gen: number
@@ -65,11 +81,14 @@ interface Entry {
 
 /**
  * Runs every instance's health check on its own timer and turns results into a status:
- * no check -> `unknown`; a new check starts `unknown` and takes its first result; then a
- * status changes only after `rise` passes or `fall` failures in a row. Every run has a
- * timeout, so a hanging check never delays another one. `Docker` checks read the Docker
- * source's feed; Docker already applies its own retries, so their rise and fall default to 1
- * and a feed change runs them at once.
+ * no check -> `unknown`; a new check starts `starting` (not served) and takes its first result
+ * at once, and its first pass at once (a new instance is served from its first passing check,
+ * never before); after that a status changes only after `rise` passes or `fall` failures in a
+ * row. Until its first pass a check runs every `startIntervalMs` (for `startPeriodMs`), then
+ * every `intervalMs`. Every run has a timeout, so a hanging check never delays another one.
+ * `Docker` checks read the Docker source's feed (HEALTHCHECK `starting` leaves the status as
+ * it is); Docker already applies its own retries, so their rise and fall default to 1 and a
+ * feed change runs them at once.
  *
  * @example
  *   const hs = new HealthScheduler({}, { logger })
@@ -94,6 +113,8 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       rise: opts.rise ?? 2,
       fall: opts.fall ?? 3,
       allowExternal: opts.allowExternal ?? false,
+      startIntervalMs: Math.min(opts.startIntervalMs ?? 500, opts.intervalMs ?? 3000),
+      startPeriodMs: opts.startPeriodMs ?? 30_000,
     }
     this.log = components.logger.child({ component: 'health' })
     this.feed = components.dockerHealth
@@ -116,9 +137,11 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       ctx: { host: ctx.host, containerId: ctx.containerId, ports: ctx.ports.map((p) => ({ ...p })) },
       key,
       // A replaced check keeps the status until its own first result, so that a changed
-      // port does not make the instance flap through `unknown`.
-      status: old && check ? old.status : 'unknown',
+      // port does not make the instance flap through `starting`.
+      status: !check ? 'unknown' : old?.check ? old.status : 'starting',
       decided: false,
+      passedOnce: (old?.check !== undefined && old.passedOnce) || false,
+      setAt: Date.now(),
       passes: 0,
       fails: 0,
       gen: (old?.gen ?? 0) + 1,
@@ -202,7 +225,9 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       this.checks.inc({ type: check.type, result })
       this.apply(e, check, result)
       if (!this.started || e.gen !== gen) return
-      const delay = e.rerun ? 0 : (check.intervalMs ?? this.opts.intervalMs)
+      const interval = check.intervalMs ?? this.opts.intervalMs
+      const starting = !e.passedOnce && Date.now() - e.setAt < this.opts.startPeriodMs
+      const delay = e.rerun ? 0 : starting ? Math.min(interval, this.opts.startIntervalMs) : interval
       e.rerun = false
       e.timer = setTimeout(() => {
         e.timer = undefined
@@ -221,6 +246,11 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
           const cid = e.ctx.containerId
           const h = cid && this.feed ? this.feed.health(cid) : undefined
           if (!cid || !this.feed) this.warnOnce(e, `${e.id}: a Docker check needs a container and the Docker source`)
+          if (h === 'none') {
+            this.warnOnce(e, `${e.id}: a Docker check of a container without a HEALTHCHECK: served as unknown, as without a check`)
+            return 'unchecked'
+          }
+          // `starting` (and a container the feed does not know yet) leaves the status as it is.
           return h === 'healthy' ? 'pass' : h === 'unhealthy' ? 'fail' : 'unknown'
         }
         case 'External':
@@ -258,11 +288,18 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
   }
 
   private apply(e: Entry, check: CheckSpec, result: RunResult): void {
-    if (result === 'unknown' || result === 'refused') return
+    if (result === 'unknown') return
+    if (result === 'unchecked' || result === 'refused') {
+      this.setStatus(e, 'unknown')
+      return
+    }
     const pass = result === 'pass'
-    if (!e.decided) {
+    // The first result, and the first pass, are taken at once: a new instance is served from
+    // its first passing check, and `rise` guards only an instance that was up before.
+    if (!e.decided || (pass && !e.passedOnce)) {
       e.decided = true
       e.passes = e.fails = 0
+      if (pass) e.passedOnce = true
       this.setStatus(e, pass ? 'alive' : 'unhealthy')
       return
     }

@@ -45,8 +45,12 @@ export interface CheckContext {
   ports: CheckPort[]
 }
 
-/** The result a check scheduler reports for an instance. */
-export type CheckStatus = 'alive' | 'unhealthy' | 'unknown'
+/**
+ * The result a check scheduler reports for an instance: `starting` until the first result of
+ * its check (not served: a new instance takes traffic only once its check passed), `unknown`
+ * without a check (served).
+ */
+export type CheckStatus = 'alive' | 'unhealthy' | 'unknown' | 'starting'
 
 /** Container health as Docker reports it (HEALTHCHECK); undefined when the container has none. */
 export type DockerHealth = 'healthy' | 'unhealthy' | 'starting' | 'none'

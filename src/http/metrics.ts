@@ -8,10 +8,11 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { GossipStats, Member } from '../gossip/types.js'
 import { MemberState } from '../gossip/types.js'
 import type { CatalogView, HostState } from '../registry/types.js'
-import { liveRecordsOf, ServiceStatus } from '../registry/types.js'
+import { liveRecordsOf, ServiceStatus, StatusReason } from '../registry/types.js'
 
 const memberStates = Object.values(MemberState)
 const serviceStatuses = Object.values(ServiceStatus)
+const drainReasons = [StatusReason.stopping, StatusReason.operator, StatusReason.agentLeaving]
 const hostStates: HostState[] = ['alive', 'suspect', 'dead', 'left']
 
 /** A counter whose value is a running total kept elsewhere. */
@@ -140,6 +141,19 @@ export function registerCatalogMetrics(registry: Registry, catalog: CatalogView)
     },
   })
   new Gauge({
+    name: 'shoal_catalog_draining',
+    help: 'Draining service instances of alive or suspect hosts, by the reason their owner gives (none: an owner of an earlier release).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>([...drainReasons, 'none'].map((r) => [r, 0]))
+      for (const h of catalog.snapshot().hosts)
+        for (const r of liveRecordsOf(h))
+          if (r.status === 'draining') counts.set(r.reason ?? 'none', (counts.get(r.reason ?? 'none') ?? 0) + 1)
+      for (const [reason, n] of counts) this.set({ reason }, n)
+    },
+  })
+  new Gauge({
     name: 'shoal_catalog_hosts',
     help: 'Hosts in the catalog, by state.',
     labelNames: ['state'],
@@ -166,6 +180,8 @@ export interface RegistryMetricsSource {
   trimmed: Record<string, number>
   /** Records this owner refused because they could not fit, by limit. */
   refused: Record<string, number>
+  /** Local instances that started draining, by reason (`stopping`, `operator`, `agent-leaving`). */
+  drains: Record<string, number>
   /** Records from peers this decoder rejected, by reason (a limit or `malformed`). */
   rejected: Record<string, number>
   /** Registry messages of a type this release does not know (a newer peer's). */
@@ -195,6 +211,13 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local records not served because they could not fit the record limits, by limit.',
     'limit',
     () => stats().refused,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_drains_total',
+    'Local instances that started draining, by reason: stopping (their container got its stop signal), operator (shoal drain), agent-leaving.',
+    'reason',
+    () => stats().drains,
   )
   mirrorCounterByLabel(
     registry,

@@ -8,7 +8,7 @@ import type { CheckSpec, CheckStatus } from '../health/types.js'
 import type { Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
 import { fitSpec, problemLabel } from './fit.js'
-import type { LocalServiceSpec, ServicePortSpec, ServiceStatus } from './types.js'
+import { StatusReason, type LocalServiceSpec, type ServicePortSpec, type ServiceStatus } from './types.js'
 
 /**
  * The health scheduler as LocalServices uses it (src/health/scheduler.ts `HealthScheduler`
@@ -30,17 +30,23 @@ export interface LocalServicesOptions {
   advertiseIp: string
 }
 
-/** What the owner did to specs over the record limits (limits.ts), by limit label. */
+/** What the owner did to specs over the record limits (limits.ts), by limit label, and the drains it started. */
 export interface LocalServicesStats {
   /** Specs served with something cut (a truncated value, dropped labels). */
   trimmed: Record<string, number>
   /** Specs not served at all. */
   refused: Record<string, number>
+  /** Local instances that started draining, by reason (`stopping`, `operator`, `agent-leaving`). */
+  drains: Record<string, number>
 }
 
 /**
  * Keeps the catalog's local records equal to the union of the sources' specs, with each
- * instance's status from its health check (`unknown` without one) or `draining`.
+ * instance's status and its reason (types.ts StatusReason), first that applies: `draining`
+ * because the agent is leaving (`agent-leaving`), because the source says it is stopping
+ * (`stopping`), or because an operator drained it (`operator`); then its health check's:
+ * `unhealthy` with reason `starting` until the check's first result, else `alive` or
+ * `unhealthy`; `unknown` without a check.
  *
  * @example
  *   const local = new LocalServices({ advertiseIp: '10.0.0.5' }, { catalog, health, logger })
@@ -49,7 +55,7 @@ export interface LocalServicesStats {
  *   local.drain('web-1')
  */
 export class LocalServices {
-  readonly stats: LocalServicesStats = { trimmed: {}, refused: {} }
+  readonly stats: LocalServicesStats = { trimmed: {}, refused: {}, drains: {} }
   private readonly catalog: Catalog
   private readonly health: HealthLike
   private readonly log: Logger
@@ -58,7 +64,10 @@ export class LocalServices {
   private readonly sources = new Map<SourceName, Map<string, LocalServiceSpec>>()
   /** The spec in effect per id (the first source that names it wins: the agent sets docker before static). */
   private readonly specs = new Map<string, LocalServiceSpec>()
+  /** Drained by an operator (`drain`). */
   private readonly draining = new Set<string>()
+  /** The agent is leaving: every instance drains (`drainAll`). */
+  private leaving = false
   /** Per source and id, the problems last reported, so that an unchanged spec is not reported again. */
   private readonly reported = new Map<string, string>()
   private started = false
@@ -148,6 +157,19 @@ export class LocalServices {
     return this.draining.has(id)
   }
 
+  /**
+   * The agent is leaving the cluster: every local instance, and any that appears from now on,
+   * drains with reason `agent-leaving` (the agent waits a grace, then leaves). Returns how many
+   * instances there are. Irreversible: a leaving agent stops.
+   */
+  drainAll(): number {
+    if (!this.leaving) {
+      this.leaving = true
+      for (const id of this.specs.keys()) this.write(id)
+    }
+    return this.specs.size
+  }
+
   private requireLocal(id: string): void {
     if (this.specs.has(id)) return
     const elsewhere = this.catalog.findById(id).filter((r) => r.host !== this.catalog.self && r.status !== 'tombstone')
@@ -195,15 +217,19 @@ export class LocalServices {
     }
   }
 
-  private statusOf(id: string, spec: LocalServiceSpec): ServiceStatus {
-    if (this.draining.has(id)) return 'draining'
-    if (!spec.check) return 'unknown'
-    return this.health.status(id)
+  private statusOf(id: string, spec: LocalServiceSpec): { status: ServiceStatus; reason?: StatusReason } {
+    if (this.leaving) return { status: 'draining', reason: StatusReason.agentLeaving }
+    if (spec.stopping) return { status: 'draining', reason: StatusReason.stopping }
+    if (this.draining.has(id)) return { status: 'draining', reason: StatusReason.operator }
+    if (!spec.check) return { status: 'unknown' }
+    const st = this.health.status(id)
+    return st === 'starting' ? { status: 'unhealthy', reason: StatusReason.starting } : { status: st }
   }
 
   private write(id: string): void {
     const s = this.specs.get(id)
     if (!s) return
+    const { status, reason } = this.statusOf(id, s)
     const rec: LocalRecord = {
       id,
       name: s.name,
@@ -211,8 +237,14 @@ export class LocalServices {
       created: s.created,
       ports: s.ports,
       proxyMode: s.proxyMode,
-      status: this.statusOf(id, s),
+      status,
       labels: s.labels,
+    }
+    if (reason !== undefined) rec.reason = reason
+    const before = this.catalog.get(this.catalog.self, id)
+    if (status === 'draining' && reason !== undefined && (before?.status !== 'draining' || before.reason !== reason)) {
+      this.stats.drains[reason] = (this.stats.drains[reason] ?? 0) + 1
+      this.log.info({ id, origin: s.origin, reason }, 'draining: no new traffic')
     }
     this.catalog.upsertLocal(rec)
   }
