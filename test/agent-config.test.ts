@@ -87,6 +87,10 @@ t.test('bad configuration names the flag or variable', async (t) => {
     [['--discovery', 'consul'], {}, /--discovery: "consul" is not docker, static or none/],
     [['--discovery', 'static'], {}, /static discovery needs --static PATH/],
     [['--leave-on-terminate', 'maybe'], {}, /--leave-on-terminate: "maybe" is not true or false/],
+    [['--drain-on-stop', 'sometimes'], {}, /--drain-on-stop: "sometimes" is not true or false/],
+    [['--discovery', 'none', '--drain-on-stop=false'], {}, /--drain-on-stop: only applies to Docker discovery/],
+    [['--leave-drain', '1'], {}, /--leave-drain: "1" is not a duration .*\(add a unit: 1s\)/],
+    [['--leave-drain', '5m'], {}, /--leave-drain: "5m" is over 1m/],
     [['--log-level', 'loud'], {}, /--log-level: "loud"/],
     [['--dns', '127.0.0.1'], {}, /--dns: "127.0.0.1" has no port/],
     [['--dns', 'off', '--dns-ttl', '5s'], {}, /--dns-ttl: only applies to the DNS interface, which is off \(--dns off\)/],
@@ -121,6 +125,15 @@ t.test('bad configuration names the flag or variable', async (t) => {
       t.match((err as Error).message, re)
     }
   }
+})
+
+t.test('lifecycle: drain on stop (on by default, --drain-on-stop=false), a leave drains 1 s first (--leave-drain)', async (t) => {
+  const d = parseAgentConfig([], {})
+  t.same([d.drainOnStop, d.leaveDrainMs], [true, 1000])
+  const c = parseAgentConfig(['--drain-on-stop=false', '--leave-drain', '250ms'], {})
+  t.same([c.drainOnStop, c.leaveDrainMs], [false, 250])
+  const e = parseAgentConfig([], { SHOAL_DRAIN_ON_STOP: 'false', SHOAL_LEAVE_DRAIN: '0s' })
+  t.same([e.drainOnStop, e.leaveDrainMs], [false, 0])
 })
 
 t.test('key file: one key per line, comments ignored, bad line named', async (t) => {

@@ -76,6 +76,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private xds?: XdsServer
   private dns?: DnsServer
   private identity?: IdentityIssuer
+  private local?: LocalServices
   private readonly joinAbort = new AbortController()
   private readonly joinWatch: JoinWatch
   private readyTimer?: Timer
@@ -184,7 +185,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let docker: DockerSource | undefined
     if (cfg.discovery.includes('docker')) {
       docker = new DockerSource(
-        { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, network: cfg.dockerNetwork },
+        { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, network: cfg.dockerNetwork, drainOnStop: cfg.drainOnStop },
         { logger: log, registry: this.registry, docker: this.components.docker },
       )
       sources.push(docker)
@@ -197,6 +198,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     )
     await this.run('health', health, (h) => h.start())
     const local = new LocalServices({ advertiseIp: cfg.advertise.host }, { catalog, health, logger: log })
+    this.local = local
     // The order sources are first set decides which wins an instance id both announce.
     for (const s of sources) local.setSource(s.source, [])
     await this.run('local-services', local, (l) => l.start())
@@ -425,6 +427,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     await gossip.stop()
   }
 
+  /**
+   * A graceful leave withdraws this host's services from every other host at once. First they
+   * are shown draining (reason `agent-leaving`) for `--leave-drain`, while every part still
+   * runs, so that clients elsewhere stop picking them and the calls they have in flight finish.
+   */
+  private async drainBeforeLeave(): Promise<void> {
+    const ms = this.config.leaveDrainMs
+    if (ms <= 0 || !this.local) return
+    const n = this.local.drainAll()
+    if (n === 0) return
+    this.logger.info({ instances: n, graceMs: ms }, "leaving: draining this host's services first")
+    await new Promise<void>((resolve) => this.clock.setTimer(ms, resolve))
+  }
+
   /** Stop every started part in reverse start order. With `leave`, withdraw from the cluster gracefully first. */
   stop(opts: { leave?: boolean } = {}): Promise<void> {
     if (!this.stopping) this.stopping = this.doStop(opts.leave ?? true)
@@ -434,6 +450,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async doStop(leave: boolean): Promise<void> {
     this.leaveOnStop = leave
     this.joinAbort.abort()
+    if (leave && this.up) await this.drainBeforeLeave()
     for (const p of this.parts.reverse()) {
       try {
         await p.stop()

@@ -33,6 +33,10 @@ export interface AgentConfig {
   envoyBind: string
   apiToken?: string
   leaveOnTerminate: boolean
+  /** On a leave, how long the host's services are shown draining (reason `agent-leaving`) before the agent leaves; 0: at once. */
+  leaveDrainMs: number
+  /** Docker: drain a container's instances when it gets its stop signal, not only when it dies. */
+  drainOnStop: boolean
   allowExternalChecks: boolean
   logLevel: string
   /** `json` (one object per line) or `pretty` (human-readable lines). */
@@ -119,6 +123,18 @@ export const AGENT_FLAGS = {
     value: 'BOOL',
     default: 'true',
     help: 'on SIGTERM/SIGINT leave gracefully (services withdrawn), or just stop',
+  },
+  'leave-drain': {
+    type: 'string',
+    value: 'DURATION',
+    default: '1s',
+    help: "on a graceful leave, show this host's services draining this long first, so other hosts' calls finish (0s: leave at once)",
+  },
+  'drain-on-stop': {
+    type: 'string',
+    value: 'BOOL',
+    default: 'true',
+    help: "drain a container's instances at its stop signal (docker stop, a Swarm task's shutdown), not only when it exits",
   },
   'allow-external-checks': { type: 'boolean', default: 'off', help: 'allow External health checks named in labels (they run commands)' },
   'ready-timeout': {
@@ -321,6 +337,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const lot = get('leave-on-terminate')
   const leaveOnTerminate = lot ? parseBool(lot) : true
+  const ld = get('leave-drain')
+  const leaveDrainMs = ld ? parseDuration(ld) : 1000
+  if (leaveDrainMs > 60_000) throw configError(ld!.where, `"${ld!.value}" is over 1m: a leave that long holds up a stop`)
+  const dos = get('drain-on-stop')
+  const drainOnStop = dos ? parseBool(dos) : true
+  if (dos && dos.where.startsWith('--') && !discovery.includes('docker'))
+    throw configError(dos.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
   const aec = get('allow-external-checks')
   const allowExternalChecks = aec ? parseBool(aec) : false
 
@@ -373,6 +396,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     http,
     envoyBind,
     leaveOnTerminate,
+    leaveDrainMs,
+    drainOnStop,
     allowExternalChecks,
     logLevel,
     logFormat,

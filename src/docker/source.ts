@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { constants } from 'node:os'
 import { formatHostPort } from '../address.js'
 import Dockerode from 'dockerode'
 import type { Counter, Registry } from 'prom-client'
@@ -23,6 +24,40 @@ export interface DockerSourceOptions {
   backoffMs?: number
   /** Default 5000. */
   maxBackoffMs?: number
+  /**
+   * Drain a container's instances the moment it gets its stop signal (the `kill` event of
+   * `docker stop`, a Swarm task's shutdown) instead of withdrawing them only when it dies.
+   * Default true (`--drain-on-stop`).
+   */
+  drainOnStop?: boolean
+  /**
+   * A container that still runs this long after its stop timeout (Config.StopTimeout, else the
+   * engine's 10 s) since its stop signal survived it: it is served again. Default 2000.
+   */
+  stopMarginMs?: number
+}
+
+/** The engine's stop timeout when a container sets none (`docker stop`'s default). */
+const DEFAULT_STOP_TIMEOUT_MS = 10_000
+const SIGNALS = constants.signals as Record<string, number>
+/** Signals that end a process whatever it says: a `kill` with one of them drains, like the container's own StopSignal. */
+const STOP_SIGNALS = new Set([SIGNALS.SIGTERM, SIGNALS.SIGINT, SIGNALS.SIGQUIT, SIGNALS.SIGKILL])
+
+/**
+ * A signal as Docker spells it (`15`, `SIGTERM`, `TERM`, `sigterm`) as its number on this
+ * platform; undefined for anything else (`SIGRTMIN+3` included).
+ */
+export function signalNumber(s: string | number | undefined): number | undefined {
+  if (typeof s === 'number') return Number.isInteger(s) && s > 0 ? s : undefined
+  const v = (s ?? '').trim().toUpperCase()
+  if (/^\d{1,2}$/.test(v)) return Number(v) > 0 ? Number(v) : undefined
+  return SIGNALS[v.startsWith('SIG') ? v : `SIG${v}`]
+}
+
+/** How a container is stopped: its StopSignal (SIGTERM unless set) and stop timeout. */
+interface StopInfo {
+  signal: number
+  timeoutMs: number
 }
 
 export interface DockerSourceComponents {
@@ -74,6 +109,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly containers = new Map<string, ContainerFacts>()
   private readonly specs = new Map<string, LocalServiceSpec>()
   private readonly problemKeys = new Map<string, string>()
+  private readonly stopInfo = new Map<string, StopInfo>()
+  /** Containers that got their stop signal and still run: their instances drain. */
+  private readonly stopping = new Map<string, { signal: number; timer: NodeJS.Timeout }>()
+  private readonly stopSignals: Counter<string>
   private readonly chains = new Map<string, Promise<void>>()
   private started = false
   private isConnected = false
@@ -114,6 +153,11 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       name: 'shoal_docker_resyncs_total',
       help: 'Full resyncs with the Docker engine (start and every reconnect)',
     })
+    this.stopSignals = counter(components.registry, {
+      name: 'shoal_docker_stop_signals_total',
+      help: 'Containers drained on their stop signal (outcome drained), and those that still ran after their stop timeout and were served again (outcome survived)',
+      labelNames: ['outcome'],
+    })
     this.skipped = counter(components.registry, {
       name: 'shoal_docker_skipped_labels_total',
       help: 'Container labels or port bindings skipped, by reason',
@@ -136,6 +180,8 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     if (this.graceTimer) clearTimeout(this.graceTimer)
     this.reconnectTimer = this.graceTimer = undefined
+    for (const s of this.stopping.values()) clearTimeout(s.timer)
+    this.stopping.clear()
   }
 
   /** The services of the running containers, sorted by instance id. */
@@ -270,7 +316,15 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   /** Inspect a container; undefined when it no longer exists. Other errors propagate. */
   private async inspect(id: string): Promise<ContainerFacts | undefined> {
     try {
-      return factsFromInspect(await this.docker.getContainer(id).inspect())
+      const info = await this.docker.getContainer(id).inspect()
+      // Not in dockerode's types: Config.StopSignal (a name or number; absent means SIGTERM) and Config.StopTimeout (seconds).
+      const config = info.Config as { StopSignal?: string; StopTimeout?: number } | undefined
+      const timeout = config?.StopTimeout
+      this.stopInfo.set(id, {
+        signal: signalNumber(config?.StopSignal) ?? SIGNALS.SIGTERM!,
+        timeoutMs: typeof timeout === 'number' && timeout >= 0 ? timeout * 1000 : DEFAULT_STOP_TIMEOUT_MS,
+      })
+      return factsFromInspect(info)
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined
       throw err
@@ -304,6 +358,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
         this.apply(id, undefined, true)
         return
       }
+      if (action === 'kill' && this.opts.drainOnStop !== false && this.stopSignal(id, ev.Actor?.Attributes?.signal)) return
       if (action === 'health_status') {
         const h = raw.slice(raw.indexOf(':') + 1).trim() as DockerHealth
         const facts = this.containers.get(id)
@@ -324,6 +379,54 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     })
   }
 
+  /**
+   * A `kill` event: when its signal stops the container (SIGTERM, SIGINT, SIGQUIT, SIGKILL or
+   * the container's own StopSignal), its instances drain at once, and until it dies or, having
+   * survived its stop timeout plus the margin, runs on. True when it drains.
+   */
+  private stopSignal(id: string, raw: string | undefined): boolean {
+    const signal = signalNumber(raw)
+    const info = this.stopInfo.get(id)
+    const facts = this.containers.get(id)
+    if (signal === undefined || !info || !facts || (!STOP_SIGNALS.has(signal) && signal !== info.signal)) return false
+    const prev = this.stopping.get(id)
+    if (prev) clearTimeout(prev.timer)
+    const timer = setTimeout(() => this.chain(id, () => this.survived(id)), info.timeoutMs + (this.opts.stopMarginMs ?? 2000))
+    timer.unref()
+    this.stopping.set(id, { signal, timer })
+    if (!prev) {
+      this.stopSignals.inc({ outcome: 'drained' })
+      this.log.info(
+        { id: id.slice(0, 12), container: facts.name, signal, stopTimeoutMs: info.timeoutMs },
+        'container got its stop signal: draining it',
+      )
+    }
+    this.apply(id, facts, true)
+    return true
+  }
+
+  /** A stopping container's stop timeout and the margin have passed: served again if it still runs. */
+  private async survived(id: string): Promise<void> {
+    if (!this.stopping.has(id)) return
+    let facts: ContainerFacts | undefined
+    try {
+      facts = await this.inspect(id)
+    } catch {
+      // The engine is away: the last known state stands (its grace and resync take over).
+      facts = this.containers.get(id)
+    }
+    if (!this.stopping.has(id)) return
+    this.stopping.delete(id)
+    if (facts?.running) {
+      this.stopSignals.inc({ outcome: 'survived' })
+      this.log.warn(
+        { id: id.slice(0, 12), container: facts.name },
+        'container still runs after its stop signal and stop timeout: serving it again (it handled the signal)',
+      )
+    }
+    this.apply(id, facts?.running ? facts : undefined, true)
+  }
+
   private chain(id: string, fn: () => Promise<void>): void {
     const prev = this.chains.get(id) ?? Promise.resolve()
     const next = prev.then(fn).catch((err: Error) => this.log.warn({ id, err: err.message }, 'container update failed'))
@@ -340,6 +443,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.containers.delete(id)
       this.specs.delete(id)
       this.problemKeys.delete(id)
+      this.stopInfo.delete(id)
+      const stopping = this.stopping.get(id)
+      if (stopping) clearTimeout(stopping.timer)
+      this.stopping.delete(id)
       this.feed.update(id, undefined)
     } else {
       this.containers.set(id, facts)
@@ -353,8 +460,13 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
         }
       }
       this.problemKeys.set(id, key)
-      if (r.spec) this.specs.set(id, r.spec)
-      else this.specs.delete(id)
+      if (r.spec) {
+        // The engine's HEALTHCHECK speaks for a container no check label names: one still
+        // `starting` (or unhealthy) takes no traffic.
+        if (!r.spec.check && facts.health !== 'none') r.spec.check = { type: 'Docker' }
+        if (this.stopping.has(id)) r.spec.stopping = true
+        this.specs.set(id, r.spec)
+      } else this.specs.delete(id)
     }
     const now = this.specs.get(id)
     const changed = JSON.stringify(old) !== JSON.stringify(now)
