@@ -4,13 +4,13 @@
 // withdrew them at once. With --leave-drain 0s, and on a stop without leaving (a restart:
 // the warm start keeps them), nothing drains.
 import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-leave-drain-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -17,6 +17,25 @@ function tuple(id: string, labels: Record<string, string> = {}, host = 'a'): unk
 
 const notes = (): WireNotes => ({ unknownTypes: 0, extraFields: 0 })
 
+/** A record of owner `a` with one port, and `over` on top. */
+function record(over: Partial<ServiceRecord> = {}): ServiceRecord {
+  return {
+    id: 'r',
+    name: 'web',
+    image: 'i',
+    created: 1,
+    host: 'a',
+    bootId: 'b',
+    ports: [{ type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' }],
+    proxyMode: 'http',
+    status: 'alive',
+    version: [1, 0],
+    updated: 1,
+    labels: {},
+    ...over,
+  }
+}
+
 t.test('one bad record in a batch is rejected alone, with its owner, id and limit', async (t) => {
   const n = notes()
   const over = 'x'.repeat(RecordLimits.labelValue.accept + 1)
@@ -89,23 +108,12 @@ t.test("a newer owner's trailing fields survive this release: decoded, held, ser
 })
 
 t.test('a record without a reason is written with exactly the 13 record fields the first release reads', async (t) => {
-  const rec: ServiceRecord = {
-    id: 'r',
-    name: 'web',
-    image: 'i',
-    created: 1,
-    host: 'a',
-    bootId: 'b',
+  const rec = record({
     ports: [
       { type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' },
       { type: 'tcp', port: 3, servicePort: 4, ip: '10.0.0.1', containerPort: 80 },
     ],
-    proxyMode: 'http',
-    status: 'alive',
-    version: [1, 0],
-    updated: 1,
-    labels: {},
-  }
+  })
   const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
   t.equal(out.length, 14, 'type + 13 fields')
   t.same(out[7], [
@@ -154,21 +162,7 @@ t.test('an answer over its byte budget is cut and says more; the first record al
 })
 
 t.test('issue 14: the status reason is the 14th field; held back while a first-release agent is a member', async (t) => {
-  const rec: ServiceRecord = {
-    id: 'r',
-    name: 'web',
-    image: 'i',
-    created: 1,
-    host: 'a',
-    bootId: 'b',
-    ports: [{ type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'draining',
-    version: [1, 0],
-    updated: 1,
-    labels: {},
-    reason: 'stopping',
-  }
+  const rec = record({ status: 'draining', reason: 'stopping' })
   const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
   t.equal(out.length, 15, 'type + 13 fields + reason')
   t.equal(out[14], 'stopping')
