@@ -190,7 +190,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       )
       sources.push(docker)
     }
-    if (cfg.static !== undefined) sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log }))
+    if (cfg.static !== undefined)
+      sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log, registry: this.registry }))
 
     const health = new HealthScheduler(
       { allowExternal: cfg.allowExternalChecks },
@@ -216,6 +217,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         ready: () => this.ready,
         joinPending: () => this.joinWatch.pending(),
         keys: () => gossip.keyUse(),
+        sources: () =>
+          sources.map(
+            (src) => src.status?.() ?? { source: src.source, where: '', ok: true, services: src.services().length, loads: 0, rejected: 0 },
+          ),
         xdsDebug: () => xds.debugInfo(),
         registry: this.registry,
       },

@@ -12,7 +12,7 @@ import { listenError, type HostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
-import type { CatalogEvent, CatalogView } from '../registry/types.js'
+import type { CatalogEvent, CatalogView, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
 import { keysView, memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
@@ -66,6 +66,8 @@ export interface HttpServerComponents {
   joinPending?: () => string | undefined
   /** Gossip keys and which members use each, for /api/keys.json (Gossip.keyUse); without it the agent reports no keys. */
   keys?: () => KeyUse
+  /** The service sources and their state, for /api/sources.json (a refused static file shows here). */
+  sources?: () => SourceStatus[]
   /** JSON for /debug/xds (per connected xDS client). */
   xdsDebug: () => unknown
   /** Where `/metrics` reads from; the endpoint adds its own `shoal_http_*` metrics here. */
@@ -241,7 +243,7 @@ export class HttpServer {
       res,
       404,
       'SHOAL_ERR_NOT_FOUND',
-      `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/watch, /metrics`,
+      `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/sources.json, /api/watch, /metrics`,
     )
   }
 
@@ -272,6 +274,9 @@ export class HttpServer {
       }),
       r('/api/keys.json', /^\/api\/keys\.json$/, {
         GET: (_q, res) => sendJson(res, 200, keysView(this.opts.cluster, this.opts.node, this.c.keys?.() ?? { keys: [], unknown: [] })),
+      }),
+      r('/api/sources.json', /^\/api\/sources\.json$/, {
+        GET: (_q, res) => sendJson(res, 200, { node: this.opts.node, sources: this.c.sources?.() ?? [] }),
       }),
       r('/api/watch', /^\/api\/watch$/, { GET: (req, res) => this.watch(req, res) }),
       r('/api/instances/{id}/drain', /^\/api\/instances\/([^/]+)\/drain$/, { POST: (req, res, [id]) => this.drain(req, res, id!, true) }),

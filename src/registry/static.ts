@@ -19,13 +19,16 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { basename, dirname } from 'node:path'
+import type { Gauge, Registry } from 'prom-client'
 import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
 import { CheckType } from '../health/types.js'
 import type { Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
+import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
-import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource } from './types.js'
+import { staticSchemaProblems } from './static-schema.js'
+import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
 const proxyModes = new Set<string>(Object.values(ProxyMode))
@@ -234,9 +237,11 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
 }
 
 /**
- * Parses and validates a static services file's text. `created` is left 0: StaticSource
- * fills it with the time it first saw each id. Throws ShoalError SHOAL_ERR_STATIC naming
- * the file, the entry and the field.
+ * Parses and validates a static services file's text against the schema (static-schema.ts,
+ * published as docs/static.schema.json), then the agent's own rules. `created` is left 0:
+ * StaticSource fills it with the time it first saw each id. Throws ShoalError SHOAL_ERR_STATIC
+ * naming the file and, for each problem (at most 5), the path and the fix
+ * (`static.json: services[0].chek: unknown field; did you mean "check"?`).
  *
  * @example
  *   parseStaticServices('{"services":[{"name":"web","ports":[{"port":8080,"servicePort":10080}]}]}', 'static.json', '127.0.0.1')
@@ -249,6 +254,10 @@ export function parseStaticServices(text: string, file: string, advertiseIp: str
   } catch (err) {
     p.fail('JSON', (err as Error).message)
   }
+  // The schema first (static-schema.ts): every structural problem at once, unknown fields with a
+  // suggestion; the rules below need a well-formed document and the agent's own knowledge.
+  const problems = staticSchemaProblems(doc)
+  if (problems.length) throw new ShoalError('SHOAL_ERR_STATIC', `${file}: ${problems.join('; ')}`)
   let specs: LocalServiceSpec[] = []
   if (Array.isArray(doc)) {
     specs = doc.map((e, i) => sidecarEntry(p, e, i, advertiseIp))
@@ -309,10 +318,55 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private firstLoaded: () => void = () => undefined
   private readonly firstView = new Promise<void>((resolve) => (this.firstLoaded = resolve))
 
-  constructor(opts: StaticSourceOptions, components: { logger: Logger }) {
+  private lastError: { message: string; at: string } | undefined
+  private readonly loadsMetric
+  private readonly validMetric: Gauge
+
+  /** `registry`: where `shoal_static_file_loads_total{result}` and `shoal_static_file_valid` go. */
+  constructor(opts: StaticSourceOptions, components: { logger: Logger; registry?: Registry }) {
     super()
     this.opts = { pollMs: 2000, ...opts }
     this.log = components.logger.child({ component: 'static-source', file: opts.path })
+    this.loadsMetric = counter<'result'>(components.registry, {
+      name: 'shoal_static_file_loads_total',
+      help: 'Reads of the static services file by result: loaded, or rejected (invalid or unreadable; the previous services stay).',
+      labelNames: ['result'],
+    })
+    for (const result of ['loaded', 'rejected']) this.loadsMetric.inc({ result }, 0)
+    this.validMetric = gauge(components.registry, {
+      name: 'shoal_static_file_valid',
+      help: '1 when the static services file as it is now was accepted, 0 while its content is refused (see /api/sources.json).',
+    })
+  }
+
+  /** For /api/sources.json: the file, its services, and the last refusal while it lasts. */
+  status(): SourceStatus {
+    const st: SourceStatus = {
+      source: this.source,
+      where: this.opts.path,
+      ok: this.lastError === undefined,
+      services: this.current.length,
+      loads: this.stats.loads,
+      rejected: this.stats.rejected,
+    }
+    if (this.lastError) st.error = this.lastError
+    return st
+  }
+
+  private accepted(): void {
+    this.stats.loads++
+    this.loadsMetric.inc({ result: 'loaded' })
+    this.validMetric.set(1)
+    if (this.lastError) this.log.info('static file valid again')
+    this.lastError = undefined
+  }
+
+  private refused(err: Error, what: string): void {
+    this.stats.rejected++
+    this.loadsMetric.inc({ result: 'rejected' })
+    this.validMetric.set(0)
+    this.lastError = { message: err.message, at: new Date().toISOString() }
+    this.log.warn({ err: err.message }, `${what}; keeping the previous services (fix the file: it is read again on every change)`)
   }
 
   async start(): Promise<void> {
@@ -321,7 +375,7 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     const specs = parseStaticServices(text, this.opts.path, this.opts.advertiseIp)
     this.lastText = text
     this.current = this.stamp(specs)
-    this.stats.loads++
+    this.accepted()
     this.lastStamp = await this.fileStamp()
     this.started = true
     try {
@@ -387,8 +441,8 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.lastStamp = await this.fileStamp()
       text = await this.read()
     } catch (err) {
-      this.stats.rejected++
-      this.log.warn({ err: (err as Error).message }, 'static file unreadable; keeping the previous services')
+      this.lastText = undefined
+      this.refused(err as Error, 'static file unreadable')
       return
     }
     if (text === this.lastText) return
@@ -396,14 +450,13 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     try {
       specs = parseStaticServices(text, this.opts.path, this.opts.advertiseIp)
     } catch (err) {
-      this.stats.rejected++
       this.lastText = text
-      this.log.warn({ err: (err as Error).message }, 'static file invalid; keeping the previous services')
+      this.refused(err as Error, 'static file invalid')
       return
     }
     this.lastText = text
     const next = this.stamp(specs)
-    this.stats.loads++
+    this.accepted()
     if (JSON.stringify(next) === JSON.stringify(this.current)) return
     this.current = next
     this.log.info({ services: next.length }, 'static services reloaded')

@@ -143,6 +143,31 @@ export interface ServiceSource extends Startable {
    * and serves xDS only after every source's, with a bound (README "Warm start").
    */
   firstSync(): Promise<void>
+  /** How the source is doing, for /api/sources.json and the UI; sources without one are listed by name only. */
+  status?(): SourceStatus
+}
+
+/**
+ * A source's health as an operator reads it (GET /api/sources.json).
+ *
+ * @example
+ *   { source: 'static', where: '/etc/shoal/static.json', ok: false, services: 2, loads: 3, rejected: 1,
+ *     error: { message: '/etc/shoal/static.json: services[0].chek: unknown field; did you mean "check"?', at: '2026-11-30T21:00:00.000Z' } }
+ */
+export interface SourceStatus {
+  source: string
+  /** What it reads: a file path, a Docker endpoint. */
+  where: string
+  /** False while its last attempt failed (the previous services stay in force meanwhile). */
+  ok: boolean
+  /** Services it announces now. */
+  services: number
+  /** Successful loads since start. */
+  loads: number
+  /** Loads refused since start (bad content, unreadable). */
+  rejected: number
+  /** The last failure while it lasts: the message names the input and the fix, `at` is ISO 8601. */
+  error?: { message: string; at: string }
 }
 
 export type HostState = 'alive' | 'suspect' | 'dead' | 'left'

@@ -204,6 +204,25 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
     'the xDS warnings panel shows an authorization request that cannot be served',
   )
 
+  // A typo in node-a's own static file: refused, the last good services stay, the page says so.
+  writeFileSync(
+    join(dir, 'node-a.json'),
+    JSON.stringify({ services: [{ name: 'redis', ports: [{ port: 6379, servicePort: 10003 }], chek: {} }] }),
+  )
+  await page.waitForFunction(
+    () => /chek: unknown field; did you mean "check"\?/.test(document.getElementById('source-list')?.textContent ?? ''),
+    undefined,
+    {
+      timeout: 60_000,
+    },
+  )
+  t.match(
+    await page.textContent('#source-list'),
+    /^static: \/.*node-a\.json: services\[0\]\.chek: .*; still announcing its last good 2 service/,
+    'the sources panel names the file, the problem and what stays',
+  )
+  t.equal(statusOf('redis-a'), 'unknown', 'and redis-a is still served')
+
   // orders-b's backend goes away: its check fails, B publishes unhealthy, A's page recolours.
   await new Promise((r) => ordersB.close(r))
   await page.waitForFunction(() => document.querySelector('[data-instance="orders-b"]')?.classList.contains('st-unhealthy'), undefined, {

@@ -310,6 +310,24 @@ function refreshXds() {
   }, 300)
 }
 
+// ---- this agent's sources (from /api/sources.json): a refused static file, kept services ----
+
+async function refreshSources() {
+  try {
+    const { sources = [] } = await (await fetch('/api/sources.json')).json()
+    const items = sources
+      .filter((s) => !s.ok)
+      .map((s) => `${s.source}: ${s.error?.message ?? `${s.where}: failing`}; still announcing its last good ${s.services} service(s)`)
+    $('source-warnings').hidden = items.length === 0
+    $('source-list').replaceChildren(...items.map((text) => el('li', { text })))
+  } catch {
+    // the agent is restarting: the next poll tries again
+  }
+}
+// A refused file changes no record, so no catalog event says so: poll.
+setInterval(refreshSources, 5000)
+refreshSources()
+
 let scheduled = false
 function render() {
   if (scheduled) return
