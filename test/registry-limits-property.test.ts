@@ -1,7 +1,7 @@
 // Issue 12, part 1, as a property: what the owner serves, every peer holds. Each case draws
 // records at and beyond every limit of limits.ts (ids, names, images, ports, IPs, check args,
-// label keys, values, counts and total size; node names up to 255 bytes; astral characters and
-// lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
+// label keys, values, counts and total size; tags and attributes; node names up to 255 bytes;
+// astral characters and lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
 // static file through parseStaticServices, LocalServices' fit), and runs them through real
 // registry nodes on the gossip simulator: broadcast, reference fetch, a peer's merge, updates,
 // and a pull after the peer restarts. Then the peer must hold exactly the owner's records, field
@@ -64,6 +64,30 @@ function ports(rnd: Rnd, ip: string): LocalServiceSpec['ports'] {
   }))
 }
 
+/** Tags around their limits: empty, white space, control characters, repeats, 40 of them, over 128 characters. */
+function tags(rnd: Rnd): string[] | undefined {
+  if (rnd() < 0.5) return undefined
+  const n = pick(rnd, [0, 1, 3, L.tags.build, L.tags.build + 1, 40])
+  return Array.from({ length: n }, (_, i) =>
+    rnd() < 0.1
+      ? pick(rnd, ['', ' x', 'a\u0001', 'dup'])
+      : text(rnd, rnd() < 0.1 ? lengthNear(rnd, L.tag.build) : 1 + int(rnd, 20)) || `t${i}`,
+  )
+}
+
+/** Attributes around their limits: bad keys, long keys and values, 40 of them, over the byte total. */
+function attributes(rnd: Rnd): Record<string, string> | undefined {
+  if (rnd() < 0.5) return undefined
+  const out: Record<string, string> = {}
+  const n = pick(rnd, [0, 1, 3, L.attributes.build, L.attributes.build + 1, 40])
+  for (let i = 0; i < n; i++) {
+    const key = rnd() < 0.1 ? pick(rnd, ['__proto__', 'Upper', '', '-x', 'k'.repeat(L.attributeKey.build + 1)]) : `a${i}`
+    const value = text(rnd, rnd() < 0.2 ? lengthNear(rnd, L.attributeValue.build) : int(rnd, 100))
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+  }
+  return out
+}
+
 function check(rnd: Rnd): LocalServiceSpec['check'] {
   if (rnd() < 0.6) return undefined
   return { type: 'AlwaysSuccessful', args: text(rnd, lengthNear(rnd, L.checkArgs.build)) }
@@ -83,6 +107,10 @@ function directSpec(rnd: Rnd, i: number, ip: string): LocalServiceSpec {
   }
   const c = check(rnd)
   if (c) s.check = c
+  const tg = tags(rnd)
+  if (tg) s.tags = tg
+  const at = attributes(rnd)
+  if (at) s.attributes = at
   return s
 }
 
@@ -142,6 +170,8 @@ const line = (r: ServiceRecord): string =>
     r.updated,
     r.labels,
     r.reason,
+    r.tags,
+    r.attributes && Object.entries(r.attributes),
   ])
 
 // Served: the owner's live records (a restarted peer need not learn tombstones it never held).

@@ -89,7 +89,8 @@ t.test('records accepted at every accept limit', async (t) => {
 
 t.test("a newer owner's trailing fields survive this release: decoded, held, served on unchanged", async (t) => {
   const n = notes()
-  const newer = [...tuple('r1'), 'a reason', { zone: 'b' }]
+  // The 14th to 16th fields (reason, tags, attributes) are known; the 17th and 18th come from a newer owner.
+  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a later field', { future: 1 }]
   newer[6] = [['tcp', 8080, 10080, '10.0.0.1', 80, 'h2', 3]]
   const m = decodeMessage(pack([MsgType.record, ...newer]), n)
   if (!('record' in m)) throw new Error('rejected')

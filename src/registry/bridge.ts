@@ -15,6 +15,7 @@ import type { Catalog, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
 import { isUp, type ServiceRecord } from './types.js'
 import {
+  cutInLegacyForm,
   decodeMessage,
   encodeMessage,
   encodeRecordsWithin,
@@ -144,7 +145,10 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly inflight = new Set<string>()
   /** Owners (and the boot) whose first full state is being pulled for a handover. */
   private readonly handovers = new Set<string>()
-  /** Up members of the first release (registry protocol 1): while there is one, records go out with 13 fields. */
+  /**
+   * Up members of the first release (registry protocol 1, which drops a record of more than 13
+   * fields): while there is one, records go out in their 13-field form (wire.ts `legacy`).
+   */
   private readonly legacyMembers = new Set<string>()
 
   constructor(opts: GossipBridgeOptions, components: { catalog: Catalog; gossip: GossipLike; logger: Logger }) {
@@ -490,9 +494,20 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   private memberChanged(m: Member): void {
     if (!this.started) return
-    const bootId = m.meta.boot ?? m.bootId
+    const hadLegacy = this.legacyMembers.size > 0
     if (m.name !== this.catalog.self && isUp(m.state) && registryProtocolOf(m.meta) < 2) this.legacyMembers.add(m.name)
     else this.legacyMembers.delete(m.name)
+    if (!hadLegacy && this.legacyMembers.size > 0)
+      this.log.info(
+        { member: m.name },
+        'an agent of the first release is a member: records go out in their 13-field form (without status reasons, tags and attributes) until none is left',
+      )
+    if (hadLegacy && this.legacyMembers.size === 0) {
+      // Peers may hold our records in the cut form: write the ones it cut again, so they go out whole.
+      const n = this.catalog.rewriteLocal(cutInLegacyForm)
+      if (n > 0) this.log.info({ records: n }, 'no agent of the first release is left: local records sent again with every field')
+    }
+    const bootId = m.meta.boot ?? m.bootId
     this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })
     if (this.catalog.pendingBoot(m.name) === bootId) void this.handover(m.name, bootId)
   }

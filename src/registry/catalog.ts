@@ -154,18 +154,25 @@ function freezeRecord(r: ServiceRecord): ServiceRecord {
     labels: Object.freeze({ ...r.labels }),
   }
   if (r.reason !== undefined) rec.reason = r.reason
+  if (r.tags?.length) rec.tags = Object.freeze([...r.tags])
+  if (r.attributes && Object.keys(r.attributes).length > 0) rec.attributes = Object.freeze({ ...r.attributes })
   return Object.freeze(withExtra(rec, r))
+}
+
+function sameStrings(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  if (ka.length !== kb.length) return false
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i] || a[ka[i]!] !== b[kb[i]!]) return false
+  return true
 }
 
 function sameContent(a: LocalRecord, b: LocalRecord): boolean {
   if (a.name !== b.name || a.image !== b.image || a.created !== b.created) return false
   if (a.proxyMode !== b.proxyMode || a.status !== b.status || a.reason !== b.reason) return false
   if (JSON.stringify(a.ports) !== JSON.stringify(b.ports)) return false
-  const ka = Object.keys(a.labels).sort()
-  const kb = Object.keys(b.labels).sort()
-  if (ka.length !== kb.length) return false
-  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i] || a.labels[ka[i]!] !== b.labels[kb[i]!]) return false
-  return true
+  if (JSON.stringify(a.tags ?? []) !== JSON.stringify(b.tags ?? [])) return false
+  return sameStrings(a.labels, b.labels) && sameStrings(a.attributes ?? {}, b.attributes ?? {})
 }
 
 function visibleMap(h: HostEntry): Map<string, ServiceRecord> {
@@ -289,6 +296,21 @@ export class Catalog implements CatalogView {
     if (!cur || cur.rec.status === 'tombstone') return false
     this.writeLocal({ ...cur.rec, status: 'tombstone' })
     return true
+  }
+
+  /**
+   * Writes again, at a new version, every live local record that `which` selects, unchanged:
+   * so that peers holding an older form of it (one cut for an agent of the first release, see
+   * wire.ts `legacy`) take it whole. Returns how many were written.
+   */
+  rewriteLocal(which: (rec: ServiceRecord) => boolean): number {
+    let n = 0
+    for (const e of [...this.hosts.get(this.self)!.records.values()]) {
+      if (e.rec.status === 'tombstone' || !which(e.rec)) continue
+      this.writeLocal(e.rec)
+      n++
+    }
+    return n
   }
 
   /** The local records of the current boot, tombstones included. */
@@ -728,6 +750,8 @@ export class Catalog implements CatalogView {
       labels: fields.labels,
       // A tombstone says nothing more than that it is gone.
       ...(fields.reason !== undefined && fields.status !== 'tombstone' ? { reason: fields.reason } : {}),
+      ...(fields.tags ? { tags: fields.tags } : {}),
+      ...(fields.attributes ? { attributes: fields.attributes } : {}),
     })
     this.store(me, rec, cur?.rec.status === 'tombstone' && rec.status === 'tombstone' ? cur : undefined)
     this.changed()

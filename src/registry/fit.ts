@@ -3,7 +3,8 @@
  * owner's record, it is made to fit the `build` limits, so that every peer's decoder takes
  * it. What can be trimmed is trimmed (an image or a label value truncated with a marker,
  * labels dropped, largest first, their keys listed in one `shoal.labels-dropped` label; never
- * the labels Shoal itself reads from a record, see KEPT_LABELS);
+ * the labels Shoal itself reads from a record, see KEPT_LABELS; a bad or over-long tag or
+ * attribute dropped alone);
  * what cannot (an id, a name, a port list, check arguments, a whole record too large) refuses
  * that one record. Strings are made well-formed first (a lone UTF-16 surrogate cannot cross
  * the wire as itself), so that peers hold exactly what the owner serves.
@@ -11,6 +12,7 @@
 import { AuthzLabel } from './authz.js'
 import type { LocalServiceSpec, ServiceRecord } from './types.js'
 import { DROPPED_LABELS_KEY, DROPPED_LABELS_MAX, limitLabel, RecordLimits, truncationMarker, type RecordLimitName } from './limits.js'
+import { attributeKeyProblem, tagProblem } from './tags.js'
 import { encodedRecordBytes } from './wire.js'
 
 /** One limit a spec met: the limit's name, what the owner did and a line saying so. */
@@ -88,6 +90,11 @@ export function fitSpec(input: LocalServiceSpec, host: string): FitResult {
     spec.image = truncate(spec.image, L.image.build)
   }
   spec.labels = fitLabels(input.labels, trimmed)
+  const { tags, attributes } = fitTagsAndAttributes(input.tags, input.attributes, trimmed)
+  if (tags.length > 0) spec.tags = tags
+  else delete spec.tags
+  if (Object.keys(attributes).length > 0) spec.attributes = attributes
+  else delete spec.attributes
 
   const bytes = encodedRecordBytes(worstCase(spec, host))
   if (bytes > L.recordBytes.build) return refuse('recordBytes', `record of ${bytes} bytes encoded, at most ${L.recordBytes.build}`)
@@ -141,9 +148,87 @@ function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitNa
     const list = (labels.get(DROPPED_LABELS_KEY) ? [labels.get(DROPPED_LABELS_KEY)!, ...dropped] : dropped).join(',')
     labels.set(DROPPED_LABELS_KEY, list.length > DROPPED_LABELS_MAX ? truncate(list, DROPPED_LABELS_MAX) : list)
   }
+  return plainObject(labels)
+}
+
+/** A short form of a value for a log line: at most 40 characters, quoted. */
+function quoted(v: string): string {
+  return JSON.stringify(v.length > 40 ? head(v, 40) + '…' : v)
+}
+
+/** An object with `entries` as its own properties (a key such as `__proto__` stays plain data). */
+function plainObject(entries: Iterable<readonly [string, string]>): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const [k, v] of labels) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+  for (const [k, v] of entries) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
   return out
+}
+
+/**
+ * Tags and attributes made to fit (limits.ts, the rules of tags.ts). A bad or over-long tag or
+ * attribute is dropped alone (a cut one would match nothing it was meant to); repeated tags
+ * count once; beyond 32 tags the first 32 stay; beyond 32 attributes, or over 4,096 bytes in
+ * all, the largest attributes go first, then the last tags. Attributes come out sorted by key.
+ */
+function fitTagsAndAttributes(
+  inputTags: readonly string[] | undefined,
+  inputAttributes: Readonly<Record<string, string>> | undefined,
+  trimmed: (limit: RecordLimitName, message: string) => void,
+): { tags: string[]; attributes: Record<string, string> } {
+  const L = RecordLimits
+  const tags: string[] = []
+  const seen = new Set<string>()
+  for (const raw of inputTags ?? []) {
+    const tag = raw.toWellFormed()
+    const bad = tagProblem(tag) ?? (tag.length > L.tag.build ? `has ${tag.length} characters, at most ${L.tag.build}` : undefined)
+    if (bad !== undefined) trimmed('tag', `tag ${quoted(tag)} ${bad}: dropped`)
+    else if (!seen.has(tag)) {
+      seen.add(tag)
+      tags.push(tag)
+    }
+  }
+  if (tags.length > L.tags.build) {
+    const extra = tags.splice(L.tags.build)
+    trimmed('tags', `${L.tags.build + extra.length} tags, at most ${L.tags.build}: kept the first ${L.tags.build}, dropped ${extra.length}`)
+  }
+  const attrs = new Map<string, string>()
+  for (const [rawKey, rawValue] of Object.entries(inputAttributes ?? {})) {
+    const key = rawKey.toWellFormed()
+    const value = rawValue.toWellFormed()
+    const bad = attributeKeyProblem(key)
+    if (bad !== undefined) trimmed('attributeKey', `attribute key ${quoted(key)} ${bad}: dropped`)
+    else if (key.length > L.attributeKey.build)
+      trimmed('attributeKey', `attribute key ${quoted(key)} has ${key.length} characters, at most ${L.attributeKey.build}: dropped`)
+    else if (value.length > L.attributeValue.build)
+      trimmed('attributeValue', `attribute "${key}": ${value.length} characters, at most ${L.attributeValue.build}: dropped`)
+    else attrs.set(key, value)
+  }
+  const size = (k: string, v: string) => utf8(k) + utf8(v)
+  let bytes = 0
+  for (const t of tags) bytes += utf8(t)
+  for (const [k, v] of attrs) bytes += size(k, v)
+  const over = () => attrs.size > L.attributes.build || bytes > L.tagsAndAttributesBytes.build
+  if (over()) {
+    const countOver = attrs.size > L.attributes.build
+    const dropped: string[] = []
+    const bySize = [...attrs].sort((x, y) => size(y[0], y[1]) - size(x[0], x[1]) || (x[0] < y[0] ? -1 : 1))
+    for (const [k, v] of bySize) {
+      if (!over()) break
+      attrs.delete(k)
+      bytes -= size(k, v)
+      dropped.push(`attribute ${k}`)
+    }
+    while (over() && tags.length > 0) {
+      const t = tags.pop()!
+      bytes -= utf8(t)
+      dropped.push(`tag ${quoted(t)}`)
+    }
+    trimmed(
+      countOver ? 'attributes' : 'tagsAndAttributesBytes',
+      `attributes over ${L.attributes.build} or tags and attributes over ${L.tagsAndAttributesBytes.build} bytes: dropped ${dropped.join(', ')}`,
+    )
+  }
+  const sorted = [...attrs].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
+  return { tags, attributes: plainObject(sorted) }
 }
 
 /** The record this spec becomes, with the owner's stamps (and status reason) at their largest, for the size limit. */
@@ -163,6 +248,8 @@ function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
     labels: spec.labels,
     // The owner writes a status reason (types.ts StatusReason) whenever the instance drains or starts.
     reason: 'r'.repeat(RecordLimits.reason.build),
+    ...(spec.tags ? { tags: spec.tags } : {}),
+    ...(spec.attributes ? { attributes: spec.attributes } : {}),
   }
 }
 

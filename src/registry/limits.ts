@@ -44,6 +44,16 @@ export const RecordLimits = {
   // Release 3 (issue 14): the 14th field, why the owner gives the status (types.ts StatusReason). The owner
   // writes only the reasons of StatusReason; a reason over `build` would be dropped (the status stays).
   reason: { unit: 'characters', build: 32, accept: 64, over: 'drop', what: 'status reason' },
+  // Tags and attributes (README "Tags and attributes"): the 15th and 16th record fields. A tag or an
+  // attribute over its limit is dropped, never truncated: a cut value would match nothing it was
+  // meant to (a DNS tag, an Envoy route rule).
+  tags: { unit: 'entries', build: 32, accept: Infinity, over: 'drop', what: 'tags' },
+  tag: { unit: 'characters', build: 128, accept: 1024, over: 'drop', what: 'tag' },
+  attributes: { unit: 'entries', build: 32, accept: Infinity, over: 'drop', what: 'attributes' },
+  attributeKey: { unit: 'characters', build: 64, accept: 256, over: 'drop', what: 'attribute key' },
+  attributeValue: { unit: 'characters', build: 512, accept: 4096, over: 'drop', what: 'attribute value' },
+  // Tags, attribute keys and values in UTF-8, summed: the largest attributes go first, then the last tags.
+  tagsAndAttributesBytes: { unit: 'bytes', build: 4096, accept: Infinity, over: 'drop', what: 'tags and attributes in all' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
   // The record as one broadcast message (msgpack); over ~1000 bytes it travels as a reference fetched over a stream.

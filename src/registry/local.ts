@@ -246,6 +246,8 @@ export class LocalServices {
       this.stats.drains[reason] = (this.stats.drains[reason] ?? 0) + 1
       this.log.info({ id, origin: s.origin, reason }, 'draining: no new traffic')
     }
+    if (s.tags) rec.tags = s.tags
+    if (s.attributes) rec.attributes = s.attributes
     this.catalog.upsertLocal(rec)
   }
 }

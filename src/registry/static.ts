@@ -7,7 +7,7 @@
  *   { "services": [ { "id"?: "web-1", "name": "web", "image"?: "web:1",
  *       "ports": [ { "port": 8080, "servicePort": 10080, "type"?: "tcp", "ip"?: "127.0.0.1" } ],
  *       "proxyMode"?: "http", "check"?: { "type": "HttpGet", "args": "http://{{ host }}:8080/" },
- *       "labels"?: { "team": "a" },
+ *       "labels"?: { "team": "a" }, "tags"?: ["blue", "canary"], "attributes"?: { "region": "us-east" },
  *       "authz"?: { "service": "authz" or "authz:10100", "failureModeAllow"?: false, "timeout"?: "200ms" } } ] }
  *
  * Sidecar's format (a top-level array of targets):
@@ -28,6 +28,7 @@ import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
 import { staticSchemaProblems } from './static-schema.js'
+import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
@@ -110,6 +111,32 @@ function labelsOf(p: Problems, where: string, v: unknown): Record<string, string
   return out
 }
 
+/** The `tags` field: an array of tags (tags.ts). Over the record limits they are trimmed by the owner's fit, with a warning. */
+function tagsOf(p: Problems, where: string, v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v)) p.fail(where, `must be an array of strings like ["blue", "canary"] (got ${describe(v)})`)
+  return v.map((tag: unknown, i: number) => {
+    if (typeof tag !== 'string') p.fail(`${where}[${i}]`, `must be a string (got ${describe(tag)})`)
+    const bad = tagProblem(tag)
+    if (bad !== undefined) p.fail(`${where}[${i}]`, `${bad} (got ${describe(tag)})`)
+    return tag
+  })
+}
+
+/** The `attributes` field: an object of strings whose keys are attribute keys (tags.ts). */
+function attributesOf(p: Problems, where: string, v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!isObj(v)) p.fail(where, `must be an object of strings like {"region": "us-east"} (got ${describe(v)})`)
+  const out: Record<string, string> = {}
+  for (const [k, av] of Object.entries(v)) {
+    const bad = attributeKeyProblem(k)
+    if (bad !== undefined) p.fail(`${where}.${k}`, `the key ${bad}`)
+    if (typeof av !== 'string') p.fail(`${where}.${k}`, `must be a string (got ${describe(av)})`)
+    Object.defineProperty(out, k, { value: av, enumerable: true, writable: true, configurable: true })
+  }
+  return out
+}
+
 /**
  * The `authz` field (README, External authorization) as the labels a record carries, checked
  * with the rule every consumer reads them by; or the `shoal.authz*` labels written directly.
@@ -182,6 +209,10 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
     source: 'static',
     origin: `${p.file} ${w}`,
   }
+  const tags = tagsOf(p, `${w}.tags`, e.tags)
+  if (tags?.length) spec.tags = tags
+  const attributes = attributesOf(p, `${w}.attributes`, e.attributes)
+  if (attributes && Object.keys(attributes).length > 0) spec.attributes = attributes
   const check = checkOf(p, `${w}.check`, e.check, false)
   if (check) spec.check = check
   return spec

@@ -63,7 +63,8 @@ export type Version = readonly [wallMs: number, counter: number]
  * ServicePort/IP` -> ServicePortSpec; `Server.Name/Services/LastUpdated/LastChanged` ->
  * HostView name/services (and the owner's versions); `ServicesState.Servers` ->
  * CatalogSnapshot.hosts, `ClusterName` -> cluster, `Hostname` -> Catalog.self. New here:
- * bootId, labels, HostView.state and address (from membership).
+ * bootId, labels, tags and attributes (Registrator's `Tags` and `Attrs`), HostView.state and
+ * address (from membership).
  */
 export interface ServiceRecord {
   /** Instance id: 12 hex digits of a container id, or a static entry's stable id. */
@@ -90,6 +91,23 @@ export interface ServiceRecord {
    * records of owners of earlier releases. Any string a newer owner wrote is kept.
    */
   reason?: string
+  /**
+   * Tags (Registrator's `SERVICE_TAGS`, `shoal.tags`, the static file's `tags`): at most 32
+   * distinct strings of 1-128 characters without control characters, in the order written
+   * (limits.ts, tags.ts). Absent when there are none, and on records of earlier releases. DNS
+   * filters by them (`TAG.NAME.service.DOMAIN`); xDS sends them as endpoint metadata.
+   *
+   * @example ['blue', 'canary']
+   */
+  tags?: readonly string[]
+  /**
+   * Attributes (Registrator's `SERVICE_<attr>`, `shoal.attr.<key>`, the static file's
+   * `attributes`): at most 32, keys of 1-64 characters of [a-z0-9_.-] (a letter or digit first),
+   * values of at most 512 characters, sorted by key. Absent when there are none.
+   *
+   * @example { region: 'us-east', sni: 'enabled' }
+   */
+  attributes?: Readonly<Record<string, string>>
   /** Fields after the ones this release knows, as a newer owner wrote them; see ServicePortSpec.wireExtra. */
   readonly wireExtra?: readonly unknown[]
 }
@@ -106,6 +124,10 @@ export interface LocalServiceSpec {
   ports: ServicePortSpec[]
   proxyMode: ProxyMode
   labels: Record<string, string>
+  /** Tags as the source found them; the owner's fit (fit.ts) checks, trims and de-duplicates them. */
+  tags?: string[]
+  /** Attributes as the source found them; the owner's fit checks and trims them and sorts them by key. */
+  attributes?: Record<string, string>
   check?: CheckSpec
   /** Container id (full) for Docker instances: the `Docker` check and `{{ container }}` use it. */
   containerId?: string

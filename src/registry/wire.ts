@@ -21,10 +21,12 @@
  *   digestGet [8]                                     request: the per-owner digest
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
- *                  counter, updated, labels, reason?, ...later fields]
- *                 (reason, issue 14: why the status, types.ts StatusReason, or null; written only
- *                  when there is one or later fields follow, and never while an agent of the
- *                  first release, which takes exactly 13 fields, is a member: `legacy`)
+ *                  counter, updated, labels, reason?, tags?, attributes?, ...later fields]
+ *                 (reason, issue 14: why the status, types.ts StatusReason, or null; tags, attributes,
+ *                  issue 20: an array of strings and a map of strings, or null. Each is
+ *                  written only when the record has it or a later field follows, so other
+ *                  records keep 13 fields; and none while an agent of the first release,
+ *                  which takes exactly 13 fields, is a member: `legacy`)
  *   port        = [type, port, servicePort, ip, containerPort?, ...later fields]
  *
  * Compatibility (README "Upgrades"): a release may append fields to any of these arrays and
@@ -109,10 +111,14 @@ const proxyModes = new Set<string>(Object.values(ProxyMode))
 const MAX_HOST = RecordLimits.host.accept
 const MAX_ID = RecordLimits.id.accept
 const MAX_BOOT = RecordLimits.bootId.accept
-/** Fields every record has (the first release wrote exactly these). */
+/** Fields every record has (the first release wrote and took exactly these). */
 const RECORD_FIELDS = 13
-/** Fields this release reads: the 13, then `reason`. */
-const KNOWN_RECORD_FIELDS = 14
+/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20). */
+const REASON_FIELD = 13
+const TAGS_FIELD = 14
+const ATTRIBUTES_FIELD = 15
+/** Fields this release reads; later ones are kept opaque and passed on. */
+const KNOWN_RECORD_FIELDS = 16
 const PORT_FIELDS = 5
 
 class WireError extends ShoalError {
@@ -171,11 +177,21 @@ function portTuple(p: ServicePortSpec): unknown[] {
 
 /**
  * How to write records. `legacy`: a member of the first release (registry protocol 1, which
- * drops a whole message for a record of more than 13 fields) is in the cluster: records go
- * out with their 13 fields only, so it takes them (without their reason).
+ * drops a whole message for a record of more than 13 fields) is in the cluster: records go out
+ * with their 13 fields only, so that it takes them (without reason, tags and attributes).
  */
 export interface EncodeOptions {
   legacy?: boolean
+}
+
+function hasAttributes(r: ServiceRecord): boolean {
+  for (const _ in r.attributes ?? {}) return true
+  return false
+}
+
+/** Whether a record's legacy form (13 fields) leaves something out: its owner writes it again once no such member is left. */
+export function cutInLegacyForm(r: ServiceRecord): boolean {
+  return r.reason !== undefined || (r.tags?.length ?? 0) > 0 || hasAttributes(r) || r.wireExtra !== undefined
 }
 
 function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
@@ -195,7 +211,10 @@ function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
     r.labels,
   ]
   if (o.legacy) return t
-  if (r.reason !== undefined || r.wireExtra) t.push(r.reason ?? null)
+  const later: unknown[] = [r.reason ?? null, r.tags?.length ? r.tags : null, hasAttributes(r) ? r.attributes : null]
+  // Trailing empty fields are left out (the record keeps the form earlier releases wrote), unless later fields follow.
+  if (!r.wireExtra) while (later.length > 0 && later[later.length - 1] === null) later.pop()
+  t.push(...later)
   if (r.wireExtra) t.push(...r.wireExtra)
   return t
 }
@@ -233,19 +252,8 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
   if (!isVersion(version)) bad(`${what}.version: expected two non-negative integers`)
   const labelsRaw = t[12]
   if (!(labelsRaw instanceof Map)) bad(`${what}.labels: expected a map`)
-  const entries = [...(labelsRaw as Map<unknown, unknown>)]
-  if (entries.length > RecordLimits.labels.accept) bad(`${what}.labels: ${entries.length}, at most ${RecordLimits.labels.accept}`, 'labels')
-  const labels: Record<string, string> = {}
-  for (const [rawKey, lv] of entries) {
-    const k = str(rawKey, `${what}.labels key`, RecordLimits.labelKey.accept, 'labelKey')
-    // defineProperty: a key such as __proto__ stays plain data.
-    Object.defineProperty(labels, k, {
-      value: field(lv, `${what}.labels.${k}`, 'labelValue'),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    })
-  }
+  if (labelsRaw.size > RecordLimits.labels.accept) bad(`${what}.labels: ${labelsRaw.size}, at most ${RecordLimits.labels.accept}`, 'labels')
+  const labels = stringMap(labelsRaw as Map<unknown, unknown>, `${what}.labels`, 'labelKey', 'labelValue')
   const id = field(t[0], `${what}.id`, 'id')
   const host = field(t[4], `${what}.host`, 'host')
   if (!id || !host) bad(`${what}: empty id or host`)
@@ -263,9 +271,34 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
     updated: num(t[11], `${what}.updated`),
     labels,
   }
-  if (t.length > RECORD_FIELDS && t[RECORD_FIELDS] !== null && t[RECORD_FIELDS] !== undefined)
-    rec.reason = field(t[RECORD_FIELDS], `${what}.reason`, 'reason')
+  const reason = t[REASON_FIELD]
+  if (reason !== undefined && reason !== null) rec.reason = field(reason, `${what}.reason`, 'reason')
+  const tags = t[TAGS_FIELD]
+  if (tags !== undefined && tags !== null) {
+    const list = arr(tags, `${what}.tags`)
+    if (list.length > RecordLimits.tags.accept) bad(`${what}.tags: ${list.length}, at most ${RecordLimits.tags.accept}`, 'tags')
+    if (list.length > 0) rec.tags = list.map((x, i) => field(x, `${what}.tags[${i}]`, 'tag'))
+  }
+  const attributes = t[ATTRIBUTES_FIELD]
+  if (attributes !== undefined && attributes !== null) {
+    if (!(attributes instanceof Map)) bad(`${what}.attributes: expected a map`)
+    if (attributes.size > RecordLimits.attributes.accept)
+      bad(`${what}.attributes: ${attributes.size}, at most ${RecordLimits.attributes.accept}`, 'attributes')
+    if (attributes.size > 0)
+      rec.attributes = stringMap(attributes as Map<unknown, unknown>, `${what}.attributes`, 'attributeKey', 'attributeValue')
+  }
   return keepExtra(rec, t, KNOWN_RECORD_FIELDS, notes)
+}
+
+/** A map of strings as a plain object, each key and value checked against its accept limit. */
+function stringMap(m: Map<unknown, unknown>, what: string, keyLimit: RecordLimitName, valueLimit: RecordLimitName): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [rawKey, v] of m) {
+    const k = field(rawKey, `${what} key`, keyLimit)
+    // defineProperty: a key such as __proto__ stays plain data.
+    Object.defineProperty(out, k, { value: field(v, `${what}.${k}`, valueLimit), enumerable: true, writable: true, configurable: true })
+  }
+  return out
 }
 
 /** Decodes one record of a message; a record that fails is returned as rejected, with what could be read of it. */
