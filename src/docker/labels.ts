@@ -3,6 +3,7 @@ import type { ContainerInspectInfo } from 'dockerode'
 import { CheckType, type CheckSpec, type DockerHealth } from '../health/types.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from '../registry/types.js'
 import { authzOf, imageName, normaliseName } from '../registry/index.js'
+import { isIgnored, readRegistrator, registratorEnv, splitTags, type RegistratorView } from './registrator.js'
 
 /** One port binding as Docker reports it: `HostIp` may be '', '0.0.0.0', '::' or an address. */
 export interface PortBinding {
@@ -26,6 +27,8 @@ export interface ContainerFacts {
   networks: Record<string, string>
   health: DockerHealth
   running: boolean
+  /** Registrator's `SERVICE_*` keys of the container's environment (registrator.ts registratorEnv); nothing else of it. */
+  env?: Record<string, string>
 }
 
 export const SkipReason = {
@@ -40,6 +43,8 @@ export const SkipReason = {
   loopbackBinding: 'loopback-binding',
   notOnNetwork: 'not-on-network',
   badAuthz: 'bad-authz',
+  badRegistratorKey: 'bad-registrator-key',
+  portName: 'port-name',
 } as const
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason]
 
@@ -104,6 +109,7 @@ export function factsFromInspect(info: ContainerInspectInfo): ContainerFacts {
     networks,
     health: ['healthy', 'unhealthy', 'starting'].includes(health) ? health : 'none',
     running: info.State?.Running === true && info.State?.Paused !== true,
+    env: registratorEnv(info.Config?.Env),
   }
 }
 
@@ -141,18 +147,29 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
   const labels = c.labels
   const discover = label(labels, LABEL.discover)
   if (discover && discover[1].trim().toLowerCase() === 'false') return { problems }
+  const reg = readRegistrator(labels, c.env ?? {})
+  // SERVICE_IGNORE leaves the container out, unless Sidecar's or Shoal's own label asks for it.
+  if (isIgnored(reg.ignore) && discover?.[1].trim().toLowerCase() !== 'true') return { problems }
+  for (const p of reg.problems) skip(p.key, SkipReason.badRegistratorKey, 'port', p.message)
   const portLabels = Object.keys(labels).filter((k) => PORT_LABEL.test(k))
+  const regPorts = [...reg.ports].filter(([, p]) => p.servicePort !== undefined && !isIgnored(p.ignore))
   const nameLabel = label(labels, LABEL.name)
-  if (!nameLabel && portLabels.length === 0) return { problems }
+  if (!nameLabel && !reg.name && portLabels.length === 0 && regPorts.length === 0) return { problems }
 
-  // Name: label, else the Swarm service, else the image.
+  // Name: Sidecar's or Shoal's label, else Registrator's SERVICE_NAME, else the one name the
+  // container's SERVICE_<port>_NAME keys agree on, else the Swarm service, else the image.
+  const portNames = new Set([...reg.ports.values()].filter((p) => p.name && !isIgnored(p.ignore)).map((p) => normaliseName(p.name!.value)))
   let name = ''
   let nameSource = ''
-  if (nameLabel) [nameSource, name] = [nameLabel[0], normaliseName(nameLabel[1])]
-  else if (labels[SWARM_SERVICE]) [nameSource, name] = [SWARM_SERVICE, normaliseName(labels[SWARM_SERVICE]!)]
+  let nameValue = c.image
+  if (nameLabel) [nameSource, nameValue] = nameLabel
+  else if (reg.name) [nameSource, nameValue] = [reg.name.from, reg.name.value]
+  else if (portNames.size === 1) [nameSource, nameValue] = ['SERVICE_<port>_NAME', [...portNames][0]!]
+  else if (labels[SWARM_SERVICE]) [nameSource, nameValue] = [SWARM_SERVICE, labels[SWARM_SERVICE]!]
+  if (nameSource) name = normaliseName(nameValue)
   else [nameSource, name] = ['image', imageName(c.image)]
   if (!name) {
-    skip(nameSource, SkipReason.badName, 'container', `"${nameLabel?.[1] ?? c.image}" leaves no usable service name`)
+    skip(nameSource, SkipReason.badName, 'container', `"${nameValue}" leaves no usable service name`)
     return { problems }
   }
 
@@ -215,6 +232,26 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     }
     wanted.set(cp, { servicePort: sp, label: key })
   }
+  // Registrator's ServicePorts, for container ports no Sidecar or Shoal label names.
+  for (const [cp, p] of regPorts) {
+    if (wanted.has(cp) || bad.has(cp)) continue
+    const sp = portNumber(p.servicePort!.value)
+    if (sp === undefined)
+      skip(p.servicePort!.from, SkipReason.badServicePort, 'port', `ServicePort "${p.servicePort!.value}" is not a port number (1-65535)`)
+    else wanted.set(cp, { servicePort: sp, label: p.servicePort!.from })
+  }
+  // One name per record: a port Registrator names otherwise would be another service.
+  for (const cp of wanted.keys()) {
+    const own = reg.ports.get(cp)?.name
+    if (!own || normaliseName(own.value) === name) continue
+    skip(
+      own.from,
+      SkipReason.portName,
+      'port',
+      `container port ${cp} is named "${own.value}" but the container's service is "${name}"; Shoal serves one name per container: run that port as its own container`,
+    )
+    wanted.delete(cp)
+  }
   for (const cp of bad) wanted.delete(cp)
   const bySp = new Map<number, number[]>()
   for (const [cp, w] of wanted) bySp.set(w.servicePort, [...(bySp.get(w.servicePort) ?? []), cp])
@@ -276,7 +313,52 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     origin: `container ${who} (${c.id.slice(0, 12)})`,
   }
   if (check) spec.check = check
+  const { tags, attributes } = tagsAndAttributes(
+    labels,
+    reg,
+    ports.map((p) => p.containerPort ?? p.port),
+  )
+  if (tags.length > 0) spec.tags = tags
+  if (Object.keys(attributes).length > 0) spec.attributes = attributes
   return { spec, problems }
+}
+
+const TAGS_LABEL = 'shoal.tags'
+const ATTRIBUTE_LABEL = /^shoal\.attr\.(.+)$/
+
+/**
+ * A container's tags and attributes, from Shoal's labels (`shoal.tags`, `shoal.attr.<key>`)
+ * over Registrator's keys (registrator.ts). Tags: `shoal.tags`, else each served port's
+ * `SERVICE_<port>_TAGS` or else `SERVICE_TAGS`, together in port order. Attributes:
+ * `SERVICE_<key>`, over it a served port's `SERVICE_<port>_<key>` (the lowest port first), over
+ * those `shoal.attr.<key>`; `SERVICE_ID` is the attribute `id` (the instance id stays the
+ * container's). Checked and trimmed later by the owner's fit (registry fit.ts).
+ */
+function tagsAndAttributes(
+  labels: Readonly<Record<string, string>>,
+  reg: RegistratorView,
+  servedPorts: readonly number[],
+): { tags: string[]; attributes: Record<string, string> } {
+  let tags: string[]
+  if (labels[TAGS_LABEL] !== undefined) tags = splitTags(labels[TAGS_LABEL])
+  else {
+    const lists = servedPorts.map((cp) => reg.ports.get(cp)?.tags ?? reg.tags)
+    if (servedPorts.length === 0) lists.push(reg.tags)
+    tags = [...new Set(lists.flatMap((l) => (l ? splitTags(l.value) : [])))]
+  }
+  const attrs = new Map<string, string>()
+  if (reg.id) attrs.set('id', reg.id.value)
+  for (const [k, v] of reg.attributes) attrs.set(k, v.value)
+  const perPort = new Map<string, string>()
+  for (const cp of servedPorts) for (const [k, v] of reg.ports.get(cp)?.attributes ?? []) if (!perPort.has(k)) perPort.set(k, v.value)
+  for (const [k, v] of perPort) attrs.set(k, v)
+  for (const [k, v] of Object.entries(labels)) {
+    const m = ATTRIBUTE_LABEL.exec(k)
+    if (m) attrs.set(m[1]!, v)
+  }
+  const attributes: Record<string, string> = {}
+  for (const [k, v] of attrs) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true })
+  return { tags, attributes }
 }
 
 type Choice = { kind: 'ok'; b: PortBinding; ip: string } | { kind: 'loopback'; b: PortBinding } | { kind: 'none' }
