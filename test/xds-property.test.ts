@@ -2,7 +2,7 @@
 // (grpc-js-xds and gRPC C-core) never NACK and always end on the catalog's final state.
 // Seeded random histories (duplicate addresses, IPv6 spellings, zero instances, all draining,
 // long names, many ServicePorts, conflicts, dead hosts, removals and re-adds, services asking
-// for external authorization) are pushed through one live ADS server to one long-lived client
+// for external authorization, tags and attributes as endpoint metadata) are pushed through one live ADS server to one long-lived client
 // of each kind; after each history the test waits until every client ACKed exactly what the
 // final catalog gives for its subscriptions and subscribes to every Cluster and assignment its
 // Listeners name.
@@ -28,6 +28,8 @@ const PORTS = [9001, 9002, 9003] as const
 const STATUSES = ['alive', 'alive', 'alive', 'unknown', 'draining', 'unhealthy'] as const
 const MODES = ['grpc', 'http', 'tcp', 'ws'] as const
 const HOSTS = ['h0', 'h1', 'h2', 'h3'] as const
+const TAGS = ['blue', 'canary', 'v1.2', 'é中😀', 't'.repeat(128)] as const
+const ATTRIBUTE_VALUES = ['us-east', '', 'é中😀 "quoted"', 'v'.repeat(512)] as const
 
 /** Every Listener a client can name: `name:port` for the pool, and the bare names. */
 const TARGETS = [...NAMES.flatMap((n) => SERVICE_PORTS.map((sp) => `xds:///${n}:${sp}`)), ...NAMES.map((n) => `xds:///${n}`)]
@@ -46,7 +48,11 @@ function randomRecord(r: Rand, host: string, id: string, shape: string): Service
   const status = shape === 'all-draining' ? 'draining' : pick(r, STATUSES)
   // Some ask for external authorization by another name of the pool (resolved or not): gRPC gets no filter for it.
   const labels: Record<string, string> = r() < 0.3 ? { 'shoal.authz': pick(r, NAMES) } : {}
-  return { ...rec({ host, id, name, servicePort: 1, port: 1, mode: pick(r, MODES), status }), ports, labels }
+  const out: ServiceRecord = { ...rec({ host, id, name, servicePort: 1, port: 1, mode: pick(r, MODES), status }), ports, labels }
+  // Some carry tags and attributes (endpoint metadata), at their limits of length and in other planes.
+  if (r() < 0.4) out.tags = TAGS.filter(() => r() < 0.5)
+  if (r() < 0.3) out.attributes = { region: pick(r, ATTRIBUTE_VALUES), 'a.b-c_d': pick(r, ATTRIBUTE_VALUES) }
+  return out
 }
 
 /** One catalog state: 0-4 hosts, each with 0-4 records, in one of a few shapes. */

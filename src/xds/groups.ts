@@ -31,6 +31,9 @@ export interface Instance {
   port: number
   mode: ProxyMode
   servicePort: number
+  /** The record's tags and attributes (README "Tags and attributes"): sent as endpoint metadata. */
+  tags?: readonly string[]
+  attributes?: Readonly<Record<string, string>>
 }
 
 /** The instances of one service on one ServicePort, after conflict resolution. */
@@ -287,7 +290,20 @@ export function instancesOf(r: ServiceRecord): Instance[] {
   if (!list) {
     list = r.ports
       .filter((p) => p.type === 'tcp')
-      .map((p) => ({ host: r.host, id: r.id, status: r.status, ip: p.ip, port: p.port, mode: r.proxyMode, servicePort: p.servicePort }))
+      .map((p) => {
+        const i: Instance = {
+          host: r.host,
+          id: r.id,
+          status: r.status,
+          ip: p.ip,
+          port: p.port,
+          mode: r.proxyMode,
+          servicePort: p.servicePort,
+        }
+        if (r.tags?.length) i.tags = r.tags
+        if (r.attributes && Object.keys(r.attributes).length > 0) i.attributes = r.attributes
+        return i
+      })
     for (const i of list) recordOfInstance.set(i, r)
     instanceCache.set(r, list)
   }

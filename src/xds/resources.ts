@@ -134,13 +134,49 @@ export function buildLoadAssignment(g: ServicePortGroup, kind: NodeKind): object
       locality: { zone: host },
       // A weight is required (a locality without one is dropped by gRPC) and must be >= 1.
       load_balancing_weight: { value: Math.max(1, routable) },
-      lb_endpoints: list.map((i) => ({
-        endpoint: { address: { socket_address: { address: i.ip, port_value: i.port } } },
-        health_status: HEALTH[i.status as keyof typeof HEALTH],
-      })),
+      lb_endpoints: list.map((i) => {
+        const e: Record<string, unknown> = {
+          endpoint: { address: { socket_address: { address: i.ip, port_value: i.port } } },
+          health_status: HEALTH[i.status as keyof typeof HEALTH],
+        }
+        const metadata = endpointMetadata(i)
+        if (metadata) e.metadata = metadata
+        return e
+      }),
     }
   })
   return { cluster_name: clusterName(g.name, g.servicePort), endpoints }
+}
+
+// google.protobuf.Value as protobufjs defines it (camelCase field names: a `string_value` would be dropped silently).
+const stringValue = (v: string) => ({ stringValue: v })
+const stringList = (l: readonly string[]) => ({ listValue: { values: l.map(stringValue) } })
+
+/**
+ * An LbEndpoint's metadata (config.core.v3.Metadata) for an instance's tags and attributes:
+ * `filter_metadata.shoal` = { tags: [..], attributes: { key: value } }, and the tags again as
+ * `filter_metadata["envoy.lb"].tags`, the namespace Envoy's subset load balancer matches
+ * (Envoy docs, "Load Balancer Subsets"; a list matches any of its values with `list_as_any`).
+ * Undefined when the instance has neither, so such endpoints stay as they were.
+ *
+ * @example endpointMetadata({ ..., tags: ['blue'] })
+ *   // { filter_metadata: { shoal: { fields: { tags: { listValue: ... } } }, 'envoy.lb': { fields: { tags: ... } } } }
+ */
+export function endpointMetadata(i: Pick<Instance, 'tags' | 'attributes'>): object | undefined {
+  const tags = i.tags ?? []
+  const attributes = Object.entries(i.attributes ?? {})
+  if (tags.length === 0 && attributes.length === 0) return undefined
+  const shoal: Record<string, unknown> = {}
+  if (tags.length > 0) shoal.tags = stringList(tags)
+  if (attributes.length > 0) {
+    const fields: Record<string, unknown> = {}
+    for (const [k, v] of attributes)
+      Object.defineProperty(fields, k, { value: stringValue(v), enumerable: true, writable: true, configurable: true })
+    shoal.attributes = { structValue: { fields } }
+  }
+  const filter_metadata: Record<string, unknown> = { shoal: { fields: shoal } }
+  if (tags.length > 0) filter_metadata['envoy.lb'] = { fields: { tags: stringList(tags) } }
+  return { filter_metadata }
 }
 
 function routeAction(g: ServicePortGroup, kind: NodeKind): object {
