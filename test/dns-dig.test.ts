@@ -1,6 +1,6 @@
 // The DNS interface as a user meets it: the real `dig` against a running agent (static
 // discovery, DNS on 127.0.0.1 port 0). A, AAAA and SRV whose targets resolve, NXDOMAIN with
-// the SOA, a drained instance absent, a change visible in the very next query, a large
+// the SOA, TAG.NAME filtered by tag, a drained instance absent, a change visible in the very next query, a large
 // answer truncated over UDP and complete over TCP, ServicePort and instance names, and
 // forwarding to a recursor (another agent's DNS server) over UDP and TCP.
 import t from 'tap'
@@ -12,10 +12,13 @@ const missing = digMissing()
 if (missing) {
   t.test('dig against a running agent', { skip: missing }, () => undefined)
 } else {
+  // Tags (issue 20): web-1 is blue and canary, web-2 green.
+  const TAGS: Record<number, string[]> = { 1: ['blue', 'Canary'], 2: ['green'] }
   const web = (n: number): StaticEntry => ({
     id: `web-${n}`,
     name: 'web',
     ports: [{ port: 8080 + n, servicePort: 10001, ip: `127.0.1.${n}` }],
+    ...(TAGS[n] ? { tags: TAGS[n] } : {}),
   })
   // 150 instances: about 5 kB of A records, over dig's EDNS size (1232) and over 512.
   const big: StaticEntry[] = Array.from({ length: 150 }, (_, i) => ({
@@ -72,6 +75,29 @@ if (missing) {
           'and the target resolves on its own',
         )
       }
+    })
+
+    t.test('TAG.NAME.service: the instances with that tag', async (t) => {
+      const blue = await dig(a.port, ['blue.web.service.shoal', 'A'])
+      t.equal(blue.status, 'NOERROR')
+      t.same(
+        blue.answer.map((x) => x.data[0]),
+        ['127.0.1.1'],
+      )
+      const canary = await dig(a.port, ['CANARY.web.service.shoal', 'SRV'])
+      t.same(
+        canary.answer.map((x) => [x.data[2], x.data[3]]),
+        [['8081', 'web-1.web.instance.shoal.']],
+        'SRV too; tags compared without regard to case',
+      )
+      const green = await dig(a.port, ['green.web.service.shoal', 'A'])
+      t.same(
+        green.answer.map((x) => x.data[0]),
+        ['127.0.1.2'],
+      )
+      const red = await dig(a.port, ['red.web.service.shoal', 'A'])
+      t.equal(red.status, 'NXDOMAIN', 'a tag no instance has: NXDOMAIN')
+      t.equal(red.authority[0]?.type, 'SOA')
     })
 
     t.test('NXDOMAIN with the SOA for unknown names', async (t) => {

@@ -5,6 +5,8 @@
  *
  *   NAME.service.DOMAIN        A / AAAA: the IPs of NAME's instances that take traffic (alive
  *                              or unknown); SRV: one per tcp port of each, target below
+ *   TAG.NAME.service.DOMAIN    the same, of the instances that have the tag TAG (tags compared
+ *                              without regard to case; a service named TAG.NAME wins)
  *   ID.NAME.instance.DOMAIN    one live instance, whatever its status: A / AAAA / SRV
  *   HEX.addr.DOMAIN            an IP written in hex, 8 digits (A) or 32 (AAAA): the SRV
  *                              target of an instance whose ports have several IPs
@@ -161,7 +163,15 @@ export class Zone {
     switch (kind) {
       case 'service': {
         const records = idx.byName.get(prefix.join('.'))
-        return records ? this.found(records.filter((r) => takesTraffic(r.status))) : undefined
+        if (records) return this.found(records.filter((r) => takesTraffic(r.status)))
+        // TAG.NAME: both a tag and a name may hold dots; try every split, the shortest tag first.
+        for (let i = 1; i < prefix.length; i++) {
+          const tagged = idx.byName.get(prefix.slice(i).join('.'))
+          if (!tagged) continue
+          const tag = prefix.slice(0, i).join('.')
+          return this.found(tagged.filter((r) => takesTraffic(r.status) && r.tags?.some((x) => x.toLowerCase() === tag)))
+        }
+        return undefined
       }
       case 'instance':
         // Both an id and a name may hold dots: try every split, the shortest id first.
