@@ -18,7 +18,7 @@ if (missing) {
     id: `web-${n}`,
     name: 'web',
     ports: [{ port: 8080 + n, servicePort: 10001, ip: `127.0.1.${n}` }],
-    ...(TAGS[n] ? { tags: TAGS[n] } : {}),
+    ...(TAGS[n] ? { tags: TAGS[n], attributes: { region: `r${n}` } } : {}),
   })
   // 150 instances: about 5 kB of A records, over dig's EDNS size (1232) and over 512.
   const big: StaticEntry[] = Array.from({ length: 150 }, (_, i) => ({
@@ -94,6 +94,17 @@ if (missing) {
       t.same(
         green.answer.map((x) => x.data[0]),
         ['127.0.1.2'],
+      )
+      const api = (await (await fetch(`${a.http}/api/services/web.json`)).json()) as {
+        instances: Array<{ id: string; tags?: string[]; attributes?: Record<string, string> }>
+      }
+      t.same(
+        api.instances.map((i) => [i.id, i.tags, i.attributes]),
+        [
+          ['web-1', ['blue', 'Canary'], { region: 'r1' }],
+          ['web-2', ['green'], { region: 'r2' }],
+        ],
+        'the API shows the tags and attributes DNS reads',
       )
       const red = await dig(a.port, ['red.web.service.shoal', 'A'])
       t.equal(red.status, 'NXDOMAIN', 'a tag no instance has: NXDOMAIN')

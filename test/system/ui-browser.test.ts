@@ -29,6 +29,8 @@ interface Entry {
   proxyMode?: string
   check?: { type: string; args?: string; intervalMs?: number; rise?: number; fall?: number }
   authz?: { service: string }
+  tags?: string[]
+  attributes?: Record<string, string>
 }
 
 async function listen(): Promise<Server> {
@@ -184,12 +186,31 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
   writeStatic('node-c', [
     ...files['node-c']!,
-    { id: 'payments-c', name: 'payments', port: 8443, servicePort: 10004, proxyMode: 'http', authz: { service: 'authz' } },
+    {
+      id: 'payments-c',
+      name: 'payments',
+      port: 8443,
+      servicePort: 10004,
+      proxyMode: 'http',
+      authz: { service: 'authz' },
+      tags: ['blue', '<b>canary</b>'],
+      attributes: { region: 'us-east' },
+    },
   ])
   await page.waitForFunction(() => !!document.querySelector('tr[data-service="payments"] [data-instance="payments-c"]'), undefined, {
     timeout: 10_000,
   })
   t.pass("a service added to node-c's static file appears on node-a's page without a reload")
+  t.same(
+    await page.$$eval('[data-instance="payments-c"] .tag', (es) => es.map((e: any) => e.textContent as string)),
+    ['blue', '<b>canary</b>'],
+    'its tags show on its badge, as text',
+  )
+  t.match(
+    await page.$eval('[data-instance="payments-c"]', (e) => e.title as string),
+    /tags: blue, <b>canary<\/b> · region=us-east/,
+    'its attributes in the title',
+  )
   // It asks for an authorization service nobody runs: node-a's xDS warnings say what its Envoy does.
   await page.waitForFunction(
     () => /payments:10004: external authorization by "authz"/.test(document.getElementById('xds-list')?.textContent ?? ''),

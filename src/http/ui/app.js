@@ -162,7 +162,14 @@ function pill(state) {
 
 function instanceBadge(r) {
   const ports = r.ports.map((p) => `${p.ip}:${p.port}`).join(', ')
-  const title = `${r.id} · ${r.image || 'no image'} · ${r.status}` + (ports ? ` · ${ports}` : '')
+  // Tags show on the badge; attributes (key=value) in its title, with everything else.
+  const tags = r.tags || []
+  const attributes = Object.entries(r.attributes || {}).map(([k, v]) => `${k}=${v}`)
+  const title =
+    `${r.id} · ${r.image || 'no image'} · ${r.status}` +
+    (ports ? ` · ${ports}` : '') +
+    (tags.length ? ` · tags: ${tags.join(', ')}` : '') +
+    (attributes.length ? ` · ${attributes.join(', ')}` : '')
   const fresh = Date.now() - (model.touched.get(r.id) || 0) < HIGHLIGHT_MS
   return el(
     'span',
@@ -170,6 +177,7 @@ function instanceBadge(r) {
     el('span', { class: 'dot' }),
     el('span', { class: 'port', text: ports || r.id }),
     el('span', { class: 'status', text: r.status }),
+    ...tags.map((tag) => el('span', { class: 'tag', text: tag })),
   )
 }
 
