@@ -8,8 +8,9 @@ import { pack, unpack } from 'msgpackr'
 import { fitSpec } from '../src/registry/fit.js'
 import { RecordLimits } from '../src/registry/limits.js'
 import { parseStaticServices } from '../src/registry/static.js'
-import type { LocalServiceSpec, ServiceRecord } from '../src/registry/types.js'
+import type { LocalServiceSpec } from '../src/registry/types.js'
 import { cutInLegacyForm, decodeMessage, encodeMessage, MsgType } from '../src/registry/wire.js'
+import { record } from './lib/record.js'
 
 const L = RecordLimits
 
@@ -23,24 +24,6 @@ function spec(extra: Partial<LocalServiceSpec>): LocalServiceSpec {
     proxyMode: 'http',
     labels: {},
     source: 'static',
-    ...extra,
-  }
-}
-
-function record(extra: Partial<ServiceRecord>): ServiceRecord {
-  return {
-    id: 'r',
-    name: 'web',
-    image: 'i',
-    created: 1,
-    host: 'a',
-    bootId: 'b',
-    ports: [{ type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    version: [1, 0],
-    updated: 1,
-    labels: {},
     ...extra,
   }
 }

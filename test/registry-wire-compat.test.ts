@@ -10,31 +10,13 @@ import { Catalog } from '../src/registry/catalog.js'
 import { RecordLimits } from '../src/registry/limits.js'
 import type { ServiceRecord } from '../src/registry/types.js'
 import { decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
+import { record } from './lib/record.js'
 
 function tuple(id: string, labels: Record<string, string> = {}, host = 'a'): unknown[] {
   return [id, 'web', 'web:1', 1, host, 'boot-a', [['tcp', 8080, 10080, '10.0.0.1', 80]], 'http', 'alive', 5, 0, 7, labels]
 }
 
 const notes = (): WireNotes => ({ unknownTypes: 0, extraFields: 0 })
-
-/** A record of owner `a` with one port, and `over` on top. */
-function record(over: Partial<ServiceRecord> = {}): ServiceRecord {
-  return {
-    id: 'r',
-    name: 'web',
-    image: 'i',
-    created: 1,
-    host: 'a',
-    bootId: 'b',
-    ports: [{ type: 'tcp', port: 1, servicePort: 2, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    version: [1, 0],
-    updated: 1,
-    labels: {},
-    ...over,
-  }
-}
 
 t.test('one bad record in a batch is rejected alone, with its owner, id and limit', async (t) => {
   const n = notes()

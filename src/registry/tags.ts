@@ -9,8 +9,14 @@
  * Envoy metadata (a protobuf Struct) and the UI unchanged.
  */
 
-/** C0 control characters and DEL: they would break log lines, DNS presentation format and the UI. */
-const CONTROL = /[\u0000-\u001f\u007f]/
+/** Whether `s` holds a C0 control character or DEL: they would break log lines, DNS presentation format and the UI. */
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x7f) return true
+  }
+  return false
+}
 
 /** An attribute key: lower case letters, digits, `_`, `.` and `-`, a letter or digit first. */
 export const ATTRIBUTE_KEY = /^[a-z0-9][a-z0-9_.-]*$/
@@ -26,7 +32,7 @@ export const ATTRIBUTE_KEY = /^[a-z0-9][a-z0-9_.-]*$/
 export function tagProblem(tag: string): string | undefined {
   if (tag === '') return 'is empty'
   if (tag.trim() !== tag) return 'has white space around it'
-  if (CONTROL.test(tag)) return 'holds a control character'
+  if (hasControl(tag)) return 'holds a control character'
   return undefined
 }
 

@@ -1,17 +1,10 @@
 import t from 'tap'
-import { Registry } from 'prom-client'
-import { DockerSource } from '../../src/docker/source.js'
-import { silentLogger } from '../../src/log.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { connectedSource, IMAGE, startDockerd, waitFor } from './dockerd.js'
 
 t.test('containers with every kind of bad label: the bad ones skipped, the rest registered', async (t) => {
   const d = await startDockerd(t)
   if (!d) return
-  const registry = new Registry()
-  const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1' }, { logger: silentLogger(), registry })
-  t.teardown(() => src.stop())
-  src.start()
-  await waitFor(() => src.connected(), 10_000, 'connected')
+  const { src, registry } = await connectedSource(t, d)
   const run = (name: string, labels: string[], ports: string[]) =>
     d.cli(['run', '-d', '--name', name, ...labels.flatMap((l) => ['-l', l]), ...ports.flatMap((p) => ['-p', p]), IMAGE, 'sleep', '600'])
   await run('good', ['ServiceName=good', 'ServicePort_80=10080'], ['80'])

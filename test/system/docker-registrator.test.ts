@@ -3,19 +3,12 @@
 // through labels; a bad Registrator key skips that port alone, counted; the rest of the
 // container's environment is never read into the service.
 import t from 'tap'
-import { Registry } from 'prom-client'
-import { DockerSource } from '../../src/docker/source.js'
-import { silentLogger } from '../../src/log.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { connectedSource, IMAGE, startDockerd, waitFor } from './dockerd.js'
 
 t.test('Registrator environment variables and labels on real containers', async (t) => {
   const d = await startDockerd(t)
   if (!d) return
-  const registry = new Registry()
-  const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1' }, { logger: silentLogger(), registry })
-  t.teardown(() => src.stop())
-  src.start()
-  await waitFor(() => src.connected(), 10_000, 'connected')
+  const { src, registry } = await connectedSource(t, d)
   const keys = ['SERVICE_TAGS=blue,canary', 'SERVICE_8080_IGNORE=true', 'SERVICE_9090_SERVICE_PORT=10090', 'SERVICE_REGION=us-east']
   const run = (name: string, flag: '-e' | '-l', kv: string[]) =>
     d.cli(['run', '-d', '--name', name, ...kv.flatMap((x) => [flag, x]), '-p', '8080', '-p', '9090', IMAGE, 'sleep', '600'])

@@ -19,6 +19,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import Dockerode from 'dockerode'
+import { Registry } from 'prom-client'
+import { DockerSource } from '../../src/docker/source.js'
+import { silentLogger } from '../../src/log.js'
 
 export const IMAGE = 'shoal-busybox:test'
 
@@ -85,6 +88,16 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, ms: number
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await sleep(20)
   }
+}
+
+/** A DockerSource of `d` (advertising 127.0.0.1) with its own metrics registry, connected; stopped at `t`'s teardown. */
+export async function connectedSource(t: TestLike, d: Dockerd): Promise<{ src: DockerSource; registry: Registry }> {
+  const registry = new Registry()
+  const src = new DockerSource({ dockerHost: d.host, advertiseIp: '127.0.0.1' }, { logger: silentLogger(), registry })
+  t.teardown(() => src.stop())
+  src.start()
+  await waitFor(() => src.connected(), 10_000, 'connected')
+  return { src, registry }
 }
 
 /**
