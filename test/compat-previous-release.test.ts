@@ -13,7 +13,16 @@ import { previousRelease } from './lib/previous-release.js'
 interface HostJson {
   name: string
   bootId: string
-  services: Array<{ id: string; name: string; status: string; labels: Record<string, string>; ports: unknown; version: unknown }>
+  services: Array<{
+    id: string
+    name: string
+    status: string
+    labels: Record<string, string>
+    ports: unknown
+    version: unknown
+    tags?: string[]
+    attributes?: Record<string, string>
+  }>
 }
 
 async function state(a: CliAgent): Promise<HostJson[]> {
@@ -89,7 +98,9 @@ t.test('the previous release and this one in one cluster: records flow both ways
   t.ok(onOld.labels.blob!.length <= 1024, 'the new owner fitted its record to limits the old decoder takes')
 
   write('old', [svc('old-web', 8001, { team: 'a' }), svc('old-api', 8002), svc('old-extra', 8005)])
-  write('new', [svc('new-web', 8003, { team: 'b' }), svc('new-api', 8004), svc('new-extra', 8006)])
+  // Tags and attributes (issue 20): held back from the old agents, which take 13 record fields only.
+  const tagged = { ...svc('new-web', 8003, { team: 'b' }), tags: ['blue'], attributes: { region: 'x' } }
+  write('new', [tagged, svc('new-api', 8004), svc('new-extra', 8006)])
   await waitFor('changes both ways', () => converged([old1, nu], owners(3)))
   t.pass('changes flow both ways')
 
@@ -117,4 +128,16 @@ t.test('the previous release and this one in one cluster: records flow both ways
   }
   t.same(await metric(nu, /^shoal_registry_records_rejected_total\{.*\} [1-9]/), [], 'no record rejected by the new agent')
   t.same(await metric(nu, /^shoal_(gossip|registry)_unknown_total\{.*\} [1-9]/), [], 'nothing unknown: the old release sends nothing new')
+
+  // A second new agent joins while old ones are up: it gets new-web in the 13-field form. Once
+  // the last old agent is gone, the owner writes it again whole, and every new agent has its tags.
+  const nu2 = await cliAgent(t, ['--node', 'new-2', ...common, '--static', write('new2', []), '--join', nu.gossip])
+  await waitFor('the second new agent to hold everything', () => converged([nu2], all()))
+  const tagsOn = async (a: CliAgent) => (await state(a)).find((h) => h.name === 'new')?.services.find((s) => s.id === 'new-web')
+  t.notOk((await tagsOn(old1))?.tags, 'the old agent holds new-web without tags (it took the record)')
+  t.notOk((await tagsOn(nu2))?.tags, 'so does the second new agent meanwhile')
+  await old1.stop('SIGTERM')
+  await old2.stop('SIGTERM')
+  await waitFor('new-web whole on the second new agent', async () => JSON.stringify((await tagsOn(nu2))?.tags) === '["blue"]')
+  t.same((await tagsOn(nu2))?.attributes, { region: 'x' }, 'tags and attributes once no old agent is left')
 })
