@@ -5,6 +5,8 @@
 //   and NXDOMAIN with the SOA when there are none;
 // - NAME.service SRV is exactly their (IP, port) pairs, and each target resolves, through
 //   the same zone, to the IP of its port;
+// - TAG.NAME.service A/AAAA is the same of the instances tagged TAG (tags with dots and in
+//   upper case included), NXDOMAIN when none;
 // - ID.NAME.instance resolves for every live instance with a tcp port, whatever its status;
 // - each ServicePort is answered under exactly one NAME.serviceport: the smallest name.
 import t from 'tap'
@@ -25,6 +27,7 @@ const SEED = Number(process.env.SHOAL_PROPERTY_SEED ?? Date.now() % 1_000_000)
 
 const STATUSES: ServiceStatus[] = ['alive', 'unknown', 'draining', 'unhealthy', 'tombstone']
 const NAMES = ['web', 'api', 'db.primary', 'a', 'cache-1']
+const TAGS = ['blue', 'Canary', 'v1.2', 'db']
 const IPS = ['127.0.1.1', '127.0.1.2', '10.0.0.7', '::1', 'fd00::5', '::ffff:10.1.2.3']
 
 function randomCatalog(random: () => number, seq: number): CatalogSnapshot {
@@ -53,6 +56,7 @@ function randomCatalog(random: () => number, seq: number): CatalogSnapshot {
         version: [1, 0],
         updated: 0,
         labels: {},
+        ...(random() < 0.5 ? { tags: TAGS.filter(() => random() < 0.4) } : {}),
       })
     }
     hosts.push({
@@ -120,6 +124,15 @@ t.test(`DNS zone over ${RUNS} random catalogs (seed ${SEED}; SHOAL_PROPERTY_SEED
         else if (ips.length !== 1) fail(`${name}: target ${s.data.target} resolves to ${ips.length} addresses`)
       }
       checked++
+      for (const tag of TAGS) {
+        const tagged = served.filter((r) => r.tags?.includes(tag)).flatMap((r) => r.ports.filter((p) => p.type === 'tcp'))
+        const q = `${tag.toLowerCase()}.${name}.service.shoal`
+        const ta = ask(q, 'A')
+        const tips = [...data(ta.answers, 'A'), ...data(ask(q, 'AAAA').answers, 'AAAA')].sort()
+        if (tagged.length === 0 && ta.rcode !== Rcode.nxDomain) fail(`${q}: no instance has the tag, yet not NXDOMAIN`)
+        if (tips.join() !== uniq(tagged.map((p) => p.ip)).join())
+          fail(`${q}: A+AAAA ${tips} but the tagged instances have ${tagged.map((p) => p.ip)}`)
+      }
     }
     for (const r of live) {
       if (!r.ports.some((p) => p.type === 'tcp')) continue
