@@ -124,7 +124,15 @@ function dockerSpec(rnd: Rnd, i: number, ip: string): LocalServiceSpec | undefin
     l.HealthCheck = c.type
     l.HealthCheckArgs = c.args ?? ''
   }
+  // Registrator's keys in the environment (issue 20): tag lists up to 1,000 entries, odd keys and values.
+  const env: Record<string, string> = {}
+  if (rnd() < 0.4) {
+    env.SERVICE_TAGS = Array.from({ length: pick(rnd, [1, 5, 40, 1000]) }, () => text(rnd, int(rnd, 20))).join(',')
+    for (let k = 0; k < int(rnd, 40); k++)
+      env[`SERVICE_${pick(rnd, ['', '80_', '99999_'])}${text(rnd, 1 + int(rnd, 10))}`] = text(rnd, lengthNear(rnd, L.attributeValue.build))
+  }
   const facts: ContainerFacts = {
+    env,
     id,
     name: `c${i}-${text(rnd, int(rnd, 30))}`,
     image: text(rnd, lengthNear(rnd, L.image.build)) || 'img',
