@@ -139,7 +139,7 @@ t.test('the static file takes tags and attributes, and refuses bad ones naming t
       'static.json',
       '10.0.0.1',
     )
-  t.throws(bad({ tags: 'blue' }), /static\.json: services\[0\]\.tags: must be an array of strings/)
+  t.throws(bad({ tags: 'blue' }), /static\.json: services\[0\]\.tags: must be an array/)
   t.throws(bad({ tags: ['blue', ''] }), /services\[0\]\.tags\[1\]: is empty/)
   t.throws(bad({ attributes: { Region: 'x' } }), /services\[0\]\.attributes\.Region: the key is not lower-case/)
   t.throws(bad({ attributes: { region: 1 } }), /services\[0\]\.attributes\.region: must be a string/)
