@@ -46,6 +46,7 @@ export function rec(o: {
   mode?: ProxyMode
   status?: ServiceStatus
   ip?: string
+  labels?: Record<string, string>
 }): ServiceRecord {
   return {
     id: o.id,
@@ -59,7 +60,7 @@ export function rec(o: {
     status: o.status ?? 'alive',
     version: [1, 0],
     updated: 0,
-    labels: {},
+    labels: o.labels ?? {},
   }
 }
 

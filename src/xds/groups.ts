@@ -31,10 +31,18 @@ export interface Instance {
   port: number
   mode: ProxyMode
   servicePort: number
+  /** Its record says `shoal.idempotent=true` (see ServicePortGroup.idempotent). */
+  idempotent: boolean
   /** The record's tags and attributes (README "Tags and attributes"): sent as endpoint metadata. */
   tags?: readonly string[]
   attributes?: Readonly<Record<string, string>>
 }
+
+/**
+ * The label that says a service's calls may be repeated (README "Retries"): then a gRPC
+ * client retries a call that failed UNAVAILABLE, and Envoy any reset, on another instance.
+ */
+export const IDEMPOTENT_LABEL = 'shoal.idempotent'
 
 /** The instances of one service on one ServicePort, after conflict resolution. */
 export interface ServicePortGroup {
@@ -43,6 +51,12 @@ export interface ServicePortGroup {
   mode: ProxyMode
   /** The service has exactly one ServicePort (so it also gets the bare-name api listener). */
   singlePort: boolean
+  /**
+   * Every instance on this ServicePort says `shoal.idempotent=true`: calls that may have
+   * reached an application are retried too (only then: a retry of a call that did something
+   * could do it twice).
+   */
+  idempotent: boolean
   /**
    * Live instances sorted by host, id, port; at most one served instance (alive, unknown,
    * draining) per address, and none with an address a client cannot use (see endpointFilter).
@@ -299,6 +313,7 @@ export function instancesOf(r: ServiceRecord): Instance[] {
           port: p.port,
           mode: r.proxyMode,
           servicePort: p.servicePort,
+          idempotent: r.labels[IDEMPOTENT_LABEL]?.trim().toLowerCase() === 'true',
         }
         if (r.tags?.length) i.tags = r.tags
         if (r.attributes && Object.keys(r.attributes).length > 0) i.attributes = r.attributes
@@ -421,7 +436,7 @@ export class GroupIndex {
     for (const sp of touched) {
       const prev = this.groups.get(sp)
       const records = this.bySp.get(sp)
-      let next: { name: string; instances: Instance[]; mode: ProxyMode; losers: string[] } | undefined
+      let next: { name: string; instances: Instance[]; mode: ProxyMode; losers: string[]; idempotent: boolean } | undefined
       if (records) {
         const names = new Map<string, Instance[]>()
         for (const r of records) {
@@ -437,7 +452,7 @@ export class GroupIndex {
         const all = names.get(name)!.sort(compareInstances)
         const { kept, dropped } = endpointFilter(sp, name, all)
         // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
-        next = { name, instances: kept, mode: all[0]!.mode, losers: sorted.slice(1) }
+        next = { name, instances: kept, mode: all[0]!.mode, losers: sorted.slice(1), idempotent: all.every((i) => i.idempotent) }
         this.setAuthzRequest(sp, authzRequestOf(all))
         if (dropped.length || this.droppedBySp.has(sp)) {
           const had = this.droppedBySp.get(sp)
@@ -488,6 +503,7 @@ export class GroupIndex {
         name: next.name,
         mode: next.mode,
         singlePort: this.spsOfName.get(next.name)!.size === 1,
+        idempotent: next.idempotent,
         instances: next.instances,
       }
       this.groups.set(sp, g)

@@ -90,8 +90,43 @@ function outlierDetection(intervalMs: number): object {
   }
 }
 
-/** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection. */
-export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object {
+/**
+ * Retries of calls that raced with a drain or a stopping instance (README "Retries").
+ *
+ * Envoy retries what cannot have reached the application, for every service: a connection
+ * that failed (`connect-failure`), a stream the upstream refused (`refused-stream`, HTTP/2
+ * REFUSED_STREAM, which a server sends for streams it will not start after its GOAWAY), and a
+ * reset before the request went out (`reset-before-request`) (Envoy's router filter,
+ * x-envoy-retry-on). For a service whose every instance says `shoal.idempotent=true`, also any
+ * reset and, for gRPC, UNAVAILABLE (x-envoy-retry-grpc-on). The cluster's retry budget bounds
+ * them (see buildCluster).
+ *
+ * gRPC clients retry calls that never reached the server application by themselves (gRFC A6
+ * transparent retries: no configuration); a route retry policy is their A6 `retryPolicy`
+ * (gRFC A44: only the gRPC status names of retry_on count, num_retries + 1 attempts,
+ * retry_back_off), so it is given only to an idempotent service: UNAVAILABLE, twice, 25 ms
+ * doubling to 250 ms.
+ */
+export function retryPolicy(g: ServicePortGroup, kind: NodeKind): object | undefined {
+  const backOff = { base_interval: protoDuration(25), max_interval: protoDuration(250) }
+  if (kind === 'grpc') return g.idempotent ? { retry_on: 'unavailable', num_retries: { value: 2 }, retry_back_off: backOff } : undefined
+  const on = ['connect-failure', 'refused-stream', 'reset-before-request']
+  if (g.idempotent) on.push('reset', ...(g.mode === 'grpc' ? ['unavailable'] : []))
+  return { retry_on: on.join(','), num_retries: { value: 2 }, retry_back_off: backOff }
+}
+
+/**
+ * Envoy's retry budget for a ServicePort: retries at most 20 % of the active requests (at
+ * least 3 at once), so retries during a roll never pile onto the instances left (Envoy's
+ * circuit breaker `retry_budget`). gRPC clients do not read it (gRFC A44 leaves retry circuit
+ * breaking out): their Clusters go without.
+ */
+const RETRY_BUDGET = {
+  thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: { value: 20 }, min_retry_concurrency: { value: 3 } } }],
+}
+
+/** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection; Envoy's with a retry budget. */
+export function buildCluster(g: ServicePortGroup, opts: ResourceOptions, kind: NodeKind = 'envoy'): object {
   const name = clusterName(g.name, g.servicePort)
   const cluster: Record<string, unknown> = {
     name,
@@ -101,6 +136,7 @@ export function buildCluster(g: ServicePortGroup, opts: ResourceOptions): object
     lb_policy: 'ROUND_ROBIN',
     outlier_detection: outlierDetection(opts.outlierIntervalMs ?? 10_000),
   }
+  if (kind === 'envoy') cluster.circuit_breakers = RETRY_BUDGET
   if (g.mode === 'grpc') {
     cluster.typed_extension_protocol_options = {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
@@ -183,6 +219,8 @@ function routeAction(g: ServicePortGroup, kind: NodeKind): object {
   const action: Record<string, unknown> = { cluster: clusterName(g.name, g.servicePort) }
   // Long-lived streams (websockets, gRPC streams) must not be cut by Envoy's 15 s default.
   if (kind === 'envoy' && (g.mode === 'ws' || g.mode === 'grpc')) action.timeout = { seconds: 0, nanos: 0 }
+  const retry = retryPolicy(g, kind)
+  if (retry) action.retry_policy = retry
   return action
 }
 
@@ -252,7 +290,7 @@ export function buildApiListener(g: ServicePortGroup, listenerName: string): obj
 export function buildGroupResources(g: ServicePortGroup, kind: NodeKind, opts: ResourceOptions): ResourceSet {
   const name = clusterName(g.name, g.servicePort)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
-  out.clusters.set(name, buildCluster(g, opts))
+  out.clusters.set(name, buildCluster(g, opts, kind))
   out.endpoints.set(name, buildLoadAssignment(g, kind))
   if (kind === 'envoy') {
     out.listeners.set(name, buildEnvoyListener(g, opts))

@@ -298,7 +298,8 @@ export class SnapshotBuilder {
 /** Same inputs: instance objects are identical for unchanged records, else compared by value. */
 function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
   if (a === b) return true
-  if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.instances.length !== b.instances.length) return false
+  if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.idempotent !== b.idempotent) return false
+  if (a.instances.length !== b.instances.length) return false
   if (!sameAuthz(a.authz, b.authz)) return false
   for (let k = 0; k < a.instances.length; k++) {
     const x = a.instances[k]!

@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { grpcBootstrap } from '../../src/xds/bootstrap.js'
+import type { XdsDebugInfo } from '../../src/xds/index.js'
 
 export type XdsClientKind = 'grpc-js' | 'c-core'
 export const XDS_CLIENT_KINDS: readonly XdsClientKind[] = ['grpc-js', 'c-core']
@@ -234,4 +235,20 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
   t.teardown(() => client.close())
   await client.ready()
   return client
+}
+
+/** Assert an `until` result, with the time it took in the message. */
+export function within(t: Pick<Test, 'ok'>, ms: number | null, what: string): void {
+  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
+}
+
+/** Zero NACKs: in the client's own log and in the xDS server's per-client view (`XdsServer.debugInfo()`, `/debug/xds`). */
+export function noNacks(t: Pick<Test, 'same'>, client: XdsTestClient, dbg: Pick<XdsDebugInfo, 'clients' | 'invalid'>): void {
+  t.same(client.nacks, [], `${client.kind} logged no NACK`)
+  t.same(
+    dbg.clients.flatMap((c) => c.types.filter((x) => x.nackedVersion !== null).map((x) => `${x.type}: ${x.nackError}`)),
+    [],
+    'the server saw no NACK',
+  )
+  t.same(dbg.invalid, [], 'every resource served was valid')
 }

@@ -65,6 +65,7 @@ export function groupServicePorts(snap: CatalogSnapshot): {
     name: w.name,
     mode: w.all[0]!.mode,
     singlePort: portsPerName.get(w.name) === 1,
+    idempotent: w.all.every((i) => i.idempotent),
     instances: w.instances,
   }))
   // Authorization is resolved against the final groups of the whole snapshot.
