@@ -176,6 +176,11 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   t.match(await page.textContent('tr[data-service="web"]'), /:10001/, 'the ServicePort is shown')
   const cls = (id: string) => page.$eval(`[data-instance="${id}"]`, (e) => e.className as string)
   t.match(await cls('web-c'), /st-draining/, "draining (set on node-c) has its own colour on node-a's page")
+  t.equal(
+    await page.textContent('[data-instance="web-c"] .status'),
+    'draining (operator)',
+    'the drain reason is shown beside the status (issue 14)',
+  )
   t.match(await cls('orders-c'), /st-unhealthy/, 'a failing check on node-c shows unhealthy')
   t.match(await cls('redis-a'), /st-unknown/, 'no check: unknown')
   t.match(await cls('orders-b'), /st-alive/, 'a passing check on node-b shows alive')

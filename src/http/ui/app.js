@@ -68,6 +68,11 @@ function putRecord(r) {
   model.touched.set(r.id, Date.now())
 }
 
+/** A status with the owner's reason when it gives one (`draining (stopping)`, `unhealthy (starting)`). */
+function statusText(r) {
+  return r.reason ? `${r.status} (${r.reason})` : r.status
+}
+
 function applyCatalog(ev) {
   switch (ev.type) {
     case 'service-added':
@@ -76,8 +81,8 @@ function applyCatalog(ev) {
       break
     case 'service-updated':
       putRecord(ev.record)
-      if (ev.previous && ev.previous.status !== ev.record.status) {
-        note(`${ev.record.name} on ${ev.record.host}: ${ev.previous.status} → ${ev.record.status}`, ev.record.status)
+      if (ev.previous && statusText(ev.previous) !== statusText(ev.record)) {
+        note(`${ev.record.name} on ${ev.record.host}: ${statusText(ev.previous)} → ${statusText(ev.record)}`, ev.record.status)
       }
       break
     case 'service-removed':
@@ -166,7 +171,7 @@ function instanceBadge(r) {
   const tags = r.tags || []
   const attributes = Object.entries(r.attributes || {}).map(([k, v]) => `${k}=${v}`)
   const title =
-    `${r.id} · ${r.image || 'no image'} · ${r.status}` +
+    `${r.id} · ${r.image || 'no image'} · ${statusText(r)}` +
     (ports ? ` · ${ports}` : '') +
     (tags.length ? ` · tags: ${tags.join(', ')}` : '') +
     (attributes.length ? ` · ${attributes.join(', ')}` : '')
@@ -176,7 +181,7 @@ function instanceBadge(r) {
     { class: `badge st-${r.status}` + (fresh ? ' fresh' : ''), title, 'data-instance': r.id },
     el('span', { class: 'dot' }),
     el('span', { class: 'port', text: ports || r.id }),
-    el('span', { class: 'status', text: r.status }),
+    el('span', { class: 'status', text: statusText(r) }),
     ...tags.map((tag) => el('span', { class: 'tag', text: tag })),
   )
 }
