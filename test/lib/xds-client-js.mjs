@@ -30,7 +30,41 @@ function call(target, timeoutMs) {
   )
 }
 
+// Calls at a steady rate (op load-start), each recorded with its start time, until load-stop.
+let load
+function startLoad(target, rate, timeoutMs) {
+  const results = []
+  const inFlight = new Set()
+  const t0 = Date.now()
+  let sent = 0
+  const timer = setInterval(() => {
+    // Catch up on the schedule (timers on a loaded machine fire late), never faster.
+    const due = Math.floor(((Date.now() - t0) * rate) / 1000)
+    for (; sent < due; sent++) {
+      const at = Date.now()
+      const p = call(target, timeoutMs).then((r) => {
+        results.push({ at, end: Date.now(), ...r })
+        inFlight.delete(p)
+      })
+      inFlight.add(p)
+    }
+  }, 5)
+  return { timer, results, inFlight }
+}
+
 async function handle(req) {
+  if (req.op === 'load-start') {
+    load = startLoad(req.target, req.rate ?? 200, req.timeoutMs ?? 3000)
+    return { ok: true }
+  }
+  if (req.op === 'load-stop') {
+    if (!load) return { ok: false, code: 'FAILED_PRECONDITION', error: 'no load running' }
+    clearInterval(load.timer)
+    await Promise.all([...load.inFlight])
+    const { results } = load
+    load = undefined
+    return { ok: true, results }
+  }
   if (req.op === 'call') return call(req.target, req.timeoutMs ?? 3000)
   if (req.op === 'burst') {
     const results = await Promise.all(Array.from({ length: req.n }, () => call(req.target, req.timeoutMs ?? 3000)))

@@ -40,6 +40,9 @@ export function xdsClientMissing(kind: XdsClientKind): string | null {
 /** One call's outcome: the backend id that answered, or the status code and message. */
 export type CallResult = { ok: true; who: string } | { ok: false; code: string; error: string }
 
+/** One call of a load (startLoad): when it started and ended (epoch ms), and its outcome. */
+export type LoadCall = { at: number; end: number } & CallResult
+
 export interface XdsClientOptions {
   nodeId: string
   xdsAddress: string
@@ -165,6 +168,22 @@ export class XdsTestClient {
       out[key] = (out[key] ?? 0) + 1
     }
     return out
+  }
+
+  /**
+   * Start calling `target` at `rate` calls/s in the background (grpc-js client only), until
+   * stopLoad. Each call has its own deadline (`timeoutMs`), so a slow one never holds the rate.
+   */
+  async startLoad(target: string, rate: number, timeoutMs = 3000): Promise<void> {
+    if (this.kind !== 'grpc-js') throw new Error('startLoad: only the grpc-js client implements load')
+    await this.request({ op: 'load-start', target, rate, timeoutMs })
+  }
+
+  /** Stop the load and wait for its calls in flight: every call, with its start and end (epoch ms). */
+  async stopLoad(): Promise<LoadCall[]> {
+    const r = await this.request({ op: 'load-stop' })
+    if (!r.ok) throw new Error(`stopLoad: ${String(r.error)}`)
+    return r.results as LoadCall[]
   }
 
   /** Open channels to `targets` and start resolving them (the client subscribes their Listeners). */
