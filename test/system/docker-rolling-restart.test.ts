@@ -30,6 +30,12 @@ for (const [onTerm, what] of cases) {
     )
     t.ok(r.calls >= 1000, `calls were made under the roll (${r.calls})`)
     t.equal(r.failed, 0, `no call failed (${JSON.stringify(r.failures)})`)
+    if (r.failed) {
+      // The story of a failure: each failed call and each replica's start and kill, in ms from the first start.
+      const t0 = r.replicas[0]?.ran ?? 0
+      t.comment(r.replicas.map((x) => `replica ${x.id} ran +${x.ran - t0} kill ${x.kill ? `+${x.kill - t0}` : '-'}`).join('\n'))
+      t.comment(r.failedCalls.map((c) => `call +${c.at - t0}..+${c.end - t0}: ${c.ok ? '' : `${c.code} ${c.error}`}`).join('\n'))
+    }
     t.equal(r.sigtermToOut.length, 15, 'every replaced replica left host-b routing')
     t.same(r.neverCalled, [], 'every new replica answered calls')
     // The 1 s target is the benchmark's (bench/docker-roll.ts, p50 / p99 in the README): on a loaded

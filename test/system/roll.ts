@@ -51,6 +51,9 @@ export interface RollResult {
   neverCalled: string[]
   /** Wall time of the roll under load (ms). */
   durationMs: number
+  /** The calls that failed, and each replica's start and Docker kill event (epoch ms), for a failure's story. */
+  failedCalls: LoadCall[]
+  replicas: Array<{ id: string; ran: number; kill?: number }>
 }
 
 interface TestLike {
@@ -71,8 +74,10 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
   })
 
   let n = 0
+  const ran: Array<{ full: string; id: string; ran: number }> = []
   const run = async (): Promise<{ name: string; full: string; id: string }> => {
     const name = `echo-${++n}`
+    const at = Date.now()
     const full = await d.cli([
       'run',
       '-d',
@@ -107,6 +112,7 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
       '/app/lib/echo-server.mjs',
       '50051',
     ])
+    ran.push({ full, id: full.slice(0, 12), ran: at })
     return { name, full, id: full.slice(0, 12) }
   }
   const servedOnB = (id: string) => waitFor(() => logB.serving(id), 60_000, `host-b to serve replica ${id}`)
@@ -175,5 +181,7 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
     checkToFirstCall,
     neverCalled,
     durationMs,
+    failedCalls: results.filter((c) => !c.ok),
+    replicas: ran.map((r) => ({ id: r.id, ran: r.ran, kill: events.at(r.full, 'kill') })),
   }
 }
