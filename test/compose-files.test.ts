@@ -132,6 +132,8 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
         '127.0.0.1:0',
         '--xds',
         '127.0.0.1:0',
+        '--dns',
+        '127.0.0.1:0',
         '--profile',
         'local',
         '--discovery',
