@@ -12,8 +12,9 @@
  *   (renewing it earlier would give it no more life).
  * - notBefore is set back 5 minutes: hosts' clocks are not synchronised, and a peer whose
  *   clock is behind must accept a leaf issued a moment ago.
- * - Files are replaced atomically (files.ts); a service that leaves keeps its files for
- *   `removeAfterMs` (60 s), so a container that restarts finds them in place.
+ * - A leaf's three files are replaced together, as one generation (files.ts); a service that
+ *   leaves keeps its files for `removeAfterMs` (60 s), so a container that restarts finds
+ *   them in place.
  * - A new intermediate or bundle (the folder is watched; SIGHUP reloads too) re-issues every
  *   leaf, so chains on disk always carry the current intermediate and roots.
  * - A missing, expired or otherwise unusable intermediate is one error line (repeated only
@@ -33,7 +34,7 @@ import type { Logger } from '../log.js'
 import { counter, gauge, histogram } from '../metrics.js'
 import { BACKDATE_MS } from './ca.js'
 import { loadIntermediate, type Intermediate } from './chain.js'
-import { CERT_MODE, KEY_MODE, SERVICES_DIR, leafPaths, writeAtomic } from './files.js'
+import { CERT_MODE, KEY_MODE, LEAF_FILES, SERVICES_DIR, leafPaths, writeFileSet } from './files.js'
 import { serviceNameProblem, spiffeIdOf } from './spiffe.js'
 import type { IdentityStatus, ServiceIdentity } from './types.js'
 import { certificatesPem, createLeaf, generateKeyPair, privateKeyPem } from './x509.js'
@@ -291,9 +292,12 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       const keyPem = await privateKeyPem(keys.privateKey)
       const certChainPem = certificatesPem([der, inter.cert.der])
       stage = 'write'
-      await writeAtomic(paths.key, keyPem, KEY_MODE)
-      await writeAtomic(paths.cert, certChainPem, CERT_MODE)
-      await writeAtomic(paths.bundle, inter.bundlePem, CERT_MODE)
+      // One generation: a reader never gets this key with the previous certificate (files.ts).
+      await writeFileSet(paths.dir, [
+        { name: LEAF_FILES.key, data: keyPem, mode: KEY_MODE },
+        { name: LEAF_FILES.cert, data: certChainPem, mode: CERT_MODE },
+        { name: LEAF_FILES.bundle, data: inter.bundlePem, mode: CERT_MODE },
+      ])
       const cut = notAfter < now + this.leafTtlMs
       const identity: ServiceIdentity = {
         service: e.name,
