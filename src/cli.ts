@@ -43,6 +43,22 @@ const ENVOY_BOOTSTRAP_FLAGS = {
   },
 } as const satisfies FlagTable
 
+const GRPC_BOOTSTRAP_FLAGS = {
+  ...BOOTSTRAP_FLAGS,
+  service: {
+    type: 'string',
+    value: 'NAME',
+    env: false,
+    help: 'the service this process is: node metadata, and the server Listener template an XdsServer needs (gRFC A36)',
+  },
+  'tls-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: "the agent's --tls-dir: file_watcher certificate providers over DIR/services/NAME/ (needs --service), so the agent serves mTLS",
+  },
+  refresh: { type: 'string', value: 'DURATION', default: '10s', env: false, help: 'how often the providers read the files again' },
+} as const satisfies FlagTable
+
 const CA_INIT_FLAGS = {
   cluster: { type: 'string', value: 'NAME', help: "the agents' --cluster; in lower case it is the SPIFFE trust domain (required)" },
   out: {
@@ -119,13 +135,13 @@ function clientCommand(cmd: ClientCommand, summary: string, positional?: string)
 }
 
 function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
-  const table: FlagTable = kind === 'envoy' ? ENVOY_BOOTSTRAP_FLAGS : BOOTSTRAP_FLAGS
+  const table: FlagTable = kind === 'envoy' ? ENVOY_BOOTSTRAP_FLAGS : GRPC_BOOTSTRAP_FLAGS
   const name = `${kind}-bootstrap`
   return {
     summary:
       kind === 'envoy'
         ? 'Print an Envoy v3 bootstrap that takes listeners, clusters and endpoints from the agent over ADS.'
-        : 'Print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients dialing xds:///NAME.',
+        : 'Print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients dialing xds:///NAME and XdsServers (--service, --tls-dir for mTLS).',
     flags: table,
     async run(argv) {
       const f = parseFlags(`shoal ${name}`, table, argv, process.env)
@@ -138,7 +154,13 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
       const doc =
         kind === 'envoy'
           ? envoyBootstrap({ nodeId, cluster, xdsAddress, adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default })
-          : grpcBootstrap({ nodeId, xdsAddress })
+          : grpcBootstrap({
+              nodeId,
+              xdsAddress,
+              service: f.get('service')?.value,
+              tlsDir: f.get('tls-dir')?.value,
+              refreshSeconds: refreshSeconds(f.get('refresh')),
+            })
       const text = JSON.stringify(doc, null, 2) + '\n'
       const out = f.get('out')?.value
       if (out) writeFileSync(out, text)
@@ -146,6 +168,15 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
       return 0
     },
   }
+}
+
+/** `--refresh` in whole seconds (a gRPC Duration), at least 1. */
+function refreshSeconds(v: { value: string; where: string } | undefined): number | undefined {
+  if (v === undefined) return undefined
+  const ms = parseDuration(v)
+  if (ms < 1000 || ms % 1000 !== 0)
+    throw new ShoalError('SHOAL_ERR_CONFIG', `${v.where}: "${v.value}" is not a whole number of seconds, 1s or more`)
+  return ms / 1000
 }
 
 /** A required flag's value, else SHOAL_ERR_CONFIG naming it. */

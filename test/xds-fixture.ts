@@ -13,7 +13,7 @@ import type {
   ServiceStatus,
 } from '../src/registry/types.js'
 import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
-import { XdsServer, type XdsServerOptions } from '../src/xds/server.js'
+import { XdsServer, type XdsServerComponents, type XdsServerOptions } from '../src/xds/server.js'
 
 export { TypeUrl }
 
@@ -175,10 +175,15 @@ export const GRPC_NODE = {
 }
 
 /** Start a ready XdsServer on 127.0.0.1:0 with teardown; every resource it built must be valid. */
-export async function startServer(t: Test, catalog: CatalogView, opts: Partial<XdsServerOptions> & { ready?: boolean } = {}) {
+export async function startServer(
+  t: Test,
+  catalog: CatalogView,
+  opts: Partial<XdsServerOptions> & { ready?: boolean } = {},
+  components: Partial<XdsServerComponents> = {},
+) {
   const server = new XdsServer(
     { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts },
-    { logger: silentLogger(), catalog },
+    { logger: silentLogger(), catalog, ...components },
   )
   const { port } = await server.start()
   if (opts.ready !== false) server.setReady(true)

@@ -204,7 +204,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const s of sources) local.setSource(s.source, [])
     await this.run('local-services', local, (l) => l.start())
 
-    const xds = new XdsServer({ bind: cfg.xds, envoyBind: cfg.envoyBind }, { logger: log, catalog, registry: this.registry, clock })
+    const xds = new XdsServer(
+      {
+        bind: cfg.xds,
+        envoyBind: cfg.envoyBind,
+        localHost: cfg.node,
+        tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
+      },
+      { logger: log, catalog, registry: this.registry, clock, identities: this.identity },
+    )
     this.xds = xds
     this.bound.xds = (await this.run('xds', xds, (x) => listening('--xds', cfg.xds, x.start()))).port
     const http = new HttpServer(

@@ -29,6 +29,13 @@ export const StatusReason = {
 } as const
 export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason]
 
+/**
+ * The label of a service's allow-list: the names of the services that may call it, comma
+ * separated (Docker label `shoal.allow=svc-a,svc-b`, static-file field `allow`). The xDS server
+ * turns it into the RBAC filter of the service's server Listener (README, Service identity).
+ */
+export const ALLOW_LABEL = 'shoal.allow'
+
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
 

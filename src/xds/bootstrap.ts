@@ -3,6 +3,9 @@
  * (`shoal envoy-bootstrap`, `shoal grpc-bootstrap`).
  */
 import { parseHostPort } from '../address.js'
+import { ShoalError } from '../errors.js'
+import { leafPaths } from '../identity/index.js'
+import { CertProvider, NodeMeta, serverListenerTemplate } from './tls.js'
 
 /** An address a bootstrap names; `flag` (the CLI flag that sets it) in errors. */
 function checkAddress(address: string, flag = '--xds'): { host: string; port: number } {
@@ -61,17 +64,66 @@ export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress:
   }
 }
 
+/** What a gRPC bootstrap says. */
+export interface GrpcBootstrapOptions {
+  nodeId: string
+  xdsAddress: string
+  /**
+   * The service this process is (a normalised name): its node says so (`shoal.service`), and it
+   * gets the gRFC A36 server Listener template `shoal/server/NAME/%s`, so an `XdsServer` can run.
+   */
+  service?: string
+  /**
+   * The agent's `--tls-dir`: certificate providers `shoal-identity` (the service's leaf and key)
+   * and `shoal-roots` (the root bundle), `file_watcher` plugins over the files the agent writes
+   * to DIR/services/NAME/ (gRFC A29), and node metadata naming them, so the agent serves this
+   * process mTLS resources. Needs `service`.
+   */
+  tlsDir?: string
+  /** How often the providers read the files again, in seconds (default 10). */
+  refreshSeconds?: number
+}
+
 /**
- * The bootstrap JSON for grpc-js-xds (file named by GRPC_XDS_BOOTSTRAP, or the text in
- * GRPC_XDS_BOOTSTRAP_CONFIG).
+ * The bootstrap JSON for a proxyless gRPC process, grpc-js-xds or C-core (the file named by
+ * GRPC_XDS_BOOTSTRAP, or the text in GRPC_XDS_BOOTSTRAP_CONFIG; gRFC A27, A29, A36). Throws
+ * SHOAL_ERR_ADDRESS naming `--xds`, or SHOAL_ERR_CONFIG naming `--service` or `--tls-dir`.
  *
  * @example
  *   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'app-1', xdsAddress: '127.0.0.1:7776' }))
+ *   grpcBootstrap({ nodeId: 'web-1', xdsAddress: '127.0.0.1:7776', service: 'web', tlsDir: '/etc/shoal/tls' })
+ *   // + certificate_providers, server_listener_resource_name_template 'shoal/server/web/%s'
  */
-export function grpcBootstrap(o: { nodeId: string; xdsAddress: string }): object {
+export function grpcBootstrap(o: GrpcBootstrapOptions): object {
   checkAddress(o.xdsAddress)
-  return {
+  const doc: Record<string, unknown> = {
     xds_servers: [{ server_uri: o.xdsAddress, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: { id: o.nodeId, locality: {} },
   }
+  if (o.service === undefined) {
+    if (o.tlsDir !== undefined) throw new ShoalError('SHOAL_ERR_CONFIG', "--tls-dir: needs --service NAME (the identity is a service's)")
+    return doc
+  }
+  if (!/^[a-z0-9._-]{1,128}$/.test(o.service)) {
+    throw new ShoalError(
+      'SHOAL_ERR_CONFIG',
+      `--service: "${o.service}" is not a service name as the agent writes it ([a-z0-9._-], up to 128; names are lower-cased)`,
+    )
+  }
+  const metadata: Record<string, string> = { [NodeMeta.service]: o.service }
+  doc.server_listener_resource_name_template = serverListenerTemplate(o.service)
+  if (o.tlsDir !== undefined) {
+    const files = leafPaths(o.tlsDir, o.service)
+    const refresh_interval = `${o.refreshSeconds ?? 10}s`
+    doc.certificate_providers = {
+      [CertProvider.identity]: {
+        plugin_name: 'file_watcher',
+        config: { certificate_file: files.cert, private_key_file: files.key, refresh_interval },
+      },
+      [CertProvider.roots]: { plugin_name: 'file_watcher', config: { ca_certificate_file: files.bundle, refresh_interval } },
+    }
+    metadata[NodeMeta.providers] = `${CertProvider.identity},${CertProvider.roots}`
+  }
+  ;(doc.node as Record<string, unknown>).metadata = metadata
+  return doc
 }

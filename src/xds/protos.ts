@@ -30,6 +30,8 @@ export const ExtUrl = {
   extAuthzNetwork: 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
   rbacHttp: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
   rbacNetwork: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
 } as const
 
 /**
@@ -128,6 +130,7 @@ const FILES = [
   'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
 ]
 
 /** Options for decoding DiscoveryRequests and DiscoveryResponses into plain objects. */

@@ -18,7 +18,15 @@ export interface XdsNode {
   cluster?: string
   user_agent_name?: string
   client_features?: string[]
-  metadata?: { fields?: Record<string, { string_value?: string; kind?: string }> } | null
+  /** google.protobuf.Struct, a common proto: its Values decode in camelCase (`stringValue`), whatever keepCase says. */
+  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string; kind?: string }> } | null
+}
+
+/** A string value of the node's metadata, or undefined (either spelling of a Value's field). */
+export function nodeMetaString(node: XdsNode | undefined | null, key: string): string | undefined {
+  const v = node?.metadata?.fields?.[key]
+  const s = v?.stringValue ?? v?.string_value
+  return typeof s === 'string' && s !== '' ? s : undefined
 }
 
 /**
@@ -32,7 +40,7 @@ export interface XdsNode {
  * 5. otherwise envoy (Envoy is what `shoal envoy-bootstrap` configures).
  */
 export function nodeKindOf(node: XdsNode | undefined | null): NodeKind {
-  const meta = node?.metadata?.fields?.['shoal.node_kind']?.string_value
+  const meta = nodeMetaString(node, 'shoal.node_kind')
   if (meta === 'envoy' || meta === 'grpc') return meta
   const ua = (node?.user_agent_name ?? '').toLowerCase()
   if (ua === 'envoy') return 'envoy'

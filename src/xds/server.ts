@@ -21,6 +21,7 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
+import type { ServiceIdentity, TlsMode } from '../identity/types.js'
 import type { AuthzIssue, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
@@ -35,8 +36,18 @@ import {
   type XdsType,
 } from './protos.js'
 import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
-import { restoredVariant, SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
+import { ServerListeners } from './server-listeners.js'
+import {
+  flavourName,
+  restoredVariant,
+  SnapshotBuilder,
+  versionOfSet,
+  type Flavour,
+  type KindSnapshot,
+  type ServedResource,
+} from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
+import { mtlsCapable, nodeService } from './tls.js'
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
@@ -58,6 +69,29 @@ export interface XdsServerOptions {
    * (gRPC does, right after it ACKs the Listener removal).
    */
   removalGraceMs?: number
+  /**
+   * Service identity (README, Service identity): `--tls-mode` and the SPIFFE trust domain.
+   * Absent or `off`: plain text only. `permissive`: mTLS resources for clients whose bootstrap
+   * has Shoal's certificate providers, plain ones for the others. `strict`: mTLS resources for
+   * every gRPC client.
+   */
+  tls?: { mode: TlsMode; trustDomain: string }
+  /** This agent's node name: a server Listener's allow-list comes from its records. */
+  localHost?: string
+}
+
+/**
+ * The local services' identities (the agent's IdentityIssuer): which services hold a leaf,
+ * and when that changes.
+ */
+export interface IdentityView {
+  identity(service: string): ServiceIdentity | undefined
+  /** Every identity held now. */
+  identities(): ServiceIdentity[]
+  on(event: 'change', listener: (id: ServiceIdentity) => void): unknown
+  on(event: 'removed', listener: (service: string) => void): unknown
+  off(event: 'change', listener: (id: ServiceIdentity) => void): unknown
+  off(event: 'removed', listener: (service: string) => void): unknown
 }
 
 export interface XdsServerComponents {
@@ -65,6 +99,8 @@ export interface XdsServerComponents {
   catalog: CatalogView
   registry?: Registry
   clock?: Clock
+  /** With `tls`: an mTLS server Listener is served once its service holds an identity here. */
+  identities?: IdentityView
 }
 
 /** What `/debug/xds` shows for one resource type of one client. */
@@ -88,6 +124,10 @@ export interface XdsClientDebug {
   cluster: string
   userAgent: string
   kind: NodeKind
+  /** The client is served the mTLS form of the resources (README, Service identity). */
+  mtls: boolean
+  /** The service the client says it is (node metadata `shoal.service`), or ''. */
+  service: string
   connectedAt: number
   types: XdsTypeDebug[]
 }
@@ -121,6 +161,7 @@ interface Client {
   call: AdsStream
   node: XdsNode | null
   kind: NodeKind
+  flavour: Flavour
   connectedAt: number
   types: Map<string, TypeSubscription>
   /** Clock.now() until which a reconnecting client's Listener request is waited for (see resumeGraceMs). */
@@ -155,6 +196,10 @@ export class XdsServer {
   private nextStream = 1
   private protos: XdsProtos | null = null
   private builder: SnapshotBuilder | null = null
+  private servers: ServerListeners | null = null
+  /** Local services holding an identity (for an mTLS server Listener). */
+  private readonly withIdentity = new Set<string>()
+  private unwatchIdentities: (() => void) | null = null
   private lastConflicts: ServicePortConflict[] | null = null
   private conflicts: ServicePortConflict[] = []
   private lastDropped: DroppedEndpoint[] | null = null
@@ -170,6 +215,7 @@ export class XdsServer {
     nacks: Counter
     invalid: Counter
     badRequests: Counter
+    allowProblems: Counter
     conflicts: Gauge
     dropped: Gauge
     authz: Gauge
@@ -197,7 +243,12 @@ export class XdsServer {
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored',
+        help: 'DiscoveryRequests ignored, and server Listener names that do not parse',
+        labelNames: ['reason'],
+      }),
+      allowProblems: counter(registry, {
+        name: 'shoal_xds_allow_problems_total',
+        help: 'shoal.allow lists not applied as written: bad_name, instances_differ, not_enforced, plain_text_server',
         labelNames: ['reason'],
       }),
       conflicts: gauge(registry, {
@@ -234,13 +285,30 @@ export class XdsServer {
     this.protos = loadXdsProtos()
     this.builder = new SnapshotBuilder(
       this.protos,
-      { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs, outlierIntervalMs: this.opts.outlierIntervalMs },
-      (kind, bad) => {
+      {
+        envoyBind: this.opts.envoyBind,
+        connectTimeoutMs: this.opts.connectTimeoutMs,
+        outlierIntervalMs: this.opts.outlierIntervalMs,
+        trustDomain: this.opts.tls?.trustDomain,
+      },
+      (flavour, bad) => {
         const type = xdsType(bad.typeUrl)!.label
         this.m.invalid.inc({ type })
-        this.log.warn({ kind, type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
+        this.log.warn({ kind: flavourName(flavour), type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
       },
     )
+    this.servers = new ServerListeners(
+      { tls: this.opts.tls, localHost: this.opts.localHost },
+      {
+        protos: this.protos,
+        log: this.log,
+        identities: this.components.identities ? { has: (s) => this.withIdentity.has(s) } : undefined,
+        allowProblems: this.m.allowProblems,
+        badRequests: this.m.badRequests,
+        invalid: this.m.invalid,
+      },
+    )
+    this.watchIdentities()
     const server = new grpc.Server()
     server.addService(this.protos.adsService, {
       StreamAggregatedResources: (call: AdsStream) => this.onStream(call),
@@ -253,6 +321,7 @@ export class XdsServer {
     this.server = server
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
     this.refreshGroups()
+    this.servers.update(this.components.catalog.snapshot())
     this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }) }, 'xDS server listening')
     return { port: this.port }
   }
@@ -265,6 +334,8 @@ export class XdsServer {
     await starting.catch(() => undefined)
     this.unsubscribe?.()
     this.unsubscribe = null
+    this.unwatchIdentities?.()
+    this.unwatchIdentities = null
     for (const c of [...this.clients.values()]) {
       this.dropClient(c)
       try {
@@ -298,18 +369,18 @@ export class XdsServer {
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
       for (const sub of c.types.values())
-        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c.kind), sub))
+        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c.flavour), sub))
       c.dirtySince ??= this.clock.now()
       this.pushClient(c)
     }
   }
 
   debugInfo(): XdsDebugInfo {
-    const snaps = new Map<NodeKind, KindSnapshot>()
-    const snapOf = (kind: NodeKind): KindSnapshot | null => {
+    const snaps = new Map<string, KindSnapshot>()
+    const snapOf = (f: Flavour): KindSnapshot | null => {
       if (!this.builder || !this.ready) return null
-      let s = snaps.get(kind)
-      if (!s) snaps.set(kind, (s = this.snapshotFor(kind)))
+      let s = snaps.get(flavourName(f))
+      if (!s) snaps.set(flavourName(f), (s = this.snapshotFor(f)))
       return s
     }
     const clients = [...this.clients.values()].map((c) => ({
@@ -318,9 +389,11 @@ export class XdsServer {
       cluster: c.node?.cluster ?? '',
       userAgent: c.node?.user_agent_name ?? '',
       kind: c.kind,
+      mtls: c.flavour.mtls,
+      service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
       types: [...c.types.values()].map((sub) => {
-        const snap = snapOf(c.kind)
+        const snap = snapOf(c.flavour)
         const target = snap ? this.select(snap, sub) : null
         return {
           type: sub.type.label,
@@ -337,9 +410,9 @@ export class XdsServer {
       }),
     }))
     const invalid: XdsDebugInfo['invalid'] = []
-    for (const kind of ['envoy', 'grpc'] as const) {
-      for (const bad of this.builder?.invalid(kind) ?? [])
-        invalid.push({ kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
+    for (const f of this.builder?.flavours() ?? []) {
+      for (const bad of this.builder!.invalid(f))
+        invalid.push({ kind: f.kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
     }
     return {
       ready: this.ready,
@@ -366,6 +439,7 @@ export class XdsServer {
       call,
       node: null,
       kind: 'envoy',
+      flavour: { kind: 'envoy', mtls: false },
       connectedAt: this.clock.wallNow(),
       types: new Map(),
       resumeUntil: -Infinity,
@@ -422,7 +496,18 @@ export class XdsServer {
     if (req.node && (req.node.id || req.node.user_agent_name) && !c.node) {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
-      this.log.info({ stream: c.stream, node: c.node.id, kind: c.kind, userAgent: c.node.user_agent_name }, 'ADS client connected')
+      c.flavour = this.flavourOf(c)
+      this.log.info(
+        {
+          stream: c.stream,
+          node: c.node.id,
+          kind: c.kind,
+          mtls: c.flavour.mtls,
+          service: nodeService(c.node),
+          userAgent: c.node.user_agent_name,
+        },
+        'ADS client connected',
+      )
     }
     const typeUrl = String(req.type_url ?? '')
     const type = xdsType(typeUrl)
@@ -444,7 +529,7 @@ export class XdsServer {
       case 'nack':
         this.m.nacks.inc({ type: type.label })
         this.log.warn(
-          { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error },
+          { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error, hint: nackHint(o.error) },
           'xDS NACK: version rejected, never re-sent',
         )
         break
@@ -465,7 +550,7 @@ export class XdsServer {
         if (o.versionInfo) {
           // A reconnecting client (this server restarted, or the client moved here) says what it holds.
           if (c.resumeUntil === -Infinity) c.resumeUntil = this.clock.now() + this.grace
-          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c.kind), sub))
+          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c.flavour), sub))
           else sub.resume(o.versionInfo, new Map())
         }
         break
@@ -478,11 +563,57 @@ export class XdsServer {
 
   private onCatalogChange(): void {
     this.refreshGroups()
+    this.servers?.update(this.components.catalog.snapshot())
+    this.dirtyAll()
+  }
+
+  /** Something every client may be served changed: push to each (coalesced per client). */
+  private dirtyAll(): void {
     if (!this.ready) return
     const now = this.clock.now()
     for (const c of this.clients.values()) {
       c.dirtySince ??= now
       this.schedule(c)
+    }
+  }
+
+  /** What a client is served (README, Service identity): mTLS by `--tls-mode` and its certificate providers. */
+  private flavourOf(c: Client): Flavour {
+    const mode = this.opts.tls?.mode ?? 'off'
+    // Envoy's mTLS form (SDS, inbound listeners) is not built here: Envoy gets plain text.
+    if (mode === 'off' || c.kind !== 'grpc') return { kind: c.kind, mtls: false }
+    const capable = mtlsCapable(c.node)
+    if (mode === 'strict' && !capable) {
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, userAgent: c.node?.user_agent_name },
+        'gRPC client without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK; make its bootstrap with `shoal grpc-bootstrap --service NAME --tls-dir DIR`',
+      )
+    }
+    return { kind: c.kind, mtls: mode === 'strict' || capable }
+  }
+
+  /** Follow which local services hold an identity: an mTLS server Listener waits for one. */
+  private watchIdentities(): void {
+    const ids = this.components.identities
+    if (!ids) return
+    const changed = (): void => {
+      this.servers?.identitiesChanged()
+      this.dirtyAll()
+    }
+    const onChange = (id: ServiceIdentity): void => {
+      if (this.withIdentity.has(id.service)) return
+      this.withIdentity.add(id.service)
+      changed()
+    }
+    const onRemoved = (service: string): void => {
+      if (this.withIdentity.delete(service)) changed()
+    }
+    for (const id of ids.identities()) this.withIdentity.add(id.service)
+    ids.on('change', onChange)
+    ids.on('removed', onRemoved)
+    this.unwatchIdentities = () => {
+      ids.off('change', onChange)
+      ids.off('removed', onRemoved)
     }
   }
 
@@ -564,8 +695,8 @@ export class XdsServer {
     }
   }
 
-  private snapshotFor(kind: NodeKind): KindSnapshot {
-    const out = this.builder!.build(this.components.catalog.snapshot(), kind)
+  private snapshotFor(flavour: Flavour): KindSnapshot {
+    const out = this.builder!.build(this.components.catalog.snapshot(), flavour)
     this.report()
     return out
   }
@@ -588,7 +719,7 @@ export class XdsServer {
    */
   private sync(c: Client, changeAt: number | null): void {
     if (c.closed) return
-    const snap = this.snapshotFor(c.kind)
+    const snap = this.snapshotFor(c.flavour)
     c.waiting = false
     const changedClusters: string[] = []
     const removals = new Set<XdsType>()
@@ -705,15 +836,18 @@ export class XdsServer {
     const all = snap.resources[sub.type.url]
     // Wildcard plus explicit names: the names add nothing beyond the full set.
     if (sub.wildcard) return all
+    // A gRPC server names its own Listener (gRFC A36), made apart from the snapshot.
+    const servers = sub.type.url === TypeUrl.listener && snap.kind === 'grpc' ? this.servers : null
+    const epoch = servers?.epoch ?? 0
     // The same map for the same inputs keeps its cached version (an Envoy names all 1000 CLAs).
     const sel = sub.selection
-    if (sel && sel.from === all && sel.names === sub.names) return sel.out
+    if (sel && sel.from === all && sel.names === sub.names && sel.epoch === epoch) return sel.out
     const out = new Map<string, ServedResource>()
     for (const n of sub.names) {
-      const r = all.get(n)
+      const r = all.get(n) ?? servers?.resource(n, snap.flavour.mtls)
       if (r) out.set(n, r)
     }
-    sub.selection = { from: all, names: sub.names, out }
+    sub.selection = { from: all, names: sub.names, epoch, out }
     return out
   }
 
@@ -760,6 +894,15 @@ export class XdsServer {
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
   }
+}
+
+/** What an operator can do about a NACK, when its reason is one Shoal knows. */
+function nackHint(error: string): string | undefined {
+  if (/certificate.?provider/i.test(error))
+    return "the client's bootstrap lacks Shoal's certificate providers: make it with `shoal grpc-bootstrap --service NAME --tls-dir DIR`"
+  if (/rbac/i.test(error))
+    return 'a grpc-js server applies the allow-list (RBAC) only with GRPC_XDS_EXPERIMENTAL_RBAC=true in its environment'
+  return undefined
 }
 
 /** `held` is `target`, resource by resource (a restored form counts as its normal form). */

@@ -1,5 +1,5 @@
 /**
- * Per-node-kind snapshots of encoded, validated resources, built incrementally: the
+ * Per-flavour snapshots (node kind, mTLS or plain) of encoded, validated resources, built incrementally: the
  * GroupIndex names the ServicePorts a catalog change touched, only those groups are rebuilt,
  * and within a rebuilt group a resource whose object is unchanged (same JSON) keeps its
  * validated, encoded form. The per-type maps of a snapshot are never mutated once built (a
@@ -10,7 +10,27 @@ import type { CatalogSnapshot } from '../registry/types.js'
 import { GroupIndex, sameAuthz, type AuthzIssue, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
+import { withGrpcUpstreamTls } from './tls.js'
 import { validateResource } from './validate.js'
+
+/**
+ * What one client is served: resources for its node kind, in their mTLS form or plain (README,
+ * Service identity: `--tls-mode` and the client's certificate providers decide).
+ */
+export interface Flavour {
+  kind: NodeKind
+  mtls: boolean
+}
+
+/** `grpc`, `grpc+mtls`, ...: a flavour as a key and a label. */
+export function flavourName(f: Flavour): string {
+  return f.mtls ? `${f.kind}+mtls` : f.kind
+}
+
+/** A node kind alone is its plain flavour. */
+function asFlavour(f: NodeKind | Flavour): Flavour {
+  return typeof f === 'string' ? { kind: f, mtls: false } : f
+}
 
 /** One resource ready to send: its Any, its wire form and a content hash. */
 export interface ServedResource {
@@ -26,6 +46,7 @@ export interface ServedResource {
 
 export interface KindSnapshot {
   kind: NodeKind
+  flavour: Flavour
   resources: Record<TypeUrl, Map<string, ServedResource>>
   conflicts: ServicePortConflict[]
 }
@@ -168,20 +189,30 @@ export interface BuildStats {
 
 export class SnapshotBuilder {
   private readonly index = new GroupIndex()
-  private readonly kinds: Record<NodeKind, KindState>
+  /** Per flavour, made when a client of that flavour first asks. */
+  private readonly kinds = new Map<string, KindState & { flavour: Flavour }>()
   /** Stats of the most recent build that did any work. */
   lastStats: BuildStats = { groupsRebuilt: 0, resourcesEncoded: 0, resourcesReused: 0 }
 
   constructor(
     private readonly protos: XdsProtos,
-    private readonly opts: ResourceOptions,
+    /** `trustDomain`: the SPIFFE trust domain of mTLS flavours (required to build one). */
+    private readonly opts: ResourceOptions & { trustDomain?: string },
     /** Called once for each newly built resource that fails validation (it is not served). */
-    private readonly onInvalid: (kind: NodeKind, bad: InvalidResource) => void,
-  ) {
-    this.kinds = {
-      envoy: { changes: this.index.consumer(), memo: new Map(), out: undefined },
-      grpc: { changes: this.index.consumer(), memo: new Map(), out: undefined },
-    }
+    private readonly onInvalid: (flavour: Flavour, bad: InvalidResource) => void,
+  ) {}
+
+  private state(f: Flavour): KindState & { flavour: Flavour } {
+    const key = flavourName(f)
+    let st = this.kinds.get(key)
+    // A new flavour's change set starts with every group: its first build is a full one.
+    if (!st) this.kinds.set(key, (st = { flavour: f, changes: this.index.consumer(), memo: new Map(), out: undefined }))
+    return st
+  }
+
+  /** The flavours built so far. */
+  flavours(): Flavour[] {
+    return [...this.kinds.values()].map((k) => k.flavour)
   }
 
   /** ServicePorts claimed by two or more names, as of the last update or build. */
@@ -204,16 +235,17 @@ export class SnapshotBuilder {
     this.index.update(snap)
   }
 
-  /** Resources that currently fail validation, per kind, from the last build. */
-  invalid(kind: NodeKind): InvalidResource[] {
+  /** Resources that currently fail validation, per flavour, from the last build. */
+  invalid(flavour: NodeKind | Flavour): InvalidResource[] {
     const out: InvalidResource[] = []
-    for (const m of this.kinds[kind].memo.values()) if (m.invalid.length) out.push(...m.invalid)
+    for (const m of this.kinds.get(flavourName(asFlavour(flavour)))?.memo.values() ?? []) if (m.invalid.length) out.push(...m.invalid)
     return out
   }
 
-  build(snap: CatalogSnapshot, kind: NodeKind): KindSnapshot {
+  build(snap: CatalogSnapshot, f: NodeKind | Flavour): KindSnapshot {
+    const flavour = asFlavour(f)
     this.index.update(snap)
-    const st = this.kinds[kind]
+    const st = this.state(flavour)
     const conflicts = this.index.conflicts
     if (st.out && st.changes.size === 0) {
       if (st.out.conflicts !== conflicts) st.out = { ...st.out, conflicts }
@@ -238,8 +270,8 @@ export class SnapshotBuilder {
         m.g = g
         continue
       }
-      const next = this.buildGroup(g, kind, m, stats)
-      for (const bad of next.invalid) this.onInvalid(kind, bad)
+      const next = this.buildGroup(g, flavour, m, stats)
+      for (const bad of next.invalid) this.onInvalid(flavour, bad)
       const kept = new Set(next.entries.map((e) => e.res))
       for (const e of m?.entries ?? []) if (!kept.has(e.res)) removed.push(e)
       const had = new Set(m?.entries.map((e) => e.res))
@@ -260,22 +292,26 @@ export class SnapshotBuilder {
       if (resources[e.typeUrl].get(e.res.name) === e.res) writable(e.typeUrl).delete(e.res.name)
     }
     for (const e of added) writable(e.typeUrl).set(e.res.name, e.res)
-    st.out = { kind, resources, conflicts }
+    st.out = { kind: flavour.kind, flavour, resources, conflicts }
     if (stats.groupsRebuilt) this.lastStats = stats
     return st.out
   }
 
-  private buildGroup(g: ServicePortGroup, kind: NodeKind, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
+  private buildGroup(g: ServicePortGroup, flavour: Flavour, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
     stats.groupsRebuilt++
-    const set = buildGroupResources(g, kind, this.opts)
+    const set = buildGroupResources(g, flavour.kind, this.opts)
+    if (flavour.mtls && flavour.kind === 'grpc') withGrpcUpstreamTls(set, this.opts.trustDomain!, g.name)
     const out: GroupMemo = { g, entries: [], invalid: [] }
-    // The same object may have been validated for the other kind (clusters are kind-independent).
-    const other = this.kinds[kind === 'envoy' ? 'grpc' : 'envoy'].memo.get(g.servicePort)
+    // The same object may have been validated for another flavour (clusters are kind-independent,
+    // assignments and listeners do not depend on mTLS).
+    const key = flavourName(flavour)
+    const others = [...this.kinds.entries()].filter(([k]) => k !== key).map(([, k]) => k.memo.get(g.servicePort))
     for (const [k, typeUrl] of SETS) {
       for (const [name, obj] of set[k]) {
         const key = contentHash(JSON.stringify(obj))
         const same = (e: Entry) => e.typeUrl === typeUrl && e.key === key && e.res.name === name
-        const reuse = prev?.entries.find(same) ?? other?.entries.find(same)
+        let reuse = prev?.entries.find(same)
+        for (const o of others) reuse ??= o?.entries.find(same)
         if (reuse) {
           stats.resourcesReused++
           out.entries.push(reuse)

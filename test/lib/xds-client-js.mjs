@@ -13,10 +13,16 @@ const line = (...args) => process.stderr.write(args.join(' ').replace(/\s*\n\s*/
 grpc.setLogger({ error: line, info: line, debug: line })
 xds.register()
 
+// SHOAL_TEST_CREDS=xds: xDS credentials (gRFC A29), the mTLS the agent's Clusters configure;
+// else plain credentials, which ignore it.
+const credentials =
+  process.env.SHOAL_TEST_CREDS === 'xds'
+    ? new xds.XdsChannelCredentials(grpc.credentials.createInsecure())
+    : grpc.credentials.createInsecure()
 const clients = new Map()
 function client(target) {
   let c = clients.get(target)
-  if (!c) clients.set(target, (c = new grpc.Client(target, grpc.credentials.createInsecure())))
+  if (!c) clients.set(target, (c = new grpc.Client(target, credentials)))
   return c
 }
 
@@ -69,6 +75,21 @@ async function handle(req) {
   if (req.op === 'burst') {
     const results = await Promise.all(Array.from({ length: req.n }, () => call(req.target, req.timeoutMs ?? 3000)))
     return { ok: true, results }
+  }
+  if (req.op === 'fresh') {
+    // A new channel for one call, closed after it: a new connection, so a new TLS handshake.
+    const c = new grpc.Client(req.target, credentials)
+    const r = await new Promise((resolve) =>
+      c.makeUnaryRequest(METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + (req.timeoutMs ?? 3000) }, (err, res) =>
+        resolve(
+          err
+            ? { ok: false, code: grpc.status[err.code] ?? String(err.code), error: err.details ?? '' }
+            : { ok: true, who: res.toString() },
+        ),
+      ),
+    )
+    c.close()
+    return r
   }
   if (req.op === 'watch') {
     // Asking for the state with tryToConnect starts the xds resolver without a call.

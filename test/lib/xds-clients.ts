@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { grpcBootstrap } from '../../src/xds/bootstrap.js'
+import { grpcBootstrap, type GrpcBootstrapOptions } from '../../src/xds/bootstrap.js'
 import type { XdsDebugInfo } from '../../src/xds/index.js'
 
 export type XdsClientKind = 'grpc-js' | 'c-core'
@@ -43,11 +43,13 @@ export type CallResult = { ok: true; who: string } | { ok: false; code: string; 
 /** One call of a load (startLoad): when it started and ended (epoch ms), and its outcome. */
 export type LoadCall = { at: number; end: number } & CallResult
 
-export interface XdsClientOptions {
-  nodeId: string
-  xdsAddress: string
+export interface XdsClientOptions extends GrpcBootstrapOptions {
   /** Extra environment for the client process. */
   env?: Record<string, string>
+  /** `xds`: xDS channel credentials (gRFC A29: the mTLS the Clusters configure); default plain credentials. */
+  creds?: 'xds' | 'insecure'
+  /** The bootstrap document itself, instead of one made from the options (a file of another PKI). */
+  bootstrap?: object
 }
 
 export class XdsTestClient {
@@ -151,9 +153,14 @@ export class XdsTestClient {
     })
   }
 
+  /** One call to `target` on a new channel, closed after it (a new connection: a new TLS handshake); never throws. */
+  fresh(target: string, timeoutMs = 3000): Promise<CallResult> {
+    return this.call(target, timeoutMs, 'fresh')
+  }
+
   /** One call to `target`; never throws. */
-  async call(target: string, timeoutMs = 3000): Promise<CallResult> {
-    const r = await this.request({ op: 'call', target, timeoutMs })
+  async call(target: string, timeoutMs = 3000, op: 'call' | 'fresh' = 'call'): Promise<CallResult> {
+    const r = await this.request({ op, target, timeoutMs })
     const result: CallResult = r.ok ? { ok: true, who: String(r.who) } : { ok: false, code: String(r.code), error: String(r.error ?? '') }
     this.calls.push({ target, result })
     return result
@@ -233,7 +240,8 @@ export class XdsTestClient {
 export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientKind, o: XdsClientOptions): Promise<XdsTestClient> {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
-    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap({ nodeId: o.nodeId, xdsAddress: o.xdsAddress })),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(o.bootstrap ?? grpcBootstrap(o)),
+    SHOAL_TEST_CREDS: o.creds ?? 'insecure',
     NODE_OPTIONS: '',
   }
   let child: ChildProcess
@@ -270,4 +278,72 @@ export function noNacks(t: Pick<Test, 'same'>, client: XdsTestClient, dbg: Pick<
     'the server saw no NACK',
   )
   t.same(dbg.invalid, [], 'every resource served was valid')
+}
+
+/**
+ * A proxyless gRPC server (grpc-js-xds `XdsServer`, test/lib/xds-server-js.mjs) in its own
+ * process, configured by the agent named in its bootstrap; it answers each call `ID|PEER`
+ * (PEER: the caller's SPIFFE ID over mTLS, '' over plain text). Stopped at teardown.
+ */
+export class XdsTestServer {
+  /** Serving-state changes and errors the server printed, in order. */
+  readonly events: Array<Record<string, unknown>> = []
+  readonly log: string[] = []
+  private exited = false
+
+  constructor(private readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      try {
+        this.events.push(JSON.parse(text) as Record<string, unknown>)
+      } catch {
+        /* not ours */
+      }
+    })
+    createInterface({ input: child.stderr! }).on('line', (text) => {
+      if (LOG_DIR) appendFileSync(join(LOG_DIR, `server-${this.child.pid}.log`), text + '\n')
+      this.log.push(text)
+      if (this.log.length > 2000) this.log.shift()
+    })
+    child.once('exit', () => (this.exited = true))
+  }
+
+  /** Serving: its Listener arrived and its port listens. */
+  get serving(): boolean {
+    return this.events.some((e) => e.serving === true)
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return
+    const gone = new Promise<void>((res) => this.child.once('exit', () => res()))
+    this.child.stdin!.end()
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), 3000)
+    await gone
+    clearTimeout(kill)
+  }
+}
+
+/**
+ * Start an XdsServer with id `id` binding `address` (IP:PORT; gRPC servers take no port 0),
+ * its bootstrap made from `o` (`service` needed), RBAC enabled (GRPC_XDS_EXPERIMENTAL_RBAC).
+ * `plain`: insecure server credentials, which ignore the Listener's TLS.
+ */
+export function startXdsServer(
+  t: Pick<Test, 'teardown'>,
+  id: string,
+  address: string,
+  o: GrpcBootstrapOptions & { plain?: boolean; env?: Record<string, string> },
+): XdsTestServer {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap(o)),
+    GRPC_XDS_EXPERIMENTAL_RBAC: 'true',
+    GRPC_TRACE: 'xds_client,xds_server',
+    GRPC_VERBOSITY: 'DEBUG',
+    NODE_OPTIONS: '',
+    ...o.env,
+  }
+  const args = [join(HERE, 'xds-server-js.mjs'), id, address, ...(o.plain ? ['plain'] : [])]
+  const server = new XdsTestServer(spawn(process.execPath, args, { env, stdio: ['pipe', 'pipe', 'pipe'] }))
+  t.teardown(() => server.close())
+  return server
 }
