@@ -26,14 +26,26 @@ function client(target) {
   return c
 }
 
-function call(target, timeoutMs) {
+function callOn(c, timeoutMs) {
   return new Promise((resolve) =>
-    client(target).makeUnaryRequest(METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + timeoutMs }, (err, res) =>
+    c.makeUnaryRequest(METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + timeoutMs }, (err, res) =>
       resolve(
         err ? { ok: false, code: grpc.status[err.code] ?? String(err.code), error: err.details ?? '' } : { ok: true, who: res.toString() },
       ),
     ),
   )
+}
+
+function call(target, timeoutMs) {
+  return callOn(client(target), timeoutMs)
+}
+
+// A new channel for one call, closed after it: a new connection, so a new TLS handshake.
+async function fresh(target, timeoutMs) {
+  const c = new grpc.Client(target, credentials)
+  const r = await callOn(c, timeoutMs)
+  c.close()
+  return r
 }
 
 // Calls at a steady rate (op load-start), each recorded with its start time, until load-stop.
@@ -76,20 +88,17 @@ async function handle(req) {
     const results = await Promise.all(Array.from({ length: req.n }, () => call(req.target, req.timeoutMs ?? 3000)))
     return { ok: true, results }
   }
-  if (req.op === 'fresh') {
-    // A new channel for one call, closed after it: a new connection, so a new TLS handshake.
-    const c = new grpc.Client(req.target, credentials)
-    const r = await new Promise((resolve) =>
-      c.makeUnaryRequest(METHOD, ident, ident, Buffer.from('hi'), { deadline: Date.now() + (req.timeoutMs ?? 3000) }, (err, res) =>
-        resolve(
-          err
-            ? { ok: false, code: grpc.status[err.code] ?? String(err.code), error: err.details ?? '' }
-            : { ok: true, who: res.toString() },
-        ),
-      ),
-    )
-    c.close()
-    return r
+  if (req.op === 'fresh') return fresh(req.target, req.timeoutMs ?? 3000)
+  if (req.op === 'time') {
+    // n calls in a row, each timed here (no harness in between): on the open channel, or each on a new one.
+    const ms = []
+    for (let i = 0; i < req.n; i++) {
+      const t0 = performance.now()
+      const r = req.fresh ? await fresh(req.target, 5000) : await call(req.target, 5000)
+      if (!r.ok) return r
+      ms.push(performance.now() - t0)
+    }
+    return { ok: true, ms }
   }
   if (req.op === 'watch') {
     // Asking for the state with tryToConnect starts the xds resolver without a call.

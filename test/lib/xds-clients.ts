@@ -166,6 +166,13 @@ export class XdsTestClient {
     return result
   }
 
+  /** `n` calls in a row, each timed inside the client process (ms); `fresh`: each on a new channel. Throws on a failed call. */
+  async time(target: string, n: number, fresh = false): Promise<number[]> {
+    const r = await this.request({ op: 'time', target, n, fresh })
+    if (!r.ok) throw new Error(`${this.kind}: a timed call to ${target} failed: ${String(r.code)} ${String(r.error)}`)
+    return r.ms as number[]
+  }
+
   /** `n` calls to `target` at once (so a call volume does not depend on the machine's speed); answers counted per backend id (failures as `!CODE`). */
   async burst(target: string, n: number, timeoutMs = 3000): Promise<Record<string, number>> {
     const r = await this.request({ op: 'burst', target, n, timeoutMs })
