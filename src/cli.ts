@@ -41,6 +41,11 @@ const ENVOY_BOOTSTRAP_FLAGS = {
     env: 'SHOAL_ENVOY_ADMIN',
     help: "Envoy's admin listener (its /stats/prometheus); 0.0.0.0:9901 lets Prometheus in another container scrape it",
   },
+  'xds-socket': {
+    type: 'string',
+    value: 'PATH',
+    help: 'reach the agent over its --xds-socket (a pipe address) instead of --xds: the only way Envoy gets its keys (mTLS)',
+  },
 } as const satisfies FlagTable
 
 const GRPC_BOOTSTRAP_FLAGS = {
@@ -153,7 +158,13 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
       const { envoyBootstrap, grpcBootstrap } = await import('./xds/index.js')
       const doc =
         kind === 'envoy'
-          ? envoyBootstrap({ nodeId, cluster, xdsAddress, adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default })
+          ? envoyBootstrap({
+              nodeId,
+              cluster,
+              xdsAddress,
+              adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default,
+              xdsSocket: f.get('xds-socket')?.value,
+            })
           : grpcBootstrap({
               nodeId,
               xdsAddress,

@@ -84,11 +84,14 @@ export class AdsClient {
   private readonly queue: DecodedResponse[] = []
   private waiters: Array<() => void> = []
   closed = false
+  /** The status the stream ended with, once it ended with an error. */
+  error: grpc.ServiceError | null = null
 
-  constructor(port: number) {
+  /** `target`: a port on 127.0.0.1, or a grpc target such as `unix:/path`. */
+  constructor(target: number | string) {
     const protos = loadXdsProtos()
     const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
-    this.client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+    this.client = new Ctor(typeof target === 'number' ? `127.0.0.1:${target}` : target, grpc.credentials.createInsecure())
     this.call = (this.client as any).StreamAggregatedResources()
     this.call.on('data', (res: any) => {
       const type = protos.typeOf(res.type_url)!
@@ -103,7 +106,11 @@ export class AdsClient {
       })
       for (const w of this.waiters.splice(0)) w()
     })
-    this.call.on('error', () => undefined)
+    this.call.on('error', (err: grpc.ServiceError) => {
+      this.error = err
+      this.closed = true
+      for (const w of this.waiters.splice(0)) w()
+    })
     this.call.on('end', () => {
       this.closed = true
       for (const w of this.waiters.splice(0)) w()

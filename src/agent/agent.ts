@@ -25,6 +25,7 @@ import { DnsServer } from '../dns/index.js'
 import { HttpServer, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
 import { readKeyFile, type AgentConfig } from './config.js'
+import { InboundPorts } from './inbound.js'
 import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
 
 /**
@@ -210,6 +211,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         envoyBind: cfg.envoyBind,
         localHost: cfg.node,
         tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
+        socket: cfg.xdsSocket,
       },
       { logger: log, catalog, registry: this.registry, clock, identities: this.identity },
     )
@@ -246,10 +248,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (this.ready) dns.setReady(true)
     }
 
+    // The agent's own labels (shoal.inbound) on what each source reports.
+    const inbound = new InboundPorts(cfg.inboundPorts, cfg.advertise.host, log.child({ component: 'inbound' }))
     for (const s of sources) {
-      s.on('change', (specs) => local.setSource(s.source, specs))
+      s.on('change', (specs) => local.setSource(s.source, inbound.decorate(s.source, specs)))
       await this.run(`${s.source}-source`, s, (src) => src.start())
-      local.setSource(s.source, s.services())
+      local.setSource(s.source, inbound.decorate(s.source, s.services()))
     }
 
     // Issue 12: this boot is announced only with what runs here, so no peer (and no Envoy)
@@ -309,7 +313,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async startIdentity(dir: string, catalog: Catalog): Promise<void> {
     const cfg = this.config
     const identity = new IdentityIssuer(
-      { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs },
+      { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs, node: cfg.node },
       { logger: this.logger, clock: this.clock, registry: this.registry },
     )
     this.identity = identity

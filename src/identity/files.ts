@@ -22,6 +22,8 @@
  *   TLS_DIR/services/NAME/cert.pem, key.pem, bundle.pem
  *                                             the agent: leaf + intermediate, leaf key, roots
  *                                             (symlinks into ..data, the current generation)
+ *   TLS_DIR/node/cert.pem, key.pem, bundle.pem
+ *                                             the agent: the node's own identity (its Envoy)
  */
 import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink } from 'node:fs/promises'
@@ -38,10 +40,22 @@ export const KEY_MODE = 0o600
 /** Certificates and bundles: public. */
 export const CERT_MODE = 0o644
 
+/** The folder under `--tls-dir` that holds the node's own identity (the host's Envoy). */
+export const NODE_DIR = 'node'
+
+/** The three files of a leaf in `dir`. */
+function filesIn(dir: string): { dir: string; cert: string; key: string; bundle: string } {
+  return { dir, cert: join(dir, LEAF_FILES.cert), key: join(dir, LEAF_FILES.key), bundle: join(dir, LEAF_FILES.bundle) }
+}
+
 /** The three files of a service's identity under `--tls-dir`. */
 export function leafPaths(tlsDir: string, service: string): { dir: string; cert: string; key: string; bundle: string } {
-  const dir = join(tlsDir, SERVICES_DIR, service)
-  return { dir, cert: join(dir, LEAF_FILES.cert), key: join(dir, LEAF_FILES.key), bundle: join(dir, LEAF_FILES.bundle) }
+  return filesIn(join(tlsDir, SERVICES_DIR, service))
+}
+
+/** The three files of the node's own identity under `--tls-dir`. */
+export function nodePaths(tlsDir: string): { dir: string; cert: string; key: string; bundle: string } {
+  return filesIn(join(tlsDir, NODE_DIR))
 }
 
 /**

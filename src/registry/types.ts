@@ -36,6 +36,13 @@ export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason]
  */
 export const ALLOW_LABEL = 'shoal.allow'
 
+/**
+ * The label an agent with `--inbound-ports` puts on its own records: where its Envoy takes
+ * mTLS for each ServicePort of the instance, `SERVICEPORT=IP:PORT,...`. Other hosts' Envoys
+ * reach the instance there (README, mTLS between Envoy sidecars). Sources cannot set it.
+ */
+export const INBOUND_LABEL = 'shoal.inbound'
+
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
 

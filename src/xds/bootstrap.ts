@@ -15,13 +15,24 @@ function checkAddress(address: string, flag = '--xds'): { host: string; port: nu
 /**
  * An Envoy v3 bootstrap: node id and cluster, LDS and CDS over ADS (gRPC) from the agent,
  * and the admin listener (default 127.0.0.1:9901; Prometheus scrapes its /stats/prometheus).
- * Throws SHOAL_ERR_ADDRESS naming `--xds` or `--admin`.
+ * With `xdsSocket` Envoy reaches the agent over that Unix socket (a `pipe` address) instead of
+ * TCP: the only way the agent sends it keys (SDS; README, mTLS between Envoy sidecars).
+ * Throws SHOAL_ERR_ADDRESS naming `--xds` or `--admin`, SHOAL_ERR_CONFIG naming `--xds-socket`.
  *
  * @example
  *   JSON.stringify(envoyBootstrap({ nodeId: 'web-1', cluster: 'default', xdsAddress: '127.0.0.1:7776', adminAddress: '0.0.0.0:9901' }))
  */
-export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress: string; adminAddress?: string }): object {
+export function envoyBootstrap(o: {
+  nodeId: string
+  cluster: string
+  xdsAddress: string
+  adminAddress?: string
+  xdsSocket?: string
+}): object {
   const { host, port } = checkAddress(o.xdsAddress)
+  if (o.xdsSocket !== undefined && !o.xdsSocket.startsWith('/'))
+    throw new ShoalError('SHOAL_ERR_CONFIG', `--xds-socket: "${o.xdsSocket}" is not an absolute path (the agent's --xds-socket)`)
+  const address = o.xdsSocket !== undefined ? { pipe: { path: o.xdsSocket } } : { socket_address: { address: host, port_value: port } }
   const admin = checkAddress(o.adminAddress ?? '127.0.0.1:9901', '--admin')
   const ads = { ads: {}, resource_api_version: 'V3' }
   return {
@@ -54,7 +65,7 @@ export function envoyBootstrap(o: { nodeId: string; cluster: string; xdsAddress:
             endpoints: [
               {
                 load_balancing_weight: { value: 1 },
-                lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }],
+                lb_endpoints: [{ endpoint: { address } }],
               },
             ],
           },

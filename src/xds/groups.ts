@@ -8,7 +8,8 @@
  */
 import { isIP } from 'node:net'
 import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, type AuthzRequest } from '../registry/index.js'
-import { liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+import { INBOUND_LABEL, liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+import { parseInboundLabel } from './inbound-label.js'
 
 /** The name of a ServicePort group's Cluster, ClusterLoadAssignment, Listener and RouteConfiguration: `name:servicePort`. */
 export function clusterName(name: string, servicePort: number): string {
@@ -36,6 +37,8 @@ export interface Instance {
   /** The record's tags and attributes (README "Tags and attributes"): sent as endpoint metadata. */
   tags?: readonly string[]
   attributes?: Readonly<Record<string, string>>
+  /** Where the owner's Envoy takes mTLS for this instance (record label `shoal.inbound`), if it does. */
+  inbound?: { ip: string; port: number }
 }
 
 /**
@@ -302,6 +305,7 @@ export function authzRequestOf(instances: readonly Instance[]): AuthzRequest {
 export function instancesOf(r: ServiceRecord): Instance[] {
   let list = instanceCache.get(r)
   if (!list) {
+    const inbound = parseInboundLabel(r.labels[INBOUND_LABEL])
     list = r.ports
       .filter((p) => p.type === 'tcp')
       .map((p) => {
@@ -317,6 +321,8 @@ export function instancesOf(r: ServiceRecord): Instance[] {
         }
         if (r.tags?.length) i.tags = r.tags
         if (r.attributes && Object.keys(r.attributes).length > 0) i.attributes = r.attributes
+        const at = inbound.get(p.servicePort)
+        if (at) i.inbound = at
         return i
       })
     for (const i of list) recordOfInstance.set(i, r)

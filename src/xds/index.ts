@@ -9,3 +9,4 @@ export type { XdsServerOptions, XdsServerComponents, XdsDebugInfo, XdsClientDebu
 export { envoyBootstrap, grpcBootstrap } from './bootstrap.js'
 export { nodeKindOf, clusterName } from './resources.js'
 export { validateResource } from './validate.js'
+export { formatInboundLabel, parseInboundLabel } from './inbound-label.js'

@@ -36,7 +36,10 @@ import {
   type XdsType,
 } from './protos.js'
 import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
+import { EnvoyExtras } from './envoy-extras.js'
+import { isKeySecretName } from './envoy-tls.js'
 import { ServerListeners } from './server-listeners.js'
+import { bindUnixSocket } from './unix-socket.js'
 import {
   flavourName,
   restoredVariant,
@@ -76,8 +79,14 @@ export interface XdsServerOptions {
    * every gRPC client.
    */
   tls?: { mode: TlsMode; trustDomain: string }
-  /** This agent's node name: a server Listener's allow-list comes from its records. */
+  /** This agent's node name: a server Listener's allow-list comes from its records; its instances get inbound Listeners. */
   localHost?: string
+  /**
+   * `--xds-socket`: a Unix socket (mode 0600) for the local Envoy. Only clients on it get Secrets
+   * that hold a private key (README, mTLS between Envoy sidecars); a TCP client that asks for
+   * one gets PERMISSION_DENIED and a warning naming it.
+   */
+  socket?: string
 }
 
 /**
@@ -86,8 +95,10 @@ export interface XdsServerOptions {
  */
 export interface IdentityView {
   identity(service: string): ServiceIdentity | undefined
-  /** Every identity held now. */
+  /** Every service identity held now. */
   identities(): ServiceIdentity[]
+  /** The node's own identity (what the host's Envoy shows on outbound connections), when issued. */
+  nodeIdentity?(): ServiceIdentity | undefined
   on(event: 'change', listener: (id: ServiceIdentity) => void): unknown
   on(event: 'removed', listener: (service: string) => void): unknown
   off(event: 'change', listener: (id: ServiceIdentity) => void): unknown
@@ -128,6 +139,8 @@ export interface XdsClientDebug {
   mtls: boolean
   /** The service the client says it is (node metadata `shoal.service`), or ''. */
   service: string
+  /** The listener it came through: `tcp` (`--xds`) or `unix` (`--xds-socket`). */
+  transport: Transport
   connectedAt: number
   types: XdsTypeDebug[]
 }
@@ -153,12 +166,16 @@ interface DiscoveryRequest {
   error_detail?: { code?: number; message?: string } | null
 }
 
+/** Which of the agent's ADS listeners a stream came through. */
+export type Transport = 'tcp' | 'unix'
+
 /** One ADS stream: requests in, pre-encoded DiscoveryResponses out. */
 type AdsStream = grpc.ServerDuplexStream<DiscoveryRequest, Buffer>
 
 interface Client {
   stream: number
   call: AdsStream
+  transport: Transport
   node: XdsNode | null
   kind: NodeKind
   flavour: Flavour
@@ -197,6 +214,12 @@ export class XdsServer {
   private protos: XdsProtos | null = null
   private builder: SnapshotBuilder | null = null
   private servers: ServerListeners | null = null
+  /** The local Envoy's inbound Listeners, local Clusters and Secrets (with `tls` and `localHost`). */
+  private extras: EnvoyExtras | null = null
+  /** Envoy mTLS snapshots merged with the extras, per builder snapshot. */
+  private readonly merged = new WeakMap<KindSnapshot, { epoch: number; snap: KindSnapshot }>()
+  private unixServer: grpc.Server | null = null
+  private removeSocket: (() => Promise<void>) | null = null
   /** Local services holding an identity (for an mTLS server Listener). */
   private readonly withIdentity = new Set<string>()
   private unwatchIdentities: (() => void) | null = null
@@ -216,6 +239,7 @@ export class XdsServer {
     invalid: Counter
     badRequests: Counter
     allowProblems: Counter
+    keyRefused: Counter
     conflicts: Gauge
     dropped: Gauge
     authz: Gauge
@@ -245,6 +269,10 @@ export class XdsServer {
         name: 'shoal_xds_bad_requests_total',
         help: 'DiscoveryRequests ignored, and server Listener names that do not parse',
         labelNames: ['reason'],
+      }),
+      keyRefused: counter(registry, {
+        name: 'shoal_xds_key_requests_refused_total',
+        help: 'ADS streams over TCP ended for asking for a Secret that holds a private key (served only over --xds-socket)',
       }),
       allowProblems: counter(registry, {
         name: 'shoal_xds_allow_problems_total',
@@ -290,6 +318,8 @@ export class XdsServer {
         connectTimeoutMs: this.opts.connectTimeoutMs,
         outlierIntervalMs: this.opts.outlierIntervalMs,
         trustDomain: this.opts.tls?.trustDomain,
+        node: this.opts.localHost,
+        strict: this.opts.tls?.mode === 'strict',
       },
       (flavour, bad) => {
         const type = xdsType(bad.typeUrl)!.label
@@ -308,22 +338,45 @@ export class XdsServer {
         invalid: this.m.invalid,
       },
     )
+    const tls = this.opts.tls
+    if (tls && tls.mode !== 'off' && this.opts.localHost !== undefined) {
+      this.extras = new EnvoyExtras(
+        {
+          trustDomain: tls.trustDomain,
+          node: this.opts.localHost,
+          strict: tls.mode === 'strict',
+          connectTimeoutMs: this.opts.connectTimeoutMs,
+        },
+        { protos: this.protos, log: this.log, invalid: this.m.invalid },
+      )
+    }
     this.watchIdentities()
-    const server = new grpc.Server()
-    server.addService(this.protos.adsService, {
-      StreamAggregatedResources: (call: AdsStream) => this.onStream(call),
-    })
+    const server = this.adsServer('tcp')
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(formatHostPort(this.opts.bind), grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
       ),
     )
     this.server = server
+    if (this.opts.socket !== undefined) {
+      const unix = this.adsServer('unix')
+      this.unixServer = unix
+      this.removeSocket = await bindUnixSocket(unix, this.opts.socket)
+    }
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
     this.refreshGroups()
     this.servers.update(this.components.catalog.snapshot())
-    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }) }, 'xDS server listening')
+    this.extras?.update(this.components.catalog.snapshot())
+    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }), socket: this.opts.socket }, 'xDS server listening')
     return { port: this.port }
+  }
+
+  private adsServer(transport: Transport): grpc.Server {
+    const server = new grpc.Server()
+    server.addService(this.protos!.adsService, {
+      StreamAggregatedResources: (call: AdsStream) => this.onStream(call, transport),
+    })
+    return server
   }
 
   /** Close all streams (graceful, then forced after the grace period). Idempotent. */
@@ -344,19 +397,26 @@ export class XdsServer {
         // already closed by the peer
       }
     }
-    const server = this.server
+    const servers = [this.server, this.unixServer].filter((x): x is grpc.Server => x !== null)
     this.server = null
-    if (!server) return
-    await new Promise<void>((resolve) => {
-      const force = this.clock.setTimer(this.opts.shutdownGraceMs ?? 2000, () => {
-        server.forceShutdown()
-        resolve()
-      })
-      server.tryShutdown(() => {
-        force.cancel()
-        resolve()
-      })
-    })
+    this.unixServer = null
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            const force = this.clock.setTimer(this.opts.shutdownGraceMs ?? 2000, () => {
+              server.forceShutdown()
+              resolve()
+            })
+            server.tryShutdown(() => {
+              force.cancel()
+              resolve()
+            })
+          }),
+      ),
+    )
+    await this.removeSocket?.()
+    this.removeSocket = null
   }
 
   /** Warm start: nothing is served until ready; streams opened before get their responses now. */
@@ -390,6 +450,7 @@ export class XdsServer {
       userAgent: c.node?.user_agent_name ?? '',
       kind: c.kind,
       mtls: c.flavour.mtls,
+      transport: c.transport,
       service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
       types: [...c.types.values()].map((sub) => {
@@ -433,10 +494,11 @@ export class XdsServer {
 
   // ---- streams ----
 
-  private onStream(call: AdsStream): void {
+  private onStream(call: AdsStream, transport: Transport): void {
     const c: Client = {
       stream: this.nextStream++,
       call,
+      transport,
       node: null,
       kind: 'envoy',
       flavour: { kind: 'envoy', mtls: false },
@@ -497,6 +559,7 @@ export class XdsServer {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
       c.flavour = this.flavourOf(c)
+      this.warnAtConnect(c)
       this.log.info(
         {
           stream: c.stream,
@@ -516,6 +579,7 @@ export class XdsServer {
       this.log.debug({ stream: c.stream, typeUrl }, 'DiscoveryRequest for a type Shoal does not serve')
       return
     }
+    if (type.url === TypeUrl.secret && c.transport === 'tcp' && this.refuseKeys(c, req)) return
     let sub = c.types.get(type.url)
     if (!sub) c.types.set(type.url, (sub = new TypeSubscription(type)))
     const o = sub.onRequest(req)
@@ -564,6 +628,7 @@ export class XdsServer {
   private onCatalogChange(): void {
     this.refreshGroups()
     this.servers?.update(this.components.catalog.snapshot())
+    this.extras?.update(this.components.catalog.snapshot())
     this.dirtyAll()
   }
 
@@ -577,19 +642,54 @@ export class XdsServer {
     }
   }
 
-  /** What a client is served (README, Service identity): mTLS by `--tls-mode` and its certificate providers. */
+  /**
+   * A TCP client asked for a Secret that holds a private key: the stream ends with
+   * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
+   */
+  private refuseKeys(c: Client, req: DiscoveryRequest): boolean {
+    const keys = (req.resource_names ?? []).map(String).filter(isKeySecretName)
+    if (keys.length === 0) return false
+    const peer = c.call.getPeer()
+    this.m.keyRefused.inc()
+    const details = `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`
+    this.log.warn(
+      { stream: c.stream, node: c.node?.id, peer, secrets: keys },
+      `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused; point the local Envoy at the socket (\`shoal envoy-bootstrap --xds-socket PATH\`)`,
+    )
+    this.dropClient(c)
+    c.call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }))
+    return true
+  }
+
+  /**
+   * What a client is served (README, Service identity): a gRPC client the mTLS form under
+   * `strict`, or under `permissive` when its bootstrap has Shoal's certificate providers; an
+   * Envoy the mTLS form over the Unix socket, or over TCP under `strict` (it then cannot have
+   * the keys: nothing is served in plain text), once the node's identity exists (every Secret
+   * its resources name must be served).
+   */
   private flavourOf(c: Client): Flavour {
     const mode = this.opts.tls?.mode ?? 'off'
-    // Envoy's mTLS form (SDS, inbound listeners) is not built here: Envoy gets plain text.
-    if (mode === 'off' || c.kind !== 'grpc') return { kind: c.kind, mtls: false }
-    const capable = mtlsCapable(c.node)
-    if (mode === 'strict' && !capable) {
+    if (mode === 'off') return { kind: c.kind, mtls: false }
+    if (c.kind === 'envoy') return { kind: 'envoy', mtls: this.extras?.ready === true && (c.transport === 'unix' || mode === 'strict') }
+    return { kind: c.kind, mtls: mode === 'strict' || mtlsCapable(c.node) }
+  }
+
+  /** A client that will not get what it likely expects is told so once, when it connects. */
+  private warnAtConnect(c: Client): void {
+    const mode = this.opts.tls?.mode ?? 'off'
+    if (mode === 'strict' && c.kind === 'grpc' && !mtlsCapable(c.node)) {
       this.log.warn(
         { stream: c.stream, node: c.node?.id, userAgent: c.node?.user_agent_name },
         'gRPC client without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK; make its bootstrap with `shoal grpc-bootstrap --service NAME --tls-dir DIR`',
       )
     }
-    return { kind: c.kind, mtls: mode === 'strict' || capable }
+    if (mode === 'permissive' && c.kind === 'envoy' && c.transport === 'tcp' && this.extras) {
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, peer: c.call.getPeer() },
+        'Envoy connected over TCP: it gets plain-text resources; mTLS needs its keys, which go only over the Unix socket (--xds-socket; `shoal envoy-bootstrap --xds-socket PATH`)',
+      )
+    }
   }
 
   /** Follow which local services hold an identity: an mTLS server Listener waits for one. */
@@ -601,14 +701,27 @@ export class XdsServer {
       this.dirtyAll()
     }
     const onChange = (id: ServiceIdentity): void => {
-      if (this.withIdentity.has(id.service)) return
+      // A renewal changes only the Envoy's Secrets (a new version of each), nothing that names them.
+      if (this.extras) {
+        const before = this.extras.epoch
+        this.extras.setIdentity(id)
+        if (this.extras.epoch !== before) this.dirtyAll()
+      }
+      if (id.node !== undefined || this.withIdentity.has(id.service)) return
       this.withIdentity.add(id.service)
       changed()
     }
     const onRemoved = (service: string): void => {
+      this.extras?.removeIdentity(service)
       if (this.withIdentity.delete(service)) changed()
+      else this.dirtyAll()
     }
-    for (const id of ids.identities()) this.withIdentity.add(id.service)
+    for (const id of ids.identities()) {
+      this.withIdentity.add(id.service)
+      this.extras?.setIdentity(id)
+    }
+    const node = ids.nodeIdentity?.()
+    if (node) this.extras?.setIdentity(node)
     ids.on('change', onChange)
     ids.on('removed', onRemoved)
     this.unwatchIdentities = () => {
@@ -698,7 +811,24 @@ export class XdsServer {
   private snapshotFor(flavour: Flavour): KindSnapshot {
     const out = this.builder!.build(this.components.catalog.snapshot(), flavour)
     this.report()
-    return out
+    return flavour.kind === 'envoy' && flavour.mtls && this.extras ? this.withExtras(out, this.extras) : out
+  }
+
+  /** The Envoy mTLS snapshot with the inbound Listeners, local Clusters and Secrets added (cached per input). */
+  private withExtras(base: KindSnapshot, extras: EnvoyExtras): KindSnapshot {
+    const hit = this.merged.get(base)
+    if (hit && hit.epoch === extras.epoch) return hit.snap
+    const m = extras.maps
+    const add = (a: Map<string, ServedResource>, b: Map<string, ServedResource>) => (b.size ? new Map([...a, ...b]) : a)
+    const resources = {
+      ...base.resources,
+      [TypeUrl.cluster]: add(base.resources[TypeUrl.cluster], m.clusters),
+      [TypeUrl.listener]: add(base.resources[TypeUrl.listener], m.listeners),
+      [TypeUrl.secret]: m.secrets,
+    }
+    const snap: KindSnapshot = { ...base, resources }
+    this.merged.set(base, { epoch: extras.epoch, snap })
+    return snap
   }
 
   /** One catalog-driven push: every subscribed type, in order. */
@@ -719,6 +849,7 @@ export class XdsServer {
    */
   private sync(c: Client, changeAt: number | null): void {
     if (c.closed) return
+    c.flavour = this.flavourOf(c)
     const snap = this.snapshotFor(c.flavour)
     c.waiting = false
     const changedClusters: string[] = []

@@ -10,6 +10,7 @@ import type { CatalogSnapshot } from '../registry/types.js'
 import { GroupIndex, sameAuthz, type AuthzIssue, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
+import { withEnvoyMtls } from './envoy-tls.js'
 import { withGrpcUpstreamTls } from './tls.js'
 import { validateResource } from './validate.js'
 
@@ -196,8 +197,12 @@ export class SnapshotBuilder {
 
   constructor(
     private readonly protos: XdsProtos,
-    /** `trustDomain`: the SPIFFE trust domain of mTLS flavours (required to build one). */
-    private readonly opts: ResourceOptions & { trustDomain?: string },
+    /**
+     * mTLS flavours need `trustDomain`; Envoy's also `node` (this agent: its own instances are
+     * reached directly, and it shows the node's identity) and `strict` (other hosts' instances
+     * without an inbound address are left out).
+     */
+    private readonly opts: ResourceOptions & { trustDomain?: string; node?: string; strict?: boolean },
     /** Called once for each newly built resource that fails validation (it is not served). */
     private readonly onInvalid: (flavour: Flavour, bad: InvalidResource) => void,
   ) {}
@@ -301,6 +306,8 @@ export class SnapshotBuilder {
     stats.groupsRebuilt++
     const set = buildGroupResources(g, flavour.kind, this.opts)
     if (flavour.mtls && flavour.kind === 'grpc') withGrpcUpstreamTls(set, this.opts.trustDomain!, g.name)
+    if (flavour.mtls && flavour.kind === 'envoy')
+      withEnvoyMtls(set, g, { trustDomain: this.opts.trustDomain!, node: this.opts.node!, strict: this.opts.strict === true })
     const out: GroupMemo = { g, entries: [], invalid: [] }
     // The same object may have been validated for another flavour (clusters are kind-independent,
     // assignments and listeners do not depend on mTLS).
@@ -342,6 +349,7 @@ function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
     const y = b.instances[k]!
     if (x === y) continue
     if (x.host !== y.host || x.id !== y.id || x.status !== y.status || x.ip !== y.ip || x.port !== y.port) return false
+    if (x.inbound?.ip !== y.inbound?.ip || x.inbound?.port !== y.inbound?.port) return false
   }
   return true
 }
