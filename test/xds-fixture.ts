@@ -213,3 +213,19 @@ export function echoCatalog(): FixtureCatalog {
     host('h2', [rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: 9002, mode: 'grpc' })]),
   ])
 }
+
+/** Decode every Any inside a decoded resource, recursively (what Envoy reads). */
+export function deepDecode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(deepDecode)
+  if (!v || typeof v !== 'object' || Buffer.isBuffer(v) || v instanceof Uint8Array) return v
+  const o = v as Record<string, unknown>
+  if (typeof o.type_url === 'string' && (o.value instanceof Uint8Array || Buffer.isBuffer(o.value))) {
+    const T = loadXdsProtos().typeOf(o.type_url)
+    if (T)
+      return {
+        '@type': o.type_url,
+        ...(deepDecode(T.toObject(T.decode(o.value as Uint8Array), { defaults: false, enums: String, longs: Number })) as object),
+      }
+  }
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, deepDecode(x)]))
+}

@@ -12,7 +12,6 @@
 //     the peer and counted; over the socket it is served; the socket file is 0600 and goes at stop.
 import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs'
-import { createServer, connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -20,29 +19,13 @@ import { Registry } from 'prom-client'
 import { VirtualClock } from '../src/clock.js'
 import { IdentityIssuer } from '../src/identity/index.js'
 import type { ServiceRecord } from '../src/registry/types.js'
-import { loadXdsProtos } from '../src/xds/protos.js'
 import { capturedLogger } from './lib/log.js'
 import { makePki } from './lib/identity.js'
-import { AdsClient, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type DecodedResponse } from './xds-fixture.js'
+import { tlsServer } from './lib/tls-handshake.js'
+import { AdsClient, deepDecode, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type DecodedResponse } from './xds-fixture.js'
 
 const TD = 'prod'
 const MIN = 60_000
-
-/** Decode every Any inside a decoded resource, recursively (what Envoy reads). */
-export function deepDecode(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(deepDecode)
-  if (!v || typeof v !== 'object' || Buffer.isBuffer(v) || v instanceof Uint8Array) return v
-  const o = v as Record<string, unknown>
-  if (typeof o.type_url === 'string' && (o.value instanceof Uint8Array || Buffer.isBuffer(o.value))) {
-    const T = loadXdsProtos().typeOf(o.type_url)
-    if (T)
-      return {
-        '@type': o.type_url,
-        ...(deepDecode(T.toObject(T.decode(o.value as Uint8Array), { defaults: false, enums: String, longs: Number })) as object),
-      }
-  }
-  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, deepDecode(x)]))
-}
 
 function inbound(r: ServiceRecord, sp: number, port: number, extra: Record<string, string> = {}): ServiceRecord {
   return { ...r, labels: { ...r.labels, 'shoal.inbound': `${sp}=127.0.0.1:${port}`, ...extra } }
@@ -118,40 +101,10 @@ t.test('1. the Secrets from the socket make a mutual TLS handshake in Node, SPIF
   const b = sds.get('shoal/svc/b').tls_certificate
   const a = sds.get('shoal/svc/a').tls_certificate
   const ca = sds.get('shoal/roots').validation_context.trusted_ca.inline_string as string
-  const server = createServer({
-    cert: b.certificate_chain.inline_string,
-    key: b.private_key.inline_string,
-    ca,
-    requestCert: true,
-    rejectUnauthorized: true,
-  })
-  let seen = ''
-  server.on('secureConnection', (s: TLSSocket) => {
-    seen = s.getPeerX509Certificate()?.subjectAltName ?? ''
-    s.end('ok')
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
-  const port = (server.address() as { port: number }).port
-  const dial = (expect: string) =>
-    new Promise<string>((resolve) => {
-      const s = tlsConnect({
-        host: '127.0.0.1',
-        port,
-        cert: a.certificate_chain.inline_string,
-        key: a.private_key.inline_string,
-        ca,
-        checkServerIdentity: (_h, cert) =>
-          cert.subjectaltname === `URI:${expect}` ? undefined : new Error(`not ${expect}: ${cert.subjectaltname}`),
-      })
-      s.on('data', () => {
-        s.end()
-        resolve('ok')
-      })
-      s.on('error', (err) => resolve(err.message))
-    })
+  const hs = await tlsServer(t, { cert: b.certificate_chain.inline_string, key: b.private_key.inline_string, ca })
+  const dial = (expect: string) => hs.dial({ cert: a.certificate_chain.inline_string, key: a.private_key.inline_string, ca }, expect)
   t.equal(await dial(`spiffe://${TD}/svc/b`), 'ok', "the client's check of b's SPIFFE ID passes and the handshake completes")
-  t.equal(seen, `URI:spiffe://${TD}/svc/a`, "the server sees a's SPIFFE ID")
+  t.equal(hs.peers[0], `URI:spiffe://${TD}/svc/a`, "the server sees a's SPIFFE ID")
   t.match(await dial(`spiffe://${TD}/svc/x`), /not spiffe:\/\/prod\/svc\/x/, 'a check for another name fails')
   t.equal(new X509Certificate(b.certificate_chain.inline_string).subjectAltName, `URI:spiffe://${TD}/svc/b`)
 })

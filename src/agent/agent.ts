@@ -249,7 +249,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
 
     // The agent's own labels (shoal.inbound) on what each source reports.
-    const inbound = new InboundPorts(cfg.inboundPorts, cfg.advertise.host, log.child({ component: 'inbound' }))
+    const inbound = new InboundPorts(cfg.inboundPorts, cfg.advertise.host, log.child({ component: 'inbound' }), this.registry)
     for (const s of sources) {
       s.on('change', (specs) => local.setSource(s.source, inbound.decorate(s.source, specs)))
       await this.run(`${s.source}-source`, s, (src) => src.start())

@@ -5,7 +5,9 @@
  * (`SERVICEPORT=IP:PORT,...`, IP the advertise address), which other hosts' Envoys read to reach
  * it over mTLS. The label is the agent's: a source that sets it has it removed, with a warning.
  */
+import type { Registry } from 'prom-client'
 import type { Logger } from '../log.js'
+import { counter } from '../metrics.js'
 import { INBOUND_LABEL, type LocalServiceSpec } from '../registry/index.js'
 import { formatInboundLabel } from '../xds/index.js'
 
@@ -15,23 +17,38 @@ export class InboundPorts {
   /** The keys (`id|servicePort`) each source holds now. */
   private readonly perSource = new Map<string, Set<string>>()
   private readonly warned = new Set<string>()
+  private readonly problems
 
   constructor(
     private readonly range: { from: number; to: number } | undefined,
     private readonly ip: string,
     private readonly log: Logger,
-  ) {}
+    registry?: Registry,
+  ) {
+    this.problems = counter(registry, {
+      name: 'shoal_inbound_port_problems_total',
+      help: 'Inbound mTLS ports not given as asked: source_label (a source set shoal.inbound, removed), range_full (--inbound-ports exhausted)',
+      labelNames: ['reason'],
+    })
+  }
 
   /** One source's specs with their inbound label set (or removed, without `--inbound-ports`). */
   decorate(source: string, specs: LocalServiceSpec[]): LocalServiceSpec[] {
-    const keys = new Set<string>()
-    const out = specs.map((spec) => {
+    const keyOf = (id: string, servicePort: number) => `${id}|${servicePort}`
+    // This source's current instances first: a full range reclaims only ports of instances no
+    // source lists now, this report included.
+    this.perSource.set(
+      source,
+      new Set(specs.flatMap((s) => s.ports.filter((p) => p.type === 'tcp').map((p) => keyOf(s.id, p.servicePort)))),
+    )
+    return specs.map((spec) => {
       const labels = { ...spec.labels }
       if (labels[INBOUND_LABEL] !== undefined) {
         this.once(
           `set:${spec.id}`,
-          { id: spec.id, service: spec.name, source },
-          `label ${INBOUND_LABEL} is set by the agent, not by a source: removed`,
+          'source_label',
+          { id: spec.id, service: spec.name, source, origin: spec.origin, value: labels[INBOUND_LABEL] },
+          `label ${INBOUND_LABEL} is set by the agent (from --inbound-ports), not by a source: removed; drop it from the container or the static file`,
         )
         delete labels[INBOUND_LABEL]
       }
@@ -39,8 +56,7 @@ export class InboundPorts {
         const entries: Array<[number, { ip: string; port: number }]> = []
         for (const p of spec.ports) {
           if (p.type !== 'tcp') continue
-          const key = `${spec.id}|${p.servicePort}`
-          keys.add(key)
+          const key = keyOf(spec.id, p.servicePort)
           const port = this.portOf(key)
           if (port !== undefined) entries.push([p.servicePort, { ip: this.ip, port }])
         }
@@ -48,8 +64,6 @@ export class InboundPorts {
       }
       return { ...spec, labels }
     })
-    this.perSource.set(source, keys)
-    return out
   }
 
   private portOf(key: string): number | undefined {
@@ -68,7 +82,8 @@ export class InboundPorts {
     }
     if (port === undefined) {
       this.once(
-        'full',
+        `full:${key}`,
+        'range_full',
         { key, range: `${this.range!.from}-${this.range!.to}` },
         'no inbound port left in --inbound-ports: this instance is not reachable over mTLS; widen the range',
       )
@@ -84,9 +99,11 @@ export class InboundPorts {
     return undefined
   }
 
-  private once(key: string, fields: object, msg: string): void {
+  /** Warn and count once per key (a source re-reports its whole set on every change). */
+  private once(key: string, reason: 'source_label' | 'range_full', fields: object, msg: string): void {
     if (this.warned.has(key)) return
     this.warned.add(key)
+    this.problems.inc({ reason })
     this.log.warn(fields, msg)
   }
 }
