@@ -60,7 +60,9 @@ async function watchFor(
   c.send({ node: ENVOY_NODE, type_url: type, ...(names ? { resource_names: names } : {}) })
   for (;;) {
     const r = await c.next(30_000, type).catch((err: Error) => {
-      throw new Error(`${err.message} (closed ${c.closed}, ${c.error?.message ?? ''}; pending ${c.pending().map((x) => x.type_url + ' ' + x.names.join(' '))})`)
+      throw new Error(
+        `${err.message} (closed ${c.closed}, ${c.error?.message ?? ''}; pending ${c.pending().map((x) => x.type_url + ' ' + x.names.join(' '))})`,
+      )
     })
     c.ack(r, names ?? []) // [] keeps a wildcard subscription
     if (ok(r)) return r
