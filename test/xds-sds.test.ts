@@ -277,3 +277,27 @@ t.test('4. over TCP a key Secret is refused, logged with the peer and counted; o
   await server.stop()
   t.notOk(existsSync(socket), 'the socket file is gone after stop')
 })
+
+t.test(
+  "a peer's shoal.inbound that does not read: logged once with the record and value, counted, the instance reached in plain text",
+  async (t) => {
+    const { viaSocket, lines, registry, cat } = await setup(t)
+    const hosts = cat.snapshot().hosts
+    const bad = { ...rec({ host: 'h3', id: 'b3', name: 'b', servicePort: 10011, port: 9311, ip: '127.0.0.3' }) }
+    bad.labels = { 'shoal.inbound': '10011=not-an-ip:15200' }
+    cat.set([...hosts, host('h3', [bad])])
+    cat.set([...hosts, host('h3', [bad])]) // the same record again: no second report
+    const warns = lines.filter((l) => /does not read/.test(l.msg))
+    t.equal(warns.length, 1, 'one warning')
+    t.match(warns[0], { host: 'h3', id: 'b3', value: '10011=not-an-ip:15200', bad: ['10011=not-an-ip:15200'] })
+    t.match(warns[0]!.msg, /reached in plain text/)
+    t.equal((await registry.getSingleMetric('shoal_xds_bad_inbound_labels_total')!.get()).values[0]?.value, 1, 'counted')
+    const c = viaSocket()
+    await envoyStart(c)
+    c.send({ type_url: TypeUrl.endpoint, resource_names: ['b:10011'] })
+    const cla = (await c.next(5000, TypeUrl.endpoint)).resources[0] as any
+    const at = cla.endpoints.flatMap((l: any) => l.lb_endpoints).find((e: any) => e.endpoint.address.socket_address.address === '127.0.0.3')
+    t.equal(at?.endpoint.address.socket_address.port_value, 9311, "h3's b is reached at its own address (permissive)")
+    t.notOk(at?.metadata, 'in plain text')
+  },
+)

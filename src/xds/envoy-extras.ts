@@ -49,6 +49,8 @@ export interface EnvoyExtrasComponents {
   log: Logger
   /** Counts a resource that failed validation (by type label). */
   invalid: Counter
+  /** Counts a record whose `shoal.inbound` does not read (once per record version and value). */
+  badInbound: Counter
 }
 
 /** What the merge takes: each map replaced, never mutated, when it changes. */
@@ -66,6 +68,10 @@ export class EnvoyExtras {
   private node: ServiceIdentity | undefined
   private specs: InboundSpec[] = []
   private readonly cache = new Map<string, ServedResource | null>()
+  /** Records whose `shoal.inbound` was checked (records are immutable: a change is a new object). */
+  private readonly checked = new WeakSet<ServiceRecord>()
+  /** `host|id|value` of bad labels already reported. */
+  private readonly reported = new Set<string>()
 
   constructor(
     private readonly opts: EnvoyExtrasOptions,
@@ -90,6 +96,7 @@ export class EnvoyExtras {
 
   /** Read this host's instances with an inbound address, and who may call them, from a catalog snapshot. */
   update(snap: CatalogSnapshot): void {
+    this.checkLabels(snap)
     const local = snap.hosts.find((h) => h.name === this.opts.node)
     const specs: InboundSpec[] = []
     if (local) {
@@ -118,6 +125,34 @@ export class EnvoyExtras {
     if (JSON.stringify(specs) === JSON.stringify(this.specs)) return
     this.specs = specs
     this.rebuild()
+  }
+
+  /**
+   * A `shoal.inbound` that does not read (the owner agent writes it: a peer of another release,
+   * or a bug) leaves those ServicePorts without an inbound address: reached in plain text under
+   * permissive, left out under strict. Each is logged once and counted.
+   */
+  private checkLabels(snap: CatalogSnapshot): void {
+    for (const h of snap.hosts) {
+      for (const r of liveRecordsOf(h)) {
+        if (this.checked.has(r)) continue
+        this.checked.add(r)
+        const value = r.labels[INBOUND_LABEL]
+        if (value === undefined) continue
+        const bad: string[] = []
+        parseInboundLabel(value, bad)
+        const key = `${r.host}|${r.id}|${value}`
+        if (bad.length === 0 || this.reported.has(key)) continue
+        this.reported.add(key)
+        this.c.badInbound.inc()
+        this.c.log.warn(
+          { host: r.host, id: r.id, service: r.name, label: INBOUND_LABEL, value, bad },
+          `${r.host}/${r.id}: label ${INBOUND_LABEL}="${value}" does not read (${bad.join(', ')} is not SERVICEPORT=IP:PORT): those ServicePorts have no inbound mTLS address (${
+            this.opts.strict ? 'left out under strict' : 'reached in plain text'
+          }); check that host's agent (its release and --inbound-ports)`,
+        )
+      }
+    }
   }
 
   private callers(r: ServiceRecord, hostsOf: Map<string, Set<string>> | undefined): InboundCallers | undefined {

@@ -9,19 +9,26 @@
  */
 import { formatHostPort, parseHostPort } from '../address.js'
 
-/** ServicePort -> inbound address; a part that is not `SERVICEPORT=IP:PORT` is skipped (that port has none). */
-export function parseInboundLabel(value: string | undefined): Map<number, { ip: string; port: number }> {
+/**
+ * ServicePort -> inbound address. A part that is not `SERVICEPORT=IP:PORT` is skipped (that
+ * ServicePort has none) and, when `bad` is given, pushed there as written.
+ */
+export function parseInboundLabel(value: string | undefined, bad?: string[]): Map<number, { ip: string; port: number }> {
   const out = new Map<number, { ip: string; port: number }>()
   if (!value) return out
   for (const part of value.split(',')) {
     const eq = part.indexOf('=')
     const sp = Number(part.slice(0, eq))
-    if (eq < 1 || !Number.isInteger(sp) || sp < 1 || sp > 65535) continue
+    if (eq < 1 || !Number.isInteger(sp) || sp < 1 || sp > 65535) {
+      bad?.push(part)
+      continue
+    }
     try {
       const hp = parseHostPort(part.slice(eq + 1).trim(), 'shoal.inbound', { ipOnly: true })
       out.set(sp, { ip: hp.host, port: hp.port })
     } catch {
       // Not an IP:PORT: that ServicePort has no inbound address (reached directly, or not at all in strict).
+      bad?.push(part)
     }
   }
   return out

@@ -240,6 +240,7 @@ export class XdsServer {
     badRequests: Counter
     allowProblems: Counter
     keyRefused: Counter
+    badInbound: Counter
     conflicts: Gauge
     dropped: Gauge
     authz: Gauge
@@ -273,6 +274,10 @@ export class XdsServer {
       keyRefused: counter(registry, {
         name: 'shoal_xds_key_requests_refused_total',
         help: 'ADS streams over TCP ended for asking for a Secret that holds a private key (served only over --xds-socket)',
+      }),
+      badInbound: counter(registry, {
+        name: 'shoal_xds_bad_inbound_labels_total',
+        help: 'Records whose shoal.inbound label does not read (counted once per record and value): those ServicePorts have no inbound mTLS address',
       }),
       allowProblems: counter(registry, {
         name: 'shoal_xds_allow_problems_total',
@@ -347,7 +352,7 @@ export class XdsServer {
           strict: tls.mode === 'strict',
           connectTimeoutMs: this.opts.connectTimeoutMs,
         },
-        { protos: this.protos, log: this.log, invalid: this.m.invalid },
+        { protos: this.protos, log: this.log, invalid: this.m.invalid, badInbound: this.m.badInbound },
       )
     }
     this.watchIdentities()
