@@ -301,3 +301,18 @@ t.test(
     t.notOk(at?.metadata, 'in plain text')
   },
 )
+
+t.test('over TCP a wildcard Secret request (`*`) is refused as well: it asks for every key', async (t) => {
+  for (const mode of ['permissive', 'strict'] as const) {
+    const { connect } = await setup(t, { mode })
+    const tcp = connect()
+    await envoyStart(tcp)
+    tcp.send({ type_url: TypeUrl.secret, resource_names: ['*'] })
+    const got = await tcp.next(3000, TypeUrl.secret).catch(() => null)
+    t.notOk(
+      got?.resources.some((x: any) => x.tls_certificate?.private_key),
+      `${mode}: no key sent over TCP (got ${got ? got.names.join(', ') || 'an empty response' : 'nothing'})`,
+    )
+    t.equal(tcp.error?.code, 7, `${mode}: the stream ends with PERMISSION_DENIED`)
+  }
+})

@@ -652,7 +652,8 @@ export class XdsServer {
    * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
    */
   private refuseKeys(c: Client, req: DiscoveryRequest): boolean {
-    const keys = (req.resource_names ?? []).map(String).filter(isKeySecretName)
+    // `*` asks for every Secret, keys included.
+    const keys = (req.resource_names ?? []).map(String).filter((n) => n === '*' || isKeySecretName(n))
     if (keys.length === 0) return false
     const peer = c.call.getPeer()
     this.m.keyRefused.inc()
@@ -1014,6 +1015,9 @@ export class XdsServer {
   private send(c: Client, sub: TypeSubscription, content: Map<string, ServedResource>, force: boolean, changeAt: number | null): boolean {
     const label = sub.type.label
     if (c.kind === 'grpc' && sub.type.fullSet && (sub.deleted.size || sub.restored.size)) content = this.restoredForms(sub, content)
+    // The last guard (refuseKeys ends such streams first): a key never leaves over TCP.
+    if (c.transport === 'tcp' && sub.type.url === TypeUrl.secret && [...content.keys()].some(isKeySecretName))
+      content = new Map([...content].filter(([name]) => !isKeySecretName(name)))
     const version = versionOfSet(content)
     if (sub.nacked.has(version)) {
       this.log.debug({ stream: c.stream, type: label, version }, 'version was NACKed before: not re-sent')
