@@ -21,7 +21,17 @@ export { STATIC_FILE_SCHEMA, staticSchemaProblems } from './static-schema.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
-export { ALLOW_LABEL, INBOUND_LABEL, ServiceStatus, StatusReason, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
+export {
+  ALLOW_LABEL,
+  INBOUND_LABEL,
+  ServiceStatus,
+  StatusReason,
+  ProxyMode,
+  isUp,
+  liveRecords,
+  liveRecordsOf,
+  takesTraffic,
+} from './types.js'
 export type {
   ServicePortSpec,
   Version,
