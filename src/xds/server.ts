@@ -166,6 +166,9 @@ interface DiscoveryRequest {
   error_detail?: { code?: number; message?: string } | null
 }
 
+/** A refused key request is logged at most this often per node id and peer address (each is counted). */
+const KEY_WARN_INTERVAL_MS = 60_000
+
 /** Which of the agent's ADS listeners a stream came through. */
 export type Transport = 'tcp' | 'unix'
 
@@ -219,6 +222,8 @@ export class XdsServer {
   /** Envoy mTLS snapshots merged with the extras, per builder snapshot. */
   private readonly merged = new WeakMap<KindSnapshot, { epoch: number; snap: KindSnapshot }>()
   private unixServer: grpc.Server | null = null
+  /** When a refused key request was last logged, by node id and peer address. */
+  private readonly keyWarnedAt = new Map<string, number>()
   private removeSocket: (() => Promise<void>) | null = null
   /** Local services holding an identity (for an mTLS server Listener). */
   private readonly withIdentity = new Set<string>()
@@ -657,11 +662,20 @@ export class XdsServer {
     if (keys.length === 0) return false
     const peer = c.call.getPeer()
     this.m.keyRefused.inc()
+    // An Envoy pointed at TCP retries at once and for ever: one warning a minute per node and peer address.
+    const who = `${c.node?.id ?? ''}|${peer.replace(/:\d+$/, '')}`
+    const now = this.clock.now()
+    const last = this.keyWarnedAt.get(who)
+    const warn = last === undefined || now - last >= KEY_WARN_INTERVAL_MS
+    if (warn) this.keyWarnedAt.set(who, now)
+    if (this.keyWarnedAt.size > 1000)
+      for (const [k, at] of this.keyWarnedAt) if (now - at >= KEY_WARN_INTERVAL_MS) this.keyWarnedAt.delete(k)
     const details = `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`
-    this.log.warn(
-      { stream: c.stream, node: c.node?.id, peer, secrets: keys },
-      `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused; point the local Envoy at the socket (\`shoal envoy-bootstrap --xds-socket PATH\`)`,
-    )
+    if (warn)
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, peer, secrets: keys },
+        `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused; point the local Envoy at the socket (\`shoal envoy-bootstrap --xds-socket PATH\`)`,
+      )
     this.dropClient(c)
     c.call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }))
     return true
