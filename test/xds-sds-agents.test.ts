@@ -9,8 +9,7 @@
 //    tls module: B's inbound side shows b's leaf (B's intermediate) and requires a client
 //    certificate; A's outbound side shows A's node leaf (A's intermediate) and checks b's SAN;
 //  - over A's TCP port the node's key Secret is refused.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
@@ -71,8 +70,7 @@ async function watchFor(
 
 t.test("two agents: b reached over mTLS at B's inbound address, with Secrets that complete the handshake", async (t) => {
   const pki = await makePki(t, { cluster: TD, nodes: ['na', 'nb'] })
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-sds-agents-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = pki.base // removed at teardown with the PKI
   const A = await agent(t, dir, pki.tlsDir('na'), 'na', 'a', 10010)
   const B = await agent(t, dir, pki.tlsDir('nb'), 'nb', 'b', 10011, `127.0.0.1:${A.agent.bound.gossip}`)
 
