@@ -39,7 +39,10 @@ function catalog(bLabels: Record<string, string> = {}): FixtureCatalog {
       inbound(rec({ host: 'h1', id: 'b1', name: 'b', servicePort: 10011, port: 9011 }), 10011, 15001, bLabels),
     ]),
     host('h2', [
-      inbound(rec({ host: 'h2', id: 'b2', name: 'b', servicePort: 10011, port: 9111, ip: '127.0.0.2' }), 10011, 15100),
+      {
+        ...inbound(rec({ host: 'h2', id: 'b2', name: 'b', servicePort: 10011, port: 9111, ip: '127.0.0.2' }), 10011, 15100),
+        tags: ['blue'],
+      },
       inbound(rec({ host: 'h2', id: 'c2', name: 'c', servicePort: 10012, port: 9112, ip: '127.0.0.2' }), 10012, 15101),
     ]),
   ])
@@ -179,6 +182,8 @@ t.test('2. inbound Listeners, local Clusters, transport socket matches and inbou
       `${mode}: h2's b through its inbound port over mTLS, this host's b directly`,
     )
 
+    const moved = cla.endpoints.flatMap((l: any) => l.lb_endpoints).find((e: any) => e.endpoint.address.socket_address.port_value === 15100)
+    t.ok(moved?.metadata?.filter_metadata?.shoal, `${mode}: the moved endpoint keeps its tags metadata beside the match`)
     // Every Secret a Listener or Cluster names is served.
     const named = new Set<string>()
     const collect = (v: unknown, key = ''): void => {

@@ -83,7 +83,7 @@ export function envoyUpstreamTls(trustDomain: string, node: string, service: str
 interface LbEndpoint {
   endpoint: { address: { socket_address: { address: string; port_value: number } } }
   health_status?: string
-  metadata?: object
+  metadata?: { filter_metadata?: Record<string, unknown> }
 }
 
 export interface EnvoyMtlsOptions {
@@ -118,7 +118,8 @@ export function withEnvoyMtls(set: ResourceSet, g: ServicePortGroup, o: EnvoyMtl
           {
             ...e,
             endpoint: { address: { socket_address: { address: i.inbound.ip, port_value: i.inbound.port } } },
-            metadata: { filter_metadata: { 'envoy.transport_socket_match': MATCH_STRUCT } },
+            // Beside what the endpoint carries (its tags and attributes: resources.ts).
+            metadata: { filter_metadata: { ...e.metadata?.filter_metadata, 'envoy.transport_socket_match': MATCH_STRUCT } },
           },
         ]
       })
