@@ -83,7 +83,7 @@ t.test('the agent: 60 HttpGet runs against an endpoint that never finishes its b
   t.notOk(statuses.has('alive'), `the instance never turned alive (seen: ${[...statuses].join(', ')})`)
   t.ok(statuses.has('unhealthy'), 'it is unhealthy')
   const metrics = await (await fetch(`${agent.http}/metrics`)).text()
-  t.match(metrics, /shoal_health_checks_total\{type="HttpGet",result="timeout"\} \d{2}/, 'the runs counted as timeouts')
+  t.match(metrics, /shoal_health_checks_total\{service="stall",type="HttpGet",result="timeout"\} \d{2}/, 'the runs counted as timeouts')
   t.equal(await agent.stop('SIGTERM'), 0)
 })
 

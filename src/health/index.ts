@@ -6,5 +6,5 @@
  */
 export { HealthScheduler } from './scheduler.js'
 export type { HealthSchedulerOptions, HealthSchedulerComponents } from './scheduler.js'
-export { CheckType } from './types.js'
-export type { CheckSpec, CheckStatus, DockerHealth, DockerHealthFeed } from './types.js'
+export { CheckType, CHECK_OUTPUT_BYTES } from './types.js'
+export type { CheckSpec, CheckStatus, CheckResult, CheckOutcome, CheckContext, DockerHealth, DockerHealthFeed } from './types.js'
