@@ -14,6 +14,7 @@ import {
   GossipBridge,
   LocalServices,
   REGISTRY_PROTOCOL,
+  ServicePortConflicts,
   StaticSource,
   type CatalogView,
   type ServiceSource,
@@ -205,6 +206,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const s of sources) local.setSource(s.source, [])
     await this.run('local-services', local, (l) => l.start())
 
+    // ServicePort conflicts from the catalog itself, whatever xDS client is connected (or none).
+    const conflicts = new ServicePortConflicts({ catalog, logger: log })
+    await this.run('serviceport-conflicts', conflicts, (c) => c.start())
+
     const xds = new XdsServer(
       {
         bind: cfg.xds,
@@ -224,6 +229,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         catalog,
         membership: gossip,
         control: local,
+        conflicts: () => conflicts.list(),
         ready: () => this.ready,
         joinPending: () => this.joinWatch.pending(),
         keys: () => gossip.keyUse(),
@@ -281,7 +287,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       () => gossip.stats(),
       () => gossip.members(),
     )
-    registerCatalogMetrics(this.registry, catalog)
+    registerCatalogMetrics(this.registry, catalog, () => conflicts.list().length)
     registerRegistryMetrics(this.registry, () => ({
       trimmed: local.stats.trimmed,
       refused: local.stats.refused,

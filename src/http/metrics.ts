@@ -128,7 +128,15 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
  * @example
  *   registerCatalogMetrics(registry, catalog)
  */
-export function registerCatalogMetrics(registry: Registry, catalog: CatalogView): void {
+export function registerCatalogMetrics(registry: Registry, catalog: CatalogView, conflicts: () => number = () => 0): void {
+  new Gauge({
+    name: 'shoal_catalog_serviceport_conflicts',
+    help: 'ServicePorts claimed by more than one service name (only the first name is served).',
+    registers: [registry],
+    collect() {
+      this.set(conflicts())
+    },
+  })
   new Gauge({
     name: 'shoal_catalog_services',
     help: 'Service instances of alive or suspect hosts (current boot), by status.',

@@ -104,6 +104,20 @@ export function fitSpec(input: LocalServiceSpec, host: string): FitResult {
   return { spec, problems }
 }
 
+/**
+ * A status detail as the owner writes it into a record: well-formed, on one line, at most
+ * `RecordLimits.detail.build` characters (cut with `…`; a marker would not leave room for
+ * the detail itself).
+ *
+ * @example
+ *   fitDetail('Tcp 10.0.0.5:5432: connection refused') // unchanged
+ */
+export function fitDetail(reason: string): string {
+  const max = RecordLimits.detail.build
+  const line = reason.toWellFormed().replace(/\s+/g, ' ').trim()
+  return line.length <= max ? line : head(line, max - 1) + '…'
+}
+
 function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitName, message: string) => void): Record<string, string> {
   const L = RecordLimits
   const labels = new Map<string, string>()
@@ -253,6 +267,8 @@ function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
     reason: 'r'.repeat(RecordLimits.reason.build),
     ...(spec.tags ? { tags: spec.tags } : {}),
     ...(spec.attributes ? { attributes: spec.attributes } : {}),
+    // The longest detail a status can bring, in characters of up to three bytes of UTF-8.
+    detail: '\u20ac'.repeat(RecordLimits.detail.build),
   }
 }
 

@@ -10,9 +10,11 @@ export { GossipBridge } from './bridge.js'
 export type { GossipLike, GossipBridgeOptions, GossipBridgeStats } from './bridge.js'
 export { LocalServices } from './local.js'
 export type { HealthLike, LocalServicesOptions, LocalServicesStats } from './local.js'
+export { ServicePortConflicts, compareServiceNames } from './conflicts.js'
+export type { ServicePortConflict } from './conflicts.js'
 export { RecordLimits } from './limits.js'
 export type { RecordLimit, RecordLimitName } from './limits.js'
-export { fitSpec } from './fit.js'
+export { fitSpec, fitDetail } from './fit.js'
 export type { FitResult, LimitProblem } from './fit.js'
 export { REGISTRY_PROTOCOL, registryProtocolOf } from './wire.js'
 export { StaticSource, parseStaticServices } from './static.js'
@@ -37,6 +39,7 @@ export type {
   Version,
   ServiceRecord,
   LocalServiceSpec,
+  LocalInstanceDetails,
   ServiceSource,
   SourceStatus,
   HostState,

@@ -54,6 +54,10 @@ export const RecordLimits = {
   attributeValue: { unit: 'characters', build: 512, accept: 4096, over: 'drop', what: 'attribute value' },
   // Tags, attribute keys and values in UTF-8, summed: the largest attributes go first, then the last tags.
   tagsAndAttributesBytes: { unit: 'bytes', build: 4096, accept: Infinity, over: 'drop', what: 'tags and attributes in all' },
+  // Release 3 (issue 15): the 17th field, the owner's account of the status in one line (`Tcp
+  // 10.0.0.5:5432: connection refused`, a drain's text); the owner sets it when the status
+  // changes, never for check output alone, so it causes no gossip of its own (fit.ts fitDetail).
+  detail: { unit: 'characters', build: 120, accept: 256, over: 'truncate', what: 'status detail' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
   // The record as one broadcast message (msgpack); over ~1000 bytes it travels as a reference fetched over a stream.

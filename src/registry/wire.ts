@@ -21,9 +21,10 @@
  *   digestGet [8]                                     request: the per-owner digest
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
- *                  counter, updated, labels, reason?, tags?, attributes?, ...later fields]
+ *                  counter, updated, labels, reason?, tags?, attributes?, detail?, ...later fields]
  *                 (reason, issue 14: why the status, types.ts StatusReason, or null; tags, attributes,
- *                  issue 20: an array of strings and a map of strings, or null. Each is
+ *                  issue 20: an array of strings and a map of strings, or null; detail, issue 15:
+ *                  the owner's account of the status in one line, or null. Each is
  *                  written only when the record has it or a later field follows, so other
  *                  records keep 13 fields; and none while an agent of the first release,
  *                  which takes exactly 13 fields, is a member: `legacy`)
@@ -113,12 +114,13 @@ const MAX_ID = RecordLimits.id.accept
 const MAX_BOOT = RecordLimits.bootId.accept
 /** Fields every record has (the first release wrote and took exactly these). */
 const RECORD_FIELDS = 13
-/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20). */
+/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20), the status detail (issue 15). */
 const REASON_FIELD = 13
 const TAGS_FIELD = 14
 const ATTRIBUTES_FIELD = 15
+const DETAIL_FIELD = 16
 /** Fields this release reads; later ones are kept opaque and passed on. */
-const KNOWN_RECORD_FIELDS = 16
+const KNOWN_RECORD_FIELDS = 17
 const PORT_FIELDS = 5
 
 class WireError extends ShoalError {
@@ -178,7 +180,7 @@ function portTuple(p: ServicePortSpec): unknown[] {
 /**
  * How to write records. `legacy`: a member of the first release (registry protocol 1, which
  * drops a whole message for a record of more than 13 fields) is in the cluster: records go out
- * with their 13 fields only, so that it takes them (without reason, tags and attributes).
+ * with their 13 fields only, so that it takes them (without reason, tags, attributes and detail).
  */
 export interface EncodeOptions {
   legacy?: boolean
@@ -191,7 +193,7 @@ function hasAttributes(r: ServiceRecord): boolean {
 
 /** Whether a record's legacy form (13 fields) leaves something out: its owner writes it again once no such member is left. */
 export function cutInLegacyForm(r: ServiceRecord): boolean {
-  return r.reason !== undefined || (r.tags?.length ?? 0) > 0 || hasAttributes(r) || r.wireExtra !== undefined
+  return r.reason !== undefined || (r.tags?.length ?? 0) > 0 || hasAttributes(r) || r.detail !== undefined || r.wireExtra !== undefined
 }
 
 function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
@@ -211,7 +213,12 @@ function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
     r.labels,
   ]
   if (o.legacy) return t
-  const later: unknown[] = [r.reason ?? null, r.tags?.length ? r.tags : null, hasAttributes(r) ? r.attributes : null]
+  const later: unknown[] = [
+    r.reason ?? null,
+    r.tags?.length ? r.tags : null,
+    hasAttributes(r) ? r.attributes : null,
+    r.detail ?? null,
+  ]
   // Trailing empty fields are left out (the record keeps the form earlier releases wrote), unless later fields follow.
   if (!r.wireExtra) while (later.length > 0 && later[later.length - 1] === null) later.pop()
   t.push(...later)
@@ -287,6 +294,8 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
     if (attributes.size > 0)
       rec.attributes = stringMap(attributes as Map<unknown, unknown>, `${what}.attributes`, 'attributeKey', 'attributeValue')
   }
+  const detail = t[DETAIL_FIELD]
+  if (detail !== undefined && detail !== null) rec.detail = field(detail, `${what}.detail`, 'detail')
   return keepExtra(rec, t, KNOWN_RECORD_FIELDS, notes)
 }
 

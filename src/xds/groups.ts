@@ -7,7 +7,7 @@
  * their own set of changed ServicePorts. resources.ts turns a group into Envoy objects.
  */
 import { isIP } from 'node:net'
-import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, type AuthzRequest } from '../registry/index.js'
+import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, compareServiceNames, type AuthzRequest, type ServicePortConflict } from '../registry/index.js'
 import { INBOUND_LABEL, liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
 import { parseInboundLabel } from './inbound-label.js'
 
@@ -16,12 +16,8 @@ export function clusterName(name: string, servicePort: number): string {
   return `${name}:${servicePort}`
 }
 
-/** Two or more service names claiming one ServicePort: the smallest name wins. */
-export interface ServicePortConflict {
-  servicePort: number
-  winner: string
-  losers: string[]
-}
+/** Two or more service names claiming one ServicePort (the registry's rule, `compareServiceNames`, picks the winner). */
+export type { ServicePortConflict }
 
 /** One instance (a tcp port of a live record) on the ServicePort it serves. */
 export interface Instance {
@@ -453,7 +449,7 @@ export class GroupIndex {
             else names.set(r.name, [i])
           }
         }
-        const sorted = [...names.keys()].sort(cmp)
+        const sorted = [...names.keys()].sort(compareServiceNames)
         const name = sorted[0]!
         const all = names.get(name)!.sort(compareInstances)
         const { kept, dropped } = endpointFilter(sp, name, all)

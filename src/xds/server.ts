@@ -228,7 +228,6 @@ export class XdsServer {
   /** Local services holding an identity (for an mTLS server Listener). */
   private readonly withIdentity = new Set<string>()
   private unwatchIdentities: (() => void) | null = null
-  private lastConflicts: ServicePortConflict[] | null = null
   private conflicts: ServicePortConflict[] = []
   private lastDropped: DroppedEndpoint[] | null = null
   /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
@@ -246,7 +245,6 @@ export class XdsServer {
     allowProblems: Counter
     keyRefused: Counter
     badInbound: Counter
-    conflicts: Gauge
     dropped: Gauge
     authz: Gauge
     latency: Histogram
@@ -288,10 +286,6 @@ export class XdsServer {
         name: 'shoal_xds_allow_problems_total',
         help: 'shoal.allow lists not applied as written: bad_name, instances_differ, not_enforced, plain_text_server',
         labelNames: ['reason'],
-      }),
-      conflicts: gauge(registry, {
-        name: 'shoal_xds_serviceport_conflicts',
-        help: 'ServicePorts claimed by more than one service name',
       }),
       dropped: gauge(registry, {
         name: 'shoal_xds_dropped_endpoints',
@@ -767,19 +761,11 @@ export class XdsServer {
     this.report()
   }
 
-  /** Log, count and show conflicts and dropped endpoints when they change (each dropped endpoint logged once). */
+  /** Show conflicts; log, count and show dropped endpoints when they change (each dropped endpoint logged once). */
   private report(): void {
     const b = this.builder!
-    const conflicts = b.conflicts
-    if (conflicts !== this.lastConflicts) {
-      const same = JSON.stringify(conflicts) === JSON.stringify(this.lastConflicts ?? [])
-      this.lastConflicts = conflicts
-      if (!same) {
-        this.conflicts = conflicts
-        this.m.conflicts.set(conflicts.length)
-        for (const cf of conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
-      }
-    }
+    // Conflicts are logged and counted by the registry (ServicePortConflicts); /debug/xds shows the ones xDS applied.
+    this.conflicts = b.conflicts
     const dropped = b.dropped
     if (dropped !== this.lastDropped) {
       this.lastDropped = dropped
