@@ -6,9 +6,9 @@
  * configuration (and a node name already held by a live node at another address).
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS } from './agent/config.js'
+import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS, shoalVersion } from './agent/config.js'
 import { runClientCommand, type ClientCommand } from './cli/client.js'
 import { isShoalError, ShoalError } from './errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable } from './flags.js'
@@ -335,11 +335,7 @@ function help(name: string): number {
 }
 
 function version(): string {
-  try {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string
-  } catch {
-    return 'unknown'
-  }
+  return shoalVersion()
 }
 
 async function main(argv: string[]): Promise<number> {

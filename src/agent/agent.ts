@@ -23,9 +23,9 @@ import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
 import { DnsServer } from '../dns/index.js'
-import { HttpServer, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
+import { HttpServer, registerBuildInfo, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
-import { readKeyFile, type AgentConfig } from './config.js'
+import { readKeyFile, shoalVersion, type AgentConfig } from './config.js'
 import { InboundPorts } from './inbound.js'
 import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
 
@@ -144,7 +144,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const cfg = this.config
     const log = this.logger
     const clock = this.clock
-    collectDefaultMetrics({ register: this.registry, prefix: 'shoal_process_' })
+    // Unprefixed: the standard process_* and nodejs_* names that Node and process dashboards read.
+    collectDefaultMetrics({ register: this.registry })
+    registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
     // Before anything binds: a --join of names that all resolve to nothing is a start-up error.
     await checkSeedNames(cfg.join)
 

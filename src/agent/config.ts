@@ -73,6 +73,15 @@ export type { HostPort }
 /** The default ports (docs/architecture.md "Default ports"). */
 export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777, dns: 8600 } as const
 
+/** This build's version (package.json, two folders up from src/agent/ and from dist/agent/); `unknown` when unreadable. */
+export function shoalVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string
+  } catch {
+    return 'unknown'
+  }
+}
+
 /**
  * Every flag of `shoal agent`: the one table behind parsing, `shoal agent --help`, the
  * environment variable names and the README's flag table.

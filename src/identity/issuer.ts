@@ -507,29 +507,41 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
 
 /** The issuer's metrics (get-or-create: a restarted issuer keeps counting on the same series). */
 function identityMetrics(r: Registry | undefined) {
-  return {
-    valid: gauge(r, { name: 'shoal_identity_intermediate_valid', help: '1 while a usable intermediate signs leaves, else 0' }),
+  const m = {
+    valid: gauge(r, { name: 'shoal_identity_intermediate_valid', help: '1 while a usable intermediate signs leaves, else 0.' }),
     expiry: gauge(r, {
       name: 'shoal_identity_intermediate_expiry_timestamp_seconds',
-      help: "the intermediate's notAfter, Unix seconds (0 without one)",
+      help: "The intermediate's notAfter, Unix seconds (0 without one).",
     }),
     problems: counter(r, {
       name: 'shoal_identity_intermediate_problems_total',
-      help: 'times the intermediate in --tls-dir was found unusable, once per distinct problem',
+      help: 'Times the intermediate in --tls-dir was found unusable (once per distinct problem), by reason.',
       labelNames: ['reason'],
     }),
-    leaves: gauge(r, { name: 'shoal_identity_leaves', help: 'local services holding a leaf' }),
-    issued: counter(r, { name: 'shoal_identity_leaves_issued_total', help: 'leaves issued', labelNames: ['reason'] }),
-    failures: counter(r, { name: 'shoal_identity_leaf_failures_total', help: 'leaves that could not be issued', labelNames: ['reason'] }),
+    leaves: gauge(r, { name: 'shoal_identity_leaves', help: 'Local services holding a leaf.' }),
+    issued: counter(r, {
+      name: 'shoal_identity_leaves_issued_total',
+      help: 'Leaves issued, by reason (new, renewal, new-intermediate).',
+      labelNames: ['reason'],
+    }),
+    failures: counter(r, {
+      name: 'shoal_identity_leaf_failures_total',
+      help: 'Leaves that could not be issued, by stage (name, sign, write, internal).',
+      labelNames: ['reason'],
+    }),
     seconds: histogram(r, {
       name: 'shoal_identity_issue_seconds',
-      help: 'time to issue one leaf: key, signature and three files',
+      help: 'Time to issue one leaf: key, signature and three files.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     }),
     leafExpiry: gauge(r, {
       name: 'shoal_identity_leaf_expiry_timestamp_seconds',
-      help: "each local service's leaf notAfter, Unix seconds",
+      help: "Each local service's leaf notAfter, Unix seconds.",
       labelNames: ['service'],
     }),
   }
+  // The known reasons from the start, at zero (Prometheus's instrumentation guide).
+  for (const reason of ['new', 'renewal', 'new-intermediate']) m.issued.inc({ reason }, 0)
+  for (const reason of ['name', 'sign', 'write', 'internal']) m.failures.inc({ reason }, 0)
+  return m
 }

@@ -22,7 +22,7 @@ import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
 import type { ServiceIdentity, TlsMode } from '../identity/types.js'
-import type { AuthzIssue, DroppedEndpoint, ServicePortConflict } from './groups.js'
+import type { AuthzIssue, AuthzProblem, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
   loadXdsProtos,
@@ -51,6 +51,14 @@ import {
 } from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
 import { mtlsCapable, nodeService } from './tls.js'
+
+const NODE_KINDS: readonly NodeKind[] = ['envoy', 'grpc']
+/** Why a DiscoveryRequest is ignored (shoal_xds_bad_requests_total{reason}). */
+const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error'] as const
+const DROP_REASONS: readonly DropReason[] = ['duplicate_address', 'not_an_ip', 'port_out_of_range']
+const AUTHZ_PROBLEMS: readonly AuthzProblem[] = ['missing', 'ambiguous', 'not_grpc', 'invalid']
+/** Seconds; a push goes out at once after a quiet period and at most every 100 ms per client after that. */
+const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
@@ -236,7 +244,7 @@ export class XdsServer {
   /** Authorization issues already logged, by a key of (ServicePort, target, detail): each is logged once while it lasts. */
   private loggedAuthz = new Map<string, AuthzIssue>()
   private readonly m: {
-    clients: Gauge
+    clients: Gauge<'kind'>
     pushes: Counter
     acks: Counter
     nacks: Counter
@@ -247,7 +255,8 @@ export class XdsServer {
     badInbound: Counter
     dropped: Gauge
     authz: Gauge
-    latency: Histogram
+    sent: Histogram
+    acked: Histogram
   }
 
   constructor(
@@ -260,18 +269,26 @@ export class XdsServer {
     this.grace = opts.removalGraceMs ?? 1000
     const registry = components.registry
     this.m = {
-      clients: gauge(registry, { name: 'shoal_xds_connected_clients', help: 'Connected ADS streams' }),
-      pushes: counter(registry, { name: 'shoal_xds_pushes_total', help: 'DiscoveryResponses sent', labelNames: ['type'] }),
-      acks: counter(registry, { name: 'shoal_xds_acks_total', help: 'ACKs received', labelNames: ['type'] }),
-      nacks: counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'] }),
+      clients: gauge(registry, {
+        name: 'shoal_xds_connected_clients',
+        help: 'Connected ADS streams, by node kind (envoy, grpc; a stream is envoy until its node says otherwise).',
+        labelNames: ['kind'],
+      }),
+      pushes: counter(registry, {
+        name: 'shoal_xds_pushes_total',
+        help: 'DiscoveryResponses sent, by resource type.',
+        labelNames: ['type'],
+      }),
+      acks: counter(registry, { name: 'shoal_xds_acks_total', help: 'ACKs received, by resource type.', labelNames: ['type'] }),
+      nacks: counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received, by resource type.', labelNames: ['type'] }),
       invalid: counter(registry, {
         name: 'shoal_xds_invalid_resources_total',
-        help: 'Resources that failed validation and were not served',
+        help: 'Resources that failed validation and were not served, by resource type.',
         labelNames: ['type'],
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored, and server Listener names that do not parse',
+        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
       keyRefused: counter(registry, {
@@ -289,21 +306,37 @@ export class XdsServer {
       }),
       dropped: gauge(registry, {
         name: 'shoal_xds_dropped_endpoints',
-        help: 'Instances left out of their ClusterLoadAssignment (duplicate_address, not_an_ip, port_out_of_range)',
+        help: 'Instances left out of their ClusterLoadAssignment, by reason (duplicate_address, not_an_ip, port_out_of_range).',
         labelNames: ['reason'],
       }),
       authz: gauge(registry, {
         name: 'shoal_xds_authz_unresolved',
-        help: 'ServicePorts whose external authorization cannot be served (missing, ambiguous, not_grpc, invalid): their Envoy listener denies all unless failure_mode_allow',
+        help: 'ServicePorts whose external authorization cannot be served, by problem (missing, ambiguous, not_grpc, invalid): their Envoy listener denies all unless failure_mode_allow.',
         labelNames: ['problem'],
       }),
-      latency: histogram(registry, {
-        name: 'shoal_xds_push_latency_seconds',
-        help: 'Catalog change until the client ACKed the response carrying it',
+      sent: histogram(registry, {
+        name: 'shoal_xds_change_to_response_seconds',
+        help: 'Catalog change until the DiscoveryResponse carrying it was written to the client, by resource type.',
         labelNames: ['type'],
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+        buckets: PUSH_BUCKETS,
+      }),
+      acked: histogram(registry, {
+        name: 'shoal_xds_change_to_ack_seconds',
+        help: 'Catalog change until the client ACKed the DiscoveryResponse carrying it, by resource type.',
+        labelNames: ['type'],
+        buckets: PUSH_BUCKETS,
       }),
     }
+    // Every series from the start, at zero (a quiet agent answers every dashboard panel).
+    for (const kind of NODE_KINDS) this.m.clients.set({ kind }, 0)
+    for (const { label: type } of XDS_TYPES) {
+      for (const m of [this.m.pushes, this.m.acks, this.m.nacks, this.m.invalid]) m.inc({ type }, 0)
+      this.m.sent.zero({ type })
+      this.m.acked.zero({ type })
+    }
+    for (const reason of BAD_REQUEST_REASONS) this.m.badRequests.inc({ reason }, 0)
+    for (const reason of DROP_REASONS) this.m.dropped.set({ reason }, 0)
+    for (const problem of AUTHZ_PROBLEMS) this.m.authz.set({ problem }, 0)
   }
 
   /** Bind and serve. Idempotent. Resolves to the bound port. */
@@ -520,7 +553,7 @@ export class XdsServer {
       closed: false,
     }
     this.clients.set(c.stream, c)
-    this.m.clients.set(this.clients.size)
+    this.countClients()
     call.on('data', (req: DiscoveryRequest) => {
       try {
         this.onRequest(c, req)
@@ -544,6 +577,12 @@ export class XdsServer {
     call.on('close', done)
   }
 
+  private countClients(): void {
+    const n = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
+    for (const c of this.clients.values()) n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+    for (const [kind, v] of n) this.m.clients.set({ kind }, v)
+  }
+
   private dropClient(c: Client): void {
     c.closed = true
     c.timer?.cancel()
@@ -553,7 +592,7 @@ export class XdsServer {
     c.edsCheck?.cancel()
     c.edsCheck = null
     if (this.clients.delete(c.stream)) {
-      this.m.clients.set(this.clients.size)
+      this.countClients()
       this.log.debug({ stream: c.stream, node: c.node?.id }, 'ADS stream closed')
     }
   }
@@ -564,6 +603,7 @@ export class XdsServer {
       c.kind = nodeKindOf(c.node)
       c.flavour = this.flavourOf(c)
       this.warnAtConnect(c)
+      this.countClients()
       this.log.info(
         {
           stream: c.stream,
@@ -604,7 +644,7 @@ export class XdsServer {
       case 'ack':
         this.m.acks.inc({ type: type.label })
         if (sub.changeAt !== null) {
-          this.m.latency.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
+          this.m.acked.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
           sub.changeAt = null
         }
         if (c.kind === 'grpc' && type.url === TypeUrl.cluster && c.edsCheck === null) {
@@ -789,7 +829,7 @@ export class XdsServer {
     const authz = b.authzIssues
     if (authz !== this.lastAuthz) {
       this.lastAuthz = authz
-      const counts: Record<string, number> = { missing: 0, ambiguous: 0, not_grpc: 0, invalid: 0 }
+      const counts: Record<string, number> = Object.fromEntries(AUTHZ_PROBLEMS.map((p) => [p, 0]))
       const keys = new Map<string, AuthzIssue>()
       for (const a of authz) {
         counts[a.problem] = (counts[a.problem] ?? 0) + 1
@@ -1031,6 +1071,7 @@ export class XdsServer {
     c.call.write(encodeDiscoveryResponse(version, entries, sub.type.url, nonce))
     sub.recordSent(version, content, nonce, changeAt)
     this.m.pushes.inc({ type: label })
+    if (changeAt !== null) this.m.sent.observe({ type: label }, Math.max(0, this.clock.now() - changeAt) / 1000)
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
   }
