@@ -5,10 +5,9 @@ import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { parseAgentConfig, AGENT_FLAGS } from '../src/agent/config.js'
 import { envName } from '../src/flags.js'
-import { Agent } from '../src/agent/agent.js'
 import { mapContainer } from '../src/docker/labels.js'
 import { parseStaticServices } from '../src/registry/static.js'
-import { silentLogger } from '../src/log.js'
+import { metricsAgent } from './lib/metrics-agent.js'
 
 type Service = {
   image?: string
@@ -121,35 +120,11 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
   }
 
   // A real agent (Docker discovery pointed at nothing, so its metrics exist too).
-  const agent = new Agent(
-    parseAgentConfig(
-      [
-        '--node',
-        'metrics',
-        '--bind',
-        '127.0.0.1:0',
-        '--http',
-        '127.0.0.1:0',
-        '--xds',
-        '127.0.0.1:0',
-        '--dns',
-        '127.0.0.1:0',
-        '--profile',
-        'local',
-        '--discovery',
-        'docker,static',
-        '--docker-host',
-        'unix:///nonexistent/docker.sock',
-        '--static',
-        'examples/static.json',
-      ],
-      {},
-    ),
-    { logger: silentLogger() },
-  )
-  t.teardown(() => agent.stop({ leave: false }))
-  await agent.start()
-  const text = await (await fetch(`http://127.0.0.1:${agent.bound.http}/metrics`)).text()
+  const { text } = await metricsAgent(t, [
+    ...['--node', 'metrics', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', 'off'],
+    ...['--profile', 'local', '--discovery', 'docker,static', '--docker-host', 'unix:///nonexistent/docker.sock'],
+    ...['--static', 'examples/static.json'],
+  ])
   const exported = new Set(
     [...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap(([, n, type]) =>
       type === 'histogram' ? [n!, `${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!],

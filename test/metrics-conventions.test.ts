@@ -12,12 +12,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent } from '../src/agent/agent.js'
-import { parseAgentConfig } from '../src/agent/config.js'
 import { metricsTable } from '../src/http/metrics.js'
-import { silentLogger } from '../src/log.js'
 import { makePki } from './lib/identity.js'
 import { serve } from './lib/listen.js'
+import { metricsAgent } from './lib/metrics-agent.js'
 
 const PROMTOOL = '/usr/bin/promtool'
 /**
@@ -49,21 +47,12 @@ t.test('an agent with every part: promtool finds nothing but the allowed three, 
     }),
   )
   const pki = await makePki(t, { cluster: 'conventions', nodes: ['metrics'] })
-  const agent = new Agent(
-    parseAgentConfig(
-      [
-        ...['--node', 'metrics', '--cluster', 'conventions', '--profile', 'local', '--advertise', '127.0.0.1'],
-        ...['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', '127.0.0.1:0'],
-        ...['--discovery', 'docker,static', '--docker-host', `unix://${join(dir, 'no-engine.sock')}`, '--static', file],
-        ...['--tls-dir', pki.tlsDir('metrics')],
-      ],
-      {},
-    ),
-    { logger: silentLogger() },
-  )
-  t.teardown(() => agent.stop({ leave: false }))
-  await agent.start()
-  const text = await (await fetch(`http://127.0.0.1:${agent.bound.http}/metrics`)).text()
+  const { agent, text } = await metricsAgent(t, [
+    ...['--node', 'metrics', '--cluster', 'conventions', '--profile', 'local', '--advertise', '127.0.0.1'],
+    ...['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', '127.0.0.1:0'],
+    ...['--discovery', 'docker,static', '--docker-host', `unix://${join(dir, 'no-engine.sock')}`, '--static', file],
+    ...['--tls-dir', pki.tlsDir('metrics')],
+  ])
 
   t.test(
     'promtool check metrics',
@@ -101,6 +90,14 @@ t.test('an agent with every part: promtool finds nothing but the allowed three, 
       'shoal_health_checks_total{service="db",type="Tcp",result="timeout"} 0',
       'shoal_service_instances{service="db",status="draining"} 0',
       'shoal_identity_leaf_failures_total{reason="sign"} 0',
+      'shoal_gossip_rejected_total{reason="key"} 0',
+      'shoal_gossip_join_failures_total{reason="timeout"} 0',
+      'shoal_registry_drains_total{reason="operator"} 0',
+      'shoal_registry_records_rejected_total{reason="malformed"} 0',
+      'shoal_catalog_draining{reason="stopping"} 0',
+      'shoal_xds_dropped_endpoints{reason="not_an_ip"} 0',
+      'shoal_xds_authz_unresolved{problem="missing"} 0',
+      'shoal_docker_stop_signals_total{outcome="survived"} 0',
     ])
       t.ok(text.split('\n').includes(series), series)
   })

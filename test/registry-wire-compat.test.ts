@@ -71,8 +71,8 @@ t.test('records accepted at every accept limit', async (t) => {
 
 t.test("a newer owner's trailing fields survive this release: decoded, held, served on unchanged", async (t) => {
   const n = notes()
-  // The 14th to 16th fields (reason, tags, attributes) are known; the 17th and 18th come from a newer owner.
-  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a later field', { future: 1 }]
+  // The 14th to 17th fields (reason, tags, attributes, detail) are known; the 18th and 19th come from a newer owner.
+  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a detail', 'a later field', { future: 1 }]
   newer[6] = [['tcp', 8080, 10080, '10.0.0.1', 80, 'h2', 3]]
   const m = decodeMessage(pack([MsgType.record, ...newer]), n)
   if (!('record' in m)) throw new Error('rejected')
@@ -158,15 +158,15 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   t.equal(((answer[1] as unknown[][])[0] as unknown[]).length, 13, 'in answers too')
 
   const n = notes()
-  // Null reason, tags and attributes (issue 20's 15th and 16th fields), then a field of a newer release.
-  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, 'later']), n)
+  // Null reason, tags, attributes and detail (the 15th to 17th fields), then a field of a newer release.
+  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, 'later']), n)
   t.same(
-    'record' in nullReason ? [nullReason.record.reason, nullReason.record.wireExtra] : 'rejected',
-    [undefined, ['later']],
-    'a null reason before later fields: none, the later fields kept',
+    'record' in nullReason ? [nullReason.record.reason, nullReason.record.detail, nullReason.record.wireExtra] : 'rejected',
+    [undefined, undefined, ['later']],
+    'a null reason and detail before later fields: none, the later fields kept',
   )
   const reEncoded = unpack(encodeMessage({ type: MsgType.record, record: (nullReason as { record: ServiceRecord }).record })) as unknown[]
-  t.same(reEncoded.slice(14), [null, null, null, 'later'], 'passed on as it came')
+  t.same(reEncoded.slice(14), [null, null, null, null, 'later'], 'passed on as it came')
 
   const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), 'x'.repeat(RecordLimits.reason.accept + 1)]))
   t.same(
@@ -177,4 +177,23 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   const atLimit = decodeMessage(pack([MsgType.record, ...tuple('r3'), 'x'.repeat(RecordLimits.reason.accept)]))
   t.ok('record' in atLimit, 'at the limit: taken (a newer release may say more)')
   t.equal(unpack(encodeMessage({ type: MsgType.record, record: { ...rec, reason: undefined } })).length, 14, 'no reason: 13 fields')
+})
+
+t.test('issue 15: the status detail is the 17th field, after reason, tags and attributes; held back like them', async (t) => {
+  const detail = 'Tcp 10.0.0.5:5432: connection refused'
+  const rec = record({ status: 'unhealthy', detail })
+  const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
+  t.same(out.slice(14), [null, null, null, detail], 'type + 13 fields + no reason, tags or attributes + detail')
+  const back = decodeMessage(encodeMessage({ type: MsgType.record, record: rec }))
+  t.same('record' in back ? [back.record.reason, back.record.detail, back.record.wireExtra] : 'rejected', [undefined, detail, undefined])
+  t.equal((unpack(encodeMessage({ type: MsgType.record, record: rec }, { legacy: true })) as unknown[]).length, 14, 'legacy: 13 fields')
+
+  const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), null, null, null, 'x'.repeat(RecordLimits.detail.accept + 1)]))
+  t.same(
+    long.type === MsgType.record && 'rejected' in long ? long.rejected.reason : 'taken',
+    'detail',
+    'a detail over its accept limit rejects the record alone',
+  )
+  const atLimit = decodeMessage(pack([MsgType.record, ...tuple('r3'), 'operator', null, null, 'x'.repeat(RecordLimits.detail.accept)]))
+  t.ok('record' in atLimit, 'at the limit: taken (a newer release may say more)')
 })

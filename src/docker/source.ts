@@ -155,7 +155,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     })
     this.stopSignals = counter(components.registry, {
       name: 'shoal_docker_stop_signals_total',
-      help: 'Containers drained on their stop signal (outcome drained), and those that still ran after their stop timeout and were served again (outcome survived)',
+      help: 'Containers drained on their stop signal (outcome drained), and those that still ran after their stop timeout and were served again (outcome survived).',
       labelNames: ['outcome'],
     })
     this.skipped = counter(components.registry, {
@@ -166,6 +166,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     // Every series from the start, at zero (Prometheus's instrumentation guide).
     for (const action of ACTIONS) this.events.inc({ action }, 0)
     for (const reason of Object.values(SkipReason)) this.skipped.inc({ reason }, 0)
+    for (const outcome of ['drained', 'survived']) this.stopSignals.inc({ outcome }, 0)
   }
 
   start(): void {

@@ -9,7 +9,8 @@
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client'
 import type { BucketsSnapshot } from '../histogram.js'
 import type { GossipStats, Member } from '../gossip/types.js'
-import { MemberState } from '../gossip/types.js'
+import { JoinFailureReason, MemberState, RejectReason } from '../gossip/types.js'
+import { limitLabel, RecordLimits } from '../registry/index.js'
 import type { CatalogView, HostState } from '../registry/types.js'
 import { liveRecordsOf, ServiceStatus, StatusReason } from '../registry/types.js'
 
@@ -17,6 +18,8 @@ const memberStates = Object.values(MemberState)
 /** Statuses of live instances (a tombstone is never live). */
 const liveStatuses = Object.values(ServiceStatus).filter((s) => s !== ServiceStatus.tombstone)
 const drainReasons = [StatusReason.stopping, StatusReason.operator, StatusReason.agentLeaving]
+/** The `limit` label values of the record limits (limits.ts). */
+const limitLabels = (Object.keys(RecordLimits) as Array<keyof typeof RecordLimits>).map(limitLabel)
 const hostStates: HostState[] = ['alive', 'suspect', 'dead', 'left']
 
 /**
@@ -61,8 +64,18 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
   })
 }
 
-/** A counter per value of one label whose totals are kept elsewhere. */
-function mirrorCounterByLabel(registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
+/**
+ * A counter per value of one label whose totals are kept elsewhere; the `known` values are
+ * reported from the start, at zero.
+ */
+function mirrorCounterByLabel(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  read: () => Record<string, number>,
+  known: readonly string[] = [],
+): void {
   new Counter({
     name,
     help,
@@ -70,6 +83,7 @@ function mirrorCounterByLabel(registry: Registry, name: string, help: string, la
     registers: [registry],
     collect() {
       this.reset()
+      for (const value of known) this.inc({ [label]: value }, 0)
       for (const [value, v] of Object.entries(read())) this.inc({ [label]: value }, Math.max(0, v))
     },
   })
@@ -127,6 +141,7 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'Gossip packets and stream frames from other nodes that this node could not open, by reason (label, key, plain, encrypted, version, malformed).',
     'reason',
     () => stats().rejected,
+    Object.values(RejectReason),
   )
   mirrorCounterByLabel(
     registry,
@@ -134,6 +149,7 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'Seeds that did not take a join attempt of this node, by reason (refused, unresolvable, timeout, label, key, ...).',
     'reason',
     () => stats().joinFailures,
+    Object.values(JoinFailureReason),
   )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
@@ -296,6 +312,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local records served with something cut to fit the record limits (a truncated value, dropped labels), by limit.',
     'limit',
     () => stats().trimmed,
+    limitLabels,
   )
   mirrorCounterByLabel(
     registry,
@@ -303,6 +320,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local records not served because they could not fit the record limits, by limit.',
     'limit',
     () => stats().refused,
+    limitLabels,
   )
   mirrorCounterByLabel(
     registry,
@@ -310,6 +328,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local instances that started draining, by reason: stopping (their container got its stop signal), operator (shoal drain), agent-leaving.',
     'reason',
     () => stats().drains,
+    drainReasons,
   )
   mirrorCounterByLabel(
     registry,
@@ -317,6 +336,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     "Records from peers this agent's decoder rejected (their neighbours kept), by reason: a limit or malformed.",
     'reason',
     () => stats().rejected,
+    [...limitLabels, 'malformed'],
   )
   mirrorCounterByLabel(
     registry,

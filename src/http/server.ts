@@ -16,16 +16,7 @@ import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
-import {
-  keysView,
-  memberView,
-  membersView,
-  oneServiceView,
-  servicesView,
-  stateView,
-  type LocalDetails,
-  type MemberView,
-} from './views.js'
+import { keysView, memberView, membersView, oneServiceView, servicesView, stateView, type LocalDetails, type MemberView } from './views.js'
 import { WatchHub } from './watch.js'
 
 export interface HttpServerOptions {
