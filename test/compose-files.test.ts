@@ -118,6 +118,17 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
   for (const target of job.static_configs.flatMap((c) => c.targets)) {
     t.ok(httpPorts.includes(Number(target.split(':')[1])), `${target} is an agent's HTTP port`)
   }
+  // Envoy's admin (its /stats/prometheus) must listen where Prometheus reaches it: not loopback.
+  const envoyJob = prom.scrape_configs.find((j) => j.job_name === 'envoy')!
+  const boot = (compose.services['envoy-bootstrap']?.command as string[]).find((a) => a.startsWith('--admin='))
+  t.ok(boot, 'envoy-bootstrap sets --admin')
+  const [adminHost, adminPort] = (boot ?? '--admin=127.0.0.1:9901').slice('--admin='.length).split(':')
+  t.not(adminHost, '127.0.0.1', "Envoy's admin listens beyond loopback")
+  t.same(
+    envoyJob.static_configs.flatMap((c) => c.targets.map((x) => x.split(':')[1])),
+    [adminPort],
+    "the envoy job scrapes Envoy's admin port",
+  )
 
   // A real agent (Docker discovery pointed at nothing, so its metrics exist too).
   const { text } = await metricsAgent(t, [
