@@ -16,7 +16,17 @@ import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
-import { keysView, memberView, membersView, oneServiceView, servicesView, stateView, type LocalDetails, type MemberView } from './views.js'
+import {
+  keysView,
+  memberView,
+  membersView,
+  oneServiceView,
+  servicesView,
+  stateView,
+  watchCatalogEvent,
+  type LocalDetails,
+  type MemberView,
+} from './views.js'
 import { WatchHub } from './watch.js'
 
 export interface HttpServerOptions {
@@ -96,7 +106,7 @@ interface Route {
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/
-/** The longest drain reason taken (the record's reason holds at most 120 characters with its prefix). */
+/** The longest drain text taken (the record's detail holds at most 120 characters of it with its prefix, fit.ts fitDetail). */
 const MAX_DRAIN_REASON = 200
 const SERVICE_NAME = /^[a-z0-9._-]{1,253}$/
 
@@ -205,7 +215,7 @@ export class HttpServer {
   private readonly toWall = (monotonicMs: number): number => this.clock.wallNow() - (this.clock.now() - monotonicMs)
 
   private onCatalogEvent(ev: CatalogEvent): void {
-    this.hub.publish('catalog', ev)
+    this.hub.publish('catalog', watchCatalogEvent(ev))
   }
 
   private membersList(): MemberView[] {

@@ -7,11 +7,12 @@ import { formatHostPort } from '../address.js'
 import type { KeyUse, Member, MemberState } from '../gossip/types.js'
 import type { CheckResult } from '../health/types.js'
 import type { ServicePortConflict } from '../registry/index.js'
-import type { CatalogSnapshot, HostView, LocalInstanceDetails, ServiceRecord, ServiceStatus } from '../registry/types.js'
+import type { CatalogEvent, CatalogSnapshot, HostView, LocalInstanceDetails, ServiceRecord, ServiceStatus } from '../registry/types.js'
 import { isUp, liveRecords, takesTraffic } from '../registry/types.js'
 
 /**
- * GET /api/state.json: the whole catalog as this agent holds it, each record with `live`
+ * GET /api/state.json: the whole catalog as this agent holds it, each record with `serving`
+ * (its status takes new traffic: the registry's `takesTraffic`) and `live`
  * (listed and served: its host up, its boot current, not a tombstone; the registry's
  * `liveRecordsOf`).
  *
@@ -24,7 +25,7 @@ export interface StateView {
   /** The node this agent runs as. */
   node: string
   seq: number
-  hosts: Array<Omit<HostView, 'services'> & { services: Array<ServiceRecord & { live: boolean }> }>
+  hosts: Array<Omit<HostView, 'services'> & { services: Array<ServiceRecord & { live: boolean; serving: boolean }> }>
 }
 
 /**
@@ -138,7 +139,14 @@ export interface OneServiceView extends ServiceView {
 export function stateView(snap: CatalogSnapshot, node: string): StateView {
   const hosts = snap.hosts.map((h) => {
     const up = isUp(h.state)
-    return { ...h, services: h.services.map((r) => ({ ...r, live: up && r.status !== 'tombstone' && r.bootId === h.bootId })) }
+    return {
+      ...h,
+      services: h.services.map((r) => ({
+        ...r,
+        live: up && r.status !== 'tombstone' && r.bootId === h.bootId,
+        serving: takesTraffic(r.status),
+      })),
+    }
   })
   return { cluster: snap.cluster, node, seq: snap.seq, hosts }
 }
@@ -230,4 +238,14 @@ export function oneServiceView(
 ): OneServiceView | undefined {
   const [svc] = groupServices(snap, node, { ...opts, only: name })
   return svc && { cluster: snap.cluster, node, seq: snap.seq, ...svc }
+}
+
+/**
+ * A catalog change as /api/watch sends it: records carry `serving` (the registry's
+ * `takesTraffic`), so that clients such as the UI never restate the rule.
+ */
+export function watchCatalogEvent(ev: CatalogEvent): CatalogEvent {
+  if (!('record' in ev)) return ev
+  const out = { ...ev, record: { ...ev.record, serving: takesTraffic(ev.record.status) } }
+  return out
 }

@@ -188,6 +188,59 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   mkdirSync(OUT, { recursive: true })
   await page.screenshot({ path: join(OUT, 'ui-initial.png'), fullPage: true })
 
+  // Issue 16: counts say serving; a drained instance is draining, not down (no red).
+  const summary = (svc: string) => page.$eval(`tr[data-service="${svc}"] .svc-health`, (e) => [e.textContent, e.className])
+  t.same(await summary('web'), ['2 of 3 serving · 1 draining', 'svc-health svc-health-draining'], 'web: draining is not counted as down')
+  t.same(await summary('orders'), ['1 of 2 serving · 1 unhealthy', 'svc-health svc-health-warn'])
+
+  // Details of an instance on its owner's page: the check, its target and what it found.
+  const pageC = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  pageC.on('pageerror', (e) => pageErrors.push(e.message))
+  await pageC.goto(`http://127.0.0.1:${agents.get('node-c')!.bound.http}/`)
+  await pageC.waitForFunction(() => !!document.querySelector('[data-instance="orders-c"]'))
+  await pageC.click('[data-instance="orders-c"]')
+  await pageC.waitForFunction(() => /connection refused/.test(document.getElementById('details-fields')?.textContent ?? ''), undefined, {
+    timeout: 10_000,
+  })
+  const details = (await pageC.textContent('#details-fields')) ?? ''
+  t.match(details, /checkTcp 127\.0\.0\.1:\d+/, 'the check type and target')
+  t.match(details, /last checkfail: connection refused at .*, 0 passes \/ \d+ failures in a row/, 'the last check result')
+  t.match(details, /detailTcp 127\.0\.0\.1:\d+: connection refused/, 'the detail other hosts learn')
+  await pageC.screenshot({ path: join(OUT, 'ui-details.png'), fullPage: true })
+
+  // Drain through the button on node-a's page; node-c's page (another agent) sees it, then the undrain.
+  await page.click('[data-instance="redis-a"]')
+  await page.waitForFunction(() => document.getElementById('details-actions')?.hidden === false)
+  await page.fill('#drain-reason', 'maintenance')
+  await page.click('#drain')
+  await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-draining'), undefined, {
+    timeout: 10_000,
+  })
+  t.pass("a drain through node-a's button reaches node-c's page")
+  await page.waitForFunction(
+    () => /drained by an operator: maintenance/.test(document.getElementById('details-fields')?.textContent ?? ''),
+    undefined,
+    {
+      timeout: 10_000,
+    },
+  )
+  t.pass("the drain's reason is shown")
+  await page.waitForFunction(() => document.getElementById('undrain')?.hidden === false)
+  await page.click('#undrain')
+  await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-unknown'), undefined, {
+    timeout: 10_000,
+  })
+  t.pass("the undrain reaches node-c's page")
+  await pageC.close()
+
+  // Deep links an alert can point at.
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/services/orders`)
+  await page.waitForFunction(() => document.querySelector('tr[data-service="orders"]')?.classList.contains('selected'))
+  t.pass('#/services/orders selects the orders row')
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/hosts/node-b`)
+  await page.waitForFunction(() => document.querySelector('th[data-host="node-b"]')?.classList.contains('selected'))
+  t.pass('#/hosts/node-b selects the node-b column')
+
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
   writeStatic('node-c', [
     ...files['node-c']!,
