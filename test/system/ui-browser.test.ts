@@ -3,9 +3,10 @@
 // what it shows of B and C comes over gossip. Without a reload it shows a service added to
 // agent C's static file (with an authorization service that does not exist: the xDS warnings
 // panel says so), a health-check status change on B, and C crashing (its member state, its
-// instances gone). Saves screenshots under test-output/.
+// instances gone). Issue 16: an instance's details with its check result, drain and undrain
+// through the buttons, serving counts, deep links. Saves screenshots under test-output/.
 import t from 'tap'
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -207,6 +208,8 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   t.match(details, /last checkfail: connection refused at .*, 0 passes \/ \d+ failures in a row/, 'the last check result')
   t.match(details, /detailTcp 127\.0\.0\.1:\d+: connection refused/, 'the detail other hosts learn')
   await pageC.screenshot({ path: join(OUT, 'ui-details.png'), fullPage: true })
+  // `npm run ui:screenshot` keeps this one as the README's picture.
+  if (process.env.SHOAL_UI_SCREENSHOT) copyFileSync(join(OUT, 'ui-details.png'), process.env.SHOAL_UI_SCREENSHOT)
 
   // Drain through the button on node-a's page; node-c's page (another agent) sees it, then the undrain.
   await page.click('[data-instance="redis-a"]')
