@@ -14,6 +14,7 @@ import { Agent } from '../../src/agent/agent.js'
 import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
+import { AdsClient, TypeUrl } from '../xds-fixture.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -235,6 +236,29 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   })
   t.pass("the undrain reaches node-c's page")
   await pageC.close()
+
+  // An xDS client of node-a NACKs its clusters: the page lists it with the NACK's error text.
+  const ads = new AdsClient(a.bound.xds)
+  t.teardown(() => ads.close())
+  ads.send({ type_url: TypeUrl.cluster, node: { id: 'envoy-ui', cluster: 'ui-test', user_agent_name: 'envoy' } })
+  const cds = await ads.next(10_000)
+  ads.send({
+    type_url: cds.type_url,
+    version_info: '',
+    response_nonce: cds.nonce,
+    error_detail: { code: 3, message: 'rejected by the UI test' },
+  })
+  await page.waitForFunction(
+    () => /rejected by the UI test/.test(document.querySelector('tr[data-xds-client="envoy-ui"]')?.textContent ?? ''),
+    undefined,
+    { timeout: 10_000 },
+  )
+  t.match(
+    await page.textContent('tr[data-xds-client="envoy-ui"]'),
+    /envoy-uienvoycds.*—.*: rejected by the UI test/,
+    'the NACKing client, its type and the error',
+  )
+  ads.close()
 
   // Deep links an alert can point at.
   await page.goto(`http://127.0.0.1:${a.bound.http}/#/services/orders`)

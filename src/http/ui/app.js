@@ -292,6 +292,7 @@ function renderMembers() {
         el('td', { class: 'mono', text: m.address }),
         el('td', {}, pill(m.state)),
         el('td', { class: 'num', text: String(m.incarnation) }),
+        el('td', { class: 'mono muted', title: m.bootId, text: (m.bootId || '').slice(0, 8) }),
         el('td', { class: 'muted', title: new Date(m.lastChange).toISOString(), text: ago(m.lastChange) }),
       ),
     ),
@@ -324,6 +325,32 @@ function warningText(w) {
   return `${w.service}:${w.servicePort}: ${w.host}/${w.id} has address ${w.address}, which no xDS client accepts (${w.reason.replace(/_/g, ' ')}): left out`
 }
 
+/** One row per client and resource type: what it subscribed to, the version it ACKed, the one it NACKed and why. */
+function renderXdsClients(clients) {
+  const rows = []
+  for (const c of clients) {
+    for (const sub of c.types) {
+      rows.push(
+        el(
+          'tr',
+          { 'data-xds-client': c.nodeId },
+          el('td', { class: 'mono', text: c.nodeId || `stream ${c.stream}` }),
+          el('td', { text: c.kind }),
+          el('td', { text: sub.type }),
+          el('td', { class: 'mono', text: sub.wildcard ? '* (all)' : sub.names.join(', ') }),
+          el('td', { class: 'mono', text: sub.ackedVersion || '—' }),
+          el('td', {
+            class: sub.nackedVersion ? 'mono nack' : 'mono',
+            text: sub.nackedVersion ? `${sub.nackedVersion}: ${sub.nackError}` : '—',
+          }),
+        ),
+      )
+    }
+  }
+  $('xds-clients-panel').hidden = rows.length === 0
+  $('xds-clients').replaceChildren(...rows)
+}
+
 let xdsTimer = null
 function refreshXds() {
   if (xdsTimer) return
@@ -334,6 +361,7 @@ function refreshXds() {
       const items = [...(x.conflicts ?? []), ...(x.dropped ?? []), ...(x.authz ?? [])].map(warningText)
       $('xds-warnings').hidden = items.length === 0
       $('xds-list').replaceChildren(...items.map((text) => el('li', { text })))
+      renderXdsClients(x.clients ?? [])
     } catch {
       // the agent is restarting: the next catalog event tries again
     }
@@ -514,6 +542,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('drain').addEventListener('click', () => act(true))
   $('undrain').addEventListener('click', () => act(false))
   window.addEventListener('hashchange', applyHash)
+  setInterval(refreshXds, 2000) // a client's ACK or NACK is no catalog event
   setInterval(renderMembers, 5000) // keeps "last change" ages current
   render()
   connect()
