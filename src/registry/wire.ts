@@ -213,12 +213,7 @@ function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
     r.labels,
   ]
   if (o.legacy) return t
-  const later: unknown[] = [
-    r.reason ?? null,
-    r.tags?.length ? r.tags : null,
-    hasAttributes(r) ? r.attributes : null,
-    r.detail ?? null,
-  ]
+  const later: unknown[] = [r.reason ?? null, r.tags?.length ? r.tags : null, hasAttributes(r) ? r.attributes : null, r.detail ?? null]
   // Trailing empty fields are left out (the record keeps the form earlier releases wrote), unless later fields follow.
   if (!r.wireExtra) while (later.length > 0 && later[later.length - 1] === null) later.pop()
   t.push(...later)
