@@ -291,6 +291,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.registry,
       () => gossip.stats(),
       () => gossip.members(),
+      transport instanceof NetTransport ? () => transport.stats() : undefined,
     )
     registerCatalogMetrics(this.registry, catalog, () => conflicts.list().length)
     registerRegistryMetrics(this.registry, () => ({
