@@ -41,9 +41,12 @@ export const StreamRefusal = {
 export type StreamRefusal = (typeof StreamRefusal)[keyof typeof StreamRefusal]
 
 const refusalAdvice: Record<StreamRefusal, string> = {
-  streams: 'too many gossip streams open at once; if this is not a flood, raise maxIncomingStreams',
-  bytes: 'too many request bytes in flight at once; if this is not a flood, raise maxIncomingBytes',
-  oversize: 'larger than any push-pull should be; a peer this large needs a larger maxRequestBytes, anything else is not a Shoal agent',
+  streams:
+    'more gossip streams at once than an honest cluster opens: look at who connects to the gossip port (the NetTransport option is maxIncomingStreams)',
+  bytes:
+    'more request bytes in flight than an honest cluster sends: look at who connects to the gossip port (the NetTransport option is maxIncomingBytes)',
+  oversize:
+    'larger than a push-pull of 3,600 hosts at worst-case sizes (README "Known limits"): not a Shoal agent, or a cluster past that limit',
   deadline: 'a peer this slow, or a client that is not a Shoal agent; check what connects to the gossip port',
 }
 
