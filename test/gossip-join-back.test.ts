@@ -20,11 +20,7 @@ for (let seed = 1; seed <= 12; seed++) {
     const random = seeded(seed * 7919)
     const n = 2 + Math.floor(random() * 6)
     const c = await simCluster(n, { seed, profile: 'local', gossip: { timing } })
-    let fresh: Gossip | undefined
-    t.teardown(async () => {
-      await fresh?.stop()
-      await c.stop()
-    })
+    t.teardown(() => c.stop())
     const names = c.nodes.map((g) => g.localMember().name).sort()
     // Every node exchanges with every other once (periodic push-pull is off): converged at once.
     const all = c.nodes.map((g) => `${g.localMember().addr}:${g.localMember().port}`)
@@ -42,10 +38,11 @@ for (let seed = 1; seed <= 12; seed++) {
     await old.stop()
     // Away for less than the shortest suspicion, so that the peers go on probing it.
     await c.clock.advance(Math.floor(random() * 300))
-    fresh = new Gossip(
+    const fresh = new Gossip(
       { name, cluster: 'sim', profile: 'local', timing },
       { transport: c.net.transport(addr, port), clock: c.clock, logger: silentLogger(), random },
     )
+    t.teardown(() => fresh.stop())
     await fresh.start()
     const peers = c.nodes.filter((g) => g !== old)
     const bound = (n + 2) * Profiles.local.probeIntervalMs
@@ -53,7 +50,7 @@ for (let seed = 1; seed <= 12; seed++) {
     for (let ms = 0; ms <= bound; ms += 10) {
       await c.clock.advance(10)
       const whole = aliveView(fresh).join() === names.join()
-      const seen = peers.some((g) => g.members().some((m) => m.name === name && m.state === 'alive' && m.bootId === fresh!.bootId))
+      const seen = peers.some((g) => g.members().some((m) => m.name === name && m.state === 'alive' && m.bootId === fresh.bootId))
       if (whole && seen) {
         tookMs = ms + 10
         break
