@@ -257,3 +257,14 @@ t.test('StaticSource.start() rejects a missing or invalid file with SHOAL_ERR_ST
   const bad = new StaticSource({ path, advertiseIp: '127.0.0.1' }, { logger })
   await t.rejects(bad.start(), { code: 'SHOAL_ERR_STATIC', message: /bad\.json: services\[0\]\.ports\[0\]\.servicePort/ })
 })
+
+t.test('a Docker check is refused at load, in both formats: a static instance has no container', async (t) => {
+  const entry = { name: 'api', ports: [{ port: 8081, servicePort: 10081 }] }
+  const shoalError = errorOf(shoal({ ...entry, check: { type: 'Docker' } }))
+  t.match(shoalError, /services\[1\]\.check\.type: must be one of .*"HttpGet".*\(got "Docker"\)/)
+  t.notMatch(shoalError.split('(got')[0], /Docker/, 'Docker is not among the allowed types')
+  const sidecar = JSON.stringify([{ Service: { Name: 'api', Ports: [{ Port: 8081, ServicePort: 10081 }] }, Check: { Type: 'Docker' } }])
+  t.match(errorOf(sidecar), /Check\.Type.*a static instance has none/)
+  // The other types still load.
+  for (const type of ['HttpGet', 'Tcp', 'External']) t.equal(errorOf(shoal({ ...entry, check: { type, args: 'x' } })), 'no error', type)
+})

@@ -29,13 +29,13 @@ import type { Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
-import { staticSchemaProblems } from './static-schema.js'
+import { STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
 const proxyModes = new Set<string>(Object.values(ProxyMode))
-const checkTypes = new Set<string>(Object.values(CheckType))
+const checkTypes = new Set<string>(STATIC_CHECK_TYPES)
 
 type Obj = Record<string, unknown>
 
@@ -89,7 +89,10 @@ function checkOf(p: Problems, where: string, v: unknown, sidecar: boolean): Chec
   const type = v[tKey]
   if (sidecar && (type === undefined || type === '')) return undefined
   if (typeof type !== 'string' || !checkTypes.has(type))
-    p.fail(`${where}.${tKey}`, `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)})`)
+    p.fail(
+      `${where}.${tKey}`,
+      `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)}${type === CheckType.Docker ? ': a Docker check reads a container, and a static instance has none' : ''})`,
+    )
   const check: CheckSpec = { type: type as CheckType }
   const args = optString(p, `${where}.${aKey}`, v[aKey])
   if (args !== undefined && args !== '') check.args = args
