@@ -1,6 +1,7 @@
 // Every read-only route of the HTTP debug endpoint answers what the README's table promises
 // (README.md "HTTP API"), with JSON errors for unknown paths, bad input and wrong methods.
 import t from 'tap'
+import { capturedLogger } from './lib/log.js'
 import { record, startHarness } from './http-fixture.js'
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: any }> {
@@ -109,7 +110,8 @@ t.test('catalog and membership routes', async (t) => {
 })
 
 t.test('health, readiness, xds debug', async (t) => {
-  const h = await startHarness(t)
+  const { logger, lines } = capturedLogger('debug')
+  const h = await startHarness(t, {}, logger)
   const healthz = await get(`${h.url}/healthz`)
   t.equal(healthz.status, 200)
   t.equal(healthz.json.status, 'ok')
@@ -118,10 +120,15 @@ t.test('health, readiness, xds debug', async (t) => {
   t.equal(notReady.status, 503, 'not ready until the warm start is done')
   t.equal(notReady.json.error.code, 'SHOAL_ERR_NOT_READY')
   t.equal(notReady.json.ready, false)
+  t.equal(notReady.json.warmStart, false)
+  t.equal(notReady.json.join, null, 'join: null without --join')
+  // A readiness probe polls /readyz: its 503 is logged at debug, never warn.
+  const line = lines.find((l) => l.code === 'SHOAL_ERR_NOT_READY')
+  t.equal(line?.level, 20, 'the 503 is logged at debug')
   h.ready.value = true
   const ready = await get(`${h.url}/readyz`)
   t.equal(ready.status, 200)
-  t.equal(ready.json.ready, true)
+  t.same(ready.json, { ready: true, node: 'node-a' }, '200 {ready, node}')
 
   const xds = await get(`${h.url}/debug/xds`)
   t.equal(xds.status, 200)

@@ -275,7 +275,8 @@ export class HttpServer {
   }
 
   private fail(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, unknown>): void {
-    if (status >= 500) this.log.warn({ status, code }, message)
+    // A 503 from /readyz is an answer, not a fault: probes poll it every few seconds.
+    if (status >= 500 && code !== 'SHOAL_ERR_NOT_READY') this.log.warn({ status, code }, message)
     else this.log.debug({ status, code }, message)
     sendJson(res, status, { error: { code, message }, ...extra })
   }
