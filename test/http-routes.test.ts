@@ -162,6 +162,20 @@ t.test('unknown paths, wrong methods, HEAD', async (t) => {
     t.equal(r.status, 404, `${path} is 404`)
     t.equal(r.json?.error?.code, 'SHOAL_ERR_NOT_FOUND', `${path} answers a JSON error`)
   }
+  // The hint lists every GET route (from the route table, so a new route cannot be left out).
+  const hint = String((await get(`${h.url}/nope`)).json?.error?.message)
+  for (const route of [
+    '/api/state.json',
+    '/api/services.json',
+    '/api/keys.json',
+    '/api/watch',
+    '/metrics',
+    '/healthz',
+    '/readyz',
+    '/debug/xds',
+  ])
+    t.ok(hint.includes(route), `the 404 hint names ${route}`)
+  t.notMatch(hint, /drain/, 'and no POST-only route')
   const post = await get(`${h.url}/api/state.json`, { method: 'POST' })
   t.equal(post.status, 405)
   t.equal(post.headers.get('allow'), 'GET, HEAD')
@@ -178,7 +192,7 @@ t.test('unknown paths, wrong methods, HEAD', async (t) => {
   const metrics = await get(`${h.url}/metrics`)
   t.equal(metrics.status, 200)
   t.match(metrics.headers.get('content-type'), /^text\/plain/)
-  t.match(metrics.text, /shoal_http_requests_total\{route="unmatched",code="404"\} 6/)
+  t.match(metrics.text, /shoal_http_requests_total\{route="unmatched",code="404"\} 7/)
   t.match(metrics.text, /shoal_http_requests_total\{route="\/api\/state.json",code="405"\} 1/)
   t.match(metrics.text, /shoal_http_requests_total\{route="\/api\/instances\/\{id\}\/drain",code="405"\} 1/)
 })

@@ -264,7 +264,10 @@ export class HttpServer {
       res,
       404,
       'SHOAL_ERR_NOT_FOUND',
-      `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/sources.json, /api/watch, /metrics`,
+      `no such path ${JSON.stringify(path)}; GET routes: ${this.routes
+        .filter((r) => r.methods.GET)
+        .map((r) => r.name)
+        .join(', ')} (and the web UI at /)`,
     )
   }
 
