@@ -75,6 +75,7 @@ const httpRequest = (headers: Record<string, string>) => ({ request: { http: { m
 
 t.test('Check allows by header or SPIFFE ID and denies the rest (a real grpc-js client)', async (t) => {
   const { port, lines } = await startExample(t, ['--allow-header', 'X-Team=payments', '--allow-spiffe', 'spiffe://test/svc/web'])
+  t.match(lines[0], /allows header x-team=payments, SPIFFE ID spiffe:\/\/test\/svc\/web$/, 'the start line says each rule in full')
   const client = new Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
   t.teardown(() => client.close())
   const cases: Array<[string, object, number]> = [
