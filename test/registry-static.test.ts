@@ -268,3 +268,23 @@ t.test('a Docker check is refused at load, in both formats: a static instance ha
   // The other types still load.
   for (const type of ['HttpGet', 'Tcp', 'External']) t.equal(errorOf(shoal({ ...entry, check: { type, args: 'x' } })), 'no error', type)
 })
+
+t.test('a JSON syntax error names its line and column', async (t) => {
+  t.match(errorOf('{\n  "services": [\n   x]}'), /static\.json: JSON line 3 column 4: /)
+  t.match(errorOf('{"services": [],}'), /JSON line 1 column 17: /)
+  t.match(errorOf('{\n"a": tru }'), /JSON line 2 column 9: /)
+  t.match(errorOf('{\n  "services": ['), /static\.json: JSON: /, 'a text cut short has no place to name')
+  // Property: a stray character put into a valid file outside a string (where it is a syntax
+  // error) is named at the place it was put.
+  const base = readFileSync('examples/static.json', 'utf8')
+  for (let i = 0, tried = 0; i < 200 && tried < 10_000; tried++) {
+    const at = Math.floor(Math.random() * base.length)
+    const text = base.slice(0, at) + '#' + base.slice(at)
+    if (!errorOf(text).includes(': JSON')) continue // inside a string: still valid JSON
+    i++
+    const before = base.slice(0, at)
+    const want = `line ${before.split('\n').length} column ${before.length - before.lastIndexOf('\n')}`
+    if (!errorOf(text).includes(`JSON ${want}: `)) t.fail(`'#' at offset ${at}: ${errorOf(text)}, wanted ${want}`)
+  }
+  t.pass('200 stray characters found at their place')
+})
