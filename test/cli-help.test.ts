@@ -96,3 +96,15 @@ t.test('an unknown flag points at --help: one line, exit 2', async (t) => {
   t.equal(r.code, 2)
   t.equal(r.stderr, 'shoal members: unknown flag --bogus; see `shoal members --help`\n')
 })
+
+t.test('--token is offered, and taken, only by the commands that send it (drain, undrain)', async (t) => {
+  const [services, drain, withToken] = await runAll([
+    ['services', '--help'],
+    ['drain', '--help'],
+    ['services', '--token', 'x'],
+  ])
+  t.notMatch(services!.stdout, /--token/, 'shoal services --help does not list --token')
+  t.match(drain!.stdout, /\n {2}--token TOKEN +bearer token/, 'shoal drain --help does')
+  t.equal(withToken!.code, 2, 'shoal services --token is an unknown flag')
+  t.match(withToken!.stderr, /--token/)
+})
