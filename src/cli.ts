@@ -137,7 +137,7 @@ function clientCommand(cmd: ClientCommand, summary: string, positional?: string)
       return runClientCommand(cmd, f.positionals, {
         agent: f.get('agent')?.value ?? CLIENT_FLAGS.agent.default,
         json: f.get('json')?.value === 'true',
-        token: f.get('token')?.value,
+        token: 'token' in flags ? f.get('token')?.value : undefined,
         out: process.stdout,
         err: process.stderr,
         signal: ac.signal,
