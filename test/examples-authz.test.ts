@@ -19,7 +19,7 @@ import { GroupIndex } from '../src/xds/groups.js'
 import { AgentChild } from './lib/agent-child.js'
 import { ensureBuilt, REPO_ROOT } from './lib/cli.js'
 import { extAuthzCluster, listenerFilters } from './lib/xds-authz.js'
-import { AdsClient, ENVOY_NODE, TypeUrl } from './xds-fixture.js'
+import { AdsClient, ENVOY_NODE, TypeUrl } from './lib/xds-fixture.js'
 
 const SERVER = join(REPO_ROOT, 'examples', 'authz', 'server.mjs')
 const dir = mkdtempSync(join(tmpdir(), 'shoal-authz-example-'))

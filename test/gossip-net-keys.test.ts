@@ -5,7 +5,7 @@ import { Keyring } from '../src/gossip/keyring.js'
 import { Wire } from '../src/gossip/wire.js'
 import { MessageType, encodeMessage } from '../src/gossip/messages.js'
 import { silentLogger } from '../src/log.js'
-import { addr, netNode, stateOf, until } from './gossip-net-util.js'
+import { addr, netNode, stateOf, until } from './lib/gossip-net.js'
 
 t.test('a node with a wrong key can neither join nor inject a message', async (t) => {
   const key = randomBytes(32)

@@ -2,7 +2,7 @@
 // (README.md "HTTP API"), with JSON errors for unknown paths, bad input and wrong methods.
 import t from 'tap'
 import { capturedLogger } from './lib/log.js'
-import { record, startHarness } from './http-fixture.js'
+import { record, startHarness } from './lib/http-fixture.js'
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: any }> {
   const res = await fetch(url, init)

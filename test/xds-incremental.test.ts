@@ -9,7 +9,7 @@ import { DECODE_OPTIONS, encodeDiscoveryResponse, loadXdsProtos, TypeUrl } from 
 import type { NodeKind } from '../src/xds/resources.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
 import { SnapshotBuilder, versionOf, versionOfSet, type KindSnapshot } from '../src/xds/snapshot.js'
-import { rec } from './xds-fixture.js'
+import { rec } from './lib/xds-fixture.js'
 
 // A small deterministic PRNG, so a failure names a reproducible seed.
 function prng(seed: number) {

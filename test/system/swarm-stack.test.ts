@@ -19,7 +19,7 @@ import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords, type CatalogEvent, type ServiceRecord } from '../../src/registry/types.js'
 import { clusterName } from '../../src/xds/resources.js'
-import { AdsClient, ENVOY_NODE, TypeUrl } from '../xds-fixture.js'
+import { AdsClient, ENVOY_NODE, TypeUrl } from '../lib/xds-fixture.js'
 import { IMAGE, freePort, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
 
 const top = fileURLToPath(new URL('../../', import.meta.url))

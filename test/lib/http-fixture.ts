@@ -3,11 +3,11 @@
 // that starts a real HttpServer on 127.0.0.1:0 with teardown.
 import { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
-import { ShoalError } from '../src/errors.js'
-import { silentLogger, type Logger } from '../src/log.js'
-import type { Member, MemberState } from '../src/gossip/types.js'
-import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServiceRecord } from '../src/registry/types.js'
-import { HttpServer, type HttpServerOptions } from '../src/http/server.js'
+import { ShoalError } from '../../src/errors.js'
+import { silentLogger, type Logger } from '../../src/log.js'
+import type { Member, MemberState } from '../../src/gossip/types.js'
+import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServiceRecord } from '../../src/registry/types.js'
+import { HttpServer, type HttpServerOptions } from '../../src/http/server.js'
 
 export class FixtureCatalog implements CatalogView {
   cluster = 'test'
