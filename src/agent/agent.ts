@@ -204,7 +204,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     const health = new HealthScheduler(
       { allowExternal: cfg.allowExternalChecks },
-      { logger: log, registry: this.registry, dockerHealth: docker?.healthFeed },
+      { logger: log, registry: this.registry, dockerHealth: docker?.healthFeed, clock },
     )
     await this.run('health', health, (h) => h.start())
     const local = new LocalServices({ advertiseIp: cfg.advertise.host }, { catalog, health, logger: log })

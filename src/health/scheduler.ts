@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { performance } from 'node:perf_hooks'
 import type { Counter, Histogram, Registry } from 'prom-client'
 import { counter, histogram } from '../metrics.js'
+import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { externalCheck } from './check-external.js'
@@ -42,6 +42,8 @@ export interface HealthSchedulerOptions {
 
 export interface HealthSchedulerComponents {
   logger: Logger
+  /** Time for the check timers, timeouts and durations; default real time (tests run it on a VirtualClock). */
+  clock?: Clock
   dockerHealth?: DockerHealthFeed
   registry?: Registry
 }
@@ -77,7 +79,7 @@ interface Entry {
   decided: boolean
   /** The check has passed at least once: until then a pass is taken at once (no `rise`). */
   passedOnce: boolean
-  /** Date.now() when the check was set: `startIntervalMs` applies for `startPeriodMs` after it. */
+  /** clock.now() when the check was set: `startIntervalMs` applies for `startPeriodMs` after it. */
   setAt: number
   /** Passes and failures since the status last changed (rise and fall count these). */
   passes: number
@@ -88,7 +90,7 @@ interface Entry {
   /** Why the instance has its status; changes only with the status (or a new check). */
   reason: string
   gen: number
-  timer?: NodeJS.Timeout
+  timer?: Timer
   abort?: AbortController
   running: boolean
   rerun: boolean
@@ -150,6 +152,7 @@ function reasonOf(r: CheckResult): string {
 export class HealthScheduler extends EventEmitter<{ change: [id: string, status: CheckStatus] }> {
   private readonly opts: Required<HealthSchedulerOptions>
   private readonly log: Logger
+  private readonly clock: Clock
   private readonly feed: DockerHealthFeed | undefined
   private readonly checks: Counter<'service' | 'type' | 'result'>
   private readonly durations: Histogram<'service' | 'type'>
@@ -169,6 +172,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       startPeriodMs: opts.startPeriodMs ?? 30_000,
     }
     this.log = components.logger.child({ component: 'health' })
+    this.clock = components.clock ?? new RealClock()
     this.feed = components.dockerHealth
     this.checks = counter(components.registry, {
       name: 'shoal_health_checks_total',
@@ -202,7 +206,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       status: !check ? 'unknown' : old?.check ? old.status : 'starting',
       decided: false,
       passedOnce: (old?.check !== undefined && old.passedOnce) || false,
-      setAt: Date.now(),
+      setAt: this.clock.now(),
       passes: 0,
       fails: 0,
       last: undefined,
@@ -295,7 +299,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
 
   private cancel(e: Entry): void {
     e.gen++
-    if (e.timer) clearTimeout(e.timer)
+    e.timer?.cancel()
     e.timer = undefined
     e.abort?.abort()
     e.abort = undefined
@@ -308,7 +312,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       if (e.check?.type !== 'Docker' || e.ctx.containerId !== containerId) continue
       if (e.running) e.rerun = true
       else {
-        if (e.timer) clearTimeout(e.timer)
+        e.timer?.cancel()
         e.timer = undefined
         this.run(e)
       }
@@ -321,17 +325,16 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
     const gen = e.gen
     const timeoutMs = check.timeoutMs ?? this.opts.timeoutMs
     const ac = new AbortController()
-    const timeout = setTimeout(() => ac.abort(), timeoutMs)
-    timeout.unref()
+    const timeout = this.clock.setTimer(timeoutMs, () => ac.abort())
     e.abort = ac
     e.running = true
-    const began = performance.now()
+    const began = this.clock.now()
     void this.execute(e, check, ac.signal, timeoutMs).then((run) => {
-      clearTimeout(timeout)
+      timeout.cancel()
       if (e.gen !== gen || this.entries.get(e.id) !== e) return
       e.abort = undefined
       e.running = false
-      const durationMs = performance.now() - began
+      const durationMs = this.clock.now() - began
       const labels = seriesOf(e.ctx.service, check.type)
       this.checks.inc({ ...labels, result: run.outcome })
       if (run.outcome === 'pass' || run.outcome === 'fail' || run.outcome === 'timeout') this.durations.observe(labels, durationMs / 1000)
@@ -339,14 +342,13 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       this.apply(e, check, run.outcome)
       if (!this.started || e.gen !== gen) return
       const interval = check.intervalMs ?? this.opts.intervalMs
-      const starting = !e.passedOnce && Date.now() - e.setAt < this.opts.startPeriodMs
+      const starting = !e.passedOnce && this.clock.now() - e.setAt < this.opts.startPeriodMs
       const delay = e.rerun ? 0 : starting ? Math.min(interval, this.opts.startIntervalMs) : interval
       e.rerun = false
-      e.timer = setTimeout(() => {
+      e.timer = this.clock.setTimer(delay, () => {
         e.timer = undefined
         this.run(e)
-      }, delay)
-      e.timer.unref()
+      })
     })
   }
 
@@ -415,7 +417,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       target: targetOf(check, e.ctx),
       outcome: run.outcome,
       passed,
-      at: Date.now(),
+      at: this.clock.wallNow(),
       durationMs: Math.round(durationMs * 1000) / 1000,
       passes: e.streak.passes,
       fails: e.streak.fails,
