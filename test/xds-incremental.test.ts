@@ -1,10 +1,11 @@
 // The incremental snapshot equals a cold build after every change of a random sequence
-// (records added, removed, re-statused, moved between names and ServicePorts; hosts going
-// down, rebooting, vanishing), for both node kinds; and a pre-encoded response decodes as
-// the same DiscoveryResponse protobufjs would write.
+// (records added, removed, re-statused, moved between names and ServicePorts; ports with and
+// without a host binding, on networks or not; hosts going down, rebooting, vanishing), for both
+// node kinds on a host's network and on a Docker network; and a pre-encoded response decodes
+// as the same DiscoveryResponse protobufjs would write.
 import t from 'tap'
 import type { CatalogSnapshot, HostView, ServiceRecord } from '../src/registry/types.js'
-import { GroupIndex } from '../src/xds/groups.js'
+import { GroupIndex, resolveGroup, type ClientNetwork } from '../src/xds/groups.js'
 import { DECODE_OPTIONS, encodeDiscoveryResponse, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
 import type { NodeKind } from '../src/xds/resources.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
@@ -24,6 +25,13 @@ const NAMES = ['api', 'echo', 'web', 'db']
 const STATUSES = ['alive', 'alive', 'unknown', 'draining', 'unhealthy', 'tombstone'] as const
 const MODES = ['http', 'tcp', 'grpc', 'ws'] as const
 const HOST_STATES = ['alive', 'alive', 'alive', 'suspect', 'dead'] as const
+const NETWORKS: ClientNetwork[] = [null, 'apps']
+const VIEWS: Array<[NodeKind, ClientNetwork]> = [
+  ['envoy', null],
+  ['grpc', null],
+  ['envoy', 'apps'],
+  ['grpc', 'apps'],
+]
 
 function randomRecord(rand: (n: number) => number, host: string, bootId: string, id: string): ServiceRecord {
   const r = rec({
@@ -38,6 +46,13 @@ function randomRecord(rand: (n: number) => number, host: string, bootId: string,
   const extra = rand(4) === 0 ? [{ type: 'tcp' as const, port: 9100 + rand(5), servicePort: 10000 + rand(5), ip: '127.0.0.2' }] : []
   // Some ask for external authorization by another name: their listeners follow its groups.
   const labels: Record<string, string> = rand(3) === 0 ? { 'shoal.authz': NAMES[rand(NAMES.length)]! } : {}
+  // Some instances are on the `apps` network (a few share an IP there), some of their ports unpublished.
+  if (rand(3) === 0) {
+    const ports = [...r.ports, ...extra].map((p, k) =>
+      rand(2) === 0 ? { type: p.type, servicePort: p.servicePort, containerPort: 8080 + k } : { ...p, containerPort: 8080 + k },
+    )
+    return { ...r, bootId, ports, labels, networks: { apps: `10.9.0.${rand(6)}` } }
+  }
   return { ...r, bootId, ports: [...r.ports, ...extra], labels }
 }
 
@@ -99,36 +114,51 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
       if (rand(3) === 0) hosts = hosts.map((x) => ({ ...x, services: [...x.services] }))
       const snap: CatalogSnapshot = { cluster: 't', seq: step + 2, hosts }
       index.update(snap)
-      const want = groupServicePorts(snap)
       const got = [...index.groups.values()].sort((a, b) => a.servicePort - b.servicePort)
-      if (
-        JSON.stringify(got) !== JSON.stringify(want.groups) ||
-        JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
-        JSON.stringify(index.dropped) !== JSON.stringify(want.dropped) ||
-        JSON.stringify(index.authzIssues) !== JSON.stringify(want.authzIssues)
-      ) {
-        mismatches++
-        t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
-        t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
-        t.same(index.dropped, want.dropped, `seed ${seed} step ${step}: dropped endpoints`)
-        t.same(index.authzIssues, want.authzIssues, `seed ${seed} step ${step}: authorization problems`)
+      for (const network of NETWORKS) {
+        const want = groupServicePorts(snap, network)
+        const resolved = got.map((g) => resolveGroup(g, network))
+        const dropped = resolved.flatMap((r) => r.dropped)
+        if (
+          JSON.stringify(got) !== JSON.stringify(want.groups) ||
+          JSON.stringify(resolved.map((r) => r.group)) !== JSON.stringify(want.endpoints) ||
+          JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
+          JSON.stringify(dropped) !== JSON.stringify(want.dropped) ||
+          JSON.stringify(index.authzIssues) !== JSON.stringify(want.authzIssues)
+        ) {
+          mismatches++
+          t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
+          t.same(
+            resolved.map((r) => r.group),
+            want.endpoints,
+            `seed ${seed} step ${step} network ${network}: endpoints`,
+          )
+          t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
+          t.same(dropped, want.dropped, `seed ${seed} step ${step} network ${network}: dropped endpoints`)
+          t.same(index.authzIssues, want.authzIssues, `seed ${seed} step ${step}: authorization problems`)
+        }
       }
-      for (const kind of ['envoy', 'grpc'] as NodeKind[]) {
-        const a = inc.build(snap, kind)
-        const cold = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined).build(snap, kind)
+      for (const [kind, network] of VIEWS) {
+        const a = inc.build(snap, kind, network)
+        const cold = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined).build(snap, kind, network)
         const sa = summary(a)
         const sc = summary(cold)
         if (JSON.stringify(sa) !== JSON.stringify(sc)) {
           mismatches++
-          t.same(sa, sc, `seed ${seed} step ${step} ${kind}: resources`)
+          t.same(sa, sc, `seed ${seed} step ${step} ${kind} on ${network}: resources`)
         }
         for (const type of Object.values(TypeUrl)) {
           if (versionOfSet(a.resources[type]) !== versionOfSet(cold.resources[type])) {
             mismatches++
-            t.fail(`seed ${seed} step ${step} ${kind} ${type}: versions differ`)
+            t.fail(`seed ${seed} step ${step} ${kind} on ${network} ${type}: versions differ`)
           }
         }
         t.same(a.conflicts, cold.conflicts)
+        const wantDropped = groupServicePorts(snap, network).dropped
+        if (JSON.stringify(inc.dropped(network)) !== JSON.stringify(wantDropped)) {
+          mismatches++
+          t.same(inc.dropped(network), wantDropped, `seed ${seed} step ${step} network ${network}: the builder's dropped endpoints`)
+        }
       }
       if (mismatches > 5) break
     }

@@ -7,4 +7,5 @@
 export { HealthScheduler } from './scheduler.js'
 export type { HealthSchedulerOptions, HealthSchedulerComponents } from './scheduler.js'
 export { CheckType } from './types.js'
-export type { CheckSpec, CheckStatus, DockerHealth, DockerHealthFeed } from './types.js'
+export { renderTemplate } from './template.js'
+export type { CheckContext, CheckPort, CheckSpec, CheckStatus, DockerHealth, DockerHealthFeed } from './types.js'

@@ -21,9 +21,10 @@ export { STATIC_FILE_SCHEMA, staticSchemaProblems } from './static-schema.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
-export { ServiceStatus, StatusReason, ProxyMode, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
+export { ServiceStatus, StatusReason, ProxyMode, hostBinding, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
 export type {
   ServicePortSpec,
+  NetworkAddresses,
   Version,
   ServiceRecord,
   LocalServiceSpec,

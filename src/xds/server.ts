@@ -21,7 +21,7 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
-import type { AuthzIssue, DroppedEndpoint, ServicePortConflict } from './groups.js'
+import type { AuthzIssue, ClientNetwork, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
   loadXdsProtos,
@@ -34,13 +34,18 @@ import {
   type XdsProtos,
   type XdsType,
 } from './protos.js'
-import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
+import { clientNetworkOf, nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
 import { restoredVariant, SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
   bind: HostPort
+  /**
+   * More IPs to serve on, at the port `bind` got: e.g. the `docker_gwbridge` gateway address,
+   * which containers on Swarm overlay networks reach their host by (`--xds-interfaces`).
+   */
+  alsoOn?: string[]
   /** IP the Envoy listeners bind (`--envoy-bind`). */
   envoyBind: string
   /** At most one catalog-driven push per client per this many ms (default 100). */
@@ -88,6 +93,10 @@ export interface XdsClientDebug {
   cluster: string
   userAgent: string
   kind: NodeKind
+  /** The network it declared (node metadata `shoal.network`); null: a host's network. */
+  network: ClientNetwork
+  /** Instances it is not sent, with the reason (among them those with no address reachable from its network). */
+  dropped: DroppedEndpoint[]
   connectedAt: number
   types: XdsTypeDebug[]
 }
@@ -96,7 +105,10 @@ export interface XdsDebugInfo {
   ready: boolean
   clients: XdsClientDebug[]
   conflicts: ServicePortConflict[]
-  /** Instances left out of a ClusterLoadAssignment (an address listed twice, not an IP, a bad port). */
+  /**
+   * Instances left out of a ClusterLoadAssignment for clients on a host's network (an address
+   * listed twice, not an IP, a bad port, no published port); each client lists its own.
+   */
   dropped: DroppedEndpoint[]
   /** Authorization requests that cannot be served: the listener denies everything (or, with failure_mode_allow, checks nothing). */
   authz: AuthzIssue[]
@@ -121,6 +133,10 @@ interface Client {
   call: AdsStream
   node: XdsNode | null
   kind: NodeKind
+  /** The client's network (node metadata `shoal.network`): the addresses it is given. */
+  network: ClientNetwork
+  /** Ends the builder's hold on the client's network view (useNetwork). */
+  releaseNetwork: (() => void) | null
   connectedAt: number
   types: Map<string, TypeSubscription>
   /** Clock.now() until which a reconnecting client's Listener request is waited for (see resumeGraceMs). */
@@ -157,7 +173,8 @@ export class XdsServer {
   private builder: SnapshotBuilder | null = null
   private lastConflicts: ServicePortConflict[] | null = null
   private conflicts: ServicePortConflict[] = []
-  private lastDropped: DroppedEndpoint[] | null = null
+  /** The dropped lists last reported, per network view key. */
+  private lastDropped = new Map<string, DroppedEndpoint[]>()
   /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
   private loggedDrops = new Set<string>()
   private lastAuthz: AuthzIssue[] | null = null
@@ -206,8 +223,8 @@ export class XdsServer {
       }),
       dropped: gauge(registry, {
         name: 'shoal_xds_dropped_endpoints',
-        help: 'Instances left out of their ClusterLoadAssignment (duplicate_address, not_an_ip, port_out_of_range)',
-        labelNames: ['reason'],
+        help: "Instances left out of their ClusterLoadAssignment for the clients on a network (host: a host's own), by reason (duplicate_address, not_an_ip, port_out_of_range, no_reachable_address)",
+        labelNames: ['reason', 'network'],
       }),
       authz: gauge(registry, {
         name: 'shoal_xds_authz_unresolved',
@@ -250,10 +267,21 @@ export class XdsServer {
         err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
       ),
     )
+    for (const host of this.opts.alsoOn ?? []) {
+      const at = { host, port: this.port }
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(formatHostPort(at), grpc.ServerCredentials.createInsecure(), (err) =>
+          err ? reject(listenError('', at, err)) : resolve(),
+        ),
+      ).catch((err: unknown) => {
+        server.forceShutdown()
+        throw err
+      })
+    }
     this.server = server
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
     this.refreshGroups()
-    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }) }, 'xDS server listening')
+    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [] }, 'xDS server listening')
     return { port: this.port }
   }
 
@@ -298,18 +326,19 @@ export class XdsServer {
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
       for (const sub of c.types.values())
-        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c.kind), sub))
+        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c), sub))
       c.dirtySince ??= this.clock.now()
       this.pushClient(c)
     }
   }
 
   debugInfo(): XdsDebugInfo {
-    const snaps = new Map<NodeKind, KindSnapshot>()
-    const snapOf = (kind: NodeKind): KindSnapshot | null => {
+    const snaps = new Map<string, KindSnapshot>()
+    const snapOf = (c: Client): KindSnapshot | null => {
       if (!this.builder || !this.ready) return null
-      let s = snaps.get(kind)
-      if (!s) snaps.set(kind, (s = this.snapshotFor(kind)))
+      const key = `${c.kind}|${c.network ?? ''}`
+      let s = snaps.get(key)
+      if (!s) snaps.set(key, (s = this.snapshotFor(c)))
       return s
     }
     const clients = [...this.clients.values()].map((c) => ({
@@ -318,9 +347,11 @@ export class XdsServer {
       cluster: c.node?.cluster ?? '',
       userAgent: c.node?.user_agent_name ?? '',
       kind: c.kind,
+      network: c.network,
+      dropped: this.builder?.dropped(c.network) ?? [],
       connectedAt: c.connectedAt,
       types: [...c.types.values()].map((sub) => {
-        const snap = snapOf(c.kind)
+        const snap = snapOf(c)
         const target = snap ? this.select(snap, sub) : null
         return {
           type: sub.type.label,
@@ -345,7 +376,7 @@ export class XdsServer {
       ready: this.ready,
       clients,
       conflicts: this.conflicts,
-      dropped: this.builder?.dropped ?? [],
+      dropped: this.builder?.dropped(null) ?? [],
       authz: this.builder?.authzIssues ?? [],
       invalid,
     }
@@ -366,6 +397,8 @@ export class XdsServer {
       call,
       node: null,
       kind: 'envoy',
+      network: null,
+      releaseNetwork: null,
       connectedAt: this.clock.wallNow(),
       types: new Map(),
       resumeUntil: -Infinity,
@@ -406,6 +439,8 @@ export class XdsServer {
 
   private dropClient(c: Client): void {
     c.closed = true
+    c.releaseNetwork?.()
+    c.releaseNetwork = null
     c.timer?.cancel()
     c.timer = null
     c.graceTimer?.cancel()
@@ -422,7 +457,23 @@ export class XdsServer {
     if (req.node && (req.node.id || req.node.user_agent_name) && !c.node) {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
-      this.log.info({ stream: c.stream, node: c.node.id, kind: c.kind, userAgent: c.node.user_agent_name }, 'ADS client connected')
+      const { network, error } = clientNetworkOf(c.node)
+      if (error) {
+        this.m.badRequests.inc({ reason: 'bad_network' })
+        this.log.warn(
+          { stream: c.stream, node: c.node.id, error },
+          `${error}: served as a client on a host's network; write the network's name (shoal envoy-bootstrap or grpc-bootstrap --network NAME)`,
+        )
+      }
+      c.network = network
+      if (network !== null && this.builder) {
+        c.releaseNetwork = this.builder.useNetwork(network)
+        this.report()
+      }
+      this.log.info(
+        { stream: c.stream, node: c.node.id, kind: c.kind, network: c.network ?? 'host', userAgent: c.node.user_agent_name },
+        'ADS client connected',
+      )
     }
     const typeUrl = String(req.type_url ?? '')
     const type = xdsType(typeUrl)
@@ -465,7 +516,7 @@ export class XdsServer {
         if (o.versionInfo) {
           // A reconnecting client (this server restarted, or the client moved here) says what it holds.
           if (c.resumeUntil === -Infinity) c.resumeUntil = this.clock.now() + this.grace
-          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c.kind), sub))
+          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c), sub))
           else sub.resume(o.versionInfo, new Map())
         }
         break
@@ -516,26 +567,6 @@ export class XdsServer {
         for (const cf of conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
       }
     }
-    const dropped = b.dropped
-    if (dropped !== this.lastDropped) {
-      this.lastDropped = dropped
-      const counts: Record<string, number> = { duplicate_address: 0, not_an_ip: 0, port_out_of_range: 0 }
-      const keys = new Set<string>()
-      for (const d of dropped) {
-        counts[d.reason] = (counts[d.reason] ?? 0) + 1
-        const key = `${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
-        keys.add(key)
-        if (this.loggedDrops.has(key)) continue
-        this.log.warn(
-          d,
-          d.reason === 'duplicate_address'
-            ? `${d.service}:${d.servicePort}: ${d.host}/${d.id} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out (one endpoint per address; give each instance its own ip:port)`
-            : `${d.service}:${d.servicePort}: ${d.host}/${d.id} has address ${d.address}, which no xDS client accepts (${d.reason}): left out; fix the record's ip or port`,
-        )
-      }
-      this.loggedDrops = keys
-      for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason }, n)
-    }
     const authz = b.authzIssues
     if (authz !== this.lastAuthz) {
       this.lastAuthz = authz
@@ -562,10 +593,38 @@ export class XdsServer {
       this.loggedAuthz = keys
       for (const [problem, n] of Object.entries(counts)) this.m.authz.set({ problem }, n)
     }
+    const views = b.networks()
+    const now = new Set(views.map((v) => v.network ?? ''))
+    let changed = false
+    for (const key of this.lastDropped.keys()) {
+      if (now.has(key)) continue
+      this.lastDropped.delete(key)
+      changed = true
+    }
+    for (const v of views) {
+      const key = v.network ?? ''
+      if (this.lastDropped.get(key) === v.dropped) continue
+      this.lastDropped.set(key, v.dropped)
+      changed = true
+    }
+    if (!changed) return
+    this.m.dropped.reset()
+    const keys = new Set<string>()
+    for (const v of views) {
+      const counts: Record<string, number> = { duplicate_address: 0, not_an_ip: 0, port_out_of_range: 0, no_reachable_address: 0 }
+      for (const d of v.dropped) {
+        counts[d.reason] = (counts[d.reason] ?? 0) + 1
+        const key = `${d.network ?? ''}|${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
+        keys.add(key)
+        if (!this.loggedDrops.has(key)) this.log.warn(d, droppedText(d))
+      }
+      for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason, network: v.network ?? 'host' }, n)
+    }
+    this.loggedDrops = keys
   }
 
-  private snapshotFor(kind: NodeKind): KindSnapshot {
-    const out = this.builder!.build(this.components.catalog.snapshot(), kind)
+  private snapshotFor(c: Client): KindSnapshot {
+    const out = this.builder!.build(this.components.catalog.snapshot(), c.kind, c.network)
     this.report()
     return out
   }
@@ -588,7 +647,7 @@ export class XdsServer {
    */
   private sync(c: Client, changeAt: number | null): void {
     if (c.closed) return
-    const snap = this.snapshotFor(c.kind)
+    const snap = this.snapshotFor(c)
     c.waiting = false
     const changedClusters: string[] = []
     const removals = new Set<XdsType>()
@@ -759,6 +818,22 @@ export class XdsServer {
     this.m.pushes.inc({ type: label })
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
+  }
+}
+
+/** The log line (and the UI's text) of an instance left out: what, for whom, why, and what to do. */
+export function droppedText(d: DroppedEndpoint): string {
+  const who = `${d.service}:${d.servicePort}: ${d.host}/${d.id}`
+  const where = d.network === null ? "a host's network" : `network "${d.network}"`
+  switch (d.reason) {
+    case 'duplicate_address':
+      return `${who} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out for clients on ${where} (one endpoint per address; give each instance its own ip:port)`
+    case 'no_reachable_address':
+      return d.network === null
+        ? `${who} has no address reachable from a host's network (no published port${d.networks?.length ? `; on network ${d.networks.join(', ')} only` : ''}): not sent to clients there; publish the port (docker service --publish mode=host,target=PORT) or declare the client's network (--network NAME in its bootstrap)`
+        : `${who} has no address on network "${d.network}" and no published port: not sent to clients on it; attach the service to that network (and name it in the agent's --docker-network) or publish the port`
+    default:
+      return `${who} has address ${d.address}, which no xDS client accepts (${d.reason}): left out for clients on ${where}; fix the record's ip or port`
   }
 }
 

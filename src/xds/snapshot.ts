@@ -1,13 +1,25 @@
 /**
- * Per-node-kind snapshots of encoded, validated resources, built incrementally: the
- * GroupIndex names the ServicePorts a catalog change touched, only those groups are rebuilt,
- * and within a rebuilt group a resource whose object is unchanged (same JSON) keeps its
- * validated, encoded form. The per-type maps of a snapshot are never mutated once built (a
- * change copies the maps it touches), so a client may keep holding the one it was sent.
+ * Per-view snapshots of encoded, validated resources, built incrementally. A view is a node
+ * kind on a client network (groups.ts ClientNetwork: a host's network, or a Docker network a
+ * client declared), since a client is given the addresses it can reach. The GroupIndex names
+ * the ServicePorts a catalog change touched; each network resolves only those groups, each
+ * kind on it rebuilds only those, and within a rebuilt group a resource whose object is
+ * unchanged (same JSON) keeps its validated, encoded form, whichever view built it first. The
+ * per-type maps of a snapshot are never mutated once built (a change copies the maps it
+ * touches), so a client may keep holding the one it was sent.
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
-import { GroupIndex, sameAuthz, type AuthzIssue, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
+import {
+  GroupIndex,
+  resolveGroup,
+  sameAuthz,
+  type AuthzIssue,
+  type ClientNetwork,
+  type DroppedEndpoint,
+  type EndpointGroup,
+  type ServicePortConflict,
+} from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
 import { validateResource } from './validate.js'
@@ -26,6 +38,7 @@ export interface ServedResource {
 
 export interface KindSnapshot {
   kind: NodeKind
+  network: ClientNetwork
   resources: Record<TypeUrl, Map<string, ServedResource>>
   conflicts: ServicePortConflict[]
 }
@@ -148,7 +161,7 @@ interface Entry {
 }
 
 interface GroupMemo {
-  g: ServicePortGroup
+  g: EndpointGroup
   entries: Entry[]
   invalid: InvalidResource[]
 }
@@ -159,6 +172,20 @@ interface KindState {
   out: KindSnapshot | undefined
 }
 
+/** The groups of one client network, resolved (groups.ts resolveGroup), and each node kind's snapshot of them. */
+interface NetworkView {
+  network: ClientNetwork
+  /** ServicePorts whose group changed since this view resolved it (a GroupIndex consumer). */
+  pending: Set<number>
+  groups: Map<number, EndpointGroup>
+  droppedBySp: Map<number, DroppedEndpoint[]>
+  /** Instances left out for this network, by ServicePort; a new array only when they changed. */
+  dropped: DroppedEndpoint[]
+  kinds: Record<NodeKind, KindState>
+  /** Clients using it (useNetwork); a Docker network's view goes with its last client. */
+  users: number
+}
+
 /** Build statistics of the last build of a kind (for benches and debugging). */
 export interface BuildStats {
   groupsRebuilt: number
@@ -166,9 +193,13 @@ export interface BuildStats {
   resourcesReused: number
 }
 
+const HOST_NETWORK = ''
+const viewKey = (network: ClientNetwork): string => (network === null ? HOST_NETWORK : '=' + network)
+
 export class SnapshotBuilder {
   private readonly index = new GroupIndex()
-  private readonly kinds: Record<NodeKind, KindState>
+  /** By viewKey; the host network's view always exists. */
+  private readonly views = new Map<string, NetworkView>()
   /** Stats of the most recent build that did any work. */
   lastStats: BuildStats = { groupsRebuilt: 0, resourcesEncoded: 0, resourcesReused: 0 }
 
@@ -178,10 +209,7 @@ export class SnapshotBuilder {
     /** Called once for each newly built resource that fails validation (it is not served). */
     private readonly onInvalid: (kind: NodeKind, bad: InvalidResource) => void,
   ) {
-    this.kinds = {
-      envoy: { changes: this.index.consumer(), memo: new Map(), out: undefined },
-      grpc: { changes: this.index.consumer(), memo: new Map(), out: undefined },
-    }
+    this.view(null)
   }
 
   /** ServicePorts claimed by two or more names, as of the last update or build. */
@@ -189,9 +217,32 @@ export class SnapshotBuilder {
     return this.index.conflicts
   }
 
-  /** Instances left out of their ClusterLoadAssignment, as of the last update or build. */
-  get dropped(): DroppedEndpoint[] {
-    return this.index.dropped
+  /** Instances left out of their ClusterLoadAssignment for clients on `network` (default: a host's network), as of the last update or build. */
+  dropped(network: ClientNetwork = null): DroppedEndpoint[] {
+    return this.views.get(viewKey(network))?.dropped ?? []
+  }
+
+  /** The networks with a view (a host's network first), each with what is left out there. */
+  networks(): Array<{ network: ClientNetwork; dropped: DroppedEndpoint[] }> {
+    return [...this.views.values()].map((v) => ({ network: v.network, dropped: v.dropped }))
+  }
+
+  /**
+   * Keep a view for clients on `network` (a client that declared it connected) until the
+   * returned release is called as many times as useNetwork was. A host's network always has one.
+   */
+  useNetwork(network: ClientNetwork): () => void {
+    const v = this.view(network)
+    v.users++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      v.users--
+      if (v.users > 0 || v.network === null || this.views.get(viewKey(network)) !== v) return
+      this.views.delete(viewKey(network))
+      this.index.release(v.pending)
+    }
   }
 
   /** Authorization requests that cannot be served (the protected listener denies everything unless failure_mode_allow). */
@@ -202,18 +253,30 @@ export class SnapshotBuilder {
   /** Bring the grouping up to `snap` without building resources (so conflicts and dropped endpoints are known with no client). */
   update(snap: CatalogSnapshot): void {
     this.index.update(snap)
+    for (const v of this.views.values()) this.resolve(v)
   }
 
-  /** Resources that currently fail validation, per kind, from the last build. */
+  /** Resources that currently fail validation, per kind, from the last build of any network. */
   invalid(kind: NodeKind): InvalidResource[] {
     const out: InvalidResource[] = []
-    for (const m of this.kinds[kind].memo.values()) if (m.invalid.length) out.push(...m.invalid)
+    const seen = new Set<string>()
+    for (const v of this.views.values()) {
+      for (const m of v.kinds[kind].memo.values()) {
+        for (const bad of m.invalid) {
+          const key = `${bad.typeUrl}|${bad.name}|${bad.errors.join()}`
+          if (!seen.has(key)) out.push(bad)
+          seen.add(key)
+        }
+      }
+    }
     return out
   }
 
-  build(snap: CatalogSnapshot, kind: NodeKind): KindSnapshot {
-    this.index.update(snap)
-    const st = this.kinds[kind]
+  /** The snapshot of `kind` for clients on `network` (default: a host's network). */
+  build(snap: CatalogSnapshot, kind: NodeKind, network: ClientNetwork = null): KindSnapshot {
+    this.update(snap)
+    const v = this.view(network)
+    const st = v.kinds[kind]
     const conflicts = this.index.conflicts
     if (st.out && st.changes.size === 0) {
       if (st.out.conflicts !== conflicts) st.out = { ...st.out, conflicts }
@@ -225,7 +288,7 @@ export class SnapshotBuilder {
     const removed: Entry[] = []
     const added: Entry[] = []
     for (const sp of sps) {
-      const g = this.index.groups.get(sp)
+      const g = v.groups.get(sp)
       const m = st.memo.get(sp)
       if (!g) {
         if (m) {
@@ -260,22 +323,77 @@ export class SnapshotBuilder {
       if (resources[e.typeUrl].get(e.res.name) === e.res) writable(e.typeUrl).delete(e.res.name)
     }
     for (const e of added) writable(e.typeUrl).set(e.res.name, e.res)
-    st.out = { kind, resources, conflicts }
+    st.out = { kind, network: v.network, resources, conflicts }
     if (stats.groupsRebuilt) this.lastStats = stats
     return st.out
   }
 
-  private buildGroup(g: ServicePortGroup, kind: NodeKind, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
+  private view(network: ClientNetwork): NetworkView {
+    const key = viewKey(network)
+    let v = this.views.get(key)
+    if (!v) {
+      const kind = (): KindState => ({ changes: new Set(), memo: new Map(), out: undefined })
+      v = {
+        network,
+        pending: this.index.consumer(),
+        groups: new Map(),
+        droppedBySp: new Map(),
+        dropped: [],
+        kinds: { envoy: kind(), grpc: kind() },
+        users: 0,
+      }
+      this.views.set(key, v)
+      this.resolve(v)
+    }
+    return v
+  }
+
+  /** Resolve the groups that changed for one network; its kinds rebuild them on their next build. */
+  private resolve(v: NetworkView): void {
+    if (v.pending.size === 0) return
+    let droppedChanged = false
+    for (const sp of v.pending) {
+      const g = this.index.groups.get(sp)
+      for (const k of Object.values(v.kinds)) k.changes.add(sp)
+      if (!g) {
+        v.groups.delete(sp)
+        if (v.droppedBySp.delete(sp)) droppedChanged = true
+        continue
+      }
+      const r = resolveGroup(g, v.network)
+      v.groups.set(sp, r.group)
+      const had = v.droppedBySp.get(sp)
+      if (r.dropped.length || had) {
+        if (JSON.stringify(had ?? []) !== JSON.stringify(r.dropped)) droppedChanged = true
+        if (r.dropped.length) v.droppedBySp.set(sp, r.dropped)
+        else v.droppedBySp.delete(sp)
+      }
+    }
+    v.pending.clear()
+    if (droppedChanged) v.dropped = [...v.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
+  }
+
+  /** An entry of any view's memo of this ServicePort with the same type, name and input (clusters and listeners do not depend on the network). */
+  private reusable(sp: number, typeUrl: TypeUrl, name: string, key: string): Entry | undefined {
+    for (const v of this.views.values()) {
+      for (const k of Object.values(v.kinds)) {
+        const e = k.memo.get(sp)?.entries.find((x) => x.typeUrl === typeUrl && x.key === key && x.res.name === name)
+        if (e) return e
+      }
+    }
+    return undefined
+  }
+
+  private buildGroup(g: EndpointGroup, kind: NodeKind, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
     stats.groupsRebuilt++
     const set = buildGroupResources(g, kind, this.opts)
     const out: GroupMemo = { g, entries: [], invalid: [] }
-    // The same object may have been validated for the other kind (clusters are kind-independent).
-    const other = this.kinds[kind === 'envoy' ? 'grpc' : 'envoy'].memo.get(g.servicePort)
     for (const [k, typeUrl] of SETS) {
       for (const [name, obj] of set[k]) {
         const key = contentHash(JSON.stringify(obj))
-        const same = (e: Entry) => e.typeUrl === typeUrl && e.key === key && e.res.name === name
-        const reuse = prev?.entries.find(same) ?? other?.entries.find(same)
+        const reuse =
+          prev?.entries.find((e) => e.typeUrl === typeUrl && e.key === key && e.res.name === name) ??
+          this.reusable(g.servicePort, typeUrl, name, key)
         if (reuse) {
           stats.resourcesReused++
           out.entries.push(reuse)
@@ -296,7 +414,7 @@ export class SnapshotBuilder {
 }
 
 /** Same inputs: instance objects are identical for unchanged records, else compared by value. */
-function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
+function sameGroup(a: EndpointGroup, b: EndpointGroup): boolean {
   if (a === b) return true
   if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.instances.length !== b.instances.length) return false
   if (!sameAuthz(a.authz, b.authz)) return false
