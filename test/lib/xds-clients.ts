@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { grpcBootstrap } from '../../src/xds/bootstrap.js'
+import { assertLocalRoute } from './route.js'
 
 export type XdsClientKind = 'grpc-js' | 'c-core'
 export const XDS_CLIENT_KINDS: readonly XdsClientKind[] = ['grpc-js', 'c-core']
@@ -42,6 +43,14 @@ export type CallResult = { ok: true; who: string } | { ok: false; code: string; 
 export interface XdsClientOptions {
   nodeId: string
   xdsAddress: string
+  /** The Docker network the client declares (bootstrap node metadata `shoal.network`, as `shoal grpc-bootstrap --network` writes it). */
+  network?: string
+  /**
+   * Run the client in the network namespace of this process (a container's State.Pid, through
+   * nsenter): it then connects from inside that container's networks, as a client running in
+   * the container would. The xDS address is checked with assertLocalRoute from there.
+   */
+  netnsPid?: number
   /** Extra environment for the client process. */
   env?: Record<string, string>
 }
@@ -213,14 +222,25 @@ export class XdsTestClient {
 export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientKind, o: XdsClientOptions): Promise<XdsTestClient> {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
-    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap({ nodeId: o.nodeId, xdsAddress: o.xdsAddress })),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap({ nodeId: o.nodeId, xdsAddress: o.xdsAddress, network: o.network })),
     NODE_OPTIONS: '',
   }
+  let netns: string[] = []
+  if (o.netnsPid !== undefined) {
+    assertLocalRoute(new URL(`http://${o.xdsAddress}`).hostname.replace(/^\[(.*)\]$/, '$1'), { netnsPid: o.netnsPid })
+    netns = [`--net=/proc/${o.netnsPid}/ns/net`]
+  }
+  // Through nsenter when asked: the same program, in the container's network namespace.
+  const run = (cmd: string, args: string[]): ChildProcess =>
+    spawn(netns.length ? 'nsenter' : cmd, netns.length ? [...netns, cmd, ...args] : args, {
+      env: { ...env, ...o.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
   let child: ChildProcess
   if (kind === 'grpc-js') {
     env.GRPC_TRACE = 'xds_client,xds_resolver'
     env.GRPC_VERBOSITY = 'DEBUG'
-    child = spawn(process.execPath, [join(HERE, 'xds-client-js.mjs')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    child = run(process.execPath, [join(HERE, 'xds-client-js.mjs')])
   } else {
     env.GRPC_TRACE = 'xds_client,xds_resolver,cds_lb'
     env.GRPC_VERBOSITY = 'debug'
@@ -228,7 +248,7 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
     // backup poller (5 s by default): xDS updates would be read seconds late.
     env.GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS = '20'
     env.PYTHONUNBUFFERED = '1'
-    child = spawn(PYTHON, [join(HERE, 'xds-client-ccore.py')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    child = run(PYTHON, [join(HERE, 'xds-client-ccore.py')])
   }
   const client = new XdsTestClient(kind, child)
   t.teardown(() => client.close())
