@@ -54,12 +54,25 @@ export class AdsWatch {
   private call: grpc.ClientDuplexStream<any, any> | undefined
   private retry: NodeJS.Timeout | undefined
   private closed = false
-  private readonly node = { id: `restart-watch-${randomBytes(3).toString('hex')}`, cluster: 'test', user_agent_name: 'envoy' }
+  private readonly node: object
 
+  /**
+   * `network`: the Docker network the watch declares (node metadata `shoal.network`, as
+   * `shoal envoy-bootstrap --network` writes it); none: an Envoy on a host's network.
+   */
   constructor(
     address: string,
     private readonly retryMs = 10,
+    network?: string,
   ) {
+    const id = `${network ? `${network}-` : ''}watch-${randomBytes(3).toString('hex')}`
+    this.node = {
+      id,
+      cluster: 'test',
+      user_agent_name: 'envoy',
+      // google.protobuf.Value is loaded with camelCase names (protos.ts).
+      ...(network ? { metadata: { fields: { 'shoal.network': { stringValue: network } } } } : {}),
+    }
     const Ctor = grpc.makeGenericClientConstructor(this.protos.adsService, 'ads')
     // Reconnect at our own pace, not grpc-js's backoff: Envoy retries within its own bounds.
     this.client = new Ctor(address, grpc.credentials.createInsecure(), {
@@ -111,6 +124,11 @@ export class AdsWatch {
       } else call.write({ ...ack, resource_names: [] })
     })
     call.write({ node: this.node, type_url: TypeUrl.cluster, resource_names: [] })
+  }
+
+  /** The node id it presents (for /debug/xds). */
+  get nodeId(): string {
+    return (this.node as { id: string }).id
   }
 
   /** Clusters held now that have at least one endpoint. */
