@@ -232,15 +232,15 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   t.equal(((answer[1] as unknown[][])[0] as unknown[]).length, 13, 'in answers too')
 
   const n = notes()
-  // Null reason, tags and attributes (issue 20's 15th and 16th fields), then a field of a newer release.
-  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, 'later']), n)
+  // Null reason, tags, attributes and network addresses (fields 14 to 17), then a field of a newer release.
+  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, 'later']), n)
   t.same(
     'record' in nullReason ? [nullReason.record.reason, nullReason.record.wireExtra] : 'rejected',
     [undefined, ['later']],
-    'a null reason before later fields: none, the later fields kept',
+    'a null reason (and no networks) before later fields: none, the later fields kept',
   )
   const reEncoded = unpack(encodeMessage({ type: MsgType.record, record: (nullReason as { record: ServiceRecord }).record })) as unknown[]
-  t.same(reEncoded.slice(14), [null, null, null, 'later'], 'passed on as it came')
+  t.same(reEncoded.slice(14), [null, null, null, null, 'later'], 'passed on as it came')
 
   const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), 'x'.repeat(RecordLimits.reason.accept + 1)]))
   t.same(

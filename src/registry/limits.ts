@@ -56,7 +56,7 @@ export const RecordLimits = {
   tagsAndAttributesBytes: { unit: 'bytes', build: 4096, accept: Infinity, over: 'drop', what: 'tags and attributes in all' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
-  // Addresses on Docker networks (record field 14): one per network the owner advertises (--docker-network).
+  // Issue 13: record field 17, addresses on Docker networks: one per network the owner advertises (--docker-network).
   networks: { unit: 'entries', build: 16, accept: 64, over: 'refuse', what: 'network addresses' },
   // Docker network names: letters, digits and [_.-], as `docker network create` takes them; a stack prefixes its own.
   networkName: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'network name' },
