@@ -91,36 +91,39 @@ t.test("a newer owner's trailing fields survive this release: decoded, held, ser
   t.equal(out.length, 2, 'no `more` on a whole answer')
 })
 
-t.test('network addresses: field 17 (after the status reason, tags and attributes), sorted pairs; a port without a host binding is port 0 and ip ""', async (t) => {
-  const networks: Record<string, string> = { zeta: '10.2.0.9', apps: '10.1.0.7' }
-  Object.defineProperty(networks, '__proto__', { value: 'fd00::7', enumerable: true, writable: true, configurable: true })
-  const rec = record({
-    ports: [
-      { type: 'tcp', servicePort: 10080, containerPort: 8080 },
-      { type: 'tcp', port: 32768, servicePort: 10081, ip: '10.0.0.1', containerPort: 9090 },
-    ],
-    networks,
-  })
-  const wire = encodeMessage({ type: MsgType.record, record: rec })
-  const out = unpack(wire) as unknown[]
-  t.equal(out.length, 18, 'type + 17 fields')
-  t.same(out.slice(14, 17), [null, null, null], 'no status reason, tags or attributes')
-  t.same(out[17], [
-    ['__proto__', 'fd00::7'],
-    ['apps', '10.1.0.7'],
-    ['zeta', '10.2.0.9'],
-  ])
-  t.same(out[7], [
-    ['tcp', 0, 10080, '', 8080],
-    ['tcp', 32768, 10081, '10.0.0.1', 9090],
-  ])
-  const back = decodeMessage(wire, notes())
-  if (!('record' in back)) throw new Error('rejected')
-  t.same(back.record.ports, rec.ports, 'the unpublished port decodes without ip and port')
-  t.notOk('ip' in back.record.ports[0]!)
-  t.same(Object.entries(back.record.networks!).sort(), Object.entries(networks).sort(), 'a network called __proto__ stays data')
-  t.equal(Object.getPrototypeOf(back.record.networks), Object.prototype)
-})
+t.test(
+  'network addresses: field 17 (after the status reason, tags and attributes), sorted pairs; a port without a host binding is port 0 and ip ""',
+  async (t) => {
+    const networks: Record<string, string> = { zeta: '10.2.0.9', apps: '10.1.0.7' }
+    Object.defineProperty(networks, '__proto__', { value: 'fd00::7', enumerable: true, writable: true, configurable: true })
+    const rec = record({
+      ports: [
+        { type: 'tcp', servicePort: 10080, containerPort: 8080 },
+        { type: 'tcp', port: 32768, servicePort: 10081, ip: '10.0.0.1', containerPort: 9090 },
+      ],
+      networks,
+    })
+    const wire = encodeMessage({ type: MsgType.record, record: rec })
+    const out = unpack(wire) as unknown[]
+    t.equal(out.length, 18, 'type + 17 fields')
+    t.same(out.slice(14, 17), [null, null, null], 'no status reason, tags or attributes')
+    t.same(out[17], [
+      ['__proto__', 'fd00::7'],
+      ['apps', '10.1.0.7'],
+      ['zeta', '10.2.0.9'],
+    ])
+    t.same(out[7], [
+      ['tcp', 0, 10080, '', 8080],
+      ['tcp', 32768, 10081, '10.0.0.1', 9090],
+    ])
+    const back = decodeMessage(wire, notes())
+    if (!('record' in back)) throw new Error('rejected')
+    t.same(back.record.ports, rec.ports, 'the unpublished port decodes without ip and port')
+    t.notOk('ip' in back.record.ports[0]!)
+    t.same(Object.entries(back.record.networks!).sort(), Object.entries(networks).sort(), 'a network called __proto__ stays data')
+    t.equal(Object.getPrototypeOf(back.record.networks), Object.prototype)
+  },
+)
 
 t.test('network addresses over their accept limits reject that record alone, naming the limit', async (t) => {
   const L = RecordLimits
