@@ -16,7 +16,6 @@
 // Envoy cannot be pulled here: its service is deployed with the stack and its tasks are
 // rejected ("No such image"); the test checks that, and the bootstrap config it would read.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { BlockList, connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -29,6 +28,7 @@ import { liveRecords, type CatalogEvent, type ServiceRecord } from '../../src/re
 import { clusterName } from '../../src/xds/resources.js'
 import { AdsClient, ENVOY_NODE, TypeUrl } from '../xds-fixture.js'
 import { AdsWatch } from '../lib/ads-watch.js'
+import { runCommand } from '../lib/cli.js'
 import { assertLocalRoute, fetchLocal, routeTo } from '../lib/route.js'
 import { IMAGE, freePort, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
 
@@ -37,22 +37,8 @@ const STACK = 'shoal'
 const NETWORK = 'shoal-apps'
 
 /** Run a command with extra environment; resolves stdout, rejects with stderr. */
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd: top, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs)
-    c.stdout.on('data', (b) => (out += b))
-    c.stderr.on('data', (b) => (err += b))
-    c.on('error', reject)
-    c.on('close', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(out.trim())
-      else reject(new Error(`${cmd} ${args.join(' ')} (exit ${code}): ${err.trim().slice(-2000)}`))
-    })
-  })
-}
+const run = (cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<string> =>
+  runCommand(cmd, args, { cwd: top, env: { ...process.env, ...env }, timeoutMs })
 
 /** A TCP relay to 127.0.0.1:target that can hold new connections (their bytes wait) until released. */
 function tcpRelay(target: number) {

@@ -9,8 +9,8 @@
 // Every address is connected to only after `ip route get` from where the connection starts
 // shows no gateway (test/lib/route.ts): overlay IPs never from outside a container on it.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { AdsWatch } from '../lib/ads-watch.js'
+import { runCommand } from '../lib/cli.js'
 import { assertLocalRoute, fetchLocal } from '../lib/route.js'
 import { clusterName } from '../../src/xds/resources.js'
 import { IMAGE, startDockerd, unavailable, waitFor, type Dockerd } from './dockerd.js'
@@ -19,23 +19,7 @@ import { HTTP_PORT, NetnsLab, XDS_PORT, systemUnavailable } from './netns.js'
 const NETWORK = 'shoal-apps'
 const WEB = clusterName('web', 10080)
 
-/** Run a command; resolves stdout, rejects with stderr (killed after `timeoutMs`). */
-function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs)
-    c.stdout.on('data', (b) => (out += b))
-    c.stderr.on('data', (b) => (err += b))
-    c.on('error', reject)
-    c.on('close', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(out.trim())
-      else reject(new Error(`${cmd} ${args.join(' ')} (exit ${code}): ${err.trim().slice(-500)}`))
-    })
-  })
-}
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, { timeoutMs: 15_000 })
 
 /** The running web task of engine `d`: container id, hostname, overlay IP, host-mode published port. */
 async function webTask(d: Dockerd): Promise<{ id: string; hostname: string; ip: string; hostPort: number } | undefined> {
