@@ -182,6 +182,9 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
         'unix:///nonexistent/docker.sock',
         '--static',
         'examples/static.json',
+        // Agents sharing a machine take no fixed DNS port.
+        '--dns',
+        'off',
       ],
       {},
     ),
