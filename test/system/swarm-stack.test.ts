@@ -674,8 +674,15 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     const down = trail.find((s) => s.state === 'down')!.at
     // How long each keep instance was missing on the other host.
     const gaps = removedOnB.map((r) => (addedOnB.find((x) => x.id === r.id && x.at >= r.at)?.at ?? Date.now()) - r.at)
+    // How the old agent process ended, and when: a clean exit right after its HTTP went away,
+    // or a SIGKILL (137) at the end of the stop grace period, which delays the new task.
+    const oldEnd = await d.docker
+      .getContainer(oldTask!.id)
+      .inspect()
+      .then((i) => `exit ${i.State.ExitCode} ${Date.parse(i.State.FinishedAt) - restartAt} ms after the update`)
+      .catch(() => 'removed')
     t.comment(
-      `restart: update -> old HTTP gone ${down - restartAt} ms, new process up (503) ${upAt - restartAt} ms; ` +
+      `restart: update -> old HTTP gone ${down - restartAt} ms, old process ${oldEnd}, new process up (503) ${upAt - restartAt} ms; ` +
         `seed released -> first CDS ${firstAt - releasedAt} ms; on the other agent keep removed ${removedOnB.length}x ` +
         `(missing ${gaps.join(', ') || '0'} ms), re-added ${addedOnB.length}x`,
     )
