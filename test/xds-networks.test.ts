@@ -6,7 +6,7 @@
 // First on raw ADS streams (every kind, every push checked), then with both real proxyless
 // clients (grpc-js-xds and gRPC C-core) calling echo backends on loopback addresses that stand
 // in for a host binding and two network addresses, with zero NACKs.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Registry } from 'prom-client'
 import type { Logger } from '../src/log.js'
 import { silentLogger } from '../src/log.js'
@@ -59,6 +59,20 @@ function keepWarnings(): { logger: Logger; warnings: string[] } {
   return { logger: wrap(base), warnings }
 }
 
+/** A ready XdsServer on 127.0.0.1 port 0 over `catalog`, keeping its warnings; stopped at teardown. */
+async function startServer(t: Test, catalog: FixtureCatalog) {
+  const registry = new Registry()
+  const { logger, warnings } = keepWarnings()
+  const server = new XdsServer(
+    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200 },
+    { logger, catalog, registry },
+  )
+  const { port } = await server.start()
+  server.setReady(true)
+  t.teardown(() => server.stop())
+  return { server, port, registry, warnings }
+}
+
 t.test('each client kind and network gets the addresses it can reach; the rest is named per client', async (t) => {
   const hosts = (published: boolean): HostView[] => [
     host('h1', [
@@ -83,15 +97,7 @@ t.test('each client kind and network gets the addresses it can reach; the rest i
     host('h2', [instance('h2', 's1', [{ type: 'tcp', port: 9003, servicePort: 10080, ip: '127.0.0.3' }])]),
   ]
   const catalog = new FixtureCatalog(hosts(false))
-  const registry = new Registry()
-  const { logger, warnings } = keepWarnings()
-  const server = new XdsServer(
-    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200 },
-    { logger, catalog, registry },
-  )
-  const { port } = await server.start()
-  server.setReady(true)
-  t.teardown(() => server.stop())
+  const { server, port, registry, warnings } = await startServer(t, catalog)
   /** Open a stream as `node`, ask for the assignment, and return its endpoints. */
   const open = async (node: object) => {
     const c = new AdsClient(port)
@@ -178,15 +184,7 @@ t.test('a network declared wrongly: a warning naming it, a count, and host addre
       instance('h1', 'w1', [{ type: 'tcp', port: 9001, servicePort: 10080, ip: '127.0.0.1', containerPort: 8080 }], { apps: '10.1.0.7' }),
     ]),
   ])
-  const registry = new Registry()
-  const { logger, warnings } = keepWarnings()
-  const server = new XdsServer(
-    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200 },
-    { logger, catalog, registry },
-  )
-  const { port } = await server.start()
-  server.setReady(true)
-  t.teardown(() => server.stop())
+  const { server, port, registry, warnings } = await startServer(t, catalog)
   for (const [id, value] of [
     ['number', { numberValue: 7 }],
     ['long', { stringValue: 'n'.repeat(300) }],
