@@ -197,7 +197,13 @@ function hasAttributes(r: ServiceRecord): boolean {
 
 /** Whether a record's legacy form (13 fields) leaves something out: its owner writes it again once no such member is left. */
 export function cutInLegacyForm(r: ServiceRecord): boolean {
-  return r.reason !== undefined || (r.tags?.length ?? 0) > 0 || hasAttributes(r) || r.wireExtra !== undefined
+  return (
+    r.reason !== undefined ||
+    (r.tags?.length ?? 0) > 0 ||
+    hasAttributes(r) ||
+    Object.keys(r.networks ?? {}).length > 0 ||
+    r.wireExtra !== undefined
+  )
 }
 
 function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
