@@ -18,14 +18,14 @@
  */
 import { execSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { cpus, loadavg } from 'node:os'
+import { loadavg } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
 import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
-import { pct } from './stats.js'
+import { benchHarness, machineSection, pct } from './stats.js'
 
 const env = process.env
 const CONTAINERS = Number(env.BENCH_CONTAINERS ?? 30)
@@ -34,16 +34,7 @@ const OUT = env.BENCH_OUT ?? 'bench/RESULTS-docker-cross-host.md'
 const CEILING_MS = 30_000
 
 // The harness wants a tap-like test; a bench gives it the same two hooks.
-const teardowns: Array<() => unknown> = []
-let skipped: string | undefined
-const harness = {
-  skip: (why: string) => {
-    skipped = why
-  },
-  teardown: (f: () => unknown) => {
-    teardowns.push(f)
-  },
-}
+const harness = benchHarness()
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
 
@@ -81,7 +72,7 @@ async function main() {
   loop.enable()
   const d = await startDockerd(harness)
   if (!d) {
-    console.log(`skipped: ${skipped}`)
+    console.log(`skipped: ${harness.skipped}`)
     process.exitCode = 2
     return
   }
@@ -103,13 +94,13 @@ async function main() {
   const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), {
     logger: silentLogger(),
   })
-  teardowns.push(() => a.stop({ leave: false }))
+  harness.teardown(() => a.stop({ leave: false }))
   await a.start()
   const b = new Agent(
     parseAgentConfig(['--node', 'host-b', ...common, '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}),
     { logger: silentLogger() },
   )
-  teardowns.push(() => b.stop({ leave: false }))
+  harness.teardown(() => b.stop({ leave: false }))
   await b.start()
   await waitFor(() => b.members().some((m) => m.name === 'host-a' && m.state === 'alive') && b.isReady(), 10_000, 'host-b to join host-a')
 
@@ -215,12 +206,7 @@ async function main() {
         '',
         loopLine,
         '',
-        '## Machine',
-        '',
-        `- date: ${new Date().toISOString()}`,
-        `- CPU: ${cpus()[0]?.model ?? 'unknown'}, nproc ${cpus().length}; Node ${process.version}`,
-        `- load before: \`${loadBefore}\``,
-        `- load after: \`${loadAfter}\``,
+        ...machineSection(loadBefore, loadAfter),
         '',
         '## Reading',
         '',
@@ -245,6 +231,4 @@ main()
     console.error(err)
     process.exitCode = 1
   })
-  .finally(async () => {
-    for (const f of teardowns.reverse()) await f()
-  })
+  .finally(() => harness.close())

@@ -13,6 +13,7 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 // so that parallel test files never fight over the apt lock; what is installed and what is
 // left alone (an existing Docker engine) is decided in provision.mjs.
 const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium', 'bpftrace', 'dnsutils', 'python3-grpcio']
+debs.push('prometheus') // promtool checks /metrics; the server evaluates the Grafana dashboard (issue 16)
 
 /** One check run before the tap files, counted as one test: `tsc --noEmit`, `npm run lint`. */
 function check(what, args) {

@@ -6,9 +6,9 @@
  * configuration (and a node name already held by a live node at another address).
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS } from './agent/config.js'
+import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS, shoalVersion } from './agent/config.js'
 import { runClientCommand, type ClientCommand } from './cli/client.js'
 import { isShoalError, ShoalError } from './errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable } from './flags.js'
@@ -49,6 +49,27 @@ const ENVOY_BOOTSTRAP_FLAGS = {
     env: 'SHOAL_ENVOY_ADMIN',
     help: "Envoy's admin listener (its /stats/prometheus); 0.0.0.0:9901 lets Prometheus in another container scrape it",
   },
+  'xds-socket': {
+    type: 'string',
+    value: 'PATH',
+    help: 'reach the agent over its --xds-socket (a pipe address) instead of --xds: the only way Envoy gets its keys (mTLS)',
+  },
+} as const satisfies FlagTable
+
+const GRPC_BOOTSTRAP_FLAGS = {
+  ...BOOTSTRAP_FLAGS,
+  service: {
+    type: 'string',
+    value: 'NAME',
+    env: false,
+    help: 'the service this process is: node metadata, and the server Listener template an XdsServer needs (gRFC A36)',
+  },
+  'tls-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: "the agent's --tls-dir: file_watcher certificate providers over DIR/services/NAME/ (needs --service), so the agent serves mTLS",
+  },
+  refresh: { type: 'string', value: 'DURATION', default: '10s', env: false, help: 'how often the providers read the files again' },
 } as const satisfies FlagTable
 
 const CA_INIT_FLAGS = {
@@ -127,13 +148,13 @@ function clientCommand(cmd: ClientCommand, summary: string, positional?: string)
 }
 
 function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
-  const table: FlagTable = kind === 'envoy' ? ENVOY_BOOTSTRAP_FLAGS : BOOTSTRAP_FLAGS
+  const table: FlagTable = kind === 'envoy' ? ENVOY_BOOTSTRAP_FLAGS : GRPC_BOOTSTRAP_FLAGS
   const name = `${kind}-bootstrap`
   return {
     summary:
       kind === 'envoy'
         ? 'Print an Envoy v3 bootstrap that takes listeners, clusters and endpoints from the agent over ADS.'
-        : 'Print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients dialing xds:///NAME.',
+        : 'Print a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for proxyless clients dialing xds:///NAME and XdsServers (--service, --tls-dir for mTLS).',
     flags: table,
     async run(argv) {
       const f = parseFlags(`shoal ${name}`, table, argv, process.env)
@@ -151,9 +172,17 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
               cluster,
               xdsAddress,
               adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default,
+              xdsSocket: f.get('xds-socket')?.value,
               network,
             })
-          : grpcBootstrap({ nodeId, xdsAddress, network })
+          : grpcBootstrap({
+              nodeId,
+              xdsAddress,
+              service: f.get('service')?.value,
+              tlsDir: f.get('tls-dir')?.value,
+              refreshSeconds: refreshSeconds(f.get('refresh')),
+              network,
+            })
       const text = JSON.stringify(doc, null, 2) + '\n'
       const out = f.get('out')?.value
       if (out) writeFileSync(out, text)
@@ -161,6 +190,15 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
       return 0
     },
   }
+}
+
+/** `--refresh` in whole seconds (a gRPC Duration), at least 1. */
+function refreshSeconds(v: { value: string; where: string } | undefined): number | undefined {
+  if (v === undefined) return undefined
+  const ms = parseDuration(v)
+  if (ms < 1000 || ms % 1000 !== 0)
+    throw new ShoalError('SHOAL_ERR_CONFIG', `${v.where}: "${v.value}" is not a whole number of seconds, 1s or more`)
+  return ms / 1000
 }
 
 /** A required flag's value, else SHOAL_ERR_CONFIG naming it. */
@@ -308,11 +346,7 @@ function help(name: string): number {
 }
 
 function version(): string {
-  try {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string
-  } catch {
-    return 'unknown'
-  }
+  return shoalVersion()
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -110,6 +110,8 @@ export const ErrorCode = {
   serviceNotFound: 'SHOAL_ERR_SERVICE_NOT_FOUND',
   /** An instance id outside [A-Za-z0-9._:-]{1,128}. */
   badInstanceId: 'SHOAL_ERR_BAD_INSTANCE_ID',
+  /** A drain reason (`?reason=`) over 200 characters. */
+  badDrainReason: 'SHOAL_ERR_BAD_DRAIN_REASON',
   /** A mutation without the bearer token --api-token asks for, or with a wrong one. */
   unauthorized: 'SHOAL_ERR_UNAUTHORIZED',
   /** A mutation from a non-loopback caller without a token configured, or cross-origin. */

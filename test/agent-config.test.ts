@@ -52,6 +52,11 @@ t.test('--tls-dir: permissive unless --tls-mode says otherwise; leaf lifetime 24
   const s = parseAgentConfig(['--tls-dir', tmpdir(), '--tls-mode', 'strict', '--tls-leaf-ttl', '2m'], {})
   t.equal(s.tlsMode, 'strict')
   t.equal(s.tlsLeafTtlMs, 120_000)
+  t.equal(c.xdsSocket, undefined)
+  t.equal(c.inboundPorts, undefined)
+  const e = parseAgentConfig(['--tls-dir', tmpdir(), '--xds-socket', '/run/shoal/ads.sock', '--inbound-ports', '15000-15099'], {})
+  t.equal(e.xdsSocket, '/run/shoal/ads.sock')
+  t.same(e.inboundPorts, { from: 15000, to: 15099 })
 })
 
 t.test('environment variables, and a flag wins over its variable', async (t) => {
@@ -115,6 +120,11 @@ t.test('bad configuration names the flag or variable', async (t) => {
     [['--tls-dir', tmpdir(), '--tls-mode', 'on'], {}, /--tls-mode: "on" is not off, permissive or strict/],
     [['--tls-dir', tmpdir(), '--tls-leaf-ttl', '30s'], {}, /--tls-leaf-ttl: "30s" is outside 1m to 90d/],
     [['--tls-leaf-ttl', '2m'], {}, /--tls-leaf-ttl: only applies with --tls-dir/],
+    [['--xds-socket', 'ads.sock'], {}, /--xds-socket: "ads.sock" is not an absolute path/],
+    [['--tls-dir', tmpdir(), '--inbound-ports', '15000'], {}, /--inbound-ports: "15000" is not a port range FROM-TO/],
+    [['--tls-dir', tmpdir(), '--inbound-ports', '15099-15000'], {}, /--inbound-ports: "15099-15000" is not a port range/],
+    [['--tls-dir', tmpdir(), '--inbound-ports', '0-10'], {}, /--inbound-ports: "0-10" is not a port range/],
+    [['--inbound-ports', '15000-15099'], {}, /--inbound-ports: inbound mTLS listeners need --tls-dir/],
   ]
   for (const [argv, env, re] of cases) {
     try {

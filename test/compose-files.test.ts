@@ -5,10 +5,9 @@ import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { parseAgentConfig, AGENT_FLAGS } from '../src/agent/config.js'
 import { envName } from '../src/flags.js'
-import { Agent } from '../src/agent/agent.js'
 import { mapContainer } from '../src/docker/labels.js'
 import { parseStaticServices } from '../src/registry/static.js'
-import { silentLogger } from '../src/log.js'
+import { metricsAgent } from './lib/metrics-agent.js'
 
 type Service = {
   image?: string
@@ -161,38 +160,24 @@ t.test('Prometheus targets and Grafana metrics are what the agent exports', asyn
   for (const target of job.static_configs.flatMap((c) => c.targets)) {
     t.ok(httpPorts.includes(Number(target.split(':')[1])), `${target} is an agent's HTTP port`)
   }
+  // Envoy's admin (its /stats/prometheus) must listen where Prometheus reaches it: not loopback.
+  const envoyJob = prom.scrape_configs.find((j) => j.job_name === 'envoy')!
+  const boot = (compose.services['envoy-bootstrap']?.command as string[]).find((a) => a.startsWith('--admin='))
+  t.ok(boot, 'envoy-bootstrap sets --admin')
+  const [adminHost, adminPort] = (boot ?? '--admin=127.0.0.1:9901').slice('--admin='.length).split(':')
+  t.not(adminHost, '127.0.0.1', "Envoy's admin listens beyond loopback")
+  t.same(
+    envoyJob.static_configs.flatMap((c) => c.targets.map((x) => x.split(':')[1])),
+    [adminPort],
+    "the envoy job scrapes Envoy's admin port",
+  )
 
   // A real agent (Docker discovery pointed at nothing, so its metrics exist too).
-  const agent = new Agent(
-    parseAgentConfig(
-      [
-        '--node',
-        'metrics',
-        '--bind',
-        '127.0.0.1:0',
-        '--http',
-        '127.0.0.1:0',
-        '--xds',
-        '127.0.0.1:0',
-        '--profile',
-        'local',
-        '--discovery',
-        'docker,static',
-        '--docker-host',
-        'unix:///nonexistent/docker.sock',
-        '--static',
-        'examples/static.json',
-        // Agents sharing a machine take no fixed DNS port.
-        '--dns',
-        'off',
-      ],
-      {},
-    ),
-    { logger: silentLogger() },
-  )
-  t.teardown(() => agent.stop({ leave: false }))
-  await agent.start()
-  const text = await (await fetch(`http://127.0.0.1:${agent.bound.http}/metrics`)).text()
+  const { text } = await metricsAgent(t, [
+    ...['--node', 'metrics', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--dns', 'off'],
+    ...['--profile', 'local', '--discovery', 'docker,static', '--docker-host', 'unix:///nonexistent/docker.sock'],
+    ...['--static', 'examples/static.json'],
+  ])
   const exported = new Set(
     [...text.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap(([, n, type]) =>
       type === 'histogram' ? [n!, `${n}_bucket`, `${n}_sum`, `${n}_count`] : [n!],

@@ -2,6 +2,7 @@
 // text format that a Prometheus parser accepts.
 import t from 'tap'
 import type { GossipStats } from '../src/gossip/types.js'
+import { Buckets } from '../src/histogram.js'
 import { registerCatalogMetrics, registerGossipMetrics } from '../src/http/metrics.js'
 import { record, startHarness } from './http-fixture.js'
 
@@ -76,6 +77,8 @@ function value(fams: Map<string, Family>, name: string, labels: Record<string, s
 
 t.test('gossip and catalog metrics parse as Prometheus text and follow the stats', async (t) => {
   const h = await startHarness(t)
+  const rtt = new Buckets([0.001, 0.01, 0.1])
+  for (const v of [0.0004, 0.002, 0.003, 0.05, 2]) rtt.observe(v)
   const stats: GossipStats = {
     packetsIn: { ping: 10, ack: 9 },
     packetsOut: { ping: 11, 'indirect-ping': 2 },
@@ -94,6 +97,8 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     awareness: 1,
     pushPulls: 5,
     pushPullsFailed: 0,
+    probeRttSeconds: rtt.snapshot(),
+    pushPullSeconds: new Buckets([0.01, 0.1]).snapshot(),
   }
   registerGossipMetrics(
     h.registry,
@@ -135,7 +140,10 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     'shoal_gossip_join_failures_total',
     'shoal_gossip_queue_depth',
     'shoal_gossip_awareness',
-    'shoal_catalog_services',
+    'shoal_gossip_probe_rtt_seconds',
+    'shoal_gossip_push_pull_duration_seconds',
+    'shoal_catalog_instances',
+    'shoal_service_instances',
     'shoal_catalog_hosts',
     'shoal_http_requests_total',
     'shoal_http_watch_clients',
@@ -158,9 +166,34 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
   t.equal(value(fams, 'shoal_gossip_members', { state: 'alive' }), 2)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'suspect' }), 1)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'dead' }), 0, 'every state is reported, zero included')
-  t.equal(value(fams, 'shoal_catalog_services', { status: 'alive' }), 1, "a dead host's instances are not counted")
-  t.equal(value(fams, 'shoal_catalog_services', { status: 'unhealthy' }), 1)
-  t.equal(value(fams, 'shoal_catalog_services', { status: 'draining' }), 1)
+  t.equal(value(fams, 'shoal_catalog_instances', { status: 'alive' }), 1, "a dead host's instances are not counted")
+  t.equal(value(fams, 'shoal_catalog_instances', { status: 'unhealthy' }), 1)
+  t.equal(value(fams, 'shoal_catalog_instances', { status: 'draining' }), 1)
+  t.equal(value(fams, 'shoal_catalog_instances', { status: 'unknown' }), 0, 'every live status, zero included')
+  t.equal(value(fams, 'shoal_service_instances', { service: 'web', status: 'alive' }), 1)
+  t.equal(value(fams, 'shoal_service_instances', { service: 'web', status: 'unhealthy' }), 1)
+  t.equal(value(fams, 'shoal_service_instances', { service: 'web', status: 'draining' }), 0, 'a service has every status, zero included')
+  t.equal(value(fams, 'shoal_service_instances', { service: 'api', status: 'draining' }), 1)
+  t.equal(
+    value(fams, 'shoal_service_instances', { service: 'db', status: 'alive' }),
+    0,
+    "db's only instance is on a dead host: 0, so an alert on 0 alive fires",
+  )
+  const hist = fams.get('shoal_gossip_probe_rtt_seconds')!
+  t.equal(hist.type, 'histogram')
+  t.same(
+    hist.samples.filter((x) => x.name.endsWith('_bucket')).map((x) => [x.labels.le, x.value]),
+    [
+      ['0.001', 1],
+      ['0.01', 3],
+      ['0.1', 4],
+      ['+Inf', 5],
+    ],
+    'cumulative buckets, +Inf last',
+  )
+  t.equal(value(fams, 'shoal_gossip_probe_rtt_seconds_count' as string), undefined, 'no family of its own for _count')
+  t.equal(hist.samples.find((x) => x.name === 'shoal_gossip_probe_rtt_seconds_count')?.value, 5)
+  t.equal(Math.round(hist.samples.find((x) => x.name === 'shoal_gossip_probe_rtt_seconds_sum')!.value * 1e4), 20554)
   t.equal(value(fams, 'shoal_catalog_hosts', { state: 'alive' }), 2)
   t.equal(value(fams, 'shoal_catalog_hosts', { state: 'dead' }), 1)
 

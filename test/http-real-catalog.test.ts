@@ -93,5 +93,5 @@ t.test('catalog changes reach the API, the stream and the metrics', async (t) =>
 
   const metrics = await (await fetch(url + '/metrics')).text()
   t.match(metrics, /^shoal_catalog_hosts\{state="dead"\} 1$/m)
-  t.match(metrics, /^shoal_catalog_services\{status="alive"\} 2$/m, 'web and cache on node-a')
+  t.match(metrics, /^shoal_catalog_instances\{status="alive"\} 2$/m, 'web and cache on node-a')
 })

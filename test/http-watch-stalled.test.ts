@@ -87,3 +87,50 @@ t.test('a stalled reader over 10,000 events is dropped and the heap stays small'
   await stalled.closed
   t.pass('the stalled reader sees its stream end once it reads again')
 })
+
+t.test('a snapshot larger than the bound is delivered whole, and the bound still drops a stalled reader after it', async (t) => {
+  const limit = 64 * 1024
+  const h = await startHarness(t, { maxSseBufferBytes: limit })
+  // A catalog whose snapshot is about 4x the bound (the tester's was 1.7 MB against 1 MiB).
+  const host = h.catalog.addHost('node-b')
+  const labels = { 'com.example.big': 'x'.repeat(2000) }
+  for (let i = 0; i < 130; i++) host.services.push(record({ name: `svc${i}`, host: 'node-b', labels }))
+  const snapshotBytes = JSON.stringify(h.catalog.snapshot()).length
+  t.ok(snapshotBytes > 4 * limit, `the snapshot is ${snapshotBytes} bytes, over 4x the ${limit}-byte bound`)
+
+  // A reader that keeps up: the snapshot, then events.
+  const got = await new Promise<{ snapshot: number; catalog: number; close: () => void }>((resolve, reject) => {
+    let tail = ''
+    const seen = { snapshot: 0, catalog: 0 }
+    const req = get(`${h.url}/api/watch`, (res) => {
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        const parts = (tail + chunk).split('\n\n')
+        tail = parts.pop()!
+        for (const p of parts) {
+          if (p.includes('\nevent: snapshot\n')) {
+            seen.snapshot++
+            h.catalog.emit({ type: 'service-added', record: record({ name: 'late', host: 'node-b' }) })
+          }
+          if (p.includes('\nevent: catalog\n')) seen.catalog++
+          if (seen.snapshot === 1 && seen.catalog === 1) resolve({ ...seen, close: () => req.destroy() })
+        }
+      })
+      res.on('end', () => reject(new Error('the stream ended: the reader was dropped')))
+    })
+    req.on('error', reject)
+  })
+  t.teardown(() => got.close())
+  t.same([got.snapshot, got.catalog], [1, 1], 'the whole snapshot arrived, then the next event')
+
+  // A reader that stops after the first bytes is still dropped once the bound passes.
+  const stalled = await stalledReader(h.port)
+  t.teardown(() => stalled.sock.destroy())
+  // Events until it is dropped (the kernel's socket buffers take a few MB first); bounded.
+  const dropped = async () => /^shoal_http_watch_dropped_total 1$/m.test(await (await fetch(`${h.url}/metrics`)).text())
+  for (let i = 0; i < 20_000 && !(i % 200 === 0 && (await dropped())); i++) {
+    h.catalog.emit({ type: 'service-added', record: record({ name: 'web', host: 'node-b', labels }) })
+    await new Promise((r) => setImmediate(r))
+  }
+  t.ok(await dropped(), 'the stalled reader, and only it, was dropped')
+})

@@ -58,3 +58,31 @@ t.test('labels over the limits are dropped, never the authorization request', as
   }).listeners.get('web:10080')!
   t.ok(deniesAll(builtListenerFilters(listener)), 'the listener fails closed (no authorization service here), it is not open')
 })
+
+t.test('the allow-list and the inbound address are kept too (every host reads them to serve the record)', async (t) => {
+  const labels: Record<string, string> = {}
+  for (let i = 0; i < RecordLimits.labels.build + 20; i++) labels[`l${i}`] = 'x'
+  labels['shoal.allow'] = 'checkout,billing'
+  labels['shoal.inbound'] = '10080=10.0.0.5:15000'
+  const { spec, problems } = fitSpec(
+    {
+      id: 'web-1',
+      name: 'web',
+      image: 'web:1',
+      created: 0,
+      ports: [{ ip: '10.0.0.5', port: 8080, servicePort: 10080, type: 'tcp' }],
+      proxyMode: 'http',
+      labels,
+      source: 'static',
+    },
+    'node-a',
+  )
+  t.match(
+    problems.map((p) => p.limit),
+    ['labels'],
+    'labels were dropped to fit',
+  )
+  t.equal(spec!.labels['shoal.allow'], 'checkout,billing', 'shoal.allow is kept (dropped, the service would be open to every caller)')
+  t.equal(spec!.labels['shoal.inbound'], '10080=10.0.0.5:15000', 'shoal.inbound is kept')
+  t.ok(Object.keys(spec!.labels).length <= RecordLimits.labels.build, 'the labels fit')
+})

@@ -194,6 +194,7 @@ const line = (r: ServiceRecord): string =>
     r.reason,
     r.tags,
     r.attributes && Object.entries(r.attributes),
+    r.detail,
     Object.entries(r.networks ?? {}).sort(),
   ])
 
@@ -237,7 +238,9 @@ async function runCase(seed: number): Promise<Outcome> {
       }
       owner.local.setSource('docker', docker)
       owner.local.setSource('static', staticSpecs(rnd, int(rnd, 3), owner.ip))
-      for (const spec of owner.local.list()) if (rnd() < 0.15) owner.local.drain(spec.id)
+      // Issue 15: an operator's drain text becomes the record's detail (the 15th field), cut to fit.
+      const text = (): string | undefined => (rnd() < 0.5 ? undefined : `maintenance \u20ac${'x'.repeat(int(rnd, 300))}`)
+      for (const spec of owner.local.list()) if (rnd() < 0.15) owner.local.drain(spec.id, text())
     }
     build()
     await clock.advance(10)

@@ -51,6 +51,13 @@ t.test("Shoal's format: defaults, stable ids, explicit id", async (t) => {
   t.equal(db.check, undefined)
 })
 
+t.test('allow: the callers a service accepts, normalised, kept as the label shoal.allow', async (t) => {
+  const text = JSON.stringify({ services: [{ name: 'b', allow: ['Svc-A', 'c', 'c'], ports: [{ port: 1, servicePort: 2 }] }] })
+  t.same(parseStaticServices(text, 'f.json', '10.0.0.5')[0]!.labels, { 'shoal.allow': 'svc-a,c' })
+  const none = JSON.stringify({ services: [{ name: 'b', allow: [], ports: [{ port: 1, servicePort: 2 }] }] })
+  t.same(parseStaticServices(none, 'f.json', '10.0.0.5')[0]!.labels, { 'shoal.allow': '' }, 'an empty list: nobody may call')
+})
+
 t.test("Sidecar's static.json format", async (t) => {
   const text = JSON.stringify([
     {
@@ -97,6 +104,12 @@ t.test('each invalid field is named with file, entry and field', async (t) => {
       'services[1].check.intervalMs: must be a positive integer',
     ],
     [shoal({ name: 'x', labels: { a: 1 }, ports: [{ port: 1, servicePort: 2 }] }), 'services[1].labels.a: must be a string'],
+    [shoal({ name: 'x', allow: 'a', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].allow: must be an array of service names'],
+    [shoal({ name: 'x', allow: ['a', '!!'], ports: [{ port: 1, servicePort: 2 }] }), 'services[1].allow[1]: must be a service name'],
+    [
+      shoal({ name: 'x', allow: ['a'], labels: { 'shoal.allow': 'b' }, ports: [{ port: 1, servicePort: 2 }] }),
+      'services[1].allow: and labels["shoal.allow"] both set',
+    ],
     [shoal({ name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }), 'services[1]: instance id'],
     [
       shoal({ name: 'x', authz: 'authz', ports: [{ port: 1, servicePort: 2 }] }),

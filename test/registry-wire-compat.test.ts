@@ -9,7 +9,7 @@ import { silentLogger } from '../src/log.js'
 import { Catalog } from '../src/registry/catalog.js'
 import { RecordLimits } from '../src/registry/limits.js'
 import type { ServiceRecord } from '../src/registry/types.js'
-import { decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
+import { cutInLegacyForm, decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
 import { record } from './lib/record.js'
 
 function tuple(id: string, labels: Record<string, string> = {}, host = 'a'): unknown[] {
@@ -71,14 +71,14 @@ t.test('records accepted at every accept limit', async (t) => {
 
 t.test("a newer owner's trailing fields survive this release: decoded, held, served on unchanged", async (t) => {
   const n = notes()
-  // The 14th to 17th fields (reason, tags, attributes, networks) are known; the 18th and 19th come from a newer owner.
-  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, [['apps', '10.1.0.7']], 'a later field', { future: 1 }]
+  // The 14th to 18th fields (reason, tags, attributes, detail, networks) are known; the 19th and 20th come from a newer owner.
+  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a detail', [['apps', '10.1.0.7']], 'a later field', { future: 1 }]
   newer[6] = [['tcp', 8080, 10080, '10.0.0.1', 80, 'h2', 3]]
   const m = decodeMessage(pack([MsgType.record, ...newer]), n)
   if (!('record' in m)) throw new Error('rejected')
   t.equal(n.extraFields, 2, 'the record and its port counted')
   t.same(JSON.parse(JSON.stringify(m.record)).labels, {}, 'the API shows the known fields')
-  t.same([m.record.reason, m.record.networks], ['stopping', { apps: '10.1.0.7' }])
+  t.same([m.record.reason, m.record.detail, m.record.networks], ['stopping', 'a detail', { apps: '10.1.0.7' }])
   t.notOk('wireExtra' in JSON.parse(JSON.stringify(m.record)), 'the unknown ones stay out of the JSON')
 
   const clock = new VirtualClock()
@@ -92,7 +92,7 @@ t.test("a newer owner's trailing fields survive this release: decoded, held, ser
 })
 
 t.test(
-  'network addresses: field 17 (after the status reason, tags and attributes), sorted pairs; a port without a host binding is port 0 and ip ""',
+  'network addresses: field 18 (after the status reason, tags, attributes and detail), sorted pairs, held back like them; a port without a host binding is port 0 and ip ""',
   async (t) => {
     const networks: Record<string, string> = { zeta: '10.2.0.9', apps: '10.1.0.7' }
     Object.defineProperty(networks, '__proto__', { value: 'fd00::7', enumerable: true, writable: true, configurable: true })
@@ -105,9 +105,9 @@ t.test(
     })
     const wire = encodeMessage({ type: MsgType.record, record: rec })
     const out = unpack(wire) as unknown[]
-    t.equal(out.length, 18, 'type + 17 fields')
-    t.same(out.slice(14, 17), [null, null, null], 'no status reason, tags or attributes')
-    t.same(out[17], [
+    t.equal(out.length, 19, 'type + 18 fields')
+    t.same(out.slice(14, 18), [null, null, null, null], 'no status reason, tags, attributes or detail')
+    t.same(out[18], [
       ['__proto__', 'fd00::7'],
       ['apps', '10.1.0.7'],
       ['zeta', '10.2.0.9'],
@@ -122,12 +122,14 @@ t.test(
     t.notOk('ip' in back.record.ports[0]!)
     t.same(Object.entries(back.record.networks!).sort(), Object.entries(networks).sort(), 'a network called __proto__ stays data')
     t.equal(Object.getPrototypeOf(back.record.networks), Object.prototype)
+    t.equal((unpack(encodeMessage({ type: MsgType.record, record: rec }, { legacy: true })) as unknown[]).length, 14, 'legacy: 13 fields')
+    t.ok(cutInLegacyForm(rec), 'written again whole once no first-release member is left')
   },
 )
 
 t.test('network addresses over their accept limits reject that record alone, naming the limit', async (t) => {
   const L = RecordLimits
-  const withNets = (id: string, nets: unknown) => [...tuple(id), null, null, null, nets]
+  const withNets = (id: string, nets: unknown) => [...tuple(id), null, null, null, null, nets]
   const m = decodeMessage(
     pack([
       MsgType.records,
@@ -235,15 +237,17 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   t.equal(((answer[1] as unknown[][])[0] as unknown[]).length, 13, 'in answers too')
 
   const n = notes()
-  // Null reason, tags, attributes and network addresses (fields 14 to 17), then a field of a newer release.
-  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, 'later']), n)
+  // Null reason, tags, attributes, detail and network addresses (the 14th to 18th fields), then a field of a newer release.
+  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, null, 'later']), n)
   t.same(
-    'record' in nullReason ? [nullReason.record.reason, nullReason.record.wireExtra] : 'rejected',
-    [undefined, ['later']],
-    'a null reason (and no networks) before later fields: none, the later fields kept',
+    'record' in nullReason
+      ? [nullReason.record.reason, nullReason.record.detail, nullReason.record.networks, nullReason.record.wireExtra]
+      : 'rejected',
+    [undefined, undefined, undefined, ['later']],
+    'a null reason, detail and networks before later fields: none, the later fields kept',
   )
   const reEncoded = unpack(encodeMessage({ type: MsgType.record, record: (nullReason as { record: ServiceRecord }).record })) as unknown[]
-  t.same(reEncoded.slice(14), [null, null, null, null, 'later'], 'passed on as it came')
+  t.same(reEncoded.slice(14), [null, null, null, null, null, 'later'], 'passed on as it came')
 
   const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), 'x'.repeat(RecordLimits.reason.accept + 1)]))
   t.same(
@@ -254,4 +258,23 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   const atLimit = decodeMessage(pack([MsgType.record, ...tuple('r3'), 'x'.repeat(RecordLimits.reason.accept)]))
   t.ok('record' in atLimit, 'at the limit: taken (a newer release may say more)')
   t.equal(unpack(encodeMessage({ type: MsgType.record, record: { ...rec, reason: undefined } })).length, 14, 'no reason: 13 fields')
+})
+
+t.test('issue 15: the status detail is the 17th field, after reason, tags and attributes; held back like them', async (t) => {
+  const detail = 'Tcp 10.0.0.5:5432: connection refused'
+  const rec = record({ status: 'unhealthy', detail })
+  const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
+  t.same(out.slice(14), [null, null, null, detail], 'type + 13 fields + no reason, tags or attributes + detail')
+  const back = decodeMessage(encodeMessage({ type: MsgType.record, record: rec }))
+  t.same('record' in back ? [back.record.reason, back.record.detail, back.record.wireExtra] : 'rejected', [undefined, detail, undefined])
+  t.equal((unpack(encodeMessage({ type: MsgType.record, record: rec }, { legacy: true })) as unknown[]).length, 14, 'legacy: 13 fields')
+
+  const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), null, null, null, 'x'.repeat(RecordLimits.detail.accept + 1)]))
+  t.same(
+    long.type === MsgType.record && 'rejected' in long ? long.rejected.reason : 'taken',
+    'detail',
+    'a detail over its accept limit rejects the record alone',
+  )
+  const atLimit = decodeMessage(pack([MsgType.record, ...tuple('r3'), 'operator', null, null, 'x'.repeat(RecordLimits.detail.accept)]))
+  t.ok('record' in atLimit, 'at the limit: taken (a newer release may say more)')
 })

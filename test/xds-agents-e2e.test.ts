@@ -14,7 +14,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import type { XdsDebugInfo } from '../src/xds/index.js'
 import { echoBackend as backend } from './lib/echo.js'
-import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsClientKind } from './lib/xds-clients.js'
+import { startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsClientKind } from './lib/xds-clients.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-agents-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -54,11 +54,6 @@ function writeStatic(path: string, entries: StaticEntry[]): void {
   }))
   writeFileSync(path + '.tmp', JSON.stringify({ services }))
   renameSync(path + '.tmp', path)
-}
-
-/** Assert an `until` result, with the time it took in the message. */
-function within(t: Test, ms: number | null, what: string): void {
-  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
 }
 
 const ECHO = 'xds:///echo:10001'

@@ -7,29 +7,15 @@
 // their api listeners carry no ext_authz, whatever becomes of the authorization service.
 import t, { type Test } from 'tap'
 import { echoBackend as backend } from './lib/echo.js'
-import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
+import { noNacks as noNacksIn, startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
 import { protect } from './lib/xds-authz.js'
 import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
 import type { XdsServer } from '../src/xds/server.js'
 
 const ECHO = 'xds:///echo:10001'
 
-/** Assert an `until` result, with the time it took. */
-function within(t: Test, ms: number | null, what: string): void {
-  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
-}
-
-/** Zero NACKs: in the client's own log and in the server's per-client view. */
-function noNacks(t: Test, client: XdsTestClient, server: XdsServer): void {
-  t.same(client.nacks, [], `${client.kind} logged no NACK`)
-  const dbg = server.debugInfo()
-  t.same(
-    dbg.clients.flatMap((c) => c.types.filter((x) => x.nackedVersion !== null).map((x) => `${x.type}: ${x.nackError}`)),
-    [],
-    'the server saw no NACK',
-  )
-  t.same(dbg.invalid, [], 'every resource served was valid')
-}
+/** Zero NACKs, in the client's log and in the server's view. */
+const noNacks = (t: Test, client: XdsTestClient, server: XdsServer) => noNacksIn(t, client, server.debugInfo())
 
 for (const kind of XDS_CLIENT_KINDS) {
   const skip = xdsClientMissing(kind) ?? false

@@ -13,7 +13,7 @@ import type {
   ServiceStatus,
 } from '../src/registry/types.js'
 import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
-import { XdsServer, type XdsServerOptions } from '../src/xds/server.js'
+import { XdsServer, type XdsServerComponents, type XdsServerOptions } from '../src/xds/server.js'
 
 export { TypeUrl }
 
@@ -46,6 +46,7 @@ export function rec(o: {
   mode?: ProxyMode
   status?: ServiceStatus
   ip?: string
+  labels?: Record<string, string>
 }): ServiceRecord {
   return {
     id: o.id,
@@ -59,7 +60,7 @@ export function rec(o: {
     status: o.status ?? 'alive',
     version: [1, 0],
     updated: 0,
-    labels: {},
+    labels: o.labels ?? {},
   }
 }
 
@@ -83,11 +84,14 @@ export class AdsClient {
   private readonly queue: DecodedResponse[] = []
   private waiters: Array<() => void> = []
   closed = false
+  /** The status the stream ended with, once it ended with an error. */
+  error: grpc.ServiceError | null = null
 
-  constructor(port: number) {
+  /** `target`: a port on 127.0.0.1, or a grpc target such as `unix:/path`. */
+  constructor(target: number | string) {
     const protos = loadXdsProtos()
     const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
-    this.client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+    this.client = new Ctor(typeof target === 'number' ? `127.0.0.1:${target}` : target, grpc.credentials.createInsecure())
     this.call = (this.client as any).StreamAggregatedResources()
     this.call.on('data', (res: any) => {
       const type = protos.typeOf(res.type_url)!
@@ -102,7 +106,11 @@ export class AdsClient {
       })
       for (const w of this.waiters.splice(0)) w()
     })
-    this.call.on('error', () => undefined)
+    this.call.on('error', (err: grpc.ServiceError) => {
+      this.error = err
+      this.closed = true
+      for (const w of this.waiters.splice(0)) w()
+    })
     this.call.on('end', () => {
       this.closed = true
       for (const w of this.waiters.splice(0)) w()
@@ -174,10 +182,15 @@ export const GRPC_NODE = {
 }
 
 /** Start a ready XdsServer on 127.0.0.1:0 with teardown; every resource it built must be valid. */
-export async function startServer(t: Test, catalog: CatalogView, opts: Partial<XdsServerOptions> & { ready?: boolean } = {}) {
+export async function startServer(
+  t: Test,
+  catalog: CatalogView,
+  opts: Partial<XdsServerOptions> & { ready?: boolean } = {},
+  components: Partial<XdsServerComponents> = {},
+) {
   const server = new XdsServer(
     { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 200, ...opts },
-    { logger: silentLogger(), catalog },
+    { logger: silentLogger(), catalog, ...components },
   )
   const { port } = await server.start()
   if (opts.ready !== false) server.setReady(true)
@@ -199,4 +212,20 @@ export function echoCatalog(): FixtureCatalog {
     host('h1', [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001, mode: 'grpc' })]),
     host('h2', [rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port: 9002, mode: 'grpc' })]),
   ])
+}
+
+/** Decode every Any inside a decoded resource, recursively (what Envoy reads). */
+export function deepDecode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(deepDecode)
+  if (!v || typeof v !== 'object' || Buffer.isBuffer(v) || v instanceof Uint8Array) return v
+  const o = v as Record<string, unknown>
+  if (typeof o.type_url === 'string' && (o.value instanceof Uint8Array || Buffer.isBuffer(o.value))) {
+    const T = loadXdsProtos().typeOf(o.type_url)
+    if (T)
+      return {
+        '@type': o.type_url,
+        ...(deepDecode(T.toObject(T.decode(o.value as Uint8Array), { defaults: false, enums: String, longs: Number })) as object),
+      }
+  }
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, deepDecode(x)]))
 }

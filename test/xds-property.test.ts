@@ -48,6 +48,8 @@ function randomRecord(r: Rand, host: string, id: string, shape: string): Service
   const status = shape === 'all-draining' ? 'draining' : pick(r, STATUSES)
   // Some ask for external authorization by another name of the pool (resolved or not): gRPC gets no filter for it.
   const labels: Record<string, string> = r() < 0.3 ? { 'shoal.authz': pick(r, NAMES) } : {}
+  // Half say their calls may be repeated: the route's retry policy changes as instances come and go (issue 14).
+  if (r() < 0.5) labels['shoal.idempotent'] = 'true'
   const out: ServiceRecord = { ...rec({ host, id, name, servicePort: 1, port: 1, mode: pick(r, MODES), status }), ports, labels }
   // Some carry tags and attributes (endpoint metadata), at their limits of length and in other planes.
   if (r() < 0.4) out.tags = TAGS.filter(() => r() < 0.5)

@@ -107,6 +107,7 @@ t.test('one address once: the endpoint rule of a group', async (t) => {
     port,
     mode: 'grpc',
     servicePort: 10001,
+    idempotent: false,
   })
   const alive = i('h2', 'b', '10.0.0.1', 80)
   const draining = i('h1', 'a', '10.0.0.1', 80, 'draining')
@@ -169,4 +170,47 @@ t.test('a served ClusterLoadAssignment never lists an address twice', async (t) 
       ],
     )
   }
+})
+
+t.test('retry policies: what cannot have reached the application for everyone, more only for shoal.idempotent=true', async (t) => {
+  const idem = { 'shoal.idempotent': 'true' }
+  const snap = new FixtureCatalog([
+    host('h1', [
+      rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 8001, mode: 'grpc' }),
+      rec({ host: 'h1', id: 'a2', name: 'cart', servicePort: 10002, port: 8002, mode: 'grpc', labels: idem }),
+      rec({ host: 'h1', id: 'a3', name: 'shop', servicePort: 10003, port: 8003, mode: 'http', labels: { 'shoal.idempotent': ' TRUE ' } }),
+      // One instance that does not say so makes the whole ServicePort non-idempotent.
+      rec({ host: 'h1', id: 'a4', name: 'mixed', servicePort: 10004, port: 8004, mode: 'grpc', labels: idem }),
+    ]),
+    host('h2', [rec({ host: 'h2', id: 'b4', name: 'mixed', servicePort: 10004, port: 8104, mode: 'grpc' })]),
+  ]).snapshot()
+  const e = buildResources(snap, 'envoy', { envoyBind: '10.0.0.1' })
+  const envoyRetry = (n: string) => (e.routes.get(n) as any).virtual_hosts[0].routes[0].route.retry_policy
+  const backOff = { base_interval: { seconds: 0, nanos: 25_000_000 }, max_interval: { seconds: 0, nanos: 250_000_000 } }
+  const safe = 'connect-failure,refused-stream,reset-before-request'
+  t.same(
+    envoyRetry('echo:10001'),
+    { retry_on: safe, num_retries: { value: 2 }, retry_back_off: backOff },
+    'Envoy: only what never reached the application',
+  )
+  t.equal(envoyRetry('cart:10002').retry_on, `${safe},reset,unavailable`, 'Envoy, idempotent gRPC: any reset and UNAVAILABLE too')
+  t.equal(envoyRetry('shop:10003').retry_on, `${safe},reset`, 'Envoy, idempotent HTTP: any reset too (the label is read trimmed, any case)')
+  t.equal(envoyRetry('mixed:10004').retry_on, safe, 'one instance without the label: not idempotent')
+  t.same(
+    (e.clusters.get('echo:10001') as any).circuit_breakers.thresholds[0].retry_budget,
+    { budget_percent: { value: 20 }, min_retry_concurrency: { value: 3 } },
+    "Envoy's retries are bounded by a budget",
+  )
+
+  const g = buildResources(snap, 'grpc', { envoyBind: '10.0.0.1' })
+  const grpcRetry = (n: string) =>
+    (g.listeners.get(n) as any).api_listener.api_listener.route_config.virtual_hosts[0].routes[0].route.retry_policy
+  t.equal(grpcRetry('echo:10001'), undefined, 'gRPC, not idempotent: no policy (transparent retries need none)')
+  t.same(
+    grpcRetry('cart:10002'),
+    { retry_on: 'unavailable', num_retries: { value: 2 }, retry_back_off: backOff },
+    'gRPC, idempotent: UNAVAILABLE',
+  )
+  t.equal(grpcRetry('mixed:10004'), undefined)
+  t.notOk((g.clusters.get('cart:10002') as any).circuit_breakers, 'gRPC clients get no retry budget (gRFC A44 leaves it out)')
 })

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { AgentChild } from './lib/agent-child.js'
 import { echoBackend as backend } from './lib/echo.js'
-import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
+import { startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
 import type { XdsDebugInfo } from '../src/xds/index.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-restart-'))
@@ -27,10 +27,6 @@ function writeStatic(path: string, services: Array<{ id: string; name: string; p
   }))
   writeFileSync(path + '.tmp', JSON.stringify({ services: body }))
   renameSync(path + '.tmp', path)
-}
-
-function within(t: Test, ms: number | null, what: string): void {
-  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
 }
 
 type Debug = { clients: XdsDebugInfo }

@@ -17,6 +17,9 @@ t.test('every built resource of a mixed catalog passes', async (t) => {
       rec({ host: 'h1', id: 'b', name: 'chat', servicePort: 10003, port: 8081, mode: 'ws', status: 'unknown' }),
       rec({ host: 'h1', id: 'c', name: 'db', servicePort: 10004, port: 5432, mode: 'tcp', status: 'draining' }),
       rec({ host: 'h1', id: 'd', name: 'echo', servicePort: 10001, port: 9000, mode: 'grpc', ip: '::1' }),
+      // Idempotent services carry the fuller retry policies (resources.ts retryPolicy).
+      rec({ host: 'h1', id: 'e', name: 'cart', servicePort: 10005, port: 9001, mode: 'grpc', labels: { 'shoal.idempotent': 'true' } }),
+      rec({ host: 'h1', id: 'f', name: 'shop', servicePort: 10006, port: 9002, mode: 'http', labels: { 'shoal.idempotent': 'true' } }),
     ]),
   ]
   const snap = new FixtureCatalog(hosts).snapshot()

@@ -14,6 +14,7 @@ import {
   GossipBridge,
   LocalServices,
   REGISTRY_PROTOCOL,
+  ServicePortConflicts,
   StaticSource,
   type CatalogView,
   type ServiceSource,
@@ -22,9 +23,10 @@ import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
 import { DnsServer } from '../dns/index.js'
-import { HttpServer, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
+import { HttpServer, registerBuildInfo, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
-import { readKeyFile, type AgentConfig } from './config.js'
+import { readKeyFile, shoalVersion, type AgentConfig } from './config.js'
+import { InboundPorts } from './inbound.js'
 import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
 
 /**
@@ -142,7 +144,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const cfg = this.config
     const log = this.logger
     const clock = this.clock
-    collectDefaultMetrics({ register: this.registry, prefix: 'shoal_process_' })
+    // Unprefixed: the standard process_* and nodejs_* names that Node and process dashboards read.
+    collectDefaultMetrics({ register: this.registry })
+    registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
     // Before anything binds: a --join of names that all resolve to nothing is a start-up error.
     await checkSeedNames(cfg.join)
 
@@ -204,9 +208,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const s of sources) local.setSource(s.source, [])
     await this.run('local-services', local, (l) => l.start())
 
+    // ServicePort conflicts from the catalog itself, whatever xDS client is connected (or none).
+    const conflicts = new ServicePortConflicts({ catalog, logger: log })
+    await this.run('serviceport-conflicts', conflicts, (c) => c.start())
+
     const xds = new XdsServer(
-      { bind: cfg.xds, alsoOn: xdsInterfaceAddresses(cfg.xdsInterfaces), envoyBind: cfg.envoyBind },
-      { logger: log, catalog, registry: this.registry, clock },
+      {
+        bind: cfg.xds,
+        alsoOn: xdsInterfaceAddresses(cfg.xdsInterfaces),
+        envoyBind: cfg.envoyBind,
+        localHost: cfg.node,
+        tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
+        socket: cfg.xdsSocket,
+      },
+      { logger: log, catalog, registry: this.registry, clock, identities: this.identity },
     )
     this.xds = xds
     this.bound.xds = (await this.run('xds', xds, (x) => listening('--xds', cfg.xds, x.start()))).port
@@ -217,6 +232,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         catalog,
         membership: gossip,
         control: local,
+        conflicts: () => conflicts.list(),
         ready: () => this.ready,
         joinPending: () => this.joinWatch.pending(),
         keys: () => gossip.keyUse(),
@@ -241,10 +257,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (this.ready) dns.setReady(true)
     }
 
+    // The agent's own labels (shoal.inbound) on what each source reports.
+    const inbound = new InboundPorts(cfg.inboundPorts, cfg.advertise.host, log.child({ component: 'inbound' }), this.registry)
     for (const s of sources) {
-      s.on('change', (specs) => local.setSource(s.source, specs))
+      s.on('change', (specs) => local.setSource(s.source, inbound.decorate(s.source, specs)))
       await this.run(`${s.source}-source`, s, (src) => src.start())
-      local.setSource(s.source, s.services())
+      local.setSource(s.source, inbound.decorate(s.source, s.services()))
     }
 
     // Issue 12: this boot is announced only with what runs here, so no peer (and no Envoy)
@@ -272,7 +290,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       () => gossip.stats(),
       () => gossip.members(),
     )
-    registerCatalogMetrics(this.registry, catalog)
+    registerCatalogMetrics(this.registry, catalog, () => conflicts.list().length)
     registerRegistryMetrics(this.registry, () => ({
       trimmed: local.stats.trimmed,
       refused: local.stats.refused,
@@ -304,7 +322,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async startIdentity(dir: string, catalog: Catalog): Promise<void> {
     const cfg = this.config
     const identity = new IdentityIssuer(
-      { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs },
+      { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs, node: cfg.node },
       { logger: this.logger, clock: this.clock, registry: this.registry },
     )
     this.identity = identity
@@ -471,7 +489,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 }
 
-/** A listener's start, with a bind failure named by the flag that sets its address. */
 /**
  * The IPv4 address of each `--xds-interfaces` interface. Throws SHOAL_ERR_CONFIG naming one
  * that is missing or has no IPv4 address (docker_gwbridge exists once the node is in a swarm).
@@ -488,6 +505,7 @@ function xdsInterfaceAddresses(names: string[]): string[] {
   })
 }
 
+/** A listener's start, with a bind failure named by the flag that sets its address. */
 async function listening<R>(flag: string, address: HostPort, starting: Promise<R>): Promise<R> {
   try {
     return await starting

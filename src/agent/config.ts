@@ -54,6 +54,10 @@ export interface AgentConfig {
   tlsMode: TlsMode
   /** Lifetime of each service's leaf, ms. */
   tlsLeafTtlMs: number
+  /** `--xds-socket`: the Unix socket of the local Envoy's ADS stream, the only way its keys go. */
+  xdsSocket?: string
+  /** `--inbound-ports`: the port range of the local Envoy's inbound mTLS listeners (with --tls-dir). */
+  inboundPorts?: { from: number; to: number }
 }
 
 /** The DNS interface's settings (--dns, --dns-domain, --dns-ttl, --dns-recursors). */
@@ -71,6 +75,15 @@ export type { HostPort }
 
 /** The default ports (docs/architecture.md "Default ports"). */
 export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777, dns: 8600 } as const
+
+/** This build's version (package.json, two folders up from src/agent/ and from dist/agent/); `unknown` when unreadable. */
+export function shoalVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string
+  } catch {
+    return 'unknown'
+  }
+}
 
 /**
  * Every flag of `shoal agent`: the one table behind parsing, `shoal agent --help`, the
@@ -116,6 +129,16 @@ export const AGENT_FLAGS = {
   },
   http: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.http}`, help: 'HTTP API, metrics and web UI' },
   'envoy-bind': { type: 'string', value: 'IP', default: '127.0.0.1', help: "IP of Envoy's ServicePort listeners" },
+  'xds-socket': {
+    type: 'string',
+    value: 'PATH',
+    help: 'also serve ADS on this Unix socket (mode 0600): the local Envoy takes its keys (SDS) only there',
+  },
+  'inbound-ports': {
+    type: 'string',
+    value: 'FROM-TO',
+    help: "ports of the local Envoy's inbound mTLS listeners, one per local instance and ServicePort (needs --tls-dir)",
+  },
   dns: {
     type: 'string',
     value: 'HOST:PORT|off',
@@ -411,6 +434,21 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (ttlIn && tlsDirIn === undefined) throw configError(ttlIn.where, 'only applies with --tls-dir')
   if (tlsLeafTtlMs < 60_000 || tlsLeafTtlMs > 90 * 86_400_000) throw configError(ttlIn!.where, `"${ttlIn!.value}" is outside 1m to 90d`)
 
+  const socketIn = get('xds-socket')
+  if (socketIn !== undefined && !socketIn.value.startsWith('/'))
+    throw configError(socketIn.where, `"${socketIn.value}" is not an absolute path (the Unix socket Envoy's bootstrap names)`)
+  const inboundIn = get('inbound-ports')
+  let inboundPorts: { from: number; to: number } | undefined
+  if (inboundIn !== undefined) {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(inboundIn.value.trim())
+    const from = Number(m?.[1])
+    const to = Number(m?.[2])
+    if (!m || from < 1 || to > 65535 || from > to)
+      throw configError(inboundIn.where, `"${inboundIn.value}" is not a port range FROM-TO (1-65535)`)
+    if (tlsMode === 'off') throw configError(inboundIn.where, 'inbound mTLS listeners need --tls-dir (and --tls-mode permissive or strict)')
+    inboundPorts = { from, to }
+  }
+
   const cfg: AgentConfig = {
     node,
     bind,
@@ -436,6 +474,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     tlsLeafTtlMs,
   }
   if (tlsDirIn !== undefined) cfg.tlsDir = tlsDirIn.value
+  if (socketIn !== undefined) cfg.xdsSocket = socketIn.value
+  if (inboundPorts !== undefined) cfg.inboundPorts = inboundPorts
   if (keyFile !== undefined) cfg.keyFile = keyFile
   if (staticIn !== undefined) cfg.static = staticIn.value
   if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value

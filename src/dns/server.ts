@@ -133,6 +133,11 @@ export class DnsServer implements Startable {
       name: 'shoal_dns_forward_failures_total',
       help: 'Queries outside the domain that no recursor answered (answered SERVFAIL).',
     })
+    // Every series from the start, at zero (Prometheus's instrumentation guide).
+    for (const transport of ['udp', 'tcp'] as const) {
+      for (const rcode of Object.values(RCODE_NAMES)) this.queries.inc({ transport, rcode }, 0)
+      for (const reason of Object.values(BadReason)) this.bad.inc({ transport, reason }, 0)
+    }
   }
 
   /** Binds UDP and TCP; resolves to the bound port. Idempotent. Throws SHOAL_ERR_BIND. */

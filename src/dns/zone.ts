@@ -22,6 +22,7 @@ import * as ipCodec from '@leichtgewicht/ip-codec'
 import type { Answer, Question, SoaAnswer } from 'dns-packet'
 import { isIP } from 'node:net'
 import { hostBinding, liveRecords, takesTraffic, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
+import { compareServiceNames } from '../registry/index.js'
 
 /** Response codes (RFC 1035 section 4.1.1; BADVERS is RFC 6891's extended code). */
 export const Rcode = { noError: 0, formErr: 1, servFail: 2, nxDomain: 3, notImp: 4, refused: 5, badVers: 16 } as const
@@ -61,7 +62,7 @@ interface Found {
 interface Index {
   /** Live records (owner up, current boot, not tombstoned) by service name. */
   byName: Map<string, ServiceRecord[]>
-  /** Which service holds each ServicePort: the lexicographically smallest name, as the xDS server decides a conflict. */
+  /** Which service holds each ServicePort: the registry's rule (compareServiceNames), as xDS serves it. */
   servicePortOwner: Map<number, string>
 }
 
@@ -255,7 +256,7 @@ export class Zone {
       for (const p of r.ports) {
         if (p.type !== 'tcp') continue
         const owner = servicePortOwner.get(p.servicePort)
-        if (owner === undefined || r.name < owner) servicePortOwner.set(p.servicePort, r.name)
+        if (owner === undefined || compareServiceNames(r.name, owner) < 0) servicePortOwner.set(p.servicePort, r.name)
       }
     }
     const index = { byName, servicePortOwner }

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js'
 import type { LocalServiceSpec, ServiceSource } from '../registry/types.js'
 import { ContainerHealthFeed } from './health-feed.js'
 import { parseDockerHost, type DockerEndpoint } from './host.js'
-import { factsFromInspect, mapContainer, type ContainerFacts } from './labels.js'
+import { factsFromInspect, mapContainer, SkipReason, type ContainerFacts } from './labels.js'
 
 export interface DockerSourceOptions {
   /** `unix:///path`, `/path` or `tcp://host:port`; default `DOCKER_HOST`, else /var/run/docker.sock. */
@@ -147,23 +147,27 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000
     this.events = counter(components.registry, {
       name: 'shoal_docker_events_total',
-      help: 'Docker container events handled, by action',
+      help: 'Docker container events handled, by action.',
       labelNames: ['action'],
     })
     this.resyncs = counter(components.registry, {
       name: 'shoal_docker_resyncs_total',
-      help: 'Full resyncs with the Docker engine (start and every reconnect)',
+      help: 'Full resyncs with the Docker engine (at start and after every reconnect).',
     })
     this.stopSignals = counter(components.registry, {
       name: 'shoal_docker_stop_signals_total',
-      help: 'Containers drained on their stop signal (outcome drained), and those that still ran after their stop timeout and were served again (outcome survived)',
+      help: 'Containers drained on their stop signal (outcome drained), and those that still ran after their stop timeout and were served again (outcome survived).',
       labelNames: ['outcome'],
     })
     this.skipped = counter(components.registry, {
       name: 'shoal_docker_skipped_labels_total',
-      help: 'Container labels or port bindings skipped, by reason',
+      help: 'Container labels or port bindings skipped, by reason (README "Docker labels").',
       labelNames: ['reason'],
     })
+    // Every series from the start, at zero (Prometheus's instrumentation guide).
+    for (const action of ACTIONS) this.events.inc({ action }, 0)
+    for (const reason of Object.values(SkipReason)) this.skipped.inc({ reason }, 0)
+    for (const outcome of ['drained', 'survived']) this.stopSignals.inc({ outcome }, 0)
   }
 
   start(): void {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { formatHostPort, parseHostPort } from '../address.js'
 import { isErrorCode, isShoalError, ShoalError } from '../errors.js'
+import { Buckets } from '../histogram.js'
 import type { Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
@@ -112,6 +113,18 @@ export function parseAddress(s: Address | string): Address {
   return parseHostPort(s, 'gossip address')
 }
 
+/** Seconds; a probe's ack comes back within a probe timeout (350 ms on lan) or via indirect probes. */
+const RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+/** Seconds; a push-pull is one stream exchange of the member list and the registry's state. */
+const PUSH_PULL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** A count per message type name (and `total`), all at zero. */
+function zeroByType(): Record<string, number> {
+  const out: Record<string, number> = { total: 0 }
+  for (const name of Object.values(MessageTypeName)) out[name] = 0
+  return out
+}
+
 /** An error a peer answered with: its code when it is one of ours, else a decode error naming it. */
 function remoteError(code: string, message: string): ShoalError {
   return isErrorCode(code)
@@ -152,10 +165,13 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private earlyTokensAt = 0
   private pushPullInflight = 0
   private readonly counters = {
-    packetsIn: {} as Record<string, number>,
-    packetsOut: {} as Record<string, number>,
-    bytesIn: {} as Record<string, number>,
-    bytesOut: {} as Record<string, number>,
+    // Every message type from the start, at zero, so that each series exists before its first packet.
+    packetsIn: zeroByType(),
+    packetsOut: zeroByType(),
+    bytesIn: zeroByType(),
+    bytesOut: zeroByType(),
+    probeRtt: new Buckets(RTT_BUCKETS),
+    pushPullDuration: new Buckets(PUSH_PULL_BUCKETS),
     probes: 0,
     probesFailed: 0,
     suspicions: 0,
@@ -416,6 +432,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       awareness: this.awareness.health(),
       pushPulls: c.pushPulls,
       pushPullsFailed: c.pushPullsFailed,
+      probeRttSeconds: c.probeRtt.snapshot(),
+      pushPullSeconds: c.pushPullDuration.snapshot(),
     }
   }
 
@@ -585,6 +603,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     const timeout = this.awareness.scale(this.timing.probeTimeoutMs)
     const addr = { host: target.addr, port: target.port }
     this.counters.probes++
+    const sentAt = this.clock.now()
     let done = false
     let nacks = 0
     let expectedNacks = 0
@@ -597,6 +616,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       indirectTimer?.cancel()
       endTimer?.cancel()
       if (ok) {
+        this.counters.probeRtt.observe((this.clock.now() - sentAt) / 1000)
         this.awareness.apply(-1)
         return
       }
@@ -825,6 +845,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
 
   private async pushPull(to: Address, join: boolean): Promise<void> {
     this.counters.pushPulls++
+    const began = this.clock.now()
     try {
       const req: PushPullMsg = {
         type: MessageType.pushPull,
@@ -848,6 +869,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         throw new ShoalError('SHOAL_ERR_DECODE', `push-pull with ${addrKey(to)}: answer is ${MessageTypeName[resp.type]}`)
       this.rules.mergeRemote(resp.members, resp.from)
       this.mergeDelegate(resp, join)
+      this.counters.pushPullDuration.observe((this.clock.now() - began) / 1000)
     } catch (err) {
       this.counters.pushPullsFailed++
       throw err

@@ -5,6 +5,7 @@
  */
 
 import type { HostPort } from '../address.js'
+import type { BucketsSnapshot } from '../histogram.js'
 
 export type { Clock, Timer } from '../clock.js'
 
@@ -221,4 +222,8 @@ export interface GossipStats {
   awareness: number
   pushPulls: number
   pushPullsFailed: number
+  /** Direct or indirect probes, from the ping to its ack (failed probes are not in it). */
+  probeRttSeconds: BucketsSnapshot
+  /** Push-pulls this node started that completed, from the request to the merged answer. */
+  pushPullSeconds: BucketsSnapshot
 }

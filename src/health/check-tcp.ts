@@ -1,8 +1,9 @@
 import net from 'node:net'
 import { parseHostPort } from '../address.js'
+import type { Finding } from './finding.js'
 
 /** Passes when a TCP connection to `address` opens; the socket is closed at once. `signal` destroys a connect still pending. */
-export function tcpCheck(address: string, signal: AbortSignal): Promise<void> {
+export function tcpCheck(address: string, signal: AbortSignal): Promise<Finding> {
   let target: { host: string; port: number }
   try {
     target = parseHostPort(address, 'Tcp check', { code: 'SHOAL_ERR_CHECK_ARGS' })
@@ -13,7 +14,7 @@ export function tcpCheck(address: string, signal: AbortSignal): Promise<void> {
     const sock = net.connect({ ...target, signal })
     sock.once('connect', () => {
       sock.destroy()
-      resolve()
+      resolve({})
     })
     sock.once('error', (err) => {
       sock.destroy()

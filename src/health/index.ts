@@ -6,6 +6,6 @@
  */
 export { HealthScheduler } from './scheduler.js'
 export type { HealthSchedulerOptions, HealthSchedulerComponents } from './scheduler.js'
-export { CheckType } from './types.js'
+export { CheckType, CHECK_OUTPUT_BYTES } from './types.js'
 export { renderTemplate } from './template.js'
-export type { CheckContext, CheckPort, CheckSpec, CheckStatus, DockerHealth, DockerHealthFeed } from './types.js'
+export type { CheckSpec, CheckStatus, CheckResult, CheckOutcome, CheckContext, CheckPort, DockerHealth, DockerHealthFeed } from './types.js'

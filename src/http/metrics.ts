@@ -2,18 +2,54 @@
  * Prometheus metrics read from the gossip layer and the catalog at scrape time. The parts
  * keep their own plain counters (GossipStats, the catalog snapshot); these collect()
  * callbacks copy them into prom-client when /metrics is read, so the hot paths never
- * touch prom-client.
+ * touch prom-client. Every labelled series exists from the start, at zero for the label
+ * values known then (Prometheus's instrumentation guide), so a quiet agent answers every
+ * dashboard panel.
  */
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client'
+import type { BucketsSnapshot } from '../histogram.js'
 import type { GossipStats, Member } from '../gossip/types.js'
-import { MemberState } from '../gossip/types.js'
+import { JoinFailureReason, MemberState, RejectReason } from '../gossip/types.js'
+import { limitLabel, RecordLimits } from '../registry/index.js'
 import type { CatalogView, HostState } from '../registry/types.js'
 import { liveRecordsOf, ServiceStatus, StatusReason } from '../registry/types.js'
 
 const memberStates = Object.values(MemberState)
-const serviceStatuses = Object.values(ServiceStatus)
+/** Statuses of live instances (a tombstone is never live). */
+const liveStatuses = Object.values(ServiceStatus).filter((s) => s !== ServiceStatus.tombstone)
 const drainReasons = [StatusReason.stopping, StatusReason.operator, StatusReason.agentLeaving]
+/** The `limit` label values of the record limits (limits.ts). */
+const limitLabels = (Object.keys(RecordLimits) as Array<keyof typeof RecordLimits>).map(limitLabel)
 const hostStates: HostState[] = ['alive', 'suspect', 'dead', 'left']
+
+/**
+ * A histogram whose buckets are kept elsewhere (a `Buckets` of src/histogram.ts), exposed as
+ * Prometheus histogram samples (`_bucket{le}` cumulative, `_sum`, `_count`) at scrape time.
+ */
+function mirrorHistogram(registry: Registry, name: string, help: string, read: () => BucketsSnapshot): void {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    labelNames: [],
+    get() {
+      const h = read()
+      const values = h.cumulative.map((v, i) => ({
+        metricName: `${name}_bucket`,
+        labels: { le: i < h.bounds.length ? h.bounds[i]! : '+Inf' },
+        value: v,
+      }))
+      values.push({ metricName: `${name}_sum`, labels: {} as never, value: h.sum })
+      values.push({ metricName: `${name}_count`, labels: {} as never, value: h.count })
+      return { name, help, type: 'histogram', aggregator: 'sum', values }
+    },
+    reset() {
+      // the buckets belong to the part that observes them
+    },
+  }
+  registry.registerMetric(metric as unknown as Metric)
+}
 
 /** A counter whose value is a running total kept elsewhere. */
 function mirrorCounter(registry: Registry, name: string, help: string, read: () => number): void {
@@ -28,8 +64,18 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
   })
 }
 
-/** A counter per value of one label whose totals are kept elsewhere. */
-function mirrorCounterByLabel(registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
+/**
+ * A counter per value of one label whose totals are kept elsewhere; the `known` values are
+ * reported from the start, at zero.
+ */
+function mirrorCounterByLabel(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  read: () => Record<string, number>,
+  known: readonly string[] = [],
+): void {
   new Counter({
     name,
     help,
@@ -37,6 +83,7 @@ function mirrorCounterByLabel(registry: Registry, name: string, help: string, la
     registers: [registry],
     collect() {
       this.reset()
+      for (const value of known) this.inc({ [label]: value }, 0)
       for (const [value, v] of Object.entries(read())) this.inc({ [label]: value }, Math.max(0, v))
     },
   })
@@ -94,6 +141,7 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'Gossip packets and stream frames from other nodes that this node could not open, by reason (label, key, plain, encrypted, version, malformed).',
     'reason',
     () => stats().rejected,
+    Object.values(RejectReason),
   )
   mirrorCounterByLabel(
     registry,
@@ -101,6 +149,7 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'Seeds that did not take a join attempt of this node, by reason (refused, unresolvable, timeout, label, key, ...).',
     'reason',
     () => stats().joinFailures,
+    Object.values(JoinFailureReason),
   )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)
@@ -120,22 +169,35 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
       this.set(stats().awareness)
     },
   })
+  mirrorHistogram(
+    registry,
+    'shoal_gossip_probe_rtt_seconds',
+    'Failure-detector probes that were answered, from the ping to its ack (direct or through indirect probes).',
+    () => stats().probeRttSeconds,
+  )
+  mirrorHistogram(
+    registry,
+    'shoal_gossip_push_pull_duration_seconds',
+    'Push-pull exchanges this node started that completed, from the request to the merged answer.',
+    () => stats().pushPullSeconds,
+  )
 }
 
 /**
- * Catalog metrics: instances of live hosts by status, and hosts by membership state.
+ * Catalog metrics, this agent's view of the whole cluster: live instances by status, overall
+ * and per service; hosts by membership state; ServicePort conflicts.
  *
  * @example
- *   registerCatalogMetrics(registry, catalog)
+ *   registerCatalogMetrics(registry, catalog, () => conflicts.list().length)
  */
-export function registerCatalogMetrics(registry: Registry, catalog: CatalogView): void {
+export function registerCatalogMetrics(registry: Registry, catalog: CatalogView, conflicts: () => number = () => 0): void {
   new Gauge({
-    name: 'shoal_catalog_services',
-    help: 'Service instances of alive or suspect hosts (current boot), by status.',
+    name: 'shoal_catalog_instances',
+    help: 'Live service instances in the cluster as this agent sees it (hosts alive or suspect, current boot), by status.',
     labelNames: ['status'],
     registers: [registry],
     collect() {
-      const counts = new Map<string, number>(serviceStatuses.map((s) => [s, 0]))
+      const counts = new Map<string, number>(liveStatuses.map((s) => [s, 0]))
       for (const h of catalog.snapshot().hosts) for (const r of liveRecordsOf(h)) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
       for (const [status, n] of counts) this.set({ status }, n)
     },
@@ -154,8 +216,33 @@ export function registerCatalogMetrics(registry: Registry, catalog: CatalogView)
     },
   })
   new Gauge({
+    name: 'shoal_service_instances',
+    help: 'Live instances of each service in the cluster as this agent sees it, by status; a service whose instances all went (a dead host) stays at 0 while the catalog holds its records.',
+    labelNames: ['service', 'status'],
+    registers: [registry],
+    collect() {
+      const snap = catalog.snapshot()
+      const counts = new Map<string, Map<string, number>>()
+      const of = (name: string): Map<string, number> => {
+        let m = counts.get(name)
+        if (!m) counts.set(name, (m = new Map(liveStatuses.map((s) => [s, 0]))))
+        return m
+      }
+      for (const h of snap.hosts) {
+        for (const r of h.services) of(r.name)
+        for (const r of liveRecordsOf(h)) {
+          const m = of(r.name)
+          m.set(r.status, (m.get(r.status) ?? 0) + 1)
+        }
+      }
+      // Services gone from the catalog lose their series.
+      this.reset()
+      for (const [service, m] of counts) for (const [status, n] of m) this.set({ service, status }, n)
+    },
+  })
+  new Gauge({
     name: 'shoal_catalog_hosts',
-    help: 'Hosts in the catalog, by state.',
+    help: 'Hosts in the catalog, by membership state.',
     labelNames: ['state'],
     registers: [registry],
     collect() {
@@ -172,6 +259,27 @@ export function registerCatalogMetrics(registry: Registry, catalog: CatalogView)
       this.set(catalog.snapshot().seq)
     },
   })
+  new Gauge({
+    name: 'shoal_catalog_serviceport_conflicts',
+    help: 'ServicePorts claimed by more than one service name (only the first name is served).',
+    registers: [registry],
+    collect() {
+      this.set(conflicts())
+    },
+  })
+}
+
+/**
+ * `shoal_build_info{version, node, cluster} 1`: which release runs where (join it on
+ * `instance` to label other series).
+ */
+export function registerBuildInfo(registry: Registry, info: { version: string; node: string; cluster: string }): void {
+  new Gauge({
+    name: 'shoal_build_info',
+    help: 'Always 1; its labels say which Shoal release this agent runs, its node name and its cluster.',
+    labelNames: ['version', 'node', 'cluster'],
+    registers: [registry],
+  }).set(info, 1)
 }
 
 /** What the registry counts for /metrics (the agent reads it from LocalServices and GossipBridge). */
@@ -204,6 +312,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local records served with something cut to fit the record limits (a truncated value, dropped labels), by limit.',
     'limit',
     () => stats().trimmed,
+    limitLabels,
   )
   mirrorCounterByLabel(
     registry,
@@ -211,6 +320,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local records not served because they could not fit the record limits, by limit.',
     'limit',
     () => stats().refused,
+    limitLabels,
   )
   mirrorCounterByLabel(
     registry,
@@ -218,6 +328,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Local instances that started draining, by reason: stopping (their container got its stop signal), operator (shoal drain), agent-leaving.',
     'reason',
     () => stats().drains,
+    drainReasons,
   )
   mirrorCounterByLabel(
     registry,
@@ -225,6 +336,7 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     "Records from peers this agent's decoder rejected (their neighbours kept), by reason: a limit or malformed.",
     'reason',
     () => stats().rejected,
+    [...limitLabels, 'malformed'],
   )
   mirrorCounterByLabel(
     registry,
@@ -233,4 +345,22 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'kind',
     () => ({ message: stats().unknownMessages, field: stats().unknownFields }),
   )
+}
+
+/**
+ * Every metric of `registry` as a Markdown table (metric, type, labels, meaning), sorted by
+ * name: the README's list (`npm run readme:metrics`; test/metrics-conventions.test.ts fails
+ * while the README differs from what a running agent registers).
+ */
+export function metricsTable(registry: Registry): string {
+  const esc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim()
+  const rows = registry
+    .getMetricsAsArray()
+    .map((m) => m as unknown as { name: string; help: string; type: string; labelNames?: readonly string[] })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((m) => {
+      const labels = (m.labelNames ?? []).map((l) => `\`${l}\``).join(', ')
+      return `| \`${m.name}\` | ${m.type} | ${labels} | ${esc(m.help)} |`
+    })
+  return ['| metric | type | labels | meaning |', '|---|---|---|---|', ...rows].join('\n')
 }

@@ -12,10 +12,21 @@ import { listenError, type HostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
-import type { CatalogEvent, CatalogView, SourceStatus } from '../registry/types.js'
+import type { ServicePortConflict } from '../registry/index.js'
+import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
-import { keysView, memberView, membersView, oneServiceView, servicesView, stateView, type MemberView } from './views.js'
+import {
+  keysView,
+  memberView,
+  membersView,
+  oneServiceView,
+  servicesView,
+  stateView,
+  watchCatalogEvent,
+  type LocalDetails,
+  type MemberView,
+} from './views.js'
 import { WatchHub } from './watch.js'
 
 export interface HttpServerOptions {
@@ -46,17 +57,25 @@ export interface MembershipView {
   off(ev: MemberEvent, fn: (m: Member) => void): unknown
 }
 
-/** Drain control of local instances (LocalServices); throws SHOAL_ERR_NOT_FOUND or SHOAL_ERR_UNKNOWN_INSTANCE (404), SHOAL_ERR_NOT_LOCAL (403). */
-export interface DrainControl {
-  drain(id: string): void
+/**
+ * Control and details of local instances (LocalServices): drain and undrain throw
+ * SHOAL_ERR_NOT_FOUND or SHOAL_ERR_UNKNOWN_INSTANCE (404), SHOAL_ERR_NOT_LOCAL (403).
+ */
+export interface LocalControl {
+  /** `reason`: what the operator says (`maintenance`), shown in the record's reason. */
+  drain(id: string, reason?: string): void
   undrain(id: string): void
+  /** What only the owner knows of a local instance (its last check run, origin, drain); undefined for others. */
+  details?(id: string): LocalInstanceDetails | undefined
 }
 
 export interface HttpServerComponents {
   logger: Logger
   catalog: CatalogView
   membership: MembershipView
-  control: DrainControl
+  control: LocalControl
+  /** ServicePort conflicts now (the registry's ServicePortConflicts), for the API and UI. */
+  conflicts?: () => readonly ServicePortConflict[]
   /** True once the warm start is done (first push-pull, or the bounded wait when alone). */
   ready: () => boolean
   /**
@@ -87,6 +106,8 @@ interface Route {
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** The longest drain text taken (the record's detail holds at most 120 characters of it with its prefix, fit.ts fitDetail). */
+const MAX_DRAIN_REASON = 200
 const SERVICE_NAME = /^[a-z0-9._-]{1,253}$/
 
 /**
@@ -194,7 +215,7 @@ export class HttpServer {
   private readonly toWall = (monotonicMs: number): number => this.clock.wallNow() - (this.clock.now() - monotonicMs)
 
   private onCatalogEvent(ev: CatalogEvent): void {
-    this.hub.publish('catalog', ev)
+    this.hub.publish('catalog', watchCatalogEvent(ev))
   }
 
   private membersList(): MemberView[] {
@@ -266,7 +287,7 @@ export class HttpServer {
         GET: (_q, res) => sendJson(res, 200, stateView(this.c.catalog.snapshot(), this.opts.node)),
       }),
       r('/api/services.json', /^\/api\/services\.json$/, {
-        GET: (_q, res) => sendJson(res, 200, servicesView(this.c.catalog.snapshot(), this.opts.node, this.membersList())),
+        GET: (_q, res) => sendJson(res, 200, servicesView(this.c.catalog.snapshot(), this.opts.node, this.membersList(), this.viewOpts())),
       }),
       r('/api/services/{name}.json', /^\/api\/services\/([^/]+)\.json$/, { GET: (_q, res, [name]) => this.oneService(res, name!) }),
       r('/api/members.json', /^\/api\/members\.json$/, {
@@ -304,9 +325,15 @@ export class HttpServer {
     if (!SERVICE_NAME.test(name)) {
       return this.fail(res, 400, 'SHOAL_ERR_BAD_SERVICE_NAME', `service name ${JSON.stringify(name)} is not of [a-z0-9._-]`)
     }
-    const view = oneServiceView(this.c.catalog.snapshot(), this.opts.node, name)
+    const view = oneServiceView(this.c.catalog.snapshot(), this.opts.node, name, this.viewOpts())
     if (!view) return this.fail(res, 404, 'SHOAL_ERR_SERVICE_NOT_FOUND', `no live instance of service ${JSON.stringify(name)}`)
     sendJson(res, 200, view)
+  }
+
+  private viewOpts(): { details?: LocalDetails; conflicts: readonly ServicePortConflict[] } {
+    const control = this.c.control
+    const conflicts = this.c.conflicts?.() ?? []
+    return control.details ? { details: (id) => control.details!(id), conflicts } : { conflicts }
   }
 
   private watch(req: IncomingMessage, res: ServerResponse): void {
@@ -335,8 +362,17 @@ export class HttpServer {
         `instance id ${JSON.stringify(id)} is not 1-128 characters of [A-Za-z0-9._:-]`,
       )
     }
+    const reason = new URL(req.url ?? '/', 'http://agent').searchParams.get('reason') ?? undefined
+    if (reason !== undefined && reason.length > MAX_DRAIN_REASON) {
+      return this.fail(
+        res,
+        400,
+        'SHOAL_ERR_BAD_DRAIN_REASON',
+        `drain reason of ${reason.length} characters for ${JSON.stringify(id)}: at most ${MAX_DRAIN_REASON}; say it shorter`,
+      )
+    }
     try {
-      if (on) this.c.control.drain(id)
+      if (on) this.c.control.drain(id, reason)
       else this.c.control.undrain(id)
     } catch (err) {
       // LocalServices names an unknown id SHOAL_ERR_UNKNOWN_INSTANCE; both mean 404.
@@ -346,8 +382,13 @@ export class HttpServer {
       if (isShoalError(err)) return this.fail(res, 400, err.code, err.message)
       throw err
     }
-    this.log.info({ id, draining: on, caller: clientAddress }, on ? 'instance drained' : 'instance undrained')
-    sendJson(res, 200, { id, node: this.opts.node, draining: on })
+    this.log.info(
+      { id, draining: on, caller: clientAddress, ...(on && reason ? { reason } : {}) },
+      on
+        ? `instance ${id} drained by ${clientAddress ?? 'a caller'}${reason ? `: ${reason}` : ''}`
+        : `instance ${id} undrained by ${clientAddress ?? 'a caller'}`,
+    )
+    sendJson(res, 200, on && reason ? { id, node: this.opts.node, draining: on, reason } : { id, node: this.opts.node, draining: on })
   }
 
   private async metrics(res: ServerResponse): Promise<void> {

@@ -5,23 +5,49 @@
  */
 import { formatHostPort } from '../address.js'
 import type { KeyUse, Member, MemberState } from '../gossip/types.js'
-import type { CatalogSnapshot, HostView, ServiceRecord, ServiceStatus } from '../registry/types.js'
-import { liveRecords } from '../registry/types.js'
+import type { CheckResult } from '../health/types.js'
+import type { ServicePortConflict } from '../registry/index.js'
+import type { CatalogEvent, CatalogSnapshot, HostView, LocalInstanceDetails, ServiceRecord, ServiceStatus } from '../registry/types.js'
+import { isUp, liveRecords, takesTraffic } from '../registry/types.js'
 
 /**
- * GET /api/state.json: the whole catalog as this agent holds it.
+ * GET /api/state.json: the whole catalog as this agent holds it, each record with `serving`
+ * (its status takes new traffic: the registry's `takesTraffic`) and `live`
+ * (listed and served: its host up, its boot current, not a tombstone; the registry's
+ * `liveRecordsOf`).
  *
  * @example
  *   { cluster: 'default', node: 'a', seq: 12, hosts: [{ name: 'a', address: '10.0.0.1:7946',
- *     state: 'alive', bootId: 'f3…', services: [{ id: 'web-1', name: 'web', status: 'alive', … }] }] }
+ *     state: 'alive', bootId: 'f3…', services: [{ id: 'web-1', name: 'web', status: 'alive', live: true, … }] }] }
  */
 export interface StateView {
   cluster: string
   /** The node this agent runs as. */
   node: string
   seq: number
-  hosts: HostView[]
+  hosts: Array<Omit<HostView, 'services'> & { services: Array<ServiceRecord & { live: boolean; serving: boolean }> }>
 }
+
+/**
+ * One live instance as the API shows it: its record, whether it takes traffic, and, on its
+ * owner's agent only, what only the owner knows (its last check run, where it came from).
+ *
+ * @example
+ *   { id: 'db-a2', name: 'db', host: 'a', status: 'unhealthy', detail: 'Tcp 10.0.0.5:5432: connection refused',
+ *     serving: false, …, check: { type: 'Tcp', target: '10.0.0.5:5432', passed: false, error: 'connection refused', … },
+ *     local: { source: 'static', origin: '/etc/shoal/static.json services[1]', checkSpec: { type: 'Tcp', args: '{{ host }}:5432' } } }
+ */
+export interface InstanceView extends ServiceRecord {
+  /** It takes new traffic: `alive` or `unknown` (the registry's `takesTraffic`); `draining` and `unhealthy` take none. */
+  serving: boolean
+  /** The last run of its health check (owner only; absent before the first run or without a check). */
+  check?: CheckResult
+  /** Source, origin, container, the check as configured, the drain (owner only). */
+  local?: Omit<LocalInstanceDetails, 'check'>
+}
+
+/** What only the owner knows of a local instance (LocalServices.details); undefined for others. */
+export type LocalDetails = (id: string) => LocalInstanceDetails | undefined
 
 /** One member as the API shows it. `lastChange` is epoch ms of its last state change. */
 export interface MemberView {
@@ -55,7 +81,11 @@ export interface ServiceView {
   servicePorts: number[]
   /** Instance count per status (alive, unhealthy, unknown, draining). */
   counts: Partial<Record<ServiceStatus, number>>
-  instances: ServiceRecord[]
+  /** Instances that take new traffic (`serving`: alive or unknown). */
+  serving: number
+  instances: InstanceView[]
+  /** ServicePort conflicts this service is part of (as winner or loser). */
+  conflicts: ServicePortConflict[]
 }
 
 /**
@@ -72,6 +102,8 @@ export interface ServicesView {
   seq: number
   services: ServiceView[]
   members: MemberView[]
+  /** Every ServicePort claimed by more than one service name, by ServicePort. */
+  conflicts: ServicePortConflict[]
 }
 
 /** GET /api/services/{name}.json: one service, plus where it was read. */
@@ -105,7 +137,18 @@ export interface OneServiceView extends ServiceView {
 }
 
 export function stateView(snap: CatalogSnapshot, node: string): StateView {
-  return { cluster: snap.cluster, node, seq: snap.seq, hosts: snap.hosts }
+  const hosts = snap.hosts.map((h) => {
+    const up = isUp(h.state)
+    return {
+      ...h,
+      services: h.services.map((r) => ({
+        ...r,
+        live: up && r.status !== 'tombstone' && r.bootId === h.bootId,
+        serving: takesTraffic(r.status),
+      })),
+    }
+  })
+  return { cluster: snap.cluster, node, seq: snap.seq, hosts }
 }
 
 /**
@@ -129,34 +172,80 @@ export function membersView(cluster: string, node: string, members: Member[], to
   return { cluster, node, members: list }
 }
 
-/** Live records grouped by service name, sorted by name; instances sorted by host then id. */
-export function groupServices(snap: CatalogSnapshot): ServiceView[] {
+/** A live record as the API shows it; `details` adds what the owner knows when `node` owns it. */
+export function instanceView(r: ServiceRecord, node: string, details?: LocalDetails): InstanceView {
+  const v: InstanceView = { ...r, serving: takesTraffic(r.status) }
+  const d = r.host === node ? details?.(r.id) : undefined
+  if (d) {
+    const { check, ...local } = d
+    if (check) v.check = check
+    v.local = local
+  }
+  return v
+}
+
+/**
+ * Live records grouped by service name, sorted by name; instances sorted by host then id.
+ * `only` keeps one name (the others are not built).
+ */
+export function groupServices(
+  snap: CatalogSnapshot,
+  node: string,
+  opts: { details?: LocalDetails; conflicts?: readonly ServicePortConflict[]; only?: string } = {},
+): ServiceView[] {
   const byName = new Map<string, ServiceRecord[]>()
   for (const r of liveRecords(snap)) {
+    if (opts.only !== undefined && r.name !== opts.only) continue
     let list = byName.get(r.name)
     if (!list) byName.set(r.name, (list = []))
     list.push(r)
   }
   const out: ServiceView[] = []
-  for (const [name, instances] of byName) {
-    instances.sort((a, b) => a.host.localeCompare(b.host) || a.id.localeCompare(b.id))
+  for (const [name, records] of byName) {
+    records.sort((a, b) => a.host.localeCompare(b.host) || a.id.localeCompare(b.id))
     const ports = new Set<number>()
     const counts: Partial<Record<ServiceStatus, number>> = {}
-    for (const r of instances) {
+    let serving = 0
+    const instances = records.map((r) => {
       for (const p of r.ports) if (p.servicePort > 0) ports.add(p.servicePort)
       counts[r.status] = (counts[r.status] ?? 0) + 1
-    }
-    out.push({ name, servicePorts: [...ports].sort((a, b) => a - b), counts, instances })
+      const v = instanceView(r, node, opts.details)
+      if (v.serving) serving++
+      return v
+    })
+    const conflicts = (opts.conflicts ?? []).filter((c) => c.winner === name || c.losers.includes(name))
+    out.push({ name, servicePorts: [...ports].sort((a, b) => a - b), counts, serving, instances, conflicts })
   }
   return out.sort((a, b) => a.name.localeCompare(b.name))
 }
 
-export function servicesView(snap: CatalogSnapshot, node: string, members: MemberView[]): ServicesView {
-  return { cluster: snap.cluster, node, seq: snap.seq, services: groupServices(snap), members }
+export function servicesView(
+  snap: CatalogSnapshot,
+  node: string,
+  members: MemberView[],
+  opts: { details?: LocalDetails; conflicts?: readonly ServicePortConflict[] } = {},
+): ServicesView {
+  const conflicts = [...(opts.conflicts ?? [])]
+  return { cluster: snap.cluster, node, seq: snap.seq, services: groupServices(snap, node, opts), members, conflicts }
 }
 
 /** One service, or undefined when no live instance carries that name. */
-export function oneServiceView(snap: CatalogSnapshot, node: string, name: string): OneServiceView | undefined {
-  const svc = groupServices(snap).find((s) => s.name === name)
+export function oneServiceView(
+  snap: CatalogSnapshot,
+  node: string,
+  name: string,
+  opts: { details?: LocalDetails; conflicts?: readonly ServicePortConflict[] } = {},
+): OneServiceView | undefined {
+  const [svc] = groupServices(snap, node, { ...opts, only: name })
   return svc && { cluster: snap.cluster, node, seq: snap.seq, ...svc }
+}
+
+/**
+ * A catalog change as /api/watch sends it: records carry `serving` (the registry's
+ * `takesTraffic`), so that clients such as the UI never restate the rule.
+ */
+export function watchCatalogEvent(ev: CatalogEvent): CatalogEvent {
+  if (!('record' in ev)) return ev
+  const out = { ...ev, record: { ...ev.record, serving: takesTraffic(ev.record.status) } }
+  return out
 }

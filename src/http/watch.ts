@@ -2,7 +2,9 @@
  * The `/api/watch` change stream: Server-Sent Events to any number of readers. Each event
  * is serialised once for all readers. A reader that stops reading is dropped as soon as
  * the bytes queued for it pass a bound, so one stalled reader can never grow the agent's
- * memory without limit.
+ * memory without limit. The first event (the catalog snapshot, as large as the catalog) is
+ * always written whole: the bound counts what is queued beyond it, so a catalog larger than
+ * the bound never turns every reader away.
  */
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../log.js'
@@ -24,6 +26,8 @@ export interface WatchHubHooks {
 interface Reader {
   res: ServerResponse
   peer: string
+  /** Bytes that may be queued for it: the bound, plus its first event until the kernel has taken that. */
+  allowance: number
 }
 
 /**
@@ -73,11 +77,15 @@ export class WatchHub {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     })
-    const reader: Reader = { res, peer }
+    const first = 'retry: 2000\n\n' + this.frame(firstEvent, firstData)
+    const firstBytes = Buffer.byteLength(first)
+    const reader: Reader = { res, peer, allowance: this.opts.maxBufferBytes + firstBytes }
     this.readers.add(reader)
     this.hooks.onClients(this.readers.size)
     res.on('close', () => this.remove(reader, false))
-    this.write(reader, 'retry: 2000\n\n' + this.frame(firstEvent, firstData))
+    // Once the snapshot has left Node's and the socket's queues, the plain bound applies again.
+    if (res.write(first)) reader.allowance = this.opts.maxBufferBytes
+    else res.once('drain', () => (reader.allowance = this.opts.maxBufferBytes))
   }
 
   /** Sends one event to every reader. */
@@ -99,10 +107,10 @@ export class WatchHub {
   private write(r: Reader, chunk: string, bytes = Buffer.byteLength(chunk)): void {
     if (r.res.destroyed) return this.remove(r, false)
     // writableLength covers Node's own queue and the socket's: everything the kernel has not taken.
-    if (r.res.writableLength + bytes > this.opts.maxBufferBytes) {
+    if (r.res.writableLength + bytes > r.allowance) {
       this.logger.warn(
-        { peer: r.peer, queuedBytes: r.res.writableLength, limit: this.opts.maxBufferBytes },
-        'watch reader is not reading; dropping it',
+        { peer: r.peer, queuedBytes: r.res.writableLength, limit: r.allowance },
+        'watch reader is not reading (its queue passed the bound); dropping it: a client that reconnects gets a fresh snapshot',
       )
       this.hooks.onDropped(r.peer)
       this.remove(r, true)

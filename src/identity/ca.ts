@@ -8,7 +8,7 @@ import { access, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ShoalError } from '../errors.js'
 import { keyMatches, readCertificates } from './chain.js'
-import { CERT_MODE, INTERMEDIATE_FILES, KEY_MODE, ROOT_FILES, writeAtomic } from './files.js'
+import { CERT_MODE, INTERMEDIATE_FILES, KEY_MODE, ROOT_FILES, writeAtomic, writeFileSet } from './files.js'
 import { parseSpiffeId, trustDomainOf, trustDomainProblem } from './spiffe.js'
 import {
   certificatesPem,
@@ -110,8 +110,8 @@ export interface IntermediateResultFiles {
 
 /**
  * Signs a per-node intermediate with the root in `caDir` and writes `intermediate.pem`,
- * `intermediate-key.pem` (0600) and `bundle.pem` (the root) to `outDir`, each replaced
- * atomically (the key first), so a running agent that watches the folder picks them up.
+ * `intermediate-key.pem` (0600) and `bundle.pem` (the root) to `outDir`, replaced together as
+ * one generation (files.ts), so a running agent that watches the folder picks them up.
  * Throws SHOAL_ERR_PEM or SHOAL_ERR_CA naming the root's files when they are unusable.
  */
 export async function makeIntermediate(opts: IntermediateOptions): Promise<IntermediateResultFiles> {
@@ -152,11 +152,12 @@ export async function makeIntermediate(opts: IntermediateOptions): Promise<Inter
   const certFile = join(opts.outDir, INTERMEDIATE_FILES.cert)
   const keyFile = join(opts.outDir, INTERMEDIATE_FILES.key)
   const bundleFile = join(opts.outDir, INTERMEDIATE_FILES.bundle)
-  // The key first: an agent that reads between the two renames sees a mismatch and keeps its
-  // current intermediate until the certificate lands a moment later.
-  await writeAtomic(keyFile, await privateKeyPem(keys.privateKey), KEY_MODE)
-  await writeAtomic(certFile, certificatesPem([der]), CERT_MODE)
-  await writeAtomic(bundleFile, certificatesPem([root.der]), CERT_MODE)
+  // One generation (files.ts): a running agent never reads the new key with the old certificate.
+  await writeFileSet(opts.outDir, [
+    { name: INTERMEDIATE_FILES.key, data: await privateKeyPem(keys.privateKey), mode: KEY_MODE },
+    { name: INTERMEDIATE_FILES.cert, data: certificatesPem([der]), mode: CERT_MODE },
+    { name: INTERMEDIATE_FILES.bundle, data: certificatesPem([root.der]), mode: CERT_MODE },
+  ])
   const [intermediate] = await readCertificates(certificatesPem([der]), certFile)
   return { trustDomain: trustDomain.trustDomain, certFile, keyFile, bundleFile, intermediate: intermediate!, cutToRoot: notAfter < wanted }
 }

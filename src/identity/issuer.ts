@@ -12,8 +12,9 @@
  *   (renewing it earlier would give it no more life).
  * - notBefore is set back 5 minutes: hosts' clocks are not synchronised, and a peer whose
  *   clock is behind must accept a leaf issued a moment ago.
- * - Files are replaced atomically (files.ts); a service that leaves keeps its files for
- *   `removeAfterMs` (60 s), so a container that restarts finds them in place.
+ * - A leaf's three files are replaced together, as one generation (files.ts); a service that
+ *   leaves keeps its files for `removeAfterMs` (60 s), so a container that restarts finds
+ *   them in place.
  * - A new intermediate or bundle (the folder is watched; SIGHUP reloads too) re-issues every
  *   leaf, so chains on disk always carry the current intermediate and roots.
  * - A missing, expired or otherwise unusable intermediate is one error line (repeated only
@@ -33,8 +34,8 @@ import type { Logger } from '../log.js'
 import { counter, gauge, histogram } from '../metrics.js'
 import { BACKDATE_MS } from './ca.js'
 import { loadIntermediate, type Intermediate } from './chain.js'
-import { CERT_MODE, KEY_MODE, SERVICES_DIR, leafPaths, writeAtomic } from './files.js'
-import { serviceNameProblem, spiffeIdOf } from './spiffe.js'
+import { CERT_MODE, KEY_MODE, LEAF_FILES, SERVICES_DIR, leafPaths, nodePaths, writeFileSet } from './files.js'
+import { nodeSpiffeIdOf, serviceNameProblem, spiffeIdOf } from './spiffe.js'
 import type { IdentityStatus, ServiceIdentity } from './types.js'
 import { certificatesPem, createLeaf, generateKeyPair, privateKeyPem } from './x509.js'
 
@@ -49,6 +50,12 @@ export interface IdentityIssuerOptions {
   removeAfterMs?: number
   /** Retry interval after a failed issuance, and re-check interval of an unusable intermediate, ms (default 30 s). */
   retryMs?: number
+  /**
+   * The node name: the agent also holds the node's own identity `spiffe://TRUST_DOMAIN/node/NAME`,
+   * what the host's Envoy shows on its outbound connections (it serves every local service, so
+   * it cannot show one of theirs). Its files go to `--tls-dir/node/`; it is never removed.
+   */
+  node?: string
 }
 
 export interface IdentityIssuerComponents {
@@ -65,10 +72,13 @@ export interface IdentityIssuerEvents {
 }
 
 export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000
+/** The node identity's entry key starts so: no service name contains a colon. */
+const NODE_KEY_PREFIX = 'node:'
 /** Renewal at two thirds of a leaf's life: a third of it is left to retry in. */
 const RENEW_AT = 2 / 3
 
 interface Entry {
+  /** The service name, or `node:NAME` for the node identity (a key no service name can be). */
   name: string
   /** A local service of this name runs now. */
   wanted: boolean
@@ -108,6 +118,9 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
   private retryTimer?: Timer
   private expiryTimer?: Timer
   private badNames = new Set<string>()
+  /** The node identity's entry key, when there is one. */
+  private readonly nodeKey: string | undefined
+  private readonly node: string | undefined
   private started = false
   private stopped = false
   private readonly m: ReturnType<typeof identityMetrics>
@@ -122,6 +135,12 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
     this.log = components.logger.child({ component: 'identity' })
     this.clock = components.clock ?? new RealClock()
     this.m = identityMetrics(components.registry)
+    this.node = opts.node
+    this.nodeKey = opts.node === undefined ? undefined : `${NODE_KEY_PREFIX}${opts.node}`
+    if (this.nodeKey !== undefined) {
+      this.entries.set(this.nodeKey, { name: this.nodeKey, wanted: true })
+      this.pending.add(this.nodeKey)
+    }
   }
 
   /** Reads the services folder left by an earlier run and the intermediate, and watches the folder. */
@@ -174,7 +193,7 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       this.pending.add(name)
     }
     for (const e of this.entries.values()) {
-      if (!e.wanted || want.has(e.name)) continue
+      if (!e.wanted || want.has(e.name) || e.name === this.nodeKey) continue
       e.wanted = false
       // The renewal timer stays: a service back within the grace period keeps its schedule.
       this.scheduleRemoval(e)
@@ -187,10 +206,15 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
     return this.entries.get(service)?.identity
   }
 
-  /** Every identity held, sorted by service. */
+  /** The node's own identity (`spiffe://TRUST_DOMAIN/node/NAME`, with the `node` option), when issued. */
+  nodeIdentity(): ServiceIdentity | undefined {
+    return this.nodeKey === undefined ? undefined : this.entries.get(this.nodeKey)?.identity
+  }
+
+  /** Every service identity held (not the node's), sorted by service. */
   identities(): ServiceIdentity[] {
     return [...this.entries.values()]
-      .flatMap((e) => (e.identity ? [e.identity] : []))
+      .flatMap((e) => (e.identity && e.name !== this.nodeKey ? [e.identity] : []))
       .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0))
   }
 
@@ -274,14 +298,15 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
     const interEnd = inter.cert.notAfter.getTime()
     const notAfter = Math.min(now + this.leafTtlMs, interEnd)
     const notBefore = Math.max(now - BACKDATE_MS, inter.cert.notBefore.getTime())
-    const spiffeId = spiffeIdOf(this.trustDomain, e.name)
-    const paths = leafPaths(this.dir, e.name)
+    const isNode = e.name === this.nodeKey
+    const spiffeId = isNode ? nodeSpiffeIdOf(this.trustDomain, this.node!) : spiffeIdOf(this.trustDomain, e.name)
+    const paths = isNode ? nodePaths(this.dir) : leafPaths(this.dir, e.name)
     let stage = 'sign'
     try {
       const keys = await generateKeyPair()
       const der = await createLeaf({
         trustDomain: this.trustDomain,
-        service: e.name,
+        service: isNode ? this.node! : e.name,
         spiffeId,
         publicKey: keys.publicKey,
         issuer: { der: inter.cert.der, key: inter.key },
@@ -291,12 +316,16 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       const keyPem = await privateKeyPem(keys.privateKey)
       const certChainPem = certificatesPem([der, inter.cert.der])
       stage = 'write'
-      await writeAtomic(paths.key, keyPem, KEY_MODE)
-      await writeAtomic(paths.cert, certChainPem, CERT_MODE)
-      await writeAtomic(paths.bundle, inter.bundlePem, CERT_MODE)
+      // One generation: a reader never gets this key with the previous certificate (files.ts).
+      await writeFileSet(paths.dir, [
+        { name: LEAF_FILES.key, data: keyPem, mode: KEY_MODE },
+        { name: LEAF_FILES.cert, data: certChainPem, mode: CERT_MODE },
+        { name: LEAF_FILES.bundle, data: inter.bundlePem, mode: CERT_MODE },
+      ])
       const cut = notAfter < now + this.leafTtlMs
       const identity: ServiceIdentity = {
         service: e.name,
+        ...(isNode ? { node: this.node } : {}),
         spiffeId,
         certChainPem,
         keyPem,
@@ -384,7 +413,7 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
 
   private countLeaves(): void {
     let n = 0
-    for (const e of this.entries.values()) if (e.identity) n++
+    for (const e of this.entries.values()) if (e.identity && e.name !== this.nodeKey) n++
     this.m.leaves.set(n)
   }
 
@@ -478,29 +507,41 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
 
 /** The issuer's metrics (get-or-create: a restarted issuer keeps counting on the same series). */
 function identityMetrics(r: Registry | undefined) {
-  return {
-    valid: gauge(r, { name: 'shoal_identity_intermediate_valid', help: '1 while a usable intermediate signs leaves, else 0' }),
+  const m = {
+    valid: gauge(r, { name: 'shoal_identity_intermediate_valid', help: '1 while a usable intermediate signs leaves, else 0.' }),
     expiry: gauge(r, {
       name: 'shoal_identity_intermediate_expiry_timestamp_seconds',
-      help: "the intermediate's notAfter, Unix seconds (0 without one)",
+      help: "The intermediate's notAfter, Unix seconds (0 without one).",
     }),
     problems: counter(r, {
       name: 'shoal_identity_intermediate_problems_total',
-      help: 'times the intermediate in --tls-dir was found unusable, once per distinct problem',
+      help: 'Times the intermediate in --tls-dir was found unusable (once per distinct problem), by reason.',
       labelNames: ['reason'],
     }),
-    leaves: gauge(r, { name: 'shoal_identity_leaves', help: 'local services holding a leaf' }),
-    issued: counter(r, { name: 'shoal_identity_leaves_issued_total', help: 'leaves issued', labelNames: ['reason'] }),
-    failures: counter(r, { name: 'shoal_identity_leaf_failures_total', help: 'leaves that could not be issued', labelNames: ['reason'] }),
+    leaves: gauge(r, { name: 'shoal_identity_leaves', help: 'Local services holding a leaf.' }),
+    issued: counter(r, {
+      name: 'shoal_identity_leaves_issued_total',
+      help: 'Leaves issued, by reason (new, renewal, new-intermediate).',
+      labelNames: ['reason'],
+    }),
+    failures: counter(r, {
+      name: 'shoal_identity_leaf_failures_total',
+      help: 'Leaves that could not be issued, by stage (name, sign, write, internal).',
+      labelNames: ['reason'],
+    }),
     seconds: histogram(r, {
       name: 'shoal_identity_issue_seconds',
-      help: 'time to issue one leaf: key, signature and three files',
+      help: 'Time to issue one leaf: key, signature and three files.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     }),
     leafExpiry: gauge(r, {
       name: 'shoal_identity_leaf_expiry_timestamp_seconds',
-      help: "each local service's leaf notAfter, Unix seconds",
+      help: "Each local service's leaf notAfter, Unix seconds.",
       labelNames: ['service'],
     }),
   }
+  // The known reasons from the start, at zero (Prometheus's instrumentation guide).
+  for (const reason of ['new', 'renewal', 'new-intermediate']) m.issued.inc({ reason }, 0)
+  for (const reason of ['name', 'sign', 'write', 'internal']) m.failures.inc({ reason }, 0)
+  return m
 }

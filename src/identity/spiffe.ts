@@ -34,6 +34,11 @@ export function spiffeIdOf(trustDomain: string, service: string): string {
   return `spiffe://${trustDomain}/svc/${service}`
 }
 
+/** `spiffe://TRUST_DOMAIN/node/NAME`: the identity of a node itself (its Envoy), apart from its services. */
+export function nodeSpiffeIdOf(trustDomain: string, node: string): string {
+  return `spiffe://${trustDomain}/node/${node}`
+}
+
 /** `spiffe://TRUST_DOMAIN`: the ID of a signing certificate. */
 export function trustDomainId(trustDomain: string): string {
   return `spiffe://${trustDomain}`

@@ -22,9 +22,11 @@ export type TlsMode = (typeof TlsMode)[keyof typeof TlsMode]
  *   issuer.on('change', (id) => log.info({ service: id.service, until: new Date(id.notAfter) }, 'renewed'))
  */
 export interface ServiceIdentity {
-  /** The service name (normalised, `[a-z0-9._-]`). */
+  /** The service name (normalised, `[a-z0-9._-]`); `node:NAME` for the node's own identity. */
   service: string
-  /** `spiffe://TRUST_DOMAIN/svc/NAME`, the leaf's only URI SAN. */
+  /** Set on the node's own identity (`spiffe://TRUST_DOMAIN/node/NAME`): the node name. */
+  node?: string
+  /** `spiffe://TRUST_DOMAIN/svc/NAME` (`/node/NAME` for a node), the leaf's only URI SAN. */
   spiffeId: string
   /** PEM: the leaf, then the intermediate that signed it (what a TLS peer must send). */
   certChainPem: string

@@ -10,7 +10,7 @@
  * the wire as itself), so that peers hold exactly what the owner serves.
  */
 import { AuthzLabel } from './authz.js'
-import type { LocalServiceSpec, ServiceRecord } from './types.js'
+import { ALLOW_LABEL, INBOUND_LABEL, type LocalServiceSpec, type ServiceRecord } from './types.js'
 import { DROPPED_LABELS_KEY, DROPPED_LABELS_MAX, limitLabel, RecordLimits, truncationMarker, type RecordLimitName } from './limits.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { encodedRecordBytes } from './wire.js'
@@ -33,12 +33,15 @@ const utf8 = (s: string): number => Buffer.byteLength(s)
 
 /**
  * Labels that every host reads from the record to decide how to serve it: the authorization
- * request (authz.ts). They are never dropped to fit (dropping `shoal.authz` would serve a
- * protected service open on every host); they are a few short labels, so the rest always
- * makes room. A value over the length limit is still truncated, and no longer reads: that
- * fails closed.
+ * request (authz.ts), the allow-list of callers (`shoal.allow`) and where the owner's Envoy
+ * takes mTLS (`shoal.inbound`). They are never dropped to fit (dropping `shoal.authz` or
+ * `shoal.allow` would serve a protected service open on every host; dropping `shoal.inbound`
+ * would leave the instance out of other hosts' mTLS assignments); they are a few short labels,
+ * so the rest always makes room. A value over the length limit is still truncated, and no
+ * longer reads as written: that fails closed (an allow-list whose last name is cut allows
+ * fewer callers).
  */
-const KEPT_LABELS: ReadonlySet<string> = new Set(Object.values(AuthzLabel))
+const KEPT_LABELS: ReadonlySet<string> = new Set([...Object.values(AuthzLabel), ALLOW_LABEL, INBOUND_LABEL])
 
 /** The first `n` characters of `v`, one fewer rather than half a surrogate pair (which would not cross the wire as itself). */
 function head(v: string, n: number): string {
@@ -114,6 +117,20 @@ export function fitSpec(input: LocalServiceSpec, host: string): FitResult {
   const bytes = encodedRecordBytes(worstCase(spec, host))
   if (bytes > L.recordBytes.build) return refuse('recordBytes', `record of ${bytes} bytes encoded, at most ${L.recordBytes.build}`)
   return { spec, problems }
+}
+
+/**
+ * A status detail as the owner writes it into a record: well-formed, on one line, at most
+ * `RecordLimits.detail.build` characters (cut with `…`; a marker would not leave room for
+ * the detail itself).
+ *
+ * @example
+ *   fitDetail('Tcp 10.0.0.5:5432: connection refused') // unchanged
+ */
+export function fitDetail(reason: string): string {
+  const max = RecordLimits.detail.build
+  const line = reason.toWellFormed().replace(/\s+/g, ' ').trim()
+  return line.length <= max ? line : head(line, max - 1) + '…'
 }
 
 function fitLabels(input: Record<string, string>, trimmed: (limit: RecordLimitName, message: string) => void): Record<string, string> {
@@ -266,6 +283,8 @@ function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
     ...(spec.tags ? { tags: spec.tags } : {}),
     ...(spec.attributes ? { attributes: spec.attributes } : {}),
     ...(spec.networks ? { networks: spec.networks } : {}),
+    // The longest detail a status can bring, in characters of up to three bytes of UTF-8.
+    detail: '\u20ac'.repeat(RecordLimits.detail.build),
   }
 }
 

@@ -10,9 +10,11 @@ export { GossipBridge } from './bridge.js'
 export type { GossipLike, GossipBridgeOptions, GossipBridgeStats } from './bridge.js'
 export { LocalServices } from './local.js'
 export type { HealthLike, LocalServicesOptions, LocalServicesStats } from './local.js'
-export { RecordLimits } from './limits.js'
+export { ServicePortConflicts, compareServiceNames } from './conflicts.js'
+export type { ServicePortConflict } from './conflicts.js'
+export { RecordLimits, limitLabel } from './limits.js'
 export type { RecordLimit, RecordLimitName } from './limits.js'
-export { fitSpec } from './fit.js'
+export { fitSpec, fitDetail } from './fit.js'
 export type { FitResult, LimitProblem } from './fit.js'
 export { REGISTRY_PROTOCOL, registryProtocolOf } from './wire.js'
 export { StaticSource, parseStaticServices } from './static.js'
@@ -21,13 +23,25 @@ export { STATIC_FILE_SCHEMA, staticSchemaProblems } from './static-schema.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
-export { ServiceStatus, StatusReason, ProxyMode, hostBinding, isUp, liveRecords, liveRecordsOf, takesTraffic } from './types.js'
+export {
+  ALLOW_LABEL,
+  INBOUND_LABEL,
+  ServiceStatus,
+  StatusReason,
+  ProxyMode,
+  hostBinding,
+  isUp,
+  liveRecords,
+  liveRecordsOf,
+  takesTraffic,
+} from './types.js'
 export type {
   ServicePortSpec,
   NetworkAddresses,
   Version,
   ServiceRecord,
   LocalServiceSpec,
+  LocalInstanceDetails,
   ServiceSource,
   SourceStatus,
   HostState,

@@ -54,9 +54,13 @@ export const RecordLimits = {
   attributeValue: { unit: 'characters', build: 512, accept: 4096, over: 'drop', what: 'attribute value' },
   // Tags, attribute keys and values in UTF-8, summed: the largest attributes go first, then the last tags.
   tagsAndAttributesBytes: { unit: 'bytes', build: 4096, accept: Infinity, over: 'drop', what: 'tags and attributes in all' },
+  // Release 3 (issue 15): the 17th field, the owner's account of the status in one line (`Tcp
+  // 10.0.0.5:5432: connection refused`, a drain's text); the owner sets it when the status
+  // changes, never for check output alone, so it causes no gossip of its own (fit.ts fitDetail).
+  detail: { unit: 'characters', build: 120, accept: 256, over: 'truncate', what: 'status detail' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
-  // Issue 13: record field 17, addresses on Docker networks: one per network the owner advertises (--docker-network).
+  // Issue 13: record field 18 (after the detail), addresses on Docker networks: one per network the owner advertises (--docker-network).
   networks: { unit: 'entries', build: 16, accept: 64, over: 'refuse', what: 'network addresses' },
   // Docker network names: letters, digits and [_.-], as `docker network create` takes them; a stack prefixes its own.
   networkName: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'network name' },

@@ -4,11 +4,18 @@
  * this owner's records.
  */
 import { ShoalError } from '../errors.js'
-import type { CheckContext, CheckSpec, CheckStatus } from '../health/types.js'
+import type { CheckContext, CheckResult, CheckSpec, CheckStatus } from '../health/types.js'
 import type { Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
-import { fitSpec, problemLabel } from './fit.js'
-import { StatusReason, hostBinding, type LocalServiceSpec, type ServicePortSpec, type ServiceStatus } from './types.js'
+import { fitDetail, fitSpec, problemLabel } from './fit.js'
+import {
+  StatusReason,
+  hostBinding,
+  type LocalInstanceDetails,
+  type LocalServiceSpec,
+  type ServicePortSpec,
+  type ServiceStatus,
+} from './types.js'
 
 /**
  * The health scheduler as LocalServices uses it (src/health/scheduler.ts `HealthScheduler`
@@ -18,8 +25,18 @@ export interface HealthLike {
   set(id: string, check: CheckSpec | undefined, ctx: CheckContext): void
   remove(id: string): void
   status(id: string): CheckStatus
+  /** Why the instance has its status, changed only with it (HealthScheduler.reason). */
+  reason(id: string): string
+  /** The last run of the instance's check. */
+  result(id: string): CheckResult | undefined
   on(event: 'change', listener: (id: string, status: CheckStatus) => void): unknown
   off(event: 'change', listener: (id: string, status: CheckStatus) => void): unknown
+}
+
+/** A drain in effect: when, and the reason the operator gave (if any). */
+interface Drain {
+  at: number
+  reason?: string
 }
 
 /** A source's name (`docker`, `static`, ...). */
@@ -64,8 +81,8 @@ export class LocalServices {
   private readonly sources = new Map<SourceName, Map<string, LocalServiceSpec>>()
   /** The spec in effect per id (the first source that names it wins: the agent sets docker before static). */
   private readonly specs = new Map<string, LocalServiceSpec>()
-  /** Drained by an operator (`drain`). */
-  private readonly draining = new Set<string>()
+  /** Drained by an operator (`drain`): since when, and the text they gave. */
+  private readonly draining = new Map<string, Drain>()
   /** The agent is leaving: every instance drains (`drainAll`). */
   private leaving = false
   /** Per source and id, the problems last reported, so that an unchanged spec is not reported again. */
@@ -138,11 +155,17 @@ export class LocalServices {
     return [...this.specs.values()]
   }
 
-  /** Marks a local instance draining: still listed, no new traffic. */
-  drain(id: string): void {
+  /**
+   * Marks a local instance draining (reason `operator`): still listed, no new traffic. `reason`
+   * (what the operator says, e.g. `maintenance`) goes into the record's detail; draining again
+   * with another text replaces it. Throws SHOAL_ERR_UNKNOWN_INSTANCE or SHOAL_ERR_NOT_LOCAL.
+   */
+  drain(id: string, reason?: string): void {
     this.requireLocal(id)
-    if (this.draining.has(id)) return
-    this.draining.add(id)
+    const text = reason?.trim() || undefined
+    const cur = this.draining.get(id)
+    if (cur && cur.reason === text) return
+    this.draining.set(id, text === undefined ? { at: Date.now() } : { at: Date.now(), reason: text })
     this.write(id)
   }
 
@@ -168,6 +191,25 @@ export class LocalServices {
       for (const id of this.specs.keys()) this.write(id)
     }
     return this.specs.size
+  }
+
+  /**
+   * What only this owner knows of a local instance (the API shows it beside the record): its
+   * source and origin, its container, its check as configured and last run, its drain.
+   * Undefined for an id that is not local.
+   */
+  details(id: string): LocalInstanceDetails | undefined {
+    const s = this.specs.get(id)
+    if (!s) return undefined
+    const d: LocalInstanceDetails = { source: s.source }
+    if (s.origin !== undefined) d.origin = s.origin
+    if (s.containerId !== undefined) d.containerId = s.containerId
+    if (s.check) d.checkSpec = s.check
+    const result = this.health.result(id)
+    if (result) d.check = result
+    const drain = this.draining.get(id)
+    if (drain) d.drain = drain.reason === undefined ? { at: drain.at } : { at: drain.at, reason: drain.reason }
+    return d
   }
 
   private requireLocal(id: string): void {
@@ -206,8 +248,12 @@ export class LocalServices {
       if (prev && sameSpec(prev, s)) continue
       this.specs.set(id, s)
       if (!prev || !sameCheck(prev, s)) {
-        const ctx: CheckContext = s.checkTarget ? { ...s.checkTarget } : defaultCheckTarget(s.ports, this.advertiseIp)
+        const ctx: CheckContext = {
+          ...(s.checkTarget ? { ...s.checkTarget } : defaultCheckTarget(s.ports, this.advertiseIp)),
+          service: s.name,
+        }
         if (s.containerId !== undefined) ctx.containerId = s.containerId
+        if (s.origin !== undefined) ctx.origin = s.origin
         this.health.set(id, s.check, ctx)
       }
       this.write(id)
@@ -223,6 +269,18 @@ export class LocalServices {
     return st === 'starting' ? { status: 'unhealthy', reason: StatusReason.starting } : { status: st }
   }
 
+  /**
+   * The record's detail, for the same case as its reason (statusOf): the operator's text while
+   * drained, else the health check's account (both change only with the status).
+   */
+  private detailOf(id: string, spec: LocalServiceSpec): string {
+    if (this.leaving) return fitDetail(`its agent (${this.catalog.self}) is leaving the cluster`)
+    if (spec.stopping) return fitDetail(`${spec.origin ?? `instance ${id}`} is stopping`)
+    const drain = this.draining.get(id)
+    if (drain) return fitDetail(drain.reason === undefined ? 'drained by an operator' : `drained by an operator: ${drain.reason}`)
+    return fitDetail(spec.check ? this.health.reason(id) : 'no health check')
+  }
+
   private write(id: string): void {
     const s = this.specs.get(id)
     if (!s) return
@@ -236,12 +294,13 @@ export class LocalServices {
       proxyMode: s.proxyMode,
       status,
       labels: s.labels,
+      detail: this.detailOf(id, s),
     }
     if (reason !== undefined) rec.reason = reason
     const before = this.catalog.get(this.catalog.self, id)
     if (status === 'draining' && reason !== undefined && (before?.status !== 'draining' || before.reason !== reason)) {
       this.stats.drains[reason] = (this.stats.drains[reason] ?? 0) + 1
-      this.log.info({ id, origin: s.origin, reason }, 'draining: no new traffic')
+      this.log.info({ id, origin: s.origin, reason, detail: rec.detail }, 'draining: no new traffic')
     }
     if (s.tags) rec.tags = s.tags
     if (s.attributes) rec.attributes = s.attributes

@@ -64,6 +64,12 @@ const shoalService = {
     labels: stringMap('Labels, as a container’s (shoal.* labels apply).'),
     tags: { type: 'array', items: { type: 'string' }, description: 'Tags (Registrator’s SERVICE_TAGS), for DNS filters and xDS metadata.' },
     attributes: stringMap('Attributes (Registrator’s SERVICE_<key>), for xDS metadata.'),
+    allow: {
+      type: 'array',
+      items: { type: 'string' },
+      $comment: 'must be an array of service names',
+      description: 'The services that may call this one over mTLS, kept as the label shoal.allow (README, Service identity).',
+    },
     authz: {
       type: 'object',
       additionalProperties: false,

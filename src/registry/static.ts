@@ -8,7 +8,9 @@
  *       "ports": [ { "port": 8080, "servicePort": 10080, "type"?: "tcp", "ip"?: "127.0.0.1" } ],
  *       "proxyMode"?: "http", "check"?: { "type": "HttpGet", "args": "http://{{ host }}:8080/" },
  *       "labels"?: { "team": "a" }, "tags"?: ["blue", "canary"], "attributes"?: { "region": "us-east" },
+ *       "allow"?: ["svc-a", "svc-b"],
  *       "authz"?: { "service": "authz" or "authz:10100", "failureModeAllow"?: false, "timeout"?: "200ms" } } ] }
+ *   `allow` (the callers a service accepts, README Service identity) is kept as the label `shoal.allow`.
  *
  * Sidecar's format (a top-level array of targets):
  *   [ { "Service": { "ID"?, "Name", "Image", "Ports": [ { "Type", "Port", "ServicePort", "IP"? } ],
@@ -29,7 +31,7 @@ import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
 import { staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
-import { ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
+import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
 const proxyModes = new Set<string>(Object.values(ProxyMode))
@@ -172,6 +174,17 @@ function withAuthz(p: Problems, where: string, v: unknown, labels: Record<string
   return r.kind === 'spec' ? { ...labels, ...authzLabels(r.spec) } : labels
 }
 
+/** The `allow` field: service names, normalised, as the value of the label `shoal.allow`. */
+function allowOf(p: Problems, where: string, v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v)) p.fail(where, `must be an array of service names (got ${describe(v)})`)
+  const names = v.map((n: unknown, i: number) => {
+    if (typeof n !== 'string' || normaliseName(n) === '') p.fail(`${where}[${i}]`, `must be a service name (got ${describe(n)})`)
+    return normaliseName(n)
+  })
+  return [...new Set(names)].join(',')
+}
+
 function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
   const w = `services[${i}]`
   if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
@@ -213,6 +226,11 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
   if (tags?.length) spec.tags = tags
   const attributes = attributesOf(p, `${w}.attributes`, e.attributes)
   if (attributes && Object.keys(attributes).length > 0) spec.attributes = attributes
+  const allow = allowOf(p, `${w}.allow`, e.allow)
+  if (allow !== undefined) {
+    if (spec.labels[ALLOW_LABEL] !== undefined) p.fail(`${w}.allow`, `and labels["${ALLOW_LABEL}"] both set: keep one`)
+    spec.labels[ALLOW_LABEL] = allow
+  }
   const check = checkOf(p, `${w}.check`, e.check, false)
   if (check) spec.check = check
   return spec

@@ -2,7 +2,7 @@
  * Contracts of the service catalog: the record model, what sources hand in, and what
  * consumers (xDS, HTTP) read. The registry knows nothing about sockets or protobuf.
  */
-import type { CheckContext, CheckSpec } from '../health/types.js'
+import type { CheckContext, CheckResult, CheckSpec } from '../health/types.js'
 import type { Startable } from '../lifecycle.js'
 
 export const ServiceStatus = {
@@ -28,6 +28,20 @@ export const StatusReason = {
   starting: 'starting',
 } as const
 export type StatusReason = (typeof StatusReason)[keyof typeof StatusReason]
+
+/**
+ * The label of a service's allow-list: the names of the services that may call it, comma
+ * separated (Docker label `shoal.allow=svc-a,svc-b`, static-file field `allow`). The xDS server
+ * turns it into the RBAC filter of the service's server Listener (README, Service identity).
+ */
+export const ALLOW_LABEL = 'shoal.allow'
+
+/**
+ * The label an agent with `--inbound-ports` puts on its own records: where its Envoy takes
+ * mTLS for each ServicePort of the instance, `SERVICEPORT=IP:PORT,...`. Other hosts' Envoys
+ * reach the instance there (README, mTLS between Envoy sidecars). Sources cannot set it.
+ */
+export const INBOUND_LABEL = 'shoal.inbound'
 
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
@@ -130,6 +144,14 @@ export interface ServiceRecord {
    * @example { region: 'us-east', sni: 'enabled' }
    */
   attributes?: Readonly<Record<string, string>>
+  /**
+   * The owner's account of the status in one short line (at most `RecordLimits.detail`, issue
+   * 15): the check result that set it (`Tcp 10.0.0.5:5432: connection refused`), `no health
+   * check`, the text an operator gave with a drain. The owner changes it only with the status
+   * (or a new check), so check output never rewrites a record. Absent on records of owners of
+   * earlier releases.
+   */
+  detail?: string
   /** Addresses on Docker networks (absent: none advertised); see NetworkAddresses. */
   networks?: NetworkAddresses
   /** Fields after the ones this release knows, as a newer owner wrote them; see ServicePortSpec.wireExtra. */
@@ -172,6 +194,31 @@ export interface LocalServiceSpec {
    * reason `stopping`, until the source withdraws it or says it runs on.
    */
   stopping?: boolean
+}
+
+/**
+ * What only the owner knows of one of its instances, shown beside its record by the owner's
+ * API (`local` of an instance in `/api/services/{name}.json`).
+ *
+ * @example
+ *   { source: 'static', origin: '/etc/shoal/static.json services[1]',
+ *     checkSpec: { type: 'Tcp', args: '{{ host }}:5432' },
+ *     check: { type: 'Tcp', target: '10.0.0.5:5432', outcome: 'fail', passed: false, error: 'connection refused', ... },
+ *     drain: { at: 1717000000000, reason: 'maintenance' } }
+ */
+export interface LocalInstanceDetails {
+  /** The discovery source: `docker`, `static`. */
+  source: string
+  /** Where it came from: `container web (3f2a9c1b0d4e)`, `/etc/shoal/static.json services[2]`. */
+  origin?: string
+  /** The full container id (Docker instances). */
+  containerId?: string
+  /** The health check as configured (templates not filled in); absent without one. */
+  checkSpec?: CheckSpec
+  /** The check's last run; absent before it ran, or without a check. */
+  check?: CheckResult
+  /** Set while an operator drains it: since when (epoch ms) and the reason given. */
+  drain?: { at: number; reason?: string }
 }
 
 /**

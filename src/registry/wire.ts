@@ -21,16 +21,17 @@
  *   digestGet [8]                                     request: the per-owner digest
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
- *                  counter, updated, labels, reason?, tags?, attributes?, networks?, ...later fields]
+ *                  counter, updated, labels, reason?, tags?, attributes?, detail?, networks?, ...later fields]
  *                 (reason, issue 14: why the status, types.ts StatusReason, or null; tags, attributes,
- *                  issue 20: an array of strings and a map of strings, or null; networks, issue
- *                  13, below, or null. Each is written only when the record has it or a later
- *                  field follows, so other records keep 13 fields; and none while an agent of
- *                  the first release, which takes exactly 13 fields, is a member: `legacy`)
+ *                  issue 20: an array of strings and a map of strings, or null; detail, issue 15:
+ *                  the owner's account of the status in one line, or null; networks, issue 13,
+ *                  below, or null. Each is written only when the record has it or a later field
+ *                  follows, so other records keep 13 fields; and none while an agent of the
+ *                  first release, which takes exactly 13 fields, is a member: `legacy`)
  *   port        = [type, port, servicePort, ip, containerPort?, ...later fields]
  *                 (a port without a host binding: port 0 and ip '')
  *   networks    = [[networkName, ip], ...] sorted by name: the record's addresses on Docker
- *                 networks (issue 13), the 17th field. Never in `legacy` records: while an
+ *                 networks (issue 13), the 18th field. Never in `legacy` records: while an
  *                 agent of the first release is a member, records carry no network addresses.
  *
  * Compatibility (README "Upgrades"): a release may append fields to any of these arrays and
@@ -117,13 +118,14 @@ const MAX_ID = RecordLimits.id.accept
 const MAX_BOOT = RecordLimits.bootId.accept
 /** Fields every record has (the first release wrote and took exactly these). */
 const RECORD_FIELDS = 13
-/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20), network addresses (issue 13). */
+/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20), the status detail (issue 15), network addresses (issue 13). */
 const REASON_FIELD = 13
 const TAGS_FIELD = 14
 const ATTRIBUTES_FIELD = 15
-const NETWORKS_FIELD = 16
+const DETAIL_FIELD = 16
+const NETWORKS_FIELD = 17
 /** Fields this release reads; later ones are kept opaque and passed on. */
-const KNOWN_RECORD_FIELDS = 17
+const KNOWN_RECORD_FIELDS = 18
 const PORT_FIELDS = 5
 
 class WireError extends ShoalError {
@@ -184,7 +186,7 @@ function portTuple(p: ServicePortSpec): unknown[] {
 /**
  * How to write records. `legacy`: a member of the first release (registry protocol 1, which
  * drops a whole message for a record of more than 13 fields) is in the cluster: records go out
- * with their 13 fields only, so that it takes them (without reason, tags and attributes).
+ * with their 13 fields only, so that it takes them (without reason, tags, attributes, detail and networks).
  */
 export interface EncodeOptions {
   legacy?: boolean
@@ -201,6 +203,7 @@ export function cutInLegacyForm(r: ServiceRecord): boolean {
     r.reason !== undefined ||
     (r.tags?.length ?? 0) > 0 ||
     hasAttributes(r) ||
+    r.detail !== undefined ||
     Object.keys(r.networks ?? {}).length > 0 ||
     r.wireExtra !== undefined
   )
@@ -228,6 +231,7 @@ function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
     r.reason ?? null,
     r.tags?.length ? r.tags : null,
     hasAttributes(r) ? r.attributes : null,
+    r.detail ?? null,
     networks.length > 0 ? networks : null,
   ]
   // Trailing empty fields are left out (the record keeps the form earlier releases wrote), unless later fields follow.
@@ -309,6 +313,8 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
     if (attributes.size > 0)
       rec.attributes = stringMap(attributes as Map<unknown, unknown>, `${what}.attributes`, 'attributeKey', 'attributeValue')
   }
+  const detail = t[DETAIL_FIELD]
+  if (detail !== undefined && detail !== null) rec.detail = field(detail, `${what}.detail`, 'detail')
   const networks = t[NETWORKS_FIELD]
   if (networks !== undefined && networks !== null) {
     const parsed = parseNetworks(networks, `${what}.networks`)

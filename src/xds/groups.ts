@@ -9,8 +9,9 @@
  * into Envoy objects.
  */
 import { isIP } from 'node:net'
-import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, type AuthzRequest } from '../registry/index.js'
+import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, compareServiceNames, type AuthzRequest, type ServicePortConflict } from '../registry/index.js'
 import {
+  INBOUND_LABEL,
   hostBinding,
   liveRecordsOf,
   type CatalogSnapshot,
@@ -19,18 +20,15 @@ import {
   type ProxyMode,
   type ServiceRecord,
 } from '../registry/types.js'
+import { parseInboundLabel } from './inbound-label.js'
 
 /** The name of a ServicePort group's Cluster, ClusterLoadAssignment, Listener and RouteConfiguration: `name:servicePort`. */
 export function clusterName(name: string, servicePort: number): string {
   return `${name}:${servicePort}`
 }
 
-/** Two or more service names claiming one ServicePort: the smallest name wins. */
-export interface ServicePortConflict {
-  servicePort: number
-  winner: string
-  losers: string[]
-}
+/** Two or more service names claiming one ServicePort (the registry's rule, `compareServiceNames`, picks the winner). */
+export type { ServicePortConflict }
 
 /** One instance (a tcp port of a live record) on the ServicePort it serves, with every address it has. */
 export interface Instance {
@@ -46,10 +44,20 @@ export interface Instance {
   networks?: NetworkAddresses
   mode: ProxyMode
   servicePort: number
+  /** Its record says `shoal.idempotent=true` (see ServicePortGroup.idempotent). */
+  idempotent: boolean
   /** The record's tags and attributes (README "Tags and attributes"): sent as endpoint metadata. */
   tags?: readonly string[]
   attributes?: Readonly<Record<string, string>>
+  /** Where the owner's Envoy takes mTLS for this instance (record label `shoal.inbound`), if it does. */
+  inbound?: { ip: string; port: number }
 }
+
+/**
+ * The label that says a service's calls may be repeated (README "Retries"): then a gRPC
+ * client retries a call that failed UNAVAILABLE, and Envoy any reset, on another instance.
+ */
+export const IDEMPOTENT_LABEL = 'shoal.idempotent'
 
 /** An instance with the one address a client is given (`ip:port`): see addressFor. */
 export type Endpoint = Instance & { ip: string; port: number }
@@ -68,6 +76,12 @@ export interface GroupShape {
   mode: ProxyMode
   /** The service has exactly one ServicePort (so it also gets the bare-name api listener). */
   singlePort: boolean
+  /**
+   * Every instance on this ServicePort says `shoal.idempotent=true`: calls that may have
+   * reached an application are retried too (only then: a retry of a call that did something
+   * could do it twice).
+   */
+  idempotent: boolean
   /** External authorization the service asks for, resolved against this snapshot's groups (absent: none). */
   authz?: GroupAuthz
 }
@@ -325,7 +339,14 @@ export function resolveGroup(g: ServicePortGroup, network: ClientNetwork): { gro
   let r = byNet.get(key)
   if (!r) {
     const { kept, dropped } = endpointFilter(g.servicePort, g.name, g.instances, network)
-    const group: EndpointGroup = { servicePort: g.servicePort, name: g.name, mode: g.mode, singlePort: g.singlePort, instances: kept }
+    const group: EndpointGroup = {
+      servicePort: g.servicePort,
+      name: g.name,
+      mode: g.mode,
+      singlePort: g.singlePort,
+      idempotent: g.idempotent,
+      instances: kept,
+    }
     if (g.authz) group.authz = g.authz
     r = { group, dropped }
     byNet.set(key, r)
@@ -377,16 +398,26 @@ export function authzRequestOf(instances: readonly Instance[]): AuthzRequest {
 export function instancesOf(r: ServiceRecord): Instance[] {
   let list = instanceCache.get(r)
   if (!list) {
+    const inbound = parseInboundLabel(r.labels[INBOUND_LABEL])
     list = r.ports
       .filter((p) => p.type === 'tcp')
       .map((p) => {
-        const i: Instance = { host: r.host, id: r.id, status: r.status, mode: r.proxyMode, servicePort: p.servicePort }
+        const i: Instance = {
+          host: r.host,
+          id: r.id,
+          status: r.status,
+          mode: r.proxyMode,
+          servicePort: p.servicePort,
+          idempotent: r.labels[IDEMPOTENT_LABEL]?.trim().toLowerCase() === 'true',
+        }
         const b = hostBinding(p)
         if (b) [i.ip, i.port] = [b.ip, b.port]
         if (p.containerPort !== undefined) i.containerPort = p.containerPort
         if (r.networks) i.networks = r.networks
         if (r.tags?.length) i.tags = r.tags
         if (r.attributes && Object.keys(r.attributes).length > 0) i.attributes = r.attributes
+        const at = inbound.get(p.servicePort)
+        if (at) i.inbound = at
         return i
       })
     for (const i of list) recordOfInstance.set(i, r)
@@ -503,7 +534,7 @@ export class GroupIndex {
     for (const sp of touched) {
       const prev = this.groups.get(sp)
       const records = this.bySp.get(sp)
-      let next: { name: string; instances: Instance[]; mode: ProxyMode; losers: string[] } | undefined
+      let next: { name: string; instances: Instance[]; mode: ProxyMode; losers: string[]; idempotent: boolean } | undefined
       if (records) {
         const names = new Map<string, Instance[]>()
         for (const r of records) {
@@ -514,11 +545,11 @@ export class GroupIndex {
             else names.set(r.name, [i])
           }
         }
-        const sorted = [...names.keys()].sort(cmp)
+        const sorted = [...names.keys()].sort(compareServiceNames)
         const name = sorted[0]!
         const all = names.get(name)!.sort(compareInstances)
         // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
-        next = { name, instances: all, mode: all[0]!.mode, losers: sorted.slice(1) }
+        next = { name, instances: all, mode: all[0]!.mode, losers: sorted.slice(1), idempotent: all.every((i) => i.idempotent) }
         this.setAuthzRequest(sp, authzRequestOf(all))
       } else {
         this.setAuthzRequest(sp, { kind: 'none' })
@@ -562,6 +593,7 @@ export class GroupIndex {
         name: next.name,
         mode: next.mode,
         singlePort: this.spsOfName.get(next.name)!.size === 1,
+        idempotent: next.idempotent,
         instances: next.instances,
       }
       this.groups.set(sp, g)

@@ -11,12 +11,14 @@ import type * as Protobuf from 'protobufjs'
 
 const require = createRequire(import.meta.url)
 
-/** Type URLs of the four resource types Shoal serves. */
+/** Type URLs of the resource types Shoal serves. */
 export const TypeUrl = {
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  /** SDS: certificates, keys and validation contexts for Envoy (README, mTLS between Envoy sidecars). */
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const
 export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl]
 
@@ -30,6 +32,9 @@ export const ExtUrl = {
   extAuthzNetwork: 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
   rbacHttp: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
   rbacNetwork: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
 } as const
 
 /**
@@ -43,7 +48,7 @@ export function protoDuration(ms: number): { seconds: number; nanos: number } {
 }
 
 /** Short name of a resource type, for metrics, logs and `/debug/xds`. */
-export type TypeLabel = 'cds' | 'eds' | 'lds' | 'rds'
+export type TypeLabel = 'cds' | 'eds' | 'sds' | 'lds' | 'rds'
 
 /** What the server needs to know about one resource type. */
 export interface XdsType {
@@ -57,7 +62,9 @@ export interface XdsType {
   fullSet: boolean
   /**
    * Make before break: position in a push (Envoy's xDS protocol, "Eventual consistency
-   * considerations": CDS, then EDS for those clusters, then LDS, then RDS).
+   * considerations": CDS, then EDS for those clusters, then LDS, then RDS). Secrets go after
+   * EDS and before LDS: a warming Cluster or Listener waits for the Secrets it names (Envoy's SDS
+   * doc), and Envoy asks for a Secret only once a resource names it.
    */
   pushOrder: number
   /**
@@ -74,8 +81,9 @@ export interface XdsType {
 export const XDS_TYPES: readonly XdsType[] = [
   { url: TypeUrl.cluster, label: 'cds', fullSet: true, pushOrder: 0, removalOrder: 1 },
   { url: TypeUrl.endpoint, label: 'eds', fullSet: false, pushOrder: 1, removalOrder: null },
-  { url: TypeUrl.listener, label: 'lds', fullSet: true, pushOrder: 2, removalOrder: 0 },
-  { url: TypeUrl.route, label: 'rds', fullSet: false, pushOrder: 3, removalOrder: null },
+  { url: TypeUrl.secret, label: 'sds', fullSet: false, pushOrder: 2, removalOrder: null },
+  { url: TypeUrl.listener, label: 'lds', fullSet: true, pushOrder: 3, removalOrder: 0 },
+  { url: TypeUrl.route, label: 'rds', fullSet: false, pushOrder: 4, removalOrder: null },
 ]
 
 const BY_URL = new Map<string, XdsType>(XDS_TYPES.map((t) => [t.url, t]))
@@ -128,6 +136,9 @@ const FILES = [
   'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
 ]
 
 /** Options for decoding DiscoveryRequests and DiscoveryResponses into plain objects. */

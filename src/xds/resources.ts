@@ -6,7 +6,7 @@
  * packs it with its loaded type.
  */
 import { RecordLimits } from '../registry/index.js'
-import { clusterName, type ClientNetwork, type Endpoint, type EndpointGroup, type Instance } from './groups.js'
+import { clusterName, type ClientNetwork, type Endpoint, type EndpointGroup, type GroupShape, type Instance } from './groups.js'
 import { authzHttpFilters, authzNetworkFilters } from './authz.js'
 import { ExtUrl, protoDuration } from './protos.js'
 
@@ -42,6 +42,12 @@ function metadataString(node: XdsNode | undefined | null, key: string): { value:
   return { notString: v.kind ?? 'non-string' }
 }
 
+/** A non-empty string value of the node's metadata, or undefined (absent, empty or not a string). */
+export function nodeMetaString(node: XdsNode | undefined | null, key: string): string | undefined {
+  const m = metadataString(node, key)
+  return m && 'value' in m && m.value !== '' ? m.value : undefined
+}
+
 /**
  * The node-kind rule, in order:
  * 1. metadata `shoal.node_kind` (string "envoy" or "grpc") decides when present;
@@ -53,8 +59,7 @@ function metadataString(node: XdsNode | undefined | null, key: string): { value:
  * 5. otherwise envoy (Envoy is what `shoal envoy-bootstrap` configures).
  */
 export function nodeKindOf(node: XdsNode | undefined | null): NodeKind {
-  const m = metadataString(node, 'shoal.node_kind')
-  const meta = m && 'value' in m ? m.value : undefined
+  const meta = nodeMetaString(node, 'shoal.node_kind')
   if (meta === 'envoy' || meta === 'grpc') return meta
   const ua = (node?.user_agent_name ?? '').toLowerCase()
   if (ua === 'envoy') return 'envoy'
@@ -137,8 +142,43 @@ function outlierDetection(intervalMs: number): object {
   }
 }
 
-/** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection. */
-export function buildCluster(g: EndpointGroup, opts: ResourceOptions): object {
+/**
+ * Retries of calls that raced with a drain or a stopping instance (README "Retries").
+ *
+ * Envoy retries what cannot have reached the application, for every service: a connection
+ * that failed (`connect-failure`), a stream the upstream refused (`refused-stream`, HTTP/2
+ * REFUSED_STREAM, which a server sends for streams it will not start after its GOAWAY), and a
+ * reset before the request went out (`reset-before-request`) (Envoy's router filter,
+ * x-envoy-retry-on). For a service whose every instance says `shoal.idempotent=true`, also any
+ * reset and, for gRPC, UNAVAILABLE (x-envoy-retry-grpc-on). The cluster's retry budget bounds
+ * them (see buildCluster).
+ *
+ * gRPC clients retry calls that never reached the server application by themselves (gRFC A6
+ * transparent retries: no configuration); a route retry policy is their A6 `retryPolicy`
+ * (gRFC A44: only the gRPC status names of retry_on count, num_retries + 1 attempts,
+ * retry_back_off), so it is given only to an idempotent service: UNAVAILABLE, twice, 25 ms
+ * doubling to 250 ms.
+ */
+export function retryPolicy(g: GroupShape, kind: NodeKind): object | undefined {
+  const backOff = { base_interval: protoDuration(25), max_interval: protoDuration(250) }
+  if (kind === 'grpc') return g.idempotent ? { retry_on: 'unavailable', num_retries: { value: 2 }, retry_back_off: backOff } : undefined
+  const on = ['connect-failure', 'refused-stream', 'reset-before-request']
+  if (g.idempotent) on.push('reset', ...(g.mode === 'grpc' ? ['unavailable'] : []))
+  return { retry_on: on.join(','), num_retries: { value: 2 }, retry_back_off: backOff }
+}
+
+/**
+ * Envoy's retry budget for a ServicePort: retries at most 20 % of the active requests (at
+ * least 3 at once), so retries during a roll never pile onto the instances left (Envoy's
+ * circuit breaker `retry_budget`). gRPC clients do not read it (gRFC A44 leaves retry circuit
+ * breaking out): their Clusters go without.
+ */
+const RETRY_BUDGET = {
+  thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: { value: 20 }, min_retry_concurrency: { value: 3 } } }],
+}
+
+/** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection; Envoy's with a retry budget. */
+export function buildCluster(g: GroupShape, opts: ResourceOptions, kind: NodeKind = 'envoy'): object {
   const name = clusterName(g.name, g.servicePort)
   const cluster: Record<string, unknown> = {
     name,
@@ -148,6 +188,7 @@ export function buildCluster(g: EndpointGroup, opts: ResourceOptions): object {
     lb_policy: 'ROUND_ROBIN',
     outlier_detection: outlierDetection(opts.outlierIntervalMs ?? 10_000),
   }
+  if (kind === 'envoy') cluster.circuit_breakers = RETRY_BUDGET
   if (g.mode === 'grpc') {
     cluster.typed_extension_protocol_options = {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
@@ -230,6 +271,8 @@ function routeAction(g: EndpointGroup, kind: NodeKind): object {
   const action: Record<string, unknown> = { cluster: clusterName(g.name, g.servicePort) }
   // Long-lived streams (websockets, gRPC streams) must not be cut by Envoy's 15 s default.
   if (kind === 'envoy' && (g.mode === 'ws' || g.mode === 'grpc')) action.timeout = { seconds: 0, nanos: 0 }
+  const retry = retryPolicy(g, kind)
+  if (retry) action.retry_policy = retry
   return action
 }
 
@@ -299,7 +342,7 @@ export function buildApiListener(g: EndpointGroup, listenerName: string): object
 export function buildGroupResources(g: EndpointGroup, kind: NodeKind, opts: ResourceOptions): ResourceSet {
   const name = clusterName(g.name, g.servicePort)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
-  out.clusters.set(name, buildCluster(g, opts))
+  out.clusters.set(name, buildCluster(g, opts, kind))
   out.endpoints.set(name, buildLoadAssignment(g, kind))
   if (kind === 'envoy') {
     out.listeners.set(name, buildEnvoyListener(g, opts))

@@ -21,7 +21,8 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
-import type { AuthzIssue, ClientNetwork, DroppedEndpoint, ServicePortConflict } from './groups.js'
+import type { ServiceIdentity, TlsMode } from '../identity/types.js'
+import type { AuthzIssue, AuthzProblem, ClientNetwork, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
   loadXdsProtos,
@@ -35,8 +36,29 @@ import {
   type XdsType,
 } from './protos.js'
 import { clientNetworkOf, nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
-import { restoredVariant, SnapshotBuilder, versionOfSet, type KindSnapshot, type ServedResource } from './snapshot.js'
+import { EnvoyExtras } from './envoy-extras.js'
+import { isKeySecretName } from './envoy-tls.js'
+import { ServerListeners } from './server-listeners.js'
+import { bindUnixSocket } from './unix-socket.js'
+import {
+  flavourName,
+  restoredVariant,
+  SnapshotBuilder,
+  versionOfSet,
+  type Flavour,
+  type KindSnapshot,
+  type ServedResource,
+} from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
+import { mtlsCapable, nodeService } from './tls.js'
+
+const NODE_KINDS: readonly NodeKind[] = ['envoy', 'grpc']
+/** Why a DiscoveryRequest is ignored (shoal_xds_bad_requests_total{reason}). */
+const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error', 'bad_network'] as const
+const DROP_REASONS: readonly DropReason[] = ['duplicate_address', 'not_an_ip', 'port_out_of_range', 'no_reachable_address']
+const AUTHZ_PROBLEMS: readonly AuthzProblem[] = ['missing', 'ambiguous', 'not_grpc', 'invalid']
+/** Seconds; a push goes out at once after a quiet period and at most every 100 ms per client after that. */
+const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
@@ -63,6 +85,37 @@ export interface XdsServerOptions {
    * (gRPC does, right after it ACKs the Listener removal).
    */
   removalGraceMs?: number
+  /**
+   * Service identity (README, Service identity): `--tls-mode` and the SPIFFE trust domain.
+   * Absent or `off`: plain text only. `permissive`: mTLS resources for clients whose bootstrap
+   * has Shoal's certificate providers, plain ones for the others. `strict`: mTLS resources for
+   * every gRPC client.
+   */
+  tls?: { mode: TlsMode; trustDomain: string }
+  /** This agent's node name: a server Listener's allow-list comes from its records; its instances get inbound Listeners. */
+  localHost?: string
+  /**
+   * `--xds-socket`: a Unix socket (mode 0600) for the local Envoy. Only clients on it get Secrets
+   * that hold a private key (README, mTLS between Envoy sidecars); a TCP client that asks for
+   * one gets PERMISSION_DENIED and a warning naming it.
+   */
+  socket?: string
+}
+
+/**
+ * The local services' identities (the agent's IdentityIssuer): which services hold a leaf,
+ * and when that changes.
+ */
+export interface IdentityView {
+  identity(service: string): ServiceIdentity | undefined
+  /** Every service identity held now. */
+  identities(): ServiceIdentity[]
+  /** The node's own identity (what the host's Envoy shows on outbound connections), when issued. */
+  nodeIdentity?(): ServiceIdentity | undefined
+  on(event: 'change', listener: (id: ServiceIdentity) => void): unknown
+  on(event: 'removed', listener: (service: string) => void): unknown
+  off(event: 'change', listener: (id: ServiceIdentity) => void): unknown
+  off(event: 'removed', listener: (service: string) => void): unknown
 }
 
 export interface XdsServerComponents {
@@ -70,6 +123,8 @@ export interface XdsServerComponents {
   catalog: CatalogView
   registry?: Registry
   clock?: Clock
+  /** With `tls`: an mTLS server Listener is served once its service holds an identity here. */
+  identities?: IdentityView
 }
 
 /** What `/debug/xds` shows for one resource type of one client. */
@@ -97,6 +152,12 @@ export interface XdsClientDebug {
   network: ClientNetwork
   /** Instances it is not sent, with the reason (among them those with no address reachable from its network). */
   dropped: DroppedEndpoint[]
+  /** The client is served the mTLS form of the resources (README, Service identity). */
+  mtls: boolean
+  /** The service the client says it is (node metadata `shoal.service`), or ''. */
+  service: string
+  /** The listener it came through: `tcp` (`--xds`) or `unix` (`--xds-socket`). */
+  transport: Transport
   connectedAt: number
   types: XdsTypeDebug[]
 }
@@ -125,18 +186,26 @@ interface DiscoveryRequest {
   error_detail?: { code?: number; message?: string } | null
 }
 
+/** A refused key request is logged at most this often per node id and peer address (each is counted). */
+const KEY_WARN_INTERVAL_MS = 60_000
+
+/** Which of the agent's ADS listeners a stream came through. */
+export type Transport = 'tcp' | 'unix'
+
 /** One ADS stream: requests in, pre-encoded DiscoveryResponses out. */
 type AdsStream = grpc.ServerDuplexStream<DiscoveryRequest, Buffer>
 
 interface Client {
   stream: number
   call: AdsStream
+  transport: Transport
   node: XdsNode | null
   kind: NodeKind
   /** The client's network (node metadata `shoal.network`): the addresses it is given. */
   network: ClientNetwork
   /** Ends the builder's hold on the client's network view (useNetwork). */
   releaseNetwork: (() => void) | null
+  flavour: Flavour
   connectedAt: number
   types: Map<string, TypeSubscription>
   /** Clock.now() until which a reconnecting client's Listener request is waited for (see resumeGraceMs). */
@@ -171,7 +240,18 @@ export class XdsServer {
   private nextStream = 1
   private protos: XdsProtos | null = null
   private builder: SnapshotBuilder | null = null
-  private lastConflicts: ServicePortConflict[] | null = null
+  private servers: ServerListeners | null = null
+  /** The local Envoy's inbound Listeners, local Clusters and Secrets (with `tls` and `localHost`). */
+  private extras: EnvoyExtras | null = null
+  /** Envoy mTLS snapshots merged with the extras, per builder snapshot. */
+  private readonly merged = new WeakMap<KindSnapshot, { epoch: number; snap: KindSnapshot }>()
+  private unixServer: grpc.Server | null = null
+  /** When a refused key request was last logged, by node id and peer address. */
+  private readonly keyWarnedAt = new Map<string, number>()
+  private removeSocket: (() => Promise<void>) | null = null
+  /** Local services holding an identity (for an mTLS server Listener). */
+  private readonly withIdentity = new Set<string>()
+  private unwatchIdentities: (() => void) | null = null
   private conflicts: ServicePortConflict[] = []
   /** The dropped lists last reported, per network view key. */
   private lastDropped = new Map<string, DroppedEndpoint[]>()
@@ -181,16 +261,19 @@ export class XdsServer {
   /** Authorization issues already logged, by a key of (ServicePort, target, detail): each is logged once while it lasts. */
   private loggedAuthz = new Map<string, AuthzIssue>()
   private readonly m: {
-    clients: Gauge
+    clients: Gauge<'kind'>
     pushes: Counter
     acks: Counter
     nacks: Counter
     invalid: Counter
     badRequests: Counter
-    conflicts: Gauge
+    allowProblems: Counter
+    keyRefused: Counter
+    badInbound: Counter
     dropped: Gauge
     authz: Gauge
-    latency: Histogram
+    sent: Histogram
+    acked: Histogram
   }
 
   constructor(
@@ -203,41 +286,74 @@ export class XdsServer {
     this.grace = opts.removalGraceMs ?? 1000
     const registry = components.registry
     this.m = {
-      clients: gauge(registry, { name: 'shoal_xds_connected_clients', help: 'Connected ADS streams' }),
-      pushes: counter(registry, { name: 'shoal_xds_pushes_total', help: 'DiscoveryResponses sent', labelNames: ['type'] }),
-      acks: counter(registry, { name: 'shoal_xds_acks_total', help: 'ACKs received', labelNames: ['type'] }),
-      nacks: counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'] }),
+      clients: gauge(registry, {
+        name: 'shoal_xds_connected_clients',
+        help: 'Connected ADS streams, by node kind (envoy, grpc; a stream is envoy until its node says otherwise).',
+        labelNames: ['kind'],
+      }),
+      pushes: counter(registry, {
+        name: 'shoal_xds_pushes_total',
+        help: 'DiscoveryResponses sent, by resource type.',
+        labelNames: ['type'],
+      }),
+      acks: counter(registry, { name: 'shoal_xds_acks_total', help: 'ACKs received, by resource type.', labelNames: ['type'] }),
+      nacks: counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received, by resource type.', labelNames: ['type'] }),
       invalid: counter(registry, {
         name: 'shoal_xds_invalid_resources_total',
-        help: 'Resources that failed validation and were not served',
+        help: 'Resources that failed validation and were not served, by resource type.',
         labelNames: ['type'],
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored',
+        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
-      conflicts: gauge(registry, {
-        name: 'shoal_xds_serviceport_conflicts',
-        help: 'ServicePorts claimed by more than one service name',
+      keyRefused: counter(registry, {
+        name: 'shoal_xds_key_requests_refused_total',
+        help: 'ADS streams over TCP ended for asking for a Secret that holds a private key (served only over --xds-socket)',
+      }),
+      badInbound: counter(registry, {
+        name: 'shoal_xds_bad_inbound_labels_total',
+        help: 'Records whose shoal.inbound label does not read (counted once per record and value): those ServicePorts have no inbound mTLS address',
+      }),
+      allowProblems: counter(registry, {
+        name: 'shoal_xds_allow_problems_total',
+        help: 'shoal.allow lists not applied as written: bad_name, instances_differ, not_enforced, plain_text_server',
+        labelNames: ['reason'],
       }),
       dropped: gauge(registry, {
         name: 'shoal_xds_dropped_endpoints',
-        help: "Instances left out of their ClusterLoadAssignment for the clients on a network (host: a host's own), by reason (duplicate_address, not_an_ip, port_out_of_range, no_reachable_address)",
+        help: "Instances left out of their ClusterLoadAssignment for the clients on a network (host: a host's own), by reason (duplicate_address, not_an_ip, port_out_of_range, no_reachable_address).",
         labelNames: ['reason', 'network'],
       }),
       authz: gauge(registry, {
         name: 'shoal_xds_authz_unresolved',
-        help: 'ServicePorts whose external authorization cannot be served (missing, ambiguous, not_grpc, invalid): their Envoy listener denies all unless failure_mode_allow',
+        help: 'ServicePorts whose external authorization cannot be served, by problem (missing, ambiguous, not_grpc, invalid): their Envoy listener denies all unless failure_mode_allow.',
         labelNames: ['problem'],
       }),
-      latency: histogram(registry, {
-        name: 'shoal_xds_push_latency_seconds',
-        help: 'Catalog change until the client ACKed the response carrying it',
+      sent: histogram(registry, {
+        name: 'shoal_xds_change_to_response_seconds',
+        help: 'Catalog change until the DiscoveryResponse carrying it was written to the client, by resource type.',
         labelNames: ['type'],
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+        buckets: PUSH_BUCKETS,
+      }),
+      acked: histogram(registry, {
+        name: 'shoal_xds_change_to_ack_seconds',
+        help: 'Catalog change until the client ACKed the DiscoveryResponse carrying it, by resource type.',
+        labelNames: ['type'],
+        buckets: PUSH_BUCKETS,
       }),
     }
+    // Every series from the start, at zero (a quiet agent answers every dashboard panel).
+    for (const kind of NODE_KINDS) this.m.clients.set({ kind }, 0)
+    for (const { label: type } of XDS_TYPES) {
+      for (const m of [this.m.pushes, this.m.acks, this.m.nacks, this.m.invalid]) m.inc({ type }, 0)
+      this.m.sent.zero({ type })
+      this.m.acked.zero({ type })
+    }
+    for (const reason of BAD_REQUEST_REASONS) this.m.badRequests.inc({ reason }, 0)
+    for (const reason of DROP_REASONS) this.m.dropped.set({ reason, network: 'host' }, 0)
+    for (const problem of AUTHZ_PROBLEMS) this.m.authz.set({ problem }, 0)
   }
 
   /** Bind and serve. Idempotent. Resolves to the bound port. */
@@ -251,17 +367,45 @@ export class XdsServer {
     this.protos = loadXdsProtos()
     this.builder = new SnapshotBuilder(
       this.protos,
-      { envoyBind: this.opts.envoyBind, connectTimeoutMs: this.opts.connectTimeoutMs, outlierIntervalMs: this.opts.outlierIntervalMs },
-      (kind, bad) => {
+      {
+        envoyBind: this.opts.envoyBind,
+        connectTimeoutMs: this.opts.connectTimeoutMs,
+        outlierIntervalMs: this.opts.outlierIntervalMs,
+        trustDomain: this.opts.tls?.trustDomain,
+        node: this.opts.localHost,
+        strict: this.opts.tls?.mode === 'strict',
+      },
+      (flavour, bad) => {
         const type = xdsType(bad.typeUrl)!.label
         this.m.invalid.inc({ type })
-        this.log.warn({ kind, type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
+        this.log.warn({ kind: flavourName(flavour), type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
       },
     )
-    const server = new grpc.Server()
-    server.addService(this.protos.adsService, {
-      StreamAggregatedResources: (call: AdsStream) => this.onStream(call),
-    })
+    this.servers = new ServerListeners(
+      { tls: this.opts.tls, localHost: this.opts.localHost },
+      {
+        protos: this.protos,
+        log: this.log,
+        identities: this.components.identities ? { has: (s) => this.withIdentity.has(s) } : undefined,
+        allowProblems: this.m.allowProblems,
+        badRequests: this.m.badRequests,
+        invalid: this.m.invalid,
+      },
+    )
+    const tls = this.opts.tls
+    if (tls && tls.mode !== 'off' && this.opts.localHost !== undefined) {
+      this.extras = new EnvoyExtras(
+        {
+          trustDomain: tls.trustDomain,
+          node: this.opts.localHost,
+          strict: tls.mode === 'strict',
+          connectTimeoutMs: this.opts.connectTimeoutMs,
+        },
+        { protos: this.protos, log: this.log, invalid: this.m.invalid, badInbound: this.m.badInbound },
+      )
+    }
+    this.watchIdentities()
+    const server = this.adsServer('tcp')
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(formatHostPort(this.opts.bind), grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
@@ -279,10 +423,28 @@ export class XdsServer {
       })
     }
     this.server = server
+    if (this.opts.socket !== undefined) {
+      const unix = this.adsServer('unix')
+      this.unixServer = unix
+      this.removeSocket = await bindUnixSocket(unix, this.opts.socket)
+    }
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
     this.refreshGroups()
-    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [] }, 'xDS server listening')
+    this.servers.update(this.components.catalog.snapshot())
+    this.extras?.update(this.components.catalog.snapshot())
+    this.log.info(
+      { bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [], socket: this.opts.socket },
+      'xDS server listening',
+    )
     return { port: this.port }
+  }
+
+  private adsServer(transport: Transport): grpc.Server {
+    const server = new grpc.Server()
+    server.addService(this.protos!.adsService, {
+      StreamAggregatedResources: (call: AdsStream) => this.onStream(call, transport),
+    })
+    return server
   }
 
   /** Close all streams (graceful, then forced after the grace period). Idempotent. */
@@ -293,6 +455,8 @@ export class XdsServer {
     await starting.catch(() => undefined)
     this.unsubscribe?.()
     this.unsubscribe = null
+    this.unwatchIdentities?.()
+    this.unwatchIdentities = null
     for (const c of [...this.clients.values()]) {
       this.dropClient(c)
       try {
@@ -301,19 +465,26 @@ export class XdsServer {
         // already closed by the peer
       }
     }
-    const server = this.server
+    const servers = [this.server, this.unixServer].filter((x): x is grpc.Server => x !== null)
     this.server = null
-    if (!server) return
-    await new Promise<void>((resolve) => {
-      const force = this.clock.setTimer(this.opts.shutdownGraceMs ?? 2000, () => {
-        server.forceShutdown()
-        resolve()
-      })
-      server.tryShutdown(() => {
-        force.cancel()
-        resolve()
-      })
-    })
+    this.unixServer = null
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            const force = this.clock.setTimer(this.opts.shutdownGraceMs ?? 2000, () => {
+              server.forceShutdown()
+              resolve()
+            })
+            server.tryShutdown(() => {
+              force.cancel()
+              resolve()
+            })
+          }),
+      ),
+    )
+    await this.removeSocket?.()
+    this.removeSocket = null
   }
 
   /** Warm start: nothing is served until ready; streams opened before get their responses now. */
@@ -336,7 +507,7 @@ export class XdsServer {
     const snaps = new Map<string, KindSnapshot>()
     const snapOf = (c: Client): KindSnapshot | null => {
       if (!this.builder || !this.ready) return null
-      const key = `${c.kind}|${c.network ?? ''}`
+      const key = `${flavourName(c.flavour)}|${c.network ?? ''}`
       let s = snaps.get(key)
       if (!s) snaps.set(key, (s = this.snapshotFor(c)))
       return s
@@ -349,6 +520,9 @@ export class XdsServer {
       kind: c.kind,
       network: c.network,
       dropped: this.builder?.dropped(c.network) ?? [],
+      mtls: c.flavour.mtls,
+      transport: c.transport,
+      service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
       types: [...c.types.values()].map((sub) => {
         const snap = snapOf(c)
@@ -368,9 +542,9 @@ export class XdsServer {
       }),
     }))
     const invalid: XdsDebugInfo['invalid'] = []
-    for (const kind of ['envoy', 'grpc'] as const) {
-      for (const bad of this.builder?.invalid(kind) ?? [])
-        invalid.push({ kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
+    for (const f of this.builder?.flavours() ?? []) {
+      for (const bad of this.builder!.invalid(f))
+        invalid.push({ kind: f.kind, type: xdsType(bad.typeUrl)!.label, name: bad.name, errors: bad.errors })
     }
     return {
       ready: this.ready,
@@ -391,14 +565,16 @@ export class XdsServer {
 
   // ---- streams ----
 
-  private onStream(call: AdsStream): void {
+  private onStream(call: AdsStream, transport: Transport): void {
     const c: Client = {
       stream: this.nextStream++,
       call,
+      transport,
       node: null,
       kind: 'envoy',
       network: null,
       releaseNetwork: null,
+      flavour: { kind: 'envoy', mtls: false },
       connectedAt: this.clock.wallNow(),
       types: new Map(),
       resumeUntil: -Infinity,
@@ -413,7 +589,7 @@ export class XdsServer {
       closed: false,
     }
     this.clients.set(c.stream, c)
-    this.m.clients.set(this.clients.size)
+    this.countClients()
     call.on('data', (req: DiscoveryRequest) => {
       try {
         this.onRequest(c, req)
@@ -437,6 +613,12 @@ export class XdsServer {
     call.on('close', done)
   }
 
+  private countClients(): void {
+    const n = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
+    for (const c of this.clients.values()) n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+    for (const [kind, v] of n) this.m.clients.set({ kind }, v)
+  }
+
   private dropClient(c: Client): void {
     c.closed = true
     c.releaseNetwork?.()
@@ -448,7 +630,7 @@ export class XdsServer {
     c.edsCheck?.cancel()
     c.edsCheck = null
     if (this.clients.delete(c.stream)) {
-      this.m.clients.set(this.clients.size)
+      this.countClients()
       this.log.debug({ stream: c.stream, node: c.node?.id }, 'ADS stream closed')
     }
   }
@@ -470,8 +652,19 @@ export class XdsServer {
         c.releaseNetwork = this.builder.useNetwork(network)
         this.report()
       }
+      c.flavour = this.flavourOf(c)
+      this.warnAtConnect(c)
+      this.countClients()
       this.log.info(
-        { stream: c.stream, node: c.node.id, kind: c.kind, network: c.network ?? 'host', userAgent: c.node.user_agent_name },
+        {
+          stream: c.stream,
+          node: c.node.id,
+          kind: c.kind,
+          network: c.network ?? 'host',
+          mtls: c.flavour.mtls,
+          service: nodeService(c.node),
+          userAgent: c.node.user_agent_name,
+        },
         'ADS client connected',
       )
     }
@@ -482,6 +675,7 @@ export class XdsServer {
       this.log.debug({ stream: c.stream, typeUrl }, 'DiscoveryRequest for a type Shoal does not serve')
       return
     }
+    if (type.url === TypeUrl.secret && c.transport === 'tcp' && this.refuseKeys(c, req)) return
     let sub = c.types.get(type.url)
     if (!sub) c.types.set(type.url, (sub = new TypeSubscription(type)))
     const o = sub.onRequest(req)
@@ -495,14 +689,14 @@ export class XdsServer {
       case 'nack':
         this.m.nacks.inc({ type: type.label })
         this.log.warn(
-          { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error },
+          { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error, hint: nackHint(o.error) },
           'xDS NACK: version rejected, never re-sent',
         )
         break
       case 'ack':
         this.m.acks.inc({ type: type.label })
         if (sub.changeAt !== null) {
-          this.m.latency.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
+          this.m.acked.observe({ type: type.label }, Math.max(0, this.clock.now() - sub.changeAt) / 1000)
           sub.changeAt = null
         }
         if (c.kind === 'grpc' && type.url === TypeUrl.cluster && c.edsCheck === null) {
@@ -529,11 +723,116 @@ export class XdsServer {
 
   private onCatalogChange(): void {
     this.refreshGroups()
+    this.servers?.update(this.components.catalog.snapshot())
+    this.extras?.update(this.components.catalog.snapshot())
+    this.dirtyAll()
+  }
+
+  /** Something every client may be served changed: push to each (coalesced per client). */
+  private dirtyAll(): void {
     if (!this.ready) return
     const now = this.clock.now()
     for (const c of this.clients.values()) {
       c.dirtySince ??= now
       this.schedule(c)
+    }
+  }
+
+  /**
+   * A TCP client asked for a Secret that holds a private key: the stream ends with
+   * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
+   */
+  private refuseKeys(c: Client, req: DiscoveryRequest): boolean {
+    // `*` asks for every Secret, keys included.
+    const keys = (req.resource_names ?? []).map(String).filter((n) => n === '*' || isKeySecretName(n))
+    if (keys.length === 0) return false
+    const peer = c.call.getPeer()
+    this.m.keyRefused.inc()
+    // An Envoy pointed at TCP retries at once and for ever: one warning a minute per node and peer address.
+    const who = `${c.node?.id ?? ''}|${peer.replace(/:\d+$/, '')}`
+    const now = this.clock.now()
+    const last = this.keyWarnedAt.get(who)
+    const warn = last === undefined || now - last >= KEY_WARN_INTERVAL_MS
+    if (warn) this.keyWarnedAt.set(who, now)
+    if (this.keyWarnedAt.size > 1000)
+      for (const [k, at] of this.keyWarnedAt) if (now - at >= KEY_WARN_INTERVAL_MS) this.keyWarnedAt.delete(k)
+    const details = `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`
+    if (warn)
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, peer, secrets: keys },
+        `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused; point the local Envoy at the socket (\`shoal envoy-bootstrap --xds-socket PATH\`)`,
+      )
+    this.dropClient(c)
+    c.call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }))
+    return true
+  }
+
+  /**
+   * What a client is served (README, Service identity): a gRPC client the mTLS form under
+   * `strict`, or under `permissive` when its bootstrap has Shoal's certificate providers; an
+   * Envoy the mTLS form over the Unix socket, or over TCP under `strict` (it then cannot have
+   * the keys: nothing is served in plain text), once the node's identity exists (every Secret
+   * its resources name must be served).
+   */
+  private flavourOf(c: Client): Flavour {
+    const mode = this.opts.tls?.mode ?? 'off'
+    if (mode === 'off') return { kind: c.kind, mtls: false }
+    if (c.kind === 'envoy') return { kind: 'envoy', mtls: this.extras?.ready === true && (c.transport === 'unix' || mode === 'strict') }
+    return { kind: c.kind, mtls: mode === 'strict' || mtlsCapable(c.node) }
+  }
+
+  /** A client that will not get what it likely expects is told so once, when it connects. */
+  private warnAtConnect(c: Client): void {
+    const mode = this.opts.tls?.mode ?? 'off'
+    if (mode === 'strict' && c.kind === 'grpc' && !mtlsCapable(c.node)) {
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, userAgent: c.node?.user_agent_name },
+        'gRPC client without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK; make its bootstrap with `shoal grpc-bootstrap --service NAME --tls-dir DIR`',
+      )
+    }
+    if (mode === 'permissive' && c.kind === 'envoy' && c.transport === 'tcp' && this.extras) {
+      this.log.warn(
+        { stream: c.stream, node: c.node?.id, peer: c.call.getPeer() },
+        'Envoy connected over TCP: it gets plain-text resources; mTLS needs its keys, which go only over the Unix socket (--xds-socket; `shoal envoy-bootstrap --xds-socket PATH`)',
+      )
+    }
+  }
+
+  /** Follow which local services hold an identity: an mTLS server Listener waits for one. */
+  private watchIdentities(): void {
+    const ids = this.components.identities
+    if (!ids) return
+    const changed = (): void => {
+      this.servers?.identitiesChanged()
+      this.dirtyAll()
+    }
+    const onChange = (id: ServiceIdentity): void => {
+      // A renewal changes only the Envoy's Secrets (a new version of each), nothing that names them.
+      if (this.extras) {
+        const before = this.extras.epoch
+        this.extras.setIdentity(id)
+        if (this.extras.epoch !== before) this.dirtyAll()
+      }
+      if (id.node !== undefined || this.withIdentity.has(id.service)) return
+      this.withIdentity.add(id.service)
+      changed()
+    }
+    const onRemoved = (service: string): void => {
+      this.extras?.removeIdentity(service)
+      if (this.withIdentity.delete(service)) changed()
+      else this.dirtyAll()
+    }
+    for (const id of ids.identities()) {
+      this.withIdentity.add(id.service)
+      this.extras?.setIdentity(id)
+    }
+    const node = ids.nodeIdentity?.()
+    if (node) this.extras?.setIdentity(node)
+    ids.on('change', onChange)
+    ids.on('removed', onRemoved)
+    this.unwatchIdentities = () => {
+      ids.off('change', onChange)
+      ids.off('removed', onRemoved)
     }
   }
 
@@ -554,23 +853,15 @@ export class XdsServer {
     this.report()
   }
 
-  /** Log, count and show conflicts and dropped endpoints when they change (each dropped endpoint logged once). */
+  /** Show conflicts; log, count and show dropped endpoints when they change (each dropped endpoint logged once). */
   private report(): void {
     const b = this.builder!
-    const conflicts = b.conflicts
-    if (conflicts !== this.lastConflicts) {
-      const same = JSON.stringify(conflicts) === JSON.stringify(this.lastConflicts ?? [])
-      this.lastConflicts = conflicts
-      if (!same) {
-        this.conflicts = conflicts
-        this.m.conflicts.set(conflicts.length)
-        for (const cf of conflicts) this.log.warn(cf, 'two service names claim one ServicePort: the smallest name wins')
-      }
-    }
+    // Conflicts are logged and counted by the registry (ServicePortConflicts); /debug/xds shows the ones xDS applied.
+    this.conflicts = b.conflicts
     const authz = b.authzIssues
     if (authz !== this.lastAuthz) {
       this.lastAuthz = authz
-      const counts: Record<string, number> = { missing: 0, ambiguous: 0, not_grpc: 0, invalid: 0 }
+      const counts: Record<string, number> = Object.fromEntries(AUTHZ_PROBLEMS.map((p) => [p, 0]))
       const keys = new Map<string, AuthzIssue>()
       for (const a of authz) {
         counts[a.problem] = (counts[a.problem] ?? 0) + 1
@@ -611,7 +902,7 @@ export class XdsServer {
     this.m.dropped.reset()
     const keys = new Set<string>()
     for (const v of views) {
-      const counts: Record<string, number> = { duplicate_address: 0, not_an_ip: 0, port_out_of_range: 0, no_reachable_address: 0 }
+      const counts: Record<string, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0]))
       for (const d of v.dropped) {
         counts[d.reason] = (counts[d.reason] ?? 0) + 1
         const key = `${d.network ?? ''}|${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
@@ -624,9 +915,26 @@ export class XdsServer {
   }
 
   private snapshotFor(c: Client): KindSnapshot {
-    const out = this.builder!.build(this.components.catalog.snapshot(), c.kind, c.network)
+    const out = this.builder!.build(this.components.catalog.snapshot(), c.flavour, c.network)
     this.report()
-    return out
+    return c.flavour.kind === 'envoy' && c.flavour.mtls && this.extras ? this.withExtras(out, this.extras) : out
+  }
+
+  /** The Envoy mTLS snapshot with the inbound Listeners, local Clusters and Secrets added (cached per input). */
+  private withExtras(base: KindSnapshot, extras: EnvoyExtras): KindSnapshot {
+    const hit = this.merged.get(base)
+    if (hit && hit.epoch === extras.epoch) return hit.snap
+    const m = extras.maps
+    const add = (a: Map<string, ServedResource>, b: Map<string, ServedResource>) => (b.size ? new Map([...a, ...b]) : a)
+    const resources = {
+      ...base.resources,
+      [TypeUrl.cluster]: add(base.resources[TypeUrl.cluster], m.clusters),
+      [TypeUrl.listener]: add(base.resources[TypeUrl.listener], m.listeners),
+      [TypeUrl.secret]: m.secrets,
+    }
+    const snap: KindSnapshot = { ...base, resources }
+    this.merged.set(base, { epoch: extras.epoch, snap })
+    return snap
   }
 
   /** One catalog-driven push: every subscribed type, in order. */
@@ -647,6 +955,7 @@ export class XdsServer {
    */
   private sync(c: Client, changeAt: number | null): void {
     if (c.closed) return
+    c.flavour = this.flavourOf(c)
     const snap = this.snapshotFor(c)
     c.waiting = false
     const changedClusters: string[] = []
@@ -764,15 +1073,18 @@ export class XdsServer {
     const all = snap.resources[sub.type.url]
     // Wildcard plus explicit names: the names add nothing beyond the full set.
     if (sub.wildcard) return all
+    // A gRPC server names its own Listener (gRFC A36), made apart from the snapshot.
+    const servers = sub.type.url === TypeUrl.listener && snap.kind === 'grpc' ? this.servers : null
+    const epoch = servers?.epoch ?? 0
     // The same map for the same inputs keeps its cached version (an Envoy names all 1000 CLAs).
     const sel = sub.selection
-    if (sel && sel.from === all && sel.names === sub.names) return sel.out
+    if (sel && sel.from === all && sel.names === sub.names && sel.epoch === epoch) return sel.out
     const out = new Map<string, ServedResource>()
     for (const n of sub.names) {
-      const r = all.get(n)
+      const r = all.get(n) ?? servers?.resource(n, snap.flavour.mtls)
       if (r) out.set(n, r)
     }
-    sub.selection = { from: all, names: sub.names, out }
+    sub.selection = { from: all, names: sub.names, epoch, out }
     return out
   }
 
@@ -803,6 +1115,9 @@ export class XdsServer {
   private send(c: Client, sub: TypeSubscription, content: Map<string, ServedResource>, force: boolean, changeAt: number | null): boolean {
     const label = sub.type.label
     if (c.kind === 'grpc' && sub.type.fullSet && (sub.deleted.size || sub.restored.size)) content = this.restoredForms(sub, content)
+    // The last guard (refuseKeys ends such streams first): a key never leaves over TCP.
+    if (c.transport === 'tcp' && sub.type.url === TypeUrl.secret && [...content.keys()].some(isKeySecretName))
+      content = new Map([...content].filter(([name]) => !isKeySecretName(name)))
     const version = versionOfSet(content)
     if (sub.nacked.has(version)) {
       this.log.debug({ stream: c.stream, type: label, version }, 'version was NACKed before: not re-sent')
@@ -816,6 +1131,7 @@ export class XdsServer {
     c.call.write(encodeDiscoveryResponse(version, entries, sub.type.url, nonce))
     sub.recordSent(version, content, nonce, changeAt)
     this.m.pushes.inc({ type: label })
+    if (changeAt !== null) this.m.sent.observe({ type: label }, Math.max(0, this.clock.now() - changeAt) / 1000)
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
   }
@@ -835,6 +1151,15 @@ export function droppedText(d: DroppedEndpoint): string {
     default:
       return `${who} has address ${d.address}, which no xDS client accepts (${d.reason}): left out for clients on ${where}; fix the record's ip or port`
   }
+}
+
+/** What an operator can do about a NACK, when its reason is one Shoal knows. */
+function nackHint(error: string): string | undefined {
+  if (/certificate.?provider/i.test(error))
+    return "the client's bootstrap lacks Shoal's certificate providers: make it with `shoal grpc-bootstrap --service NAME --tls-dir DIR`"
+  if (/rbac/i.test(error))
+    return 'a grpc-js server applies the allow-list (RBAC) only with GRPC_XDS_EXPERIMENTAL_RBAC=true in its environment'
+  return undefined
 }
 
 /** `held` is `target`, resource by resource (a restored form counts as its normal form). */

@@ -1,12 +1,12 @@
 /**
- * Per-view snapshots of encoded, validated resources, built incrementally. A view is a node
- * kind on a client network (groups.ts ClientNetwork: a host's network, or a Docker network a
- * client declared), since a client is given the addresses it can reach. The GroupIndex names
- * the ServicePorts a catalog change touched; each network resolves only those groups, each
- * kind on it rebuilds only those, and within a rebuilt group a resource whose object is
- * unchanged (same JSON) keeps its validated, encoded form, whichever view built it first. The
- * per-type maps of a snapshot are never mutated once built (a change copies the maps it
- * touches), so a client may keep holding the one it was sent.
+ * Per-view snapshots of encoded, validated resources, built incrementally. A view is a flavour
+ * (node kind, mTLS or plain) on a client network (groups.ts ClientNetwork: a host's network, or
+ * a Docker network a client declared), since a client is given the addresses it can reach in
+ * the form it takes. The GroupIndex names the ServicePorts a catalog change touched; each
+ * network resolves only those groups, each flavour on it rebuilds only those, and within a
+ * rebuilt group a resource whose object is unchanged (same JSON) keeps its validated, encoded
+ * form, whichever view built it first. The per-type maps of a snapshot are never mutated once
+ * built (a change copies the maps it touches), so a client may keep holding the one it was sent.
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
@@ -22,7 +22,28 @@ import {
 } from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
+import { withEnvoyMtls } from './envoy-tls.js'
+import { withGrpcUpstreamTls } from './tls.js'
 import { validateResource } from './validate.js'
+
+/**
+ * What one client is served: resources for its node kind, in their mTLS form or plain (README,
+ * Service identity: `--tls-mode` and the client's certificate providers decide).
+ */
+export interface Flavour {
+  kind: NodeKind
+  mtls: boolean
+}
+
+/** `grpc`, `grpc+mtls`, ...: a flavour as a key and a label. */
+export function flavourName(f: Flavour): string {
+  return f.mtls ? `${f.kind}+mtls` : f.kind
+}
+
+/** A node kind alone is its plain flavour. */
+function asFlavour(f: NodeKind | Flavour): Flavour {
+  return typeof f === 'string' ? { kind: f, mtls: false } : f
+}
 
 /** One resource ready to send: its Any, its wire form and a content hash. */
 export interface ServedResource {
@@ -38,6 +59,7 @@ export interface ServedResource {
 
 export interface KindSnapshot {
   kind: NodeKind
+  flavour: Flavour
   network: ClientNetwork
   resources: Record<TypeUrl, Map<string, ServedResource>>
   conflicts: ServicePortConflict[]
@@ -166,13 +188,14 @@ interface GroupMemo {
   invalid: InvalidResource[]
 }
 
-interface KindState {
+interface FlavourState {
+  flavour: Flavour
   changes: Set<number>
   memo: Map<number, GroupMemo>
   out: KindSnapshot | undefined
 }
 
-/** The groups of one client network, resolved (groups.ts resolveGroup), and each node kind's snapshot of them. */
+/** The groups of one client network, resolved (groups.ts resolveGroup), and each flavour's snapshot of them. */
 interface NetworkView {
   network: ClientNetwork
   /** ServicePorts whose group changed since this view resolved it (a GroupIndex consumer). */
@@ -181,7 +204,8 @@ interface NetworkView {
   droppedBySp: Map<number, DroppedEndpoint[]>
   /** Instances left out for this network, by ServicePort; a new array only when they changed. */
   dropped: DroppedEndpoint[]
-  kinds: Record<NodeKind, KindState>
+  /** By flavourName, made when a client of that flavour on this network first asks. */
+  kinds: Map<string, FlavourState>
   /** Clients using it (useNetwork); a Docker network's view goes with its last client. */
   users: number
 }
@@ -205,11 +229,32 @@ export class SnapshotBuilder {
 
   constructor(
     private readonly protos: XdsProtos,
-    private readonly opts: ResourceOptions,
+    /**
+     * mTLS flavours need `trustDomain`; Envoy's also `node` (this agent: its own instances are
+     * reached directly, and it shows the node's identity) and `strict` (other hosts' instances
+     * without an inbound address are left out).
+     */
+    private readonly opts: ResourceOptions & { trustDomain?: string; node?: string; strict?: boolean },
     /** Called once for each newly built resource that fails validation (it is not served). */
-    private readonly onInvalid: (kind: NodeKind, bad: InvalidResource) => void,
+    private readonly onInvalid: (flavour: Flavour, bad: InvalidResource) => void,
   ) {
     this.view(null)
+  }
+
+  /** A flavour's state on one network, made when a client of that flavour there first asks. */
+  private state(v: NetworkView, f: Flavour): FlavourState {
+    const key = flavourName(f)
+    let st = v.kinds.get(key)
+    // A new flavour's change set starts with every group of the view: its first build is a full one.
+    if (!st) v.kinds.set(key, (st = { flavour: f, changes: new Set(v.groups.keys()), memo: new Map(), out: undefined }))
+    return st
+  }
+
+  /** The flavours built so far, on any network. */
+  flavours(): Flavour[] {
+    const out = new Map<string, Flavour>()
+    for (const v of this.views.values()) for (const [key, k] of v.kinds) out.set(key, k.flavour)
+    return [...out.values()]
   }
 
   /** ServicePorts claimed by two or more names, as of the last update or build. */
@@ -256,12 +301,13 @@ export class SnapshotBuilder {
     for (const v of this.views.values()) this.resolve(v)
   }
 
-  /** Resources that currently fail validation, per kind, from the last build of any network. */
-  invalid(kind: NodeKind): InvalidResource[] {
+  /** Resources that currently fail validation, per flavour, from the last build of any network. */
+  invalid(flavour: NodeKind | Flavour): InvalidResource[] {
     const out: InvalidResource[] = []
     const seen = new Set<string>()
+    const fk = flavourName(asFlavour(flavour))
     for (const v of this.views.values()) {
-      for (const m of v.kinds[kind].memo.values()) {
+      for (const m of v.kinds.get(fk)?.memo.values() ?? []) {
         for (const bad of m.invalid) {
           const key = `${bad.typeUrl}|${bad.name}|${bad.errors.join()}`
           if (!seen.has(key)) out.push(bad)
@@ -272,11 +318,12 @@ export class SnapshotBuilder {
     return out
   }
 
-  /** The snapshot of `kind` for clients on `network` (default: a host's network). */
-  build(snap: CatalogSnapshot, kind: NodeKind, network: ClientNetwork = null): KindSnapshot {
+  /** The snapshot of a flavour (a node kind alone: its plain flavour) for clients on `network` (default: a host's network). */
+  build(snap: CatalogSnapshot, f: NodeKind | Flavour, network: ClientNetwork = null): KindSnapshot {
+    const flavour = asFlavour(f)
     this.update(snap)
     const v = this.view(network)
-    const st = v.kinds[kind]
+    const st = this.state(v, flavour)
     const conflicts = this.index.conflicts
     if (st.out && st.changes.size === 0) {
       if (st.out.conflicts !== conflicts) st.out = { ...st.out, conflicts }
@@ -301,8 +348,8 @@ export class SnapshotBuilder {
         m.g = g
         continue
       }
-      const next = this.buildGroup(g, kind, m, stats)
-      for (const bad of next.invalid) this.onInvalid(kind, bad)
+      const next = this.buildGroup(g, flavour, m, stats)
+      for (const bad of next.invalid) this.onInvalid(flavour, bad)
       const kept = new Set(next.entries.map((e) => e.res))
       for (const e of m?.entries ?? []) if (!kept.has(e.res)) removed.push(e)
       const had = new Set(m?.entries.map((e) => e.res))
@@ -323,7 +370,7 @@ export class SnapshotBuilder {
       if (resources[e.typeUrl].get(e.res.name) === e.res) writable(e.typeUrl).delete(e.res.name)
     }
     for (const e of added) writable(e.typeUrl).set(e.res.name, e.res)
-    st.out = { kind, network: v.network, resources, conflicts }
+    st.out = { kind: flavour.kind, flavour, network: v.network, resources, conflicts }
     if (stats.groupsRebuilt) this.lastStats = stats
     return st.out
   }
@@ -332,14 +379,13 @@ export class SnapshotBuilder {
     const key = viewKey(network)
     let v = this.views.get(key)
     if (!v) {
-      const kind = (): KindState => ({ changes: new Set(), memo: new Map(), out: undefined })
       v = {
         network,
         pending: this.index.consumer(),
         groups: new Map(),
         droppedBySp: new Map(),
         dropped: [],
-        kinds: { envoy: kind(), grpc: kind() },
+        kinds: new Map(),
         users: 0,
       }
       this.views.set(key, v)
@@ -348,13 +394,13 @@ export class SnapshotBuilder {
     return v
   }
 
-  /** Resolve the groups that changed for one network; its kinds rebuild them on their next build. */
+  /** Resolve the groups that changed for one network; its flavours rebuild them on their next build. */
   private resolve(v: NetworkView): void {
     if (v.pending.size === 0) return
     let droppedChanged = false
     for (const sp of v.pending) {
       const g = this.index.groups.get(sp)
-      for (const k of Object.values(v.kinds)) k.changes.add(sp)
+      for (const k of v.kinds.values()) k.changes.add(sp)
       if (!g) {
         v.groups.delete(sp)
         if (v.droppedBySp.delete(sp)) droppedChanged = true
@@ -373,10 +419,13 @@ export class SnapshotBuilder {
     if (droppedChanged) v.dropped = [...v.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
   }
 
-  /** An entry of any view's memo of this ServicePort with the same type, name and input (clusters and listeners do not depend on the network). */
+  /**
+   * An entry of any view's memo of this ServicePort with the same type, name and input: clusters
+   * do not depend on the network or the node kind, assignments and listeners not on mTLS.
+   */
   private reusable(sp: number, typeUrl: TypeUrl, name: string, key: string): Entry | undefined {
     for (const v of this.views.values()) {
-      for (const k of Object.values(v.kinds)) {
+      for (const k of v.kinds.values()) {
         const e = k.memo.get(sp)?.entries.find((x) => x.typeUrl === typeUrl && x.key === key && x.res.name === name)
         if (e) return e
       }
@@ -384,9 +433,12 @@ export class SnapshotBuilder {
     return undefined
   }
 
-  private buildGroup(g: EndpointGroup, kind: NodeKind, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
+  private buildGroup(g: EndpointGroup, flavour: Flavour, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
     stats.groupsRebuilt++
-    const set = buildGroupResources(g, kind, this.opts)
+    const set = buildGroupResources(g, flavour.kind, this.opts)
+    if (flavour.mtls && flavour.kind === 'grpc') withGrpcUpstreamTls(set, this.opts.trustDomain!, g.name)
+    if (flavour.mtls && flavour.kind === 'envoy')
+      withEnvoyMtls(set, g, { trustDomain: this.opts.trustDomain!, node: this.opts.node!, strict: this.opts.strict === true })
     const out: GroupMemo = { g, entries: [], invalid: [] }
     for (const [k, typeUrl] of SETS) {
       for (const [name, obj] of set[k]) {
@@ -416,13 +468,17 @@ export class SnapshotBuilder {
 /** Same inputs: instance objects are identical for unchanged records, else compared by value. */
 function sameGroup(a: EndpointGroup, b: EndpointGroup): boolean {
   if (a === b) return true
-  if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.instances.length !== b.instances.length) return false
+  if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.idempotent !== b.idempotent) return false
+  if (a.instances.length !== b.instances.length) return false
   if (!sameAuthz(a.authz, b.authz)) return false
   for (let k = 0; k < a.instances.length; k++) {
     const x = a.instances[k]!
     const y = b.instances[k]!
     if (x === y) continue
     if (x.host !== y.host || x.id !== y.id || x.status !== y.status || x.ip !== y.ip || x.port !== y.port) return false
+    if (x.inbound?.ip !== y.inbound?.ip || x.inbound?.port !== y.inbound?.port) return false
+    // Endpoint metadata (resources.ts endpointMetadata): a record that changed only its tags is a new record.
+    if (x.tags !== y.tags || x.attributes !== y.attributes) return false
   }
   return true
 }

@@ -71,8 +71,8 @@ export class TypeSubscription {
   readonly deleted = new Map<string, boolean>()
   /** Full-set types: names sent in their restored form (see restoredVariant), by the hash of the normal form. */
   readonly restored = new Map<string, { from: string; variant: ServedResource }>()
-  /** Last named selection: reused while neither the snapshot map nor the names changed. */
-  selection: { from: Map<string, ServedResource>; names: Set<string>; out: Map<string, ServedResource> } | null = null
+  /** Last named selection: reused while neither the snapshot map, the names nor the server Listeners' epoch changed. */
+  selection: { from: Map<string, ServedResource>; names: Set<string>; epoch: number; out: Map<string, ServedResource> } | null = null
 
   constructor(readonly type: XdsType) {}
 

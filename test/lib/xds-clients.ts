@@ -18,7 +18,8 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { grpcBootstrap } from '../../src/xds/bootstrap.js'
+import { grpcBootstrap, type GrpcBootstrapOptions } from '../../src/xds/bootstrap.js'
+import type { XdsDebugInfo } from '../../src/xds/index.js'
 import { assertLocalRoute } from './route.js'
 
 export type XdsClientKind = 'grpc-js' | 'c-core'
@@ -40,11 +41,11 @@ export function xdsClientMissing(kind: XdsClientKind): string | null {
 /** One call's outcome: the backend id that answered, or the status code and message. */
 export type CallResult = { ok: true; who: string } | { ok: false; code: string; error: string }
 
-export interface XdsClientOptions {
-  nodeId: string
-  xdsAddress: string
-  /** The Docker network the client declares (bootstrap node metadata `shoal.network`, as `shoal grpc-bootstrap --network` writes it). */
-  network?: string
+/** One call of a load (startLoad): when it started and ended (epoch ms), and its outcome. */
+export type LoadCall = { at: number; end: number } & CallResult
+
+/** A client's bootstrap options (`network`: the Docker network it declares, node metadata `shoal.network`) and how to run it. */
+export interface XdsClientOptions extends GrpcBootstrapOptions {
   /**
    * Run the client in the network namespace of this process (a container's State.Pid, through
    * nsenter): it then connects from inside that container's networks, as a client running in
@@ -53,6 +54,10 @@ export interface XdsClientOptions {
   netnsPid?: number
   /** Extra environment for the client process. */
   env?: Record<string, string>
+  /** `xds`: xDS channel credentials (gRFC A29: the mTLS the Clusters configure); default plain credentials. */
+  creds?: 'xds' | 'insecure'
+  /** The bootstrap document itself, instead of one made from the options (a file of another PKI). */
+  bootstrap?: object
 }
 
 export class XdsTestClient {
@@ -156,12 +161,24 @@ export class XdsTestClient {
     })
   }
 
+  /** One call to `target` on a new channel, closed after it (a new connection: a new TLS handshake); never throws. */
+  fresh(target: string, timeoutMs = 3000): Promise<CallResult> {
+    return this.call(target, timeoutMs, 'fresh')
+  }
+
   /** One call to `target`; never throws. */
-  async call(target: string, timeoutMs = 3000): Promise<CallResult> {
-    const r = await this.request({ op: 'call', target, timeoutMs })
+  async call(target: string, timeoutMs = 3000, op: 'call' | 'fresh' = 'call'): Promise<CallResult> {
+    const r = await this.request({ op, target, timeoutMs })
     const result: CallResult = r.ok ? { ok: true, who: String(r.who) } : { ok: false, code: String(r.code), error: String(r.error ?? '') }
     this.calls.push({ target, result })
     return result
+  }
+
+  /** `n` calls in a row, each timed inside the client process (ms); `fresh`: each on a new channel. Throws on a failed call. */
+  async time(target: string, n: number, fresh = false): Promise<number[]> {
+    const r = await this.request({ op: 'time', target, n, fresh })
+    if (!r.ok) throw new Error(`${this.kind}: a timed call to ${target} failed: ${String(r.code)} ${String(r.error)}`)
+    return r.ms as number[]
   }
 
   /** `n` calls to `target` at once (so a call volume does not depend on the machine's speed); answers counted per backend id (failures as `!CODE`). */
@@ -173,6 +190,22 @@ export class XdsTestClient {
       out[key] = (out[key] ?? 0) + 1
     }
     return out
+  }
+
+  /**
+   * Start calling `target` at `rate` calls/s in the background (grpc-js client only), until
+   * stopLoad. Each call has its own deadline (`timeoutMs`), so a slow one never holds the rate.
+   */
+  async startLoad(target: string, rate: number, timeoutMs = 3000): Promise<void> {
+    if (this.kind !== 'grpc-js') throw new Error('startLoad: only the grpc-js client implements load')
+    await this.request({ op: 'load-start', target, rate, timeoutMs })
+  }
+
+  /** Stop the load and wait for its calls in flight: every call, with its start and end (epoch ms). */
+  async stopLoad(): Promise<LoadCall[]> {
+    const r = await this.request({ op: 'load-stop' })
+    if (!r.ok) throw new Error(`stopLoad: ${String(r.error)}`)
+    return r.results as LoadCall[]
   }
 
   /** Open channels to `targets` and start resolving them (the client subscribes their Listeners). */
@@ -222,7 +255,8 @@ export class XdsTestClient {
 export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientKind, o: XdsClientOptions): Promise<XdsTestClient> {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
-    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap({ nodeId: o.nodeId, xdsAddress: o.xdsAddress, network: o.network })),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(o.bootstrap ?? grpcBootstrap(o)),
+    SHOAL_TEST_CREDS: o.creds ?? 'insecure',
     NODE_OPTIONS: '',
   }
   let netns: string[] = []
@@ -254,4 +288,88 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
   t.teardown(() => client.close())
   await client.ready()
   return client
+}
+
+/** Assert an `until` result, with the time it took in the message. */
+export function within(t: Pick<Test, 'ok'>, ms: number | null, what: string): void {
+  t.ok(ms !== null, `${what} (${ms === null ? 'timed out' : `${ms} ms`})`)
+}
+
+/** Zero NACKs: in the client's own log and in the xDS server's per-client view (`XdsServer.debugInfo()`, `/debug/xds`). */
+export function noNacks(t: Pick<Test, 'same'>, client: XdsTestClient, dbg: Pick<XdsDebugInfo, 'clients' | 'invalid'>): void {
+  t.same(client.nacks, [], `${client.kind} logged no NACK`)
+  t.same(
+    dbg.clients.flatMap((c) => c.types.filter((x) => x.nackedVersion !== null).map((x) => `${x.type}: ${x.nackError}`)),
+    [],
+    'the server saw no NACK',
+  )
+  t.same(dbg.invalid, [], 'every resource served was valid')
+}
+
+/**
+ * A proxyless gRPC server (grpc-js-xds `XdsServer`, test/lib/xds-server-js.mjs) in its own
+ * process, configured by the agent named in its bootstrap; it answers each call `ID|PEER`
+ * (PEER: the caller's SPIFFE ID over mTLS, '' over plain text). Stopped at teardown.
+ */
+export class XdsTestServer {
+  /** Serving-state changes and errors the server printed, in order. */
+  readonly events: Array<Record<string, unknown>> = []
+  readonly log: string[] = []
+  private exited = false
+
+  constructor(private readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      try {
+        this.events.push(JSON.parse(text) as Record<string, unknown>)
+      } catch {
+        /* not ours */
+      }
+    })
+    createInterface({ input: child.stderr! }).on('line', (text) => {
+      if (LOG_DIR) appendFileSync(join(LOG_DIR, `server-${this.child.pid}.log`), text + '\n')
+      this.log.push(text)
+      if (this.log.length > 2000) this.log.shift()
+    })
+    child.once('exit', () => (this.exited = true))
+  }
+
+  /** Serving: its Listener arrived and its port listens. */
+  get serving(): boolean {
+    return this.events.some((e) => e.serving === true)
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return
+    const gone = new Promise<void>((res) => this.child.once('exit', () => res()))
+    this.child.stdin!.end()
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), 3000)
+    await gone
+    clearTimeout(kill)
+  }
+}
+
+/**
+ * Start an XdsServer with id `id` binding `address` (IP:PORT; gRPC servers take no port 0),
+ * its bootstrap made from `o` (`service` needed), RBAC enabled (GRPC_XDS_EXPERIMENTAL_RBAC).
+ * `plain`: insecure server credentials, which ignore the Listener's TLS.
+ */
+export function startXdsServer(
+  t: Pick<Test, 'teardown'>,
+  id: string,
+  address: string,
+  o: GrpcBootstrapOptions & { plain?: boolean; env?: Record<string, string> },
+): XdsTestServer {
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(grpcBootstrap(o)),
+    GRPC_XDS_EXPERIMENTAL_RBAC: 'true',
+    GRPC_TRACE: 'xds_client,xds_server',
+    GRPC_VERBOSITY: 'DEBUG',
+    NODE_OPTIONS: '',
+    ...o.env,
+  }
+  const args = [join(HERE, 'xds-server-js.mjs'), id, address, ...(o.plain ? ['plain'] : [])]
+  const server = new XdsTestServer(spawn(process.execPath, args, { env, stdio: ['pipe', 'pipe', 'pipe'] }))
+  t.teardown(() => server.close())
+  return server
 }

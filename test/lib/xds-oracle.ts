@@ -77,6 +77,7 @@ export function groupServicePorts(
     name: w.name,
     mode: w.all[0]!.mode,
     singlePort: portsPerName.get(w.name) === 1,
+    idempotent: w.all.every((i) => i.idempotent),
     instances: w.all,
   }))
   // Authorization is resolved against the final groups of the whole snapshot.

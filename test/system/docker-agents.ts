@@ -16,6 +16,7 @@ import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords, takesTraffic, type ServiceRecord } from '../../src/registry/types.js'
 import { waitFor, type Dockerd } from './dockerd.js'
+import type Dockerode from 'dockerode'
 
 export interface DockerAgents {
   /** Discovers the engine's containers. */
@@ -117,4 +118,27 @@ export class StatusLog {
   stop(): void {
     this.unsubscribe()
   }
+}
+
+/** Epoch ms of each Docker event `action` per container id (full), from the engine's own stream. */
+export async function dockerEvents(t: TestLike, docker: Dockerode) {
+  const seen: Array<{ id: string; action: string; at: number }> = []
+  const stream = (await docker.getEvents({ filters: JSON.stringify({ type: ['container'] }) })) as NodeJS.ReadableStream & {
+    destroy(): void
+  }
+  let buf = ''
+  stream.on('data', (c: Buffer) => {
+    buf += c.toString()
+    let nl: number
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim()
+      buf = buf.slice(nl + 1)
+      if (!line) continue
+      const e = JSON.parse(line) as { id?: string; Action?: string; Actor?: { ID?: string } }
+      seen.push({ id: e.Actor?.ID ?? e.id ?? '', action: (e.Action ?? '').split(':')[0]!, at: Date.now() })
+    }
+  })
+  stream.on('error', () => {})
+  t.teardown(() => stream.destroy())
+  return { at: (id: string, action: string) => seen.find((e) => e.id === id && e.action === action)?.at }
 }

@@ -7,33 +7,9 @@
 // after its stop timeout plus a margin; a signal that is not a stop signal changes nothing; a
 // container whose HEALTHCHECK is still `starting` is not routed at all.
 import t from 'tap'
-import type Dockerode from 'dockerode'
 import type { Agent } from '../../src/agent/agent.js'
 import { IMAGE, startDockerd, waitFor } from './dockerd.js'
-import { dockerAgents, StatusLog } from './docker-agents.js'
-
-/** Epoch ms of each Docker event `action` per container id (full), from the engine's own stream. */
-async function dockerEvents(t: { teardown(fn: () => unknown): void }, docker: Dockerode) {
-  const seen: Array<{ id: string; action: string; at: number }> = []
-  const stream = (await docker.getEvents({ filters: JSON.stringify({ type: ['container'] }) })) as NodeJS.ReadableStream & {
-    destroy(): void
-  }
-  let buf = ''
-  stream.on('data', (c: Buffer) => {
-    buf += c.toString()
-    let nl: number
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim()
-      buf = buf.slice(nl + 1)
-      if (!line) continue
-      const e = JSON.parse(line) as { id?: string; Action?: string; Actor?: { ID?: string } }
-      seen.push({ id: e.Actor?.ID ?? e.id ?? '', action: (e.Action ?? '').split(':')[0]!, at: Date.now() })
-    }
-  })
-  stream.on('error', () => {})
-  t.teardown(() => stream.destroy())
-  return { at: (id: string, action: string) => seen.find((e) => e.id === id && e.action === action)?.at }
-}
+import { dockerAgents, dockerEvents, StatusLog } from './docker-agents.js'
 
 async function killEvents(a: Agent): Promise<number> {
   const m = await a.registry.getSingleMetric('shoal_docker_events_total')?.get()

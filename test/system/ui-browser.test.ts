@@ -3,9 +3,10 @@
 // what it shows of B and C comes over gossip. Without a reload it shows a service added to
 // agent C's static file (with an authorization service that does not exist: the xDS warnings
 // panel says so), a health-check status change on B, and C crashing (its member state, its
-// instances gone). Saves screenshots under test-output/.
+// instances gone). Issue 16: an instance's details with its check result, drain and undrain
+// through the buttons, serving counts, deep links. Saves screenshots under test-output/.
 import t from 'tap'
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +14,7 @@ import { Agent } from '../../src/agent/agent.js'
 import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
+import { AdsClient, TypeUrl } from '../xds-fixture.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -176,12 +178,95 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   t.match(await page.textContent('tr[data-service="web"]'), /:10001/, 'the ServicePort is shown')
   const cls = (id: string) => page.$eval(`[data-instance="${id}"]`, (e) => e.className as string)
   t.match(await cls('web-c'), /st-draining/, "draining (set on node-c) has its own colour on node-a's page")
+  t.equal(
+    await page.textContent('[data-instance="web-c"] .status'),
+    'draining (operator)',
+    'the drain reason is shown beside the status (issue 14)',
+  )
   t.match(await cls('orders-c'), /st-unhealthy/, 'a failing check on node-c shows unhealthy')
   t.match(await cls('redis-a'), /st-unknown/, 'no check: unknown')
   t.match(await cls('orders-b'), /st-alive/, 'a passing check on node-b shows alive')
 
   mkdirSync(OUT, { recursive: true })
   await page.screenshot({ path: join(OUT, 'ui-initial.png'), fullPage: true })
+
+  // Issue 16: counts say serving; a drained instance is draining, not down (no red).
+  const summary = (svc: string) => page.$eval(`tr[data-service="${svc}"] .svc-health`, (e) => [e.textContent, e.className])
+  t.same(await summary('web'), ['2 of 3 serving · 1 draining', 'svc-health svc-health-draining'], 'web: draining is not counted as down')
+  t.same(await summary('orders'), ['1 of 2 serving · 1 unhealthy', 'svc-health svc-health-warn'])
+
+  // Details of an instance on its owner's page: the check, its target and what it found.
+  const pageC = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  pageC.on('pageerror', (e) => pageErrors.push(e.message))
+  await pageC.goto(`http://127.0.0.1:${agents.get('node-c')!.bound.http}/`)
+  await pageC.waitForFunction(() => !!document.querySelector('[data-instance="orders-c"]'))
+  await pageC.click('[data-instance="orders-c"]')
+  await pageC.waitForFunction(() => /connection refused/.test(document.getElementById('details-fields')?.textContent ?? ''), undefined, {
+    timeout: 10_000,
+  })
+  const details = (await pageC.textContent('#details-fields')) ?? ''
+  t.match(details, /checkTcp 127\.0\.0\.1:\d+/, 'the check type and target')
+  t.match(details, /last checkfail: connection refused at .*, 0 passes \/ \d+ failures in a row/, 'the last check result')
+  t.match(details, /detailTcp 127\.0\.0\.1:\d+: connection refused/, 'the detail other hosts learn')
+  await pageC.screenshot({ path: join(OUT, 'ui-details.png'), fullPage: true })
+  // `npm run ui:screenshot` keeps this one as the README's picture.
+  if (process.env.SHOAL_UI_SCREENSHOT) copyFileSync(join(OUT, 'ui-details.png'), process.env.SHOAL_UI_SCREENSHOT)
+
+  // Drain through the button on node-a's page; node-c's page (another agent) sees it, then the undrain.
+  await page.click('[data-instance="redis-a"]')
+  await page.waitForFunction(() => document.getElementById('details-actions')?.hidden === false)
+  await page.fill('#drain-reason', 'maintenance')
+  await page.click('#drain')
+  await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-draining'), undefined, {
+    timeout: 10_000,
+  })
+  t.pass("a drain through node-a's button reaches node-c's page")
+  await page.waitForFunction(
+    () => /drained by an operator: maintenance/.test(document.getElementById('details-fields')?.textContent ?? ''),
+    undefined,
+    {
+      timeout: 10_000,
+    },
+  )
+  t.pass("the drain's reason is shown")
+  await page.waitForFunction(() => document.getElementById('undrain')?.hidden === false)
+  await page.click('#undrain')
+  await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-unknown'), undefined, {
+    timeout: 10_000,
+  })
+  t.pass("the undrain reaches node-c's page")
+  await pageC.close()
+
+  // An xDS client of node-a NACKs its clusters: the page lists it with the NACK's error text.
+  const ads = new AdsClient(a.bound.xds)
+  t.teardown(() => ads.close())
+  ads.send({ type_url: TypeUrl.cluster, node: { id: 'envoy-ui', cluster: 'ui-test', user_agent_name: 'envoy' } })
+  const cds = await ads.next(10_000)
+  ads.send({
+    type_url: cds.type_url,
+    version_info: '',
+    response_nonce: cds.nonce,
+    error_detail: { code: 3, message: 'rejected by the UI test' },
+  })
+  await page.waitForFunction(
+    () => /rejected by the UI test/.test(document.querySelector('tr[data-xds-client="envoy-ui"]')?.textContent ?? ''),
+    undefined,
+    { timeout: 10_000 },
+  )
+  t.match(
+    await page.textContent('tr[data-xds-client="envoy-ui"]'),
+    /envoy-uienvoycds.*—.*: rejected by the UI test/,
+    'the NACKing client, its type and the error',
+  )
+  ads.close()
+
+  // Deep links an alert can point at.
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/services/orders`)
+  await page.waitForFunction(() => document.querySelector('tr[data-service="orders"]')?.classList.contains('selected'))
+  t.pass('#/services/orders selects the orders row')
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/hosts/node-b`)
+  await page.waitForFunction(() => document.querySelector('th[data-host="node-b"]')?.classList.contains('selected'))
+  t.pass('#/hosts/node-b selects the node-b column')
 
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
   writeStatic('node-c', [

@@ -28,6 +28,7 @@ function el(tag, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue
     if (k === 'class') e.className = v
     else if (k === 'text') e.textContent = v
+    else if (k === 'onclick') e.addEventListener('click', v)
     else e.setAttribute(k, v === true ? '' : String(v))
   }
   for (const c of children) if (c !== undefined && c !== null) e.append(c)
@@ -68,6 +69,11 @@ function putRecord(r) {
   model.touched.set(r.id, Date.now())
 }
 
+/** A status with the owner's reason when it gives one (`draining (stopping)`, `unhealthy (starting)`). */
+function statusText(r) {
+  return r.reason ? `${r.status} (${r.reason})` : r.status
+}
+
 function applyCatalog(ev) {
   switch (ev.type) {
     case 'service-added':
@@ -76,8 +82,8 @@ function applyCatalog(ev) {
       break
     case 'service-updated':
       putRecord(ev.record)
-      if (ev.previous && ev.previous.status !== ev.record.status) {
-        note(`${ev.record.name} on ${ev.record.host}: ${ev.previous.status} → ${ev.record.status}`, ev.record.status)
+      if (ev.previous && statusText(ev.previous) !== statusText(ev.record)) {
+        note(`${ev.record.name} on ${ev.record.host}: ${statusText(ev.previous)} → ${statusText(ev.record)}`, ev.record.status)
       }
       break
     case 'service-removed':
@@ -174,26 +180,42 @@ function instanceBadge(r) {
   const tags = r.tags || []
   const attributes = Object.entries(r.attributes || {}).map(([k, v]) => `${k}=${v}`)
   const title =
-    `${r.id} · ${r.image || 'no image'} · ${r.status}` +
+    `${r.id} · ${r.image || 'no image'} · ${statusText(r)}` +
     (ports ? ` · ${ports}` : '') +
     (tags.length ? ` · tags: ${tags.join(', ')}` : '') +
     (attributes.length ? ` · ${attributes.join(', ')}` : '')
   const fresh = Date.now() - (model.touched.get(r.id) || 0) < HIGHLIGHT_MS
   return el(
     'span',
-    { class: `badge st-${r.status}` + (fresh ? ' fresh' : ''), title, 'data-instance': r.id },
+    {
+      class: `badge st-${r.status}` + (fresh ? ' fresh' : ''),
+      title,
+      'data-instance': r.id,
+      role: 'button',
+      tabindex: '0',
+      onclick: () => openDetails(r.host, r.id),
+    },
     el('span', { class: 'dot' }),
     el('span', { class: 'port', text: ports || r.id }),
-    el('span', { class: 'status', text: r.status }),
+    el('span', { class: 'status', text: statusText(r) }),
     ...tags.map((tag) => el('span', { class: 'tag', text: tag })),
   )
 }
 
+/**
+ * "N of M serving": `serving` is the agent's word on whether a status takes traffic (alive or
+ * unknown), never restated here. Red only when none serves and one is unhealthy; a drained
+ * instance is draining, not down.
+ */
 function healthSummary(s) {
   const all = [...s.byHost.values()].flat()
-  const up = all.filter((r) => r.status === 'alive').length
-  const cls = up === all.length ? 'ok' : up === 0 ? 'bad' : 'warn'
-  return el('div', { class: `svc-health svc-health-${cls}`, text: `${up} of ${all.length} alive` })
+  const serving = all.filter((r) => r.serving).length
+  const draining = all.filter((r) => r.status === 'draining').length
+  const unhealthy = all.filter((r) => r.status === 'unhealthy').length
+  const cls = serving === all.length ? 'ok' : serving === 0 && unhealthy > 0 ? 'bad' : unhealthy > 0 ? 'warn' : 'draining'
+  const text =
+    `${serving} of ${all.length} serving` + (draining ? ` · ${draining} draining` : '') + (unhealthy ? ` · ${unhealthy} unhealthy` : '')
+  return el('div', { class: `svc-health svc-health-${cls}`, text })
 }
 
 function renderHeader(hosts, services) {
@@ -221,7 +243,7 @@ function renderGrid(hosts, services) {
     head.append(
       el(
         'th',
-        { scope: 'col', class: `host host-${state}` + (name === model.node ? ' host-self' : '') },
+        { scope: 'col', class: `host host-${state}` + (name === model.node ? ' host-self' : ''), 'data-host': name },
         el('div', { class: 'host-name', text: name }),
         el('div', { class: 'host-meta' }, pill(state), el('span', { class: 'addr', text: address })),
       ),
@@ -278,6 +300,7 @@ function renderMembers() {
         el('td', { class: 'mono', text: m.address }),
         el('td', {}, pill(m.state)),
         el('td', { class: 'num', text: String(m.incarnation) }),
+        el('td', { class: 'mono muted', title: m.bootId, text: (m.bootId || '').slice(0, 8) }),
         el('td', { class: 'muted', title: new Date(m.lastChange).toISOString(), text: ago(m.lastChange) }),
       ),
     ),
@@ -333,6 +356,32 @@ function xdsWarnings(x) {
   return items
 }
 
+/** One row per client and resource type: what it subscribed to, the version it ACKed, the one it NACKed and why. */
+function renderXdsClients(clients) {
+  const rows = []
+  for (const c of clients) {
+    for (const sub of c.types) {
+      rows.push(
+        el(
+          'tr',
+          { 'data-xds-client': c.nodeId },
+          el('td', { class: 'mono', text: c.nodeId || `stream ${c.stream}` }),
+          el('td', { text: c.kind }),
+          el('td', { text: sub.type }),
+          el('td', { class: 'mono', text: sub.wildcard ? '* (all)' : sub.names.join(', ') }),
+          el('td', { class: 'mono', text: sub.ackedVersion || '—' }),
+          el('td', {
+            class: sub.nackedVersion ? 'mono nack' : 'mono',
+            text: sub.nackedVersion ? `${sub.nackedVersion}: ${sub.nackError}` : '—',
+          }),
+        ),
+      )
+    }
+  }
+  $('xds-clients-panel').hidden = rows.length === 0
+  $('xds-clients').replaceChildren(...rows)
+}
+
 let xdsTimer = null
 function refreshXds() {
   if (xdsTimer) return
@@ -343,6 +392,7 @@ function refreshXds() {
       const items = xdsWarnings(x)
       $('xds-warnings').hidden = items.length === 0
       $('xds-list').replaceChildren(...items.map((text) => el('li', { text })))
+      renderXdsClients(x.clients ?? [])
     } catch {
       // the agent is restarting: the next catalog event tries again
     }
@@ -367,6 +417,107 @@ async function refreshSources() {
 setInterval(refreshSources, 5000)
 refreshSources()
 
+// ---- instance details (a badge opened) ---------------------------------------------
+
+/** The open instance: { host, id }, or null. */
+let opened = null
+
+function openDetails(host, id) {
+  opened = { host, id }
+  $('action-result').textContent = ''
+  $('drain-reason').value = ''
+  renderDetails()
+  $('details').hidden = false
+  $('details').scrollIntoView({ block: 'nearest' })
+}
+
+function field(name, value) {
+  return value === undefined || value === null || value === '' ? [] : [el('dt', { text: name }), el('dd', { text: String(value) })]
+}
+
+/** The record from the stream, and what only its owner knows from this agent's /api/services/NAME.json when it is local. */
+async function renderDetails() {
+  if (!opened) return
+  const h = model.hosts.get(opened.host)
+  const r = h && h.services.get(opened.id)
+  if (!r) {
+    $('details-title').textContent = `${opened.id} on ${opened.host}: gone`
+    $('details-fields').replaceChildren()
+    $('details-actions').hidden = true
+    return
+  }
+  let own = null
+  if (r.host === model.node) {
+    try {
+      const v = await (await fetch(`/api/services/${encodeURIComponent(r.name)}.json`)).json()
+      own = (v.instances || []).find((i) => i.id === r.id && i.host === r.host) || null
+    } catch {
+      // the agent is restarting: the record alone is shown
+    }
+  }
+  const c = own && own.check
+  const l = own && own.local
+  $('details-title').textContent = `${r.name} · ${r.id} on ${r.host}`
+  $('details-fields').replaceChildren(
+    ...field('status', r.status + (r.serving ? ' (serving)' : ' (not serving)')),
+    ...field('reason', r.reason),
+    ...field('detail', r.detail),
+    ...field('image', r.image),
+    ...field('ports', r.ports.map((p) => `${p.ip}:${p.port} → ServicePort ${p.servicePort}`).join(', ')),
+    ...field('proxy mode', r.proxyMode),
+    ...field('version', r.version.join('.')),
+    ...field('last change', r.updated ? `${new Date(r.updated).toISOString()} (${ago(r.updated)})` : ''),
+    ...field('source', l && `${l.source}${l.origin ? `: ${l.origin}` : ''}`),
+    ...field('container', l && l.containerId),
+    ...field('check', c ? `${c.type}${c.target ? ` ${c.target}` : ''}` : l && l.checkSpec ? `${l.checkSpec.type} (not run yet)` : ''),
+    ...field(
+      'last check',
+      c &&
+        `${c.outcome}${c.error ? `: ${c.error}` : ''}${c.httpStatus !== undefined ? ` (HTTP ${c.httpStatus})` : ''} at ${new Date(c.at).toLocaleTimeString()}, ${c.passes} passes / ${c.fails} failures in a row`,
+    ),
+    ...field('check output', c && c.output),
+    ...field('drained', l && l.drain && `${new Date(l.drain.at).toLocaleTimeString()}${l.drain.reason ? `: ${l.drain.reason}` : ''}`),
+    ...field(
+      'labels',
+      Object.keys(r.labels || {}).length
+        ? Object.entries(r.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n')
+        : '',
+    ),
+    ...(r.host === model.node ? [] : field('more', `its check result is on ${r.host}'s agent`)),
+  )
+  $('details-actions').hidden = r.host !== model.node
+  $('drain').hidden = r.status === 'draining' && r.reason === 'operator'
+  $('undrain').hidden = !(r.status === 'draining' && r.reason === 'operator')
+}
+
+/** Drain or undrain the open local instance (this agent answers loopback callers, or needs its API token). */
+async function act(on) {
+  if (!opened) return
+  const reason = $('drain-reason').value.trim()
+  const q = on && reason ? `?reason=${encodeURIComponent(reason)}` : ''
+  const res = await fetch(`/api/instances/${encodeURIComponent(opened.id)}/${on ? 'drain' : 'undrain'}${q}`, { method: 'POST' })
+  const body = await res.json().catch(() => ({}))
+  $('action-result').textContent = res.ok ? (on ? 'drained' : 'undrained') : `${res.status}: ${body.message || body.error || 'failed'}`
+}
+
+// ---- deep links: #/services/NAME, #/hosts/NAME -------------------------------------
+
+function applyHash() {
+  for (const e of document.querySelectorAll('.selected')) e.classList.remove('selected')
+  const m = /^#\/(services|hosts)\/(.+)$/.exec(location.hash)
+  if (!m) return
+  const name = decodeURIComponent(m[2])
+  const target =
+    m[1] === 'services'
+      ? [...document.querySelectorAll('#grid-body tr')].find((tr) => tr.getAttribute('data-service') === name)
+      : [...document.querySelectorAll('#grid-head th.host')].find((th) => th.getAttribute('data-host') === name)
+  if (!target) return
+  target.classList.add('selected')
+  target.scrollIntoView({ block: 'nearest', inline: 'nearest' })
+}
+
 let scheduled = false
 function render() {
   if (scheduled) return
@@ -379,6 +530,8 @@ function render() {
     renderGrid(hosts, services)
     renderMembers()
     renderEvents()
+    renderDetails()
+    applyHash()
   })
 }
 
@@ -413,6 +566,14 @@ function connect() {
 
 document.addEventListener('DOMContentLoaded', () => {
   $('filter').addEventListener('input', render)
+  $('details-close').addEventListener('click', () => {
+    opened = null
+    $('details').hidden = true
+  })
+  $('drain').addEventListener('click', () => act(true))
+  $('undrain').addEventListener('click', () => act(false))
+  window.addEventListener('hashchange', applyHash)
+  setInterval(refreshXds, 2000) // a client's ACK or NACK is no catalog event
   setInterval(renderMembers, 5000) // keeps "last change" ages current
   render()
   connect()

@@ -1,0 +1,119 @@
+/**
+ * Rolling restarts under load, with drain-on-stop and without it, in one run (issue 14).
+ * Needs root and the apt packages docker.io + busybox-static (the private dockerd of the
+ * system tests, test/system/dockerd.ts).
+ *
+ * Run:   node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/docker-roll.ts
+ * Env:   BENCH_ROUNDS=5   times each of the 3 replicas is replaced per roll
+ *        BENCH_OUT=bench/RESULTS-roll.md   (empty: write nothing)
+ *
+ * Each roll is test/system/roll.ts on a fresh private dockerd: 3 replicas of a gRPC echo
+ * server in containers (each call takes 20 ms), two agents (lan), a grpc-js-xds client on
+ * host-b calling at 200 calls/s; every replica replaced BENCH_ROUNDS times (docker stop, docker
+ * run). The replicas' behaviour on SIGTERM: linger (serve 1 s more, then exit), refuse (stop
+ * accepting at once, exit when the calls in flight are done), abrupt (exit at once; with and
+ * without shoal.idempotent=true). Each is rolled with host-a's --drain-on-stop true and false.
+ */
+import { execSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { startDockerd } from '../test/system/dockerd.js'
+import { rollingRestart, type OnTerm, type RollResult } from '../test/system/roll.js'
+import { benchHarness, machineSection, pct } from './stats.js'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const OUT = process.env.BENCH_OUT ?? new URL('./RESULTS-roll.md', import.meta.url).pathname
+
+interface Case {
+  onTerm: OnTerm
+  idempotent: boolean
+  what: string
+}
+const CASES: Case[] = [
+  { onTerm: 'linger', idempotent: false, what: 'serves 1 s after SIGTERM, then exits' },
+  { onTerm: 'refuse', idempotent: false, what: 'refuses new connections at SIGTERM, exits when its calls are done' },
+  { onTerm: 'abrupt', idempotent: false, what: 'exits at SIGTERM with calls in flight' },
+  { onTerm: 'abrupt', idempotent: true, what: 'the same, labelled `shoal.idempotent=true`' },
+]
+
+/** One roll with its own engine, agents and client, all stopped before it returns. */
+async function roll(c: Case, drainOnStop: boolean): Promise<RollResult | string> {
+  const harness = benchHarness()
+  try {
+    const d = await startDockerd(harness)
+    if (!d) return harness.skipped ?? 'no dockerd'
+    return await rollingRestart(harness, d, { onTerm: c.onTerm, idempotent: c.idempotent, drainOnStop, rounds: ROUNDS })
+  } finally {
+    await harness.close()
+  }
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '-')
+
+async function main() {
+  const loadBefore = execSync('uptime').toString().trim()
+  const rows: string[] = []
+  for (const c of CASES) {
+    for (const drainOnStop of [true, false]) {
+      const r = await roll(c, drainOnStop)
+      if (typeof r === 'string') {
+        console.log(`skipped: ${r}`)
+        process.exitCode = 2
+        return
+      }
+      const failures = Object.entries(r.failures)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')
+      const row = `| ${c.onTerm}: ${c.what} | ${drainOnStop ? 'on' : 'off'} | ${r.calls} | **${r.failed}**${failures ? ` (${failures})` : ''} | ${fmt(pct(r.sigtermToOut, 50))} / ${fmt(pct(r.sigtermToOut, 99))} | ${fmt(pct(r.checkToFirstCall, 50))} / ${fmt(pct(r.checkToFirstCall, 99))} |`
+      console.log(row)
+      rows.push(row)
+    }
+  }
+  const loadAfter = execSync('uptime').toString().trim()
+  const dockerVersion = execSync('dockerd --version').toString().trim()
+  const table = [
+    `| replica on SIGTERM | drain-on-stop | calls | failed | SIGTERM -> out of host-b's routing, p50 / p99 (ms) | first passing check -> first call, p50 / p99 (ms) |`,
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n')
+  if (!OUT) return
+  writeFileSync(
+    OUT,
+    [
+      '# Rolling restarts under load: measured',
+      '',
+      '`bench/docker-roll.ts` (run as root: `node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/docker-roll.ts`).',
+      `Each roll on a fresh private dockerd (${dockerVersion}): 3 replicas of a gRPC echo server in containers (each call takes`,
+      '20 ms), two real agents in one Node process (`--profile lan`; host-a discovers the containers on the `bridge` network with',
+      'a Tcp check, host-b `--discovery none`), a grpc-js-xds 1.14 client on host-b calling `xds:///echo:10001` at 200 calls/s;',
+      `every replica replaced ${ROUNDS} times, one at a time: \`docker stop\` the old one, \`docker run\` a new one, wait until host-b`,
+      'serves it, then 1 s. "Out of host-b\'s routing": host-b\'s catalog shows the instance draining or gone, measured from',
+      'Docker\'s `kill` event. "First call": the end of the first call the new replica answered, from its first passing check',
+      'on host-a. Drain-on-stop on and off are measured in the same run.',
+      '',
+      table,
+      '',
+      ...machineSection(loadBefore, loadAfter),
+      '',
+      '## Reading',
+      '',
+      "- With drain-on-stop the stopping replica leaves host-b's routing a few ms after Docker's kill event (the event, one",
+      '  gossip broadcast, no wait for the process); without it, when Docker reports the process dead.',
+      '- Failed calls are what the caller saw, after its client retried what its route allows: UNAVAILABLE only for',
+      '  `shoal.idempotent=true`, plus gRPC transparent retries of calls that never reached a server application (README,',
+      '  Retries). Each call has a 3 s deadline.',
+      '- Both agents and the bench share one event loop, and the 2 cores with dockerd, containerd, the replicas and whatever',
+      '  else ran (see load): tails are upper bounds.',
+      '',
+    ].join('\n'),
+  )
+  console.log(`wrote ${OUT}`)
+}
+
+main().then(
+  // Everything was stopped; a handle a library leaves behind must not keep the bench alive.
+  () => process.exit(),
+  (e) => {
+    console.error(e)
+    process.exit(1)
+  },
+)

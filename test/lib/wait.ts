@@ -1,0 +1,15 @@
+/**
+ * Polls `f` every 100 ms until it gives a value (not undefined; a throw counts as none yet) and
+ * returns it; throws naming `what` after `ms` (generous: CI runs on a loaded 2-core machine).
+ */
+export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await Promise.resolve()
+      .then(f)
+      .catch(() => undefined)
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
