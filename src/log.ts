@@ -37,3 +37,52 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' })
 }
+
+/**
+ * Rate limit for warnings about traffic anyone can send (rejected packets, forged notices,
+ * abusive streams): at most one line per key every `windowMs` (default 60 s), and the next
+ * line says how many were held back. At most `maxKeys` keys (default 1024) are remembered,
+ * least recently logged forgotten first, so a flood of forged senders cannot grow it.
+ *
+ * @example
+ *   const limit = new LogLimiter({}, { clock })
+ *   const held = limit.admit(`${host}|oversize`)
+ *   if (held !== undefined) log.warn(`... ${LogLimiter.suffix(held)}`)
+ */
+export class LogLimiter {
+  private readonly seen = new Map<string, { at: number; suppressed: number }>()
+  private readonly windowMs: number
+  private readonly maxKeys: number
+
+  constructor(
+    opts: { windowMs?: number; maxKeys?: number },
+    private readonly components: { clock: { now(): number } },
+  ) {
+    this.windowMs = opts.windowMs ?? 60_000
+    this.maxKeys = opts.maxKeys ?? 1024
+  }
+
+  /** Undefined when `key` was logged less than windowMs ago (counted); else the number held back since its last line. */
+  admit(key: string): number | undefined {
+    const now = this.components.clock.now()
+    const entry = this.seen.get(key)
+    if (entry && now - entry.at < this.windowMs) {
+      entry.suppressed++
+      return undefined
+    }
+    this.seen.delete(key)
+    this.seen.set(key, { at: now, suppressed: 0 })
+    if (this.seen.size > this.maxKeys) this.seen.delete(this.seen.keys().next().value!)
+    return entry?.suppressed ?? 0
+  }
+
+  /** Keys remembered now (at most maxKeys). */
+  get size(): number {
+    return this.seen.size
+  }
+
+  /** The tail of a line: ` (N more from there since the last line)`, or '' for none. */
+  static suffix(suppressed: number): string {
+    return suppressed > 0 ? ` (${suppressed} more from there since the last line)` : ''
+  }
+}

@@ -88,6 +88,7 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     probesFailed: 1,
     suspicions: 2,
     refutations: 1,
+    nameConflicts: 7,
     decodeErrors: 3,
     unknownMessages: 2,
     unknownFields: 6,

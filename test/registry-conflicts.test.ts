@@ -49,8 +49,9 @@ t.test('a ServicePort conflict is logged once when it appears and cleared when i
   const appeared = await until('the conflict line', () => a.lines.find((l) => l.servicePort === 10001 && l.level === 40))
   t.equal(
     appeared.msg,
-    "ServicePort 10001 is claimed by web, x: only web is served (xDS and DNS); give x another ServicePort (ServicePort_<port> label or the static entry's servicePort)",
+    "ServicePort 10001 is claimed by web (on a), x (on a): only web is served (xDS and DNS); give x another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named",
   )
+  t.same(appeared.hosts, { web: ['a'], x: ['a'] }, 'the line names the hosts of each claim')
   const want = [{ servicePort: 10001, winner: 'web', losers: ['x'] }]
   t.same((await services(a)).conflicts, want, '/api/services.json lists it')
   t.same((await services(a)).services.find((s) => s.name === 'x')?.conflicts, want, "and the loser's own entry")
@@ -69,7 +70,7 @@ t.test('a ServicePort conflict is logged once when it appears and cleared when i
   t.equal(a.lines.filter((l) => l.servicePort === 10001 && l.level === 40).length, 1, 'the first conflict was logged once')
   t.match(
     a.lines.find((l) => l.servicePort === 10002 && l.level === 40)?.msg,
-    /^ServicePort 10002 is claimed by api, b: only api is served/,
+    /^ServicePort 10002 is claimed by api \(on a\), b \(on a\): only api is served/,
   )
 
   // Both resolved: x moves to its own ServicePort, b goes.

@@ -83,6 +83,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly joinWatch: JoinWatch
   private readyTimer?: Timer
   private ready = false
+  /** Ready without any peer exchange: xDS holds reconnecting clients until one, or until this timer (see warmStart). */
+  private resumeHold?: Timer
   /** What the warm start still waits for (README "Warm start"): the sources' first views, a first clean exchange with a peer. */
   private readonly waitingFor = new Set<'sources' | 'peers'>(['sources', 'peers'])
   private started = false
@@ -145,7 +147,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     const log = this.logger
     const clock = this.clock
     // Unprefixed: the standard process_* and nodejs_* names that Node and process dashboards read.
-    collectDefaultMetrics({ register: this.registry })
+    // The event-loop lag histogram samples every 100 ms rather than prom-client's 10 ms: a timer
+    // firing 100 times a second was a third of an idle agent's CPU; each sample still measures
+    // the lag to the microsecond.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 })
     registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
     // Before anything binds: a --join of names that all resolve to nothing is a start-up error.
     await checkSeedNames(cfg.join)
@@ -289,6 +294,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.registry,
       () => gossip.stats(),
       () => gossip.members(),
+      transport instanceof NetTransport ? () => transport.stats() : undefined,
     )
     registerCatalogMetrics(this.registry, catalog, () => conflicts.list().length)
     registerRegistryMetrics(this.registry, () => ({
@@ -357,10 +363,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  /** One condition of the warm start is met; ready once none is left. */
+  /** One condition of the warm start is met; ready once none is left. A peer exchange after the ready timeout releases held xDS clients. */
   private readyPart(part: 'sources' | 'peers', why: string): void {
     this.waitingFor.delete(part)
+    if (part === 'peers' && this.resumeHold) this.releaseResuming(why)
     if (this.waitingFor.size === 0) this.markReady(why)
+  }
+
+  /** Serve the xDS clients that reconnected holding a configuration, held since the ready timeout. */
+  private releaseResuming(why: string): void {
+    if (!this.resumeHold || this.stopping) return
+    this.resumeHold.cancel()
+    this.resumeHold = undefined
+    this.xds?.setReady(true)
+    this.logger.info({ why }, 'serving xDS to reconnecting clients too')
   }
 
   /**
@@ -372,14 +388,26 @@ export class Agent extends EventEmitter<AgentEvents> {
   private warmStart(bridge: GossipBridge): void {
     const gossip = this.gossip!
     this.readyTimer = this.clock.setTimer(this.config.readyTimeoutMs, () => {
+      const unsynced = bridge.unsyncedOwners()
+      // No exchange at all (none rejected a record either): the view holds this host only.
+      const alone = this.waitingFor.has('peers') && unsynced.length === 0
       const missing = [...this.waitingFor].map((p) =>
-        p === 'peers'
-          ? `a clean exchange with a peer (${bridge.unsyncedOwners().join(', ') || 'none yet'} not in sync)`
-          : 'the first view of every source',
+        p === 'sources'
+          ? 'the first view of every source'
+          : alone
+            ? "any peer exchange (no peer has exchanged state with this agent yet, so only this host's services are known)"
+            : `a clean exchange with a peer (records of ${unsynced.join(', ')} were rejected)`,
       )
+      if (alone) this.holdResuming()
       this.markReady(`ready timeout: serving without ${missing.join(' and ')}`)
     })
-    this.parts.push({ name: 'warm-start', stop: () => this.readyTimer?.cancel() })
+    this.parts.push({
+      name: 'warm-start',
+      stop: () => {
+        this.readyTimer?.cancel()
+        this.resumeHold?.cancel()
+      },
+    })
     if (this.config.join.length === 0) return
     gossip
       .join(this.config.join, { retry: true, signal: this.joinAbort.signal, onAttempt: (a) => this.joinWatch.attempt(a) })
@@ -393,11 +421,37 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
   }
 
+  /**
+   * The ready timeout came with no peer exchange: serve new xDS clients this host's view, but
+   * never a client that reconnects holding a configuration (an Envoy after this agent
+   * restarted: its Clusters of other hosts would all go). It keeps what it holds until the
+   * first peer exchange (a peer's probe brings one within about a probe interval: the gossip
+   * join back), or, when none comes, for two push-pull intervals (lan 60 s): by then any peer
+   * that knows this agent would have push-pulled with it, so this host is most likely alone.
+   */
+  private holdResuming(): void {
+    const holdMs = 2 * this.gossip!.timing.pushPullIntervalMs
+    this.resumeHold = this.clock.setTimer(holdMs, () => {
+      this.logger.warn(
+        { heldMs: holdMs },
+        `still no peer exchange after ${holdMs / 1000} s more: serving reconnecting xDS clients this host's services only`,
+      )
+      this.releaseResuming(`no peer exchange within ${holdMs} ms after the ready timeout`)
+    })
+    this.logger.warn(
+      { readyTimeoutMs: this.config.readyTimeoutMs, holdMs, join: this.config.join },
+      `no peer has exchanged state with this agent yet; serving only this host's services to new xDS clients, and holding clients that reconnect with a configuration (keeping theirs) for up to ${holdMs / 1000} s until a peer does. ` +
+        (this.config.join.length === 0
+          ? 'If other agents run, give --join with the gossip address of one (or more) of them'
+          : 'Check that a --join seed is reachable (see /readyz)'),
+    )
+  }
+
   private markReady(why: string): void {
     if (this.ready || this.stopping) return
     this.ready = true
     this.readyTimer?.cancel()
-    this.xds?.setReady(true)
+    this.xds?.setReady(true, { holdResuming: this.resumeHold !== undefined })
     this.dns?.setReady(true)
     this.logger.info({ why }, 'ready: serving xDS')
     this.emit('ready')

@@ -15,7 +15,7 @@ import { isIP } from 'node:net'
 import { formatHostPort, type HostPort } from '../address.js'
 import type { Clock } from '../clock.js'
 import { ShoalError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { LogLimiter, type Logger } from '../log.js'
 import type { JoinAttempt, JoinFailureReason, Rejection, RejectReason, SeedFailure } from '../gossip/index.js'
 
 /** What to do about a seed that failed for each reason, said to the joining agent's operator. */
@@ -192,32 +192,21 @@ export async function checkSeedNames(seeds: HostPort[], timeoutMs = 5000): Promi
 
 /** The receiving side: one warning per sender host and reason at most every `windowMs` (default 60 s). */
 export class RejectionLog {
-  private readonly seen = new Map<string, { at: number; suppressed: number }>()
-  private readonly windowMs: number
+  private readonly limit: LogLimiter
 
   constructor(
     opts: { windowMs?: number },
     private readonly components: { logger: Logger; clock: Clock },
   ) {
-    this.windowMs = opts.windowMs ?? 60_000
+    this.limit = new LogLimiter(opts, components)
   }
 
   add(r: Rejection): void {
-    const key = `${hostOf(r.from)}|${r.reason}`
-    const now = this.components.clock.now()
-    const entry = this.seen.get(key)
-    if (entry && now - entry.at < this.windowMs) {
-      entry.suppressed++
-      return
-    }
-    const more = entry && entry.suppressed > 0 ? ` (${entry.suppressed} more from there since the last line)` : ''
-    this.seen.delete(key)
-    this.seen.set(key, { at: now, suppressed: 0 })
-    // A flood of forged sources must not grow this without bound: forget the oldest.
-    if (this.seen.size > 1024) this.seen.delete(this.seen.keys().next().value!)
+    const held = this.limit.admit(`${hostOf(r.from)}|${r.reason}`)
+    if (held === undefined) return
     this.components.logger.warn(
       { from: r.from, via: r.via, reason: r.reason },
-      `gossip from ${r.from} rejected (${r.via}): ${r.message}; ${rejectAdvice(r.reason)}${more}`,
+      `gossip from ${r.from} rejected (${r.via}): ${r.message}; ${rejectAdvice(r.reason)}${LogLimiter.suffix(held)}`,
     )
   }
 }

@@ -164,6 +164,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private earlyTokens: number
   private earlyTokensAt = 0
   private pushPullInflight = 0
+  /** A push-pull with a peer completed (either direction) since start: see joinBack. */
+  private exchanged = false
+  private joinBackInflight = false
+  private lastJoinBackAt = -Infinity
   private readonly counters = {
     // Every message type from the start, at zero, so that each series exists before its first packet.
     packetsIn: zeroByType(),
@@ -176,6 +180,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     probesFailed: 0,
     suspicions: 0,
     refutations: 0,
+    nameConflicts: 0,
     decodeErrors: 0,
     rejected: {} as Record<string, number>,
     joinFailures: {} as Record<string, number>,
@@ -423,6 +428,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       probesFailed: c.probesFailed,
       suspicions: c.suspicions,
       refutations: c.refutations,
+      nameConflicts: c.nameConflicts,
       decodeErrors: c.decodeErrors + this.notes.malformedParts,
       unknownMessages: this.notes.unknownTypes,
       unknownFields: this.notes.extraFields,
@@ -683,9 +689,39 @@ export class Gossip extends EventEmitter<GossipEvents> {
       return
     }
     this.sendPiggybacked({ host: m.addr, port: m.port }, encodeMessage({ type: MessageType.ack, seq: m.seq }))
+    this.joinBack(m.from, { host: m.addr, port: m.port })
+  }
+
+  /**
+   * A "join back": a member we do not know probes us while we are alone (no exchange since
+   * start, or no other live member). That is a restarted node nobody told it of its cluster
+   * (the first agent, started without --join), whose peers still probe its old address; so
+   * push-pull with the prober at once, as a join, instead of waiting for some peer's periodic
+   * push-pull (30 s on lan). SWIM peers probe every member in turn, so this makes a restarted
+   * seed whole within about one probe interval. At most one in flight and one per probe
+   * interval: the sender's address comes from the ping, which only a key holder can forge.
+   */
+  private joinBack(name: string, addr: Address): void {
+    if (name === this.self.name || this.table.get(name) || this.joinBackInflight) return
+    const alone = this.table.count(MemberState.alive) + this.table.count(MemberState.suspect) <= 1
+    if (this.exchanged && !alone) return
+    const now = this.clock.now()
+    if (now - this.lastJoinBackAt < this.timing.probeIntervalMs) return
+    this.lastJoinBackAt = now
+    this.joinBackInflight = true
+    this.pushPull(addr, true)
+      .then(() => this.log.info({ peer: name, addr: addrKey(addr) }, 'joined back through a peer that probed this node'))
+      .catch((err: unknown) => {
+        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.log.warn({ peer: name, err: (err as Error).message }, 'join back refused')
+        else this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
+      })
+      .finally(() => {
+        this.joinBackInflight = false
+      })
   }
 
   private onIndirectPing(m: IndirectPingMsg): void {
+    this.joinBack(m.from, { host: m.fromAddr, port: m.fromPort })
     const seq = this.nextSeq()
     const back = { host: m.fromAddr, port: m.fromPort }
     let answered = false
@@ -870,6 +906,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       this.rules.mergeRemote(resp.members, resp.from)
       this.mergeDelegate(resp, join)
       this.counters.pushPullDuration.observe((this.clock.now() - began) / 1000)
+      this.exchanged = true
     } catch (err) {
       this.counters.pushPullsFailed++
       throw err
@@ -940,6 +977,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       })
       this.rules.mergeRemote(m.members, m.from)
       this.mergeDelegate(m, m.join)
+      this.exchanged = true
       return reply
     } finally {
       this.pushPullInflight--

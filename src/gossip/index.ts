@@ -10,7 +10,7 @@ export { Profiles, DEFAULT_MTU, MAX_META_BYTES, resolveTiming, pushPullInterval,
 export type { Timing, ProfileName } from './config.js'
 export { shortestSuspicionMs } from './suspicion.js'
 export { GOSSIP_PROTOCOL, gossipProtocolOf } from './messages.js'
-export { NetTransport } from './transport-net.js'
+export { NetTransport, StreamRefusal } from './transport-net.js'
 export type { NetTransportOptions, NetTransportStats } from './transport-net.js'
 export { SimNetwork } from './transport-sim.js'
 export type { SimNetworkOptions, SimHostStats, SimTap, SimFilter, SimTrafficKind } from './transport-sim.js'

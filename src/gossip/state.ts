@@ -8,7 +8,7 @@
  */
 import { formatHostPort } from '../address.js'
 import type { Clock } from '../clock.js'
-import type { Logger } from '../log.js'
+import { LogLimiter, type Logger } from '../log.js'
 import type { Awareness } from './awareness.js'
 import type { Timing } from './config.js'
 import { isLive, type MemberEntry, type MemberTable } from './members.js'
@@ -41,7 +41,7 @@ export interface RulesComponents {
   clock: Clock
   log: Logger
   /** Counted here, reported by Gossip.stats(). */
-  counters: { suspicions: number; refutations: number }
+  counters: { suspicions: number; refutations: number; nameConflicts: number }
   /** Raise a Gossip event (a throwing listener must not break the rule). */
   emit: <K extends keyof GossipEvents>(event: K, ...args: GossipEvents[K]) => void
   /** False once the node stops: an expiring suspicion then does nothing. */
@@ -52,9 +52,16 @@ export class MembershipRules {
   /** Set by Gossip.leave: a leaving node does not refute. */
   leaving = false
   private readonly suspicions = new Map<string, Suspicion>()
-  private readonly conflictsSeen = new Set<string>()
+  /**
+   * One warning and one `conflict` event per name a minute: a conflict notice is a plain
+   * packet anyone can forge (without keys), each with another address, so neither the log
+   * nor this memory may grow with them (bounded to 1024 names, oldest forgotten).
+   */
+  private readonly conflictLog: LogLimiter
 
-  constructor(private readonly c: RulesComponents) {}
+  constructor(private readonly c: RulesComponents) {
+    this.conflictLog = new LogLimiter({}, { clock: c.clock })
+  }
 
   /** Cancel every suspicion timer (Gossip.stop). */
   stop(): void {
@@ -209,13 +216,19 @@ export class MembershipRules {
     )
   }
 
-  /** Two addresses claim one name: logged once per (name, addresses) and raised as `conflict`. */
+  /**
+   * Two addresses claim one name: counted (stats().nameConflicts), logged and raised as
+   * `conflict` at most once a minute per name, the line saying how many more were held back.
+   */
   conflict(name: string, localAddr: string, remoteAddr: string): void {
-    const key = `${name}|${localAddr}|${remoteAddr}`
-    if (this.conflictsSeen.has(key)) return
-    this.conflictsSeen.add(key)
-    this.c.log.warn({ name, localAddr, remoteAddr }, `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}`)
-    this.c.emit('conflict', { name, localAddr, remoteAddr })
+    this.c.counters.nameConflicts++
+    const held = this.conflictLog.admit(name)
+    if (held === undefined) return
+    this.c.log.warn(
+      { name, localAddr, remoteAddr, suppressed: held },
+      `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}; give each node its own --node name${LogLimiter.suffix(held)}`,
+    )
+    this.c.emit('conflict', { name, localAddr, remoteAddr, suppressed: held })
   }
 
   /** Refute a suspicion, death or stale alive about ourselves: an incarnation above it. */

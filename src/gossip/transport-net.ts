@@ -6,21 +6,69 @@
 import { bindUdpAndTcp, formatHostPort } from '../address.js'
 import dgram from 'node:dgram'
 import net from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { ShoalError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { LogLimiter, type Logger } from '../log.js'
 import { streamError } from './failures.js'
 import type { Address, PacketHandler, RequestHandler, Transport } from './types.js'
 
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+/**
+ * The largest push-pull at worst-case field sizes (255-byte names, IPv6 addresses, 512 bytes
+ * of meta, the registry's per-owner digest) is 1,157 bytes a member: 1.16 MB at 1,000 hosts
+ * (measured with the real encoders, README "Known limits"). 4 MiB leaves room for 3,600 such
+ * hosts, or far more with ordinary names. Pull answers (up to 4 MiB, bridge answerBudgetBytes)
+ * are responses, limited by maxFrameBytes, not requests.
+ */
+const DEFAULT_MAX_REQUEST = 4 * 1024 * 1024
+const DEFAULT_REQUEST_DEADLINE_MS = 10_000
 const DEFAULT_IDLE_MS = 10_000
+const DEFAULT_MAX_INCOMING_STREAMS = 128
+const DEFAULT_MAX_INCOMING_BYTES = 32 * 1024 * 1024
 const LENGTH_BYTES = 4
+
+/** Why an incoming stream was closed before its request arrived (NetTransportStats.streamsRefused). */
+export const StreamRefusal = {
+  /** Over maxIncomingStreams open at once: closed at accept. */
+  streams: 'streams',
+  /** Its announced frame would take the in-flight request bytes over maxIncomingBytes. */
+  bytes: 'bytes',
+  /** Its announced frame is over maxRequestBytes. */
+  oversize: 'oversize',
+  /** The whole request did not arrive within requestDeadlineMs of the accept. */
+  deadline: 'deadline',
+} as const
+export type StreamRefusal = (typeof StreamRefusal)[keyof typeof StreamRefusal]
+
+const refusalAdvice: Record<StreamRefusal, string> = {
+  streams:
+    'more gossip streams at once than an honest cluster opens: look at who connects to the gossip port (the NetTransport option is maxIncomingStreams)',
+  bytes:
+    'more request bytes in flight than an honest cluster sends: look at who connects to the gossip port (the NetTransport option is maxIncomingBytes)',
+  oversize:
+    'larger than a push-pull of 3,600 hosts at worst-case sizes (README "Known limits"): not a Shoal agent, or a cluster past that limit',
+  deadline: 'a peer this slow, or a client that is not a Shoal agent; check what connects to the gossip port',
+}
 
 export interface NetTransportOptions {
   bind: Address
-  /** Largest stream frame accepted or sent (default 8 MiB). */
+  /** Largest stream frame sent, and largest response accepted (default 8 MiB). */
   maxFrameBytes?: number
-  /** An incoming stream that sends no complete request within this time is closed (default 10 s). */
+  /** Largest incoming request frame, checked against its announced length (default 4 MiB, at most maxFrameBytes). */
+  maxRequestBytes?: number
+  /**
+   * Absolute deadline, ms from the accept, for an incoming stream's whole request frame
+   * (default 10 s): bytes that keep dribbling do not extend it (memberlist's stream timeout).
+   */
+  requestDeadlineMs?: number
+  /** After the request arrived, the stream is closed after this long without activity (default 10 s). */
   idleTimeoutMs?: number
+  /** Incoming streams open at once; the next is closed at accept (default 128). */
+  maxIncomingStreams?: number
+  /** Sum of the announced lengths of incoming requests still arriving (default 32 MiB). */
+  maxIncomingBytes?: number
+  /** Least time between two warnings about one peer host and refusal reason (default 60 s). */
+  warnEveryMs?: number
 }
 
 export interface NetTransportStats {
@@ -38,6 +86,12 @@ export interface NetTransportStats {
   oversizeFrames: number
   /** Packet or request handlers that threw or rejected. */
   handlerErrors: number
+  /** Incoming streams closed before their request arrived, by StreamRefusal. */
+  streamsRefused: Record<StreamRefusal, number>
+  /** Incoming streams open now. */
+  incomingStreams: number
+  /** Announced bytes of incoming requests still arriving now. */
+  incomingBytes: number
 }
 
 class OversizeFrame extends Error {}
@@ -49,6 +103,11 @@ class FrameReader {
   private want = -1
 
   constructor(private readonly max: number) {}
+
+  /** The announced length, or -1 before the 4-byte header has arrived. */
+  get length(): number {
+    return this.want
+  }
 
   /** The frame once complete; throws OversizeFrame as soon as the length says too big. */
   push(chunk: Buffer): Buffer | undefined {
@@ -89,6 +148,13 @@ export class NetTransport implements Transport {
   private readonly log: Logger
   private readonly maxFrame: number
   private readonly idleMs: number
+  private readonly maxRequest: number
+  private readonly deadlineMs: number
+  private readonly maxStreams: number
+  private readonly maxBytes: number
+  private readonly warnLimit: LogLimiter
+  private readonly incoming = new Set<net.Socket>()
+  private incomingBytes = 0
   private udp: dgram.Socket | undefined
   private tcp: net.Server | undefined
   private bound: Address | undefined
@@ -110,6 +176,9 @@ export class NetTransport implements Transport {
     streamErrors: 0,
     oversizeFrames: 0,
     handlerErrors: 0,
+    streamsRefused: { streams: 0, bytes: 0, oversize: 0, deadline: 0 },
+    incomingStreams: 0,
+    incomingBytes: 0,
   }
 
   constructor(
@@ -119,10 +188,20 @@ export class NetTransport implements Transport {
     this.log = components.logger.child({ component: 'transport-net' })
     this.maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS
+    this.maxRequest = Math.min(opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST, this.maxFrame)
+    this.deadlineMs = opts.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS
+    this.maxStreams = opts.maxIncomingStreams ?? DEFAULT_MAX_INCOMING_STREAMS
+    this.maxBytes = opts.maxIncomingBytes ?? DEFAULT_MAX_INCOMING_BYTES
+    this.warnLimit = new LogLimiter({ windowMs: opts.warnEveryMs }, { clock: performance })
   }
 
   stats(): NetTransportStats {
-    return { ...this.counters }
+    return {
+      ...this.counters,
+      streamsRefused: { ...this.counters.streamsRefused },
+      incomingStreams: this.incoming.size,
+      incomingBytes: this.incomingBytes,
+    }
   }
 
   /** The bound address, once started. */
@@ -280,17 +359,45 @@ export class NetTransport implements Transport {
       socket.destroy()
       return
     }
-    this.sockets.add(socket)
     const from = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
     const peer = fmt(from)
-    const reader = new FrameReader(this.maxFrame)
+    // Every limit below holds before any authentication: anyone can open these streams.
+    if (this.incoming.size >= this.maxStreams) {
+      this.refuse(socket, from, StreamRefusal.streams, `${this.incoming.size} incoming streams already open (limit ${this.maxStreams})`)
+      return
+    }
+    this.sockets.add(socket)
+    this.incoming.add(socket)
+    const reader = new FrameReader(this.maxRequest)
     let got = false
+    let reserved = 0
+    const release = () => {
+      this.incomingBytes -= reserved
+      reserved = 0
+    }
+    const deadline = setTimeout(() => {
+      if (got || socket.destroyed) return
+      const have = socket.bytesRead
+      const want = reader.length < 0 ? 'a length' : `${reader.length + LENGTH_BYTES} bytes`
+      this.refuse(
+        socket,
+        from,
+        StreamRefusal.deadline,
+        `${have} bytes of ${want} arrived within the ${this.deadlineMs} ms request deadline`,
+      )
+    }, this.deadlineMs)
+    deadline.unref()
     socket.setTimeout(this.idleMs, () => {
       if (!got) this.counters.streamErrors++
       this.log.debug({ peer }, 'stream idle: closing')
       socket.destroy()
     })
-    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('close', () => {
+      clearTimeout(deadline)
+      release()
+      this.sockets.delete(socket)
+      this.incoming.delete(socket)
+    })
     socket.on('error', (err) => this.log.debug({ err, peer }, 'incoming stream error'))
     socket.on('end', () => {
       if (!got) {
@@ -299,22 +406,52 @@ export class NetTransport implements Transport {
       }
     })
     socket.on('data', (chunk) => {
-      if (got) return
+      if (got || socket.destroyed) return
       let request: Buffer | undefined
       try {
         request = reader.push(chunk)
       } catch (err) {
         this.counters.oversizeFrames++
-        this.counters.streamErrors++
-        this.log.debug({ peer, err }, 'request frame too large: closing')
-        socket.destroy()
+        this.refuse(socket, from, StreamRefusal.oversize, `${(err as Error).message}`)
         return
+      }
+      if (reserved === 0 && reader.length > 0 && !request) {
+        if (this.incomingBytes + reader.length > this.maxBytes) {
+          this.refuse(
+            socket,
+            from,
+            StreamRefusal.bytes,
+            `a ${reader.length}-byte request would take the incoming requests in flight from ${this.incomingBytes} over ${this.maxBytes} bytes`,
+          )
+          return
+        }
+        reserved = reader.length
+        this.incomingBytes += reserved
       }
       if (!request) return
       got = true
+      clearTimeout(deadline)
+      release()
       this.counters.streamRequestsIn++
       void this.answer(socket, Buffer.from(request), from)
     })
+  }
+
+  /** Close an incoming stream before its request: counted by reason, warned at most once a minute per peer host and reason. */
+  private refuse(socket: net.Socket, from: Address, reason: StreamRefusal, what: string): void {
+    socket.destroy()
+    this.counters.streamErrors++
+    this.counters.streamsRefused[reason]++
+    const peer = fmt(from)
+    const held = this.warnLimit.admit(`${from.host}|${reason}`)
+    if (held === undefined) {
+      this.log.debug({ peer, reason }, `gossip stream from ${peer} closed: ${what}`)
+      return
+    }
+    this.log.warn(
+      { peer, reason, suppressed: held },
+      `gossip stream from ${peer} closed (${reason}): ${what}; ${refusalAdvice[reason]}${LogLimiter.suffix(held)}`,
+    )
   }
 
   private async answer(socket: net.Socket, request: Buffer, from: Address): Promise<void> {

@@ -96,7 +96,8 @@ export interface GossipEvents {
   dead: [member: Member]
   left: [member: Member]
   /** Another node claims our name from another address (or we see two for one name). */
-  conflict: [info: { name: string; localAddr: string; remoteAddr: string }]
+  /** At most once a minute per name; `suppressed`: conflicts about it held back since the last event. */
+  conflict: [info: { name: string; localAddr: string; remoteAddr: string; suppressed: number }]
   /** A packet or stream frame from another node could not be opened (see Rejection). */
   rejected: [info: Rejection]
 }
@@ -208,6 +209,8 @@ export interface GossipStats {
   probesFailed: number
   suspicions: number
   refutations: number
+  /** Times two addresses were seen claiming one node name (a conflict notice, alive or join); each logged at most once a minute per name. */
+  nameConflicts: number
   /** Packets, stream frames and compound parts dropped as undecodable, unauthenticated or malformed. */
   decodeErrors: number
   /** Messages of a type this version does not know (a newer peer's), skipped. */

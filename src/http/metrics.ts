@@ -7,6 +7,7 @@
  * dashboard panel.
  */
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client'
+import type { NetTransportStats } from '../gossip/index.js'
 import type { BucketsSnapshot } from '../histogram.js'
 import type { GossipStats, Member } from '../gossip/types.js'
 import { JoinFailureReason, MemberState, RejectReason } from '../gossip/types.js'
@@ -96,12 +97,18 @@ function mirrorCounterByType(registry: Registry, name: string, help: string, rea
 
 /**
  * Gossip metrics: members by state, packets and bytes by message type, probes, suspicions,
- * refutations, decode errors, queue depth and Lifeguard awareness.
+ * refutations, name conflicts, decode errors, queue depth and Lifeguard awareness; with
+ * `transport` (the NetTransport's stats), its stream counters too.
  *
  * @example
- *   registerGossipMetrics(registry, () => gossip.stats(), () => gossip.members())
+ *   registerGossipMetrics(registry, () => gossip.stats(), () => gossip.members(), () => transport.stats())
  */
-export function registerGossipMetrics(registry: Registry, stats: () => GossipStats, members: () => Member[]): void {
+export function registerGossipMetrics(
+  registry: Registry,
+  stats: () => GossipStats,
+  members: () => Member[],
+  transport?: () => NetTransportStats,
+): void {
   new Gauge({
     name: 'shoal_gossip_members',
     help: 'Gossip members known to this node, by state.',
@@ -122,6 +129,12 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
   mirrorCounter(registry, 'shoal_gossip_probes_failed_total', 'Probes that got no ack, direct or indirect.', () => stats().probesFailed)
   mirrorCounter(registry, 'shoal_gossip_suspicions_total', 'Members this node started suspecting.', () => stats().suspicions)
   mirrorCounter(registry, 'shoal_gossip_refutations_total', 'Times this node refuted a suspicion about itself.', () => stats().refutations)
+  mirrorCounter(
+    registry,
+    'shoal_gossip_name_conflicts_total',
+    'Times two addresses were seen claiming one node name (join, alive or a conflict notice, which anyone can forge without keys).',
+    () => stats().nameConflicts,
+  )
   mirrorCounter(
     registry,
     'shoal_gossip_decode_errors_total',
@@ -181,6 +194,47 @@ export function registerGossipMetrics(registry: Registry, stats: () => GossipSta
     'Push-pull exchanges this node started that completed, from the request to the merged answer.',
     () => stats().pushPullSeconds,
   )
+  if (transport) registerTransportMetrics(registry, transport)
+}
+
+/** The gossip port's stream counters (NetTransport.stats()). */
+function registerTransportMetrics(registry: Registry, stats: () => NetTransportStats): void {
+  mirrorCounterByLabel(
+    registry,
+    'shoal_gossip_streams_refused_total',
+    'Incoming gossip TCP streams closed before their request arrived, by reason (streams: too many open; bytes: too many request bytes in flight; oversize: frame over the request limit; deadline: request not complete within its deadline).',
+    'reason',
+    () => stats().streamsRefused,
+  )
+  mirrorCounter(
+    registry,
+    'shoal_gossip_stream_errors_total',
+    'Failed gossip stream exchanges, either direction (refusals, timeouts, resets, bad frames).',
+    () => stats().streamErrors,
+  )
+  mirrorCounter(
+    registry,
+    'shoal_gossip_oversize_frames_total',
+    'Gossip stream frames over the size limit, either direction.',
+    () => stats().oversizeFrames,
+  )
+  mirrorCounter(registry, 'shoal_gossip_handler_errors_total', 'Gossip packet or request handlers that threw.', () => stats().handlerErrors)
+  new Gauge({
+    name: 'shoal_gossip_incoming_streams',
+    help: 'Incoming gossip TCP streams open now.',
+    registers: [registry],
+    collect() {
+      this.set(stats().incomingStreams)
+    },
+  })
+  new Gauge({
+    name: 'shoal_gossip_incoming_bytes',
+    help: 'Announced bytes of incoming gossip requests still arriving now.',
+    registers: [registry],
+    collect() {
+      this.set(stats().incomingBytes)
+    },
+  })
 }
 
 /**

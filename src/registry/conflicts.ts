@@ -121,6 +121,20 @@ export class ServicePortConflicts {
     for (const sp of [...touched].sort((a, b) => a - b)) this.judge(sp)
   }
 
+  /** Which hosts claim a ServicePort, by service name (hosts sorted), so a warning says where to look. */
+  private claimants(sp: number): Map<string, string[]> {
+    const out = new Map<string, string[]>()
+    for (const [host, { claims }] of this.hosts)
+      for (const [claimed, name] of claims)
+        if (claimed === sp) {
+          const hosts = out.get(name) ?? []
+          if (!hosts.includes(host)) hosts.push(host)
+          out.set(name, hosts)
+        }
+    for (const hosts of out.values()) hosts.sort()
+    return out
+  }
+
   private account(claims: ReadonlyArray<[number, string]>, by: 1 | -1, touched: Set<number>): void {
     for (const [sp, name] of claims) {
       let names = this.claims.get(sp)
@@ -142,9 +156,11 @@ export class ServicePortConflicts {
       if (before && before.winner === cf.winner && before.losers.join() === cf.losers.join()) return
       this.current.set(sp, cf)
       this.listCache = undefined
+      const by = this.claimants(sp)
+      const who = (name: string) => `${name} (on ${(by.get(name) ?? []).join(', ')})`
       this.log.warn(
-        { servicePort: sp, winner: cf.winner, losers: cf.losers },
-        `ServicePort ${sp} is claimed by ${names.join(', ')}: only ${cf.winner} is served (xDS and DNS); give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort)`,
+        { servicePort: sp, winner: cf.winner, losers: cf.losers, hosts: Object.fromEntries(by) },
+        `ServicePort ${sp} is claimed by ${names.map(who).join(', ')}: only ${cf.winner} is served (xDS and DNS); give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named`,
       )
     } else if (before) {
       this.current.delete(sp)

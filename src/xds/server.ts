@@ -210,6 +210,10 @@ interface Client {
   types: Map<string, TypeSubscription>
   /** Clock.now() until which a reconnecting client's Listener request is waited for (see resumeGraceMs). */
   resumeUntil: number
+  /** The version_info each first request presented, by type URL: the client holds a configuration already (Envoy after our restart). */
+  presented: Map<string, string>
+  /** Held while the server holds resuming clients: it presented a version other than what it would be sent (see setReady). */
+  held: boolean
   /** Clock.now() after which a named client's Cluster removal goes out even if it did not unsubscribe. */
   removalDueAt: number | null
   graceTimer: Timer | null
@@ -236,6 +240,8 @@ export class XdsServer {
   private starting: Promise<{ port: number }> | null = null
   private unsubscribe: (() => void) | null = null
   private ready = false
+  /** Ready, but not for clients that hold a configuration already (see setReady). */
+  private holdResuming = false
   private readonly clients = new Map<number, Client>()
   private nextStream = 1
   private protos: XdsProtos | null = null
@@ -487,13 +493,24 @@ export class XdsServer {
     this.removeSocket = null
   }
 
-  /** Warm start: nothing is served until ready; streams opened before get their responses now. */
-  setReady(ready: boolean): void {
-    if (this.ready === ready) return
+  /**
+   * Warm start: nothing is served until ready; streams opened before get their responses now.
+   * With `holdResuming`, the view is known to be partial (the agent's warm start ended with no
+   * peer exchange): a client whose first request presented a `version_info` other than what it
+   * would be sent now (an Envoy that had a configuration from before this agent restarted)
+   * keeps what it holds, unanswered, until `setReady(true)` without it. Clients that hold
+   * nothing, or exactly what they would be sent, are served.
+   */
+  setReady(ready: boolean, opts: { holdResuming?: boolean } = {}): void {
+    const hold = ready && (opts.holdResuming ?? false)
+    if (this.ready === ready && this.holdResuming === hold) return
+    const served = new Set([...this.clients.values()].filter((c) => this.serves(c)))
     this.ready = ready
-    this.log.info({ ready }, 'xDS readiness changed')
-    if (!ready) return
+    this.holdResuming = hold
+    this.log.info({ ready, holdResuming: hold }, 'xDS readiness changed')
     for (const c of this.clients.values()) {
+      c.held = hold && (c.held || this.differs(c))
+      if (served.has(c) || !this.serves(c)) continue
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
       for (const sub of c.types.values())
@@ -501,6 +518,20 @@ export class XdsServer {
       c.dirtySince ??= this.clock.now()
       this.pushClient(c)
     }
+  }
+
+  /** Whether this client is answered now (setReady). */
+  private serves(c: Client): boolean {
+    return this.ready && !(this.holdResuming && c.held)
+  }
+
+  /** Some version the client presented is not that of what it would be sent now. */
+  private differs(c: Client): boolean {
+    for (const [url, version] of c.presented) {
+      const sub = c.types.get(url)
+      if (sub && versionOfSet(this.select(this.snapshotFor(c), sub)) !== version) return true
+    }
+    return false
   }
 
   debugInfo(): XdsDebugInfo {
@@ -578,6 +609,8 @@ export class XdsServer {
       connectedAt: this.clock.wallNow(),
       types: new Map(),
       resumeUntil: -Infinity,
+      presented: new Map(),
+      held: false,
       removalDueAt: null,
       graceTimer: null,
       edsCheck: null,
@@ -702,7 +735,7 @@ export class XdsServer {
         if (c.kind === 'grpc' && type.url === TypeUrl.cluster && c.edsCheck === null) {
           c.edsCheck = this.clock.setTimer(this.grace, () => {
             c.edsCheck = null
-            if (!c.closed && this.ready) this.checkAssignments(c)
+            if (!c.closed && this.serves(c)) this.checkAssignments(c)
           })
         }
         break
@@ -710,12 +743,20 @@ export class XdsServer {
         if (o.versionInfo) {
           // A reconnecting client (this server restarted, or the client moved here) says what it holds.
           if (c.resumeUntil === -Infinity) c.resumeUntil = this.clock.now() + this.grace
-          if (this.ready) sub.resume(o.versionInfo, this.select(this.snapshotFor(c), sub))
+          c.presented.set(type.url, o.versionInfo)
+          if (this.ready && this.holdResuming && !c.held && this.differs(c)) {
+            c.held = true
+            this.log.info(
+              { stream: c.stream, node: c.node?.id, type: type.label, version: o.versionInfo },
+              'a reconnecting client holds a configuration other than this host-only view: it keeps it, unanswered, until a peer exchange',
+            )
+          }
+          if (this.serves(c)) sub.resume(o.versionInfo, this.select(this.snapshotFor(c), sub))
           else sub.resume(o.versionInfo, new Map())
         }
         break
     }
-    if (!this.ready) return
+    if (!this.serves(c)) return
     if (o.kind === 'initial' || o.changed || sub.mustAnswer || c.waiting) this.sync(c, null)
   }
 
@@ -842,7 +883,7 @@ export class XdsServer {
     const delay = Math.max(0, c.lastPushAt + this.minInterval - this.clock.now())
     c.timer = this.clock.setTimer(delay, () => {
       c.timer = null
-      if (!c.closed && this.ready) this.pushClient(c)
+      if (!c.closed && this.serves(c)) this.pushClient(c)
     })
   }
 
@@ -1010,7 +1051,7 @@ export class XdsServer {
     if (c.waiting && c.graceTimer === null && graceUntil !== null) {
       c.graceTimer = this.clock.setTimer(graceUntil - this.clock.now(), () => {
         c.graceTimer = null
-        if (!c.closed && this.ready) this.sync(c, null)
+        if (!c.closed && this.serves(c)) this.sync(c, null)
       })
     }
   }

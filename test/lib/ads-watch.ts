@@ -34,13 +34,28 @@ export function endpointsOf(
 export interface AdsAnswer {
   /** ms since the watch was created. */
   at: number
-  type: 'cds' | 'eds'
+  type: 'cds' | 'eds' | 'lds'
   /** The stream (1, 2, ...: one per connection) it arrived on. */
   stream: number
-  /** CDS: the cluster names; EDS: the cluster names of the assignments it carried. */
+  /** CDS: the cluster names; EDS: the cluster names of the assignments it carried; LDS: the listener names. */
   names: string[]
   /** EDS: endpoints per cluster. */
   endpoints?: Record<string, string[]>
+}
+
+/** Options of AdsWatch beyond its address. */
+export interface AdsWatchOptions {
+  /** Reconnect every `retryMs` (default 10). */
+  retryMs?: number
+  /** Present the last ACKed version_info of each type when a stream opens again, as Envoy does (default false). */
+  resume?: boolean
+  /** Subscribe to every Listener too (wildcard LDS), as Envoy does (default false). */
+  listeners?: boolean
+  /**
+   * The Docker network the watch declares (node metadata `shoal.network`, as `shoal
+   * envoy-bootstrap --network` writes it); none: an Envoy on a host's network.
+   */
+  network?: string
 }
 
 export class AdsWatch {
@@ -55,19 +70,17 @@ export class AdsWatch {
   private retry: NodeJS.Timeout | undefined
   private closed = false
   private readonly node: object
+  private readonly retryMs: number
+  private readonly opts: AdsWatchOptions
+  /** The last version ACKed per type URL (presented on reconnect with `resume`). */
+  private readonly acked = new Map<string, string>()
 
-  /**
-   * `network`: the Docker network the watch declares (node metadata `shoal.network`, as
-   * `shoal envoy-bootstrap --network` writes it); none: an Envoy on a host's network.
-   */
-  constructor(
-    address: string,
-    private readonly retryMs = 10,
-    network?: string,
-  ) {
-    const id = `${network ? `${network}-` : ''}watch-${randomBytes(3).toString('hex')}`
+  constructor(address: string, opts: number | AdsWatchOptions = {}) {
+    this.opts = typeof opts === 'number' ? { retryMs: opts } : opts
+    const retryMs = (this.retryMs = this.opts.retryMs ?? 10)
+    const network = this.opts.network
     this.node = {
-      id,
+      id: `${network ? `${network}-` : 'restart-'}watch-${randomBytes(3).toString('hex')}`,
       cluster: 'test',
       user_agent_name: 'envoy',
       // google.protobuf.Value is loaded with camelCase names (protos.ts).
@@ -102,6 +115,7 @@ export class AdsWatch {
     call.on('data', (res: any) => {
       const at = performance.now() - this.t0
       const ack = { node: this.node, type_url: res.type_url, version_info: res.version_info, response_nonce: res.nonce }
+      this.acked.set(res.type_url, res.version_info)
       if (res.type_url === TypeUrl.cluster) {
         const names = (res.resources as any[])
           .map((a) => String((cluster.toObject(cluster.decode(a.value), DECODE_OPTIONS) as any).name))
@@ -121,9 +135,30 @@ export class AdsWatch {
         }
         this.answers.push({ at, type: 'eds', stream, names: Object.keys(endpoints).sort(), endpoints })
         call.write({ ...ack, resource_names: clusters })
-      } else call.write({ ...ack, resource_names: [] })
+      } else {
+        if (res.type_url === TypeUrl.listener) {
+          const listener = this.protos.typeOf(TypeUrl.listener)!
+          const names = (res.resources as any[])
+            .map((a) => String((listener.toObject(listener.decode(a.value), DECODE_OPTIONS) as any).name))
+            .sort()
+          this.answers.push({ at, type: 'lds', stream, names })
+        }
+        call.write({ ...ack, resource_names: [] })
+      }
     })
-    call.write({ node: this.node, type_url: TypeUrl.cluster, resource_names: [] })
+    const first = (type_url: string) => ({
+      node: this.node,
+      type_url,
+      resource_names: [],
+      ...(this.opts.resume && this.acked.has(type_url) ? { version_info: this.acked.get(type_url) } : {}),
+    })
+    call.write(first(TypeUrl.cluster))
+    if (this.opts.listeners) call.write(first(TypeUrl.listener))
+    // Envoy asks again for the assignments of the Clusters it holds, with their version.
+    if (this.opts.resume && this.view.size > 0) {
+      clusters = [...this.view.keys()].sort()
+      call.write({ ...first(TypeUrl.endpoint), resource_names: clusters })
+    }
   }
 
   /** The node id it presents (for /debug/xds). */

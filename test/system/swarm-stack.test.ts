@@ -333,7 +333,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       // in a container on the overlay does.
       assertLocalRoute(gw!)
       const envoy = new AdsWatch(`127.0.0.1:${xdsPort}`, 50)
-      const overlay = new AdsWatch(`${gw}:${xdsPort}`, 50, NETWORK)
+      const overlay = new AdsWatch(`${gw}:${xdsPort}`, { retryMs: 50, network: NETWORK })
       t.teardown(() => {
         envoy.close()
         overlay.close()
@@ -462,7 +462,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     async (t) => {
       const PLAIN = clusterName('plain', 10082)
       const envoy = new AdsWatch(`127.0.0.1:${xdsPort}`, 50)
-      const overlay = new AdsWatch(`127.0.0.1:${xdsPort}`, 50, NETWORK)
+      const overlay = new AdsWatch(`127.0.0.1:${xdsPort}`, { retryMs: 50, network: NETWORK })
       t.teardown(() => {
         envoy.close()
         overlay.close()

@@ -123,7 +123,7 @@ t.test(
     // The test process reaches node 0's agent over the lab bridge (on-link, no gateway).
     assertLocalRoute(h0.ip)
     const envoy = new AdsWatch(`${h0.ip}:${XDS_PORT}`, 50)
-    const overlay = new AdsWatch(`${h0.ip}:${XDS_PORT}`, 50, NETWORK)
+    const overlay = new AdsWatch(`${h0.ip}:${XDS_PORT}`, { retryMs: 50, network: NETWORK })
     t.teardown(() => {
       envoy.close()
       overlay.close()
