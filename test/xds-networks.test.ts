@@ -11,7 +11,9 @@ import { Registry } from 'prom-client'
 import type { Logger } from '../src/log.js'
 import { silentLogger } from '../src/log.js'
 import type { HostView, ServiceRecord } from '../src/registry/types.js'
+import { DECODE_OPTIONS, loadXdsProtos } from '../src/xds/protos.js'
 import { XdsServer } from '../src/xds/server.js'
+import { flavourName, SnapshotBuilder, type KindSnapshot } from '../src/xds/snapshot.js'
 import { echoBackend } from './lib/echo.js'
 import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing } from './lib/xds-clients.js'
 import { AdsClient, ENVOY_NODE, FixtureCatalog, GRPC_NODE, host, TypeUrl } from './xds-fixture.js'
@@ -209,6 +211,101 @@ t.test('a network declared wrongly: a warning naming it, a count, and host addre
     'the length is named',
   )
   t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="bad_network"\} 2/)
+})
+
+t.test('a view is a flavour on a network: mTLS forms, retry policies and endpoint metadata hold on every network', async (t) => {
+  const protos = loadXdsProtos()
+  const decode = (url: string, value: Uint8Array): any => {
+    const T = protos.typeOf(url)!
+    return T.toObject(T.decode(value), DECODE_OPTIONS)
+  }
+  const retryable = { 'shoal.idempotent': 'true' }
+  // h0 is this agent's node (its instances are reached directly); h1 takes mTLS at an inbound
+  // address; h2 publishes nothing and has no inbound address.
+  const a = {
+    ...instance('h0', 'a', [{ type: 'tcp', port: 32768, servicePort: 10080, ip: '10.0.0.1', containerPort: 8080 }], { apps: '10.1.0.1' }),
+    labels: retryable,
+    tags: ['blue'],
+  }
+  const b = {
+    ...instance('h1', 'b', [{ type: 'tcp', port: 32769, servicePort: 10080, ip: '10.0.0.2', containerPort: 8080 }], { apps: '10.1.0.2' }),
+    labels: { ...retryable, 'shoal.inbound': '10080=10.0.0.2:15001' },
+    tags: ['green'],
+  }
+  const c = { ...instance('h2', 'c', [{ type: 'tcp', servicePort: 10080, containerPort: 8080 }], { apps: '10.1.0.3' }), labels: retryable }
+  const snap = { cluster: 't', seq: 1, hosts: [host('h0', [a]), host('h1', [b]), host('h2', [c])] }
+  const opts = { envoyBind: '127.0.0.1', trustDomain: 'cluster.test', node: 'h0' }
+  const permissive = new SnapshotBuilder(protos, { ...opts, strict: false }, () => undefined)
+  const strict = new SnapshotBuilder(protos, { ...opts, strict: true }, () => undefined)
+  /** endpoint -> whether it carries the transport socket match, and its tags. */
+  const endpoints = (s: KindSnapshot): Record<string, string> => {
+    const out: Record<string, string> = {}
+    for (const r of s.resources[TypeUrl.endpoint].values()) {
+      for (const l of decode(TypeUrl.endpoint, r.any.value).endpoints) {
+        for (const e of l.lb_endpoints) {
+          const sa = e.endpoint.address.socket_address
+          const fm = e.metadata?.filter_metadata ?? {}
+          const tags = fm.shoal?.fields?.tags?.listValue?.values?.map((v: any) => v.stringValue) ?? []
+          out[`${sa.address}:${sa.port_value}`] = [fm['envoy.transport_socket_match'] ? 'mtls' : 'plain', ...tags].join(' ')
+        }
+      }
+    }
+    return out
+  }
+  const envoy = { kind: 'envoy', mtls: false } as const
+  const envoyMtls = { kind: 'envoy', mtls: true } as const
+  const grpcMtls = { kind: 'grpc', mtls: true } as const
+  t.same(
+    endpoints(permissive.build(snap, envoy, 'apps')),
+    { '10.1.0.1:8080': 'plain blue', '10.1.0.2:8080': 'plain green', '10.1.0.3:8080': 'plain' },
+    'plain on apps: every IP on apps',
+  )
+  t.same(
+    endpoints(permissive.build(snap, envoyMtls, 'apps')),
+    { '10.1.0.1:8080': 'plain blue', '10.0.0.2:15001': 'mtls green', '10.1.0.3:8080': 'plain' },
+    "mTLS on apps: this node's instance at its apps IP, another host's at its inbound address (its tags kept), one without an inbound address in plain text (permissive)",
+  )
+  t.same(
+    endpoints(permissive.build(snap, envoyMtls, null)),
+    { '10.0.0.1:32768': 'plain blue', '10.0.0.2:15001': 'mtls green' },
+    "mTLS on a host's network: host bindings, the inbound address; the unpublished instance left out",
+  )
+  t.same(
+    endpoints(strict.build(snap, envoyMtls, 'apps')),
+    { '10.1.0.1:8080': 'plain blue', '10.0.0.2:15001': 'mtls green' },
+    'strict on apps: no plain text to another host',
+  )
+  t.same(permissive.dropped('apps'), [], 'nothing is dropped for apps')
+  t.same(
+    permissive.dropped(null).map((d) => [d.id, d.reason]),
+    [['c', 'no_reachable_address']],
+  )
+  const grpc = permissive.build(snap, grpcMtls, 'apps')
+  t.same(endpoints(grpc), { '10.1.0.1:8080': 'plain blue', '10.1.0.2:8080': 'plain green', '10.1.0.3:8080': 'plain' })
+  const cluster = decode(TypeUrl.cluster, [...grpc.resources[TypeUrl.cluster].values()][0]!.any.value)
+  t.equal(cluster.transport_socket?.name, 'envoy.transport_sockets.tls', "gRPC's mTLS form on apps: the Cluster's UpstreamTlsContext")
+  for (const [s, want] of [
+    [grpc, 'unavailable'],
+    [permissive.build(snap, envoyMtls, 'apps'), 'connect-failure,refused-stream,reset-before-request,reset,unavailable'],
+  ] as const) {
+    const routes = [...s.resources[TypeUrl.route].values()].map((r) => decode(TypeUrl.route, r.any.value))
+    // A gRPC api listener carries its RouteConfiguration inside the HttpConnectionManager Any.
+    const listeners = [...s.resources[TypeUrl.listener].values()].map((r) => {
+      const l = decode(TypeUrl.listener, r.any.value)
+      const hcm = l.api_listener?.api_listener
+      return JSON.stringify(hcm ? decode(hcm.type_url, hcm.value) : l)
+    })
+    const policies = [...routes.map((r) => JSON.stringify(r)), ...listeners].filter((x) => x.includes('retry_on'))
+    t.ok(
+      policies.length > 0 && policies.every((x) => x.includes(`"retry_on":"${want}"`)),
+      `${flavourName(s.flavour)} on ${s.network}: the idempotent service's retry policy (${want})`,
+    )
+  }
+  t.same(
+    permissive.flavours().map(flavourName).sort(),
+    ['envoy', 'envoy+mtls', 'grpc+mtls'],
+    'flavours are made when asked, across networks',
+  )
 })
 
 for (const kind of XDS_CLIENT_KINDS) {
