@@ -22,7 +22,12 @@ const CLIENT_FLAGS = {
     help: "the agent's HTTP endpoint (HOST:PORT means http://HOST:PORT)",
   },
   json: { type: 'boolean', env: false, help: 'print the JSON the agent answered instead of a table' },
-  token: { type: 'string', value: 'TOKEN', env: 'SHOAL_API_TOKEN', help: "bearer token for drain/undrain (the agent's --api-token)" },
+} as const satisfies FlagTable
+
+/** drain and undrain: the read commands' flags and the token the agent asks of a change. */
+const CHANGE_FLAGS = {
+  ...CLIENT_FLAGS,
+  token: { type: 'string', value: 'TOKEN', env: 'SHOAL_API_TOKEN', help: "bearer token (the agent's --api-token)" },
 } as const satisfies FlagTable
 
 const BOOTSTRAP_FLAGS = {
@@ -119,12 +124,14 @@ interface Command {
 }
 
 function clientCommand(cmd: ClientCommand, summary: string, positional?: string): Command {
+  // Only the commands that change something take --token: the others never send it.
+  const flags: FlagTable = cmd === 'drain' || cmd === 'undrain' ? CHANGE_FLAGS : CLIENT_FLAGS
   return {
     summary,
-    flags: CLIENT_FLAGS,
+    flags,
     positional,
     async run(argv) {
-      const f = parseFlags(`shoal ${cmd}`, CLIENT_FLAGS, argv, process.env, { positionals: true })
+      const f = parseFlags(`shoal ${cmd}`, flags, argv, process.env, { positionals: true })
       if (f.help) return help(cmd)
       const wanted = positional === undefined ? 0 : positional.startsWith('[') ? -1 : 1
       if ((wanted === 0 && f.positionals.length > 0) || (wanted === 1 && f.positionals.length !== 1) || f.positionals.length > 1) {
@@ -138,7 +145,7 @@ function clientCommand(cmd: ClientCommand, summary: string, positional?: string)
       return runClientCommand(cmd, f.positionals, {
         agent: f.get('agent')?.value ?? CLIENT_FLAGS.agent.default,
         json: f.get('json')?.value === 'true',
-        token: f.get('token')?.value,
+        token: 'token' in flags ? f.get('token')?.value : undefined,
         out: process.stdout,
         err: process.stderr,
         signal: ac.signal,

@@ -4,7 +4,7 @@ import t from 'tap'
 import net from 'node:net'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { capturedLogger } from './lib/log.js'
 
 t.test('an oversize gossip stream: closed, warned with the peer, counted on /metrics', async (t) => {

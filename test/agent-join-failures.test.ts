@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { unusedPort } from './lib/listen.js'
 import { capturedLogger, type LogLine } from './lib/log.js'
 

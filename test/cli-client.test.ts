@@ -4,7 +4,7 @@ import t from 'tap'
 import { createServer } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { runClientCommand, type ClientCommand } from '../src/cli/client.js'
-import { record, startHarness, type Harness } from './http-fixture.js'
+import { record, startHarness, type Harness } from './lib/http-fixture.js'
 
 function sink(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough()

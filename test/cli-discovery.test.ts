@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { shoal } from './lib/cli.js'
 import { capturedLogger } from './lib/log.js'
 

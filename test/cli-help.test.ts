@@ -3,6 +3,7 @@
 // added to the CLI without a row here fails the first test.
 import t from 'tap'
 import { shoal } from './lib/cli.js'
+import { unusedPort } from './lib/listen.js'
 
 /** Each row of `shoal help` (command and its arguments), and the first line of that command's usage. */
 const ROWS: Array<[row: string, command: string, first: string]> = [
@@ -95,4 +96,21 @@ t.test('an unknown flag points at --help: one line, exit 2', async (t) => {
   const r = await shoal(['members', '--bogus']).done
   t.equal(r.code, 2)
   t.equal(r.stderr, 'shoal members: unknown flag --bogus; see `shoal members --help`\n')
+})
+
+t.test('--token is offered, and taken, only by the commands that send it (drain, undrain)', async (t) => {
+  const [services, drain, withToken] = await runAll([
+    ['services', '--help'],
+    ['drain', '--help'],
+    ['services', '--token', 'x'],
+  ])
+  t.notMatch(services!.stdout, /--token/, 'shoal services --help does not list --token')
+  t.match(drain!.stdout, /\n {2}--token TOKEN +bearer token/, 'shoal drain --help does')
+  t.equal(withToken!.code, 2, 'shoal services --token is an unknown flag')
+  t.match(withToken!.stderr, /--token/)
+  // And the commands without it still run (an agent that refuses: a connection error, no crash).
+  const refused = await unusedPort()
+  const [members] = await runAll([['members', '--agent', `127.0.0.1:${refused}`]])
+  t.notMatch(members!.stderr, /TypeError/, 'shoal members runs without a --token flag')
+  t.match(members!.stderr, new RegExp(`127\\.0\\.0\\.1:${refused}`), 'and names the agent it could not reach')
 })

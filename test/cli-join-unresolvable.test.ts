@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { CLI, REPO_ROOT, ensureBuilt } from './lib/cli.js'
 
 const why =

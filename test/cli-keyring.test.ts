@@ -10,7 +10,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { keyFingerprint } from '../src/gossip/index.js'
 import type { KeysView } from '../src/http/index.js'
 import { silentLogger } from '../src/log.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { shoal } from './lib/cli.js'
 
 async function keygen(): Promise<string> {

@@ -3,7 +3,7 @@
 // JSON. The terminal is a real pseudo-terminal made by util-linux `script`. Built dist/cli.js.
 import { spawn, spawnSync } from 'node:child_process'
 import t, { type Test } from 'tap'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 import { CLI, REPO_ROOT, ensureBuilt, shoal } from './lib/cli.js'
 
 const agentArgs = [

@@ -82,6 +82,19 @@ t.test('wire rules', async (t) => {
     t.equal((r.readUInt16BE(2) >> 11) & 0xf, 2, 'the opcode is echoed')
   })
 
+  t.test('a zone transfer (AXFR, IXFR) over UDP or TCP: NOTIMP, not an empty NOERROR', async (t) => {
+    for (const [i, type] of (['AXFR', 'IXFR'] as const).entries()) {
+      c.send(a.port, dnsPacket.encode({ type: 'query', id: 71 + i, questions: [{ name: 'shoal', type }] }))
+      const r = dnsPacket.decode(await c.next())
+      t.equal(r.id, 71 + i)
+      t.equal((r as { rcode?: string }).rcode, 'NOTIMP', `${type} over UDP`)
+      t.same(r.answers, [], 'no records')
+    }
+    const tc = await tcpClient(t, a.port)
+    tc.write(frame(dnsPacket.encode({ type: 'query', id: 73, questions: [{ name: 'service.shoal', type: 'AXFR' }] })))
+    t.equal((dnsPacket.decode(await tc.next()) as { rcode?: string }).rcode, 'NOTIMP', 'AXFR over TCP')
+  })
+
   t.test('EDNS version 1: BADVERS', async (t) => {
     c.send(
       a.port,
@@ -148,7 +161,7 @@ t.test('wire rules', async (t) => {
 
   t.test('bad messages are counted and logged with their source', async (t) => {
     const metrics = await (await fetch(`${a.http}/metrics`)).text()
-    for (const reason of ['response', 'malformed', 'questions', 'opcode', 'edns-version']) {
+    for (const reason of ['response', 'malformed', 'questions', 'opcode', 'edns-version', 'transfer']) {
       t.match(metrics, new RegExp(`shoal_dns_bad_queries_total\\{transport="udp",reason="${reason}"\\} [1-9]`), reason)
     }
     t.match(metrics, /shoal_dns_queries_total\{transport="udp",rcode="NOERROR"\} [1-9]/)

@@ -237,3 +237,12 @@ t.test('every document cited in the repository exists, with the sections it name
   t.ok(files.some((f) => f.file === 'README.md') && files.some((f) => f.file.startsWith('src/')), 'README.md and src/ are scanned')
   t.same(danglingCitations(ROOT, files), [], 'no citation dangles (fix the path, or add the document under docs/)')
 })
+
+t.test('test/ holds only test files: every helper is under test/lib (docs/style.md)', async (t) => {
+  const strays = readdirSync('test', { withFileTypes: true }).filter((e) => e.isFile() && !e.name.endsWith('.test.ts'))
+  t.same(
+    strays.map((e) => e.name),
+    [],
+    'no helper beside the tests',
+  )
+})

@@ -19,7 +19,7 @@ import { GroupIndex } from '../src/xds/groups.js'
 import { AgentChild } from './lib/agent-child.js'
 import { ensureBuilt, REPO_ROOT } from './lib/cli.js'
 import { extAuthzCluster, listenerFilters } from './lib/xds-authz.js'
-import { AdsClient, ENVOY_NODE, TypeUrl } from './xds-fixture.js'
+import { AdsClient, ENVOY_NODE, TypeUrl } from './lib/xds-fixture.js'
 
 const SERVER = join(REPO_ROOT, 'examples', 'authz', 'server.mjs')
 const dir = mkdtempSync(join(tmpdir(), 'shoal-authz-example-'))
@@ -75,6 +75,7 @@ const httpRequest = (headers: Record<string, string>) => ({ request: { http: { m
 
 t.test('Check allows by header or SPIFFE ID and denies the rest (a real grpc-js client)', async (t) => {
   const { port, lines } = await startExample(t, ['--allow-header', 'X-Team=payments', '--allow-spiffe', 'spiffe://test/svc/web'])
+  t.match(lines[0], /allows header x-team=payments, SPIFFE ID spiffe:\/\/test\/svc\/web$/, 'the start line says each rule in full')
   const client = new Authorization(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
   t.teardown(() => client.close())
   const cases: Array<[string, object, number]> = [

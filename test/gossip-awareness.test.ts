@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Awareness } from '../src/gossip/awareness.js'
-import { simCluster } from './gossip-sim-util.js'
+import { simCluster } from './lib/gossip-sim.js'
 
 t.test('score is clamped to [0, max - 1] and scales time by score + 1', async (t) => {
   const a = new Awareness(8)

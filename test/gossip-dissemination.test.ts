@@ -2,7 +2,7 @@
 // oversized messages go over streams, early rounds are rate-limited, push-pull carries the
 // application state, and reconnect heals a partition.
 import t from 'tap'
-import { simCluster } from './gossip-sim-util.js'
+import { simCluster } from './lib/gossip-sim.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 
 t.test('many broadcasts: all delivered, every datagram within the MTU', async (t) => {

@@ -6,8 +6,8 @@ import { Wire, decodeRefusal } from '../src/gossip/wire.js'
 import { MessageType, decodeNotes, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
 import { silentLogger } from '../src/log.js'
 import type { Gossip } from '../src/gossip/gossip.js'
-import { addr, netNode, until } from './gossip-net-util.js'
-import { seeded } from './gossip-sim-util.js'
+import { addr, netNode, until } from './lib/gossip-net.js'
+import { seeded } from './lib/gossip-sim.js'
 
 const TOTAL = 100_000
 

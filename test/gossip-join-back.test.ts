@@ -10,7 +10,7 @@ import t from 'tap'
 import { Gossip } from '../src/gossip/gossip.js'
 import { silentLogger } from '../src/log.js'
 import { Profiles } from '../src/gossip/config.js'
-import { aliveView, seeded, simCluster } from './gossip-sim-util.js'
+import { aliveView, seeded, simCluster } from './lib/gossip-sim.js'
 
 const HOUR = 3600_000
 const timing = { pushPullIntervalMs: HOUR, reconnectIntervalMs: HOUR }

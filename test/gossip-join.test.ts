@@ -5,7 +5,7 @@ import { VirtualClock } from '../src/clock.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
 import { silentLogger } from '../src/log.js'
-import { seeded } from './gossip-sim-util.js'
+import { seeded } from './lib/gossip-sim.js'
 
 function setup() {
   const clock = new VirtualClock()

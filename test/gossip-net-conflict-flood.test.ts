@@ -10,7 +10,7 @@ import { NetTransport } from '../src/gossip/transport-net.js'
 import { Wire } from '../src/gossip/wire.js'
 import { LogLimiter } from '../src/log.js'
 import { capturedLogger } from './lib/log.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 
 t.test('20,000 forged conflict notices: one warning, one event, all counted', async (t) => {
   const { logger, lines } = capturedLogger('warn')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addr, netNode, stateOf, until } from './gossip-net-util.js'
+import { addr, netNode, stateOf, until } from './lib/gossip-net.js'
 
 t.test('joining with the name of a live node at another address is refused, on both sides', async (t) => {
   const seed = await netNode(t, 'seed')

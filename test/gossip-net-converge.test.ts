@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addr, netNode, until } from './gossip-net-util.js'
+import { addr, netNode, until } from './lib/gossip-net.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 
 t.test('10 nodes on real sockets converge through one seed, and a broadcast reaches all', async (t) => {

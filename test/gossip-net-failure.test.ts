@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addr, netNode, stateOf, until } from './gossip-net-util.js'
+import { addr, netNode, stateOf, until } from './lib/gossip-net.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 
 t.test('a node whose sockets close without leaving is marked dead by all others', async (t) => {

@@ -5,7 +5,7 @@ import { Keyring } from '../src/gossip/keyring.js'
 import { Wire } from '../src/gossip/wire.js'
 import { MessageType, encodeMessage } from '../src/gossip/messages.js'
 import { silentLogger } from '../src/log.js'
-import { addr, netNode, stateOf, until } from './gossip-net-util.js'
+import { addr, netNode, stateOf, until } from './lib/gossip-net.js'
 
 t.test('a node with a wrong key can neither join nor inject a message', async (t) => {
   const key = randomBytes(32)
@@ -50,4 +50,13 @@ t.test('a node with a wrong key can neither join nor inject a message', async (t
   ringB.use(next)
   b.broadcast('k', Buffer.from('rotated'))
   t.ok(await until(() => got.includes('rotated'), 3000), 'delivered under the new primary key')
+})
+
+t.test('keyUse: a node never lists itself as not heard from, with or without a keyring', async (t) => {
+  const key = randomBytes(32)
+  const sealed = await netNode(t, 'sealed', { keyring: new Keyring([key]) })
+  t.same(sealed.keyUse().unknown, [], 'with a ring: itself under its primary')
+  t.same(sealed.keyUse().keys[0]?.members, ['sealed'])
+  const plain = await netNode(t, 'plain-alone')
+  t.same(plain.keyUse(), { keys: [], unknown: [] }, 'without a ring: no keys, and not itself in unknown')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addr, netNode, stateOf, until } from './gossip-net-util.js'
+import { addr, netNode, stateOf, until } from './lib/gossip-net.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 
 t.test('a restarted node with the same name rejoins alive with a higher incarnation', async (t) => {

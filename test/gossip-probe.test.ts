@@ -2,8 +2,8 @@
 // the suspect piggybacked on pings to a suspect, and refutation.
 import t from 'tap'
 import { MessageType } from '../src/gossip/messages.js'
-import { rig, alive } from './gossip-rules-util.js'
-import { simCluster } from './gossip-sim-util.js'
+import { rig, alive } from './lib/gossip-rules.js'
+import { simCluster } from './lib/gossip-sim.js'
 
 t.test('direct probe: ping, ack, nobody suspected', async (t) => {
   const r = await rig()

@@ -2,7 +2,7 @@
 // driven by real packets from a hand-written peer into a running node.
 import t from 'tap'
 import { MessageType } from '../src/gossip/messages.js'
-import { alive, rig, type Rig } from './gossip-rules-util.js'
+import { alive, rig, type Rig } from './lib/gossip-rules.js'
 
 async function drained(r: Rig): Promise<void> {
   await r.clock.runUntil(() => r.g.stats().queueDepth === 0, 5000)

@@ -13,7 +13,7 @@ import { registerGossipMetrics } from '../src/http/metrics.js'
 import { silentLogger, type Logger } from '../src/log.js'
 import { capturedLogger } from './lib/log.js'
 import { seeded } from './lib/random.js'
-import { until } from './gossip-net-util.js'
+import { until } from './lib/gossip-net.js'
 
 const local = { host: '127.0.0.1', port: 0 }
 type Teardown = { teardown(fn: () => unknown): void }

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
+import { capturedLogger } from './lib/log.js'
 
 const ctx = { host: '127.0.0.1', ports: [] }
 const change = (hs: HealthScheduler, id: string) =>
@@ -23,15 +24,22 @@ t.test('External checks are refused without allowExternal: the command never run
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const marker = join(dir, 'ran')
   const registry = new Registry()
-  const hs = new HealthScheduler({ intervalMs: 20 }, { logger: silentLogger(), registry })
+  const { logger, lines } = capturedLogger('warn')
+  const hs = new HealthScheduler({ intervalMs: 20 }, { logger, registry })
   t.teardown(() => hs.stop())
   hs.start()
+  const decided = [change(hs, 'ext'), change(hs, 'fals')]
   hs.set('ext', { type: 'External', args: `/usr/bin/touch ${marker}` }, ctx)
   hs.set('fals', { type: 'External', args: '/bin/false' }, ctx)
-  await new Promise((r) => setTimeout(r, 200))
+  // Fails closed: `unknown` would be served; a check that cannot run keeps the instance out.
+  t.same(await Promise.all(decided), ['unhealthy', 'unhealthy'])
+  await new Promise((r) => setTimeout(r, 100))
   t.notOk(existsSync(marker), 'the command did not run')
-  t.equal(hs.status('ext'), 'unknown')
-  t.equal(hs.status('fals'), 'unknown', 'a refused check is not a failure')
+  t.equal(hs.status('ext'), 'unhealthy', 'and stays unhealthy')
+  t.ok(
+    lines.some((l) => l.id === 'ext' && /refused.*unhealthy.*--allow-external-checks/.test(l.msg)),
+    'a warning names the instance and the flag',
+  )
   t.match(await registry.metrics(), /shoal_health_checks_total\{type="External",result="refused"\} [1-9]/)
 })
 

@@ -9,7 +9,7 @@
 import t from 'tap'
 import { ShoalError } from '../src/errors.js'
 import { isLoopbackAddress } from '../src/http/auth.js'
-import { record, startHarness } from './http-fixture.js'
+import { record, startHarness } from './lib/http-fixture.js'
 
 async function post(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: any }> {
   const res = await fetch(url, { method: 'POST', headers })

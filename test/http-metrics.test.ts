@@ -4,7 +4,7 @@ import t from 'tap'
 import type { GossipStats } from '../src/gossip/types.js'
 import { Buckets } from '../src/histogram.js'
 import { registerCatalogMetrics, registerGossipMetrics } from '../src/http/metrics.js'
-import { record, startHarness } from './http-fixture.js'
+import { record, startHarness } from './lib/http-fixture.js'
 
 interface Family {
   name: string

@@ -8,7 +8,7 @@ import { HttpServer } from '../src/http/server.js'
 import { registerCatalogMetrics } from '../src/http/metrics.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
-import { FixtureMembership, openWatch } from './http-fixture.js'
+import { FixtureMembership, openWatch } from './lib/http-fixture.js'
 
 function local(id: string, name: string, port: number, servicePort: number): LocalRecord {
   return {

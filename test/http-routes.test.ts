@@ -1,7 +1,8 @@
 // Every read-only route of the HTTP debug endpoint answers what the README's table promises
 // (README.md "HTTP API"), with JSON errors for unknown paths, bad input and wrong methods.
 import t from 'tap'
-import { record, startHarness } from './http-fixture.js'
+import { capturedLogger } from './lib/log.js'
+import { record, startHarness } from './lib/http-fixture.js'
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: any }> {
   const res = await fetch(url, init)
@@ -109,7 +110,8 @@ t.test('catalog and membership routes', async (t) => {
 })
 
 t.test('health, readiness, xds debug', async (t) => {
-  const h = await startHarness(t)
+  const { logger, lines } = capturedLogger('debug')
+  const h = await startHarness(t, {}, logger)
   const healthz = await get(`${h.url}/healthz`)
   t.equal(healthz.status, 200)
   t.equal(healthz.json.status, 'ok')
@@ -118,10 +120,15 @@ t.test('health, readiness, xds debug', async (t) => {
   t.equal(notReady.status, 503, 'not ready until the warm start is done')
   t.equal(notReady.json.error.code, 'SHOAL_ERR_NOT_READY')
   t.equal(notReady.json.ready, false)
+  t.equal(notReady.json.warmStart, false)
+  t.equal(notReady.json.join, null, 'join: null without --join')
+  // A readiness probe polls /readyz: its 503 is logged at debug, never warn.
+  const line = lines.find((l) => l.code === 'SHOAL_ERR_NOT_READY')
+  t.equal(line?.level, 20, 'the 503 is logged at debug')
   h.ready.value = true
   const ready = await get(`${h.url}/readyz`)
   t.equal(ready.status, 200)
-  t.equal(ready.json.ready, true)
+  t.same(ready.json, { ready: true, node: 'node-a' }, '200 {ready, node}')
 
   const xds = await get(`${h.url}/debug/xds`)
   t.equal(xds.status, 200)
@@ -155,6 +162,20 @@ t.test('unknown paths, wrong methods, HEAD', async (t) => {
     t.equal(r.status, 404, `${path} is 404`)
     t.equal(r.json?.error?.code, 'SHOAL_ERR_NOT_FOUND', `${path} answers a JSON error`)
   }
+  // The hint lists every GET route (from the route table, so a new route cannot be left out).
+  const hint = String((await get(`${h.url}/nope`)).json?.error?.message)
+  for (const route of [
+    '/api/state.json',
+    '/api/services.json',
+    '/api/keys.json',
+    '/api/watch',
+    '/metrics',
+    '/healthz',
+    '/readyz',
+    '/debug/xds',
+  ])
+    t.ok(hint.includes(route), `the 404 hint names ${route}`)
+  t.notMatch(hint, /drain/, 'and no POST-only route')
   const post = await get(`${h.url}/api/state.json`, { method: 'POST' })
   t.equal(post.status, 405)
   t.equal(post.headers.get('allow'), 'GET, HEAD')
@@ -171,7 +192,7 @@ t.test('unknown paths, wrong methods, HEAD', async (t) => {
   const metrics = await get(`${h.url}/metrics`)
   t.equal(metrics.status, 200)
   t.match(metrics.headers.get('content-type'), /^text\/plain/)
-  t.match(metrics.text, /shoal_http_requests_total\{route="unmatched",code="404"\} 6/)
+  t.match(metrics.text, /shoal_http_requests_total\{route="unmatched",code="404"\} 7/)
   t.match(metrics.text, /shoal_http_requests_total\{route="\/api\/state.json",code="405"\} 1/)
   t.match(metrics.text, /shoal_http_requests_total\{route="\/api\/instances\/\{id\}\/drain",code="405"\} 1/)
 })

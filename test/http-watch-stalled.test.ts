@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net'
 import { get } from 'node:http'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { record, startHarness } from './http-fixture.js'
+import { record, startHarness } from './lib/http-fixture.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

@@ -1,7 +1,7 @@
 // /api/watch: a snapshot first, then catalog and membership changes as they happen,
 // heartbeat comments, and stop() ends every open stream.
 import t from 'tap'
-import { openWatch, record, startHarness } from './http-fixture.js'
+import { openWatch, record, startHarness } from './lib/http-fixture.js'
 
 t.test('snapshot, catalog events, member events, heartbeats', async (t) => {
   const h = await startHarness(t, { heartbeatMs: 40 })

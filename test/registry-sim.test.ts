@@ -3,7 +3,7 @@
 // everywhere after failure detection; it comes back with a new boot and re-announces.
 import t from 'tap'
 import { liveRecords } from '../src/registry/types.js'
-import { registrySim, seeded, service } from './registry-sim-util.js'
+import { registrySim, seeded, service } from './lib/registry-sim.js'
 
 const HOSTS = 50
 const PER_HOST = 20

@@ -257,3 +257,34 @@ t.test('StaticSource.start() rejects a missing or invalid file with SHOAL_ERR_ST
   const bad = new StaticSource({ path, advertiseIp: '127.0.0.1' }, { logger })
   await t.rejects(bad.start(), { code: 'SHOAL_ERR_STATIC', message: /bad\.json: services\[0\]\.ports\[0\]\.servicePort/ })
 })
+
+t.test('a Docker check is refused at load, in both formats: a static instance has no container', async (t) => {
+  const entry = { name: 'api', ports: [{ port: 8081, servicePort: 10081 }] }
+  const shoalError = errorOf(shoal({ ...entry, check: { type: 'Docker' } }))
+  t.match(shoalError, /services\[1\]\.check\.type: must be one of .*"HttpGet".*\(got "Docker"\)/)
+  t.notMatch(shoalError.split('(got')[0], /Docker/, 'Docker is not among the allowed types')
+  const sidecar = JSON.stringify([{ Service: { Name: 'api', Ports: [{ Port: 8081, ServicePort: 10081 }] }, Check: { Type: 'Docker' } }])
+  t.match(errorOf(sidecar), /Check\.Type.*a static instance has none/)
+  // The other types still load.
+  for (const type of ['HttpGet', 'Tcp', 'External']) t.equal(errorOf(shoal({ ...entry, check: { type, args: 'x' } })), 'no error', type)
+})
+
+t.test('a JSON syntax error names its line and column', async (t) => {
+  t.match(errorOf('{\n  "services": [\n   x]}'), /static\.json: JSON line 3 column 4: /)
+  t.match(errorOf('{"services": [],}'), /JSON line 1 column 17: /)
+  t.match(errorOf('{\n"a": tru }'), /JSON line 2 column 9: /)
+  t.match(errorOf('{\n  "services": ['), /static\.json: JSON: /, 'a text cut short has no place to name')
+  // Property: a stray character put into a valid file outside a string (where it is a syntax
+  // error) is named at the place it was put.
+  const base = readFileSync('examples/static.json', 'utf8')
+  for (let i = 0, tried = 0; i < 200 && tried < 10_000; tried++) {
+    const at = Math.floor(Math.random() * base.length)
+    const text = base.slice(0, at) + '#' + base.slice(at)
+    if (!errorOf(text).includes(': JSON')) continue // inside a string: still valid JSON
+    i++
+    const before = base.slice(0, at)
+    const want = `line ${before.split('\n').length} column ${before.length - before.lastIndexOf('\n')}`
+    if (!errorOf(text).includes(`JSON ${want}: `)) t.fail(`'#' at offset ${at}: ${errorOf(text)}, wanted ${want}`)
+  }
+  t.pass('200 stray characters found at their place')
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('an ACK records the version and sends nothing more until the view changes', async (t) => {
   const catalog = echoCatalog()

@@ -20,7 +20,7 @@ import { SnapshotBuilder, type KindSnapshot } from '../src/xds/snapshot.js'
 import { seeded } from './lib/random.js'
 import { decodeServed, deniesAll, extAuthzCluster, listenerFilters } from './lib/xds-authz.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
-import { rec } from './xds-fixture.js'
+import { rec } from './lib/xds-fixture.js'
 
 const COUNT = Number(process.env.SHOAL_AUTHZ_HISTORIES ?? 300)
 const ONLY = process.env.SHOAL_AUTHZ_SEED ? Number(process.env.SHOAL_AUTHZ_SEED) : null

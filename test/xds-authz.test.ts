@@ -14,7 +14,7 @@ import { validateResource } from '../src/xds/validate.js'
 import { capturedLogger } from './lib/log.js'
 import { builtListenerFilters, deniesAll, extAuthzCluster, listenerFilters, protect } from './lib/xds-authz.js'
 import { resourcesOf } from './lib/xds-oracle.js'
-import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, type AdsClient, type DecodedResponse } from './xds-fixture.js'
+import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, type AdsClient, type DecodedResponse } from './lib/xds-fixture.js'
 
 const protos = loadXdsProtos()
 const OPTS = { envoyBind: '127.0.0.1' }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('first change pushed at once, then at most one push per 100 ms, last state wins', async (t) => {
   const catalog = echoCatalog()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('LDS and CDS carry the full set: a removed service is deleted by omission', async (t) => {
   const catalog = echoCatalog()

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { echoBackend as backend } from './lib/echo.js'
 import { noNacks as noNacksIn, startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
 import { protect } from './lib/xds-authz.js'
-import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
+import { FixtureCatalog, host, rec, startServer } from './lib/xds-fixture.js'
 import type { XdsServer } from '../src/xds/server.js'
 
 const ECHO = 'xds:///echo:10001'

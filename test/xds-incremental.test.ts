@@ -10,7 +10,7 @@ import { GroupIndex, resolveGroup, type ClientNetwork } from '../src/xds/groups.
 import { DECODE_OPTIONS, encodeDiscoveryResponse, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
 import { flavourName, SnapshotBuilder, versionOf, versionOfSet, type Flavour, type KindSnapshot } from '../src/xds/snapshot.js'
-import { rec } from './xds-fixture.js'
+import { rec } from './lib/xds-fixture.js'
 
 // A small deterministic PRNG, so a failure names a reproducible seed.
 function prng(seed: number) {

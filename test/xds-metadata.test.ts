@@ -8,7 +8,7 @@ import t from 'tap'
 import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
 import { validateResource } from '../src/xds/validate.js'
 import { buildResources, resourcesOf } from './lib/xds-oracle.js'
-import { FixtureCatalog, host, rec } from './xds-fixture.js'
+import { FixtureCatalog, host, rec } from './lib/xds-fixture.js'
 
 const p = loadXdsProtos()
 

@@ -16,7 +16,7 @@ import { XdsServer } from '../src/xds/server.js'
 import { flavourName, SnapshotBuilder, type KindSnapshot } from '../src/xds/snapshot.js'
 import { echoBackend } from './lib/echo.js'
 import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing } from './lib/xds-clients.js'
-import { AdsClient, ENVOY_NODE, FixtureCatalog, GRPC_NODE, host, TypeUrl } from './xds-fixture.js'
+import { AdsClient, ENVOY_NODE, FixtureCatalog, GRPC_NODE, host, TypeUrl } from './lib/xds-fixture.js'
 
 /** A record of instance `id` on `h` with the given ports and networks. */
 function instance(h: string, id: string, ports: ServiceRecord['ports'], networks?: Record<string, string>): ServiceRecord {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type AdsClient, type DecodedResponse } from './xds-fixture.js'
+import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type AdsClient, type DecodedResponse } from './lib/xds-fixture.js'
 
 const label = (r: DecodedResponse) => r.type_url.split('.').pop()
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('a name requested before it exists is pushed when it appears', async (t) => {
   const catalog = echoCatalog()

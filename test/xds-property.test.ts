@@ -14,7 +14,7 @@ import type { HostView, ServiceRecord } from '../src/registry/types.js'
 import { seeded } from './lib/random.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
 import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type XdsTestClient } from './lib/xds-clients.js'
-import { FixtureCatalog, rec, startServer } from './xds-fixture.js'
+import { FixtureCatalog, rec, startServer } from './lib/xds-fixture.js'
 
 const COUNT = Number(process.env.SHOAL_XDS_HISTORIES ?? 200)
 const ONLY = process.env.SHOAL_XDS_SEED ? Number(process.env.SHOAL_XDS_SEED) : null

@@ -2,7 +2,7 @@ import t from 'tap'
 import { canonicalIp, endpointFilter, type Instance } from '../src/xds/groups.js'
 import { clientNetworkOf, nodeKindOf } from '../src/xds/resources.js'
 import { buildResources } from './lib/xds-oracle.js'
-import { FixtureCatalog, host, rec } from './xds-fixture.js'
+import { FixtureCatalog, host, rec } from './lib/xds-fixture.js'
 
 t.test('node kind rule', async (t) => {
   t.equal(nodeKindOf({ user_agent_name: 'envoy' }), 'envoy')

@@ -10,7 +10,7 @@ import t from 'tap'
 import * as grpc from '@grpc/grpc-js'
 import { echoBackend } from './lib/echo.js'
 import { noNacks, startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing } from './lib/xds-clients.js'
-import { FixtureCatalog, host, rec, startServer } from './xds-fixture.js'
+import { FixtureCatalog, host, rec, startServer } from './lib/xds-fixture.js'
 
 for (const kind of XDS_CLIENT_KINDS) {
   const skip = xdsClientMissing(kind) ?? false

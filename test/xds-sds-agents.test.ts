@@ -19,7 +19,7 @@ import { freePort } from './lib/agent-child.js'
 import { makePki } from './lib/identity.js'
 import { until } from './lib/mtls-agents.js'
 import { tlsServer } from './lib/tls-handshake.js'
-import { AdsClient, deepDecode, ENVOY_NODE, TypeUrl, type DecodedResponse } from './xds-fixture.js'
+import { AdsClient, deepDecode, ENVOY_NODE, TypeUrl, type DecodedResponse } from './lib/xds-fixture.js'
 
 const TD = 'sds-e2e'
 

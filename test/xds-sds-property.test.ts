@@ -18,7 +18,7 @@ import type { ServiceRecord } from '../src/registry/types.js'
 import { silentLogger } from '../src/log.js'
 import { makePki } from './lib/identity.js'
 import { seeded } from './lib/random.js'
-import { AdsClient, deepDecode, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { AdsClient, deepDecode, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 const COUNT = Number(process.env.SHOAL_SDS_CASES ?? 30)
 const ONLY = process.env.SHOAL_SDS_SEED !== undefined ? Number(process.env.SHOAL_SDS_SEED) : null

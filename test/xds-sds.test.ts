@@ -22,7 +22,17 @@ import type { ServiceRecord } from '../src/registry/types.js'
 import { capturedLogger } from './lib/log.js'
 import { makePki } from './lib/identity.js'
 import { tlsServer } from './lib/tls-handshake.js'
-import { AdsClient, deepDecode, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl, type DecodedResponse } from './xds-fixture.js'
+import {
+  AdsClient,
+  deepDecode,
+  ENVOY_NODE,
+  FixtureCatalog,
+  host,
+  rec,
+  startServer,
+  TypeUrl,
+  type DecodedResponse,
+} from './lib/xds-fixture.js'
 
 const TD = 'prod'
 const MIN = 60_000

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, GRPC_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('requests carrying a stale nonce are not answered; their names still count', async (t) => {
   const catalog = echoCatalog()

@@ -13,7 +13,7 @@ import { mtlsCapable, nodeService, parseServerListenerName } from '../src/xds/tl
 import { capturedLogger } from './lib/log.js'
 import { makePki } from './lib/identity.js'
 import { seeded } from './lib/random.js'
-import { FixtureCatalog, GRPC_NODE, host, rec, startServer, TypeUrl, type AdsClient, type DecodedResponse } from './xds-fixture.js'
+import { FixtureCatalog, GRPC_NODE, host, rec, startServer, TypeUrl, type AdsClient, type DecodedResponse } from './lib/xds-fixture.js'
 
 const TD = 'prod'
 

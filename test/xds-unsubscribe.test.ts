@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('unsubscribing a name stops its updates', async (t) => {
   const catalog = echoCatalog()

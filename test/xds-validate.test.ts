@@ -5,7 +5,7 @@ import { validateResource } from '../src/xds/validate.js'
 import { silentLogger } from '../src/log.js'
 import { Registry } from 'prom-client'
 import { XdsServer } from '../src/xds/server.js'
-import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, AdsClient } from './xds-fixture.js'
+import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, AdsClient } from './lib/xds-fixture.js'
 
 const p = loadXdsProtos()
 const router = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('nothing is served before ready; earlier streams are answered when ready', async (t) => {
   const catalog = echoCatalog()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './xds-fixture.js'
+import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('wildcard: legacy empty list and explicit "*" get every resource, new ones included', async (t) => {
   const catalog = echoCatalog()

@@ -112,7 +112,7 @@ server.bindAsync(args.listen, grpc.ServerCredentials.createInsecure(), (err, por
     process.stderr.write(`authz example: --listen ${args.listen}: ${err.message}\n`)
     process.exit(2)
   }
-  const rules = [...headers.map((h) => `header ${h.name}`), ...[...spiffeIds].map((id) => `SPIFFE ID ${id}`)]
+  const rules = [...headers.map((h) => `header ${h.name}=${h.value}`), ...[...spiffeIds].map((id) => `SPIFFE ID ${id}`)]
   process.stdout.write(`authz example listening on ${listen[1]}:${port}; allows ${rules.join(', ')}\n`)
 })
 

@@ -29,6 +29,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     let signals = 0
     const finish = (code: number) => {
+      clearInterval(orphaned)
       for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s)
       resolve(code)
     }
@@ -46,6 +47,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     }
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
+    const orphaned = watchLauncher(() => {
+      process.stderr.write(`shoal: the npm process that started this agent is gone; stopping\n`)
+      onSignal('SIGTERM')
+    })
     process.on('SIGHUP', () => {
       agent.reloadKeys()
       void agent.reloadIdentity()
@@ -65,4 +70,24 @@ export async function runAgent(argv: string[]): Promise<number> {
       )
     })
   })
+}
+
+/**
+ * Under npm (`npm start`, `npx shoal agent`: npm sets npm_command), the agent runs below a
+ * `sh -c` that does not pass SIGTERM on: stopping npm kills that shell and leaves the agent
+ * orphaned, its ports held. So there, and only there, the agent leaves when its parent goes
+ * (Linux reparents an orphan: its ppid changes). Started any other way (systemd, nohup, a
+ * container's init) it keeps running whatever its parent does. Checks once a second.
+ */
+function watchLauncher(onGone: () => void): NodeJS.Timeout | undefined {
+  if (!process.env['npm_command']) return undefined
+  const parent = process.ppid
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer)
+      onGone()
+    }
+  }, 1000)
+  timer.unref()
+  return timer
 }

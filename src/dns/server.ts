@@ -9,7 +9,8 @@
  *   TCP, where a message may reach 65535 bytes (RFC 7766; several queries per connection);
  * - a message that does not decode gets FORMERR when its header can carry one, a response
  *   sent to us is never answered (no loops), an opcode other than QUERY gets NOTIMP, an EDNS
- *   version other than 0 gets BADVERS (RFC 6891 section 6.1.3); each is counted in
+ *   version other than 0 gets BADVERS (RFC 6891 section 6.1.3), a zone transfer (AXFR, IXFR;
+ *   RFC 5936) over UDP or TCP gets NOTIMP; each is counted in
  *   `shoal_dns_bad_queries_total{reason}` and logged;
  * - until the warm start is done (setReady) names in the domain get SERVFAIL, so that an
  *   agent that has just started never tells a client that a service does not exist.
@@ -63,6 +64,7 @@ const BadReason = {
   questions: 'questions',
   name: 'name',
   ednsVersion: 'edns-version',
+  transfer: 'transfer',
 } as const
 type BadReason = (typeof BadReason)[keyof typeof BadReason]
 
@@ -296,6 +298,12 @@ export class DnsServer implements Startable {
     if (opt && opt.ednsVersion !== 0) {
       this.countBad(transport, BadReason.ednsVersion, from, `EDNS version ${opt.ednsVersion}; only 0 is spoken`)
       return this.respond({ ...base, rcode: Rcode.badVers, aa: false })
+    }
+    if (q.type === 'AXFR' || q.type === 'IXFR') {
+      // No zone transfers (README, Known limits): over UDP or TCP, for any name, NOTIMP; a
+      // NOERROR with no records would read as an empty zone.
+      this.countBad(transport, BadReason.transfer, from, `${q.type} ${q.name}: zone transfers are not served; ask for the names themselves`)
+      return this.respond({ ...base, rcode: Rcode.notImp, aa: false })
     }
     if (!this.zone.contains(q.name)) return this.outside(msg, base)
     if (q.class !== 'IN' && q.class !== 'ANY') return this.respond({ ...base, rcode: Rcode.refused, aa: false })

@@ -400,7 +400,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /**
    * Which key of this node's ring each live member seals its traffic with (its primary), as
    * learnt from the pings, push-pulls and requests it sent us. A member is listed under a key
-   * once it was heard from; this node itself under its primary.
+   * once it was heard from; this node itself under its primary (nowhere without a keyring).
    */
   keyUse(): KeyUse {
     const fingerprints = this.keyring?.fingerprints() ?? []
@@ -411,7 +411,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       const fp = m === this.self ? fingerprints[0] : this.memberKeys.get(m.name)
       const slot = keys.find((k) => k.fingerprint === fp)
       if (slot) slot.members.push(m.name)
-      else unknown.push(m.name)
+      // `unknown` means not heard from yet; this node never is (without a ring it uses no key).
+      else if (m !== this.self) unknown.push(m.name)
     }
     for (const k of keys) k.members.sort()
     return { keys, unknown: unknown.sort() }

@@ -374,7 +374,10 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
         }
         case 'External':
           if (!this.opts.allowExternal) {
-            this.warnOnce(e, `${e.id}: External check "${check.args ?? ''}" refused: external checks are off (--allow-external-checks)`)
+            this.warnOnce(
+              e,
+              `${e.id}: External check "${check.args ?? ''}" refused: external checks are off; the instance is unhealthy (not served) until the agent runs with --allow-external-checks, or the check is changed`,
+            )
             return { outcome: 'refused', error: 'External checks are off (--allow-external-checks)', finding: {} }
           }
           return pass(await untilAborted(externalCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
@@ -431,13 +434,14 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
 
   /**
    * Turns a run into a status. `unknown` leaves the status as it is; `unchecked` (a Docker check
-   * of a container without a HEALTHCHECK) and `refused` (an External check while they are off)
-   * make it `unknown`, as without a check: a check that cannot run says nothing.
+   * of a container without a HEALTHCHECK) makes it `unknown`, as without a check. `refused` (an
+   * External check while they are off) makes it `unhealthy`: the service asked to be checked and
+   * cannot be, so it fails closed and is not served.
    */
   private apply(e: Entry, check: CheckSpec, outcome: CheckOutcome): void {
     if (outcome === 'unknown') return
     if (outcome === 'unchecked' || outcome === 'refused') {
-      this.setStatus(e, 'unknown')
+      this.setStatus(e, outcome === 'refused' ? 'unhealthy' : 'unknown')
       return
     }
     const pass = outcome === 'pass'

@@ -64,7 +64,8 @@ export type CheckStatus = 'alive' | 'unhealthy' | 'unknown' | 'starting'
  * `timeout` (no whole answer within the check's timeout), `error` (the check itself is wrong:
  * bad args or template), `refused` (External checks are off), `unknown` (a Docker check whose
  * container has no health yet), `unchecked` (a Docker check of a container without a
- * HEALTHCHECK). `unknown` leaves the status as it is; `refused` and `unchecked` make it `unknown`.
+ * HEALTHCHECK). `unknown` leaves the status as it is; `unchecked` makes it `unknown`; `refused`
+ * makes it `unhealthy` (fails closed: the service asked to be checked).
  */
 export type CheckOutcome = 'pass' | 'fail' | 'timeout' | 'unknown' | 'refused' | 'error' | 'unchecked'
 export const CHECK_OUTCOMES: readonly CheckOutcome[] = ['pass', 'fail', 'timeout', 'unknown', 'refused', 'error', 'unchecked']

@@ -264,7 +264,10 @@ export class HttpServer {
       res,
       404,
       'SHOAL_ERR_NOT_FOUND',
-      `no such path ${JSON.stringify(path)}; see GET /api/state.json, /api/services.json, /api/members.json, /api/sources.json, /api/watch, /metrics`,
+      `no such path ${JSON.stringify(path)}; GET routes: ${this.routes
+        .filter((r) => r.methods.GET)
+        .map((r) => r.name)
+        .join(', ')} (and the web UI at /)`,
     )
   }
 
@@ -275,7 +278,8 @@ export class HttpServer {
   }
 
   private fail(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, unknown>): void {
-    if (status >= 500) this.log.warn({ status, code }, message)
+    // A 503 from /readyz is an answer, not a fault: probes poll it every few seconds.
+    if (status >= 500 && code !== 'SHOAL_ERR_NOT_READY') this.log.warn({ status, code }, message)
     else this.log.debug({ status, code }, message)
     sendJson(res, status, { error: { code, message }, ...extra })
   }

@@ -27,18 +27,28 @@ const shoalPort = {
   },
 }
 
+/**
+ * The check types a static instance may have: all but Docker, which reads a container's state
+ * (README, Health checks) and a static instance has no container; refused at load rather than
+ * leaving the instance unhealthy for ever.
+ */
+export const STATIC_CHECK_TYPES: readonly CheckType[] = Object.values(CheckType).filter((t) => t !== CheckType.Docker)
+
 const shoalCheck = {
   type: 'object',
   description: 'The instance’s health check; without one it is served as `unknown` (README, Health checks).',
   additionalProperties: false,
   required: ['type'],
   properties: {
-    type: { enum: Object.values(CheckType), description: 'The kind of check (README, Health checks).' },
+    type: {
+      enum: STATIC_CHECK_TYPES,
+      description: 'The kind of check (README, Health checks); not Docker, which needs a container.',
+    },
     args: { type: 'string', description: 'URL (HttpGet), host:port (Tcp), command line (External); templates such as {{ host }} allowed.' },
     intervalMs: positiveInt('Milliseconds between two checks (3000 unless the agent says otherwise).'),
     timeoutMs: positiveInt('Milliseconds one check may take (2000).'),
-    rise: positiveInt('Passes in a row that make a failing instance healthy (2; 1 for Docker).'),
-    fall: positiveInt('Failures in a row that make a healthy instance unhealthy (3; 1 for Docker).'),
+    rise: positiveInt('Passes in a row that make a failing instance healthy (2).'),
+    fall: positiveInt('Failures in a row that make a healthy instance unhealthy (3).'),
   },
 }
 

@@ -29,13 +29,13 @@ import type { Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
-import { staticSchemaProblems } from './static-schema.js'
+import { STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
 const ID_RE = /^[A-Za-z0-9._-]{1,64}$/
 const proxyModes = new Set<string>(Object.values(ProxyMode))
-const checkTypes = new Set<string>(Object.values(CheckType))
+const checkTypes = new Set<string>(STATIC_CHECK_TYPES)
 
 type Obj = Record<string, unknown>
 
@@ -89,7 +89,10 @@ function checkOf(p: Problems, where: string, v: unknown, sidecar: boolean): Chec
   const type = v[tKey]
   if (sidecar && (type === undefined || type === '')) return undefined
   if (typeof type !== 'string' || !checkTypes.has(type))
-    p.fail(`${where}.${tKey}`, `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)})`)
+    p.fail(
+      `${where}.${tKey}`,
+      `must be one of ${[...checkTypes].join(', ')} (got ${describe(type)}${type === CheckType.Docker ? ': a Docker check reads a container, and a static instance has none' : ''})`,
+    )
   const check: CheckSpec = { type: type as CheckType }
   const args = optString(p, `${where}.${aKey}`, v[aKey])
   if (args !== undefined && args !== '') check.args = args
@@ -301,7 +304,7 @@ export function parseStaticServices(text: string, file: string, advertiseIp: str
   try {
     doc = JSON.parse(text)
   } catch (err) {
-    p.fail('JSON', (err as Error).message)
+    p.fail(`JSON${jsonErrorPlace(text)}`, (err as Error).message)
   }
   // The schema first (static-schema.ts): every structural problem at once, unknown fields with a
   // suggestion; the rules below need a well-formed document and the agent's own knowledge.
@@ -540,4 +543,36 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       return 'missing'
     }
   }
+}
+
+/**
+ * ` line L column C` (1-based) of the first character JSON.parse refuses in `text`, '' when the
+ * text is only cut short. Node 20's messages give a position for some errors only ("Unexpected
+ * token 'x', ... is not valid JSON" has none), so the place is found by parsing prefixes: a
+ * prefix before the fault parses or fails at its end, every prefix that holds it fails before; a binary search finds the shortest, O(log n) parses.
+ */
+export function jsonErrorPlace(text: string): string {
+  const faulty = (k: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, k))
+      return false
+    } catch (err) {
+      // At the cut, V8 says "Unexpected end" or names a position at the end ("Unterminated
+      // string in JSON at position 4" for `"abc`): the prefix is only short, not wrong.
+      const message = (err as Error).message
+      const at = /at position (\d+)/.exec(message)
+      return !/Unexpected end of JSON input/.test(message) && !(at && Number(at[1]) >= k)
+    }
+  }
+  if (!faulty(text.length)) return ''
+  let lo = 0
+  let hi = text.length // faulty(hi); the shortest faulty prefix is in (lo, hi]
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1
+    if (faulty(mid)) hi = mid
+    else lo = mid
+  }
+  const before = text.slice(0, hi - 1)
+  const line = before.split('\n').length
+  return ` line ${line} column ${before.length - before.lastIndexOf('\n')}`
 }

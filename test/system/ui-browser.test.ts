@@ -14,7 +14,7 @@ import { Agent } from '../../src/agent/agent.js'
 import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
-import { AdsClient, TypeUrl } from '../xds-fixture.js'
+import { AdsClient, TypeUrl } from '../lib/xds-fixture.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any

@@ -1,14 +1,14 @@
 // A Gossip node under test on the simulator, and a raw "peer" transport that speaks the
 // wire format by hand: it injects messages, answers pings for any name, and records what
 // the node sends. Used by the rule-table and probe tests.
-import { VirtualClock } from '../src/clock.js'
-import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
-import { MessageType, decodePacket, encodeCompound, encodeMessage, type Message } from '../src/gossip/messages.js'
-import { SimNetwork } from '../src/gossip/transport-sim.js'
-import type { Address, Member } from '../src/gossip/types.js'
-import { Wire } from '../src/gossip/wire.js'
-import { silentLogger } from '../src/log.js'
-import { seeded } from './gossip-sim-util.js'
+import { VirtualClock } from '../../src/clock.js'
+import { Gossip, type GossipOptions } from '../../src/gossip/gossip.js'
+import { MessageType, decodePacket, encodeCompound, encodeMessage, type Message } from '../../src/gossip/messages.js'
+import { SimNetwork } from '../../src/gossip/transport-sim.js'
+import type { Address, Member } from '../../src/gossip/types.js'
+import { Wire } from '../../src/gossip/wire.js'
+import { silentLogger } from '../../src/log.js'
+import { seeded } from './gossip-sim.js'
 
 export interface Rig {
   clock: VirtualClock

@@ -1,9 +1,9 @@
 // Real-socket gossip nodes on 127.0.0.1 port 0 with the `local` profile, and polling helpers.
-import { RealClock } from '../src/clock.js'
-import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
-import { NetTransport } from '../src/gossip/transport-net.js'
-import type { Member } from '../src/gossip/types.js'
-import { silentLogger } from '../src/log.js'
+import { RealClock } from '../../src/clock.js'
+import { Gossip, type GossipOptions } from '../../src/gossip/gossip.js'
+import { NetTransport } from '../../src/gossip/transport-net.js'
+import type { Member } from '../../src/gossip/types.js'
+import { silentLogger } from '../../src/log.js'
 
 export async function netNode(
   t: { teardown(fn: () => unknown): void },

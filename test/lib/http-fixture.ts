@@ -3,11 +3,11 @@
 // that starts a real HttpServer on 127.0.0.1:0 with teardown.
 import { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
-import { ShoalError } from '../src/errors.js'
-import { silentLogger } from '../src/log.js'
-import type { Member, MemberState } from '../src/gossip/types.js'
-import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServiceRecord } from '../src/registry/types.js'
-import { HttpServer, type HttpServerOptions } from '../src/http/server.js'
+import { ShoalError } from '../../src/errors.js'
+import { silentLogger, type Logger } from '../../src/log.js'
+import type { Member, MemberState } from '../../src/gossip/types.js'
+import type { CatalogEvent, CatalogSnapshot, CatalogView, HostState, HostView, ServiceRecord } from '../../src/registry/types.js'
+import { HttpServer, type HttpServerOptions } from '../../src/http/server.js'
 
 export class FixtureCatalog implements CatalogView {
   cluster = 'test'
@@ -143,7 +143,11 @@ export interface Harness {
 }
 
 /** Starts an HttpServer on 127.0.0.1:0 over fixtures; stops it at teardown. */
-export async function startHarness(t: { teardown(fn: () => unknown): void }, opts: Partial<HttpServerOptions> = {}): Promise<Harness> {
+export async function startHarness(
+  t: { teardown(fn: () => unknown): void },
+  opts: Partial<HttpServerOptions> = {},
+  logger: Logger = silentLogger(),
+): Promise<Harness> {
   const catalog = new FixtureCatalog()
   const membership = new FixtureMembership()
   const node = opts.node ?? 'node-a'
@@ -153,7 +157,7 @@ export async function startHarness(t: { teardown(fn: () => unknown): void }, opt
   const server = new HttpServer(
     { bind: { host: '127.0.0.1', port: 0 }, cluster: 'test', node, ...opts },
     {
-      logger: silentLogger(),
+      logger,
       catalog,
       membership,
       control,

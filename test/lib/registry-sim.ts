@@ -1,13 +1,13 @@
 // A cluster of full registry nodes (real Gossip + Catalog + GossipBridge) on the gossip
 // simulator: virtual time, in-memory network. Used by test/registry-sim.test.ts and
 // bench/registry-sim.ts.
-import { VirtualClock } from '../src/clock.js'
-import { Gossip } from '../src/gossip/gossip.js'
-import { SimNetwork } from '../src/gossip/transport-sim.js'
-import { silentLogger } from '../src/log.js'
-import { GossipBridge } from '../src/registry/bridge.js'
-import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
-import { seeded } from './lib/random.js'
+import { VirtualClock } from '../../src/clock.js'
+import { Gossip } from '../../src/gossip/gossip.js'
+import { SimNetwork } from '../../src/gossip/transport-sim.js'
+import { silentLogger } from '../../src/log.js'
+import { GossipBridge } from '../../src/registry/bridge.js'
+import { Catalog, type LocalRecord } from '../../src/registry/catalog.js'
+import { seeded } from './random.js'
 export { seeded }
 
 export interface RegistryNode {

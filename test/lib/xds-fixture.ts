@@ -2,7 +2,7 @@
 // a raw ADS client on @grpc/grpc-js, and a server starter with teardown.
 import * as grpc from '@grpc/grpc-js'
 import type { Test } from 'tap'
-import { silentLogger } from '../src/log.js'
+import { silentLogger } from '../../src/log.js'
 import type {
   CatalogEvent,
   CatalogSnapshot,
@@ -11,9 +11,9 @@ import type {
   ProxyMode,
   ServiceRecord,
   ServiceStatus,
-} from '../src/registry/types.js'
-import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
-import { XdsServer, type XdsServerComponents, type XdsServerOptions } from '../src/xds/server.js'
+} from '../../src/registry/types.js'
+import { DECODE_OPTIONS, loadXdsProtos, TypeUrl } from '../../src/xds/protos.js'
+import { XdsServer, type XdsServerComponents, type XdsServerOptions } from '../../src/xds/server.js'
 
 export { TypeUrl }
 

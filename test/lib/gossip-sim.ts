@@ -1,10 +1,10 @@
 // Shared by the gossip simulator tests: a seeded random source and a cluster of real
 // Gossip nodes on a SimNetwork driven by a VirtualClock.
-import { VirtualClock } from '../src/clock.js'
-import { Gossip, type GossipOptions } from '../src/gossip/gossip.js'
-import { SimNetwork } from '../src/gossip/transport-sim.js'
-import { silentLogger } from '../src/log.js'
-import { seeded } from './lib/random.js'
+import { VirtualClock } from '../../src/clock.js'
+import { Gossip, type GossipOptions } from '../../src/gossip/gossip.js'
+import { SimNetwork } from '../../src/gossip/transport-sim.js'
+import { silentLogger } from '../../src/log.js'
+import { seeded } from './random.js'
 export { seeded }
 
 export interface SimCluster {
