@@ -51,6 +51,14 @@ t.test('no Docker engine: one warning naming the endpoint, the reason and the wa
     lines.some((l) => /lost/.test(l.msg)),
     'never "lost": there never was an engine',
   )
+  const { sources } = (await (await fetch(`http://127.0.0.1:${a.bound.http}/api/sources.json`)).json()) as {
+    sources: Array<{ source: string; where: string; ok: boolean; error?: { message: string } }>
+  }
+  t.match(
+    sources,
+    [{ source: 'docker', where: `unix://${socket}`, ok: false, error: { message: warns[0] } }],
+    '/api/sources.json says the engine is missing, with the same words',
+  )
   t.same(
     a
       .view()

@@ -7,7 +7,7 @@ import { onLocalSubnet } from '../address.js'
 import { counter } from '../metrics.js'
 import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
 import type { Logger } from '../log.js'
-import type { LocalServiceSpec, ServiceSource } from '../registry/types.js'
+import type { LocalServiceSpec, ServiceSource, SourceStatus } from '../registry/types.js'
 import { ContainerHealthFeed } from './health-feed.js'
 import { parseDockerHost, type DockerEndpoint } from './host.js'
 import { factsFromInspect, mapContainer, SkipReason, type ContainerFacts } from './labels.js'
@@ -106,6 +106,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly maxBackoffMs: number
   private readonly events: Counter<string>
   private readonly resyncs: Counter<string>
+  /** Completed resyncs and failed connections, and the last failure while it lasts (status()). */
+  private syncs = 0
+  private failures = 0
+  private lastError: { message: string; at: string } | undefined
   private readonly skipped: Counter<string>
   private readonly containers = new Map<string, ContainerFacts>()
   private readonly specs = new Map<string, LocalServiceSpec>()
@@ -194,6 +198,23 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     return [...this.specs.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
+  /**
+   * For /api/sources.json: the engine's endpoint, whether the event stream is up, and while it
+   * is not, why (`loads` counts completed resyncs, `rejected` failed connections).
+   */
+  status(): SourceStatus {
+    const st: SourceStatus = {
+      source: this.source,
+      where: this.endpoint,
+      ok: this.isConnected,
+      services: this.specs.size,
+      loads: this.syncs,
+      rejected: this.failures,
+    }
+    if (!this.isConnected && this.lastError) st.error = this.lastError
+    return st
+  }
+
   /** True while the event stream is open and the last resync is done. */
   connected(): boolean {
     return this.isConnected
@@ -248,6 +269,8 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.pending = undefined
       this.isConnected = true
       this.everConnected = true
+      this.syncs++
+      this.lastError = undefined
       this.attempt = 0
       if (this.graceTimer) clearTimeout(this.graceTimer)
       this.graceTimer = undefined
@@ -264,6 +287,13 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.gen++
     const was = this.isConnected
     this.isConnected = false
+    this.failures++
+    this.lastError = {
+      message: this.everConnected
+        ? `Docker engine at ${this.endpoint} lost (${err.message}); reconnecting`
+        : `no Docker engine at ${this.endpoint} (${err.message}); use --discovery static, or set DOCKER_HOST / --docker-host`,
+      at: new Date().toISOString(),
+    }
     this.pending = undefined
     this.closeStream()
     if (!this.graceTimer && this.specs.size > 0) {
