@@ -3,7 +3,8 @@
  * brackets (`[::1]:7946`, RFC 3986 section 3.2.2), in flags, logs, the API and check URLs.
  */
 import type dgram from 'node:dgram'
-import { isIP, type Server as NetServer } from 'node:net'
+import { BlockList, isIP, type Server as NetServer } from 'node:net'
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import { ShoalError, type ErrorCode } from './errors.js'
 
 /** A host (IP literal or DNS name, IPv6 without brackets) and a port. */
@@ -183,4 +184,39 @@ function bindUdp(socket: dgram.Socket, host: string, port: number): Promise<void
       resolve()
     })
   })
+}
+
+/**
+ * Whether this process's network namespace has an interface on the subnet `ip/prefixLen`
+ * (same family, same prefix length, its address inside it): hosts there are reached directly,
+ * not through a gateway. `interfaces` defaults to os.networkInterfaces(); loopback is left out.
+ *
+ * @example
+ *   onLocalSubnet('172.20.0.5', 16) // true inside a container on 172.20.0.0/16
+ */
+export function onLocalSubnet(
+  ip: string,
+  prefixLen: number,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): boolean {
+  const family = isIP(ip)
+  if (family === 0 || !Number.isInteger(prefixLen) || prefixLen < 1 || prefixLen > (family === 4 ? 32 : 128)) return false
+  const type = family === 4 ? 'ipv4' : 'ipv6'
+  const subnet = new BlockList()
+  subnet.addSubnet(ip, prefixLen, type)
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      if (a.internal || (a.family === 'IPv4' ? 4 : 6) !== family || !a.cidr) continue
+      if (Number(a.cidr.slice(a.cidr.lastIndexOf('/') + 1)) === prefixLen && subnet.check(a.address.replace(/%.*$/, ''), type)) return true
+    }
+  }
+  return false
+}
+
+/**
+ * The first IPv4 address of network interface `name` (e.g. `docker_gwbridge`), or undefined
+ * when there is no such interface or it has none.
+ */
+export function interfaceIpv4(name: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string | undefined {
+  return interfaces[name]?.find((a) => a.family === 'IPv4')?.address
 }

@@ -34,6 +34,14 @@ const BOOTSTRAP_FLAGS = {
   node: { type: 'string', value: 'NAME', default: 'hostname', help: 'node id the client presents to the agent' },
   cluster: { type: 'string', value: 'NAME', default: 'default', help: 'node cluster the client presents' },
   xds: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.xds}`, help: "the agent's xDS address (its --xds)" },
+  network: {
+    type: 'string',
+    value: 'NAME',
+    default: 'host',
+    // Not SHOAL_NETWORK: the Swarm stack's deploy shell sets that for the agents.
+    env: false,
+    help: "the Docker network the client runs on: it is given instances' IPs there (else their published ports)",
+  },
   out: { type: 'string', value: 'FILE', env: false, help: 'write the bootstrap to FILE instead of stdout' },
 } as const satisfies FlagTable
 
@@ -163,6 +171,7 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
       const cluster = f.get('cluster')?.value ?? 'default'
       // Loaded here, not at the top: `shoal members` or `--help` need not load the xDS protos.
       const { envoyBootstrap, grpcBootstrap } = await import('./xds/index.js')
+      const network = f.get('network')?.value
       const doc =
         kind === 'envoy'
           ? envoyBootstrap({
@@ -171,6 +180,7 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
               xdsAddress,
               adminAddress: f.get('admin')?.value ?? ENVOY_BOOTSTRAP_FLAGS.admin.default,
               xdsSocket: f.get('xds-socket')?.value,
+              network,
             })
           : grpcBootstrap({
               nodeId,
@@ -178,6 +188,7 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
               service: f.get('service')?.value,
               tlsDir: f.get('tls-dir')?.value,
               refreshSeconds: refreshSeconds(f.get('refresh')),
+              network,
             })
       const text = JSON.stringify(doc, null, 2) + '\n'
       const out = f.get('out')?.value

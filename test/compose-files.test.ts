@@ -11,11 +11,14 @@ import { metricsAgent } from './lib/metrics-agent.js'
 
 type Service = {
   image?: string
+  entrypoint?: string[]
   command?: string[] | string
   environment?: Record<string, string>
   labels?: Record<string, string>
-  ports?: string[]
+  ports?: Array<string | { target: number; published?: number; mode?: string }>
   volumes?: unknown[]
+  networks?: Record<string, unknown> | string[]
+  deploy?: { replicas?: number }
 }
 const compose = parse(readFileSync('compose/docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> }
 const stack = parse(readFileSync('compose/swarm-stack.yml', 'utf8')) as { services: Record<string, Service> }
@@ -30,8 +33,11 @@ function expand(v: string): string {
   )
 }
 
+// Services that run the agent's image as the agent (not the stack's `web`, which runs node itself).
 const agentServices = (doc: { services: Record<string, Service> }) =>
-  Object.entries(doc.services).filter(([, s]) => (s.image ?? '').startsWith('shoal') || (s.image ?? '').includes('SHOAL_IMAGE'))
+  Object.entries(doc.services).filter(
+    ([, s]) => ((s.image ?? '').startsWith('shoal') || (s.image ?? '').includes('SHOAL_IMAGE')) && s.entrypoint === undefined,
+  )
 
 t.test('every agent command line and SHOAL_* variable in the compose files is accepted', async (t) => {
   const seen: string[] = []
@@ -88,16 +94,52 @@ t.test('labels in the demo map to a service without problems', async (t) => {
         created: 0,
         labels: svc.labels,
         bindings: [],
-        networks: { 'shoal-demo_shoal': '172.30.0.5' },
+        networks: { 'shoal-demo_shoal': { ip: '172.30.0.5', prefixLen: 16 } },
         health: 'none',
         running: true,
       },
-      { advertiseIp: '10.0.0.1', network: 'shoal-demo_shoal' },
+      // The demo's shoal-1 is on that network itself: it checks the containers there directly.
+      { advertiseIp: '10.0.0.1', networks: ['shoal-demo_shoal'], onAgentLink: (ip) => ip.startsWith('172.30.') },
     )
     t.same(problems, [], `${name}: no label problems`)
     t.ok(spec && spec.ports.length > 0, `${name}: a service with ports`)
   }
   t.ok(n > 0)
+})
+
+t.test("the stack's web: Shoal's labels, a host-mode port without a fixed number, the overlay the agent advertises", async (t) => {
+  const web = stack.services['web']!
+  const agent = stack.services['agent']!
+  t.same(web.ports, [{ target: 8080, mode: 'host' }], 'published in host mode, Swarm picks the port: several replicas fit on a node')
+  t.ok((web.deploy?.replicas ?? 1) > 1, 'more than one replica')
+  const net = (stack as unknown as { networks: Record<string, { name?: string }> }).networks
+  const joined = Object.keys(web.networks ?? {}).map((k) => expand(net[k]?.name ?? k))
+  t.same(joined, [expand(String(agent.environment!.SHOAL_DOCKER_NETWORK))], 'on the overlay the agent advertises')
+  const cfg = parseAgentConfig([], Object.fromEntries(Object.entries(agent.environment ?? {}).map(([k, v]) => [k, expand(String(v))])))
+  // As a task of it looks to the agent: a host binding from Swarm, an IP on the overlay.
+  const { spec, problems } = mapContainer(
+    {
+      id: 'b'.repeat(64),
+      name: 'shoal_web.1.x',
+      image: 'shoal:latest',
+      created: 0,
+      labels: { ...web.labels, 'com.docker.swarm.service.name': 'shoal_web' },
+      bindings: [{ containerPort: 8080, type: 'tcp', hostIp: '0.0.0.0', hostPort: 30001 }],
+      networks: { [joined[0]!]: { ip: '10.0.1.5', prefixLen: 24 } },
+      health: 'none',
+      running: true,
+    },
+    { advertiseIp: '10.0.0.1', networks: cfg.dockerNetworks },
+  )
+  t.same(problems, [])
+  t.same(spec?.ports, [{ type: 'tcp', port: 30001, servicePort: 10080, ip: '10.0.0.1', containerPort: 8080 }])
+  t.same(spec?.networks, { 'shoal-apps': '10.0.1.5' })
+  t.same(
+    spec?.checkTarget,
+    { host: '10.0.0.1', ports: [{ port: 30001, containerPort: 8080 }] },
+    "the agent's check goes to the host binding",
+  )
+  t.same(cfg.xdsInterfaces, [], 'xDS on docker_gwbridge is opt-in (SHOAL_XDS_INTERFACES)')
 })
 
 t.test('static files of the demo are valid', async (t) => {

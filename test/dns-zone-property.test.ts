@@ -8,7 +8,8 @@
 // - TAG.NAME.service A/AAAA is the same of the instances tagged TAG (tags with dots and in
 //   upper case included), NXDOMAIN when none;
 // - ID.NAME.instance resolves for every live instance with a tcp port, whatever its status;
-// - each ServicePort is answered under exactly one NAME.serviceport: the smallest name.
+// - each ServicePort is answered under exactly one NAME.serviceport: the smallest name;
+// - a port without a host binding (reachable on a Docker network only) is never answered.
 import t from 'tap'
 import type { Answer, SrvAnswer, StringAnswer } from 'dns-packet'
 import { Zone, Rcode, ipToHex } from '../src/dns/zone.js'
@@ -17,6 +18,7 @@ import {
   takesTraffic,
   type CatalogSnapshot,
   type HostView,
+  type ServicePortSpec,
   type ServiceRecord,
   type ServiceStatus,
 } from '../src/registry/types.js'
@@ -37,12 +39,13 @@ function randomCatalog(random: () => number, seq: number): CatalogSnapshot {
     const bootId = `boot${h}`
     const services: ServiceRecord[] = []
     for (let i = 0, n = Math.floor(random() * 6); i < n; i++) {
-      const ports = Array.from({ length: Math.floor(random() * 3) + (random() < 0.9 ? 1 : 0) }, () => ({
-        type: random() < 0.85 ? ('tcp' as const) : ('udp' as const),
-        port: 1 + Math.floor(random() * 65535),
-        servicePort: 10000 + Math.floor(random() * 5),
-        ip: pick(IPS),
-      }))
+      const ports: ServicePortSpec[] = Array.from({ length: Math.floor(random() * 3) + (random() < 0.9 ? 1 : 0) }, () => {
+        const type = random() < 0.85 ? ('tcp' as const) : ('udp' as const)
+        const servicePort = 10000 + Math.floor(random() * 5)
+        // Unpublished: on the record's networks only.
+        if (random() < 0.15) return { type, servicePort, containerPort: 8080 }
+        return { type, port: 1 + Math.floor(random() * 65535), servicePort, ip: pick(IPS) }
+      })
       services.push({
         id: random() < 0.2 ? `h${h}.i${i}` : `H${h}-i${i}`,
         name: pick(NAMES),
@@ -57,6 +60,7 @@ function randomCatalog(random: () => number, seq: number): CatalogSnapshot {
         updated: 0,
         labels: {},
         ...(random() < 0.5 ? { tags: TAGS.filter(() => random() < 0.4) } : {}),
+        ...(random() < 0.3 ? { networks: { apps: `10.9.${h}.${i + 2}` } } : {}),
       })
     }
     hosts.push({
@@ -77,6 +81,9 @@ const data = (as: Answer[], type: string): string[] =>
     .map((a) => ipToHex((a as StringAnswer).data))
     .sort()
 const uniq = (xs: string[]): string[] => [...new Set(xs.map(ipToHex))].sort()
+/** A record's tcp host bindings: what DNS answers (callers on hosts' networks). */
+const hostTcp = (r: ServiceRecord): Array<{ ip: string; port: number }> =>
+  r.ports.flatMap((p) => (p.type === 'tcp' && p.ip !== undefined && p.port !== undefined ? [{ ip: p.ip, port: p.port }] : []))
 
 t.test(`DNS zone over ${RUNS} random catalogs (seed ${SEED}; SHOAL_PROPERTY_SEED replays it)`, async (t) => {
   const random = seeded(SEED)
@@ -93,7 +100,7 @@ t.test(`DNS zone over ${RUNS} random catalogs (seed ${SEED}; SHOAL_PROPERTY_SEED
     }
     for (const name of NAMES) {
       const served = live.filter((r) => r.name === name && takesTraffic(r.status))
-      const tcp = served.flatMap((r) => r.ports.filter((p) => p.type === 'tcp'))
+      const tcp = served.flatMap(hostTcp)
       const a = ask(`${name}.service.shoal`, 'A')
       const aaaa = ask(`${name}.service.shoal`, 'AAAA')
       const srv = ask(`${name}.service.shoal.`, 'SRV')
@@ -125,7 +132,7 @@ t.test(`DNS zone over ${RUNS} random catalogs (seed ${SEED}; SHOAL_PROPERTY_SEED
       }
       checked++
       for (const tag of TAGS) {
-        const tagged = served.filter((r) => r.tags?.includes(tag)).flatMap((r) => r.ports.filter((p) => p.type === 'tcp'))
+        const tagged = served.filter((r) => r.tags?.includes(tag)).flatMap((r) => hostTcp(r))
         const q = `${tag.toLowerCase()}.${name}.service.shoal`
         const ta = ask(q, 'A')
         const tips = [...data(ta.answers, 'A'), ...data(ask(q, 'AAAA').answers, 'AAAA')].sort()
@@ -135,13 +142,13 @@ t.test(`DNS zone over ${RUNS} random catalogs (seed ${SEED}; SHOAL_PROPERTY_SEED
       }
     }
     for (const r of live) {
-      if (!r.ports.some((p) => p.type === 'tcp')) continue
+      if (hostTcp(r).length === 0) continue
       const got = ask(`${r.id}.${r.name}.instance.shoal`, 'ANY')
       const ips = [...data(got.answers, 'A'), ...data(got.answers, 'AAAA')]
-      const want = uniq(r.ports.filter((p) => p.type === 'tcp').map((p) => p.ip))
+      const want = uniq(hostTcp(r).map((p) => p.ip))
       // Two live instances may share an id on different hosts; the answer is one of them.
       const sameId = live.filter((x) => x.name === r.name && x.id.toLowerCase() === r.id.toLowerCase())
-      if (!sameId.some((x) => uniq(x.ports.filter((p) => p.type === 'tcp').map((p) => p.ip)).join() === ips.sort().join()))
+      if (!sameId.some((x) => uniq(hostTcp(x).map((p) => p.ip)).join() === ips.sort().join()))
         fail(`${r.id}.${r.name}.instance: ${ips}, want ${want}`)
     }
     const owners = new Map<number, string[]>()

@@ -13,7 +13,7 @@ function facts(over: Partial<ContainerFacts> = {}): ContainerFacts {
     created: 1_700_000_000_000,
     labels: {},
     bindings: [],
-    networks: { bridge: '172.17.0.2' },
+    networks: { bridge: { ip: '172.17.0.2', prefixLen: 16 } },
     health: 'none',
     running: true,
     ...over,
@@ -35,7 +35,7 @@ t.test('names: label, Swarm service, image fallback; normalised', async (t) => {
   t.equal(a.spec?.name, 'billing-api')
   const b = mapContainer(facts({ labels: { 'com.docker.swarm.service.name': 'stack_web', 'shoal.port.80': '10080' } }), {
     advertiseIp: '10.0.0.5',
-    network: 'overlay',
+    networks: ['overlay'],
   })
   t.equal(b.spec?.name, 'stack_web')
   const c = mapContainer(facts({ labels: { ServicePort_80: '10080' } }), adv)
@@ -92,21 +92,108 @@ t.test('published ports: paired 0.0.0.0/:: count once, specific IPs, loopback ru
   t.equal(local.spec?.ports.find((p) => p.containerPort === 80)?.ip, '127.0.0.1')
 })
 
-t.test('network mode advertises the container IP and port', async (t) => {
-  const r = mapContainer(
-    facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' }, networks: { ingress: '10.0.0.9', mynet: '10.20.0.7' } }),
-    { advertiseIp: '10.0.0.5', network: 'mynet' },
+t.test('--docker-network: the IP on each named network is advertised beside the host binding; a port without one stays', async (t) => {
+  const nets = {
+    ingress: { ip: '10.0.0.9', prefixLen: 24 },
+    mynet: { ip: '10.20.0.7', prefixLen: 24 },
+    other: { ip: '10.30.0.2', prefixLen: 24 },
+  }
+  const published = mapContainer(
+    facts({
+      labels: { ServiceName: 's', ServicePort_8080: '18080', ServicePort_9090: '19090' },
+      bindings: [{ containerPort: 8080, type: 'tcp', hostIp: '0.0.0.0', hostPort: 32770 }],
+      networks: nets,
+    }),
+    { advertiseIp: '10.0.0.5', networks: ['mynet', 'missing'] },
   )
-  t.same(r.spec?.ports, [{ type: 'tcp', port: 8080, servicePort: 18080, ip: '10.20.0.7', containerPort: 8080 }])
+  t.same(
+    published.spec?.ports,
+    [
+      { type: 'tcp', port: 32770, servicePort: 18080, ip: '10.0.0.5', containerPort: 8080 },
+      { type: 'tcp', servicePort: 19090, containerPort: 9090 },
+    ],
+    'the published port keeps its host binding; the unpublished one is listed without one (reachable on mynet only)',
+  )
+  t.same(published.spec?.networks, { mynet: '10.20.0.7' }, 'only the networks --docker-network names, that the container is on')
+  t.same(published.problems, [])
   const off = mapContainer(facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' } }), {
     advertiseIp: '10.0.0.5',
-    network: 'mynet',
+    networks: ['mynet'],
   })
   t.same(
-    off.problems.map((p) => p.reason),
-    ['not-on-network'],
+    off.problems.map((p) => [p.reason, p.skipped]),
+    [['not-on-network', 'port']],
+    'not published and not on a named network: the port has no address at all',
   )
+  t.match(
+    off.problems[0]!.message,
+    /container port 8080 is not published and the container is on none of the networks --docker-network names \(mynet\)/,
+  )
+  t.equal(off.spec?.networks, undefined)
+  const plain = mapContainer(facts({ labels: { ServiceName: 's', ServicePort_8080: '18080' }, networks: nets }), adv)
+  t.match(
+    plain.problems[0]?.message,
+    /container port 8080 is not published \(docker run -p 8080; docker service create --publish mode=host,target=8080\)/,
+  )
+  t.equal(plain.spec?.networks, undefined, 'without --docker-network no network address is advertised')
 })
+
+t.test(
+  "health checks target an address the agent reaches: the host binding, a network of its own, else the container's HEALTHCHECK",
+  async (t) => {
+    const labels = {
+      ServiceName: 's',
+      ServicePort_8080: '18080',
+      HealthCheck: 'HttpGet',
+      HealthCheckArgs: 'http://{{ host }}:{{ tcp 8080 }}/health',
+    }
+    const overlay = { apps: { ip: '10.0.1.7', prefixLen: 24 } }
+    const opts = { advertiseIp: '10.0.0.5', networks: ['apps'] }
+    const bound = mapContainer(
+      facts({ labels, networks: overlay, bindings: [{ containerPort: 8080, type: 'tcp', hostIp: '', hostPort: 32771 }] }),
+      opts,
+    )
+    t.same(bound.spec?.check, { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 8080 }}/health' })
+    t.same(bound.spec?.checkTarget, { host: '10.0.0.5', ports: [{ port: 32771, containerPort: 8080 }] }, 'the host binding')
+    t.same(bound.problems, [])
+
+    const onLink = mapContainer(facts({ labels, networks: overlay }), {
+      ...opts,
+      onAgentLink: (ip, len) => ip === '10.0.1.7' && len === 24,
+    })
+    t.same(
+      onLink.spec?.checkTarget,
+      { host: '10.0.1.7', ports: [{ port: 8080, containerPort: 8080 }] },
+      "the agent's own network: the container's IP and port",
+    )
+    t.same(onLink.problems, [])
+
+    const withHealthcheck = mapContainer(facts({ labels, networks: overlay, health: 'starting' }), opts)
+    t.same(withHealthcheck.spec?.check, { type: 'Docker' }, "no address the agent reaches: the engine's HEALTHCHECK")
+    t.same(
+      withHealthcheck.problems.map((p) => [p.reason, p.skipped, p.label]),
+      [['unreachable-check', 'check', 'HealthCheck']],
+    )
+    t.match(
+      withHealthcheck.problems[0]!.message,
+      /names container port 8080, which has no host binding, and the agent is on none of the container's networks: the container's own HEALTHCHECK is used instead/,
+    )
+
+    const none = mapContainer(facts({ labels, networks: overlay }), opts)
+    t.same(none.spec?.check, { type: 'HttpGet', args: 'http://{{ host }}:{{ tcp 8080 }}/health' }, 'no HEALTHCHECK either: kept, and said')
+    t.match(
+      none.problems[0]?.message,
+      /the check cannot pass; publish the port \(--publish mode=host,target=PORT\) or give the container a HEALTHCHECK/,
+    )
+
+    const literal = mapContainer(facts({ labels: { ...labels, HealthCheckArgs: 'http://10.9.9.9:80/' }, networks: overlay }), opts)
+    t.same(
+      [literal.spec?.check?.type, literal.spec?.checkTarget, literal.problems],
+      ['HttpGet', undefined, []],
+      'a check naming its own address is left alone',
+    )
+  },
+)
 
 t.test('bad labels: the bad port or container is skipped with a problem naming both', async (t) => {
   const bindings = [80, 81, 82, 83, 84, 85].map((p) => ({ containerPort: p, type: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 30000 + p }))
@@ -206,7 +293,11 @@ t.test('facts from docker inspect output', async (t) => {
         ],
         '81/tcp': null,
       },
-      Networks: { bridge: { IPAddress: '10.231.0.2' } },
+      Networks: {
+        bridge: { IPAddress: '10.231.0.2', IPPrefixLen: 24 },
+        v6only: { IPAddress: '', GlobalIPv6Address: 'fd00::5', GlobalIPv6PrefixLen: 64 },
+        none: { IPAddress: '' },
+      },
     },
   } as unknown as ContainerInspectInfo
   const f = factsFromInspect(info)
@@ -219,7 +310,11 @@ t.test('facts from docker inspect output', async (t) => {
     { containerPort: 80, type: 'tcp', hostIp: '0.0.0.0', hostPort: 32769 },
     { containerPort: 80, type: 'tcp', hostIp: '::', hostPort: 32768 },
   ])
-  t.same(f.networks, { bridge: '10.231.0.2' })
+  t.same(
+    f.networks,
+    { bridge: { ip: '10.231.0.2', prefixLen: 24 }, v6only: { ip: 'fd00::5', prefixLen: 64 } },
+    'IPv4, else the global IPv6; none without an address',
+  )
   const paused = factsFromInspect({ ...info, State: { Running: true, Paused: true } } as unknown as ContainerInspectInfo)
   t.notOk(paused.running, 'a paused container is not serving')
   t.equal(paused.health, 'none')

@@ -95,7 +95,7 @@ t.test('an agent with every part: promtool finds nothing but the allowed three, 
       'shoal_registry_drains_total{reason="operator"} 0',
       'shoal_registry_records_rejected_total{reason="malformed"} 0',
       'shoal_catalog_draining{reason="stopping"} 0',
-      'shoal_xds_dropped_endpoints{reason="not_an_ip"} 0',
+      'shoal_xds_dropped_endpoints{reason="not_an_ip",network="host"} 0',
       'shoal_xds_authz_unresolved{problem="missing"} 0',
       'shoal_docker_stop_signals_total{outcome="survived"} 0',
     ])

@@ -6,7 +6,7 @@ import t from 'tap'
 import { mapContainer } from '../src/docker/labels.js'
 import { fitSpec } from '../src/registry/fit.js'
 import { RecordLimits } from '../src/registry/limits.js'
-import { GroupIndex } from '../src/xds/groups.js'
+import { GroupIndex, resolveGroup } from '../src/xds/groups.js'
 import { buildGroupResources } from '../src/xds/resources.js'
 import { builtListenerFilters, deniesAll } from './lib/xds-authz.js'
 
@@ -53,7 +53,9 @@ t.test('labels over the limits are dropped, never the authorization request', as
     seq: 1,
     hosts: [{ name: 'node-a', address: '10.0.0.5:7946', state: 'alive', bootId: 'b', services: [record] }],
   })
-  const listener = buildGroupResources(index.groups.get(10080)!, 'envoy', { envoyBind: '127.0.0.1' }).listeners.get('web:10080')!
+  const listener = buildGroupResources(resolveGroup(index.groups.get(10080)!, null).group, 'envoy', {
+    envoyBind: '127.0.0.1',
+  }).listeners.get('web:10080')!
   t.ok(deniesAll(builtListenerFilters(listener)), 'the listener fails closed (no authorization service here), it is not open')
 })
 

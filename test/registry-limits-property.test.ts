@@ -1,7 +1,8 @@
 // Issue 12, part 1, as a property: what the owner serves, every peer holds. Each case draws
 // records at and beyond every limit of limits.ts (ids, names, images, ports, IPs, check args,
-// label keys, values, counts and total size; tags and attributes; node names up to 255 bytes;
-// astral characters and lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
+// label keys, values, counts and total size; tags and attributes; network addresses, their
+// names and IPs, and ports without a host binding; node names up to 255 bytes; astral
+// characters and lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
 // static file through parseStaticServices, LocalServices' fit), and runs them through real
 // registry nodes on the gossip simulator: broadcast, reference fetch, a peer's merge, updates,
 // and a pull after the peer restarts. Then the peer must hold exactly the owner's records, field
@@ -131,6 +132,19 @@ function dockerSpec(rnd: Rnd, i: number, ip: string): LocalServiceSpec | undefin
     for (let k = 0; k < int(rnd, 40); k++)
       env[`SERVICE_${pick(rnd, ['', '80_', '99999_'])}${text(rnd, 1 + int(rnd, 10))}`] = text(rnd, lengthNear(rnd, L.attributeValue.build))
   }
+  // Sometimes on networks the agent advertises (names and IPs near their limits, counts around
+  // theirs), and then sometimes without a published port.
+  const networks: ContainerFacts['networks'] = {}
+  const names: string[] = []
+  if (rnd() < 0.4) {
+    const n = pick(rnd, [1, 2, L.networks.build, L.networks.build + 1])
+    for (let k = 0; k < n; k++) {
+      const name = rnd() < 0.1 ? text(rnd, lengthNear(rnd, L.networkName.build)) || `net${k}` : `net${k}`
+      const netIp = rnd() < 0.05 ? text(rnd, lengthNear(rnd, L.networkIp.build)) : `10.${k}.0.${2 + i}`
+      Object.defineProperty(networks, name, { value: { ip: netIp, prefixLen: 24 }, enumerable: true, writable: true, configurable: true })
+      names.push(name)
+    }
+  }
   const facts: ContainerFacts = {
     env,
     id,
@@ -138,12 +152,12 @@ function dockerSpec(rnd: Rnd, i: number, ip: string): LocalServiceSpec | undefin
     image: text(rnd, lengthNear(rnd, L.image.build)) || 'img',
     created: int(rnd, 2 ** 40),
     labels: l,
-    bindings: [{ containerPort: 80, type: 'tcp', hostIp: '0.0.0.0', hostPort: 30_000 + i }],
-    networks: {},
+    bindings: names.length && rnd() < 0.5 ? [] : [{ containerPort: 80, type: 'tcp', hostIp: '0.0.0.0', hostPort: 30_000 + i }],
+    networks,
     health: 'none',
     running: true,
   }
-  return mapContainer(facts, { advertiseIp: ip }).spec
+  return mapContainer(facts, { advertiseIp: ip, networks: names }).spec
 }
 
 function staticSpecs(rnd: Rnd, n: number, ip: string): LocalServiceSpec[] {
@@ -181,6 +195,7 @@ const line = (r: ServiceRecord): string =>
     r.tags,
     r.attributes && Object.entries(r.attributes),
     r.detail,
+    Object.entries(r.networks ?? {}).sort(),
   ])
 
 // Served: the owner's live records (a restarted peer need not learn tombstones it never held).
@@ -197,6 +212,9 @@ interface Outcome {
   ok: boolean
   why: string
   records: number
+  /** Records with network addresses, and ports without a host binding. */
+  networked: number
+  unpublished: number
   trimmed: number
   refused: number
 }
@@ -266,6 +284,8 @@ async function runCase(seed: number): Promise<Outcome> {
       ok: why === '',
       why,
       records: owner.catalog.localRecords().length,
+      networked: owner.catalog.localRecords().filter((r) => r.networks).length,
+      unpublished: owner.catalog.localRecords().filter((r) => r.ports.some((p) => p.ip === undefined)).length,
       trimmed: sum(owner.local.stats.trimmed),
       refused: sum(owner.local.stats.refused),
     }
@@ -277,7 +297,7 @@ async function runCase(seed: number): Promise<Outcome> {
 t.test(`the peer holds exactly what the owner serves (${ONE_SEED === undefined ? RUNS : 1} random cases)`, async (t) => {
   const base = ONE_SEED ?? BASE
   const runs = ONE_SEED === undefined ? RUNS : 1
-  const totals = { records: 0, trimmed: 0, refused: 0 }
+  const totals = { records: 0, networked: 0, unpublished: 0, trimmed: 0, refused: 0 }
   for (let i = 0; i < runs; i++) {
     const seed = base + i
     const out = await runCase(seed)
@@ -286,11 +306,17 @@ t.test(`the peer holds exactly what the owner serves (${ONE_SEED === undefined ?
       return
     }
     totals.records += out.records
+    totals.networked += out.networked
+    totals.unpublished += out.unpublished
     totals.trimmed += out.trimmed
     totals.refused += out.refused
   }
   t.comment(JSON.stringify(totals))
   t.ok(totals.trimmed > runs / 4, `records trimmed to fit: ${totals.trimmed}`)
   t.ok(totals.refused > runs / 10, `records refused: ${totals.refused}`)
+  t.ok(
+    totals.networked > runs / 20 && totals.unpublished > 0,
+    `records with network addresses: ${totals.networked}, of them unpublished: ${totals.unpublished}`,
+  )
   t.pass(`${runs} cases, ${totals.records} records: every peer held exactly what its owner served`)
 })

@@ -9,7 +9,7 @@ import { silentLogger } from '../src/log.js'
 import { Catalog } from '../src/registry/catalog.js'
 import { RecordLimits } from '../src/registry/limits.js'
 import type { ServiceRecord } from '../src/registry/types.js'
-import { decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
+import { cutInLegacyForm, decodeMessage, encodeMessage, encodeRecordsWithin, MsgType, type WireNotes } from '../src/registry/wire.js'
 import { record } from './lib/record.js'
 
 function tuple(id: string, labels: Record<string, string> = {}, host = 'a'): unknown[] {
@@ -71,13 +71,14 @@ t.test('records accepted at every accept limit', async (t) => {
 
 t.test("a newer owner's trailing fields survive this release: decoded, held, served on unchanged", async (t) => {
   const n = notes()
-  // The 14th to 17th fields (reason, tags, attributes, detail) are known; the 18th and 19th come from a newer owner.
-  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a detail', 'a later field', { future: 1 }]
+  // The 14th to 18th fields (reason, tags, attributes, detail, networks) are known; the 19th and 20th come from a newer owner.
+  const newer = [...tuple('r1'), 'stopping', ['blue'], { zone: 'b' }, 'a detail', [['apps', '10.1.0.7']], 'a later field', { future: 1 }]
   newer[6] = [['tcp', 8080, 10080, '10.0.0.1', 80, 'h2', 3]]
   const m = decodeMessage(pack([MsgType.record, ...newer]), n)
   if (!('record' in m)) throw new Error('rejected')
   t.equal(n.extraFields, 2, 'the record and its port counted')
   t.same(JSON.parse(JSON.stringify(m.record)).labels, {}, 'the API shows the known fields')
+  t.same([m.record.reason, m.record.detail, m.record.networks], ['stopping', 'a detail', { apps: '10.1.0.7' }])
   t.notOk('wireExtra' in JSON.parse(JSON.stringify(m.record)), 'the unknown ones stay out of the JSON')
 
   const clock = new VirtualClock()
@@ -90,6 +91,84 @@ t.test("a newer owner's trailing fields survive this release: decoded, held, ser
   t.equal(out.length, 2, 'no `more` on a whole answer')
 })
 
+t.test(
+  'network addresses: field 18 (after the status reason, tags, attributes and detail), sorted pairs, held back like them; a port without a host binding is port 0 and ip ""',
+  async (t) => {
+    const networks: Record<string, string> = { zeta: '10.2.0.9', apps: '10.1.0.7' }
+    Object.defineProperty(networks, '__proto__', { value: 'fd00::7', enumerable: true, writable: true, configurable: true })
+    const rec = record({
+      ports: [
+        { type: 'tcp', servicePort: 10080, containerPort: 8080 },
+        { type: 'tcp', port: 32768, servicePort: 10081, ip: '10.0.0.1', containerPort: 9090 },
+      ],
+      networks,
+    })
+    const wire = encodeMessage({ type: MsgType.record, record: rec })
+    const out = unpack(wire) as unknown[]
+    t.equal(out.length, 19, 'type + 18 fields')
+    t.same(out.slice(14, 18), [null, null, null, null], 'no status reason, tags, attributes or detail')
+    t.same(out[18], [
+      ['__proto__', 'fd00::7'],
+      ['apps', '10.1.0.7'],
+      ['zeta', '10.2.0.9'],
+    ])
+    t.same(out[7], [
+      ['tcp', 0, 10080, '', 8080],
+      ['tcp', 32768, 10081, '10.0.0.1', 9090],
+    ])
+    const back = decodeMessage(wire, notes())
+    if (!('record' in back)) throw new Error('rejected')
+    t.same(back.record.ports, rec.ports, 'the unpublished port decodes without ip and port')
+    t.notOk('ip' in back.record.ports[0]!)
+    t.same(Object.entries(back.record.networks!).sort(), Object.entries(networks).sort(), 'a network called __proto__ stays data')
+    t.equal(Object.getPrototypeOf(back.record.networks), Object.prototype)
+    t.equal((unpack(encodeMessage({ type: MsgType.record, record: rec }, { legacy: true })) as unknown[]).length, 14, 'legacy: 13 fields')
+    t.ok(cutInLegacyForm(rec), 'written again whole once no first-release member is left')
+  },
+)
+
+t.test('network addresses over their accept limits reject that record alone, naming the limit', async (t) => {
+  const L = RecordLimits
+  const withNets = (id: string, nets: unknown) => [...tuple(id), null, null, null, null, nets]
+  const m = decodeMessage(
+    pack([
+      MsgType.records,
+      [
+        withNets(
+          'many',
+          Array.from({ length: L.networks.accept + 1 }, (_, i) => [`n${i}`, '10.0.0.1']),
+        ),
+        withNets('long', [['n'.repeat(L.networkName.accept + 1), '10.0.0.1']]),
+        withNets('ip', [['apps', '1'.repeat(L.networkIp.accept + 1)]]),
+        withNets('twice', [
+          ['apps', '10.0.0.1'],
+          ['apps', '10.0.0.2'],
+        ]),
+        withNets('bad', 'apps'),
+        withNets('ok', [['n'.repeat(L.networkName.accept), '1'.repeat(L.networkIp.accept)]]),
+        withNets('none', null),
+      ],
+    ]),
+    notes(),
+  )
+  if (m.type !== MsgType.records) throw new Error('not records')
+  t.same(
+    m.records.map((r) => r.id),
+    ['ok', 'none'],
+  )
+  t.same(
+    m.rejected.map((r) => [r.id, r.reason]),
+    [
+      ['many', 'networks'],
+      ['long', 'network-name'],
+      ['ip', 'network-ip'],
+      ['twice', 'malformed'],
+      ['bad', 'malformed'],
+    ],
+  )
+  t.match(m.rejected[3]!.message, /network "apps" given twice/)
+})
+
 t.test('a record without a reason is written with exactly the 13 record fields the first release reads', async (t) => {
   const rec = record({
     ports: [
@@ -98,7 +177,7 @@ t.test('a record without a reason is written with exactly the 13 record fields t
     ],
   })
   const out = unpack(encodeMessage({ type: MsgType.record, record: rec })) as unknown[]
-  t.equal(out.length, 14, 'type + 13 fields')
+  t.equal(out.length, 14, 'type + 13 fields: a record without a reason or network addresses has no field 14')
   t.same(out[7], [
     ['tcp', 1, 2, '10.0.0.1'],
     ['tcp', 3, 4, '10.0.0.1', 80],
@@ -158,15 +237,17 @@ t.test('issue 14: the status reason is the 14th field; held back while a first-r
   t.equal(((answer[1] as unknown[][])[0] as unknown[]).length, 13, 'in answers too')
 
   const n = notes()
-  // Null reason, tags, attributes and detail (the 15th to 17th fields), then a field of a newer release.
-  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, 'later']), n)
+  // Null reason, tags, attributes, detail and network addresses (the 14th to 18th fields), then a field of a newer release.
+  const nullReason = decodeMessage(pack([MsgType.record, ...tuple('r1'), null, null, null, null, null, 'later']), n)
   t.same(
-    'record' in nullReason ? [nullReason.record.reason, nullReason.record.detail, nullReason.record.wireExtra] : 'rejected',
-    [undefined, undefined, ['later']],
-    'a null reason and detail before later fields: none, the later fields kept',
+    'record' in nullReason
+      ? [nullReason.record.reason, nullReason.record.detail, nullReason.record.networks, nullReason.record.wireExtra]
+      : 'rejected',
+    [undefined, undefined, undefined, ['later']],
+    'a null reason, detail and networks before later fields: none, the later fields kept',
   )
   const reEncoded = unpack(encodeMessage({ type: MsgType.record, record: (nullReason as { record: ServiceRecord }).record })) as unknown[]
-  t.same(reEncoded.slice(14), [null, null, null, null, 'later'], 'passed on as it came')
+  t.same(reEncoded.slice(14), [null, null, null, null, null, 'later'], 'passed on as it came')
 
   const long = decodeMessage(pack([MsgType.record, ...tuple('r2'), 'x'.repeat(RecordLimits.reason.accept + 1)]))
   t.same(

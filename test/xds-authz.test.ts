@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { Registry } from 'prom-client'
 import { authzOf } from '../src/registry/authz.js'
-import { GroupIndex } from '../src/xds/groups.js'
+import { GroupIndex, resolveGroup } from '../src/xds/groups.js'
 import { ExtUrl, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
 import { buildGroupResources } from '../src/xds/resources.js'
 import { XdsServer } from '../src/xds/server.js'
@@ -29,7 +29,7 @@ function index(hosts: ReturnType<typeof host>[]) {
 /** The Envoy listener of `sp`, built, validated and packed and decoded as Envoy would read it. */
 function envoyListener(t: Test, gi: GroupIndex, sp: number) {
   const g = gi.groups.get(sp)!
-  const set = buildGroupResources(g, 'envoy', OPTS)
+  const set = buildGroupResources(resolveGroup(g, null).group, 'envoy', OPTS)
   for (const [k, url, name, o] of resourcesOf(set))
     t.same(validateResource(protos, url, o), [], `${g.mode} ${k} ${name} passes the PGV rules and Shoal's`)
   return builtListenerFilters(set.listeners.values().next().value!)
@@ -90,7 +90,9 @@ t.test('an HTTP listener calls the authorization service over ext_authz; a tcp l
     })
     t.equal(extAuthzCluster(filters), 'authz:10100')
     // The authorization service's own Cluster speaks HTTP/2 (ext_authz is a gRPC call).
-    const cluster = buildGroupResources(gi.groups.get(10100)!, 'envoy', OPTS).clusters.get('authz:10100') as Record<string, any>
+    const cluster = buildGroupResources(resolveGroup(gi.groups.get(10100)!, null).group, 'envoy', OPTS).clusters.get(
+      'authz:10100',
+    ) as Record<string, any>
     t.ok(cluster.typed_extension_protocol_options, 'the authz Cluster has HTTP/2 protocol options')
   }
 })
@@ -225,7 +227,7 @@ t.test('gRPC api listeners carry no authorization filter (gRPC NACKs filters it 
   const web = protect(rec({ host: 'h1', id: 'w1', name: 'web', servicePort: 10002, port: 8080, mode: 'grpc' }), 'authz')
   for (const hosts of [[host('h1', [web]), host('h2', [authzRec])], [host('h1', [web])]]) {
     const gi = index(hosts)
-    const set = buildGroupResources(gi.groups.get(10002)!, 'grpc', OPTS)
+    const set = buildGroupResources(resolveGroup(gi.groups.get(10002)!, null).group, 'grpc', OPTS)
     for (const [name, l] of set.listeners) {
       t.same(validateResource(protos, TypeUrl.listener, l), [])
       t.same(

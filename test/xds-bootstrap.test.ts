@@ -31,3 +31,34 @@ t.test('grpc bootstrap', async (t) => {
   t.same(b.xds_servers, [{ server_uri: '127.0.0.1:7776', channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }])
   t.equal(b.node.id, 'app')
 })
+
+t.test('--network is node metadata beside --service, --tls-dir and --xds-socket, never in place of them', async (t) => {
+  const g = grpcBootstrap({
+    nodeId: 'web-1',
+    xdsAddress: '127.0.0.1:7776',
+    service: 'web',
+    tlsDir: '/etc/shoal/tls',
+    network: 'apps',
+  }) as any
+  t.same(g.node.metadata, {
+    'shoal.network': 'apps',
+    'shoal.service': 'web',
+    'shoal.certificate_providers': 'shoal-identity,shoal-roots',
+  })
+  t.same((grpcBootstrap({ nodeId: 'app', xdsAddress: '127.0.0.1:7776', network: 'apps' }) as any).node.metadata, {
+    'shoal.network': 'apps',
+  })
+  t.notOk('metadata' in (grpcBootstrap({ nodeId: 'app', xdsAddress: '127.0.0.1:7776', network: 'host' }) as any).node, 'host: none')
+  const e = envoyBootstrap({
+    nodeId: 'n1',
+    cluster: 'c',
+    xdsAddress: '127.0.0.1:7776',
+    xdsSocket: '/run/shoal/ads.sock',
+    network: 'apps',
+  }) as any
+  t.same(e.node, { id: 'n1', cluster: 'c', metadata: { 'shoal.network': 'apps' } })
+  t.throws(() => grpcBootstrap({ nodeId: 'app', xdsAddress: '127.0.0.1:7776', service: 'web', network: 'n'.repeat(300) }), {
+    code: 'SHOAL_ERR_CONFIG',
+    message: /--network: .* is 300 characters, at most 256/,
+  })
+})

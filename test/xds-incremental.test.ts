@@ -1,14 +1,15 @@
 // The incremental snapshot equals a cold build after every change of a random sequence
-// (records added, removed, re-statused, moved between names and ServicePorts; hosts going
-// down, rebooting, vanishing), for both node kinds; and a pre-encoded response decodes as
-// the same DiscoveryResponse protobufjs would write.
+// (records added, removed, re-statused, moved between names and ServicePorts, re-tagged alone;
+// ports with and without a host binding, on networks or not, with inbound mTLS addresses or
+// not; hosts going down, rebooting, vanishing), for every flavour (both node kinds, plain and
+// mTLS) on a host's network and on a Docker network; and a pre-encoded response decodes as the
+// same DiscoveryResponse protobufjs would write.
 import t from 'tap'
 import type { CatalogSnapshot, HostView, ServiceRecord } from '../src/registry/types.js'
-import { GroupIndex } from '../src/xds/groups.js'
+import { GroupIndex, resolveGroup, type ClientNetwork } from '../src/xds/groups.js'
 import { DECODE_OPTIONS, encodeDiscoveryResponse, loadXdsProtos, TypeUrl } from '../src/xds/protos.js'
-import type { NodeKind } from '../src/xds/resources.js'
 import { groupServicePorts } from './lib/xds-oracle.js'
-import { SnapshotBuilder, versionOf, versionOfSet, type KindSnapshot } from '../src/xds/snapshot.js'
+import { flavourName, SnapshotBuilder, versionOf, versionOfSet, type Flavour, type KindSnapshot } from '../src/xds/snapshot.js'
 import { rec } from './lib/xds-fixture.js'
 
 // A small deterministic PRNG, so a failure names a reproducible seed.
@@ -24,6 +25,17 @@ const NAMES = ['api', 'echo', 'web', 'db']
 const STATUSES = ['alive', 'alive', 'unknown', 'draining', 'unhealthy', 'tombstone'] as const
 const MODES = ['http', 'tcp', 'grpc', 'ws'] as const
 const HOST_STATES = ['alive', 'alive', 'alive', 'suspect', 'dead'] as const
+const NETWORKS: ClientNetwork[] = [null, 'apps']
+const FLAVOURS: Flavour[] = [
+  { kind: 'envoy', mtls: false },
+  { kind: 'grpc', mtls: false },
+  { kind: 'envoy', mtls: true },
+  { kind: 'grpc', mtls: true },
+]
+const VIEWS: Array<[Flavour, ClientNetwork]> = NETWORKS.flatMap((n) => FLAVOURS.map((f): [Flavour, ClientNetwork] => [f, n]))
+/** The mTLS forms need a trust domain, and Envoy's this agent's node (h0: its instances are reached directly). */
+const BUILD_OPTIONS = { envoyBind: '127.0.0.1', trustDomain: 'cluster.test', node: 'h0', strict: false }
+const TAGS = ['blue', 'green', 'canary']
 
 function randomRecord(rand: (n: number) => number, host: string, bootId: string, id: string): ServiceRecord {
   const r = rec({
@@ -38,6 +50,19 @@ function randomRecord(rand: (n: number) => number, host: string, bootId: string,
   const extra = rand(4) === 0 ? [{ type: 'tcp' as const, port: 9100 + rand(5), servicePort: 10000 + rand(5), ip: '127.0.0.2' }] : []
   // Some ask for external authorization by another name: their listeners follow its groups.
   const labels: Record<string, string> = rand(3) === 0 ? { 'shoal.authz': NAMES[rand(NAMES.length)]! } : {}
+  // Some take mTLS at an inbound address (other hosts' Envoys move them there), some may be retried.
+  if (rand(3) === 0) labels['shoal.inbound'] = `${r.ports[0]!.servicePort}=10.0.0.${rand(4)}:${15000 + rand(3)}`
+  if (rand(3) === 0) labels['shoal.idempotent'] = 'true'
+  // Tags and attributes become endpoint metadata.
+  if (rand(3) === 0) r.tags = [TAGS[rand(TAGS.length)]!]
+  if (rand(4) === 0) r.attributes = { zone: `z${rand(2)}` }
+  // Some instances are on the `apps` network (a few share an IP there), some of their ports unpublished.
+  if (rand(3) === 0) {
+    const ports = [...r.ports, ...extra].map((p, k) =>
+      rand(2) === 0 ? { type: p.type, servicePort: p.servicePort, containerPort: 8080 + k } : { ...p, containerPort: 8080 + k },
+    )
+    return { ...r, bootId, ports, labels, networks: { apps: `10.9.0.${rand(6)}` } }
+  }
   return { ...r, bootId, ports: [...r.ports, ...extra], labels }
 }
 
@@ -51,7 +76,7 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
   const protos = loadXdsProtos()
   for (const seed of [1, 2, 3]) {
     const rand = prng(seed)
-    const inc = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined)
+    const inc = new SnapshotBuilder(protos, BUILD_OPTIONS, () => undefined)
     const index = new GroupIndex()
     let hosts: HostView[] = []
     for (let h = 0; h < 4; h++) {
@@ -80,13 +105,19 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
       } else {
         const cur = hosts[h]!
         let next: HostView
-        const what = rand(6)
+        const what = rand(7)
         if (what === 0) next = { ...cur, state: HOST_STATES[rand(HOST_STATES.length)]! }
         else if (what === 1) next = { ...cur, bootId: cur.bootId === 'b0' ? 'b1' : 'b0' }
         else if (what === 2) next = { ...cur, services: cur.services.slice(1) }
         else if (what === 3)
           next = { ...cur, services: [...cur.services, randomRecord(rand, cur.name, cur.bootId, `${cur.name}-s${step}`)] }
-        else {
+        else if (what === 4 && cur.services.length > 0) {
+          // Only the tags change (a new record object, everything else equal): the endpoint metadata must follow.
+          const k = rand(cur.services.length)
+          const old = cur.services[k]!
+          const tags = [TAGS[(TAGS.indexOf(old.tags?.[0] ?? '') + 1) % TAGS.length]!]
+          next = { ...cur, services: cur.services.map((r, j) => (j === k ? { ...old, tags } : r)) }
+        } else {
           // Replace one record by a changed copy (new status, name, port or ServicePort).
           const k = rand(Math.max(1, cur.services.length))
           const old = cur.services[k]
@@ -99,36 +130,52 @@ t.test('incremental builds equal cold builds over a random change sequence', asy
       if (rand(3) === 0) hosts = hosts.map((x) => ({ ...x, services: [...x.services] }))
       const snap: CatalogSnapshot = { cluster: 't', seq: step + 2, hosts }
       index.update(snap)
-      const want = groupServicePorts(snap)
       const got = [...index.groups.values()].sort((a, b) => a.servicePort - b.servicePort)
-      if (
-        JSON.stringify(got) !== JSON.stringify(want.groups) ||
-        JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
-        JSON.stringify(index.dropped) !== JSON.stringify(want.dropped) ||
-        JSON.stringify(index.authzIssues) !== JSON.stringify(want.authzIssues)
-      ) {
-        mismatches++
-        t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
-        t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
-        t.same(index.dropped, want.dropped, `seed ${seed} step ${step}: dropped endpoints`)
-        t.same(index.authzIssues, want.authzIssues, `seed ${seed} step ${step}: authorization problems`)
+      for (const network of NETWORKS) {
+        const want = groupServicePorts(snap, network)
+        const resolved = got.map((g) => resolveGroup(g, network))
+        const dropped = resolved.flatMap((r) => r.dropped)
+        if (
+          JSON.stringify(got) !== JSON.stringify(want.groups) ||
+          JSON.stringify(resolved.map((r) => r.group)) !== JSON.stringify(want.endpoints) ||
+          JSON.stringify(index.conflicts) !== JSON.stringify(want.conflicts) ||
+          JSON.stringify(dropped) !== JSON.stringify(want.dropped) ||
+          JSON.stringify(index.authzIssues) !== JSON.stringify(want.authzIssues)
+        ) {
+          mismatches++
+          t.same(got, want.groups, `seed ${seed} step ${step}: groups`)
+          t.same(
+            resolved.map((r) => r.group),
+            want.endpoints,
+            `seed ${seed} step ${step} network ${network}: endpoints`,
+          )
+          t.same(index.conflicts, want.conflicts, `seed ${seed} step ${step}: conflicts`)
+          t.same(dropped, want.dropped, `seed ${seed} step ${step} network ${network}: dropped endpoints`)
+          t.same(index.authzIssues, want.authzIssues, `seed ${seed} step ${step}: authorization problems`)
+        }
       }
-      for (const kind of ['envoy', 'grpc'] as NodeKind[]) {
-        const a = inc.build(snap, kind)
-        const cold = new SnapshotBuilder(protos, { envoyBind: '127.0.0.1' }, () => undefined).build(snap, kind)
+      for (const [flavour, network] of VIEWS) {
+        const kind = flavourName(flavour)
+        const a = inc.build(snap, flavour, network)
+        const cold = new SnapshotBuilder(protos, BUILD_OPTIONS, () => undefined).build(snap, flavour, network)
         const sa = summary(a)
         const sc = summary(cold)
         if (JSON.stringify(sa) !== JSON.stringify(sc)) {
           mismatches++
-          t.same(sa, sc, `seed ${seed} step ${step} ${kind}: resources`)
+          t.same(sa, sc, `seed ${seed} step ${step} ${kind} on ${network}: resources`)
         }
         for (const type of Object.values(TypeUrl)) {
           if (versionOfSet(a.resources[type]) !== versionOfSet(cold.resources[type])) {
             mismatches++
-            t.fail(`seed ${seed} step ${step} ${kind} ${type}: versions differ`)
+            t.fail(`seed ${seed} step ${step} ${kind} on ${network} ${type}: versions differ`)
           }
         }
         t.same(a.conflicts, cold.conflicts)
+        const wantDropped = groupServicePorts(snap, network).dropped
+        if (JSON.stringify(inc.dropped(network)) !== JSON.stringify(wantDropped)) {
+          mismatches++
+          t.same(inc.dropped(network), wantDropped, `seed ${seed} step ${step} network ${network}: the builder's dropped endpoints`)
+        }
       }
       if (mismatches > 5) break
     }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { canonicalIp, endpointFilter, type Instance } from '../src/xds/groups.js'
-import { nodeKindOf } from '../src/xds/resources.js'
+import { clientNetworkOf, nodeKindOf } from '../src/xds/resources.js'
 import { buildResources } from './lib/xds-oracle.js'
 import { FixtureCatalog, host, rec } from './lib/xds-fixture.js'
 
@@ -15,6 +15,22 @@ t.test('node kind rule', async (t) => {
     'metadata wins',
   )
   t.equal(nodeKindOf(undefined), 'envoy')
+  // As the ADS server decodes it: the well-known Value type in camelCase.
+  t.equal(
+    nodeKindOf({ user_agent_name: 'envoy', metadata: { fields: { 'shoal.node_kind': { stringValue: 'grpc', kind: 'stringValue' } } } }),
+    'grpc',
+    'metadata as decoded from the wire',
+  )
+})
+
+t.test('network rule: node metadata shoal.network', async (t) => {
+  const net = (v: object) => clientNetworkOf({ metadata: { fields: { 'shoal.network': v } } })
+  t.same(clientNetworkOf({}), { network: null }, "absent: a host's network")
+  t.same(net({ stringValue: 'shoal-apps', kind: 'stringValue' }), { network: 'shoal-apps' })
+  t.same(net({ stringValue: 'host', kind: 'stringValue' }), { network: null }, "`host` is Docker's name for a host's own network")
+  t.same(net({ stringValue: '' }), { network: null })
+  t.match(net({ numberValue: 1, kind: 'numberValue' }), { network: null, error: /is a numberValue, not a string/ })
+  t.match(net({ stringValue: 'x'.repeat(257) }), { network: null, error: /257 characters long, at most 256/ })
 })
 
 t.test('shapes per proxy mode, statuses, localities, conflicts', async (t) => {

@@ -177,7 +177,7 @@ t.test('an endpoint no client accepts is left out of its ClusterLoadAssignment, 
   const dbg = server.debugInfo()
   t.same(dbg.invalid, [])
   t.match(dbg.dropped, [{ servicePort: 10001, service: 'echo', host: 'h1', id: 'a', address: 'not-an-ip:9000', reason: 'not_an_ip' }])
-  t.match(await registry.metrics(), /shoal_xds_dropped_endpoints\{reason="not_an_ip"\} 1/)
+  t.match(await registry.metrics(), /shoal_xds_dropped_endpoints\{reason="not_an_ip",network="host"\} 1/)
 })
 
 t.test('a ClusterLoadAssignment listing one address twice is rejected before it is sent', async (t) => {

@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import type Dockerode from 'dockerode'
-import { formatHostPort, listenError, type HostPort } from '../address.js'
+import { formatHostPort, interfaceIpv4, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
@@ -194,7 +194,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let docker: DockerSource | undefined
     if (cfg.discovery.includes('docker')) {
       docker = new DockerSource(
-        { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, network: cfg.dockerNetwork, drainOnStop: cfg.drainOnStop },
+        { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, networks: cfg.dockerNetworks, drainOnStop: cfg.drainOnStop },
         { logger: log, registry: this.registry, docker: this.components.docker },
       )
       sources.push(docker)
@@ -220,6 +220,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const xds = new XdsServer(
       {
         bind: cfg.xds,
+        alsoOn: xdsInterfaceAddresses(cfg.xdsInterfaces),
         envoyBind: cfg.envoyBind,
         localHost: cfg.node,
         tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
@@ -540,6 +541,22 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.parts.length = 0
     if (this.up) this.logger.info({ left: leave }, 'shoal agent stopped')
   }
+}
+
+/**
+ * The IPv4 address of each `--xds-interfaces` interface. Throws SHOAL_ERR_CONFIG naming one
+ * that is missing or has no IPv4 address (docker_gwbridge exists once the node is in a swarm).
+ */
+function xdsInterfaceAddresses(names: string[]): string[] {
+  return names.map((name) => {
+    const ip = interfaceIpv4(name)
+    if (ip === undefined)
+      throw new ShoalError(
+        'SHOAL_ERR_CONFIG',
+        `--xds-interfaces: no interface "${name}" with an IPv4 address on this host (\`ip -4 addr show ${name}\`; docker_gwbridge exists once the node is in a swarm)`,
+      )
+    return ip
+  })
 }
 
 /** A listener's start, with a bind failure named by the flag that sets its address. */

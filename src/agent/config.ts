@@ -27,8 +27,11 @@ export interface AgentConfig {
   discovery: Array<'docker' | 'static'>
   static?: string
   dockerHost?: string
-  dockerNetwork?: string
+  /** Docker networks whose container IPs are advertised beside published ports (`--docker-network`). */
+  dockerNetworks: string[]
   xds: HostPort
+  /** Network interfaces (e.g. docker_gwbridge) whose IPv4 address also serves xDS, at the port of `xds` (`--xds-interfaces`). */
+  xdsInterfaces: string[]
   http: HostPort
   envoyBind: string
   apiToken?: string
@@ -113,8 +116,17 @@ export const AGENT_FLAGS = {
     default: 'DOCKER_HOST or /var/run/docker.sock',
     help: 'Docker endpoint: unix:///path, /path or tcp://host:port',
   },
-  'docker-network': { type: 'string', value: 'NAME', help: 'advertise container IPs on this Docker network (a Swarm overlay)' },
+  'docker-network': {
+    type: 'string',
+    value: 'NAME,...',
+    help: "also advertise containers' IPs on these Docker networks (Swarm overlays), for xDS clients that declare one",
+  },
   xds: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.xds}`, help: 'ADS (xDS) server' },
+  'xds-interfaces': {
+    type: 'string',
+    value: 'IFACE,...',
+    help: "also serve xDS on these interfaces' IPv4 address, same port (docker_gwbridge: for clients on Swarm overlays)",
+  },
   http: { type: 'string', value: 'HOST:PORT', default: `127.0.0.1:${DEFAULT_PORTS.http}`, help: 'HTTP API, metrics and web UI' },
   'envoy-bind': { type: 'string', value: 'IP', default: '127.0.0.1', help: "IP of Envoy's ServicePort listeners" },
   'xds-socket': {
@@ -343,8 +355,17 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     throw configError(discIn?.where ?? '--discovery', 'static discovery needs --static PATH')
   }
   const dockerNetIn = get('docker-network')
-  if (dockerNetIn && !discovery.includes('docker'))
-    throw configError(dockerNetIn.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
+  const dockerNetworks = list(dockerNetIn)
+  if (dockerNetworks.length > 0 && !discovery.includes('docker'))
+    throw configError(dockerNetIn!.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
+  for (const n of dockerNetworks) {
+    // Docker's own rule for network names; `host` and `none` have no container IPs to advertise.
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(n) || n === 'host' || n === 'none')
+      throw configError(
+        dockerNetIn!.where,
+        `"${n}" is not a Docker network whose container IPs can be advertised (a name of [A-Za-z0-9_.-], up to 128, not host or none)`,
+      )
+  }
   const dockerHostIn = get('docker-host')
   if (dockerHostIn && dockerHostIn.where.startsWith('--') && !discovery.includes('docker')) {
     throw configError(dockerHostIn.where, 'only applies to Docker discovery, which is off (--discovery without docker)')
@@ -352,6 +373,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const xdsIn = get('xds')
   const xds = xdsIn ? hostPort(xdsIn, { listener: true }) : { host: '127.0.0.1', port: DEFAULT_PORTS.xds }
+  const xdsIfIn = get('xds-interfaces')
+  const xdsInterfaces = list(xdsIfIn)
+  for (const n of xdsInterfaces) {
+    // Linux interface names: up to 15 bytes, no slash or whitespace.
+    if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(n))
+      throw configError(xdsIfIn!.where, `"${n}" is not a network interface name (ip link shows them)`)
+  }
   const httpIn = get('http')
   const http = httpIn ? hostPort(httpIn, { listener: true }) : { host: '127.0.0.1', port: DEFAULT_PORTS.http }
 
@@ -430,7 +458,9 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     keys,
     profile,
     discovery,
+    dockerNetworks,
     xds,
+    xdsInterfaces,
     http,
     envoyBind,
     leaveOnTerminate,
@@ -449,11 +479,20 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (keyFile !== undefined) cfg.keyFile = keyFile
   if (staticIn !== undefined) cfg.static = staticIn.value
   if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value
-  if (dockerNetIn !== undefined) cfg.dockerNetwork = dockerNetIn.value
   const tok = get('api-token')?.value
   if (tok !== undefined) cfg.apiToken = tok
   if (dns !== undefined) cfg.dns = dns
   return cfg
+}
+
+/** A comma list flag's items, trimmed, empty ones left out (an empty value, as a stack's unset variable gives, is none). */
+function list(v: FlagValue | undefined): string[] {
+  return v
+    ? v.value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : []
 }
 
 /** One DNS label (RFC 1123 section 2.1: letters, digits and inner dashes, 1-63). */

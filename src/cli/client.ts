@@ -2,6 +2,7 @@
  * `shoal members | services | state | watch | drain ID | undrain ID | keyring list`: read an
  * agent's HTTP API. Tables for people, `--json` for scripts; every failure is one line and exit 1.
  */
+import { formatHostPort } from '../address.js'
 import type { CatalogEvent, HostView, ServiceRecord } from '../registry/index.js'
 import type { KeysView, MemberView, MembersView, ServicesView, ServiceView, StateView } from '../http/index.js'
 
@@ -249,8 +250,19 @@ function membersTable(members: MemberView[]): string {
   )
 }
 
+/** Each port's addresses: the host binding (`ip:port`), then `NETWORK/ip:containerPort` for each network; `->ServicePort`. */
 function portsOf(r: ServiceRecord): string {
-  return r.ports.map((p) => `${p.ip}:${p.port}${p.servicePort ? `->${p.servicePort}` : ''}`).join(',') || '-'
+  const nets = Object.entries(r.networks ?? {})
+  return (
+    r.ports
+      .map((p) => {
+        const at = p.ip !== undefined && p.port !== undefined ? [formatHostPort({ host: p.ip, port: p.port })] : []
+        if (p.containerPort !== undefined)
+          for (const [n, ip] of nets) at.push(`${n}/${formatHostPort({ host: ip, port: p.containerPort })}`)
+        return `${at.join('|') || 'unpublished'}${p.servicePort ? `->${p.servicePort}` : ''}`
+      })
+      .join(',') || '-'
+  )
 }
 
 function servicesTable(body: ServicesView): string {

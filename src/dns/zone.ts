@@ -21,7 +21,7 @@
 import * as ipCodec from '@leichtgewicht/ip-codec'
 import type { Answer, Question, SoaAnswer } from 'dns-packet'
 import { isIP } from 'node:net'
-import { liveRecords, takesTraffic, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
+import { hostBinding, liveRecords, takesTraffic, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import { compareServiceNames } from '../registry/index.js'
 
 /** Response codes (RFC 1035 section 4.1.1; BADVERS is RFC 6891's extended code). */
@@ -203,7 +203,12 @@ export class Zone {
     const ips = new Set<string>()
     const srv: Endpoint[] = []
     for (const r of records) {
-      const ports = r.ports.filter((p) => p.type === 'tcp' && isIP(p.ip) !== 0)
+      // Host bindings only: DNS answers callers on hosts' networks (a port reachable only on a
+      // Docker network has no address for them).
+      const ports = r.ports.flatMap((p) => {
+        const b = p.type === 'tcp' ? hostBinding(p) : undefined
+        return b && isIP(b.ip) !== 0 ? [b] : []
+      })
       const own = new Set(ports.map((p) => p.ip))
       // The readable target names the instance; it resolves to one IP only when all its ports share one.
       const named = own.size === 1 ? this.instanceName(r) : undefined

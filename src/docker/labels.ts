@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import type { ContainerInspectInfo } from 'dockerode'
-import { CheckType, type CheckSpec, type DockerHealth } from '../health/types.js'
+import { renderTemplate } from '../health/index.js'
+import { CheckType, type CheckContext, type CheckSpec, type DockerHealth } from '../health/types.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from '../registry/types.js'
 import { authzOf, imageName, normaliseName } from '../registry/index.js'
 import { isIgnored, readRegistrator, registratorEnv, splitTags, type RegistratorView } from './registrator.js'
@@ -13,6 +14,12 @@ export interface PortBinding {
   hostPort: number
 }
 
+/** A container's address on one Docker network, with the network's prefix length (its subnet). */
+export interface NetworkFacts {
+  ip: string
+  prefixLen: number
+}
+
 /** The facts about one container that the mapping reads (taken from `docker inspect`). */
 export interface ContainerFacts {
   id: string
@@ -23,8 +30,8 @@ export interface ContainerFacts {
   created: number
   labels: Record<string, string>
   bindings: PortBinding[]
-  /** Docker network name -> the container's IPv4 address on it. */
-  networks: Record<string, string>
+  /** Docker network name -> the container's address on it (IPv4, else its global IPv6). */
+  networks: Record<string, NetworkFacts>
   health: DockerHealth
   running: boolean
   /** Registrator's `SERVICE_*` keys of the container's environment (registrator.ts registratorEnv); nothing else of it. */
@@ -45,6 +52,7 @@ export const SkipReason = {
   badAuthz: 'bad-authz',
   badRegistratorKey: 'bad-registrator-key',
   portName: 'port-name',
+  unreachableCheck: 'unreachable-check',
 } as const
 export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason]
 
@@ -54,15 +62,25 @@ export interface LabelProblem {
   container: string
   label: string
   reason: SkipReason
-  skipped: 'port' | 'container'
+  /** What was not taken as labelled: a port, the whole container, or its health check (replaced or left failing). */
+  skipped: 'port' | 'container' | 'check'
   message: string
 }
 
 export interface MapOptions {
   /** Address other hosts use for published ports on this host. */
   advertiseIp: string
-  /** Advertise the container's IP on this Docker network with the container port instead of published ports. */
-  network?: string
+  /**
+   * Docker networks (e.g. Swarm overlays) whose container IPs are advertised beside the
+   * published ports (`--docker-network`): a record's `networks`, reached at the container port.
+   */
+  networks?: readonly string[]
+  /**
+   * Whether the agent itself has an interface on the subnet `ip/prefixLen` (a network it is
+   * attached to: it reaches containers there directly, as in the compose demo). Health checks
+   * use such an address when a port has no host binding. Default: never.
+   */
+  onAgentLink?: (ip: string, prefixLen: number) => boolean
 }
 
 /** Mapping of containers to service specs, and the problems met on the way. */
@@ -96,8 +114,15 @@ export function factsFromInspect(info: ContainerInspectInfo): ContainerFacts {
       })
     }
   }
-  const networks: Record<string, string> = {}
-  for (const [name, n] of Object.entries(info.NetworkSettings?.Networks ?? {})) if (n?.IPAddress) networks[name] = n.IPAddress
+  const networks: Record<string, NetworkFacts> = {}
+  for (const [name, n] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+    const f = n?.IPAddress
+      ? { ip: n.IPAddress, prefixLen: n.IPPrefixLen }
+      : n?.GlobalIPv6Address
+        ? { ip: n.GlobalIPv6Address, prefixLen: n.GlobalIPv6PrefixLen }
+        : undefined
+    if (f) Object.defineProperty(networks, name, { value: f, enumerable: true, writable: true, configurable: true })
+  }
   const health = (info.State?.Health?.Status as DockerHealth | undefined) ?? 'none'
   return {
     id: info.Id,
@@ -142,7 +167,7 @@ function portNumber(s: string): number | undefined {
 export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: LocalServiceSpec; problems: LabelProblem[] } {
   const problems: LabelProblem[] = []
   const who = c.name || c.id.slice(0, 12)
-  const skip = (labelName: string, reason: SkipReason, skipped: 'port' | 'container', message: string) =>
+  const skip = (labelName: string, reason: SkipReason, skipped: LabelProblem['skipped'], message: string) =>
     problems.push({ container: who, label: labelName, reason, skipped, message: `container ${who}: ${labelName}: ${message}` })
   const labels = c.labels
   const discover = label(labels, LABEL.discover)
@@ -268,24 +293,28 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     }
   }
 
+  // The container's addresses on the networks the agent advertises (--docker-network).
+  const advertised: Record<string, string> = {}
+  for (const n of opts.networks ?? []) {
+    const f = Object.hasOwn(c.networks, n) ? c.networks[n] : undefined
+    if (f) Object.defineProperty(advertised, n, { value: f.ip, enumerable: true, writable: true, configurable: true })
+  }
+  const onNetworks = Object.keys(advertised).length > 0
+
   const ports: ServicePortSpec[] = []
   for (const [cp, w] of [...wanted].sort((a, b) => a[0] - b[0])) {
-    if (opts.network !== undefined) {
-      const ip = c.networks[opts.network]
-      if (!ip) {
-        skip(w.label, SkipReason.notOnNetwork, 'port', `container is not on network "${opts.network}"`)
-        continue
-      }
-      const type = c.bindings.find((b) => b.containerPort === cp)?.type ?? 'tcp'
-      ports.push({ type, port: cp, servicePort: w.servicePort, ip, containerPort: cp })
-      continue
-    }
     const chosen = chooseBinding(
       c.bindings.filter((b) => b.containerPort === cp && b.hostPort > 0),
       opts.advertiseIp,
     )
-    if (chosen.kind === 'none') {
-      skip(w.label, SkipReason.unpublishedPort, 'port', `container port ${cp} is not published`)
+    if (chosen.kind === 'ok') {
+      ports.push({ type: chosen.b.type, port: chosen.b.hostPort, servicePort: w.servicePort, ip: chosen.ip, containerPort: cp })
+      continue
+    }
+    if (onNetworks) {
+      // No host binding: reachable on the advertised networks only, at the container port.
+      const type = c.bindings.find((b) => b.containerPort === cp)?.type ?? 'tcp'
+      ports.push({ type, servicePort: w.servicePort, containerPort: cp })
       continue
     }
     if (chosen.kind === 'loopback') {
@@ -295,9 +324,21 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
         'port',
         `container port ${cp} is published on ${chosen.b.hostIp} only, not reachable at ${opts.advertiseIp}`,
       )
-      continue
+    } else if (opts.networks?.length) {
+      skip(
+        w.label,
+        SkipReason.notOnNetwork,
+        'port',
+        `container port ${cp} is not published and the container is on none of the networks --docker-network names (${opts.networks.join(', ')})`,
+      )
+    } else {
+      skip(
+        w.label,
+        SkipReason.unpublishedPort,
+        'port',
+        `container port ${cp} is not published (docker run -p ${cp}; docker service create --publish mode=host,target=${cp})`,
+      )
     }
-    ports.push({ type: chosen.b.type, port: chosen.b.hostPort, servicePort: w.servicePort, ip: chosen.ip, containerPort: cp })
   }
 
   const spec: LocalServiceSpec = {
@@ -312,11 +353,30 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     source: 'docker',
     origin: `container ${who} (${c.id.slice(0, 12)})`,
   }
-  if (check) spec.check = check
+  if (onNetworks) spec.networks = advertised
+  if (check) {
+    const t = checkTarget(c, check, ports, opts)
+    if (t.target) spec.checkTarget = t.target
+    if (t.why !== undefined) {
+      const labelName = checkLabel?.[0] ?? 'HealthCheck'
+      if (c.health !== 'none') {
+        skip(labelName, SkipReason.unreachableCheck, 'check', `${t.why}: the container's own HEALTHCHECK is used instead`)
+        check = { type: CheckType.Docker }
+      } else {
+        skip(
+          labelName,
+          SkipReason.unreachableCheck,
+          'check',
+          `${t.why}, and the container has no HEALTHCHECK: the check cannot pass; publish the port (--publish mode=host,target=PORT) or give the container a HEALTHCHECK and use HealthCheck=Docker`,
+        )
+      }
+    }
+    spec.check = check
+  }
   const { tags, attributes } = tagsAndAttributes(
     labels,
     reg,
-    ports.map((p) => p.containerPort ?? p.port),
+    ports.flatMap((p) => p.containerPort ?? p.port ?? []),
   )
   if (tags.length > 0) spec.tags = tags
   if (Object.keys(attributes).length > 0) spec.attributes = attributes
@@ -359,6 +419,54 @@ function tagsAndAttributes(
   const attributes: Record<string, string> = {}
   for (const [k, v] of attrs) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true })
   return { tags, attributes }
+}
+
+/** A check argument that names where the instance is: `{{ host }}` or `{{ tcp N }}`. */
+const TARGET_TEMPLATE = /\{\{\s*(?:host|tcp\s+\d+)\s*\}\}/
+
+/**
+ * Where the agent reaches a container for an HttpGet or Tcp check whose arguments name the
+ * instance (`{{ host }}`, `{{ tcp N }}`): its host bindings when every port the arguments name
+ * has one; else its address on a network the agent itself is attached to (onAgentLink), with
+ * container ports; else nowhere (`why` says so). Other checks, and arguments without such a
+ * template, keep the default target (local.ts).
+ */
+function checkTarget(
+  c: ContainerFacts,
+  check: CheckSpec,
+  ports: ServicePortSpec[],
+  opts: MapOptions,
+): { target?: CheckContext; why?: string } {
+  const args = check.args ?? ''
+  if ((check.type !== CheckType.HttpGet && check.type !== CheckType.Tcp) || !TARGET_TEMPLATE.test(args)) return {}
+  const renders = (ctx: CheckContext): boolean => {
+    try {
+      renderTemplate(args, { ...ctx, containerId: c.id })
+      return true
+    } catch {
+      return false
+    }
+  }
+  const bound = ports.filter((p) => p.ip !== undefined && p.port !== undefined)
+  if (bound.length > 0) {
+    const host: CheckContext = { host: bound[0]!.ip!, ports: bound.map((p) => ({ port: p.port!, containerPort: p.containerPort! })) }
+    if (renders(host)) return { target: host }
+  }
+  const containerPorts = [...new Set([...ports.map((p) => p.containerPort!), ...c.bindings.map((b) => b.containerPort)])].sort(
+    (a, b) => a - b,
+  )
+  const names = Object.keys(c.networks).sort()
+  // The advertised networks first, then any other the agent shares with the container.
+  for (const n of [...names.filter((x) => opts.networks?.includes(x)), ...names.filter((x) => !opts.networks?.includes(x))]) {
+    const f = c.networks[n]!
+    if (!opts.onAgentLink?.(f.ip, f.prefixLen)) continue
+    const direct: CheckContext = { host: f.ip, ports: containerPorts.map((p) => ({ port: p, containerPort: p })) }
+    if (renders(direct)) return { target: direct }
+  }
+  const unbound = ports.filter((p) => p.ip === undefined).map((p) => p.containerPort)
+  return {
+    why: `${check.type} "${args}" names ${unbound.length ? `container port ${unbound.join(', ')}, which has no host binding` : 'a port this container does not publish'}, and the agent is on none of the container's networks`,
+  }
 }
 
 type Choice = { kind: 'ok'; b: PortBinding; ip: string } | { kind: 'loopback'; b: PortBinding } | { kind: 'none' }

@@ -3,6 +3,7 @@ import { constants } from 'node:os'
 import { formatHostPort } from '../address.js'
 import Dockerode from 'dockerode'
 import type { Counter, Registry } from 'prom-client'
+import { onLocalSubnet } from '../address.js'
 import { counter } from '../metrics.js'
 import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
 import type { Logger } from '../log.js'
@@ -16,8 +17,8 @@ export interface DockerSourceOptions {
   dockerHost?: string
   /** IP advertised for published ports. */
   advertiseIp: string
-  /** Advertise container IPs on this Docker network (a Swarm overlay) instead of published ports. */
-  network?: string
+  /** Docker networks (Swarm overlays) whose container IPs are advertised beside published ports. */
+  networks?: string[]
   /** How long the last known services are kept while the engine is unreachable. Default 60000. */
   graceMs?: number
   /** First reconnect delay; doubles per failed attempt up to `maxBackoffMs`, with jitter. Default 200. */
@@ -485,7 +486,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     } else {
       this.containers.set(id, facts)
       this.feed.update(id, facts.health)
-      const r = mapContainer(facts, { advertiseIp: this.opts.advertiseIp, network: this.opts.network })
+      const r = mapContainer(facts, { advertiseIp: this.opts.advertiseIp, networks: this.opts.networks, onAgentLink: onLocalSubnet })
       const key = JSON.stringify(r.problems)
       if (r.problems.length > 0 && this.problemKeys.get(id) !== key) {
         for (const p of r.problems) {

@@ -7,4 +7,5 @@
 export { HealthScheduler } from './scheduler.js'
 export type { HealthSchedulerOptions, HealthSchedulerComponents } from './scheduler.js'
 export { CheckType, CHECK_OUTPUT_BYTES } from './types.js'
-export type { CheckSpec, CheckStatus, CheckResult, CheckOutcome, CheckContext, DockerHealth, DockerHealthFeed } from './types.js'
+export { renderTemplate } from './template.js'
+export type { CheckSpec, CheckStatus, CheckResult, CheckOutcome, CheckContext, CheckPort, DockerHealth, DockerHealthFeed } from './types.js'

@@ -156,6 +156,7 @@ function freezeRecord(r: ServiceRecord): ServiceRecord {
   if (r.reason !== undefined) rec.reason = r.reason
   if (r.tags?.length) rec.tags = Object.freeze([...r.tags])
   if (r.attributes && Object.keys(r.attributes).length > 0) rec.attributes = Object.freeze({ ...r.attributes })
+  if (r.networks && Object.keys(r.networks).length > 0) rec.networks = Object.freeze({ ...r.networks })
   if (r.detail !== undefined) rec.detail = r.detail
   return Object.freeze(withExtra(rec, r))
 }
@@ -172,6 +173,7 @@ function sameContent(a: LocalRecord, b: LocalRecord): boolean {
   if (a.name !== b.name || a.image !== b.image || a.created !== b.created) return false
   if (a.proxyMode !== b.proxyMode || a.status !== b.status || a.reason !== b.reason || a.detail !== b.detail) return false
   if (JSON.stringify(a.ports) !== JSON.stringify(b.ports)) return false
+  if (JSON.stringify(a.networks ?? {}) !== JSON.stringify(b.networks ?? {})) return false
   if (JSON.stringify(a.tags ?? []) !== JSON.stringify(b.tags ?? [])) return false
   return sameStrings(a.labels, b.labels) && sameStrings(a.attributes ?? {}, b.attributes ?? {})
 }
@@ -753,6 +755,7 @@ export class Catalog implements CatalogView {
       ...(fields.reason !== undefined && fields.status !== 'tombstone' ? { reason: fields.reason } : {}),
       ...(fields.tags ? { tags: fields.tags } : {}),
       ...(fields.attributes ? { attributes: fields.attributes } : {}),
+      ...(fields.networks ? { networks: fields.networks } : {}),
       ...(fields.detail !== undefined && fields.status !== 'tombstone' ? { detail: fields.detail } : {}),
     })
     this.store(me, rec, cur?.rec.status === 'tombstone' && rec.status === 'tombstone' ? cur : undefined)

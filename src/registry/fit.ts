@@ -76,15 +76,30 @@ export function fitSpec(input: LocalServiceSpec, host: string): FitResult {
     id: input.id.toWellFormed(),
     name: input.name.toWellFormed(),
     image: input.image.toWellFormed(),
-    ports: input.ports.map((p) => ({ ...p, ip: p.ip.toWellFormed() })),
+    ports: input.ports.map((p) => (p.ip === undefined ? { ...p } : { ...p, ip: p.ip.toWellFormed() })),
+  }
+  if (input.networks) {
+    const networks: Record<string, string> = {}
+    for (const [n, ip] of Object.entries(input.networks))
+      Object.defineProperty(networks, n.toWellFormed(), { value: ip.toWellFormed(), enumerable: true, writable: true, configurable: true })
+    spec.networks = networks
   }
   if (input.check) spec.check = { ...input.check, ...(input.check.args !== undefined ? { args: input.check.args.toWellFormed() } : {}) }
 
   if (spec.id.length > L.id.build) return refuse('id', `instance id of ${spec.id.length} characters, at most ${L.id.build}`)
   if (spec.name.length > L.name.build) return refuse('name', `service name of ${spec.name.length} characters, at most ${L.name.build}`)
   if (spec.ports.length > L.ports.build) return refuse('ports', `${spec.ports.length} ports, at most ${L.ports.build}`)
-  const longIp = spec.ports.find((p) => p.ip.length > L.portIp.build)
-  if (longIp) return refuse('portIp', `port IP of ${longIp.ip.length} characters, at most ${L.portIp.build}`)
+  const longIp = spec.ports.find((p) => p.ip !== undefined && p.ip.length > L.portIp.build)
+  if (longIp) return refuse('portIp', `port IP of ${longIp.ip!.length} characters, at most ${L.portIp.build}`)
+  const networks = Object.entries(spec.networks ?? {})
+  if (networks.length > L.networks.build)
+    return refuse('networks', `${networks.length} network addresses, at most ${L.networks.build} (name fewer networks in --docker-network)`)
+  for (const [n, ip] of networks) {
+    if (n.length > L.networkName.build)
+      return refuse('networkName', `network name of ${n.length} characters, at most ${L.networkName.build}`)
+    if (ip.length > L.networkIp.build)
+      return refuse('networkIp', `IP on network "${n}" of ${ip.length} characters, at most ${L.networkIp.build}`)
+  }
   const args = spec.check?.args
   if (args !== undefined && args.length > L.checkArgs.build)
     return refuse('checkArgs', `health-check args of ${args.length} characters, at most ${L.checkArgs.build}`)
@@ -267,6 +282,7 @@ function worstCase(spec: LocalServiceSpec, host: string): ServiceRecord {
     reason: 'r'.repeat(RecordLimits.reason.build),
     ...(spec.tags ? { tags: spec.tags } : {}),
     ...(spec.attributes ? { attributes: spec.attributes } : {}),
+    ...(spec.networks ? { networks: spec.networks } : {}),
     // The longest detail a status can bring, in characters of up to three bytes of UTF-8.
     detail: '\u20ac'.repeat(RecordLimits.detail.build),
   }

@@ -29,6 +29,7 @@ export {
   ServiceStatus,
   StatusReason,
   ProxyMode,
+  hostBinding,
   isUp,
   liveRecords,
   liveRecordsOf,
@@ -36,6 +37,7 @@ export {
 } from './types.js'
 export type {
   ServicePortSpec,
+  NetworkAddresses,
   Version,
   ServiceRecord,
   LocalServiceSpec,

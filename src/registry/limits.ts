@@ -60,6 +60,11 @@ export const RecordLimits = {
   detail: { unit: 'characters', build: 120, accept: 256, over: 'truncate', what: 'status detail' },
   // Health-check arguments stay on the owner (not on the wire): no accept.
   checkArgs: { unit: 'characters', build: 4096, accept: Infinity, over: 'refuse', what: 'health-check args' },
+  // Issue 13: record field 18 (after the detail), addresses on Docker networks: one per network the owner advertises (--docker-network).
+  networks: { unit: 'entries', build: 16, accept: 64, over: 'refuse', what: 'network addresses' },
+  // Docker network names: letters, digits and [_.-], as `docker network create` takes them; a stack prefixes its own.
+  networkName: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'network name' },
+  networkIp: { unit: 'characters', build: 64, accept: 64, over: 'refuse', what: 'network IP' },
   // The record as one broadcast message (msgpack); over ~1000 bytes it travels as a reference fetched over a stream.
   recordBytes: { unit: 'bytes', build: 16_384, accept: 1_048_576, over: 'refuse', what: 'encoded record' },
 } as const satisfies Record<string, RecordLimit>

@@ -8,7 +8,14 @@ import type { CheckContext, CheckResult, CheckSpec, CheckStatus } from '../healt
 import type { Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
 import { fitDetail, fitSpec, problemLabel } from './fit.js'
-import { StatusReason, type LocalInstanceDetails, type LocalServiceSpec, type ServiceStatus } from './types.js'
+import {
+  StatusReason,
+  hostBinding,
+  type LocalInstanceDetails,
+  type LocalServiceSpec,
+  type ServicePortSpec,
+  type ServiceStatus,
+} from './types.js'
 
 /**
  * The health scheduler as LocalServices uses it (src/health/scheduler.ts `HealthScheduler`
@@ -241,7 +248,10 @@ export class LocalServices {
       if (prev && sameSpec(prev, s)) continue
       this.specs.set(id, s)
       if (!prev || !sameCheck(prev, s)) {
-        const ctx: CheckContext = { host: s.ports[0]?.ip || this.advertiseIp, ports: s.ports, service: s.name }
+        const ctx: CheckContext = {
+          ...(s.checkTarget ? { ...s.checkTarget } : defaultCheckTarget(s.ports, this.advertiseIp)),
+          service: s.name,
+        }
         if (s.containerId !== undefined) ctx.containerId = s.containerId
         if (s.origin !== undefined) ctx.origin = s.origin
         this.health.set(id, s.check, ctx)
@@ -294,12 +304,27 @@ export class LocalServices {
     }
     if (s.tags) rec.tags = s.tags
     if (s.attributes) rec.attributes = s.attributes
+    if (s.networks) rec.networks = s.networks
     this.catalog.upsertLocal(rec)
   }
 }
 
 function sameCheck(a: LocalServiceSpec, b: LocalServiceSpec): boolean {
-  return JSON.stringify([a.check, a.containerId, a.ports]) === JSON.stringify([b.check, b.containerId, b.ports])
+  return (
+    JSON.stringify([a.check, a.containerId, a.ports, a.checkTarget]) === JSON.stringify([b.check, b.containerId, b.ports, b.checkTarget])
+  )
+}
+
+/** Where a check reaches an instance unless its source says otherwise: its host bindings (the first one's IP, else the advertise IP). */
+function defaultCheckTarget(ports: readonly ServicePortSpec[], advertiseIp: string): CheckContext {
+  const bound = ports.flatMap((p) => {
+    const b = hostBinding(p)
+    return b ? [{ ip: b.ip, port: b.port, containerPort: p.containerPort }] : []
+  })
+  return {
+    host: bound[0]?.ip || advertiseIp,
+    ports: bound.map((b) => (b.containerPort !== undefined ? { port: b.port, containerPort: b.containerPort } : { port: b.port })),
+  }
 }
 
 function sameSpec(a: LocalServiceSpec, b: LocalServiceSpec): boolean {

@@ -2,7 +2,7 @@
  * Contracts of the service catalog: the record model, what sources hand in, and what
  * consumers (xDS, HTTP) read. The registry knows nothing about sockets or protobuf.
  */
-import type { CheckResult, CheckSpec } from '../health/types.js'
+import type { CheckContext, CheckResult, CheckSpec } from '../health/types.js'
 import type { Startable } from '../lifecycle.js'
 
 export const ServiceStatus = {
@@ -46,15 +46,24 @@ export const INBOUND_LABEL = 'shoal.inbound'
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
 
-/** One port of an instance. `port` is where it is reachable on `ip`; `servicePort` is cluster-wide. */
+/**
+ * One port of an instance. `servicePort` is cluster-wide. `ip` and `port`, present together,
+ * are its host binding: where it is reachable from every host's network (a published port on
+ * the advertise IP, or a static entry's address). A Docker port that is not published has no
+ * host binding and is reachable only on the container's networks (ServiceRecord.networks, at
+ * `containerPort`); read the binding with `hostBinding(p)`.
+ */
 export interface ServicePortSpec {
   type: 'tcp' | 'udp'
-  port: number
   servicePort: number
-  ip: string
+  /** Host binding: the port, on `ip`. Absent together with `ip` when the port is not published. */
+  port?: number
+  /** Host binding: the IP (an IP literal; the advertise IP for a port published on the wildcard). */
+  ip?: string
   /**
-   * The port inside the container that `port` leads to (Docker instances only); health-check
-   * templates `{{ tcp N }}` look it up. Absent for static entries.
+   * The port inside the container (Docker instances only): the port of the instance's address
+   * on each of its networks, and what health-check templates `{{ tcp N }}` look up. Absent for
+   * static entries.
    */
   containerPort?: number
   /**
@@ -63,6 +72,19 @@ export interface ServicePortSpec {
    */
   readonly wireExtra?: readonly unknown[]
 }
+
+/** A port's host binding (`ip:port`, reachable from every host's network), or undefined when the port has none. */
+export function hostBinding(p: ServicePortSpec): { ip: string; port: number } | undefined {
+  return p.ip !== undefined && p.port !== undefined ? { ip: p.ip, port: p.port } : undefined
+}
+
+/**
+ * The container's address on each Docker network it joined that the owner advertises
+ * (`--docker-network`): network name -> IP literal. An instance is reachable on network N at
+ * `networks[N]:containerPort`, from containers attached to N only (a Swarm overlay spans
+ * hosts; the host's own network has no route to it).
+ */
+export type NetworkAddresses = Readonly<Record<string, string>>
 
 /** The owner's hybrid logical clock: [wall ms, counter]; compared only between records of one owner. */
 export type Version = readonly [wallMs: number, counter: number]
@@ -130,6 +152,8 @@ export interface ServiceRecord {
    * earlier releases.
    */
   detail?: string
+  /** Addresses on Docker networks (absent: none advertised); see NetworkAddresses. */
+  networks?: NetworkAddresses
   /** Fields after the ones this release knows, as a newer owner wrote them; see ServicePortSpec.wireExtra. */
   readonly wireExtra?: readonly unknown[]
 }
@@ -150,7 +174,15 @@ export interface LocalServiceSpec {
   tags?: string[]
   /** Attributes as the source found them; the owner's fit checks and trims them and sorts them by key. */
   attributes?: Record<string, string>
+  /** Addresses on Docker networks (Docker instances with `--docker-network`); see NetworkAddresses. */
+  networks?: NetworkAddresses
   check?: CheckSpec
+  /**
+   * Where the agent itself reaches the instance for `check` (what `{{ host }}` and `{{ tcp N }}`
+   * expand to), when the source knows better than the default (the first host binding's IP,
+   * else the advertise IP, with the host-binding ports).
+   */
+  checkTarget?: CheckContext
   /** Container id (full) for Docker instances: the `Docker` check and `{{ container }}` use it. */
   containerId?: string
   /** The source that found it (`docker`, `static`, ...): LocalServices keeps one set per source. */

@@ -21,14 +21,18 @@
  *   digestGet [8]                                     request: the per-owner digest
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
- *                  counter, updated, labels, reason?, tags?, attributes?, detail?, ...later fields]
+ *                  counter, updated, labels, reason?, tags?, attributes?, detail?, networks?, ...later fields]
  *                 (reason, issue 14: why the status, types.ts StatusReason, or null; tags, attributes,
  *                  issue 20: an array of strings and a map of strings, or null; detail, issue 15:
- *                  the owner's account of the status in one line, or null. Each is
- *                  written only when the record has it or a later field follows, so other
- *                  records keep 13 fields; and none while an agent of the first release,
- *                  which takes exactly 13 fields, is a member: `legacy`)
+ *                  the owner's account of the status in one line, or null; networks, issue 13,
+ *                  below, or null. Each is written only when the record has it or a later field
+ *                  follows, so other records keep 13 fields; and none while an agent of the
+ *                  first release, which takes exactly 13 fields, is a member: `legacy`)
  *   port        = [type, port, servicePort, ip, containerPort?, ...later fields]
+ *                 (a port without a host binding: port 0 and ip '')
+ *   networks    = [[networkName, ip], ...] sorted by name: the record's addresses on Docker
+ *                 networks (issue 13), the 18th field. Never in `legacy` records: while an
+ *                 agent of the first release is a member, records carry no network addresses.
  *
  * Compatibility (README "Upgrades"): a release may append fields to any of these arrays and
  * add message types, never change or remove one. A decoder reads the fields it knows, ignores
@@ -42,7 +46,7 @@ import { ShoalError } from '../errors.js'
 import type { OwnerDigest } from './catalog.js'
 import { isVersion } from './hlc.js'
 import { limitLabel, RecordLimits, type RecordLimitName } from './limits.js'
-import { ProxyMode, ServiceStatus, type ServicePortSpec, type ServiceRecord } from './types.js'
+import { ProxyMode, ServiceStatus, type NetworkAddresses, type ServicePortSpec, type ServiceRecord } from './types.js'
 
 /**
  * The version of this message set, advertised in the agent's gossip metadata as `reg`. 1: the
@@ -114,13 +118,14 @@ const MAX_ID = RecordLimits.id.accept
 const MAX_BOOT = RecordLimits.bootId.accept
 /** Fields every record has (the first release wrote and took exactly these). */
 const RECORD_FIELDS = 13
-/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20), the status detail (issue 15). */
+/** Where the later fields this release reads sit: the status reason (issue 14), tags and attributes (issue 20), the status detail (issue 15), network addresses (issue 13). */
 const REASON_FIELD = 13
 const TAGS_FIELD = 14
 const ATTRIBUTES_FIELD = 15
 const DETAIL_FIELD = 16
+const NETWORKS_FIELD = 17
 /** Fields this release reads; later ones are kept opaque and passed on. */
-const KNOWN_RECORD_FIELDS = 17
+const KNOWN_RECORD_FIELDS = 18
 const PORT_FIELDS = 5
 
 class WireError extends ShoalError {
@@ -171,7 +176,8 @@ function keepExtra<T extends object>(o: T, a: unknown[], known: number, notes: W
 }
 
 function portTuple(p: ServicePortSpec): unknown[] {
-  const t: unknown[] = [p.type, p.port, p.servicePort, p.ip]
+  // No host binding: port 0 and ip '', which every release decodes (and earlier ones leave out of xDS).
+  const t: unknown[] = [p.type, p.port ?? 0, p.servicePort, p.ip ?? '']
   if (p.containerPort !== undefined || p.wireExtra) t.push(p.containerPort ?? null)
   if (p.wireExtra) t.push(...p.wireExtra)
   return t
@@ -180,7 +186,7 @@ function portTuple(p: ServicePortSpec): unknown[] {
 /**
  * How to write records. `legacy`: a member of the first release (registry protocol 1, which
  * drops a whole message for a record of more than 13 fields) is in the cluster: records go out
- * with their 13 fields only, so that it takes them (without reason, tags, attributes and detail).
+ * with their 13 fields only, so that it takes them (without reason, tags, attributes, detail and networks).
  */
 export interface EncodeOptions {
   legacy?: boolean
@@ -193,7 +199,14 @@ function hasAttributes(r: ServiceRecord): boolean {
 
 /** Whether a record's legacy form (13 fields) leaves something out: its owner writes it again once no such member is left. */
 export function cutInLegacyForm(r: ServiceRecord): boolean {
-  return r.reason !== undefined || (r.tags?.length ?? 0) > 0 || hasAttributes(r) || r.detail !== undefined || r.wireExtra !== undefined
+  return (
+    r.reason !== undefined ||
+    (r.tags?.length ?? 0) > 0 ||
+    hasAttributes(r) ||
+    r.detail !== undefined ||
+    Object.keys(r.networks ?? {}).length > 0 ||
+    r.wireExtra !== undefined
+  )
 }
 
 function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
@@ -213,7 +226,14 @@ function recordTuple(r: ServiceRecord, o: EncodeOptions = {}): unknown[] {
     r.labels,
   ]
   if (o.legacy) return t
-  const later: unknown[] = [r.reason ?? null, r.tags?.length ? r.tags : null, hasAttributes(r) ? r.attributes : null, r.detail ?? null]
+  const networks = r.networks ? Object.entries(r.networks).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)) : []
+  const later: unknown[] = [
+    r.reason ?? null,
+    r.tags?.length ? r.tags : null,
+    hasAttributes(r) ? r.attributes : null,
+    r.detail ?? null,
+    networks.length > 0 ? networks : null,
+  ]
   // Trailing empty fields are left out (the record keeps the form earlier releases wrote), unless later fields follow.
   if (!r.wireExtra) while (later.length > 0 && later[later.length - 1] === null) later.pop()
   t.push(...later)
@@ -235,6 +255,10 @@ function parsePort(p: unknown, pw: string, notes: WireNotes | undefined): Servic
     port: int(a[1], `${pw}.port`, 0, 65535),
     servicePort: int(a[2], `${pw}.servicePort`, 0, 65535),
     ip: field(a[3], `${pw}.ip`, 'portIp'),
+  }
+  if (out.port === 0 && out.ip === '') {
+    delete out.port
+    delete out.ip
   }
   if (a.length > 4 && a[4] !== undefined && a[4] !== null) out.containerPort = int(a[4], `${pw}.containerPort`, 0, 65535)
   return keepExtra(out, a, PORT_FIELDS, notes)
@@ -291,6 +315,11 @@ function parseRecord(v: unknown, what: string, notes: WireNotes | undefined): Se
   }
   const detail = t[DETAIL_FIELD]
   if (detail !== undefined && detail !== null) rec.detail = field(detail, `${what}.detail`, 'detail')
+  const networks = t[NETWORKS_FIELD]
+  if (networks !== undefined && networks !== null) {
+    const parsed = parseNetworks(networks, `${what}.networks`)
+    if (Object.keys(parsed).length > 0) rec.networks = parsed
+  }
   return keepExtra(rec, t, KNOWN_RECORD_FIELDS, notes)
 }
 
@@ -302,6 +331,26 @@ function stringMap(m: Map<unknown, unknown>, what: string, keyLimit: RecordLimit
     // defineProperty: a key such as __proto__ stays plain data.
     Object.defineProperty(out, k, { value: field(v, `${what}.${k}`, valueLimit), enumerable: true, writable: true, configurable: true })
   }
+  return out
+}
+
+/** `[[name, ip], ...]` -> name -> ip, each checked against its accept limit; a name given twice is malformed. */
+function parseNetworks(v: unknown, what: string): NetworkAddresses {
+  const list = arr(v, what)
+  if (list.length > RecordLimits.networks.accept) bad(`${what}: ${list.length}, at most ${RecordLimits.networks.accept}`, 'networks')
+  const out: Record<string, string> = {}
+  list.forEach((e, i) => {
+    const pair = arr(e, `${what}[${i}]`)
+    const name = field(pair[0], `${what}[${i}].name`, 'networkName')
+    if (Object.hasOwn(out, name)) bad(`${what}[${i}]: network "${name}" given twice`)
+    // defineProperty: a network called __proto__ stays plain data.
+    Object.defineProperty(out, name, {
+      value: field(pair[1], `${what}[${i}].ip`, 'networkIp'),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  })
   return out
 }
 

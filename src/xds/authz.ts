@@ -19,7 +19,7 @@
  * ext_authz filter and NACK a Listener with a required HTTP filter they do not know (gRFC A39),
  * so their api listeners are built without it (resources.ts buildApiListener).
  */
-import { clusterName, type ServicePortGroup } from './groups.js'
+import { clusterName, type GroupShape } from './groups.js'
 import { ExtUrl, protoDuration } from './protos.js'
 
 /** The gRPC service of an ext_authz filter: Envoy's own gRPC client to the authorization service's Cluster. */
@@ -28,13 +28,13 @@ function grpcService(cluster: string, timeoutMs: number): object {
 }
 
 /** The Cluster a group's listener calls for authorization, or null. */
-export function authzClusterOf(g: ServicePortGroup): string | null {
+export function authzClusterOf(g: GroupShape): string | null {
   const up = g.authz?.upstream
   return up ? clusterName(up.name, up.servicePort) : null
 }
 
 /** HTTP filters that go before the router of an Envoy listener's HttpConnectionManager (none when the group asks for nothing). */
-export function authzHttpFilters(g: ServicePortGroup): object[] {
+export function authzHttpFilters(g: GroupShape): object[] {
   const a = g.authz
   if (!a) return []
   const cluster = authzClusterOf(g)
@@ -56,7 +56,7 @@ export function authzHttpFilters(g: ServicePortGroup): object[] {
 }
 
 /** Network filters that go before tcp_proxy on an Envoy tcp listener (none when the group asks for nothing). */
-export function authzNetworkFilters(g: ServicePortGroup): object[] {
+export function authzNetworkFilters(g: GroupShape): object[] {
   const a = g.authz
   if (!a) return []
   const stat = `shoal_${g.servicePort}`

@@ -4,6 +4,7 @@
  */
 import { parseHostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
+import { RecordLimits } from '../registry/index.js'
 import { leafPaths } from '../identity/index.js'
 import { CertProvider, NodeMeta, serverListenerTemplate } from './tls.js'
 
@@ -27,6 +28,7 @@ export function envoyBootstrap(o: {
   cluster: string
   xdsAddress: string
   adminAddress?: string
+  network?: string
   xdsSocket?: string
 }): object {
   const { host, port } = checkAddress(o.xdsAddress)
@@ -36,7 +38,7 @@ export function envoyBootstrap(o: {
   const admin = checkAddress(o.adminAddress ?? '127.0.0.1:9901', '--admin')
   const ads = { ads: {}, resource_api_version: 'V3' }
   return {
-    node: { id: o.nodeId, cluster: o.cluster },
+    node: { id: o.nodeId, cluster: o.cluster, ...withMetadata(networkMetadata(o.network)) },
     admin: { address: { socket_address: { address: admin.host, port_value: admin.port } } },
     dynamic_resources: {
       ads_config: {
@@ -93,12 +95,15 @@ export interface GrpcBootstrapOptions {
   tlsDir?: string
   /** How often the providers read the files again, in seconds (default 10). */
   refreshSeconds?: number
+  /** The Docker network the process runs on (`--network`; absent, '' or `host`: a host's network). */
+  network?: string
 }
 
 /**
  * The bootstrap JSON for a proxyless gRPC process, grpc-js-xds or C-core (the file named by
  * GRPC_XDS_BOOTSTRAP, or the text in GRPC_XDS_BOOTSTRAP_CONFIG; gRFC A27, A29, A36). Throws
- * SHOAL_ERR_ADDRESS naming `--xds`, or SHOAL_ERR_CONFIG naming `--service` or `--tls-dir`.
+ * SHOAL_ERR_ADDRESS naming `--xds`, or SHOAL_ERR_CONFIG naming `--service`, `--tls-dir` or
+ * `--network`.
  *
  * @example
  *   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'app-1', xdsAddress: '127.0.0.1:7776' }))
@@ -109,7 +114,7 @@ export function grpcBootstrap(o: GrpcBootstrapOptions): object {
   checkAddress(o.xdsAddress)
   const doc: Record<string, unknown> = {
     xds_servers: [{ server_uri: o.xdsAddress, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-    node: { id: o.nodeId, locality: {} },
+    node: { id: o.nodeId, locality: {}, ...withMetadata(networkMetadata(o.network)) },
   }
   if (o.service === undefined) {
     if (o.tlsDir !== undefined) throw new ShoalError('SHOAL_ERR_CONFIG', "--tls-dir: needs --service NAME (the identity is a service's)")
@@ -121,7 +126,7 @@ export function grpcBootstrap(o: GrpcBootstrapOptions): object {
       `--service: "${o.service}" is not a service name as the agent writes it ([a-z0-9._-], up to 128; names are lower-cased)`,
     )
   }
-  const metadata: Record<string, string> = { [NodeMeta.service]: o.service }
+  const metadata: Record<string, string> = { ...networkMetadata(o.network), [NodeMeta.service]: o.service }
   doc.server_listener_resource_name_template = serverListenerTemplate(o.service)
   if (o.tlsDir !== undefined) {
     const files = leafPaths(o.tlsDir, o.service)
@@ -137,4 +142,24 @@ export function grpcBootstrap(o: GrpcBootstrapOptions): object {
   }
   ;(doc.node as Record<string, unknown>).metadata = metadata
   return doc
+}
+
+/**
+ * The node metadata that names the client's Docker network (`shoal.network`, read by the
+ * agent's resources.ts clientNetworkOf): the agent then gives it the instances' IPs on that
+ * network, and host bindings for the others. None for a client on a host's network.
+ */
+function networkMetadata(network: string | undefined): Record<string, string> {
+  if (network === undefined || network === '' || network === 'host') return {}
+  if (network.length > RecordLimits.networkName.accept)
+    throw new ShoalError(
+      'SHOAL_ERR_CONFIG',
+      `--network: "${network.slice(0, 40)}…" is ${network.length} characters, at most ${RecordLimits.networkName.accept}`,
+    )
+  return { 'shoal.network': network }
+}
+
+/** A node's `metadata` field, left out when there is none. */
+function withMetadata(metadata: Record<string, string>): { metadata?: Record<string, string> } {
+  return Object.keys(metadata).length > 0 ? { metadata } : {}
 }

@@ -17,7 +17,7 @@
 import type { Counter } from 'prom-client'
 import type { Logger } from '../log.js'
 import type { ServiceIdentity } from '../identity/types.js'
-import { ALLOW_LABEL, INBOUND_LABEL, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
+import { ALLOW_LABEL, INBOUND_LABEL, hostBinding, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import {
   inboundListener,
   inboundName,
@@ -108,12 +108,14 @@ export class EnvoyExtras {
         const callers = this.callers(r, hostsOf)
         for (const p of r.ports) {
           const at = p.type === 'tcp' ? inbound.get(p.servicePort) : undefined
-          if (!at) continue
+          // The inbound Listener forwards to the host binding: a port published on no host address has none to forward to.
+          const target = hostBinding(p)
+          if (!at || !target) continue
           specs.push({
             id: r.id,
             service: r.name,
             servicePort: p.servicePort,
-            target: { ip: p.ip, port: p.port },
+            target,
             inbound: at,
             plainToo: !this.opts.strict,
             callers,

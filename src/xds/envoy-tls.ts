@@ -18,7 +18,7 @@
  *   reached directly. With `strict`, other hosts' endpoints without one are left out.
  */
 import { nodeSpiffeIdOf, spiffeIdOf, trustDomainId } from '../identity/index.js'
-import type { Instance, ServicePortGroup } from './groups.js'
+import type { EndpointGroup, Instance } from './groups.js'
 import { ExtUrl, protoDuration } from './protos.js'
 import type { ResourceSet } from './resources.js'
 
@@ -98,7 +98,7 @@ export interface EnvoyMtlsOptions {
  * match, and the assignment's endpoints of other hosts moved to their inbound addresses with the
  * metadata that selects it (left out without one under `strict`).
  */
-export function withEnvoyMtls(set: ResourceSet, g: ServicePortGroup, o: EnvoyMtlsOptions): ResourceSet {
+export function withEnvoyMtls(set: ResourceSet, g: EndpointGroup, o: EnvoyMtlsOptions): ResourceSet {
   for (const c of set.clusters.values()) {
     ;(c as Record<string, unknown>).transport_socket_matches = [
       { name: MTLS_MATCH, match: MATCH_STRUCT, transport_socket: envoyUpstreamTls(o.trustDomain, o.node, g.name) },

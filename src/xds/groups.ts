@@ -1,14 +1,25 @@
 /**
  * ServicePort grouping: live records -> one group per ServicePort (the smallest service name
- * wins a ServicePort two names claim), with the endpoints a client may be given (one per
- * address). The GroupIndex keeps the groups up to date from one catalog snapshot to the next
- * by diffing each host's live records by identity, so a change costs work in proportion to
- * the ServicePorts it touched, not to the catalog. Consumers (one per node kind) each drain
- * their own set of changed ServicePorts. resources.ts turns a group into Envoy objects.
+ * wins a ServicePort two names claim), each instance with every address it has. The GroupIndex
+ * keeps the groups up to date from one catalog snapshot to the next by diffing each host's live
+ * records by identity, so a change costs work in proportion to the ServicePorts it touched, not
+ * to the catalog. Consumers (one per client network) each drain their own set of changed
+ * ServicePorts and resolve the groups for their network (resolveGroup: the one address a
+ * client there is given per instance, one per address). resources.ts turns a resolved group
+ * into Envoy objects.
  */
 import { isIP } from 'node:net'
 import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, compareServiceNames, type AuthzRequest, type ServicePortConflict } from '../registry/index.js'
-import { INBOUND_LABEL, liveRecordsOf, type CatalogSnapshot, type HostView, type ProxyMode, type ServiceRecord } from '../registry/types.js'
+import {
+  INBOUND_LABEL,
+  hostBinding,
+  liveRecordsOf,
+  type CatalogSnapshot,
+  type HostView,
+  type NetworkAddresses,
+  type ProxyMode,
+  type ServiceRecord,
+} from '../registry/types.js'
 import { parseInboundLabel } from './inbound-label.js'
 
 /** The name of a ServicePort group's Cluster, ClusterLoadAssignment, Listener and RouteConfiguration: `name:servicePort`. */
@@ -19,13 +30,18 @@ export function clusterName(name: string, servicePort: number): string {
 /** Two or more service names claiming one ServicePort (the registry's rule, `compareServiceNames`, picks the winner). */
 export type { ServicePortConflict }
 
-/** One instance (a tcp port of a live record) on the ServicePort it serves. */
+/** One instance (a tcp port of a live record) on the ServicePort it serves, with every address it has. */
 export interface Instance {
   host: string
   id: string
   status: ServiceRecord['status']
-  ip: string
-  port: number
+  /** Host binding: reachable from every host's network. Absent (with `port`) when the port is not published. */
+  ip?: string
+  port?: number
+  /** The port on the instance's networks (Docker instances). */
+  containerPort?: number
+  /** The instance's IP on each Docker network its owner advertises. */
+  networks?: NetworkAddresses
   mode: ProxyMode
   servicePort: number
   /** Its record says `shoal.idempotent=true` (see ServicePortGroup.idempotent). */
@@ -43,8 +59,18 @@ export interface Instance {
  */
 export const IDEMPOTENT_LABEL = 'shoal.idempotent'
 
-/** The instances of one service on one ServicePort, after conflict resolution. */
-export interface ServicePortGroup {
+/** An instance with the one address a client is given (`ip:port`): see addressFor. */
+export type Endpoint = Instance & { ip: string; port: number }
+
+/**
+ * The network an xDS client is on: null for a host's own network (the default, and every
+ * Envoy from `shoal envoy-bootstrap`), else the name of the Docker network it declared in its
+ * node metadata (`shoal.network`).
+ */
+export type ClientNetwork = string | null
+
+/** The group fields resources depend on, whatever its instances. */
+export interface GroupShape {
   servicePort: number
   name: string
   mode: ProxyMode
@@ -56,13 +82,23 @@ export interface ServicePortGroup {
    * could do it twice).
    */
   idempotent: boolean
-  /**
-   * Live instances sorted by host, id, port; at most one served instance (alive, unknown,
-   * draining) per address, and none with an address a client cannot use (see endpointFilter).
-   */
-  instances: Instance[]
   /** External authorization the service asks for, resolved against this snapshot's groups (absent: none). */
   authz?: GroupAuthz
+}
+
+/** The instances of one service on one ServicePort, after conflict resolution. */
+export interface ServicePortGroup extends GroupShape {
+  /** Live instances sorted by host, id, port, with every address they have. */
+  instances: Instance[]
+}
+
+/**
+ * A group as the clients on one network are given it: at most one served instance (alive,
+ * unknown, draining) per address, none without an address reachable there, and none with an
+ * address a client cannot use (see endpointFilter).
+ */
+export interface EndpointGroup extends GroupShape {
+  instances: Endpoint[]
 }
 
 /**
@@ -159,8 +195,8 @@ export function resolveAuthz(
   return { ...base, upstream: { name: service, servicePort: sp } }
 }
 
-/** Why an instance is left out of its ServicePort's ClusterLoadAssignment. */
-export type DropReason = 'duplicate_address' | 'not_an_ip' | 'port_out_of_range'
+/** Why an instance is left out of its ServicePort's ClusterLoadAssignment (for the clients of one network). */
+export type DropReason = 'duplicate_address' | 'not_an_ip' | 'port_out_of_range' | 'no_reachable_address'
 
 /**
  * An instance left out of a ClusterLoadAssignment. Both gRPC clients NACK a
@@ -175,8 +211,12 @@ export interface DroppedEndpoint {
   host: string
   id: string
   status: ServiceRecord['status']
-  /** `ip:port` as the record spells it (`[ip]:port` for IPv6). */
+  /** The network of the clients it is left out for; null: clients on a host's network. */
+  network: ClientNetwork
+  /** `ip:port` as the record spells it (`[ip]:port` for IPv6); '' when it has no address reachable there. */
   address: string
+  /** For `no_reachable_address`: the networks the instance does have an address on (none: it has no address at all). */
+  networks?: string[]
   reason: DropReason
   /** For a duplicate: the instance served at that address instead. */
   keptBy?: { host: string; id: string; status: ServiceRecord['status'] }
@@ -203,11 +243,31 @@ function addressText(ip: string, port: number): string {
 }
 
 /**
- * The endpoint rule of one group: from instances sorted by (host, id, port), drop those whose
- * address no client accepts, and keep one served instance per address (canonical IP and
- * port): the best status (alive, then unknown, then draining), then the first in order, so
- * every agent chooses the same one. Instances that are not served (unhealthy) never displace
- * a served one and stay in the list (resources.ts leaves them out).
+ * The address a client on `network` is given for an instance: the instance's IP on that
+ * network with its container port, when it has one there; else its host binding, reachable from
+ * every host's network (and through the host from a Docker network); undefined when it has
+ * neither. An instance given by its host binding is returned as is.
+ *
+ * @example
+ *   addressFor({ ...i, ip: '10.0.0.5', port: 32768, containerPort: 8080, networks: { apps: '10.1.0.7' } }, 'apps')
+ *   // { ...i, ip: '10.1.0.7', port: 8080 }
+ */
+export function addressFor(i: Instance, network: ClientNetwork): Endpoint | undefined {
+  const nets = i.networks
+  // hasOwn: a network called `constructor` is not the object's prototype.
+  if (network !== null && i.containerPort !== undefined && nets && Object.hasOwn(nets, network))
+    return { ...i, ip: nets[network]!, port: i.containerPort }
+  return i.ip !== undefined && i.port !== undefined ? (i as Endpoint) : undefined
+}
+
+/**
+ * The endpoint rule of one group for the clients on `network` (null: a host's network): from
+ * instances sorted by (host, id, port), take each one's address there (addressFor), drop
+ * those that have none and those whose address no client accepts, and keep one served
+ * instance per address (canonical IP and port): the best status (alive, then unknown, then
+ * draining), then the first in order, so every agent chooses the same one. Instances that are
+ * not served (unhealthy) never displace a served one and stay in the list (resources.ts leaves
+ * them out).
  *
  * @example
  *   endpointFilter(10001, 'echo', [a, b]) // { kept: [a], dropped: [{ ...b, reason: 'duplicate_address', keptBy: a }] }
@@ -216,45 +276,82 @@ export function endpointFilter(
   servicePort: number,
   service: string,
   instances: Instance[],
-): { kept: Instance[]; dropped: DroppedEndpoint[] } {
+  network: ClientNetwork = null,
+): { kept: Endpoint[]; dropped: DroppedEndpoint[] } {
   const dropped: DroppedEndpoint[] = []
-  const drop = (i: Instance, reason: DropReason, keptBy?: Instance): void => {
+  const drop = (i: Instance, reason: DropReason, address: string, keptBy?: Instance): void => {
     dropped.push({
       servicePort,
       service,
       host: i.host,
       id: i.id,
       status: i.status,
-      address: addressText(i.ip, i.port),
+      network,
+      address,
+      ...(reason === 'no_reachable_address' ? { networks: Object.keys(i.networks ?? {}).sort() } : {}),
       reason,
       ...(keptBy ? { keptBy: { host: keptBy.host, id: keptBy.id, status: keptBy.status } } : {}),
     })
   }
-  const best = new Map<string, Instance>()
-  const usable: Instance[] = []
+  const best = new Map<string, Endpoint>()
+  const usable: Endpoint[] = []
   for (const i of instances) {
-    const ip = canonicalIp(i.ip)
-    if (ip === null) drop(i, 'not_an_ip')
-    else if (!(Number.isInteger(i.port) && i.port > 0 && i.port < 65536)) drop(i, 'port_out_of_range')
+    const e = addressFor(i, network)
+    if (!e) {
+      drop(i, 'no_reachable_address', '')
+      continue
+    }
+    const ip = canonicalIp(e.ip)
+    if (ip === null) drop(e, 'not_an_ip', addressText(e.ip, e.port))
+    else if (!(Number.isInteger(e.port) && e.port > 0 && e.port < 65536)) drop(e, 'port_out_of_range', addressText(e.ip, e.port))
     else {
-      usable.push(i)
-      const rank = SERVED_RANK[i.status]
+      usable.push(e)
+      const rank = SERVED_RANK[e.status]
       if (rank === undefined) continue
-      const key = `${ip}|${i.port}`
+      const key = `${ip}|${e.port}`
       const cur = best.get(key)
-      if (!cur || rank < SERVED_RANK[cur.status]!) best.set(key, i)
+      if (!cur || rank < SERVED_RANK[cur.status]!) best.set(key, e)
     }
   }
-  if (usable.length === instances.length && best.size === usable.filter((i) => SERVED_RANK[i.status] !== undefined).length)
-    return { kept: instances, dropped }
-  const kept: Instance[] = []
-  for (const i of usable) {
-    const rank = SERVED_RANK[i.status]
-    const winner = rank === undefined ? i : best.get(`${canonicalIp(i.ip)}|${i.port}`)!
-    if (winner === i) kept.push(i)
-    else drop(i, 'duplicate_address', winner)
+  if (best.size === usable.filter((e) => SERVED_RANK[e.status] !== undefined).length) return { kept: usable, dropped }
+  const kept: Endpoint[] = []
+  for (const e of usable) {
+    const rank = SERVED_RANK[e.status]
+    const winner = rank === undefined ? e : best.get(`${canonicalIp(e.ip)}|${e.port}`)!
+    if (winner === e) kept.push(e)
+    else drop(e, 'duplicate_address', addressText(e.ip, e.port), winner)
   }
   return { kept, dropped }
+}
+
+// Resolved per group object and network: an unchanged group yields the identical resolution.
+const resolvedCache = new WeakMap<ServicePortGroup, Map<string, { group: EndpointGroup; dropped: DroppedEndpoint[] }>>()
+
+/**
+ * A group as the clients on `network` are given it (endpointFilter), with the instances left
+ * out for them; cached per group object, so every consumer of one network shares one result.
+ */
+export function resolveGroup(g: ServicePortGroup, network: ClientNetwork): { group: EndpointGroup; dropped: DroppedEndpoint[] } {
+  let byNet = resolvedCache.get(g)
+  if (!byNet) resolvedCache.set(g, (byNet = new Map()))
+  // A network name can be any string: keep the host network's key apart from every name.
+  const key = network === null ? '' : '=' + network
+  let r = byNet.get(key)
+  if (!r) {
+    const { kept, dropped } = endpointFilter(g.servicePort, g.name, g.instances, network)
+    const group: EndpointGroup = {
+      servicePort: g.servicePort,
+      name: g.name,
+      mode: g.mode,
+      singlePort: g.singlePort,
+      idempotent: g.idempotent,
+      instances: kept,
+    }
+    if (g.authz) group.authz = g.authz
+    r = { group, dropped }
+    byNet.set(key, r)
+  }
+  return r
 }
 
 interface HostState {
@@ -297,7 +394,7 @@ export function authzRequestOf(instances: readonly Instance[]): AuthzRequest {
   return { kind: 'none' }
 }
 
-/** The instances (tcp ports) of one record, cached per record object. */
+/** The instances (tcp ports) of one record, with every address, cached per record object. */
 export function instancesOf(r: ServiceRecord): Instance[] {
   let list = instanceCache.get(r)
   if (!list) {
@@ -309,12 +406,14 @@ export function instancesOf(r: ServiceRecord): Instance[] {
           host: r.host,
           id: r.id,
           status: r.status,
-          ip: p.ip,
-          port: p.port,
           mode: r.proxyMode,
           servicePort: p.servicePort,
           idempotent: r.labels[IDEMPOTENT_LABEL]?.trim().toLowerCase() === 'true',
         }
+        const b = hostBinding(p)
+        if (b) [i.ip, i.port] = [b.ip, b.port]
+        if (p.containerPort !== undefined) i.containerPort = p.containerPort
+        if (r.networks) i.networks = r.networks
         if (r.tags?.length) i.tags = r.tags
         if (r.attributes && Object.keys(r.attributes).length > 0) i.attributes = r.attributes
         const at = inbound.get(p.servicePort)
@@ -327,9 +426,9 @@ export function instancesOf(r: ServiceRecord): Instance[] {
   return list
 }
 
-/** The order of a group's instances: host, then id, then port. */
+/** The order of a group's instances: host, then id, then port (host port, else container port). */
 export function compareInstances(a: Instance, b: Instance): number {
-  return cmp(a.host, b.host) || cmp(a.id, b.id) || a.port - b.port
+  return cmp(a.host, b.host) || cmp(a.id, b.id) || (a.port ?? a.containerPort ?? 0) - (b.port ?? b.containerPort ?? 0)
 }
 
 /**
@@ -349,8 +448,6 @@ export class GroupIndex {
   private spsOfName = new Map<string, Set<number>>()
   private conflictBySp = new Map<number, ServicePortConflict>()
   private conflictList: ServicePortConflict[] = []
-  private droppedBySp = new Map<number, DroppedEndpoint[]>()
-  private droppedList: DroppedEndpoint[] = []
   /** Authorization requests of the groups that make one, by ServicePort. */
   private authzReqBySp = new Map<number, Exclude<AuthzRequest, { kind: 'none' }>>()
   /** ServicePorts whose request names a service, by that name: they are re-resolved when its groups change. */
@@ -365,11 +462,6 @@ export class GroupIndex {
     return this.conflictList
   }
 
-  /** Instances left out of their ClusterLoadAssignment, by ServicePort; a new array only when they changed. */
-  get dropped(): DroppedEndpoint[] {
-    return this.droppedList
-  }
-
   /** Authorization requests that cannot be served, by ServicePort; a new array only when they changed. */
   get authzIssues(): AuthzIssue[] {
     return this.authzIssueList
@@ -380,6 +472,11 @@ export class GroupIndex {
     const s = new Set<number>(this.groups.keys())
     this.consumers.push(s)
     return s
+  }
+
+  /** Stop feeding a consumer's set. */
+  release(consumer: Set<number>): void {
+    this.consumers = this.consumers.filter((c) => c !== consumer)
   }
 
   /** Bring the groups up to `snap`. Cheap when `snap` is the one applied last. */
@@ -434,7 +531,6 @@ export class GroupIndex {
     /** Names whose groups were rebuilt, appeared or went: requests naming them are resolved again. */
     const affected = new Set<string>()
     let conflictsChanged = false
-    let droppedChanged = false
     for (const sp of touched) {
       const prev = this.groups.get(sp)
       const records = this.bySp.get(sp)
@@ -452,18 +548,10 @@ export class GroupIndex {
         const sorted = [...names.keys()].sort(compareServiceNames)
         const name = sorted[0]!
         const all = names.get(name)!.sort(compareInstances)
-        const { kept, dropped } = endpointFilter(sp, name, all)
         // Instances may disagree on the mode; the first by (host, id) decides, so every agent agrees.
-        next = { name, instances: kept, mode: all[0]!.mode, losers: sorted.slice(1), idempotent: all.every((i) => i.idempotent) }
+        next = { name, instances: all, mode: all[0]!.mode, losers: sorted.slice(1), idempotent: all.every((i) => i.idempotent) }
         this.setAuthzRequest(sp, authzRequestOf(all))
-        if (dropped.length || this.droppedBySp.has(sp)) {
-          const had = this.droppedBySp.get(sp)
-          if (JSON.stringify(had ?? []) !== JSON.stringify(dropped)) droppedChanged = true
-          if (dropped.length) this.droppedBySp.set(sp, dropped)
-          else this.droppedBySp.delete(sp)
-        }
       } else {
-        if (this.droppedBySp.delete(sp)) droppedChanged = true
         this.setAuthzRequest(sp, { kind: 'none' })
       }
       const hadConflict = this.conflictBySp.get(sp)
@@ -525,9 +613,6 @@ export class GroupIndex {
       }
     }
     this.resolveAuthzRequests(changed, affected)
-    if (droppedChanged) {
-      this.droppedList = [...this.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
-    }
     if (conflictsChanged) this.conflictList = [...this.conflictBySp.values()].sort((a, b) => a.servicePort - b.servicePort)
     for (const c of this.consumers) for (const sp of changed) c.add(sp)
   }

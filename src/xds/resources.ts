@@ -5,7 +5,8 @@
  * `{ '@type': url, ...fields }` so that the validator can walk into it and protobufjs
  * packs it with its loaded type.
  */
-import { clusterName, type Instance, type ServicePortGroup } from './groups.js'
+import { RecordLimits } from '../registry/index.js'
+import { clusterName, type ClientNetwork, type Endpoint, type EndpointGroup, type GroupShape, type Instance } from './groups.js'
 import { authzHttpFilters, authzNetworkFilters } from './authz.js'
 import { ExtUrl, protoDuration } from './protos.js'
 
@@ -18,15 +19,33 @@ export interface XdsNode {
   cluster?: string
   user_agent_name?: string
   client_features?: string[]
-  /** google.protobuf.Struct, a common proto: its Values decode in camelCase (`stringValue`), whatever keepCase says. */
-  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string; kind?: string }> } | null
+  metadata?: { fields?: Record<string, MetadataValue> } | null
 }
 
-/** A string value of the node's metadata, or undefined (either spelling of a Value's field). */
-export function nodeMetaString(node: XdsNode | undefined | null, key: string): string | undefined {
+/**
+ * A google.protobuf.Value of node metadata as decoded. The loader registers the well-known
+ * types with protobufjs's camelCase names (`stringValue`, oneof `kind` "stringValue"), unlike
+ * the keepCase Envoy types; `string_value` is accepted too (objects built by hand).
+ */
+export interface MetadataValue {
+  stringValue?: string
+  string_value?: string
+  kind?: string
+}
+
+/** Node metadata `key`: its string, or its kind when it is not a string; undefined when absent. */
+function metadataString(node: XdsNode | undefined | null, key: string): { value: string } | { notString: string } | undefined {
   const v = node?.metadata?.fields?.[key]
-  const s = v?.stringValue ?? v?.string_value
-  return typeof s === 'string' && s !== '' ? s : undefined
+  if (v === undefined || v === null) return undefined
+  const s = v.stringValue ?? v.string_value
+  if (typeof s === 'string' && (v.kind === undefined || v.kind === 'stringValue' || v.kind === 'string_value')) return { value: s }
+  return { notString: v.kind ?? 'non-string' }
+}
+
+/** A non-empty string value of the node's metadata, or undefined (absent, empty or not a string). */
+export function nodeMetaString(node: XdsNode | undefined | null, key: string): string | undefined {
+  const m = metadataString(node, key)
+  return m && 'value' in m && m.value !== '' ? m.value : undefined
 }
 
 /**
@@ -48,6 +67,31 @@ export function nodeKindOf(node: XdsNode | undefined | null): NodeKind {
   const features = node?.client_features ?? []
   if (features.includes('envoy.lb.does_not_support_overprovisioning') || features.includes('xds.config.resource-in-sotw')) return 'grpc'
   return 'envoy'
+}
+
+/** The most characters of a declared network name: what a record may carry (limits.ts `networkName`). */
+const NETWORK_NAME_MAX = RecordLimits.networkName.accept
+
+/**
+ * The network rule: which network a client is on, so that it is given addresses it can reach
+ * (groups.ts addressFor). Node metadata `shoal.network` (a string: a Docker network name, as
+ * `shoal envoy-bootstrap --network` and `shoal grpc-bootstrap --network` write it) names it;
+ * absent, empty or `host` (Docker's name for a host's own network) means a host's network, the
+ * default. A value that is not a string of 1..256 characters is an error (the client is then
+ * served as on a host's network).
+ *
+ * @example
+ *   clientNetworkOf({ metadata: { fields: { 'shoal.network': { string_value: 'shoal-apps' } } } }) // { network: 'shoal-apps' }
+ */
+export function clientNetworkOf(node: XdsNode | undefined | null): { network: ClientNetwork; error?: string } {
+  const m = metadataString(node, 'shoal.network')
+  if (m === undefined) return { network: null }
+  if ('notString' in m)
+    return { network: null, error: `node metadata shoal.network is a ${m.notString}, not a string naming a Docker network` }
+  const s = m.value
+  if (s.length > NETWORK_NAME_MAX)
+    return { network: null, error: `node metadata shoal.network is ${s.length} characters long, at most ${NETWORK_NAME_MAX}` }
+  return { network: s === '' || s === 'host' ? null : s }
 }
 
 export interface ResourceOptions {
@@ -115,7 +159,7 @@ function outlierDetection(intervalMs: number): object {
  * retry_back_off), so it is given only to an idempotent service: UNAVAILABLE, twice, 25 ms
  * doubling to 250 ms.
  */
-export function retryPolicy(g: ServicePortGroup, kind: NodeKind): object | undefined {
+export function retryPolicy(g: GroupShape, kind: NodeKind): object | undefined {
   const backOff = { base_interval: protoDuration(25), max_interval: protoDuration(250) }
   if (kind === 'grpc') return g.idempotent ? { retry_on: 'unavailable', num_retries: { value: 2 }, retry_back_off: backOff } : undefined
   const on = ['connect-failure', 'refused-stream', 'reset-before-request']
@@ -134,7 +178,7 @@ const RETRY_BUDGET = {
 }
 
 /** The Cluster of one ServicePort: EDS over ADS, round robin, outlier detection; Envoy's with a retry budget. */
-export function buildCluster(g: ServicePortGroup, opts: ResourceOptions, kind: NodeKind = 'envoy'): object {
+export function buildCluster(g: GroupShape, opts: ResourceOptions, kind: NodeKind = 'envoy'): object {
   const name = clusterName(g.name, g.servicePort)
   const cluster: Record<string, unknown> = {
     name,
@@ -163,8 +207,8 @@ const HEALTH = { alive: 'HEALTHY', unknown: 'UNKNOWN', draining: 'DRAINING' } as
  * unknown) instances. Draining instances stay in for Envoy (it drains them gracefully); a
  * gRPC client ignores them anyway, so they are left out there, with localities left empty.
  */
-export function buildLoadAssignment(g: ServicePortGroup, kind: NodeKind): object {
-  const byHost = new Map<string, Instance[]>()
+export function buildLoadAssignment(g: EndpointGroup, kind: NodeKind): object {
+  const byHost = new Map<string, Endpoint[]>()
   for (const i of g.instances) {
     if (i.status !== 'alive' && i.status !== 'unknown' && i.status !== 'draining') continue
     if (kind === 'grpc' && i.status === 'draining') continue
@@ -223,7 +267,7 @@ export function endpointMetadata(i: Pick<Instance, 'tags' | 'attributes'>): obje
   return { filter_metadata }
 }
 
-function routeAction(g: ServicePortGroup, kind: NodeKind): object {
+function routeAction(g: EndpointGroup, kind: NodeKind): object {
   const action: Record<string, unknown> = { cluster: clusterName(g.name, g.servicePort) }
   // Long-lived streams (websockets, gRPC streams) must not be cut by Envoy's 15 s default.
   if (kind === 'envoy' && (g.mode === 'ws' || g.mode === 'grpc')) action.timeout = { seconds: 0, nanos: 0 }
@@ -232,7 +276,7 @@ function routeAction(g: ServicePortGroup, kind: NodeKind): object {
   return action
 }
 
-function routeConfig(g: ServicePortGroup, kind: NodeKind, domains: string[]): object {
+function routeConfig(g: EndpointGroup, kind: NodeKind, domains: string[]): object {
   const name = clusterName(g.name, g.servicePort)
   return {
     name,
@@ -241,7 +285,7 @@ function routeConfig(g: ServicePortGroup, kind: NodeKind, domains: string[]): ob
 }
 
 /** Envoy's socket listener on envoyBind:ServicePort (tcp_proxy, or HCM + RDS). */
-export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): object {
+export function buildEnvoyListener(g: EndpointGroup, opts: ResourceOptions): object {
   const name = clusterName(g.name, g.servicePort)
   const address = { socket_address: { address: opts.envoyBind, port_value: g.servicePort } }
   const stat = `shoal_${g.servicePort}`
@@ -279,7 +323,7 @@ export function buildEnvoyListener(g: ServicePortGroup, opts: ResourceOptions): 
  * `name:port`. It carries no authorization filter even when the service asks for one
  * (authz.ts): gRPC's xDS clients implement none and would NACK the Listener.
  */
-export function buildApiListener(g: ServicePortGroup, listenerName: string): object {
+export function buildApiListener(g: EndpointGroup, listenerName: string): object {
   const domains = [g.name, clusterName(g.name, g.servicePort)]
   return {
     name: listenerName,
@@ -295,7 +339,7 @@ export function buildApiListener(g: ServicePortGroup, listenerName: string): obj
 }
 
 /** All resources of one ServicePort group for one node kind. */
-export function buildGroupResources(g: ServicePortGroup, kind: NodeKind, opts: ResourceOptions): ResourceSet {
+export function buildGroupResources(g: EndpointGroup, kind: NodeKind, opts: ResourceOptions): ResourceSet {
   const name = clusterName(g.name, g.servicePort)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
   out.clusters.set(name, buildCluster(g, opts, kind))

@@ -22,7 +22,7 @@ import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
 import type { ServiceIdentity, TlsMode } from '../identity/types.js'
-import type { AuthzIssue, AuthzProblem, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
+import type { AuthzIssue, AuthzProblem, ClientNetwork, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
   loadXdsProtos,
@@ -35,7 +35,7 @@ import {
   type XdsProtos,
   type XdsType,
 } from './protos.js'
-import { nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
+import { clientNetworkOf, nodeKindOf, type NodeKind, type XdsNode } from './resources.js'
 import { EnvoyExtras } from './envoy-extras.js'
 import { isKeySecretName } from './envoy-tls.js'
 import { ServerListeners } from './server-listeners.js'
@@ -54,8 +54,8 @@ import { mtlsCapable, nodeService } from './tls.js'
 
 const NODE_KINDS: readonly NodeKind[] = ['envoy', 'grpc']
 /** Why a DiscoveryRequest is ignored (shoal_xds_bad_requests_total{reason}). */
-const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error'] as const
-const DROP_REASONS: readonly DropReason[] = ['duplicate_address', 'not_an_ip', 'port_out_of_range']
+const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error', 'bad_network'] as const
+const DROP_REASONS: readonly DropReason[] = ['duplicate_address', 'not_an_ip', 'port_out_of_range', 'no_reachable_address']
 const AUTHZ_PROBLEMS: readonly AuthzProblem[] = ['missing', 'ambiguous', 'not_grpc', 'invalid']
 /** Seconds; a push goes out at once after a quiet period and at most every 100 ms per client after that. */
 const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -63,6 +63,11 @@ const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 export interface XdsServerOptions {
   /** HOST:PORT of the ADS server; port 0 picks a free one. */
   bind: HostPort
+  /**
+   * More IPs to serve on, at the port `bind` got: e.g. the `docker_gwbridge` gateway address,
+   * which containers on Swarm overlay networks reach their host by (`--xds-interfaces`).
+   */
+  alsoOn?: string[]
   /** IP the Envoy listeners bind (`--envoy-bind`). */
   envoyBind: string
   /** At most one catalog-driven push per client per this many ms (default 100). */
@@ -143,6 +148,10 @@ export interface XdsClientDebug {
   cluster: string
   userAgent: string
   kind: NodeKind
+  /** The network it declared (node metadata `shoal.network`); null: a host's network. */
+  network: ClientNetwork
+  /** Instances it is not sent, with the reason (among them those with no address reachable from its network). */
+  dropped: DroppedEndpoint[]
   /** The client is served the mTLS form of the resources (README, Service identity). */
   mtls: boolean
   /** The service the client says it is (node metadata `shoal.service`), or ''. */
@@ -157,7 +166,10 @@ export interface XdsDebugInfo {
   ready: boolean
   clients: XdsClientDebug[]
   conflicts: ServicePortConflict[]
-  /** Instances left out of a ClusterLoadAssignment (an address listed twice, not an IP, a bad port). */
+  /**
+   * Instances left out of a ClusterLoadAssignment for clients on a host's network (an address
+   * listed twice, not an IP, a bad port, no published port); each client lists its own.
+   */
   dropped: DroppedEndpoint[]
   /** Authorization requests that cannot be served: the listener denies everything (or, with failure_mode_allow, checks nothing). */
   authz: AuthzIssue[]
@@ -189,6 +201,10 @@ interface Client {
   transport: Transport
   node: XdsNode | null
   kind: NodeKind
+  /** The client's network (node metadata `shoal.network`): the addresses it is given. */
+  network: ClientNetwork
+  /** Ends the builder's hold on the client's network view (useNetwork). */
+  releaseNetwork: (() => void) | null
   flavour: Flavour
   connectedAt: number
   types: Map<string, TypeSubscription>
@@ -243,7 +259,8 @@ export class XdsServer {
   private readonly withIdentity = new Set<string>()
   private unwatchIdentities: (() => void) | null = null
   private conflicts: ServicePortConflict[] = []
-  private lastDropped: DroppedEndpoint[] | null = null
+  /** The dropped lists last reported, per network view key. */
+  private lastDropped = new Map<string, DroppedEndpoint[]>()
   /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
   private loggedDrops = new Set<string>()
   private lastAuthz: AuthzIssue[] | null = null
@@ -294,7 +311,7 @@ export class XdsServer {
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error), and server Listener names that do not parse',
+        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
       keyRefused: counter(registry, {
@@ -312,8 +329,8 @@ export class XdsServer {
       }),
       dropped: gauge(registry, {
         name: 'shoal_xds_dropped_endpoints',
-        help: 'Instances left out of their ClusterLoadAssignment, by reason (duplicate_address, not_an_ip, port_out_of_range).',
-        labelNames: ['reason'],
+        help: "Instances left out of their ClusterLoadAssignment for the clients on a network (host: a host's own), by reason (duplicate_address, not_an_ip, port_out_of_range, no_reachable_address).",
+        labelNames: ['reason', 'network'],
       }),
       authz: gauge(registry, {
         name: 'shoal_xds_authz_unresolved',
@@ -341,7 +358,7 @@ export class XdsServer {
       this.m.acked.zero({ type })
     }
     for (const reason of BAD_REQUEST_REASONS) this.m.badRequests.inc({ reason }, 0)
-    for (const reason of DROP_REASONS) this.m.dropped.set({ reason }, 0)
+    for (const reason of DROP_REASONS) this.m.dropped.set({ reason, network: 'host' }, 0)
     for (const problem of AUTHZ_PROBLEMS) this.m.authz.set({ problem }, 0)
   }
 
@@ -400,6 +417,17 @@ export class XdsServer {
         err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
       ),
     )
+    for (const host of this.opts.alsoOn ?? []) {
+      const at = { host, port: this.port }
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(formatHostPort(at), grpc.ServerCredentials.createInsecure(), (err) =>
+          err ? reject(listenError('', at, err)) : resolve(),
+        ),
+      ).catch((err: unknown) => {
+        server.forceShutdown()
+        throw err
+      })
+    }
     this.server = server
     if (this.opts.socket !== undefined) {
       const unix = this.adsServer('unix')
@@ -410,7 +438,10 @@ export class XdsServer {
     this.refreshGroups()
     this.servers.update(this.components.catalog.snapshot())
     this.extras?.update(this.components.catalog.snapshot())
-    this.log.info({ bind: formatHostPort({ ...this.opts.bind, port: this.port }), socket: this.opts.socket }, 'xDS server listening')
+    this.log.info(
+      { bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [], socket: this.opts.socket },
+      'xDS server listening',
+    )
     return { port: this.port }
   }
 
@@ -483,7 +514,7 @@ export class XdsServer {
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
       for (const sub of c.types.values())
-        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c.flavour), sub))
+        if (sub.held === null && sub.sentVersion) sub.resume(sub.sentVersion, this.select(this.snapshotFor(c), sub))
       c.dirtySince ??= this.clock.now()
       this.pushClient(c)
     }
@@ -498,17 +529,18 @@ export class XdsServer {
   private differs(c: Client): boolean {
     for (const [url, version] of c.presented) {
       const sub = c.types.get(url)
-      if (sub && versionOfSet(this.select(this.snapshotFor(c.flavour), sub)) !== version) return true
+      if (sub && versionOfSet(this.select(this.snapshotFor(c), sub)) !== version) return true
     }
     return false
   }
 
   debugInfo(): XdsDebugInfo {
     const snaps = new Map<string, KindSnapshot>()
-    const snapOf = (f: Flavour): KindSnapshot | null => {
+    const snapOf = (c: Client): KindSnapshot | null => {
       if (!this.builder || !this.ready) return null
-      let s = snaps.get(flavourName(f))
-      if (!s) snaps.set(flavourName(f), (s = this.snapshotFor(f)))
+      const key = `${flavourName(c.flavour)}|${c.network ?? ''}`
+      let s = snaps.get(key)
+      if (!s) snaps.set(key, (s = this.snapshotFor(c)))
       return s
     }
     const clients = [...this.clients.values()].map((c) => ({
@@ -517,12 +549,14 @@ export class XdsServer {
       cluster: c.node?.cluster ?? '',
       userAgent: c.node?.user_agent_name ?? '',
       kind: c.kind,
+      network: c.network,
+      dropped: this.builder?.dropped(c.network) ?? [],
       mtls: c.flavour.mtls,
       transport: c.transport,
       service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
       types: [...c.types.values()].map((sub) => {
-        const snap = snapOf(c.flavour)
+        const snap = snapOf(c)
         const target = snap ? this.select(snap, sub) : null
         return {
           type: sub.type.label,
@@ -547,7 +581,7 @@ export class XdsServer {
       ready: this.ready,
       clients,
       conflicts: this.conflicts,
-      dropped: this.builder?.dropped ?? [],
+      dropped: this.builder?.dropped(null) ?? [],
       authz: this.builder?.authzIssues ?? [],
       invalid,
     }
@@ -569,6 +603,8 @@ export class XdsServer {
       transport,
       node: null,
       kind: 'envoy',
+      network: null,
+      releaseNetwork: null,
       flavour: { kind: 'envoy', mtls: false },
       connectedAt: this.clock.wallNow(),
       types: new Map(),
@@ -618,6 +654,8 @@ export class XdsServer {
 
   private dropClient(c: Client): void {
     c.closed = true
+    c.releaseNetwork?.()
+    c.releaseNetwork = null
     c.timer?.cancel()
     c.timer = null
     c.graceTimer?.cancel()
@@ -634,6 +672,19 @@ export class XdsServer {
     if (req.node && (req.node.id || req.node.user_agent_name) && !c.node) {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
+      const { network, error } = clientNetworkOf(c.node)
+      if (error) {
+        this.m.badRequests.inc({ reason: 'bad_network' })
+        this.log.warn(
+          { stream: c.stream, node: c.node.id, error },
+          `${error}: served as a client on a host's network; write the network's name (shoal envoy-bootstrap or grpc-bootstrap --network NAME)`,
+        )
+      }
+      c.network = network
+      if (network !== null && this.builder) {
+        c.releaseNetwork = this.builder.useNetwork(network)
+        this.report()
+      }
       c.flavour = this.flavourOf(c)
       this.warnAtConnect(c)
       this.countClients()
@@ -642,6 +693,7 @@ export class XdsServer {
           stream: c.stream,
           node: c.node.id,
           kind: c.kind,
+          network: c.network ?? 'host',
           mtls: c.flavour.mtls,
           service: nodeService(c.node),
           userAgent: c.node.user_agent_name,
@@ -699,7 +751,7 @@ export class XdsServer {
               'a reconnecting client holds a configuration other than this host-only view: it keeps it, unanswered, until a peer exchange',
             )
           }
-          if (this.serves(c)) sub.resume(o.versionInfo, this.select(this.snapshotFor(c.flavour), sub))
+          if (this.serves(c)) sub.resume(o.versionInfo, this.select(this.snapshotFor(c), sub))
           else sub.resume(o.versionInfo, new Map())
         }
         break
@@ -847,26 +899,6 @@ export class XdsServer {
     const b = this.builder!
     // Conflicts are logged and counted by the registry (ServicePortConflicts); /debug/xds shows the ones xDS applied.
     this.conflicts = b.conflicts
-    const dropped = b.dropped
-    if (dropped !== this.lastDropped) {
-      this.lastDropped = dropped
-      const counts: Record<string, number> = { duplicate_address: 0, not_an_ip: 0, port_out_of_range: 0 }
-      const keys = new Set<string>()
-      for (const d of dropped) {
-        counts[d.reason] = (counts[d.reason] ?? 0) + 1
-        const key = `${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
-        keys.add(key)
-        if (this.loggedDrops.has(key)) continue
-        this.log.warn(
-          d,
-          d.reason === 'duplicate_address'
-            ? `${d.service}:${d.servicePort}: ${d.host}/${d.id} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out (one endpoint per address; give each instance its own ip:port)`
-            : `${d.service}:${d.servicePort}: ${d.host}/${d.id} has address ${d.address}, which no xDS client accepts (${d.reason}): left out; fix the record's ip or port`,
-        )
-      }
-      this.loggedDrops = keys
-      for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason }, n)
-    }
     const authz = b.authzIssues
     if (authz !== this.lastAuthz) {
       this.lastAuthz = authz
@@ -893,12 +925,40 @@ export class XdsServer {
       this.loggedAuthz = keys
       for (const [problem, n] of Object.entries(counts)) this.m.authz.set({ problem }, n)
     }
+    const views = b.networks()
+    const now = new Set(views.map((v) => v.network ?? ''))
+    let changed = false
+    for (const key of this.lastDropped.keys()) {
+      if (now.has(key)) continue
+      this.lastDropped.delete(key)
+      changed = true
+    }
+    for (const v of views) {
+      const key = v.network ?? ''
+      if (this.lastDropped.get(key) === v.dropped) continue
+      this.lastDropped.set(key, v.dropped)
+      changed = true
+    }
+    if (!changed) return
+    this.m.dropped.reset()
+    const keys = new Set<string>()
+    for (const v of views) {
+      const counts: Record<string, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0]))
+      for (const d of v.dropped) {
+        counts[d.reason] = (counts[d.reason] ?? 0) + 1
+        const key = `${d.network ?? ''}|${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
+        keys.add(key)
+        if (!this.loggedDrops.has(key)) this.log.warn(d, droppedText(d))
+      }
+      for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason, network: v.network ?? 'host' }, n)
+    }
+    this.loggedDrops = keys
   }
 
-  private snapshotFor(flavour: Flavour): KindSnapshot {
-    const out = this.builder!.build(this.components.catalog.snapshot(), flavour)
+  private snapshotFor(c: Client): KindSnapshot {
+    const out = this.builder!.build(this.components.catalog.snapshot(), c.flavour, c.network)
     this.report()
-    return flavour.kind === 'envoy' && flavour.mtls && this.extras ? this.withExtras(out, this.extras) : out
+    return c.flavour.kind === 'envoy' && c.flavour.mtls && this.extras ? this.withExtras(out, this.extras) : out
   }
 
   /** The Envoy mTLS snapshot with the inbound Listeners, local Clusters and Secrets added (cached per input). */
@@ -937,7 +997,7 @@ export class XdsServer {
   private sync(c: Client, changeAt: number | null): void {
     if (c.closed) return
     c.flavour = this.flavourOf(c)
-    const snap = this.snapshotFor(c.flavour)
+    const snap = this.snapshotFor(c)
     c.waiting = false
     const changedClusters: string[] = []
     const removals = new Set<XdsType>()
@@ -1115,6 +1175,22 @@ export class XdsServer {
     if (changeAt !== null) this.m.sent.observe({ type: label }, Math.max(0, this.clock.now() - changeAt) / 1000)
     this.log.debug({ stream: c.stream, node: c.node?.id, type: label, version, count: entries.length }, 'xDS response sent')
     return true
+  }
+}
+
+/** The log line (and the UI's text) of an instance left out: what, for whom, why, and what to do. */
+export function droppedText(d: DroppedEndpoint): string {
+  const who = `${d.service}:${d.servicePort}: ${d.host}/${d.id}`
+  const where = d.network === null ? "a host's network" : `network "${d.network}"`
+  switch (d.reason) {
+    case 'duplicate_address':
+      return `${who} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out for clients on ${where} (one endpoint per address; give each instance its own ip:port)`
+    case 'no_reachable_address':
+      return d.network === null
+        ? `${who} has no address reachable from a host's network (no published port${d.networks?.length ? `; on network ${d.networks.join(', ')} only` : ''}): not sent to clients there; publish the port (docker service --publish mode=host,target=PORT) or declare the client's network (--network NAME in its bootstrap)`
+        : `${who} has no address on network "${d.network}" and no published port: not sent to clients on it; attach the service to that network (and name it in the agent's --docker-network) or publish the port`
+    default:
+      return `${who} has address ${d.address}, which no xDS client accepts (${d.reason}): left out for clients on ${where}; fix the record's ip or port`
   }
 }
 

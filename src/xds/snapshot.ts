@@ -1,13 +1,25 @@
 /**
- * Per-flavour snapshots (node kind, mTLS or plain) of encoded, validated resources, built incrementally: the
- * GroupIndex names the ServicePorts a catalog change touched, only those groups are rebuilt,
- * and within a rebuilt group a resource whose object is unchanged (same JSON) keeps its
- * validated, encoded form. The per-type maps of a snapshot are never mutated once built (a
- * change copies the maps it touches), so a client may keep holding the one it was sent.
+ * Per-view snapshots of encoded, validated resources, built incrementally. A view is a flavour
+ * (node kind, mTLS or plain) on a client network (groups.ts ClientNetwork: a host's network, or
+ * a Docker network a client declared), since a client is given the addresses it can reach in
+ * the form it takes. The GroupIndex names the ServicePorts a catalog change touched; each
+ * network resolves only those groups, each flavour on it rebuilds only those, and within a
+ * rebuilt group a resource whose object is unchanged (same JSON) keeps its validated, encoded
+ * form, whichever view built it first. The per-type maps of a snapshot are never mutated once
+ * built (a change copies the maps it touches), so a client may keep holding the one it was sent.
  */
 import { createHash } from 'node:crypto'
 import type { CatalogSnapshot } from '../registry/types.js'
-import { GroupIndex, sameAuthz, type AuthzIssue, type DroppedEndpoint, type ServicePortConflict, type ServicePortGroup } from './groups.js'
+import {
+  GroupIndex,
+  resolveGroup,
+  sameAuthz,
+  type AuthzIssue,
+  type ClientNetwork,
+  type DroppedEndpoint,
+  type EndpointGroup,
+  type ServicePortConflict,
+} from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
 import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
 import { withEnvoyMtls } from './envoy-tls.js'
@@ -48,6 +60,7 @@ export interface ServedResource {
 export interface KindSnapshot {
   kind: NodeKind
   flavour: Flavour
+  network: ClientNetwork
   resources: Record<TypeUrl, Map<string, ServedResource>>
   conflicts: ServicePortConflict[]
 }
@@ -170,15 +183,31 @@ interface Entry {
 }
 
 interface GroupMemo {
-  g: ServicePortGroup
+  g: EndpointGroup
   entries: Entry[]
   invalid: InvalidResource[]
 }
 
-interface KindState {
+interface FlavourState {
+  flavour: Flavour
   changes: Set<number>
   memo: Map<number, GroupMemo>
   out: KindSnapshot | undefined
+}
+
+/** The groups of one client network, resolved (groups.ts resolveGroup), and each flavour's snapshot of them. */
+interface NetworkView {
+  network: ClientNetwork
+  /** ServicePorts whose group changed since this view resolved it (a GroupIndex consumer). */
+  pending: Set<number>
+  groups: Map<number, EndpointGroup>
+  droppedBySp: Map<number, DroppedEndpoint[]>
+  /** Instances left out for this network, by ServicePort; a new array only when they changed. */
+  dropped: DroppedEndpoint[]
+  /** By flavourName, made when a client of that flavour on this network first asks. */
+  kinds: Map<string, FlavourState>
+  /** Clients using it (useNetwork); a Docker network's view goes with its last client. */
+  users: number
 }
 
 /** Build statistics of the last build of a kind (for benches and debugging). */
@@ -188,10 +217,13 @@ export interface BuildStats {
   resourcesReused: number
 }
 
+const HOST_NETWORK = ''
+const viewKey = (network: ClientNetwork): string => (network === null ? HOST_NETWORK : '=' + network)
+
 export class SnapshotBuilder {
   private readonly index = new GroupIndex()
-  /** Per flavour, made when a client of that flavour first asks. */
-  private readonly kinds = new Map<string, KindState & { flavour: Flavour }>()
+  /** By viewKey; the host network's view always exists. */
+  private readonly views = new Map<string, NetworkView>()
   /** Stats of the most recent build that did any work. */
   lastStats: BuildStats = { groupsRebuilt: 0, resourcesEncoded: 0, resourcesReused: 0 }
 
@@ -205,19 +237,24 @@ export class SnapshotBuilder {
     private readonly opts: ResourceOptions & { trustDomain?: string; node?: string; strict?: boolean },
     /** Called once for each newly built resource that fails validation (it is not served). */
     private readonly onInvalid: (flavour: Flavour, bad: InvalidResource) => void,
-  ) {}
+  ) {
+    this.view(null)
+  }
 
-  private state(f: Flavour): KindState & { flavour: Flavour } {
+  /** A flavour's state on one network, made when a client of that flavour there first asks. */
+  private state(v: NetworkView, f: Flavour): FlavourState {
     const key = flavourName(f)
-    let st = this.kinds.get(key)
-    // A new flavour's change set starts with every group: its first build is a full one.
-    if (!st) this.kinds.set(key, (st = { flavour: f, changes: this.index.consumer(), memo: new Map(), out: undefined }))
+    let st = v.kinds.get(key)
+    // A new flavour's change set starts with every group of the view: its first build is a full one.
+    if (!st) v.kinds.set(key, (st = { flavour: f, changes: new Set(v.groups.keys()), memo: new Map(), out: undefined }))
     return st
   }
 
-  /** The flavours built so far. */
+  /** The flavours built so far, on any network. */
   flavours(): Flavour[] {
-    return [...this.kinds.values()].map((k) => k.flavour)
+    const out = new Map<string, Flavour>()
+    for (const v of this.views.values()) for (const [key, k] of v.kinds) out.set(key, k.flavour)
+    return [...out.values()]
   }
 
   /** ServicePorts claimed by two or more names, as of the last update or build. */
@@ -225,9 +262,32 @@ export class SnapshotBuilder {
     return this.index.conflicts
   }
 
-  /** Instances left out of their ClusterLoadAssignment, as of the last update or build. */
-  get dropped(): DroppedEndpoint[] {
-    return this.index.dropped
+  /** Instances left out of their ClusterLoadAssignment for clients on `network` (default: a host's network), as of the last update or build. */
+  dropped(network: ClientNetwork = null): DroppedEndpoint[] {
+    return this.views.get(viewKey(network))?.dropped ?? []
+  }
+
+  /** The networks with a view (a host's network first), each with what is left out there. */
+  networks(): Array<{ network: ClientNetwork; dropped: DroppedEndpoint[] }> {
+    return [...this.views.values()].map((v) => ({ network: v.network, dropped: v.dropped }))
+  }
+
+  /**
+   * Keep a view for clients on `network` (a client that declared it connected) until the
+   * returned release is called as many times as useNetwork was. A host's network always has one.
+   */
+  useNetwork(network: ClientNetwork): () => void {
+    const v = this.view(network)
+    v.users++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      v.users--
+      if (v.users > 0 || v.network === null || this.views.get(viewKey(network)) !== v) return
+      this.views.delete(viewKey(network))
+      this.index.release(v.pending)
+    }
   }
 
   /** Authorization requests that cannot be served (the protected listener denies everything unless failure_mode_allow). */
@@ -238,19 +298,32 @@ export class SnapshotBuilder {
   /** Bring the grouping up to `snap` without building resources (so conflicts and dropped endpoints are known with no client). */
   update(snap: CatalogSnapshot): void {
     this.index.update(snap)
+    for (const v of this.views.values()) this.resolve(v)
   }
 
-  /** Resources that currently fail validation, per flavour, from the last build. */
+  /** Resources that currently fail validation, per flavour, from the last build of any network. */
   invalid(flavour: NodeKind | Flavour): InvalidResource[] {
     const out: InvalidResource[] = []
-    for (const m of this.kinds.get(flavourName(asFlavour(flavour)))?.memo.values() ?? []) if (m.invalid.length) out.push(...m.invalid)
+    const seen = new Set<string>()
+    const fk = flavourName(asFlavour(flavour))
+    for (const v of this.views.values()) {
+      for (const m of v.kinds.get(fk)?.memo.values() ?? []) {
+        for (const bad of m.invalid) {
+          const key = `${bad.typeUrl}|${bad.name}|${bad.errors.join()}`
+          if (!seen.has(key)) out.push(bad)
+          seen.add(key)
+        }
+      }
+    }
     return out
   }
 
-  build(snap: CatalogSnapshot, f: NodeKind | Flavour): KindSnapshot {
+  /** The snapshot of a flavour (a node kind alone: its plain flavour) for clients on `network` (default: a host's network). */
+  build(snap: CatalogSnapshot, f: NodeKind | Flavour, network: ClientNetwork = null): KindSnapshot {
     const flavour = asFlavour(f)
-    this.index.update(snap)
-    const st = this.state(flavour)
+    this.update(snap)
+    const v = this.view(network)
+    const st = this.state(v, flavour)
     const conflicts = this.index.conflicts
     if (st.out && st.changes.size === 0) {
       if (st.out.conflicts !== conflicts) st.out = { ...st.out, conflicts }
@@ -262,7 +335,7 @@ export class SnapshotBuilder {
     const removed: Entry[] = []
     const added: Entry[] = []
     for (const sp of sps) {
-      const g = this.index.groups.get(sp)
+      const g = v.groups.get(sp)
       const m = st.memo.get(sp)
       if (!g) {
         if (m) {
@@ -297,28 +370,82 @@ export class SnapshotBuilder {
       if (resources[e.typeUrl].get(e.res.name) === e.res) writable(e.typeUrl).delete(e.res.name)
     }
     for (const e of added) writable(e.typeUrl).set(e.res.name, e.res)
-    st.out = { kind: flavour.kind, flavour, resources, conflicts }
+    st.out = { kind: flavour.kind, flavour, network: v.network, resources, conflicts }
     if (stats.groupsRebuilt) this.lastStats = stats
     return st.out
   }
 
-  private buildGroup(g: ServicePortGroup, flavour: Flavour, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
+  private view(network: ClientNetwork): NetworkView {
+    const key = viewKey(network)
+    let v = this.views.get(key)
+    if (!v) {
+      v = {
+        network,
+        pending: this.index.consumer(),
+        groups: new Map(),
+        droppedBySp: new Map(),
+        dropped: [],
+        kinds: new Map(),
+        users: 0,
+      }
+      this.views.set(key, v)
+      this.resolve(v)
+    }
+    return v
+  }
+
+  /** Resolve the groups that changed for one network; its flavours rebuild them on their next build. */
+  private resolve(v: NetworkView): void {
+    if (v.pending.size === 0) return
+    let droppedChanged = false
+    for (const sp of v.pending) {
+      const g = this.index.groups.get(sp)
+      for (const k of v.kinds.values()) k.changes.add(sp)
+      if (!g) {
+        v.groups.delete(sp)
+        if (v.droppedBySp.delete(sp)) droppedChanged = true
+        continue
+      }
+      const r = resolveGroup(g, v.network)
+      v.groups.set(sp, r.group)
+      const had = v.droppedBySp.get(sp)
+      if (r.dropped.length || had) {
+        if (JSON.stringify(had ?? []) !== JSON.stringify(r.dropped)) droppedChanged = true
+        if (r.dropped.length) v.droppedBySp.set(sp, r.dropped)
+        else v.droppedBySp.delete(sp)
+      }
+    }
+    v.pending.clear()
+    if (droppedChanged) v.dropped = [...v.droppedBySp.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, d]) => d)
+  }
+
+  /**
+   * An entry of any view's memo of this ServicePort with the same type, name and input: clusters
+   * do not depend on the network or the node kind, assignments and listeners not on mTLS.
+   */
+  private reusable(sp: number, typeUrl: TypeUrl, name: string, key: string): Entry | undefined {
+    for (const v of this.views.values()) {
+      for (const k of v.kinds.values()) {
+        const e = k.memo.get(sp)?.entries.find((x) => x.typeUrl === typeUrl && x.key === key && x.res.name === name)
+        if (e) return e
+      }
+    }
+    return undefined
+  }
+
+  private buildGroup(g: EndpointGroup, flavour: Flavour, prev: GroupMemo | undefined, stats: BuildStats): GroupMemo {
     stats.groupsRebuilt++
     const set = buildGroupResources(g, flavour.kind, this.opts)
     if (flavour.mtls && flavour.kind === 'grpc') withGrpcUpstreamTls(set, this.opts.trustDomain!, g.name)
     if (flavour.mtls && flavour.kind === 'envoy')
       withEnvoyMtls(set, g, { trustDomain: this.opts.trustDomain!, node: this.opts.node!, strict: this.opts.strict === true })
     const out: GroupMemo = { g, entries: [], invalid: [] }
-    // The same object may have been validated for another flavour (clusters are kind-independent,
-    // assignments and listeners do not depend on mTLS).
-    const key = flavourName(flavour)
-    const others = [...this.kinds.entries()].filter(([k]) => k !== key).map(([, k]) => k.memo.get(g.servicePort))
     for (const [k, typeUrl] of SETS) {
       for (const [name, obj] of set[k]) {
         const key = contentHash(JSON.stringify(obj))
-        const same = (e: Entry) => e.typeUrl === typeUrl && e.key === key && e.res.name === name
-        let reuse = prev?.entries.find(same)
-        for (const o of others) reuse ??= o?.entries.find(same)
+        const reuse =
+          prev?.entries.find((e) => e.typeUrl === typeUrl && e.key === key && e.res.name === name) ??
+          this.reusable(g.servicePort, typeUrl, name, key)
         if (reuse) {
           stats.resourcesReused++
           out.entries.push(reuse)
@@ -339,7 +466,7 @@ export class SnapshotBuilder {
 }
 
 /** Same inputs: instance objects are identical for unchanged records, else compared by value. */
-function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
+function sameGroup(a: EndpointGroup, b: EndpointGroup): boolean {
   if (a === b) return true
   if (a.name !== b.name || a.mode !== b.mode || a.singlePort !== b.singlePort || a.idempotent !== b.idempotent) return false
   if (a.instances.length !== b.instances.length) return false
@@ -350,6 +477,8 @@ function sameGroup(a: ServicePortGroup, b: ServicePortGroup): boolean {
     if (x === y) continue
     if (x.host !== y.host || x.id !== y.id || x.status !== y.status || x.ip !== y.ip || x.port !== y.port) return false
     if (x.inbound?.ip !== y.inbound?.ip || x.inbound?.port !== y.inbound?.port) return false
+    // Endpoint metadata (resources.ts endpointMetadata): a record that changed only its tags is a new record.
+    if (x.tags !== y.tags || x.attributes !== y.attributes) return false
   }
   return true
 }

@@ -51,6 +51,11 @@ export interface AdsWatchOptions {
   resume?: boolean
   /** Subscribe to every Listener too (wildcard LDS), as Envoy does (default false). */
   listeners?: boolean
+  /**
+   * The Docker network the watch declares (node metadata `shoal.network`, as `shoal
+   * envoy-bootstrap --network` writes it); none: an Envoy on a host's network.
+   */
+  network?: string
 }
 
 export class AdsWatch {
@@ -64,7 +69,7 @@ export class AdsWatch {
   private call: grpc.ClientDuplexStream<any, any> | undefined
   private retry: NodeJS.Timeout | undefined
   private closed = false
-  private readonly node = { id: `restart-watch-${randomBytes(3).toString('hex')}`, cluster: 'test', user_agent_name: 'envoy' }
+  private readonly node: object
   private readonly retryMs: number
   private readonly opts: AdsWatchOptions
   /** The last version ACKed per type URL (presented on reconnect with `resume`). */
@@ -73,6 +78,14 @@ export class AdsWatch {
   constructor(address: string, opts: number | AdsWatchOptions = {}) {
     this.opts = typeof opts === 'number' ? { retryMs: opts } : opts
     const retryMs = (this.retryMs = this.opts.retryMs ?? 10)
+    const network = this.opts.network
+    this.node = {
+      id: `${network ? `${network}-` : 'restart-'}watch-${randomBytes(3).toString('hex')}`,
+      cluster: 'test',
+      user_agent_name: 'envoy',
+      // google.protobuf.Value is loaded with camelCase names (protos.ts).
+      ...(network ? { metadata: { fields: { 'shoal.network': { stringValue: network } } } } : {}),
+    }
     const Ctor = grpc.makeGenericClientConstructor(this.protos.adsService, 'ads')
     // Reconnect at our own pace, not grpc-js's backoff: Envoy retries within its own bounds.
     this.client = new Ctor(address, grpc.credentials.createInsecure(), {
@@ -146,6 +159,11 @@ export class AdsWatch {
       clusters = [...this.view.keys()].sort()
       call.write({ ...first(TypeUrl.endpoint), resource_names: clusters })
     }
+  }
+
+  /** The node id it presents (for /debug/xds). */
+  get nodeId(): string {
+    return (this.node as { id: string }).id
   }
 
   /** Clusters held now that have at least one endpoint. */

@@ -124,3 +124,31 @@ export function shoalSync(
   })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
+
+/**
+ * Run any command (docker, ip, ...) to its end: resolves its stdout, trimmed; rejects with
+ * the command line, exit code and the tail of its stderr; SIGKILLed after `timeoutMs`.
+ *
+ * @example
+ *   await runCommand('docker', ['-H', d.host, 'exec', id, 'wget', '-q', '-O', '-', url], { timeoutMs: 10_000 })
+ */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => c.kill('SIGKILL'), opts.timeoutMs ?? 120_000)
+    c.stdout.on('data', (b) => (out += b))
+    c.stderr.on('data', (b) => (err += b))
+    c.on('error', reject)
+    c.on('close', (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(out.trim())
+      else reject(new Error(`${cmd} ${args.join(' ')} (exit ${code}): ${err.trim().slice(-2000)}`))
+    })
+  })
+}

@@ -24,11 +24,11 @@ const echoService: grpc.ServiceDefinition = {
 }
 
 /**
- * Start an echo server on 127.0.0.1 port 0 that answers with `id` (or, with `fail`, fails
- * every call with INTERNAL, or with the status `failWith`, naming `id` in the message);
- * stopped at teardown.
+ * Start an echo server on `ip` (default 127.0.0.1; any of 127.0.0.0/8) port 0 that answers
+ * with `id` (or, with `fail`, fails every call with INTERNAL, or with the status `failWith`,
+ * naming `id` in the message); stopped at teardown.
  */
-export async function echoBackend(t: Test, id: string, o: { fail?: boolean; failWith?: grpc.status } = {}): Promise<number> {
+export async function echoBackend(t: Test, id: string, o: { fail?: boolean; failWith?: grpc.status; ip?: string } = {}): Promise<number> {
   const s = new grpc.Server()
   const failure = o.failWith ?? (o.fail ? grpc.status.INTERNAL : undefined)
   s.addService(echoService, {
@@ -36,7 +36,7 @@ export async function echoBackend(t: Test, id: string, o: { fail?: boolean; fail
       failure !== undefined ? cb({ code: failure, details: `backend ${id} fails on purpose` }) : cb(null, Buffer.from(id)),
   })
   const port = await new Promise<number>((res, rej) =>
-    s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    s.bindAsync(`${o.ip ?? '127.0.0.1'}:0`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
   )
   t.teardown(() => s.forceShutdown())
   return port

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { grpcBootstrap, type GrpcBootstrapOptions } from '../../src/xds/bootstrap.js'
 import type { XdsDebugInfo } from '../../src/xds/index.js'
+import { assertLocalRoute } from './route.js'
 
 export type XdsClientKind = 'grpc-js' | 'c-core'
 export const XDS_CLIENT_KINDS: readonly XdsClientKind[] = ['grpc-js', 'c-core']
@@ -43,7 +44,14 @@ export type CallResult = { ok: true; who: string } | { ok: false; code: string; 
 /** One call of a load (startLoad): when it started and ended (epoch ms), and its outcome. */
 export type LoadCall = { at: number; end: number } & CallResult
 
+/** A client's bootstrap options (`network`: the Docker network it declares, node metadata `shoal.network`) and how to run it. */
 export interface XdsClientOptions extends GrpcBootstrapOptions {
+  /**
+   * Run the client in the network namespace of this process (a container's State.Pid, through
+   * nsenter): it then connects from inside that container's networks, as a client running in
+   * the container would. The xDS address is checked with assertLocalRoute from there.
+   */
+  netnsPid?: number
   /** Extra environment for the client process. */
   env?: Record<string, string>
   /** `xds`: xDS channel credentials (gRFC A29: the mTLS the Clusters configure); default plain credentials. */
@@ -251,11 +259,22 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
     SHOAL_TEST_CREDS: o.creds ?? 'insecure',
     NODE_OPTIONS: '',
   }
+  let netns: string[] = []
+  if (o.netnsPid !== undefined) {
+    assertLocalRoute(new URL(`http://${o.xdsAddress}`).hostname.replace(/^\[(.*)\]$/, '$1'), { netnsPid: o.netnsPid })
+    netns = [`--net=/proc/${o.netnsPid}/ns/net`]
+  }
+  // Through nsenter when asked: the same program, in the container's network namespace.
+  const run = (cmd: string, args: string[]): ChildProcess =>
+    spawn(netns.length ? 'nsenter' : cmd, netns.length ? [...netns, cmd, ...args] : args, {
+      env: { ...env, ...o.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
   let child: ChildProcess
   if (kind === 'grpc-js') {
     env.GRPC_TRACE = 'xds_client,xds_resolver'
     env.GRPC_VERBOSITY = 'DEBUG'
-    child = spawn(process.execPath, [join(HERE, 'xds-client-js.mjs')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    child = run(process.execPath, [join(HERE, 'xds-client-js.mjs')])
   } else {
     env.GRPC_TRACE = 'xds_client,xds_resolver,cds_lb'
     env.GRPC_VERBOSITY = 'debug'
@@ -263,7 +282,7 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
     // backup poller (5 s by default): xDS updates would be read seconds late.
     env.GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS = '20'
     env.PYTHONUNBUFFERED = '1'
-    child = spawn(PYTHON, [join(HERE, 'xds-client-ccore.py')], { env: { ...env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    child = run(PYTHON, [join(HERE, 'xds-client-ccore.py')])
   }
   const client = new XdsTestClient(kind, child)
   t.teardown(() => client.close())

@@ -1,10 +1,12 @@
 /**
  * Test oracles for the xDS snapshot: a whole-catalog grouping written independently of the
- * incremental GroupIndex (src/xds/groups.ts), and every resource of a catalog built from it.
- * Tests compare the served state against these; the server never uses them.
+ * incremental GroupIndex (src/xds/groups.ts), resolved for the clients of one network, and
+ * every resource of a catalog built from it. Tests compare the served state against these; the
+ * server never uses them.
  *
  * @example
  *   const { clusters, conflicts } = buildResources(catalog.snapshot(), 'grpc', { envoyBind: '127.0.0.1' })
+ *   const overlay = buildResources(catalog.snapshot(), 'grpc', { envoyBind: '127.0.0.1' }, 'shoal-apps')
  */
 import { liveRecords, type CatalogSnapshot } from '../../src/registry/types.js'
 import {
@@ -14,7 +16,9 @@ import {
   instancesOf,
   resolveAuthz,
   type AuthzIssue,
+  type ClientNetwork,
   type DroppedEndpoint,
+  type EndpointGroup,
   type Instance,
   type ServicePortConflict,
   type ServicePortGroup,
@@ -26,9 +30,17 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
-/** Group live records by ServicePort (tcp ports only), resolving name conflicts deterministically. */
-export function groupServicePorts(snap: CatalogSnapshot): {
+/**
+ * Group live records by ServicePort (tcp ports only), resolving name conflicts
+ * deterministically: `groups` with every instance, `endpoints` as the clients on `network`
+ * are given them, and the instances left out for those clients.
+ */
+export function groupServicePorts(
+  snap: CatalogSnapshot,
+  network: ClientNetwork = null,
+): {
   groups: ServicePortGroup[]
+  endpoints: EndpointGroup[]
   conflicts: ServicePortConflict[]
   dropped: DroppedEndpoint[]
   authzIssues: AuthzIssue[]
@@ -48,16 +60,16 @@ export function groupServicePorts(snap: CatalogSnapshot): {
   }
   const conflicts: ServicePortConflict[] = []
   const dropped: DroppedEndpoint[] = []
-  const winners: Array<{ sp: number; name: string; all: Instance[]; instances: Instance[] }> = []
+  const winners: Array<{ sp: number; name: string; all: Instance[]; kept: EndpointGroup['instances'] }> = []
   const portsPerName = new Map<string, number>()
   for (const [sp, names] of [...bySp].sort((a, b) => a[0] - b[0])) {
     const sorted = [...names.keys()].sort(cmp)
     const name = sorted[0]!
     if (sorted.length > 1) conflicts.push({ servicePort: sp, winner: name, losers: sorted.slice(1) })
     const all = [...names.get(name)!].sort(compareInstances)
-    const f = endpointFilter(sp, name, all)
+    const f = endpointFilter(sp, name, all, network)
     dropped.push(...f.dropped)
-    winners.push({ sp, name, all, instances: f.kept })
+    winners.push({ sp, name, all, kept: f.kept })
     portsPerName.set(name, (portsPerName.get(name) ?? 0) + 1)
   }
   const groups: ServicePortGroup[] = winners.map((w) => ({
@@ -66,7 +78,7 @@ export function groupServicePorts(snap: CatalogSnapshot): {
     mode: w.all[0]!.mode,
     singlePort: portsPerName.get(w.name) === 1,
     idempotent: w.all.every((i) => i.idempotent),
-    instances: w.instances,
+    instances: w.all,
   }))
   // Authorization is resolved against the final groups of the whole snapshot.
   const bySpFinal = new Map(groups.map((g) => [g.servicePort, g]))
@@ -87,7 +99,8 @@ export function groupServicePorts(snap: CatalogSnapshot): {
         failureModeAllow: a.failureModeAllow,
       })
   }
-  return { groups, conflicts, dropped, authzIssues }
+  const endpoints: EndpointGroup[] = groups.map((g, k) => ({ ...g, instances: winners[k]!.kept }))
+  return { groups, endpoints, conflicts, dropped, authzIssues }
 }
 
 const SETS = [
@@ -102,13 +115,14 @@ export function* resourcesOf(set: ResourceSet): Generator<[set: keyof ResourceSe
   for (const [k, url] of SETS) for (const [name, o] of set[k]) yield [k, url, name, o]
 }
 
-/** Every resource for a node kind, keyed by resource name. */
+/** Every resource for a node kind on a client network (default: a host's), keyed by resource name. */
 export function buildResources(
   snap: CatalogSnapshot,
   kind: NodeKind,
   opts: ResourceOptions,
+  network: ClientNetwork = null,
 ): ResourceSet & { conflicts: ServicePortConflict[]; dropped: DroppedEndpoint[]; authzIssues: AuthzIssue[] } {
-  const { groups, conflicts, dropped, authzIssues } = groupServicePorts(snap)
+  const { endpoints: groups, conflicts, dropped, authzIssues } = groupServicePorts(snap, network)
   const out: ResourceSet = { clusters: new Map(), endpoints: new Map(), listeners: new Map(), routes: new Map() }
   for (const g of groups) {
     const r = buildGroupResources(g, kind, opts)

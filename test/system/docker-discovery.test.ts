@@ -3,6 +3,7 @@ import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
 import type { LocalServiceSpec } from '../../src/registry/types.js'
+import { fetchLocal } from '../lib/route.js'
 import { IMAGE, freePort, startDockerd, waitFor } from './dockerd.js'
 
 t.test('labelled containers appear with their names, ServicePorts, IPs and ports; stopped, they are gone', async (t) => {
@@ -108,13 +109,13 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
 })
 
 t.test(
-  'a second source with a non-loopback advertise IP skips loopback-only ports, and the network option advertises container IPs',
+  'a second source with a non-loopback advertise IP skips loopback-only ports, and --docker-network advertises container IPs beside them',
   async (t) => {
     const d = await startDockerd(t)
     if (!d) return
     const registry = new Registry()
     const lan = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10' }, { logger: silentLogger(), registry })
-    const net = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10', network: 'bridge' }, { logger: silentLogger() })
+    const net = new DockerSource({ dockerHost: d.host, advertiseIp: '192.0.2.10', networks: ['bridge'] }, { logger: silentLogger() })
     t.teardown(() => {
       lan.stop()
       net.stop()
@@ -154,14 +155,17 @@ t.test(
     t.match(await registry.metrics(), /shoal_docker_skipped_labels_total\{reason="loopback-binding"\} 1/)
     const ip = (await d.cli(['inspect', '-f', '{{ .NetworkSettings.Networks.bridge.IPAddress }}', 'both'])).trim()
     t.ok(ip.startsWith(d.gateway.slice(0, d.gateway.lastIndexOf('.'))), `container IP ${ip} is on the test bridge`)
+    const n = net.services()[0]!
     t.same(
-      net.services()[0]!.ports.map((p) => [p.containerPort, p.port, p.ip]),
+      n.ports.map((p) => [p.containerPort, p.port, p.ip]),
       [
-        [80, 80, ip],
-        [81, 81, ip],
+        [80, l.ports[0]!.port, '192.0.2.10'],
+        [81, undefined, undefined],
       ],
+      'port 80 keeps its host binding; the loopback-only port 81 is listed without one',
     )
-    const res = await fetch(`http://${ip}:80/`)
+    t.same(n.networks, { bridge: ip }, 'and the container IP on the network is advertised beside them')
+    const res = await fetchLocal(`http://${ip}:80/`)
     t.equal(res.status, 200, 'the container IP answers')
   },
 )

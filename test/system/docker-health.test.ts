@@ -14,7 +14,12 @@ t.test('a HEALTHCHECK that turns unhealthy and healthy again drives the feed and
     src.stop()
   })
   src.on('change', () => {
-    for (const s of src.services()) hs.set(s.id, s.check, { host: '127.0.0.1', containerId: s.containerId, ports: s.ports })
+    for (const s of src.services())
+      hs.set(s.id, s.check, {
+        host: '127.0.0.1',
+        containerId: s.containerId,
+        ports: s.ports.flatMap((p) => (p.port ? [{ port: p.port }] : [])),
+      })
   })
   const statuses: string[] = []
   hs.on('change', (_id: string, st: string) => statuses.push(st))

@@ -103,9 +103,12 @@ export async function connectedSource(t: TestLike, d: Dockerd): Promise<{ src: D
 /**
  * Start a private dockerd for test `t`, or mark `t` skipped (with the reason) and return
  * undefined when this machine cannot run it. With `swarm`, the engine runs without
- * `--live-restore` (which swarm mode refuses); see `initSwarm`.
+ * `--live-restore` (which swarm mode refuses); see `initSwarm`. With `netns` (a name under
+ * /run/netns, e.g. a NetnsLab host's), dockerd, its bridge, containers and published ports
+ * live in that network namespace: one "machine" of a multi-node swarm. (Through nsenter, not
+ * `ip netns exec`, which remounts /sys and hides the cgroup mounts dockerd needs.)
  */
-export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}): Promise<Dockerd | undefined> {
+export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?: string } = {}): Promise<Dockerd | undefined> {
   const why = unavailable()
   if (why) {
     t.skip(`real Docker engine suite skipped: ${why}`)
@@ -145,11 +148,14 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
       c.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))))
     })
 
+  /** `ip` in the engine's network namespace. */
+  const ipCmd = (args: string[]) => (opts.netns ? ['ip', '-n', opts.netns, ...args] : ['ip', ...args])
   const launch = async () => {
     const log = openSync(join(dir, 'dockerd.log'), 'a')
     proc = spawn(
-      'dockerd',
+      opts.netns ? 'nsenter' : 'dockerd',
       [
+        ...(opts.netns ? [`--net=/run/netns/${opts.netns}`, 'dockerd'] : []),
         '--host',
         host,
         '--config-file',
@@ -236,15 +242,17 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean } = {}):
       .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
       .sort((a, b) => b.length - a.length)
     for (const m of mounts) spawnSync('umount', ['-l', m])
-    spawnSync('ip', ['link', 'del', bridge])
+    const del = ipCmd(['link', 'del', bridge])
+    spawnSync(del[0]!, del.slice(1))
     rmSync(dir, { recursive: true, force: true })
   }
   t.teardown(stop)
 
   writeFileSync(join(dir, 'daemon.json'), '{}')
+  const ip = ipCmd([]).join(' ')
   const br = spawnSync(
     'sh',
-    ['-c', `ip link add name ${bridge} type bridge && ip addr add ${gateway}/24 dev ${bridge} && ip link set ${bridge} up`],
+    ['-c', `${ip} link add name ${bridge} type bridge && ${ip} addr add ${gateway}/24 dev ${bridge} && ${ip} link set ${bridge} up`],
     { encoding: 'utf8' },
   )
   if (br.status !== 0) throw new Error(`bridge ${bridge}: ${br.stderr}`)

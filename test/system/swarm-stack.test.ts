@@ -1,7 +1,14 @@
 // Shoal on a real (one-node) Docker Swarm: the agent image built by scripts/build-image.sh,
 // compose/swarm-stack.yml deployed unchanged with `docker stack deploy` (settings from the
-// deploying shell's environment, as the README says), labelled swarm services discovered by
-// their overlay IPs, and the agent task restarted by `docker service update --force`.
+// deploying shell's environment, as the README says), and the agent task restarted by
+// `docker service update --force`. Issue 13: the stack's `web` (3 replicas published in host
+// mode without a fixed port) is served to an Envoy-kind client on the host network by its host
+// bindings, each answering HTTP from the host's network namespace, and to a client declaring
+// the overlay (connected through docker_gwbridge, SHOAL_XDS_INTERFACES) by its overlay IPs,
+// each answering from a container on the overlay; through scaling and `update --force`, every
+// push checked. A service without published ports is served to the overlay client only, and
+// /debug/xds says why the Envoy gets none. Overlay addresses are only ever connected to from
+// inside a container on the overlay (test/lib/route.ts checks the route first).
 //
 // The cluster's second host is a real Agent in this process ("outside-b", static file, on
 // loopback): the swarm agent joins it through a TCP relay of its gossip port, which lets the
@@ -9,17 +16,20 @@
 // Envoy cannot be pulled here: its service is deployed with the stack and its tasks are
 // rejected ("No such image"); the test checks that, and the bootstrap config it would read.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer, type Socket } from 'node:net'
+import { BlockList, connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { interfaceIpv4 } from '../../src/address.js'
 import { Agent } from '../../src/agent/agent.js'
 import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords, type CatalogEvent, type ServiceRecord } from '../../src/registry/types.js'
 import { clusterName } from '../../src/xds/resources.js'
 import { AdsClient, ENVOY_NODE, TypeUrl } from '../lib/xds-fixture.js'
+import { AdsWatch } from '../lib/ads-watch.js'
+import { runCommand } from '../lib/cli.js'
+import { assertLocalRoute, fetchLocal, routeTo } from '../lib/route.js'
 import { IMAGE, freePort, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
 
 const top = fileURLToPath(new URL('../../', import.meta.url))
@@ -27,22 +37,8 @@ const STACK = 'shoal'
 const NETWORK = 'shoal-apps'
 
 /** Run a command with extra environment; resolves stdout, rejects with stderr. */
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd: top, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs)
-    c.stdout.on('data', (b) => (out += b))
-    c.stderr.on('data', (b) => (err += b))
-    c.on('error', reject)
-    c.on('close', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(out.trim())
-      else reject(new Error(`${cmd} ${args.join(' ')} (exit ${code}): ${err.trim().slice(-2000)}`))
-    })
-  })
-}
+const run = (cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<string> =>
+  runCommand(cmd, args, { cwd: top, env: { ...process.env, ...env }, timeoutMs })
 
 /** A TCP relay to 127.0.0.1:target that can hold new connections (their bytes wait) until released. */
 function tcpRelay(target: number) {
@@ -99,20 +95,64 @@ async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
   return { status: res.status, body: (await res.json()) as T }
 }
 
-/** Containers of a swarm service's tasks that should be running (not those being shut down): id and overlay IP. */
-async function tasks(d: Dockerd, service: string): Promise<Array<{ id: string; ip: string }>> {
+interface Task {
+  id: string
+  /** Its IP on the overlay NETWORK. */
+  ip: string
+  /** Its container port 8080's host binding (host-mode published port), if any. */
+  hostIp?: string
+  hostPort?: number
+  /** The container's hostname (what the stack's web answers). */
+  hostname: string
+}
+
+/** Containers of a swarm service's tasks that should be running (not those being shut down). */
+async function tasks(d: Dockerd, service: string): Promise<Task[]> {
   const taskIds = (await d.cli(['service', 'ps', service, '-q', '--no-trunc', '--filter', 'desired-state=running']))
     .split('\n')
     .filter(Boolean)
   const ids: string[] = []
   for (const task of taskIds)
     ids.push(...(await d.cli(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.task.id=${task}`])).split('\n').filter(Boolean))
-  const out: Array<{ id: string; ip: string }> = []
+  const out: Task[] = []
   for (const id of ids) {
-    const info = await d.docker.getContainer(id).inspect()
-    out.push({ id, ip: info.NetworkSettings.Networks[NETWORK]?.IPAddress ?? '' })
+    const info = await d.docker
+      .getContainer(id)
+      .inspect()
+      .catch(() => undefined)
+    if (!info) continue // removed while we looked
+    const b = (info.NetworkSettings.Ports?.['8080/tcp'] ?? [])[0]
+    out.push({
+      id,
+      ip: info.NetworkSettings.Networks[NETWORK]?.IPAddress ?? '',
+      hostname: info.Config.Hostname,
+      ...(b ? { hostIp: b.HostIp, hostPort: Number(b.HostPort) } : {}),
+    })
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : 1))
+}
+
+/** The agent's advertise IP: the stack's SHOAL_BIND is 127.0.0.1:PORT. */
+const AGENT_IP = '127.0.0.1'
+/** A published port's address as the agent advertises it: a wildcard binding is at the advertise IP. */
+const advertised = (hostIp: string | undefined) => (!hostIp || hostIp === '0.0.0.0' || hostIp === '::' ? AGENT_IP : hostIp)
+
+/**
+ * A busybox container attached to overlay `network`, to reach overlay addresses from where
+ * its clients run (the host has no route to them). `get` fetches a URL with its wget, after
+ * assertLocalRoute from its network namespace. Removed at teardown.
+ */
+async function overlayProbe(d: Dockerd, network: string): Promise<{ pid: number; get(url: string): Promise<string> }> {
+  const id = await d.cli(['run', '-d', '--network', network, IMAGE, 'sleep', '3600'])
+  const pid = (await d.docker.getContainer(id).inspect()).State.Pid
+  return {
+    pid,
+    get: async (url: string) => {
+      assertLocalRoute(new URL(url).hostname, { netnsPid: pid })
+      // (This busybox's wget crashes on -T; the run() timeout bounds it instead.)
+      return run('docker', ['-H', d.host, 'exec', id, 'wget', '-q', '-O', '-', url], {}, 10_000)
+    },
+  }
 }
 
 t.test('Shoal on a one-node Docker Swarm', async (t) => {
@@ -169,6 +209,9 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     SHOAL_BIND: `127.0.0.1:${gossipPort}`,
     SHOAL_HTTP: `127.0.0.1:${httpPort}`,
     SHOAL_XDS: `127.0.0.1:${xdsPort}`,
+    SHOAL_XDS_INTERFACES: 'docker_gwbridge',
+    // Agents sharing a machine take no fixed DNS port.
+    SHOAL_DNS: 'off',
     DOCKER_SOCKET: join(d.dir, 'docker.sock'),
   }
   const logs = async () => {
@@ -277,106 +320,232 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     )
   })
 
-  await t.test('2. a labelled service: 3 replicas by overlay IP and ServicePort; scaled to 1, two withdrawn; removed, gone', async (t) => {
-    const fromAgent = async () =>
-      (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')?.instances ?? []
-    const fromB = () => liveRecords(b.view().snapshot()).filter((r) => r.name === 'web')
-    const portsOf = (rs: ServiceRecord[]) => rs.map((r) => ({ id: r.id, ports: r.ports })).sort((x, y) => (x.id < y.id ? -1 : 1))
+  await t.test(
+    "2. the stack's web (3 replicas, host mode, no fixed port): each client the addresses it can reach, at every push",
+    async (t) => {
+      const WEB = clusterName('web', 10080)
+      const fromAgent = async () =>
+        (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')?.instances ?? []
+      const gw = interfaceIpv4('docker_gwbridge')
+      t.ok(gw, `docker_gwbridge has an IPv4 address (${gw})`)
+      // An Envoy on the host network (no network declared), and a client declaring the overlay,
+      // which reaches the agent on docker_gwbridge's address (SHOAL_XDS_INTERFACES) as a client
+      // in a container on the overlay does.
+      assertLocalRoute(gw!)
+      const envoy = new AdsWatch(`127.0.0.1:${xdsPort}`, 50)
+      const overlay = new AdsWatch(`${gw}:${xdsPort}`, { retryMs: 50, network: NETWORK })
+      t.teardown(() => {
+        envoy.close()
+        overlay.close()
+      })
+      const subnet = JSON.parse(await d.cli(['network', 'inspect', NETWORK, '--format', '{{json .IPAM.Config}}'])) as Array<{
+        Subnet: string
+      }>
+      const [net, bits] = subnet[0]!.Subnet.split('/') as [string, string]
+      const overlaySubnet = new BlockList()
+      overlaySubnet.addSubnet(net, Number(bits))
+      const inOverlay = (ip: string) => overlaySubnet.check(ip)
+      const prober = await overlayProbe(d, NETWORK)
 
-    t0 = Date.now()
-    // busybox httpd as PID 1 ignores SIGTERM: a short grace keeps scale-down and rm fast.
-    // Health: the engine's own HEALTHCHECK (check type Docker). The agent on the host network
-    // cannot reach overlay IPs itself, so HttpGet/Tcp checks from the agent do not fit here.
-    await d.cli([
-      'service',
-      'create',
-      '--detach',
-      '--name',
-      'web',
-      '--network',
-      NETWORK,
-      '--replicas',
-      '3',
-      '--stop-grace-period',
-      '1s',
-      '--health-cmd',
-      'wget -q -O /dev/null http://127.0.0.1:8080/',
-      '--health-interval',
-      '1s',
-      '--health-retries',
-      '1',
-      '--container-label',
-      'ServiceName=web',
-      '--container-label',
-      'ServicePort_8080=10080',
-      '--container-label',
-      'HealthCheck=Docker',
-      IMAGE,
-      'httpd',
-      '-f',
-      '-p',
-      '8080',
-      '-h',
-      '/www',
-    ])
-    await waitFor(async () => (await fromAgent()).length === 3, 60_000, '3 web instances in the agent catalog')
-    const seen3 = Date.now() - t0
-    await waitFor(() => fromB().length === 3, 10_000, '3 web instances on the outside agent')
-    t.comment(`service create -> 3 instances in the swarm agent: ${seen3} ms, on the other agent: ${Date.now() - t0} ms`)
+      // Every IP a web task's port 8080 was published on, as the agent advertises it.
+      const hostBindingIps = new Set<string>()
+      /** What each client should hold now: the running tasks' host bindings, and their overlay IPs at 8080. */
+      const expected = async () => {
+        const ts = await tasks(d, `${STACK}_web`)
+        for (const c of ts) if (c.hostIp !== undefined) hostBindingIps.add(advertised(c.hostIp))
+        return {
+          ts,
+          host: ts.map((c) => `${advertised(c.hostIp)}:${c.hostPort}`).sort(),
+          overlay: ts.map((c) => `${c.ip}:8080`).sort(),
+        }
+      }
+      /** Both clients hold exactly the running tasks' addresses, `n` of them, and the agent's checks passed. */
+      const follow = async (n: number, what: string) => {
+        let want = await expected()
+        await waitFor(
+          async () => {
+            want = await expected()
+            const alive = (await fromAgent()).filter((r) => r.status === 'alive').length
+            return (
+              want.ts.length === n &&
+              alive === n &&
+              (envoy.view.get(WEB) ?? []).join() === want.host.join() &&
+              (overlay.view.get(WEB) ?? []).join() === want.overlay.join()
+            )
+          },
+          90_000,
+          `${what}: ${n} web tasks alive, both clients holding their addresses`,
+        ).catch((err: Error) => {
+          t.comment(
+            `envoy holds ${envoy.view.get(WEB)?.join(', ')}; overlay holds ${overlay.view.get(WEB)?.join(', ')}; tasks ${JSON.stringify(want.ts)}`,
+          )
+          throw err
+        })
+        t.pass(`${what}: the Envoy holds ${want.host.join(', ')}; the overlay client ${want.overlay.join(', ')}`)
+        // Reachable from where each client runs, and answering HTTP from the task it names.
+        const names = new Set(want.ts.map((c) => c.hostname))
+        const fromHost = new Set<string>()
+        for (const ep of want.host) fromHost.add((await (await fetchLocal(`http://${ep}/`)).text()).trim())
+        t.same(
+          [...fromHost].sort(),
+          [...names].sort(),
+          "every host binding answers HTTP from the host's network namespace, each a different task",
+        )
+        const fromOverlay = new Set<string>()
+        for (const ep of want.overlay) fromOverlay.add((await prober.get(`http://${ep}/`)).trim())
+        t.same(
+          [...fromOverlay].sort(),
+          [...names].sort(),
+          'every overlay address answers HTTP from a container on the overlay, each a different task',
+        )
+        return want
+      }
 
-    const running = await tasks(d, 'web')
-    t.equal(running.length, 3, '3 task containers')
-    const want = running.map((c) => ({
-      id: c.id.slice(0, 12),
-      ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: c.ip, containerPort: 8080 }],
-    }))
-    t.same(portsOf(await fromAgent()), want, 'each task: its overlay IP, container port 8080, ServicePort 10080')
-    t.same(portsOf(fromB()), want, 'the other agent holds the same 3 instances')
-    t.ok(
-      running.every((c) => /^10\./.test(c.ip)),
-      `overlay IPs ${running.map((c) => c.ip).join(', ')}`,
-    )
-    const svc = (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')!
-    t.same(svc.servicePorts, [10080])
-    await waitFor(
-      async () => (await fromAgent()).every((r) => r.status === 'alive') && fromB().every((r) => r.status === 'alive'),
-      20_000,
-      'web alive (Docker health)',
-    )
-    t.pass(`all 3 alive by the Docker HEALTHCHECK, on both agents (${Date.now() - t0} ms after create)`)
-    // The advertised addresses are the real ones: reachable on the overlay from a task.
-    for (const c of running) {
-      let body = ''
-      // (This busybox's wget crashes on -T; the run() timeout bounds it instead.)
+      t0 = Date.now()
+      const first = await follow(3, 'deployed')
+      t.comment(`stack deploy -> 3 web tasks served to both clients: ${Date.now() - t0} ms after this test began`)
+      const records = await fromAgent()
+      t.same(
+        records.map((r) => r.ports).sort(),
+        first.ts.map((c) => [{ type: 'tcp', port: c.hostPort, servicePort: 10080, ip: advertised(c.hostIp), containerPort: 8080 }]).sort(),
+        "each record: the host binding Swarm picked, at the agent's advertise IP (ServicePort 10080, container port 8080)",
+      )
+      t.same(records.map((r) => r.networks?.[NETWORK]).sort(), first.ts.map((c) => c.ip).sort(), 'and its IP on the overlay')
+      t.ok(
+        records.every((r) => r.status === 'alive'),
+        "the agent's HttpGet checks (on the host bindings) pass",
+      )
+      const metrics = await (await fetch(`${agentUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+      t.notMatch(
+        metrics,
+        /shoal_docker_skipped_labels_total\{reason="unreachable-check"\} [1-9]/,
+        'no check the agent cannot reach (unreachable-check)',
+      )
+
+      t0 = Date.now()
+      await d.cli(['service', 'scale', '--detach', `${STACK}_web=1`])
+      await follow(1, 'scaled to 1')
+      await d.cli(['service', 'scale', '--detach', `${STACK}_web=3`])
+      await follow(3, 'scaled back to 3')
+      const before = (await tasks(d, `${STACK}_web`)).map((c) => c.id)
+      await d.cli(['service', 'update', '--force', '--detach', `${STACK}_web`])
+      await waitFor(async () => (await tasks(d, `${STACK}_web`)).every((c) => !before.includes(c.id)), 120_000, 'every web task replaced')
+      await follow(3, 'after `service update --force`')
+      t.comment(`scale 3 -> 1 -> 3 and update --force followed by both clients in ${Date.now() - t0} ms`)
+
+      // Every push either client received: only addresses reachable from where it runs.
+      const pushes = (w: AdsWatch) => w.answers.filter((a) => a.type === 'eds' && a.endpoints?.[WEB] !== undefined)
+      const sent = (w: AdsWatch) => [...new Set(pushes(w).flatMap((a) => a.endpoints![WEB]!))]
+      const [hostIps, overlayEps] = [sent(envoy), sent(overlay)]
+      t.ok(
+        pushes(envoy).length >= 4 && pushes(overlay).length >= 4,
+        `${pushes(envoy).length} and ${pushes(overlay).length} EDS pushes for web`,
+      )
+      t.same(
+        hostIps.filter((ep) => !(hostBindingIps.has(ep.split(':')[0]!) && routeTo(ep.split(':')[0]!).local)),
+        [],
+        `every endpoint the Envoy was ever sent is a host binding (on ${[...hostBindingIps].join(', ')}), reached from the host without a gateway (${hostIps.length} addresses)`,
+      )
+      t.same(
+        overlayEps.filter((ep) => {
+          const [ip, port] = ep.split(':') as [string, string]
+          return !(inOverlay(ip) && port === '8080' && routeTo(ip, { netnsPid: prober.pid }).local)
+        }),
+        [],
+        `every endpoint the overlay client was ever sent is on ${subnet[0]!.Subnet} at the container port, on-link from a container on the overlay (${overlayEps.length} addresses)`,
+      )
+    },
+  )
+
+  await t.test(
+    '2b. a service without published ports: none for the Envoy (and /debug/xds says why), overlay IPs for the overlay client',
+    async (t) => {
+      const PLAIN = clusterName('plain', 10082)
+      const envoy = new AdsWatch(`127.0.0.1:${xdsPort}`, 50)
+      const overlay = new AdsWatch(`127.0.0.1:${xdsPort}`, { retryMs: 50, network: NETWORK })
+      t.teardown(() => {
+        envoy.close()
+        overlay.close()
+      })
+      const prober = await overlayProbe(d, NETWORK)
+      // busybox httpd as PID 1 ignores SIGTERM: a short grace keeps removal fast. The agent
+      // cannot reach overlay IPs: the engine's HEALTHCHECK (HealthCheck=Docker) checks it.
+      await d.cli([
+        'service',
+        'create',
+        '--detach',
+        '--name',
+        'plain',
+        '--network',
+        NETWORK,
+        '--replicas',
+        '2',
+        '--stop-grace-period',
+        '1s',
+        '--health-cmd',
+        'wget -q -O /dev/null http://127.0.0.1:8080/',
+        '--health-interval',
+        '1s',
+        '--health-retries',
+        '1',
+        '--container-label',
+        'ServiceName=plain',
+        '--container-label',
+        'ServicePort_8080=10082',
+        '--container-label',
+        'HealthCheck=Docker',
+        IMAGE,
+        'httpd',
+        '-f',
+        '-p',
+        '8080',
+        '-h',
+        '/www',
+      ])
+      let want: string[] = []
       await waitFor(
-        async () =>
-          (body = await run('docker', ['exec', running[0]!.id, 'wget', '-q', '-O', '-', `http://${c.ip}:8080/`], dockerEnv, 5000).catch(
-            (e: Error) => e.message,
-          )) === 'ok',
-        15_000,
-        `http://${c.ip}:8080/ from a task`,
-      ).catch(() => undefined)
-      t.equal(body, 'ok', `http://${c.ip}:8080/ answers on the overlay`)
-    }
-
-    t0 = Date.now()
-    await d.cli(['service', 'scale', '--detach', 'web=1'])
-    await waitFor(async () => (await fromAgent()).length === 1, 30_000, 'web scaled to 1 in the agent catalog')
-    await waitFor(() => fromB().length === 1, 10_000, 'web scaled to 1 on the other agent')
-    t.comment(`scale 3 -> 1: withdrawn everywhere in ${Date.now() - t0} ms`)
-    const left = await tasks(d, 'web')
-    t.same(
-      (await fromAgent()).map((r) => r.id),
-      left.map((c) => c.id.slice(0, 12)),
-      'the instance left is the task still running',
-    )
-
-    t0 = Date.now()
-    await d.cli(['service', 'rm', 'web'])
-    await waitFor(async () => (await fromAgent()).length === 0 && fromB().length === 0, 30_000, 'web gone')
-    t.comment(`service rm: gone everywhere in ${Date.now() - t0} ms`)
-    t.pass('removed, all instances are gone from both agents')
-  })
+        async () => {
+          want = (await tasks(d, 'plain')).map((c) => `${c.ip}:8080`).sort()
+          return want.length === 2 && (overlay.view.get(PLAIN) ?? []).join() === want.join()
+        },
+        90_000,
+        'the overlay client holding both plain tasks',
+      )
+      t.pass(`the overlay client holds ${want.join(', ')}`)
+      for (const ep of want) t.equal((await prober.get(`http://${ep}/`)).trim(), 'ok', `${ep} answers from a container on the overlay`)
+      await waitFor(
+        () => overlay.view.has(clusterName('web', 10080)) && envoy.view.has(clusterName('web', 10080)),
+        10_000,
+        'both clients served',
+      )
+      t.same(envoy.view.get(PLAIN) ?? [], [], 'the Envoy holds no endpoint of plain')
+      t.same(
+        envoy.answers.flatMap((a) => a.endpoints?.[PLAIN] ?? []),
+        [],
+        'and was never sent one',
+      )
+      const dbg = await getJson<{
+        clients: {
+          clients: Array<{
+            nodeId: string
+            dropped: Array<{ service: string; reason: string; network: string | null; networks?: string[] }>
+          }>
+        }
+      }>(`${agentUrl}/debug/xds`)
+      const mine = dbg.body.clients.clients.find((c) => c.nodeId === envoy.nodeId)
+      t.same(
+        (mine?.dropped ?? []).filter((x) => x.service === 'plain').map((x) => [x.reason, x.network, x.networks]),
+        [
+          ['no_reachable_address', null, [NETWORK]],
+          ['no_reachable_address', null, [NETWORK]],
+        ],
+        `/debug/xds names both plain instances for the Envoy: no address reachable from a host's network, on ${NETWORK} only`,
+      )
+      t.same(dbg.body.clients.clients.find((c) => c.nodeId === overlay.nodeId)?.dropped, [], 'and nothing for the overlay client')
+      await d.cli(['service', 'rm', 'plain'])
+      await waitFor(() => (overlay.view.get(PLAIN) ?? []).length === 0, 30_000, 'plain withdrawn from the overlay client')
+    },
+  )
 
   await t.test('3. the agent task restarted by `docker service update --force`: warm start', async (t) => {
     await d.cli([
@@ -449,10 +618,11 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     await waitFor(() => relay.waiting() >= 1, 60_000, 'the new agent to join through the held seed')
     t.pass('its join is waiting at the held seed')
 
-    // A client (as Envoy) connects now: nothing may be served before ready, not even an empty view.
+    // A client (as Envoy on the overlay: keep publishes no port) connects now: nothing may be
+    // served before ready, not even an empty view.
     const ads = new AdsClient(xdsPort)
     t.teardown(() => ads.close())
-    ads.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
+    ads.send({ type_url: TypeUrl.cluster, node: { ...ENVOY_NODE, metadata: { fields: { 'shoal.network': { stringValue: NETWORK } } } } })
     t.ok(await ads.quiet(1000), 'no CDS response while not ready (no empty view pushed to Envoy)')
     t.equal(await probe(), 503, '/readyz still 503 after 1 s of waiting for the seed')
 
@@ -477,7 +647,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     t.same(
       edsIps,
       keepIps.map((ip) => `${ip}:8080`),
-      'EDS for keep: the overlay IPs of its tasks',
+      'EDS for keep, to a client declaring the overlay: the overlay IPs of its tasks',
     )
     const states = trail.map((s) => s.state)
     t.same(
@@ -495,16 +665,24 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       [
         ['keep', 2],
         ['outside', 1],
+        ['web', 3],
       ],
-      'the restarted agent lists keep x2 and outside',
+      'the restarted agent lists keep x2, outside and web x3',
     )
     await waitFor(() => keepOnB().length === 2, 10_000, 'keep back on the outside agent')
 
     const down = trail.find((s) => s.state === 'down')!.at
     // How long each keep instance was missing on the other host.
     const gaps = removedOnB.map((r) => (addedOnB.find((x) => x.id === r.id && x.at >= r.at)?.at ?? Date.now()) - r.at)
+    // How the old agent process ended, and when: a clean exit right after its HTTP went away,
+    // or a SIGKILL (137) at the end of the stop grace period, which delays the new task.
+    const oldEnd = await d.docker
+      .getContainer(oldTask!.id)
+      .inspect()
+      .then((i) => `exit ${i.State.ExitCode} ${Date.parse(i.State.FinishedAt) - restartAt} ms after the update`)
+      .catch(() => 'removed')
     t.comment(
-      `restart: update -> old HTTP gone ${down - restartAt} ms, new process up (503) ${upAt - restartAt} ms; ` +
+      `restart: update -> old HTTP gone ${down - restartAt} ms, old process ${oldEnd}, new process up (503) ${upAt - restartAt} ms; ` +
         `seed released -> first CDS ${firstAt - releasedAt} ms; on the other agent keep removed ${removedOnB.length}x ` +
         `(missing ${gaps.join(', ') || '0'} ms), re-added ${addedOnB.length}x`,
     )

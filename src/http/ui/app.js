@@ -166,8 +166,16 @@ function pill(state) {
   return el('span', { class: `pill st-${state}`, text: state })
 }
 
+// A port's addresses: its host binding, then its address on each Docker network (NETWORK/ip:containerPort).
+function addressesOf(r, p) {
+  const host = (ip) => (ip.includes(':') ? `[${ip}]` : ip)
+  const out = p.ip !== undefined && p.port !== undefined ? [`${host(p.ip)}:${p.port}`] : []
+  if (p.containerPort !== undefined) for (const [n, ip] of Object.entries(r.networks || {})) out.push(`${n}/${host(ip)}:${p.containerPort}`)
+  return out.join(' | ') || 'unpublished'
+}
+
 function instanceBadge(r) {
-  const ports = r.ports.map((p) => `${p.ip}:${p.port}`).join(', ')
+  const ports = r.ports.map((p) => addressesOf(r, p)).join(', ')
   // Tags show on the badge; attributes (key=value) in its title, with everything else.
   const tags = r.tags || []
   const attributes = Object.entries(r.attributes || {}).map(([k, v]) => `${k}=${v}`)
@@ -316,13 +324,36 @@ function renderEvents() {
 
 // ---- xDS warnings (from /debug/xds): what the agent leaves out of what it serves ----
 
-function warningText(w) {
+// `clients`: the node ids of the connected xDS clients on the network the warning is about.
+function warningText(w, clients) {
   if (w.problem)
     return `${w.service}:${w.servicePort}: external authorization by "${w.target}": ${w.detail}; its Envoy listener ${w.failureModeAllow ? 'lets everything through' : 'denies everything'}`
   if (w.losers) return `ServicePort ${w.servicePort} is claimed by ${[w.winner, ...w.losers].join(', ')}: only ${w.winner} is served`
-  if (w.reason === 'duplicate_address')
-    return `${w.service}:${w.servicePort}: ${w.host}/${w.id} lists ${w.address}, already served for ${w.keptBy.host}/${w.keptBy.id}: left out`
-  return `${w.service}:${w.servicePort}: ${w.host}/${w.id} has address ${w.address}, which no xDS client accepts (${w.reason.replace(/_/g, ' ')}): left out`
+  const where = w.network === null || w.network === undefined ? 'clients on the host network' : `clients on network ${w.network}`
+  const to = `not sent to ${where}${clients && clients.length ? ` (${clients.join(', ')})` : ''}`
+  const who = `${w.service}:${w.servicePort}: ${w.host}/${w.id}`
+  if (w.reason === 'duplicate_address') return `${who} lists ${w.address}, already served for ${w.keptBy.host}/${w.keptBy.id}: ${to}`
+  if (w.reason === 'no_reachable_address') {
+    const has = w.networks && w.networks.length ? `only on network ${w.networks.join(', ')}` : 'no address'
+    return w.network === null || w.network === undefined
+      ? `${who} has no published port (${has}): ${to}`
+      : `${who} has no address on ${w.network} and no published port: ${to}`
+  }
+  return `${who} has address ${w.address}, which no xDS client accepts (${w.reason.replace(/_/g, ' ')}): ${to}`
+}
+
+// Every warning once: conflicts, then what is left out for each network's clients (the host network's even with no client).
+function xdsWarnings(x) {
+  const byNet = new Map([[null, { dropped: x.dropped || [], clients: [] }]])
+  for (const c of x.clients || []) {
+    const key = c.network ?? null
+    if (!byNet.has(key)) byNet.set(key, { dropped: c.dropped || [], clients: [] })
+    byNet.get(key).clients.push(c.nodeId || `stream ${c.stream}`)
+  }
+  const items = (x.conflicts || []).map((w) => warningText(w))
+  for (const v of byNet.values()) for (const d of v.dropped) items.push(warningText(d, v.clients))
+  for (const a of x.authz || []) items.push(warningText(a))
+  return items
 }
 
 /** One row per client and resource type: what it subscribed to, the version it ACKed, the one it NACKed and why. */
@@ -358,7 +389,7 @@ function refreshXds() {
     xdsTimer = null
     try {
       const x = (await (await fetch('/debug/xds')).json()).clients ?? {}
-      const items = [...(x.conflicts ?? []), ...(x.dropped ?? []), ...(x.authz ?? [])].map(warningText)
+      const items = xdsWarnings(x)
       $('xds-warnings').hidden = items.length === 0
       $('xds-list').replaceChildren(...items.map((text) => el('li', { text })))
       renderXdsClients(x.clients ?? [])
