@@ -3,7 +3,8 @@
  * benchmark run it: replicas of a gRPC echo server in containers (test/lib/echo-server.mjs,
  * node and the checkout's node_modules mounted read-only into the imported busybox image),
  * discovered by host-a (`--docker-network bridge`: the containers' bridge addresses, on this
- * machine) with a Tcp check; a grpc-js-xds client on host-b's xDS calling them at `rate`
+ * machine) with a Tcp check; a grpc-js-xds client that declares the bridge network (issue 13:
+ * a client on the host network is sent host bindings only) on host-b's xDS calling them at `rate`
  * calls/s; each replica replaced in turn, `rounds` times: `docker stop` the old one, `docker
  * run` a new one, wait until host-b serves it and one more second, go on.
  *
@@ -121,7 +122,9 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
   for (let k = 0; k < replicas; k++) current.push(await run())
   for (const r of current) await servedOnB(r.id)
 
-  const client = await startXdsClient(t, 'grpc-js', { nodeId: 'roll', xdsAddress: `127.0.0.1:${h.b.bound.xds}` })
+  // The replicas publish no port: the client declares the bridge network (node metadata
+  // shoal.network, README "Addresses per client") to be sent their bridge IPs, which this host reaches.
+  const client = await startXdsClient(t, 'grpc-js', { nodeId: 'roll', xdsAddress: `127.0.0.1:${h.b.bound.xds}`, network: 'bridge' })
   const seen = new Set<string>()
   const all = await client.until(
     TARGET,
