@@ -8,6 +8,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { until } from './lib/gossip-net.js'
 import { unusedPort } from './lib/listen.js'
 import { capturedLogger, type LogLine } from './lib/log.js'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64')
 const KEY_B = Buffer.alloc(32, 2).toString('base64')
@@ -22,26 +23,7 @@ interface Running {
 
 async function agent(t: Test, node: string, flags: string[] = []): Promise<Running> {
   const { logger, lines } = capturedLogger('info')
-  const cfg = parseAgentConfig(
-    [
-      '--node',
-      node,
-      '--bind',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--xds',
-      '127.0.0.1:0',
-      '--profile',
-      'local',
-      '--discovery',
-      'none',
-      '--dns',
-      'off',
-      ...flags,
-    ],
-    {},
-  )
+  const cfg = parseAgentConfig(['--node', node, ...LOOPBACK_AGENT_FLAGS, '--discovery', 'none', ...flags], {})
   const a = new Agent(cfg, { logger })
   t.teardown(() => a.stop({ leave: false }))
   await a.start()

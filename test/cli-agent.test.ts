@@ -8,23 +8,9 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { shoal } from './lib/cli.js'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
-const agentFlags = (node: string) => [
-  '--node',
-  node,
-  '--bind',
-  '127.0.0.1:0',
-  '--http',
-  '127.0.0.1:0',
-  '--xds',
-  '127.0.0.1:0',
-  '--profile',
-  'local',
-  '--discovery',
-  'none',
-  '--dns',
-  'off',
-]
+const agentFlags = (node: string) => ['--node', node, ...LOOPBACK_AGENT_FLAGS, '--discovery', 'none']
 
 t.test('a bad flag: one line naming it, exit 2', async (t) => {
   const r = await shoal(['agent', '--bind', '127.0.0.1:abc']).done

@@ -11,25 +11,13 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { until } from './lib/gossip-net.js'
 import { shoal } from './lib/cli.js'
 import { capturedLogger } from './lib/log.js'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-discovery-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 const staticFile = join(dir, 'services.json')
 writeFileSync(staticFile, JSON.stringify({ services: [{ id: 'web-1', name: 'web', ports: [{ port: 8080, servicePort: 10001 }] }] }))
-const local = [
-  '--node',
-  'n',
-  '--bind',
-  '127.0.0.1:0',
-  '--http',
-  '127.0.0.1:0',
-  '--xds',
-  '127.0.0.1:0',
-  '--profile',
-  'local',
-  '--dns',
-  'off',
-]
+const local = ['--node', 'n', ...LOOPBACK_AGENT_FLAGS]
 
 async function agent(t: Test, flags: string[]) {
   const { logger, lines } = capturedLogger('debug')

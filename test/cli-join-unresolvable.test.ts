@@ -12,6 +12,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { until } from './lib/gossip-net.js'
 import { CLI, REPO_ROOT, ensureBuilt } from './lib/cli.js'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
 const why =
   process.platform !== 'linux' || process.getuid?.() !== 0
@@ -23,20 +24,7 @@ if (!why) {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(nsswitch, 'passwd: files\ngroup: files\nhosts: files\n')
 }
-const local = [
-  '--bind',
-  '127.0.0.1:0',
-  '--http',
-  '127.0.0.1:0',
-  '--xds',
-  '127.0.0.1:0',
-  '--profile',
-  'local',
-  '--discovery',
-  'none',
-  '--dns',
-  'off',
-]
+const local = [...LOOPBACK_AGENT_FLAGS, '--discovery', 'none']
 
 /** `shoal ARGS` with host names looked up in /etc/hosts only; killed at teardown if still running. */
 function run(t: Test, args: string[]) {

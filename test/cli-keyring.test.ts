@@ -12,6 +12,7 @@ import type { KeysView } from '../src/http/index.js'
 import { silentLogger } from '../src/log.js'
 import { until } from './lib/gossip-net.js'
 import { shoal } from './lib/cli.js'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
 async function keygen(): Promise<string> {
   const r = await shoal(['keygen']).done
@@ -31,20 +32,7 @@ t.test('rotation: add, promote, remove; keyring list says when each step has rea
 
   const agents: Agent[] = []
   for (const [i, name] of ['a', 'b', 'c'].entries()) {
-    const flags = [
-      '--node',
-      name,
-      '--bind',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--xds',
-      '127.0.0.1:0',
-      '--profile',
-      'local',
-      '--dns',
-      'off',
-    ]
+    const flags = ['--node', name, ...LOOPBACK_AGENT_FLAGS]
     const join = i === 0 ? [] : ['--join', `127.0.0.1:${agents[0]!.bound.gossip}`]
     const a = new Agent(parseAgentConfig([...flags, '--discovery', 'none', '--key-file', files[i]!, ...join], {}), {
       logger: silentLogger(),

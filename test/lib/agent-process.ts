@@ -14,6 +14,15 @@ import { createServer } from 'node:net'
 import type { Test } from 'tap'
 import { CLI, ensureBuilt } from './cli.js'
 
+/**
+ * An agent on loopback with free ports, the local profile and no DNS: the flags most tests
+ * start from (add `--node`, `--discovery`, ... after them).
+ */
+export const LOOPBACK_AGENT_FLAGS: readonly string[] = [
+  ...['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0'],
+  ...['--profile', 'local', '--dns', 'off'],
+]
+
 export interface CliAgent {
   readonly proc: ChildProcess
   readonly pid: number

@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/log.js'
 import { REPO_ROOT } from '../lib/cli.js'
 import { shellBlocks } from '../lib/readme.js'
 import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { LOOPBACK_AGENT_FLAGS } from '../lib/agent-process.js'
 
 t.test("the README's docker run example turns healthy", async (t) => {
   const block = shellBlocks(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')).find((b) => /^docker run .*ServiceName=web/s.test(b.text))
@@ -25,23 +26,7 @@ t.test("the README's docker run example turns healthy", async (t) => {
   if (!d) return
 
   const agent = new Agent(
-    parseAgentConfig(
-      [
-        '--node',
-        'readme-docker',
-        '--bind',
-        '127.0.0.1:0',
-        '--http',
-        '127.0.0.1:0',
-        '--xds',
-        '127.0.0.1:0',
-        '--profile',
-        'local',
-        '--dns',
-        'off',
-      ].concat(['--discovery', 'docker', '--docker-host', d.host]),
-      {},
-    ),
+    parseAgentConfig(['--node', 'readme-docker', ...LOOPBACK_AGENT_FLAGS].concat(['--discovery', 'docker', '--docker-host', d.host]), {}),
     { logger: silentLogger() },
   )
   t.teardown(() => agent.stop({ leave: false }))
