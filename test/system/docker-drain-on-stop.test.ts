@@ -42,10 +42,10 @@ t.test('a stopping container drains on every other host before its process exits
     "httpd -f -p 80 -h /www & trap 'sleep 3; kill $!; exit 0' TERM; wait",
   ])
   const id = lingering.slice(0, 12)
-  await waitFor(() => log.serving(id), 20_000, 'host-b to serve the container')
+  await waitFor(() => log.serving(id), 60_000, 'host-b to serve the container')
 
   await d.cli(['stop', 'lingering'])
-  await waitFor(() => log.of(id).at(-1)?.status === 'gone', 20_000, 'host-b to see it gone')
+  await waitFor(() => log.of(id).at(-1)?.status === 'gone', 60_000, 'host-b to see it gone')
   const died = events.at(lingering, 'die')
   t.ok(died, 'Docker reported the process dead')
   const draining = log.first(id, (s) => s.status === 'draining')
@@ -87,7 +87,7 @@ t.test('a process that survives its stop signal is served again after its stop t
     '3600',
   ])
   const id = full.slice(0, 12)
-  await waitFor(() => log.serving(id), 20_000, 'host-b to serve the container')
+  await waitFor(() => log.serving(id), 60_000, 'host-b to serve the container')
 
   const kills = await killEvents(a)
   await d.cli(['kill', '-s', 'HUP', 'stubborn'])
@@ -118,14 +118,14 @@ t.test('a process that survives its stop signal is served again after its stop t
       '3600',
     ])
   ).slice(0, 12)
-  await waitFor(() => log.serving(usr1), 20_000, 'host-b to serve usr1')
+  await waitFor(() => log.serving(usr1), 60_000, 'host-b to serve usr1')
   await d.cli(['kill', '-s', 'USR1', 'usr1'])
-  await waitFor(() => log.first(usr1, (s) => s.status === 'draining') !== undefined, 20_000, 'host-b to see usr1 draining')
+  await waitFor(() => log.first(usr1, (s) => s.status === 'draining') !== undefined, 60_000, 'host-b to see usr1 draining')
   t.pass("SIGUSR1, the container's StopSignal, drains it")
 
   const sent = Date.now()
   await d.cli(['kill', '-s', 'TERM', 'stubborn'])
-  await waitFor(() => log.first(id, (s) => s.status === 'draining', sent) !== undefined, 20_000, 'host-b to see it draining')
+  await waitFor(() => log.first(id, (s) => s.status === 'draining', sent) !== undefined, 60_000, 'host-b to see it draining')
   await waitFor(() => log.serving(id), 30_000, 'host-b to serve it again')
   const back = log.of(id).at(-1)!
   t.ok(back.at - sent >= 1000, `served again ${back.at - sent} ms after SIGTERM (stop timeout 1 s, plus a margin)`)
@@ -179,14 +179,14 @@ t.test('a container whose HEALTHCHECK is still starting is not routed', async (t
       '3600',
     ])
   ).slice(0, 12)
-  await waitFor(() => log.of(labelled).length > 0 && log.of(plain).length > 0, 20_000, 'host-b to list both')
+  await waitFor(() => log.of(labelled).length > 0 && log.of(plain).length > 0, 60_000, 'host-b to list both')
   await new Promise((r) => setTimeout(r, 1000))
   t.notOk(log.serving(labelled), 'a HEALTHCHECK still starting is not routed (HealthCheck=Docker)')
   t.notOk(log.serving(plain), 'nor without a check label: the engine says it is not ready')
   const madeHealthy = Date.now()
   await d.cli(['exec', 'labelled', 'touch', '/tmp/ok'])
   await d.cli(['exec', 'plain', 'touch', '/tmp/ok'])
-  await waitFor(() => log.serving(labelled) && log.serving(plain), 20_000, 'both served once healthy')
+  await waitFor(() => log.serving(labelled) && log.serving(plain), 60_000, 'both served once healthy')
   for (const id of [labelled, plain]) {
     const before = log.of(id).filter((s) => s.at < madeHealthy)
     t.notOk(
