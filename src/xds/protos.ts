@@ -1,11 +1,14 @@
 /**
- * Envoy v3 protos, loaded once per process from the copy shipped by @grpc/grpc-js-xds
- * (`deps/`: envoy-api, xds, googleapis, protoc-gen-validate) with @grpc/proto-loader's
- * protobufjs loader (keepCase). One Root serves three needs: packing resources as Any,
- * reading the `(validate.rules)` annotations, and the ADS method's (de)serializers.
+ * Envoy v3 protos, loaded once per process from `descriptors.json`: protobufjs JSON descriptors
+ * of exactly the types Shoal serves, packs and reads (`DESCRIBED_TYPES`) and of every type their
+ * fields reach, with each field's protoc-gen-validate rules, generated from the protos
+ * @grpc/grpc-js-xds ships by scripts/xds-descriptors.ts (keepCase). Loading them costs about
+ * 2 MiB of heap where parsing the .proto files cost about 20 MiB (README "Memory"). One Root
+ * serves three needs: packing resources as Any, reading the `(validate.rules)` annotations,
+ * and the ADS method's (de)serializers.
  */
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
 import type { ServiceDefinition } from '@grpc/grpc-js'
 import type * as Protobuf from 'protobufjs'
 
@@ -120,49 +123,66 @@ export interface XdsProtos {
   pack(typeUrl: string, obj: object): PackedAny
 }
 
-const FILES = [
-  'envoy/service/discovery/v3/ads.proto',
-  'envoy/config/listener/v3/listener.proto',
-  'envoy/config/route/v3/route.proto',
-  'envoy/config/cluster/v3/cluster.proto',
-  'envoy/config/endpoint/v3/endpoint.proto',
-  'envoy/config/bootstrap/v3/bootstrap.proto',
-  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
-  'envoy/extensions/filters/http/router/v3/router.proto',
-  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
-  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-  // External authorization (authz.ts): the ext_authz filters, and RBAC for a listener that fails closed.
-  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
-  'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
-  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
-  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
-  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
-  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
-  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+const typeName = (url: string): string => url.slice(url.lastIndexOf('/') + 1)
+
+/**
+ * The types descriptors.json holds (with the closure of their fields): every resource type of
+ * XDS_TYPES, every extension config packed inside one (ExtUrl), and the ADS messages. A type
+ * Shoal starts to pack or check goes here, then `npm run xds:descriptors`.
+ */
+export const DESCRIBED_TYPES: readonly string[] = [
+  ...XDS_TYPES.map((t) => typeName(t.url)),
+  ...Object.values(ExtUrl).map(typeName),
+  'envoy.service.discovery.v3.DiscoveryRequest',
+  'envoy.service.discovery.v3.DiscoveryResponse',
 ]
+
+/** The shape of descriptors.json (scripts/xds-descriptors.ts writes it). */
+export interface XdsDescriptors {
+  /** The package and version the protos came from. */
+  generatedFrom: string
+  /** DESCRIBED_TYPES when it was made. */
+  types: string[]
+  /** protobufjs JSON (`Root.fromJSON`): namespaces, types with fully qualified field types, enums. */
+  root: Record<string, unknown>
+  /** Per type (full name) and field: the field's `(validate.rules)`, as protobufjs parses them. */
+  rules: Record<string, Record<string, Record<string, unknown>>>
+}
 
 /** Options for decoding DiscoveryRequests and DiscoveryResponses into plain objects. */
 export const DECODE_OPTIONS = { longs: String, enums: String, defaults: true, oneofs: true } as const
 
 let cached: XdsProtos | undefined
 
-/** Load (once; about 200-400 ms the first time) and return the protos. */
-export function loadXdsProtos(): XdsProtos {
-  if (cached) return cached
-  // The top-level import registers google/protobuf/*.proto as common protos; the util module
-  // is the loader that hands back the protobufjs Root itself (grpc-js-xds does the same).
-  require('@grpc/proto-loader')
-  const loaderDir = dirname(require.resolve('@grpc/proto-loader'))
-  const util = require(join(loaderDir, 'util.js')) as {
-    loadProtosWithOptionsSync(files: string[], opts: object): Protobuf.Root
-  }
-  const deps = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps')
-  const root = util.loadProtosWithOptionsSync(FILES, {
-    keepCase: true,
-    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d) + '/'),
-  })
+/**
+ * A Root of the descriptors: protobufjs' light build (no .proto parser), the PGV rules put back
+ * where a parsed .proto would hold them (`Field.parsedOptions`, which pgv.ts reads).
+ */
+export function rootOfDescriptors(d: XdsDescriptors): Protobuf.Root {
+  const protobuf = require('protobufjs/light') as typeof Protobuf
+  const root = protobuf.Root.fromJSON(d.root as Protobuf.INamespace)
   root.resolveAll()
+  for (const [type, fields] of Object.entries(d.rules)) {
+    const t = root.lookupType(type)
+    for (const [field, rules] of Object.entries(fields)) {
+      const f = t.fields[field]
+      if (!f) throw new Error(`descriptors.json: ${type} has no field ${field}`)
+      f.parsedOptions = [{ '(validate.rules)': rules }] as unknown as Protobuf.Field['parsedOptions']
+    }
+  }
+  return root
+}
 
+/** Load (once; a few milliseconds) and return the protos of descriptors.json. */
+export function loadXdsProtos(): XdsProtos {
+  cached ??= xdsProtosOf(
+    rootOfDescriptors(JSON.parse(readFileSync(new URL('./descriptors.json', import.meta.url), 'utf8')) as XdsDescriptors),
+  )
+  return cached
+}
+
+/** The packing, type lookup and ADS (de)serializers over a Root (descriptors.json's, or a test's parse of the .proto files). */
+export function xdsProtosOf(root: Protobuf.Root): XdsProtos {
   const typeCache = new Map<string, Protobuf.Type | undefined>()
   const typeOf = (typeUrl: string): Protobuf.Type | undefined => {
     if (typeCache.has(typeUrl)) return typeCache.get(typeUrl)
@@ -196,8 +216,7 @@ export function loadXdsProtos(): XdsProtos {
       responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), DECODE_OPTIONS),
     },
   }
-  cached = { root, adsService, typeOf, pack }
-  return cached
+  return { root, adsService, typeOf, pack }
 }
 
 function varint(n: number): number[] {

@@ -20,6 +20,11 @@ import { canonicalIp } from './groups.js'
 
 type Obj = Record<string, unknown>
 
+/** A repeated field's entries; anything else is no entries here (the PGV walker reports the wrong type). */
+function list(v: unknown): Obj[] {
+  return Array.isArray(v) ? (v as Obj[]) : []
+}
+
 /** Validate one resource (or extension config) object; returns readable problems (`path: message`), empty when valid. */
 export function validateResource(protos: XdsProtos, typeUrl: string, obj: unknown): string[] {
   return walkPgv(protos, typeUrl, obj, shoalConstraints)
@@ -29,7 +34,7 @@ export function validateResource(protos: XdsProtos, typeUrl: string, obj: unknow
 function shoalConstraints(fullName: string, o: Obj, path: string, err: (path: string, msg: string) => void): void {
   switch (fullName) {
     case '.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager': {
-      const filters = (o.http_filters ?? []) as Obj[]
+      const filters = list(o.http_filters)
       if (filters.length === 0) err(path, 'http_filters is empty (the router filter must be last)')
       filters.forEach((f, i) => {
         if (!f || !f.typed_config) err(`${path}.http_filters[${i}]`, 'http filter without typed_config (grpc-js-xds rejects the Listener)')
@@ -41,7 +46,7 @@ function shoalConstraints(fullName: string, o: Obj, path: string, err: (path: st
     }
     case '.envoy.config.endpoint.v3.ClusterLoadAssignment': {
       const seen = new Set<string>()
-      for (const [i, l] of ((o.endpoints ?? []) as Obj[]).entries()) {
+      for (const [i, l] of list(o.endpoints).entries()) {
         const key = JSON.stringify(l?.locality ?? {})
         if (seen.has(key)) err(`${path}.endpoints[${i}]`, `locality ${key} appears twice`)
         seen.add(key)
@@ -49,8 +54,8 @@ function shoalConstraints(fullName: string, o: Obj, path: string, err: (path: st
       }
       // One address once: both gRPC clients NACK the whole assignment otherwise (groups.ts endpointFilter).
       const addresses = new Map<string, string>()
-      for (const [i, l] of ((o.endpoints ?? []) as Obj[]).entries()) {
-        for (const [j, e] of ((l?.lb_endpoints ?? []) as Obj[]).entries()) {
+      for (const [i, l] of list(o.endpoints).entries()) {
+        for (const [j, e] of list(l?.lb_endpoints).entries()) {
           const sa = ((e?.endpoint as Obj | undefined)?.address as Obj | undefined)?.socket_address as Obj | undefined
           if (!sa) continue
           const ip = String(sa.address ?? '')
