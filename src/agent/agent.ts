@@ -20,11 +20,12 @@ import {
   type ServiceSource,
 } from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
-import { DockerSource } from '../docker/index.js'
+import type { DockerSource } from '../docker/index.js'
 import { XdsServer } from '../xds/index.js'
-import { DnsServer } from '../dns/index.js'
+import type { DnsServer } from '../dns/index.js'
 import { HttpServer, registerBuildInfo, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
-import { IdentityIssuer, trustDomainOf, type IdentityStatus } from '../identity/index.js'
+import type { IdentityIssuer, IdentityStatus } from '../identity/index.js'
+import { trustDomainOf } from '../identity/names.js'
 import { readKeyFile, shoalVersion, type AgentConfig } from './config.js'
 import { InboundPorts } from './inbound.js'
 import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
@@ -193,6 +194,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const sources: ServiceSource[] = []
     let docker: DockerSource | undefined
     if (cfg.discovery.includes('docker')) {
+      // Loaded only when on: Docker support (dockerode and its HTTP stack) costs an agent without it memory (README "Memory").
+      const { DockerSource } = await import('../docker/index.js')
       docker = new DockerSource(
         { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, networks: cfg.dockerNetworks, drainOnStop: cfg.drainOnStop },
         { logger: log, registry: this.registry, docker: this.components.docker },
@@ -252,6 +255,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.bound.http = (await this.run('http', http, (h) => listening('--http', cfg.http, h.start()))).port
     const dnsCfg = cfg.dns
     if (dnsCfg) {
+      const { DnsServer } = await import('../dns/index.js')
       const dns = new DnsServer(
         { bind: dnsCfg.bind, domain: dnsCfg.domain, ttlSeconds: dnsCfg.ttlSeconds, recursors: dnsCfg.recursors, envoyBind: cfg.envoyBind },
         { logger: log, catalog, registry: this.registry },
@@ -327,6 +331,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async startIdentity(dir: string, catalog: Catalog): Promise<void> {
     const cfg = this.config
+    // Loaded only with --tls-dir: the X.509 stack is a few MiB an agent without identities does not need.
+    const { IdentityIssuer } = await import('../identity/index.js')
     const identity = new IdentityIssuer(
       { dir, trustDomain: trustDomainOf(cfg.cluster), leafTtlMs: cfg.tlsLeafTtlMs, node: cfg.node },
       { logger: this.logger, clock: this.clock, registry: this.registry },

@@ -4,7 +4,7 @@ import { hostname, networkInterfaces } from 'node:os'
 import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
-import { TlsMode } from '../identity/types.js'
+import { TlsMode } from '../identity/names.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables

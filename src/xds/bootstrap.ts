@@ -5,7 +5,7 @@
 import { parseHostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { RecordLimits } from '../registry/index.js'
-import { leafPaths } from '../identity/index.js'
+import { leafPaths } from '../identity/names.js'
 import { CertProvider, NodeMeta, serverListenerTemplate } from './tls.js'
 
 /** An address a bootstrap names; `flag` (the CLI flag that sets it) in errors. */

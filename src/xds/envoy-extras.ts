@@ -16,7 +16,7 @@
  */
 import type { Counter } from 'prom-client'
 import type { Logger } from '../log.js'
-import type { ServiceIdentity } from '../identity/types.js'
+import type { ServiceIdentity } from '../identity/names.js'
 import { ALLOW_LABEL, INBOUND_LABEL, hostBinding, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import {
   inboundListener,

@@ -17,7 +17,7 @@
  *   reached there over mTLS, verifying the target's SPIFFE ID; this host's own instances are
  *   reached directly. With `strict`, other hosts' endpoints without one are left out.
  */
-import { nodeSpiffeIdOf, spiffeIdOf, trustDomainId } from '../identity/index.js'
+import { nodeSpiffeIdOf, spiffeIdOf, trustDomainId } from '../identity/names.js'
 import type { EndpointGroup, Instance } from './groups.js'
 import { ExtUrl, protoDuration } from './protos.js'
 import type { ResourceSet } from './resources.js'

@@ -18,7 +18,7 @@
  */
 import type { Counter } from 'prom-client'
 import type { Logger } from '../log.js'
-import type { TlsMode } from '../identity/types.js'
+import type { TlsMode } from '../identity/names.js'
 import { ALLOW_LABEL, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import type { XdsProtos } from './protos.js'
 import { TypeUrl } from './protos.js'

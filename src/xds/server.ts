@@ -21,7 +21,7 @@ import type { Logger } from '../log.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
-import type { ServiceIdentity, TlsMode } from '../identity/types.js'
+import type { ServiceIdentity, TlsMode } from '../identity/names.js'
 import type { AuthzIssue, AuthzProblem, ClientNetwork, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,

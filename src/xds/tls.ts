@@ -13,7 +13,7 @@
  */
 import { parseHostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
-import { spiffeIdOf, trustDomainId } from '../identity/index.js'
+import { spiffeIdOf, trustDomainId } from '../identity/names.js'
 import { ExtUrl } from './protos.js'
 import { nodeMetaString, type ResourceSet, type XdsNode } from './resources.js'
 

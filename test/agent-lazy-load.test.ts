@@ -1,0 +1,43 @@
+// An agent loads what it uses (README "Memory"): importing the agent (dist/, as the CLI runs
+// it) and starting one with no Docker discovery, no DNS and no identities loads neither
+// dockerode, nor dns-packet, nor the X.509 stack, nor a .proto parser (the xDS types come from
+// src/xds/descriptors.json). Run in a child process, so that what this test file imports does
+// not count.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** Packages an agent without those features must not load, as they appear in module paths. */
+const HEAVY = ['/dockerode/', '/docker-modem/', '/dns-packet/', '/@peculiar/', '/@grpc/proto-loader/', '/protobufjs/src/parse']
+
+const script = `
+import { createRequire } from 'node:module'
+const { Agent } = await import(${JSON.stringify(root + 'dist/agent/agent.js')})
+const { parseAgentConfig } = await import(${JSON.stringify(root + 'dist/agent/config.js')})
+const { silentLogger } = await import(${JSON.stringify(root + 'dist/log.js')})
+const cfg = parseAgentConfig(['--node', 'lazy', '--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0',
+  '--dns', 'off', '--discovery', 'none'], {})
+const agent = new Agent(cfg, { logger: silentLogger() })
+await agent.start()
+const loaded = Object.keys(createRequire(import.meta.url).cache)
+await agent.stop()
+process.stdout.write(JSON.stringify(loaded))
+`
+
+t.test('an agent without Docker discovery, DNS or identities loads none of their packages', async (t) => {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+  t.equal(r.status, 0, `the agent started and stopped (${r.stderr.slice(0, 2000)})`)
+  const loaded = JSON.parse(r.stdout || '[]') as string[]
+  t.ok(
+    loaded.some((p) => p.includes('/@grpc/grpc-js/')),
+    'the check sees CommonJS packages the agent loads (grpc-js)',
+  )
+  for (const h of HEAVY)
+    t.same(
+      loaded.filter((p) => p.includes(h)),
+      [],
+      `nothing of ${h}`,
+    )
+})
