@@ -24,7 +24,12 @@
 //   (30 s, x2 above 32 members) from a random offset, Serf's first one only after offset +
 //   period (up to 90 s at N = 50), so a window that opens earlier misses Serf's push-pull
 //   and catches Shoal's first ones bunched together; 60 s covers a whole period at N <= 64.
-// - peak RSS: VmHWM of every agent process at the end of its run.
+// - CPU at rest: user + system time of every agent process (/proc/PID/stat) over the same rest
+//   window, as a percentage of one core, mean over the agents (the load of a shared machine
+//   shows in both systems alike: they run one after the other in one invocation).
+// - peak RSS: VmHWM of every agent process at the end of its run. BENCH_NODE_FLAGS are passed to
+//   node before the CLI (for example the heap flags of the Docker image, README "Memory").
+//   BENCH_CRASHES=0 BENCH_EVENTS=0 measures only the idle agents (BENCH_N=2: the issue-17 footprint).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import {
@@ -56,6 +61,7 @@ const EVENTS = Number(env.BENCH_EVENTS ?? 20)
 const CRASHES = Number(env.BENCH_CRASHES ?? 3)
 const PROFILE = env.BENCH_PROFILE ?? 'lan'
 const JSON_OUT = env.BENCH_JSON
+const NODE_FLAGS = (env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const now = (): number => performance.timeOrigin + performance.now()
@@ -93,6 +99,8 @@ interface Result {
   tcpPerNodeS: number
   rssMeanMiB: number
   rssMaxMiB: number
+  /** CPU over the rest window, percent of one core, mean over the agents. */
+  cpuPct: number
   note: string
 }
 
@@ -283,6 +291,19 @@ function launch(name: string, cmd: string, args: string[], logFile: string): Pro
   )
   allProcs.add(p)
   return p
+}
+
+/** User + system CPU time of a process so far, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTicks(pid: number | undefined): number {
+  if (pid === undefined) return NaN
+  try {
+    // Fields after the command name (which may hold spaces) start at state: utime, stime are the 12th and 13th of those.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(f[11]) + Number(f[12])
+  } catch {
+    return NaN
+  }
 }
 
 function vmHwmKiB(pid: number | undefined): number {
@@ -502,7 +523,7 @@ class ShoalDriver implements Driver {
       'warn',
     ]
     if (i > 0) args.push('--join', `127.0.0.1:${this.gossip(0)}`)
-    return launch(`shoal-${i}`, process.execPath, args, join(this.dir, `shoal-${i}.log`))
+    return launch(`shoal-${i}`, process.execPath, [...NODE_FLAGS, ...args], join(this.dir, `shoal-${i}.log`))
   }
   private async get(i: number, path: string): Promise<any> {
     const res = await fetch(`http://127.0.0.1:${this.http(i)}${path}`, { signal: AbortSignal.timeout(3000) })
@@ -649,12 +670,17 @@ async function runOne(system: string, n: number): Promise<Result> {
     // Let join traffic settle and every agent reach its periodic push-pull before the window.
     await sleep(Math.max(5000, SETTLE_S * 1000 - j.joinWallMs))
     counter.zero()
+    const ticks0 = driver.pids().map(cpuTicks)
     await sleep(REST_S * 1000)
     const b = counter.read()
+    const cpus = driver.pids().map((p, i) => ((cpuTicks(p) - ticks0[i]!) / 100 / REST_S) * 100)
+    const cpuPct = cpus.reduce((a, x) => a + x, 0) / cpus.length
     const bytesPerNodeS = (b.udp + b.tcp) / n / REST_S
     const udpPerNodeS = b.udp / n / REST_S
     const tcpPerNodeS = b.tcp / n / REST_S
-    log(`[${system} n=${n}] at rest: ${bytesPerNodeS.toFixed(0)} B/node/s (udp ${b.udp}, tcp ${b.tcp} over ${REST_S}s)`)
+    log(
+      `[${system} n=${n}] at rest: ${bytesPerNodeS.toFixed(0)} B/node/s (udp ${b.udp}, tcp ${b.tcp} over ${REST_S}s), CPU ${cpuPct.toFixed(2)} % of a core`,
+    )
     const prop: number[] = []
     let propMissing = 0
     for (let k = 0; k < EVENTS; k++) {
@@ -698,6 +724,7 @@ async function runOne(system: string, n: number): Promise<Result> {
       tcpPerNodeS,
       rssMeanMiB: mean,
       rssMaxMiB: max,
+      cpuPct,
       note,
     }
   } catch (err) {
@@ -721,6 +748,7 @@ async function runOne(system: string, n: number): Promise<Result> {
       tcpPerNodeS: NaN,
       rssMeanMiB: NaN,
       rssMaxMiB: NaN,
+      cpuPct: NaN,
       note,
     }
   } finally {
@@ -741,23 +769,23 @@ function ratio(a: number, b: number): string {
 function table(results: Result[]): string {
   const rows: string[] = []
   rows.push(
-    '| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest (udp + tcp) | peak RSS MiB mean (max) |',
+    '| N | system | join ms (wall) | change p50 / p99 ms | crash detect p50 / p99 ms | bytes/node/s at rest (udp + tcp) | CPU at rest, % of a core | peak RSS MiB mean (max) |',
   )
-  rows.push('|---|---|---|---|---|---|---|')
+  rows.push('|---|---|---|---|---|---|---|---|')
   for (const r of results) {
     rows.push(
-      `| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`,
+      `| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.cpuPct, 2)} | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`,
     )
   }
   const ratios: string[] = []
-  ratios.push('| N | join | change p99 | crash p99 | bytes at rest | peak RSS |')
-  ratios.push('|---|---|---|---|---|---|')
+  ratios.push('| N | join | change p99 | crash p99 | bytes at rest | CPU at rest | peak RSS |')
+  ratios.push('|---|---|---|---|---|---|---|')
   for (const n of NS) {
     const s = results.find((r) => r.system === 'serf' && r.n === n)
     const h = results.find((r) => r.system === 'shoal' && r.n === n)
     if (!s || !h) continue
     ratios.push(
-      `| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`,
+      `| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.cpuPct, s.cpuPct)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`,
     )
   }
   return rows.join('\n') + '\n\nShoal / Serf ratios (below 1 = Shoal better):\n\n' + ratios.join('\n')
