@@ -6,6 +6,8 @@
 //
 // Environment: BENCH_N=10,25,50  BENCH_SYSTEMS=serf,shoal  BENCH_SETTLE_S=90  BENCH_REST_S=60  BENCH_EVENTS=20
 // BENCH_CRASHES=3  BENCH_CLI=dist/cli.js  BENCH_PROFILE=lan (Shoal timing profile)  BENCH_JSON=/path (raw results)
+// BENCH_REF_CLI=/path/to/cli.js with system shoal-ref (BENCH_SYSTEMS=shoal-ref,shoal,serf): another build of Shoal
+// (for example main's, built from `git archive main`) measured the same way in the same run, before/after in one table.
 //
 // What is measured (both systems the same way):
 // - join: the seed starts alone; then N-1 agents start at once with the seed as their join
@@ -53,6 +55,7 @@ import { Packr, UnpackrStream } from 'msgpackr'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const env = process.env
 const CLI = env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js')
+const REF_CLI = env.BENCH_REF_CLI
 const NS = (env.BENCH_N ?? '10,25,50').split(',').map(Number)
 const SYSTEMS = (env.BENCH_SYSTEMS ?? 'serf,shoal').split(',')
 const SETTLE_S = Number(env.BENCH_SETTLE_S ?? 90)
@@ -463,7 +466,6 @@ async function collect(
  * polled as well for the crash (a fallback in case the stream's shape differs).
  */
 class ShoalDriver implements Driver {
-  readonly system = 'shoal'
   private procs: Proc[] = []
   private readonly seen: Array<Map<string, number>> = []
   private readonly aborts: AbortController[] = []
@@ -474,6 +476,9 @@ class ShoalDriver implements Driver {
     readonly n: number,
     readonly basePort: number,
     readonly dir: string,
+    /** 'shoal' (BENCH_CLI) or 'shoal-ref' (BENCH_REF_CLI). */
+    readonly system = 'shoal',
+    private readonly cli = CLI,
   ) {}
   private gossip(i: number): number {
     return this.basePort + i
@@ -497,7 +502,7 @@ class ShoalDriver implements Driver {
   private spawnOne(i: number): Proc {
     this.writeStatic(i, [])
     const args = [
-      CLI,
+      this.cli,
       'agent',
       '--node',
       `shoal-${i}`,
@@ -658,7 +663,13 @@ async function runOne(system: string, n: number): Promise<Result> {
   const base = 20000 + Math.floor(Math.random() * 40) * 300
   const dir = mkdtempSync(join(tmpdir(), `shoal-bench-${system}-${n}-`))
   liveDirs.add(dir)
-  const driver: Driver = system === 'serf' ? new SerfDriver(n, base, dir) : new ShoalDriver(n, base, dir)
+  if (system === 'shoal-ref' && !REF_CLI) throw new Error('system shoal-ref needs BENCH_REF_CLI (the cli.js of the build to compare)')
+  const driver: Driver =
+    system === 'serf'
+      ? new SerfDriver(n, base, dir)
+      : system === 'shoal-ref'
+        ? new ShoalDriver(n, base, dir, system, REF_CLI)
+        : new ShoalDriver(n, base, dir)
   const counter = new ByteCounter(base, base + n - 1)
   // The machine may be shared: the 1-minute load average says how fair the run was.
   let note = `load ${loadavg()[0]!.toFixed(1)} at start`
@@ -777,18 +788,22 @@ function table(results: Result[]): string {
       `| ${r.n} | ${r.system} | ${fmt(r.joinMs)} (${fmt(r.joinWallMs)}) | ${fmt(r.propP50)} / ${fmt(r.propP99)}${r.propMissing ? ` (${r.propMissing} missed)` : ''} | ${fmt(r.crashP50)} / ${fmt(r.crashP99)}${r.crashMissing ? ` (${r.crashMissing} missed)` : ''} | ${fmt(r.bytesPerNodeS)} (${fmt(r.udpPerNodeS)} + ${fmt(r.tcpPerNodeS)}) | ${fmt(r.cpuPct, 2)} | ${fmt(r.rssMeanMiB, 1)} (${fmt(r.rssMaxMiB, 1)}) |`,
     )
   }
-  const ratios: string[] = []
-  ratios.push('| N | join | change p99 | crash p99 | bytes at rest | CPU at rest | peak RSS |')
-  ratios.push('|---|---|---|---|---|---|---|')
-  for (const n of NS) {
-    const s = results.find((r) => r.system === 'serf' && r.n === n)
-    const h = results.find((r) => r.system === 'shoal' && r.n === n)
-    if (!s || !h) continue
-    ratios.push(
-      `| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.cpuPct, s.cpuPct)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`,
-    )
+  const ratios = (of: string, to: string): string => {
+    const out = ['| N | join | change p99 | crash p99 | bytes at rest | CPU at rest | peak RSS |', '|---|---|---|---|---|---|---|']
+    for (const n of NS) {
+      const s = results.find((r) => r.system === to && r.n === n)
+      const h = results.find((r) => r.system === of && r.n === n)
+      if (!s || !h) continue
+      out.push(
+        `| ${n} | ${ratio(h.joinMs, s.joinMs)} | ${ratio(h.propP99, s.propP99)} | ${ratio(h.crashP99, s.crashP99)} | ${ratio(h.bytesPerNodeS, s.bytesPerNodeS)} | ${ratio(h.cpuPct, s.cpuPct)} | ${ratio(h.rssMeanMiB, s.rssMeanMiB)} |`,
+      )
+    }
+    return out.join('\n')
   }
-  return rows.join('\n') + '\n\nShoal / Serf ratios (below 1 = Shoal better):\n\n' + ratios.join('\n')
+  let text = rows.join('\n') + '\n\nShoal / Serf ratios (below 1 = Shoal better):\n\n' + ratios('shoal', 'serf')
+  if (results.some((r) => r.system === 'shoal-ref'))
+    text += `\n\nShoal / shoal-ref (${REF_CLI}) ratios (below 1 = this build better):\n\n` + ratios('shoal', 'shoal-ref')
+  return text
 }
 
 async function main(): Promise<void> {
