@@ -16,7 +16,11 @@ t.test('many broadcasts: all delivered, every datagram within the MTU', async (t
       if (kind === 'packet') max = Math.max(max, data.length)
     })
     const got = c.nodes.map(() => new Set<string>())
-    c.nodes.forEach((g, i) => g.onMessage((p) => got[i]!.add(Buffer.from(p).toString().slice(0, 8))))
+    c.nodes.forEach((g, i) =>
+      g.onMessage((p) => {
+        got[i]!.add(Buffer.from(p).toString().slice(0, 8))
+      }),
+    )
     for (let k = 0; k < 100; k++) c.nodes[k % 20]!.broadcast(`k${k}`, Buffer.from(`m${String(k).padStart(7, '0')}`.padEnd(300, '.')))
     const ok = await c.clock.runUntil(() => got.every((s) => s.size === 95), 20_000)
     t.ok(ok, `mtu ${mtu}: every node got the 95 broadcasts of the others (${got.map((s) => s.size).join(',')})`)
@@ -33,7 +37,11 @@ t.test('a broadcast too big for a datagram is delivered over streams', async (t)
     if (kind === 'packet') max = Math.max(max, data.length)
   })
   const got: string[] = []
-  c.nodes.forEach((g) => g.onMessage((p, from) => got.push(`${from}:${p.length}`)))
+  c.nodes.forEach((g) =>
+    g.onMessage((p, from) => {
+      got.push(`${from}:${p.length}`)
+    }),
+  )
   c.nodes[2]!.broadcast('big', Buffer.alloc(5000, 1))
   await c.clock.advance(1000)
   t.equal(got.length, 7)
@@ -46,7 +54,11 @@ t.test('a new broadcast goes out at once (early round), and a burst is rate-limi
   t.teardown(() => c.stop())
   await c.clock.advance(3000)
   const first: number[] = []
-  c.nodes.forEach((g) => g.onMessage(() => first.push(c.clock.now())))
+  c.nodes.forEach((g) =>
+    g.onMessage(() => {
+      first.push(c.clock.now())
+    }),
+  )
   const t0 = c.clock.now()
   c.nodes[0]!.broadcast('a', Buffer.from('x'))
   await c.clock.advance(30)

@@ -25,7 +25,9 @@ t.test('fuzz a live node', async (t) => {
   await peer.join([addr(target)])
   t.ok(await until(() => target.numAlive() === 2 && peer.numAlive() === 2, 5000))
   const got: Uint8Array[] = []
-  target.onMessage((p) => got.push(p))
+  target.onMessage((p) => {
+    got.push(p)
+  })
 
   const raw = new NetTransport({ bind: { host: '127.0.0.1', port: 0 } }, { logger: silentLogger() })
   t.teardown(() => raw.stop())

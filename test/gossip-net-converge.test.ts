@@ -19,7 +19,11 @@ t.test('10 nodes on real sockets converge through one seed, and a broadcast reac
     t.equal(g.members().find((m) => m.name === 'n3')?.bootId, nodes[3]!.bootId, 'boot id carried in metadata')
   }
   const got = new Map<string, string>()
-  nodes.forEach((g, i) => g.onMessage((p, from) => got.set(`n${i}`, `${from}:${Buffer.from(p).toString()}`)))
+  nodes.forEach((g, i) =>
+    g.onMessage((p, from) => {
+      got.set(`n${i}`, `${from}:${Buffer.from(p).toString()}`)
+    }),
+  )
   nodes[4]!.broadcast('k', Buffer.from('hello'))
   t.ok(await until(() => got.size === 9, 5000), `delivered to ${got.size} of 9`)
   t.notOk(got.has('n4'), 'not delivered to the sender')

@@ -14,7 +14,9 @@ t.test('a node with a wrong key can neither join nor inject a message', async (t
   t.equal(await b.join([addr(a)]), 1, 'the right key joins')
   t.ok(await until(() => a.numAlive() === 2 && b.numAlive() === 2, 5000))
   const got: string[] = []
-  a.onMessage((p) => got.push(Buffer.from(p).toString()))
+  a.onMessage((p) => {
+    got.push(Buffer.from(p).toString())
+  })
 
   const evil = await netNode(t, 'evil', { keyring: new Keyring([randomBytes(32)]) })
   await t.rejects(evil.join([addr(a)]), { code: 'SHOAL_ERR_JOIN' }, 'wrong key: the join fails')

@@ -47,6 +47,7 @@ import {
   type Member,
   type RejectReason,
   type SeedFailure,
+  type MessageHandler,
   type StateDelegate,
   type Timer,
   type Transport,
@@ -156,7 +157,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private readonly acks = new Map<number, AckHandler>()
   private readonly timers = new Set<Timer>()
   private readonly seenUser = new Map<string, number>()
-  private readonly messageHandlers: Array<(payload: Uint8Array, from: string) => void> = []
+  private readonly messageHandlers: MessageHandler[] = []
   private requestHandler: ((payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array) | undefined
   private delegate: StateDelegate | undefined
   private lastRoundAt = -Infinity
@@ -354,8 +355,11 @@ export class Gossip extends EventEmitter<GossipEvents> {
   /**
    * Spread an application message to every member. A newer broadcast with the same key
    * replaces a queued one. One too big for a datagram goes over streams to live members.
+   * `onDone` is called once when the broadcast leaves this node's queue: `true` after its last
+   * transmit (or its last stream), `false` when a newer broadcast of the same key replaced it or
+   * gossip stopped.
    */
-  broadcast(key: string, payload: Uint8Array): void {
+  broadcast(key: string, payload: Uint8Array, onDone?: (sent: boolean) => void): void {
     if (!this.running) throw new ShoalError('SHOAL_ERR_NOT_STARTED', 'gossip: broadcast() before start()')
     if (typeof key !== 'string' || Buffer.byteLength(key) > 255)
       throw new ShoalError('SHOAL_ERR_BROADCAST_KEY', `broadcast key ${JSON.stringify(key)} must be a string of at most 255 bytes`)
@@ -363,14 +367,15 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.markSeen(msg)
     const enc = encodeMessage(msg)
     if (enc.length + COMPOUND_HEADER + COMPOUND_PART_OVERHEAD > this.maxPayload()) {
-      this.streamToAll(enc)
+      this.streamToAll(enc, onDone)
       return
     }
-    this.queue.queue(this.userKey(msg), enc)
+    this.queue.queue(this.userKey(msg), enc, onDone)
     this.scheduleEarlyRound()
   }
 
-  onMessage(handler: (payload: Uint8Array, from: string) => void): void {
+  /** Receives every application broadcast of another member, once; what it returns decides the relay (`MessageHandler`). */
+  onMessage(handler: MessageHandler): void {
     this.messageHandlers.push(handler)
   }
 
@@ -828,30 +833,62 @@ export class Gossip extends EventEmitter<GossipEvents> {
     return true
   }
 
-  private onUser(m: UserMsg, viaStream: boolean): void {
+  /**
+   * An application broadcast of another member, first seen: handed to the handlers, then
+   * relayed unless one of them says not to, or once all of them that answered with a promise
+   * resolved true (docs/gossip.md, Dissemination). One that came over a stream is not relayed.
+   */
+  private onUser(m: UserMsg, viaStream: boolean, from: Address): void {
     if (m.origin === this.self.name || !this.markSeen(m)) return
+    const via = this.table.byAddress(from.host, from.port)?.name
+    let relay = !viaStream
+    const waits: Array<Promise<boolean>> = []
     for (const h of this.messageHandlers) {
       try {
-        h(m.payload, m.origin)
+        const r = h(m.payload, m.origin, via)
+        if (r === false) relay = false
+        else if (r instanceof Promise) waits.push(r)
       } catch (err) {
         this.log.error({ err, origin: m.origin }, 'message handler threw')
       }
     }
-    if (viaStream) return
+    if (!relay) return
+    if (waits.length === 0) return this.relay(m)
+    Promise.all(waits).then(
+      (oks) => {
+        if (this.running && oks.every(Boolean)) this.relay(m)
+      },
+      (err: unknown) => this.log.error({ err, origin: m.origin }, 'message handler failed; not relayed'),
+    )
+  }
+
+  private relay(m: UserMsg): void {
     this.queue.queue(this.userKey(m), encodeMessage(m))
     this.scheduleEarlyRound()
   }
 
   /** A broadcast too big for a datagram: a stream to every live member, a few at a time. */
-  private streamToAll(enc: Uint8Array): void {
+  private streamToAll(enc: Uint8Array, onDone?: (sent: boolean) => void): void {
     const targets = this.table.entries().filter((n) => n !== this.self && isLive(n))
     let i = 0
+    let open = 0
     const next = (): void => {
-      if (!this.running || i >= targets.length) return
+      if (!this.running || i >= targets.length) {
+        if (open === 0 && onDone) {
+          const done = onDone
+          onDone = undefined
+          done(this.running)
+        }
+        return
+      }
+      open++
       const n = targets[i++]!
       this.streamRequest(n, enc, this.timing.streamTimeoutMs)
         .catch((err) => this.log.debug({ member: n.name, err: (err as Error).message }, 'oversized broadcast not delivered'))
-        .finally(next)
+        .finally(() => {
+          open--
+          next()
+        })
     }
     for (let k = 0; k < STREAM_FANOUT_CONCURRENCY; k++) next()
   }
@@ -1022,7 +1059,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
           }
           break
         case MessageType.user:
-          this.onUser(m, true)
+          this.onUser(m, true, from)
           out = encodeMessage({ type: MessageType.ack, seq: 0 })
           break
         case MessageType.conflict:
@@ -1127,7 +1164,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
         this.rules.applyDead(m)
         return
       case MessageType.user:
-        return this.onUser(m, false)
+        return this.onUser(m, false, from)
       case MessageType.conflict:
         return this.onConflictNotice(m.name, `${m.otherAddr}:${m.otherPort}`)
       default:

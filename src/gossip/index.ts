@@ -28,6 +28,7 @@ export type {
   Member,
   MemberEvent,
   StateDelegate,
+  MessageHandler,
   GossipEvents,
   GossipStats,
   JoinAttempt,

@@ -38,6 +38,8 @@ const FILTER_ALL_BELOW = 64
 
 export class MemberTable {
   private readonly byName = new Map<string, MemberEntry>()
+  /** "addr port" to entry, checked on each use (the rules move a member's address in place). */
+  private readonly byAddr = new Map<string, MemberEntry>()
   private readonly list: MemberEntry[] = []
   private readonly counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0, left: 0 }
   private probeOrder: string[] = []
@@ -69,6 +71,21 @@ export class MemberTable {
     return this.byName.get(name)
   }
 
+  /**
+   * The member at `addr`:`port` (the sender of a datagram: gossip names it as the `via` of a
+   * broadcast), or undefined. O(1) while members keep their addresses; a moved or unknown
+   * address costs one pass over the table.
+   */
+  byAddress(addr: string, port: number): MemberEntry | undefined {
+    const k = `${addr} ${port}`
+    const hit = this.byAddr.get(k)
+    if (hit && hit.idx >= 0 && hit.addr === addr && hit.port === port) return hit
+    this.byAddr.delete(k)
+    const found = this.list.find((n) => n.addr === addr && n.port === port)
+    if (found) this.byAddr.set(k, found)
+    return found
+  }
+
   /** Members known, self, dead and left included: the N of docs/gossip.md's formulas. */
   get size(): number {
     return this.list.length
@@ -88,6 +105,7 @@ export class MemberTable {
     n.idx = this.list.length
     this.list.push(n)
     this.byName.set(n.name, n)
+    this.byAddr.set(`${n.addr} ${n.port}`, n)
     this.counts[n.state]++
     if (n !== this.selfEntry && this.probeOrder.length > 0) this.insertIntoProbeOrder(n.name)
   }
@@ -102,6 +120,7 @@ export class MemberTable {
     }
     n.idx = -1
     this.byName.delete(n.name)
+    if (this.byAddr.get(`${n.addr} ${n.port}`) === n) this.byAddr.delete(`${n.addr} ${n.port}`)
     this.counts[n.state]--
   }
 

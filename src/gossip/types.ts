@@ -80,6 +80,16 @@ export interface StateDelegate {
   mergeRemoteState(data: Uint8Array, join: boolean, from: Member): void
 }
 
+/**
+ * Receives an application broadcast (`Gossip.onMessage`): the payload, the member that
+ * originated it, and the member whose datagram carried it here (`via`; the origin itself when it
+ * came straight from it, undefined when the sender's address matches no member). What it returns
+ * decides the relay: nothing or `true` relays at once (the default, as SWIM does); `false` does
+ * not relay; a promise relays when it resolves `true`, so a handler can first fetch what the
+ * message refers to and pass it on only once it holds it (docs/gossip.md, Dissemination).
+ */
+export type MessageHandler = (payload: Uint8Array, from: string, via?: string) => void | boolean | Promise<boolean>
+
 /** The membership events of `Gossip`, the one list consumers subscribe to (GossipEvents below). */
 export const MEMBER_EVENTS = ['join', 'update', 'suspect', 'alive', 'dead', 'left'] as const
 export type MemberEvent = (typeof MEMBER_EVENTS)[number]
