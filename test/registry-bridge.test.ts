@@ -4,7 +4,7 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { pack } from 'msgpackr'
 import { VirtualClock } from '../src/clock.js'
-import type { Member, StateDelegate } from '../src/gossip/types.js'
+import type { Member, MessageHandler, StateDelegate } from '../src/gossip/types.js'
 import { silentLogger } from '../src/log.js'
 import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
@@ -20,7 +20,7 @@ class Net {
 
 class Peer extends EventEmitter implements GossipLike {
   delegate!: StateDelegate
-  msg!: (p: Uint8Array, from: string) => void
+  msg!: MessageHandler
   req!: (p: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array
   requests = 0
   constructor(
@@ -34,7 +34,7 @@ class Peer extends EventEmitter implements GossipLike {
   broadcast(key: string, payload: Uint8Array): void {
     this.net.sent.push({ from: this.name, key, payload })
   }
-  onMessage(h: (p: Uint8Array, from: string) => void): void {
+  onMessage(h: MessageHandler): void {
     this.msg = h
   }
   setDelegate(d: StateDelegate): void {
@@ -194,7 +194,7 @@ t.test('malformed payloads are dropped and counted, never thrown; bad records ar
   t.same(b.bridge.unsyncedOwners(), ['a', '(unknown owner, from evil)'].sort(), 'not in sync with their owners')
   t.doesNotThrow(() => b.gossip.delegate.mergeRemoteState(pack([6, [['a', 'boot', 0, 0, -1, 0]]]), false, member('evil', 'x')))
   const reply = await b.gossip.req(pack([3, [['a', 'boot', [['x', -1, 0]]]]]), 'evil')
-  t.same(decodeMessage(reply), { type: 4, records: [], rejected: [], more: false }, 'a malformed request gets an empty answer')
+  t.same(decodeMessage(reply), { type: 4, records: [], rejected: [], more: false, covered: [] }, 'a malformed request gets an empty answer')
   t.equal(b.bridge.stats.malformed, bad.length + 2)
   t.same(liveRecords(b.catalog.snapshot()), [])
 })

@@ -1,19 +1,27 @@
 /**
- * The bridge between the catalog and the gossip layer: local changes go out as broadcasts
- * keyed by (host, id); push-pull carries one summary (a hash of every owner's digest); when
- * the peer's summary differs from ours, the bridge asks it for its digest per owner, then
- * pulls only the owners that differ, sending what it holds of them (id and version) so that
- * only newer or missing records come back; membership events drive host visibility. A join's
- * push-pull carries the per-owner digest directly, saving the joiner a round trip.
+ * The bridge between the catalog and the gossip layer (docs/gossip.md, "The registry on
+ * gossip"). Local changes go out as one per-owner version notice ("I am now at version V",
+ * with the changed records inline while they are a handful, else without them); a receiver
+ * that does not hold the owner's records up to V pulls them over a stream from the member that
+ * told it, and passes the notice on only once it holds them, so the cost of a burst grows with
+ * the owners that changed rather than with the records. While a member that is up speaks an
+ * older registry protocol, every record goes out as its own broadcast instead, as release 2
+ * did. Push-pull carries one summary (a hash of every owner's digest); when the peer's summary
+ * differs from ours, the bridge asks it for its digest per owner, then pulls only the owners
+ * that differ, sending what it holds of them (id and version) so that only newer or missing
+ * records come back; membership events drive host visibility. A join's push-pull carries the
+ * per-owner digest directly, saving the joiner a round trip.
  */
 import { formatHostPort } from '../address.js'
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { MEMBER_EVENTS, type Member, type MemberEvent, type StateDelegate } from '../gossip/types.js'
+import { MEMBER_EVENTS, type Member, type MemberEvent, type MessageHandler, type StateDelegate } from '../gossip/types.js'
+import type { Timer } from '../clock.js'
 import type { Logger } from '../log.js'
-import type { Catalog, OwnerDigest } from './catalog.js'
+import type { Catalog, Coverage, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
-import { isUp, type ServiceRecord } from './types.js'
+import { PullQueue } from './pulls.js'
+import { isUp, type ServiceRecord, type Version } from './types.js'
 import {
   cutInLegacyForm,
   decodeMessage,
@@ -29,6 +37,18 @@ import {
 
 /** Answers to one pull asked for again while they say `more` (a bound, not a target: each round must bring records). */
 const MAX_PULL_ROUNDS = 64
+
+/** The gossip key of an owner's notices (the gossip layer keys by origin too): a newer notice replaces a queued one. */
+const NOTICE_KEY = 'v'
+
+/** The registry protocol that has notices and pulls since a version (wire.ts REGISTRY_PROTOCOL 3). */
+const NOTICE_PROTOCOL = 3
+
+/** A burst, for the catch-up: notices of this many owners that needed a pull since the last catch-up. */
+const BURST_OWNERS = 4
+
+/** Catch-ups in a row (each after the previous one still found records missing). */
+const MAX_CATCH_UPS = 8
 
 /** Gossip broadcast keys are at most 255 bytes; a longer (host, id) is keyed by its hash. */
 const MAX_KEY_BYTES = 255
@@ -46,8 +66,10 @@ export function broadcastKey(host: string, id: string): string {
  */
 export interface GossipLike {
   readonly bootId: string
-  broadcast(key: string, payload: Uint8Array): void
-  onMessage(handler: (payload: Uint8Array, from: string) => void): void
+  /** The gossip interval paces the catch-up after a burst (`Gossip.timing`). */
+  readonly timing?: { readonly gossipIntervalMs: number }
+  broadcast(key: string, payload: Uint8Array, onDone?: (sent: boolean) => void): void
+  onMessage(handler: MessageHandler): void
   setDelegate(delegate: StateDelegate): void
   request(node: string, payload: Uint8Array, timeoutMs?: number): Promise<Uint8Array>
   onRequest(handler: (payload: Uint8Array, from: string) => Promise<Uint8Array> | Uint8Array): void
@@ -72,10 +94,39 @@ export interface GossipBridgeOptions {
   answerBudgetBytes?: number
   /** Least time between two warnings about rejected records of one owner and reason. Default 60000 ms. */
   warnEveryMs?: number
+  /**
+   * An owner's notice carries its changed records inline while they are at most this many
+   * (and fit `maxBroadcastBytes`); beyond, receivers pull them. Default 1: a single change
+   * spreads with its record, a burst as notices.
+   */
+  inlineRecords?: number
+  /** Pulls after notices in flight at once. Default 4. */
+  pullConcurrency?: number
+  /** Owners asked for in one pull after notices. Default 64. */
+  pullMaxOwners?: number
+  /**
+   * After notices of several owners needed pulls, this much later the bridge compares digests
+   * with one random peer and pulls what it still lacks: the few notices a burst's random
+   * push did not bring. Default 2 gossip intervals (lan 400 ms), else 1000 ms.
+   */
+  catchUpMs?: number
 }
 
 export interface GossipBridgeStats {
+  /** Record broadcasts (release 2's way, while an older member is up). */
   broadcastsSent: number
+  /** Version notices of this owner handed to gossip. */
+  noticesSent: number
+  /** Notices of other owners received (first copies). */
+  noticesIn: number
+  /** Notices whose inline records this replica applied at once. */
+  noticesApplied: number
+  /** Pulls after notices (`since` requests) sent, and those that failed. */
+  sincePulls: number
+  sincePullsFailed: number
+  /** Digest comparisons with a random peer after a burst, and the records they brought. */
+  catchUps: number
+  catchUpRecords: number
   messagesIn: number
   /** Payloads that failed to decode or validate, from any peer. */
   malformed: number
@@ -111,6 +162,13 @@ export interface GossipBridgeStats {
 export class GossipBridge extends EventEmitter<{ synced: [] }> {
   readonly stats: GossipBridgeStats = {
     broadcastsSent: 0,
+    noticesSent: 0,
+    noticesIn: 0,
+    noticesApplied: 0,
+    sincePulls: 0,
+    sincePullsFailed: 0,
+    catchUps: 0,
+    catchUpRecords: 0,
     messagesIn: 0,
     malformed: 0,
     recordsRejected: {},
@@ -150,8 +208,35 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
    * fields): while there is one, records go out in their 13-field form (wire.ts `legacy`).
    */
   private readonly legacyMembers = new Set<string>()
+  private readonly inlineRecords: number
+  private readonly pullMaxOwners: number
+  private readonly pulls: PullQueue
+  /** The registry protocol of every other member that is up, and how many of them lack notices. */
+  private readonly protocols = new Map<string, number>()
+  private olderPeers = 0
+  /** The changes this owner's queued notice covers: from `base` (what peers are presumed to hold) to `to`. */
+  private episode: { base: Version; to: Version } | undefined
+  /** `to` of this owner's last notice that gossip finished sending. */
+  private announced: Version = [0, 0]
+  /** The newest notice passed on per owner: an older one that completes its pull later is not. */
+  private readonly relayed = new Map<string, { bootId: string; to: Version }>()
+  private readonly catchUpMs: number
+  private readonly random: () => number
+  /** Owners pulled after notices since the last catch-up, the catch-up timer, and catch-ups in a row. */
+  private readonly burstOwners = new Set<string>()
+  private catchUpTimer: Timer | undefined
+  private catchUpsInRow = 0
 
-  constructor(opts: GossipBridgeOptions, components: { catalog: Catalog; gossip: GossipLike; logger: Logger }) {
+  constructor(
+    opts: GossipBridgeOptions,
+    components: {
+      catalog: Catalog
+      gossip: GossipLike
+      logger: Logger
+      /** Picks the catch-up peer; Math.random by default (simulations pass a seeded one). */
+      random?: () => number
+    },
+  ) {
     super()
     this.catalog = components.catalog
     this.gossip = components.gossip
@@ -162,6 +247,21 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.announce = opts.announceOnStart ?? true
     this.answerBudget = opts.answerBudgetBytes ?? 4 * 1024 * 1024
     this.warnEveryMs = opts.warnEveryMs ?? 60_000
+    this.inlineRecords = opts.inlineRecords ?? 1
+    const interval = components.gossip.timing?.gossipIntervalMs
+    this.catchUpMs = opts.catchUpMs ?? (interval !== undefined ? 2 * interval : 1000)
+    this.random = components.random ?? Math.random
+    this.pullMaxOwners = opts.pullMaxOwners ?? 64
+    this.pulls = new PullQueue(
+      { concurrency: opts.pullConcurrency ?? 4, maxOwners: this.pullMaxOwners },
+      {
+        fetch: (peer, owners) => this.pullSince(peer, owners),
+        holds: (owner, bootId, to) => {
+          const c = this.catalog.coverage(owner)
+          return c !== undefined && c.bootId === bootId && compareVersions(c.version, to) >= 0
+        },
+      },
+    )
   }
 
   /** Hooks into gossip and the catalog. Idempotent. */
@@ -173,13 +273,16 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       localState: (join) => this.localState(join),
       mergeRemoteState: (data, join, from) => this.mergeRemoteState(data, join, from),
     })
-    this.gossip.onMessage((payload, from) => this.handleMessage(payload, from))
+    this.gossip.onMessage((payload, from, via) => this.handleMessage(payload, from, via))
     this.gossip.onRequest((payload, from) => this.handleRequest(payload, from))
     for (const ev of MEMBER_EVENTS) this.gossip.on(ev, this.onMember)
     for (const m of this.gossip.members()) this.memberChanged(m)
     this.unsubscribeLocal = this.catalog.onLocalChange((rec) => this.broadcast(rec))
-    // Announce what we already hold (records written before start).
-    if (this.announce) for (const rec of this.catalog.localRecords()) this.broadcast(rec)
+    // Announce what we already hold (records written before start); without, peers are
+    // presumed to hold it.
+    if (!this.announce) this.announced = this.catalog.coverage(this.catalog.self)?.version ?? [0, 0]
+    else if (this.olderPeers > 0) for (const rec of this.catalog.localRecords()) this.broadcast(rec)
+    else this.notice()
   }
 
   /** Unhooks; handlers already installed on gossip become no-ops. Idempotent. */
@@ -189,6 +292,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     for (const ev of MEMBER_EVENTS) this.gossip.off(ev, this.onMember)
     this.unsubscribeLocal?.()
     this.unsubscribeLocal = undefined
+    this.pulls.stop()
+    this.catchUpTimer?.cancel()
+    this.catchUpTimer = undefined
   }
 
   /**
@@ -213,6 +319,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   private broadcast(rec: ServiceRecord): void {
     if (!this.started) return
+    if (this.olderPeers === 0) return this.notice()
     try {
       this.gossip.broadcast(broadcastKey(rec.host, rec.id), this.encodeForBroadcast(rec))
       this.stats.broadcastsSent++
@@ -225,6 +332,37 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   /** How records are written now: see wire.ts EncodeOptions. */
   private get encoding(): { legacy: boolean } {
     return { legacy: this.legacyMembers.size > 0 }
+  }
+
+  /**
+   * This owner's version notice: from the version peers are presumed to hold (the last notice
+   * gossip finished sending) to the current one, with the records changed in between when they
+   * are at most `inlineRecords` and fit a broadcast. A newer notice replaces a queued one.
+   */
+  private notice(): void {
+    const own = this.catalog.coverage(this.catalog.self)
+    if (!own) return
+    const base = this.episode?.base ?? this.announced
+    if (compareVersions(own.version, base) <= 0) return
+    const changed = this.catalog.localRecords().filter((r) => compareVersions(r.version, base) > 0)
+    const inline = changed.length <= this.inlineRecords ? changed : []
+    let payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: inline })
+    if (inline.length > 0 && payload.length > this.maxBroadcast)
+      payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: [] })
+    const ep = { base, to: own.version }
+    this.episode = ep
+    try {
+      this.gossip.broadcast(NOTICE_KEY, payload, (sent) => {
+        if (!sent || this.episode !== ep) return
+        this.announced = ep.to
+        this.episode = undefined
+      })
+      this.stats.noticesSent++
+    } catch (err) {
+      // Gossip not started yet (or stopping): push-pull carries the records later.
+      this.episode = undefined
+      this.log.debug({ err: (err as Error).message }, 'notice refused by gossip')
+    }
   }
 
   private encodeForBroadcast(rec: ServiceRecord): Uint8Array {
@@ -297,14 +435,18 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     }
   }
 
-  private handleMessage(payload: Uint8Array, from: string): void {
-    if (!this.started) return
+  /**
+   * A broadcast of another owner. Records are merged and passed on at once (gossip relays
+   * them); a notice is passed on (the returned value) only once this replica holds what it
+   * announces, pulled first when needed.
+   */
+  private handleMessage(payload: Uint8Array, from: string, via: string | undefined): boolean | Promise<boolean> | undefined {
+    if (!this.started) return false
     this.stats.messagesIn++
     const m = this.decode(payload, from, 'broadcast')
-    if (!m) return
+    if (!m) return undefined
     try {
-      // The gossip layer passes every broadcast on itself (keyed by origin and key), so the
-      // bridge only merges here.
+      if (m.type === MsgType.notice) return this.onNotice(m, from, via)
       if (m.type === MsgType.record) {
         if ('rejected' in m) this.rejected([m.rejected], from)
         else if (this.catalog.mergeRemote(m.record)) this.stats.news++
@@ -320,6 +462,156 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     } catch (err) {
       this.log.warn({ err, from }, 'registry broadcast handling failed')
     }
+    return undefined
+  }
+
+  /**
+   * Owner `owner` says it is at version `to`. Inline records are merged; when this replica then
+   * holds the owner's records up to `to` (it held them up to `from`, or already up to `to`),
+   * the notice is passed on at once; else they are pulled from `via` (which holds them: it
+   * passes notices on only then), or the owner, and the notice is passed on once they are in.
+   * A boot membership has not named here is left to the handover and to push-pull.
+   */
+  private onNotice(
+    m: Extract<RegistryMessage, { type: typeof MsgType.notice }>,
+    owner: string,
+    via: string | undefined,
+  ): boolean | Promise<boolean> {
+    this.stats.noticesIn++
+    if (owner === this.catalog.self) return false
+    if (m.rejected.length > 0) this.rejected(m.rejected, via ?? owner)
+    let whole = m.rejected.length === 0
+    for (const r of m.records) {
+      if (r.host !== owner || r.bootId !== m.bootId) {
+        // Only an owner writes its records: a notice carrying another's is malformed.
+        this.stats.malformed++
+        whole = false
+        continue
+      }
+      if (this.catalog.mergeRemote(r)) this.stats.news++
+    }
+    const cov = this.catalog.coverage(owner)
+    if (!cov || cov.bootId !== m.bootId) return false
+    if (compareVersions(cov.version, m.to) >= 0) return this.passOn(owner, m.bootId, m.to)
+    if (whole && m.records.length > 0 && compareVersions(cov.version, m.from) >= 0) {
+      this.catalog.cover(owner, m.bootId, m.to)
+      this.stats.noticesApplied++
+      return this.passOn(owner, m.bootId, m.to)
+    }
+    const tellers = via !== undefined && via !== owner && this.speaksNotices(via) ? [via, owner] : [owner]
+    this.noteBurst(owner)
+    return this.pulls.want(owner, m.bootId, m.to, tellers).then((held) => held && this.started && this.passOn(owner, m.bootId, m.to))
+  }
+
+  /** True (pass the notice on) unless a newer notice of this owner was passed on already. */
+  private passOn(owner: string, bootId: string, to: Version): boolean {
+    const last = this.relayed.get(owner)
+    if (last && last.bootId === bootId && compareVersions(last.to, to) >= 0) return false
+    this.relayed.set(owner, { bootId, to })
+    return true
+  }
+
+  /**
+   * A burst's random push leaves a few replicas without a few notices until some member sends
+   * them once more, seconds later. So once notices of BURST_OWNERS owners needed pulls, a
+   * catch-up follows `catchUpMs` later.
+   */
+  private noteBurst(owner: string): void {
+    this.burstOwners.add(owner)
+    if (this.catchUpTimer || this.burstOwners.size < BURST_OWNERS) return
+    this.scheduleCatchUp()
+  }
+
+  private scheduleCatchUp(): void {
+    this.catchUpTimer = this.catalog.clock.setTimer(this.catchUpMs, () => {
+      this.catchUpTimer = undefined
+      void this.catchUp()
+    })
+  }
+
+  /**
+   * Compares digests with one random member that speaks notices and pulls, above what this
+   * replica covers, every owner whose digest differs; again after `catchUpMs` while that brought
+   * records (at most MAX_CATCH_UPS in a row).
+   */
+  private async catchUp(): Promise<void> {
+    if (!this.started) return
+    this.burstOwners.clear()
+    const peers = [...this.protocols].filter(([, reg]) => reg >= NOTICE_PROTOCOL).map(([name]) => name)
+    const peer = peers[Math.floor(this.random() * peers.length)]
+    if (peer === undefined) return
+    this.stats.catchUps++
+    let brought = 0
+    try {
+      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.digestGet }), this.timeoutMs)
+      const m = this.started ? this.decode(reply, peer, 'digest reply') : undefined
+      if (m?.type !== MsgType.digest) return
+      const owners = this.catalog.differingOwners(m.digests).filter((o) => o !== this.catalog.self)
+      for (let i = 0; i < owners.length && this.started; i += this.pullMaxOwners) {
+        const before = this.stats.recordsPulled
+        await this.pullSince(peer, owners.slice(i, i + this.pullMaxOwners))
+        brought += this.stats.recordsPulled - before
+      }
+    } catch (err) {
+      this.log.debug({ peer, err: (err as Error).message }, 'catch-up after a burst failed; push-pull repairs the rest')
+    } finally {
+      this.stats.catchUpRecords += brought
+      this.catchUpsInRow = brought > 0 ? this.catchUpsInRow + 1 : 0
+      if (this.started && brought > 0 && !this.catchUpTimer && this.catchUpsInRow < MAX_CATCH_UPS) this.scheduleCatchUp()
+    }
+  }
+
+  private speaksNotices(member: string): boolean {
+    return (this.protocols.get(member) ?? 1) >= NOTICE_PROTOCOL
+  }
+
+  /**
+   * Pulls from `peer` the records of `owners` above what this replica covers of each, and takes
+   * in its answer (records and coverage). Rejects when the peer did not answer.
+   */
+  private async pullSince(peer: string, owners: readonly string[]): Promise<void> {
+    const wants = owners.map((o) => this.catalog.coverage(o)).filter((c): c is Coverage => c !== undefined)
+    if (wants.length === 0) return
+    this.stats.sincePulls++
+    try {
+      const reply = await this.gossip.request(peer, encodeMessage({ type: MsgType.since, wants }), this.timeoutMs)
+      if (!this.started) return
+      const m = this.decode(reply, peer, 'since reply')
+      if (m?.type !== MsgType.records) throw new Error('no records answer')
+      this.takeRecords(peer, new Set(owners), m)
+    } catch (err) {
+      this.stats.sincePullsFailed++
+      this.log.debug({ peer, owners: owners.length, err: (err as Error).message }, 'pull after a notice failed; the next teller is asked')
+      throw err
+    }
+  }
+
+  /**
+   * Takes in a records answer of `peer` for `wanted` owners: their records merged, rejected ones
+   * reported, and the peer's coverage adopted for each owner none of whose records was
+   * rejected. Returns how many records were taken and whether none was rejected.
+   */
+  private takeRecords(
+    peer: string,
+    wanted: ReadonlySet<string>,
+    m: Extract<RegistryMessage, { type: typeof MsgType.records }>,
+  ): { taken: number; clean: boolean } {
+    const spoiled = new Set<string>()
+    if (m.rejected.length > 0) {
+      const mine = m.rejected.filter((r) => r.host === undefined || wanted.has(r.host))
+      for (const r of mine) spoiled.add(r.host ?? '')
+      this.rejected(mine, peer)
+    }
+    let taken = 0
+    for (const r of m.records) {
+      if (!wanted.has(r.host)) continue
+      this.stats.recordsPulled++
+      this.catalog.mergeRemote(r)
+      taken++
+    }
+    if (!spoiled.has(''))
+      for (const c of m.covered) if (wanted.has(c.owner) && !spoiled.has(c.owner)) this.catalog.cover(c.owner, c.bootId, c.version)
+    return { taken, clean: m.rejected.length === 0 }
   }
 
   private async fetchOne(host: string, id: string): Promise<void> {
@@ -340,7 +632,14 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const m = this.decode(payload, from, 'request')
     if (!m) return empty()
     this.stats.requestsServed++
-    if (m.type === MsgType.pull) return encodeRecordsWithin(this.catalog.recordsFor(m.wants), this.answerBudget, this.encoding).bytes
+    if (m.type === MsgType.pull) {
+      const covered = m.wants.map((w) => this.catalog.coverage(w.owner)).filter((c): c is Coverage => c !== undefined)
+      return encodeRecordsWithin(this.catalog.recordsFor(m.wants), this.answerBudget, this.encoding, covered).bytes
+    }
+    if (m.type === MsgType.since) {
+      const { records, covered } = this.catalog.recordsSince(m.wants)
+      return encodeRecordsWithin(records, this.answerBudget, this.encoding, covered).bytes
+    }
     if (m.type === MsgType.get) {
       const r = this.catalog.get(m.host, m.id)
       return encodeRecordsWithin(r ? [r] : [], this.answerBudget, this.encoding).bytes
@@ -450,20 +749,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
         if (!this.started) return false
         const m = this.decode(reply, peer, 'pull reply')
         if (m?.type !== MsgType.records) return false
-        if (m.rejected.length > 0) {
-          clean = false
-          this.rejected(
-            m.rejected.filter((r) => r.host === undefined || wanted.has(r.host)),
-            peer,
-          )
-        }
-        let taken = 0
-        for (const r of m.records) {
-          if (!wanted.has(r.host)) continue
-          this.stats.recordsPulled++
-          this.catalog.mergeRemote(r)
-          taken++
-        }
+        const got = this.takeRecords(peer, wanted, m)
+        if (!got.clean) clean = false
+        const taken = got.taken
         // A cut answer: ask again with what we hold now, unless it brought nothing we could take.
         if (!m.more || taken === 0) break
       }
@@ -494,6 +782,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   private memberChanged(m: Member): void {
     if (!this.started) return
+    this.trackProtocol(m)
     const hadLegacy = this.legacyMembers.size > 0
     if (m.name !== this.catalog.self && isUp(m.state) && registryProtocolOf(m.meta) < 2) this.legacyMembers.add(m.name)
     else this.legacyMembers.delete(m.name)
@@ -510,6 +799,18 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const bootId = m.meta.boot ?? m.bootId
     this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })
     if (this.catalog.pendingBoot(m.name) === bootId) void this.handover(m.name, bootId)
+  }
+
+  /** Keeps count of the members that are up and speak a registry protocol without notices. */
+  private trackProtocol(m: Member): void {
+    if (m.name === this.catalog.self) return
+    const before = this.protocols.get(m.name)
+    if (before !== undefined && before < NOTICE_PROTOCOL) this.olderPeers--
+    this.protocols.delete(m.name)
+    if (!isUp(m.state)) return
+    const reg = registryProtocolOf(m.meta)
+    this.protocols.set(m.name, reg)
+    if (reg < NOTICE_PROTOCOL) this.olderPeers++
   }
 
   /**

@@ -48,6 +48,19 @@ export interface OwnerDigest {
   hash: number
 }
 
+/**
+ * One owner's boot and a version. As coverage (`Catalog.coverage`, a records answer's
+ * `covered`): this replica holds every record of that boot at the owner's version as of
+ * `version` or later, tombstones included; so a peer that held everything up to a version S
+ * and takes every record above S from here holds everything up to `version`. As a request
+ * (`since`): the records above `version` are wanted.
+ */
+export interface Coverage {
+  owner: string
+  bootId: string
+  version: Version
+}
+
 export interface CatalogOptions {
   cluster: string
   /** This node's name: the only host whose records this catalog writes. */
@@ -100,6 +113,8 @@ interface Entry {
 interface Parked {
   at: number
   records: Map<string, ServiceRecord>
+  /** Coverage of this boot (see `Coverage`), carried into the main store with the records. */
+  covered?: Version
 }
 
 interface HostEntry {
@@ -114,6 +129,8 @@ interface HostEntry {
   parked: Map<string, Parked>
   retired: string[]
   digest: OwnerDigest | undefined
+  /** Coverage of the current boot (see `Coverage`); undefined: [0, 0], nothing proven. */
+  covered: Version | undefined
   /** A new boot named by membership while the earlier boot's records stay on view (the handover). */
   pending: { bootId: string; timer: Timer } | undefined
 }
@@ -137,7 +154,20 @@ function withExtra<T extends object>(copy: T, from: { readonly wireExtra?: reado
   return copy
 }
 
+/** A record frozen all the way down (as this module makes them): safe to share, not copied again. */
+function isFrozenRecord(r: ServiceRecord): boolean {
+  return (
+    Object.isFrozen(r) &&
+    Object.isFrozen(r.ports) &&
+    Object.isFrozen(r.labels) &&
+    Object.isFrozen(r.version) &&
+    r.ports.every((p) => Object.isFrozen(p))
+  )
+}
+
 function freezeRecord(r: ServiceRecord): ServiceRecord {
+  // Another catalog's record (a simulation, a bench) is shared rather than copied.
+  if (isFrozenRecord(r)) return r
   const ports: ServicePortSpec[] = r.ports.map((p) => Object.freeze(withExtra({ ...p }, p)))
   const rec: ServiceRecord = {
     id: r.id,
@@ -215,7 +245,8 @@ export class Catalog implements CatalogView {
   private readonly reapAfter: number
   private readonly sweepEvery: number
   private readonly handoverMs: number
-  private readonly clock: Clock
+  /** The time source of this catalog; the bridge shares it. */
+  readonly clock: Clock
   private readonly log: Logger
   private readonly hlc: Hlc
   private readonly hosts = new Map<string, HostEntry>()
@@ -464,7 +495,9 @@ export class Catalog implements CatalogView {
         // keep the replaced boot's records aside (invisible) so that flipping back costs no pull.
         if (h.records.size > 0 && !h.reaped) {
           if (h.parked.size >= MAX_PARKED_BOOTS) h.parked.delete(h.parked.keys().next().value!)
-          h.parked.set(h.bootId, { at: this.clock.now(), records: new Map([...h.records].map(([id, e]) => [id, e.rec])) })
+          const aside: Parked = { at: this.clock.now(), records: new Map([...h.records].map(([id, e]) => [id, e.rec])) }
+          if (h.covered) aside.covered = h.covered
+          h.parked.set(h.bootId, aside)
         }
       }
       // Following membership back to a boot it named before un-retires that boot.
@@ -472,11 +505,13 @@ export class Catalog implements CatalogView {
       h.bootId = info.bootId
       h.records.clear()
       h.digest = undefined
+      h.covered = undefined
       h.reaped = false
       const parked = h.parked.get(info.bootId)
       if (parked) {
         h.parked.delete(info.bootId)
         for (const r of parked.records.values()) this.store(h, r, undefined)
+        h.covered = parked.covered
       }
       dirty = true
     }
@@ -529,6 +564,7 @@ export class Catalog implements CatalogView {
         h.parked.clear()
         h.reaped = true
         h.digest = undefined
+        h.covered = undefined
         dirty = true
       }
       for (const [b, p] of h.parked) if (now - p.at >= this.reapAfter) h.parked.delete(b)
@@ -615,6 +651,61 @@ export class Catalog implements CatalogView {
     return out
   }
 
+  /**
+   * What this replica covers of `owner` (see `Coverage`): the current boot as membership names
+   * it, and [0, 0] until a pull or a notice proved more; for this node, its own latest
+   * version. Undefined for a host of no known boot, or reaped.
+   */
+  coverage(owner: string): Coverage | undefined {
+    if (owner === this.self) {
+      if (this.localBoot === undefined) return undefined
+      let max: Version = [0, 0]
+      for (const e of this.hosts.get(this.self)!.records.values()) if (compareVersions(e.rec.version, max) > 0) max = e.rec.version
+      return { owner, bootId: this.localBoot, version: max }
+    }
+    const h = this.hosts.get(owner)
+    if (!h || h.reaped || h.bootId === undefined) return undefined
+    return { owner, bootId: h.bootId, version: h.covered ?? [0, 0] }
+  }
+
+  /**
+   * Records that this replica holds every record of (owner, bootId) up to `version`: after a
+   * pull answer's `covered`, or a notice whose records filled the gap. Kept with the records of
+   * that boot (the current one, or one waiting aside); ignored for any other boot and for this
+   * node. Coverage only grows.
+   */
+  cover(owner: string, bootId: string, version: Version): void {
+    if (owner === this.self) return
+    const h = this.hosts.get(owner)
+    if (!h || h.reaped) return
+    const raise = (cur: Version | undefined): Version => (cur && compareVersions(cur, version) >= 0 ? cur : version)
+    if (h.bootId === bootId) h.covered = raise(h.covered)
+    else {
+      const p = h.parked.get(bootId)
+      if (p) p.covered = raise(p.covered)
+    }
+  }
+
+  /**
+   * For a peer's `since` request: per owner, the records (tombstones included) with a version
+   * above the one asked for, in version order, or every record when the peer names another
+   * boot; and what this replica covers of each of those owners.
+   */
+  recordsSince(wants: readonly Coverage[]): { records: ServiceRecord[]; covered: Coverage[] } {
+    const records: ServiceRecord[] = []
+    const covered: Coverage[] = []
+    for (const w of wants) {
+      const h = this.hosts.get(w.owner)
+      const cov = this.coverage(w.owner)
+      if (!h || !cov) continue
+      const same = h.bootId === w.bootId
+      const mine = [...h.records.values()].map((e) => e.rec).filter((r) => !same || compareVersions(r.version, w.version) > 0)
+      records.push(...mine.sort((a, b) => compareVersions(a.version, b.version)))
+      covered.push(cov)
+    }
+    return { records, covered }
+  }
+
   /** Every record of the current boot of these owners (tombstones included). */
   recordsOf(owners: readonly string[]): ServiceRecord[] {
     const out: ServiceRecord[] = []
@@ -672,6 +763,7 @@ export class Catalog implements CatalogView {
       parked: new Map(),
       retired: [],
       digest: undefined,
+      covered: undefined,
       pending: undefined,
     }
   }

@@ -11,14 +11,28 @@
  *                                                     request: records of these owners that are
  *                                                     newer than, or absent from, what we hold
  *   get      [5, host, id]                            request: one record
- *   records  [4, [RecordTuple, ...], more?]           response to pull and get; `more` (release 2):
- *                                                     the answer was cut at its byte budget, pull again
+ *   records  [4, [RecordTuple, ...], more?, covered?] response to pull, since and get; `more` (release 2):
+ *                                                     the answer was cut at its byte budget, pull again;
+ *                                                     `covered` (release 3): [[owner, bootId, wall, counter], ...],
+ *                                                     per owner asked for, the version up to which the
+ *                                                     answerer holds every record of that boot
  *   digest   [6, [[host, bootId, wall, counter, count, hash], ...]]   push-pull state on join,
  *                                                     and the answer to digestGet
  *   summary  [7, owners, records, hash]               push-pull state at rest: the number of
  *                                                     owners and records in our digest and a
  *                                                     64-bit hash (8 bytes) of all of it
  *   digestGet [8]                                     request: the per-owner digest
+ *   notice   [9, bootId, toWall, toCounter, fromWall?, fromCounter?, [RecordTuple, ...]?]
+ *                                                     (release 3) broadcast, per owner (the gossip origin):
+ *                                                     "I am now at version `to`"; the records, when
+ *                                                     present, are all of the owner's records with a
+ *                                                     version in (from, to]; without them (and `from`),
+ *                                                     pull them
+ *   since    [10, [[owner, bootId, wall, counter], ...]]
+ *                                                     (release 3) request: every record of these owners
+ *                                                     with a version above the one given (all of them when
+ *                                                     the answerer knows another boot), answered with
+ *                                                     `records` and `covered`
  *
  *   RecordTuple = [id, name, image, created, host, bootId, ports, proxyMode, status, wall,
  *                  counter, updated, labels, reason?, tags?, attributes?, detail?, networks?, ...later fields]
@@ -43,18 +57,20 @@
  */
 import { Packr, Unpackr } from 'msgpackr'
 import { ShoalError } from '../errors.js'
-import type { OwnerDigest } from './catalog.js'
+import type { Coverage, OwnerDigest } from './catalog.js'
 import { isVersion } from './hlc.js'
 import { limitLabel, RecordLimits, type RecordLimitName } from './limits.js'
-import { ProxyMode, ServiceStatus, type NetworkAddresses, type ServicePortSpec, type ServiceRecord } from './types.js'
+import { ProxyMode, ServiceStatus, type NetworkAddresses, type ServicePortSpec, type ServiceRecord, type Version } from './types.js'
 
 /**
  * The version of this message set, advertised in the agent's gossip metadata as `reg`. 1: the
  * first release (a record of exactly 13 fields, a bad record or an unknown type dropped the
  * whole message); 2: per-record decoding, trailing fields kept, unknown types skipped, `more`
- * on records answers.
+ * on records answers; 3: per-owner version notices (`notice`), pulls since a version
+ * (`since`), `covered` on records answers. An owner sends notices only while every member that
+ * is up speaks 3 (README "Upgrades").
  */
-export const REGISTRY_PROTOCOL = 2
+export const REGISTRY_PROTOCOL = 3
 
 /** The `reg` a member advertises; agents of release 1 advertise none. */
 export function registryProtocolOf(meta: Readonly<Record<string, string>>): number {
@@ -62,7 +78,18 @@ export function registryProtocolOf(meta: Readonly<Record<string, string>>): numb
   return Number.isSafeInteger(v) && v >= 1 ? v : 1
 }
 
-export const MsgType = { record: 1, ref: 2, pull: 3, records: 4, get: 5, digest: 6, summary: 7, digestGet: 8 } as const
+export const MsgType = {
+  record: 1,
+  ref: 2,
+  pull: 3,
+  records: 4,
+  get: 5,
+  digest: 6,
+  summary: 7,
+  digestGet: 8,
+  notice: 9,
+  since: 10,
+} as const
 export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 
 /** A record a decoder could not take: its owner and id when they could be read, why, and which limit (or `malformed`). */
@@ -79,11 +106,20 @@ export type RegistryMessage =
   | { type: typeof MsgType.record; rejected: RejectedRecord }
   | { type: typeof MsgType.ref; host: string; id: string; version: readonly [number, number] }
   | { type: typeof MsgType.pull; wants: PullWant[] }
-  | { type: typeof MsgType.records; records: ServiceRecord[]; rejected: RejectedRecord[]; more: boolean }
+  | { type: typeof MsgType.records; records: ServiceRecord[]; rejected: RejectedRecord[]; more: boolean; covered: Coverage[] }
   | { type: typeof MsgType.get; host: string; id: string }
   | { type: typeof MsgType.digest; digests: OwnerDigest[] }
   | { type: typeof MsgType.summary; owners: number; records: number; hash: Uint8Array }
   | { type: typeof MsgType.digestGet }
+  | {
+      type: typeof MsgType.notice
+      bootId: string
+      from: Version
+      to: Version
+      records: ServiceRecord[]
+      rejected: RejectedRecord[]
+    }
+  | { type: typeof MsgType.since; wants: Coverage[] }
   | { type: 'unknown'; code: unknown }
 
 /** What a decoder met that this version does not know, counted by the caller. */
@@ -379,18 +415,24 @@ function takeRecord(
   }
 }
 
+function coverageTuple(c: Coverage): unknown[] {
+  return [c.owner, c.bootId, c.version[0], c.version[1]]
+}
+
 /**
  * Encodes a records answer that fits `budgetBytes` (the first record always goes, so an answer
- * makes progress); `more` tells the puller that records were left out. Returns the message and
- * how many records it carries.
+ * makes progress); `more` tells the puller that records were left out. `covered` goes along for
+ * the owners none of whose records were left out (a cut owner's coverage would be a false
+ * claim). Returns the message and how many records it carries.
  */
 export function encodeRecordsWithin(
   records: readonly ServiceRecord[],
   budgetBytes: number,
   o: EncodeOptions = {},
+  covered: readonly Coverage[] = [],
 ): { bytes: Uint8Array; sent: number } {
   const tuples: unknown[] = []
-  let used = 16
+  let used = 16 + covered.length * 48
   for (const r of records) {
     const t = recordTuple(r, o)
     const n = packr.pack(t).length
@@ -399,13 +441,52 @@ export function encodeRecordsWithin(
     used += n
   }
   const more = tuples.length < records.length
-  return { bytes: packr.pack(more ? [MsgType.records, tuples, true] : [MsgType.records, tuples]), sent: tuples.length }
+  const cut = new Set(records.slice(tuples.length).map((r) => r.host))
+  const cov = covered.filter((c) => !cut.has(c.owner)).map(coverageTuple)
+  const msg: unknown[] = [MsgType.records, tuples]
+  if (more || cov.length > 0) msg.push(more)
+  if (cov.length > 0) msg.push(cov)
+  return { bytes: packr.pack(msg), sent: tuples.length }
+}
+
+function version(w: unknown, c: unknown, what: string): Version {
+  const v = [w, c] as const
+  if (!isVersion(v)) bad(`${what}: expected two non-negative integers`)
+  return v
+}
+
+function coverageList(v: unknown, what: string): Coverage[] {
+  return arr(v, what).map((e, i) => {
+    const w = `${what}[${i}]`
+    const x = arr(e, w)
+    return {
+      owner: str(x[0], `${w}.owner`, MAX_HOST),
+      bootId: str(x[1], `${w}.bootId`, MAX_BOOT),
+      version: version(x[2], x[3], `${w}.version`),
+    }
+  })
+}
+
+/** Decodes each record of a list alone: the ones taken, and the ones rejected with why. */
+function recordList(v: unknown, what: string, notes: WireNotes | undefined): { records: ServiceRecord[]; rejected: RejectedRecord[] } {
+  const records: ServiceRecord[] = []
+  const rejected: RejectedRecord[] = []
+  arr(v, what).forEach((r, i) => {
+    const got = takeRecord(r, `${what}[${i}]`, notes, () => packr.pack([MsgType.record, ...(r as unknown[])]).length)
+    if ('record' in got) records.push(got.record)
+    else rejected.push(got.rejected)
+  })
+  return { records, rejected }
 }
 
 /** A message as this agent sends it (records it could not take are never sent on). */
 export type OutgoingMessage =
-  | Exclude<RegistryMessage, { type: 'unknown' } | { rejected: RejectedRecord } | { type: typeof MsgType.records }>
+  | Exclude<
+      RegistryMessage,
+      { type: 'unknown' } | { rejected: RejectedRecord } | { type: typeof MsgType.records } | { type: typeof MsgType.notice }
+    >
   | { type: typeof MsgType.records; records: readonly ServiceRecord[]; more?: boolean }
+  | { type: typeof MsgType.notice; bootId: string; from: Version; to: Version; records: readonly ServiceRecord[] }
 
 export function encodeMessage(m: OutgoingMessage, o: EncodeOptions = {}): Uint8Array {
   switch (m.type) {
@@ -427,6 +508,15 @@ export function encodeMessage(m: OutgoingMessage, o: EncodeOptions = {}): Uint8A
       return packr.pack([MsgType.summary, m.owners, m.records, Buffer.from(m.hash.buffer, m.hash.byteOffset, m.hash.byteLength)])
     case MsgType.digestGet:
       return packr.pack([MsgType.digestGet])
+    case MsgType.notice:
+      // A notice without records is 4 fields: every byte counts when a burst sends hundreds.
+      return packr.pack(
+        m.records.length === 0
+          ? [MsgType.notice, m.bootId, m.to[0], m.to[1]]
+          : [MsgType.notice, m.bootId, m.to[0], m.to[1], m.from[0], m.from[1], m.records.map((r) => recordTuple(r, o))],
+      )
+    case MsgType.since:
+      return packr.pack([MsgType.since, m.wants.map(coverageTuple)])
   }
 }
 
@@ -467,15 +557,20 @@ export function decodeMessage(data: Uint8Array, notes?: WireNotes): RegistryMess
         }),
       }
     case MsgType.records: {
-      const records: ServiceRecord[] = []
-      const rejected: RejectedRecord[] = []
-      arr(a[1], 'records').forEach((r, i) => {
-        const got = takeRecord(r, `records[${i}]`, notes, () => packr.pack([MsgType.record, ...(r as unknown[])]).length)
-        if ('record' in got) records.push(got.record)
-        else rejected.push(got.rejected)
-      })
-      return { type: MsgType.records, records, rejected, more: a[2] === true }
+      const { records, rejected } = recordList(a[1], 'records', notes)
+      const covered = a[3] === undefined || a[3] === null ? [] : coverageList(a[3], 'records.covered')
+      return { type: MsgType.records, records, rejected, more: a[2] === true, covered }
     }
+    case MsgType.notice: {
+      const bootId = str(a[1], 'notice.bootId', MAX_BOOT)
+      const to = version(a[2], a[3], 'notice.to')
+      if (a.length <= 4) return { type: MsgType.notice, bootId, from: to, to, records: [], rejected: [] }
+      const from = version(a[4], a[5], 'notice.from')
+      const { records, rejected } = recordList(a[6], 'notice.records', notes)
+      return { type: MsgType.notice, bootId, from, to, records, rejected }
+    }
+    case MsgType.since:
+      return { type: MsgType.since, wants: coverageList(a[1], 'since') }
     case MsgType.get:
       return { type: MsgType.get, host: str(a[1], 'get.host', MAX_HOST), id: str(a[2], 'get.id', MAX_ID) }
     case MsgType.digest:
