@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cliAgent, freeLoopbackPort, type CliAgent } from './lib/agent-process.js'
 import { previousRelease } from './lib/previous-release.js'
+import { REGISTRY_PROTOCOL } from '../src/registry/wire.js'
 
 interface HostJson {
   name: string
@@ -122,7 +123,11 @@ t.test('the previous release and this one in one cluster: records flow both ways
     (await (await fetch(`${nu.http}/api/members.json`)).json()) as { members: Array<{ name: string; meta: Record<string, string> }> }
   ).members
   t.notOk(members.find((m) => m.name === 'old-1')?.meta.proto, 'the old release advertises no protocol (1)')
-  t.match(members.find((m) => m.name === 'new')?.meta, { proto: '2', reg: '2' }, 'the new one advertises its protocols')
+  t.match(
+    members.find((m) => m.name === 'new')?.meta,
+    { proto: '2', reg: String(REGISTRY_PROTOCOL) },
+    'the new one advertises its protocols',
+  )
   for (const a of [old1, old2, nu]) {
     t.same(await metric(a, /^shoal_gossip_decode_errors_total [1-9]/), [], 'no gossip decode error')
   }

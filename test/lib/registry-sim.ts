@@ -7,6 +7,7 @@ import { SimNetwork } from '../../src/gossip/transport-sim.js'
 import { silentLogger } from '../../src/log.js'
 import { GossipBridge } from '../../src/registry/bridge.js'
 import { Catalog, type LocalRecord } from '../../src/registry/catalog.js'
+import { REGISTRY_PROTOCOL } from '../../src/registry/wire.js'
 import { seeded } from './random.js'
 export { seeded }
 
@@ -47,7 +48,13 @@ export function service(host: string, i: number, port = 8000 + i, status: LocalR
 export async function registrySim(
   hosts: number,
   perHost: number,
-  opts: { seed?: number; profile?: 'lan' | 'local'; loss?: number } = {},
+  opts: {
+    seed?: number
+    profile?: 'lan' | 'local'
+    loss?: number
+    /** The registry protocol node i advertises (gossip metadata `reg`), as an agent does; undefined: none, as release 1. Default: this release's. */
+    protocol?: (i: number) => number | undefined
+  } = {},
 ): Promise<RegistrySim> {
   const clock = new VirtualClock()
   const random = seeded(opts.seed ?? 1)
@@ -57,8 +64,9 @@ export async function registrySim(
   for (let i = 0; i < hosts; i++) {
     const name = `host-${String(i).padStart(3, '0')}`
     const ip = `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`
+    const reg = opts.protocol ? opts.protocol(i) : REGISTRY_PROTOCOL
     const gossip = new Gossip(
-      { name, cluster: 'sim', profile: opts.profile ?? 'local' },
+      { name, cluster: 'sim', profile: opts.profile ?? 'local', meta: reg === undefined ? {} : { reg: String(reg) } },
       { transport: net.transport(ip), clock, logger, random },
     )
     await gossip.start()
