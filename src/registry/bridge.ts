@@ -807,7 +807,12 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const before = this.protocols.get(m.name)
     if (before !== undefined && before < NOTICE_PROTOCOL) this.olderPeers--
     this.protocols.delete(m.name)
-    if (!isUp(m.state)) return
+    if (!isUp(m.state)) {
+      // A member down passes no notice on until it is back (with its records pulled anew):
+      // the map stays as large as the members up.
+      this.relayed.delete(m.name)
+      return
+    }
     const reg = registryProtocolOf(m.meta)
     this.protocols.set(m.name, reg)
     if (reg < NOTICE_PROTOCOL) this.olderPeers++
