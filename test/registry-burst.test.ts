@@ -88,3 +88,29 @@ t.test('a cluster with members of protocol 2: every record goes as its own broad
     'no notice while a member that is up speaks protocol 2',
   )
 })
+
+t.test('changes one after another, 300 ms apart on one owner: each notice carries its record, nobody pulls', async (t) => {
+  const sim = await registrySim(20, PER_HOST, { seed: 12, profile: 'lan' })
+  t.teardown(() => sim.stop())
+  t.ok(await sim.clock.runUntil(() => sim.converged(), 120_000, 100), 'the initial state converges')
+  await sim.clock.advance(10_000)
+  const pulls = () => sim.nodes.reduce((s, n) => s + n.bridge.stats.sincePulls, 0)
+  const before = pulls()
+  const owner = sim.nodes[4]!
+  const worst: number[] = []
+  for (let k = 0; k < 10; k++) {
+    owner.catalog.upsertLocal(service(owner.ip, k % PER_HOST, 7000 + k))
+    const rec = owner.catalog.get(owner.name, `s${k % PER_HOST}`)!
+    const at = sim.clock.now()
+    const reached = () =>
+      sim.nodes.every((n) => {
+        const v = n.catalog.versionOf(rec.host, rec.id)
+        return v !== undefined && compareVersions(v, rec.version) >= 0
+      })
+    t.ok(await sim.clock.runUntil(reached, 10_000, 10), `change ${k} reaches every host`)
+    worst.push(sim.clock.now() - at)
+    await sim.clock.advance(Math.max(0, 300 - (sim.clock.now() - at)))
+  }
+  t.equal(pulls() - before, 0, 'no pull: every notice carried its one record')
+  t.ok(Math.max(...worst) <= 350, `each within 350 ms of virtual time (${worst.join(', ')} ms)`)
+})

@@ -215,7 +215,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly protocols = new Map<string, number>()
   private olderPeers = 0
   /** The changes this owner's queued notice covers: from `base` (what peers are presumed to hold) to `to`. */
-  private episode: { base: Version; to: Version } | undefined
+  private episode: { base: Version; to: Version; at: number } | undefined
+  /** After this long in the queue a notice has gone out at least once (early rounds send within 20 ms). */
+  private readonly outAfterMs: number
   /** `to` of this owner's last notice that gossip finished sending. */
   private announced: Version = [0, 0]
   /** The newest notice passed on per owner: an older one that completes its pull later is not. */
@@ -250,6 +252,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.inlineRecords = opts.inlineRecords ?? 1
     const interval = components.gossip.timing?.gossipIntervalMs
     this.catchUpMs = opts.catchUpMs ?? (interval !== undefined ? 2 * interval : 1000)
+    this.outAfterMs = interval ?? 200
     this.random = components.random ?? Math.random
     this.pullMaxOwners = opts.pullMaxOwners ?? 64
     this.pulls = new PullQueue(
@@ -336,20 +339,25 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   /**
    * This owner's version notice: from the version peers are presumed to hold (the last notice
-   * gossip finished sending) to the current one, with the records changed in between when they
+   * gossip finished sending, or the one queued at least a gossip interval ago) to the current one, with the records changed in between when they
    * are at most `inlineRecords` and fit a broadcast. A newer notice replaces a queued one.
    */
   private notice(): void {
     const own = this.catalog.coverage(this.catalog.self)
     if (!own) return
-    const base = this.episode?.base ?? this.announced
+    // Changes one after another (not one burst): the queued notice has gone out, so most peers
+    // hold its `to`; the next one starts there, and its record goes inline. A peer that missed
+    // the earlier notice holds less than `from` and pulls, as it would anyway.
+    const now = this.catalog.clock.now()
+    const prev = this.episode
+    const base = prev ? (now - prev.at >= this.outAfterMs ? prev.to : prev.base) : this.announced
     if (compareVersions(own.version, base) <= 0) return
     const changed = this.catalog.localRecords().filter((r) => compareVersions(r.version, base) > 0)
     const inline = changed.length <= this.inlineRecords ? changed : []
     let payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: inline })
     if (inline.length > 0 && payload.length > this.maxBroadcast)
       payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: [] })
-    const ep = { base, to: own.version }
+    const ep = { base, to: own.version, at: prev && base === prev.base ? prev.at : now }
     this.episode = ep
     try {
       this.gossip.broadcast(NOTICE_KEY, payload, (sent) => {
