@@ -96,8 +96,8 @@ export interface GossipBridgeOptions {
   warnEveryMs?: number
   /**
    * An owner's notice carries its changed records inline while they are at most this many
-   * (and fit `maxBroadcastBytes`); beyond, receivers pull them. Default 1: a single change
-   * spreads with its record, a burst as notices.
+   * (and fit `maxBroadcastBytes`); beyond, receivers pull them. Default 2: a single change, or an
+   * instance replaced (one record removed, one added), spreads with its records; a burst as notices.
    */
   inlineRecords?: number
   /** Pulls after notices in flight at once. Default 4. */
@@ -249,7 +249,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.announce = opts.announceOnStart ?? true
     this.answerBudget = opts.answerBudgetBytes ?? 4 * 1024 * 1024
     this.warnEveryMs = opts.warnEveryMs ?? 60_000
-    this.inlineRecords = opts.inlineRecords ?? 1
+    this.inlineRecords = opts.inlineRecords ?? 2
     const interval = components.gossip.timing?.gossipIntervalMs
     this.catchUpMs = opts.catchUpMs ?? (interval !== undefined ? 2 * interval : 1000)
     this.outAfterMs = interval ?? 200
