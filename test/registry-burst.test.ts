@@ -6,6 +6,7 @@
 // Virtual time: the figures do not depend on the machine's load.
 import t from 'tap'
 import { compareVersions } from '../src/registry/hlc.js'
+import type { ServiceRecord } from '../src/registry/types.js'
 import { registrySim, seeded, service, type RegistrySim } from './lib/registry-sim.js'
 
 const HOSTS = 50
@@ -29,6 +30,14 @@ function burst(sim: RegistrySim, seed: number): void {
     else if (r < 0.85) n.catalog.removeLocal(`s${i}`)
     else n.catalog.upsertLocal(service(n.ip, PER_HOST + 5 + k))
   }
+}
+
+/** Whether every host holds `rec`'s version of it, or a later one. */
+function heldEverywhere(sim: RegistrySim, rec: ServiceRecord): boolean {
+  return sim.nodes.every((n) => {
+    const v = n.catalog.versionOf(rec.host, rec.id)
+    return v !== undefined && compareVersions(v, rec.version) >= 0
+  })
 }
 
 async function measure(protocol: (i: number) => number | undefined): Promise<{ ms: number; bytesPerHost: number; sim: RegistrySim }> {
@@ -67,12 +76,7 @@ t.test(`a burst of ${CHANGES} changes on ${HOSTS} hosts x ${PER_HOST} services, 
   owner.catalog.upsertLocal(service(owner.ip, 3, 7777))
   const rec = owner.catalog.get(owner.name, 's3')!
   const at = sim.clock.now()
-  const reached = () =>
-    sim.nodes.every((n) => {
-      const v = n.catalog.versionOf(rec.host, rec.id)
-      return v !== undefined && compareVersions(v, rec.version) >= 0
-    })
-  t.ok(await sim.clock.runUntil(reached, 10_000, 10), 'a single change reaches every host')
+  t.ok(await sim.clock.runUntil(() => heldEverywhere(sim, rec), 10_000, 10), 'a single change reaches every host')
   t.ok(sim.clock.now() - at <= 350, `within 350 ms of virtual time (${sim.clock.now() - at} ms)`)
 })
 
@@ -102,12 +106,7 @@ t.test('changes one after another, 300 ms apart on one owner: each notice carrie
     owner.catalog.upsertLocal(service(owner.ip, k % PER_HOST, 7000 + k))
     const rec = owner.catalog.get(owner.name, `s${k % PER_HOST}`)!
     const at = sim.clock.now()
-    const reached = () =>
-      sim.nodes.every((n) => {
-        const v = n.catalog.versionOf(rec.host, rec.id)
-        return v !== undefined && compareVersions(v, rec.version) >= 0
-      })
-    t.ok(await sim.clock.runUntil(reached, 10_000, 10), `change ${k} reaches every host`)
+    t.ok(await sim.clock.runUntil(() => heldEverywhere(sim, rec), 10_000, 10), `change ${k} reaches every host`)
     worst.push(sim.clock.now() - at)
     await sim.clock.advance(Math.max(0, 300 - (sim.clock.now() - at)))
   }
