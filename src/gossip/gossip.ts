@@ -153,7 +153,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
   private running = false
   private startPromise: Promise<void> | undefined
   private stopped = false
-  private seq = Math.floor(Math.random() * 1000)
+  /** Message sequence numbers; the first is random (from `random`, so that a seeded simulation is the same every run). */
+  private seq: number
   private readonly acks = new Map<number, AckHandler>()
   private readonly timers = new Set<Timer>()
   private readonly seenUser = new Map<string, number>()
@@ -203,6 +204,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.transport = components.transport
     this.clock = components.clock
     this.random = components.random ?? Math.random
+    this.seq = Math.floor(this.random() * 1000)
     this.log = components.logger.child({ component: 'gossip', node: opts.name })
     this.mtu = opts.mtu ?? DEFAULT_MTU
     this.wire = new Wire(opts.keyring ? { label: opts.cluster, keyring: opts.keyring } : { label: opts.cluster })

@@ -71,7 +71,7 @@ export async function registrySim(
     )
     await gossip.start()
     const catalog = new Catalog({ cluster: 'sim', self: name, address: `${ip}:7946` }, { clock, logger })
-    const bridge = new GossipBridge({}, { catalog, gossip, logger })
+    const bridge = new GossipBridge({}, { catalog, gossip, logger, random })
     nodes.push({ name, ip, gossip, catalog, bridge })
   }
   const seed = `${nodes[0]!.ip}:7946`
