@@ -344,6 +344,8 @@ interface Driver {
   crash(victim: number): Promise<{ lat: number[]; missing: number }>
   pids(): Array<number | undefined>
   stop(): Promise<void>
+  /** After the changes: what the agents counted of how changes spread (Shoal: its registry notice metrics, summed). */
+  spreadNote?(): Promise<string>
 }
 
 class SerfDriver implements Driver {
@@ -530,6 +532,18 @@ class ShoalDriver implements Driver {
     if (i > 0) args.push('--join', `127.0.0.1:${this.gossip(0)}`)
     return launch(`shoal-${i}`, process.execPath, [...NODE_FLAGS, ...args], join(this.dir, `shoal-${i}.log`))
   }
+  async spreadNote(): Promise<string> {
+    const sums = new Map<string, number>()
+    for (let i = 0; i < this.n; i++) {
+      if (!this.procs[i]?.alive) continue
+      const res = await fetch(`http://127.0.0.1:${this.http(i)}/metrics`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+      const text = res ? await res.text() : ''
+      for (const m of text.matchAll(/^(shoal_registry_notice\w*\{[^}]*\}) (\d+)$/gm)) sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[2]))
+    }
+    return (
+      [...sums].map(([k, v]) => `${k.replace('shoal_registry_', '')} ${v}`).join(', ') || 'no notice metrics (a release without notices)'
+    )
+  }
   private async get(i: number, path: string): Promise<any> {
     const res = await fetch(`http://127.0.0.1:${this.http(i)}${path}`, { signal: AbortSignal.timeout(3000) })
     return res.json()
@@ -701,6 +715,7 @@ async function runOne(system: string, n: number): Promise<Result> {
       await sleep(500)
     }
     log(`[${system} n=${n}] propagation p50 ${pct(prop, 50).toFixed(0)} p99 ${pct(prop, 99).toFixed(0)} ms (missing ${propMissing})`)
+    if (EVENTS > 0 && driver.spreadNote) note += `; after the changes: ${await driver.spreadNote()}`
     const crash: number[] = []
     let crashMissing = 0
     for (let c = 0; c < CRASHES; c++) {

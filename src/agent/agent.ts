@@ -308,6 +308,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       rejected: bridge.stats.recordsRejected,
       unknownMessages: bridge.stats.unknownMessages,
       unknownFields: bridge.stats.unknownFields,
+      notices: { sent: bridge.stats.noticesSent, received: bridge.stats.noticesIn, applied: bridge.stats.noticesApplied },
+      noticePulls: { ok: bridge.stats.sincePulls - bridge.stats.sincePullsFailed, failed: bridge.stats.sincePullsFailed },
     }))
     this.watchKeyFile()
     this.warmStart(bridge)

@@ -350,6 +350,10 @@ export interface RegistryMetricsSource {
   unknownMessages: number
   /** Records or ports with fields after the ones this release knows (kept and passed on). */
   unknownFields: number
+  /** Version notices: this owner's handed to gossip (`sent`), others' first copies (`received`), those whose inline records filled the gap (`applied`). */
+  notices: { sent: number; received: number; applied: number }
+  /** Pulls after notices (`since` requests) and digest comparisons after a burst, by result (`ok`, `failed`). */
+  noticePulls: { ok: number; failed: number }
 }
 
 /**
@@ -398,6 +402,20 @@ export function registerRegistryMetrics(registry: Registry, stats: () => Registr
     'Registry messages of a type this release does not know (kind="message", skipped) or records with fields after the known ones (kind="field", kept and passed on).',
     'kind',
     () => ({ message: stats().unknownMessages, field: stats().unknownFields }),
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_notices_total',
+    'Version notices (docs/gossip.md): this owner\'s handed to gossip (kind="sent"), other owners\' first copies (kind="received"), and those whose inline records filled the gap at once (kind="applied"); received minus applied needed a pull or were already held.',
+    'kind',
+    () => stats().notices,
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_registry_notice_pulls_total',
+    'Pulls of records after version notices (since requests to the member that told, then the owner), by result: ok, or failed (the next teller is asked; push-pull repairs the rest).',
+    'result',
+    () => stats().noticePulls,
   )
 }
 
