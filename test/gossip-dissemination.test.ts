@@ -2,7 +2,7 @@
 // oversized messages go over streams, early rounds are rate-limited, push-pull carries the
 // application state, and reconnect heals a partition.
 import t from 'tap'
-import { simCluster } from './lib/gossip-sim.js'
+import { aliveView, simCluster } from './lib/gossip-sim.js'
 import type { Gossip } from '../src/gossip/gossip.js'
 
 t.test('many broadcasts: all delivered, every datagram within the MTU', async (t) => {
@@ -42,6 +42,8 @@ t.test('a broadcast too big for a datagram is delivered over streams', async (t)
       got.push(`${from}:${p.length}`)
     }),
   )
+  // The streams go to the members the origin knows alive: wait until it knows all of them (joins go through n0).
+  t.ok(await c.clock.runUntil(() => aliveView(c.nodes[2]!).length === 8, 10_000), 'the origin knows every member alive')
   c.nodes[2]!.broadcast('big', Buffer.alloc(5000, 1))
   await c.clock.advance(1000)
   t.equal(got.length, 7)
