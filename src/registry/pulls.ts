@@ -1,5 +1,5 @@
 /**
- * The receiving side of per-owner version notices (docs/gossip.md, "Notices and pulls"): a
+ * The receiving side of per-owner version notices (docs/gossip.md, "The registry on gossip"): a
  * notice says an owner is at version V; this replica, when it does not hold the owner's
  * records up to V, pulls them from the members that told it (the one whose datagram carried
  * the notice first, then the owner), and passes the notice on only once it holds them, so a
