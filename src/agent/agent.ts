@@ -217,10 +217,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     const conflicts = new ServicePortConflicts({ catalog, logger: log })
     await this.run('serviceport-conflicts', conflicts, (c) => c.start())
 
+    const xdsAlsoOn = xdsInterfaceAddresses(cfg.xdsInterfaces)
     const xds = new XdsServer(
       {
         bind: cfg.xds,
-        alsoOn: xdsInterfaceAddresses(cfg.xdsInterfaces),
+        alsoOn: xdsAlsoOn,
         envoyBind: cfg.envoyBind,
         localHost: cfg.node,
         tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
@@ -314,8 +315,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         gossip: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }),
         ui: `http://${formatHostPort({ host: cfg.http.host, port: this.bound.http })}/`,
         xds: formatHostPort({ host: cfg.xds.host, port: this.bound.xds }),
+        ...(xdsAlsoOn.length > 0 ? { xdsAlsoOn } : {}),
+        ...(cfg.xdsSocket !== undefined ? { xdsSocket: cfg.xdsSocket } : {}),
         ...(cfg.dns ? { dns: formatHostPort({ host: cfg.dns.bind.host, port: this.bound.dns }) } : {}),
       },
+      // The one line that says the agent listens: logged only once every listener is bound.
       'shoal agent started',
     )
   }

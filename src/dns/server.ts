@@ -159,9 +159,10 @@ export class DnsServer implements Startable {
     tcp.on('error', (err) => this.log.warn({ err: err.message }, 'DNS TCP listener error'))
     this.udp = udp
     this.tcp = tcp
-    this.log.info(
+    // At debug: the agent's "shoal agent started" line says where it listens, once all are bound.
+    this.log.debug(
       { address: formatHostPort({ host, port }), domain: `${this.domain}.`, recursors: this.recursors.map(formatHostPort) },
-      'DNS listening',
+      'DNS bound',
     )
     return { port }
   }

@@ -185,7 +185,8 @@ export class HttpServer {
       this.c.membership.on(name, fn)
     }
     const bound = (server.address() as AddressInfo).port
-    this.log.info({ address: `${host}:${bound}` }, 'http endpoint listening')
+    // At debug: the agent's "shoal agent started" line says where it listens, once all are bound.
+    this.log.debug({ address: `${host}:${bound}` }, 'http endpoint bound')
     return { port: bound }
   }
 

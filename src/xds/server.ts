@@ -438,9 +438,11 @@ export class XdsServer {
     this.refreshGroups()
     this.servers.update(this.components.catalog.snapshot())
     this.extras?.update(this.components.catalog.snapshot())
-    this.log.info(
+    // At debug: the agent's one "shoal agent started" line says where it listens, once every
+    // listener is bound (a later listener's failure must not follow a line claiming it runs).
+    this.log.debug(
       { bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [], socket: this.opts.socket },
-      'xDS server listening',
+      'xDS server bound',
     )
     return { port: this.port }
   }
