@@ -18,6 +18,8 @@ import {
   StaticSource,
   type CatalogView,
   type ServiceSource,
+  type SourceEntryProblem,
+  type SourceStatus,
 } from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
 import { DockerSource } from '../docker/index.js'
@@ -243,8 +245,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         joinPending: () => this.joinWatch.pending(),
         keys: () => gossip.keyUse(),
         sources: () =>
-          sources.map(
-            (src) => src.status?.() ?? { source: src.source, where: '', ok: true, services: src.services().length, loads: 0, rejected: 0 },
+          sources.map((src) =>
+            withEntryProblems(
+              src.status?.() ?? { source: src.source, where: '', ok: true, services: src.services().length, loads: 0, rejected: 0 },
+              local.entryProblems(src.source),
+            ),
           ),
         xdsDebug: () => xds.debugInfo(),
         registry: this.registry,
@@ -561,6 +566,16 @@ function xdsInterfaceAddresses(names: string[]): string[] {
       )
     return ip
   })
+}
+
+/**
+ * A source's status with what the record limits did to its entries: a refused entry is not
+ * served, so the source is not `ok` and announces one service fewer.
+ */
+function withEntryProblems(st: SourceStatus, entries: SourceEntryProblem[]): SourceStatus {
+  if (entries.length === 0) return st
+  const refused = new Set(entries.filter((e) => e.action === 'refused').map((e) => e.id)).size
+  return { ...st, ok: st.ok && refused === 0, services: Math.max(0, st.services - refused), entries }
 }
 
 /** A listener's start, with a bind failure named by the flag that sets its address. */

@@ -15,6 +15,7 @@ import {
   type LocalServiceSpec,
   type ServicePortSpec,
   type ServiceStatus,
+  type SourceEntryProblem,
 } from './types.js'
 
 /**
@@ -85,8 +86,11 @@ export class LocalServices {
   private readonly draining = new Map<string, Drain>()
   /** The agent is leaving: every instance drains (`drainAll`). */
   private leaving = false
-  /** Per source and id, the problems last reported, so that an unchanged spec is not reported again. */
-  private readonly reported = new Map<string, string>()
+  /**
+   * Per source and id, the problems last reported (so that an unchanged spec is not reported
+   * again), and what `entryProblems` shows of them while the spec stays so.
+   */
+  private readonly reported = new Map<string, { sig: string; entries: SourceEntryProblem[] }>()
   private started = false
   private readonly onHealth = (id: string, _status: CheckStatus): void => {
     if (this.started && this.specs.has(id)) this.write(id)
@@ -139,15 +143,28 @@ export class LocalServices {
 
   private report(key: string, s: LocalServiceSpec, problems: ReturnType<typeof fitSpec>['problems']): void {
     const sig = JSON.stringify(problems)
-    if ((this.reported.get(key) ?? '[]') === sig) return
-    this.reported.set(key, sig)
+    if ((this.reported.get(key)?.sig ?? '[]') === sig) return
     const origin = s.origin ?? `${s.source} instance ${s.id}`
+    const entries = problems.map((p) => ({ id: s.id, origin, action: p.action, limit: problemLabel(p), message: p.message }))
+    if (problems.length === 0) this.reported.delete(key)
+    else this.reported.set(key, { sig, entries })
     for (const p of problems) {
       const counts = p.action === 'refused' ? this.stats.refused : this.stats.trimmed
       const label = problemLabel(p)
       counts[label] = (counts[label] ?? 0) + 1
       this.log.warn({ origin, id: s.id, limit: label, action: p.action }, `${origin}: ${p.message} (record limits: README "Known limits")`)
     }
+  }
+
+  /**
+   * What the record limits did to a source's entries as they are now, for /api/sources.json:
+   * each entry refused (not served) or trimmed (served without what was cut), with its origin
+   * (file entry or container), the limit and the message the warning gave. Empty when all fit.
+   */
+  entryProblems(source: SourceName): SourceEntryProblem[] {
+    const out: SourceEntryProblem[] = []
+    for (const [key, r] of this.reported) if (key.startsWith(`${source}\u0000`)) out.push(...r.entries)
+    return out
   }
 
   /** The specs in effect. */

@@ -404,9 +404,14 @@ function refreshXds() {
 async function refreshSources() {
   try {
     const { sources = [] } = await (await fetch('/api/sources.json')).json()
-    const items = sources
-      .filter((s) => !s.ok)
-      .map((s) => `${s.source}: ${s.error?.message ?? `${s.where}: failing`}; still announcing its last good ${s.services} service(s)`)
+    const items = []
+    for (const s of sources) {
+      const entries = s.entries || []
+      if (s.error || (!s.ok && !entries.some((e) => e.action === 'refused')))
+        items.push(`${s.source}: ${s.error?.message ?? `${s.where}: failing`}; still announcing its last good ${s.services} service(s)`)
+      // Entries the record limits refused (not served) or trimmed (served without what was cut).
+      for (const e of entries) items.push(`${s.source}: ${e.origin}: ${e.message} (record limits: README "Known limits")`)
+    }
     $('source-warnings').hidden = items.length === 0
     $('source-list').replaceChildren(...items.map((text) => el('li', { text })))
   } catch {
