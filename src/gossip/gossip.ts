@@ -43,6 +43,7 @@ import {
   type GossipEvents,
   type GossipStats,
   type JoinAttempt,
+  type JoinBackResult,
   type KeyUse,
   type Member,
   type RejectReason,
@@ -184,6 +185,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     decodeErrors: 0,
     rejected: {} as Record<string, number>,
     joinFailures: {} as Record<string, number>,
+    joinBacks: { joined: 0, conflict: 0, failed: 0 } as Record<JoinBackResult, number>,
     pushPulls: 0,
     pushPullsFailed: 0,
   }
@@ -435,6 +437,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       unknownFields: this.notes.extraFields,
       rejected: { ...c.rejected },
       joinFailures: { ...c.joinFailures },
+      joinBacks: { ...c.joinBacks },
       queueDepth: this.queue.size(),
       awareness: this.awareness.health(),
       pushPulls: c.pushPulls,
@@ -711,10 +714,18 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.lastJoinBackAt = now
     this.joinBackInflight = true
     this.pushPull(addr, true)
-      .then(() => this.log.info({ peer: name, addr: addrKey(addr) }, 'joined back through a peer that probed this node'))
+      .then(() => {
+        this.counters.joinBacks.joined++
+        this.log.info({ peer: name, addr: addrKey(addr) }, 'joined back through a peer that probed this node')
+      })
       .catch((err: unknown) => {
-        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.log.warn({ peer: name, err: (err as Error).message }, 'join back refused')
-        else this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
+        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) {
+          this.counters.joinBacks.conflict++
+          this.log.warn({ peer: name, err: (err as Error).message }, 'join back refused')
+        } else {
+          this.counters.joinBacks.failed++
+          this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
+        }
       })
       .finally(() => {
         this.joinBackInflight = false

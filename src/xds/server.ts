@@ -159,11 +159,19 @@ export interface XdsClientDebug {
   /** The listener it came through: `tcp` (`--xds`) or `unix` (`--xds-socket`). */
   transport: Transport
   connectedAt: number
+  /**
+   * Held while resuming: it reconnected presenting a configuration other than this agent's
+   * host-only view (from before the agent restarted), so it keeps what it has, unanswered,
+   * until the first peer exchange (setReady; README "Warm start").
+   */
+  held: boolean
   types: XdsTypeDebug[]
 }
 
 export interface XdsDebugInfo {
   ready: boolean
+  /** Ready with a host-only view (no peer exchange yet): clients resuming with another configuration are held. */
+  holdResuming: boolean
   clients: XdsClientDebug[]
   conflicts: ServicePortConflict[]
   /**
@@ -268,6 +276,8 @@ export class XdsServer {
   private loggedAuthz = new Map<string, AuthzIssue>()
   private readonly m: {
     clients: Gauge<'kind'>
+    held: Gauge<'kind'>
+    heldTotal: Counter<'kind'>
     pushes: Counter
     acks: Counter
     nacks: Counter
@@ -295,6 +305,16 @@ export class XdsServer {
       clients: gauge(registry, {
         name: 'shoal_xds_connected_clients',
         help: 'Connected ADS streams, by node kind (envoy, grpc; a stream is envoy until its node says otherwise).',
+        labelNames: ['kind'],
+      }),
+      held: gauge(registry, {
+        name: 'shoal_xds_held_clients',
+        help: "Connected ADS streams held while resuming, by node kind: they reconnected with a configuration from before this agent's restart and keep it, unanswered, until the first peer exchange.",
+        labelNames: ['kind'],
+      }),
+      heldTotal: counter(registry, {
+        name: 'shoal_xds_resumes_held_total',
+        help: 'ADS streams held while resuming since start (see shoal_xds_held_clients), by node kind.',
         labelNames: ['kind'],
       }),
       pushes: counter(registry, {
@@ -351,7 +371,11 @@ export class XdsServer {
       }),
     }
     // Every series from the start, at zero (a quiet agent answers every dashboard panel).
-    for (const kind of NODE_KINDS) this.m.clients.set({ kind }, 0)
+    for (const kind of NODE_KINDS) {
+      this.m.clients.set({ kind }, 0)
+      this.m.held.set({ kind }, 0)
+      this.m.heldTotal.inc({ kind }, 0)
+    }
     for (const { label: type } of XDS_TYPES) {
       for (const m of [this.m.pushes, this.m.acks, this.m.nacks, this.m.invalid]) m.inc({ type }, 0)
       this.m.sent.zero({ type })
@@ -511,7 +535,12 @@ export class XdsServer {
     this.holdResuming = hold
     this.log.info({ ready, holdResuming: hold }, 'xDS readiness changed')
     for (const c of this.clients.values()) {
+      const was = c.held
       c.held = hold && (c.held || this.differs(c))
+      if (c.held && !was) this.m.heldTotal.inc({ kind: c.kind })
+    }
+    this.countClients()
+    for (const c of this.clients.values()) {
       if (served.has(c) || !this.serves(c)) continue
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
@@ -557,6 +586,7 @@ export class XdsServer {
       transport: c.transport,
       service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
+      held: this.isHeld(c),
       types: [...c.types.values()].map((sub) => {
         const snap = snapOf(c)
         const target = snap ? this.select(snap, sub) : null
@@ -581,6 +611,7 @@ export class XdsServer {
     }
     return {
       ready: this.ready,
+      holdResuming: this.holdResuming,
       clients,
       conflicts: this.conflicts,
       dropped: this.builder?.dropped(null) ?? [],
@@ -650,8 +681,18 @@ export class XdsServer {
 
   private countClients(): void {
     const n = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
-    for (const c of this.clients.values()) n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+    const held = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
+    for (const c of this.clients.values()) {
+      n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+      if (this.isHeld(c)) held.set(c.kind, (held.get(c.kind) ?? 0) + 1)
+    }
     for (const [kind, v] of n) this.m.clients.set({ kind }, v)
+    for (const [kind, v] of held) this.m.held.set({ kind }, v)
+  }
+
+  /** Held now: its resume waits for the first peer exchange (setReady). */
+  private isHeld(c: Client): boolean {
+    return this.ready && this.holdResuming && c.held
   }
 
   private dropClient(c: Client): void {
@@ -748,6 +789,8 @@ export class XdsServer {
           c.presented.set(type.url, o.versionInfo)
           if (this.ready && this.holdResuming && !c.held && this.differs(c)) {
             c.held = true
+            this.m.heldTotal.inc({ kind: c.kind })
+            this.countClients()
             this.log.info(
               { stream: c.stream, node: c.node?.id, type: type.label, version: o.versionInfo },
               'a reconnecting client holds a configuration other than this host-only view: it keeps it, unanswered, until a peer exchange',
