@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events'
 import { formatHostPort, parseHostPort } from '../address.js'
 import { isErrorCode, isShoalError, ShoalError } from '../errors.js'
 import { Buckets } from '../histogram.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
 import { REFUSAL_TEXT, joinFailureReason } from './failures.js'
@@ -496,7 +496,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       opts.onAttempt(attempt)
     } catch (err) {
-      this.log.error({ err }, 'join onAttempt callback threw')
+      logProblem(
+        this.log,
+        'error',
+        { what: `the join's onAttempt callback threw (${(err as Error).message})`, input: 'join', fix: INTERNAL_FAULT },
+        { err },
+      )
     }
   }
 
@@ -540,7 +545,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
     } catch (err) {
-      this.log.error({ err, event }, 'gossip event listener threw')
+      logProblem(
+        this.log,
+        'error',
+        { what: `a gossip ${event} listener threw (${(err as Error).message})`, input: event, fix: INTERNAL_FAULT },
+        { err, event },
+      )
     }
   }
 
@@ -570,7 +580,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         fn()
       } catch (err) {
-        this.log.error({ err }, 'gossip periodic task failed')
+        logProblem(
+          this.log,
+          'error',
+          { what: `a gossip periodic task failed (${(err as Error).message})`, input: this.self.name, fix: INTERNAL_FAULT },
+          { err },
+        )
       }
       this.after(period(), run)
     }
@@ -721,7 +736,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       .catch((err: unknown) => {
         if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) {
           this.counters.joinBacks.conflict++
-          this.log.warn({ peer: name, err: (err as Error).message }, 'join back refused')
+          logProblem(
+            this.log,
+            'warn',
+            {
+              what: `join back through ${name} refused: ${(err as Error).message}`,
+              input: name,
+              fix: 'give each node its own --node name',
+            },
+            { peer: name, err: (err as Error).message },
+          )
         } else {
           this.counters.joinBacks.failed++
           this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
@@ -845,7 +869,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         h(m.payload, m.origin)
       } catch (err) {
-        this.log.error({ err, origin: m.origin }, 'message handler threw')
+        logProblem(
+          this.log,
+          'error',
+          {
+            what: `a user message handler threw on a message from ${m.origin} (${(err as Error).message})`,
+            input: m.origin,
+            fix: INTERNAL_FAULT,
+          },
+          { err, origin: m.origin },
+        )
       }
     }
     if (viaStream) return
@@ -931,7 +964,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       this.delegate.mergeRemoteState(m.state, join, this.table.snapshot(from))
     } catch (err) {
-      this.log.warn({ err, from: m.from }, 'state delegate merge failed')
+      logProblem(
+        this.log,
+        'warn',
+        { what: `merging the state of ${m.from} failed (${(err as Error).message})`, input: m.from, fix: INTERNAL_FAULT },
+        { err, from: m.from },
+      )
     }
   }
 
@@ -1062,7 +1100,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (!this.running) return undefined
       return this.wire.seal(out)
     } catch (err) {
-      this.log.warn({ from: addrKey(from), err }, 'stream request failed')
+      logProblem(
+        this.log,
+        'warn',
+        { what: `a stream request from ${addrKey(from)} failed (${(err as Error).message})`, input: addrKey(from), fix: INTERNAL_FAULT },
+        { from: addrKey(from), err },
+      )
       return undefined
     }
   }
@@ -1111,7 +1154,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         this.handle(m, from)
       } catch (err) {
-        this.log.warn({ from: addrKey(from), err }, 'handling a message failed')
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `handling a message from ${addrKey(from)} failed (${(err as Error).message})`,
+            input: addrKey(from),
+            fix: INTERNAL_FAULT,
+          },
+          { from: addrKey(from), err },
+        )
       }
     }
   }

@@ -5,7 +5,7 @@
  */
 import { ShoalError } from '../errors.js'
 import type { CheckContext, CheckResult, CheckSpec, CheckStatus } from '../health/types.js'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
 import { fitDetail, fitSpec, problemLabel } from './fit.js'
 import {
@@ -133,7 +133,17 @@ export class LocalServices {
       this.report(key, s, fit.problems)
       if (!fit.spec) continue
       // Keyed by the id as written (made well-formed by the fit), which is what peers hold.
-      if (m.has(fit.spec.id)) this.log.warn({ source, id: fit.spec.id }, 'duplicate instance id from one source; keeping the first')
+      if (m.has(fit.spec.id))
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `duplicate instance id ${fit.spec.id} from the ${source} source`,
+            input: s.origin ?? `${source} instance ${fit.spec.id}`,
+            fix: 'keeping the first; give each entry its own id',
+          },
+          { source, id: fit.spec.id },
+        )
       else m.set(fit.spec.id, fit.spec)
     }
     for (const k of this.reported.keys()) if (k.startsWith(`${source}\u0000`) && !seen.has(k)) this.reported.delete(k)
@@ -152,7 +162,19 @@ export class LocalServices {
       const counts = p.action === 'refused' ? this.stats.refused : this.stats.trimmed
       const label = problemLabel(p)
       counts[label] = (counts[label] ?? 0) + 1
-      this.log.warn({ origin, id: s.id, limit: label, action: p.action }, `${origin}: ${p.message} (record limits: README "Known limits")`)
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `${origin}: ${p.message}`,
+          input: origin,
+          fix:
+            p.action === 'refused'
+              ? 'make the entry fit the record limits (README "Known limits")'
+              : 'served as trimmed; shorten it to keep all of it (record limits: README "Known limits")',
+        },
+        { origin, id: s.id, limit: label, action: p.action },
+      )
     }
   }
 
@@ -247,7 +269,16 @@ export class LocalServices {
       for (const [id, s] of specs) {
         const prev = next.get(id)
         if (prev) {
-          this.log.warn({ id, kept: prev.source, ignored: source }, 'instance id announced by two sources')
+          logProblem(
+            this.log,
+            'warn',
+            {
+              what: `instance id ${id} announced by two sources (${prev.source} and ${source}): the ${prev.source} one is kept`,
+              input: s.origin ?? `${source} instance ${id}`,
+              fix: `give the ${source} entry another id, or drop it`,
+            },
+            { id, kept: prev.source, ignored: source },
+          )
           continue
         }
         next.set(id, s)
