@@ -25,6 +25,6 @@ export default tseslint.config(
   },
   {
     files: ['src/http/ui/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', location: 'readonly', navigator: 'readonly', localStorage: 'readonly', requestAnimationFrame: 'readonly', HTMLElement: 'readonly' } },
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', EventSource: 'readonly', location: 'readonly', navigator: 'readonly', localStorage: 'readonly', sessionStorage: 'readonly', requestAnimationFrame: 'readonly', HTMLElement: 'readonly' } },
   },
 )

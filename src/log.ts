@@ -33,6 +33,40 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   return opts.destination ? pino({ level }, opts.destination as DestinationStream) : pino({ level })
 }
 
+/**
+ * A warning or error an operator acts on, in three parts (issue 16: "what went wrong, which
+ * input, what to do"). Every warn and error line of the agent goes through `logProblem`;
+ * test/log-problems.test.ts fails on any other `.warn(` or `.error(` call in src/ and on a
+ * problem with an empty part.
+ */
+export interface Problem {
+  /** What went wrong, best naming the input in place: `Docker engine at unix:///run/docker.sock lost (ECONNRESET)`. */
+  what: string
+  /** Which input: what the operator looks up or edits (a file and entry, flag, container, peer address, instance id). Logged as the `input` field. */
+  input: string
+  /** What to do about it, or what Shoal does meanwhile and when to act: `reconnecting; its services are kept for 30 s`. */
+  fix: string
+}
+
+/** The `fix` of a problem that is a fault in Shoal itself (a listener that threw), not in what it was given. */
+export const INTERNAL_FAULT = 'a fault in Shoal, not in its input: report it with this line; the agent carries on'
+
+/** The line of a problem: `WHAT; FIX`, with ` (INPUT)` after WHAT when WHAT does not name it. */
+export function problemMessage(p: Problem): string {
+  const what = p.what.includes(p.input) ? p.what : `${p.what} (${p.input})`
+  return `${what}; ${p.fix}`
+}
+
+/**
+ * Logs a problem at `warn` or `error`: the fields, `input`, and `problemMessage(p)` as the message.
+ *
+ * @example
+ *   logProblem(log, 'warn', { what: `cannot watch the key file (${err.message})`, input: file, fix: 'SIGHUP still reloads it' }, { err })
+ */
+export function logProblem(log: Logger, level: 'warn' | 'error', p: Problem, fields: Record<string, unknown> = {}): void {
+  log[level]({ ...fields, input: p.input }, problemMessage(p))
+}
+
 /** A logger that drops everything: for tests and benches that do not read logs. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' })
@@ -47,7 +81,7 @@ export function silentLogger(): Logger {
  * @example
  *   const limit = new LogLimiter({}, { clock })
  *   const held = limit.admit(`${host}|oversize`)
- *   if (held !== undefined) log.warn(`... ${LogLimiter.suffix(held)}`)
+ *   if (held !== undefined) logProblem(log, 'warn', { what, input: host, fix: `... ${LogLimiter.suffix(held)}` })
  */
 export class LogLimiter {
   private readonly seen = new Map<string, { at: number; suppressed: number }>()

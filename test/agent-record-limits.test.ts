@@ -92,3 +92,61 @@ t.test('a record the owner serves reaches every peer, before and after a restart
   const bMetrics = await (await fetch(`http://127.0.0.1:${b2.bound.http}/metrics`)).text()
   t.notMatch(bMetrics, /shoal_registry_records_rejected_total\{[^}]*\} [1-9]/, 'b rejected nothing')
 })
+
+t.test('/api/sources.json names the entries the record limits refused or trimmed, and why', async (t) => {
+  const ports = Array.from({ length: RecordLimits.ports.build + 1 }, (_, i) => ({ port: 9000 + i, servicePort: 11000 + i }))
+  const file = staticFile('sources', [
+    { id: 'fits', name: 'fits', ports: [{ port: 8001, servicePort: 10001 }] },
+    { id: 'many', name: 'many', ports },
+    { id: 'big', name: 'big', ports: [{ port: 8002, servicePort: 10002 }], labels: { 'io.buildpacks.lifecycle.metadata': BIG } },
+  ])
+  const a = new Agent(parseAgentConfig(flags('s', file), {}), { logger: silentLogger() })
+  t.teardown(() => a.stop({ leave: false }))
+  await a.start()
+  t.same(
+    liveRecords(a.view().snapshot())
+      .map((r) => r.id)
+      .sort(),
+    ['big', 'fits'],
+    "'many' is not served",
+  )
+  const body = (await (await fetch(`http://127.0.0.1:${a.bound.http}/api/sources.json`)).json()) as {
+    sources: Array<Record<string, unknown>>
+  }
+  const [st] = body.sources
+  t.match(st, { source: 'static', where: file, ok: false, services: 2 }, 'not ok while an entry is refused; two services served')
+  t.same(
+    st!.entries,
+    [
+      {
+        id: 'many',
+        origin: `${file} services[1]`,
+        action: 'refused',
+        limit: 'ports',
+        message: `${RecordLimits.ports.build + 1} ports, at most ${RecordLimits.ports.build}; the record is not served`,
+      },
+      {
+        id: 'big',
+        origin: `${file} services[2]`,
+        action: 'trimmed',
+        limit: 'label-value',
+        message: 'label "io.buildpacks.lifecycle.metadata": 5000 characters, truncated to 1024',
+      },
+    ],
+    'which entries, what was done and why',
+  )
+
+  // The file fixed: the entries go from the answer and the source is ok again.
+  writeFileSync(file, JSON.stringify({ services: [{ id: 'fits', name: 'fits', ports: [{ port: 8001, servicePort: 10001 }] }] }))
+  const sources = async () =>
+    ((await (await fetch(`http://127.0.0.1:${a.bound.http}/api/sources.json`)).json()) as { sources: Array<Record<string, unknown>> })
+      .sources[0]!
+  const end = Date.now() + 10_000
+  let now = await sources()
+  while (now.ok !== true && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50))
+    now = await sources()
+  }
+  t.match(now, { ok: true, services: 1 }, 'ok again once every entry fits')
+  t.equal(now.entries, undefined, 'and no entries listed')
+})

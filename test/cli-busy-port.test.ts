@@ -1,6 +1,8 @@
 // Issue "Say why", item 4: a listener that cannot bind stops `shoal agent` with one line naming
 // the flag and the address, exit 2, and nothing else on stderr (no stack, no grpc-js line), for
-// each of --bind (TCP or UDP taken), --xds and --http. Through the built dist/cli.js.
+// each of --bind (TCP or UDP taken), --xds and --http, and no log line before it claiming a
+// listener runs (the agent says where it listens once, in "shoal agent started", when all are
+// bound). Through the built dist/cli.js.
 import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
@@ -54,5 +56,10 @@ for (const [flag, busy] of [
       `shoal: ${flag}: cannot listen on 127.0.0.1:${port}: the address is already in use (another agent on this host? give each its own ${flag})\n`,
     )
     t.notMatch(r.stdout, /"level":50|stack|Error:/, 'no error line or stack in the log either')
+    t.notMatch(
+      r.stdout,
+      /listening|"level":30,[^\n]*"msg":"[^"]*(bound|started)/,
+      'no line claims a listener runs: the agent never started',
+    )
   })
 }

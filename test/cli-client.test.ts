@@ -30,7 +30,13 @@ async function populated(t: { teardown(fn: () => unknown): void }, opts = {}): P
   h.catalog.addHost('node-a')
   h.catalog.addHost('node-b')
   h.catalog.put(
-    record({ id: 'aaaaaaaaaaaa', name: 'web', host: 'node-a', ports: [{ type: 'tcp', port: 32768, servicePort: 10001, ip: '10.0.0.1' }] }),
+    record({
+      id: 'aaaaaaaaaaaa',
+      name: 'web',
+      host: 'node-a',
+      ports: [{ type: 'tcp', port: 32768, servicePort: 10001, ip: '10.0.0.1' }],
+      tags: ['v2'],
+    }),
   )
   h.catalog.put(
     record({
@@ -48,6 +54,7 @@ async function populated(t: { teardown(fn: () => unknown): void }, opts = {}): P
       host: 'node-b',
       proxyMode: 'grpc',
       ports: [{ type: 'tcp', port: 9000, servicePort: 10002, ip: '10.0.0.2' }],
+      tags: ['blue', 'canary'],
     }),
   )
   h.membership.set('node-a', 'alive')
@@ -75,14 +82,15 @@ t.test('members, services, state as tables and as JSON', async (t) => {
 
   const services = await run(h, 'services')
   t.equal(services.code, 0)
-  t.match(services.out, /^SERVICE\s+SERVICE PORTS\s+INSTANCES\s+HEALTHY\s+HOSTS\n/)
-  t.match(services.out, /\napi\s+10002\s+1\s+1\s+node-b\n/)
-  t.match(services.out, /\nweb\s+10001\s+2\s+1\s+node-a,node-b\n/)
+  t.match(services.out, /^SERVICE\s+SERVICE PORTS\s+INSTANCES\s+HEALTHY\s+HOSTS\s+TAGS\n/)
+  t.match(services.out, /\napi\s+10002\s+1\s+1\s+node-b\s+blue,canary\n/, "a service's tags")
+  t.match(services.out, /\nweb\s+10001\s+2\s+1\s+node-a,node-b\s+v2\n/)
 
   const one = await run(h, 'services', ['web'])
   t.equal(one.code, 0)
-  t.match(one.out, /aaaaaaaaaaaa\s+node-a\s+alive\s+10\.0\.0\.1:32768->10001\s+http/)
-  t.match(one.out, /bbbbbbbbbbbb\s+node-b\s+unhealthy\s+10\.0\.0\.2:32769->10001/)
+  t.match(one.out, /^SERVICE\s+ID\s+HOST\s+STATUS\s+ADDRESS->SERVICEPORT\s+MODE\s+TAGS\n/)
+  t.match(one.out, /aaaaaaaaaaaa\s+node-a\s+alive\s+10\.0\.0\.1:32768->10001\s+http\s+v2\n/, "each instance's tags")
+  t.match(one.out, /bbbbbbbbbbbb\s+node-b\s+unhealthy\s+10\.0\.0\.2:32769->10001\s+http\s+-\n/, '- for none')
   const oneJson = await run(h, 'services', ['web'], { json: true })
   t.equal(JSON.parse(oneJson.out).instances.length, 2)
 

@@ -58,5 +58,12 @@ for (let seed = 1; seed <= 12; seed++) {
     }
     if (tookMs < 0) t.comment(JSON.stringify({ fresh: fresh.members(), peers: peers.map((g) => g.members().find((m) => m.name === name)) }))
     t.ok(tookMs > 0, `the restarted ${name} knows all ${n} and a peer holds its new boot (${tookMs} ms, bound ${bound} ms)`)
+    t.equal(fresh.stats().joinBacks.joined, 1, 'counted as one join back (shoal_gossip_join_backs_total{result="joined"})')
+    t.equal(fresh.stats().joinBacks.conflict, 0)
+    t.same(
+      peers.map((g) => g.stats().joinBacks.joined),
+      peers.map(() => 0),
+      'the peers, never alone, joined back through nobody',
+    )
   })
 }

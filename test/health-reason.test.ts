@@ -63,8 +63,8 @@ t.test('why an instance is unhealthy: the log line, the owner API, the short rea
   const line = await until('the status-change line of db-a2', async () => a.lines.find((l) => l.id === 'db-a2' && l.status === 'unhealthy'))
   t.equal(
     line.msg,
-    `db-a2 (service db, ${file} services[0]) is unhealthy, was starting: ${detail}`,
-    'the log line says which check failed and why',
+    `db-a2 (service db, ${file} services[0]) is unhealthy, was starting: ${detail}; it takes no new traffic until its check passes again; look at what the check reaches`,
+    'the log line says which check failed, why, and what to do',
   )
   t.match(line, { level: 40, service: 'db', check: { type: 'Tcp', target, outcome: 'fail', error: 'connection refused' } })
 

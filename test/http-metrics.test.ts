@@ -94,6 +94,7 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     unknownFields: 6,
     rejected: { label: 2, key: 1 },
     joinFailures: { refused: 4 },
+    joinBacks: { joined: 1, conflict: 0, failed: 2 },
     queueDepth: 4,
     awareness: 1,
     pushPulls: 5,
@@ -139,6 +140,7 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
     'shoal_gossip_decode_errors_total',
     'shoal_gossip_rejected_total',
     'shoal_gossip_join_failures_total',
+    'shoal_gossip_join_backs_total',
     'shoal_gossip_queue_depth',
     'shoal_gossip_awareness',
     'shoal_gossip_probe_rtt_seconds',
@@ -163,6 +165,9 @@ t.test('gossip and catalog metrics parse as Prometheus text and follow the stats
   t.equal(value(fams, 'shoal_gossip_unknown_total', { kind: 'field' }), 6)
   t.equal(value(fams, 'shoal_gossip_rejected_total', { reason: 'label' }), 2)
   t.equal(value(fams, 'shoal_gossip_join_failures_total', { reason: 'refused' }), 4)
+  t.equal(value(fams, 'shoal_gossip_join_backs_total', { result: 'joined' }), 1)
+  t.equal(value(fams, 'shoal_gossip_join_backs_total', { result: 'failed' }), 2)
+  t.equal(value(fams, 'shoal_gossip_join_backs_total', { result: 'conflict' }), 0, 'every result from the start, zero included')
   t.equal(value(fams, 'shoal_gossip_queue_depth'), 4)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'alive' }), 2)
   t.equal(value(fams, 'shoal_gossip_members', { state: 'suspect' }), 1)

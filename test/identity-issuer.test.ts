@@ -260,7 +260,10 @@ t.test('a leaf that cannot be written is retried', async (t) => {
   s.issuer.setServices(['web'])
   await s.issuer.settled()
   t.equal(await metric(s.registry, 'shoal_identity_leaf_failures_total', { reason: 'write' }), 1)
-  t.match(s.lines.find((l) => l.level === 50)?.msg, /cannot write the leaf's files; retrying in 30 s/)
+  t.match(
+    s.lines.find((l) => l.level === 50)?.msg,
+    /cannot write the leaf's files of web in .*; make the folder writable by the agent; retrying in 30 s/,
+  )
   rmSync(join(s.dir, 'services'))
   await s.clock.advance(31_000)
   await s.issuer.settled()

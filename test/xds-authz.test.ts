@@ -321,7 +321,7 @@ t.test('a request that cannot be served is logged once while it lasts, counted a
   t.same(
     warnings().map((l) => l.msg),
     [
-      'web:10002 asks for external authorization by "authz": no service authz is in the registry; start it, or fix shoal.authz. Until then its Envoy listener denies everything',
+      'web:10002 asks for external authorization by "authz": no service authz is in the registry; start it, or fix shoal.authz; until then its Envoy listener denies everything',
     ],
   )
   t.match(await registry.metrics(), /shoal_xds_authz_unresolved\{problem="missing"\} 1/)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Registry } from 'prom-client'
 import { echoCatalog, ENVOY_NODE, FixtureCatalog, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('nothing is served before ready; earlier streams are answered when ready', async (t) => {
@@ -39,7 +40,19 @@ t.test('holding resuming clients: only a client whose version differs from the h
   t.not(whole, hostOnly)
 
   const catalog = new FixtureCatalog([local])
-  const { server, connect } = await startServer(t, catalog, { ready: false })
+  const registry = new Registry()
+  const { server, connect } = await startServer(t, catalog, { ready: false }, { registry })
+  /** The held-clients gauge and counter for envoy nodes, and what /debug/xds says of each client. */
+  const held = async () => {
+    const text = await registry.metrics()
+    const info = server.debugInfo()
+    return {
+      gauge: Number(/^shoal_xds_held_clients\{kind="envoy"\} (\d+)$/m.exec(text)?.[1]),
+      total: Number(/^shoal_xds_resumes_held_total\{kind="envoy"\} (\d+)$/m.exec(text)?.[1]),
+      holdResuming: info.holdResuming,
+      clients: Object.fromEntries(info.clients.map((c) => [c.nodeId, c.held])),
+    }
+  }
   const resuming = connect()
   resuming.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE, version_info: whole })
   server.setReady(true, { holdResuming: true })
@@ -66,6 +79,17 @@ t.test('holding resuming clients: only a client whose version differs from the h
   t.equal(upToDate('envoy-1'), false, 'the held client is not served')
   t.same(resuming.pending(), [], 'the client that holds the whole cluster got no answer')
   t.same(late.pending(), [], 'nor one that reconnects while holding')
+  for (let i = 0; i < 500 && (await held()).gauge !== 2; i++) await new Promise((r) => setTimeout(r, 10))
+  t.same(
+    await held(),
+    {
+      gauge: 2,
+      total: 2,
+      holdResuming: true,
+      clients: { 'envoy-1': true, 'envoy-fresh': false, 'envoy-same': false, 'envoy-late': true },
+    },
+    'shoal_xds_held_clients and /debug/xds name the two held clients',
+  )
 
   // The first peer exchange brings the cluster back; held clients are served now.
   catalog.set([local2, remote, host('h3', [rec({ host: 'h3', id: 'c1', name: 'api', servicePort: 10003, port: 9004 })])])
@@ -77,4 +101,14 @@ t.test('holding resuming clients: only a client whose version differs from the h
       'released with the whole cluster',
     )
   t.same(same.pending()[0]?.names.sort(), ['echo:10001', 'extra:10005'], 'the client that held the host-only view followed it')
+  t.same(
+    await held(),
+    {
+      gauge: 0,
+      total: 2,
+      holdResuming: false,
+      clients: { 'envoy-1': false, 'envoy-fresh': false, 'envoy-same': false, 'envoy-late': false },
+    },
+    'none held once released; the counter keeps the two',
+  )
 })

@@ -7,7 +7,7 @@ import { formatHostPort, interfaceIpv4, listenError, type HostPort } from '../ad
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { Gossip, Keyring, NetTransport, shortestSuspicionMs, type Member, type Transport } from '../gossip/index.js'
 import {
   Catalog,
@@ -18,6 +18,8 @@ import {
   StaticSource,
   type CatalogView,
   type ServiceSource,
+  type SourceEntryProblem,
+  type SourceStatus,
 } from '../registry/index.js'
 import { HealthScheduler } from '../health/index.js'
 import type { DockerSource } from '../docker/index.js'
@@ -172,7 +174,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     )
     this.gossip = gossip
     // Both sides log a name conflict; only the joining node (join() rejects) refuses to run.
-    gossip.on('conflict', (info) => log.warn(info, 'another node claims our name'))
+    gossip.on('conflict', (info) =>
+      logProblem(
+        log,
+        'warn',
+        {
+          what: `another node claims our name "${info.name}" (${info.localAddr} and ${info.remoteAddr})`,
+          input: info.name,
+          fix: 'give each node its own --node name',
+        },
+        info,
+      ),
+    )
     const rejections = new RejectionLog({}, { logger: log.child({ component: 'gossip' }), clock })
     gossip.on('rejected', (r) => rejections.add(r))
     // A peer that joins us puts us in a cluster as much as a seed that answers.
@@ -220,10 +233,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     const conflicts = new ServicePortConflicts({ catalog, logger: log })
     await this.run('serviceport-conflicts', conflicts, (c) => c.start())
 
+    const xdsAlsoOn = xdsInterfaceAddresses(cfg.xdsInterfaces)
     const xds = new XdsServer(
       {
         bind: cfg.xds,
-        alsoOn: xdsInterfaceAddresses(cfg.xdsInterfaces),
+        alsoOn: xdsAlsoOn,
         envoyBind: cfg.envoyBind,
         localHost: cfg.node,
         tls: cfg.tlsDir !== undefined ? { mode: cfg.tlsMode, trustDomain: trustDomainOf(cfg.cluster) } : undefined,
@@ -245,8 +259,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         joinPending: () => this.joinWatch.pending(),
         keys: () => gossip.keyUse(),
         sources: () =>
-          sources.map(
-            (src) => src.status?.() ?? { source: src.source, where: '', ok: true, services: src.services().length, loads: 0, rejected: 0 },
+          sources.map((src) =>
+            withEntryProblems(
+              src.status?.() ?? { source: src.source, where: '', ok: true, services: src.services().length, loads: 0, rejected: 0 },
+              local.entryProblems(src.source),
+            ),
           ),
         xdsDebug: () => xds.debugInfo(),
         registry: this.registry,
@@ -320,8 +337,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         gossip: formatHostPort({ host: gossip.localMember().addr, port: this.bound.gossip }),
         ui: `http://${formatHostPort({ host: cfg.http.host, port: this.bound.http })}/`,
         xds: formatHostPort({ host: cfg.xds.host, port: this.bound.xds }),
+        ...(xdsAlsoOn.length > 0 ? { xdsAlsoOn } : {}),
+        ...(cfg.xdsSocket !== undefined ? { xdsSocket: cfg.xdsSocket } : {}),
         ...(cfg.dns ? { dns: formatHostPort({ host: cfg.dns.bind.host, port: this.bound.dns }) } : {}),
       },
+      // The one line that says the agent listens: logged only once every listener is bound.
       'shoal agent started',
     )
   }
@@ -364,9 +384,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     ])
     timer?.cancel()
     if (gaveUp && missing.size > 0) {
-      this.logger.warn(
+      logProblem(
+        this.logger,
+        'warn',
+        {
+          what: `announcing this boot without the first view of ${[...missing].join(', ')} (not in within ${ms} ms, half the shortest suspicion time)`,
+          input: [...missing].join(', '),
+          fix: 'its services follow when it answers, and xDS waits for them up to --ready-timeout; if this repeats, see why that source is slow (its sources.json entry)',
+        },
         { missing: [...missing], waitedMs: ms },
-        `announcing this boot without the first view of ${[...missing].join(', ')} (not in within ${ms} ms, half the shortest suspicion time); its services follow when it answers, and xDS waits for them up to --ready-timeout`,
       )
     }
   }
@@ -425,7 +451,17 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
       .catch((err: unknown) => {
         if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.emit('conflict', { message: err.message })
-        else if (!this.joinAbort.signal.aborted) this.logger.warn({ err }, 'join failed')
+        else if (!this.joinAbort.signal.aborted)
+          logProblem(
+            this.logger,
+            'warn',
+            {
+              what: `join failed (${(err as Error).message})`,
+              input: `--join ${this.config.join.map(formatHostPort).join(',')}`,
+              fix: 'check that a seed is reachable (see /readyz and the lines before this one); restart the agent to try again',
+            },
+            { err },
+          )
       })
   }
 
@@ -440,18 +476,30 @@ export class Agent extends EventEmitter<AgentEvents> {
   private holdResuming(): void {
     const holdMs = 2 * this.gossip!.timing.pushPullIntervalMs
     this.resumeHold = this.clock.setTimer(holdMs, () => {
-      this.logger.warn(
+      logProblem(
+        this.logger,
+        'warn',
+        {
+          what: `still no peer exchange after ${holdMs / 1000} s more`,
+          input: this.config.join.length === 0 ? 'no --join' : `--join ${this.config.join.map(formatHostPort).join(',')}`,
+          fix: "serving reconnecting xDS clients this host's services only; give --join a reachable agent's gossip address",
+        },
         { heldMs: holdMs },
-        `still no peer exchange after ${holdMs / 1000} s more: serving reconnecting xDS clients this host's services only`,
       )
       this.releaseResuming(`no peer exchange within ${holdMs} ms after the ready timeout`)
     })
-    this.logger.warn(
+    logProblem(
+      this.logger,
+      'warn',
+      {
+        what: `no peer has exchanged state with this agent yet; serving only this host's services to new xDS clients, and holding clients that reconnect with a configuration (keeping theirs) for up to ${holdMs / 1000} s until a peer does`,
+        input: this.config.join.length === 0 ? 'no --join' : `--join ${this.config.join.map(formatHostPort).join(',')}`,
+        fix:
+          this.config.join.length === 0
+            ? 'If other agents run, give --join with the gossip address of one (or more) of them'
+            : 'Check that a --join seed is reachable (see /readyz)',
+      },
       { readyTimeoutMs: this.config.readyTimeoutMs, holdMs, join: this.config.join },
-      `no peer has exchanged state with this agent yet; serving only this host's services to new xDS clients, and holding clients that reconnect with a configuration (keeping theirs) for up to ${holdMs / 1000} s until a peer does. ` +
-        (this.config.join.length === 0
-          ? 'If other agents run, give --join with the gossip address of one (or more) of them'
-          : 'Check that a --join seed is reachable (see /readyz)'),
     )
   }
 
@@ -478,7 +526,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.gossip.setKeyring(ring)
       this.logger.info({ file: this.config.keyFile, keys: ring?.keys().length ?? 0 }, 'gossip keys reloaded')
     } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'key file rejected; keeping the current keys')
+      logProblem(
+        this.logger,
+        'error',
+        {
+          what: `key file rejected: ${(err as Error).message}`,
+          input: this.config.keyFile,
+          fix: 'keeping the current keys; fix the file (base64 keys of 16, 24 or 32 bytes, one a line) and send SIGHUP',
+        },
+        { err: (err as Error).message, file: this.config.keyFile },
+      )
     }
   }
 
@@ -497,7 +554,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (name === null || name.toString() === basename(file)) this.reloadKeys()
       })
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message, file }, 'cannot watch the key file; SIGHUP still reloads it')
+      logProblem(
+        this.logger,
+        'warn',
+        { what: `cannot watch the key file (${(err as Error).message})`, input: file, fix: 'send the agent SIGHUP after changing it' },
+        { err: (err as Error).message, file },
+      )
       return
     }
     this.parts.push({ name: 'key-file-watch', stop: () => watcher.close() })
@@ -509,7 +571,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         await gossip.leave(3000)
       } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, 'leave did not complete')
+        logProblem(
+          this.logger,
+          'warn',
+          {
+            what: `leave did not complete (${(err as Error).message})`,
+            input: this.config.node,
+            fix: "the other agents mark this node dead once their suspicion times out; nothing to do unless it recurs (then check that the peers' gossip ports are reachable)",
+          },
+          { err: (err as Error).message },
+        )
       }
     }
     await gossip.stop()
@@ -543,7 +614,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         await p.stop()
       } catch (err) {
-        this.logger.warn({ err, part: p.name }, 'stopping a part failed')
+        logProblem(
+          this.logger,
+          'warn',
+          { what: `stopping the ${p.name} part failed (${(err as Error).message})`, input: p.name, fix: INTERNAL_FAULT },
+          { err, part: p.name },
+        )
       }
     }
     this.parts.length = 0
@@ -565,6 +641,16 @@ function xdsInterfaceAddresses(names: string[]): string[] {
       )
     return ip
   })
+}
+
+/**
+ * A source's status with what the record limits did to its entries: a refused entry is not
+ * served, so the source is not `ok` and announces one service fewer.
+ */
+function withEntryProblems(st: SourceStatus, entries: SourceEntryProblem[]): SourceStatus {
+  if (entries.length === 0) return st
+  const refused = new Set(entries.filter((e) => e.action === 'refused').map((e) => e.id)).size
+  return { ...st, ok: st.ok && refused === 0, services: Math.max(0, st.services - refused), entries }
 }
 
 /** A listener's start, with a bind failure named by the flag that sets its address. */

@@ -6,7 +6,7 @@
  * it over mTLS. The label is the agent's: a source that sets it has it removed, with a warning.
  */
 import type { Registry } from 'prom-client'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger, type Problem } from '../log.js'
 import { counter } from '../metrics.js'
 import { INBOUND_LABEL, type LocalServiceSpec } from '../registry/index.js'
 import { formatInboundLabel } from '../xds/index.js'
@@ -48,7 +48,11 @@ export class InboundPorts {
           `set:${spec.id}`,
           'source_label',
           { id: spec.id, service: spec.name, source, origin: spec.origin, value: labels[INBOUND_LABEL] },
-          `label ${INBOUND_LABEL} is set by the agent (from --inbound-ports), not by a source: removed; drop it from the container or the static file`,
+          {
+            what: `label ${INBOUND_LABEL} is set by the agent (from --inbound-ports), not by a source: removed`,
+            input: spec.origin ?? `${source} instance ${spec.id}`,
+            fix: 'drop it from the container or the static file',
+          },
         )
         delete labels[INBOUND_LABEL]
       }
@@ -85,7 +89,11 @@ export class InboundPorts {
         `full:${key}`,
         'range_full',
         { key, range: `${this.range!.from}-${this.range!.to}` },
-        'no inbound port left in --inbound-ports: this instance is not reachable over mTLS; widen the range',
+        {
+          what: `no inbound port left in --inbound-ports ${this.range!.from}-${this.range!.to}: this instance is not reachable over mTLS`,
+          input: '--inbound-ports',
+          fix: 'widen the range',
+        },
       )
       return undefined
     }
@@ -100,10 +108,10 @@ export class InboundPorts {
   }
 
   /** Warn and count once per key (a source re-reports its whole set on every change). */
-  private once(key: string, reason: 'source_label' | 'range_full', fields: object, msg: string): void {
+  private once(key: string, reason: 'source_label' | 'range_full', fields: Record<string, unknown>, problem: Problem): void {
     if (this.warned.has(key)) return
     this.warned.add(key)
     this.problems.inc({ reason })
-    this.log.warn(fields, msg)
+    logProblem(this.log, 'warn', problem, fields)
   }
 }

@@ -15,7 +15,7 @@ import { isIP } from 'node:net'
 import { formatHostPort, type HostPort } from '../address.js'
 import type { Clock } from '../clock.js'
 import { ShoalError } from '../errors.js'
-import { LogLimiter, type Logger } from '../log.js'
+import { LogLimiter, logProblem, type Logger } from '../log.js'
 import type { JoinAttempt, JoinFailureReason, Rejection, RejectReason, SeedFailure } from '../gossip/index.js'
 
 /** What to do about a seed that failed for each reason, said to the joining agent's operator. */
@@ -147,9 +147,15 @@ export class JoinWatch {
     if (a.answered === 0) this.last = a.failures
     for (const f of a.failures) {
       const next = a.retryInMs !== undefined ? `; next try in ${seconds(a.retryInMs)}` : a.answered > 0 ? '; another seed answered' : ''
-      this.components.logger.warn(
+      logProblem(
+        this.components.logger,
+        'warn',
+        {
+          what: `--join ${f.seed}: cannot join through this seed: ${joinWhy(f)}`,
+          input: `--join ${f.seed}`,
+          fix: joinAdvice(f.reason, this.opts.cluster) + next,
+        },
         { seed: f.seed, reason: f.reason, attempt: a.attempt, ...(a.retryInMs !== undefined ? { retryInMs: a.retryInMs } : {}) },
-        seedFailureLine(f, this.opts.cluster) + next,
       )
     }
   }
@@ -204,9 +210,15 @@ export class RejectionLog {
   add(r: Rejection): void {
     const held = this.limit.admit(`${hostOf(r.from)}|${r.reason}`)
     if (held === undefined) return
-    this.components.logger.warn(
+    logProblem(
+      this.components.logger,
+      'warn',
+      {
+        what: `gossip from ${r.from} rejected (${r.via}): ${r.message}`,
+        input: r.from,
+        fix: `${rejectAdvice(r.reason)}${LogLimiter.suffix(held)}`,
+      },
       { from: r.from, via: r.via, reason: r.reason },
-      `gossip from ${r.from} rejected (${r.via}): ${r.message}; ${rejectAdvice(r.reason)}${LogLimiter.suffix(held)}`,
     )
   }
 }

@@ -268,20 +268,28 @@ function portsOf(r: ServiceRecord): string {
 function servicesTable(body: ServicesView): string {
   if (body.services.length === 0) return `no services in cluster ${body.cluster}\n`
   return table(
-    ['SERVICE', 'SERVICE PORTS', 'INSTANCES', 'HEALTHY', 'HOSTS'],
+    ['SERVICE', 'SERVICE PORTS', 'INSTANCES', 'HEALTHY', 'HOSTS', 'TAGS'],
     body.services.map((s) => [
       s.name,
       s.servicePorts.join(',') || '-',
       String(s.instances.length),
       String(s.counts.alive ?? 0),
       [...new Set(s.instances.map((r) => r.host))].join(','),
+      tagsOf(s.instances.flatMap((r) => r.tags ?? [])),
     ]),
   )
 }
 
 function instancesTable(services: ServiceView[]): string {
-  const rows = services.flatMap((s) => s.instances.map((r) => [s.name, r.id, r.host, r.status, portsOf(r), r.proxyMode]))
-  return table(['SERVICE', 'ID', 'HOST', 'STATUS', 'ADDRESS->SERVICEPORT', 'MODE'], rows)
+  const rows = services.flatMap((s) =>
+    s.instances.map((r) => [s.name, r.id, r.host, r.status, portsOf(r), r.proxyMode, tagsOf(r.tags ?? [])]),
+  )
+  return table(['SERVICE', 'ID', 'HOST', 'STATUS', 'ADDRESS->SERVICEPORT', 'MODE', 'TAGS'], rows)
+}
+
+/** Tags as one cell: each once, in the order first seen, comma separated; `-` for none (README, Tags and attributes). */
+function tagsOf(tags: readonly string[]): string {
+  return [...new Set(tags)].join(',') || '-'
 }
 
 function keysText(body: KeysView): string {

@@ -21,7 +21,7 @@ import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type Packet
 import type { Counter, Registry } from 'prom-client'
 import { bindUdpAndTcp, formatHostPort, type HostPort } from '../address.js'
 import type { Startable } from '../lifecycle.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, problemMessage, type Logger, type Problem } from '../log.js'
 import { counter } from '../metrics.js'
 import type { CatalogView } from '../registry/types.js'
 import { forwardQuery, type DnsTransport } from './forward.js'
@@ -155,13 +155,25 @@ export class DnsServer implements Startable {
       udp: () => dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4'),
     })
     udp.on('message', (msg, rinfo) => void this.onDatagram(msg, rinfo))
-    udp.on('error', (err) => this.log.warn({ err: err.message }, 'DNS UDP socket error'))
-    tcp.on('error', (err) => this.log.warn({ err: err.message }, 'DNS TCP listener error'))
+    const socketError = (what: string) => (err: Error) =>
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `DNS ${what} error (${err.message})`,
+          input: `--dns ${formatHostPort({ host, port })}`,
+          fix: 'the socket keeps serving if it can; restart the agent if DNS stops answering',
+        },
+        { err: err.message },
+      )
+    udp.on('error', socketError('UDP socket'))
+    tcp.on('error', socketError('TCP listener'))
     this.udp = udp
     this.tcp = tcp
-    this.log.info(
+    // At debug: the agent's "shoal agent started" line says where it listens, once all are bound.
+    this.log.debug(
       { address: formatHostPort({ host, port }), domain: `${this.domain}.`, recursors: this.recursors.map(formatHostPort) },
-      'DNS listening',
+      'DNS bound',
     )
     return { port }
   }
@@ -254,7 +266,16 @@ export class DnsServer implements Startable {
     try {
       return await this.answer(msg, transport, from)
     } catch (err) {
-      this.log.error({ err, from, transport }, 'DNS query failed inside the server; answered SERVFAIL')
+      logProblem(
+        this.log,
+        'error',
+        {
+          what: `DNS query from ${from} failed inside the server (${(err as Error).message}); answered SERVFAIL`,
+          input: from,
+          fix: INTERNAL_FAULT,
+        },
+        { err, from, transport },
+      )
       return msg.length >= HEADER_BYTES ? this.bare(transport, msg.readUInt16BE(0), msg.readUInt16BE(2), Rcode.servFail) : undefined
     }
   }
@@ -327,7 +348,11 @@ export class DnsServer implements Startable {
     this.warnLimited(
       'forward',
       { name: base.question.name, failures: r.failures },
-      'no DNS recursor answered; SERVFAIL (check --dns-recursors)',
+      {
+        what: `no DNS recursor answered for ${base.question.name}; SERVFAIL`,
+        input: `--dns-recursors ${this.recursors.map(formatHostPort).join(',')}`,
+        fix: 'check --dns-recursors (reachable from this host, answering on that port)',
+      },
     )
     return this.respond({ ...base, rcode: Rcode.servFail, aa: false })
   }
@@ -369,9 +394,15 @@ export class DnsServer implements Startable {
       this.queries.inc({ transport: r.transport, rcode: rcodeName(r.rcode) })
       return out
     } catch (err) {
-      this.log.error(
+      logProblem(
+        this.log,
+        'error',
+        {
+          what: `DNS answer for ${r.question.name} ${r.question.type} could not be encoded (${(err as Error).message}); SERVFAIL`,
+          input: r.question.name,
+          fix: INTERNAL_FAULT,
+        },
         { err: (err as Error).message, name: r.question.name, type: r.question.type },
-        'DNS answer could not be encoded; SERVFAIL',
       )
       return this.bare(r.transport, r.id, r.rd ? dnsPacket.RECURSION_DESIRED : 0, Rcode.servFail)
     }
@@ -420,7 +451,11 @@ export class DnsServer implements Startable {
     this.warnLimited(
       'bad',
       { from, transport, reason, detail },
-      'bad DNS message; send a standard query (RFC 1035), e.g. dig @HOST -p PORT web.service.shoal',
+      {
+        what: `bad DNS message from ${from} over ${transport} (${reason}: ${detail})`,
+        input: from,
+        fix: 'send a standard query (RFC 1035), e.g. dig @HOST -p PORT web.service.shoal',
+      },
     )
   }
 
@@ -428,15 +463,15 @@ export class DnsServer implements Startable {
    * A warning for the first event of a kind, then at most one every 10 s (with how many came
    * since), debug for the rest: a flood of bad packets or a dead recursor cannot fill the log.
    */
-  private warnLimited(kind: 'bad' | 'forward', fields: Record<string, unknown>, msg: string): void {
+  private warnLimited(kind: 'bad' | 'forward', fields: Record<string, unknown>, problem: Problem): void {
     const now = Date.now()
     const w = this.warned[kind]
     w.since++
     if (now - w.last >= WARN_EVERY_MS) {
-      this.log.warn({ ...fields, sinceLastWarning: w.since }, msg)
+      logProblem(this.log, 'warn', problem, { ...fields, sinceLastWarning: w.since })
       w.last = now
       w.since = 0
-    } else this.log.debug(fields, msg)
+    } else this.log.debug(fields, problemMessage(problem))
   }
 }
 

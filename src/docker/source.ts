@@ -6,7 +6,7 @@ import type { Counter, Registry } from 'prom-client'
 import { onLocalSubnet } from '../address.js'
 import { counter } from '../metrics.js'
 import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import type { LocalServiceSpec, ServiceSource, SourceStatus } from '../registry/types.js'
 import { ContainerHealthFeed } from './health-feed.js'
 import { parseDockerHost, type DockerEndpoint } from './host.js'
@@ -299,7 +299,16 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     if (!this.graceTimer && this.specs.size > 0) {
       this.graceTimer = setTimeout(() => {
         this.graceTimer = undefined
-        this.log.warn({ graceMs: this.graceMs }, 'Docker engine still unreachable: withdrawing its services')
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `Docker engine at ${this.endpoint} still unreachable after ${this.graceMs / 1000} s: withdrawing its services`,
+            input: this.endpoint,
+            fix: 'start the engine (or fix --docker-host); its services come back at the next connection',
+          },
+          { graceMs: this.graceMs },
+        )
         for (const id of [...this.containers.keys()]) this.apply(id, undefined, false)
         this.emit('change', this.services())
       }, this.graceMs)
@@ -310,14 +319,26 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.attempt++
     const line = { endpoint: this.endpoint, err: err.message, retryInMs: delay, attempt: this.attempt }
     if (was)
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `Docker engine at ${this.endpoint} lost (${err.message})`,
+          input: this.endpoint,
+          fix: `reconnecting, its services kept for ${this.graceMs / 1000} s; if it does not come back, see why the engine stopped`,
+        },
         line,
-        `Docker engine at ${this.endpoint} lost (${err.message}); reconnecting, its services kept for ${this.graceMs / 1000} s`,
       )
     else if (this.attempt === 1 && !this.everConnected)
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `no Docker engine at ${this.endpoint} (${err.message})`,
+          input: this.endpoint,
+          fix: 'use --discovery static, or set DOCKER_HOST / --docker-host',
+        },
         line,
-        `no Docker engine at ${this.endpoint} (${err.message}); use --discovery static, or set DOCKER_HOST / --docker-host`,
       )
     else this.log.debug(line, this.everConnected ? 'Docker engine still unreachable' : 'still no Docker engine')
     this.reconnectTimer = setTimeout(() => {
@@ -371,7 +392,16 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     try {
       ev = JSON.parse(line) as DockerEvent
     } catch {
-      this.log.warn({ line: line.slice(0, 200) }, 'unreadable Docker event')
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `unreadable Docker event from ${this.endpoint}: ${JSON.stringify(line.slice(0, 200))}`,
+          input: this.endpoint,
+          fix: 'skipped, the next resync corrects what it would have changed; report it with the engine version if it recurs',
+        },
+        { line: line.slice(0, 200) },
+      )
       return
     }
     if (typeof ev.time === 'number') this.lastEventSec = Math.max(this.lastEventSec ?? 0, ev.time)
@@ -454,9 +484,15 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.stopping.delete(id)
     if (facts?.running) {
       this.stopSignals.inc({ outcome: 'survived' })
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `container ${facts.name} (${id.slice(0, 12)}) still runs after its stop signal and stop timeout: serving it again (it handled the signal)`,
+          input: facts.name,
+          fix: 'if it should stop on that signal, fix its signal handling (or its STOPSIGNAL)',
+        },
         { id: id.slice(0, 12), container: facts.name },
-        'container still runs after its stop signal and stop timeout: serving it again (it handled the signal)',
       )
     }
     this.apply(id, facts?.running ? facts : undefined, true)
@@ -464,7 +500,18 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
 
   private chain(id: string, fn: () => Promise<void>): void {
     const prev = this.chains.get(id) ?? Promise.resolve()
-    const next = prev.then(fn).catch((err: Error) => this.log.warn({ id, err: err.message }, 'container update failed'))
+    const next = prev.then(fn).catch((err: Error) =>
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `container ${id.slice(0, 12)} update failed (${err.message})`,
+          input: id.slice(0, 12),
+          fix: 'its last known state stands until the next event or resync; check the engine if it recurs',
+        },
+        { id, err: err.message },
+      ),
+    )
     this.chains.set(id, next)
     void next.then(() => {
       if (this.chains.get(id) === next) this.chains.delete(id)
@@ -491,7 +538,12 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       if (r.problems.length > 0 && this.problemKeys.get(id) !== key) {
         for (const p of r.problems) {
           this.skipped.inc({ reason: p.reason })
-          this.log.warn({ container: p.container, label: p.label, reason: p.reason, skipped: p.skipped }, p.message)
+          logProblem(
+            this.log,
+            'warn',
+            { what: p.message, input: p.container, fix: `fix the ${p.label} label of the container (README "Docker labels")` },
+            { container: p.container, label: p.label, reason: p.reason, skipped: p.skipped },
+          )
         }
       }
       this.problemKeys.set(id, key)

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events'
 import { formatHostPort, parseHostPort } from '../address.js'
 import { isErrorCode, isShoalError, ShoalError } from '../errors.js'
 import { Buckets } from '../histogram.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
 import { REFUSAL_TEXT, joinFailureReason } from './failures.js'
@@ -43,6 +43,7 @@ import {
   type GossipEvents,
   type GossipStats,
   type JoinAttempt,
+  type JoinBackResult,
   type KeyUse,
   type Member,
   type RejectReason,
@@ -186,6 +187,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     decodeErrors: 0,
     rejected: {} as Record<string, number>,
     joinFailures: {} as Record<string, number>,
+    joinBacks: { joined: 0, conflict: 0, failed: 0 } as Record<JoinBackResult, number>,
     pushPulls: 0,
     pushPullsFailed: 0,
   }
@@ -442,6 +444,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       unknownFields: this.notes.extraFields,
       rejected: { ...c.rejected },
       joinFailures: { ...c.joinFailures },
+      joinBacks: { ...c.joinBacks },
       queueDepth: this.queue.size(),
       awareness: this.awareness.health(),
       pushPulls: c.pushPulls,
@@ -500,7 +503,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       opts.onAttempt(attempt)
     } catch (err) {
-      this.log.error({ err }, 'join onAttempt callback threw')
+      logProblem(
+        this.log,
+        'error',
+        { what: `the join's onAttempt callback threw (${(err as Error).message})`, input: 'join', fix: INTERNAL_FAULT },
+        { err },
+      )
     }
   }
 
@@ -544,7 +552,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       ;(this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
     } catch (err) {
-      this.log.error({ err, event }, 'gossip event listener threw')
+      logProblem(
+        this.log,
+        'error',
+        { what: `a gossip ${event} listener threw (${(err as Error).message})`, input: event, fix: INTERNAL_FAULT },
+        { err, event },
+      )
     }
   }
 
@@ -574,7 +587,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         fn()
       } catch (err) {
-        this.log.error({ err }, 'gossip periodic task failed')
+        logProblem(
+          this.log,
+          'error',
+          { what: `a gossip periodic task failed (${(err as Error).message})`, input: this.self.name, fix: INTERNAL_FAULT },
+          { err },
+        )
       }
       this.after(period(), run)
     }
@@ -718,10 +736,27 @@ export class Gossip extends EventEmitter<GossipEvents> {
     this.lastJoinBackAt = now
     this.joinBackInflight = true
     this.pushPull(addr, true)
-      .then(() => this.log.info({ peer: name, addr: addrKey(addr) }, 'joined back through a peer that probed this node'))
+      .then(() => {
+        this.counters.joinBacks.joined++
+        this.log.info({ peer: name, addr: addrKey(addr) }, 'joined back through a peer that probed this node')
+      })
       .catch((err: unknown) => {
-        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) this.log.warn({ peer: name, err: (err as Error).message }, 'join back refused')
-        else this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
+        if (isShoalError(err, 'SHOAL_ERR_NAME_CONFLICT')) {
+          this.counters.joinBacks.conflict++
+          logProblem(
+            this.log,
+            'warn',
+            {
+              what: `join back through ${name} refused: ${(err as Error).message}`,
+              input: name,
+              fix: 'give each node its own --node name',
+            },
+            { peer: name, err: (err as Error).message },
+          )
+        } else {
+          this.counters.joinBacks.failed++
+          this.log.debug({ peer: name, addr: addrKey(addr), err: (err as Error).message }, 'join back failed; the next probe retries')
+        }
       })
       .finally(() => {
         this.joinBackInflight = false
@@ -851,7 +886,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
         if (r === false) relay = false
         else if (r instanceof Promise) waits.push(r)
       } catch (err) {
-        this.log.error({ err, origin: m.origin }, 'message handler threw')
+        logProblem(
+          this.log,
+          'error',
+          {
+            what: `a user message handler threw on a message from ${m.origin} (${(err as Error).message})`,
+            input: m.origin,
+            fix: INTERNAL_FAULT,
+          },
+          { err, origin: m.origin },
+        )
       }
     }
     if (!relay) return
@@ -860,7 +904,17 @@ export class Gossip extends EventEmitter<GossipEvents> {
       (oks) => {
         if (this.running && oks.every(Boolean)) this.relay(m)
       },
-      (err: unknown) => this.log.error({ err, origin: m.origin }, 'message handler failed; not relayed'),
+      (err: unknown) =>
+        logProblem(
+          this.log,
+          'error',
+          {
+            what: `a user message handler failed on a message from ${m.origin} (${(err as Error).message}); the message was not relayed`,
+            input: m.origin,
+            fix: INTERNAL_FAULT,
+          },
+          { err, origin: m.origin },
+        ),
     )
   }
 
@@ -959,7 +1013,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
     try {
       this.delegate.mergeRemoteState(m.state, join, this.table.snapshot(from))
     } catch (err) {
-      this.log.warn({ err, from: m.from }, 'state delegate merge failed')
+      logProblem(
+        this.log,
+        'warn',
+        { what: `merging the state of ${m.from} failed (${(err as Error).message})`, input: m.from, fix: INTERNAL_FAULT },
+        { err, from: m.from },
+      )
     }
   }
 
@@ -1090,7 +1149,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (!this.running) return undefined
       return this.wire.seal(out)
     } catch (err) {
-      this.log.warn({ from: addrKey(from), err }, 'stream request failed')
+      logProblem(
+        this.log,
+        'warn',
+        { what: `a stream request from ${addrKey(from)} failed (${(err as Error).message})`, input: addrKey(from), fix: INTERNAL_FAULT },
+        { from: addrKey(from), err },
+      )
       return undefined
     }
   }
@@ -1139,7 +1203,16 @@ export class Gossip extends EventEmitter<GossipEvents> {
       try {
         this.handle(m, from)
       } catch (err) {
-        this.log.warn({ from: addrKey(from), err }, 'handling a message failed')
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `handling a message from ${addrKey(from)} failed (${(err as Error).message})`,
+            input: addrKey(from),
+            fix: INTERNAL_FAULT,
+          },
+          { from: addrKey(from), err },
+        )
       }
     }
   }

@@ -17,7 +17,7 @@ export type { SimNetworkOptions, SimHostStats, SimTap, SimFilter, SimTrafficKind
 export { Keyring, keyFingerprint } from './keyring.js'
 export { Wire, WIRE_VERSION } from './wire.js'
 export type { WireStats } from './wire.js'
-export { MemberState, MEMBER_EVENTS, RejectReason, JoinFailureReason } from './types.js'
+export { MemberState, MEMBER_EVENTS, RejectReason, JoinFailureReason, JoinBackResult } from './types.js'
 export type {
   Address,
   Clock,

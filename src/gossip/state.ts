@@ -8,7 +8,7 @@
  */
 import { formatHostPort } from '../address.js'
 import type { Clock } from '../clock.js'
-import { LogLimiter, type Logger } from '../log.js'
+import { LogLimiter, logProblem, type Logger } from '../log.js'
 import type { Awareness } from './awareness.js'
 import type { Timing } from './config.js'
 import { isLive, type MemberEntry, type MemberTable } from './members.js'
@@ -224,9 +224,15 @@ export class MembershipRules {
     this.c.counters.nameConflicts++
     const held = this.conflictLog.admit(name)
     if (held === undefined) return
-    this.c.log.warn(
+    logProblem(
+      this.c.log,
+      'warn',
+      {
+        what: `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}`,
+        input: name,
+        fix: `give each node its own --node name${LogLimiter.suffix(held)}`,
+      },
       { name, localAddr, remoteAddr, suppressed: held },
-      `node name "${name}" is claimed by ${localAddr} and ${remoteAddr}; give each node its own --node name${LogLimiter.suffix(held)}`,
     )
     this.c.emit('conflict', { name, localAddr, remoteAddr, suppressed: held })
   }

@@ -8,7 +8,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { ShoalError } from '../errors.js'
-import { LogLimiter, type Logger } from '../log.js'
+import { LogLimiter, logProblem, type Logger } from '../log.js'
 import { streamError } from './failures.js'
 import type { Address, PacketHandler, RequestHandler, Transport } from './types.js'
 
@@ -312,7 +312,18 @@ export class NetTransport implements Transport {
       tcp: () => net.createServer((socket) => this.serve(socket)),
       udp: () => dgram.createSocket(net.isIPv6(wanted.host) ? 'udp6' : 'udp4'),
     })
-    tcp.on('error', (err) => this.log.warn({ err }, 'TCP listener error'))
+    tcp.on('error', (err) =>
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `gossip TCP listener error (${err.message})`,
+          input: `--bind ${fmt(wanted)}`,
+          fix: 'the listener keeps serving if it can; restart the agent if push-pulls with this node fail',
+        },
+        { err },
+      ),
+    )
     udp.on('error', (err) => {
       this.counters.packetErrors++
       this.log.debug({ err }, 'UDP socket error')
@@ -448,9 +459,15 @@ export class NetTransport implements Transport {
       this.log.debug({ peer, reason }, `gossip stream from ${peer} closed: ${what}`)
       return
     }
-    this.log.warn(
+    logProblem(
+      this.log,
+      'warn',
+      {
+        what: `gossip stream from ${peer} closed (${reason}): ${what}`,
+        input: peer,
+        fix: `${refusalAdvice[reason]}${LogLimiter.suffix(held)}`,
+      },
       { peer, reason, suppressed: held },
-      `gossip stream from ${peer} closed (${reason}): ${what}; ${refusalAdvice[reason]}${LogLimiter.suffix(held)}`,
     )
   }
 

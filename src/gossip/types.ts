@@ -137,6 +137,20 @@ export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason]
  * open its answer), or a network or peer failure. The `reason` label of
  * `shoal_gossip_join_failures_total`.
  */
+/**
+ * How a "join back" ended (gossip.ts joinBack: a node alone since its start push-pulls with a
+ * member that probes it): the `result` label of `shoal_gossip_join_backs_total`.
+ */
+export const JoinBackResult = {
+  /** The push-pull completed: the node learnt the prober's view of the cluster. */
+  joined: 'joined',
+  /** The prober holds this node's name at another address: refused (a name conflict). */
+  conflict: 'conflict',
+  /** Any other failure; the next probe from a member it does not know tries again. */
+  failed: 'failed',
+} as const
+export type JoinBackResult = (typeof JoinBackResult)[keyof typeof JoinBackResult]
+
 export const JoinFailureReason = {
   ...RejectReason,
   /** Connection refused: nothing listens at that address. */
@@ -231,6 +245,8 @@ export interface GossipStats {
   rejected: Record<string, number>
   /** Seeds that did not take a join attempt, by JoinFailureReason. */
   joinFailures: Record<string, number>
+  /** Join backs (a push-pull with an unknown prober while alone), by JoinBackResult. */
+  joinBacks: Record<JoinBackResult, number>
   queueDepth: number
   awareness: number
   pushPulls: number

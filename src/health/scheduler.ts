@@ -3,7 +3,7 @@ import type { Counter, Histogram, Registry } from 'prom-client'
 import { counter, histogram } from '../metrics.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import { externalCheck } from './check-external.js'
 import { httpGetCheck } from './check-http.js'
 import { tcpCheck } from './check-tcp.js'
@@ -362,11 +362,19 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
           const cid = e.ctx.containerId
           const h = cid && this.feed ? this.feed.health(cid) : undefined
           if (!cid || !this.feed) {
-            this.warnOnce(e, `${e.id}: a Docker check needs a container and the Docker source`)
+            this.warnOnce(
+              e,
+              `${e.id}: a Docker check needs a container and the Docker source`,
+              'run the agent with --discovery docker, or give the instance another check type',
+            )
             return { outcome: 'unknown', error: 'no container or no Docker source', finding: {} }
           }
           if (h === 'none') {
-            this.warnOnce(e, `${e.id}: a Docker check of a container without a HEALTHCHECK: served as unknown, as without a check`)
+            this.warnOnce(
+              e,
+              `${e.id}: a Docker check of a container without a HEALTHCHECK: served as unknown, as without a check`,
+              'give its image a HEALTHCHECK, or the container another check type',
+            )
             return { outcome: 'unchecked', error: 'the container has no HEALTHCHECK', finding: {} }
           }
           if (h === 'healthy') return pass({ output: 'container health: healthy' })
@@ -378,7 +386,8 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
           if (!this.opts.allowExternal) {
             this.warnOnce(
               e,
-              `${e.id}: External check "${check.args ?? ''}" refused: external checks are off; the instance is unhealthy (not served) until the agent runs with --allow-external-checks, or the check is changed`,
+              `${e.id}: External check "${check.args ?? ''}" refused: external checks are off; the instance is unhealthy (not served)`,
+              'run the agent with --allow-external-checks, or change the check',
             )
             return { outcome: 'refused', error: 'External checks are off (--allow-external-checks)', finding: {} }
           }
@@ -388,13 +397,21 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
         case 'Tcp':
           return pass(await untilAborted(tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
         default:
-          this.warnOnce(e, `${e.id}: unknown check type "${String((check as CheckSpec).type)}"`)
+          this.warnOnce(
+            e,
+            `${e.id}: unknown check type "${String((check as CheckSpec).type)}"`,
+            'use HttpGet, Tcp, Docker or External (README "Health checks")',
+          )
           return { outcome: 'error', error: `unknown check type "${String((check as CheckSpec).type)}"`, finding: {} }
       }
     } catch (err) {
       if (signal.aborted) return { outcome: 'timeout', error: `timed out after ${timeoutMs} ms`, finding: {} }
       if (isShoalError(err)) {
-        this.warnOnce(e, `${e.id}: ${err.message}`)
+        this.warnOnce(
+          e,
+          `${e.id}: ${err.message}`,
+          'fix the check\'s args (README "Health checks"); the instance is not served as alive until it runs',
+        )
         return { outcome: 'error', error: err.message, finding: {} }
       }
       this.log.debug({ id: e.id, type: check.type, err: (err as Error).message }, 'check failed')
@@ -428,10 +445,10 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
     e.last = r
   }
 
-  private warnOnce(e: Entry, msg: string): void {
+  private warnOnce(e: Entry, what: string, fix: string): void {
     if (e.warned) return
     e.warned = true
-    this.log.warn({ id: e.id, check: e.check }, msg)
+    logProblem(this.log, 'warn', { what, input: e.ctx.origin ?? e.id, fix }, { id: e.id, check: e.check })
   }
 
   /**
@@ -503,7 +520,17 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
       fields.passes = r.passes
       fields.fails = r.fails
     }
-    if (e.status === 'unhealthy') this.log.warn(fields, msg)
+    if (e.status === 'unhealthy')
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: msg,
+          input: e.ctx.origin ?? e.id,
+          fix: 'it takes no new traffic until its check passes again; look at what the check reaches',
+        },
+        fields,
+      )
     else this.log.info(fields, msg)
   }
 }

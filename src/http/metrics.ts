@@ -10,7 +10,7 @@ import { Counter, Gauge, type Metric, type Registry } from 'prom-client'
 import type { NetTransportStats } from '../gossip/index.js'
 import type { BucketsSnapshot } from '../histogram.js'
 import type { GossipStats, Member } from '../gossip/types.js'
-import { JoinFailureReason, MemberState, RejectReason } from '../gossip/types.js'
+import { JoinBackResult, JoinFailureReason, MemberState, RejectReason } from '../gossip/types.js'
 import { limitLabel, RecordLimits } from '../registry/index.js'
 import type { CatalogView, HostState } from '../registry/types.js'
 import { liveRecordsOf, ServiceStatus, StatusReason } from '../registry/types.js'
@@ -163,6 +163,14 @@ export function registerGossipMetrics(
     'reason',
     () => stats().joinFailures,
     Object.values(JoinFailureReason),
+  )
+  mirrorCounterByLabel(
+    registry,
+    'shoal_gossip_join_backs_total',
+    'Join backs: this node, alone since its start, push-pulled with a member that probed it (a restarted seed), by result (joined, conflict: that member holds our name elsewhere, failed: the next probe retries).',
+    'result',
+    () => stats().joinBacks,
+    Object.values(JoinBackResult),
   )
   mirrorCounter(registry, 'shoal_gossip_push_pulls_total', 'Full state exchanges (push-pull) started.', () => stats().pushPulls)
   mirrorCounter(registry, 'shoal_gossip_push_pulls_failed_total', 'Push-pull exchanges that failed.', () => stats().pushPullsFailed)

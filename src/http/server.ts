@@ -10,7 +10,7 @@ import type { Counter, Gauge, Registry } from 'prom-client'
 import { counter, gauge } from '../metrics.js'
 import { listenError, type HostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
 import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
@@ -176,7 +176,14 @@ export class HttpServer {
         resolve()
       })
     })
-    server.on('error', (err) => this.log.error({ err }, 'http server error'))
+    server.on('error', (err) =>
+      logProblem(
+        this.log,
+        'error',
+        { what: `http server error (${err.message})`, input: `--http ${host}:${port}`, fix: INTERNAL_FAULT },
+        { err },
+      ),
+    )
     this.hub.start()
     this.unsubscribeCatalog = this.c.catalog.subscribe((ev) => this.onCatalogEvent(ev))
     for (const name of MEMBER_EVENTS) {
@@ -185,7 +192,8 @@ export class HttpServer {
       this.c.membership.on(name, fn)
     }
     const bound = (server.address() as AddressInfo).port
-    this.log.info({ address: `${host}:${bound}` }, 'http endpoint listening')
+    // At debug: the agent's "shoal agent started" line says where it listens, once all are bound.
+    this.log.debug({ address: `${host}:${bound}` }, 'http endpoint bound')
     return { port: bound }
   }
 
@@ -272,14 +280,20 @@ export class HttpServer {
   }
 
   private internal(res: ServerResponse, path: string, err: unknown): void {
-    this.log.error({ err, path }, 'http handler failed')
+    logProblem(
+      this.log,
+      'error',
+      { what: `http handler failed (${(err as Error)?.message ?? String(err)})`, input: path, fix: INTERNAL_FAULT },
+      { err, path },
+    )
     if (res.headersSent) res.destroy()
     else this.fail(res, 500, 'SHOAL_ERR_INTERNAL', `internal error answering ${path}: ${(err as Error)?.message ?? String(err)}`)
   }
 
   private fail(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, unknown>): void {
     // A 503 from /readyz is an answer, not a fault: probes poll it every few seconds.
-    if (status >= 500 && code !== 'SHOAL_ERR_NOT_READY') this.log.warn({ status, code }, message)
+    if (status >= 500 && code !== 'SHOAL_ERR_NOT_READY')
+      logProblem(this.log, 'warn', { what: `answered ${status} ${code}: ${message}`, input: code, fix: INTERNAL_FAULT }, { status, code })
     else this.log.debug({ status, code }, message)
     sendJson(res, status, { error: { code, message }, ...extra })
   }

@@ -7,7 +7,7 @@
  * the bound never turns every reader away.
  */
 import type { ServerResponse } from 'node:http'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 
 export interface WatchHubOptions {
   /** Bytes queued for one reader (in Node and the socket) before it is dropped. */
@@ -108,9 +108,15 @@ export class WatchHub {
     if (r.res.destroyed) return this.remove(r, false)
     // writableLength covers Node's own queue and the socket's: everything the kernel has not taken.
     if (r.res.writableLength + bytes > r.allowance) {
-      this.logger.warn(
+      logProblem(
+        this.logger,
+        'warn',
+        {
+          what: `watch reader ${r.peer} is not reading (its queue passed ${r.allowance} bytes); dropping it`,
+          input: r.peer,
+          fix: 'a client that reconnects gets a fresh snapshot; a client that keeps falling behind must read its stream faster',
+        },
         { peer: r.peer, queuedBytes: r.res.writableLength, limit: r.allowance },
-        'watch reader is not reading (its queue passed the bound); dropping it: a client that reconnects gets a fresh snapshot',
       )
       this.hooks.onDropped(r.peer)
       this.remove(r, true)

@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks'
 import type { Registry } from 'prom-client'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { Startable } from '../lifecycle.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { counter, gauge, histogram } from '../metrics.js'
 import { BACKDATE_MS } from './ca.js'
 import { loadIntermediate, type Intermediate } from './chain.js'
@@ -178,7 +178,12 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       else if (!this.badNames.has(n)) {
         this.badNames.add(n)
         this.m.failures.inc({ reason: 'name' })
-        this.log.error({ service: n }, `no identity for this service: ${bad}`)
+        logProblem(
+          this.log,
+          'error',
+          { what: `no identity for service "${n}": ${bad}`, input: n, fix: 'rename the service (its name is part of its SPIFFE id)' },
+          { service: n },
+        )
       }
     }
     for (const name of want) {
@@ -265,7 +270,12 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
           } catch (err) {
             // A bug, not bad input (that is handled where it is read): logged, and the loop goes on.
             this.m.failures.inc({ reason: 'internal' })
-            this.log.error({ err, service: next?.value }, 'identity work failed')
+            logProblem(
+              this.log,
+              'error',
+              { what: `identity work failed (${(err as Error).message})`, input: next?.value ?? this.dir, fix: INTERNAL_FAULT },
+              { err, service: next?.value },
+            )
           }
         }
       } finally {
@@ -347,17 +357,35 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       if (reason === 'renewal') this.log.debug(fields, 'leaf renewed')
       else this.log.info(fields, 'leaf issued')
       if (cut) {
-        this.log.warn(
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `leaf of ${e.name} cut to the intermediate's end (${inter.cert.notAfter.toISOString()})`,
+            input: this.dir,
+            fix: `renew the intermediate with \`shoal ca intermediate\` into ${this.dir}`,
+          },
           { service: e.name, intermediateNotAfter: inter.cert.notAfter.toISOString() },
-          `leaf cut to the intermediate's end: renew the intermediate with \`shoal ca intermediate\` into ${this.dir}`,
         )
       }
       this.emit('change', identity)
     } catch (err) {
       this.m.failures.inc({ reason: stage })
-      this.log.error(
+      logProblem(
+        this.log,
+        'error',
+        stage === 'write'
+          ? {
+              what: `cannot write the leaf's files of ${e.name} in ${paths.dir} (${(err as Error).message})`,
+              input: paths.dir,
+              fix: `make the folder writable by the agent; retrying in ${this.retryMs / 1000} s`,
+            }
+          : {
+              what: `cannot sign a leaf for ${e.name} (${(err as Error).message})`,
+              input: this.dir,
+              fix: `check the intermediate in ${this.dir} (\`shoal ca inspect\`); retrying in ${this.retryMs / 1000} s`,
+            },
         { service: e.name, err: (err as Error).message, dir: paths.dir },
-        stage === 'write' ? `cannot write the leaf's files; retrying in ${this.retryMs / 1000} s` : 'cannot sign a leaf',
       )
       e.renewTimer?.cancel()
       e.renewTimer = this.clock.setTimer(this.retryMs, () => {
@@ -374,7 +402,16 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
     try {
       await rm(dir, { recursive: true, force: true })
     } catch (err) {
-      this.log.warn({ service: e.name, dir, err: (err as Error).message }, "cannot remove a departed service's identity files")
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `cannot remove the identity files of departed service ${e.name} in ${dir} (${(err as Error).message})`,
+          input: dir,
+          fix: 'remove the folder by hand; the agent no longer renews it',
+        },
+        { service: e.name, dir, err: (err as Error).message },
+      )
     }
     this.m.leafExpiry.remove({ service: e.name })
     this.countLeaves()
@@ -456,11 +493,27 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
       this.logged = key
       this.m.problems.inc({ reason: r.reason })
       if (keep)
-        this.log.warn(
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: r.message,
+            input: this.dir,
+            fix: `keeping the intermediate loaded before (valid until ${held.cert.notAfter.toISOString()}); put a valid one there (\`shoal ca intermediate\`)`,
+          },
           { reason: r.reason, dir: this.dir },
-          `${r.message}; keeping the intermediate loaded before (valid until ${held.cert.notAfter.toISOString()})`,
         )
-      else this.log.error({ reason: r.reason, dir: this.dir }, `${r.message}; local services get no new identity until then`)
+      else
+        logProblem(
+          this.log,
+          'error',
+          {
+            what: r.message,
+            input: this.dir,
+            fix: 'local services get no new identity until then; put a valid intermediate there (`shoal ca intermediate`)',
+          },
+          { reason: r.reason, dir: this.dir },
+        )
     }
     // File watches can miss changes (network file systems): look again later.
     this.retryTimer = this.clock.setTimer(this.retryMs, () => this.requestReload())
@@ -480,12 +533,23 @@ export class IdentityIssuer extends EventEmitter<IdentityIssuerEvents> implement
         this.debounce?.cancel()
         this.debounce = this.clock.setTimer(100, () => this.requestReload())
       })
-      this.watcher.on('error', (err) =>
-        this.log.warn({ dir: this.dir, err: err.message }, 'cannot watch the TLS folder; SIGHUP still reloads'),
-      )
+      this.watcher.on('error', (err) => this.cannotWatch(err))
     } catch (err) {
-      this.log.warn({ dir: this.dir, err: (err as Error).message }, 'cannot watch the TLS folder; SIGHUP still reloads')
+      this.cannotWatch(err as Error)
     }
+  }
+
+  private cannotWatch(err: Error): void {
+    logProblem(
+      this.log,
+      'warn',
+      {
+        what: `cannot watch the TLS folder ${this.dir} (${err.message})`,
+        input: this.dir,
+        fix: 'send the agent SIGHUP after changing the intermediate (it also looks again every retry interval)',
+      },
+      { dir: this.dir, err: err.message },
+    )
   }
 
   /** Leaf folders of an earlier run: kept for `removeAfterMs` in case their services are still here. */

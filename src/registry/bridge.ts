@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { MEMBER_EVENTS, type Member, type MemberEvent, type MessageHandler, type StateDelegate } from '../gossip/types.js'
 import type { Timer } from '../clock.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, problemMessage, type Logger } from '../log.js'
 import type { Catalog, Coverage, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
 import { PullQueue } from './pulls.js'
@@ -435,11 +435,15 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       const key = `${owner}\u0000${r.reason}`
       const now = Date.now()
       const line = { owner, id: r.id, from, reason: r.reason, err: r.message }
-      const msg = `record rejected: ${r.message}; its neighbours were kept, and this agent is not in sync with ${owner} until a clean pull (upgrade ${owner}'s agent if it is older, or look at its sources)`
+      const problem = {
+        what: `record rejected: ${r.message}`,
+        input: owner,
+        fix: `its neighbours were kept, and this agent is not in sync with ${owner} until a clean pull (upgrade ${owner}'s agent if it is older, or look at its sources)`,
+      }
       if (now - (this.lastWarned.get(key) ?? -Infinity) >= this.warnEveryMs) {
         this.lastWarned.set(key, now)
-        this.log.warn(line, msg)
-      } else this.log.debug(line, msg)
+        logProblem(this.log, 'warn', problem, line)
+      } else this.log.debug(line, problemMessage(problem))
     }
   }
 
@@ -468,7 +472,12 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
         this.log.debug({ from, type: m.type }, 'registry broadcast of an unexpected type dropped')
       }
     } catch (err) {
-      this.log.warn({ err, from }, 'registry broadcast handling failed')
+      logProblem(
+        this.log,
+        'warn',
+        { what: `registry broadcast from ${from} could not be handled (${(err as Error).message})`, input: from, fix: INTERNAL_FAULT },
+        { err, from },
+      )
     }
     return undefined
   }

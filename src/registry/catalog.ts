@@ -16,7 +16,7 @@
  */
 import { ShoalError } from '../errors.js'
 import type { Clock, Timer } from '../clock.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { compareVersions, Hlc } from './hlc.js'
 import {
   isUp,
@@ -857,7 +857,12 @@ export class Catalog implements CatalogView {
       try {
         fn(rec)
       } catch (err) {
-        this.log.warn({ err, id: rec.id }, 'local change listener threw')
+        logProblem(
+          this.log,
+          'warn',
+          { what: `a local change listener threw on ${rec.id} (${(err as Error).message})`, input: rec.id, fix: INTERNAL_FAULT },
+          { err, id: rec.id },
+        )
       }
     }
     return rec
@@ -880,7 +885,12 @@ export class Catalog implements CatalogView {
       try {
         l(ev)
       } catch (err) {
-        this.log.warn({ err, event: ev.type }, 'catalog listener threw')
+        logProblem(
+          this.log,
+          'warn',
+          { what: `a catalog listener threw on ${ev.type} (${(err as Error).message})`, input: ev.type, fix: INTERNAL_FAULT },
+          { err, event: ev.type },
+        )
       }
     }
   }

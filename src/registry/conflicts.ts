@@ -9,7 +9,7 @@
  * conflict once when it appears (and again only if its names change), logs when it is gone, and
  * keeps the current list for the API, the UI and the metric.
  */
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import { liveRecordsOf, type CatalogSnapshot, type CatalogView, type ServiceRecord } from './types.js'
 
 /**
@@ -158,9 +158,15 @@ export class ServicePortConflicts {
       this.listCache = undefined
       const by = this.claimants(sp)
       const who = (name: string) => `${name} (on ${(by.get(name) ?? []).join(', ')})`
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `ServicePort ${sp} is claimed by ${names.map(who).join(', ')}: only ${cf.winner} is served (xDS and DNS)`,
+          input: `ServicePort ${sp}`,
+          fix: `give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named`,
+        },
         { servicePort: sp, winner: cf.winner, losers: cf.losers, hosts: Object.fromEntries(by) },
-        `ServicePort ${sp} is claimed by ${names.map(who).join(', ')}: only ${cf.winner} is served (xDS and DNS); give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named`,
       )
     } else if (before) {
       this.current.delete(sp)

@@ -44,6 +44,7 @@ export type {
   LocalInstanceDetails,
   ServiceSource,
   SourceStatus,
+  SourceEntryProblem,
   HostState,
   HostView,
   CatalogSnapshot,

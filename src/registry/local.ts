@@ -5,7 +5,7 @@
  */
 import { ShoalError } from '../errors.js'
 import type { CheckContext, CheckResult, CheckSpec, CheckStatus } from '../health/types.js'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
 import { fitDetail, fitSpec, problemLabel } from './fit.js'
 import {
@@ -15,6 +15,7 @@ import {
   type LocalServiceSpec,
   type ServicePortSpec,
   type ServiceStatus,
+  type SourceEntryProblem,
 } from './types.js'
 
 /**
@@ -85,8 +86,11 @@ export class LocalServices {
   private readonly draining = new Map<string, Drain>()
   /** The agent is leaving: every instance drains (`drainAll`). */
   private leaving = false
-  /** Per source and id, the problems last reported, so that an unchanged spec is not reported again. */
-  private readonly reported = new Map<string, string>()
+  /**
+   * Per source and id, the problems last reported (so that an unchanged spec is not reported
+   * again), and what `entryProblems` shows of them while the spec stays so.
+   */
+  private readonly reported = new Map<string, { sig: string; entries: SourceEntryProblem[] }>()
   private started = false
   private readonly onHealth = (id: string, _status: CheckStatus): void => {
     if (this.started && this.specs.has(id)) this.write(id)
@@ -129,7 +133,17 @@ export class LocalServices {
       this.report(key, s, fit.problems)
       if (!fit.spec) continue
       // Keyed by the id as written (made well-formed by the fit), which is what peers hold.
-      if (m.has(fit.spec.id)) this.log.warn({ source, id: fit.spec.id }, 'duplicate instance id from one source; keeping the first')
+      if (m.has(fit.spec.id))
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `duplicate instance id ${fit.spec.id} from the ${source} source`,
+            input: s.origin ?? `${source} instance ${fit.spec.id}`,
+            fix: 'keeping the first; give each entry its own id',
+          },
+          { source, id: fit.spec.id },
+        )
       else m.set(fit.spec.id, fit.spec)
     }
     for (const k of this.reported.keys()) if (k.startsWith(`${source}\u0000`) && !seen.has(k)) this.reported.delete(k)
@@ -139,15 +153,40 @@ export class LocalServices {
 
   private report(key: string, s: LocalServiceSpec, problems: ReturnType<typeof fitSpec>['problems']): void {
     const sig = JSON.stringify(problems)
-    if ((this.reported.get(key) ?? '[]') === sig) return
-    this.reported.set(key, sig)
+    if ((this.reported.get(key)?.sig ?? '[]') === sig) return
     const origin = s.origin ?? `${s.source} instance ${s.id}`
+    const entries = problems.map((p) => ({ id: s.id, origin, action: p.action, limit: problemLabel(p), message: p.message }))
+    if (problems.length === 0) this.reported.delete(key)
+    else this.reported.set(key, { sig, entries })
     for (const p of problems) {
       const counts = p.action === 'refused' ? this.stats.refused : this.stats.trimmed
       const label = problemLabel(p)
       counts[label] = (counts[label] ?? 0) + 1
-      this.log.warn({ origin, id: s.id, limit: label, action: p.action }, `${origin}: ${p.message} (record limits: README "Known limits")`)
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `${origin}: ${p.message}`,
+          input: origin,
+          fix:
+            p.action === 'refused'
+              ? 'make the entry fit the record limits (README "Known limits")'
+              : 'served as trimmed; shorten it to keep all of it (record limits: README "Known limits")',
+        },
+        { origin, id: s.id, limit: label, action: p.action },
+      )
     }
+  }
+
+  /**
+   * What the record limits did to a source's entries as they are now, for /api/sources.json:
+   * each entry refused (not served) or trimmed (served without what was cut), with its origin
+   * (file entry or container), the limit and the message the warning gave. Empty when all fit.
+   */
+  entryProblems(source: SourceName): SourceEntryProblem[] {
+    const out: SourceEntryProblem[] = []
+    for (const [key, r] of this.reported) if (key.startsWith(`${source}\u0000`)) out.push(...r.entries)
+    return out
   }
 
   /** The specs in effect. */
@@ -230,7 +269,16 @@ export class LocalServices {
       for (const [id, s] of specs) {
         const prev = next.get(id)
         if (prev) {
-          this.log.warn({ id, kept: prev.source, ignored: source }, 'instance id announced by two sources')
+          logProblem(
+            this.log,
+            'warn',
+            {
+              what: `instance id ${id} announced by two sources (${prev.source} and ${source}): the ${prev.source} one is kept`,
+              input: s.origin ?? `${source} instance ${id}`,
+              fix: `give the ${source} entry another id, or drop it`,
+            },
+            { id, kept: prev.source, ignored: source },
+          )
           continue
         }
         next.set(id, s)

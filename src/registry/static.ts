@@ -25,7 +25,7 @@ import type { Gauge, Registry } from 'prom-client'
 import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
 import { CheckType } from '../health/types.js'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
@@ -418,7 +418,16 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.loadsMetric.inc({ result: 'rejected' })
     this.validMetric.set(0)
     this.lastError = { message: err.message, at: new Date().toISOString() }
-    this.log.warn({ err: err.message }, `${what}; keeping the previous services (fix the file: it is read again on every change)`)
+    logProblem(
+      this.log,
+      'warn',
+      {
+        what: `${what}: ${err.message}`,
+        input: this.opts.path,
+        fix: 'keeping the previous services (fix the file: it is read again on every change)',
+      },
+      { err: err.message },
+    )
   }
 
   async start(): Promise<void> {

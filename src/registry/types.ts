@@ -254,6 +254,8 @@ export interface ServiceSource extends Startable {
  * @example
  *   { source: 'static', where: '/etc/shoal/static.json', ok: false, services: 2, loads: 3, rejected: 1,
  *     error: { message: '/etc/shoal/static.json: services[0].chek: unknown field; did you mean "check"?', at: '2026-11-30T21:00:00.000Z' } }
+ *   { source: 'static', where: '/etc/shoal/static.json', ok: false, services: 1, loads: 1, rejected: 0,
+ *     entries: [{ id: 'many', origin: '/etc/shoal/static.json services[1]', action: 'refused', limit: 'ports', message: '…' }] }
  */
 export interface SourceStatus {
   source: string
@@ -269,6 +271,30 @@ export interface SourceStatus {
   rejected: number
   /** The last failure while it lasts: the message names the input and the fix, `at` is ISO 8601. */
   error?: { message: string; at: string }
+  /**
+   * Entries the record limits refused or trimmed (README "Known limits"), while they stay so;
+   * absent when every entry fits. A refused entry is not served and makes `ok` false.
+   */
+  entries?: SourceEntryProblem[]
+}
+
+/**
+ * One entry of a source that does not fit the record limits as written (registry/fit.ts).
+ *
+ * @example
+ *   { id: 'many', origin: '/etc/shoal/static.json services[1]', action: 'refused', limit: 'ports',
+ *     message: '65 ports, at most 64; the record is not served' }
+ */
+export interface SourceEntryProblem {
+  /** The instance id as the source gives it. */
+  id: string
+  /** Where it comes from: a file entry (`FILE services[N]`) or a container. */
+  origin: string
+  /** `refused`: not served; `trimmed`: served without what was cut. */
+  action: 'refused' | 'trimmed'
+  /** The limit met, as the metrics label it (`ports`, `label-value`, ...). */
+  limit: string
+  message: string
 }
 
 export type HostState = 'alive' | 'suspect' | 'dead' | 'left'

@@ -15,7 +15,7 @@
  * - a Secret that holds a key is marked (`keySecrets`): it is never served over TCP.
  */
 import type { Counter } from 'prom-client'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger } from '../log.js'
 import type { ServiceIdentity } from '../identity/names.js'
 import { ALLOW_LABEL, INBOUND_LABEL, hostBinding, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import {
@@ -32,7 +32,7 @@ import {
 import { parseInboundLabel } from './inbound-label.js'
 import { TypeUrl, type XdsProtos } from './protos.js'
 import { contentHash, servedResource, type ServedResource } from './snapshot.js'
-import { validateResource } from './validate.js'
+import { invalidResource, validateResource } from './validate.js'
 
 const SERVICE_NAME = /^[a-z0-9._-]{1,128}$/
 
@@ -147,11 +147,17 @@ export class EnvoyExtras {
         if (bad.length === 0 || this.reported.has(key)) continue
         this.reported.add(key)
         this.c.badInbound.inc()
-        this.c.log.warn(
+        logProblem(
+          this.c.log,
+          'warn',
+          {
+            what: `${r.host}/${r.id}: label ${INBOUND_LABEL}="${value}" does not read (${bad.join(', ')} is not SERVICEPORT=IP:PORT): those ServicePorts have no inbound mTLS address (${
+              this.opts.strict ? 'left out under strict' : 'reached in plain text'
+            })`,
+            input: `${r.host}/${r.id}`,
+            fix: "check that host's agent (its release and --inbound-ports)",
+          },
           { host: r.host, id: r.id, service: r.name, label: INBOUND_LABEL, value, bad },
-          `${r.host}/${r.id}: label ${INBOUND_LABEL}="${value}" does not read (${bad.join(', ')} is not SERVICEPORT=IP:PORT): those ServicePorts have no inbound mTLS address (${
-            this.opts.strict ? 'left out under strict' : 'reached in plain text'
-          }); check that host's agent (its release and --inbound-ports)`,
         )
       }
     }
@@ -210,10 +216,8 @@ export class EnvoyExtras {
         const type = typeUrl === TypeUrl.secret ? 'sds' : typeUrl === TypeUrl.listener ? 'lds' : 'cds'
         this.c.invalid.inc({ type })
         // A Secret's errors never quote its content (it may hold a key).
-        this.c.log.warn(
-          { type, resource: name, errors: type === 'sds' ? errors.map((e) => e.split(':')[0]) : errors },
-          'invalid xDS resource not served',
-        )
+        const shown = type === 'sds' ? errors.map((e) => e.split(':')[0]!) : errors
+        logProblem(this.c.log, 'warn', invalidResource(type, name, shown), { type, resource: name, errors: shown })
         res = null
       } else res = servedResource(typeUrl, name, this.c.protos.pack(typeUrl, obj).value)
       this.cache.set(key, res)

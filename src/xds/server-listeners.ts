@@ -17,14 +17,14 @@
  * - a bad name in a list is left out (the list gets narrower, never wider), logged once and counted.
  */
 import type { Counter } from 'prom-client'
-import type { Logger } from '../log.js'
+import { logProblem, type Logger, type Problem } from '../log.js'
 import type { TlsMode } from '../identity/names.js'
 import { ALLOW_LABEL, liveRecordsOf, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import type { XdsProtos } from './protos.js'
 import { TypeUrl } from './protos.js'
 import { contentHash, servedResource, type ServedResource } from './snapshot.js'
 import { buildServerListener, parseServerListenerName, type CallerPolicy } from './tls.js'
-import { validateResource } from './validate.js'
+import { invalidResource, validateResource } from './validate.js'
 
 const SERVICE_NAME = /^[a-z0-9._-]{1,128}$/
 /** At most this many Listener names are remembered (a client may ask for any name). */
@@ -94,7 +94,11 @@ export class ServerListeners {
             this.once(
               `differ:${r.name}:${raw}`,
               { service: r.name, host: r.host, id: r.id, allow: raw, used: had.raw },
-              `${r.name}: instances disagree on ${ALLOW_LABEL}; the first by id decides: give every instance the same list`,
+              {
+                what: `${r.name}: instances disagree on ${ALLOW_LABEL} ("${raw}" on ${r.host}/${r.id}, "${had.raw}" before); the first by id decides`,
+                input: `${r.host}/${r.id}`,
+                fix: 'give every instance the same list',
+              },
             )
           )
             this.c.allowProblems.inc({ reason: 'instances_differ' })
@@ -124,7 +128,17 @@ export class ServerListeners {
     const parsed = parseServerListenerName(name)
     if (parsed === null) return undefined
     if (typeof parsed === 'string') {
-      if (this.once(`name:${name}`, { listener: name }, `server Listener not served: ${parsed}`))
+      if (
+        this.once(
+          `name:${name}`,
+          { listener: name },
+          {
+            what: `server Listener not served: ${parsed}`,
+            input: name,
+            fix: "make the server's bootstrap with `shoal grpc-bootstrap` (its server_listener_resource_name_template)",
+          },
+        )
+      )
         this.c.badRequests.inc({ reason: 'server_listener_name' })
       return undefined
     }
@@ -138,7 +152,7 @@ export class ServerListeners {
     const errors = validateResource(this.c.protos, TypeUrl.listener, obj)
     if (errors.length) {
       this.c.invalid.inc({ type: 'lds' })
-      this.c.log.warn({ type: 'lds', resource: name, errors }, 'invalid xDS resource not served')
+      logProblem(this.c.log, 'warn', invalidResource('lds', name, errors), { type: 'lds', resource: name, errors })
     } else {
       res = servedResource(TypeUrl.listener, name, this.c.protos.pack(TypeUrl.listener, obj).value)
     }
@@ -161,7 +175,11 @@ export class ServerListeners {
         this.once(
           `plain:${service}:${host}:${port}`,
           { service, address: `${host}:${port}`, allow: a.raw },
-          `${service}: the server at ${host}:${port} has no Shoal certificate providers in its bootstrap, so no caller can show an identity and its ${ALLOW_LABEL} list refuses every call; give it a bootstrap from \`shoal grpc-bootstrap --service ${service} --tls-dir DIR\``,
+          {
+            what: `${service}: the server at ${host}:${port} has no Shoal certificate providers in its bootstrap, so no caller can show an identity and its ${ALLOW_LABEL} list refuses every call`,
+            input: `${host}:${port}`,
+            fix: `give it a bootstrap from \`shoal grpc-bootstrap --service ${service} --tls-dir DIR\``,
+          },
         )
       if (said) this.c.allowProblems.inc({ reason: 'plain_text_server' })
       return { trustDomain: tls.trustDomain, allow: a.names }
@@ -173,7 +191,11 @@ export class ServerListeners {
     const said = this.once(
       `off:${service}`,
       { service, allow: a.raw },
-      `${service}: ${ALLOW_LABEL} is not enforced with --tls-mode off (no caller has an identity); run the agents with --tls-dir and --tls-mode permissive or strict`,
+      {
+        what: `${service}: ${ALLOW_LABEL} is not enforced with --tls-mode off (no caller has an identity)`,
+        input: `${ALLOW_LABEL}=${a.raw}`,
+        fix: 'run the agents with --tls-dir and --tls-mode permissive or strict',
+      },
     )
     if (said) this.c.allowProblems.inc({ reason: 'not_enforced' })
   }
@@ -192,7 +214,11 @@ export class ServerListeners {
       const said = this.once(
         `bad:${r.host}:${r.id}:${n}:${raw}`,
         { service: r.name, host: r.host, id: r.id, allow: raw, entry: n },
-        `${r.name}: ${ALLOW_LABEL} entry "${n}" is not a service name ([a-z0-9._-], up to 128): left out of the list (it allows fewer callers, never more); fix the label`,
+        {
+          what: `${r.name}: ${ALLOW_LABEL} entry "${n}" is not a service name ([a-z0-9._-], up to 128): left out of the list (it allows fewer callers, never more)`,
+          input: `${r.host}/${r.id}`,
+          fix: 'fix the label',
+        },
       )
       if (said) this.c.allowProblems.inc({ reason: 'bad_name' })
     }
@@ -200,11 +226,11 @@ export class ServerListeners {
   }
 
   /** Log a warning the first time `key` is seen; true when it was logged now. */
-  private once(key: string, fields: object, msg: string): boolean {
+  private once(key: string, fields: Record<string, unknown>, problem: Problem): boolean {
     if (this.said.has(key)) return false
     if (this.said.size > MAX_NAMES) this.said.clear()
     this.said.add(key)
-    this.c.log.warn(fields, msg)
+    logProblem(this.c.log, 'warn', problem, fields)
     return true
   }
 }

@@ -17,7 +17,8 @@ import * as grpc from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { counter, gauge, histogram } from '../metrics.js'
-import type { Logger } from '../log.js'
+import { INTERNAL_FAULT, logProblem, type Logger, type Problem } from '../log.js'
+import { invalidResource } from './validate.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
@@ -159,11 +160,19 @@ export interface XdsClientDebug {
   /** The listener it came through: `tcp` (`--xds`) or `unix` (`--xds-socket`). */
   transport: Transport
   connectedAt: number
+  /**
+   * Held while resuming: it reconnected presenting a configuration other than this agent's
+   * host-only view (from before the agent restarted), so it keeps what it has, unanswered,
+   * until the first peer exchange (setReady; README "Warm start").
+   */
+  held: boolean
   types: XdsTypeDebug[]
 }
 
 export interface XdsDebugInfo {
   ready: boolean
+  /** Ready with a host-only view (no peer exchange yet): clients resuming with another configuration are held. */
+  holdResuming: boolean
   clients: XdsClientDebug[]
   conflicts: ServicePortConflict[]
   /**
@@ -268,6 +277,8 @@ export class XdsServer {
   private loggedAuthz = new Map<string, AuthzIssue>()
   private readonly m: {
     clients: Gauge<'kind'>
+    held: Gauge<'kind'>
+    heldTotal: Counter<'kind'>
     pushes: Counter
     acks: Counter
     nacks: Counter
@@ -295,6 +306,16 @@ export class XdsServer {
       clients: gauge(registry, {
         name: 'shoal_xds_connected_clients',
         help: 'Connected ADS streams, by node kind (envoy, grpc; a stream is envoy until its node says otherwise).',
+        labelNames: ['kind'],
+      }),
+      held: gauge(registry, {
+        name: 'shoal_xds_held_clients',
+        help: "Connected ADS streams held while resuming, by node kind: they reconnected with a configuration from before this agent's restart and keep it, unanswered, until the first peer exchange.",
+        labelNames: ['kind'],
+      }),
+      heldTotal: counter(registry, {
+        name: 'shoal_xds_resumes_held_total',
+        help: 'ADS streams held while resuming since start (see shoal_xds_held_clients), by node kind.',
         labelNames: ['kind'],
       }),
       pushes: counter(registry, {
@@ -351,7 +372,11 @@ export class XdsServer {
       }),
     }
     // Every series from the start, at zero (a quiet agent answers every dashboard panel).
-    for (const kind of NODE_KINDS) this.m.clients.set({ kind }, 0)
+    for (const kind of NODE_KINDS) {
+      this.m.clients.set({ kind }, 0)
+      this.m.held.set({ kind }, 0)
+      this.m.heldTotal.inc({ kind }, 0)
+    }
     for (const { label: type } of XDS_TYPES) {
       for (const m of [this.m.pushes, this.m.acks, this.m.nacks, this.m.invalid]) m.inc({ type }, 0)
       this.m.sent.zero({ type })
@@ -384,7 +409,12 @@ export class XdsServer {
       (flavour, bad) => {
         const type = xdsType(bad.typeUrl)!.label
         this.m.invalid.inc({ type })
-        this.log.warn({ kind: flavourName(flavour), type, resource: bad.name, errors: bad.errors }, 'invalid xDS resource not served')
+        logProblem(this.log, 'warn', invalidResource(type, bad.name, bad.errors), {
+          kind: flavourName(flavour),
+          type,
+          resource: bad.name,
+          errors: bad.errors,
+        })
       },
     )
     this.servers = new ServerListeners(
@@ -438,9 +468,11 @@ export class XdsServer {
     this.refreshGroups()
     this.servers.update(this.components.catalog.snapshot())
     this.extras?.update(this.components.catalog.snapshot())
-    this.log.info(
+    // At debug: the agent's one "shoal agent started" line says where it listens, once every
+    // listener is bound (a later listener's failure must not follow a line claiming it runs).
+    this.log.debug(
       { bind: formatHostPort({ ...this.opts.bind, port: this.port }), alsoOn: this.opts.alsoOn ?? [], socket: this.opts.socket },
-      'xDS server listening',
+      'xDS server bound',
     )
     return { port: this.port }
   }
@@ -509,7 +541,12 @@ export class XdsServer {
     this.holdResuming = hold
     this.log.info({ ready, holdResuming: hold }, 'xDS readiness changed')
     for (const c of this.clients.values()) {
+      const was = c.held
       c.held = hold && (c.held || this.differs(c))
+      if (c.held && !was) this.m.heldTotal.inc({ kind: c.kind })
+    }
+    this.countClients()
+    for (const c of this.clients.values()) {
       if (served.has(c) || !this.serves(c)) continue
       // Requests that arrived before readiness are answered now; a reconnecting client's
       // version is compared with the view it would get.
@@ -555,6 +592,7 @@ export class XdsServer {
       transport: c.transport,
       service: nodeService(c.node) ?? '',
       connectedAt: c.connectedAt,
+      held: this.isHeld(c),
       types: [...c.types.values()].map((sub) => {
         const snap = snapOf(c)
         const target = snap ? this.select(snap, sub) : null
@@ -579,6 +617,7 @@ export class XdsServer {
     }
     return {
       ready: this.ready,
+      holdResuming: this.holdResuming,
       clients,
       conflicts: this.conflicts,
       dropped: this.builder?.dropped(null) ?? [],
@@ -628,7 +667,16 @@ export class XdsServer {
         this.onRequest(c, req)
       } catch (err) {
         this.m.badRequests.inc({ reason: 'error' })
-        this.log.warn({ err, stream: c.stream, node: c.node?.id }, 'DiscoveryRequest handling failed')
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `DiscoveryRequest handling failed (${(err as Error).message})`,
+            input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
+            fix: INTERNAL_FAULT,
+          },
+          { err, stream: c.stream, node: c.node?.id },
+        )
       }
     })
     const done = (): void => {
@@ -648,8 +696,18 @@ export class XdsServer {
 
   private countClients(): void {
     const n = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
-    for (const c of this.clients.values()) n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+    const held = new Map<NodeKind, number>(NODE_KINDS.map((k) => [k, 0]))
+    for (const c of this.clients.values()) {
+      n.set(c.kind, (n.get(c.kind) ?? 0) + 1)
+      if (this.isHeld(c)) held.set(c.kind, (held.get(c.kind) ?? 0) + 1)
+    }
     for (const [kind, v] of n) this.m.clients.set({ kind }, v)
+    for (const [kind, v] of held) this.m.held.set({ kind }, v)
+  }
+
+  /** Held now: its resume waits for the first peer exchange (setReady). */
+  private isHeld(c: Client): boolean {
+    return this.ready && this.holdResuming && c.held
   }
 
   private dropClient(c: Client): void {
@@ -675,9 +733,15 @@ export class XdsServer {
       const { network, error } = clientNetworkOf(c.node)
       if (error) {
         this.m.badRequests.inc({ reason: 'bad_network' })
-        this.log.warn(
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `${error}: served as a client on a host's network`,
+            input: `xDS client ${c.node.id}`,
+            fix: "write the network's name (shoal envoy-bootstrap or grpc-bootstrap --network NAME)",
+          },
           { stream: c.stream, node: c.node.id, error },
-          `${error}: served as a client on a host's network; write the network's name (shoal envoy-bootstrap or grpc-bootstrap --network NAME)`,
         )
       }
       c.network = network
@@ -721,9 +785,17 @@ export class XdsServer {
         return
       case 'nack':
         this.m.nacks.inc({ type: type.label })
-        this.log.warn(
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `xDS NACK from ${c.node?.id ?? `stream ${c.stream}`}: ${type.label} version ${o.version} rejected (${o.error}), never re-sent`,
+            input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
+            fix:
+              nackHint(o.error) ??
+              'the client keeps its previous version; read its error and its bootstrap (/debug/xds lists it), and report the line if both are sound',
+          },
           { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error, hint: nackHint(o.error) },
-          'xDS NACK: version rejected, never re-sent',
         )
         break
       case 'ack':
@@ -746,6 +818,8 @@ export class XdsServer {
           c.presented.set(type.url, o.versionInfo)
           if (this.ready && this.holdResuming && !c.held && this.differs(c)) {
             c.held = true
+            this.m.heldTotal.inc({ kind: c.kind })
+            this.countClients()
             this.log.info(
               { stream: c.stream, node: c.node?.id, type: type.label, version: o.versionInfo },
               'a reconnecting client holds a configuration other than this host-only view: it keeps it, unanswered, until a peer exchange',
@@ -799,9 +873,15 @@ export class XdsServer {
       for (const [k, at] of this.keyWarnedAt) if (now - at >= KEY_WARN_INTERVAL_MS) this.keyWarnedAt.delete(k)
     const details = `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`
     if (warn)
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused`,
+          input: peer,
+          fix: 'point the local Envoy at the socket (`shoal envoy-bootstrap --xds-socket PATH`)',
+        },
         { stream: c.stream, node: c.node?.id, peer, secrets: keys },
-        `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused; point the local Envoy at the socket (\`shoal envoy-bootstrap --xds-socket PATH\`)`,
       )
     this.dropClient(c)
     c.call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }))
@@ -826,15 +906,27 @@ export class XdsServer {
   private warnAtConnect(c: Client): void {
     const mode = this.opts.tls?.mode ?? 'off'
     if (mode === 'strict' && c.kind === 'grpc' && !mtlsCapable(c.node)) {
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `gRPC client ${c.node?.id ?? `stream ${c.stream}`} without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK`,
+          input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
+          fix: 'make its bootstrap with `shoal grpc-bootstrap --service NAME --tls-dir DIR`',
+        },
         { stream: c.stream, node: c.node?.id, userAgent: c.node?.user_agent_name },
-        'gRPC client without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK; make its bootstrap with `shoal grpc-bootstrap --service NAME --tls-dir DIR`',
       )
     }
     if (mode === 'permissive' && c.kind === 'envoy' && c.transport === 'tcp' && this.extras) {
-      this.log.warn(
+      logProblem(
+        this.log,
+        'warn',
+        {
+          what: `Envoy ${c.node?.id ?? `stream ${c.stream}`} connected over TCP: it gets plain-text resources (mTLS needs its keys, which go only over the Unix socket)`,
+          input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
+          fix: 'connect it through --xds-socket (`shoal envoy-bootstrap --xds-socket PATH`)',
+        },
         { stream: c.stream, node: c.node?.id, peer: c.call.getPeer() },
-        'Envoy connected over TCP: it gets plain-text resources; mTLS needs its keys, which go only over the Unix socket (--xds-socket; `shoal envoy-bootstrap --xds-socket PATH`)',
       )
     }
   }
@@ -909,11 +1001,15 @@ export class XdsServer {
         const key = `${a.servicePort}|${a.target}|${a.failureModeAllow}|${a.detail}`
         keys.set(key, a)
         if (this.loggedAuthz.has(key)) continue
-        this.log.warn(
-          a,
-          `${a.service}:${a.servicePort} asks for external authorization by "${a.target}": ${a.detail}. Until then its Envoy listener ${
-            a.failureModeAllow ? 'lets everything through (failure_mode_allow)' : 'denies everything'
-          }`,
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `${a.service}:${a.servicePort} asks for external authorization by "${a.target}": ${a.detail}`,
+            input: `${a.service}:${a.servicePort}`,
+            fix: `until then its Envoy listener ${a.failureModeAllow ? 'lets everything through (failure_mode_allow)' : 'denies everything'}`,
+          },
+          { ...a },
         )
       }
       for (const [key, a] of this.loggedAuthz)
@@ -948,7 +1044,7 @@ export class XdsServer {
         counts[d.reason] = (counts[d.reason] ?? 0) + 1
         const key = `${d.network ?? ''}|${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
         keys.add(key)
-        if (!this.loggedDrops.has(key)) this.log.warn(d, droppedText(d))
+        if (!this.loggedDrops.has(key)) logProblem(this.log, 'warn', droppedProblem(d), { ...d })
       }
       for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason, network: v.network ?? 'host' }, n)
     }
@@ -1179,18 +1275,35 @@ export class XdsServer {
 }
 
 /** The log line (and the UI's text) of an instance left out: what, for whom, why, and what to do. */
-export function droppedText(d: DroppedEndpoint): string {
-  const who = `${d.service}:${d.servicePort}: ${d.host}/${d.id}`
+export function droppedProblem(d: DroppedEndpoint): Problem {
+  const input = `${d.host}/${d.id}`
+  const who = `${d.service}:${d.servicePort}: ${input}`
   const where = d.network === null ? "a host's network" : `network "${d.network}"`
   switch (d.reason) {
     case 'duplicate_address':
-      return `${who} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out for clients on ${where} (one endpoint per address; give each instance its own ip:port)`
+      return {
+        what: `${who} lists ${d.address}, which ${d.keptBy!.host}/${d.keptBy!.id} already serves: left out for clients on ${where} (one endpoint per address)`,
+        input,
+        fix: 'give each instance its own ip:port',
+      }
     case 'no_reachable_address':
       return d.network === null
-        ? `${who} has no address reachable from a host's network (no published port${d.networks?.length ? `; on network ${d.networks.join(', ')} only` : ''}): not sent to clients there; publish the port (docker service --publish mode=host,target=PORT) or declare the client's network (--network NAME in its bootstrap)`
-        : `${who} has no address on network "${d.network}" and no published port: not sent to clients on it; attach the service to that network (and name it in the agent's --docker-network) or publish the port`
+        ? {
+            what: `${who} has no address reachable from a host's network (no published port${d.networks?.length ? `; on network ${d.networks.join(', ')} only` : ''}): not sent to clients there`,
+            input,
+            fix: "publish the port (docker service --publish mode=host,target=PORT) or declare the client's network (--network NAME in its bootstrap)",
+          }
+        : {
+            what: `${who} has no address on network "${d.network}" and no published port: not sent to clients on it`,
+            input,
+            fix: "attach the service to that network (and name it in the agent's --docker-network) or publish the port",
+          }
     default:
-      return `${who} has address ${d.address}, which no xDS client accepts (${d.reason}): left out for clients on ${where}; fix the record's ip or port`
+      return {
+        what: `${who} has address ${d.address}, which no xDS client accepts (${d.reason}): left out for clients on ${where}`,
+        input,
+        fix: "fix the record's ip or port",
+      }
   }
 }
 

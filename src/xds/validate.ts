@@ -17,6 +17,7 @@ import { isIP } from 'node:net'
 import { walkPgv } from './pgv.js'
 import { ExtUrl, type XdsProtos } from './protos.js'
 import { canonicalIp } from './groups.js'
+import type { Problem } from '../log.js'
 
 type Obj = Record<string, unknown>
 
@@ -90,5 +91,17 @@ function shoalConstraints(fullName: string, o: Obj, path: string, err: (path: st
       }
       break
     }
+  }
+}
+
+/**
+ * An xDS resource Shoal built that fails validation (a fault in Shoal or in a record it was
+ * given): not served, the client keeps its previous one.
+ */
+export function invalidResource(type: string, name: string, errors: string[]): Problem {
+  return {
+    what: `invalid xDS resource ${type} ${name} not served (${errors.join('; ')})`,
+    input: name,
+    fix: 'the client keeps its previous resource; look at the records of that service (shoal services NAME), and report the line if they are sound',
   }
 }

@@ -67,7 +67,7 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
   const warns = lines.filter((l) => l.level === 40).map((l) => l.msg)
   t.match(
     warns[0],
-    /^Docker engine at unix:\/\/\S+ lost \(.+\); reconnecting, its services kept for 60 s$/,
+    /^Docker engine at unix:\/\/\S+ lost \(.+\); reconnecting, its services kept for 60 s; if it does not come back, see why the engine stopped$/,
     'an engine that was there is "lost"',
   )
   t.notOk(

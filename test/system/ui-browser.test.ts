@@ -4,7 +4,9 @@
 // agent C's static file (with an authorization service that does not exist: the xDS warnings
 // panel says so), a health-check status change on B, and C crashing (its member state, its
 // instances gone). Issue 16: an instance's details with its check result, drain and undrain
-// through the buttons, serving counts, deep links. Saves screenshots under test-output/.
+// through the buttons (node-a runs with --api-token: the page's API token field supplies it),
+// another host's instance's details (what its owner gossips, no buttons, where to drain it),
+// serving counts, deep links. Saves screenshots under test-output/.
 import t from 'tap'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type AddressInfo } from 'node:net'
@@ -20,6 +22,7 @@ import { AdsClient, TypeUrl } from '../lib/xds-fixture.js'
 declare const document: any
 
 const CHROMIUM = '/usr/bin/chromium'
+const API_TOKEN = 'ui-test-token'
 const OUT = join(process.cwd(), 'test-output')
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (scripts/test.mjs installs Debian "chromium" when run as root)`
 
@@ -135,6 +138,8 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
       '--static',
       writeStatic(node, files[node]!),
       ...(seed ? ['--join', seed] : []),
+      // node-a wants a token for drain and undrain even from loopback: its page must send it.
+      ...(node === 'node-a' ? ['--api-token', API_TOKEN] : []),
     ]
     const agent = new Agent(parseAgentConfig(flags, {}), { logger: silentLogger() })
     agents.set(node, agent)
@@ -162,8 +167,12 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   const page = await browser.newPage({ viewport: { width: 1280, height: 820 } })
   const pageErrors: string[] = []
   page.on('pageerror', (e) => pageErrors.push(e.message))
+  // The browser logs each refused drain (401) as a failed load: counted apart, as expected.
+  let refusedLoads = 0
   page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
+    if (m.type() !== 'error') return
+    if (/status of 401 \(Unauthorized\)/.test(m.text())) refusedLoads++
+    else pageErrors.push(m.text())
   })
 
   await page.goto(`http://127.0.0.1:${a.bound.http}/`)
@@ -212,10 +221,48 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   // `npm run ui:screenshot` keeps this one as the README's picture.
   if (process.env.SHOAL_UI_SCREENSHOT) copyFileSync(join(OUT, 'ui-details.png'), process.env.SHOAL_UI_SCREENSHOT)
 
-  // Drain through the button on node-a's page; node-c's page (another agent) sees it, then the undrain.
+  // Details of another host's instance on node-a's page: what its owner gossips (status,
+  // reason, the check's detail, version), no drain buttons, and where to drain it instead.
+  await page.click('[data-instance="orders-c"]')
+  await page.waitForFunction(() => /orders-c on node-c/.test(document.getElementById('details-title')?.textContent ?? ''))
+  const remote = (await page.textContent('#details-fields')) ?? ''
+  t.match(remote, /statusunhealthy \(not serving\)/, "a remote instance's status")
+  t.match(remote, /detailTcp 127\.0\.0\.1:\d+: connection refused/, "its check's detail, as node-c gossips it")
+  t.match(remote, /version\d+\.\d+/, 'its version')
+  t.match(remote, /ports127\.0\.0\.1:50051 → ServicePort 10002/, 'its ports')
+  t.equal(await page.isVisible('#details-actions'), false, "no drain buttons for node-c's instance on node-a's page")
+  t.match(
+    await page.textContent('#details-elsewhere'),
+    /node-c runs this instance: .*only that agent drains it .*shoal drain orders-c --agent HOST:PORT/,
+    'it says where to drain it',
+  )
+  await page.click('[data-instance="web-c"]')
+  await page.waitForFunction(() => /web-c on node-c/.test(document.getElementById('details-title')?.textContent ?? ''))
+  t.match(
+    await page.textContent('#details-fields'),
+    /statusdraining \(not serving\)reasonoperatordetaildrained by an operator/,
+    "a remote drain: status, reason and detail from node-c's record",
+  )
+
+  // Drain through the button on node-a's page (node-a runs with --api-token): refused until
+  // the token is entered, then node-c's page (another agent) sees it, then the undrain.
   await page.click('[data-instance="redis-a"]')
   await page.waitForFunction(() => document.getElementById('details-actions')?.hidden === false)
+  t.equal(await page.isVisible('#details-elsewhere'), false, 'no "drain on its own host" note for a local instance')
   await page.fill('#drain-reason', 'maintenance')
+  await page.click('#drain')
+  await page.waitForFunction(() => /^401: /.test(document.getElementById('action-result')?.textContent ?? ''))
+  t.match(
+    await page.textContent('#action-result'),
+    /^401: missing "Authorization: Bearer TOKEN" header \(the agent runs with --api-token\): enter the agent's --api-token in the API token field$/,
+    'without the token: the 401 and what to do',
+  )
+  await page.fill('#api-token', 'not-the-token')
+  await page.click('#drain')
+  await page.waitForFunction(() => /does not match/.test(document.getElementById('action-result')?.textContent ?? ''))
+  t.match(await page.textContent('#action-result'), /^401: the bearer token does not match --api-token: check the API token field/)
+  t.equal(statusOf('redis-a'), 'unknown', 'a refused drain changes nothing')
+  await page.fill('#api-token', API_TOKEN)
   await page.click('#drain')
   await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-draining'), undefined, {
     timeout: 10_000,
@@ -229,12 +276,23 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
     },
   )
   t.pass("the drain's reason is shown")
+  t.equal(
+    await page.evaluate(() => (globalThis as any).sessionStorage.getItem('shoal.apiToken')),
+    API_TOKEN,
+    'the token is kept in sessionStorage',
+  )
+  // A reload keeps it for this tab: the undrain goes through without typing it again.
+  await page.reload()
+  await page.waitForFunction(() => !!document.querySelector('[data-instance="redis-a"]'))
+  t.equal(await page.inputValue('#api-token'), API_TOKEN, 'the field is filled again after a reload')
+  await page.click('[data-instance="redis-a"]')
   await page.waitForFunction(() => document.getElementById('undrain')?.hidden === false)
   await page.click('#undrain')
   await pageC.waitForFunction(() => document.querySelector('[data-instance="redis-a"]')?.classList.contains('st-unknown'), undefined, {
     timeout: 10_000,
   })
   t.pass("the undrain reaches node-c's page")
+  t.equal(await page.textContent('#action-result'), 'undrained', 'with the kept token')
   await pageC.close()
 
   // An xDS client of node-a NACKs its clusters: the page lists it with the NACK's error text.
@@ -352,5 +410,6 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
 
   await page.screenshot({ path: join(OUT, 'ui-live.png'), fullPage: true })
   t.same(pageErrors, [], 'no script errors in the page')
+  t.equal(refusedLoads, 2, 'the only failed loads: the two drains refused for their token')
   t.ok(existsSync(join(OUT, 'ui-live.png')), 'screenshot saved under test-output/')
 })

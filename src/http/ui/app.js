@@ -404,9 +404,14 @@ function refreshXds() {
 async function refreshSources() {
   try {
     const { sources = [] } = await (await fetch('/api/sources.json')).json()
-    const items = sources
-      .filter((s) => !s.ok)
-      .map((s) => `${s.source}: ${s.error?.message ?? `${s.where}: failing`}; still announcing its last good ${s.services} service(s)`)
+    const items = []
+    for (const s of sources) {
+      const entries = s.entries || []
+      if (s.error || (!s.ok && !entries.some((e) => e.action === 'refused')))
+        items.push(`${s.source}: ${s.error?.message ?? `${s.where}: failing`}; still announcing its last good ${s.services} service(s)`)
+      // Entries the record limits refused (not served) or trimmed (served without what was cut).
+      for (const e of entries) items.push(`${s.source}: ${e.origin}: ${e.message} (record limits: README "Known limits")`)
+    }
     $('source-warnings').hidden = items.length === 0
     $('source-list').replaceChildren(...items.map((text) => el('li', { text })))
   } catch {
@@ -444,6 +449,7 @@ async function renderDetails() {
     $('details-title').textContent = `${opened.id} on ${opened.host}: gone`
     $('details-fields').replaceChildren()
     $('details-actions').hidden = true
+    $('details-elsewhere').hidden = true
     return
   }
   let own = null
@@ -463,7 +469,14 @@ async function renderDetails() {
     ...field('reason', r.reason),
     ...field('detail', r.detail),
     ...field('image', r.image),
-    ...field('ports', r.ports.map((p) => `${p.ip}:${p.port} → ServicePort ${p.servicePort}`).join(', ')),
+    ...field('ports', r.ports.map((p) => `${addressesOf(r, p)} → ServicePort ${p.servicePort}`).join(', ')),
+    ...field('tags', (r.tags || []).join(', ')),
+    ...field(
+      'attributes',
+      Object.entries(r.attributes || {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n'),
+    ),
     ...field('proxy mode', r.proxyMode),
     ...field('version', r.version.join('.')),
     ...field('last change', r.updated ? `${new Date(r.updated).toISOString()} (${ago(r.updated)})` : ''),
@@ -485,21 +498,63 @@ async function renderDetails() {
             .join('\n')
         : '',
     ),
-    ...(r.host === model.node ? [] : field('more', `its check result is on ${r.host}'s agent`)),
   )
-  $('details-actions').hidden = r.host !== model.node
+  // Another host's instance: what its owner gossips (status, reason, the check's detail,
+  // version) is above; its check run, source and drain controls live on its owner's agent.
+  const remote = r.host !== model.node
+  $('details-actions').hidden = remote
+  $('details-elsewhere').hidden = !remote
+  $('details-elsewhere').textContent = remote
+    ? `${r.host} runs this instance: its last check run and source are on ${r.host}'s agent, and only that agent drains it ` +
+      `(open ${r.host}'s UI, or run \`shoal drain ${r.id} --agent HOST:PORT\` with ${r.host}'s --http address).`
+    : ''
   $('drain').hidden = r.status === 'draining' && r.reason === 'operator'
   $('undrain').hidden = !(r.status === 'draining' && r.reason === 'operator')
 }
 
-/** Drain or undrain the open local instance (this agent answers loopback callers, or needs its API token). */
+// ---- the API token (the agent's --api-token), for drain and undrain ----------------
+
+// Kept for this tab only: sessionStorage is per origin and gone when the tab closes.
+const TOKEN_KEY = 'shoal.apiToken'
+
+function apiToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || ''
+  } catch {
+    return '' // storage disabled: the field's value alone is used
+  }
+}
+
+function setApiToken(value) {
+  try {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value)
+    else sessionStorage.removeItem(TOKEN_KEY)
+  } catch {
+    // storage disabled
+  }
+}
+
+/**
+ * Drain or undrain the open local instance. Without --api-token the agent answers loopback
+ * callers only; with one it wants `Authorization: Bearer TOKEN` (README, HTTP API), which the
+ * API token field supplies.
+ */
 async function act(on) {
   if (!opened) return
   const reason = $('drain-reason').value.trim()
   const q = on && reason ? `?reason=${encodeURIComponent(reason)}` : ''
-  const res = await fetch(`/api/instances/${encodeURIComponent(opened.id)}/${on ? 'drain' : 'undrain'}${q}`, { method: 'POST' })
+  const token = $('api-token').value.trim() || apiToken()
+  const headers = token ? { authorization: `Bearer ${token}` } : {}
+  const res = await fetch(`/api/instances/${encodeURIComponent(opened.id)}/${on ? 'drain' : 'undrain'}${q}`, { method: 'POST', headers })
   const body = await res.json().catch(() => ({}))
-  $('action-result').textContent = res.ok ? (on ? 'drained' : 'undrained') : `${res.status}: ${body.message || body.error || 'failed'}`
+  const message = (body.error && body.error.message) || body.message || res.statusText || 'failed'
+  const hint =
+    res.status === 401
+      ? token
+        ? ": check the API token field against the agent's --api-token"
+        : ": enter the agent's --api-token in the API token field"
+      : ''
+  $('action-result').textContent = res.ok ? (on ? 'drained' : 'undrained') : `${res.status}: ${message}${hint}`
 }
 
 // ---- deep links: #/services/NAME, #/hosts/NAME -------------------------------------
@@ -570,6 +625,8 @@ document.addEventListener('DOMContentLoaded', () => {
     opened = null
     $('details').hidden = true
   })
+  $('api-token').value = apiToken()
+  $('api-token').addEventListener('input', () => setApiToken($('api-token').value.trim()))
   $('drain').addEventListener('click', () => act(true))
   $('undrain').addEventListener('click', () => act(false))
   window.addEventListener('hashchange', applyHash)
