@@ -197,12 +197,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (cfg.discovery.includes('docker')) {
       docker = new DockerSource(
         { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, networks: cfg.dockerNetworks, drainOnStop: cfg.drainOnStop },
-        { logger: log, registry: this.registry, docker: this.components.docker },
+        { logger: log, registry: this.registry, docker: this.components.docker, clock },
       )
       sources.push(docker)
     }
     if (cfg.static !== undefined)
-      sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log, registry: this.registry }))
+      sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log, registry: this.registry, clock }))
 
     const health = new HealthScheduler(
       { allowExternal: cfg.allowExternalChecks },
