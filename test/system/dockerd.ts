@@ -1,6 +1,7 @@
 // A private Docker engine for system tests: its own socket, data-root, exec-root, pidfile,
 // containerd namespace and bridge under a fresh temp folder, a locally imported busybox
-// image, and a teardown that removes all of it even when the test failed.
+// image, and a teardown that removes all of it even when the test failed; the same steps run
+// on a signal and, after SIGKILL, in the process's reaper (test/lib/labs.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import {
   closeSync,
@@ -22,6 +23,7 @@ import Dockerode from 'dockerode'
 import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
+import { LabManifest } from '../lib/labs.js'
 
 export const IMAGE = 'shoal-busybox:test'
 
@@ -135,6 +137,24 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
     }
   }
 
+  /** `ip` in the engine's network namespace. */
+  const ipCmd = (args: string[]) => (opts.netns ? ['ip', '-n', opts.netns, ...args] : ['ip', ...args])
+  // Whatever ends this process, these steps undo the engine: its containers, dockerd (its
+  // pidfile names it alone), then containerd, shims and docker-proxy (they name our folder),
+  // mounts, the bridge, the folder.
+  const lab = LabManifest.write(
+    `dockerd ${dir}`,
+    [
+      { run: ['sh', '-c', `ids=$(docker -H ${host} ps -aq) && [ -n "$ids" ] && docker -H ${host} rm -f $ids`] },
+      { stop: `--pidfile ${join(dir, 'docker.pid')}`, ms: 15_000 },
+      { killNaming: dir },
+      { umountUnder: dir },
+      { run: ipCmd(['link', 'del', bridge]) },
+      { rm: dir },
+    ],
+    [dir, bridge],
+  )
+
   const cliSync = (args: string[], input?: string) =>
     spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
   const cli = (args: string[]) =>
@@ -148,8 +168,6 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
       c.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))))
     })
 
-  /** `ip` in the engine's network namespace. */
-  const ipCmd = (args: string[]) => (opts.netns ? ['ip', '-n', opts.netns, ...args] : ['ip', ...args])
   const launch = async () => {
     const log = openSync(join(dir, 'dockerd.log'), 'a')
     proc = spawn(
@@ -221,30 +239,13 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
       while (proc.exitCode === null && proc.signalCode === null && Date.now() < end) await sleep(50)
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
     }
-    // containerd, shims and docker-proxy started by this dockerd name our folder.
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
-          process.kill(Number(pid), 'SIGKILL')
-          containerdPids.add(pid)
-        }
-      } catch {
-        // the process exited while we looked
-      }
-    }
+    // containerd, shims and docker-proxy started by this dockerd name our folder: the lab's steps kill them, then the rest.
+    notePids()
+    lab.undo()
     await sleep(100)
     // containerd dumps its goroutines to /tmp/containerd.<pid>.stacks.log when dockerd signals
     // it on shutdown: remove the dumps of ours.
     for (const pid of containerdPids) rmSync(`/tmp/containerd.${pid}.stacks.log`, { force: true })
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
-      .sort((a, b) => b.length - a.length)
-    for (const m of mounts) spawnSync('umount', ['-l', m])
-    const del = ipCmd(['link', 'del', bridge])
-    spawnSync(del[0]!, del.slice(1))
-    rmSync(dir, { recursive: true, force: true })
   }
   t.teardown(stop)
 
