@@ -24,7 +24,7 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
-import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
+import { createService, startDockerd, waitFor } from '../test/system/dockerd.js'
 import { benchHarness, machineSection, pct } from './stats.js'
 
 const env = process.env
@@ -105,15 +105,7 @@ async function main() {
   await waitFor(() => b.members().some((m) => m.name === 'host-a' && m.state === 'alive') && b.isReady(), 10_000, 'host-b to join host-a')
 
   const liveOn = (ag: Agent, id: string) => liveRecords(ag.view().snapshot()).some((r) => r.id === id && r.host === 'host-a')
-  const create = (name: string, sp: number) =>
-    d.docker.createContainer({
-      Image: IMAGE,
-      name,
-      Cmd: ['sleep', '600'],
-      Labels: { ServiceName: name, ServicePort_80: String(sp) },
-      ExposedPorts: { '80/tcp': {} },
-      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
-    })
+  const create = (name: string, sp: number) => createService(d, name, sp, name)
 
   const issuedToB: number[] = []
   const returnedToB: number[] = []

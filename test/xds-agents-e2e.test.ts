@@ -15,6 +15,7 @@ import { silentLogger } from '../src/log.js'
 import type { XdsDebugInfo } from '../src/xds/index.js'
 import { echoBackend as backend } from './lib/echo.js'
 import { startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsClientKind } from './lib/xds-clients.js'
+import { loopbackAgentFlags } from './lib/agent-process.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-agents-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -77,18 +78,7 @@ async function scenario(t: Test, kind: XdsClientKind): Promise<void> {
   const agents: Agent[] = []
   t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
   const flags = (node: string, file: string, join?: string) => [
-    '--node',
-    node,
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-    '--profile',
-    'local',
+    ...loopbackAgentFlags(node, { dns: true }),
     '--cluster',
     `xds-e2e-${kind}`,
     '--discovery',

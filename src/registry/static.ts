@@ -30,7 +30,7 @@ import { logProblem, type Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
-import { STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
+import { describe, STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
@@ -49,11 +49,6 @@ class Problems {
   fail(where: string, msg: string): never {
     throw new ShoalError('SHOAL_ERR_STATIC', `${this.file}: ${where}: ${msg}`)
   }
-}
-
-function describe(v: unknown): string {
-  const s = JSON.stringify(v)
-  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s
 }
 
 function portNumber(p: Problems, where: string, v: unknown, allowZero: boolean): number {

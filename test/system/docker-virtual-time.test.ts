@@ -7,28 +7,19 @@ import t from 'tap'
 import { VirtualClock } from '../../src/clock.js'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { SLEEP, runArgs, startDockerd, waitFor } from './dockerd.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** `sleep` as PID 1 has no handler: SIGTERM does nothing to it and it runs on. */
-const stubborn = (name: string, servicePort: number) => [
-  'run',
-  '-d',
-  '--name',
-  name,
-  '--stop-timeout',
-  '1',
-  '-l',
-  `ServiceName=${name}`,
-  '-l',
-  `ServicePort_80=${servicePort}`,
-  '-p',
-  '80',
-  IMAGE,
-  'sleep',
-  '3600',
-]
+const stubborn = (name: string, servicePort: number) =>
+  runArgs({
+    name,
+    options: ['--stop-timeout', '1'],
+    labels: { ServiceName: name, ServicePort_80: String(servicePort) },
+    publish: ['80'],
+    cmd: SLEEP,
+  })
 
 t.test('a lost engine’s services are kept for graceMs on the clock, then withdrawn', async (t) => {
   const d = await startDockerd(t)

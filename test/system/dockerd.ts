@@ -27,6 +27,56 @@ import { LabManifest } from '../lib/labs.js'
 
 export const IMAGE = 'shoal-busybox:test'
 
+/** busybox httpd serving /www on port 80 in the foreground: what most test containers run. */
+export const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www']
+/** A container that only runs (`sleep` as PID 1 ignores SIGTERM: it survives `docker stop` until SIGKILL). */
+export const SLEEP = ['sleep', '3600']
+
+/**
+ * Creates (does not start) a container of IMAGE that runs `sleep 600` as `service` with
+ * ServicePort_80 `servicePort`, its port 80 published on a port the engine picks, named
+ * `containerName` if given: what the burst test and the Docker benches make by the dozen,
+ * through the engine's API.
+ */
+export function createService(d: Pick<Dockerd, 'docker'>, service: string, servicePort: number, containerName?: string) {
+  return d.docker.createContainer({
+    Image: IMAGE,
+    ...(containerName !== undefined ? { name: containerName } : {}),
+    Cmd: ['sleep', '600'],
+    Labels: { ServiceName: service, ServicePort_80: String(servicePort) },
+    ExposedPorts: { '80/tcp': {} },
+    HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
+  })
+}
+
+export interface RunSpec {
+  name: string
+  /** `-l KEY=VALUE` each, in this order. */
+  labels?: Record<string, string>
+  /** `-p` values: `80`, `127.0.0.1:PORT:7000`, ... */
+  publish?: string[]
+  /** Other `docker run` options (`--stop-timeout 1`, health flags, `--network`, ...). */
+  options?: string[]
+  /** The command; default HTTPD. */
+  cmd?: string[]
+}
+
+/**
+ * The arguments of `docker run -d` of IMAGE for `Dockerd.cli`: the one place tests spell them.
+ *
+ * @example
+ *   await d.cli(runArgs({ name: 'web', labels: { ServiceName: 'web', ServicePort_80: '10080' }, publish: ['80'] }))
+ */
+export function runArgs(s: RunSpec): string[] {
+  return [
+    ...['run', '-d', '--name', s.name, ...(s.options ?? [])],
+    ...Object.entries(s.labels ?? {}).flatMap(([k, v]) => ['-l', `${k}=${v}`]),
+    ...(s.publish ?? []).flatMap((p) => ['-p', p]),
+    IMAGE,
+    ...(s.cmd ?? HTTPD),
+  ]
+}
+
 export interface Dockerd {
   dir: string
   /** `unix:///…/docker.sock` */

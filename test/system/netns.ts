@@ -775,6 +775,24 @@ export async function startCluster(
   return lab
 }
 
+/**
+ * The scenarios' common start: `n` hosts each serving `web` (instance `web-<i>`, service port
+ * 10001), every agent ready and listing every instance. `keys` are those instances as
+ * `service/id@host`, `all` the host indexes.
+ */
+export async function webCluster(
+  t: TapLike,
+  n: number,
+  profile?: AgentOptions['profile'],
+): Promise<{ lab: NetnsLab; all: number[]; keys: string[] }> {
+  const services = (i: number) => [svc('web', i, 10001, 8080)]
+  const lab = await startCluster(t, n, (i) => ({ services: services(i), ...(profile ? { profile } : {}) }))
+  const all = lab.hosts.map((h) => h.index)
+  const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
+  await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+  return { lab, all, keys }
+}
+
 /** True when exactly `names` are alive in `members` (others may be dead or left). */
 export function sameAlive(members: Member[], names: string[]): boolean {
   const alive = members
