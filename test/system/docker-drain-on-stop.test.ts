@@ -8,7 +8,7 @@
 // container whose HEALTHCHECK is still `starting` is not routed at all.
 import t from 'tap'
 import type { Agent } from '../../src/agent/agent.js'
-import { SLEEP, runArgs, startDockerd, waitFor } from './dockerd.js'
+import { SLEEP, runArgs, startDockerd, stubbornArgs, waitFor } from './dockerd.js'
 import { dockerAgents, dockerEvents, StatusLog } from './docker-agents.js'
 
 async function killEvents(a: Agent): Promise<number> {
@@ -61,15 +61,7 @@ t.test('a process that survives its stop signal is served again after its stop t
   t.teardown(() => log.stop())
 
   // `sleep` as PID 1 has no handler: SIGTERM and SIGHUP do nothing to it.
-  const full = await d.cli(
-    runArgs({
-      name: 'stubborn',
-      options: ['--stop-timeout', '1'],
-      labels: { ServiceName: 'stubborn', ServicePort_80: '10081' },
-      publish: ['80'],
-      cmd: SLEEP,
-    }),
-  )
+  const full = await d.cli(stubbornArgs('stubborn', 10081))
   const id = full.slice(0, 12)
   await waitFor(() => log.serving(id), 60_000, 'host-b to serve the container')
 

@@ -7,24 +7,14 @@ import t from 'tap'
 import { VirtualClock } from '../../src/clock.js'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
-import { SLEEP, runArgs, startDockerd, waitFor } from './dockerd.js'
+import { startDockerd, stubbornArgs, waitFor } from './dockerd.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** `sleep` as PID 1 has no handler: SIGTERM does nothing to it and it runs on. */
-const stubborn = (name: string, servicePort: number) =>
-  runArgs({
-    name,
-    options: ['--stop-timeout', '1'],
-    labels: { ServiceName: name, ServicePort_80: String(servicePort) },
-    publish: ['80'],
-    cmd: SLEEP,
-  })
 
 t.test('a lost engine’s services are kept for graceMs on the clock, then withdrawn', async (t) => {
   const d = await startDockerd(t)
   if (!d) return
-  await d.cli(stubborn('kept', 10080))
+  await d.cli(stubbornArgs('kept', 10080))
   const clock = new VirtualClock()
   const graceMs = 30_000
   const src = new DockerSource(
@@ -58,7 +48,7 @@ t.test('a container that survives its stop signal is served again after stop tim
   t.teardown(() => src.stop())
   src.start()
   await waitFor(() => src.connected(), 30_000, 'connected')
-  await d.cli(stubborn('stubborn', 10081))
+  await d.cli(stubbornArgs('stubborn', 10081))
   const spec = () => src.services().find((s) => s.name === 'stubborn')
   await waitFor(() => spec() !== undefined, 30_000, 'the container listed')
   t.notOk(spec()!.stopping, 'served')

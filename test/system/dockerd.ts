@@ -23,7 +23,7 @@ import Dockerode from 'dockerode'
 import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
-import { LabManifest } from '../lib/labs.js'
+import { LabManifest, type LabStep } from '../lib/labs.js'
 
 export const IMAGE = 'shoal-busybox:test'
 
@@ -31,6 +31,21 @@ export const IMAGE = 'shoal-busybox:test'
 export const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www']
 /** A container that only runs (`sleep` as PID 1 ignores SIGTERM: it survives `docker stop` until SIGKILL). */
 export const SLEEP = ['sleep', '3600']
+
+/**
+ * `docker run` arguments of a container that survives its stop signal (`sleep` as PID 1 has no
+ * handler: SIGTERM and SIGHUP do nothing to it) with a stop timeout of 1 s, serving `name` on
+ * ServicePort_80 `servicePort`.
+ */
+export function stubbornArgs(name: string, servicePort: number): string[] {
+  return runArgs({
+    name,
+    options: ['--stop-timeout', '1'],
+    labels: { ServiceName: name, ServicePort_80: String(servicePort) },
+    publish: ['80'],
+    cmd: SLEEP,
+  })
+}
 
 /**
  * Creates (does not start) a container of IMAGE that runs `sleep 600` as `service` with
@@ -95,6 +110,8 @@ export interface Dockerd {
   restart(): Promise<void>
   /** Tear everything down; idempotent. Registered as a teardown already. */
   stop(): Promise<void>
+  /** More undo steps for what was made beside the engine, run after it is gone: by stop(), a signal hook or the reaper. */
+  addCleanup(...steps: LabStep[]): void
 }
 
 interface TestLike {
@@ -351,6 +368,7 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
     },
     restart: launch,
     stop,
+    addCleanup: (...steps) => lab.addSteps(...steps),
   }
 }
 
@@ -430,6 +448,8 @@ export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   })
   const listen = `${d.defaultIp}:${await freePortBelow49152()}`
   created = true
+  // Swarm mode makes it in the host's namespace; it goes when the engine does, however the test ends.
+  d.addCleanup({ run: ['ip', 'link', 'del', 'docker_gwbridge'] })
   await d.cli([
     'swarm',
     'init',
