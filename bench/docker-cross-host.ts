@@ -26,6 +26,7 @@ import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
 import { createService, startDockerd, waitFor } from '../test/system/dockerd.js'
 import { benchHarness, machineSection, pct } from './stats.js'
+import { loopbackAgentFlags } from '../test/lib/agent-process.js'
 
 const env = process.env
 const CONTAINERS = Number(env.BENCH_CONTAINERS ?? 30)
@@ -77,29 +78,15 @@ async function main() {
     return
   }
   const dockerVersion = (await d.docker.version()).Version
-  const common = [
-    '--cluster',
-    'bench-docker',
-    '--profile',
-    'lan',
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-  ]
-  const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), {
+  const flags = (node: string) => [...loopbackAgentFlags(node, { dns: true, profile: 'lan' }), '--cluster', 'bench-docker']
+  const a = new Agent(parseAgentConfig([...flags('host-a'), '--discovery', 'docker', '--docker-host', d.host], {}), {
     logger: silentLogger(),
   })
   harness.teardown(() => a.stop({ leave: false }))
   await a.start()
-  const b = new Agent(
-    parseAgentConfig(['--node', 'host-b', ...common, '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}),
-    { logger: silentLogger() },
-  )
+  const b = new Agent(parseAgentConfig([...flags('host-b'), '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}), {
+    logger: silentLogger(),
+  })
   harness.teardown(() => b.stop({ leave: false }))
   await b.start()
   await waitFor(() => b.members().some((m) => m.name === 'host-a' && m.state === 'alive') && b.isReady(), 10_000, 'host-b to join host-a')

@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
 import { AdsClient, TypeUrl } from '../lib/xds-fixture.js'
 import { waitFor } from '../lib/wait.js'
+import { loopbackAgentFlags } from '../lib/agent-process.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -112,20 +113,9 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   let seed: string | undefined
   for (const node of Object.keys(files)) {
     const flags = [
-      '--node',
-      node,
+      ...loopbackAgentFlags(node, { dns: true }),
       '--cluster',
       'ui-test',
-      '--profile',
-      'local',
-      '--bind',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--xds',
-      '127.0.0.1:0',
-      '--dns',
-      '127.0.0.1:0',
       '--discovery',
       'static',
       '--static',
