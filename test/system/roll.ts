@@ -223,10 +223,23 @@ export const SWARM_NETWORK = 'shoal-apps'
 /** One step of a Swarm roll: `docker service update --force --update-order ORDER`, or `docker service scale echo=N`. */
 export type SwarmStep = { update: 'stop-first' | 'start-first' } | { scale: number }
 
+/**
+ * The roll of the Swarm test and benchmark: update --force stop-first, then start-first, scale
+ * to 1 and back to 3, and both updates again (4 x 3 tasks replaced, 2 scaled away, 2 added).
+ */
+export const SWARM_ROLL_STEPS: readonly SwarmStep[] = [
+  { update: 'stop-first' },
+  { update: 'start-first' },
+  { scale: 1 },
+  { scale: 3 },
+  { update: 'stop-first' },
+  { update: 'start-first' },
+]
+
 export interface SwarmRollOptions {
   onTerm: OnTerm
-  /** What is done to the service under load, in order. */
-  steps: SwarmStep[]
+  /** What is done to the service under load, in order (SWARM_ROLL_STEPS). */
+  steps?: readonly SwarmStep[]
   /** Replicas the service is created with (3). */
   replicas?: number
   /** Calls per second (200). */
@@ -386,7 +399,7 @@ export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, 
   const steps: SwarmRollResult['steps'] = []
   let results: LoadCall[]
   try {
-    for (const step of o.steps) {
+    for (const step of o.steps ?? SWARM_ROLL_STEPS) {
       const at = Date.now()
       const before = current
       let what: string
