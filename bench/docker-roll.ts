@@ -82,6 +82,8 @@ async function main() {
           .join(', ')
         const row = `| ${c.onTerm}: ${c.what} | ${drainOnStop ? 'on' : 'off'} | ${r.calls} | **${r.failed}**${failures ? ` (${failures})` : ''} | ${fmt(pct(r.sigtermToOut, 50))} / ${fmt(pct(r.sigtermToOut, 99))} | ${fmt(pct(r.checkToFirstCall, 50))} / ${fmt(pct(r.checkToFirstCall, 99))} |`
         console.log(`${kind} ${row}`)
+        if ('taskErrors' in r && Array.isArray(r.taskErrors) && r.taskErrors.length)
+          console.log(`  tasks failed or rejected: ${r.taskErrors.join('; ')}`)
         rows[kind].push(row)
       }
     }

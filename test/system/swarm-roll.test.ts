@@ -25,6 +25,7 @@ t.test(
         `SIGTERM to out of host-b's routing p50 ${pct(r.sigtermToOut, 50)} ms, p99 ${pct(r.sigtermToOut, 99)} ms; ` +
         `first passing check to first call p50 ${pct(r.checkToFirstCall, 50)} ms`,
     )
+    if (r.taskErrors.length) t.comment(`tasks Swarm reported failed or rejected (never served):\n${r.taskErrors.join('\n')}`)
     t.ok(r.calls >= 1000, `calls were made under the roll (${r.calls})`)
     t.equal(r.failed, 0, `no call failed (${JSON.stringify(r.failures)})`)
     if (r.failed) {
