@@ -318,7 +318,14 @@ export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, 
   const subnet = (
     JSON.parse(await d.cli(['network', 'inspect', SWARM_NETWORK, '--format', '{{json .IPAM.Config}}'])) as Array<{ Subnet: string }>
   )[0]!.Subnet
-  // Swarm mode makes docker_gwbridge; host-b serves xDS on its address too.
+  // A container on the overlay, whose network namespace the client runs in: it reaches host-b
+  // on docker_gwbridge (on-link) and the tasks by their overlay IPs (on-link), never the host's
+  // loopback. Its start also makes docker_gwbridge, which swarm init makes only when the
+  // engine's networking agent starts (it does not when another process holds port 7946).
+  const box = await d.cli(['run', '-d', '--network', SWARM_NETWORK, '--name', 'roll-client', IMAGE, 'sleep', '86400'])
+  t.teardown(() => d.cli(['rm', '-f', box]).catch(() => undefined))
+  const boxPid = (await d.docker.getContainer(box).inspect()).State.Pid
+  // Host-b serves xDS on docker_gwbridge's address too.
   await waitFor(() => interfaceIpv4('docker_gwbridge') !== undefined, 60_000, 'docker_gwbridge to have an IPv4 address')
   const gw = interfaceIpv4('docker_gwbridge')!
 
@@ -399,11 +406,6 @@ export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, 
 
   let current = await settled(replicas, 'service create')
 
-  // A container on the overlay, whose network namespace the client runs in: it reaches host-b
-  // on docker_gwbridge (on-link) and the tasks by their overlay IPs (on-link), never the host's loopback.
-  const box = await d.cli(['run', '-d', '--network', SWARM_NETWORK, '--name', 'roll-client', IMAGE, 'sleep', '86400'])
-  t.teardown(() => d.cli(['rm', '-f', box]).catch(() => undefined))
-  const boxPid = (await d.docker.getContainer(box).inspect()).State.Pid
   const taskIp = async (x: Task) => (await d.docker.getContainer(x.full).inspect()).NetworkSettings.Networks[SWARM_NETWORK]?.IPAddress ?? ''
   for (const x of current) assertLocalRoute(await taskIp(x), { netnsPid: boxPid })
   const xdsAddress = `${gw}:${h.b.bound.xds}`
