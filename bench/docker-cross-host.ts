@@ -24,8 +24,9 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
-import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
+import { createService, startDockerd, waitFor } from '../test/system/dockerd.js'
 import { benchHarness, machineSection, pct } from './stats.js'
+import { loopbackAgentFlags } from '../test/lib/agent-process.js'
 
 const env = process.env
 const CONTAINERS = Number(env.BENCH_CONTAINERS ?? 30)
@@ -77,43 +78,21 @@ async function main() {
     return
   }
   const dockerVersion = (await d.docker.version()).Version
-  const common = [
-    '--cluster',
-    'bench-docker',
-    '--profile',
-    'lan',
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-  ]
-  const a = new Agent(parseAgentConfig(['--node', 'host-a', ...common, '--discovery', 'docker', '--docker-host', d.host], {}), {
+  const flags = (node: string) => [...loopbackAgentFlags(node, { dns: true, profile: 'lan' }), '--cluster', 'bench-docker']
+  const a = new Agent(parseAgentConfig([...flags('host-a'), '--discovery', 'docker', '--docker-host', d.host], {}), {
     logger: silentLogger(),
   })
   harness.teardown(() => a.stop({ leave: false }))
   await a.start()
-  const b = new Agent(
-    parseAgentConfig(['--node', 'host-b', ...common, '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}),
-    { logger: silentLogger() },
-  )
+  const b = new Agent(parseAgentConfig([...flags('host-b'), '--discovery', 'none', '--join', `127.0.0.1:${a.bound.gossip}`], {}), {
+    logger: silentLogger(),
+  })
   harness.teardown(() => b.stop({ leave: false }))
   await b.start()
   await waitFor(() => b.members().some((m) => m.name === 'host-a' && m.state === 'alive') && b.isReady(), 10_000, 'host-b to join host-a')
 
   const liveOn = (ag: Agent, id: string) => liveRecords(ag.view().snapshot()).some((r) => r.id === id && r.host === 'host-a')
-  const create = (name: string, sp: number) =>
-    d.docker.createContainer({
-      Image: IMAGE,
-      name,
-      Cmd: ['sleep', '600'],
-      Labels: { ServiceName: name, ServicePort_80: String(sp) },
-      ExposedPorts: { '80/tcp': {} },
-      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
-    })
+  const create = (name: string, sp: number) => createService(d, name, sp, name)
 
   const issuedToB: number[] = []
   const returnedToB: number[] = []

@@ -4,7 +4,7 @@
 //   TS_NODE_TRANSPILE_ONLY=1 node --import @isaacs/ts-node-temp-fork-for-pr-2009/import bench/docker-start.ts [N]
 import { DockerSource } from '../src/docker/source.js'
 import { silentLogger } from '../src/log.js'
-import { IMAGE, startDockerd, waitFor } from '../test/system/dockerd.js'
+import { createService, startDockerd, waitFor } from '../test/system/dockerd.js'
 import { pct } from './stats.js'
 
 const n = Number(process.argv[2] ?? 30)
@@ -26,15 +26,7 @@ async function main() {
   teardowns.push(() => src.stop())
   src.start()
   await waitFor(() => src.connected(), 10_000, 'connected')
-  const create = (name: string, sp: number) =>
-    d.docker.createContainer({
-      Image: IMAGE,
-      name,
-      Cmd: ['sleep', '600'],
-      Labels: { ServiceName: name, ServicePort_80: String(sp) },
-      ExposedPorts: { '80/tcp': {} },
-      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
-    })
+  const create = (name: string, sp: number) => createService(d, name, sp, name)
 
   const single: number[] = []
   const fromCall: number[] = []

@@ -30,6 +30,7 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
 import { pct } from './stats.js'
+import { loopbackAgentFlags } from '../test/lib/agent-process.js'
 
 const env = process.env
 const CHANGES = Number(env.BENCH_CHANGES ?? 100)
@@ -132,20 +133,9 @@ async function runProfile(profile: 'lan' | 'local'): Promise<ProfileResult> {
   let seed = ''
   const startAgent = async (i: number, name: string) => {
     const flags = [
-      '--node',
-      name,
+      ...loopbackAgentFlags(name, { dns: true, profile }),
       '--cluster',
       `bench-${profile}`,
-      '--profile',
-      profile,
-      '--bind',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--xds',
-      '127.0.0.1:0',
-      '--dns',
-      '127.0.0.1:0',
       '--discovery',
       'static',
       '--static',

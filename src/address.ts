@@ -163,6 +163,26 @@ export async function bindUdpAndTcp(
   )
 }
 
+/**
+ * The other half of bindUdpAndTcp: destroys every accepted TCP connection in `connections`
+ * (and empties the set), then closes the TCP server and the UDP socket, either of which may be
+ * absent. Resolves once both are closed.
+ *
+ * @example
+ *   const { udp, tcp } = this
+ *   this.udp = this.tcp = undefined
+ *   await closeUdpAndTcp({ udp, tcp }, this.connections)
+ */
+export async function closeUdpAndTcp(pair: Partial<Pick<UdpAndTcp, 'tcp' | 'udp'>>, connections: Set<{ destroy(): void }>): Promise<void> {
+  for (const c of connections) c.destroy()
+  connections.clear()
+  const { udp, tcp } = pair
+  await Promise.all([
+    udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
+    tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
+  ])
+}
+
 function listenTcp(server: NetServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err)

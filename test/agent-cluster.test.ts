@@ -9,6 +9,8 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
+import { loopbackAgentFlags } from './lib/agent-process.js'
+import { waitFor } from './lib/wait.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-cluster-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -23,15 +25,6 @@ function writeStatic(i: number, extra: boolean): string {
   return path
 }
 
-async function waitFor(what: string, pred: () => boolean, ms = 5000): Promise<number> {
-  const start = Date.now()
-  while (!pred()) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return Date.now() - start
-}
-
 const liveNames = (a: Agent) =>
   liveRecords(a.view().snapshot())
     .map((r) => r.name)
@@ -41,18 +34,7 @@ t.test('five agents on loopback', async (t) => {
   const agents: Agent[] = []
   t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
   const flags = (i: number, join?: string) => [
-    '--node',
-    `node-${i}`,
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-    '--profile',
-    'local',
+    ...loopbackAgentFlags(`node-${i}`, { dns: true }),
     '--cluster',
     'c1',
     '--discovery',

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { parseHostPort } from '../src/address.js'
 import { parseAgentConfig, readKeyFile } from '../src/agent/config.js'
 import { isShoalError } from '../src/errors.js'
+import { RecordLimits } from '../src/registry/limits.js'
 
 const KEY = Buffer.alloc(32, 7).toString('base64')
 
@@ -170,4 +171,15 @@ t.test('host:port forms', async (t) => {
   t.throws(() => parseHostPort('h:0', 'x'), /out of range 1-65535/)
   t.same(parseHostPort('h:0', 'x', { allowZero: true }), { host: 'h', port: 0 })
   t.throws(() => parseHostPort('bad host:1', 'x'), /no valid host/)
+})
+
+t.test('--node: the record limit for node names is the flag’s limit (one rule, registry/names.ts)', async (t) => {
+  const max = RecordLimits.host.build
+  t.equal(parseAgentConfig(['--node', 'n'.repeat(max)], {}).node.length, max, `${max} characters: taken`)
+  t.throws(() => parseAgentConfig(['--node', 'n'.repeat(max + 1)], {}), {
+    code: 'SHOAL_ERR_CONFIG',
+    message: new RegExp(`--node: "n{${max + 1}}" is not a valid node name \\(\\[A-Za-z0-9._-\\], up to ${max}\\)`),
+  })
+  t.throws(() => parseAgentConfig([], { SHOAL_NODE: '-x' }), { message: /SHOAL_NODE: "-x" is not a valid node name/ })
+  t.ok(RecordLimits.host.accept >= max, 'and every peer takes what an owner may be named')
 })

@@ -11,6 +11,8 @@ import { parseAgentConfig } from '../src/agent/config.js'
 import { shoal } from './lib/cli.js'
 import { capturedLogger } from './lib/log.js'
 import { makePki } from './lib/identity.js'
+import { loopbackAgentFlags } from './lib/agent-process.js'
+import { waitFor } from './lib/wait.js'
 
 function writeStatic(path: string, names: string[]): void {
   // Two instances of the first name: one identity per service name, not per instance.
@@ -20,29 +22,10 @@ function writeStatic(path: string, names: string[]): void {
   renameSync(path + '.tmp', path)
 }
 
-async function waitFor(what: string, pred: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 const flags = (tlsDir: string, staticFile: string) => [
-  '--node',
-  'id-1',
+  ...loopbackAgentFlags('id-1'),
   '--cluster',
   'Prod',
-  '--bind',
-  '127.0.0.1:0',
-  '--http',
-  '127.0.0.1:0',
-  '--xds',
-  '127.0.0.1:0',
-  '--dns',
-  'off',
-  '--profile',
-  'local',
   '--discovery',
   'static',
   '--static',

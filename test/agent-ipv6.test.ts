@@ -3,12 +3,12 @@
 // /api/members.json printed `[::1]:18204`), and a check template on an IPv6 instance passes.
 import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
+import { tcpService } from './lib/listen.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-ipv6-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -22,7 +22,7 @@ async function until(what: string, pred: () => Promise<boolean> | boolean, ms = 
 }
 
 t.test('addresses in brackets everywhere, and {{ host }} checks pass on IPv6', async (t) => {
-  const target = createServer((s) => s.destroy())
+  const target = tcpService()
   await new Promise<void>((r) => target.listen(0, '::1', () => r()))
   t.teardown(() => new Promise<void>((r) => target.close(() => r())))
   const port = (target.address() as { port: number }).port

@@ -10,6 +10,8 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
+import { loopbackAgentFlags } from './lib/agent-process.js'
+import { waitFor } from './lib/wait.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-keys-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -19,14 +21,6 @@ const NEW = randomBytes(32).toString('base64')
 function write(path: string, text: string): void {
   writeFileSync(path + '.tmp', text)
   renameSync(path + '.tmp', path)
-}
-
-async function waitFor(what: string, pred: () => boolean, ms = 8000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 t.test('rotation through the key file loses nothing', async (t) => {
@@ -43,18 +37,7 @@ t.test('rotation through the key file loses nothing', async (t) => {
     const a = new Agent(
       parseAgentConfig(
         [
-          '--node',
-          `k${i}`,
-          '--bind',
-          '127.0.0.1:0',
-          '--http',
-          '127.0.0.1:0',
-          '--xds',
-          '127.0.0.1:0',
-          '--dns',
-          '127.0.0.1:0',
-          '--profile',
-          'local',
+          ...loopbackAgentFlags(`k${i}`, { dns: true }),
           '--key-file',
           keyFiles[i]!,
           '--static',

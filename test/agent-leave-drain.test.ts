@@ -11,17 +11,11 @@ import { liveRecords } from '../src/registry/types.js'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
+import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
+import { waitFor } from './lib/wait.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-leave-drain-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-
-async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 let pairs = 0
 
@@ -32,20 +26,7 @@ async function pair(
   const n = ++pairs
   const file = join(dir, `a-${n}.json`)
   writeFileSync(file, JSON.stringify({ services: [{ id: 'web-1', name: 'web', ports: [{ port: 8080, servicePort: 10080 }] }] }))
-  const common = [
-    '--profile',
-    'local',
-    '--cluster',
-    `leave-${n}`,
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    'off',
-  ]
+  const common = [...LOOPBACK_AGENT_FLAGS, '--cluster', `leave-${n}`]
   const a = new Agent(
     parseAgentConfig(['--node', 'a', ...common, '--discovery', 'static', '--static', file, '--leave-drain', leaveDrain], {}),
     {

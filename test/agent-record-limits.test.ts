@@ -14,6 +14,7 @@ import { silentLogger } from '../src/log.js'
 import { RecordLimits } from '../src/registry/limits.js'
 import { liveRecords, type ServiceRecord } from '../src/registry/types.js'
 import { capturedLogger } from './lib/log.js'
+import { waitFor } from './lib/wait.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-limits-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -24,14 +25,6 @@ function staticFile(name: string, services: unknown[]): string {
   const path = join(dir, `${name}.json`)
   writeFileSync(path, JSON.stringify({ services }))
   return path
-}
-
-async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
-  const start = Date.now()
-  while (!pred()) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 const flags = (node: string, file: string, bind = '127.0.0.1:0', join?: string) => [

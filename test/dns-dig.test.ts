@@ -6,7 +6,8 @@
 import t from 'tap'
 import dgram from 'node:dgram'
 import { dig, digMissing } from './lib/dig.js'
-import { dnsAgent, until, type StaticEntry } from './lib/dns-agent.js'
+import { dnsAgent, type StaticEntry } from './lib/dns-agent.js'
+import { waitFor } from './lib/wait.js'
 
 const missing = digMissing()
 if (missing) {
@@ -256,7 +257,7 @@ if (missing) {
     const a = await dnsAgent(t, [web(1)], { flags: ['--dns-recursors', `127.0.0.1:${silent.address().port}`] })
     const r = await dig(a.port, ['example.com', 'A'])
     t.equal(r.status, 'SERVFAIL')
-    await until('the failure to be counted', async () =>
+    await waitFor('the failure to be counted', async () =>
       /shoal_dns_forward_failures_total 1/.test(await (await fetch(`${a.http}/metrics`)).text()),
     )
   })

@@ -19,17 +19,10 @@ import { silentLogger } from '../src/log.js'
 import { cliAgent } from './lib/agent-process.js'
 import { serve } from './lib/listen.js'
 import { processesWith, socketsTo } from './lib/proc.js'
+import { waitFor } from './lib/wait.js'
 
 const ctx = { host: '127.0.0.1', ports: [] }
 const RUNS = 60
-
-async function waitFor(what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 /** An HTTP endpoint that sends 200 and its headers, then stalls forever; counts requests and open connections. */
 async function stallingEndpoint(t: Parameters<typeof serve>[0]) {
@@ -71,10 +64,14 @@ t.test('the agent: 60 HttpGet runs against an endpoint that never finishes its b
   }, 50)
   t.teardown(() => clearInterval(poll))
   let most = 0
-  await waitFor(`${RUNS} check runs`, () => {
-    most = Math.max(most, socketsTo(agent.pid, stall.port))
-    return stall.requests() >= RUNS
-  })
+  await waitFor(
+    `${RUNS} check runs`,
+    () => {
+      most = Math.max(most, socketsTo(agent.pid, stall.port))
+      return stall.requests() >= RUNS
+    },
+    60_000,
+  )
   const held = socketsTo(agent.pid, stall.port)
   t.ok(held <= 1, `the agent holds ${held} socket(s) to the endpoint after ${stall.requests()} runs (at most the run in flight)`)
   t.ok(most <= 2, `never more than ${most} at once`)
@@ -133,7 +130,7 @@ t.test('Tcp: 60 runs against a connect that never completes leave no socket', as
   hs.on('change', (_i: string, st: string) => seen.push(st))
   hs.set('syn', { type: 'Tcp', args: `127.0.0.1:${port}` }, ctx)
   const runs = async () => Number(/result="timeout"\} (\d+)/.exec(await registry.metrics())?.[1] ?? 0)
-  await waitFor(`${RUNS} Tcp runs`, async () => (await runs()) >= RUNS)
+  await waitFor(`${RUNS} Tcp runs`, async () => (await runs()) >= RUNS, 60_000)
   const held = socketsTo('self', port) - before
   t.ok(held <= 1, `${held} connecting socket(s) left after ${await runs()} runs`)
   t.same(seen, ['unhealthy'], 'it failed at its first timeout and never passed')
@@ -149,7 +146,7 @@ t.test('External: the command and its children are killed at the timeout; one th
   hs.set('hang', { type: 'External', args: `/bin/sh -c 'sleep 61.25 & sleep 61.25; true'` }, ctx)
   // Its own timeout is long: on a loaded machine a shell that exits 0 can take more than 100 ms.
   hs.set('leaves', { type: 'External', args: `/bin/sh -c 'sleep 62.25 & exit 0'`, timeoutMs: 60_000 }, ctx)
-  await waitFor('the checks to run many times', () => (seen.get('hang')?.length ?? 0) > 0 && (seen.get('leaves')?.length ?? 0) > 0)
+  await waitFor('the checks to run many times', () => (seen.get('hang')?.length ?? 0) > 0 && (seen.get('leaves')?.length ?? 0) > 0, 60_000)
   await new Promise((r) => setTimeout(r, 3000))
   t.ok(
     processesWith('sleep 61.25').length <= 3,

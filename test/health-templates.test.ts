@@ -1,10 +1,9 @@
 import t from 'tap'
-import net from 'node:net'
 import { renderTemplate, splitArgv } from '../src/health/template.js'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
 import { isShoalError, type ErrorCode } from '../src/errors.js'
-import { serve } from './lib/listen.js'
+import { serve, tcpService } from './lib/listen.js'
 
 /** True when fn throws a ShoalError with `code` whose message names `input`. */
 function throwsCode(fn: () => unknown, code: ErrorCode, input: string): boolean {
@@ -50,7 +49,7 @@ t.test('argv splitting without a shell', async (t) => {
 })
 
 t.test('a Tcp check with {{ host }}:{{ tcp N }} reaches the mapped port', async (t) => {
-  const s = net.createServer((c) => c.destroy())
+  const s = tcpService()
   const port = await serve(t, s)
   const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger() })
   t.teardown(() => hs.stop())

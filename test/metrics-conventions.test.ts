@@ -9,12 +9,11 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { metricsTable } from '../src/http/metrics.js'
 import { makePki } from './lib/identity.js'
-import { serve } from './lib/listen.js'
+import { serve, tcpService } from './lib/listen.js'
 import { metricsAgent } from './lib/metrics-agent.js'
 
 const PROMTOOL = '/usr/bin/promtool'
@@ -33,10 +32,7 @@ const END = '<!-- metrics:end -->'
 t.test('an agent with every part: promtool finds nothing but the allowed three, and the README lists every metric', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-metrics-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const backend = await serve(
-    t,
-    createServer((c) => c.destroy()),
-  )
+  const backend = await serve(t, tcpService())
   const file = join(dir, 'static.json')
   writeFileSync(
     file,

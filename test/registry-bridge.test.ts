@@ -7,9 +7,10 @@ import { VirtualClock } from '../src/clock.js'
 import type { Member, MessageHandler, StateDelegate } from '../src/gossip/types.js'
 import { silentLogger } from '../src/log.js'
 import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
-import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
+import { Catalog } from '../src/registry/catalog.js'
 import { liveRecords } from '../src/registry/types.js'
 import { decodeMessage } from '../src/registry/wire.js'
+import { localRecord } from './lib/record.js'
 
 const logger = silentLogger()
 
@@ -56,18 +57,7 @@ function member(name: string, boot: string, state: Member['state'] = 'alive'): M
   return { name, addr: '127.0.0.1', port: 7946, meta: { boot }, bootId: boot, incarnation: 1, state, stateChangedAt: 0 }
 }
 
-function rec(id: string, labels: Record<string, string> = {}): LocalRecord {
-  return {
-    id,
-    name: 'web',
-    image: 'web:1',
-    created: 1,
-    ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '127.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    labels,
-  }
-}
+const rec = (id: string, labels: Record<string, string> = {}) => localRecord(id, { ip: '127.0.0.1', labels })
 
 function node(net: Net, name: string, clock: VirtualClock) {
   const gossip = new Peer(net, name, `${name}-boot`)
@@ -76,17 +66,22 @@ function node(net: Net, name: string, clock: VirtualClock) {
   return { gossip, catalog, bridge }
 }
 
+/** Two started nodes, `a` and `b`, on one network and clock. */
+function pair() {
+  const net = new Net()
+  const clock = new VirtualClock()
+  const [a, b] = [node(net, 'a', clock), node(net, 'b', clock)]
+  a.bridge.start()
+  b.bridge.start()
+  return { net, a, b }
+}
+
 async function flush(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
 }
 
 t.test('a local change is broadcast under svc/<host>/<id> and merged by receivers', async (t) => {
-  const net = new Net()
-  const clock = new VirtualClock()
-  const a = node(net, 'a', clock)
-  const b = node(net, 'b', clock)
-  a.bridge.start()
-  b.bridge.start()
+  const { net, a, b } = pair()
   a.catalog.upsertLocal(rec('i1'))
   t.equal(net.sent.length, 1)
   const m = net.sent[0]!
@@ -133,12 +128,7 @@ t.test('push-pull: digests first, then only differing owners are pulled, tombsto
 })
 
 t.test('a record too large for a datagram goes as a reference and is fetched from its owner', async (t) => {
-  const net = new Net()
-  const clock = new VirtualClock()
-  const a = node(net, 'a', clock)
-  const b = node(net, 'b', clock)
-  a.bridge.start()
-  b.bridge.start()
+  const { net, a, b } = pair()
   a.catalog.upsertLocal(rec('big', { blob: 'x'.repeat(2000) }))
   const m = net.sent[0]!
   t.ok(m.payload.length < 100, `the broadcast is small (${m.payload.length} bytes)`)
@@ -153,12 +143,7 @@ t.test('a record too large for a datagram goes as a reference and is fetched fro
 })
 
 t.test('membership events drive host visibility', async (t) => {
-  const net = new Net()
-  const clock = new VirtualClock()
-  const a = node(net, 'a', clock)
-  const b = node(net, 'b', clock)
-  a.bridge.start()
-  b.bridge.start()
+  const { net, a, b } = pair()
   a.catalog.upsertLocal(rec('i1'))
   b.gossip.msg(net.sent[0]!.payload, 'a')
   t.equal(liveRecords(b.catalog.snapshot()).length, 1)

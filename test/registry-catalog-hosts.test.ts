@@ -3,23 +3,13 @@
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
-import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
+import { Catalog } from '../src/registry/catalog.js'
 import { liveRecords, type CatalogEvent } from '../src/registry/types.js'
+import { localRecord } from './lib/record.js'
 
 const logger = silentLogger()
 
-function rec(id: string): LocalRecord {
-  return {
-    id,
-    name: 'web',
-    image: 'web:1',
-    created: 1,
-    ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    labels: {},
-  }
-}
+const rec = (id: string) => localRecord(id)
 
 function setup() {
   const clock = new VirtualClock()

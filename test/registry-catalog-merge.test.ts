@@ -3,21 +3,11 @@ import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
 import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { liveRecords, type ServiceRecord } from '../src/registry/types.js'
+import { localRecord } from './lib/record.js'
 
 const logger = silentLogger()
 
-function rec(id: string, port = 8080, status: LocalRecord['status'] = 'alive'): LocalRecord {
-  return {
-    id,
-    name: 'web',
-    image: 'web:1',
-    created: 1,
-    ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status,
-    labels: {},
-  }
-}
+const rec = (id: string, port?: number, status?: LocalRecord['status']) => localRecord(id, { port, status })
 
 function pair() {
   const clock = new VirtualClock()

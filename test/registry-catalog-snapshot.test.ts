@@ -1,23 +1,13 @@
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { silentLogger } from '../src/log.js'
-import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
+import { Catalog } from '../src/registry/catalog.js'
 import { liveRecords } from '../src/registry/types.js'
+import { localRecord } from './lib/record.js'
 
 const logger = silentLogger()
 
-function rec(id: string, port = 8080): LocalRecord {
-  return {
-    id,
-    name: 'web',
-    image: 'web:1',
-    created: 1,
-    ports: [{ type: 'tcp', port, servicePort: 10080, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    labels: {},
-  }
-}
+const rec = (id: string, port?: number) => localRecord(id, { port })
 
 t.test('snapshots are cached until the next change and immutable', async (t) => {
   const clock = new VirtualClock()

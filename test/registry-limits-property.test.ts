@@ -1,7 +1,7 @@
 // Issue 12, part 1, as a property: what the owner serves, every peer holds. Each case draws
 // records at and beyond every limit of limits.ts (ids, names, images, ports, IPs, check args,
 // label keys, values, counts and total size; tags and attributes; network addresses, their
-// names and IPs, and ports without a host binding; node names up to 255 bytes; astral
+// names and IPs, and ports without a host binding; node names up to their limit; astral
 // characters and lone surrogates; status reasons, issue 14), builds them the way the owner does (Docker labels through mapContainer, a
 // static file through parseStaticServices, LocalServices' fit), and runs them through real
 // registry nodes on the gossip simulator: broadcast, reference fetch, a peer's merge, updates,
@@ -223,7 +223,7 @@ async function runCase(seed: number): Promise<Outcome> {
   const rnd = seeded(seed)
   const clock = new VirtualClock()
   const net = new SimNetwork(clock, { latencyMs: 1, random: rnd })
-  const ownerName = rnd() < 0.2 ? 'o'.repeat(pick(rnd, [64, 200, 255])) : 'owner'
+  const ownerName = rnd() < 0.2 ? 'o'.repeat(pick(rnd, [64, RecordLimits.host.build])) : 'owner'
   const owner = await simNode(net, ownerName, '10.0.0.1', { random: rnd })
   let peer = await simNode(net, 'peer', '10.0.0.2', { random: rnd })
   const nodes = [owner, peer]

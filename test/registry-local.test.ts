@@ -1,7 +1,8 @@
 // LocalServices with the real health scheduler and a real loopback TCP backend: sources in,
 // statuses from checks, drain/undrain, disappearing specs become tombstones.
 import t from 'tap'
-import { createServer, type Server } from 'node:net'
+import type { Server } from 'node:net'
+import { tcpService } from './lib/listen.js'
 import { RealClock } from '../src/clock.js'
 import { HealthScheduler } from '../src/health/scheduler.js'
 import { silentLogger } from '../src/log.js'
@@ -32,7 +33,7 @@ function spec(
 }
 
 async function listen(): Promise<{ server: Server; port: number }> {
-  const server = createServer((sock) => sock.destroy())
+  const server = tcpService()
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const addr = server.address()
   return { server, port: typeof addr === 'object' && addr ? addr.port : 0 }

@@ -7,23 +7,12 @@
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { SimNetwork } from '../src/gossip/transport-sim.js'
-import type { LocalRecord } from '../src/registry/catalog.js'
 import { liveRecords } from '../src/registry/types.js'
 import { capturedLogger } from './lib/log.js'
 import { joinSim, simNode, type SimNode } from './lib/registry-node.js'
+import { localRecord } from './lib/record.js'
 
-function rec(id: string, labels: Record<string, string> = {}): LocalRecord {
-  return {
-    id,
-    name: `svc-${id}`,
-    image: 'img:1',
-    created: 1,
-    ports: [{ type: 'tcp', port: 8080, servicePort: 10080, ip: '10.0.0.1' }],
-    proxyMode: 'http',
-    status: 'alive',
-    labels,
-  }
-}
+const rec = (id: string, labels: Record<string, string> = {}) => localRecord(id, { name: `svc-${id}`, image: 'img:1', labels })
 
 const idsOf = (n: SimNode, host: string): string[] =>
   liveRecords(n.catalog.snapshot())

@@ -1,12 +1,8 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
+import { envoyClusterStream, host, rec } from './lib/xds-fixture.js'
 
 t.test('an ACK records the version and sends nothing more until the view changes', async (t) => {
-  const catalog = echoCatalog()
-  const { server, connect } = await startServer(t, catalog)
-  const c = connect()
-  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
-  const r1 = await c.next()
+  const { catalog, server, c, first: r1 } = await envoyClusterStream(t)
   t.same(r1.names, ['echo:10001'])
   t.ok(r1.version_info.length > 0 && r1.nonce.length > 0, 'version and nonce set')
   c.ack(r1, [])

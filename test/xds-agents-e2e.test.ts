@@ -5,23 +5,25 @@
 // (fault 1 of issue 11): it is served once. Ceilings are generous (a loaded machine); bench/
 // has the figures.
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import type { Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
+import { tcpService } from './lib/listen.js'
 import type { XdsDebugInfo } from '../src/xds/index.js'
 import { echoBackend as backend } from './lib/echo.js'
 import { startXdsClient, within, XDS_CLIENT_KINDS, xdsClientMissing, type XdsClientKind } from './lib/xds-clients.js'
+import { loopbackAgentFlags } from './lib/agent-process.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-xds-agents-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 /** A TCP port a Tcp health check connects to; closing it makes the check fail. */
 async function healthPort(port = 0): Promise<{ port: number; server: Server }> {
-  const server = createServer((sock) => sock.destroy())
+  const server = tcpService()
   await new Promise<void>((res, rej) => {
     server.once('error', rej)
     server.listen(port, '127.0.0.1', () => res())
@@ -77,18 +79,7 @@ async function scenario(t: Test, kind: XdsClientKind): Promise<void> {
   const agents: Agent[] = []
   t.teardown(() => Promise.all(agents.map((a) => a.stop({ leave: false }))))
   const flags = (node: string, file: string, join?: string) => [
-    '--node',
-    node,
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-    '--profile',
-    'local',
+    ...loopbackAgentFlags(node, { dns: true }),
     '--cluster',
     `xds-e2e-${kind}`,
     '--discovery',

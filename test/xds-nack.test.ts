@@ -1,12 +1,8 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
+import { envoyClusterStream, host, rec, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('a NACKed version is never sent again; the next changed version is', async (t) => {
-  const catalog = echoCatalog()
-  const { server, connect } = await startServer(t, catalog)
-  const c = connect()
-  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
-  const r1 = await c.next()
+  const { catalog, server, c, first: r1 } = await envoyClusterStream(t)
   c.ack(r1, [])
   t.ok(await c.quiet(100), 'ACK landed')
   const base = catalog.snapshot().hosts

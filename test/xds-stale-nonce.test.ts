@@ -1,12 +1,8 @@
 import t from 'tap'
-import { echoCatalog, ENVOY_NODE, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
+import { echoCatalog, envoyClusterStream, GRPC_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 t.test('requests carrying a stale nonce are not answered; their names still count', async (t) => {
-  const catalog = echoCatalog()
-  const { server, connect } = await startServer(t, catalog)
-  const c = connect()
-  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
-  const r1 = await c.next()
+  const { catalog, server, c, first: r1 } = await envoyClusterStream(t)
   // Not ACKed yet; the catalog changes and a newer response supersedes r1.
   catalog.set([...catalog.snapshot().hosts, host('h3', [rec({ host: 'h3', id: 'c1', name: 'web', servicePort: 10002, port: 9003 })])])
   const r2 = await c.next()

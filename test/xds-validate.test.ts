@@ -2,10 +2,8 @@ import t from 'tap'
 import { loadXdsProtos, TypeUrl, ExtUrl } from '../src/xds/protos.js'
 import { buildResources, resourcesOf } from './lib/xds-oracle.js'
 import { validateResource } from '../src/xds/validate.js'
-import { silentLogger } from '../src/log.js'
 import { Registry } from 'prom-client'
-import { XdsServer } from '../src/xds/server.js'
-import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, AdsClient } from './lib/xds-fixture.js'
+import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, startServer } from './lib/xds-fixture.js'
 
 const p = loadXdsProtos()
 const router = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }
@@ -126,17 +124,8 @@ t.test('a failing resource is not served; the reason is logged and counted', asy
     ]),
   ])
   const registry = new Registry()
-  const server = new XdsServer(
-    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
-    { logger: silentLogger(), catalog, registry },
-  )
-  const { port } = await server.start()
-  server.setReady(true)
-  const c = new AdsClient(port)
-  t.teardown(async () => {
-    c.close()
-    await server.stop()
-  })
+  const { server, connect } = await startServer(t, catalog, { shutdownGraceMs: 100 }, { registry })
+  const c = connect()
   c.send({ type_url: TypeUrl.listener, node: ENVOY_NODE })
   const r = await c.next()
   t.same(r.names, ['web:10002'], 'the invalid Listener is not served, the other one is')
@@ -154,17 +143,8 @@ t.test('an endpoint no client accepts is left out of its ClusterLoadAssignment, 
     ]),
   ])
   const registry = new Registry()
-  const server = new XdsServer(
-    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', shutdownGraceMs: 100 },
-    { logger: silentLogger(), catalog, registry },
-  )
-  const { port } = await server.start()
-  server.setReady(true)
-  const c = new AdsClient(port)
-  t.teardown(async () => {
-    c.close()
-    await server.stop()
-  })
+  const { server, connect } = await startServer(t, catalog, { shutdownGraceMs: 100 }, { registry })
+  const c = connect()
   c.send({ type_url: TypeUrl.endpoint, node: GRPC_NODE, resource_names: ['echo:10001'] })
   const r = await c.next()
   t.same(r.names, ['echo:10001'], 'the CLA is served')

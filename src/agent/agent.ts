@@ -173,19 +173,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       { transport, clock, logger: log },
     )
     this.gossip = gossip
-    // Both sides log a name conflict; only the joining node (join() rejects) refuses to run.
-    gossip.on('conflict', (info) =>
-      logProblem(
-        log,
-        'warn',
-        {
-          what: `another node claims our name "${info.name}" (${info.localAddr} and ${info.remoteAddr})`,
-          input: info.name,
-          fix: 'give each node its own --node name',
-        },
-        info,
-      ),
-    )
+    // Both sides log a name conflict (the gossip layer's line, at most once a minute per name);
+    // only the joining node (join() rejects) refuses to run.
     const rejections = new RejectionLog({}, { logger: log.child({ component: 'gossip' }), clock })
     gossip.on('rejected', (r) => rejections.add(r))
     // A peer that joins us puts us in a cluster as much as a seed that answers.
@@ -211,12 +200,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       const { DockerSource } = await import('../docker/index.js')
       docker = new DockerSource(
         { advertiseIp: cfg.advertise.host, dockerHost: cfg.dockerHost, networks: cfg.dockerNetworks, drainOnStop: cfg.drainOnStop },
-        { logger: log, registry: this.registry, docker: this.components.docker },
+        { logger: log, registry: this.registry, docker: this.components.docker, clock },
       )
       sources.push(docker)
     }
     if (cfg.static !== undefined)
-      sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log, registry: this.registry }))
+      sources.push(new StaticSource({ path: cfg.static, advertiseIp: cfg.advertise.host }, { logger: log, registry: this.registry, clock }))
 
     const health = new HealthScheduler(
       { allowExternal: cfg.allowExternalChecks },

@@ -5,6 +5,7 @@ import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 import { TlsMode } from '../identity/names.js'
+import { nodeNameProblem } from '../registry/index.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables
@@ -275,9 +276,8 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const str = (flag: FlagName, dflt: string): string => get(flag)?.value ?? dflt
 
   const node = str('node', hostname())
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(node)) {
-    throw configError(get('node')?.where ?? '--node', `"${node}" is not a valid node name ([A-Za-z0-9._-], up to 128)`)
-  }
+  const nodeProblem = nodeNameProblem(node)
+  if (nodeProblem !== undefined) throw configError(get('node')?.where ?? '--node', `"${node}" ${nodeProblem}`)
   const bindIn = get('bind')
   const bind = bindIn
     ? hostPort(bindIn, { defaultPort: DEFAULT_PORTS.gossip, ipOnly: true, listener: true })

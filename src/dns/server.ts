@@ -19,7 +19,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type Packet, type Question } from 'dns-packet'
 import type { Counter, Registry } from 'prom-client'
-import { bindUdpAndTcp, formatHostPort, type HostPort } from '../address.js'
+import { bindUdpAndTcp, closeUdpAndTcp, formatHostPort, type HostPort } from '../address.js'
 import type { Startable } from '../lifecycle.js'
 import { INTERNAL_FAULT, logProblem, problemMessage, type Logger, type Problem } from '../log.js'
 import { counter } from '../metrics.js'
@@ -193,16 +193,9 @@ export class DnsServer implements Startable {
   private async doStop(): Promise<void> {
     await this.starting?.catch(() => undefined)
     this.stopAll.abort()
-    for (const s of this.sockets) s.destroy()
-    this.sockets.clear()
-    const udp = this.udp
-    const tcp = this.tcp
-    this.udp = undefined
-    this.tcp = undefined
-    await Promise.all([
-      udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
-      tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
-    ])
+    const { udp, tcp } = this
+    this.udp = this.tcp = undefined
+    await closeUdpAndTcp({ udp, tcp }, this.sockets)
   }
 
   private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): Promise<void> {

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { constants } from 'node:os'
-import { formatHostPort } from '../address.js'
 import Dockerode from 'dockerode'
 import type { Counter, Registry } from 'prom-client'
-import { onLocalSubnet } from '../address.js'
+import { formatHostPort, onLocalSubnet } from '../address.js'
+import { RealClock, type Clock, type Timer } from '../clock.js'
 import { counter } from '../metrics.js'
 import type { DockerHealth, DockerHealthFeed } from '../health/types.js'
 import { logProblem, type Logger } from '../log.js'
@@ -67,6 +67,8 @@ export interface DockerSourceComponents {
   registry?: Registry
   /** [0, 1) source for backoff jitter. */
   random?: () => number
+  /** Reconnect backoff, the grace period and the stop-timeout bound run on it. Default RealClock. */
+  clock?: Clock
 }
 
 interface DockerEvent {
@@ -101,6 +103,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly docker: Dockerode
   private readonly log: Logger
   private readonly random: () => number
+  private readonly clock: Clock
   private readonly graceMs: number
   private readonly backoffMs: number
   private readonly maxBackoffMs: number
@@ -116,7 +119,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly problemKeys = new Map<string, string>()
   private readonly stopInfo = new Map<string, StopInfo>()
   /** Containers that got their stop signal and still run: their instances drain. */
-  private readonly stopping = new Map<string, { signal: number; timer: NodeJS.Timeout }>()
+  private readonly stopping = new Map<string, { signal: number; timer: Timer }>()
   private readonly stopSignals: Counter<string>
   private readonly chains = new Map<string, Promise<void>>()
   private started = false
@@ -130,8 +133,8 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private stream: NodeJS.ReadableStream | undefined
   private pending: DockerEvent[] | undefined
   private lastEventSec: number | undefined
-  private reconnectTimer: NodeJS.Timeout | undefined
-  private graceTimer: NodeJS.Timeout | undefined
+  private reconnectTimer: Timer | undefined
+  private graceTimer: Timer | undefined
   private firstSynced: () => void = () => undefined
   private readonly firstView = new Promise<void>((resolve) => (this.firstSynced = resolve))
 
@@ -146,6 +149,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.docker = components.docker ?? new Dockerode(endpoint)
     this.log = components.logger.child({ component: 'docker' })
     this.random = components.random ?? Math.random
+    this.clock = components.clock ?? new RealClock()
     this.graceMs = opts.graceMs ?? 60_000
     this.backoffMs = opts.backoffMs ?? 200
     this.maxBackoffMs = opts.maxBackoffMs ?? 5000
@@ -186,10 +190,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.gen++
     this.isConnected = false
     this.closeStream()
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
-    if (this.graceTimer) clearTimeout(this.graceTimer)
+    this.reconnectTimer?.cancel()
+    this.graceTimer?.cancel()
     this.reconnectTimer = this.graceTimer = undefined
-    for (const s of this.stopping.values()) clearTimeout(s.timer)
+    for (const s of this.stopping.values()) s.timer.cancel()
     this.stopping.clear()
   }
 
@@ -272,7 +276,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.syncs++
       this.lastError = undefined
       this.attempt = 0
-      if (this.graceTimer) clearTimeout(this.graceTimer)
+      this.graceTimer?.cancel()
       this.graceTimer = undefined
       this.log.info({ containers: this.containers.size, services: this.specs.size, since }, 'connected to the Docker engine')
       for (const ev of queued) this.onEvent(ev)
@@ -292,12 +296,12 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       message: this.everConnected
         ? `Docker engine at ${this.endpoint} lost (${err.message}); reconnecting`
         : `no Docker engine at ${this.endpoint} (${err.message}); use --discovery static, or set DOCKER_HOST / --docker-host`,
-      at: new Date().toISOString(),
+      at: new Date(this.clock.wallNow()).toISOString(),
     }
     this.pending = undefined
     this.closeStream()
     if (!this.graceTimer && this.specs.size > 0) {
-      this.graceTimer = setTimeout(() => {
+      this.graceTimer = this.clock.setTimer(this.graceMs, () => {
         this.graceTimer = undefined
         logProblem(
           this.log,
@@ -311,8 +315,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
         )
         for (const id of [...this.containers.keys()]) this.apply(id, undefined, false)
         this.emit('change', this.services())
-      }, this.graceMs)
-      this.graceTimer.unref()
+      })
     }
     const base = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.min(this.attempt, 20))
     const delay = Math.round(base / 2 + (base / 2) * this.random())
@@ -341,11 +344,10 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
         line,
       )
     else this.log.debug(line, this.everConnected ? 'Docker engine still unreachable' : 'still no Docker engine')
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.clock.setTimer(delay, () => {
       this.reconnectTimer = undefined
       if (this.started) void this.connect()
-    }, delay)
-    this.reconnectTimer.unref()
+    })
   }
 
   private async resync(gen: number): Promise<void> {
@@ -455,9 +457,8 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     const facts = this.containers.get(id)
     if (signal === undefined || !info || !facts || (!STOP_SIGNALS.has(signal) && signal !== info.signal)) return false
     const prev = this.stopping.get(id)
-    if (prev) clearTimeout(prev.timer)
-    const timer = setTimeout(() => this.chain(id, () => this.survived(id)), info.timeoutMs + (this.opts.stopMarginMs ?? 2000))
-    timer.unref()
+    prev?.timer.cancel()
+    const timer = this.clock.setTimer(info.timeoutMs + (this.opts.stopMarginMs ?? 2000), () => this.chain(id, () => this.survived(id)))
     this.stopping.set(id, { signal, timer })
     if (!prev) {
       this.stopSignals.inc({ outcome: 'drained' })
@@ -527,7 +528,7 @@ export class DockerSource extends EventEmitter<{ change: [specs: LocalServiceSpe
       this.problemKeys.delete(id)
       this.stopInfo.delete(id)
       const stopping = this.stopping.get(id)
-      if (stopping) clearTimeout(stopping.timer)
+      stopping?.timer.cancel()
       this.stopping.delete(id)
       this.feed.update(id, undefined)
     } else {

@@ -3,7 +3,7 @@
  * A stream carries one exchange: the request as a frame (4-byte big-endian length, then
  * the bytes), the response as a frame, then both sides close.
  */
-import { bindUdpAndTcp, formatHostPort } from '../address.js'
+import { bindUdpAndTcp, closeUdpAndTcp, formatHostPort } from '../address.js'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
@@ -340,16 +340,9 @@ export class NetTransport implements Transport {
   private async close(): Promise<void> {
     if (this.starting) await this.starting.catch(() => undefined)
     for (const abort of [...this.aborts]) abort(new ShoalError('SHOAL_ERR_STREAM', 'transport stopped'))
-    for (const s of this.sockets) s.destroy()
-    this.sockets.clear()
-    const udp = this.udp
-    const tcp = this.tcp
-    this.udp = undefined
-    this.tcp = undefined
-    await Promise.all([
-      udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
-      tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
-    ])
+    const { udp, tcp } = this
+    this.udp = this.tcp = undefined
+    await closeUdpAndTcp({ udp, tcp }, this.sockets)
   }
 
   private receive(msg: Buffer, from: Address): void {

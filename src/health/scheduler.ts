@@ -6,7 +6,7 @@ import { isShoalError } from '../errors.js'
 import { logProblem, type Logger } from '../log.js'
 import { externalCheck } from './check-external.js'
 import { httpGetCheck } from './check-http.js'
-import { tcpCheck } from './check-tcp.js'
+import { TCP_HOLD_MS, tcpCheck } from './check-tcp.js'
 import { CheckFailed, describeError, type Finding } from './finding.js'
 import { renderTemplate, type CheckContext } from './template.js'
 import {
@@ -395,7 +395,10 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
         case 'HttpGet':
           return pass(await untilAborted(httpGetCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
         case 'Tcp':
-          return pass(await untilAborted(tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
+          // The hold fits well within the check's timeout.
+          return pass(
+            await untilAborted(tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal, Math.min(TCP_HOLD_MS, timeoutMs / 2)), signal),
+          )
         default:
           this.warnOnce(
             e,

@@ -218,7 +218,8 @@ export function closestName(word: string, known: readonly string[]): string | un
   return bestD <= allowed ? best : undefined
 }
 
-function describe(v: unknown): string {
+/** A value as an error message quotes it: JSON, cut to 60 characters (`"web"`, `8080`, `{"port":1,...`). */
+export function describe(v: unknown): string {
   const s = JSON.stringify(v)
   return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s
 }

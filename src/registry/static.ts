@@ -22,6 +22,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { basename, dirname } from 'node:path'
 import type { Gauge, Registry } from 'prom-client'
+import { RealClock, type Clock, type Timer } from '../clock.js'
 import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
 import { CheckType } from '../health/types.js'
@@ -29,7 +30,7 @@ import { logProblem, type Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
-import { STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
+import { describe, STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
@@ -48,11 +49,6 @@ class Problems {
   fail(where: string, msg: string): never {
     throw new ShoalError('SHOAL_ERR_STATIC', `${this.file}: ${where}: ${msg}`)
   }
-}
-
-function describe(v: unknown): string {
-  const s = JSON.stringify(v)
-  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s
 }
 
 function portNumber(p: Problems, where: string, v: unknown, allowZero: boolean): number {
@@ -336,6 +332,9 @@ export interface StaticSourceOptions {
   pollMs?: number
 }
 
+/** How long a burst of change notices is gathered into one reload. */
+const RELOAD_DEBOUNCE_MS = 50
+
 export interface StaticSourceStats {
   loads: number
   /** Reloads refused because the new content was invalid (the previous set was kept). */
@@ -361,8 +360,9 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private current: LocalServiceSpec[] = []
   private readonly firstSeen = new Map<string, number>()
   private watcher: FSWatcher | undefined
-  private poll: NodeJS.Timeout | undefined
-  private debounce: NodeJS.Timeout | undefined
+  private readonly clock: Clock
+  private poll: Timer | undefined
+  private debounce: Timer | undefined
   private lastStamp = ''
   private lastText: string | undefined
   private started = false
@@ -374,10 +374,14 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   private readonly loadsMetric
   private readonly validMetric: Gauge
 
-  /** `registry`: where `shoal_static_file_loads_total{result}` and `shoal_static_file_valid` go. */
-  constructor(opts: StaticSourceOptions, components: { logger: Logger; registry?: Registry }) {
+  /**
+   * `registry`: where `shoal_static_file_loads_total{result}` and `shoal_static_file_valid` go;
+   * `clock` (default RealClock): the poll, the reload debounce and the `created` stamps run on it.
+   */
+  constructor(opts: StaticSourceOptions, components: { logger: Logger; registry?: Registry; clock?: Clock }) {
     super()
     this.opts = { pollMs: 2000, ...opts }
+    this.clock = components.clock ?? new RealClock()
     this.log = components.logger.child({ component: 'static-source', file: opts.path })
     this.loadsMetric = counter<'result'>(components.registry, {
       name: 'shoal_static_file_loads_total',
@@ -417,7 +421,7 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.stats.rejected++
     this.loadsMetric.inc({ result: 'rejected' })
     this.validMetric.set(0)
-    this.lastError = { message: err.message, at: new Date().toISOString() }
+    this.lastError = { message: err.message, at: new Date(this.clock.wallNow()).toISOString() }
     logProblem(
       this.log,
       'warn',
@@ -448,12 +452,7 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'fs.watch unavailable; polling only')
     }
-    this.poll = setInterval(() => {
-      void this.fileStamp().then((s) => {
-        if (s !== this.lastStamp) this.schedule()
-      })
-    }, this.opts.pollMs)
-    this.poll.unref()
+    this.schedulePoll()
     this.log.info({ services: this.current.length }, 'static services loaded')
     this.firstLoaded()
   }
@@ -468,8 +467,8 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     this.started = false
     this.watcher?.close()
     this.watcher = undefined
-    if (this.poll) clearInterval(this.poll)
-    if (this.debounce) clearTimeout(this.debounce)
+    this.poll?.cancel()
+    this.debounce?.cancel()
     this.poll = undefined
     this.debounce = undefined
     await this.loading
@@ -486,13 +485,24 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
     return this.loading
   }
 
+  /** The next poll, `pollMs` after this one's stat answered (so polls never overlap). */
+  private schedulePoll(): void {
+    const poll: Timer = this.clock.setTimer(this.opts.pollMs, () => {
+      void this.fileStamp().then((s) => {
+        if (!this.started || this.poll !== poll) return // stopped (and maybe started again) meanwhile
+        if (s !== this.lastStamp) this.schedule()
+        this.schedulePoll()
+      })
+    })
+    this.poll = poll
+  }
+
   private schedule(): void {
     if (!this.started || this.debounce) return
-    this.debounce = setTimeout(() => {
+    this.debounce = this.clock.setTimer(RELOAD_DEBOUNCE_MS, () => {
       this.debounce = undefined
       void this.reload()
-    }, 50)
-    this.debounce.unref()
+    })
   }
 
   private async doReload(): Promise<void> {
@@ -525,7 +535,7 @@ export class StaticSource extends EventEmitter<{ change: [specs: LocalServiceSpe
   }
 
   private stamp(specs: LocalServiceSpec[]): LocalServiceSpec[] {
-    const now = Date.now()
+    const now = this.clock.wallNow()
     return specs.map((s) => {
       let c = this.firstSeen.get(s.id)
       if (c === undefined) {

@@ -14,14 +14,36 @@ import { createServer } from 'node:net'
 import type { Test } from 'tap'
 import { CLI, ensureBuilt } from './cli.js'
 
+export interface LoopbackAgentOptions {
+  /** Serve DNS on a free loopback port; default off. */
+  dns?: boolean
+  /** Default `local`. */
+  profile?: 'local' | 'lan' | 'wan'
+}
+
+function loopbackFlags(o: LoopbackAgentOptions): string[] {
+  return [
+    ...['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0'],
+    ...['--profile', o.profile ?? 'local', '--dns', o.dns === true ? '127.0.0.1:0' : 'off'],
+  ]
+}
+
 /**
  * An agent on loopback with free ports, the local profile and no DNS: the flags most tests
  * start from (add `--node`, `--discovery`, ... after them).
  */
-export const LOOPBACK_AGENT_FLAGS: readonly string[] = [
-  ...['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0'],
-  ...['--profile', 'local', '--dns', 'off'],
-]
+export const LOOPBACK_AGENT_FLAGS: readonly string[] = loopbackFlags({})
+
+/**
+ * The flags of an agent named `node` on loopback: free ports for gossip, HTTP and xDS, DNS off
+ * or on a free port, the local profile unless told otherwise. Add `--discovery`, `--cluster`, ...
+ *
+ * @example
+ *   parseAgentConfig([...loopbackAgentFlags('a', { dns: true }), '--discovery', 'none'], {})
+ */
+export function loopbackAgentFlags(node: string, opts: LoopbackAgentOptions = {}): string[] {
+  return ['--node', node, ...loopbackFlags(opts)]
+}
 
 export interface CliAgent {
   readonly proc: ChildProcess

@@ -15,6 +15,8 @@ import { Agent } from '../../src/agent/agent.js'
 import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger, type Logger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
+import { loopbackAgentFlags } from './agent-process.js'
+import { waitFor } from './wait.js'
 
 export interface StaticEntry {
   id: string
@@ -33,15 +35,6 @@ export interface DnsAgent {
   write(services: StaticEntry[]): Promise<void>
 }
 
-/** Polls `pred` every 20 ms until it holds or `ms` passed (generous: the machine may be loaded). */
-export async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const start = Date.now()
-  while (!(await pred())) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
 export async function dnsAgent(
   t: Pick<Test, 'teardown'>,
   services: StaticEntry[],
@@ -56,18 +49,7 @@ export async function dnsAgent(
   }
   put(services)
   const flags = [
-    '--node',
-    opts.node ?? 'dns-node',
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-    '--profile',
-    'local',
+    ...loopbackAgentFlags(opts.node ?? 'dns-node', { dns: true }),
     '--ready-timeout',
     '10ms',
     '--discovery',
@@ -89,14 +71,14 @@ export async function dnsAgent(
       .map((r) => r.id)
       .sort()
       .join() === ids(list)
-  await until('the agent to be ready and list its static services', () => agent.isReady() && shows(services)())
+  await waitFor('the agent to be ready and list its static services', () => agent.isReady() && shows(services)())
   return {
     agent,
     port: agent.bound.dns,
     http: `http://127.0.0.1:${agent.bound.http}`,
     async write(list) {
       put(list)
-      await until('the catalog to show the new static file', shows(list))
+      await waitFor('the catalog to show the new static file', shows(list))
     },
   }
 }

@@ -22,3 +22,15 @@ export async function unusedPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()))
   return port
 }
+
+/**
+ * A TCP server that takes connections as a live service does: it keeps each one open until
+ * the other end closes it, so a Tcp check passes on it. (One that closes each connection at
+ * once is what a proxy with nothing behind it does, and a Tcp check fails on that.)
+ */
+export function tcpService(): Server {
+  return createServer((c) => {
+    c.on('error', () => undefined)
+    c.resume()
+  })
+}

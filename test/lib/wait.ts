@@ -13,3 +13,20 @@ export async function until<T>(what: string, f: () => Promise<T | undefined> | T
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/**
+ * Polls `pred` every 20 ms until it holds and returns the milliseconds that took; throws naming
+ * `what` after `ms` (default 30 s: a ceiling, not an expectation, as CI runs on a loaded 2-core
+ * machine). A throw from `pred` fails at once.
+ *
+ * @example
+ *   const took = await waitFor('b to list web-1', () => b.services().length === 1)
+ */
+export async function waitFor(what: string, pred: () => boolean | Promise<boolean>, ms = 30_000): Promise<number> {
+  const start = Date.now()
+  while (!(await pred())) {
+    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return Date.now() - start
+}

@@ -207,6 +207,18 @@ export async function startServer(
   return { server, port, connect }
 }
 
+/**
+ * The opening of the ACK/NACK tests: the echo catalog behind a started server, one Envoy
+ * client that asked for every Cluster, and the first response it got (not ACKed yet).
+ */
+export async function envoyClusterStream(t: Test) {
+  const catalog = echoCatalog()
+  const { server, connect } = await startServer(t, catalog)
+  const c = connect()
+  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
+  return { catalog, server, c, first: await c.next() }
+}
+
 export function echoCatalog(): FixtureCatalog {
   return new FixtureCatalog([
     host('h1', [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001, mode: 'grpc' })]),

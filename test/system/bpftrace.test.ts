@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO_ROOT, shoal, type CliRun } from '../lib/cli.js'
+import { loopbackAgentFlags } from '../lib/agent-process.js'
 
 const TRACEFS = '/sys/kernel/tracing'
 
@@ -90,27 +91,7 @@ interface AgentProc {
 
 /** A `shoal agent` process on loopback; resolves once it logged where it listens. */
 async function agent(t: Test, node: string, join?: string): Promise<AgentProc> {
-  const args = [
-    'agent',
-    '--node',
-    node,
-    '--bind',
-    '127.0.0.1:0',
-    '--http',
-    '127.0.0.1:0',
-    '--xds',
-    '127.0.0.1:0',
-    '--dns',
-    '127.0.0.1:0',
-    '--discovery',
-    'none',
-    '--profile',
-    'local',
-    '--log-format',
-    'json',
-    '--cluster',
-    'bpf',
-  ]
+  const args = ['agent', ...loopbackAgentFlags(node, { dns: true }), '--discovery', 'none', '--log-format', 'json', '--cluster', 'bpf']
   if (join) args.push('--join', join)
   let started: { gossip: string; ui: string } | undefined
   const run = shoal(args, {

@@ -4,18 +4,7 @@
 // Profile: SHOAL_SOAK_PROFILE, default `lan` (the production timing whose detection speed
 // the Serf bench measures: zero false positives must hold for the profile that is used).
 import t from 'tap'
-import {
-  MemberWatch,
-  soakProfile,
-  instanceKeys,
-  keyOf,
-  soakMs,
-  startCluster,
-  svc,
-  systemUnavailable,
-  sleep,
-  waitForInstances,
-} from './netns.js'
+import { MemberWatch, soakProfile, instanceKeys, soakMs, systemUnavailable, sleep, webCluster } from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
@@ -24,11 +13,7 @@ t.test(
   `10% loss on every host for ${soakMs() / 1000} s: no false dead, no service lost`,
   { skip: why ?? false, timeout: soakMs() + 120_000 },
   async (t) => {
-    const services = (i: number) => [svc('web', i, 10001, 8080)]
-    const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
-    const all = lab.hosts.map((h) => h.index)
-    const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
-    await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+    const { lab, all, keys } = await webCluster(t, N, soakProfile())
 
     const watch = new MemberWatch(lab)
     watch.start()

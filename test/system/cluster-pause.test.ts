@@ -1,17 +1,13 @@
 // Scenario 5: one agent SIGSTOPped for 5 s, then SIGCONT: it refutes (its incarnation goes
 // up, or it comes back alive), and every host converges again with every service.
 import t from 'tap'
-import { keyOf, startCluster, svc, systemUnavailable, sleep, waitFor, waitForInstances } from './netns.js'
+import { systemUnavailable, sleep, waitFor, waitForInstances, webCluster } from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
 
 t.test('SIGSTOP 5 s then SIGCONT: refute and converge', { skip: why ?? false }, async (t) => {
-  const services = (i: number) => [svc('web', i, 10001, 8080)]
-  const lab = await startCluster(t, N, (i) => ({ services: services(i) }))
-  const all = lab.hosts.map((h) => h.index)
-  const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
-  await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+  const { lab, all, keys } = await webCluster(t, N)
 
   const p = 2
   const name = lab.host(p).ns

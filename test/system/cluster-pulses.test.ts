@@ -4,7 +4,7 @@
 // Profile: SHOAL_SOAK_PROFILE, default `lan` (the production timing whose detection speed
 // the Serf bench measures: zero false positives must hold for the profile that is used).
 import t from 'tap'
-import { MemberWatch, soakProfile, keyOf, soakMs, startCluster, svc, systemUnavailable, sleep, waitForInstances } from './netns.js'
+import { MemberWatch, soakProfile, soakMs, systemUnavailable, sleep, waitForInstances, webCluster } from './netns.js'
 
 const why = systemUnavailable()
 const N = 5
@@ -13,11 +13,7 @@ t.test(
   `SIGSTOP 300 ms / SIGCONT 700 ms pulses for ${soakMs() / 1000} s: nobody declared dead`,
   { skip: why ?? false, timeout: soakMs() * 3 + 120_000 },
   async (t) => {
-    const services = (i: number) => [svc('web', i, 10001, 8080)]
-    const lab = await startCluster(t, N, (i) => ({ services: services(i), profile: soakProfile() }))
-    const all = lab.hosts.map((h) => h.index)
-    const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
-    await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+    const { lab, all, keys } = await webCluster(t, N, soakProfile())
 
     const p = 4
     let paused = false

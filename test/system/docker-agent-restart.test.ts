@@ -20,7 +20,7 @@ import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
 import { AdsWatch } from '../lib/ads-watch.js'
-import { cliAgent, freeLoopbackPort, type CliAgent } from '../lib/agent-process.js'
+import { cliAgent, freeLoopbackPort, loopbackAgentFlags, type CliAgent } from '../lib/agent-process.js'
 import { IMAGE, slowEngine, startDockerd, waitFor } from './dockerd.js'
 
 const CONTAINERS = 20
@@ -42,23 +42,7 @@ t.test('a Docker agent restarts: its Envoy and its peer never see less than befo
   const file = join(dir, 'peer.json')
   writeFileSync(file, JSON.stringify({ services: [{ id: 'peer-web', name: 'peer-web', ports: [{ port: 8080, servicePort: 10_000 }] }] }))
   const peer = new Agent(
-    parseAgentConfig(
-      [
-        '--node',
-        'peer',
-        '--bind',
-        '127.0.0.1:0',
-        '--http',
-        '127.0.0.1:0',
-        '--xds',
-        '127.0.0.1:0',
-        '--dns',
-        'off',
-        '--profile',
-        'wan',
-      ].concat(['--discovery', 'static', '--static', file]),
-      {},
-    ),
+    parseAgentConfig([...loopbackAgentFlags('peer', { profile: 'wan' }), '--discovery', 'static', '--static', file], {}),
     { logger: silentLogger() },
   )
   t.teardown(() => peer.stop({ leave: false }))

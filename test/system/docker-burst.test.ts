@@ -1,7 +1,7 @@
 import t from 'tap'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { createService, startDockerd, waitFor } from './dockerd.js'
 
 t.test('50 containers started at once are all registered', async (t) => {
   const d = await startDockerd(t)
@@ -15,17 +15,7 @@ t.test('50 containers started at once are all registered', async (t) => {
   for (let i = 0; i < n; i += 10) {
     ids.push(
       ...(await Promise.all(
-        Array.from({ length: Math.min(10, n - i) }, (_x, j) =>
-          d.docker
-            .createContainer({
-              Image: IMAGE,
-              Cmd: ['sleep', '600'],
-              Labels: { ServiceName: `burst-${i + j}`, ServicePort_80: String(20000 + i + j) },
-              ExposedPorts: { '80/tcp': {} },
-              HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
-            })
-            .then((c) => c.id),
-        ),
+        Array.from({ length: Math.min(10, n - i) }, (_x, j) => createService(d, `burst-${i + j}`, 20000 + i + j).then((c) => c.id)),
       )),
     )
   }

@@ -4,7 +4,7 @@ import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
 import type { LocalServiceSpec } from '../../src/registry/types.js'
 import { fetchLocal } from '../lib/route.js'
-import { IMAGE, freePort, startDockerd, waitFor } from './dockerd.js'
+import { IMAGE, freePort, runArgs, startDockerd, waitFor } from './dockerd.js'
 
 t.test('labelled containers appear with their names, ServicePorts, IPs and ports; stopped, they are gone', async (t) => {
   const d = await startDockerd(t)
@@ -18,48 +18,28 @@ t.test('labelled containers appear with their names, ServicePorts, IPs and ports
   await waitFor(() => src.connected(), 10_000, 'connected')
   t.same(src.services(), [], 'no containers yet')
 
-  const web = await d.cli([
-    'run',
-    '-d',
-    '--name',
-    'web',
-    '-l',
-    'ServiceName=Web Front',
-    '-l',
-    'ServicePort_80=10080',
-    '-l',
-    'HealthCheck=HttpGet',
-    '-l',
-    'HealthCheckArgs=http://{{ host }}:{{ tcp 80 }}/',
-    ...(await freePort().then((p) => ['-p', `0.0.0.0:${p}:80`, '-p', `[::]:${p}:80`])),
-    IMAGE,
-    'httpd',
-    '-f',
-    '-p',
-    '80',
-    '-h',
-    '/www',
-  ])
-  const echo = await d.cli([
-    'run',
-    '-d',
-    '--name',
-    'echo',
-    '-l',
-    'shoal.port.7000=17000',
-    '-l',
-    'shoal.proxy=tcp',
-    '-p',
-    `127.0.0.1:${await freePort()}:7000`,
-    IMAGE,
-    'nc',
-    '-ll',
-    '-p',
-    '7000',
-    '-e',
-    'cat',
-  ])
-  const plain = await d.cli(['run', '-d', '--name', 'plain', '-p', '9000', IMAGE, 'sleep', '600'])
+  const webPublished = await freePort()
+  const web = await d.cli(
+    runArgs({
+      name: 'web',
+      labels: {
+        ServiceName: 'Web Front',
+        ServicePort_80: '10080',
+        HealthCheck: 'HttpGet',
+        HealthCheckArgs: 'http://{{ host }}:{{ tcp 80 }}/',
+      },
+      publish: [`0.0.0.0:${webPublished}:80`, `[::]:${webPublished}:80`],
+    }),
+  )
+  const echo = await d.cli(
+    runArgs({
+      name: 'echo',
+      labels: { 'shoal.port.7000': '17000', 'shoal.proxy': 'tcp' },
+      publish: [`127.0.0.1:${await freePort()}:7000`],
+      cmd: ['nc', '-ll', '-p', '7000', '-e', 'cat'],
+    }),
+  )
+  const plain = await d.cli(runArgs({ name: 'plain', publish: ['9000'], cmd: ['sleep', '600'] }))
   await waitFor(() => src.services().length === 2, 5000, 'two services')
   const byName = new Map(src.services().map((s) => [s.name, s]))
   const w = byName.get('web-front')!
@@ -120,29 +100,13 @@ t.test(
       lan.stop()
       net.stop()
     })
-    await d.cli([
-      'run',
-      '-d',
-      '--name',
-      'both',
-      '-l',
-      'ServiceName=both',
-      '-l',
-      'ServicePort_80=10080',
-      '-l',
-      'ServicePort_81=10081',
-      '-p',
-      `0.0.0.0:${await freePort()}:80`,
-      '-p',
-      `127.0.0.1:${await freePort()}:81`,
-      IMAGE,
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/www',
-    ])
+    await d.cli(
+      runArgs({
+        name: 'both',
+        labels: { ServiceName: 'both', ServicePort_80: '10080', ServicePort_81: '10081' },
+        publish: [`0.0.0.0:${await freePort()}:80`, `127.0.0.1:${await freePort()}:81`],
+      }),
+    )
     lan.start()
     net.start()
     await waitFor(() => lan.services().length === 1 && net.services().length === 1, 5000, 'listed at start (resync)')

@@ -8,7 +8,7 @@
 // container whose HEALTHCHECK is still `starting` is not routed at all.
 import t from 'tap'
 import type { Agent } from '../../src/agent/agent.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { SLEEP, runArgs, startDockerd, stubbornArgs, waitFor } from './dockerd.js'
 import { dockerAgents, dockerEvents, StatusLog } from './docker-agents.js'
 
 async function killEvents(a: Agent): Promise<number> {
@@ -25,22 +25,14 @@ t.test('a stopping container drains on every other host before its process exits
   t.teardown(() => log.stop())
 
   // httpd keeps serving for 3 s after SIGTERM, then exits.
-  const lingering = await d.cli([
-    'run',
-    '-d',
-    '--name',
-    'lingering',
-    '-l',
-    'ServiceName=web',
-    '-l',
-    'ServicePort_80=10080',
-    '-p',
-    '80',
-    IMAGE,
-    'sh',
-    '-c',
-    "httpd -f -p 80 -h /www & trap 'sleep 3; kill $!; exit 0' TERM; wait",
-  ])
+  const lingering = await d.cli(
+    runArgs({
+      name: 'lingering',
+      labels: { ServiceName: 'web', ServicePort_80: '10080' },
+      publish: ['80'],
+      cmd: ['sh', '-c', "httpd -f -p 80 -h /www & trap 'sleep 3; kill $!; exit 0' TERM; wait"],
+    }),
+  )
   const id = lingering.slice(0, 12)
   await waitFor(() => log.serving(id), 60_000, 'host-b to serve the container')
 
@@ -69,23 +61,7 @@ t.test('a process that survives its stop signal is served again after its stop t
   t.teardown(() => log.stop())
 
   // `sleep` as PID 1 has no handler: SIGTERM and SIGHUP do nothing to it.
-  const full = await d.cli([
-    'run',
-    '-d',
-    '--name',
-    'stubborn',
-    '--stop-timeout',
-    '1',
-    '-l',
-    'ServiceName=stubborn',
-    '-l',
-    'ServicePort_80=10081',
-    '-p',
-    '80',
-    IMAGE,
-    'sleep',
-    '3600',
-  ])
+  const full = await d.cli(stubbornArgs('stubborn', 10081))
   const id = full.slice(0, 12)
   await waitFor(() => log.serving(id), 60_000, 'host-b to serve the container')
 
@@ -100,23 +76,15 @@ t.test('a process that survives its stop signal is served again after its stop t
   t.equal(own.status, 'unknown', 'SIGHUP is not a stop signal: nothing changes')
 
   const usr1 = (
-    await d.cli([
-      'run',
-      '-d',
-      '--name',
-      'usr1',
-      '--stop-signal',
-      'SIGUSR1',
-      '-l',
-      'ServiceName=usr1',
-      '-l',
-      'ServicePort_80=10082',
-      '-p',
-      '80',
-      IMAGE,
-      'sleep',
-      '3600',
-    ])
+    await d.cli(
+      runArgs({
+        name: 'usr1',
+        options: ['--stop-signal', 'SIGUSR1'],
+        labels: { ServiceName: 'usr1', ServicePort_80: '10082' },
+        publish: ['80'],
+        cmd: SLEEP,
+      }),
+    )
   ).slice(0, 12)
   await waitFor(() => log.serving(usr1), 60_000, 'host-b to serve usr1')
   await d.cli(['kill', '-s', 'USR1', 'usr1'])
@@ -142,42 +110,20 @@ t.test('a container whose HEALTHCHECK is still starting is not routed', async (t
   // Healthy once /tmp/ok exists; the test makes it after host-b has listed both containers.
   const health = ['--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '1', '--health-timeout', '1s']
   const labelled = (
-    await d.cli([
-      'run',
-      '-d',
-      '--name',
-      'labelled',
-      ...health,
-      '-l',
-      'ServiceName=hc',
-      '-l',
-      'ServicePort_80=10083',
-      '-l',
-      'HealthCheck=Docker',
-      '-p',
-      '80',
-      IMAGE,
-      'sleep',
-      '3600',
-    ])
+    await d.cli(
+      runArgs({
+        name: 'labelled',
+        options: health,
+        labels: { ServiceName: 'hc', ServicePort_80: '10083', HealthCheck: 'Docker' },
+        publish: ['80'],
+        cmd: SLEEP,
+      }),
+    )
   ).slice(0, 12)
   const plain = (
-    await d.cli([
-      'run',
-      '-d',
-      '--name',
-      'plain',
-      ...health,
-      '-l',
-      'ServiceName=hc2',
-      '-l',
-      'ServicePort_80=10084',
-      '-p',
-      '80',
-      IMAGE,
-      'sleep',
-      '3600',
-    ])
+    await d.cli(
+      runArgs({ name: 'plain', options: health, labels: { ServiceName: 'hc2', ServicePort_80: '10084' }, publish: ['80'], cmd: SLEEP }),
+    )
   ).slice(0, 12)
   await waitFor(() => log.of(labelled).length > 0 && log.of(plain).length > 0, 60_000, 'host-b to list both')
   await new Promise((r) => setTimeout(r, 1000))

@@ -2,7 +2,7 @@ import t from 'tap'
 import { DockerSource } from '../../src/docker/source.js'
 import { HealthScheduler } from '../../src/health/scheduler.js'
 import { silentLogger } from '../../src/log.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { runArgs, startDockerd, waitFor } from './dockerd.js'
 
 t.test('a HEALTHCHECK that turns unhealthy and healthy again drives the feed and the Docker check', async (t) => {
   const d = await startDockerd(t)
@@ -27,32 +27,15 @@ t.test('a HEALTHCHECK that turns unhealthy and healthy again drives the feed and
   hs.start()
   await waitFor(() => src.connected(), 10_000, 'connected')
 
-  const id = await d.cli([
-    'run',
-    '-d',
-    '--name',
-    'hc',
-    '-l',
-    'ServiceName=hc',
-    '-l',
-    'ServicePort_80=10080',
-    '-l',
-    'HealthCheck=Docker',
-    '-p',
-    '80',
-    '--health-cmd',
-    'test -f /tmp/ok',
-    '--health-interval',
-    '300ms',
-    '--health-retries',
-    '1',
-    '--health-timeout',
-    '1s',
-    IMAGE,
-    'sh',
-    '-c',
-    'touch /tmp/ok; exec httpd -f -p 80 -h /www',
-  ])
+  const id = await d.cli(
+    runArgs({
+      name: 'hc',
+      options: ['--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '1', '--health-timeout', '1s'],
+      labels: { ServiceName: 'hc', ServicePort_80: '10080', HealthCheck: 'Docker' },
+      publish: ['80'],
+      cmd: ['sh', '-c', 'touch /tmp/ok; exec httpd -f -p 80 -h /www'],
+    }),
+  )
   const short = id.slice(0, 12)
   await waitFor(() => src.services().length === 1, 5000, 'service listed')
   t.ok(['starting', 'healthy'].includes(src.healthFeed.health(id)!), 'feed knows the container from inspect')

@@ -4,7 +4,7 @@ import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
 import { capturedLogger } from '../lib/log.js'
 import type { LocalServiceSpec } from '../../src/registry/types.js'
-import { IMAGE, startDockerd, waitFor } from './dockerd.js'
+import { runArgs, startDockerd, waitFor } from './dockerd.js'
 
 t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace period, resync picks up what changed', async (t) => {
   const d = await startDockerd(t)
@@ -21,26 +21,7 @@ t.test('dockerd killed and restarted: reconnect, nothing leaves during the grace
     src.stop()
     brief.stop()
   })
-  const run = (name: string) =>
-    d.cli([
-      'run',
-      '-d',
-      '--name',
-      name,
-      '-l',
-      `ServiceName=${name}`,
-      '-l',
-      'ServicePort_80=10080',
-      '-p',
-      '80',
-      IMAGE,
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/www',
-    ])
+  const run = (name: string) => d.cli(runArgs({ name, labels: { ServiceName: name, ServicePort_80: '10080' }, publish: ['80'] }))
   await run('stays')
   await run('dies')
   const diesPid = Number(await d.cli(['inspect', '-f', '{{ .State.Pid }}', 'dies']))

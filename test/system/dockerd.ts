@@ -1,6 +1,7 @@
 // A private Docker engine for system tests: its own socket, data-root, exec-root, pidfile,
 // containerd namespace and bridge under a fresh temp folder, a locally imported busybox
-// image, and a teardown that removes all of it even when the test failed.
+// image, and a teardown that removes all of it even when the test failed; the same steps run
+// on a signal and, after SIGKILL, in the process's reaper (test/lib/labs.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import {
   closeSync,
@@ -22,8 +23,74 @@ import Dockerode from 'dockerode'
 import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
 import { silentLogger } from '../../src/log.js'
+import { LabManifest, type LabStep } from '../lib/labs.js'
 
 export const IMAGE = 'shoal-busybox:test'
+
+/** busybox httpd serving /www on port 80 in the foreground: what most test containers run. */
+export const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www']
+/** A container that only runs (`sleep` as PID 1 ignores SIGTERM: it survives `docker stop` until SIGKILL). */
+export const SLEEP = ['sleep', '3600']
+
+/**
+ * `docker run` arguments of a container that survives its stop signal (`sleep` as PID 1 has no
+ * handler: SIGTERM and SIGHUP do nothing to it) with a stop timeout of 1 s, serving `name` on
+ * ServicePort_80 `servicePort`.
+ */
+export function stubbornArgs(name: string, servicePort: number): string[] {
+  return runArgs({
+    name,
+    options: ['--stop-timeout', '1'],
+    labels: { ServiceName: name, ServicePort_80: String(servicePort) },
+    publish: ['80'],
+    cmd: SLEEP,
+  })
+}
+
+/**
+ * Creates (does not start) a container of IMAGE that runs `sleep 600` as `service` with
+ * ServicePort_80 `servicePort`, its port 80 published on a port the engine picks, named
+ * `containerName` if given: what the burst test and the Docker benches make by the dozen,
+ * through the engine's API.
+ */
+export function createService(d: Pick<Dockerd, 'docker'>, service: string, servicePort: number, containerName?: string) {
+  return d.docker.createContainer({
+    Image: IMAGE,
+    ...(containerName !== undefined ? { name: containerName } : {}),
+    Cmd: ['sleep', '600'],
+    Labels: { ServiceName: service, ServicePort_80: String(servicePort) },
+    ExposedPorts: { '80/tcp': {} },
+    HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } },
+  })
+}
+
+export interface RunSpec {
+  name: string
+  /** `-l KEY=VALUE` each, in this order. */
+  labels?: Record<string, string>
+  /** `-p` values: `80`, `127.0.0.1:PORT:7000`, ... */
+  publish?: string[]
+  /** Other `docker run` options (`--stop-timeout 1`, health flags, `--network`, ...). */
+  options?: string[]
+  /** The command; default HTTPD. */
+  cmd?: string[]
+}
+
+/**
+ * The arguments of `docker run -d` of IMAGE for `Dockerd.cli`: the one place tests spell them.
+ *
+ * @example
+ *   await d.cli(runArgs({ name: 'web', labels: { ServiceName: 'web', ServicePort_80: '10080' }, publish: ['80'] }))
+ */
+export function runArgs(s: RunSpec): string[] {
+  return [
+    ...['run', '-d', '--name', s.name, ...(s.options ?? [])],
+    ...Object.entries(s.labels ?? {}).flatMap(([k, v]) => ['-l', `${k}=${v}`]),
+    ...(s.publish ?? []).flatMap((p) => ['-p', p]),
+    IMAGE,
+    ...(s.cmd ?? HTTPD),
+  ]
+}
 
 export interface Dockerd {
   dir: string
@@ -43,6 +110,8 @@ export interface Dockerd {
   restart(): Promise<void>
   /** Tear everything down; idempotent. Registered as a teardown already. */
   stop(): Promise<void>
+  /** More undo steps for what was made beside the engine, run after it is gone: by stop(), a signal hook or the reaper. */
+  addCleanup(...steps: LabStep[]): void
 }
 
 interface TestLike {
@@ -135,6 +204,24 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
     }
   }
 
+  /** `ip` in the engine's network namespace. */
+  const ipCmd = (args: string[]) => (opts.netns ? ['ip', '-n', opts.netns, ...args] : ['ip', ...args])
+  // Whatever ends this process, these steps undo the engine: its containers, dockerd (its
+  // pidfile names it alone), then containerd, shims and docker-proxy (they name our folder),
+  // mounts, the bridge, the folder.
+  const lab = LabManifest.write(
+    `dockerd ${dir}`,
+    [
+      { run: ['sh', '-c', `ids=$(docker -H ${host} ps -aq) && [ -n "$ids" ] && docker -H ${host} rm -f $ids`] },
+      { stop: `--pidfile ${join(dir, 'docker.pid')}`, ms: 15_000 },
+      { killNaming: dir },
+      { umountUnder: dir },
+      { run: ipCmd(['link', 'del', bridge]) },
+      { rm: dir },
+    ],
+    [dir, bridge],
+  )
+
   const cliSync = (args: string[], input?: string) =>
     spawnSync('docker', ['-H', host, ...args], { encoding: 'utf8', input, timeout: 30_000 })
   const cli = (args: string[]) =>
@@ -148,8 +235,6 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
       c.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`docker ${args.join(' ')}: ${err.trim()}`))))
     })
 
-  /** `ip` in the engine's network namespace. */
-  const ipCmd = (args: string[]) => (opts.netns ? ['ip', '-n', opts.netns, ...args] : ['ip', ...args])
   const launch = async () => {
     const log = openSync(join(dir, 'dockerd.log'), 'a')
     proc = spawn(
@@ -221,30 +306,13 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
       while (proc.exitCode === null && proc.signalCode === null && Date.now() < end) await sleep(50)
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
     }
-    // containerd, shims and docker-proxy started by this dockerd name our folder.
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
-          process.kill(Number(pid), 'SIGKILL')
-          containerdPids.add(pid)
-        }
-      } catch {
-        // the process exited while we looked
-      }
-    }
+    // containerd, shims and docker-proxy started by this dockerd name our folder: the lab's steps kill them, then the rest.
+    notePids()
+    lab.undo()
     await sleep(100)
     // containerd dumps its goroutines to /tmp/containerd.<pid>.stacks.log when dockerd signals
     // it on shutdown: remove the dumps of ours.
     for (const pid of containerdPids) rmSync(`/tmp/containerd.${pid}.stacks.log`, { force: true })
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
-      .sort((a, b) => b.length - a.length)
-    for (const m of mounts) spawnSync('umount', ['-l', m])
-    const del = ipCmd(['link', 'del', bridge])
-    spawnSync(del[0]!, del.slice(1))
-    rmSync(dir, { recursive: true, force: true })
   }
   t.teardown(stop)
 
@@ -300,6 +368,7 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
     },
     restart: launch,
     stop,
+    addCleanup: (...steps) => lab.addSteps(...steps),
   }
 }
 
@@ -379,6 +448,8 @@ export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   })
   const listen = `${d.defaultIp}:${await freePortBelow49152()}`
   created = true
+  // Swarm mode makes it in the host's namespace; it goes when the engine does, however the test ends.
+  d.addCleanup({ run: ['ip', 'link', 'del', 'docker_gwbridge'] })
   await d.cli([
     'swarm',
     'init',

@@ -1,14 +1,16 @@
 // Multi-host harness for the system scenarios: N network namespaces on one private bridge,
 // one real `shoal agent` process in each, and the faults the scenarios inject (partitions,
 // packet loss, SIGSTOP pauses, kill -9). Everything it creates carries a per-run random
-// prefix and is removed in teardown and again on process exit or signal, even when a test
-// fails half way.
+// prefix, is written down before it is made (test/lib/labs.ts) and is removed in teardown, on
+// process exit or signal, and by the process's reaper when it was killed (SIGKILL), even when
+// a test fails half way. By hand: `node scripts/clean-labs.mjs`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { endpointsOf } from '../lib/ads-watch.js'
+import { LabManifest, type LabStep } from '../lib/labs.js'
 
 export { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
 import { CLI, REPO_ROOT, ensureBuilt } from '../lib/cli.js'
@@ -87,26 +89,6 @@ function ipt(ns: string, args: string[], allowFail = false): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// Cleanup registry: every lab registers a synchronous destroy, run on exit and on signals.
-
-const liveLabs = new Set<NetnsLab>()
-let exitHooked = false
-
-function hookExit(): void {
-  if (exitHooked) return
-  exitHooked = true
-  process.on('exit', () => {
-    for (const lab of [...liveLabs]) lab.destroySync()
-  })
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      for (const lab of [...liveLabs]) lab.destroySync()
-      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1))
-    })
-  }
-}
-
-// ---------------------------------------------------------------------------------------
 
 export interface NetnsHost {
   /** 0-based index. */
@@ -154,24 +136,39 @@ export class NetnsLab {
   readonly dir: string
   readonly agents = new Map<number, AgentProcess>()
   private readonly others = new Set<ChildProcess>()
-  private destroyed = false
-  private forwardRule = false
-  private readonly keepLogs: boolean
+  private readonly manifest: LabManifest
 
   private constructor(opts: LabOptions) {
     this.prefix = 'sh' + randomBytes(3).toString('hex')
     this.bridge = this.prefix + 'br'
     this.subnet = pickSubnet()
     this.bridgeIp = this.subnet + '.1'
+    // Written down before anything is made: the undo steps of every namespace, veth, the bridge, its FORWARD rule.
+    const steps: LabStep[] = []
+    for (let i = 0; i < opts.hosts; i++) {
+      const ns = `${this.prefix}-${i}`
+      // Processes that someone else started inside the namespace (none expected) die with it.
+      steps.push({ netnsKill: ns }, { run: ['ip', 'link', 'del', ns] }, { run: ['ip', 'netns', 'del', ns] })
+    }
+    steps.push(
+      { run: ['ip', 'link', 'del', this.bridge] },
+      { run: ['iptables', '-w', '-D', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT'] },
+    )
+    this.manifest = LabManifest.write(`netns lab ${this.prefix}`, steps, [this.prefix])
     this.dir = mkdtempSync(join(tmpdir(), `shoal-netns-${this.prefix}-`))
-    this.keepLogs = opts.keepLogs === true
+    if (opts.keepLogs !== true) this.manifest.addSteps({ rm: this.dir })
+    this.manifest.onUndo(() => {
+      for (const a of this.agents.values()) a.killSync()
+      for (const c of this.others) {
+        c.kill('SIGCONT')
+        c.kill('SIGKILL')
+      }
+    })
   }
 
   static create(opts: LabOptions): NetnsLab {
     if (opts.hosts < 1 || opts.hosts > 200) throw new Error(`hosts must be 1..200, got ${opts.hosts}`)
-    hookExit()
     const lab = new NetnsLab(opts)
-    liveLabs.add(lab)
     try {
       lab.setup(opts.hosts)
     } catch (err) {
@@ -188,7 +185,6 @@ export class NetnsLab {
     // dockerd may have set the FORWARD policy to DROP; bridged frames pass FORWARD when
     // br_netfilter is loaded.
     run('iptables', ['-w', '-I', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT'])
-    this.forwardRule = true
     for (let i = 0; i < n; i++) {
       const ns = `${this.prefix}-${i}`
       const veth = ns
@@ -313,40 +309,9 @@ export class NetnsLab {
     return a
   }
 
-  /** Synchronous and idempotent: processes, namespaces, veths, bridge, iptables rule, temp dir. */
+  /** Synchronous and idempotent: processes, namespaces, veths, bridge, iptables rule, temp dir (the manifest's steps). */
   destroySync(): void {
-    if (this.destroyed) return
-    this.destroyed = true
-    liveLabs.delete(this)
-    for (const a of this.agents.values()) a.killSync()
-    for (const c of this.others) {
-      try {
-        c.kill('SIGCONT')
-        c.kill('SIGKILL')
-      } catch {
-        /* gone */
-      }
-    }
-    for (const h of this.hosts) {
-      // Processes that someone else started inside the namespace (none expected) die with it.
-      const pids = run('ip', ['netns', 'pids', h.ns], true).split(/\s+/).filter(Boolean)
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGCONT')
-          process.kill(Number(pid), 'SIGKILL')
-        } catch {
-          /* gone */
-        }
-      }
-      run('ip', ['link', 'del', h.veth], true)
-      run('ip', ['netns', 'del', h.ns], true)
-    }
-    run('ip', ['link', 'del', this.bridge], true)
-    if (this.forwardRule) {
-      run('iptables', ['-w', '-D', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT'], true)
-      this.forwardRule = false
-    }
-    if (!this.keepLogs) rmSync(this.dir, { recursive: true, force: true })
+    this.manifest.undo()
   }
 
   /** For t.teardown: gives agents a moment to exit on SIGKILL, then removes everything. */
@@ -808,6 +773,24 @@ export async function startCluster(
     200,
   )
   return lab
+}
+
+/**
+ * The scenarios' common start: `n` hosts each serving `web` (instance `web-<i>`, service port
+ * 10001), every agent ready and listing every instance. `keys` are those instances as
+ * `service/id@host`, `all` the host indexes.
+ */
+export async function webCluster(
+  t: TapLike,
+  n: number,
+  profile?: AgentOptions['profile'],
+): Promise<{ lab: NetnsLab; all: number[]; keys: string[] }> {
+  const services = (i: number) => [svc('web', i, 10001, 8080)]
+  const lab = await startCluster(t, n, (i) => ({ services: services(i), ...(profile ? { profile } : {}) }))
+  const all = lab.hosts.map((h) => h.index)
+  const keys = all.flatMap((i) => services(i).map((s) => keyOf(lab, i, s)))
+  await waitForInstances(lab, all, keys, 15_000, 'initial convergence')
+  return { lab, all, keys }
 }
 
 /** True when exactly `names` are alive in `members` (others may be dead or left). */

@@ -14,13 +14,28 @@
  */
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { interfaceIpv4 } from '../../src/address.js'
 import { takesTraffic } from '../../src/registry/types.js'
+import { assertLocalRoute } from '../lib/route.js'
 import { startXdsClient, type LoadCall } from '../lib/xds-clients.js'
 import { dockerAgents, dockerEvents, StatusLog } from './docker-agents.js'
-import { IMAGE, waitFor, type Dockerd } from './dockerd.js'
+import { IMAGE, initSwarm, waitFor, type Dockerd } from './dockerd.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const TARGET = 'xds:///echo:10001'
+
+type DockerEventLog = Awaited<ReturnType<typeof dockerEvents>>
+
+/** The echo server's files, mounted read-only into a container: [host path, container path] (see rollingRestart). */
+const ECHO_MOUNTS: Array<[string, string]> = [
+  // node and its shared libraries (ldd: /lib/x86_64-linux-gnu, /lib64's loader) and the checkout's modules.
+  [process.execPath, '/usr/bin/node'],
+  ['/usr/lib', '/lib'],
+  ['/usr/lib64', '/lib64'],
+  [join(ROOT, 'node_modules'), '/app/node_modules'],
+  [join(ROOT, 'test/lib/echo-server.mjs'), '/app/lib/echo-server.mjs'],
+]
+const ECHO_COMMAND = ['/usr/bin/node', '/app/lib/echo-server.mjs', '50051']
 
 /** What a replica does on SIGTERM (test/lib/echo-server.mjs). */
 export type OnTerm = 'linger' | 'refuse' | 'abrupt'
@@ -84,17 +99,7 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
       '-d',
       '--name',
       name,
-      // node and its shared libraries (ldd: /lib/x86_64-linux-gnu, /lib64's loader) and the checkout's modules.
-      '-v',
-      `${process.execPath}:/usr/bin/node:ro`,
-      '-v',
-      '/usr/lib:/lib:ro',
-      '-v',
-      '/usr/lib64:/lib64:ro',
-      '-v',
-      `${join(ROOT, 'node_modules')}:/app/node_modules:ro`,
-      '-v',
-      `${join(ROOT, 'test/lib/echo-server.mjs')}:/app/lib/echo-server.mjs:ro`,
+      ...ECHO_MOUNTS.flatMap(([from, to]) => ['-v', `${from}:${to}:ro`]),
       '-e',
       `ECHO_ON_TERM=${o.onTerm}`,
       '-l',
@@ -109,9 +114,7 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
       'HealthCheckArgs={{ host }}:50051',
       ...(o.idempotent ? ['-l', 'shoal.idempotent=true'] : []),
       IMAGE,
-      '/usr/bin/node',
-      '/app/lib/echo-server.mjs',
-      '50051',
+      ...ECHO_COMMAND,
     ])
     ran.push({ full, id: full.slice(0, 12), ran: at })
     return { name, full, id: full.slice(0, 12) }
@@ -159,18 +162,43 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
   } finally {
     results = await client.stopLoad()
   }
-  const durationMs = Date.now() - started
+  return summarize({
+    results,
+    durationMs: Date.now() - started,
+    stopped,
+    fresh,
+    events,
+    logA,
+    logB,
+    ran,
+  })
+}
 
+/** What a roll measured, from its calls, the replicas it stopped and started, Docker's events and both agents' status logs. */
+function summarize(r: {
+  results: LoadCall[]
+  durationMs: number
+  /** Replicas stopped under load (full container id, short id). */
+  stopped: Array<{ full: string; id: string }>
+  /** Short ids of the replicas started under load. */
+  fresh: string[]
+  events: DockerEventLog
+  logA: StatusLog
+  logB: StatusLog
+  /** Every replica, with the epoch ms it was started. */
+  ran: Array<{ full: string; id: string; ran: number }>
+}): RollResult {
+  const { results, events, logA, logB } = r
   const failures: Record<string, number> = {}
   for (const c of results) if (!c.ok) failures[c.code] = (failures[c.code] ?? 0) + 1
-  const sigtermToOut = stopped.flatMap((s) => {
+  const sigtermToOut = r.stopped.flatMap((s) => {
     const kill = events.at(s.full, 'kill')
     const out = kill === undefined ? undefined : logB.first(s.id, (x) => x.status === 'gone' || !takesTraffic(x.status), kill)
     return kill !== undefined && out ? [out.at - kill] : []
   })
   const checkToFirstCall: number[] = []
   const neverCalled: string[] = []
-  for (const id of fresh) {
+  for (const id of r.fresh) {
     const alive = logA.first(id, (x) => x.status === 'alive')
     const first = results.filter((c) => c.ok && c.who === id).reduce((m, c) => Math.min(m, c.end), Infinity)
     if (!alive || first === Infinity) neverCalled.push(id)
@@ -183,8 +211,263 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
     sigtermToOut,
     checkToFirstCall,
     neverCalled,
-    durationMs,
+    durationMs: r.durationMs,
     failedCalls: results.filter((c) => !c.ok),
-    replicas: ran.map((r) => ({ id: r.id, ran: r.ran, kill: events.at(r.full, 'kill') })),
+    replicas: r.ran.map((x) => ({ id: x.id, ran: x.ran, kill: events.at(x.full, 'kill') })),
+  }
+}
+
+/** The attachable overlay network of a Swarm roll. */
+export const SWARM_NETWORK = 'shoal-apps'
+
+/** One step of a Swarm roll: `docker service update --force --update-order ORDER`, or `docker service scale echo=N`. */
+export type SwarmStep = { update: 'stop-first' | 'start-first' } | { scale: number }
+
+/**
+ * The roll of the Swarm test and benchmark: update --force stop-first, then start-first, scale
+ * to 1 and back to 3, and both updates again (4 x 3 tasks replaced, 2 scaled away, 2 added).
+ */
+export const SWARM_ROLL_STEPS: readonly SwarmStep[] = [
+  { update: 'stop-first' },
+  { update: 'start-first' },
+  { scale: 1 },
+  { scale: 3 },
+  { update: 'stop-first' },
+  { update: 'start-first' },
+]
+
+export interface SwarmRollOptions {
+  onTerm: OnTerm
+  /** What is done to the service under load, in order (SWARM_ROLL_STEPS). */
+  steps?: readonly SwarmStep[]
+  /** Replicas the service is created with (3). */
+  replicas?: number
+  /** Calls per second (200). */
+  rate?: number
+  /** Label the tasks `shoal.idempotent=true` (false). */
+  idempotent?: boolean
+  /** host-a's `--drain-on-stop` (true). */
+  drainOnStop?: boolean
+}
+
+/** What a Swarm roll measured: a roll's figures, and the wall time of each step (ms, until host-b routes what Swarm runs). */
+export interface SwarmRollResult extends RollResult {
+  steps: Array<{ step: string; ms: number }>
+  /** Tasks Swarm reports failed or rejected (`service ps`: state and error), none in a clean roll. */
+  taskErrors: string[]
+  /** The overlay network's subnet, and the xDS address the client used (docker_gwbridge's IP, host-b's xDS port). */
+  subnet: string
+  xdsAddress: string
+}
+
+/**
+ * `docker ARGS` on the swarm engine `d`; when it fails, the error also holds every task of the
+ * echo service with its state and error, and the last lines of each task container that exited.
+ */
+async function swarmCli(d: Dockerd, args: string[]): Promise<string> {
+  try {
+    return await d.cli(args)
+  } catch (err) {
+    const tasks = await d
+      .cli(['service', 'ps', 'echo', '--no-trunc', '--format', '{{.ID}} {{.DesiredState}} {{.CurrentState}} {{.Error}}'])
+      .catch((e: Error) => e.message)
+    const exited = (
+      await d.cli(['ps', '-aq', '--filter', 'status=exited', '--filter', 'label=com.docker.swarm.service.name=echo']).catch(() => '')
+    )
+      .split('\n')
+      .filter(Boolean)
+    const logs: string[] = []
+    for (const id of exited) {
+      const code = await d.cli(['inspect', '--format', '{{.State.ExitCode}} {{.State.Error}}', id]).catch((e: Error) => e.message)
+      const tail = await d.cli(['logs', '--tail', '5', id]).catch((e: Error) => e.message)
+      logs.push(`container ${id} exited ${code}: ${tail}`)
+    }
+    throw new Error(`${(err as Error).message}\ntasks:\n${tasks}\n${logs.join('\n')}`)
+  }
+}
+
+/** A running task of the echo service: its container (full and short id). */
+interface Task {
+  full: string
+  id: string
+}
+
+/**
+ * Issue 14, acceptance 3: a Swarm roll under load, on engine `d` (started with `{ swarm: true }`),
+ * made a one-node swarm here. A service `echo` of `replicas` tasks of the gRPC echo server
+ * (the files of rollingRestart's replicas, bind-mounted read-only) on the attachable overlay
+ * SWARM_NETWORK, its port published in host mode without a fixed port
+ * (`--publish mode=host,target=50051`, README "Deploy on Docker Swarm"); host-a discovers them
+ * (`--docker-network` the overlay) with a Tcp check on the host binding; host-b, the other
+ * host, also serves xDS on docker_gwbridge (`--xds-interfaces`). The grpc-js-xds client runs in
+ * the network namespace of a container attached to the overlay (nsenter, as startXdsClient's
+ * netnsPid), reaches host-b at docker_gwbridge's IP and declares the overlay, so it is sent the
+ * tasks' overlay IPs and calls them over the overlay; it calls at `rate` calls/s while each
+ * step runs with `--detach=false` and then until host-b routes exactly the running tasks, plus
+ * 1 s. Everything (swarm, service, network, containers, agents, client) is removed at `t`'s
+ * teardown.
+ *
+ * @example
+ *   const r = await swarmRoll(t, d, { onTerm: 'linger', steps: [{ update: 'stop-first' }, { scale: 1 }, { scale: 3 }] })
+ *   t.equal(r.failed, 0)
+ */
+export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, o: SwarmRollOptions): Promise<SwarmRollResult> {
+  const replicas = o.replicas ?? 3
+  await initSwarm(t, d)
+  await d.cli(['network', 'create', '--driver', 'overlay', '--attachable', SWARM_NETWORK])
+  const subnet = (
+    JSON.parse(await d.cli(['network', 'inspect', SWARM_NETWORK, '--format', '{{json .IPAM.Config}}'])) as Array<{ Subnet: string }>
+  )[0]!.Subnet
+  // A container on the overlay, whose network namespace the client runs in: it reaches host-b
+  // on docker_gwbridge (on-link) and the tasks by their overlay IPs (on-link), never the host's
+  // loopback. Its start also makes docker_gwbridge, which swarm init makes only when the
+  // engine's networking agent starts (it does not when another process holds port 7946).
+  const box = await d.cli(['run', '-d', '--network', SWARM_NETWORK, '--name', 'roll-client', IMAGE, 'sleep', '86400'])
+  t.teardown(() => d.cli(['rm', '-f', box]).catch(() => undefined))
+  const boxPid = (await d.docker.getContainer(box).inspect()).State.Pid
+  // Host-b serves xDS on docker_gwbridge's address too.
+  await waitFor(() => interfaceIpv4('docker_gwbridge') !== undefined, 60_000, 'docker_gwbridge to have an IPv4 address')
+  const gw = interfaceIpv4('docker_gwbridge')!
+
+  const events = await dockerEvents(t, d.docker)
+  const h = await dockerAgents(t, d, {
+    extraA: ['--docker-network', SWARM_NETWORK, ...(o.drainOnStop === false ? ['--drain-on-stop', 'false'] : [])],
+    extraB: ['--xds-interfaces', 'docker_gwbridge'],
+  })
+  const logA = new StatusLog(h.a)
+  const logB = new StatusLog(h.b)
+  t.teardown(() => {
+    logA.stop()
+    logB.stop()
+  })
+
+  await d.cli([
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'echo',
+    '--network',
+    SWARM_NETWORK,
+    '--replicas',
+    String(replicas),
+    '--publish',
+    'mode=host,target=50051',
+    // Longer than any replica's stop handler: Swarm's SIGKILL is not what the roll measures.
+    '--stop-grace-period',
+    '10s',
+    // A task that fails to start (once in 12 rolls at load 20: the update paused "due to failure
+    // or early termination of task") is never served, so it costs no call; Swarm starts another
+    // and the roll goes on. Such tasks are listed in the result (taskErrors).
+    '--update-failure-action',
+    'continue',
+    ...ECHO_MOUNTS.flatMap(([from, to]) => ['--mount', `type=bind,source=${from},target=${to},readonly`]),
+    '--env',
+    `ECHO_ON_TERM=${o.onTerm}`,
+    ...['ServiceName=echo', 'ServicePort_50051=10001', 'ProxyMode=grpc', 'HealthCheck=Tcp', 'HealthCheckArgs={{ host }}:{{ tcp 50051 }}']
+      .concat(o.idempotent ? ['shoal.idempotent=true'] : [])
+      .flatMap((l) => ['--container-label', l]),
+    IMAGE,
+    ...ECHO_COMMAND,
+  ])
+
+  /** The service's tasks that Swarm wants running, by their running containers. */
+  const running = async (): Promise<Task[]> => {
+    const taskIds = (await d.cli(['service', 'ps', 'echo', '-q', '--no-trunc', '--filter', 'desired-state=running']))
+      .split('\n')
+      .filter(Boolean)
+    const out: Task[] = []
+    for (const task of taskIds) {
+      const full = (await d.cli(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.task.id=${task}`])).split('\n')[0]
+      if (full) out.push({ full, id: full.slice(0, 12) })
+    }
+    return out
+  }
+  const everSeen = new Map<string, Task>()
+  /** Host-b routes exactly the `n` tasks Swarm runs (every other task ever seen out of its routing): those tasks. */
+  const settled = async (n: number, what: string): Promise<Task[]> => {
+    let now: Task[] = []
+    await waitFor(
+      async () => {
+        now = await running()
+        for (const x of now) everSeen.set(x.full, x)
+        const ids = new Set(now.map((x) => x.id))
+        return (
+          now.length === n &&
+          now.every((x) => logB.serving(x.id)) &&
+          [...everSeen.values()].every((x) => ids.has(x.id) || !logB.serving(x.id))
+        )
+      },
+      120_000,
+      `${what}: host-b to route exactly the ${n} running echo tasks`,
+    )
+    return now
+  }
+
+  let current = await settled(replicas, 'service create')
+
+  const taskIp = async (x: Task) => (await d.docker.getContainer(x.full).inspect()).NetworkSettings.Networks[SWARM_NETWORK]?.IPAddress ?? ''
+  for (const x of current) assertLocalRoute(await taskIp(x), { netnsPid: boxPid })
+  const xdsAddress = `${gw}:${h.b.bound.xds}`
+  const client = await startXdsClient(t, 'grpc-js', { nodeId: 'swarm-roll', xdsAddress, network: SWARM_NETWORK, netnsPid: boxPid })
+  const seen = new Set<string>()
+  const all = await client.until(
+    TARGET,
+    (w) => {
+      if (w) seen.add(w)
+      return current.every((r) => seen.has(r.id))
+    },
+    1,
+    60_000,
+  )
+  if (all === null) throw new Error(`the client on the overlay never reached every task (answered: ${[...seen].join(', ') || 'none'})`)
+
+  const ran = new Map<string, { full: string; id: string; ran: number }>()
+  const note = () => {
+    for (const x of everSeen.values()) if (!ran.has(x.full)) ran.set(x.full, { ...x, ran: events.at(x.full, 'start') ?? Date.now() })
+  }
+  note()
+  const started = Date.now()
+  await client.startLoad(TARGET, o.rate ?? 200)
+  const stopped: Task[] = []
+  const fresh: string[] = []
+  const steps: SwarmRollResult['steps'] = []
+  let results: LoadCall[]
+  try {
+    for (const step of o.steps ?? SWARM_ROLL_STEPS) {
+      const at = Date.now()
+      const before = current
+      let what: string
+      let n: number
+      if ('update' in step) {
+        what = `service update --force --update-order ${step.update}`
+        n = current.length
+        await swarmCli(d, ['service', 'update', '--detach=false', '--force', '--update-order', step.update, 'echo'])
+      } else {
+        what = `service scale echo=${step.scale}`
+        n = step.scale
+        await swarmCli(d, ['service', 'scale', '--detach=false', `echo=${step.scale}`])
+      }
+      current = await settled(n, what)
+      const ids = new Set(current.map((x) => x.id))
+      stopped.push(...before.filter((x) => !ids.has(x.id)))
+      const was = new Set(before.map((x) => x.id))
+      fresh.push(...current.filter((x) => !was.has(x.id)).map((x) => x.id))
+      note()
+      await new Promise((r) => setTimeout(r, 1000))
+      steps.push({ step: what, ms: Date.now() - at })
+    }
+  } finally {
+    results = await client.stopLoad()
+  }
+  const taskErrors = (await d.cli(['service', 'ps', 'echo', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}} {{.Error}}']))
+    .split('\n')
+    .filter((l) => /^\S+ (Failed|Rejected)/.test(l))
+  return {
+    ...summarize({ results, durationMs: Date.now() - started, stopped, fresh, events, logA, logB, ran: [...ran.values()] }),
+    steps,
+    taskErrors,
+    subnet,
+    xdsAddress,
   }
 }

@@ -31,6 +31,7 @@ import { AdsWatch } from '../lib/ads-watch.js'
 import { runCommand } from '../lib/cli.js'
 import { assertLocalRoute, fetchLocal, routeTo } from '../lib/route.js'
 import { IMAGE, freePort, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
+import { loopbackAgentFlags } from '../lib/agent-process.js'
 
 const top = fileURLToPath(new URL('../../', import.meta.url))
 const STACK = 'shoal'
@@ -172,19 +173,10 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
   const b = new Agent(
     parseAgentConfig(
       [
-        '--node',
-        'outside-b',
+        // The swarm agent on the host network holds the default DNS port.
+        ...loopbackAgentFlags('outside-b', { dns: true, profile: 'lan' }),
         '--cluster',
         'swarm',
-        '--bind',
-        '127.0.0.1:0',
-        '--http',
-        '127.0.0.1:0',
-        '--xds',
-        '127.0.0.1:0',
-        // The swarm agent on the host network holds the default DNS port.
-        '--dns',
-        '127.0.0.1:0',
         '--static',
         staticFile,
         '--discovery',

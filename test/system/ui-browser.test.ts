@@ -17,6 +17,8 @@ import { parseAgentConfig } from '../../src/agent/config.js'
 import { silentLogger } from '../../src/log.js'
 import { liveRecords } from '../../src/registry/types.js'
 import { AdsClient, TypeUrl } from '../lib/xds-fixture.js'
+import { waitFor } from '../lib/wait.js'
+import { loopbackAgentFlags } from '../lib/agent-process.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -50,14 +52,6 @@ async function closedPort(): Promise<number> {
   const p = portOf(s)
   await new Promise((r) => s.close(r))
   return p
-}
-
-async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async (t) => {
@@ -119,20 +113,9 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   let seed: string | undefined
   for (const node of Object.keys(files)) {
     const flags = [
-      '--node',
-      node,
+      ...loopbackAgentFlags(node, { dns: true }),
       '--cluster',
       'ui-test',
-      '--profile',
-      'local',
-      '--bind',
-      '127.0.0.1:0',
-      '--http',
-      '127.0.0.1:0',
-      '--xds',
-      '127.0.0.1:0',
-      '--dns',
-      '127.0.0.1:0',
       '--discovery',
       'static',
       '--static',
