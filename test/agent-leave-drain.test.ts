@@ -71,7 +71,11 @@ t.test('a leaving agent drains its services everywhere for --leave-drain, then l
   )
   const draining = seen[1]!
   const gone = seen[2]!
-  t.ok(gone.at - draining.at >= 500, `shown draining for ${gone.at - draining.at} ms before it was gone (grace 600 ms)`)
+  // The grace runs on the leaving agent: b sees the leave no sooner than 600 ms after the stop
+  // began. (How long b shows it draining also depends on how fast the drain reached b, which a
+  // loaded machine slows: 410 ms once under the full suite.)
+  t.ok(gone.at - t0 >= 590, `gone on b ${gone.at - t0} ms after the stop began (grace 600 ms)`)
+  t.comment(`b showed it draining for ${gone.at - draining.at} ms, from ${draining.at - t0} ms after the stop began`)
   t.ok(took >= 600, `the stop waited the grace (${took} ms)`)
 })
 
