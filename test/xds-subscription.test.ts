@@ -105,3 +105,23 @@ t.test('a reconnecting client: known holdings when its version is the current on
   t.equal(older.heldVersion(), 'from-before-the-restart')
   t.equal(older.mustAnswer, true, 'it gets an answer')
 })
+
+t.test('a repeated NACK is a repeat: no second NACK books the fallback version', async (t) => {
+  const sub = new TypeSubscription(xdsType(TypeUrl.cluster)!)
+  sub.onRequest({ resource_names: ['a'] })
+  const v1 = set(res('a'))
+  sub.recordSent(versionOfSet(v1), v1, 'n1', null)
+  // A NACK before any ACK: the version rejected is booked, never "".
+  const nack = { resource_names: ['a'], response_nonce: 'n1', error_detail: { code: 13, message: 'bad' } }
+  t.match(sub.onRequest(nack), { kind: 'nack', version: versionOfSet(v1) })
+  t.match(sub.onRequest({ ...nack, resource_names: ['a', 'b'] }), { kind: 'repeat', nonce: 'n1', changed: true, added: true })
+  t.same([...sub.nacked], [versionOfSet(v1)], 'only the version rejected is barred; no "" entry')
+  t.same([...sub.names].sort(), ['a', 'b'], 'the repeat applies its names')
+  // A resumed client that says it holds "" and NACKs: nothing to bar.
+  const r = new TypeSubscription(xdsType(TypeUrl.cluster)!)
+  r.onRequest({ resource_names: ['a'], version_info: '' })
+  r.resume('', new Map())
+  r.nonce = 'n9'
+  t.match(r.onRequest({ resource_names: ['a'], response_nonce: 'n9', error_detail: { message: 'x' } }), { kind: 'nack', version: '' })
+  t.equal(r.nacked.size, 0, 'version "" is never barred')
+})

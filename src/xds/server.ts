@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { counter, gauge, histogram } from '../metrics.js'
-import { INTERNAL_FAULT, logProblem, type Logger, type Problem } from '../log.js'
+import { INTERNAL_FAULT, LogLimiter, logProblem, type Logger, type Problem } from '../log.js'
 import { invalidResource } from './validate.js'
 import { formatHostPort, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
@@ -236,12 +236,19 @@ interface Client {
   timer: Timer | null
   /** Clock.now() of the first catalog change not yet pushed to this client. */
   dirtySince: number | null
+  /** Type URLs Shoal does not serve that this client asked for (warned once each, at most UNKNOWN_TYPES_KEPT). */
+  unknownTypes: Set<string>
   closed: boolean
 }
+
+/** Unknown type URLs remembered per stream for the once-only warning; beyond it they are counted, not logged. */
+const UNKNOWN_TYPES_KEPT = 16
 
 export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
+  /** NACK warnings, one a minute per client and type: a client NACKs every response of a bad version. */
+  private readonly nackLog: LogLimiter
   private readonly minInterval: number
   private readonly grace: number
   private server: grpc.Server | null = null
@@ -299,6 +306,7 @@ export class XdsServer {
   ) {
     this.log = components.logger.child({ component: 'xds' })
     this.clock = components.clock ?? new RealClock()
+    this.nackLog = new LogLimiter({}, { clock: this.clock })
     this.minInterval = opts.minPushIntervalMs ?? 100
     this.grace = opts.removalGraceMs ?? 1000
     const registry = components.registry
@@ -658,6 +666,7 @@ export class XdsServer {
       lastPushAt: -Infinity,
       timer: null,
       dirtySince: null,
+      unknownTypes: new Set(),
       closed: false,
     }
     this.clients.set(c.stream, c)
@@ -769,7 +778,20 @@ export class XdsServer {
     const type = xdsType(typeUrl)
     if (!type) {
       this.m.badRequests.inc({ reason: 'unknown_type' })
-      this.log.debug({ stream: c.stream, typeUrl }, 'DiscoveryRequest for a type Shoal does not serve')
+      if (!c.unknownTypes.has(typeUrl) && c.unknownTypes.size < UNKNOWN_TYPES_KEPT) {
+        c.unknownTypes.add(typeUrl)
+        const who = c.node?.id ?? `stream ${c.stream}`
+        logProblem(
+          this.log,
+          'warn',
+          {
+            what: `xDS client ${who} asked for type ${JSON.stringify(typeUrl.slice(0, 200))}, which Shoal does not serve: not answered`,
+            input: `xDS client ${who}`,
+            fix: `Shoal serves ${XDS_TYPES.map((t) => t.url).join(', ')}; take the other type from another source in the client's bootstrap (shoal_xds_bad_requests_total{reason="unknown_type"} counts these requests)`,
+          },
+          { stream: c.stream, node: c.node?.id, typeUrl: typeUrl.slice(0, 200) },
+        )
+      } else this.log.debug({ stream: c.stream, typeUrl: typeUrl.slice(0, 200) }, 'DiscoveryRequest for a type Shoal does not serve')
       return
     }
     if (type.url === TypeUrl.secret && c.transport === 'tcp' && this.refuseKeys(c, req)) return
@@ -783,21 +805,29 @@ export class XdsServer {
         // A changed subscription is served after the client's next request (the ACK of the response in flight).
         if (o.changed) c.waiting = true
         return
-      case 'nack':
+      case 'repeat':
+        // Its ACK or NACK was counted when it first came; its names were applied.
+        break
+      case 'nack': {
         this.m.nacks.inc({ type: type.label })
+        const who = c.node?.id ?? `stream ${c.stream}`
+        const held = this.nackLog.admit(`${who}\u0000${type.url}`)
+        if (held === undefined) break
         logProblem(
           this.log,
           'warn',
           {
-            what: `xDS NACK from ${c.node?.id ?? `stream ${c.stream}`}: ${type.label} version ${o.version} rejected (${o.error}), never re-sent`,
-            input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
-            fix:
+            what: `xDS NACK from ${who}: ${type.label} version ${o.version} rejected (${o.error}), never re-sent`,
+            input: `xDS client ${who}`,
+            fix: `${
               nackHint(o.error) ??
-              'the client keeps its previous version; read its error and its bootstrap (/debug/xds lists it), and report the line if both are sound',
+              'the client keeps its previous version; read its error and its bootstrap (/debug/xds lists it), and report the line if both are sound'
+            }${LogLimiter.suffix(held)}`,
           },
           { stream: c.stream, node: c.node?.id, type: type.label, version: o.version, error: o.error, hint: nackHint(o.error) },
         )
         break
+      }
       case 'ack':
         this.m.acks.inc({ type: type.label })
         if (sub.changeAt !== null) {

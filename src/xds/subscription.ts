@@ -30,6 +30,11 @@ export type RequestOutcome =
   | { kind: 'stale'; nonce: string; changed: boolean; added: boolean }
   /** A first request for the type on this stream (no nonce, or nothing sent yet). */
   | { kind: 'initial'; changed: boolean; added: boolean; versionInfo: string }
+  /**
+   * The nonce was ACKed or NACKed already (Envoy re-sends its last request, error_detail and
+   * all, when its subscription changes): names applied, no ACK or NACK booked again.
+   */
+  | { kind: 'repeat'; nonce: string; changed: boolean; added: boolean }
   | { kind: 'ack'; changed: boolean; added: boolean; version: string | null }
   | { kind: 'nack'; changed: boolean; added: boolean; version: string; error: string }
 
@@ -104,13 +109,24 @@ export class TypeSubscription {
       this.mustAnswer = true
       return { kind: 'initial', changed, added, versionInfo }
     }
+    if (this.answeredNonce === nonce) {
+      // A repeat: its ACK or NACK was booked when it first came. Booking a NACK again would
+      // reject the version the first NACK fell back to (the last ACKed one), and the client
+      // would be stuck on it.
+      const { changed, added } = this.updateNames(names)
+      // The same names again: the client asks again (it dropped and re-took a subscription
+      // between two requests and lost the resource meanwhile): answer it.
+      if (!changed) this.mustAnswer = true
+      return { kind: 'repeat', nonce, changed, added }
+    }
     const detail = req.error_detail
     let outcome: RequestOutcome
     this.inFlight = false
     if (detail && (detail.message || detail.code)) {
       const version = this.sentVersion ?? ''
       const error = String(detail.message ?? `code ${detail.code}`)
-      this.nacked.add(version)
+      // A version "" is no content (a client that resumed saying it holds nothing): nothing to bar.
+      if (version !== '') this.nacked.add(version)
       this.lastNack = { version, error }
       // The client keeps what it had: fall back to the last ACKed state.
       this.sentVersion = this.ackedVersion
@@ -122,12 +138,8 @@ export class TypeSubscription {
       this.acked = this.held
       outcome = { kind: 'ack', changed: false, added: false, version: this.sentVersion }
     }
-    const repeat = this.answeredNonce === nonce
     this.answeredNonce = nonce
     const { changed, added } = this.updateNames(names)
-    // The same nonce again with the same names: the client asks again (it dropped and re-took
-    // a subscription between two requests and lost the resource meanwhile): answer it.
-    if (repeat && !changed) this.mustAnswer = true
     outcome.changed = changed
     outcome.added = added
     return outcome
