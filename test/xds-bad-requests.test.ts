@@ -1,0 +1,52 @@
+// Requests an operator should hear about once, not per request: a type Shoal does not serve
+// (warned once per client and type, naming the types served; counted every time) and NACKs
+// (one warning a minute per client and type; every NACK counted).
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { capturedLogger } from './lib/log.js'
+import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
+
+const RTDS = 'type.googleapis.com/envoy.service.runtime.v3.Runtime'
+
+t.test('a type Shoal does not serve: one warning per client and type, every request counted', async (t) => {
+  const { logger, lines } = capturedLogger('warn')
+  const registry = new Registry()
+  const { connect } = await startServer(t, echoCatalog(), {}, { logger, registry })
+  const c = connect()
+  c.send({ type_url: RTDS, node: ENVOY_NODE, resource_names: ['rt'] })
+  c.send({ type_url: RTDS, resource_names: ['rt'] })
+  c.send({ type_url: RTDS, resource_names: ['rt', 'rt2'] })
+  t.ok(await c.quiet(300), 'not answered')
+  const warned = lines.filter((l) => l.level === 40 && String(l.msg).includes(RTDS))
+  t.equal(warned.length, 1, 'warned once')
+  t.match(warned[0]!.msg, /envoy-1/, 'names the client')
+  t.match(warned[0]!.msg, TypeUrl.cluster, 'lists the types served')
+  t.match(warned[0]!.msg, TypeUrl.secret)
+  t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="unknown_type"\} 3/)
+  // Another client asking for it is warned about too.
+  const d = connect()
+  d.send({ type_url: RTDS, node: { ...ENVOY_NODE, id: 'envoy-2' } })
+  t.ok(await d.quiet(300))
+  t.equal(lines.filter((l) => l.level === 40 && String(l.msg).includes(RTDS)).length, 2)
+})
+
+t.test('NACKs: every one counted, one warning per client and type a minute', async (t) => {
+  const { logger, lines } = capturedLogger('warn')
+  const registry = new Registry()
+  const catalog = echoCatalog()
+  const base = catalog.snapshot().hosts
+  const { connect } = await startServer(t, catalog, {}, { logger, registry })
+  const c = connect()
+  c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
+  let r = await c.next()
+  // Every new version is NACKed.
+  for (let i = 0; i < 3; i++) {
+    c.send({ type_url: TypeUrl.cluster, response_nonce: r.nonce, error_detail: { code: 13, message: `bad ${i}` } })
+    catalog.set([...base, host(`h${i}`, [rec({ host: `h${i}`, id: `n${i}`, name: `svc${i}`, servicePort: 11000 + i, port: 9100 + i })])])
+    r = await c.next()
+  }
+  c.send({ type_url: TypeUrl.cluster, response_nonce: r.nonce, error_detail: { code: 13, message: 'bad 3' } })
+  t.ok(await c.quiet(200))
+  t.match(await registry.metrics(), /shoal_xds_nacks_total\{type="cds"\} 4/)
+  t.equal(lines.filter((l) => l.level === 40 && /xDS NACK/.test(String(l.msg))).length, 1, 'one warning')
+})
