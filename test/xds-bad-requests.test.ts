@@ -2,7 +2,9 @@
 // (warned once per client and type, naming the types served; counted every time) and NACKs
 // (one warning a minute per client and type; every NACK counted).
 import t from 'tap'
+import * as grpc from '@grpc/grpc-js'
 import { Registry } from 'prom-client'
+import { DEBUG_NAMES_SHOWN, MAX_NAMES_PER_TYPE, NODE_FIELD_MAX } from '../src/xds/server.js'
 import { capturedLogger } from './lib/log.js'
 import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
@@ -49,4 +51,37 @@ t.test('NACKs: every one counted, one warning per client and type a minute', asy
   t.ok(await c.quiet(200))
   t.match(await registry.metrics(), /shoal_xds_nacks_total\{type="cds"\} 4/)
   t.equal(lines.filter((l) => l.level === 40 && /xDS NACK/.test(String(l.msg))).length, 1, 'one warning')
+})
+
+t.test('subscriptions and node fields are bounded: the stream is refused with the limit; /debug/xds shows counts', async (t) => {
+  const { logger, lines } = capturedLogger('warn')
+  const registry = new Registry()
+  const { server, connect } = await startServer(t, echoCatalog(), {}, { logger, registry })
+  const many = Array.from({ length: MAX_NAMES_PER_TYPE + 1 }, (_, i) => `svc-${i}:10001`)
+  const c = connect()
+  c.send({ type_url: TypeUrl.endpoint, node: ENVOY_NODE, resource_names: many })
+  await t.rejects(c.next(), /no response/)
+  t.equal(c.error?.code, grpc.status.RESOURCE_EXHAUSTED)
+  t.match(c.error?.details, `at most ${MAX_NAMES_PER_TYPE}`)
+  t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="too_many_names"\} 1/)
+  t.equal(server.debugInfo().clients.length, 0, 'nothing kept')
+
+  const d = connect()
+  d.send({ type_url: TypeUrl.cluster, node: { ...ENVOY_NODE, id: 'x'.repeat(1 << 20) } })
+  await t.rejects(d.next(), /no response/)
+  t.equal(d.error?.code, grpc.status.INVALID_ARGUMENT)
+  t.match(d.error?.details, `node.id of ${1 << 20} characters, at most ${NODE_FIELD_MAX}`)
+  t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="node_field_too_long"\} 1/)
+  t.ok(
+    lines.every((l) => JSON.stringify(l).length < 4096),
+    'no log line carries the field',
+  )
+
+  // At the limit: served; /debug/xds lists the first names and the count.
+  const e = connect()
+  e.send({ type_url: TypeUrl.endpoint, node: ENVOY_NODE, resource_names: many.slice(0, MAX_NAMES_PER_TYPE) })
+  await e.next()
+  const eds = server.debugInfo().clients[0]!.types.find((x) => x.type === 'eds')!
+  t.equal(eds.nameCount, MAX_NAMES_PER_TYPE)
+  t.equal(eds.names.length, DEBUG_NAMES_SHOWN)
 })

@@ -55,7 +55,19 @@ import { mtlsCapable, nodeService } from './tls.js'
 
 const NODE_KINDS: readonly NodeKind[] = ['envoy', 'grpc']
 /** Why a DiscoveryRequest is ignored (shoal_xds_bad_requests_total{reason}). */
-const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error', 'bad_network'] as const
+const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error', 'bad_network', 'too_many_names', 'node_field_too_long'] as const
+
+/**
+ * Resource names one stream may subscribe to per type. An Envoy asks for one Cluster and one
+ * ClusterLoadAssignment per ServicePort it routes to; 10,000 is far above any mesh one agent
+ * serves, and bounds what a stream makes the agent keep (names of ~100 characters: ~1 MB per
+ * type). A request beyond it ends the stream (RESOURCE_EXHAUSTED).
+ */
+export const MAX_NAMES_PER_TYPE = 10_000
+/** Characters of node.id, node.cluster and node.user_agent_name: they go into every log line about the client. Beyond it the stream ends (INVALID_ARGUMENT). */
+export const NODE_FIELD_MAX = 1024
+/** Names /debug/xds lists per client and type; `nameCount` gives them all. */
+export const DEBUG_NAMES_SHOWN = 100
 const DROP_REASONS: readonly DropReason[] = ['duplicate_address', 'not_an_ip', 'port_out_of_range', 'no_reachable_address']
 const AUTHZ_PROBLEMS: readonly AuthzProblem[] = ['missing', 'ambiguous', 'not_grpc', 'invalid']
 /** Seconds; a push goes out at once after a quiet period and at most every 100 ms per client after that. */
@@ -132,7 +144,10 @@ export interface XdsServerComponents {
 export interface XdsTypeDebug {
   type: TypeLabel
   wildcard: boolean
+  /** The first DEBUG_NAMES_SHOWN subscribed names, sorted. */
   names: string[]
+  /** How many names the client subscribes to. */
+  nameCount: number
   sentVersion: string | null
   ackedVersion: string | null
   nackedVersion: string | null
@@ -247,8 +262,8 @@ const UNKNOWN_TYPES_KEPT = 16
 export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
-  /** NACK warnings, one a minute per client and type: a client NACKs every response of a bad version. */
-  private readonly nackLog: LogLimiter
+  /** NACK warnings (a client NACKs every response of a bad version) and refused streams (a client retries at once): one a minute per client and type, or peer and reason. */
+  private readonly warnLimit: LogLimiter
   private readonly minInterval: number
   private readonly grace: number
   private server: grpc.Server | null = null
@@ -306,7 +321,7 @@ export class XdsServer {
   ) {
     this.log = components.logger.child({ component: 'xds' })
     this.clock = components.clock ?? new RealClock()
-    this.nackLog = new LogLimiter({}, { clock: this.clock })
+    this.warnLimit = new LogLimiter({}, { clock: this.clock })
     this.minInterval = opts.minPushIntervalMs ?? 100
     this.grace = opts.removalGraceMs ?? 1000
     const registry = components.registry
@@ -340,7 +355,7 @@ export class XdsServer {
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read), and server Listener names that do not parse',
+        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read; too_many_names: over 10,000 names of one type, node_field_too_long: node.id, cluster or user_agent_name over 1,024 characters, both ending the stream), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
       keyRefused: counter(registry, {
@@ -607,7 +622,8 @@ export class XdsServer {
         return {
           type: sub.type.label,
           wildcard: sub.wildcard,
-          names: [...sub.names].sort(),
+          names: [...sub.names].sort().slice(0, DEBUG_NAMES_SHOWN),
+          nameCount: sub.names.size,
           sentVersion: sub.sentVersion,
           ackedVersion: sub.ackedVersion,
           nackedVersion: sub.lastNack?.version ?? null,
@@ -736,6 +752,28 @@ export class XdsServer {
   }
 
   private onRequest(c: Client, req: DiscoveryRequest): void {
+    if (req.node && !c.node) {
+      for (const field of ['id', 'cluster', 'user_agent_name'] as const) {
+        const v = req.node[field]
+        if (typeof v === 'string' && v.length > NODE_FIELD_MAX) {
+          this.refuse(c, 'node_field_too_long', grpc.status.INVALID_ARGUMENT, {
+            what: `xDS client sent node.${field} of ${v.length} characters, at most ${NODE_FIELD_MAX}: stream refused`,
+            input: `xDS client at ${c.call.getPeer()}`,
+            fix: `shorten node.${field} in the client's bootstrap`,
+          })
+          return
+        }
+      }
+    }
+    if (Array.isArray(req.resource_names) && req.resource_names.length > MAX_NAMES_PER_TYPE) {
+      const who = c.node?.id ?? `stream ${c.stream}`
+      this.refuse(c, 'too_many_names', grpc.status.RESOURCE_EXHAUSTED, {
+        what: `xDS client ${who} subscribed to ${req.resource_names.length} names of one type (${String(req.type_url ?? '').slice(0, 200)}), at most ${MAX_NAMES_PER_TYPE}: stream refused`,
+        input: `xDS client ${who}`,
+        fix: 'subscribe to the names the client routes to, or split it over several clients',
+      })
+      return
+    }
     if (req.node && (req.node.id || req.node.user_agent_name) && !c.node) {
       c.node = req.node as XdsNode
       c.kind = nodeKindOf(c.node)
@@ -811,7 +849,7 @@ export class XdsServer {
       case 'nack': {
         this.m.nacks.inc({ type: type.label })
         const who = c.node?.id ?? `stream ${c.stream}`
-        const held = this.nackLog.admit(`${who}\u0000${type.url}`)
+        const held = this.warnLimit.admit(`${who}\u0000${type.url}`)
         if (held === undefined) break
         logProblem(
           this.log,
@@ -887,6 +925,16 @@ export class XdsServer {
    * A TCP client asked for a Secret that holds a private key: the stream ends with
    * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
    */
+  /** End a stream for bad input: counted, warned (one a minute per peer address and reason), the status carries the problem. */
+  private refuse(c: Client, reason: (typeof BAD_REQUEST_REASONS)[number], code: grpc.status, p: Problem): void {
+    this.m.badRequests.inc({ reason })
+    const held = this.warnLimit.admit(`${reason}\u0000${c.call.getPeer().replace(/:\d+$/, '')}`)
+    if (held !== undefined) logProblem(this.log, 'warn', { ...p, fix: `${p.fix}${LogLimiter.suffix(held)}` }, { stream: c.stream, reason })
+    this.dropClient(c)
+    const details = `${p.what}; ${p.fix}`
+    c.call.emit('error', Object.assign(new Error(details), { code, details }))
+  }
+
   private refuseKeys(c: Client, req: DiscoveryRequest): boolean {
     // `*` asks for every Secret, keys included.
     const keys = (req.resource_names ?? []).map(String).filter((n) => n === '*' || isKeySecretName(n))

@@ -368,7 +368,12 @@ function renderXdsClients(clients) {
           el('td', { class: 'mono', text: c.nodeId || `stream ${c.stream}` }),
           el('td', { text: c.kind }),
           el('td', { text: sub.type }),
-          el('td', { class: 'mono', text: sub.wildcard ? '* (all)' : sub.names.join(', ') }),
+          el('td', {
+            class: 'mono',
+            text: sub.wildcard
+              ? '* (all)'
+              : sub.names.join(', ') + (sub.nameCount > sub.names.length ? ` … (${sub.nameCount} in all)` : ''),
+          }),
           el('td', { class: 'mono', text: sub.ackedVersion || '—' }),
           el('td', {
             class: sub.nackedVersion ? 'mono nack' : 'mono',
