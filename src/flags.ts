@@ -103,17 +103,22 @@ function explain(err: Error & { code?: string }): string {
  * environment variable rule when the flags read variables.
  */
 export function usage(command: string, summary: string, table: FlagTable, positional = ''): string {
+  const generic = Object.entries(table).some(([n, f]) => variableOf(n, f) === envName(n))
   const rows = Object.entries(table).map(([name, f]) => {
     const v = variableOf(name, f)
-    const notes = [f.default ? `default: ${f.default}` : '', v !== undefined && v !== envName(name) ? `env ${v}` : ''].filter(Boolean)
+    const envNote = v === undefined ? (generic ? 'no env' : '') : v !== envName(name) ? `env ${v}` : ''
+    const notes = [f.default ? `default: ${f.default}` : '', envNote].filter(Boolean)
     return [`--${name}${f.value ? ' ' + f.value : ''}`, f.help + (notes.length ? ` (${notes.join('; ')})` : '')]
   })
   rows.push(['--help, -h', 'print this help'])
   const width = Math.max(...rows.map((r) => r[0]!.length)) + 2
-  const generic = Object.entries(table).some(([n, f]) => variableOf(n, f) === envName(n))
-  const env = generic
-    ? '\nA flag without an "env" note is also read from SHOAL_<FLAG> (upper case, dashes as underscores); a flag wins over its variable.\n'
-    : ''
+  const noted = Object.entries(table).some(([n, f]) => variableOf(n, f) !== envName(n))
+  // The rule names what a reader sees: with no flag noted, every flag reads its SHOAL_ variable.
+  const env = !generic
+    ? ''
+    : noted
+      ? '\nA flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores) unless its line says "env OTHER" or "no env"; a flag wins over its variable.\n'
+      : '\nEvery flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores); a flag wins over its variable.\n'
   const synopsis = `${command}${positional ? ' ' + positional : ''} [flags]`
   return `Usage: ${synopsis}\n\n${summary}\n\n${rows.map(([a, b]) => `  ${a!.padEnd(width)}${b}`).join('\n')}\n${env}`
 }

@@ -3,7 +3,7 @@
 // no peer declares it dead meanwhile), and then names the source it goes without; xDS and
 // /readyz wait for that source up to --ready-timeout, even when a peer exchange is done.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent } from '../src/agent/agent.js'
@@ -44,6 +44,8 @@ t.test('an engine that never answers: announced after half the shortest suspicio
   const gaveUp = lines.find((l) => l.msg.startsWith('announcing this boot without the first view of docker'))
   t.ok(gaveUp, 'it says which source it announces without')
   t.same(gaveUp?.missing, ['docker'])
+  t.match(gaveUp?.msg, /\(none within \d+ ms, half the shortest suspicion time\)/)
+  t.notMatch(gaveUp?.msg, /--discovery static/, 'Docker alone was asked for: no hint to turn it off')
   const announcedAt = lines.findIndex((l) => l === gaveUp)
   t.ok(lines.findIndex((l) => l.msg === 'shoal agent started') > announcedAt, 'gossip started (the boot announced) only after the wait')
   await new Promise<void>((resolve) => {
@@ -59,4 +61,18 @@ t.test('an engine that never answers: announced after half the shortest suspicio
     agent.once('ready', () => resolve(String(lines.find((l) => l.msg === 'ready: serving xDS')?.why))),
   )
   t.match(ready, /ready timeout: serving without the first view of every source/, 'ready at the timeout, saying what is missing')
+})
+
+// New user, item 5: with --static, Docker discovery is still on by default; on a host with no
+// engine the warning says how to turn it off.
+t.test('--static with no engine: the warning names --discovery static', async (t) => {
+  const file = join(dir, 'static.json')
+  writeFileSync(file, '{"services": []}')
+  const { logger, lines } = capturedLogger('info')
+  const absent = `unix://${join(dir, 'no-engine-2.sock')}`
+  const agent = new Agent(parseAgentConfig(flags('static-only', ['--static', file, '--docker-host', absent]), {}), { logger })
+  t.teardown(() => agent.stop({ leave: false }))
+  await agent.start()
+  const gaveUp = lines.find((l) => l.msg.startsWith('announcing this boot without the first view of docker'))
+  t.match(gaveUp?.msg, /; if no Docker engine is meant to run on this host, give --discovery static$/)
 })

@@ -114,3 +114,19 @@ t.test('--token is offered, and taken, only by the commands that send it (drain,
   t.notMatch(members!.stderr, /TypeError/, 'shoal members runs without a --token flag')
   t.match(members!.stderr, new RegExp(`127\\.0\\.0\\.1:${refused}`), 'and names the agent it could not reach')
 })
+
+// New user, item 5: the variable rule under the flags describes the rows above it; a footer
+// that points at "env" notes when no row has one sends the reader looking for nothing.
+t.test('the usage footer states the variable rule the rows show', async (t) => {
+  const { usage } = await import('../src/flags.js')
+  const plain = usage('x', 's', { a: { type: 'string', help: 'a' }, 'b-c': { type: 'string', help: 'b', value: 'N' } })
+  t.match(plain, /\nEvery flag is also read from SHOAL_<FLAG>/, 'no row has a note: every flag reads its variable')
+  t.notMatch(plain, /env/, 'and no row carries a note')
+  const mixed = usage('x', 's', { a: { type: 'string', help: 'a' }, b: { type: 'string', help: 'b', env: 'OTHER_B' }, c: { type: 'string', help: 'c', env: false } })
+  t.match(mixed, /--b +b \(env OTHER_B\)/, 'a row reading another variable says which')
+  t.match(mixed, /--c +c \(no env\)/, 'a row reading none says so')
+  t.match(mixed, /unless its line says "env OTHER" or "no env"/)
+  t.equal(usage('x', 's', { c: { type: 'string', help: 'c', env: false } }).includes('SHOAL_'), false, 'no flag reads a variable: no rule')
+  const agent = (await shoal(['agent', '--help']).done).stdout
+  t.match(agent, /\nEvery flag is also read from SHOAL_<FLAG>/, '`shoal agent --help`: every flag, as README says')
+})

@@ -377,9 +377,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.logger,
         'warn',
         {
-          what: `announcing this boot without the first view of ${[...missing].join(', ')} (not in within ${ms} ms, half the shortest suspicion time)`,
+          what: `announcing this boot without the first view of ${[...missing].join(', ')} (none within ${ms} ms, half the shortest suspicion time)`,
           input: [...missing].join(', '),
-          fix: 'its services follow when it answers, and xDS waits for them up to --ready-timeout; if this repeats, see why that source is slow (its sources.json entry)',
+          fix:
+            'its services follow when it answers, and xDS waits for them up to --ready-timeout; if this repeats, see why that source is slow (its sources.json entry)' +
+            // Docker discovery is on by default: with a static file and no engine meant to run, say how to turn it off.
+            (missing.has('docker') && this.config.discovery.includes('static')
+              ? '; if no Docker engine is meant to run on this host, give --discovery static'
+              : ''),
         },
         { missing: [...missing], waitedMs: ms },
       )
@@ -485,8 +490,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         input: this.config.join.length === 0 ? 'no --join' : `--join ${this.config.join.map(formatHostPort).join(',')}`,
         fix:
           this.config.join.length === 0
-            ? 'If other agents run, give --join with the gossip address of one (or more) of them'
-            : 'Check that a --join seed is reachable (see /readyz)',
+            ? 'if other agents run, give --join with the gossip address of one (or more) of them'
+            : 'check that a --join seed is reachable (see /readyz)',
       },
       { readyTimeoutMs: this.config.readyTimeoutMs, holdMs, join: this.config.join },
     )
