@@ -122,7 +122,11 @@ t.test('the usage footer states the variable rule the rows show', async (t) => {
   const plain = usage('x', 's', { a: { type: 'string', help: 'a' }, 'b-c': { type: 'string', help: 'b', value: 'N' } })
   t.match(plain, /\nEvery flag is also read from SHOAL_<FLAG>/, 'no row has a note: every flag reads its variable')
   t.notMatch(plain, /env/, 'and no row carries a note')
-  const mixed = usage('x', 's', { a: { type: 'string', help: 'a' }, b: { type: 'string', help: 'b', env: 'OTHER_B' }, c: { type: 'string', help: 'c', env: false } })
+  const mixed = usage('x', 's', {
+    a: { type: 'string', help: 'a' },
+    b: { type: 'string', help: 'b', env: 'OTHER_B' },
+    c: { type: 'string', help: 'c', env: false },
+  })
   t.match(mixed, /--b +b \(env OTHER_B\)/, 'a row reading another variable says which')
   t.match(mixed, /--c +c \(no env\)/, 'a row reading none says so')
   t.match(mixed, /unless its line says "env OTHER" or "no env"/)
