@@ -6,12 +6,13 @@ import { mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { Agent } from '../src/agent/agent.js'
+import { Agent, KEY_FILE_RETRY_MS } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { liveRecords } from '../src/registry/types.js'
 import { loopbackAgentFlags } from './lib/agent-process.js'
 import { waitFor } from './lib/wait.js'
+import { capturedLogger } from './lib/log.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-keys-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -117,4 +118,40 @@ t.test('rotation through the key file loses nothing', async (t) => {
   write(keyFiles[2]!, 'not a key\n')
   agents[2]!.reloadKeys()
   await propagate(2, 'bad key file ignored')
+})
+
+// New user, item 3: `shoal keygen > keys` truncates the file before it writes, and the watch can
+// read it empty in between. That read is tried again after a short wait, and only a file still
+// bad then is an error, stated with the one key rule the agent starts with.
+t.test('a key file read empty mid-write is read again before an error', async (t) => {
+  const file = join(dir, 'keys-truncated')
+  write(file, `${OLD}\n`)
+  const { logger, lines } = capturedLogger('info')
+  const a = new Agent(parseAgentConfig([...loopbackAgentFlags('kt'), '--key-file', file, '--discovery', 'none'], {}), { logger })
+  t.teardown(() => a.stop({ leave: false }))
+  await a.start()
+  const reloaded = () => lines.filter((l) => l.msg === 'gossip keys reloaded').length
+  const errors = () => lines.filter((l) => l.level >= 50)
+  const before = reloaded()
+  writeFileSync(file, '') // as `>` leaves it, before the key is written
+  a.reloadKeys()
+  await new Promise((r) => setTimeout(r, KEY_FILE_RETRY_MS / 4))
+  writeFileSync(file, `${NEW}\n${OLD}\n`)
+  await waitFor('the second read', () => reloaded() > before)
+  t.same(errors(), [], 'no error for a read in the middle of a write')
+  await new Promise((r) => setTimeout(r, KEY_FILE_RETRY_MS * 2))
+  t.same(errors(), [], 'nor later')
+
+  writeFileSync(file, Buffer.alloc(16).toString('base64') + '\n') // a 16-byte key stays wrong
+  a.reloadKeys()
+  await waitFor('the error after the retry', () => errors().length > 0)
+  t.equal(errors().length, 1, 'one error, after the second read')
+  t.match(errors()[0]!.msg, /a gossip key must be 32 bytes in base64 \(`shoal keygen` makes one\)/, 'the rule the agent starts with')
+  t.notMatch(errors()[0]!.msg, /16, 24/, 'no other sizes named')
+  t.match(errors()[0]!.msg, /temporary file and mv it in place/)
+  t.throws(
+    () => parseAgentConfig([...loopbackAgentFlags('kt2'), '--key-file', file], {}),
+    /a gossip key must be 32 bytes in base64/,
+    'at start the same file is refused with the same words',
+  )
 })

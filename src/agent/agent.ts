@@ -28,9 +28,12 @@ import type { DnsServer } from '../dns/index.js'
 import { HttpServer, registerBuildInfo, registerCatalogMetrics, registerGossipMetrics, registerRegistryMetrics } from '../http/index.js'
 import type { IdentityIssuer, IdentityStatus } from '../identity/index.js'
 import { trustDomainOf } from '../identity/names.js'
-import { readKeyFile, shoalVersion, type AgentConfig } from './config.js'
+import { GOSSIP_KEY_RULE, readKeyFile, shoalVersion, type AgentConfig } from './config.js'
 import { InboundPorts } from './inbound.js'
 import { JoinWatch, RejectionLog, checkSeedNames } from './join.js'
+
+/** The wait before a failed key-file read is tried again (reloadKeys): long enough for a shell or editor to finish writing. */
+export const KEY_FILE_RETRY_MS = 200
 
 /**
  * What an Agent may be handed instead of making its own: the logger always; the clock,
@@ -92,6 +95,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly waitingFor = new Set<'sources' | 'peers'>(['sources', 'peers'])
   private started = false
   private stopping?: Promise<void>
+  /** The second read of a key file whose first read failed (reloadKeys). */
+  private keyRetry: Timer | undefined
   private leaveOnStop = true
   /** start() completed. */
   private up = false
@@ -512,24 +517,49 @@ export class Agent extends EventEmitter<AgentEvents> {
     return keys.length > 0 ? Keyring.fromBase64(keys) : undefined
   }
 
-  /** Re-read the key file (SIGHUP or a change on disk); a bad file keeps the current ring. */
+  /**
+   * Re-read the key file (SIGHUP or a change on disk); a bad file keeps the current ring. A read
+   * that fails is tried once more after KEY_FILE_RETRY_MS, and only that second failure is an
+   * error: a shell's `>` or an editor truncates the file before writing it, and the change event
+   * can come in between. A new call in the meantime replaces the pending retry.
+   */
   reloadKeys(): void {
     if (this.config.keyFile === undefined || !this.gossip) return
-    try {
-      const ring = this.loadKeyring()
-      this.gossip.setKeyring(ring)
-      this.logger.info({ file: this.config.keyFile, keys: ring?.keys().length ?? 0 }, 'gossip keys reloaded')
-    } catch (err) {
+    this.keyRetry?.cancel()
+    this.keyRetry = undefined
+    const first = this.tryReloadKeys()
+    if (first === undefined) return
+    this.logger.debug(
+      { file: this.config.keyFile, err: first.message, retryMs: KEY_FILE_RETRY_MS },
+      'key file unreadable; reading it again',
+    )
+    this.keyRetry = this.clock.setTimer(KEY_FILE_RETRY_MS, () => {
+      this.keyRetry = undefined
+      if (this.stopping) return
+      const err = this.tryReloadKeys()
+      if (err === undefined) return
       logProblem(
         this.logger,
         'error',
         {
-          what: `key file rejected: ${(err as Error).message}`,
-          input: this.config.keyFile,
-          fix: 'keeping the current keys; fix the file (base64 keys of 16, 24 or 32 bytes, one a line) and send SIGHUP',
+          what: `key file rejected: ${err.message}`,
+          input: this.config.keyFile!,
+          fix: `keeping the current keys; fix the file (one key a line: ${GOSSIP_KEY_RULE}; write it to a temporary file and mv it in place) and send SIGHUP`,
         },
-        { err: (err as Error).message, file: this.config.keyFile },
+        { err: err.message, file: this.config.keyFile },
       )
+    })
+  }
+
+  /** One read of the key file into the gossip ring; the error when the file is refused. */
+  private tryReloadKeys(): Error | undefined {
+    try {
+      const ring = this.loadKeyring()
+      this.gossip!.setKeyring(ring)
+      this.logger.info({ file: this.config.keyFile, keys: ring?.keys().length ?? 0 }, 'gossip keys reloaded')
+      return undefined
+    } catch (err) {
+      return err as Error
     }
   }
 
@@ -541,6 +571,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private watchKeyFile(): void {
     const file = this.config.keyFile
     if (file === undefined) return
+    this.parts.push({ name: 'key-file-retry', stop: () => this.keyRetry?.cancel() })
     let watcher: FSWatcher
     try {
       // Watch the folder: tools that rewrite a file by rename would leave a file watch behind.

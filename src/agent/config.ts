@@ -243,6 +243,9 @@ function hostPort(v: FlagValue, opts: { defaultPort?: number; ipOnly?: boolean; 
   })
 }
 
+/** The one rule for a gossip key, as messages state it (`--key`, `--key-file` at start and at reload). */
+export const GOSSIP_KEY_RULE = 'a gossip key must be 32 bytes in base64 (`shoal keygen` makes one)'
+
 /** Keys of a key file: one base64 key per line; blank lines and # comments ignored. */
 export function readKeyFile(path: string): string[] {
   let text: string
@@ -262,7 +265,7 @@ export function readKeyFile(path: string): string[] {
 
 function checkKey(k: string, where: string): void {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(k) || Buffer.from(k, 'base64').length !== 32) {
-    throw configError(where, 'a gossip key must be 32 bytes in base64 (`shoal keygen` makes one)')
+    throw configError(where, GOSSIP_KEY_RULE)
   }
 }
 

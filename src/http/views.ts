@@ -125,9 +125,15 @@ export interface KeysView extends KeyUse {
   members: number
 }
 
+/**
+ * The view of `use`. Without keys (gossip in clear) no member has a key to be heard from with:
+ * `unknown` is empty and `members` still counts the live members.
+ */
 export function keysView(cluster: string, node: string, use: KeyUse): KeysView {
-  const members = use.keys.reduce((n, k) => n + k.members.length, 0) + use.unknown.length
-  return { node, cluster, encrypted: use.keys.length > 0, members, keys: use.keys, unknown: use.unknown }
+  const encrypted = use.keys.length > 0
+  // Without keys this agent is in no key's list and `unknown` (gossip's keyUse) holds the others.
+  const members = encrypted ? use.keys.reduce((n, k) => n + k.members.length, 0) + use.unknown.length : use.unknown.length + 1
+  return { node, cluster, encrypted, members, keys: use.keys, unknown: encrypted ? use.unknown : [] }
 }
 
 export interface OneServiceView extends ServiceView {

@@ -265,9 +265,12 @@ export interface SourceStatus {
   ok: boolean
   /** Services it announces now. */
   services: number
-  /** Successful loads since start. */
+  /** Successful loads since start: file reads taken, Docker resyncs completed. */
   loads: number
-  /** Loads refused since start (bad content, unreadable). */
+  /**
+   * Failed loads since start: file reads refused (bad content, unreadable); for Docker, failed
+   * connection attempts to the engine (each reconnect attempt counts, so an absent engine keeps counting).
+   */
   rejected: number
   /** The last failure while it lasts: the message names the input and the fix, `at` is ISO 8601. */
   error?: { message: string; at: string }
