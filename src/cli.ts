@@ -6,7 +6,7 @@
  * configuration (and a node name already held by a live node at another address).
  */
 import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS, shoalVersion } from './agent/config.js'
 import { runClientCommand, type ClientCommand } from './cli/client.js'
@@ -190,6 +190,12 @@ function bootstrapCommand(kind: 'envoy' | 'grpc'): Command {
               refreshSeconds: refreshSeconds(f.get('refresh')),
               network,
             })
+      const tlsDir = kind === 'grpc' ? f.get('tls-dir') : undefined
+      // The client reads the directory when it runs, so a missing one is a warning, not a refusal.
+      if (tlsDir !== undefined && !existsSync(tlsDir.value))
+        process.stderr.write(
+          `shoal: warning: ${tlsDir.where} ${tlsDir.value} does not exist; the client reads its certificates from there when it runs: give the agent's --tls-dir as the client sees it\n`,
+        )
       const text = JSON.stringify(doc, null, 2) + '\n'
       const out = f.get('out')?.value
       if (out) writeFileSync(out, text)

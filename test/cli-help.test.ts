@@ -134,3 +134,15 @@ t.test('the usage footer states the variable rule the rows show', async (t) => {
   const agent = (await shoal(['agent', '--help']).done).stdout
   t.match(agent, /\nEvery flag is also read from SHOAL_<FLAG>/, '`shoal agent --help`: every flag, as README says')
 })
+
+// New user, item 6: a --tls-dir that does not exist was taken silently; the client reads it
+// only when it runs, so the bootstrap is still printed, with a warning on stderr.
+t.test('grpc-bootstrap with a missing --tls-dir warns, still prints the bootstrap', async (t) => {
+  const missing = `/tmp/shoal-no-such-tls-dir-${process.pid}`
+  const r = await shoal(['grpc-bootstrap', '--service', 'web', '--tls-dir', missing]).done
+  t.equal(r.code, 0)
+  t.match(r.stderr, new RegExp(`warning: --tls-dir ${missing} does not exist; `))
+  t.match(JSON.parse(r.stdout), { certificate_providers: {} }, 'the bootstrap is printed')
+  const present = await shoal(['grpc-bootstrap', '--service', 'web', '--tls-dir', '/tmp']).done
+  t.equal(present.stderr, '', 'an existing directory: no warning')
+})
