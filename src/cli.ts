@@ -30,6 +30,17 @@ const CHANGE_FLAGS = {
   token: { type: 'string', value: 'TOKEN', env: 'SHOAL_API_TOKEN', help: "bearer token (the agent's --api-token)" },
 } as const satisfies FlagTable
 
+/** drain: the change flags and the operator's reason. */
+const DRAIN_FLAGS = {
+  ...CHANGE_FLAGS,
+  reason: {
+    type: 'string',
+    value: 'TEXT',
+    env: false,
+    help: "why (e.g. maintenance): the record's detail, at most 200 characters of plain text",
+  },
+} as const satisfies FlagTable
+
 const BOOTSTRAP_FLAGS = {
   node: { type: 'string', value: 'NAME', default: 'hostname', help: 'node id the client presents to the agent' },
   cluster: { type: 'string', value: 'NAME', default: 'default', help: 'node cluster the client presents' },
@@ -125,7 +136,7 @@ interface Command {
 
 function clientCommand(cmd: ClientCommand, summary: string, positional?: string): Command {
   // Only the commands that change something take --token: the others never send it.
-  const flags: FlagTable = cmd === 'drain' || cmd === 'undrain' ? CHANGE_FLAGS : CLIENT_FLAGS
+  const flags: FlagTable = cmd === 'drain' ? DRAIN_FLAGS : cmd === 'undrain' ? CHANGE_FLAGS : CLIENT_FLAGS
   return {
     summary,
     flags,
@@ -146,6 +157,7 @@ function clientCommand(cmd: ClientCommand, summary: string, positional?: string)
         agent: f.get('agent')?.value ?? CLIENT_FLAGS.agent.default,
         json: f.get('json')?.value === 'true',
         token: 'token' in flags ? f.get('token')?.value : undefined,
+        reason: 'reason' in flags ? f.get('reason')?.value : undefined,
         out: process.stdout,
         err: process.stderr,
         signal: ac.signal,

@@ -183,3 +183,11 @@ t.test('--node: the record limit for node names is the flag’s limit (one rule,
   t.throws(() => parseAgentConfig([], { SHOAL_NODE: '-x' }), { message: /SHOAL_NODE: "-x" is not a valid node name/ })
   t.ok(RecordLimits.host.accept >= max, 'and every peer takes what an owner may be named')
 })
+
+t.test('--api-token: empty or holding whitespace is a configuration error naming the flag', async (t) => {
+  t.throws(() => parseAgentConfig(['--api-token', ''], {}), /--api-token: is empty; give a token of non-space characters/)
+  t.throws(() => parseAgentConfig(['--api-token', 'a b'], {}), /--api-token: holds whitespace/)
+  t.throws(() => parseAgentConfig([], { SHOAL_API_TOKEN: 'a\tb' }), /SHOAL_API_TOKEN: holds whitespace/)
+  t.equal(parseAgentConfig(['--api-token', 's3cr3t-._~+/='], {}).apiToken, 's3cr3t-._~+/=')
+  t.equal(parseAgentConfig([], { SHOAL_API_TOKEN: '' }).apiToken, undefined, 'an empty variable is unset, as for every flag')
+})

@@ -17,11 +17,17 @@ async function run(
   h: Harness | string,
   cmd: ClientCommand,
   args: string[] = [],
-  extra: { json?: boolean; token?: string } = {},
+  extra: { json?: boolean; token?: string; reason?: string } = {},
 ): Promise<{ code: number; out: string }> {
   const s = sink()
   const agent = typeof h === 'string' ? h : h.url
-  const code = await runClientCommand(cmd, args, { agent, json: extra.json ?? false, token: extra.token, out: s.stream })
+  const code = await runClientCommand(cmd, args, {
+    agent,
+    json: extra.json ?? false,
+    token: extra.token,
+    reason: extra.reason,
+    out: s.stream,
+  })
   return { code, out: s.text() }
 }
 
@@ -109,8 +115,10 @@ t.test('drain and undrain', async (t) => {
   t.equal(noToken.code, 1)
   t.match(
     noToken.out,
-    /^shoal: POST \/api\/instances\/aaaaaaaaaaaa\/drain: 401 missing "Authorization: Bearer TOKEN".*\(SHOAL_ERR_UNAUTHORIZED\)\n$/,
+    /^shoal: POST \/api\/instances\/aaaaaaaaaaaa\/drain: 401 missing "Authorization: Bearer TOKEN".*\(SHOAL_ERR_UNAUTHORIZED\); the agent has --api-token: pass it with --token TOKEN or SHOAL_API_TOKEN=TOKEN\n$/,
   )
+  const wrong = await run(h, 'drain', ['aaaaaaaaaaaa'], { token: 'nope' })
+  t.match(wrong.out, /401 .*; check --token \(or SHOAL_API_TOKEN\) against the agent's --api-token\n$/)
   t.equal(noToken.out.split('\n').length, 2, 'one line')
 
   const ok = await run(h, 'drain', ['aaaaaaaaaaaa'], { token: 'tok' })
@@ -124,7 +132,13 @@ t.test('drain and undrain', async (t) => {
 
   const other = await run(h, 'drain', ['cccccccccccc'], { token: 'tok' })
   t.equal(other.code, 1)
-  t.match(other.out, /403 .*node-b.*\(SHOAL_ERR_NOT_LOCAL\)/)
+  t.match(
+    other.out,
+    /403 .*node-b.*\(SHOAL_ERR_NOT_LOCAL\); run `shoal drain cccccccccccc --agent HOST:PORT` with the --http address of the agent on the instance's host/,
+  )
+  const why = await run(h, 'drain', ['aaaaaaaaaaaa'], { token: 'tok', reason: 'disk swap' })
+  t.equal(why.code, 0)
+  t.same(h.control.calls.at(-1), 'drain aaaaaaaaaaaa disk swap', 'the reason reaches the agent')
   const missing = await run(h, 'drain', [], { token: 'tok' })
   t.equal(missing.code, 1)
   t.match(missing.out, /^shoal: usage: shoal drain ID/)

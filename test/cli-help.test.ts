@@ -106,6 +106,7 @@ t.test('--token is offered, and taken, only by the commands that send it (drain,
   ])
   t.notMatch(services!.stdout, /--token/, 'shoal services --help does not list --token')
   t.match(drain!.stdout, /\n {2}--token TOKEN +bearer token/, 'shoal drain --help does')
+  t.match(drain!.stdout, /\n {2}--reason TEXT +why/, 'and --reason')
   t.equal(withToken!.code, 2, 'shoal services --token is an unknown flag')
   t.match(withToken!.stderr, /--token/)
   // And the commands without it still run (an agent that refuses: a connection error, no crash).

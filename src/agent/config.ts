@@ -153,7 +153,11 @@ export const AGENT_FLAGS = {
     value: 'IP[:PORT],...',
     help: 'forward names outside the domain to these DNS servers, in order (else REFUSED)',
   },
-  'api-token': { type: 'string', value: 'TOKEN', help: 'bearer token for drain/undrain (without it: loopback callers only)' },
+  'api-token': {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token for drain/undrain: non-empty, no whitespace (without the flag: loopback callers only)',
+  },
   'leave-on-terminate': {
     type: 'string',
     value: 'BOOL',
@@ -482,10 +486,26 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (keyFile !== undefined) cfg.keyFile = keyFile
   if (staticIn !== undefined) cfg.static = staticIn.value
   if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value
-  const tok = get('api-token')?.value
-  if (tok !== undefined) cfg.apiToken = tok
+  const tokIn = get('api-token')
+  if (tokIn !== undefined) cfg.apiToken = apiToken(tokIn.where, tokIn.value)
   if (dns !== undefined) cfg.dns = dns
   return cfg
+}
+
+/**
+ * The --api-token value: callers send it as `Authorization: Bearer TOKEN` (RFC 6750: one
+ * run of non-space characters), so an empty token (which would silently mean "loopback
+ * only") or one holding whitespace (which no header could match) is a configuration error.
+ */
+function apiToken(where: string, value: string): string {
+  if (value === '')
+    throw configError(
+      where,
+      'is empty; give a token of non-space characters (`openssl rand -hex 32`), or leave the flag out for loopback-only drain',
+    )
+  if (/\s/.test(value))
+    throw configError(where, 'holds whitespace, which no "Authorization: Bearer TOKEN" header can carry; use a token without spaces')
+  return value
 }
 
 /** A comma list flag's items, trimmed, empty ones left out (an empty value, as a stack's unset variable gives, is none). */

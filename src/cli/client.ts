@@ -15,6 +15,8 @@ export interface ClientOptions {
   json: boolean
   /** Bearer token for drain/undrain (the agent's --api-token). */
   token?: string
+  /** drain's reason (`?reason=TEXT`), shown in the record's detail. */
+  reason?: string
   out: NodeJS.WritableStream
   /** Where the one-line errors go. Default: `out`. */
   err?: NodeJS.WritableStream
@@ -67,7 +69,9 @@ export async function runClientCommand(cmd: ClientCommand, args: string[], opts:
       case 'undrain': {
         const id = args[0]
         if (!id) throw new ClientFailure(`usage: shoal ${cmd} ID (an instance id, see \`shoal services\`)`)
-        const body = (await request(base, `/api/instances/${encodeURIComponent(id)}/${cmd}`, opts, 'POST')) as { id: string; node: string }
+        const query = cmd === 'drain' && opts.reason !== undefined ? `?reason=${encodeURIComponent(opts.reason)}` : ''
+        const path = `/api/instances/${encodeURIComponent(id)}/${cmd}${query}`
+        const body = (await request(base, path, opts, 'POST', (e) => changeHint(cmd, id, e, opts))) as { id: string; node: string }
         opts.out.write(
           opts.json ? JSON.stringify(body) + '\n' : `${cmd === 'drain' ? 'draining' : 'undrained'} ${body.id} on ${body.node}\n`,
         )
@@ -119,7 +123,29 @@ async function send(base: URL, path: string, opts: ClientOptions, method: 'GET' 
   }
 }
 
-async function request(base: URL, path: string, opts: ClientOptions, method: 'GET' | 'POST'): Promise<unknown> {
+/** What to do about a refused drain or undrain, after the agent's own message. */
+function changeHint(
+  cmd: 'drain' | 'undrain',
+  id: string,
+  e: { status: number; code?: string; message?: string },
+  opts: ClientOptions,
+): string {
+  if (e.status === 401)
+    return opts.token
+      ? "; check --token (or SHOAL_API_TOKEN) against the agent's --api-token"
+      : '; the agent has --api-token: pass it with --token TOKEN or SHOAL_API_TOKEN=TOKEN'
+  if (e.code === 'SHOAL_ERR_NOT_LOCAL')
+    return `; run \`shoal ${cmd} ${id} --agent HOST:PORT\` with the --http address of the agent on the instance's host (its agent must listen beyond loopback)`
+  return ''
+}
+
+async function request(
+  base: URL,
+  path: string,
+  opts: ClientOptions,
+  method: 'GET' | 'POST',
+  hint: (e: { status: number; code?: string; message?: string }) => string = () => '',
+): Promise<unknown> {
   const res = await send(base, path, opts, method)
   const text = await res.text()
   let body: unknown
@@ -130,7 +156,8 @@ async function request(base: URL, path: string, opts: ClientOptions, method: 'GE
   }
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } }).error
-    throw new ClientFailure(`${method} ${path}: ${res.status} ${e?.message ?? res.statusText}${e?.code ? ` (${e.code})` : ''}`)
+    const more = hint({ status: res.status, code: e?.code, message: e?.message })
+    throw new ClientFailure(`${method} ${path}: ${res.status} ${e?.message ?? res.statusText}${e?.code ? ` (${e.code})` : ''}${more}`)
   }
   return body
 }

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
 
 /** The outcome of an authorisation check: allowed, or the HTTP status and error to answer. */
-export type AuthResult = { ok: true } | { ok: false; status: 401 | 403; code: string; message: string }
+export type AuthResult = { ok: true } | { ok: false; status: 400 | 401 | 403; code: string; message: string }
 
 /** 127.0.0.0/8, ::1, and IPv4-mapped 127.x (`::ffff:127.0.0.1`). */
 export function isLoopbackAddress(addr: string | undefined): boolean {
@@ -58,6 +58,16 @@ function crossOrigin(req: IncomingMessage): boolean {
  *   if (!r.ok) return sendError(res, r.status, r.code, r.message)
  */
 export function authorizeMutation(req: IncomingMessage, opts: { apiToken?: string; clientAddress: string | undefined }): AuthResult {
+  // Node keeps the first of repeated Authorization headers and drops the rest; which one a
+  // proxy or client meant is unknowable, so two are refused rather than one silently chosen.
+  const given = req.headersDistinct.authorization ?? []
+  if (given.length > 1)
+    return {
+      ok: false,
+      status: 400,
+      code: 'SHOAL_ERR_BAD_REQUEST',
+      message: `${given.length} Authorization headers; send exactly one "Authorization: Bearer TOKEN"`,
+    }
   if (opts.apiToken !== undefined && opts.apiToken !== '') {
     const h = req.headers.authorization ?? ''
     const m = /^Bearer\s+(\S+)\s*$/i.exec(h)

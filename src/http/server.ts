@@ -15,6 +15,7 @@ import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../go
 import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
+import { quoteText, unsafeChar } from './text.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
 import {
   keysView,
@@ -48,7 +49,18 @@ export interface HttpServerOptions {
    * remote address (never a forwarded header). Tests use it to play a remote caller.
    */
   clientAddress?: (req: IncomingMessage) => string | undefined
+  /**
+   * Open connections at most (watch streams included); the next is closed at once and
+   * counted in `shoal_http_connections_dropped_total`. Default 512.
+   */
+  maxConnections?: number
 }
+
+/** The largest request body taken, in bytes: no route reads one (drain's reason is a query parameter). */
+export const MAX_BODY_BYTES = 1024
+/** How long a client may take to send its request headers, and its whole request (ms). */
+export const HEADERS_TIMEOUT_MS = 10_000
+export const REQUEST_TIMEOUT_MS = 30_000
 
 /** The membership surface the endpoint reads (Gossip satisfies it). */
 export interface MembershipView {
@@ -124,6 +136,8 @@ export class HttpServer {
   private readonly requests: Counter<'route' | 'code'>
   private readonly sseDropped: Counter
   private readonly sseClients: Gauge
+  private readonly connectionsDropped: Counter
+  private readonly connectionsOpen: Gauge
   private readonly clock: { now(): number; wallNow(): number }
   private server: Server | undefined
   private assets = new Map<string, Asset>()
@@ -148,6 +162,11 @@ export class HttpServer {
       help: '/api/watch readers dropped because they stopped reading.',
     })
     this.sseClients = gauge(c.registry, { name: 'shoal_http_watch_clients', help: 'Open /api/watch streams.' })
+    this.connectionsDropped = counter(c.registry, {
+      name: 'shoal_http_connections_dropped_total',
+      help: 'HTTP connections closed on arrival because the endpoint already had its maximum (512) open.',
+    })
+    this.connectionsOpen = gauge(c.registry, { name: 'shoal_http_connections', help: 'Open HTTP connections (watch streams included).' })
     this.hub = new WatchHub(
       this.log,
       { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
@@ -165,8 +184,16 @@ export class HttpServer {
   private async doStart(): Promise<{ port: number }> {
     const { host, port } = this.opts.bind
     this.assets = await loadUiAssets(this.opts.uiDir ?? defaultUiDir())
-    const server = createServer((req, res) => this.handle(req, res))
+    const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
+      this.handle(req, res),
+    )
     server.keepAliveTimeout = 5_000
+    server.maxConnections = this.opts.maxConnections ?? 512
+    server.on('drop', () => this.connectionsDropped.inc())
+    server.on('connection', (socket) => {
+      this.connectionsOpen.inc()
+      socket.once('close', () => this.connectionsOpen.dec())
+    })
     this.server = server
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(listenError('', this.opts.bind, err))
@@ -233,6 +260,9 @@ export class HttpServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     let routeName = 'unmatched'
     res.on('close', () => this.requests.inc({ route: routeName, code: String(res.statusCode) }))
+    // No route takes a body: one over MAX_BODY_BYTES is refused before it is read, and a
+    // small one is read (after the handler's checks) only to keep keep-alive usable.
+    if (!this.bodyAllowed(req, res)) return
     let path: string
     try {
       path = new URL(req.url ?? '/', 'http://agent').pathname
@@ -258,8 +288,6 @@ export class HttpServer {
       } catch {
         return this.fail(res, 400, 'SHOAL_ERR_BAD_REQUEST', `malformed percent-encoding in ${JSON.stringify(path)}`)
       }
-      // Mutations carry no body; reading it keeps keep-alive connections usable.
-      if (req.method === 'POST') req.resume()
       try {
         const done = handler(req, res, params)
         if (done) done.catch((err: unknown) => this.internal(res, path, err))
@@ -268,15 +296,48 @@ export class HttpServer {
       }
       return
     }
-    this.fail(
-      res,
-      404,
-      'SHOAL_ERR_NOT_FOUND',
-      `no such path ${JSON.stringify(path)}; GET routes: ${this.routes
-        .filter((r) => r.methods.GET)
-        .map((r) => r.name)
-        .join(', ')} (and the web UI at /)`,
-    )
+    this.fail(res, 404, 'SHOAL_ERR_NOT_FOUND', notFoundMessage(path, this.routes))
+  }
+
+  /**
+   * False (and the request answered 413, its connection closed) when the request declares a
+   * body over MAX_BODY_BYTES. Otherwise the body is read only once the response is sent (so a
+   * refused caller's body is never read: its connection is closed instead), and a chunked
+   * body that grows past the limit closes the connection.
+   */
+  private bodyAllowed(req: IncomingMessage, res: ServerResponse): boolean {
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > MAX_BODY_BYTES) {
+      this.closeUnread(req, res)
+      this.fail(
+        res,
+        413,
+        'SHOAL_ERR_BODY_TOO_LARGE',
+        `request body of ${declared} bytes: at most ${MAX_BODY_BYTES}; no route takes a body (drain's reason is ?reason=TEXT)`,
+      )
+      return false
+    }
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return true
+    let seen = 0
+    res.once('finish', () => {
+      if (res.statusCode >= 400) return this.closeUnread(req, res)
+      req.on('data', (chunk: Buffer) => {
+        seen += chunk.length
+        if (seen > MAX_BODY_BYTES) req.socket.destroy()
+      })
+      req.resume()
+    })
+    return true
+  }
+
+  /** Closes the connection after the answer instead of reading the rest of the request. */
+  private closeUnread(req: IncomingMessage, res: ServerResponse): void {
+    if (!res.headersSent) res.setHeader('connection', 'close')
+    const cut = (): void => {
+      if (!req.complete) req.socket.destroy()
+    }
+    if (res.writableFinished) cut()
+    else res.once('finish', cut)
   }
 
   private internal(res: ServerResponse, path: string, err: unknown): void {
@@ -373,14 +434,18 @@ export class HttpServer {
       return this.fail(res, auth.status, auth.code, auth.message)
     }
     if (!INSTANCE_ID.test(id)) {
+      return this.fail(res, 400, 'SHOAL_ERR_BAD_INSTANCE_ID', `instance id ${quoteText(id)} is not 1-128 characters of [A-Za-z0-9._:-]`)
+    }
+    const reason = new URL(req.url ?? '/', 'http://agent').searchParams.get('reason') ?? undefined
+    const bad = reason === undefined ? undefined : unsafeChar(reason)
+    if (bad) {
       return this.fail(
         res,
         400,
-        'SHOAL_ERR_BAD_INSTANCE_ID',
-        `instance id ${JSON.stringify(id)} is not 1-128 characters of [A-Za-z0-9._:-]`,
+        'SHOAL_ERR_BAD_DRAIN_REASON',
+        `parameter "reason" holds ${bad.codePoint} at character ${bad.index}: control characters, line breaks and bidi controls are refused (they would forge log lines or reorder text); send plain text`,
       )
     }
-    const reason = new URL(req.url ?? '/', 'http://agent').searchParams.get('reason') ?? undefined
     if (reason !== undefined && reason.length > MAX_DRAIN_REASON) {
       return this.fail(
         res,
@@ -438,6 +503,25 @@ export class HttpServer {
     })
     res.end(a.body)
   }
+}
+
+/**
+ * The 404 answer: every route once with its methods, and for `/api/services/NAME` (no `.json`)
+ * the path that was probably meant.
+ */
+function notFoundMessage(path: string, routes: readonly Route[]): string {
+  const seen = new Set<string>()
+  const listed: string[] = []
+  for (const r of routes) {
+    for (const method of Object.keys(r.methods)) {
+      const label = `${method} ${r.name}`
+      if (!seen.has(label)) listed.push(label)
+      seen.add(label)
+    }
+  }
+  const service = /^\/api\/services\/([^/]+?)\/?$/.exec(path)
+  const hint = service ? ` (did you mean /api/services/${service[1]}.json?)` : ''
+  return `no such path ${quoteText(path)}${hint}; routes: ${listed.join(', ')}`
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -119,9 +119,9 @@ export class FixtureControl {
     }
     throw new ShoalError('SHOAL_ERR_NOT_FOUND', `no instance ${id} on ${this.node}`)
   }
-  drain(id: string): void {
+  drain(id: string, reason?: string): void {
     const r = this.find(id)
-    this.calls.push(`drain ${id}`)
+    this.calls.push(reason === undefined ? `drain ${id}` : `drain ${id} ${reason}`)
     this.catalog.put({ ...r, status: 'draining' })
   }
   undrain(id: string): void {

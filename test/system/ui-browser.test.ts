@@ -308,6 +308,15 @@ t.test('the UI of agent A follows a real 3-agent cluster live', { skip }, async 
   await page.goto(`http://127.0.0.1:${a.bound.http}/#/hosts/node-b`)
   await page.waitForFunction(() => document.querySelector('th[data-host="node-b"]')?.classList.contains('selected'))
   t.pass('#/hosts/node-b selects the node-b column')
+  // A malformed link (a cut-off percent-escape) says so instead of throwing URIError on each render.
+  const errorsBefore = pageErrors.length
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/services/%E0%A4%A`)
+  await page.waitForFunction(() => !document.querySelector('#link-missing')?.hasAttribute('hidden'))
+  t.match(await page.textContent('#link-missing'), /Link not found: "%E0%A4%A" is not a valid service name/)
+  await page.goto(`http://127.0.0.1:${a.bound.http}/#/services/no-such-service`)
+  await page.waitForFunction(() => /no service "no-such-service"/.test(document.getElementById('link-missing')!.textContent ?? ''))
+  t.same(pageErrors.slice(errorsBefore), [], 'no page error from the malformed link')
+  t.equal(await page.locator('.selected').count(), 0, 'nothing selected')
 
   // A service added to agent C's static file reaches A over gossip and the page over /api/watch.
   writeStatic('node-c', [

@@ -564,16 +564,44 @@ async function act(on) {
 
 // ---- deep links: #/services/NAME, #/hosts/NAME -------------------------------------
 
+/**
+ * `#/services/NAME` or `#/hosts/NAME` -> { kind, name }; another hash -> undefined; a NAME
+ * that is not valid percent-encoding (`%E0%A4%A`) -> { kind, name: undefined, raw }.
+ */
+function parseHash(hash) {
+  const m = /^#\/(services|hosts)\/(.+)$/.exec(hash)
+  if (!m) return undefined
+  try {
+    return { kind: m[1], name: decodeURIComponent(m[2]), raw: m[2] }
+  } catch {
+    return { kind: m[1], name: undefined, raw: m[2] }
+  }
+}
+
 function applyHash() {
   for (const e of document.querySelectorAll('.selected')) e.classList.remove('selected')
-  const m = /^#\/(services|hosts)\/(.+)$/.exec(location.hash)
-  if (!m) return
-  const name = decodeURIComponent(m[2])
+  const link = parseHash(location.hash)
+  const missing = $('link-missing')
+  missing.hidden = true
+  if (!link) return
   const target =
-    m[1] === 'services'
-      ? [...document.querySelectorAll('#grid-body tr')].find((tr) => tr.getAttribute('data-service') === name)
-      : [...document.querySelectorAll('#grid-head th.host')].find((th) => th.getAttribute('data-host') === name)
-  if (!target) return
+    link.name === undefined
+      ? undefined
+      : link.kind === 'services'
+        ? [...document.querySelectorAll('#grid-body tr')].find((tr) => tr.getAttribute('data-service') === link.name)
+        : [...document.querySelectorAll('#grid-head th.host')].find((th) => th.getAttribute('data-host') === link.name)
+  if (!target) {
+    // Only once data has arrived: before the snapshot every name is unknown.
+    if (hostNames().length > 0 || link.name === undefined) {
+      const what = link.kind === 'services' ? 'service' : 'host'
+      missing.textContent =
+        link.name === undefined
+          ? `Link not found: "${link.raw}" is not a valid ${what} name (malformed percent-encoding).`
+          : `Link not found: no ${what} "${link.name}" in this cluster now.`
+      missing.hidden = false
+    }
+    return
+  }
   target.classList.add('selected')
   target.scrollIntoView({ block: 'nearest', inline: 'nearest' })
 }

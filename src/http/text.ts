@@ -1,0 +1,33 @@
+/**
+ * Free text a client sends (a drain reason) ends up in log lines, the gossiped record's
+ * detail, the UI and `shoal` tables. Control characters (C0, DEL, C1: a newline forges a
+ * log line, ESC drives a terminal), line and paragraph separators, and the Unicode bidi
+ * controls (UAX #9: embeddings, overrides, isolates and marks, the "Trojan Source" trick,
+ * CVE-2021-42574) would let that text pretend to be something else, so it is refused.
+ */
+
+/** C0, DEL, C1; U+2028/U+2029; U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u
+
+/**
+ * The first character of `text` that free text may not hold, as `U+XXXX` with its index,
+ * or undefined when there is none.
+ *
+ * @example
+ *   unsafeChar('ok\n[01:00] ERROR') // { index: 2, codePoint: 'U+000A' }
+ */
+export function unsafeChar(text: string): { index: number; codePoint: string } | undefined {
+  const m = UNSAFE.exec(text)
+  if (!m) return undefined
+  return { index: m.index, codePoint: `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}` }
+}
+
+/**
+ * `text` as a JSON string literal with every character unsafeChar refuses written `\uXXXX`
+ * (JSON.stringify escapes only C0, not DEL, C1 or the bidi controls): for quoting a client's
+ * input in an error message or log line.
+ */
+export function quoteText(text: string): string {
+  return JSON.stringify(text).replace(new RegExp(UNSAFE.source, 'gu'), (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`)
+}
