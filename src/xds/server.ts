@@ -270,6 +270,8 @@ export class XdsServer {
   private port = 0
   private starting: Promise<{ port: number }> | null = null
   private unsubscribe: (() => void) | null = null
+  /** Catalog changes not yet regrouped (see onCatalogChange). */
+  private catalogUnsettled = false
   private ready = false
   /** Ready, but not for clients that hold a configuration already (see setReady). */
   private holdResuming = false
@@ -301,6 +303,7 @@ export class XdsServer {
     clients: Gauge<'kind'>
     held: Gauge<'kind'>
     heldTotal: Counter<'kind'>
+    regroups: Counter
     pushes: Counter
     acks: Counter
     nacks: Counter
@@ -340,6 +343,10 @@ export class XdsServer {
         name: 'shoal_xds_resumes_held_total',
         help: 'ADS streams held while resuming since start (see shoal_xds_held_clients), by node kind.',
         labelNames: ['kind'],
+      }),
+      regroups: counter(registry, {
+        name: 'shoal_xds_catalog_regroups_total',
+        help: 'Times the xDS server regrouped the catalog: once per burst of catalog changes (all changes of one event-loop turn), not once per record.',
       }),
       pushes: counter(registry, {
         name: 'shoal_xds_pushes_total',
@@ -595,6 +602,7 @@ export class XdsServer {
   }
 
   debugInfo(): XdsDebugInfo {
+    this.settleCatalog()
     const snaps = new Map<string, KindSnapshot>()
     const snapOf = (c: Client): KindSnapshot | null => {
       if (!this.builder || !this.ready) return null
@@ -904,7 +912,24 @@ export class XdsServer {
 
   // ---- pushes ----
 
+  /**
+   * A catalog change marks the catalog unsettled; it is regrouped once, after every change of
+   * this event-loop turn (setImmediate: a static reload's 1000 records, or every gossip packet
+   * read in one poll phase): a regroup walks the whole catalog, so one per record would be
+   * O(n^2) and freeze the loop long enough for peers to suspect this node.
+   */
   private onCatalogChange(): void {
+    if (this.catalogUnsettled) return
+    this.catalogUnsettled = true
+    setImmediate(() => this.settleCatalog())
+  }
+
+  /** Apply pending catalog changes now (also called before anything reads the grouping). */
+  private settleCatalog(): void {
+    if (!this.catalogUnsettled) return
+    this.catalogUnsettled = false
+    if (!this.unsubscribe) return
+    this.m.regroups.inc()
     this.refreshGroups()
     this.servers?.update(this.components.catalog.snapshot())
     this.extras?.update(this.components.catalog.snapshot())
@@ -1130,6 +1155,7 @@ export class XdsServer {
   }
 
   private snapshotFor(c: Client): KindSnapshot {
+    this.settleCatalog()
     const out = this.builder!.build(this.components.catalog.snapshot(), c.flavour, c.network)
     this.report()
     return c.flavour.kind === 'envoy' && c.flavour.mtls && this.extras ? this.withExtras(out, this.extras) : out
