@@ -242,7 +242,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.xds = xds
     this.bound.xds = (await this.run('xds', xds, (x) => listening('--xds', cfg.xds, x.start()))).port
     const http = new HttpServer(
-      { bind: cfg.http, cluster: cfg.cluster, node: cfg.node, apiToken: cfg.apiToken },
+      { bind: cfg.http, cluster: cfg.cluster, node: cfg.node, apiToken: cfg.apiToken, maxWatchStreams: cfg.httpWatchMax },
       {
         logger: log,
         catalog,

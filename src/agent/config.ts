@@ -36,6 +36,8 @@ export interface AgentConfig {
   http: HostPort
   envoyBind: string
   apiToken?: string
+  /** Most concurrent /api/watch streams (--http-watch-max). Default 256. */
+  httpWatchMax?: number
   leaveOnTerminate: boolean
   /** On a leave, how long the host's services are shown draining (reason `agent-leaving`) before the agent leaves; 0: at once. */
   leaveDrainMs: number
@@ -152,6 +154,12 @@ export const AGENT_FLAGS = {
     type: 'string',
     value: 'IP[:PORT],...',
     help: 'forward names outside the domain to these DNS servers, in order (else REFUSED)',
+  },
+  'http-watch-max': {
+    type: 'string',
+    value: 'N',
+    default: '256',
+    help: 'most concurrent /api/watch streams; one more is answered 503',
   },
   'api-token': {
     type: 'string',
@@ -488,6 +496,13 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   if (dockerHostIn !== undefined) cfg.dockerHost = dockerHostIn.value
   const tokIn = get('api-token')
   if (tokIn !== undefined) cfg.apiToken = apiToken(tokIn.where, tokIn.value)
+  const watchMaxIn = get('http-watch-max')
+  if (watchMaxIn !== undefined) {
+    const n = Number(watchMaxIn.value.trim())
+    if (!/^\d{1,6}$/.test(watchMaxIn.value.trim()) || n < 1)
+      throw configError(watchMaxIn.where, `"${watchMaxIn.value}" is not a whole number of streams from 1 to 999999`)
+    cfg.httpWatchMax = n
+  }
   if (dns !== undefined) cfg.dns = dns
   return cfg
 }

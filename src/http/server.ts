@@ -40,6 +40,8 @@ export interface HttpServerOptions {
   node: string
   /** Bytes queued for one `/api/watch` reader before it is dropped. Default 1 MiB. */
   maxSseBufferBytes?: number
+  /** Most concurrent `/api/watch` streams (`--http-watch-max`); one more is answered 503. Default 256. */
+  maxWatchStreams?: number
   /** Interval of SSE heartbeat comments. Default 15 s. */
   heartbeatMs?: number
   /** Folder of the UI files. Default: src/http/ui. */
@@ -138,6 +140,9 @@ export class HttpServer {
   private readonly sseClients: Gauge
   private readonly connectionsDropped: Counter
   private readonly connectionsOpen: Gauge
+  private readonly sseRefused: Counter
+  /** The catalog part of /api/watch's first event, serialised once per catalog sequence (CatalogSnapshot.seq) and shared by every reader. */
+  private stateJson: { seq: number; json: string } | undefined
   private readonly clock: { now(): number; wallNow(): number }
   private server: Server | undefined
   private assets = new Map<string, Asset>()
@@ -167,6 +172,10 @@ export class HttpServer {
       help: 'HTTP connections closed on arrival because the endpoint already had its maximum (512) open.',
     })
     this.connectionsOpen = gauge(c.registry, { name: 'shoal_http_connections', help: 'Open HTTP connections (watch streams included).' })
+    this.sseRefused = counter(c.registry, {
+      name: 'shoal_http_watch_refused_total',
+      help: '/api/watch streams refused (503) because --http-watch-max were open.',
+    })
     this.hub = new WatchHub(
       this.log,
       { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
@@ -421,9 +430,21 @@ export class HttpServer {
       res.end()
       return
     }
+    const max = this.opts.maxWatchStreams ?? 256
+    if (this.hub.size >= max) {
+      this.sseRefused.inc()
+      return this.fail(
+        res,
+        503,
+        'SHOAL_ERR_WATCH_LIMIT',
+        `${this.hub.size} /api/watch streams are open, the most this agent serves (--http-watch-max ${max}); close some or raise --http-watch-max`,
+      )
+    }
     const snap = this.c.catalog.snapshot()
+    // The catalog part is as large as the catalog: serialised once per snapshot, not once per reader.
+    if (this.stateJson?.seq !== snap.seq) this.stateJson = { seq: snap.seq, json: JSON.stringify(stateView(snap, this.opts.node)) }
     const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`
-    this.hub.add(res, peer, 'snapshot', { state: stateView(snap, this.opts.node), members: this.membersList() })
+    this.hub.addJson(res, peer, 'snapshot', `{"state":${this.stateJson.json},"members":${JSON.stringify(this.membersList())}}`)
   }
 
   private drain(req: IncomingMessage, res: ServerResponse, id: string, on: boolean): void {

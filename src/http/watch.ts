@@ -71,13 +71,18 @@ export class WatchHub {
 
   /** Takes over a response: writes SSE headers and the first event, then keeps it open. */
   add(res: ServerResponse, peer: string, firstEvent: string, firstData: unknown): void {
+    this.addJson(res, peer, firstEvent, JSON.stringify(firstData))
+  }
+
+  /** As `add`, with the first event's data already serialised (JSON text, no raw newline): shared by readers that get the same. */
+  addJson(res: ServerResponse, peer: string, firstEvent: string, firstJson: string): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     })
-    const first = 'retry: 2000\n\n' + this.frame(firstEvent, firstData)
+    const first = 'retry: 2000\n\n' + this.frameJson(firstEvent, firstJson)
     const firstBytes = Buffer.byteLength(first)
     const reader: Reader = { res, peer, allowance: this.opts.maxBufferBytes + firstBytes }
     this.readers.add(reader)
@@ -95,8 +100,12 @@ export class WatchHub {
   }
 
   private frame(event: string, data: unknown): string {
+    return this.frameJson(event, JSON.stringify(data))
+  }
+
+  private frameJson(event: string, json: string): string {
     // JSON.stringify never emits a raw newline, so one `data:` line is always enough.
-    return `id: ${this.nextId++}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+    return `id: ${this.nextId++}\nevent: ${event}\ndata: ${json}\n\n`
   }
 
   private writeAll(chunk: string): void {

@@ -1,0 +1,72 @@
+// Issue 17 ("burst-proof"): 400 concurrent /api/watch connections froze an agent, each reader
+// serialising the whole catalog on its own and nothing capping the readers. Now the catalog
+// part of the first event is serialised once per catalog snapshot and shared, and beyond
+// --http-watch-max streams a reader gets a 503 that names the flag, counted.
+import t from 'tap'
+import { get } from 'node:http'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { openWatch, record, startHarness } from './lib/http-fixture.js'
+
+t.test('beyond --http-watch-max streams: 503 naming the flag, counted; a freed slot is taken again', async (t) => {
+  const h = await startHarness(t, { maxWatchStreams: 3 })
+  h.catalog.addHost('node-a')
+  h.catalog.put(record({ name: 'web', host: 'node-a' }))
+  const open = []
+  for (let i = 0; i < 3; i++) {
+    const w = await openWatch(h.url)
+    t.teardown(() => w.close())
+    t.equal(w.status, 200, `stream ${i + 1} of 3 is served`)
+    await w.waitFor((evs) => evs.length >= 1)
+    open.push(w)
+  }
+  const res = await fetch(`${h.url}/api/watch`)
+  t.equal(res.status, 503, 'the fourth is refused')
+  const body = (await res.json()) as { error?: { message?: string } }
+  t.match(body.error?.message ?? JSON.stringify(body), /--http-watch-max 3/, 'naming the flag and its value')
+  t.match(await (await fetch(`${h.url}/metrics`)).text(), /shoal_http_watch_refused_total 1\b/, 'counted')
+  open[0]!.close()
+  let again: Awaited<ReturnType<typeof openWatch>> | undefined
+  for (let i = 0; i < 100 && again?.status !== 200; i++) {
+    again?.close()
+    await new Promise((r) => setTimeout(r, 20))
+    again = await openWatch(h.url)
+  }
+  t.teardown(() => again?.close())
+  t.equal(again?.status, 200, 'once one closes, a new reader is served')
+})
+
+/** A reader that only counts the bytes of its first event (no parsing: the lag measured is the server's). */
+function firstEventBytes(url: string): Promise<{ bytes: number; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const req = get(`${url}/api/watch`, (res) => {
+      let bytes = 0
+      let tail = ''
+      res.on('data', (c: Buffer) => {
+        bytes += c.length
+        tail = (tail + c.toString('latin1')).slice(-4)
+        // retry: 2000\n\n, then the snapshot event ending in \n\n
+        if (bytes > 20 && tail.endsWith('\n\n')) resolve({ bytes, close: () => req.destroy() })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+}
+
+t.test('200 readers of a 3000-record catalog: one serialisation shared, the loop stays responsive', async (t) => {
+  const h = await startHarness(t, { maxWatchStreams: 256 })
+  h.catalog.addHost('node-a')
+  for (let i = 0; i < 3000; i++)
+    h.catalog.put(record({ name: `svc-${i % 100}`, host: 'node-a', id: `i${i}`, labels: { k: 'v'.repeat(100) } }))
+  const lag = monitorEventLoopDelay({ resolution: 10 })
+  lag.enable()
+  const readers = await Promise.all(Array.from({ length: 200 }, () => firstEventBytes(h.url)))
+  lag.disable()
+  t.teardown(() => readers.forEach((r) => r.close()))
+  t.ok(
+    readers.every((r) => Math.abs(r.bytes - readers[0]!.bytes) < 10 && r.bytes > 1_000_000),
+    `every reader got the same whole snapshot (event ids aside; ${readers[0]!.bytes} bytes)`,
+  )
+  const maxMs = lag.max / 1e6
+  t.ok(maxMs < 1500, `max event-loop lag ${maxMs.toFixed(0)} ms for 200 readers (each serialising the catalog: several seconds)`)
+})
