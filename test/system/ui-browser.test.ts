@@ -9,7 +9,7 @@
 // serving counts, deep links. Saves screenshots under test-output/.
 import t from 'tap'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server, type AddressInfo } from 'node:net'
+import { type Server, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent } from '../../src/agent/agent.js'
@@ -19,6 +19,7 @@ import { liveRecords } from '../../src/registry/types.js'
 import { AdsClient, TypeUrl } from '../lib/xds-fixture.js'
 import { waitFor } from '../lib/wait.js'
 import { loopbackAgentFlags } from '../lib/agent-process.js'
+import { tcpService } from '../lib/listen.js'
 
 // The functions given to page.waitForFunction and $eval run in the page, where it exists.
 declare const document: any
@@ -40,8 +41,9 @@ interface Entry {
   attributes?: Record<string, string>
 }
 
+/** A loopback TCP service that keeps connections open as a live one does (a Tcp check fails on one that closes them at once). */
 async function listen(): Promise<Server> {
-  const s = createServer((c) => c.destroy())
+  const s = tcpService()
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
   return s
 }
