@@ -5,6 +5,8 @@
 import t from 'tap'
 import { get } from 'node:http'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { Writable } from 'node:stream'
+import pino from 'pino'
 import { openWatch, record, startHarness } from './lib/http-fixture.js'
 
 t.test('beyond --http-watch-max streams: 503 naming the flag, counted; a freed slot is taken again', async (t) => {
@@ -33,6 +35,32 @@ t.test('beyond --http-watch-max streams: 503 naming the flag, counted; a freed s
   }
   t.teardown(() => again?.close())
   t.equal(again?.status, 200, 'once one closes, a new reader is served')
+})
+
+t.test('refusals past --http-watch-max: one warning per minute naming the flag, not an internal fault', async (t) => {
+  const lines: string[] = []
+  const logger = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }))
+  const h = await startHarness(t, { maxWatchStreams: 1 }, logger)
+  const w = await openWatch(h.url)
+  t.teardown(() => w.close())
+  for (let i = 0; i < 5; i++) t.equal((await fetch(`${h.url}/api/watch`)).status, 503)
+  const warns = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40)
+  t.equal(warns.length, 1, `one warning for 5 refusals (a client that retries cannot flood the log): ${JSON.stringify(warns)}`)
+  t.match(warns[0]?.msg, /--http-watch-max/, 'it names the flag')
+  t.notMatch(warns[0]?.msg, /a fault in Shoal/, 'a full endpoint is not a fault in Shoal')
+})
+
+t.test('a handler that throws is logged once, at error', async (t) => {
+  const lines: string[] = []
+  const logger = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }))
+  const h = await startHarness(t, {}, logger)
+  h.catalog.snapshot = () => {
+    throw new Error('boom')
+  }
+  t.equal((await fetch(`${h.url}/api/state.json`)).status, 500)
+  const warns = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40)
+  t.equal(warns.length, 1, `one line, not one per layer: ${JSON.stringify(warns)}`)
+  t.equal(warns[0]?.level, 50)
 })
 
 /** A reader that only counts the bytes of its first event (no parsing: the lag measured is the server's). */

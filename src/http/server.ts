@@ -10,7 +10,7 @@ import type { Counter, Gauge, Registry } from 'prom-client'
 import { counter, gauge } from '../metrics.js'
 import { listenError, type HostPort } from '../address.js'
 import { isShoalError } from '../errors.js'
-import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
+import { INTERNAL_FAULT, LogLimiter, logProblem, type Logger } from '../log.js'
 import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
 import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
@@ -141,6 +141,8 @@ export class HttpServer {
   private readonly connectionsDropped: Counter
   private readonly connectionsOpen: Gauge
   private readonly sseRefused: Counter
+  /** One warning a minute for refused watch streams: any client can send them. */
+  private readonly refusedLimit: LogLimiter
   /** The catalog part of /api/watch's first event, serialised once per catalog sequence (CatalogSnapshot.seq) and shared by every reader. */
   private stateJson: { seq: number; json: string } | undefined
   private readonly clock: { now(): number; wallNow(): number }
@@ -176,6 +178,7 @@ export class HttpServer {
       name: 'shoal_http_watch_refused_total',
       help: '/api/watch streams refused (503) because --http-watch-max were open.',
     })
+    this.refusedLimit = new LogLimiter({}, { clock: this.clock })
     this.hub = new WatchHub(
       this.log,
       { maxBufferBytes: opts.maxSseBufferBytes ?? 1_048_576, heartbeatMs: opts.heartbeatMs ?? 15_000 },
@@ -360,11 +363,9 @@ export class HttpServer {
     else this.fail(res, 500, 'SHOAL_ERR_INTERNAL', `internal error answering ${path}: ${(err as Error)?.message ?? String(err)}`)
   }
 
+  /** Answers an error. Logged at debug: a fault that needs an operator (internal, a full watch) logs its own problem. */
   private fail(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, unknown>): void {
-    // A 503 from /readyz is an answer, not a fault: probes poll it every few seconds.
-    if (status >= 500 && code !== 'SHOAL_ERR_NOT_READY')
-      logProblem(this.log, 'warn', { what: `answered ${status} ${code}: ${message}`, input: code, fix: INTERNAL_FAULT }, { status, code })
-    else this.log.debug({ status, code }, message)
+    this.log.debug({ status, code }, message)
     sendJson(res, status, { error: { code, message }, ...extra })
   }
 
@@ -433,6 +434,13 @@ export class HttpServer {
     const max = this.opts.maxWatchStreams ?? 256
     if (this.hub.size >= max) {
       this.sseRefused.inc()
+      const held = this.refusedLimit.admit('watch-limit')
+      if (held !== undefined)
+        logProblem(this.log, 'warn', {
+          what: `refused an /api/watch stream from ${req.socket.remoteAddress}: ${this.hub.size} are open`,
+          input: `--http-watch-max ${max}`,
+          fix: `close idle watchers or raise --http-watch-max; shoal_http_watch_refused_total counts refusals${LogLimiter.suffix(held)}`,
+        })
       return this.fail(
         res,
         503,
