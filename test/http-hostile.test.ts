@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { MAX_BODY_BYTES } from '../src/http/server.js'
-import { quoteText, unsafeChar } from '../src/http/text.js'
+import { quoteText, unsafeChar } from '../src/text.js'
 import { record, startHarness } from './lib/http-fixture.js'
 
 async function post(url: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {

@@ -3,6 +3,7 @@
  * an error said the way an operator reads it (`connection refused`, not `connect
  * ECONNREFUSED 10.0.0.5:5432`: the target is named beside it already).
  */
+import { maskUnsafe } from '../text.js'
 import { CHECK_OUTPUT_BYTES } from './types.js'
 
 /** What one run found. */
@@ -43,13 +44,10 @@ export class OutputHead {
   }
 }
 
-/** Control characters other than tab and newline: a terminal or a log viewer would act on them. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g
-
 /**
  * `head` (the first bytes of an output of `total` bytes) as readable text: UTF-8 without a
- * character cut in half, control characters other than tab and newline shown as `?`, trailing
+ * character cut in half, control and bidi characters other than tab and newline shown as `?`
+ * (maskUnsafe: a terminal, log viewer or the UI would act on them), trailing
  * space trimmed, and `… (N bytes)` when the output was longer.
  */
 export function excerpt(head: Buffer, total: number): string {
@@ -62,7 +60,7 @@ export function excerpt(head: Buffer, total: number): string {
     const size = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1
     if (lead + size > end) end = lead
   }
-  const text = head.subarray(0, end).toString('utf8').replace(CONTROL, '?').trimEnd()
+  const text = maskUnsafe(head.subarray(0, end).toString('utf8')).trimEnd()
   return total > end ? `${text}… (${total} bytes)` : text
 }
 

@@ -15,7 +15,7 @@ import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../go
 import type { ServicePortConflict } from '../registry/index.js'
 import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
-import { quoteText, unsafeChar } from './text.js'
+import { quoteText, unsafeChar } from '../text.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
 import {
   keysView,

@@ -1,9 +1,10 @@
 /**
- * Free text a client sends (a drain reason) ends up in log lines, the gossiped record's
- * detail, the UI and `shoal` tables. Control characters (C0, DEL, C1: a newline forges a
+ * Text from outside (a drain reason a client sends, a check's output) ends up in log lines,
+ * the gossiped record's detail, the UI and `shoal` tables. Control characters (C0, DEL, C1: a newline forges a
  * log line, ESC drives a terminal), line and paragraph separators, and the Unicode bidi
  * controls (UAX #9: embeddings, overrides, isolates and marks, the "Trojan Source" trick,
- * CVE-2021-42574) would let that text pretend to be something else, so it is refused.
+ * CVE-2021-42574) would let that text pretend to be something else: the HTTP API refuses a
+ * reason holding one (unsafeChar), and a check's output is shown with them masked (maskUnsafe).
  */
 
 /** C0, DEL, C1; U+2028/U+2029; U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069. */
@@ -30,4 +31,15 @@ export function unsafeChar(text: string): { index: number; codePoint: string } |
  */
 export function quoteText(text: string): string {
   return JSON.stringify(text).replace(new RegExp(UNSAFE.source, 'gu'), (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`)
+}
+
+/**
+ * `text` with every character unsafeChar finds written `?`, bar tab and newline: for text shown
+ * as it came, in lines (a check's output).
+ *
+ * @example
+ *   maskUnsafe('ok\u001b[2J\tdone\u202e') // 'ok?[2J\tdone?'
+ */
+export function maskUnsafe(text: string): string {
+  return text.replace(new RegExp(UNSAFE.source, 'gu'), (c) => (c === '\t' || c === '\n' ? c : '?'))
 }
