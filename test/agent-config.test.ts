@@ -191,3 +191,15 @@ t.test('--api-token: empty or holding whitespace is a configuration error naming
   t.equal(parseAgentConfig(['--api-token', 's3cr3t-._~+/='], {}).apiToken, 's3cr3t-._~+/=')
   t.equal(parseAgentConfig([], { SHOAL_API_TOKEN: '' }).apiToken, undefined, 'an empty variable is unset, as for every flag')
 })
+
+t.test('--http-watch-max: a whole number from 1 to 999999, else a configuration error naming the flag', async (t) => {
+  t.equal(parseAgentConfig([], {}).httpWatchMax, undefined, 'unset: the server default (256)')
+  t.equal(parseAgentConfig(['--http-watch-max', '12'], {}).httpWatchMax, 12)
+  t.equal(parseAgentConfig([], { SHOAL_HTTP_WATCH_MAX: '999999' }).httpWatchMax, 999999)
+  for (const bad of ['0', '-1', '1.5', '1e3', 'many', '1000000', ''])
+    t.throws(
+      () => parseAgentConfig([`--http-watch-max=${bad}`], {}),
+      { code: 'SHOAL_ERR_CONFIG', message: /--http-watch-max: .* is not a whole number of streams from 1 to 999999/ },
+      JSON.stringify(bad),
+    )
+})
