@@ -437,7 +437,7 @@ export class HttpServer {
       const held = this.refusedLimit.admit('watch-limit')
       if (held !== undefined)
         logProblem(this.log, 'warn', {
-          what: `refused an /api/watch stream from ${req.socket.remoteAddress}: ${this.hub.size} are open`,
+          what: `refused an /api/watch stream from ${req.socket.remoteAddress}: ${this.hub.size} streams are open, the most allowed`,
           input: `--http-watch-max ${max}`,
           fix: `close idle watchers or raise --http-watch-max; shoal_http_watch_refused_total counts refusals${LogLimiter.suffix(held)}`,
         })
