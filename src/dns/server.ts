@@ -21,7 +21,7 @@ import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type Packet
 import type { Counter, Registry } from 'prom-client'
 import { bindUdpAndTcp, closeUdpAndTcp, formatHostPort, type HostPort } from '../address.js'
 import type { Startable } from '../lifecycle.js'
-import { INTERNAL_FAULT, logProblem, problemMessage, type Logger, type Problem } from '../log.js'
+import { INTERNAL_FAULT, LogLimiter, logProblem, problemMessage, type Logger, type Problem } from '../log.js'
 import { counter } from '../metrics.js'
 import type { CatalogView } from '../registry/types.js'
 import { forwardQuery, type DnsTransport } from './forward.js'
@@ -104,7 +104,8 @@ export class DnsServer implements Startable {
   private readonly stopAll = new AbortController()
   private starting: Promise<{ port: number }> | undefined
   private stopping: Promise<void> | undefined
-  private readonly warned = { bad: { last: -Infinity, since: 0 }, forward: { last: -Infinity, since: 0 } }
+  /** One warning per kind every WARN_EVERY_MS, with the count held back since: a flood of bad packets or a dead recursor cannot fill the log. */
+  private readonly warnings = new LogLimiter({ windowMs: WARN_EVERY_MS }, { clock: { now: () => Date.now() } })
 
   constructor(
     private readonly opts: DnsServerOptions,
@@ -452,19 +453,11 @@ export class DnsServer implements Startable {
     )
   }
 
-  /**
-   * A warning for the first event of a kind, then at most one every 10 s (with how many came
-   * since), debug for the rest: a flood of bad packets or a dead recursor cannot fill the log.
-   */
+  /** A warning for the first event of a kind, then at most one every 10 s (with how many were held back since), debug for the rest. */
   private warnLimited(kind: 'bad' | 'forward', fields: Record<string, unknown>, problem: Problem): void {
-    const now = Date.now()
-    const w = this.warned[kind]
-    w.since++
-    if (now - w.last >= WARN_EVERY_MS) {
-      logProblem(this.log, 'warn', problem, { ...fields, sinceLastWarning: w.since })
-      w.last = now
-      w.since = 0
-    } else this.log.debug(fields, problemMessage(problem))
+    const held = this.warnings.admit(kind)
+    if (held === undefined) this.log.debug(fields, problemMessage(problem))
+    else logProblem(this.log, 'warn', problem, { ...fields, suppressed: held })
   }
 }
 
