@@ -210,9 +210,6 @@ interface DiscoveryRequest {
   error_detail?: { code?: number; message?: string } | null
 }
 
-/** A refused key request is logged at most this often per node id and peer address (each is counted). */
-const KEY_WARN_INTERVAL_MS = 60_000
-
 /** Which of the agent's ADS listeners a stream came through. */
 export type Transport = 'tcp' | 'unix'
 
@@ -262,7 +259,7 @@ const UNKNOWN_TYPES_KEPT = 16
 export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
-  /** NACK warnings (a client NACKs every response of a bad version) and refused streams (a client retries at once): one a minute per client and type, or peer and reason. */
+  /** NACK warnings (a client NACKs every response of a bad version) and refused streams (a client retries at once): one a minute per client and type, or per reason, node and peer address. */
   private readonly warnLimit: LogLimiter
   private readonly minInterval: number
   private readonly grace: number
@@ -285,8 +282,6 @@ export class XdsServer {
   /** Envoy mTLS snapshots merged with the extras, per builder snapshot. */
   private readonly merged = new WeakMap<KindSnapshot, { epoch: number; snap: KindSnapshot }>()
   private unixServer: grpc.Server | null = null
-  /** When a refused key request was last logged, by node id and peer address. */
-  private readonly keyWarnedAt = new Map<string, number>()
   private removeSocket: (() => Promise<void>) | null = null
   /** Local services holding an identity (for an mTLS server Listener). */
   private readonly withIdentity = new Set<string>()
@@ -857,7 +852,7 @@ export class XdsServer {
       case 'nack': {
         this.m.nacks.inc({ type: type.label })
         const who = c.node?.id ?? `stream ${c.stream}`
-        const held = this.warnLimit.admit(`${who}\u0000${type.url}`)
+        const held = this.warnLimit.admit(`nack\u0000${who}\u0000${type.url}`)
         if (held === undefined) break
         logProblem(
           this.log,
@@ -947,47 +942,56 @@ export class XdsServer {
   }
 
   /**
-   * A TCP client asked for a Secret that holds a private key: the stream ends with
-   * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
+   * End a stream for bad input: counted (shoal_xds_bad_requests_total{reason}, or for a key asked
+   * over TCP shoal_xds_key_requests_refused_total), warned at most once a minute per reason, node
+   * id and peer address (a refused client retries at once and for ever), and the status carries
+   * `details` (default: the problem and its fix).
    */
-  /** End a stream for bad input: counted, warned (one a minute per peer address and reason), the status carries the problem. */
-  private refuse(c: Client, reason: (typeof BAD_REQUEST_REASONS)[number], code: grpc.status, p: Problem): void {
-    this.m.badRequests.inc({ reason })
-    const held = this.warnLimit.admit(`${reason}\u0000${c.call.getPeer().replace(/:\d+$/, '')}`)
-    if (held !== undefined) logProblem(this.log, 'warn', { ...p, fix: `${p.fix}${LogLimiter.suffix(held)}` }, { stream: c.stream, reason })
+  private refuse(
+    c: Client,
+    reason: (typeof BAD_REQUEST_REASONS)[number] | 'key_over_tcp',
+    code: grpc.status,
+    p: Problem,
+    more: { fields?: Record<string, unknown>; details?: string } = {},
+  ): void {
+    if (reason === 'key_over_tcp') this.m.keyRefused.inc()
+    else this.m.badRequests.inc({ reason })
+    const held = this.warnLimit.admit(`${reason}\u0000${c.node?.id ?? ''}\u0000${c.call.getPeer().replace(/:\d+$/, '')}`)
+    if (held !== undefined)
+      logProblem(
+        this.log,
+        'warn',
+        { ...p, fix: `${p.fix}${LogLimiter.suffix(held)}` },
+        { stream: c.stream, node: c.node?.id, reason, ...more.fields },
+      )
     this.dropClient(c)
-    const details = `${p.what}; ${p.fix}`
+    const details = more.details ?? `${p.what}; ${p.fix}`
     c.call.emit('error', Object.assign(new Error(details), { code, details }))
   }
 
+  /**
+   * A TCP client asked for a Secret that holds a private key: the stream ends with
+   * PERMISSION_DENIED, a warning names the peer, and a count. True when refused.
+   */
   private refuseKeys(c: Client, req: DiscoveryRequest): boolean {
     // `*` asks for every Secret, keys included.
     const keys = (req.resource_names ?? []).map(String).filter((n) => n === '*' || isKeySecretName(n))
     if (keys.length === 0) return false
     const peer = c.call.getPeer()
-    this.m.keyRefused.inc()
-    // An Envoy pointed at TCP retries at once and for ever: one warning a minute per node and peer address.
-    const who = `${c.node?.id ?? ''}|${peer.replace(/:\d+$/, '')}`
-    const now = this.clock.now()
-    const last = this.keyWarnedAt.get(who)
-    const warn = last === undefined || now - last >= KEY_WARN_INTERVAL_MS
-    if (warn) this.keyWarnedAt.set(who, now)
-    if (this.keyWarnedAt.size > 1000)
-      for (const [k, at] of this.keyWarnedAt) if (now - at >= KEY_WARN_INTERVAL_MS) this.keyWarnedAt.delete(k)
-    const details = `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`
-    if (warn)
-      logProblem(
-        this.log,
-        'warn',
-        {
-          what: `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused`,
-          input: peer,
-          fix: 'point the local Envoy at the socket (`shoal envoy-bootstrap --xds-socket PATH`)',
-        },
-        { stream: c.stream, node: c.node?.id, peer, secrets: keys },
-      )
-    this.dropClient(c)
-    c.call.emit('error', Object.assign(new Error(details), { code: grpc.status.PERMISSION_DENIED, details }))
+    this.refuse(
+      c,
+      'key_over_tcp',
+      grpc.status.PERMISSION_DENIED,
+      {
+        what: `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused`,
+        input: peer,
+        fix: 'point the local Envoy at the socket (`shoal envoy-bootstrap --xds-socket PATH`)',
+      },
+      {
+        fields: { peer, secrets: keys },
+        details: `Secrets that hold a private key (${keys.join(', ')}) are served only over the agent's Unix socket (--xds-socket), never over TCP`,
+      },
+    )
     return true
   }
 
