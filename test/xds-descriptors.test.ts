@@ -9,8 +9,8 @@ import { DESCRIPTORS_PATH, descriptorsText, loadEnvoyProtos } from '../scripts/x
 import { DESCRIBED_TYPES, ExtUrl, loadXdsProtos, TypeUrl, XDS_TYPES, xdsProtosOf } from '../src/xds/protos.js'
 import { validateResource } from '../src/xds/validate.js'
 import { seeded } from './lib/random.js'
-import { buildResources } from './lib/xds-oracle.js'
-import { FixtureCatalog, host, rec } from './lib/xds-fixture.js'
+import { buildResources, resourcesOf } from './lib/xds-oracle.js'
+import { mixedCatalog } from './lib/xds-fixture.js'
 
 const described = loadXdsProtos()
 const full = xdsProtosOf(loadEnvoyProtos())
@@ -31,29 +31,12 @@ t.test('every type Shoal serves, packs into a resource or reads from a client is
   t.notOk(described.typeOf('type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap'), 'and nothing Shoal does not serve (the Bootstrap)')
 })
 
-const hosts = [
-  host('h1', [
-    rec({ host: 'h1', id: 'a', name: 'web', servicePort: 10002, port: 8080, mode: 'http' }),
-    rec({ host: 'h1', id: 'b', name: 'chat', servicePort: 10003, port: 8081, mode: 'ws', status: 'unknown' }),
-    rec({ host: 'h1', id: 'c', name: 'db', servicePort: 10004, port: 5432, mode: 'tcp', status: 'draining' }),
-    rec({ host: 'h1', id: 'd', name: 'echo', servicePort: 10001, port: 9000, mode: 'grpc', ip: '::1' }),
-  ]),
-  host('h2', [rec({ host: 'h2', id: 'e', name: 'web', servicePort: 10002, port: 8080, mode: 'http', ip: '10.0.0.2' })]),
-]
-const KINDS = [
-  ['clusters', TypeUrl.cluster],
-  ['endpoints', TypeUrl.endpoint],
-  ['listeners', TypeUrl.listener],
-  ['routes', TypeUrl.route],
-] as const
-
 function resources(): Array<{ url: string; name: string; obj: Record<string, unknown> }> {
-  const snap = new FixtureCatalog(hosts).snapshot()
+  const snap = mixedCatalog().snapshot()
   const out: Array<{ url: string; name: string; obj: Record<string, unknown> }> = []
   for (const kind of ['envoy', 'grpc'] as const) {
     const r = buildResources(snap, kind, { envoyBind: '127.0.0.1' })
-    for (const [k, url] of KINDS)
-      for (const [name, obj] of r[k]) out.push({ url, name: `${kind} ${name}`, obj: obj as Record<string, unknown> })
+    for (const [, url, name, obj] of resourcesOf(r)) out.push({ url, name: `${kind} ${name}`, obj: obj as Record<string, unknown> })
   }
   return out
 }

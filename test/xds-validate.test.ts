@@ -3,24 +3,13 @@ import { loadXdsProtos, TypeUrl, ExtUrl } from '../src/xds/protos.js'
 import { buildResources, resourcesOf } from './lib/xds-oracle.js'
 import { validateResource } from '../src/xds/validate.js'
 import { Registry } from 'prom-client'
-import { FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, startServer } from './lib/xds-fixture.js'
+import { mixedCatalog, FixtureCatalog, host, rec, GRPC_NODE, ENVOY_NODE, startServer } from './lib/xds-fixture.js'
 
 const p = loadXdsProtos()
 const router = { name: 'envoy.filters.http.router', typed_config: { '@type': ExtUrl.router } }
 
 t.test('every built resource of a mixed catalog passes', async (t) => {
-  const hosts = [
-    host('h1', [
-      rec({ host: 'h1', id: 'a', name: 'web', servicePort: 10002, port: 8080, mode: 'http' }),
-      rec({ host: 'h1', id: 'b', name: 'chat', servicePort: 10003, port: 8081, mode: 'ws', status: 'unknown' }),
-      rec({ host: 'h1', id: 'c', name: 'db', servicePort: 10004, port: 5432, mode: 'tcp', status: 'draining' }),
-      rec({ host: 'h1', id: 'd', name: 'echo', servicePort: 10001, port: 9000, mode: 'grpc', ip: '::1' }),
-      // Idempotent services carry the fuller retry policies (resources.ts retryPolicy).
-      rec({ host: 'h1', id: 'e', name: 'cart', servicePort: 10005, port: 9001, mode: 'grpc', labels: { 'shoal.idempotent': 'true' } }),
-      rec({ host: 'h1', id: 'f', name: 'shop', servicePort: 10006, port: 9002, mode: 'http', labels: { 'shoal.idempotent': 'true' } }),
-    ]),
-  ]
-  const snap = new FixtureCatalog(hosts).snapshot()
+  const snap = mixedCatalog().snapshot()
   for (const kind of ['envoy', 'grpc'] as const) {
     const r = buildResources(snap, kind, { envoyBind: '192.168.255.1' })
     for (const [k, url, name, o] of resourcesOf(r)) t.same(validateResource(p, url, o), [], `${kind} ${k} ${name}`)

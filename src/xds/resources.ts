@@ -8,7 +8,7 @@
 import { RecordLimits } from '../registry/index.js'
 import { clusterName, type ClientNetwork, type Endpoint, type EndpointGroup, type GroupShape, type Instance } from './groups.js'
 import { authzHttpFilters, authzNetworkFilters } from './authz.js'
-import { ExtUrl, protoDuration } from './protos.js'
+import { ExtUrl, protoDuration, TypeUrl } from './protos.js'
 
 /** Who is on the other end of an ADS stream: an Envoy (socket listeners) or a proxyless gRPC client (api listeners). */
 export type NodeKind = 'envoy' | 'grpc'
@@ -109,6 +109,14 @@ export interface ResourceSet {
   listeners: Map<string, object>
   routes: Map<string, object>
 }
+
+/** Each field of a ResourceSet with the type URL of what it holds. */
+export const RESOURCE_SETS = [
+  ['clusters', TypeUrl.cluster],
+  ['endpoints', TypeUrl.endpoint],
+  ['listeners', TypeUrl.listener],
+  ['routes', TypeUrl.route],
+] as const satisfies ReadonlyArray<readonly [keyof ResourceSet, TypeUrl]>
 
 export { clusterName }
 

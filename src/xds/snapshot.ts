@@ -21,7 +21,7 @@ import {
   type ServicePortConflict,
 } from './groups.js'
 import { encodeAnyEntry, TypeUrl, XDS_TYPES, type PackedAny, type XdsProtos } from './protos.js'
-import { buildGroupResources, type NodeKind, type ResourceOptions } from './resources.js'
+import { buildGroupResources, RESOURCE_SETS, type NodeKind, type ResourceOptions } from './resources.js'
 import { withEnvoyMtls } from './envoy-tls.js'
 import { withGrpcUpstreamTls } from './tls.js'
 import { validateResource } from './validate.js'
@@ -71,12 +71,6 @@ export interface InvalidResource {
   errors: string[]
 }
 
-const SETS = [
-  ['clusters', TypeUrl.cluster],
-  ['endpoints', TypeUrl.endpoint],
-  ['listeners', TypeUrl.listener],
-  ['routes', TypeUrl.route],
-] as const
 const TYPES = XDS_TYPES.map((t) => t.url)
 
 export function contentHash(data: Uint8Array | string): string {
@@ -440,7 +434,7 @@ export class SnapshotBuilder {
     if (flavour.mtls && flavour.kind === 'envoy')
       withEnvoyMtls(set, g, { trustDomain: this.opts.trustDomain!, node: this.opts.node!, strict: this.opts.strict === true })
     const out: GroupMemo = { g, entries: [], invalid: [] }
-    for (const [k, typeUrl] of SETS) {
+    for (const [k, typeUrl] of RESOURCE_SETS) {
       for (const [name, obj] of set[k]) {
         const key = contentHash(JSON.stringify(obj))
         const reuse =

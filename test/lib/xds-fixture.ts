@@ -226,6 +226,25 @@ export function echoCatalog(): FixtureCatalog {
   ])
 }
 
+/**
+ * A catalog with every proxy mode, status and address family, idempotent services (they carry
+ * the fuller retry policies, resources.ts retryPolicy) and a ServicePort on two hosts: for checks
+ * over every resource Shoal builds.
+ */
+export function mixedCatalog(): FixtureCatalog {
+  return new FixtureCatalog([
+    host('h1', [
+      rec({ host: 'h1', id: 'a', name: 'web', servicePort: 10002, port: 8080, mode: 'http' }),
+      rec({ host: 'h1', id: 'b', name: 'chat', servicePort: 10003, port: 8081, mode: 'ws', status: 'unknown' }),
+      rec({ host: 'h1', id: 'c', name: 'db', servicePort: 10004, port: 5432, mode: 'tcp', status: 'draining' }),
+      rec({ host: 'h1', id: 'd', name: 'echo', servicePort: 10001, port: 9000, mode: 'grpc', ip: '::1' }),
+      rec({ host: 'h1', id: 'e', name: 'cart', servicePort: 10005, port: 9001, mode: 'grpc', labels: { 'shoal.idempotent': 'true' } }),
+      rec({ host: 'h1', id: 'f', name: 'shop', servicePort: 10006, port: 9002, mode: 'http', labels: { 'shoal.idempotent': 'true' } }),
+    ]),
+    host('h2', [rec({ host: 'h2', id: 'e', name: 'web', servicePort: 10002, port: 8080, mode: 'http', ip: '10.0.0.2' })]),
+  ])
+}
+
 /** Decode every Any inside a decoded resource, recursively (what Envoy reads). */
 export function deepDecode(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(deepDecode)

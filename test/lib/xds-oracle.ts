@@ -23,8 +23,8 @@ import {
   type ServicePortConflict,
   type ServicePortGroup,
 } from '../../src/xds/groups.js'
-import { TypeUrl } from '../../src/xds/protos.js'
-import { buildGroupResources, type NodeKind, type ResourceOptions, type ResourceSet } from '../../src/xds/resources.js'
+import type { TypeUrl } from '../../src/xds/protos.js'
+import { buildGroupResources, RESOURCE_SETS, type NodeKind, type ResourceOptions, type ResourceSet } from '../../src/xds/resources.js'
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
@@ -103,16 +103,9 @@ export function groupServicePorts(
   return { groups, endpoints, conflicts, dropped, authzIssues }
 }
 
-const SETS = [
-  ['clusters', TypeUrl.cluster],
-  ['endpoints', TypeUrl.endpoint],
-  ['listeners', TypeUrl.listener],
-  ['routes', TypeUrl.route],
-] as const
-
 /** Every resource of a set with its set, type URL and name (for checks over all of them, such as validation). */
 export function* resourcesOf(set: ResourceSet): Generator<[set: keyof ResourceSet, typeUrl: TypeUrl, name: string, resource: object]> {
-  for (const [k, url] of SETS) for (const [name, o] of set[k]) yield [k, url, name, o]
+  for (const [k, url] of RESOURCE_SETS) for (const [name, o] of set[k]) yield [k, url, name, o]
 }
 
 /** Every resource for a node kind on a client network (default: a host's), keyed by resource name. */
