@@ -5,6 +5,7 @@ import t from 'tap'
 import { TypeUrl, xdsType } from '../src/xds/protos.js'
 import { servedResource, versionOfSet, type ServedResource } from '../src/xds/snapshot.js'
 import { TypeSubscription } from '../src/xds/subscription.js'
+import { seeded } from './lib/random.js'
 
 const res = (name: string, body = name): ServedResource => servedResource(TypeUrl.cluster, name, Buffer.from(body))
 const set = (...rs: ServedResource[]) => new Map(rs.map((r) => [r.name, r]))
@@ -124,4 +125,67 @@ t.test('a repeated NACK is a repeat: no second NACK books the fallback version',
   r.nonce = 'n9'
   t.match(r.onRequest({ resource_names: ['a'], response_nonce: 'n9', error_detail: { message: 'x' } }), { kind: 'nack', version: '' })
   t.equal(r.nacked.size, 0, 'version "" is never barred')
+})
+
+// The kind of the fault above, as a property: however a client's requests go (responses, ACKs,
+// NACKs, stale nonces), re-sending the request that answered the response in flight, with any
+// names, books nothing: what was sent, ACKed, NACKed and barred match the same run without the
+// repeats (what the client holds follows its names, as any request's do: not compared).
+t.test('property: a repeated request (an answered nonce) never changes the ACK/NACK books', async (t) => {
+  const NAMES = ['a', 'b', 'c']
+  const books = (s: TypeSubscription) => ({
+    sentVersion: s.sentVersion,
+    ackedVersion: s.ackedVersion,
+    nacked: [...s.nacked].sort(),
+    lastNack: s.lastNack,
+    inFlight: s.inFlight,
+  })
+  for (let seed = 1; seed <= 300; seed++) {
+    const rnd = seeded(seed)
+    const pick = () => NAMES.filter(() => rnd() < 0.6)
+    const withRepeats = new TypeSubscription(xdsType(TypeUrl.cluster)!)
+    const without = new TypeSubscription(xdsType(TypeUrl.cluster)!)
+    const both = (req: Parameters<TypeSubscription['onRequest']>[0]) => {
+      withRepeats.onRequest(req)
+      without.onRequest(req)
+    }
+    both({ resource_names: pick() })
+    let n = 0
+    let last: Parameters<TypeSubscription['onRequest']>[0] | null = null
+    const steps: string[] = []
+    for (let i = 0; i < 12; i++) {
+      const r = rnd()
+      if (r < 0.3) {
+        // A response: one of a few contents, so versions come back.
+        const v = set(...NAMES.slice(0, 1 + Math.floor(rnd() * 3)).map((x) => res(x, `${x}${Math.floor(rnd() * 2)}`)))
+        const nonce = `n${++n}`
+        withRepeats.recordSent(versionOfSet(v), v, nonce, null)
+        without.recordSent(versionOfSet(v), v, nonce, null)
+        steps.push(`send ${nonce}`)
+      } else if (r < 0.6 && withRepeats.nonce !== null) {
+        const nack = rnd() < 0.5
+        last = {
+          resource_names: pick(),
+          version_info: withRepeats.ackedVersion ?? '',
+          response_nonce: withRepeats.nonce,
+          ...(nack ? { error_detail: { code: 13, message: 'bad' } } : {}),
+        }
+        both(last)
+        steps.push(`${nack ? 'nack' : 'ack'} ${withRepeats.nonce}`)
+      } else if (r < 0.85 && last && last.response_nonce === withRepeats.nonce) {
+        withRepeats.onRequest({ ...last, resource_names: pick() })
+        steps.push(`repeat ${String(last.response_nonce)}`)
+      } else if (n > 1) {
+        both({ resource_names: pick(), response_nonce: 'n1' })
+        steps.push('stale n1')
+      }
+    }
+    const a = books(withRepeats)
+    const b = books(without)
+    if (JSON.stringify(a) !== JSON.stringify(b)) {
+      t.same(a, b, `seed ${seed}: ${steps.join(', ')}`)
+      return
+    }
+  }
+  t.pass('300 seeded runs: repeats booked nothing')
 })
