@@ -72,6 +72,16 @@ t.test('subscriptions and node fields are bounded: the stream is refused with th
   t.equal(d.error?.code, grpc.status.INVALID_ARGUMENT)
   t.match(d.error?.details, `node.id of ${1 << 20} characters, at most ${NODE_FIELD_MAX}`)
   t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="node_field_too_long"\} 1/)
+  // The service it says it is (node metadata shoal.service) goes into the same lines.
+  const m = connect()
+  m.send({
+    type_url: TypeUrl.cluster,
+    node: { ...ENVOY_NODE, metadata: { fields: { 'shoal.service': { stringValue: 'y'.repeat(1 << 20) } } } },
+  })
+  await t.rejects(m.next(), /no response/)
+  t.equal(m.error?.code, grpc.status.INVALID_ARGUMENT)
+  t.match(m.error?.details, `node metadata shoal.service of ${1 << 20} characters, at most ${NODE_FIELD_MAX}`)
+  t.match(await registry.metrics(), /shoal_xds_bad_requests_total\{reason="node_field_too_long"\} 2/)
   t.ok(
     lines.every((l) => JSON.stringify(l).length < 4096),
     'no log line carries the field',

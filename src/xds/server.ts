@@ -51,7 +51,7 @@ import {
   type ServedResource,
 } from './snapshot.js'
 import { TypeSubscription } from './subscription.js'
-import { mtlsCapable, nodeService } from './tls.js'
+import { mtlsCapable, nodeService, NodeMeta } from './tls.js'
 
 const NODE_KINDS: readonly NodeKind[] = ['envoy', 'grpc']
 /** Why a DiscoveryRequest is ignored (shoal_xds_bad_requests_total{reason}). */
@@ -64,7 +64,7 @@ const BAD_REQUEST_REASONS = ['unknown_type', 'stale_nonce', 'error', 'bad_networ
  * type). A request beyond it ends the stream (RESOURCE_EXHAUSTED).
  */
 export const MAX_NAMES_PER_TYPE = 10_000
-/** Characters of node.id, node.cluster and node.user_agent_name: they go into every log line about the client. Beyond it the stream ends (INVALID_ARGUMENT). */
+/** Characters of node.id, node.cluster, node.user_agent_name and node metadata shoal.service: they go into log lines about the client. Beyond it the stream ends (INVALID_ARGUMENT). */
 export const NODE_FIELD_MAX = 1024
 /** Names /debug/xds lists per client and type; `nameCount` gives them all. */
 export const DEBUG_NAMES_SHOWN = 100
@@ -357,7 +357,7 @@ export class XdsServer {
       }),
       badRequests: counter(registry, {
         name: 'shoal_xds_bad_requests_total',
-        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read; too_many_names: over 10,000 names of one type, node_field_too_long: node.id, cluster or user_agent_name over 1,024 characters, both ending the stream), and server Listener names that do not parse',
+        help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read; too_many_names: over 10,000 names of one type, node_field_too_long: node.id, cluster, user_agent_name or metadata shoal.service over 1,024 characters, both ending the stream), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
       keyRefused: counter(registry, {
@@ -756,13 +756,18 @@ export class XdsServer {
 
   private onRequest(c: Client, req: DiscoveryRequest): void {
     if (req.node && !c.node) {
-      for (const field of ['id', 'cluster', 'user_agent_name'] as const) {
-        const v = req.node[field]
+      const fields: Array<[string, unknown]> = [
+        ['node.id', req.node.id],
+        ['node.cluster', req.node.cluster],
+        ['node.user_agent_name', req.node.user_agent_name],
+        [`node metadata ${NodeMeta.service}`, nodeService(req.node as XdsNode)],
+      ]
+      for (const [field, v] of fields) {
         if (typeof v === 'string' && v.length > NODE_FIELD_MAX) {
           this.refuse(c, 'node_field_too_long', grpc.status.INVALID_ARGUMENT, {
-            what: `xDS client sent node.${field} of ${v.length} characters, at most ${NODE_FIELD_MAX}: stream refused`,
+            what: `xDS client sent ${field} of ${v.length} characters, at most ${NODE_FIELD_MAX}: stream refused`,
             input: `xDS client at ${c.call.getPeer()}`,
-            fix: `shorten node.${field} in the client's bootstrap`,
+            fix: `shorten ${field} in the client's bootstrap`,
           })
           return
         }
