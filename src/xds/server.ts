@@ -1091,7 +1091,7 @@ export class XdsServer {
     })
   }
 
-  /** Regroup on every catalog change, client or not, so conflicts and dropped endpoints are reported as they happen. */
+  /** Regroup after every burst of catalog changes (settleCatalog), client or not, so conflicts and dropped endpoints are reported as they happen. */
   private refreshGroups(): void {
     if (!this.builder) return
     this.builder.update(this.components.catalog.snapshot())
