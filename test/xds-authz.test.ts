@@ -14,7 +14,7 @@ import { validateResource } from '../src/xds/validate.js'
 import { capturedLogger } from './lib/log.js'
 import { builtListenerFilters, deniesAll, extAuthzCluster, listenerFilters, protect } from './lib/xds-authz.js'
 import { resourcesOf } from './lib/xds-oracle.js'
-import { ENVOY_NODE, FixtureCatalog, host, rec, startServer, type AdsClient, type DecodedResponse } from './lib/xds-fixture.js'
+import { catalogTurn, ENVOY_NODE, FixtureCatalog, host, rec, startServer, type AdsClient, type DecodedResponse } from './lib/xds-fixture.js'
 
 const protos = loadXdsProtos()
 const OPTS = { envoyBind: '127.0.0.1' }
@@ -328,12 +328,15 @@ t.test('a request that cannot be served is logged once while it lasts, counted a
   t.match(server.debugInfo().authz, [{ servicePort: 10002, service: 'web', target: 'authz', problem: 'missing' }])
   // An unrelated change does not log it again.
   catalog.set([host('h1', [web, rec({ host: 'h1', id: 'e1', name: 'echo', servicePort: 10001, port: 9001 })])])
+  await catalogTurn()
   t.equal(warnings().length, 1, 'logged once')
   // The authorization service arrives, but in proxy mode http: a new problem, a new line.
   catalog.set([host('h1', [web]), host('h2', [{ ...authzRec, proxyMode: 'http' }])])
+  await catalogTurn()
   t.match(warnings()[1]?.msg, /authz:10100 is in proxy mode http/)
   t.match(await registry.metrics(), /shoal_xds_authz_unresolved\{problem="not_grpc"\} 1/)
   catalog.set([host('h1', [web]), host('h2', [authzRec])])
+  await catalogTurn()
   t.same(server.debugInfo().authz, [], 'resolved: nothing listed')
   t.match(await registry.metrics(), /shoal_xds_authz_unresolved\{problem="not_grpc"\} 0/)
   t.ok(

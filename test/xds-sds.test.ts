@@ -24,6 +24,7 @@ import { makePki } from './lib/identity.js'
 import { tlsServer } from './lib/tls-handshake.js'
 import {
   AdsClient,
+  catalogTurn,
   deepDecode,
   ENVOY_NODE,
   FixtureCatalog,
@@ -307,12 +308,10 @@ t.test(
     const hosts = cat.snapshot().hosts
     const bad = { ...rec({ host: 'h3', id: 'b3', name: 'b', servicePort: 10011, port: 9311, ip: '127.0.0.3' }) }
     bad.labels = { 'shoal.inbound': '10011=not-an-ip:15200' }
-    // The server takes in the catalog's changes once per event-loop turn: a turn after each set.
-    const turn = () => new Promise((r) => setImmediate(r))
     cat.set([...hosts, host('h3', [bad])])
-    await turn()
+    await catalogTurn()
     cat.set([...hosts, host('h3', [bad])]) // the same record again: no second report
-    await turn()
+    await catalogTurn()
     const warns = lines.filter((l) => /does not read/.test(l.msg))
     t.equal(warns.length, 1, 'one warning')
     t.match(warns[0], { host: 'h3', id: 'b3', value: '10011=not-an-ip:15200', bad: ['10011=not-an-ip:15200'] })

@@ -219,6 +219,14 @@ export async function envoyClusterStream(t: Test) {
   return { catalog, server, c, first: await c.next() }
 }
 
+/**
+ * One event-loop turn: the XdsServer takes in a turn's catalog changes once, after it
+ * (onCatalogChange), so what it logs or counts for a `catalog.set` is there after this.
+ */
+export function catalogTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 export function echoCatalog(): FixtureCatalog {
   return new FixtureCatalog([
     host('h1', [rec({ host: 'h1', id: 'a1', name: 'echo', servicePort: 10001, port: 9001, mode: 'grpc' })]),
