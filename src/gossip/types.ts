@@ -133,11 +133,6 @@ export const RejectReason = {
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason]
 
 /**
- * Why a seed did not take a join: a RejectReason (the seed refused our frame, or we could not
- * open its answer), or a network or peer failure. The `reason` label of
- * `shoal_gossip_join_failures_total`.
- */
-/**
  * How a "join back" ended (gossip.ts joinBack: a node alone since its start push-pulls with a
  * member that probes it): the `result` label of `shoal_gossip_join_backs_total`.
  */
@@ -151,6 +146,11 @@ export const JoinBackResult = {
 } as const
 export type JoinBackResult = (typeof JoinBackResult)[keyof typeof JoinBackResult]
 
+/**
+ * Why a seed did not take a join: a RejectReason (the seed refused our frame, or we could not
+ * open its answer), or a network or peer failure. The `reason` label of
+ * `shoal_gossip_join_failures_total`.
+ */
 export const JoinFailureReason = {
   ...RejectReason,
   /** Connection refused: nothing listens at that address. */
