@@ -13,9 +13,6 @@ export { inspectChain } from './inspect.js'
 export type { InspectResult } from './inspect.js'
 export { IntermediateProblem, loadIntermediate, signedBy, keyMatches, readCertificates } from './chain.js'
 export type { Intermediate, IntermediateResult } from './chain.js'
-// What needs no X.509 stack (names.ts: imported by xDS and the agent without loading @peculiar).
-export { INTERMEDIATE_FILES, LEAF_FILES, NODE_DIR, ROOT_FILES, SERVICES_DIR, leafPaths, nodePaths } from './names.js'
-export { nodeSpiffeIdOf, parseSpiffeId, spiffeIdOf, trustDomainId, trustDomainOf, trustDomainProblem } from './names.js'
-export type { SpiffeId } from './names.js'
-export { TlsMode } from './names.js'
-export type { IdentityStatus, ServiceIdentity } from './names.js'
+// What needs no X.509 stack (names.ts: imported by xDS and the agent without loading @peculiar),
+// re-exported whole so that the two lists cannot drift apart.
+export * from './names.js'
