@@ -41,3 +41,31 @@ t.test('an agent without Docker discovery, DNS or identities loads none of their
       `nothing of ${h}`,
     )
 })
+
+// Every CLI command (`shoal keygen`, `shoal ca`, `shoal --help`) imports the agent's
+// configuration for its flags: that file checks names with the registry's contracts (types.ts),
+// not its index, which would load msgpackr, ajv, prom-client and pino before any command ran.
+t.test("the agent's configuration, which every CLI command loads, loads none of the registry's packages", async (t) => {
+  const probe = `
+import { createRequire } from 'node:module'
+const cache = () => Object.keys(createRequire(import.meta.url).cache)
+await import(${JSON.stringify(root + 'dist/agent/config.js')})
+const config = cache()
+await import(${JSON.stringify(root + 'dist/registry/index.js')})
+process.stdout.write(JSON.stringify({ config, registry: cache() }))
+`
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+  t.equal(r.status, 0, `imported (${r.stderr.slice(0, 2000)})`)
+  const { config = [], registry = [] } = JSON.parse(r.stdout || '{}') as { config?: string[]; registry?: string[] }
+  for (const h of ['/msgpackr', '/ajv/', '/prom-client/', '/pino/']) {
+    t.ok(
+      registry.some((p) => p.includes(h)),
+      `the check sees ${h} once the registry's index is imported`,
+    )
+    t.same(
+      config.filter((p) => p.includes(h)),
+      [],
+      `the configuration alone loads nothing of ${h}`,
+    )
+  }
+})

@@ -5,7 +5,8 @@ import { parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 import { TlsMode } from '../identity/names.js'
-import { nodeNameProblem } from '../registry/index.js'
+// types.ts, not index.ts: every CLI command loads this file, and the registry's index loads msgpackr, ajv and prom-client.
+import { nodeNameProblem } from '../registry/types.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables

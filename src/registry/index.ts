@@ -20,7 +20,7 @@ export { REGISTRY_PROTOCOL, registryProtocolOf } from './wire.js'
 export { StaticSource, parseStaticServices } from './static.js'
 export type { StaticSourceOptions } from './static.js'
 export { STATIC_FILE_SCHEMA, staticSchemaProblems } from './static-schema.js'
-export { imageName, nodeNameProblem, normaliseName, staticInstanceId } from './names.js'
+export { imageName, normaliseName, staticInstanceId } from './names.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
 export {
@@ -31,6 +31,7 @@ export {
   ProxyMode,
   hostBinding,
   isUp,
+  nodeNameProblem,
   liveRecords,
   liveRecordsOf,
   takesTraffic,

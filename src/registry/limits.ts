@@ -31,7 +31,7 @@ export const RecordLimits = {
   id: { unit: 'characters', build: 128, accept: 128, over: 'refuse', what: 'instance id' },
   name: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'service name' },
   image: { unit: 'characters', build: 1024, accept: 1024, over: 'truncate', what: 'image' },
-  // The owner's node name: `--node` takes at most `build` characters of [A-Za-z0-9._-] (names.ts
+  // The owner's node name: `--node` takes at most `build` characters of [A-Za-z0-9._-] (types.ts
   // nodeNameProblem, the one check), the agent refuses to start with a longer one. (The gossip
   // layer's own bound, 1..255 bytes of UTF-8, is its wire's and wider.)
   host: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'node name' },

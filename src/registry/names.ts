@@ -8,21 +8,6 @@ import { RecordLimits } from './limits.js'
 import type { ServicePortSpec } from './types.js'
 
 const MAX_NAME = RecordLimits.name.build
-const MAX_NODE_NAME = RecordLimits.host.build
-const NODE_NAME_RE = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_NODE_NAME - 1}}$`)
-
-/**
- * The node name rule, the one check of `--node` (README "Known limits"): 1 to 128
- * (RecordLimits.host.build) characters of [A-Za-z0-9._-], the first a letter or a digit. Returns
- * what is wrong, for an error that names the input, or undefined when `name` is valid.
- *
- * @example
- *   nodeNameProblem('host-a')  // undefined
- *   nodeNameProblem('-a')      // 'is not a valid node name ([A-Za-z0-9._-], up to 128)'
- */
-export function nodeNameProblem(name: string): string | undefined {
-  return NODE_NAME_RE.test(name) ? undefined : `is not a valid node name ([A-Za-z0-9._-], up to ${MAX_NODE_NAME})`
-}
 
 /**
  * The one name rule (docs/architecture.md "Names"), for every source (a label, a static
