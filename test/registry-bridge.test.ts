@@ -9,7 +9,7 @@ import { silentLogger } from '../src/log.js'
 import { GossipBridge, type GossipLike } from '../src/registry/bridge.js'
 import { Catalog } from '../src/registry/catalog.js'
 import { liveRecords } from '../src/registry/types.js'
-import { decodeMessage } from '../src/registry/wire.js'
+import { decodeMessage, MsgType } from '../src/registry/wire.js'
 import { localRecord } from './lib/record.js'
 
 const logger = silentLogger()
@@ -235,3 +235,50 @@ t.test('push-pull at rest: one summary, the per-owner digest only when summaries
   t.equal(b.catalog.get('host-00', 'x1')?.status, 'alive')
   t.same(a.gossip.delegate.localState(false), b.gossip.delegate.localState(false), 'converged: equal summaries')
 })
+
+t.test(
+  "how records go out follows the members' registry protocol: 13 fields beside release 1, broadcasts beside 2, notices once all speak 3",
+  async (t) => {
+    const net = new Net()
+    const clock = new VirtualClock()
+    const a = node(net, 'a', clock)
+    a.bridge.start()
+    const withTags = (v: string) => ({ ...rec('i1'), tags: [v] })
+    const last = () => decodeMessage(net.sent[net.sent.length - 1]!.payload)
+    const up = (reg: string | undefined, state: Member['state'] = 'alive'): Member => {
+      const m = member('b', 'b-boot', state)
+      return reg === undefined ? m : { ...m, meta: { ...m.meta, reg } }
+    }
+    // A member that advertises no `reg`: the first release.
+    a.gossip.emit('join', up(undefined))
+    a.catalog.upsertLocal(withTags('one'))
+    let m = last()
+    t.equal(m.type, MsgType.record, 'beside a first-release member: one broadcast per record')
+    t.notOk(m.type === MsgType.record && 'record' in m && m.record.tags, 'in its 13-field form, without tags')
+
+    a.gossip.emit('update', up('2'))
+    const before = net.sent.length
+    t.ok(before > 0)
+    m = last()
+    t.ok(
+      m.type === MsgType.record && 'record' in m && m.record.tags?.[0] === 'one',
+      'the first release gone: the cut record is written again whole',
+    )
+    a.catalog.upsertLocal(withTags('two'))
+    t.equal(last().type, MsgType.record, 'beside a release-2 member: still a broadcast per record')
+
+    a.gossip.emit('update', up('3'))
+    a.catalog.upsertLocal(withTags('three'))
+    m = last()
+    t.equal(m.type, MsgType.notice, 'every member up speaks 3: a version notice')
+    t.ok(m.type === MsgType.notice && m.records[0]?.tags?.[0] === 'three', 'with the changed record inline')
+
+    a.gossip.emit('update', up('1'))
+    a.catalog.upsertLocal(withTags('four'))
+    m = last()
+    t.ok(m.type === MsgType.record && 'record' in m && !m.record.tags, 'a first-release member back: 13 fields again')
+    a.gossip.emit('dead', up('1', 'dead'))
+    a.catalog.upsertLocal(withTags('five'))
+    t.equal(last().type, MsgType.notice, 'a member down does not hold the cluster back')
+  },
+)

@@ -211,9 +211,9 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly inlineRecords: number
   private readonly pullMaxOwners: number
   private readonly pulls: PullQueue
-  /** The registry protocol of every other member that is up, and how many of them lack notices. */
+  /** The registry protocol of every other member that is up, and those of them that lack notices. */
   private readonly protocols = new Map<string, number>()
-  private olderPeers = 0
+  private readonly olderPeers = new Set<string>()
   /** The changes this owner's queued notice covers: from `base` (what peers are presumed to hold) to `to`. */
   private episode: { base: Version; to: Version; at: number } | undefined
   /** After this long in the queue a notice has gone out at least once (early rounds send within 20 ms). */
@@ -284,7 +284,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     // Announce what we already hold (records written before start); without, peers are
     // presumed to hold it.
     if (!this.announce) this.announced = this.catalog.coverage(this.catalog.self)?.version ?? [0, 0]
-    else if (this.olderPeers > 0) for (const rec of this.catalog.localRecords()) this.broadcast(rec)
+    else if (this.olderPeers.size > 0) for (const rec of this.catalog.localRecords()) this.broadcast(rec)
     else this.notice()
   }
 
@@ -322,7 +322,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   private broadcast(rec: ServiceRecord): void {
     if (!this.started) return
-    if (this.olderPeers === 0) return this.notice()
+    if (this.olderPeers.size === 0) return this.notice()
     try {
       this.gossip.broadcast(broadcastKey(rec.host, rec.id), this.encodeForBroadcast(rec))
       this.stats.broadcastsSent++
@@ -799,10 +799,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
 
   private memberChanged(m: Member): void {
     if (!this.started) return
-    this.trackProtocol(m)
     const hadLegacy = this.legacyMembers.size > 0
-    if (m.name !== this.catalog.self && isUp(m.state) && registryProtocolOf(m.meta) < 2) this.legacyMembers.add(m.name)
-    else this.legacyMembers.delete(m.name)
+    this.trackProtocol(m)
     if (!hadLegacy && this.legacyMembers.size > 0)
       this.log.info(
         { member: m.name },
@@ -818,12 +816,12 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     if (this.catalog.pendingBoot(m.name) === bootId) void this.handover(m.name, bootId)
   }
 
-  /** Keeps count of the members that are up and speak a registry protocol without notices. */
+  /** Keeps the registry protocol of the members that are up, and which of them are older (no notices, or the first release). */
   private trackProtocol(m: Member): void {
     if (m.name === this.catalog.self) return
-    const before = this.protocols.get(m.name)
-    if (before !== undefined && before < NOTICE_PROTOCOL) this.olderPeers--
     this.protocols.delete(m.name)
+    this.olderPeers.delete(m.name)
+    this.legacyMembers.delete(m.name)
     if (!isUp(m.state)) {
       // A member down passes no notice on until it is back (with its records pulled anew):
       // the map stays as large as the members up.
@@ -832,7 +830,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     }
     const reg = registryProtocolOf(m.meta)
     this.protocols.set(m.name, reg)
-    if (reg < NOTICE_PROTOCOL) this.olderPeers++
+    if (reg < NOTICE_PROTOCOL) this.olderPeers.add(m.name)
+    if (reg < 2) this.legacyMembers.add(m.name)
   }
 
   /**
