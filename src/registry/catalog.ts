@@ -250,6 +250,12 @@ export class Catalog implements CatalogView {
   private readonly log: Logger
   private readonly hlc: Hlc
   private readonly hosts = new Map<string, HostEntry>()
+  /**
+   * The highest version among this node's records (coverage(self)), kept as they are stored;
+   * undefined after one is dropped, then found again by one pass. The bridge asks on every
+   * local change, so a scan each time made a burst of N changes cost N x N.
+   */
+  private ownMax: Version | undefined
   private readonly listeners = new Set<(ev: CatalogEvent) => void>()
   private readonly localListeners = new Set<(rec: ServiceRecord) => void>()
   private localBoot: string | undefined
@@ -305,6 +311,7 @@ export class Catalog implements CatalogView {
     me.bootId = bootId
     me.records.clear()
     me.digest = undefined
+    this.ownMax = undefined
     this.changed()
     for (const r of previous) this.writeLocal(r)
   }
@@ -554,6 +561,7 @@ export class Catalog implements CatalogView {
       for (const [id, e] of h.records) {
         if (e.tombAt !== undefined && now - e.tombAt >= this.ttl) {
           h.records.delete(id)
+          if (h.name === this.self) this.ownMax = undefined
           this.stats.tombstonesCollected++
           dirty = true
         }
@@ -659,9 +667,12 @@ export class Catalog implements CatalogView {
   coverage(owner: string): Coverage | undefined {
     if (owner === this.self) {
       if (this.localBoot === undefined) return undefined
-      let max: Version = [0, 0]
-      for (const e of this.hosts.get(this.self)!.records.values()) if (compareVersions(e.rec.version, max) > 0) max = e.rec.version
-      return { owner, bootId: this.localBoot, version: max }
+      if (this.ownMax === undefined) {
+        let max: Version = [0, 0]
+        for (const e of this.hosts.get(this.self)!.records.values()) if (compareVersions(e.rec.version, max) > 0) max = e.rec.version
+        this.ownMax = max
+      }
+      return { owner, bootId: this.localBoot, version: this.ownMax }
     }
     const h = this.hosts.get(owner)
     if (!h || h.reaped || h.bootId === undefined) return undefined
@@ -782,6 +793,7 @@ export class Catalog implements CatalogView {
     if (rec.status === 'tombstone') entry.tombAt = cur?.tombAt ?? this.clock.now()
     h.records.set(rec.id, entry)
     h.digest = undefined
+    if (h.name === this.self && this.ownMax !== undefined && compareVersions(rec.version, this.ownMax) > 0) this.ownMax = rec.version
   }
 
   /** A record of a boot membership has not confirmed: kept aside, invisible, until it does. */
