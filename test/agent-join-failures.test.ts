@@ -164,3 +164,11 @@ t.test('a peer that joins us clears the join condition of /readyz', async (t) =>
   t.ok(await until(() => lonely.agent.joinPending() === undefined, BOUND), 'in a cluster now')
   t.equal((await readyz(lonely)).status, 200)
 })
+
+t.test('an --xds-interfaces interface this host lacks is a start-up error naming it', async (t) => {
+  const { logger } = capturedLogger()
+  const cfg = parseAgentConfig(['--node', 'noif', ...LOOPBACK_AGENT_FLAGS, '--discovery', 'none', '--xds-interfaces', 'nosuchif0'], {})
+  const a = new Agent(cfg, { logger })
+  t.teardown(() => a.stop())
+  await t.rejects(a.start(), { code: 'SHOAL_ERR_CONFIG', message: /--xds-interfaces: no interface "nosuchif0"/ })
+})

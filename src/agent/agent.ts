@@ -160,8 +160,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     // the lag to the microsecond.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 })
     registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
-    // Before anything binds: a --join of names that all resolve to nothing is a start-up error.
+    // Before anything binds: a --join of names that all resolve to nothing, or an --xds-interfaces
+    // interface this host lacks, is a start-up error.
     await checkSeedNames(cfg.join)
+    const xdsAlsoOn = xdsInterfaceAddresses(cfg.xdsInterfaces)
 
     const keyring = this.loadKeyring()
     const transport = this.components.transport ?? new NetTransport({ bind: cfg.bind }, { logger: log })
@@ -227,7 +229,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     const conflicts = new ServicePortConflicts({ catalog, logger: log })
     await this.run('serviceport-conflicts', conflicts, (c) => c.start())
 
-    const xdsAlsoOn = xdsInterfaceAddresses(cfg.xdsInterfaces)
     const xds = new XdsServer(
       {
         bind: cfg.xds,
