@@ -8,6 +8,7 @@
 // and a pull after the peer restarts. Then the peer must hold exactly the owner's records, field
 // for field, and must have rejected nothing. SHOAL_LIMITS_RUNS cases (default 1000) from seed
 // SHOAL_LIMITS_BASE (default 1); a failure prints its seed (SHOAL_LIMITS_SEED replays one).
+import { unsafeChar } from '../src/text.js'
 import t from 'tap'
 import { VirtualClock } from '../src/clock.js'
 import { mapContainer, type ContainerFacts } from '../src/docker/labels.js'
@@ -33,7 +34,7 @@ function lengthNear(rnd: Rnd, limit: number): number {
   return pick(rnd, [0, 1, 3, 12, limit - 1, limit, limit + 1, limit + int(rnd, 50), limit * 2, int(rnd, limit)])
 }
 
-const ALPHABETS = ['abcxyz0189-._', 'ÄéŒ中文', '😀🐳𝄞', 'a\ud800b\udc00', ' /:@{}"\\\n']
+const ALPHABETS = ['abcxyz0189-._', 'ÄéŒ中文', '😀🐳𝄞', 'a\ud800b\udc00', ' /:@{}"\\\n', 'a\u202eb\u0085c\u2028\u2066']
 
 /** A string of about `len` characters: ASCII mostly, sometimes other planes or lone surrogates. */
 function text(rnd: Rnd, len: number): string {
@@ -71,7 +72,7 @@ function tags(rnd: Rnd): string[] | undefined {
   const n = pick(rnd, [0, 1, 3, L.tags.build, L.tags.build + 1, 40])
   return Array.from({ length: n }, (_, i) =>
     rnd() < 0.1
-      ? pick(rnd, ['', ' x', 'a\u0001', 'dup'])
+      ? pick(rnd, ['', ' x', 'a\u0001', 'b\u202e', 'c\u009b', 'dup'])
       : text(rnd, rnd() < 0.1 ? lengthNear(rnd, L.tag.build) : 1 + int(rnd, 20)) || `t${i}`,
   )
 }
@@ -258,6 +259,11 @@ async function runCase(seed: number): Promise<Outcome> {
           return `${a.slice(0, 40)}… at ${i}: owner ${JSON.stringify(a.slice(Math.max(0, i - 30), i + 60))}, peer ${JSON.stringify(b.slice(Math.max(0, i - 30), i + 60))}`
         }
         return `${when}: the peer holds ${got.length} records of the owner's ${want.length}; ${missing.map((m, k) => at(m, extra[k] ?? '')).join(' | ')}`
+      }
+      // Tags and attribute values reach logs, DNS names and the UI: none keeps a control or bidi character (src/text.ts).
+      for (const r of owner.catalog.localRecords()) {
+        const unsafe = [...(r.tags ?? []), ...Object.values(r.attributes ?? {})].find((x) => unsafeChar(x) !== undefined)
+        if (unsafe !== undefined) return `${when}: ${r.id} keeps ${JSON.stringify(unsafe)} in its tags or attributes`
       }
       const rejected = Object.keys(peer.bridge.stats.recordsRejected)
       if (rejected.length > 0) return `${when}: the peer rejected records (${rejected.join(', ')})`

@@ -13,6 +13,7 @@ import { AuthzLabel } from './authz.js'
 import { ALLOW_LABEL, INBOUND_LABEL, type LocalServiceSpec, type ServiceRecord } from './types.js'
 import { DROPPED_LABELS_KEY, DROPPED_LABELS_MAX, limitLabel, RecordLimits, truncationMarker, type RecordLimitName } from './limits.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
+import { unsafeChar } from '../text.js'
 import { encodedRecordBytes } from './wire.js'
 
 /** One limit a spec met: the limit's name, what the owner did and a line saying so. */
@@ -230,6 +231,8 @@ function fitTagsAndAttributes(
     if (bad !== undefined) trimmed('attributeKey', `attribute key ${quoted(key)} ${bad}: dropped`)
     else if (key.length > L.attributeKey.build)
       trimmed('attributeKey', `attribute key ${quoted(key)} has ${key.length} characters, at most ${L.attributeKey.build}: dropped`)
+    else if (unsafeChar(value) !== undefined)
+      trimmed('attributeValue', `attribute "${key}": its value holds ${unsafeChar(value)!.codePoint}, a control or bidi character: dropped`)
     else if (value.length > L.attributeValue.build)
       trimmed('attributeValue', `attribute "${key}": ${value.length} characters, at most ${L.attributeValue.build}: dropped`)
     else attrs.set(key, value)

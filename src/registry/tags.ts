@@ -8,22 +8,15 @@
  * consumer can carry as it is: a tag or a value goes into DNS names (`TAG.NAME.service`),
  * Envoy metadata (a protobuf Struct) and the UI unchanged.
  */
-
-/** Whether `s` holds a C0 control character or DEL: they would break log lines, DNS presentation format and the UI. */
-function hasControl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x20 || c === 0x7f) return true
-  }
-  return false
-}
+import { unsafeChar } from '../text.js'
 
 /** An attribute key: lower case letters, digits, `_`, `.` and `-`, a letter or digit first. */
 export const ATTRIBUTE_KEY = /^[a-z0-9][a-z0-9_.-]*$/
 
 /**
  * Why `tag` cannot be a tag, or undefined when it can: not empty, no white space around it, no
- * control character. Its length is a record limit (128 characters).
+ * character free text may not hold (control and bidi characters: src/text.ts, the rule a drain
+ * reason and a check's output follow too; a tag reaches the same logs, DNS names and the UI). Its length is a record limit (128 characters).
  *
  * @example
  *   tagProblem('canary')     // undefined
@@ -32,7 +25,8 @@ export const ATTRIBUTE_KEY = /^[a-z0-9][a-z0-9_.-]*$/
 export function tagProblem(tag: string): string | undefined {
   if (tag === '') return 'is empty'
   if (tag.trim() !== tag) return 'has white space around it'
-  if (hasControl(tag)) return 'holds a control character'
+  const u = unsafeChar(tag)
+  if (u) return `holds ${u.codePoint}, a control or bidi character (src/text.ts)`
   return undefined
 }
 
