@@ -36,7 +36,7 @@ echo 'root:x:0:' > "$root/etc/group"
 # The application: compiled output (and the UI's static files), the example static file,
 # production dependencies only.
 (cd "$top" && node node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir "$root/app/dist" --sourceMap false)
-if [ -d "$top/src/http/ui" ]; then cp -r "$top/src/http/ui" "$root/app/dist/http/"; fi
+(cd "$top" && node scripts/copy-assets.mjs "$root/app/dist")
 cp -r "$top/examples" "$top/package.json" "$root/app/"
 # Every package `npm ls` counts as a production dependency, at its place in node_modules.
 (cd "$top" && npm ls --omit=dev --all --parseable 2>/dev/null | sed -n "s|^$top/||p" | grep '^node_modules/' | sort -u) > "$work/packages"

@@ -1,5 +1,11 @@
 // tsc compiles only .ts: copy the UI's static files next to the compiled HTTP server, and the
-// xDS descriptors (scripts/xds-descriptors.ts) next to the module that reads them.
+// xDS descriptors (scripts/xds-descriptors.ts) next to the module that reads them. The one list
+// of files a compiled tree needs besides tsc's output: `npm run build` and
+// scripts/build-image.sh both run it.
+//
+//   node scripts/copy-assets.mjs [OUT]    # OUT: tsc's outDir, default dist
 import { cpSync, existsSync } from 'node:fs'
-if (existsSync('src/http/ui')) cpSync('src/http/ui', 'dist/http/ui', { recursive: true })
-cpSync('src/xds/descriptors.json', 'dist/xds/descriptors.json')
+import { join } from 'node:path'
+const out = process.argv[2] ?? 'dist'
+if (existsSync('src/http/ui')) cpSync('src/http/ui', join(out, 'http/ui'), { recursive: true })
+cpSync('src/xds/descriptors.json', join(out, 'xds/descriptors.json'))

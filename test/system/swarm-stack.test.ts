@@ -207,8 +207,12 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     DOCKER_SOCKET: join(d.dir, 'docker.sock'),
   }
   const logs = async () => {
-    const l = await run('docker', ['service', 'logs', '--raw', `${STACK}_agent`], dockerEnv, 10_000).catch((e: Error) => e.message)
+    // Both streams: an agent that fails before its logger starts writes to stderr.
+    const l = await run('sh', ['-c', `docker service logs --raw ${STACK}_agent 2>&1`], dockerEnv, 10_000).catch((e: Error) => e.message)
     t.comment('agent logs (tail):\n' + l.split('\n').slice(-30).join('\n'))
+    // An agent that never started logs nothing: the task's state and error say why.
+    const ps = await run('docker', ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}', `${STACK}_agent`], dockerEnv, 10_000).catch((e: Error) => e.message)
+    t.comment('agent tasks (state, error):\n' + ps)
   }
   t.teardown(async () => {
     if (!t.passing()) await logs()
