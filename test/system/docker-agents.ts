@@ -7,7 +7,7 @@
  *
  * @example
  *   const h = await dockerAgents(t, d)
- *   const log = new StatusLog(h.b)
+ *   const log = new StatusLog(t, h.b)
  *   await d.cli(['stop', 'web'])
  *   log.first(id, (s) => s.status === 'draining')   // { at, status: 'draining', reason: 'stopping' }
  */
@@ -69,13 +69,15 @@ export interface StatusAt {
 /** Every status change `agent` sees for the instances of `host`, in order, per instance id. */
 export class StatusLog {
   private readonly byId = new Map<string, StatusAt[]>()
-  private readonly unsubscribe: () => void
 
+  /** Follows `agent` until `t`'s teardown. */
   constructor(
+    t: TestLike,
     private readonly agent: Agent,
     private readonly host = 'host-a',
   ) {
-    this.unsubscribe = agent.view().subscribe(() => this.sample())
+    const unsubscribe = agent.view().subscribe(() => this.sample())
+    t.teardown(unsubscribe)
     this.sample()
   }
 
@@ -113,10 +115,6 @@ export class StatusLog {
   serving(id: string): boolean {
     const last = this.of(id).at(-1)
     return last !== undefined && last.status !== 'gone' && takesTraffic(last.status)
-  }
-
-  stop(): void {
-    this.unsubscribe()
   }
 }
 

@@ -21,8 +21,7 @@ t.test('a stopping container drains on every other host before its process exits
   if (!d) return
   const events = await dockerEvents(t, d.docker)
   const { b } = await dockerAgents(t, d)
-  const log = new StatusLog(b)
-  t.teardown(() => log.stop())
+  const log = new StatusLog(t, b)
 
   // httpd keeps serving for 3 s after SIGTERM, then exits.
   const lingering = await d.cli(
@@ -57,8 +56,7 @@ t.test('a process that survives its stop signal is served again after its stop t
   const d = await startDockerd(t)
   if (!d) return
   const { a, b } = await dockerAgents(t, d)
-  const log = new StatusLog(b)
-  t.teardown(() => log.stop())
+  const log = new StatusLog(t, b)
 
   // `sleep` as PID 1 has no handler: SIGTERM and SIGHUP do nothing to it.
   const full = await d.cli(stubbornArgs('stubborn', 10081))
@@ -104,8 +102,7 @@ t.test('a container whose HEALTHCHECK is still starting is not routed', async (t
   const d = await startDockerd(t)
   if (!d) return
   const { b } = await dockerAgents(t, d)
-  const log = new StatusLog(b)
-  t.teardown(() => log.stop())
+  const log = new StatusLog(t, b)
 
   // Healthy once /tmp/ok exists; the test makes it after host-b has listed both containers.
   const health = ['--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '1', '--health-timeout', '1s']

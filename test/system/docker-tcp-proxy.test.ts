@@ -13,8 +13,7 @@ t.test('a container behind docker-proxy with nothing listening yet is not served
   const d = await startDockerd(t)
   if (!d) return
   const { a } = await dockerAgents(t, d)
-  const log = new StatusLog(a)
-  t.teardown(() => log.stop())
+  const log = new StatusLog(t, a)
 
   // The server starts only when told to (the file /tmp/go).
   const full = await d.cli([

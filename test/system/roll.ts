@@ -82,12 +82,8 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
   const events = await dockerEvents(t, d.docker)
   const extraA = ['--docker-network', 'bridge', ...(o.drainOnStop === false ? ['--drain-on-stop', 'false'] : [])]
   const h = await dockerAgents(t, d, { extraA })
-  const logA = new StatusLog(h.a)
-  const logB = new StatusLog(h.b)
-  t.teardown(() => {
-    logA.stop()
-    logB.stop()
-  })
+  const logA = new StatusLog(t, h.a)
+  const logB = new StatusLog(t, h.b)
 
   let n = 0
   const ran: Array<{ full: string; id: string; ran: number }> = []
@@ -334,12 +330,8 @@ export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, 
     extraA: ['--docker-network', SWARM_NETWORK, ...(o.drainOnStop === false ? ['--drain-on-stop', 'false'] : [])],
     extraB: ['--xds-interfaces', 'docker_gwbridge'],
   })
-  const logA = new StatusLog(h.a)
-  const logB = new StatusLog(h.b)
-  t.teardown(() => {
-    logA.stop()
-    logB.stop()
-  })
+  const logA = new StatusLog(t, h.a)
+  const logB = new StatusLog(t, h.b)
 
   await d.cli([
     'service',

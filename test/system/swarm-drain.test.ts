@@ -21,8 +21,7 @@ t.test('a Swarm task scaled away or rolled drains on the other host before it di
   await d.cli(['network', 'create', '--driver', 'overlay', '--attachable', 'apps'])
   const events = await dockerEvents(t, d.docker)
   const { b } = await dockerAgents(t, d, { extraA: ['--docker-network', 'apps'] })
-  const log = new StatusLog(b)
-  t.teardown(() => log.stop())
+  const log = new StatusLog(t, b)
 
   // httpd keeps serving 2 s after SIGTERM, then exits.
   await d.cli([
