@@ -27,8 +27,8 @@ import { LabManifest, type LabStep } from '../lib/labs.js'
 
 export const IMAGE = 'shoal-busybox:test'
 
-/** busybox httpd serving /www on port 80 in the foreground: what most test containers run. */
-export const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www']
+/** busybox httpd serving /www on `port` in the foreground: what most test containers run. */
+export const httpd = (port = 80): string[] => ['httpd', '-f', '-p', String(port), '-h', '/www']
 /** A container that only runs (`sleep` as PID 1 ignores SIGTERM: it survives `docker stop` until SIGKILL). */
 export const SLEEP = ['sleep', '3600']
 
@@ -72,7 +72,7 @@ export interface RunSpec {
   publish?: string[]
   /** Other `docker run` options (`--stop-timeout 1`, health flags, `--network`, ...). */
   options?: string[]
-  /** The command; default HTTPD. */
+  /** The command; default httpd(). */
   cmd?: string[]
 }
 
@@ -88,7 +88,7 @@ export function runArgs(s: RunSpec): string[] {
     ...Object.entries(s.labels ?? {}).flatMap(([k, v]) => ['-l', `${k}=${v}`]),
     ...(s.publish ?? []).flatMap((p) => ['-p', p]),
     IMAGE,
-    ...(s.cmd ?? HTTPD),
+    ...(s.cmd ?? httpd()),
   ]
 }
 

@@ -30,7 +30,7 @@ import { AdsClient, ENVOY_NODE, TypeUrl, type DecodedResponse } from '../lib/xds
 import { AdsWatch } from '../lib/ads-watch.js'
 import { runCommand } from '../lib/cli.js'
 import { assertLocalRoute, fetchLocal, routeTo } from '../lib/route.js'
-import { IMAGE, freePort, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
+import { IMAGE, freePort, httpd, initSwarm, startDockerd, waitFor, type Dockerd } from './dockerd.js'
 import { loopbackAgentFlags } from '../lib/agent-process.js'
 
 const top = fileURLToPath(new URL('../../', import.meta.url))
@@ -491,12 +491,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
         '--container-label',
         'HealthCheck=Docker',
         IMAGE,
-        'httpd',
-        '-f',
-        '-p',
-        '8080',
-        '-h',
-        '/www',
+        ...httpd(8080),
       ])
       let want: string[] = []
       await waitFor(
@@ -559,12 +554,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       '--container-label',
       'ServicePort_8080=10081',
       IMAGE,
-      'httpd',
-      '-f',
-      '-p',
-      '8080',
-      '-h',
-      '/www',
+      ...httpd(8080),
     ])
     const keepOnB = () => liveRecords(b.view().snapshot()).filter((r) => r.name === 'keep')
     await waitFor(() => keepOnB().length === 2, 60_000, 'keep on the outside agent')
