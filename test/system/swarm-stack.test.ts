@@ -506,7 +506,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       for (const ep of want) t.equal((await prober.get(`http://${ep}/`)).trim(), 'ok', `${ep} answers from a container on the overlay`)
       await waitFor(
         () => overlay.view.has(clusterName('web', 10080)) && envoy.view.has(clusterName('web', 10080)),
-        10_000,
+        60_000,
         'both clients served',
       )
       t.same(envoy.view.get(PLAIN) ?? [], [], 'the Envoy holds no endpoint of plain')
