@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-/** The copy detector's ceiling: pairs of duplicated runs the code review counted (13). */
-const MAX_CLONES = 13
+/** The copy detector's ceiling: the code review counted 13 pairs; merged down to 2-3, held at 5 (merge a new one instead of raising it). */
+const MAX_CLONES = 5
 // examples/authz holds code a user runs (the example authorization server); the rest of examples/ is data.
 const SOURCES = ['src', 'test', 'bench', 'scripts', 'examples/authz']
 const bin = (name) => join('node_modules', '.bin', name)
