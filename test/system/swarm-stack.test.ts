@@ -211,7 +211,12 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     const l = await run('sh', ['-c', `docker service logs --raw ${STACK}_agent 2>&1`], dockerEnv, 10_000).catch((e: Error) => e.message)
     t.comment('agent logs (tail):\n' + l.split('\n').slice(-30).join('\n'))
     // An agent that never started logs nothing: the task's state and error say why.
-    const ps = await run('docker', ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}', `${STACK}_agent`], dockerEnv, 10_000).catch((e: Error) => e.message)
+    const ps = await run(
+      'docker',
+      ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}', `${STACK}_agent`],
+      dockerEnv,
+      10_000,
+    ).catch((e: Error) => e.message)
     t.comment('agent tasks (state, error):\n' + ps)
   }
   t.teardown(async () => {
