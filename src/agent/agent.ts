@@ -226,7 +226,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.run('local-services', local, (l) => l.start())
 
     // ServicePort conflicts from the catalog itself, whatever xDS client is connected (or none).
-    const conflicts = new ServicePortConflicts({ catalog, logger: log })
+    const conflicts = new ServicePortConflicts({ catalog, logger: log, clock })
     await this.run('serviceport-conflicts', conflicts, (c) => c.start())
 
     const xds = new XdsServer(

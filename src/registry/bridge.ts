@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { MEMBER_EVENTS, type Member, type MemberEvent, type MessageHandler, type StateDelegate } from '../gossip/types.js'
 import type { Timer } from '../clock.js'
-import { INTERNAL_FAULT, logProblem, problemMessage, type Logger } from '../log.js'
+import { INTERNAL_FAULT, LogLimiter, logProblem, problemMessage, type Logger } from '../log.js'
 import type { Catalog, Coverage, OwnerDigest } from './catalog.js'
 import { compareVersions } from './hlc.js'
 import { PullQueue } from './pulls.js'
@@ -92,7 +92,7 @@ export interface GossipBridgeOptions {
    * the puller asks again. Default 4 MiB (half the stream frame limit).
    */
   answerBudgetBytes?: number
-  /** Least time between two warnings about rejected records of one owner and reason. Default 60000 ms. */
+  /** Least time between two warnings about rejected records of one owner and reason (and between two first-release lines of one kind), on the catalog's clock. Default 60000 ms. */
   warnEveryMs?: number
   /**
    * An owner's notice carries its changed records inline while they are at most this many
@@ -191,11 +191,11 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private readonly maxPerPull: number
   private readonly announce: boolean
   private readonly answerBudget: number
-  private readonly warnEveryMs: number
+  /** Warnings about rejected records (per owner and reason) and the first-release lines: one a minute per key (warnEveryMs). */
+  private readonly warnLimit: LogLimiter
   private readonly notes: WireNotes = { unknownTypes: 0, extraFields: 0 }
   /** Owners of which a record was rejected since their last clean pull: not synced with them. */
   private readonly rejectedOwners = new Map<string, { count: number; reason: string }>()
-  private readonly lastWarned = new Map<string, number>()
   private started = false
   private synced = false
   private unsubscribeLocal: (() => void) | undefined
@@ -248,7 +248,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     this.maxPerPull = opts.maxRecordsPerPull ?? 2000
     this.announce = opts.announceOnStart ?? true
     this.answerBudget = opts.answerBudgetBytes ?? 4 * 1024 * 1024
-    this.warnEveryMs = opts.warnEveryMs ?? 60_000
+    this.warnLimit = new LogLimiter({ windowMs: opts.warnEveryMs ?? 60_000 }, { clock: components.catalog.clock })
     this.inlineRecords = opts.inlineRecords ?? 2
     const interval = components.gossip.timing?.gossipIntervalMs
     this.catchUpMs = opts.catchUpMs ?? (interval !== undefined ? 2 * interval : 1000)
@@ -426,7 +426,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   /**
    * Counts and reports records a peer sent that this decoder rejected, and marks their owners
    * not synced. The warning names the owner, the instance and the limit, at most once per
-   * `warnEveryMs` per owner and reason; the rest go to debug.
+   * `warnEveryMs` per owner and reason (the next warning counting those held back); the rest go to debug.
    */
   private rejected(list: readonly RejectedRecord[], from: string): void {
     for (const r of list) {
@@ -434,18 +434,16 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       const owner = r.host ?? `(unknown owner, from ${from})`
       const prev = this.rejectedOwners.get(owner)
       this.rejectedOwners.set(owner, { count: (prev?.count ?? 0) + 1, reason: r.reason })
-      const key = `${owner}\u0000${r.reason}`
-      const now = Date.now()
+      const held = this.warnLimit.admit(`rejected|${owner}\u0000${r.reason}`)
       const line = { owner, id: r.id, from, reason: r.reason, err: r.message }
       const problem = {
         what: `record rejected: ${r.message}`,
         input: owner,
         fix: `its neighbours were kept, and this agent is not in sync with ${owner} until a clean pull (upgrade ${owner}'s agent if it is older, or look at its sources)`,
       }
-      if (now - (this.lastWarned.get(key) ?? -Infinity) >= this.warnEveryMs) {
-        this.lastWarned.set(key, now)
-        logProblem(this.log, 'warn', problem, line)
-      } else this.log.debug(line, problemMessage(problem))
+      if (held !== undefined)
+        logProblem(this.log, 'warn', { ...problem, fix: `${problem.fix}${LogLimiter.suffix(held)}` }, { ...line, suppressed: held })
+      else this.log.debug(line, problemMessage(problem))
     }
   }
 
@@ -803,15 +801,24 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     if (!this.started) return
     const hadLegacy = this.legacyMembers.size > 0
     this.trackProtocol(m)
-    if (!hadLegacy && this.legacyMembers.size > 0)
-      this.log.info(
-        { member: m.name },
-        'an agent of the first release is a member: records go out in their 13-field form (without status reasons, tags and attributes) until none is left',
-      )
+    if (!hadLegacy && this.legacyMembers.size > 0) {
+      // A first-release member that flaps would otherwise write both lines at every flap.
+      const held = this.warnLimit.admit('legacy|in')
+      if (held !== undefined)
+        this.log.info(
+          { member: m.name, suppressed: held },
+          `an agent of the first release is a member: records go out in their 13-field form (without status reasons, tags and attributes) until none is left${LogLimiter.suffix(held)}`,
+        )
+    }
     if (hadLegacy && this.legacyMembers.size === 0) {
       // Peers may hold our records in the cut form: write the ones it cut again, so they go out whole.
       const n = this.catalog.rewriteLocal(cutInLegacyForm)
-      if (n > 0) this.log.info({ records: n }, 'no agent of the first release is left: local records sent again with every field')
+      const held = n > 0 ? this.warnLimit.admit('legacy|out') : undefined
+      if (held !== undefined)
+        this.log.info(
+          { records: n, suppressed: held },
+          `no agent of the first release is left: local records sent again with every field${LogLimiter.suffix(held)}`,
+        )
     }
     const bootId = m.meta.boot ?? m.bootId
     this.catalog.setHost(m.name, { state: m.state, bootId, address: formatHostPort({ host: m.addr, port: m.port }) })

@@ -6,10 +6,12 @@
  * code-unit order wins, so every agent picks the same one without talking to the others.
  *
  * `ServicePortConflicts` finds them from the catalog itself, whoever is connected: it logs a
- * conflict once when it appears (and again only if its names change), logs when it is gone, and
- * keeps the current list for the API, the UI and the metric.
+ * conflict once when it appears (and again only if its names change), logs when it is gone (each
+ * at most once a minute per ServicePort, the next line counting those held back), and keeps the
+ * current list for the API, the UI and the metric.
  */
-import { logProblem, type Logger } from '../log.js'
+import { RealClock } from '../clock.js'
+import { LogLimiter, logProblem, type Logger } from '../log.js'
 import { liveRecordsOf, type CatalogSnapshot, type CatalogView, type ServiceRecord } from './types.js'
 
 /**
@@ -66,9 +68,13 @@ export class ServicePortConflicts {
   private dirty = false
   private unsubscribe: (() => void) | undefined
 
-  constructor(components: { catalog: CatalogView; logger: Logger }) {
+  /** A conflict that comes and goes with every change (an instance flapping) is one line a minute per ServicePort and kind. */
+  private readonly logLimit: LogLimiter
+
+  constructor(components: { catalog: CatalogView; logger: Logger; clock?: { now(): number } }) {
     this.catalog = components.catalog
     this.log = components.logger.child({ component: 'catalog' })
+    this.logLimit = new LogLimiter({}, { clock: components.clock ?? new RealClock() })
   }
 
   /** Follows the catalog. Idempotent. */
@@ -158,24 +164,28 @@ export class ServicePortConflicts {
       this.listCache = undefined
       const by = this.claimants(sp)
       const who = (name: string) => `${name} (on ${(by.get(name) ?? []).join(', ')})`
+      const held = this.logLimit.admit(`${sp}|conflict`)
+      if (held === undefined) return
       logProblem(
         this.log,
         'warn',
         {
           what: `ServicePort ${sp} is claimed by ${names.map(who).join(', ')}: only ${cf.winner} is served (xDS and DNS)`,
           input: `ServicePort ${sp}`,
-          fix: `give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named`,
+          fix: `give ${cf.losers.join(', ')} another ServicePort (ServicePort_<port> label or the static entry's servicePort) on the hosts named${LogLimiter.suffix(held)}`,
         },
-        { servicePort: sp, winner: cf.winner, losers: cf.losers, hosts: Object.fromEntries(by) },
+        { servicePort: sp, winner: cf.winner, losers: cf.losers, hosts: Object.fromEntries(by), suppressed: held },
       )
     } else if (before) {
       this.current.delete(sp)
       this.listCache = undefined
+      const held = this.logLimit.admit(`${sp}|resolved`)
+      if (held === undefined) return
       this.log.info(
-        { servicePort: sp, winner: names[0] ?? null, losers: [] },
-        names.length === 1
+        { servicePort: sp, winner: names[0] ?? null, losers: [], suppressed: held },
+        (names.length === 1
           ? `ServicePort ${sp} conflict resolved: only ${names[0]} claims it now`
-          : `ServicePort ${sp} conflict resolved: no service claims it now`,
+          : `ServicePort ${sp} conflict resolved: no service claims it now`) + LogLimiter.suffix(held),
       )
     }
   }

@@ -5,7 +5,7 @@
  */
 import { ShoalError } from '../errors.js'
 import type { CheckContext, CheckResult, CheckSpec, CheckStatus } from '../health/types.js'
-import { logProblem, type Logger } from '../log.js'
+import { LogLimiter, logProblem, type Logger } from '../log.js'
 import type { Catalog, LocalRecord } from './catalog.js'
 import { fitDetail, fitSpec, problemLabel } from './fit.js'
 import {
@@ -91,6 +91,11 @@ export class LocalServices {
    * again), and what `entryProblems` shows of them while the spec stays so.
    */
   private readonly reported = new Map<string, { sig: string; entries: SourceEntryProblem[] }>()
+  /**
+   * The duplicate-id warnings: every change of any source reconciles again, so a duplicate
+   * that stays would be one line per change; one a minute per source and id instead.
+   */
+  private readonly warnLimit: LogLimiter
   private started = false
   private readonly onHealth = (id: string, _status: CheckStatus): void => {
     if (this.started && this.specs.has(id)) this.write(id)
@@ -101,6 +106,7 @@ export class LocalServices {
     this.health = components.health
     this.log = components.logger.child({ component: 'local-services' })
     this.advertiseIp = opts.advertiseIp
+    this.warnLimit = new LogLimiter({}, { clock: components.catalog.clock })
   }
 
   /** Listens to health changes and writes the current set. Idempotent. */
@@ -133,18 +139,20 @@ export class LocalServices {
       this.report(key, s, fit.problems)
       if (!fit.spec) continue
       // Keyed by the id as written (made well-formed by the fit), which is what peers hold.
-      if (m.has(fit.spec.id))
-        logProblem(
-          this.log,
-          'warn',
-          {
-            what: `duplicate instance id ${fit.spec.id} from the ${source} source`,
-            input: s.origin ?? `${source} instance ${fit.spec.id}`,
-            fix: 'keeping the first; give each entry its own id',
-          },
-          { source, id: fit.spec.id },
-        )
-      else m.set(fit.spec.id, fit.spec)
+      if (m.has(fit.spec.id)) {
+        const held = this.warnLimit.admit(`duplicate|${source}\u0000${fit.spec.id}`)
+        if (held !== undefined)
+          logProblem(
+            this.log,
+            'warn',
+            {
+              what: `duplicate instance id ${fit.spec.id} from the ${source} source`,
+              input: s.origin ?? `${source} instance ${fit.spec.id}`,
+              fix: `keeping the first; give each entry its own id${LogLimiter.suffix(held)}`,
+            },
+            { source, id: fit.spec.id, suppressed: held },
+          )
+      } else m.set(fit.spec.id, fit.spec)
     }
     for (const k of this.reported.keys()) if (k.startsWith(`${source}\u0000`) && !seen.has(k)) this.reported.delete(k)
     this.sources.set(source, m)
@@ -269,16 +277,18 @@ export class LocalServices {
       for (const [id, s] of specs) {
         const prev = next.get(id)
         if (prev) {
-          logProblem(
-            this.log,
-            'warn',
-            {
-              what: `instance id ${id} announced by two sources (${prev.source} and ${source}): the ${prev.source} one is kept`,
-              input: s.origin ?? `${source} instance ${id}`,
-              fix: `give the ${source} entry another id, or drop it`,
-            },
-            { id, kept: prev.source, ignored: source },
-          )
+          const held = this.warnLimit.admit(`two-sources|${id}`)
+          if (held !== undefined)
+            logProblem(
+              this.log,
+              'warn',
+              {
+                what: `instance id ${id} announced by two sources (${prev.source} and ${source}): the ${prev.source} one is kept`,
+                input: s.origin ?? `${source} instance ${id}`,
+                fix: `give the ${source} entry another id, or drop it${LogLimiter.suffix(held)}`,
+              },
+              { id, kept: prev.source, ignored: source, suppressed: held },
+            )
           continue
         }
         next.set(id, s)

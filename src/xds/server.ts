@@ -259,7 +259,12 @@ const UNKNOWN_TYPES_KEPT = 16
 export class XdsServer {
   private readonly log: Logger
   private readonly clock: Clock
-  /** NACK warnings (a client NACKs every response of a bad version) and refused streams (a client retries at once): one a minute per client and type, or per reason, node and peer address. */
+  /**
+   * NACK warnings (a client NACKs every response of a bad version) and refused streams (a
+   * client retries at once): one a minute per client and type, or per reason, node and peer
+   * address; dropped endpoints and unresolved authorization (warnLimited): one a minute per
+   * endpoint or request, however often it comes and goes.
+   */
   private readonly warnLimit: LogLimiter
   private readonly minInterval: number
   private readonly grace: number
@@ -289,7 +294,7 @@ export class XdsServer {
   private conflicts: ServicePortConflict[] = []
   /** The dropped lists last reported, per network view key. */
   private lastDropped = new Map<string, DroppedEndpoint[]>()
-  /** Dropped endpoints already logged, by a key of (ServicePort, instance, address, reason): each is logged once. */
+  /** Dropped endpoints present at the last report, by a key of (ServicePort, instance, address, reason): each is logged once while it lasts, and again (warnLimited) at most once a minute. */
   private loggedDrops = new Set<string>()
   private lastAuthz: AuthzIssue[] | null = null
   /** Authorization issues already logged, by a key of (ServicePort, target, detail): each is logged once while it lasts. */
@@ -788,9 +793,8 @@ export class XdsServer {
       const { network, error } = clientNetworkOf(c.node)
       if (error) {
         this.m.badRequests.inc({ reason: 'bad_network' })
-        logProblem(
-          this.log,
-          'warn',
+        this.warnLimited(
+          `bad-network|${c.node.id}`,
           {
             what: `${error}: served as a client on a host's network`,
             input: `xDS client ${c.node.id}`,
@@ -807,18 +811,22 @@ export class XdsServer {
       c.flavour = this.flavourOf(c)
       this.warnAtConnect(c)
       this.countClients()
-      this.log.info(
-        {
-          stream: c.stream,
-          node: c.node.id,
-          kind: c.kind,
-          network: c.network ?? 'host',
-          mtls: c.flavour.mtls,
-          service: nodeService(c.node),
-          userAgent: c.node.user_agent_name,
-        },
-        'ADS client connected',
-      )
+      // A client that reconnects in a loop (a crash-looping proxy) is one line a minute.
+      const held = this.warnLimit.admit(`connect|${c.node.id}`)
+      if (held !== undefined)
+        this.log.info(
+          {
+            stream: c.stream,
+            node: c.node.id,
+            kind: c.kind,
+            network: c.network ?? 'host',
+            mtls: c.flavour.mtls,
+            service: nodeService(c.node),
+            userAgent: c.node.user_agent_name,
+            suppressed: held,
+          },
+          `ADS client connected${LogLimiter.suffix(held)}`,
+        )
     }
     const typeUrl = String(req.type_url ?? '')
     const type = xdsType(typeUrl)
@@ -1014,13 +1022,12 @@ export class XdsServer {
     return { kind: c.kind, mtls: mode === 'strict' || mtlsCapable(c.node) }
   }
 
-  /** A client that will not get what it likely expects is told so once, when it connects. */
+  /** A client that will not get what it likely expects is told so when it connects (once a minute per node id). */
   private warnAtConnect(c: Client): void {
     const mode = this.opts.tls?.mode ?? 'off'
     if (mode === 'strict' && c.kind === 'grpc' && !mtlsCapable(c.node)) {
-      logProblem(
-        this.log,
-        'warn',
+      this.warnLimited(
+        `no-providers|${c.node?.id}`,
         {
           what: `gRPC client ${c.node?.id ?? `stream ${c.stream}`} without Shoal certificate providers in its bootstrap: --tls-mode strict serves it mTLS resources, which it will NACK`,
           input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
@@ -1030,9 +1037,8 @@ export class XdsServer {
       )
     }
     if (mode === 'permissive' && c.kind === 'envoy' && c.transport === 'tcp' && this.extras) {
-      logProblem(
-        this.log,
-        'warn',
+      this.warnLimited(
+        `plain-tcp|${c.node?.id}`,
         {
           what: `Envoy ${c.node?.id ?? `stream ${c.stream}`} connected over TCP: it gets plain-text resources (mTLS needs its keys, which go only over the Unix socket)`,
           input: `xDS client ${c.node?.id ?? `stream ${c.stream}`}`,
@@ -1113,9 +1119,8 @@ export class XdsServer {
         const key = `${a.servicePort}|${a.target}|${a.failureModeAllow}|${a.detail}`
         keys.set(key, a)
         if (this.loggedAuthz.has(key)) continue
-        logProblem(
-          this.log,
-          'warn',
+        this.warnLimited(
+          `authz|${key}`,
           {
             what: `${a.service}:${a.servicePort} asks for external authorization by "${a.target}": ${a.detail}`,
             input: `${a.service}:${a.servicePort}`,
@@ -1124,12 +1129,15 @@ export class XdsServer {
           { ...a },
         )
       }
-      for (const [key, a] of this.loggedAuthz)
-        if (!keys.has(key) && !authz.some((x) => x.servicePort === a.servicePort))
+      for (const [key, a] of this.loggedAuthz) {
+        if (keys.has(key) || authz.some((x) => x.servicePort === a.servicePort)) continue
+        const held = this.warnLimit.admit(`authz-cleared|${a.servicePort}`)
+        if (held !== undefined)
           this.log.info(
-            { servicePort: a.servicePort, service: a.service, target: a.target },
-            'external authorization problem cleared (resolved, or the service is gone)',
+            { servicePort: a.servicePort, service: a.service, target: a.target, suppressed: held },
+            `external authorization problem cleared (resolved, or the service is gone)${LogLimiter.suffix(held)}`,
           )
+      }
       this.loggedAuthz = keys
       for (const [problem, n] of Object.entries(counts)) this.m.authz.set({ problem }, n)
     }
@@ -1156,11 +1164,23 @@ export class XdsServer {
         counts[d.reason] = (counts[d.reason] ?? 0) + 1
         const key = `${d.network ?? ''}|${d.servicePort}|${d.host}|${d.id}|${d.address}|${d.reason}`
         keys.add(key)
-        if (!this.loggedDrops.has(key)) logProblem(this.log, 'warn', droppedProblem(d), { ...d })
+        if (!this.loggedDrops.has(key)) this.warnLimited(`drop|${key}`, droppedProblem(d), { ...d })
       }
       for (const [reason, n] of Object.entries(counts)) this.m.dropped.set({ reason, network: v.network ?? 'host' }, n)
     }
     this.loggedDrops = keys
+  }
+
+  /**
+   * A warning about the catalog's content that can come and go with every change (an
+   * endpoint left out, an authorization request that does not resolve): at most one a minute
+   * per `key` (the shared warnLimit), the next one saying how many were held back, so a
+   * flapping instance or service writes a line a minute, not one per change.
+   */
+  private warnLimited(key: string, p: Problem, fields: Record<string, unknown>): void {
+    const held = this.warnLimit.admit(key)
+    if (held === undefined) return
+    logProblem(this.log, 'warn', { ...p, fix: `${p.fix}${LogLimiter.suffix(held)}` }, { ...fields, suppressed: held })
   }
 
   private snapshotFor(c: Client): KindSnapshot {
