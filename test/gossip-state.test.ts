@@ -10,10 +10,11 @@ import { MessageType, decodeMessage } from '../src/gossip/messages.js'
 import { BroadcastQueue } from '../src/gossip/queue.js'
 import { MembershipRules, memberKey } from '../src/gossip/state.js'
 import type { MemberState } from '../src/gossip/types.js'
-import { silentLogger } from '../src/log.js'
+import { silentLogger, type Logger } from '../src/log.js'
+import { capturedLogger } from './lib/log.js'
 import { seeded } from './lib/random.js'
 
-function setup() {
+function setup(log: Logger = silentLogger()) {
   const clock = new VirtualClock()
   const timing = resolveTiming('local')
   const table = new MemberTable({ clock, random: seeded(1) })
@@ -38,7 +39,7 @@ function setup() {
     queue,
     awareness,
     clock,
-    log: silentLogger(),
+    log,
     counters,
     emit: (event, ...args) => events.push(`${event} ${(args[0] as { name: string }).name}`),
     running: () => running,
@@ -169,4 +170,74 @@ t.test('stop cancels suspicions; an expiry after stop does nothing', async (t) =
   s.stop()
   await s.clock.advance(60_000)
   t.equal(s.table.get('x')?.state, 'suspect', 'not running: the timer does not declare death')
+})
+
+t.test('transitions: one info line each, not one per relayed copy; forged flapping is bounded per member', async (t) => {
+  const { logger, lines } = capturedLogger('info')
+  const s = setup(logger)
+  const of = (transition: string) => lines.filter((l) => l.member === 'x' && l.transition === transition)
+  s.alive('x', 1)
+  s.alive('x', 1)
+  s.rules.applySuspect({ name: 'x', inc: 1, from: 'y' })
+  s.rules.applySuspect({ name: 'x', inc: 1, from: 'y' })
+  s.alive('x', 2)
+  s.alive('x', 2)
+  s.rules.applyDead({ name: 'x', inc: 2, from: 'y' })
+  s.rules.applyDead({ name: 'x', inc: 2, from: 'z' })
+  await s.clock.advance(10_000)
+  s.alive('x', 3, '10.0.0.9', { boot: 'b-new' })
+  s.rules.applySuspect({ name: 'x', inc: 3, from: 'me' })
+  await s.clock.advance(10_000)
+  s.alive('x', 4, '10.0.0.9', { boot: 'b-new' })
+  s.rules.applyDead({ name: 'x', inc: 4, from: 'x' })
+  s.rules.applyDead({ name: 'x', inc: 4, from: 'x' })
+  t.same(
+    lines.map((l) => l.msg),
+    [
+      'member x (10.0.0.9:7946, incarnation 1) joined: first heard of, in an alive message',
+      'member x (10.0.0.9:7946, incarnation 1) is suspect: suspected by y',
+      'member x (10.0.0.9:7946, incarnation 2) is alive again: refuted the suspicion at a higher incarnation, in an alive message',
+      'member x (10.0.0.9:7946, incarnation 2) is dead: declared dead by y',
+      'member x (10.0.0.9:7946, incarnation 3) joined: back after dead, restarted (a new boot), in an alive message',
+      "member x (10.0.0.9:7946, incarnation 3) is suspect: no answer to this node's probe, direct or indirect",
+      'member x (10.0.0.9:7946, incarnation 3) is dead: the suspicion expired unrefuted (0 independent confirmations)',
+      'member x (10.0.0.9:7946, incarnation 4) joined: back after dead, same boot, in an alive message',
+      'member x (10.0.0.9:7946, incarnation 4) left: a graceful leave',
+    ],
+    'one line per transition, none for the copies',
+  )
+  t.match(lines[3], {
+    level: 30,
+    member: 'x',
+    addr: '10.0.0.9:7946',
+    incarnation: 2,
+    state: 'dead',
+    previous: 'alive',
+    reason: 'declared dead by y',
+  })
+
+  lines.length = 0
+  s.rules.applySuspect({ name: 'me', inc: 1, from: 'y' })
+  t.same(
+    lines.map((l) => l.msg),
+    ['this node me (10.0.0.1:7946, incarnation 2) refuted: suspected by y'],
+    'this node says when it refutes',
+  )
+
+  await s.clock.advance(10_000)
+  lines.length = 0
+  // Forged dead and alive messages (a cluster without keys) flap x once per pair of packets.
+  for (let inc = 10; inc < 110; inc++) {
+    s.alive('x', inc)
+    s.rules.applyDead({ name: 'x', inc, from: 'evil' })
+  }
+  t.equal(s.events.filter((e) => e === 'dead x').length, 102, 'every flap applied')
+  t.equal(of('dead').length, 1, '100 deaths within 10 s: one line')
+  t.equal(of('joined').length, 1, '100 returns within 10 s: one line')
+  await s.clock.advance(10_000)
+  s.alive('x', 300)
+  s.rules.applyDead({ name: 'x', inc: 300, from: 'evil' })
+  t.equal(of('dead').length, 2)
+  t.equal(of('dead')[1]!.suppressed, 99)
+  t.match(of('dead')[1]!.msg, '(99 more from there since the last line)')
 })

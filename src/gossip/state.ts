@@ -32,6 +32,29 @@ function sameMeta(a: Record<string, string>, b: Record<string, string>): boolean
   return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k])
 }
 
+/**
+ * A member's transitions as an operator reads them in the log, one info line each
+ * (MembershipRules.logTransition): `joined` (first heard of, or back after dead or left),
+ * `suspect`, `alive` (a suspect refuted), `dead`, `left`, and `refuted` (this node, suspected or
+ * declared dead by another, raised its incarnation).
+ */
+export type MemberTransition = 'joined' | 'suspect' | 'alive' | 'dead' | 'left' | 'refuted'
+
+/**
+ * One line per member and transition at most this often (ms): a real member cannot flap this
+ * fast, but forged messages (a cluster without keys) could make one line per packet.
+ */
+export const TRANSITION_LOG_WINDOW_MS = 10_000
+
+const TRANSITION_WORDS: Record<MemberTransition, string> = {
+  joined: 'joined',
+  suspect: 'is suspect',
+  alive: 'is alive again',
+  dead: 'is dead',
+  left: 'left',
+  refuted: 'refuted',
+}
+
 /** What the rules act on; gossip.ts owns every part and hands them in. */
 export interface RulesComponents {
   timing: Timing
@@ -58,9 +81,12 @@ export class MembershipRules {
    * nor this memory may grow with them (bounded to 1024 names, oldest forgotten).
    */
   private readonly conflictLog: LogLimiter
+  /** Member transitions: one line each, at most one per member and transition every TRANSITION_LOG_WINDOW_MS. */
+  private readonly transitionLog: LogLimiter
 
   constructor(private readonly c: RulesComponents) {
     this.conflictLog = new LogLimiter({}, { clock: c.clock })
+    this.transitionLog = new LogLimiter({ windowMs: TRANSITION_LOG_WINDOW_MS }, { clock: c.clock })
   }
 
   /** Cancel every suspicion timer (Gossip.stop). */
@@ -69,8 +95,11 @@ export class MembershipRules {
     this.suspicions.clear()
   }
 
-  /** Alive: returns true when applied (and queued for rebroadcast). */
-  applyAlive(m: Omit<AliveMsg, 'type'>): boolean {
+  /**
+   * Alive: returns true when applied (and queued for rebroadcast). `via` names where it came
+   * from for the log (default an alive message; a push-pull names its peer).
+   */
+  applyAlive(m: Omit<AliveMsg, 'type'>, via = 'an alive message'): boolean {
     const { table, queue, emit } = this.c
     const self = table.self
     if (m.name === self.name) {
@@ -100,11 +129,13 @@ export class MembershipRules {
       }
       table.add(fresh)
       queue.queue(memberKey(m.name), enc)
+      this.logTransition(fresh, 'joined', `first heard of, in ${via}`)
       emit('join', table.snapshot(fresh))
       return true
     }
     const before = n.state
     const changed = n.addr !== m.addr || n.port !== m.port || !sameMeta(n.meta, m.meta)
+    const restarted = n.meta.boot !== m.meta.boot
     this.cancelSuspicion(n.name)
     n.addr = m.addr
     n.port = m.port
@@ -113,8 +144,10 @@ export class MembershipRules {
     table.setState(n, MemberState.alive)
     queue.queue(memberKey(m.name), enc)
     if (before === MemberState.dead || before === MemberState.left) {
+      this.logTransition(n, 'joined', `back after ${before}, ${restarted ? 'restarted (a new boot)' : 'same boot'}, in ${via}`, before)
       emit('join', table.snapshot(n))
     } else if (before === MemberState.suspect) {
+      this.logTransition(n, 'alive', `refuted the suspicion at a higher incarnation, in ${via}`, before)
       emit('alive', table.snapshot(n))
       if (changed) emit('update', table.snapshot(n))
     } else {
@@ -123,14 +156,17 @@ export class MembershipRules {
     return true
   }
 
-  /** Suspect: starts or confirms a suspicion; about ourselves, a refutation. */
-  applySuspect(m: Omit<SuspectMsg, 'type'>): boolean {
+  /**
+   * Suspect: starts or confirms a suspicion; about ourselves, a refutation. `via` names where
+   * it came from for the log (default a suspect message from `m.from`).
+   */
+  applySuspect(m: Omit<SuspectMsg, 'type'>, via?: string): boolean {
     const { table, queue, timing } = this.c
     const n = table.get(m.name)
     if (!n || m.inc < n.incarnation) return false
     if (n === table.self) {
       if (this.leaving) return false
-      this.refute(m.inc, `suspected by ${m.from}`)
+      this.refute(m.inc, via ?? `suspected by ${m.from}`)
       this.c.awareness.apply(1)
       return true
     }
@@ -146,6 +182,12 @@ export class MembershipRules {
     if (n.state !== MemberState.alive) return false
     n.incarnation = m.inc
     table.setState(n, MemberState.suspect)
+    this.logTransition(
+      n,
+      'suspect',
+      via ?? (m.from === table.self.name ? "no answer to this node's probe, direct or indirect" : `suspected by ${m.from}`),
+      MemberState.alive,
+    )
     this.c.counters.suspicions++
     const size = table.size
     const k = expectedConfirmations(timing.suspicionMult, size)
@@ -157,8 +199,10 @@ export class MembershipRules {
       new Suspicion(m.from, k, min, max, this.c.clock, (confirmations) => {
         this.suspicions.delete(n.name)
         if (!this.c.running() || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
-        this.c.log.debug({ member: n.name, confirmations }, 'suspicion expired')
-        this.applyDead({ name: n.name, inc: n.incarnation, from: table.self.name })
+        this.applyDead(
+          { name: n.name, inc: n.incarnation, from: table.self.name },
+          `the suspicion expired unrefuted (${confirmations} independent confirmation${confirmations === 1 ? '' : 's'})`,
+        )
       }),
     )
     queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
@@ -166,14 +210,17 @@ export class MembershipRules {
     return true
   }
 
-  /** Dead, or left when `from` is the member itself; about ourselves, a refutation. */
-  applyDead(m: Omit<DeadMsg, 'type'>): boolean {
+  /**
+   * Dead, or left when `from` is the member itself; about ourselves, a refutation. `why`
+   * is the reason the log gives (default: declared dead by `m.from`, or a graceful leave).
+   */
+  applyDead(m: Omit<DeadMsg, 'type'>, why?: string): boolean {
     const { table } = this.c
     const n = table.get(m.name)
     if (!n || m.inc < n.incarnation) return false
     if (n === table.self) {
       if (this.leaving) return false
-      this.refute(m.inc, `declared dead by ${m.from}`)
+      this.refute(m.inc, why ?? `declared dead by ${m.from}`)
       this.c.awareness.apply(1)
       return true
     }
@@ -181,7 +228,9 @@ export class MembershipRules {
     this.cancelSuspicion(n.name)
     n.incarnation = m.inc
     const left = m.from === m.name
+    const before = n.state
     table.setState(n, left ? MemberState.left : MemberState.dead)
+    this.logTransition(n, left ? 'left' : 'dead', why ?? (left ? 'a graceful leave' : `declared dead by ${m.from}`), before)
     this.c.queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.dead, ...m }))
     this.c.emit(left ? 'left' : 'dead', table.snapshot(n))
     return true
@@ -193,16 +242,17 @@ export class MembershipRules {
    * death is only a suspicion here; the local timer decides).
    */
   mergeRemote(records: MemberRecord[], from: string): void {
+    const via = `a push-pull with ${from}`
     for (const r of records) {
       switch (r.state) {
         case MemberState.alive:
-          this.applyAlive({ name: r.name, inc: r.inc, addr: r.addr, port: r.port, meta: r.meta })
+          this.applyAlive({ name: r.name, inc: r.inc, addr: r.addr, port: r.port, meta: r.meta }, via)
           break
         case MemberState.left:
-          this.applyDead({ name: r.name, inc: r.inc, from: r.name })
+          this.applyDead({ name: r.name, inc: r.inc, from: r.name }, `a graceful leave, in ${via}`)
           break
         default:
-          this.applySuspect({ name: r.name, inc: r.inc, from })
+          this.applySuspect({ name: r.name, inc: r.inc, from }, `${r.state} in the member list of ${from} (a push-pull)`)
       }
     }
   }
@@ -242,8 +292,26 @@ export class MembershipRules {
     const self = this.c.table.self
     self.incarnation = Math.max(inc, self.incarnation) + 1
     this.c.counters.refutations++
-    this.c.log.debug({ why, incarnation: self.incarnation }, 'refuting')
+    this.logTransition(self, 'refuted', why)
     this.queueAlive()
+  }
+
+  /**
+   * The info line of a transition, once per transition (a relayed copy changes nothing and
+   * logs nothing): `member web-2 (10.0.0.7:7946, incarnation 4) is dead: the suspicion expired
+   * unrefuted (1 independent confirmation)`, with fields member, addr, incarnation, state,
+   * previous, reason. At most one per member and transition every TRANSITION_LOG_WINDOW_MS,
+   * the next saying how many were held back (`suppressed`).
+   */
+  private logTransition(n: MemberEntry, transition: MemberTransition, reason: string, previous?: MemberState): void {
+    const held = this.transitionLog.admit(`${n.name}|${transition}`)
+    if (held === undefined) return
+    const addr = addrOf(n)
+    const who = n === this.c.table.self ? `this node ${n.name}` : `member ${n.name}`
+    this.c.log.info(
+      { member: n.name, addr, incarnation: n.incarnation, transition, state: n.state, previous, reason, suppressed: held },
+      `${who} (${addr}, incarnation ${n.incarnation}) ${TRANSITION_WORDS[transition]}: ${reason}${LogLimiter.suffix(held)}`,
+    )
   }
 
   private cancelSuspicion(name: string): void {

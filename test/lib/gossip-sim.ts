@@ -3,7 +3,7 @@
 import { VirtualClock } from '../../src/clock.js'
 import { Gossip, type GossipOptions } from '../../src/gossip/gossip.js'
 import { SimNetwork } from '../../src/gossip/transport-sim.js'
-import { silentLogger } from '../../src/log.js'
+import { silentLogger, type Logger } from '../../src/log.js'
 import { seeded } from './random.js'
 export { seeded }
 
@@ -17,12 +17,20 @@ export interface SimCluster {
 
 export async function simCluster(
   n: number,
-  opts: { seed?: number; profile?: 'lan' | 'local' | 'wan'; latencyMs?: number; loss?: number; gossip?: Partial<GossipOptions> } = {},
+  opts: {
+    seed?: number
+    profile?: 'lan' | 'local' | 'wan'
+    latencyMs?: number
+    loss?: number
+    gossip?: Partial<GossipOptions>
+    /** Every node's logger (each line carries its `node`); default silent. */
+    logger?: Logger
+  } = {},
 ): Promise<SimCluster> {
   const clock = new VirtualClock()
   const random = seeded(opts.seed ?? 1)
   const net = new SimNetwork(clock, { latencyMs: opts.latencyMs ?? 1, jitterMs: 1, loss: opts.loss ?? 0, random })
-  const logger = silentLogger()
+  const logger = opts.logger ?? silentLogger()
   const nodes: Gossip[] = []
   let i = 0
   const add = async (name: string, extra: Partial<GossipOptions> = {}): Promise<Gossip> => {
