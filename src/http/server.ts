@@ -13,7 +13,7 @@ import { isShoalError } from '../errors.js'
 import { INTERNAL_FAULT, LogLimiter, logProblem, type Logger } from '../log.js'
 import { MEMBER_EVENTS, type KeyUse, type Member, type MemberEvent } from '../gossip/types.js'
 import type { ServicePortConflict } from '../registry/index.js'
-import type { CatalogEvent, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
+import type { CatalogEvent, CatalogSnapshot, CatalogView, LocalInstanceDetails, SourceStatus } from '../registry/types.js'
 import { authorizeMutation } from './auth.js'
 import { quoteText, unsafeChar } from '../text.js'
 import { defaultUiDir, loadUiAssets, UI_FILES, type Asset } from './static.js'
@@ -143,7 +143,11 @@ export class HttpServer {
   private readonly sseRefused: Counter
   /** One warning a minute for refused watch streams: any client can send them. */
   private readonly refusedLimit: LogLimiter
-  /** The catalog part of /api/watch's first event, serialised once per catalog sequence (CatalogSnapshot.seq) and shared by every reader. */
+  /**
+   * The state view's JSON (stateView of a snapshot), serialised once per catalog sequence
+   * (CatalogSnapshot.seq, raised on every change) and shared by every reader: the body of
+   * /api/state.json and the catalog part of /api/watch's first event. See stateText.
+   */
   private stateJson: { seq: number; json: string } | undefined
   private readonly clock: { now(): number; wallNow(): number }
   private server: Server | undefined
@@ -373,7 +377,7 @@ export class HttpServer {
     const r = (name: string, match: RegExp, methods: Route['methods']): Route => ({ name, match, methods })
     const routes: Route[] = [
       r('/api/state.json', /^\/api\/state\.json$/, {
-        GET: (_q, res) => sendJson(res, 200, stateView(this.c.catalog.snapshot(), this.opts.node)),
+        GET: (_q, res) => sendJsonText(res, 200, this.stateText(this.c.catalog.snapshot())),
       }),
       r('/api/services.json', /^\/api\/services\.json$/, {
         GET: (_q, res) => sendJson(res, 200, servicesView(this.c.catalog.snapshot(), this.opts.node, this.membersList(), this.viewOpts())),
@@ -448,11 +452,21 @@ export class HttpServer {
         `${this.hub.size} /api/watch streams are open, the most this agent serves (--http-watch-max ${max}); close some or raise --http-watch-max`,
       )
     }
-    const snap = this.c.catalog.snapshot()
-    // The catalog part is as large as the catalog: serialised once per snapshot, not once per reader.
-    if (this.stateJson?.seq !== snap.seq) this.stateJson = { seq: snap.seq, json: JSON.stringify(stateView(snap, this.opts.node)) }
+    const state = this.stateText(this.c.catalog.snapshot())
     const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`
-    this.hub.addJson(res, peer, 'snapshot', `{"state":${this.stateJson.json},"members":${JSON.stringify(this.membersList())}}`)
+    this.hub.addJson(res, peer, 'snapshot', `{"state":${state},"members":${JSON.stringify(this.membersList())}}`)
+  }
+
+  /**
+   * The state view of `snap` as JSON text. It is as large as the catalog, so it is serialised
+   * once per snapshot (its `seq`) and shared by /api/state.json and /api/watch readers, not once
+   * per request.
+   */
+  private stateText(snap: CatalogSnapshot): string {
+    if (this.stateJson?.seq === snap.seq) return this.stateJson.json
+    const json = JSON.stringify(stateView(snap, this.opts.node))
+    this.stateJson = { seq: snap.seq, json }
+    return json
   }
 
   private drain(req: IncomingMessage, res: ServerResponse, id: string, on: boolean): void {
@@ -554,7 +568,12 @@ function notFoundMessage(path: string, routes: readonly Route[]): string {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n'
+  sendJsonText(res, status, JSON.stringify(body))
+}
+
+/** A JSON body already serialised (`json`, without the closing newline). */
+function sendJsonText(res: ServerResponse, status: number, json: string): void {
+  const text = json + '\n'
   res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
 }
