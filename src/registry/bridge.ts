@@ -352,10 +352,8 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const prev = this.episode
     const base = prev ? (now - prev.at >= this.outAfterMs ? prev.to : prev.base) : this.announced
     if (compareVersions(own.version, base) <= 0) return
-    // Only whether they are at most `inlineRecords` matters: the look stops at one more.
-    const changed: ServiceRecord[] = []
-    for (const r of this.catalog.localRecords()) if (compareVersions(r.version, base) > 0 && changed.push(r) > this.inlineRecords) break
-    const inline = changed.length <= this.inlineRecords ? changed : []
+    // Only whether they are at most `inlineRecords` matters; the catalog answers from its latest writes.
+    const inline = this.catalog.localChangedSince(base, this.inlineRecords) ?? []
     let payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: inline })
     if (inline.length > 0 && payload.length > this.maxBroadcast)
       payload = encodeMessage({ type: MsgType.notice, bootId: own.bootId, from: base, to: own.version, records: [] })

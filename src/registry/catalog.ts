@@ -18,6 +18,7 @@ import { ShoalError } from '../errors.js'
 import type { Clock, Timer } from '../clock.js'
 import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { compareVersions, Hlc } from './hlc.js'
+import { RecentWrites } from './recent.js'
 import {
   isUp,
   type CatalogEvent,
@@ -137,6 +138,8 @@ interface HostEntry {
 
 const MAX_RETIRED = 16
 const MAX_PARKED_BOOTS = 4
+/** This node's latest records held by its index (RecentWrites): localChangedSince answers up to this many without a pass. */
+const RECENT_OWN_KEPT = 16
 
 /** FNV-1a, 32 bits. */
 export function hash32(s: string): number {
@@ -251,11 +254,11 @@ export class Catalog implements CatalogView {
   private readonly hlc: Hlc
   private readonly hosts = new Map<string, HostEntry>()
   /**
-   * The highest version among this node's records (coverage(self)), kept as they are stored;
-   * undefined after one is dropped, then found again by one pass. The bridge asks on every
-   * local change, so a scan each time made a burst of N changes cost N x N.
+   * This node's latest records and highest version (coverage(self), localChangedSince), kept as
+   * they are stored; built again by one pass after one is dropped. The bridge asks on every
+   * local change, so a pass each time made a burst of N changes cost N x N.
    */
-  private ownMax: Version | undefined
+  private readonly own = new RecentWrites(RECENT_OWN_KEPT)
   private readonly listeners = new Set<(ev: CatalogEvent) => void>()
   private readonly localListeners = new Set<(rec: ServiceRecord) => void>()
   private localBoot: string | undefined
@@ -311,7 +314,7 @@ export class Catalog implements CatalogView {
     me.bootId = bootId
     me.records.clear()
     me.digest = undefined
-    this.ownMax = undefined
+    this.own.clear()
     this.changed()
     for (const r of previous) this.writeLocal(r)
   }
@@ -358,6 +361,27 @@ export class Catalog implements CatalogView {
   localRecords(): ServiceRecord[] {
     return [...this.hosts.get(this.self)!.records.values()].map((e) => e.rec)
   }
+
+  /**
+   * This node's records of a version above `base` (tombstones included), when there are at
+   * most `limit`; undefined when there are more. What a version notice carries inline
+   * (GossipBridge.notice): answered from the latest writes, without a pass over every record,
+   * for a `limit` up to RECENT_OWN_KEPT.
+   */
+  localChangedSince(base: Version, limit: number): ServiceRecord[] | undefined {
+    if (limit <= this.own.keep) return this.own.since(base, limit, this.allOwn)
+    const out: ServiceRecord[] = []
+    for (const r of this.ownRecords()) if (compareVersions(r.version, base) > 0 && out.push(r) > limit) return undefined
+    return out
+  }
+
+  /** This node's records, read in place (no copy). */
+  private *ownRecords(): Generator<ServiceRecord> {
+    for (const e of this.hosts.get(this.self)!.records.values()) yield e.rec
+  }
+
+  /** ownRecords, for the index to read when it is built again. */
+  private readonly allOwn = (): Iterable<ServiceRecord> => this.ownRecords()
 
   /** Called with every record this owner writes (the bridge broadcasts it). Returns an unsubscribe. */
   onLocalChange(fn: (rec: ServiceRecord) => void): () => void {
@@ -561,7 +585,7 @@ export class Catalog implements CatalogView {
       for (const [id, e] of h.records) {
         if (e.tombAt !== undefined && now - e.tombAt >= this.ttl) {
           h.records.delete(id)
-          if (h.name === this.self) this.ownMax = undefined
+          if (h.name === this.self) this.own.dropped()
           this.stats.tombstonesCollected++
           dirty = true
         }
@@ -667,12 +691,7 @@ export class Catalog implements CatalogView {
   coverage(owner: string): Coverage | undefined {
     if (owner === this.self) {
       if (this.localBoot === undefined) return undefined
-      if (this.ownMax === undefined) {
-        let max: Version = [0, 0]
-        for (const e of this.hosts.get(this.self)!.records.values()) if (compareVersions(e.rec.version, max) > 0) max = e.rec.version
-        this.ownMax = max
-      }
-      return { owner, bootId: this.localBoot, version: this.ownMax }
+      return { owner, bootId: this.localBoot, version: this.own.highest(this.allOwn) }
     }
     const h = this.hosts.get(owner)
     if (!h || h.reaped || h.bootId === undefined) return undefined
@@ -793,7 +812,7 @@ export class Catalog implements CatalogView {
     if (rec.status === 'tombstone') entry.tombAt = cur?.tombAt ?? this.clock.now()
     h.records.set(rec.id, entry)
     h.digest = undefined
-    if (h.name === this.self && this.ownMax !== undefined && compareVersions(rec.version, this.ownMax) > 0) this.ownMax = rec.version
+    if (h.name === this.self) this.own.stored(rec)
   }
 
   /** A record of a boot membership has not confirmed: kept aside, invisible, until it does. */
