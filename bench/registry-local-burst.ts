@@ -13,18 +13,13 @@
  *   --src DIR   drive DIR/src instead of this tree's src (a `git archive` of another commit), for before/after
  * Results: bench/RESULTS-registry.md, "Local changes with notices".
  */
-import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
+import { option, registryModules } from './stats.js'
 import { seeded } from '../test/lib/random.js'
 import type { LocalRecord } from '../src/registry/catalog.js'
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
-const args = process.argv.slice(2)
-const opt = (name: string): string | undefined => {
-  const k = args.indexOf(name)
-  return k >= 0 ? args[k + 1] : undefined
-}
-const RECORDS = Number(opt('--records') ?? 3000)
+const RECORDS = Number(option('--records') ?? 3000)
 const SPACED = 1000
 const ROUNDS = 7
 
@@ -47,15 +42,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const srcRoot = opt('--src') ?? repo
-  const mod = (p: string) => import(pathToFileURL(join(srcRoot, 'src', p)).href)
-  const { VirtualClock } = await mod('clock.ts')
-  const { Gossip } = await mod('gossip/gossip.ts')
-  const { SimNetwork } = await mod('gossip/transport-sim.ts')
-  const { silentLogger } = await mod('log.ts')
-  const { GossipBridge } = await mod('registry/bridge.ts')
-  const { Catalog } = await mod('registry/catalog.ts')
-  const { REGISTRY_PROTOCOL } = await mod('registry/wire.ts')
+  const srcRoot = option('--src') ?? repo
+  const { VirtualClock, Gossip, SimNetwork, silentLogger, GossipBridge, Catalog, REGISTRY_PROTOCOL } = await registryModules(srcRoot)
 
   const clock = new VirtualClock()
   const random = seeded(7)

@@ -24,19 +24,14 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { pct } from './stats.js'
+import { fileURLToPath } from 'node:url'
+import { option, pct, registryModules } from './stats.js'
 import { seeded } from '../test/lib/random.js'
 import type { LocalRecord } from '../src/registry/catalog.js'
 import type { Version } from '../src/registry/types.js'
 
 const repo = fileURLToPath(new URL('..', import.meta.url))
-const args = process.argv.slice(2)
-const opt = (name: string): string | undefined => {
-  const k = args.indexOf(name)
-  return k >= 0 ? args[k + 1] : undefined
-}
-const quick = args.includes('--quick')
+const quick = process.argv.slice(2).includes('--quick')
 const PER_HOST = 20
 
 interface RunSpec {
@@ -83,15 +78,8 @@ function service(ip: string, i: number, port = 8000 + i, status: LocalRecord['st
 }
 
 async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
-  const mod = (p: string) => import(pathToFileURL(join(srcRoot, 'src', p)).href)
-  const { VirtualClock } = await mod('clock.ts')
-  const { Gossip } = await mod('gossip/gossip.ts')
-  const { SimNetwork } = await mod('gossip/transport-sim.ts')
-  const { silentLogger } = await mod('log.ts')
-  const { GossipBridge } = await mod('registry/bridge.ts')
-  const { Catalog } = await mod('registry/catalog.ts')
-  const { compareVersions } = await mod('registry/hlc.ts')
-  const { REGISTRY_PROTOCOL } = await mod('registry/wire.ts')
+  const { VirtualClock, Gossip, SimNetwork, silentLogger, GossipBridge, Catalog, compareVersions, REGISTRY_PROTOCOL } =
+    await registryModules(srcRoot)
 
   const { profile, hosts: HOSTS, changes: CHANGES } = spec
   const realStart = Date.now()
@@ -334,17 +322,17 @@ load average ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)
 `
 }
 
-const runs = parseRuns(opt('--run') ?? (quick ? 'lan-50,local-50' : 'lan-200,local-200'))
+const runs = parseRuns(option('--run') ?? (quick ? 'lan-50,local-50' : 'lan-200,local-200'))
 if (quick) for (const r of runs) r.changes = Math.min(r.changes, 250)
-const ref = opt('--compare')
+const ref = option('--compare')
 if (ref) await compare(ref, runs)
 else {
   const results: Result[] = []
   for (const spec of runs) {
-    const r = await run(opt('--src') ?? repo, spec)
+    const r = await run(option('--src') ?? repo, spec)
     results.push(r)
-    if (!opt('--json')) console.log(line('', r))
+    if (!option('--json')) console.log(line('', r))
   }
-  if (opt('--json')) writeFileSync(opt('--json')!, JSON.stringify(results))
+  if (option('--json')) writeFileSync(option('--json')!, JSON.stringify(results))
 }
 process.exit(0)

@@ -1,4 +1,35 @@
 import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+
+/** The value after `name` (e.g. `--records`) on this process's command line; undefined when absent. */
+export function option(name: string): string | undefined {
+  const args = process.argv.slice(2)
+  const k = args.indexOf(name)
+  return k >= 0 ? args[k + 1] : undefined
+}
+
+/**
+ * The simulator's and the registry's modules from the source tree at `srcRoot` (this checkout,
+ * or another one's, to compare two builds in one run with the same bench code). Loaded by path
+ * through the TypeScript loader the bench runs under; untyped, as another checkout's may differ.
+ */
+export async function registryModules(srcRoot: string): Promise<Record<string, any>> {
+  const mod = (p: string): Promise<Record<string, any>> => import(pathToFileURL(join(srcRoot, 'src', p)).href)
+  const [clock, gossip, sim, log, bridge, catalog, hlc, wire] = await Promise.all(
+    [
+      'clock.ts',
+      'gossip/gossip.ts',
+      'gossip/transport-sim.ts',
+      'log.ts',
+      'registry/bridge.ts',
+      'registry/catalog.ts',
+      'registry/hlc.ts',
+      'registry/wire.ts',
+    ].map(mod),
+  )
+  return { ...clock, ...gossip, ...sim, ...log, ...bridge, ...catalog, ...hlc, ...wire }
+}
 
 /** Nearest-rank percentile (p in 0..100) of a sample; NaN when empty. */
 export function pct(xs: readonly number[], p: number): number {
