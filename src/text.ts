@@ -43,3 +43,24 @@ export function quoteText(text: string): string {
 export function maskUnsafe(text: string): string {
   return text.replace(new RegExp(UNSAFE.source, 'gu'), (c) => (c === '\t' || c === '\n' ? c : '?'))
 }
+
+/** The longest node name, in characters (README "Known limits"; the registry's `RecordLimits.host.build`). */
+export const NODE_NAME_MAX = 128
+
+const NODE_NAME_RE = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${NODE_NAME_MAX - 1}}$`)
+
+/**
+ * The node name rule, the one check of a node name wherever one is taken (`shoal agent --node`,
+ * `shoal ca intermediate --node`): 1 to NODE_NAME_MAX characters of [A-Za-z0-9._-], the first a
+ * letter or a digit, so that it fits a record, a SPIFFE ID path (`spiffe://TD/node/NAME`) and a
+ * file name. Here on the ground floor because the registry and the identity tooling, which may
+ * not import each other, both apply it. Returns what is wrong, for an error that names the
+ * input, or undefined when `name` is valid.
+ *
+ * @example
+ *   nodeNameProblem('host-a')  // undefined
+ *   nodeNameProblem('-a')      // 'is not a valid node name ([A-Za-z0-9._-], up to 128)'
+ */
+export function nodeNameProblem(name: string): string | undefined {
+  return NODE_NAME_RE.test(name) ? undefined : `is not a valid node name ([A-Za-z0-9._-], up to ${NODE_NAME_MAX})`
+}

@@ -6,7 +6,7 @@ import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 import { TlsMode } from '../identity/names.js'
 // types.ts, not index.ts: every CLI command loads this file, and the registry's index loads msgpackr, ajv and prom-client.
-import { nodeNameProblem } from '../registry/types.js'
+import { nodeNameProblem, quoteText } from '../text.js'
 
 /**
  * The agent's configuration, from flags and `SHOAL_<NAME>` environment variables
@@ -293,7 +293,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
 
   const node = str('node', hostname())
   const nodeProblem = nodeNameProblem(node)
-  if (nodeProblem !== undefined) throw configError(get('node')?.where ?? '--node', `"${node}" ${nodeProblem}`)
+  if (nodeProblem !== undefined) throw configError(get('node')?.where ?? '--node', `${quoteText(node)} ${nodeProblem}`)
   const bindIn = get('bind')
   const bind = bindIn
     ? hostPort(bindIn, { defaultPort: DEFAULT_PORTS.gossip, ipOnly: true, listener: true })

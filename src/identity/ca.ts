@@ -7,6 +7,7 @@
 import { access, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ShoalError } from '../errors.js'
+import { nodeNameProblem, quoteText } from '../text.js'
 import { keyMatches, readCertificates } from './chain.js'
 import { CERT_MODE, INTERMEDIATE_FILES, KEY_MODE, ROOT_FILES, writeAtomic, writeFileSet } from './files.js'
 import { parseSpiffeId, trustDomainOf, trustDomainProblem } from './spiffe.js'
@@ -115,9 +116,8 @@ export interface IntermediateResultFiles {
  * Throws SHOAL_ERR_PEM or SHOAL_ERR_CA naming the root's files when they are unusable.
  */
 export async function makeIntermediate(opts: IntermediateOptions): Promise<IntermediateResultFiles> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(opts.node)) {
-    throw new ShoalError('SHOAL_ERR_CONFIG', `--node: "${opts.node}" is not a valid node name ([A-Za-z0-9._-], up to 128)`)
-  }
+  const nodeProblem = nodeNameProblem(opts.node)
+  if (nodeProblem !== undefined) throw new ShoalError('SHOAL_ERR_CONFIG', `--node: ${quoteText(opts.node)} ${nodeProblem}`)
   const rootFile = join(opts.caDir, ROOT_FILES.cert)
   const rootKeyFile = join(opts.caDir, ROOT_FILES.key)
   const rootText = await readText(rootFile, 'the root certificate (from `shoal ca init`)')

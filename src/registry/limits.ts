@@ -13,6 +13,7 @@
  *
  * Characters are JavaScript string units (UTF-16), as the first release's decoder counted them.
  */
+import { NODE_NAME_MAX } from '../text.js'
 
 export interface RecordLimit {
   /** What is measured. */
@@ -31,10 +32,10 @@ export const RecordLimits = {
   id: { unit: 'characters', build: 128, accept: 128, over: 'refuse', what: 'instance id' },
   name: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'service name' },
   image: { unit: 'characters', build: 1024, accept: 1024, over: 'truncate', what: 'image' },
-  // The owner's node name: `--node` takes at most `build` characters of [A-Za-z0-9._-] (types.ts
+  // The owner's node name: `--node` takes at most `build` characters of [A-Za-z0-9._-] (text.ts
   // nodeNameProblem, the one check), the agent refuses to start with a longer one. (The gossip
   // layer's own bound, 1..255 bytes of UTF-8, is its wire's and wider.)
-  host: { unit: 'characters', build: 128, accept: 256, over: 'refuse', what: 'node name' },
+  host: { unit: 'characters', build: NODE_NAME_MAX, accept: 256, over: 'refuse', what: 'node name' },
   bootId: { unit: 'characters', build: 128, accept: 128, over: 'refuse', what: 'boot id' },
   ports: { unit: 'entries', build: 64, accept: Infinity, over: 'refuse', what: 'ports' },
   portIp: { unit: 'characters', build: 64, accept: 64, over: 'refuse', what: 'port IP' },

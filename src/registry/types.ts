@@ -4,7 +4,6 @@
  */
 import type { CheckContext, CheckResult, CheckSpec } from '../health/types.js'
 import type { Startable } from '../lifecycle.js'
-import { RecordLimits } from './limits.js'
 
 export const ServiceStatus = {
   alive: 'alive',
@@ -47,23 +46,14 @@ export const INBOUND_LABEL = 'shoal.inbound'
 export const ProxyMode = { http: 'http', tcp: 'tcp', ws: 'ws', grpc: 'grpc' } as const
 export type ProxyMode = (typeof ProxyMode)[keyof typeof ProxyMode]
 
-const MAX_NODE_NAME = RecordLimits.host.build
-const NODE_NAME_RE = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_NODE_NAME - 1}}$`)
-
 /**
- * The node name rule, the one check of `--node` (README "Known limits"); here, with the contracts,
- * so that the agent's configuration (which every CLI command loads) checks it without loading
- * the registry: 1 to 128
- * (RecordLimits.host.build) characters of [A-Za-z0-9._-], the first a letter or a digit. Returns
- * what is wrong, for an error that names the input, or undefined when `name` is valid.
- *
- * @example
- *   nodeNameProblem('host-a')  // undefined
- *   nodeNameProblem('-a')      // 'is not a valid node name ([A-Za-z0-9._-], up to 128)'
+ * The node name rule, the one check of `--node` (README "Known limits"): 1 to 128
+ * (RecordLimits.host.build, which is NODE_NAME_MAX) characters of [A-Za-z0-9._-], the first a
+ * letter or a digit. It lives on the ground floor (src/text.ts), where the identity tooling
+ * reaches it too; re-exported here with the contracts, so that the agent's configuration (which
+ * every CLI command loads) checks it without loading the registry.
  */
-export function nodeNameProblem(name: string): string | undefined {
-  return NODE_NAME_RE.test(name) ? undefined : `is not a valid node name ([A-Za-z0-9._-], up to ${MAX_NODE_NAME})`
-}
+export { nodeNameProblem } from '../text.js'
 
 /**
  * One port of an instance. `servicePort` is cluster-wide. `ip` and `port`, present together,
