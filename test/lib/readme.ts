@@ -36,3 +36,79 @@ export function shellBlocks(markdown: string): Block[] {
   }
   return blocks
 }
+
+/**
+ * A JSON shape as the README writes one in its HTTP API table: `{a, b?, c: {d}, e: [{f}]}`.
+ * A key with `?` may be absent; a key without `:` may hold anything; `[SHAPE]` is an array
+ * whose every element has SHAPE.
+ */
+export type Shape = { kind: 'object'; keys: Map<string, { optional: boolean; shape?: Shape }> } | { kind: 'array'; of: Shape }
+
+/** Parses a shape (see Shape); throws naming the position of what it cannot read. */
+export function parseShape(text: string): Shape {
+  let i = 0
+  const space = () => {
+    while (/\s/.test(text[i] ?? '')) i++
+  }
+  const expect = (c: string) => {
+    space()
+    if (text[i] !== c) throw new Error(`shape ${JSON.stringify(text)}: expected "${c}" at ${i}, found "${text[i] ?? 'the end'}"`)
+    i++
+  }
+  const value = (): Shape => {
+    space()
+    if (text[i] === '[') {
+      i++
+      const of = value()
+      expect(']')
+      return { kind: 'array', of }
+    }
+    expect('{')
+    const keys = new Map<string, { optional: boolean; shape?: Shape }>()
+    for (;;) {
+      space()
+      const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i))
+      if (!m) throw new Error(`shape ${JSON.stringify(text)}: expected a key at ${i}`)
+      i += m[0].length
+      const optional = text[i] === '?'
+      if (optional) i++
+      space()
+      let shape: Shape | undefined
+      if (text[i] === ':') {
+        i++
+        shape = value()
+        space()
+      }
+      keys.set(m[0], { optional, ...(shape ? { shape } : {}) })
+      if (text[i] === ',') {
+        i++
+        continue
+      }
+      expect('}')
+      return { kind: 'object', keys }
+    }
+  }
+  const s = value()
+  space()
+  if (i !== text.length) throw new Error(`shape ${JSON.stringify(text)}: text after the shape at ${i}`)
+  return s
+}
+
+/** Where `value` departs from `shape`: one line per difference, with its path (`clients.clients[0].types`). */
+export function shapeProblems(shape: Shape, value: unknown, path = '$'): string[] {
+  if (shape.kind === 'array') {
+    if (!Array.isArray(value)) return [`${path}: an array in the README, ${JSON.stringify(value)?.slice(0, 80)} in the answer`]
+    return value.flatMap((v, k) => shapeProblems(shape.of, v, `${path}[${k}]`))
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return [`${path}: an object in the README, ${JSON.stringify(value)?.slice(0, 80)} in the answer`]
+  const out: string[] = []
+  const got = value as Record<string, unknown>
+  for (const [k, spec] of shape.keys) {
+    if (!(k in got)) {
+      if (!spec.optional) out.push(`${path}.${k}: in the README, not in the answer`)
+    } else if (spec.shape) out.push(...shapeProblems(spec.shape, got[k], `${path}.${k}`))
+  }
+  for (const k of Object.keys(got)) if (!shape.keys.has(k)) out.push(`${path}.${k}: in the answer, not in the README`)
+  return out
+}
