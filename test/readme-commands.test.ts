@@ -7,12 +7,14 @@
 //                                 after it run; it must come up (GET /healthz) and keep running
 //   <!-- needs: COMPONENT -->     not run here: COMPONENT is one of NEEDS below
 //
+// A code block with `<!-- file: NAME -->` before it is written to NAME first (an example's static
+// file, server and client); the example server's port 50051 becomes a free one in every block.
 // An unmarked block fails. Runnable blocks run in `sh -e` at the root of a copy of this built
 // checkout (so their builds and files never touch the tree other tests run from), with the
 // agent's addresses on free loopback ports through SHOAL_BIND, SHOAL_XDS, SHOAL_HTTP, SHOAL_DNS
 // and SHOAL_AGENT (a README command must not name ports itself), no Docker engine, and npm offline.
 import { spawn } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -20,10 +22,12 @@ import type { ServicesView } from '../src/http/index.js'
 import { until } from './lib/gossip-net.js'
 import { unusedPort } from './lib/listen.js'
 import { REPO_ROOT, ensureBuilt } from './lib/cli.js'
-import { NEEDS, shellBlocks, type Block } from './lib/readme.js'
+import { fileBlocks, NEEDS, shellBlocks, type Block } from './lib/readme.js'
 
 const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
 const blocks = shellBlocks(readme)
+/** The port the README's example server binds (docs/style.md): each run replaces it with a free one. */
+const EXAMPLE_PORT = '50051'
 
 t.test('every shell block of the README is marked runnable or names what it needs', async (t) => {
   t.ok(blocks.length > 10, `${blocks.length} shell blocks`)
@@ -75,6 +79,12 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'))
 
   const [bind, xds, http, dns] = [await unusedPort(), await unusedPort(), await unusedPort(), await unusedPort()]
+  // The files the examples use (<!-- file: NAME -->), and the example server's port made a free one.
+  const examplePort = String(await unusedPort())
+  const withPort = (text: string): string => text.replaceAll(EXAMPLE_PORT, examplePort)
+  const files = fileBlocks(readme)
+  t.ok(files.length > 0, `the README gives ${files.map((f) => f.name).join(', ')} as files`)
+  for (const f of files) writeFileSync(join(copy, f.name), withPort(f.text))
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHOAL_')))
   Object.assign(env, {
     SHOAL_NODE: 'readme',
@@ -93,9 +103,12 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     npm_config_audit: 'false',
   })
 
-  let background: { child: ReturnType<typeof spawn>; exited: Promise<number | null>; out: () => string } | undefined
-  const stopBackground = async () => {
+  let background: { block: Block; child: ReturnType<typeof spawn>; exited: Promise<number | null>; out: () => string } | undefined
+  let examplesChecked = false
+  /** Stops the running background block; with `check`, first checks npm start's examples when it is npm start. */
+  const stopBackground = async (check: boolean) => {
     const b = background
+    if (check && b && b.child.exitCode === null && b.block.text.startsWith('npm start')) await checkExamples()
     background = undefined
     if (!b || b.child.exitCode !== null) return
     process.kill(-b.child.pid!, 'SIGTERM')
@@ -103,11 +116,29 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     if (!done) process.kill(-b.child.pid!, 'SIGKILL')
     await b.exited
   }
-  t.teardown(stopBackground)
+  t.teardown(() => stopBackground(false))
+
+  // Item 9: whatever the ports, `npm start`'s example services are all healthy (checked before
+  // its agent is stopped: later background blocks start agents of their own).
+  const services = async (): Promise<ServicesView> =>
+    (await fetch(`http://127.0.0.1:${http}/api/services.json`)).json() as Promise<ServicesView>
+  const checkExamples = async (): Promise<void> => {
+    examplesChecked = true
+    const healthy = await until(async () => {
+      const s = await services()
+      return s.services.length > 0 && s.services.every((x) => x.instances.length > 0 && x.instances.every((i) => i.status === 'alive'))
+    }, 60_000)
+    const now = await services()
+    t.ok(
+      healthy,
+      `every example service is healthy on non-default ports: ${now.services.map((s) => `${s.name} ${s.instances.map((i) => i.status).join(',')}`).join('; ')}`,
+    )
+    t.same(now.services.map((s) => s.name).sort(), ['shoal-debug', 'shoal-gossip', 'shoal-xds'])
+  }
 
   /** Runs one block to its end (at most 5 minutes); resolves with its exit code and output. */
   const runBlock = (b: Block): Promise<{ code: number | null; out: string }> => {
-    const child = spawn('sh', ['-e', '-c', b.text], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const child = spawn('sh', ['-e', '-c', withPort(b.text)], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     let out = ''
     child.stdout!.on('data', (d) => (out += d))
     child.stderr!.on('data', (d) => (out += d))
@@ -128,13 +159,13 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     const b = runnable[i]!
     if (b.marker === 'background') {
       const where = `README.md:${b.line}`
-      await stopBackground()
-      const child = spawn('sh', ['-e', '-c', b.text], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      await stopBackground(true)
+      const child = spawn('sh', ['-e', '-c', withPort(b.text)], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
       let out = ''
       child.stdout!.on('data', (d) => (out += d))
       child.stderr!.on('data', (d) => (out += d))
       const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
-      background = { child, exited, out: () => out }
+      background = { block: b, child, exited, out: () => out }
       const up = await until(async () => {
         if (child.exitCode !== null) return true
         return fetch(`http://127.0.0.1:${http}/healthz`).then(
@@ -172,19 +203,7 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     i = end
   }
 
-  // Item 9: whatever the ports, `npm start`'s example services are all healthy.
   t.ok(background, 'a background block started an agent')
-  const services = async (): Promise<ServicesView> =>
-    (await fetch(`http://127.0.0.1:${http}/api/services.json`)).json() as Promise<ServicesView>
-  const healthy = await until(async () => {
-    const s = await services()
-    return s.services.length > 0 && s.services.every((x) => x.instances.length > 0 && x.instances.every((i) => i.status === 'alive'))
-  }, 60_000)
-  const now = await services()
-  t.ok(
-    healthy,
-    `every example service is healthy on non-default ports: ${now.services.map((s) => `${s.name} ${s.instances.map((i) => i.status).join(',')}`).join('; ')}`,
-  )
-  t.same(now.services.map((s) => s.name).sort(), ['shoal-debug', 'shoal-gossip', 'shoal-xds'])
-  await stopBackground()
+  await stopBackground(true)
+  t.ok(examplesChecked, "npm start's example services were checked")
 })

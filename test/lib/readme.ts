@@ -7,13 +7,40 @@
  */
 
 /** What a `needs:` block may name; each is something this machine's tests cannot provide. */
-export const NEEDS = ['npm registry', 'docker', 'swarm', 'envoy', 'a gRPC client', 'other hosts', 'root']
+export const NEEDS = ['npm registry', 'docker', 'swarm', 'envoy', 'other hosts', 'root']
 
 export interface Block {
   line: number
   marker: 'runnable' | 'background' | 'needs' | undefined
   needs?: string
   text: string
+}
+
+/** A code block the README gives as a file: `<!-- file: NAME -->` on the line before it. */
+export interface FileBlock {
+  line: number
+  name: string
+  text: string
+}
+
+/**
+ * The code blocks of a Markdown text marked `<!-- file: NAME -->` (any language): the files an
+ * example's commands use, which test/readme-commands.test.ts writes before it runs them.
+ */
+export function fileBlocks(markdown: string): FileBlock[] {
+  const lines = markdown.split('\n')
+  const files: FileBlock[] = []
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```\w*\s*$/.test(lines[i]!) || lines[i] === '```') continue
+    let end = i + 1
+    while (end < lines.length && !/^```\s*$/.test(lines[end]!)) end++
+    let j = i - 1
+    while (j >= 0 && lines[j]!.trim() === '') j--
+    const m = /^<!--\s*file:\s*([A-Za-z0-9._-]+)\s*-->$/.exec(lines[j]?.trim() ?? '')
+    if (m) files.push({ line: i + 1, name: m[1]!, text: lines.slice(i + 1, end).join('\n') + '\n' })
+    i = end
+  }
+  return files
 }
 
 /** The shell blocks of a Markdown text with the marker on the line before each. */
