@@ -169,13 +169,58 @@ export async function connectedSource(t: TestLike, d: Dockerd): Promise<{ src: D
   return { src, registry }
 }
 
+/** The port a swarm engine's overlay gossip (libnetwork's NetworkDB, memberlist) binds: fixed, not configurable. */
+export const SWARM_GOSSIP_PORT = 7946
+
+/**
+ * The sockets on `port` (TCP listening, UDP bound) in the network namespace `netns` (a name
+ * under /run/netns; default this process's), one `ss -ltnup` line each (`tcp 0.0.0.0:7946
+ * users:(("node",pid=123,fd=20))`). Throws when `ss` cannot run.
+ */
+export function portListeners(port: number, netns?: string): string[] {
+  const argv = ['ss', '-H', '-l', '-t', '-u', '-n', '-p']
+  const r = netns
+    ? spawnSync('nsenter', [`--net=/run/netns/${netns}`, ...argv], { encoding: 'utf8' })
+    : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`)
+  const out: string[] = []
+  for (const line of r.stdout.split('\n')) {
+    // Netid State Recv-Q Send-Q Local:Port Peer:Port [Process]
+    const f = line.trim().split(/\s+/)
+    const local = f[4]
+    if (!local || Number(local.slice(local.lastIndexOf(':') + 1)) !== port) continue
+    out.push(`${f[0]} ${local} ${f.slice(6).join(' ') || '(process not shown)'}`)
+  }
+  return out
+}
+
+/**
+ * Why a swarm engine in `netns` (default this namespace) would lose its overlay networking,
+ * or undefined: something already listens on SWARM_GOSSIP_PORT there. dockerd then cannot
+ * bind its NetworkDB's memberlist, and `swarm init` still succeeds, so overlay networks and
+ * their tasks fail minutes later with no word of the port. A Shoal agent's default `--bind`
+ * is 0.0.0.0:7946 (TCP and UDP), which takes the port on every address (a later bind of
+ * 127.x.y.z:7946 fails with EADDRINUSE for TCP and UDP alike). `port` is for this check's own test.
+ */
+export function swarmPortProblem(netns?: string, port = SWARM_GOSSIP_PORT): string | undefined {
+  const held = portListeners(port, netns)
+  if (held.length === 0) return undefined
+  return (
+    `port ${port} is taken${netns ? ` in network namespace ${netns}` : ' on this machine'} (${held.join('; ')}); ` +
+    `a swarm engine's overlay gossip needs it, so overlay networks would fail later. Stop that process ` +
+    `(\`ss -ltnup 'sport = :${port}'\` names it; a Shoal agent started with the default --bind 0.0.0.0:${port}, ` +
+    `e.g. by \`npm start\`, takes it: run it with --bind 127.0.0.1:PORT or another port) and run the test again`
+  )
+}
+
 /**
  * Start a private dockerd for test `t`, or mark `t` skipped (with the reason) and return
  * undefined when this machine cannot run it. With `swarm`, the engine runs without
  * `--live-restore` (which swarm mode refuses); see `initSwarm`. With `netns` (a name under
  * /run/netns, e.g. a NetnsLab host's), dockerd, its bridge, containers and published ports
  * live in that network namespace: one "machine" of a multi-node swarm. (Through nsenter, not
- * `ip netns exec`, which remounts /sys and hides the cgroup mounts dockerd needs.)
+ * `ip netns exec`, which remounts /sys and hides the cgroup mounts dockerd needs.) A swarm
+ * engine fails at once when something listens on port 7946 where it runs (swarmPortProblem).
  */
 export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?: string } = {}): Promise<Dockerd | undefined> {
   const why = unavailable()
@@ -183,6 +228,9 @@ export async function startDockerd(t: TestLike, opts: { swarm?: boolean; netns?:
     t.skip(`real Docker engine suite skipped: ${why}`)
     return undefined
   }
+  // Fail now, naming the process, rather than when an overlay task times out (swarmPortProblem).
+  const portTaken = opts.swarm ? swarmPortProblem(opts.netns) : undefined
+  if (portTaken) throw new Error(portTaken)
   const dir = mkdtempSync('/tmp/shd-')
   const tag = randomBytes(3).toString('hex')
   const bridge = `shl${tag}`
