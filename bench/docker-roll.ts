@@ -7,6 +7,8 @@
  * Env:   BENCH_ROUNDS=5   times each of the 3 replicas is replaced per roll
  *        BENCH_ROLLS=docker,swarm   which rolls to run (the results file is written only when both ran, or BENCH_OUT is set)
  *        BENCH_OUT=bench/RESULTS-roll.md   (empty: write nothing)
+ *        BENCH_CASES=abrupt-idempotent   only these cases (a comma list of ON_TERM or ON_TERM-idempotent: linger,
+ *                                        refuse, abrupt, abrupt-idempotent); default all
  *
  * Each roll is test/system/roll.ts on a fresh private dockerd: 3 replicas of a gRPC echo
  * server in containers (each call takes 20 ms), two agents (lan), a grpc-js-xds client on
@@ -45,6 +47,14 @@ const CASES: Case[] = [
 
 const SWARM_CASES: Case[] = CASES.slice(0, 2)
 
+/** The name BENCH_CASES selects a case by: its on-SIGTERM behaviour, `-idempotent` when labelled so. */
+const caseName = (c: Case): string => `${c.onTerm}${c.idempotent ? '-idempotent' : ''}`
+const ONLY = process.env.BENCH_CASES ? new Set(process.env.BENCH_CASES.split(',').map((x) => x.trim())) : undefined
+if (ONLY) {
+  const unknown = [...ONLY].filter((n) => !CASES.some((c) => caseName(c) === n))
+  if (unknown.length) throw new Error(`BENCH_CASES: ${unknown.join(', ')} not one of ${CASES.map(caseName).join(', ')}`)
+}
+
 /** One roll with its own engine (a one-node swarm for `swarm`), agents and client, all stopped before it returns. */
 async function roll(c: Case, drainOnStop: boolean, kind: 'docker' | 'swarm'): Promise<RollResult | string> {
   const harness = benchHarness()
@@ -71,7 +81,7 @@ async function main() {
     ['docker', CASES],
   ] as const) {
     if (!ROLLS.has(kind)) continue
-    for (const c of cases) {
+    for (const c of cases.filter((x) => !ONLY || ONLY.has(caseName(x)))) {
       for (const drainOnStop of [true, false]) {
         const r = await roll(c, drainOnStop, kind)
         if (typeof r === 'string') {
