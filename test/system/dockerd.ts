@@ -208,8 +208,8 @@ export function swarmPortProblem(netns?: string, port = SWARM_GOSSIP_PORT): stri
   return (
     `port ${port} is taken${netns ? ` in network namespace ${netns}` : ' on this machine'} (${held.join('; ')}); ` +
     `a swarm engine's overlay gossip needs it, so overlay networks would fail later. Stop that process ` +
-    `(\`ss -ltnup 'sport = :${port}'\` names it; a Shoal agent started with the default --bind 0.0.0.0:${port}, ` +
-    `e.g. by \`npm start\`, takes it: run it with --bind 127.0.0.1:PORT or another port) and run the test again`
+    `(\`${netns ? `nsenter --net=/run/netns/${netns} ` : ''}ss -ltnup 'sport = :${port}'\` names it; a Shoal agent started with ` +
+    `the default --bind 0.0.0.0:${port}, e.g. by \`npm start\`, takes it: give it another port, --bind 0.0.0.0:7947) and run the test again`
   )
 }
 
