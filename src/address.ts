@@ -20,6 +20,8 @@ export interface ParseHostPortOptions {
   allowZero?: boolean
   /** Accept only IP literals, not names. Default false. */
   ipOnly?: boolean
+  /** The host is given to other hosts as where to reach this one (`--advertise`): it must be an IP that advertisedIpProblem allows. Default false. */
+  advertised?: boolean
   /** The error code thrown (default SHOAL_ERR_ADDRESS). */
   code?: ErrorCode
 }
@@ -57,6 +59,8 @@ export function parseHostPort(text: string, where: string, opts: ParseHostPortOp
     if (isIP(host) === 0 && !NAME.test(host)) fail('has no valid host (an IP address or a DNS name)')
   }
   if (opts.ipOnly && isIP(host) === 0) fail('is not an IP address with a port')
+  const unadvertisable = opts.advertised ? advertisedIpProblem(host) : undefined
+  if (unadvertisable !== undefined) fail(isIP(host) === 0 ? 'is not an IP address with a port' : unadvertisable)
   let port: number
   if (portText === undefined) {
     if (opts.defaultPort === undefined) fail('has no port (HOST:PORT)')
@@ -68,6 +72,59 @@ export function parseHostPort(text: string, where: string, opts: ParseHostPortOp
     if (port < min || port > 65535) fail(`has a port out of range ${min}-65535`)
   }
   return { host, port }
+}
+
+/**
+ * `ip` in canonical text (RFC 5952 for IPv6, as the WHATWG URL serializer writes it) when an
+ * instance may be advertised at it (advertisedIpProblem), else null. Two spellings of one
+ * address (`::FFFF:1.2.3.4`, `::ffff:102:304`) give one text.
+ *
+ * @example
+ *   canonicalIp('2001:DB8::0:1') // '2001:db8::1'
+ *   canonicalIp('fe80::1%eth0')  // null
+ */
+export function canonicalIp(ip: string): string | null {
+  return advertisedIpProblem(ip) === undefined ? canonicalText(ip) : null
+}
+
+function canonicalText(ip: string): string {
+  return isIP(ip) === 4 ? ip : new URL(`http://[${ip}]/`).hostname.slice(1, -1)
+}
+
+/**
+ * The one rule for an address an instance may be advertised at, to other hosts, their xDS
+ * clients and DNS: a record's port `ip` (static file `ip`/`IP`, a Docker host binding, a
+ * container's address on a `--docker-network`), and `--advertise`. It must be an IPv4 literal
+ * (dotted quad, no leading zeros) or an IPv6 literal, written bare (no brackets, no port, no
+ * white space), with no zone ID (`fe80::1%eth0`: a zone names an interface of the host that
+ * wrote it, which no other host shares; an AAAA record and Envoy's SocketAddress cannot carry
+ * it), and not the unspecified address (`0.0.0.0`, `::`), which names no host: a client would
+ * connect to itself. Returns what is wrong and what to write instead, or undefined when `ip`
+ * may be advertised. The xDS endpoint filter drops what it refuses (`not_an_ip`), DNS leaves
+ * it out, the static file and `--advertise` refuse it, the Docker source skips the port.
+ *
+ * @example
+ *   advertisedIpProblem('10.0.0.5')     // undefined
+ *   advertisedIpProblem('fe80::1%eth0') // 'has a zone ID (%eth0), which no other host can use; write the address alone ("fe80::1"), a global or unique-local IPv6 address, or an IPv4 address'
+ */
+export function advertisedIpProblem(ip: string): string | undefined {
+  const zone = ip.indexOf('%')
+  if (zone >= 0 && isIP(ip) === 6)
+    return `has a zone ID (${ip.slice(zone)}), which no other host can use; write the address alone ("${ip.slice(0, zone)}") if it is not link-local, else a global or unique-local IPv6 address, or an IPv4 address`
+  if (isIP(ip) === 0) {
+    const bare = ip.trim().replace(/^\[(.*)\](?::\d*)?$/, '$1')
+    if (bare !== ip && advertisedIpProblem(bare) === undefined) return `is not written bare; write "${bare}"`
+    return 'is not an IP address; write an IPv4 address like "10.0.0.5" or an IPv6 address like "2001:db8::5" (no port, no name)'
+  }
+  let text: string
+  try {
+    text = canonicalText(ip)
+  } catch {
+    return 'is not an IP address a URL can hold; write an IPv4 address like "10.0.0.5" or an IPv6 address like "2001:db8::5"'
+  }
+  if (text === '0.0.0.0' || text === '::')
+    return 'is the unspecified address, which names no host (a client would connect to itself); write the address other hosts reach the instance at'
+  return undefined
 }
 
 /**

@@ -78,6 +78,10 @@ t.test('bad configuration names the flag or variable', async (t) => {
     [['--node'], {}, /^shoal agent: --node needs a value/],
     [['--bind', '127.0.0.1:x'], {}, /--bind: "127.0.0.1:x" has no numeric port/],
     [['--bind', 'host.example:7946'], {}, /--bind: "host.example:7946" is not an IP address with a port/],
+    // The one rule for advertised addresses (address.ts advertisedIpProblem): others cannot use a zone ID or 0.0.0.0.
+    [['--advertise', '[fe80::1%eth0]:7946'], {}, /--advertise: "\[fe80::1%eth0\]:7946" has a zone ID \(%eth0\)/],
+    [['--advertise', '0.0.0.0'], {}, /--advertise: "0.0.0.0" is the unspecified address/],
+    [['--bind', '[fe80::1%eth0]:7946'], {}, /--bind: "fe80::1%eth0" is where the agent binds, but .* has a zone ID .*; give --advertise/],
     [['--ready-timeout', '5'], {}, /--ready-timeout: "5" is not a duration like 500ms, 10s, 1m, 24h or 30d \(add a unit: 5s\)/],
     [['--cluster', ''], {}, /--cluster: "" is not a valid cluster name \(1-64 characters/],
     [['--key', 'x', '--key-file', '/k'], {}, /--key and --key-file: give the keys one way/],

@@ -92,7 +92,10 @@ t.test('each invalid field is named with file, entry and field', async (t) => {
       'services[1].ports[0].servicePort: must be an integer 1-65535 (got "abc")',
     ],
     [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, type: 'sctp' }] }), 'services[1].ports[0].type: must be "tcp" or "udp"'],
-    [shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, ip: 'example.com' }] }), 'services[1].ports[0].ip: must be an IP address'],
+    [
+      shoal({ name: 'x', ports: [{ port: 1, servicePort: 2, ip: 'example.com' }] }),
+      'services[1].ports[0].ip: "example.com" is not an IP address',
+    ],
     [shoal({ name: 'x', id: 'has space', ports: [{ port: 1, servicePort: 2 }] }), 'services[1].id: must be 1-64 characters'],
     [
       shoal({ name: 'x', proxyMode: 'udp', ports: [{ port: 1, servicePort: 2 }] }),

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { canonicalIp, endpointFilter, type Instance } from '../src/xds/groups.js'
+import { canonicalIp } from '../src/address.js'
+import { endpointFilter, type Instance } from '../src/xds/groups.js'
 import { clientNetworkOf, nodeKindOf } from '../src/xds/resources.js'
 import { buildResources } from './lib/xds-oracle.js'
 import { FixtureCatalog, host, rec } from './lib/xds-fixture.js'

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { hostname, networkInterfaces } from 'node:os'
-import { parseHostPort, type HostPort } from '../address.js'
+import { advertisedIpProblem, parseHostPort, type HostPort } from '../address.js'
 import { ShoalError } from '../errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable, type FlagValue } from '../flags.js'
 import { TlsMode } from '../identity/names.js'
@@ -105,7 +105,7 @@ export const AGENT_FLAGS = {
     type: 'string',
     value: 'IP[:PORT]',
     default: 'first non-loopback IPv4',
-    help: 'address other agents use; also the IP of published container ports',
+    help: 'address other agents use (an IP without a zone ID, not 0.0.0.0); also the IP of published container ports',
   },
   join: { type: 'string', value: 'HOST:PORT,...', help: 'seeds, retried with jittered backoff until one answers' },
   cluster: { type: 'string', value: 'NAME', default: 'default', help: 'cluster label, checked on every message' },
@@ -247,11 +247,12 @@ function parseBool(v: FlagValue): boolean {
   throw configError(v.where, `"${v.value}" is not true or false`)
 }
 
-function hostPort(v: FlagValue, opts: { defaultPort?: number; ipOnly?: boolean; listener?: boolean }): HostPort {
+function hostPort(v: FlagValue, opts: { defaultPort?: number; ipOnly?: boolean; listener?: boolean; advertised?: boolean }): HostPort {
   return parseHostPort(v.value, v.where, {
     defaultPort: opts.defaultPort,
     allowZero: opts.listener === true,
     ipOnly: opts.ipOnly === true,
+    advertised: opts.advertised === true,
     code: 'SHOAL_ERR_CONFIG',
   })
 }
@@ -302,9 +303,16 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const advIn = get('advertise')
   let advertise: HostPort
   if (advIn) {
-    advertise = hostPort(advIn, { defaultPort: bind.port, ipOnly: true, listener: true })
+    advertise = hostPort(advIn, { defaultPort: bind.port, ipOnly: true, listener: true, advertised: true })
   } else {
     const ip = bind.host === '0.0.0.0' || bind.host === '::' ? detectAdvertiseIp() : bind.host
+    // The advertise address defaults to a specific --bind host, which may bind (a link-local IPv6 with its zone) but not be given to others.
+    const bad = advertisedIpProblem(ip)
+    if (bad !== undefined)
+      throw configError(
+        bindIn?.where ?? '--bind',
+        `"${ip}" is where the agent binds, but others cannot be told to reach it there: it ${bad}; give --advertise`,
+      )
     advertise = { host: ip, port: bind.port }
   }
 

@@ -21,6 +21,7 @@
 import * as ipCodec from '@leichtgewicht/ip-codec'
 import type { Answer, Question, SoaAnswer } from 'dns-packet'
 import { isIP } from 'node:net'
+import { canonicalIp } from '../address.js'
 import { hostBinding, liveRecords, takesTraffic, type CatalogSnapshot, type ServiceRecord } from '../registry/types.js'
 import { compareServiceNames } from '../registry/index.js'
 
@@ -207,7 +208,8 @@ export class Zone {
       // Docker network has no address for them).
       const ports = r.ports.flatMap((p) => {
         const b = p.type === 'tcp' ? hostBinding(p) : undefined
-        return b && isIP(b.ip) !== 0 ? [b] : []
+        // The one rule for advertised addresses (address.ts): a zone ID or an unspecified address has no AAAA or A to give.
+        return b && canonicalIp(b.ip) !== null ? [b] : []
       })
       const own = new Set(ports.map((p) => p.ip))
       // The readable target names the instance; it resolves to one IP only when all its ports share one.

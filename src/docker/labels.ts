@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { advertisedIpProblem } from '../address.js'
 import type { ContainerInspectInfo } from 'dockerode'
 import { renderTemplate } from '../health/index.js'
 import { CheckType, type CheckContext, type CheckSpec, type DockerHealth } from '../health/types.js'
@@ -48,6 +49,7 @@ export const SkipReason = {
   badName: 'bad-name',
   unpublishedPort: 'unpublished-port',
   loopbackBinding: 'loopback-binding',
+  badAddress: 'bad-address',
   notOnNetwork: 'not-on-network',
   badAuthz: 'bad-authz',
   badRegistratorKey: 'bad-registrator-key',
@@ -297,7 +299,12 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
   const advertised: Record<string, string> = {}
   for (const n of opts.networks ?? []) {
     const f = Object.hasOwn(c.networks, n) ? c.networks[n] : undefined
-    if (f) Object.defineProperty(advertised, n, { value: f.ip, enumerable: true, writable: true, configurable: true })
+    if (!f) continue
+    // The one rule for advertised addresses (address.ts): a network address no other host can use is left out.
+    const bad = advertisedIpProblem(f.ip)
+    if (bad !== undefined)
+      skip(`network ${n}`, SkipReason.badAddress, 'port', `the container's address "${f.ip}" ${bad}: not advertised on ${n}`)
+    else Object.defineProperty(advertised, n, { value: f.ip, enumerable: true, writable: true, configurable: true })
   }
   const onNetworks = Object.keys(advertised).length > 0
 
@@ -317,7 +324,9 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
       ports.push({ type, servicePort: w.servicePort, containerPort: cp })
       continue
     }
-    if (chosen.kind === 'loopback') {
+    if (chosen.kind === 'unadvertisable') {
+      skip(w.label, SkipReason.badAddress, 'port', `container port ${cp} is published on "${chosen.b.hostIp}", which ${chosen.why}`)
+    } else if (chosen.kind === 'loopback') {
       skip(
         w.label,
         SkipReason.loopbackBinding,
@@ -469,7 +478,11 @@ function checkTarget(
   }
 }
 
-type Choice = { kind: 'ok'; b: PortBinding; ip: string } | { kind: 'loopback'; b: PortBinding } | { kind: 'none' }
+type Choice =
+  | { kind: 'ok'; b: PortBinding; ip: string }
+  | { kind: 'loopback'; b: PortBinding }
+  | { kind: 'unadvertisable'; b: PortBinding; why: string }
+  | { kind: 'none' }
 
 // One advertised address per container port. Docker publishes a wildcard port twice
 // (0.0.0.0 and ::, 20.10 even with different host ports): the IPv4 one wins.
@@ -479,6 +492,7 @@ function chooseBinding(bs: PortBinding[], advertiseIp: string): Choice {
     if (b.hostIp === '' || b.hostIp === '0.0.0.0') return 0
     if (b.hostIp === '::') return 1
     if (b.hostIp === advertiseIp) return 2
+    if (advertisedIpProblem(b.hostIp) !== undefined) return 5
     if (isLoopback(b.hostIp)) return 4
     return isIP(b.hostIp) === 4 ? 3 : 3.5
   }
@@ -486,7 +500,8 @@ function chooseBinding(bs: PortBinding[], advertiseIp: string): Choice {
   const r = rank(best)
   if (r <= 1) return { kind: 'ok', b: best, ip: advertiseIp }
   if (r === 4 && !isLoopback(advertiseIp)) return { kind: 'loopback', b: best }
-  return { kind: 'ok', b: best, ip: best.hostIp }
+  const why = advertisedIpProblem(best.hostIp)
+  return why === undefined ? { kind: 'ok', b: best, ip: best.hostIp } : { kind: 'unadvertisable', b: best, why }
 }
 
 /** Map many containers; stopped ones are left out. Specs are sorted by id. */

@@ -23,7 +23,11 @@ const shoalPort = {
     port: port('The port the instance listens on, at `ip`.'),
     servicePort: port('The cluster-wide ServicePort of the service: every host’s Envoy listens on it.'),
     type: { enum: ['tcp', 'udp'], default: 'tcp', description: 'The port’s protocol.' },
-    ip: { type: 'string', description: 'The IP the instance is reached at. Default: the agent’s --advertise address.' },
+    ip: {
+      type: 'string',
+      description:
+        'The IP the instance is reached at: IPv4 or IPv6, without a zone ID (not fe80::1%eth0), not 0.0.0.0 or ::. Default: the agent’s --advertise address.',
+    },
   },
 }
 

@@ -19,9 +19,9 @@
 import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
-import { isIP } from 'node:net'
 import { basename, dirname } from 'node:path'
 import type { Gauge, Registry } from 'prom-client'
+import { advertisedIpProblem } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
@@ -64,10 +64,12 @@ function optString(p: Problems, where: string, v: unknown): string | undefined {
   return v
 }
 
+/** A port's `ip` (`IP`): the advertise IP when absent or empty, else an address the one rule allows (address.ts advertisedIpProblem). */
 function ipOf(p: Problems, where: string, v: unknown, fallback: string): string {
   const s = optString(p, where, v)
   if (s === undefined || s === '') return fallback
-  if (isIP(s) === 0) p.fail(where, `must be an IP address (got ${describe(v)})`)
+  const bad = advertisedIpProblem(s)
+  if (bad !== undefined) p.fail(where, `${describe(v)} ${bad}`)
   return s
 }
 

@@ -9,6 +9,7 @@
  * into Envoy objects.
  */
 import { isIP } from 'node:net'
+import { canonicalIp } from '../address.js'
 import { authzOf, AUTHZ_DEFAULT_TIMEOUT_MS, compareServiceNames, type AuthzRequest, type ServicePortConflict } from '../registry/index.js'
 import {
   INBOUND_LABEL,
@@ -225,19 +226,6 @@ export interface DroppedEndpoint {
 /** The statuses a client is given, best first: which of two instances at one address is served. */
 const SERVED_RANK: Partial<Record<ServiceRecord['status'], number>> = { alive: 0, unknown: 1, draining: 2 }
 
-/** `ip` in canonical text (RFC 5952 for IPv6, as the WHATWG URL serializer writes it), or null when not an IP literal. */
-export function canonicalIp(ip: string): string | null {
-  const v = isIP(ip)
-  if (v === 4) return ip
-  if (v !== 6) return null
-  try {
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1)
-  } catch {
-    // A zone id (fe80::1%eth0) is an IP to node:net but not to URL: keep it as written.
-    return ip.toLowerCase()
-  }
-}
-
 function addressText(ip: string, port: number): string {
   return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`
 }
@@ -302,6 +290,7 @@ export function endpointFilter(
       continue
     }
     const ip = canonicalIp(e.ip)
+    // The one rule for advertised addresses (address.ts advertisedIpProblem): not an IP, a zone ID, the unspecified address.
     if (ip === null) drop(e, 'not_an_ip', addressText(e.ip, e.port))
     else if (!(Number.isInteger(e.port) && e.port > 0 && e.port < 65536)) drop(e, 'port_out_of_range', addressText(e.ip, e.port))
     else {

@@ -14,9 +14,9 @@
  *    volume and stdev factor (grpc-js 1.14 throws on an empty candidate list otherwise).
  */
 import { isIP } from 'node:net'
+import { advertisedIpProblem, canonicalIp } from '../address.js'
 import { walkPgv } from './pgv.js'
 import { ExtUrl, type XdsProtos } from './protos.js'
-import { canonicalIp } from './groups.js'
 import type { Problem } from '../log.js'
 
 type Obj = Record<string, unknown>
@@ -73,7 +73,16 @@ function shoalConstraints(fullName: string, o: Obj, path: string, err: (path: st
     case '.envoy.config.endpoint.v3.Endpoint':
     case '.envoy.config.listener.v3.Listener': {
       const sa = (o.address as Obj | undefined)?.socket_address as Obj | undefined
-      if (sa && isIP(String(sa.address ?? '')) === 0) err(`${path}.address`, `"${String(sa.address)}" is not an IP literal`)
+      const at = String(sa?.address ?? '')
+      // An endpoint is an advertised instance address (address.ts, the rule the endpoint filter applies); a listener binds one of this host's.
+      const bad = fullName === '.envoy.config.endpoint.v3.Endpoint' ? advertisedIpProblem(at) : undefined
+      const problem =
+        bad !== undefined
+          ? `is not an IP literal an instance may be advertised at: it ${bad}`
+          : isIP(at) === 0
+            ? 'is not an IP literal'
+            : undefined
+      if (sa && problem !== undefined) err(`${path}.address`, `"${at}" ${problem}`)
       if (fullName === '.envoy.config.listener.v3.Listener' && !o.address && !o.api_listener)
         err(path, 'listener has neither address nor api_listener')
       break
