@@ -189,6 +189,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (m.name !== cfg.node) this.joinWatch.answered()
     })
 
+    // The gossip port is bound before anything else starts: the sources' health checks may
+    // probe it (npm start's example checks the agent's own gossip port, and failed its first
+    // run with "connection refused"), and a busy --bind stops start-up before half an agent
+    // runs. Bound is not announced: until gossip starts, after the sources' first views
+    // (below), the transport drops datagrams and closes streams unanswered, so no peer
+    // hears from this boot before it knows what runs here (issue 12, "Nothing lost").
+    this.bound.gossip = (await this.run('gossip-transport', transport, (tr) => listening('--bind', cfg.bind, tr.start()))).port
+
     // Gossip starts, and so announces this boot, only after the sources' first views (below);
     // the catalog needs only the boot id now and learns its address then.
     const catalog = new Catalog({ cluster: cfg.cluster, self: cfg.node }, { clock, logger: log })
