@@ -4,7 +4,7 @@ import type { ContainerInspectInfo } from 'dockerode'
 import { renderTemplate } from '../health/index.js'
 import { CheckType, type CheckContext, type CheckSpec, type DockerHealth } from '../health/types.js'
 import { ProxyMode, type LocalServiceSpec, type ServicePortSpec } from '../registry/types.js'
-import { authzOf, imageName, normaliseName } from '../registry/index.js'
+import { authzOf, imageName, normaliseName, portClashes } from '../registry/index.js'
 import { isIgnored, readRegistrator, registratorEnv, splitTags, type RegistratorView } from './registrator.js'
 
 /** One port binding as Docker reports it: `HostIp` may be '', '0.0.0.0', '::' or an address. */
@@ -280,10 +280,12 @@ export function mapContainer(c: ContainerFacts, opts: MapOptions): { spec?: Loca
     wanted.delete(cp)
   }
   for (const cp of bad) wanted.delete(cp)
-  const bySp = new Map<number, number[]>()
-  for (const [cp, w] of wanted) bySp.set(w.servicePort, [...(bySp.get(w.servicePort) ?? []), cp])
-  for (const [sp, cps] of bySp) {
-    if (cps.length < 2) continue
+  // The rule of an instance's ports (registry portClashes), shared with the static file: every
+  // port on a ServicePort given twice is skipped, since none of them is plainly the one meant.
+  const entries = [...wanted]
+  const clashes = portClashes(entries.map(([cp, w]) => ({ servicePort: w.servicePort, socket: `container port ${cp}` })))
+  for (const sp of new Set(clashes.map((c) => entries[c.index]![1].servicePort))) {
+    const cps = entries.filter(([, w]) => w.servicePort === sp).map(([cp]) => cp)
     for (const cp of cps) {
       skip(
         wanted.get(cp)!.label,

@@ -21,6 +21,8 @@ export { StaticSource, parseStaticServices } from './static.js'
 export type { StaticSourceOptions } from './static.js'
 export { STATIC_FILE_SCHEMA, staticSchemaProblems } from './static-schema.js'
 export { imageName, normaliseName, staticInstanceId } from './names.js'
+export { portClashes } from './ports.js'
+export type { PortClash, PortOfInstance } from './ports.js'
 export { AuthzLabel, AUTHZ_DEFAULT_TIMEOUT_MS, authzLabels, authzOf } from './authz.js'
 export type { AuthzRequest, AuthzSpec } from './authz.js'
 export {

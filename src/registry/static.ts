@@ -21,7 +21,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import type { Gauge, Registry } from 'prom-client'
-import { advertisedIpProblem } from '../address.js'
+import { advertisedIpProblem, canonicalIp, formatHostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { ShoalError } from '../errors.js'
 import type { CheckSpec } from '../health/types.js'
@@ -30,6 +30,7 @@ import { logProblem, type Logger } from '../log.js'
 import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
+import { portClashes } from './ports.js'
 import { describe, STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
@@ -71,6 +72,27 @@ function ipOf(p: Problems, where: string, v: unknown, fallback: string): string 
   const bad = advertisedIpProblem(s)
   if (bad !== undefined) p.fail(where, `${describe(v)} ${bad}`)
   return s
+}
+
+/**
+ * The rule of an instance's ports (ports.ts portClashes, as the Docker source applies it to
+ * labels): one port per ServicePort, one ServicePort per port. `at(j)` names port j's entry.
+ */
+function checkPortClashes(p: Problems, ports: readonly ServicePortSpec[], at: (j: number) => string, spField: string): void {
+  const socketOf = (x: ServicePortSpec): string => `${x.type} ${formatHostPort({ host: canonicalIp(x.ip!) ?? x.ip!, port: x.port! })}`
+  const [c] = portClashes(ports.map((x) => ({ servicePort: x.servicePort, socket: socketOf(x) })))
+  if (!c) return
+  const [x, first] = [ports[c.index]!, ports[c.first]!]
+  if (socketOf(x) === socketOf(first) && x.servicePort === first.servicePort) p.fail(at(c.index), `repeats ${at(c.first)}: remove one`)
+  if (c.kind === 'servicePort')
+    p.fail(
+      `${at(c.index)}.${spField}`,
+      `${x.servicePort} is also the ServicePort of ${at(c.first)}; an instance has one port per ServicePort (as a container's labels): give this port another ServicePort, or make it an entry of its own`,
+    )
+  p.fail(
+    at(c.index),
+    `${socketOf(x)} is also ${at(c.first)} (ServicePort ${first.servicePort}); a port has one ServicePort (as a container port's ServicePort_<port> label): keep one of the two`,
+  )
 }
 
 function positive(p: Problems, where: string, v: unknown): number | undefined {
@@ -207,6 +229,7 @@ function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): Lo
       ip: ipOf(p, `${pw}.ip`, raw.ip, advertiseIp),
     }
   })
+  checkPortClashes(p, ports, (j) => `${w}.ports[${j}]`, 'servicePort')
   const id = optString(p, `${w}.id`, e.id)
   if (id !== undefined && !ID_RE.test(id)) p.fail(`${w}.id`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
   const proxyMode = e.proxyMode ?? 'http'
@@ -264,6 +287,7 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
       ip: ipOf(p, `${pw}.IP`, raw.IP, advertiseIp),
     }
   })
+  checkPortClashes(p, ports, (j) => `${sw}.Ports[${j}]`, 'ServicePort')
   const id = optString(p, `${sw}.ID`, s.ID)
   if (id !== undefined && id !== '' && !ID_RE.test(id))
     p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
