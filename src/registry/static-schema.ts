@@ -281,15 +281,26 @@ function lineOf(e: ErrorObject, doc: unknown): string | undefined {
   }
 }
 
-/** At most this many problems are reported from one load (the rest are counted). */
-const MAX_LINES = 5
+/** At most this many problems are reported from one load (the rest are counted): the schema's, then the agent's own rules' (static.ts). */
+export const MAX_STATIC_PROBLEMS = 5
+
+/**
+ * The problems of one load as reported: the first MAX_STATIC_PROBLEMS, then `and N more`.
+ *
+ * @example
+ *   capProblems(['a', 'b', 'c', 'd', 'e', 'f', 'g']) // ['a', 'b', 'c', 'd', 'e', 'and 2 more']
+ */
+export function capProblems(lines: readonly string[]): string[] {
+  if (lines.length <= MAX_STATIC_PROBLEMS) return [...lines]
+  return [...lines.slice(0, MAX_STATIC_PROBLEMS), `and ${lines.length - MAX_STATIC_PROBLEMS} more`]
+}
 
 /**
  * The schema's verdict on a parsed static file: an empty list when it conforms, else one line
  * per problem (`services[0].chek: unknown field; did you mean "check"?`), at most 5 and a
- * count of the rest. A document that is neither an object nor an array gets one line.
+ * count of the rest (every one with `all`). A document that is neither an object nor an array gets one line.
  */
-export function staticSchemaProblems(doc: unknown): string[] {
+export function staticSchemaProblems(doc: unknown, opts: { all?: boolean } = {}): string[] {
   const v = compiled()
   let validate: ValidateFunction
   if (Array.isArray(doc)) validate = v.sidecar
@@ -316,8 +327,7 @@ export function staticSchemaProblems(doc: unknown): string[] {
   )
   const kept = lines.filter((l) => !(l.endsWith(': is required') && suggested.has(l.slice(0, -': is required'.length))))
   lines.splice(0, lines.length, ...kept)
-  if (lines.length > MAX_LINES) return [...lines.slice(0, MAX_LINES), `and ${lines.length - MAX_LINES} more`]
-  return lines
+  return opts.all ? lines : capProblems(lines)
 }
 
 interface SchemaNode {

@@ -31,7 +31,7 @@ import { AuthzLabel, authzLabels, authzOf } from './authz.js'
 import { counter, gauge } from '../metrics.js'
 import { imageName, normaliseName, staticInstanceId } from './names.js'
 import { portClashes } from './ports.js'
-import { describe, STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
+import { capProblems, describe, STATIC_CHECK_TYPES, staticSchemaProblems } from './static-schema.js'
 import { attributeKeyProblem, tagProblem } from './tags.js'
 import { ALLOW_LABEL, ProxyMode, type LocalServiceSpec, type ServicePortSpec, type ServiceSource, type SourceStatus } from './types.js'
 
@@ -45,10 +45,34 @@ function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
+/** The problem of one field (`where: what to do`), thrown by Problems.fail and caught by Problems.field. */
+class FieldProblem extends Error {}
+
+/**
+ * The problems of one load by the agent's own rules: a field that breaks one is recorded and
+ * the others are still checked, every entry on its own, so one load names up to
+ * MAX_STATIC_PROBLEMS of them, as the schema's check does (README, The static file).
+ */
 class Problems {
+  readonly lines: string[] = []
   constructor(readonly file: string) {}
   fail(where: string, msg: string): never {
-    throw new ShoalError('SHOAL_ERR_STATIC', `${this.file}: ${where}: ${msg}`)
+    throw new FieldProblem(`${where}: ${msg}`)
+  }
+  /** Runs `f`; a problem it fails with is recorded, and undefined returned. */
+  field<T>(f: () => T): T | undefined {
+    try {
+      return f()
+    } catch (err) {
+      if (!(err instanceof FieldProblem)) throw err
+      if (err.message !== '') this.lines.push(err.message) // '': its parts' problems are recorded already
+
+      return undefined
+    }
+  }
+  /** Throws SHOAL_ERR_STATIC naming the file and the recorded problems (capProblems), when there are any. */
+  throwIfAny(): void {
+    if (this.lines.length > 0) throw new ShoalError('SHOAL_ERR_STATIC', `${this.file}: ${capProblems(this.lines).join('; ')}`)
   }
 }
 
@@ -208,104 +232,140 @@ function allowOf(p: Problems, where: string, v: unknown): string | undefined {
   return [...new Set(names)].join(',')
 }
 
-function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
-  const w = `services[${i}]`
-  if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
-  const rawName = optString(p, `${w}.name`, e.name)
-  const image = optString(p, `${w}.image`, e.image) ?? ''
-  const name = rawName !== undefined ? normaliseName(rawName) : imageName(image)
-  if (!name)
-    p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
-  if (!Array.isArray(e.ports) || e.ports.length === 0) p.fail(`${w}.ports`, `must be a non-empty array (got ${describe(e.ports)})`)
-  const ports: ServicePortSpec[] = e.ports.map((raw: unknown, j: number) => {
-    const pw = `${w}.ports[${j}]`
-    if (!isObj(raw)) p.fail(pw, `must be an object (got ${describe(raw)})`)
-    const type = raw.type ?? 'tcp'
-    if (type !== 'tcp' && type !== 'udp') p.fail(`${pw}.type`, `must be "tcp" or "udp" (got ${describe(type)})`)
-    return {
-      type,
-      port: portNumber(p, `${pw}.port`, raw.port, false),
-      servicePort: portNumber(p, `${pw}.servicePort`, raw.servicePort, false),
-      ip: ipOf(p, `${pw}.ip`, raw.ip, advertiseIp),
-    }
+/** The ports of an entry, each checked on its own; undefined when one has a problem. */
+function portsOf(
+  p: Problems,
+  at: (j: number) => string,
+  raws: unknown[],
+  advertiseIp: string,
+  sidecar: boolean,
+): ServicePortSpec[] | undefined {
+  const k = sidecar
+    ? { type: 'Type', port: 'Port', servicePort: 'ServicePort', ip: 'IP' }
+    : { type: 'type', port: 'port', servicePort: 'servicePort', ip: 'ip' }
+  const ports = raws.map((raw, j) =>
+    p.field((): ServicePortSpec => {
+      const pw = at(j)
+      if (!isObj(raw)) p.fail(pw, `must be an object (got ${describe(raw)})`)
+      const type = raw[k.type] === undefined || (sidecar && raw[k.type] === '') ? 'tcp' : raw[k.type]
+      if (type !== 'tcp' && type !== 'udp') p.fail(`${pw}.${k.type}`, `must be "tcp" or "udp" (got ${describe(type)})`)
+      const port = p.field(() => portNumber(p, `${pw}.${k.port}`, raw[k.port], false))
+      const servicePort = p.field(() => portNumber(p, `${pw}.${k.servicePort}`, raw[k.servicePort], sidecar))
+      const ip = p.field(() => ipOf(p, `${pw}.${k.ip}`, raw[k.ip], advertiseIp))
+      if (port === undefined || servicePort === undefined || ip === undefined) throw new FieldProblem() // recorded above
+      return { type, port, servicePort, ip }
+    }),
+  )
+  if (ports.some((x) => x === undefined)) return undefined
+  const all = ports as ServicePortSpec[]
+  return p.field(() => {
+    checkPortClashes(p, all, at, k.servicePort)
+    return all
   })
-  checkPortClashes(p, ports, (j) => `${w}.ports[${j}]`, 'servicePort')
-  const id = optString(p, `${w}.id`, e.id)
-  if (id !== undefined && !ID_RE.test(id)) p.fail(`${w}.id`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
-  const proxyMode = e.proxyMode ?? 'http'
-  if (typeof proxyMode !== 'string' || !proxyModes.has(proxyMode))
-    p.fail(`${w}.proxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(proxyMode)})`)
+}
+
+function shoalEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec | undefined {
+  const w = `services[${i}]`
+  const before = p.lines.length
+  if (!isObj(e)) return p.field(() => p.fail(w, `must be an object (got ${describe(e)})`))
+  const named = p.field(() => {
+    const rawName = optString(p, `${w}.name`, e.name)
+    const image = optString(p, `${w}.image`, e.image) ?? ''
+    const name = rawName !== undefined ? normaliseName(rawName) : imageName(image)
+    if (!name)
+      p.fail(`${w}.name`, rawName === undefined && !image ? 'is required' : `has no usable characters (got ${describe(rawName ?? image)})`)
+    return { name, image }
+  })
+  const ports =
+    Array.isArray(e.ports) && e.ports.length > 0
+      ? portsOf(p, (j) => `${w}.ports[${j}]`, e.ports, advertiseIp, false)
+      : p.field(() => p.fail(`${w}.ports`, `must be a non-empty array (got ${describe(e.ports)})`))
+  const id = p.field(() => {
+    const id = optString(p, `${w}.id`, e.id)
+    if (id !== undefined && !ID_RE.test(id)) p.fail(`${w}.id`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
+    return id
+  })
+  const proxyMode = p.field(() => {
+    const proxyMode = e.proxyMode ?? 'http'
+    if (typeof proxyMode !== 'string' || !proxyModes.has(proxyMode))
+      p.fail(`${w}.proxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(proxyMode)})`)
+    return proxyMode as ProxyMode
+  })
+  const labels = p.field(() => withAuthz(p, `${w}.authz`, e.authz, labelsOf(p, `${w}.labels`, e.labels)))
+  const tags = p.field(() => tagsOf(p, `${w}.tags`, e.tags))
+  const attributes = p.field(() => attributesOf(p, `${w}.attributes`, e.attributes))
+  const allow = p.field(() => {
+    const allow = allowOf(p, `${w}.allow`, e.allow)
+    if (allow !== undefined && labels?.[ALLOW_LABEL] !== undefined) p.fail(`${w}.allow`, `and labels["${ALLOW_LABEL}"] both set: keep one`)
+    return allow
+  })
+  const check = p.field(() => checkOf(p, `${w}.check`, e.check, false))
+  if (p.lines.length > before || !named || !ports || !labels || !proxyMode) return undefined
   const spec: LocalServiceSpec = {
-    id: id ?? staticInstanceId(name, ports),
-    name,
-    image,
+    id: id ?? staticInstanceId(named.name, ports),
+    name: named.name,
+    image: named.image,
     created: 0,
     ports,
-    proxyMode: proxyMode as ProxyMode,
-    labels: withAuthz(p, `${w}.authz`, e.authz, labelsOf(p, `${w}.labels`, e.labels)),
+    proxyMode,
+    labels,
     source: 'static',
     origin: `${p.file} ${w}`,
   }
-  const tags = tagsOf(p, `${w}.tags`, e.tags)
   if (tags?.length) spec.tags = tags
-  const attributes = attributesOf(p, `${w}.attributes`, e.attributes)
   if (attributes && Object.keys(attributes).length > 0) spec.attributes = attributes
-  const allow = allowOf(p, `${w}.allow`, e.allow)
-  if (allow !== undefined) {
-    if (spec.labels[ALLOW_LABEL] !== undefined) p.fail(`${w}.allow`, `and labels["${ALLOW_LABEL}"] both set: keep one`)
-    spec.labels[ALLOW_LABEL] = allow
-  }
-  const check = checkOf(p, `${w}.check`, e.check, false)
+  if (allow !== undefined) spec.labels[ALLOW_LABEL] = allow
   if (check) spec.check = check
   return spec
 }
 
-function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec {
+function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): LocalServiceSpec | undefined {
   const w = `[${i}]`
-  if (!isObj(e)) p.fail(w, `must be an object (got ${describe(e)})`)
-  const s = e.Service
   const sw = `${w}.Service`
-  if (!isObj(s)) p.fail(sw, `must be an object (got ${describe(s)})`)
-  const rawName = optString(p, `${sw}.Name`, s.Name)
-  const image = optString(p, `${sw}.Image`, s.Image) ?? ''
-  const name = rawName ? normaliseName(rawName) : imageName(image)
-  if (!name)
-    p.fail(
-      `${sw}.Name`,
-      rawName === undefined && !image ? 'is required (or Image)' : `has no usable characters (got ${describe(rawName || image)})`,
-    )
-  if (!Array.isArray(s.Ports) || s.Ports.length === 0) p.fail(`${sw}.Ports`, `must be a non-empty array (got ${describe(s.Ports)})`)
-  const ports: ServicePortSpec[] = s.Ports.map((raw: unknown, j: number) => {
-    const pw = `${sw}.Ports[${j}]`
-    if (!isObj(raw)) p.fail(pw, `must be an object (got ${describe(raw)})`)
-    const type = raw.Type === undefined || raw.Type === '' ? 'tcp' : raw.Type
-    if (type !== 'tcp' && type !== 'udp') p.fail(`${pw}.Type`, `must be "tcp" or "udp" (got ${describe(type)})`)
-    return {
-      type,
-      port: portNumber(p, `${pw}.Port`, raw.Port, false),
-      servicePort: portNumber(p, `${pw}.ServicePort`, raw.ServicePort, true),
-      ip: ipOf(p, `${pw}.IP`, raw.IP, advertiseIp),
-    }
+  const before = p.lines.length
+  if (!isObj(e)) return p.field(() => p.fail(w, `must be an object (got ${describe(e)})`))
+  const s = e.Service
+  if (!isObj(s)) return p.field(() => p.fail(sw, `must be an object (got ${describe(s)})`))
+  const named = p.field(() => {
+    const rawName = optString(p, `${sw}.Name`, s.Name)
+    const image = optString(p, `${sw}.Image`, s.Image) ?? ''
+    const name = rawName ? normaliseName(rawName) : imageName(image)
+    if (!name)
+      p.fail(
+        `${sw}.Name`,
+        rawName === undefined && !image ? 'is required (or Image)' : `has no usable characters (got ${describe(rawName || image)})`,
+      )
+    return { name, image }
   })
-  checkPortClashes(p, ports, (j) => `${sw}.Ports[${j}]`, 'ServicePort')
-  const id = optString(p, `${sw}.ID`, s.ID)
-  if (id !== undefined && id !== '' && !ID_RE.test(id))
-    p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
-  const pm = s.ProxyMode === undefined || s.ProxyMode === '' ? 'http' : s.ProxyMode
-  if (typeof pm !== 'string' || !proxyModes.has(pm))
-    p.fail(`${sw}.ProxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(pm)})`)
+  const ports =
+    Array.isArray(s.Ports) && s.Ports.length > 0
+      ? portsOf(p, (j) => `${sw}.Ports[${j}]`, s.Ports, advertiseIp, true)
+      : p.field(() => p.fail(`${sw}.Ports`, `must be a non-empty array (got ${describe(s.Ports)})`))
+  const id = p.field(() => {
+    const id = optString(p, `${sw}.ID`, s.ID)
+    if (id !== undefined && id !== '' && !ID_RE.test(id))
+      p.fail(`${sw}.ID`, `must be 1-64 characters of [A-Za-z0-9._-] (got ${describe(id)})`)
+    return id
+  })
+  const proxyMode = p.field(() => {
+    const pm = s.ProxyMode === undefined || s.ProxyMode === '' ? 'http' : s.ProxyMode
+    if (typeof pm !== 'string' || !proxyModes.has(pm))
+      p.fail(`${sw}.ProxyMode`, `must be one of ${[...proxyModes].join(', ')} (got ${describe(pm)})`)
+    return pm as ProxyMode
+  })
+  const check = p.field(() => checkOf(p, `${w}.Check`, e.Check, true))
+  if (p.lines.length > before || !named || !ports || !proxyMode) return undefined
   const spec: LocalServiceSpec = {
-    id: id || staticInstanceId(name, ports),
-    name,
-    image,
+    id: id || staticInstanceId(named.name, ports),
+    name: named.name,
+    image: named.image,
     created: 0,
     ports,
-    proxyMode: pm as ProxyMode,
+    proxyMode,
     labels: {},
     source: 'static',
     origin: `${p.file} ${w}`,
   }
-  const check = checkOf(p, `${w}.Check`, e.Check, true)
   if (check) spec.check = check
   return spec
 }
@@ -314,7 +374,8 @@ function sidecarEntry(p: Problems, e: unknown, i: number, advertiseIp: string): 
  * Parses and validates a static services file's text against the schema (static-schema.ts,
  * published as docs/static.schema.json), then the agent's own rules. `created` is left 0:
  * StaticSource fills it with the time it first saw each id. Throws ShoalError SHOAL_ERR_STATIC
- * naming the file and, for each problem (at most 5), the path and the fix
+ * naming the file and, for each problem (at most 5: the schema's, else the agent's own rules',
+ * every entry and field checked), the path and the fix
  * (`static.json: services[0].chek: unknown field; did you mean "check"?`).
  *
  * @example
@@ -326,28 +387,44 @@ export function parseStaticServices(text: string, file: string, advertiseIp: str
   try {
     doc = JSON.parse(text)
   } catch (err) {
-    p.fail(`JSON${jsonErrorPlace(text)}`, (err as Error).message)
+    throw new ShoalError('SHOAL_ERR_STATIC', `${file}: JSON${jsonErrorPlace(text)}: ${(err as Error).message}`)
   }
-  // The schema first (static-schema.ts): every structural problem at once, unknown fields with a
-  // suggestion; the rules below need a well-formed document and the agent's own knowledge.
-  const problems = staticSchemaProblems(doc)
-  if (problems.length) throw new ShoalError('SHOAL_ERR_STATIC', `${file}: ${problems.join('; ')}`)
-  let specs: LocalServiceSpec[] = []
+  // The schema first (static-schema.ts): every structural problem, unknown fields with a
+  // suggestion; then the agent's own rules, on every entry and field that are there to check
+  // (each checks the shape it reads), leaving out what the schema already said of a field.
+  const schema = staticSchemaProblems(doc, { all: true })
+  if (schema.length > 0 && !Array.isArray(doc) && !(isObj(doc) && Array.isArray(doc.services)))
+    throw new ShoalError('SHOAL_ERR_STATIC', `${file}: ${capProblems(schema).join('; ')}`)
+  let specs: Array<LocalServiceSpec | undefined>
   if (Array.isArray(doc)) {
     specs = doc.map((e, i) => sidecarEntry(p, e, i, advertiseIp))
   } else if (isObj(doc) && Array.isArray(doc.services)) {
     specs = doc.services.map((e, i) => shoalEntry(p, e, i, advertiseIp))
   } else {
-    p.fail('top level', 'must be {"services": [...]} (Shoal) or an array of {"Service": ...} (Sidecar)')
+    throw new ShoalError(
+      'SHOAL_ERR_STATIC',
+      `${file}: top level: must be {"services": [...]} (Shoal) or an array of {"Service": ...} (Sidecar)`,
+    )
   }
   const seen = new Map<string, number>()
   specs.forEach((s, i) => {
+    if (!s) return
     const prev = seen.get(s.id)
     if (prev !== undefined)
-      p.fail(Array.isArray(doc) ? `[${i}]` : `services[${i}]`, `instance id "${s.id}" is already used by entry ${prev}`)
-    seen.set(s.id, i)
+      p.field(() => p.fail(Array.isArray(doc) ? `[${i}]` : `services[${i}]`, `instance id "${s.id}" is already used by entry ${prev}`))
+    else seen.set(s.id, i)
   })
-  return specs
+  p.lines.splice(0, p.lines.length, ...schema, ...p.lines.filter((l) => !schema.some((sl) => samePlace(sl, l))))
+  p.throwIfAny()
+  return specs as LocalServiceSpec[]
+}
+
+/** Whether two problem lines (`path: what`) are about one field, or one holds the other (`services[0].ports` and `services[0].ports[1].ip`). */
+function samePlace(a: string, b: string): boolean {
+  const [x, y] = [a.slice(0, a.indexOf(': ')), b.slice(0, b.indexOf(': '))]
+  const within = (inner: string, outer: string): boolean =>
+    inner === outer || inner.startsWith(outer + '.') || inner.startsWith(outer + '[')
+  return within(x, y) || within(y, x)
 }
 
 export interface StaticSourceOptions {
