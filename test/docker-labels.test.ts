@@ -319,3 +319,27 @@ t.test('facts from docker inspect output', async (t) => {
   t.notOk(paused.running, 'a paused container is not serving')
   t.equal(paused.health, 'none')
 })
+
+t.test('an address no other host can use is not advertised: a binding or network address with a zone ID (bad-address)', async (t) => {
+  const r = mapContainer(
+    facts({
+      labels: { ServiceName: 's', ServicePort_8080: '18080', ServicePort_9090: '19090' },
+      bindings: [
+        { containerPort: 8080, type: 'tcp', hostIp: 'fe80::1%eth0', hostPort: 32770 },
+        { containerPort: 9090, type: 'tcp', hostIp: '0.0.0.0', hostPort: 32771 },
+      ],
+      networks: { mynet: { ip: 'fe80::7%br0', prefixLen: 64 } },
+    }),
+    { advertiseIp: '10.0.0.5', networks: ['mynet'] },
+  )
+  t.same(r.spec?.ports, [{ type: 'tcp', port: 32771, servicePort: 19090, ip: '10.0.0.5', containerPort: 9090 }], 'the other port stays')
+  t.equal(r.spec?.networks, undefined)
+  t.same(
+    r.problems.map((p) => [p.reason, p.label]),
+    [
+      ['bad-address', 'network mynet'],
+      ['bad-address', 'ServicePort_8080'],
+    ],
+  )
+  t.match(r.problems[1]!.message, /container port 8080 is published on "fe80::1%eth0", which has a zone ID \(%eth0\)/)
+})
