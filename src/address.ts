@@ -91,6 +91,14 @@ function canonicalText(ip: string): string {
   return isIP(ip) === 4 ? ip : new URL(`http://[${ip}]/`).hostname.slice(1, -1)
 }
 
+/** IPv6 link-local (fe80::/10, RFC 4291 section 2.5.6): reached only through a zone ID. */
+function isLinkLocal6(text: string): boolean {
+  return /^fe[89ab][0-9a-f]:/.test(text)
+}
+
+/** What to write instead of an address no other host can use. */
+const WRITE_INSTEAD = 'write a global or unique-local IPv6 address (2001:db8::5, fd00::5) or an IPv4 address'
+
 /**
  * The one rule for an address an instance may be advertised at, to other hosts, their xDS
  * clients and DNS: a record's port `ip` (static file `ip`/`IP`, a Docker host binding, a
@@ -98,19 +106,24 @@ function canonicalText(ip: string): string {
  * (dotted quad, no leading zeros) or an IPv6 literal, written bare (no brackets, no port, no
  * white space), with no zone ID (`fe80::1%eth0`: a zone names an interface of the host that
  * wrote it, which no other host shares; an AAAA record and Envoy's SocketAddress cannot carry
- * it), and not the unspecified address (`0.0.0.0`, `::`), which names no host: a client would
- * connect to itself. Returns what is wrong and what to write instead, or undefined when `ip`
- * may be advertised. The xDS endpoint filter drops what it refuses (`not_an_ip`), DNS leaves
- * it out, the static file and `--advertise` refuse it, the Docker source skips the port.
+ * it), not IPv6 link-local (fe80::/10: a connection to it needs that zone), and not the
+ * unspecified address (`0.0.0.0`, `::`), which names no host: a client would connect to
+ * itself. Returns what is wrong and what to write instead, or undefined when `ip` may be
+ * advertised. The xDS endpoint filter drops what it refuses (`not_an_ip`), DNS leaves it out,
+ * the static file and `--advertise` refuse it, the Docker source skips the port (`bad-address`).
  *
  * @example
  *   advertisedIpProblem('10.0.0.5')     // undefined
- *   advertisedIpProblem('fe80::1%eth0') // 'has a zone ID (%eth0), which no other host can use; write the address alone ("fe80::1"), a global or unique-local IPv6 address, or an IPv4 address'
+ *   advertisedIpProblem('fd00::5%eth0') // 'has a zone ID (%eth0), which no other host can use; write "fd00::5"'
  */
 export function advertisedIpProblem(ip: string): string | undefined {
   const zone = ip.indexOf('%')
-  if (zone >= 0 && isIP(ip) === 6)
-    return `has a zone ID (${ip.slice(zone)}), which no other host can use; write the address alone ("${ip.slice(0, zone)}") if it is not link-local, else a global or unique-local IPv6 address, or an IPv4 address`
+  if (zone >= 0 && isIP(ip) === 6) {
+    const bare = ip.slice(0, zone)
+    return advertisedIpProblem(bare) === undefined
+      ? `has a zone ID (${ip.slice(zone)}), which no other host can use; write "${bare}"`
+      : `has a zone ID (${ip.slice(zone)}): a link-local address is reached only through a zone of the host that wrote it, which no other host shares; ${WRITE_INSTEAD}`
+  }
   if (isIP(ip) === 0) {
     const bare = ip.trim().replace(/^\[(.*)\](?::\d*)?$/, '$1')
     if (bare !== ip && advertisedIpProblem(bare) === undefined) return `is not written bare; write "${bare}"`
@@ -120,10 +133,12 @@ export function advertisedIpProblem(ip: string): string | undefined {
   try {
     text = canonicalText(ip)
   } catch {
-    return 'is not an IP address a URL can hold; write an IPv4 address like "10.0.0.5" or an IPv6 address like "2001:db8::5"'
+    return `is not an IP address a URL can hold; ${WRITE_INSTEAD}`
   }
   if (text === '0.0.0.0' || text === '::')
     return 'is the unspecified address, which names no host (a client would connect to itself); write the address other hosts reach the instance at'
+  if (isIP(ip) === 6 && isLinkLocal6(text))
+    return `is IPv6 link-local, reached only through a zone of one host, which no other host shares; ${WRITE_INSTEAD}`
   return undefined
 }
 

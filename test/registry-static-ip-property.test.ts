@@ -17,7 +17,20 @@ import { seeded } from './lib/random.js'
 const RUNS = Number(process.env.SHOAL_PROPERTY_RUNS ?? 2000)
 const SEED = Number(process.env.SHOAL_PROPERTY_SEED ?? Date.now() % 1_000_000)
 
-const SEEDS = ['10.0.0.5', '127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', '2001:db8::5', '::ffff:10.1.2.3', 'FD00::A', 'db.local']
+const SEEDS = [
+  '10.0.0.5',
+  '127.0.0.1',
+  '0.0.0.0',
+  '::',
+  '::1',
+  'fe80::1',
+  'fd00::5',
+  'FEBF::2',
+  '2001:db8::5',
+  '::ffff:10.1.2.3',
+  'FD00::A',
+  'db.local',
+]
 const PIECES = ['%eth0', '%', '%25en0', '%1', '[', ']', ':80', ' ', '\t', '0', '.', ':', '::', 'x', '%lo', '1', 'a', 'ffff']
 
 /** A string near an IP address: a known one with a few pieces put in, taken out or replaced, or random characters. */
@@ -137,7 +150,13 @@ t.test(
 )
 
 t.test('zone IDs, brackets and the unspecified address: the message says what to write instead', async (t) => {
-  t.match(staticRefuses('fe80::1%eth0'), /^f\.json: services\[0\]\.ports\[0\]\.ip: "fe80::1%eth0" has a zone ID \(%eth0\).*"fe80::1"/)
+  t.match(
+    staticRefuses('fe80::1%eth0'),
+    /^f\.json: services\[0\]\.ports\[0\]\.ip: "fe80::1%eth0" has a zone ID \(%eth0\).*write a global or unique-local/,
+  )
+  t.match(staticRefuses('fd00::5%eth0'), /"fd00::5%eth0" has a zone ID \(%eth0\), which no other host can use; write "fd00::5"/)
+  t.match(staticRefuses('fe80::1'), /"fe80::1" is IPv6 link-local/)
+  t.equal(staticRefuses('fe8::1'), undefined, '0fe8::1 is not link-local')
   t.match(staticRefuses('[2001:db8::5]'), /"\[2001:db8::5\]" is not written bare; write "2001:db8::5"/)
   t.match(staticRefuses('0.0.0.0'), /is the unspecified address, which names no host/)
   t.match(staticRefuses('db.local'), /"db.local" is not an IP address; write an IPv4 address/)

@@ -26,7 +26,7 @@ const shoalPort = {
     ip: {
       type: 'string',
       description:
-        'The IP the instance is reached at: IPv4 or IPv6, without a zone ID (not fe80::1%eth0), not 0.0.0.0 or ::. Default: the agent’s --advertise address.',
+        'The IP the instance is reached at: IPv4 or IPv6, without a zone ID (not fd00::5%eth0), not IPv6 link-local (fe80::/10), not 0.0.0.0 or ::. Default: the agent’s --advertise address.',
     },
   },
 }
