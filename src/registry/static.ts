@@ -65,8 +65,8 @@ class Problems {
       return f()
     } catch (err) {
       if (!(err instanceof FieldProblem)) throw err
-      if (err.message !== '') this.lines.push(err.message) // '': its parts' problems are recorded already
-
+      // An empty message: the problems of its parts are recorded already.
+      if (err.message !== '') this.lines.push(err.message)
       return undefined
     }
   }
