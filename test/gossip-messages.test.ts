@@ -28,6 +28,7 @@ const samples: Message[] = [
   { type: MessageType.ack, seq: 2 ** 32 - 1 },
   { type: MessageType.nack, seq: 0 },
   { type: MessageType.suspect, name: 'b', inc: 3, from: 'a' },
+  { type: MessageType.suspect, name: 'b', inc: 3, from: 'a', refused: true },
   { type: MessageType.alive, name: 'b', inc: 0, addr: 'h', port: 9, meta: { boot: 'abc', 'weird key': 'ünïcode' } },
   { type: MessageType.dead, name: 'b', inc: Number.MAX_SAFE_INTEGER, from: 'b' },
   { type: MessageType.user, origin: 'a', id: 12345678901, key: '', payload: new Uint8Array([0, 1, 255]) },
@@ -55,6 +56,14 @@ function plain(m: unknown): unknown {
 
 t.test('every message type round-trips', async (t) => {
   for (const m of samples) t.same(plain(decodeMessage(encodeMessage(m))), plain(m), `type ${m.type}`)
+})
+
+t.test('suspect: the refusal is a 4th field, written only when true; 3 fields read as before', async (t) => {
+  const fields = (m: Parameters<typeof encodeMessage>[0]) => (raw.unpack(encodeMessage(m)) as [number, unknown[]])[1]
+  t.same(fields({ type: MessageType.suspect, name: 'b', inc: 3, from: 'a' }), ['b', 3, 'a'], 'what releases before it read')
+  t.same(fields({ type: MessageType.suspect, name: 'b', inc: 3, from: 'a', refused: true }), ['b', 3, 'a', true])
+  t.same(decodeMessage(raw.pack([5, ['b', 3, 'a', false]])), { type: MessageType.suspect, name: 'b', inc: 3, from: 'a' })
+  t.throws(() => decodeMessage(raw.pack([5, ['b', 3, 'a', 'yes']])), { code: 'SHOAL_ERR_DECODE' }, 'not a boolean')
 })
 
 t.test('compound packing: parts come back in order, a single part is sent bare', async (t) => {

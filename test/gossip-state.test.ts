@@ -30,7 +30,7 @@ function setup(log: Logger = silentLogger()) {
   })
   const queue = new BroadcastQueue(timing.retransmitMult, () => table.size)
   const awareness = new Awareness(timing.awarenessMax)
-  const counters = { suspicions: 0, refutations: 0, nameConflicts: 0 }
+  const counters = { suspicions: 0, refutations: 0, nameConflicts: 0, refusedDeaths: 0 }
   const events: string[] = []
   let running = true
   const rules = new MembershipRules({

@@ -70,3 +70,32 @@ t.test('cancel stops the timer', async (t) => {
   t.equal(fired, 0)
   t.equal(clock.pending(), 0, 'no timer left behind')
 })
+
+t.test('refusal evidence: two distinct members that saw a refused stream ping end the suspicion at once', async (t) => {
+  const clock = new VirtualClock()
+  const fired: Array<[number, number, number]> = []
+  const s = new Suspicion('a', 1, 2000, 12000, clock, (c, r) => fired.push([clock.now(), c, r]), true)
+  t.equal(s.refusals(), 1, 'the raiser refused')
+  await clock.advance(100)
+  t.notOk(s.confirm('a', true), 'the raiser again is no news')
+  await clock.advance(100)
+  t.same(fired, [], 'one refusal does not end it')
+  t.ok(s.confirm('b'), 'a plain confirmation is news')
+  t.equal(s.timeoutMs(), 2000, 'and takes the timer to min')
+  t.ok(s.confirm('b', true), 'the same member now refused: news, though confirmations are full')
+  await clock.advance(0)
+  t.same(fired, [[200, 1, 2]], 'expired at once with two refusals')
+})
+
+t.test('refusal evidence: refusals from one member, or beside plain confirmations, keep the Lifeguard timer', async (t) => {
+  const clock = new VirtualClock()
+  const fired: number[] = []
+  const s = new Suspicion('a', 1, 2000, 12000, clock, () => fired.push(clock.now()))
+  t.ok(s.confirm('b', true), 'one refusal')
+  t.notOk(s.confirm('b', true), 'the same one again')
+  t.notOk(s.confirm('c'), 'confirmations are full and c saw no refusal')
+  await clock.advance(1999)
+  t.same(fired, [])
+  await clock.advance(1)
+  t.same(fired, [2000], 'fired at min, as without refusal evidence')
+})

@@ -27,6 +27,20 @@ const ERRNO_REASON: Record<string, JoinFailureReason> = {
   ECLOSED: JoinFailureReason.closed,
 }
 
+/**
+ * True for a stream request that failed because the peer's host refused the connection
+ * (ECONNREFUSED: a TCP reset, nothing listens on that port), the evidence a probe reports
+ * (docs/gossip.md, "Refusal evidence"). A timeout, an unreachable network or a refusal frame
+ * from a running peer is not.
+ */
+export function isConnectionRefused(err: unknown): boolean {
+  return (
+    err instanceof ShoalError &&
+    err.code === 'SHOAL_ERR_STREAM' &&
+    (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED'
+  )
+}
+
 /** The reason of a failed push-pull with a seed. */
 export function joinFailureReason(err: unknown): JoinFailureReason {
   if (err instanceof WireError) return err.reason

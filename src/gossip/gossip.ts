@@ -13,7 +13,7 @@ import { Buckets } from '../histogram.js'
 import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { Awareness } from './awareness.js'
 import { DEFAULT_MTU, MAX_META_BYTES, pushPullInterval, resolveTiming, type Timing } from './config.js'
-import { REFUSAL_TEXT, joinFailureReason } from './failures.js'
+import { REFUSAL_TEXT, isConnectionRefused, joinFailureReason } from './failures.js'
 import type { Keyring } from './keyring.js'
 import { MemberTable, isLive, type MemberEntry } from './members.js'
 import {
@@ -184,6 +184,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
     suspicions: 0,
     refutations: 0,
     nameConflicts: 0,
+    refusedDeaths: 0,
     decodeErrors: 0,
     rejected: {} as Record<string, number>,
     joinFailures: {} as Record<string, number>,
@@ -437,6 +438,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       probes: c.probes,
       probesFailed: c.probesFailed,
       suspicions: c.suspicions,
+      refusedDeaths: c.refusedDeaths,
       refutations: c.refutations,
       nameConflicts: c.nameConflicts,
       decodeErrors: c.decodeErrors + this.notes.malformedParts,
@@ -639,6 +641,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
     let done = false
     let nacks = 0
     let expectedNacks = 0
+    // The stream ping got a TCP reset: the host is up and nothing listens on the gossip port.
+    let refused = false
     let indirectTimer: Timer | undefined = undefined
     let endTimer: Timer | undefined = undefined
     const finish = (ok: boolean): void => {
@@ -657,8 +661,8 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // node probing a dead one gets its nacks and stays at 0. Without peers: +1.
       this.awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1)
       if (isLive(target)) {
-        this.log.debug({ member: target.name }, 'probe failed, suspecting')
-        this.rules.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name })
+        this.log.debug({ member: target.name, refused }, 'probe failed, suspecting')
+        this.rules.applySuspect({ name: target.name, inc: target.incarnation, from: this.self.name, ...(refused && { refused }) })
       }
     }
     this.acks.set(seq, {
@@ -703,7 +707,10 @@ export class Gossip extends EventEmitter<GossipEvents> {
           .then((r) => {
             if (r.type === MessageType.ack && r.seq === seq && this.running) finish(true)
           })
-          .catch((err) => this.log.debug({ member: target.name, err: (err as Error).message }, 'stream ping failed'))
+          .catch((err) => {
+            refused = isConnectionRefused(err)
+            this.log.debug({ member: target.name, err: (err as Error).message, refused }, 'stream ping failed')
+          })
       }
     })
     endTimer = this.after(interval, () => finish(false))

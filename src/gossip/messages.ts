@@ -111,6 +111,12 @@ export interface SuspectMsg {
   name: string
   inc: number
   from: string
+  /**
+   * `from`'s own stream ping to the member was refused (a TCP reset: the member's host is up
+   * and nothing listens on its gossip port). Written only when true, as a 4th field, which
+   * releases before it ignore; see docs/gossip.md, "Refusal evidence".
+   */
+  refused?: boolean
 }
 export interface AliveMsg {
   type: typeof MessageType.alive
@@ -207,7 +213,7 @@ function fields(m: Message): unknown[] {
     case MessageType.nack:
       return [m.seq]
     case MessageType.suspect:
-      return [m.name, m.inc, m.from]
+      return m.refused === true ? [m.name, m.inc, m.from, true] : [m.name, m.inc, m.from]
     case MessageType.alive:
       return [m.name, m.inc, m.addr, m.port, m.meta]
     case MessageType.dead:
@@ -308,6 +314,10 @@ class Reader {
     if (!Array.isArray(v)) this.bad('not an array')
     return v
   }
+  /** An optional field follows (a later addition that older senders leave out). */
+  more(): boolean {
+    return this.i < this.f.length
+  }
   /** The known fields are read: more of them is a newer sender's addition (counted, ignored); fewer is an error. */
   end(): void {
     if (this.i > this.f.length) throw new ShoalError('SHOAL_ERR_DECODE', `${this.what}: ${this.f.length} fields, expected ${this.i}`)
@@ -379,6 +389,7 @@ function fromFields(type: number, f: unknown[], notes: DecodeNotes | undefined):
       break
     case MessageType.suspect:
       m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), from: r.str(MAX_NAME_BYTES) }
+      if (r.more() && r.bool()) m.refused = true
       break
     case MessageType.alive:
       m = { type, name: r.str(MAX_NAME_BYTES), inc: r.int(0, MAX_INC), addr: r.str(MAX_NAME_BYTES), port: r.int(1, 65535), meta: r.meta() }

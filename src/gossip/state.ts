@@ -14,7 +14,7 @@ import type { Timing } from './config.js'
 import { isLive, type MemberEntry, type MemberTable } from './members.js'
 import { MessageType, encodeMessage, type AliveMsg, type DeadMsg, type MemberRecord, type SuspectMsg } from './messages.js'
 import type { BroadcastQueue } from './queue.js'
-import { Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
+import { REFUSALS_FOR_DEATH, Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
 import { MemberState, type GossipEvents } from './types.js'
 
 /** The queue key of member messages: alive, suspect and dead about one member replace each other. */
@@ -64,7 +64,7 @@ export interface RulesComponents {
   clock: Clock
   log: Logger
   /** Counted here, reported by Gossip.stats(). */
-  counters: { suspicions: number; refutations: number; nameConflicts: number }
+  counters: { suspicions: number; refutations: number; nameConflicts: number; refusedDeaths: number }
   /** Raise a Gossip event (a throwing listener must not break the rule). */
   emit: <K extends keyof GossipEvents>(event: K, ...args: GossipEvents[K]) => void
   /** False once the node stops: an expiring suspicion then does nothing. */
@@ -173,7 +173,7 @@ export class MembershipRules {
     if (n.state === MemberState.suspect) {
       // Only confirmations at the suspected incarnation count; a higher one is ignored.
       const s = this.suspicions.get(n.name)
-      if (s && m.inc === n.incarnation && s.confirm(m.from)) {
+      if (s && m.inc === n.incarnation && s.confirm(m.from, m.refused === true)) {
         queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
         return true
       }
@@ -196,14 +196,27 @@ export class MembershipRules {
     this.cancelSuspicion(n.name)
     this.suspicions.set(
       n.name,
-      new Suspicion(m.from, k, min, max, this.c.clock, (confirmations) => {
-        this.suspicions.delete(n.name)
-        if (!this.c.running() || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
-        this.applyDead(
-          { name: n.name, inc: n.incarnation, from: table.self.name },
-          `the suspicion expired unrefuted (${confirmations} independent confirmation${confirmations === 1 ? '' : 's'})`,
-        )
-      }),
+      new Suspicion(
+        m.from,
+        k,
+        min,
+        max,
+        this.c.clock,
+        (confirmations, refusals) => {
+          this.suspicions.delete(n.name)
+          if (!this.c.running() || n.state !== MemberState.suspect || n.incarnation !== m.inc) return
+          const byRefusals = refusals >= REFUSALS_FOR_DEATH
+          if (byRefusals) this.c.counters.refusedDeaths++
+          const plural = (x: number, what: string) => `${x} ${what}${x === 1 ? '' : 's'}`
+          this.applyDead(
+            { name: n.name, inc: n.incarnation, from: table.self.name },
+            byRefusals
+              ? `${plural(refusals, 'member')} found its gossip port refusing connections`
+              : `the suspicion expired unrefuted (${plural(confirmations, 'independent confirmation')})`,
+          )
+        },
+        m.refused === true,
+      ),
     )
     queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))
     this.c.emit('suspect', table.snapshot(n))

@@ -3,6 +3,11 @@
  * the min timeout as independent members confirm it, measured from the moment it started:
  *   timeout(c) = max(min, max - (max - min) * log(c + 1) / log(k + 1))
  * where c confirmations were received out of k expected.
+ *
+ * Refusal evidence (Shoal's addition, docs/gossip.md "Refusal evidence"): a suspector whose own
+ * stream ping to the member was refused (a TCP reset) says so. Once REFUSALS_FOR_DEATH distinct
+ * members have, the timer expires at once: the member's host answers and nothing listens on
+ * its gossip port, so there is no process left to refute.
  */
 import type { Clock, Timer } from '../clock.js'
 
@@ -35,8 +40,15 @@ export function suspicionTimeoutMs(c: number, k: number, minMs: number, maxMs: n
   return Math.max(minMs, Math.floor(raw))
 }
 
+/**
+ * Distinct members whose stream ping was refused that end a suspicion at once. Two, so that a
+ * single member's fault (a stale address, a reset from its own firewall) never kills.
+ */
+export const REFUSALS_FOR_DEATH = 2
+
 export class Suspicion {
   private readonly confirmers = new Set<string>()
+  private readonly refusers = new Set<string>()
   private readonly start: number
   private timer: Timer | undefined
   private done = false
@@ -44,6 +56,8 @@ export class Suspicion {
   /**
    * @param from the member that raised the suspicion (not counted as a confirmation)
    * @param onTimeout called once when the timer expires, with the number of confirmations
+   *   and of members whose stream ping was refused
+   * @param refused `from` saw its stream ping refused
    */
   constructor(
     from: string,
@@ -51,11 +65,18 @@ export class Suspicion {
     private readonly minMs: number,
     private readonly maxMs: number,
     private readonly clock: Clock,
-    private readonly onTimeout: (confirmations: number) => void,
+    private readonly onTimeout: (confirmations: number, refusals: number) => void,
+    refused = false,
   ) {
     this.confirmers.add(from)
+    if (refused) this.refusers.add(from)
     this.start = clock.now()
     this.arm(k > 0 ? maxMs : minMs)
+  }
+
+  /** Distinct members that reported a refused stream ping so far. */
+  refusals(): number {
+    return this.refusers.size
   }
 
   /** Number of independent confirmations so far. */
@@ -68,11 +89,18 @@ export class Suspicion {
     return suspicionTimeoutMs(this.confirmations(), this.k, this.minMs, this.maxMs)
   }
 
-  /** A suspect message from `from`. True when it is a new confirmation (the caller rebroadcasts it). */
-  confirm(from: string): boolean {
-    if (this.done || this.confirmations() >= this.k || this.confirmers.has(from)) return false
-    this.confirmers.add(from)
-    const remaining = this.start + this.timeoutMs() - this.clock.now()
+  /**
+   * A suspect message from `from`, `refused` when its stream ping was refused. True when it is
+   * news: a new confirmation or a new refusal (the caller rebroadcasts it).
+   */
+  confirm(from: string, refused = false): boolean {
+    if (this.done) return false
+    const newRefusal = refused && !this.refusers.has(from)
+    if (newRefusal) this.refusers.add(from)
+    const newConfirmation = this.confirmations() < this.k && !this.confirmers.has(from)
+    if (newConfirmation) this.confirmers.add(from)
+    if (!newRefusal && !newConfirmation) return false
+    const remaining = this.refusers.size >= REFUSALS_FOR_DEATH ? 0 : this.start + this.timeoutMs() - this.clock.now()
     this.arm(remaining)
     return true
   }
@@ -88,7 +116,7 @@ export class Suspicion {
     this.timer = this.clock.setTimer(Math.max(0, ms), () => {
       if (this.done) return
       this.done = true
-      this.onTimeout(this.confirmations())
+      this.onTimeout(this.confirmations(), this.refusers.size)
     })
   }
 }

@@ -232,6 +232,8 @@ export interface GossipStats {
   probes: number
   probesFailed: number
   suspicions: number
+  /** Suspicions this node ended at once because REFUSALS_FOR_DEATH members saw their stream ping refused (docs/gossip.md, "Refusal evidence"). */
+  refusedDeaths: number
   refutations: number
   /** Times two addresses were seen claiming one node name (a conflict notice, alive or join); each logged at most once a minute per name. */
   nameConflicts: number

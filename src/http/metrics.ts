@@ -128,6 +128,12 @@ export function registerGossipMetrics(
   mirrorCounter(registry, 'shoal_gossip_probes_total', 'Failure-detector probes started.', () => stats().probes)
   mirrorCounter(registry, 'shoal_gossip_probes_failed_total', 'Probes that got no ack, direct or indirect.', () => stats().probesFailed)
   mirrorCounter(registry, 'shoal_gossip_suspicions_total', 'Members this node started suspecting.', () => stats().suspicions)
+  mirrorCounter(
+    registry,
+    'shoal_gossip_refusal_deaths_total',
+    'Members this node declared dead at once because two members saw their stream ping refused (nothing listens on the gossip port of a host that answers).',
+    () => stats().refusedDeaths,
+  )
   mirrorCounter(registry, 'shoal_gossip_refutations_total', 'Times this node refuted a suspicion about itself.', () => stats().refutations)
   mirrorCounter(
     registry,
