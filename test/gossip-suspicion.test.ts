@@ -99,3 +99,20 @@ t.test('refusal evidence: refusals from one member, or beside plain confirmation
   await clock.advance(1)
   t.same(fired, [2000], 'fired at min, as without refusal evidence')
 })
+
+t.test('refusal evidence: two refusals end the suspicion at its floor, counted from its start', async (t) => {
+  const clock = new VirtualClock()
+  const fired: number[] = []
+  const s = new Suspicion('a', 1, 2000, 12000, clock, () => fired.push(clock.now()), true, 1000)
+  await clock.advance(100)
+  t.ok(s.confirm('b', true))
+  await clock.advance(899)
+  t.same(fired, [], 'not before the floor')
+  await clock.advance(1)
+  t.same(fired, [1000], 'at the floor')
+  const late = new Suspicion('a', 1, 2000, 12000, clock, () => fired.push(clock.now()), true, 1000)
+  await clock.advance(1500)
+  t.ok(late.confirm('b', true), 'a second refusal after the floor')
+  await clock.advance(0)
+  t.same(fired, [1000, 2500], 'ends it at once')
+})

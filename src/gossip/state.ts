@@ -14,7 +14,7 @@ import type { Timing } from './config.js'
 import { isLive, type MemberEntry, type MemberTable } from './members.js'
 import { MessageType, encodeMessage, type AliveMsg, type DeadMsg, type MemberRecord, type SuspectMsg } from './messages.js'
 import type { BroadcastQueue } from './queue.js'
-import { REFUSALS_FOR_DEATH, Suspicion, expectedConfirmations, suspicionMinMs } from './suspicion.js'
+import { REFUSALS_FOR_DEATH, Suspicion, expectedConfirmations, shortestSuspicionMs, suspicionMinMs } from './suspicion.js'
 import { MemberState, type GossipEvents } from './types.js'
 
 /** The queue key of member messages: alive, suspect and dead about one member replace each other. */
@@ -216,6 +216,7 @@ export class MembershipRules {
           )
         },
         m.refused === true,
+        shortestSuspicionMs(timing) / 2,
       ),
     )
     queue.queue(memberKey(m.name), encodeMessage({ type: MessageType.suspect, ...m }))

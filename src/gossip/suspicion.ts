@@ -6,8 +6,10 @@
  *
  * Refusal evidence (Shoal's addition, docs/gossip.md "Refusal evidence"): a suspector whose own
  * stream ping to the member was refused (a TCP reset) says so. Once REFUSALS_FOR_DEATH distinct
- * members have, the timer expires at once: the member's host answers and nothing listens on
- * its gossip port, so there is no process left to refute.
+ * members have, the timer runs only to its floor (half the shortest suspicion of the profile,
+ * measured from the start): the member's host answers and nothing listens on its gossip port,
+ * so there is no process left to refute, except an agent restarting, which binds its gossip
+ * port within that floor (the restart budget of the README's "Restarts").
  */
 import type { Clock, Timer } from '../clock.js'
 
@@ -67,6 +69,8 @@ export class Suspicion {
     private readonly clock: Clock,
     private readonly onTimeout: (confirmations: number, refusals: number) => void,
     refused = false,
+    /** With REFUSALS_FOR_DEATH refusals the suspicion ends this long after its start (ms). */
+    private readonly refusedFloorMs = 0,
   ) {
     this.confirmers.add(from)
     if (refused) this.refusers.add(from)
@@ -100,8 +104,8 @@ export class Suspicion {
     const newConfirmation = this.confirmations() < this.k && !this.confirmers.has(from)
     if (newConfirmation) this.confirmers.add(from)
     if (!newRefusal && !newConfirmation) return false
-    const remaining = this.refusers.size >= REFUSALS_FOR_DEATH ? 0 : this.start + this.timeoutMs() - this.clock.now()
-    this.arm(remaining)
+    const timeout = this.refusers.size >= REFUSALS_FOR_DEATH ? Math.min(this.refusedFloorMs, this.timeoutMs()) : this.timeoutMs()
+    this.arm(this.start + timeout - this.clock.now())
     return true
   }
 
