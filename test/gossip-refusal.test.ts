@@ -7,7 +7,7 @@ import { resolveTiming } from '../src/gossip/config.js'
 import { shortestSuspicionMs, suspicionMinMs } from '../src/gossip/suspicion.js'
 import { Gossip } from '../src/gossip/gossip.js'
 import { silentLogger } from '../src/log.js'
-import { simCluster } from './lib/gossip-sim.js'
+import { seeded, simCluster } from './lib/gossip-sim.js'
 
 const N = 6
 
@@ -73,12 +73,13 @@ t.test(
       const dead: string[] = []
       for (const g of others) g.on('dead', (m) => m.name === 'n3' && dead.push(g.localMember().name))
       await victim.stop()
-      // Down for the floor and 500 ms more: no suspicion starts before a failed probe interval
-      // (700 ms), so none can end by refusals before 700 ms + the floor.
-      await c.clock.advance(floor + 500)
+      // Down for the floor and 250 ms more: no suspicion starts before a failed probe interval
+      // (700 ms), so none can end by refusals before 700 ms + the floor; the new boot's alive
+      // takes the remaining 450 ms at most to reach everyone (about 200 ms here).
+      await c.clock.advance(floor + 250)
       const fresh = new Gossip(
         { name: 'n3', cluster: 'sim', profile: 'lan' },
-        { transport: c.net.transport(addr, port), clock: c.clock, logger: silentLogger() },
+        { transport: c.net.transport(addr, port), clock: c.clock, logger: silentLogger(), random: seeded(seed + 100) },
       )
       await fresh.start()
       const joined = fresh.join([`${others[0]!.localMember().addr}:${others[0]!.localMember().port}`])
