@@ -471,16 +471,23 @@ export interface Swarm {
  * with it), the engine, and the host's `docker_gwbridge` that swarm mode creates. That
  * bridge's name is fixed per machine, so only one swarm engine runs at a time: this waits
  * up to 90 s for another engine's bridge to go away. A bridge that no other dockerd can own
- * (an engine that died without cleaning up) is removed at once.
+ * (an engine that died without cleaning up, before or during the wait) is removed at once.
  */
 export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   const gwExists = () => spawnSync('ip', ['link', 'show', 'docker_gwbridge'], { stdio: 'ignore' }).status === 0
-  if (gwExists() && otherDockerds(d.dir).length === 0) {
+  // Checked at every turn of the wait, not once: an engine that was running when the wait began
+  // may die without cleaning up, leaving its bridge with no engine to remove it.
+  let lookedAt = 0
+  const gone = async () => {
+    if (!gwExists()) return true
     // No other engine runs: the bridge is a leftover, and nothing else can be using it.
-    spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
+    if (otherDockerds(d.dir).length === 0) spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
+    else await sleep(Math.max(0, lookedAt + 1000 - Date.now())) // look at /proc once a second
+    lookedAt = Date.now()
+    return !gwExists()
   }
   try {
-    await waitFor(() => !gwExists(), 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
+    await waitFor(gone, 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
   } catch (err) {
     const others = otherDockerds(d.dir)
     throw new Error(
