@@ -131,7 +131,7 @@ export function registerGossipMetrics(
   mirrorCounter(
     registry,
     'shoal_gossip_refusal_deaths_total',
-    'Members this node declared dead at once because two members saw their stream ping refused (nothing listens on the gossip port of a host that answers).',
+    'Members this node declared dead on refusal evidence: two members saw their stream ping refused (nothing listens on the gossip port of a host that answers), which ends the suspicion at half the shortest suspicion.',
     () => stats().refusedDeaths,
   )
   mirrorCounter(registry, 'shoal_gossip_refutations_total', 'Times this node refuted a suspicion about itself.', () => stats().refutations)
