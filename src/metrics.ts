@@ -9,15 +9,25 @@
  *   const nacks = counter(registry, { name: 'shoal_xds_nacks_total', help: 'NACKs received', labelNames: ['type'] })
  *   nacks.inc({ type: 'cds' })
  */
-import {
-  Counter,
-  Gauge,
-  Histogram,
-  type CounterConfiguration,
-  type GaugeConfiguration,
-  type HistogramConfiguration,
-  type Registry,
-} from 'prom-client'
+import { createRequire } from 'node:module'
+import type * as PromClient from 'prom-client'
+import type { CounterConfiguration, GaugeConfiguration, HistogramConfiguration } from 'prom-client'
+
+const require = createRequire(import.meta.url)
+
+// prom-client's classes from its own files, not its index: the index also loads its cluster
+// aggregator, Pushgateway (http, https, url) and its default metrics, whose CPU counter requires
+// @opentelemetry/api; about 12 MiB of RSS and 80 modules that an agent never uses (README
+// "Memory"). The types are the index's. Every part of Shoal takes these from here
+// (test/agent-lazy-load.test.ts fails when prom-client's index is loaded).
+export const Registry = require('prom-client/lib/registry') as typeof PromClient.Registry
+export type Registry = PromClient.Registry
+export const Counter = require('prom-client/lib/counter') as typeof PromClient.Counter
+export type Counter<L extends string = string> = PromClient.Counter<L>
+export const Gauge = require('prom-client/lib/gauge') as typeof PromClient.Gauge
+export type Gauge<L extends string = string> = PromClient.Gauge<L>
+export const Histogram = require('prom-client/lib/histogram') as typeof PromClient.Histogram
+export type Histogram<L extends string = string> = PromClient.Histogram<L>
 
 type Without<T> = Omit<T, 'registers'>
 
@@ -42,4 +52,56 @@ export function histogram<L extends string = string>(
   config: Without<HistogramConfiguration<L>>,
 ): Histogram<L> {
   return getOrCreate(registry, config.name, (registers) => new Histogram<L>({ ...config, registers }))
+}
+
+/**
+ * prom-client's default metrics (its `lib/defaultMetrics.js`, 15.x) but `processCpuTotal`, by
+ * their module names in `prom-client/lib/metrics/`. That one requires @opentelemetry/api (51
+ * modules, about 2 MiB of RSS in every agent) for exemplars, which Shoal never turns on; its three
+ * counters are made by `processCpuCounters` under the same names, help and values.
+ * `test/metrics-process.test.ts` fails when prom-client's list changes.
+ */
+export const PROCESS_METRICS = [
+  'processStartTime',
+  'osMemoryHeap',
+  'processOpenFileDescriptors',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  'processResources',
+  'processHandles',
+  'processRequests',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
+  'gc',
+] as const
+
+/** What `collectDefaultMetrics` would do, without @opentelemetry/api (see PROCESS_METRICS). */
+export function collectProcessMetrics(registry: Registry, config: { eventLoopMonitoringPrecision: number }): void {
+  for (const m of PROCESS_METRICS) {
+    const register = require(`prom-client/lib/metrics/${m}`) as (registry: Registry, config: object) => void
+    register(registry, config)
+  }
+  processCpuCounters(registry)
+}
+
+/** process_cpu_user_seconds_total, process_cpu_system_seconds_total and process_cpu_seconds_total, as prom-client defines them. */
+function processCpuCounters(registry: Registry): void {
+  let last = process.cpuUsage()
+  const system = counter(registry, { name: 'process_cpu_system_seconds_total', help: 'Total system CPU time spent in seconds.' })
+  const total = counter(registry, { name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.' })
+  counter(registry, {
+    name: 'process_cpu_user_seconds_total',
+    help: 'Total user CPU time spent in seconds.',
+    // One collect sets all three, on each scrape (prom-client's own way).
+    collect() {
+      const now = process.cpuUsage()
+      const user = now.user - last.user
+      const sys = now.system - last.system
+      last = now
+      this.inc(user / 1e6)
+      system.inc(sys / 1e6)
+      total.inc((user + sys) / 1e6)
+    },
+  })
 }

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events'
 import { watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
-import { Registry, collectDefaultMetrics } from 'prom-client'
 import type Dockerode from 'dockerode'
 import { formatHostPort, interfaceIpv4, listenError, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
 import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
+import { collectProcessMetrics, Registry } from '../metrics.js'
 import { Gossip, Keyring, NetTransport, shortestSuspicionMs, type Member, type Transport } from '../gossip/index.js'
 import {
   Catalog,
@@ -158,7 +158,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // The event-loop lag histogram samples every 100 ms rather than prom-client's 10 ms: a timer
     // firing 100 times a second was a third of an idle agent's CPU; each sample still measures
     // the lag to the microsecond.
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 })
+    collectProcessMetrics(this.registry, { eventLoopMonitoringPrecision: 100 })
     registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
     // Before anything binds: a --join of names that all resolve to nothing, or an --xds-interfaces
     // interface this host lacks, is a start-up error.

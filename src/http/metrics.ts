@@ -6,7 +6,8 @@
  * values known then (Prometheus's instrumentation guide), so a quiet agent answers every
  * dashboard panel.
  */
-import { Counter, Gauge, type Metric, type Registry } from 'prom-client'
+import type { Metric } from 'prom-client'
+import { Counter, Gauge, type Registry } from '../metrics.js'
 import type { NetTransportStats } from '../gossip/index.js'
 import type { BucketsSnapshot } from '../histogram.js'
 import type { GossipStats, Member } from '../gossip/types.js'

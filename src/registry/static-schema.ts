@@ -8,7 +8,8 @@
  * needs the agent's own rules (name normalisation, IP syntax, authz references, tag and
  * attribute keys, duplicate instance ids) stays in static.ts, after this check.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { createRequire } from 'node:module'
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from 'ajv'
 import { CheckType } from '../health/types.js'
 import { ProxyMode } from './types.js'
 
@@ -168,6 +169,9 @@ let validators: { shoal: ValidateFunction; sidecar: ValidateFunction } | undefin
 
 function compiled(): { shoal: ValidateFunction; sidecar: ValidateFunction } {
   if (!validators) {
+    // ajv (63 modules, about 3.5 MiB of RSS) loads with the first static file, not with the
+    // registry: an agent without static discovery never needs it (README "Memory").
+    const { Ajv } = createRequire(import.meta.url)('ajv') as { Ajv: typeof AjvClass }
     const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true })
     ajv.addSchema(STATIC_FILE_SCHEMA)
     const get = (def: string): ValidateFunction => {
