@@ -8,6 +8,7 @@
  *
  * Run:   node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/agent-memory.ts
  * Env:   BENCH_CLI=dist/cli.js   BENCH_REF_CLI=<main>/dist/cli.js   BENCH_RUNS=5   BENCH_IDLE_S=5
+ *        BENCH_NODE_FLAGS: node flags for every child, e.g. --optimize-for-size (which NODE_OPTIONS refuses)
  */
 import { execFileSync, execSync } from 'node:child_process'
 import { cpus } from 'node:os'
@@ -20,6 +21,7 @@ const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.js')
 const REF_CLI = process.env.BENCH_REF_CLI
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 5)
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
 /** The child: prints one JSON line of MiB figures per step. DIST and IDLE_S come from its environment. */
 const CHILD = `
@@ -55,7 +57,7 @@ interface Steps {
 }
 
 function measure(cli: string): Steps {
-  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHILD], {
+  const out = execFileSync(process.execPath, [...NODE_FLAGS, '--expose-gc', '--input-type=module', '-e', CHILD], {
     env: { ...process.env, DIST: dirname(cli), IDLE_S: String(IDLE_S), NODE_OPTIONS: '' },
     encoding: 'utf8',
   })
@@ -83,7 +85,7 @@ const lines = [
   `|---|${builds.map(() => '---|').join('')}`,
   ...rows.map(([label, f]) => `| ${label} | ${builds.map(([n]) => col(n, f)).join(' | ')} |`),
   '',
-  `Machine: ${cpus()[0]?.model ?? 'unknown'} (nproc ${cpus().length}), Node ${process.version}. Date: ${new Date().toISOString()}.`,
+  `Machine: ${cpus()[0]?.model ?? 'unknown'} (nproc ${cpus().length}), Node ${process.version}${NODE_FLAGS.length ? ` (${NODE_FLAGS.join(' ')})` : ''}. Date: ${new Date().toISOString()}.`,
   `Load before: \`${loadBefore}\`; after: \`${loadAfter}\`.`,
 ]
 console.log(lines.join('\n'))
