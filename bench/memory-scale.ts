@@ -27,7 +27,8 @@ import { Catalog, type LocalRecord } from '../src/registry/catalog.js'
 import { REGISTRY_PROTOCOL } from '../src/registry/wire.js'
 import { grpcBootstrap } from '../src/xds/bootstrap.js'
 import { AdsWatch } from '../test/lib/ads-watch.js'
-import { pct } from './stats.js'
+import { cliAgent, type CliAgent } from '../test/lib/agent-process.js'
+import { benchHarness, pct } from './stats.js'
 
 const SERVICES = 1000
 const HOSTS = 10
@@ -37,6 +38,8 @@ const args = process.argv.slice(2)
 const ROUNDS = Number(args[args.indexOf('--rounds') + 1] ?? 3) || 3
 const repo = fileURLToPath(new URL('..', import.meta.url))
 const CLI = join(repo, 'dist', 'cli.js')
+/** Stops what cliAgent started, should the bench end early. */
+const harness = benchHarness()
 const logger = silentLogger()
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const mib = (kb: number): string => (kb / 1024).toFixed(1)
@@ -99,47 +102,10 @@ async function peers(): Promise<Peer[]> {
   return out
 }
 
-interface Agent {
-  proc: ChildProcess
-  xds: string
-  http: string
-  exited: Promise<unknown>
-}
-
-async function agent(name: string, join: string[]): Promise<Agent> {
-  const flags = ['--node', name, '--cluster', 'scale', '--profile', 'lan', '--discovery', 'none', '--dns', 'off']
-  const ports = ['--bind', '127.0.0.1:0', '--http', '127.0.0.1:0', '--xds', '127.0.0.1:0', '--log-level', 'info', '--log-format', 'json']
-  const proc = spawn(process.execPath, [...NODE_FLAGS, CLI, 'agent', ...flags, ...ports, ...join], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  })
-  const exited = new Promise((r) => proc.once('exit', r))
-  const line = await new Promise<Record<string, unknown>>((res, rej) => {
-    let buf = ''
-    proc.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString()
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const l = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        try {
-          const o = JSON.parse(l) as Record<string, unknown>
-          if (o.msg === 'shoal agent started') res(o)
-        } catch {
-          // not a log line
-        }
-      }
-    })
-    void exited.then(() => rej(new Error(`agent ${name} exited before it started`)))
-  })
-  return { proc, xds: String(line.xds), http: String(line.ui).replace(/\/$/, ''), exited }
-}
-
-async function stop(a: Agent): Promise<void> {
-  a.proc.kill('SIGTERM')
-  const t = setTimeout(() => a.proc.kill('SIGKILL'), 10_000)
-  await a.exited
-  clearTimeout(t)
+/** An agent of the built CLI (test/lib/agent-process.ts), stopped by the caller or at the end of the bench. */
+function agent(name: string, join: string[]): Promise<CliAgent> {
+  const flags = ['--node', name, '--cluster', 'scale', '--profile', 'lan', '--discovery', 'none', '--dns', 'off', '--log-format', 'json']
+  return cliAgent(harness, [...flags, ...join], { cli: CLI, nodeFlags: NODE_FLAGS })
 }
 
 /** VmRSS every second for HOLD_S seconds, then VmHWM. */
@@ -173,7 +139,7 @@ interface Round {
 async function round(ps: Peer[]): Promise<Round> {
   const alone = await agent('alone', [])
   const idle = await hold(alone.proc.pid!)
-  await stop(alone)
+  await alone.stop()
 
   const seed = ps[0]!.gossip.localMember()
   const t0 = Date.now()
@@ -209,7 +175,7 @@ async function round(ps: Peer[]): Promise<Round> {
   } finally {
     grpcClient?.kill('SIGKILL')
     envoy?.close()
-    await stop(a)
+    await a.stop()
   }
 }
 
@@ -227,6 +193,7 @@ try {
     )
   }
 } finally {
+  await harness.close()
   for (const p of ps) {
     p.bridge.stop()
     p.catalog.stop()

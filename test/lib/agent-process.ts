@@ -68,6 +68,8 @@ export interface CliAgentOptions {
   /** Longest wait for the "shoal agent started" line. Default 30 s. */
   startMs?: number
   env?: NodeJS.ProcessEnv
+  /** node flags before the CLI, e.g. --optimize-for-size (which NODE_OPTIONS refuses). */
+  nodeFlags?: string[]
 }
 
 /**
@@ -88,7 +90,7 @@ export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: 
     ['--dns', '127.0.0.1:0'],
   ] as const)
     if (!args.includes(flag)) defaults.push(flag, v)
-  const proc = spawn(process.execPath, [opts.cli ?? CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? []), opts.cli ?? CLI, 'agent', ...defaults, ...args, '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
   })
