@@ -37,6 +37,22 @@ t.test('a listener on the gossip port is named, with what to do; none once it is
   t.equal(swarmPortProblem(undefined, port), undefined, 'nothing once both are closed')
 })
 
+t.test(
+  'a listener on one loopback address (another private engine) is not a problem: ours binds its own',
+  { skip: ss ?? false },
+  async (t) => {
+    const own = createServer()
+    await new Promise<void>((r) => own.listen(0, '127.0.0.77', () => r()))
+    t.teardown(() => new Promise<void>((r) => own.close(() => r())))
+    const port = (own.address() as { port: number }).port
+    t.ok(
+      portListeners(port).some((l) => l.includes(`127.0.0.77:${port}`)),
+      'ss sees it',
+    )
+    t.equal(swarmPortProblem(undefined, port), undefined, 'no problem named')
+  },
+)
+
 const nsWhy = process.getuid?.() !== 0 ? 'needs root' : spawnSync('ip', ['netns', 'list']).status !== 0 ? 'needs ip netns' : (ss ?? false)
 t.test('in a network namespace (a swarm node of swarm-two-nodes), the listener there is found', { skip: nsWhy }, async (t) => {
   const ns = `shp${randomBytes(3).toString('hex')}`

@@ -169,6 +169,9 @@ export async function connectedSource(t: TestLike, d: Dockerd): Promise<{ src: D
   return { src, registry }
 }
 
+/** A local address of `ss` that binds every address of the namespace: 0.0.0.0, *, [::] or [::ffff:0.0.0.0], with any port. */
+const WILDCARD_LOCAL = /^(0\.0\.0\.0|\*|\[::\]|\[::ffff:0\.0\.0\.0\]):\d+$/
+
 /** The port a swarm engine's overlay gossip (libnetwork's NetworkDB, memberlist) binds: fixed, not configurable. */
 export const SWARM_GOSSIP_PORT = 7946
 
@@ -196,14 +199,18 @@ export function portListeners(port: number, netns?: string): string[] {
 
 /**
  * Why a swarm engine in `netns` (default this namespace) would lose its overlay networking,
- * or undefined: something already listens on SWARM_GOSSIP_PORT there. dockerd then cannot
+ * or undefined: something already listens on SWARM_GOSSIP_PORT there on every address (a
+ * wildcard bind; another engine's own address leaves ours free). dockerd then cannot
  * bind its NetworkDB's memberlist, and `swarm init` still succeeds, so overlay networks and
  * their tasks fail minutes later with no word of the port. A Shoal agent's default `--bind`
  * is 0.0.0.0:7946 (TCP and UDP), which takes the port on every address (a later bind of
  * 127.x.y.z:7946 fails with EADDRINUSE for TCP and UDP alike). `port` is for this check's own test.
  */
 export function swarmPortProblem(netns?: string, port = SWARM_GOSSIP_PORT): string | undefined {
-  const held = portListeners(port, netns)
+  // Only a wildcard bind takes the port on every address. Another private engine holds
+  // <its own 127.x address>:7946, which leaves ours free (the docker_gwbridge wait in
+  // initSwarm orders the engines); refusing it failed every swarm suite that ran beside another.
+  const held = portListeners(port, netns).filter((l) => WILDCARD_LOCAL.test(l.split(' ')[1] ?? ''))
   if (held.length === 0) return undefined
   return (
     `port ${port} is taken${netns ? ` in network namespace ${netns}` : ' on this machine'} (${held.join('; ')}); ` +
