@@ -84,45 +84,29 @@ t.test('the cases, with what to do', async (t) => {
     undefined,
     'another protocol or another IP is another socket',
   )
-  t.throws(
-    () =>
-      parseStaticServices(
-        JSON.stringify([
-          {
-            Service: {
-              Name: 'web',
-              Ports: [
-                { Port: 80, ServicePort: 10080 },
-                { Port: 81, ServicePort: 10080 },
-              ],
-            },
+  /** A Sidecar-format file of one service `web` on ports 80 and 81 with these ServicePorts. */
+  const sidecar = (sp80: number, sp81: number) =>
+    parseStaticServices(
+      JSON.stringify([
+        {
+          Service: {
+            Name: 'web',
+            Ports: [
+              { Port: 80, ServicePort: sp80 },
+              { Port: 81, ServicePort: sp81 },
+            ],
           },
-        ]),
-        'f.json',
-        '10.0.0.9',
-      ),
+        },
+      ]),
+      'f.json',
+      '10.0.0.9',
+    )
+  t.throws(
+    () => sidecar(10080, 10080),
     /f\.json: \[0\]\.Service\.Ports\[1\]\.ServicePort: 10080 is also the ServicePort of \[0\]\.Service\.Ports\[0\]/,
     "Sidecar's format follows the same rule",
   )
-  t.doesNotThrow(
-    () =>
-      parseStaticServices(
-        JSON.stringify([
-          {
-            Service: {
-              Name: 'web',
-              Ports: [
-                { Port: 80, ServicePort: 0 },
-                { Port: 81, ServicePort: 0 },
-              ],
-            },
-          },
-        ]),
-        'f.json',
-        '10.0.0.9',
-      ),
-    "Sidecar's ServicePort 0 is no ServicePort",
-  )
+  t.doesNotThrow(() => sidecar(0, 0), "Sidecar's ServicePort 0 is no ServicePort")
 })
 
 t.test(`the static file refuses exactly the ports Docker labels skip: ${RUNS} port lists (seed ${SEED})`, async (t) => {
