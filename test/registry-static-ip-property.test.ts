@@ -13,6 +13,7 @@ import { parseStaticServices } from '../src/registry/static.js'
 import type { CatalogSnapshot } from '../src/registry/types.js'
 import { endpointFilter } from '../src/xds/groups.js'
 import { seeded } from './lib/random.js'
+import { host, rec } from './lib/xds-fixture.js'
 
 const RUNS = Number(process.env.SHOAL_PROPERTY_RUNS ?? 2000)
 const SEED = Number(process.env.SHOAL_PROPERTY_SEED ?? Date.now() % 1_000_000)
@@ -87,30 +88,7 @@ const dnsAnswers = (ip: string): string[] => {
   const snap: CatalogSnapshot = {
     cluster: 'c',
     seq: 1,
-    hosts: [
-      {
-        name: 'h',
-        address: '127.0.0.1:7946',
-        state: 'alive',
-        bootId: 'b',
-        services: [
-          {
-            id: 'a',
-            name: 'web',
-            image: 'web',
-            created: 0,
-            host: 'h',
-            bootId: 'b',
-            ports: [{ type: 'tcp', port: 80, servicePort: 10080, ip }],
-            proxyMode: 'http',
-            status: 'alive',
-            version: [1, 0],
-            updated: 0,
-            labels: {},
-          },
-        ],
-      },
-    ],
+    hosts: [host('h', [rec({ host: 'h', id: 'a', name: 'web', servicePort: 10080, port: 80, ip })])],
   }
   const zone = new Zone({ domain: 'shoal', ttl: 0, envoyBind: '127.0.0.1' })
   const answers = zone.answer({ name: 'web.service.shoal', type: 'ANY' as 'A' }, snap).answers
