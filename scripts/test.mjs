@@ -2,8 +2,10 @@
 // The test command: provision the real components (as root on Debian), type-check,
 // run every tap file, and end with one plain line `N passed, N failed, N skipped`.
 // With CI=true a skipped test counts as a failure: CI must run everything.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { provision } from './provision.mjs'
+import { shardFiles, testFiles } from './test-shards.mjs'
 
 const ci = process.env.CI === 'true' || process.env.CI === '1'
 const args = process.argv.slice(2)
@@ -15,60 +17,117 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 const debs = ['docker.io', 'busybox-static', 'iproute2', 'iptables', 'serf', 'chromium', 'bpftrace', 'dnsutils', 'python3-grpcio']
 debs.push('prometheus') // promtool checks /metrics; the server evaluates the Grafana dashboard (issue 16)
 
-/** One check run before the tap files, counted as one test: `tsc --noEmit`, `npm run lint`. */
+/**
+ * One check run beside the tap files, counted as one test: `tsc --noEmit`, `npm run lint`.
+ * Resolves to `{ ok, text }`: its TAP line, with its output when it failed, printed after the tap files.
+ */
 function check(what, args) {
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8' })
-  if (r.status === 0) {
-    console.log(`ok - ${what}`)
-    return true
-  }
-  console.log(
-    `not ok - ${what}\n` +
-      (r.stdout + r.stderr)
-        .split('\n')
-        .map((l) => '  # ' + l)
-        .join('\n'),
-  )
-  return false
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    c.stdout.on('data', (d) => (out += d))
+    c.stderr.on('data', (d) => (out += d))
+    c.on('close', (code) => {
+      if (code === 0) return resolve({ ok: true, text: `ok - ${what}` })
+      const lines = out.split('\n').map((l) => '  # ' + l)
+      resolve({ ok: false, text: `not ok - ${what}\n${lines.join('\n')}` })
+    })
+  })
 }
 
 provision(debs)
-const checks = [
+// The checks run beside the tap files: they need only the CPU the suite leaves idle while it waits.
+const checks = Promise.all([
   check('tsc --noEmit', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.']),
   check('npm run lint', ['scripts/lint.mjs']),
-]
+])
 
-const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', ...args], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, SHOAL_TEST_ROOT: isRoot ? '1' : '0' },
-})
-let tail = ''
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk)
-  tail = (tail + chunk.toString()).slice(-4096)
-})
-child.on('close', (code) => {
-  const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail)
-  let total = 0,
-    pass = 0,
+const env = { ...process.env, SHOAL_TEST_ROOT: isRoot ? '1' : '0' }
+const summary = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/
+const fileLine = /^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/
+
+/**
+ * One tap process over `files` (all of `.taprc`'s when empty). Its output goes to stdout one
+ * top-level file at a time, so that shards running at once do not mix their lines. Resolves to
+ * its counts and each file's seconds.
+ */
+function runTap(tapArgs, files) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', '--reporter=tap', ...tapArgs, ...files], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env,
+    })
+    const seconds = {}
+    let block = ''
+    let partial = ''
+    let tail = ''
+    child.stdout.on('data', (chunk) => {
+      const lines = (partial + chunk.toString()).split('\n')
+      partial = lines.pop()
+      for (const l of lines) {
+        block += l + '\n'
+        tail = (tail + l + '\n').slice(-4096)
+        const m = fileLine.exec(l)
+        if (m) seconds[m[1]] = Number(m[2]) / 1000
+        if (m || l.startsWith('# {') || l.startsWith('# time=')) {
+          process.stdout.write(block)
+          block = ''
+        }
+      }
+    })
+    child.on('close', (code) => {
+      process.stdout.write(block + partial)
+      const m = summary.exec(tail + partial)
+      resolve(
+        m
+          ? { code, pass: +(m[2] ?? 0), fail: +(m[3] ?? 0), skip: +(m[4] ?? 0), seconds }
+          : { code, pass: 0, fail: 1, skip: 0, seconds, unread: true },
+      )
+    })
+  })
+}
+
+// Files named on the command line: one tap run over them, as tap does. Otherwise every file,
+// in SHOAL_TEST_SHARDS (default 3) tap processes at once, each running one file at a time.
+const named = args.some((a) => /\.test\.ts$|^test\//.test(a))
+const durationsFile = 'scripts/test-durations.json'
+let runs
+if (named) runs = [runTap(args, [])]
+else {
+  const durations = JSON.parse(readFileSync(durationsFile, 'utf8'))
+  const shards = shardFiles(testFiles(), durations, Math.max(1, Number(process.env.SHOAL_TEST_SHARDS) || 3))
+  for (const [i, g] of shards.entries())
+    console.log(`# shard ${i + 1} of ${shards.length}: ${g.files.length} files, about ${Math.round(g.seconds)} s by ${durationsFile}`)
+  runs = shards.map((g) => runTap(['--jobs=1', ...args], g.files))
+}
+
+Promise.all(runs).then(async (results) => {
+  let pass = 0,
     fail = 0,
     skip = 0
-  if (m) {
-    total = +m[1]
-    pass = +(m[2] ?? 0)
-    fail = +(m[3] ?? 0)
-    skip = +(m[4] ?? 0)
-  } else {
-    fail = 1
-    console.log('# could not read tap summary')
+  for (const r of results) {
+    pass += r.pass
+    fail += r.fail
+    skip += r.skip
+    if (r.unread) console.log('# could not read a tap summary')
+    if (r.code !== 0 && r.fail === 0) fail += 1
   }
-  for (const ok of checks) {
+  if (!named && process.env.SHOAL_SAVE_DURATIONS === '1') {
+    const seconds = Object.assign({}, ...results.map((r) => r.seconds))
+    const sorted = Object.fromEntries(
+      Object.keys(seconds)
+        .sort()
+        .map((k) => [k, Math.round(seconds[k] * 10) / 10]),
+    )
+    writeFileSync(durationsFile, JSON.stringify(sorted, null, 2) + '\n')
+    console.log(`# wrote ${durationsFile}`)
+  }
+  for (const { ok, text } of await checks) {
+    console.log(text)
     if (ok) pass += 1
     else fail += 1
   }
-  if (code !== 0 && fail === 0) fail = 1
   if (ci && skip > 0) console.log(`# CI=true: ${skip} skipped test(s) count as failures`)
   console.log(`${pass} passed, ${fail} failed, ${skip} skipped`)
-  void total
   process.exit(fail > 0 || (ci && skip > 0) ? 1 : 0)
 })
