@@ -168,6 +168,27 @@ t.test(
     )
     t.same(onLink.problems, [])
 
+    const onLinkBound = (l: Record<string, string>) =>
+      mapContainer(
+        facts({ labels: l, networks: overlay, bindings: [{ containerPort: 8080, type: 'tcp', hostIp: '127.0.0.1', hostPort: 32771 }] }),
+        { ...opts, advertiseIp: '127.0.0.1', onAgentLink: (ip, len) => ip === '10.0.1.7' && len === 24 },
+      )
+    t.same(
+      onLinkBound(labels).spec?.checkTarget,
+      { host: '127.0.0.1', ports: [{ port: 32771, containerPort: 8080 }] },
+      'an HttpGet check: the binding alone (it fails through docker-proxy by itself)',
+    )
+    const boundOnLink = onLinkBound({ ...labels, HealthCheck: 'Tcp', HealthCheckArgs: '{{ host }}:{{ tcp 8080 }}' })
+    t.same(
+      boundOnLink.spec?.checkTarget,
+      {
+        host: '127.0.0.1',
+        ports: [{ port: 32771, containerPort: 8080 }],
+        behind: { host: '10.0.1.7', ports: [{ port: 8080, containerPort: 8080 }] },
+      },
+      "a host binding of a container on the agent's own network: the binding, and the container's address behind it",
+    )
+
     const withHealthcheck = mapContainer(facts({ labels, networks: overlay, health: 'starting' }), opts)
     t.same(withHealthcheck.spec?.check, { type: 'Docker' }, "no address the agent reaches: the engine's HEALTHCHECK")
     t.same(

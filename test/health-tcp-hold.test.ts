@@ -60,3 +60,47 @@ t.test('the scheduler does not serve an instance behind such a proxy: unhealthy,
   t.equal(await changed, 'unhealthy', 'its first result: unhealthy, never alive')
   t.match(hs.result('proxied'), { outcome: 'fail', error: /closed by the other end at once/ })
 })
+
+t.test(
+  "behind a host binding, the container's own address decides at once: a proxy that closes late is not taken for a server",
+  async (t) => {
+    // docker-proxy on a loaded machine: it accepts, and its close comes after the hold.
+    const slowProxy = await listener(t, (c) => setTimeout(() => c.end(), 5 * TCP_HOLD_MS))
+    const keeps = await listener(t, () => undefined)
+    // A port nothing listens on: one that was just closed.
+    const closedPort = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port
+        s.close(() => resolve(p))
+      })
+    })
+    const run = (front: number, behind: string | undefined) =>
+      tcpCheck(`127.0.0.1:${front}`, AbortSignal.timeout(5000), TCP_HOLD_MS, behind).then(
+        () => 'pass',
+        (e: Error) => `fail: ${e.message}`,
+      )
+    t.equal(await run(slowProxy, undefined), 'pass', 'the hold alone is fooled by a close that comes late')
+    t.match(
+      await run(slowProxy, `127.0.0.1:${closedPort}`),
+      /^fail: nothing listens in the container yet: 127\.0\.0\.1:\d+, its own address behind 127\.0\.0\.1:\d+, refuses$/,
+      'the container refusing behind it fails the check',
+    )
+    t.equal(await run(slowProxy, `127.0.0.1:${keeps}`), 'pass', 'something listening behind it passes')
+
+    const hs = new HealthScheduler({ intervalMs: 60_000 }, { logger: silentLogger() })
+    t.teardown(() => hs.stop())
+    hs.start()
+    const changed = new Promise<string>((r) => hs.once('change', (_id: string, st: string) => r(st)))
+    hs.set(
+      'late',
+      { type: 'Tcp', args: '{{ host }}:{{ tcp 8080 }}' },
+      {
+        host: '127.0.0.1',
+        ports: [{ port: slowProxy, containerPort: 8080 }],
+        behind: { host: '127.0.0.1', ports: [{ port: closedPort, containerPort: 8080 }] },
+      },
+    )
+    t.equal(await changed, 'unhealthy', 'the scheduler checks the address behind the binding: unhealthy, never alive')
+    t.match(hs.result('late'), { outcome: 'fail', error: /^nothing listens in the container yet/ })
+  },
+)

@@ -438,7 +438,8 @@ const TARGET_TEMPLATE = /\{\{\s*(?:host|tcp\s+\d+)\s*\}\}/
 /**
  * Where the agent reaches a container for an HttpGet or Tcp check whose arguments name the
  * instance (`{{ host }}`, `{{ tcp N }}`): its host bindings when every port the arguments name
- * has one; else its address on a network the agent itself is attached to (onAgentLink), with
+ * has one (for a Tcp check, with the container's own address where the agent reaches it, as
+ * `behind`); else its address on a network the agent itself is attached to (onAgentLink), with
  * container ports; else nowhere (`why` says so). Other checks, and arguments without such a
  * template, keep the default target (local.ts).
  */
@@ -458,22 +459,30 @@ function checkTarget(
       return false
     }
   }
-  const bound = ports.filter((p) => p.ip !== undefined && p.port !== undefined)
-  if (bound.length > 0) {
-    const host: CheckContext = { host: bound[0]!.ip!, ports: bound.map((p) => ({ port: p.port!, containerPort: p.containerPort! })) }
-    if (renders(host)) return { target: host }
-  }
   const containerPorts = [...new Set([...ports.map((p) => p.containerPort!), ...c.bindings.map((b) => b.containerPort)])].sort(
     (a, b) => a - b,
   )
   const names = Object.keys(c.networks).sort()
+  let direct: CheckContext | undefined
   // The advertised networks first, then any other the agent shares with the container.
   for (const n of [...names.filter((x) => opts.networks?.includes(x)), ...names.filter((x) => !opts.networks?.includes(x))]) {
     const f = c.networks[n]!
     if (!opts.onAgentLink?.(f.ip, f.prefixLen)) continue
-    const direct: CheckContext = { host: f.ip, ports: containerPorts.map((p) => ({ port: p, containerPort: p })) }
-    if (renders(direct)) return { target: direct }
+    const d: CheckContext = { host: f.ip, ports: containerPorts.map((p) => ({ port: p, containerPort: p })) }
+    if (renders(d)) {
+      direct = d
+      break
+    }
   }
+  const bound = ports.filter((p) => p.ip !== undefined && p.port !== undefined)
+  if (bound.length > 0) {
+    const host: CheckContext = { host: bound[0]!.ip!, ports: bound.map((p) => ({ port: p.port!, containerPort: p.containerPort! })) }
+    // A Tcp check connects to the container's own address too (CheckContext.behind); an HttpGet
+    // through docker-proxy fails on its own when nothing listens, so it carries none.
+    const behind = check.type === CheckType.Tcp && direct ? { behind: { host: direct.host, ports: direct.ports } } : {}
+    if (renders(host)) return { target: { ...host, ...behind } }
+  }
+  if (direct) return { target: direct }
   const unbound = ports.filter((p) => p.ip === undefined).map((p) => p.containerPort)
   return {
     why: `${check.type} "${args}" names ${unbound.length ? `container port ${unbound.join(', ')}, which has no host binding` : 'a port this container does not publish'}, and the agent is on none of the container's networks`,

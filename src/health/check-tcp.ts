@@ -16,16 +16,44 @@ export const TCP_HOLD_MS = 100
 /**
  * Passes when a TCP connection to `address` opens and the other end neither closes nor resets
  * it within `holdMs` (TCP_HOLD_MS; bytes it sends pass at once); the socket is closed then.
- * Fails with `closed by the other end at once` otherwise. `signal` destroys the socket
- * (a connect still pending, or the hold).
+ * Fails with `closed by the other end at once` otherwise. With `behind` (the container's own
+ * `host:port` behind a host binding, CheckContext.behind), a connection there must open too,
+ * at the same time: it fails at once, whatever the load, when nothing listens in the
+ * container, where docker-proxy's close may come after the hold. `signal` destroys the
+ * sockets (a connect still pending, or the hold). Errors: CheckFailed, a connect's error,
+ * ShoalError SHOAL_ERR_CHECK_ARGS for an address that is not host:port.
  */
-export function tcpCheck(address: string, signal: AbortSignal, holdMs = TCP_HOLD_MS): Promise<Finding> {
-  let target: { host: string; port: number }
-  try {
-    target = parseHostPort(address, 'Tcp check', { code: 'SHOAL_ERR_CHECK_ARGS' })
-  } catch (err) {
-    return Promise.reject(err)
+export async function tcpCheck(address: string, signal: AbortSignal, holdMs = TCP_HOLD_MS, behind?: string): Promise<Finding> {
+  const target = parseHostPort(address, 'Tcp check', { code: 'SHOAL_ERR_CHECK_ARGS' })
+  const inner = behind === undefined ? undefined : parseHostPort(behind, 'Tcp check', { code: 'SHOAL_ERR_CHECK_ARGS' })
+  if (!inner) return held(target, signal, holdMs)
+  const [front, back] = await Promise.allSettled([held(target, signal, holdMs), opens(inner, signal)])
+  if (back.status === 'rejected') {
+    const err = back.reason as NodeJS.ErrnoException
+    // Said first: a record's detail keeps about 120 characters.
+    throw new CheckFailed(
+      err.code === 'ECONNREFUSED'
+        ? `nothing listens in the container yet: ${behind}, its own address behind ${address}, refuses`
+        : `the container's own address ${behind} behind ${address}: ${err.message}`,
+    )
   }
+  if (front.status === 'rejected') throw front.reason
+  return front.value
+}
+
+/** Resolves once a connection to `target` opens (and closes it); rejects with the connect's error. */
+function opens(target: { host: string; port: number }, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ ...target, signal })
+    sock.once('connect', () => {
+      sock.destroy()
+      resolve()
+    })
+    sock.once('error', reject)
+  })
+}
+
+function held(target: { host: string; port: number }, signal: AbortSignal, holdMs: number): Promise<Finding> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ ...target, signal })
     let hold: NodeJS.Timeout | undefined

@@ -189,7 +189,7 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
 
   /** Add or replace the check of instance `id`. The same spec and context again changes nothing. */
   set(id: string, check: CheckSpec | undefined, ctx: CheckContext): void {
-    const key = JSON.stringify([check ?? null, ctx.host, ctx.containerId ?? null, ctx.ports, ctx.service ?? null])
+    const key = JSON.stringify([check ?? null, ctx.host, ctx.containerId ?? null, ctx.ports, ctx.service ?? null, ctx.behind ?? null])
     const old = this.entries.get(id)
     if (old && old.key === key) {
       if (ctx.origin !== undefined) old.ctx.origin = ctx.origin
@@ -199,7 +199,11 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
     const e: Entry = {
       id,
       check,
-      ctx: { ...ctx, ports: ctx.ports.map((p) => ({ ...p })) },
+      ctx: {
+        ...ctx,
+        ports: ctx.ports.map((p) => ({ ...p })),
+        ...(ctx.behind ? { behind: { host: ctx.behind.host, ports: ctx.behind.ports.map((p) => ({ ...p })) } } : {}),
+      },
       key,
       // A replaced check keeps the status until its own first result, so that a changed
       // port does not make the instance flap through `starting`.
@@ -394,11 +398,16 @@ export class HealthScheduler extends EventEmitter<{ change: [id: string, status:
           return pass(await untilAborted(externalCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
         case 'HttpGet':
           return pass(await untilAborted(httpGetCheck(renderTemplate(check.args ?? '', e.ctx), signal), signal))
-        case 'Tcp':
+        case 'Tcp': {
           // The hold fits well within the check's timeout.
+          const behind = e.ctx.behind ? renderTemplate(check.args ?? '', { ...e.ctx, ...e.ctx.behind }) : undefined
           return pass(
-            await untilAborted(tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal, Math.min(TCP_HOLD_MS, timeoutMs / 2)), signal),
+            await untilAborted(
+              tcpCheck(renderTemplate(check.args ?? '', e.ctx), signal, Math.min(TCP_HOLD_MS, timeoutMs / 2), behind),
+              signal,
+            ),
           )
+        }
         default:
           this.warnOnce(
             e,

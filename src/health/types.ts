@@ -50,6 +50,14 @@ export interface CheckContext {
   service?: string
   /** Where the instance came from, for log lines: `container web (3f2a9c1b0d4e)`, `/etc/shoal/static.json services[2]`. */
   origin?: string
+  /**
+   * The container's own address and ports on a network the agent is attached to, when `host`
+   * and `ports` are its host bindings. A Tcp check also connects here: docker-proxy in front
+   * of a loopback host binding accepts while nothing listens in the container and closes only
+   * once its own connect is refused, which a loaded machine may delay past the hold
+   * (TCP_HOLD_MS); the container's address refuses at once.
+   */
+  behind?: { host: string; ports: CheckPort[] }
 }
 
 /**
