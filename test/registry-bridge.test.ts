@@ -282,3 +282,32 @@ t.test(
     t.equal(last().type, MsgType.notice, 'a member down does not hold the cluster back')
   },
 )
+
+// "Nothing lost": a restarted agent's join pulled a peer's owners while a second exchange with
+// the same peer arrived (the peer's own push-pull); that one found the owners' pulls in flight,
+// left them out, and called the exchange clean, so the agent was ready and served its Envoy an
+// empty Cluster list before the records came (seen under load in agent-restart-seed).
+t.test('a second exchange with a peer whose pulls are in flight waits for them before it counts as clean', async (t) => {
+  const { a, b } = pair()
+  for (let i = 0; i < 20; i++) a.catalog.upsertLocal(rec(`a${i}`))
+  b.catalog.setHost('a', { state: 'alive', bootId: 'a-boot', address: '127.0.0.1:7946' })
+  // a answers pulls only when the gate opens.
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  const answer = a.gossip.req
+  a.gossip.req = async (p, from) => {
+    if (decodeMessage(p).type === MsgType.pull) await gate
+    return answer(p, from)
+  }
+  const synced: number[] = []
+  b.bridge.once('synced', () => synced.push(liveRecords(b.catalog.snapshot()).length))
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(true), true, member('a', 'a-boot'))
+  await flush()
+  // The second exchange: a's periodic push-pull (its summary differs: b holds nothing yet).
+  b.gossip.delegate.mergeRemoteState(a.gossip.delegate.localState(false), false, member('a', 'a-boot'))
+  await flush()
+  t.same(synced, [], 'not synced while the pull that brings the records is in flight')
+  open()
+  await flush()
+  t.same(synced, [20], 'synced once the records are held')
+})

@@ -200,7 +200,10 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
   private synced = false
   private unsubscribeLocal: (() => void) | undefined
   private readonly onMember = (m: Member): void => this.memberChanged(m)
+  /** Digest requests in flight, by `peer\0#digest`. */
   private readonly inflight = new Set<string>()
+  /** Pulls in flight, by `peer\0owner`: a second exchange with the peer waits for them (pullDiffering). */
+  private readonly pullsInFlight = new Map<string, Promise<boolean>>()
   /** Owners (and the boot) whose first full state is being pulled for a handover. */
   private readonly handovers = new Set<string>()
   /**
@@ -725,8 +728,17 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
     const same = new Set(digests.map((d) => d.host))
     for (const o of differing) same.delete(o)
     for (const o of same) this.rejectedOwners.delete(o)
-    const owners = differing.filter((o) => !this.inflight.has(`${peer}\u0000${o}`))
-    if (owners.length === 0) return true
+    // An owner whose pull from this peer is in flight (another exchange's) is not asked twice,
+    // but this exchange is clean only once that pull is: claiming it before the records are
+    // in made a restarted agent ready, and serve an empty view, while its join's pull was on the way.
+    const waits: Array<Promise<boolean>> = []
+    const owners: string[] = []
+    for (const o of differing) {
+      const running = this.pullsInFlight.get(`${peer}\u0000${o}`)
+      if (running) waits.push(running)
+      else owners.push(o)
+    }
+    if (owners.length === 0) return (await Promise.all(waits)).every(Boolean)
     const counts = new Map(digests.map((d) => [d.host, d.count]))
     const batches: string[][] = []
     let batch: string[] = []
@@ -743,7 +755,7 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       n += c
     }
     if (batch.length > 0) batches.push(batch)
-    const results = await Promise.all(batches.map((b) => this.pull(peer, b)))
+    const results = await Promise.all([...waits, ...batches.map((b) => this.pull(peer, b))])
     return results.every(Boolean)
   }
 
@@ -751,9 +763,17 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
    * Pulls these owners' records from a peer, again while its answer says `more` and brings
    * something new. Resolves true when it completed with no record rejected.
    */
-  private async pull(peer: string, owners: string[]): Promise<boolean> {
+  private pull(peer: string, owners: string[]): Promise<boolean> {
     const keys = owners.map((o) => `${peer}\u0000${o}`)
-    for (const k of keys) this.inflight.add(k)
+    const running = this.pullOwners(peer, owners)
+    for (const k of keys) this.pullsInFlight.set(k, running)
+    void running.finally(() => {
+      for (const k of keys) if (this.pullsInFlight.get(k) === running) this.pullsInFlight.delete(k)
+    })
+    return running
+  }
+
+  private async pullOwners(peer: string, owners: string[]): Promise<boolean> {
     const wanted = new Set(owners)
     let clean = true
     try {
@@ -776,8 +796,6 @@ export class GossipBridge extends EventEmitter<{ synced: [] }> {
       this.stats.pullsFailed++
       this.log.debug({ peer, owners: owners.length, err: (err as Error).message }, 'pull failed; the next push-pull retries')
       return false
-    } finally {
-      for (const k of keys) this.inflight.delete(k)
     }
   }
 
