@@ -6,6 +6,8 @@ export type LabStep =
   | { netnsKill: string }
   | { stop: string; ms?: number }
   | { killNaming: string }
+  /** SIGKILL process `killPid` if its start time (startTime) is still `start`. */
+  | { killPid: number; start: string | undefined }
   | { umountUnder: string }
   | { rm: string }
 

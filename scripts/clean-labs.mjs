@@ -14,7 +14,7 @@
 //   --dry-run                               print what would be removed, remove nothing
 //
 // Shoal's prefixes: namespaces `sh<6 hex>-<i>`, links `sh<6 hex>br`, `sh<6 hex>p<i>`,
-// `sh<6 hex>-<i>` and `shl<6 hex>` (dockerd bridges), FORWARD rules on `sh<6 hex>br`, folders
+// `sh<6 hex>-<i>`, `shl<6 hex>` (dockerd bridges) and `shg<6 hex>` (their swarm gateway bridges), FORWARD rules on `sh<6 hex>br`, folders
 // /tmp/shoal-netns-* and /tmp/shd-* (and the processes that name them).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -92,6 +92,9 @@ export function runSteps(steps, log = () => {}) {
       const end = Date.now() + (s.ms ?? 10_000)
       while (found.some((p) => existsSync(`/proc/${p}`) && !zombie(p)) && Date.now() < end) sleepSync(50)
       if (found.length) log(`stopped ${found.length} process(es) naming ${s.stop}`)
+    } else if (s.killPid) {
+      // Only the process it was: a pid another process took since has another start time.
+      if (startTime(s.killPid) === s.start) kill(String(s.killPid), 'SIGKILL')
     } else if (s.killNaming) {
       const found = processesNaming(s.killNaming)
       for (const p of found) kill(p, 'SIGKILL')
@@ -161,7 +164,7 @@ function orphans(claimed) {
   }
   for (const line of (run(['ip', '-o', 'link']).stdout ?? '').split('\n')) {
     const name = /^\d+: ([^:@]+)/.exec(line)?.[1]
-    if (name && /^(sh[0-9a-f]{6}(br|p\d+|-\d+)|shl[0-9a-f]{6})$/.test(name) && !isClaimed(name))
+    if (name && /^(sh[0-9a-f]{6}(br|p\d+|-\d+)|sh[lg][0-9a-f]{6})$/.test(name) && !isClaimed(name))
       found.push({ what: `link ${name}`, steps: [{ run: ['ip', 'link', 'del', name] }] })
   }
   for (const line of (run(['iptables', '-w', '-S', 'FORWARD']).stdout ?? '').split('\n')) {

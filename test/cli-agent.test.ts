@@ -8,7 +8,7 @@ import { Agent } from '../src/agent/agent.js'
 import { parseAgentConfig } from '../src/agent/config.js'
 import { silentLogger } from '../src/log.js'
 import { shoal } from './lib/cli.js'
-import { LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
+import { cliAgent, LOOPBACK_AGENT_FLAGS } from './lib/agent-process.js'
 
 const agentFlags = (node: string) => ['--node', node, ...LOOPBACK_AGENT_FLAGS, '--discovery', 'none']
 
@@ -50,6 +50,27 @@ t.test('SIGTERM: graceful leave, exit 0', async (t) => {
   t.equal(r.code, 0)
   t.match(r.stdout, /shoal agent stopped/)
   t.equal(peer.members().find((m) => m.name === 'leaver')?.state, 'left', 'the peer records `left`, not dead')
+})
+
+t.test('`shoal agent` runs V8 sized for memory (--heap lean, the default) or for speed (--heap fast)', async (t) => {
+  // Lean (--optimize-for-size) keeps the young generation at 1-4 MiB (a /metrics scrape's
+  // garbage may grow it to 4); V8's defaults grow it to 16-32 MiB while the agent's modules
+  // load, and it stays there (README "Memory"). The agent's own /metrics shows the size.
+  const young = async (args: string[]): Promise<number> => {
+    const a = await cliAgent(t, ['--node', 'heap', '--discovery', 'none', '--dns', 'off', ...args])
+    const metrics = await (await fetch(`${a.http}/metrics`)).text()
+    await a.stop()
+    const m = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(metrics)
+    t.ok(m, 'the young generation is reported')
+    return Number(m?.[1]) / 1048576
+  }
+  const lean = await young([])
+  t.ok(lean <= 8, `lean: young generation ${lean.toFixed(1)} MiB, at most 8`)
+  const fast = await young(['--heap', 'fast'])
+  t.ok(fast >= 16, `fast: young generation ${fast.toFixed(1)} MiB, at least 16`)
+  const bad = await shoal(['agent', '--heap', 'small']).done
+  t.equal(bad.code, 2, 'another mode: exit 2')
+  t.match(bad.stderr, /--heap: "small" is not lean or fast/)
 })
 
 t.test('bootstraps print JSON for Envoy and for grpc-js-xds', async (t) => {

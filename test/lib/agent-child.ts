@@ -9,9 +9,8 @@
  *   await agent.spawn()         // same ports, same flags
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createSocket } from 'node:dgram'
 import { closeSync, openSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { handOutPort } from './listen.js'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
@@ -19,21 +18,9 @@ import type { Test } from 'tap'
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLI = join(REPO, 'dist', 'cli.js')
 
-/** A port free for both TCP and UDP on 127.0.0.1 right now (the kernel's choice). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const srv = createServer()
-    await new Promise<void>((res, rej) => srv.once('error', rej).listen(0, '127.0.0.1', () => res()))
-    const port = (srv.address() as { port: number }).port
-    await new Promise<void>((res) => srv.close(() => res()))
-    const udp = createSocket('udp4')
-    const ok = await new Promise<boolean>((res) => {
-      udp.once('error', () => res(false))
-      udp.bind(port, '127.0.0.1', () => res(true))
-    })
-    await new Promise<void>((res) => udp.close(() => res()))
-    if (ok) return port
-  }
+/** A port free for both TCP and UDP on 127.0.0.1 right now: listen.ts handOutPort. */
+export function freePort(): Promise<number> {
+  return handOutPort({ udp: true })
 }
 
 export interface AgentChildOptions {

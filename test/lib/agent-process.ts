@@ -9,10 +9,11 @@
  *   await a.stop('SIGTERM')
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createSocket } from 'node:dgram'
-import { createServer } from 'node:net'
+import { handOutPort } from './listen.js'
 import type { Test } from 'tap'
+import { startTime } from '../../scripts/clean-labs.mjs'
 import { CLI, ensureBuilt } from './cli.js'
+import { LabManifest } from './labs.js'
 
 export interface LoopbackAgentOptions {
   /** Serve DNS on a free loopback port; default off. */
@@ -97,6 +98,10 @@ export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: 
   const lines: Array<Record<string, unknown>> = []
   let output = ''
   const exited = new Promise<number | string>((res) => proc.once('exit', (code, sig) => res(code ?? sig ?? -1)))
+  // Written down like a lab, so that the agent goes when this test process dies however it dies
+  // (a suite killed with SIGTERM skips teardowns; the reaper of test/lib/labs.ts does not).
+  const lab = LabManifest.write(`shoal agent pid ${proc.pid}`, [{ killPid: proc.pid!, start: startTime(proc.pid!) }], [])
+  void exited.then(() => lab.undo())
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGKILL')
@@ -150,23 +155,7 @@ export async function cliAgent(t: Pick<Test, 'teardown'>, args: string[], opts: 
   }
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP right now (gossip binds one number for both). */
-export async function freeLoopbackPort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((res, rej) => {
-      const s = createServer()
-      s.once('error', rej)
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port
-        s.close(() => res(p))
-      })
-    })
-    const udpFree = await new Promise<boolean>((res) => {
-      const u = createSocket('udp4')
-      u.once('error', () => res(false))
-      u.bind(port, '127.0.0.1', () => u.close(() => res(true)))
-    })
-    if (udpFree) return port
-  }
-  throw new Error('no port free for both TCP and UDP on 127.0.0.1')
+/** A port free on 127.0.0.1 for both TCP and UDP right now (gossip binds one number for both): listen.ts handOutPort. */
+export function freeLoopbackPort(): Promise<number> {
+  return handOutPort({ udp: true })
 }

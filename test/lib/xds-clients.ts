@@ -195,8 +195,11 @@ export class XdsTestClient {
   /**
    * Start calling `target` at `rate` calls/s in the background (grpc-js client only), until
    * stopLoad. Each call has its own deadline (`timeoutMs`), so a slow one never holds the rate.
+   * The default is 10 s, not an idle machine's 3 s: beside stress-ng and a second swarm engine a
+   * 110 calls to two running tasks ran past 3 s (swarm-roll, b4bd1b6). A call routed to
+   * a task that is gone still fails: at once (refused, reset) or at this deadline.
    */
-  async startLoad(target: string, rate: number, timeoutMs = 3000): Promise<void> {
+  async startLoad(target: string, rate: number, timeoutMs = 10_000): Promise<void> {
     if (this.kind !== 'grpc-js') throw new Error('startLoad: only the grpc-js client implements load')
     await this.request({ op: 'load-start', target, rate, timeoutMs })
   }

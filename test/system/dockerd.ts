@@ -18,7 +18,8 @@ import {
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
+import { handOutPort } from '../lib/listen.js'
 import Dockerode from 'dockerode'
 import { Registry } from 'prom-client'
 import { DockerSource } from '../../src/docker/source.js'
@@ -139,14 +140,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A TCP port free on every address right now, for `-p PORT:…` bindings on the wildcard. */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, () => {
-      const port = (s.address() as AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
+  return handOutPort({ host: null })
 }
 
 /** Poll `pred` until it holds; rejects after `ms` with `what`. */
@@ -208,8 +202,8 @@ export function portListeners(port: number, netns?: string): string[] {
  */
 export function swarmPortProblem(netns?: string, port = SWARM_GOSSIP_PORT): string | undefined {
   // Only a wildcard bind takes the port on every address. Another private engine holds
-  // <its own 127.x address>:7946, which leaves ours free (the docker_gwbridge wait in
-  // initSwarm orders the engines); refusing it failed every swarm suite that ran beside another.
+  // <its own 127.x address>:7946, which leaves ours free (each engine has its own gateway
+  // bridge, see initSwarm); refusing it failed every swarm suite that ran beside another.
   const held = portListeners(port, netns).filter((l) => WILDCARD_LOCAL.test(l.split(' ')[1] ?? ''))
   if (held.length === 0) return undefined
   return (
@@ -448,70 +442,58 @@ async function freePortBelow49152(): Promise<number> {
   throw new Error('no free port below 49152')
 }
 
-/** PIDs and command lines of dockerd processes other than the engine of folder `ownDir`. */
-function otherDockerds(ownDir: string): string[] {
-  const out: string[] = []
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmd: string
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()
-    } catch {
-      continue // exited while we looked
-    }
-    if (/(^|\/)dockerd( |$)/.test(cmd) && !cmd.includes(ownDir)) out.push(`${pid} (${cmd.slice(0, 80)})`)
-  }
-  return out
-}
-
 export interface Swarm {
   nodeId: string
   /** The node's hostname, what `{{.Node.Hostname}}` expands to. */
   hostname: string
   /** host:port of the swarm's manager API (the engine's own loopback address). */
   listen: string
+  /**
+   * The host-side device of this engine's `docker_gwbridge` network (`shg<tag>`): what
+   * `--xds-interfaces` names for clients on the overlay, where a default engine has the
+   * device `docker_gwbridge`.
+   */
+  gwBridge: string
 }
 
 /**
  * Make engine `d` (started with `{ swarm: true }`) a one-node swarm manager, listening on its
  * own loopback address (dockerd also binds `<that address>:7946` for overlay gossip) with a
- * free VXLAN port. Teardown: `swarm leave --force` (services, tasks, overlay networks go
- * with it), the engine, and the host's `docker_gwbridge` that swarm mode creates. That
- * bridge's name is fixed per machine, so only one swarm engine runs at a time: this waits
- * up to 90 s for another engine's bridge to go away. A bridge that no other dockerd can own
- * (an engine that died without cleaning up, before or during the wait) is removed at once.
+ * free VXLAN port. Before `swarm init` it makes the engine's `docker_gwbridge` network itself,
+ * as Docker documents for customising it, with a device name (`shg<tag>`) and subnet of this
+ * engine's own: swarm mode would otherwise create a host-wide device named `docker_gwbridge`,
+ * one per machine, and two swarm suites running at once (or one after an engine that died
+ * without removing it) would fight over it. Teardown: `swarm leave --force` (services, tasks,
+ * overlay networks go with it), the engine, and the device.
  */
 export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
-  const gwExists = () => spawnSync('ip', ['link', 'show', 'docker_gwbridge'], { stdio: 'ignore' }).status === 0
-  // Checked at every turn of the wait, not once: an engine that was running when the wait began
-  // may die without cleaning up, leaving its bridge with no engine to remove it.
-  let lookedAt = 0
-  const gone = async () => {
-    if (!gwExists()) return true
-    // No other engine runs: the bridge is a leftover, and nothing else can be using it.
-    if (otherDockerds(d.dir).length === 0) spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
-    else await sleep(Math.max(0, lookedAt + 1000 - Date.now())) // look at /proc once a second
-    lookedAt = Date.now()
-    return !gwExists()
-  }
-  try {
-    await waitFor(gone, 90_000, 'docker_gwbridge (another swarm engine on this machine) to go away')
-  } catch (err) {
-    const others = otherDockerds(d.dir)
-    throw new Error(
-      `${(err as Error).message}; dockerd processes that may own it: ${others.join(', ') || 'none'}. ` +
-        'If none of them is in swarm mode, remove the bridge: `ip link del docker_gwbridge`',
-    )
-  }
-  let created = false
+  const gwBridge = `shg${d.bridge.slice(3)}`
+  // Beside the engine's own bridge (10.200-249.x.0/24): 10.150-199.x.0/24, unique while the bridges' are.
+  const [, a, b] = /^10\.(\d+)\.(\d+)\.1$/.exec(d.gateway) ?? []
+  if (a === undefined || b === undefined) throw new Error(`initSwarm: unexpected gateway ${d.gateway}`)
+  const subnet = `10.${Number(a) - 50}.${b}.0/24`
   t.teardown(async () => {
     await d.cli(['swarm', 'leave', '--force']).catch(() => undefined)
     await d.stop()
-    if (created && gwExists()) spawnSync('ip', ['link', 'del', 'docker_gwbridge'])
   })
+  // Made in the host's namespace; it goes when the engine does, however the test ends.
+  d.addCleanup({ run: ['ip', 'link', 'del', gwBridge] })
+  await d.cli([
+    'network',
+    'create',
+    '--driver',
+    'bridge',
+    '--subnet',
+    subnet,
+    '--opt',
+    `com.docker.network.bridge.name=${gwBridge}`,
+    '--opt',
+    'com.docker.network.bridge.enable_icc=false',
+    '--opt',
+    'com.docker.network.bridge.enable_ip_masquerade=false',
+    'docker_gwbridge',
+  ])
   const listen = `${d.defaultIp}:${await freePortBelow49152()}`
-  created = true
-  // Swarm mode makes it in the host's namespace; it goes when the engine does, however the test ends.
-  d.addCleanup({ run: ['ip', 'link', 'del', 'docker_gwbridge'] })
   await d.cli([
     'swarm',
     'init',
@@ -524,7 +506,7 @@ export async function initSwarm(t: TestLike, d: Dockerd): Promise<Swarm> {
   ])
   const nodeId = await d.cli(['info', '--format', '{{.Swarm.NodeID}}'])
   const hostname = await d.cli(['node', 'inspect', 'self', '--format', '{{.Description.Hostname}}'])
-  return { nodeId, hostname, listen }
+  return { nodeId, hostname, listen, gwBridge }
 }
 
 export interface SlowEngine {

@@ -12,7 +12,8 @@ import { REPO_ROOT } from '../lib/cli.js'
 import { unavailable } from './dockerd.js'
 import { netnsUnavailable, sleep } from './netns.js'
 
-const TS_LOADER = new URL('../../node_modules/@tapjs/typescript/dist/esm/import.mjs', import.meta.url).href
+// tsx, as the tap files run (ts-node took several seconds per worker start).
+const TS_LOADER = 'tsx'
 
 interface Made {
   prefix?: string

@@ -349,26 +349,25 @@ interface Task {
  */
 export async function swarmRoll(t: Parameters<typeof initSwarm>[0], d: Dockerd, o: SwarmRollOptions): Promise<SwarmRollResult> {
   const replicas = o.replicas ?? 3
-  await initSwarm(t, d)
+  const { gwBridge } = await initSwarm(t, d)
   await d.cli(['network', 'create', '--driver', 'overlay', '--attachable', SWARM_NETWORK])
   const subnet = (
     JSON.parse(await d.cli(['network', 'inspect', SWARM_NETWORK, '--format', '{{json .IPAM.Config}}'])) as Array<{ Subnet: string }>
   )[0]!.Subnet
   // A container on the overlay, whose network namespace the client runs in: it reaches host-b
-  // on docker_gwbridge (on-link) and the tasks by their overlay IPs (on-link), never the host's
-  // loopback. Its start also makes docker_gwbridge, which swarm init makes only when the
-  // engine's networking agent starts (it does not when another process holds port 7946).
+  // on the engine's docker_gwbridge (on-link) and the tasks by their overlay IPs (on-link),
+  // never the host's loopback.
   const box = await d.cli(['run', '-d', '--network', SWARM_NETWORK, '--name', 'roll-client', IMAGE, 'sleep', '86400'])
   t.teardown(() => d.cli(['rm', '-f', box]).catch(() => undefined))
   const boxPid = (await d.docker.getContainer(box).inspect()).State.Pid
   // Host-b serves xDS on docker_gwbridge's address too.
-  await waitFor(() => interfaceIpv4('docker_gwbridge') !== undefined, 60_000, 'docker_gwbridge to have an IPv4 address')
-  const gw = interfaceIpv4('docker_gwbridge')!
+  await waitFor(() => interfaceIpv4(gwBridge) !== undefined, 60_000, `docker_gwbridge (${gwBridge}) to have an IPv4 address`)
+  const gw = interfaceIpv4(gwBridge)!
 
   const events = await dockerEvents(t, d.docker)
   const h = await dockerAgents(t, d, {
     extraA: ['--docker-network', SWARM_NETWORK, ...(o.drainOnStop === false ? ['--drain-on-stop', 'false'] : [])],
-    extraB: ['--xds-interfaces', 'docker_gwbridge'],
+    extraB: ['--xds-interfaces', gwBridge],
   })
   const logA = new StatusLog(t, h.a)
   const logB = new StatusLog(t, h.b)

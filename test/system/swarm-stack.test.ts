@@ -201,7 +201,7 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
     SHOAL_BIND: `127.0.0.1:${gossipPort}`,
     SHOAL_HTTP: `127.0.0.1:${httpPort}`,
     SHOAL_XDS: `127.0.0.1:${xdsPort}`,
-    SHOAL_XDS_INTERFACES: 'docker_gwbridge',
+    SHOAL_XDS_INTERFACES: swarm.gwBridge,
     // Agents sharing a machine take no fixed DNS port.
     SHOAL_DNS: 'off',
     DOCKER_SOCKET: join(d.dir, 'docker.sock'),
@@ -327,8 +327,8 @@ t.test('Shoal on a one-node Docker Swarm', async (t) => {
       const WEB = clusterName('web', 10080)
       const fromAgent = async () =>
         (await getJson<ServicesJson>(`${agentUrl}/api/services.json`)).body.services.find((s) => s.name === 'web')?.instances ?? []
-      const gw = interfaceIpv4('docker_gwbridge')
-      t.ok(gw, `docker_gwbridge has an IPv4 address (${gw})`)
+      const gw = interfaceIpv4(swarm.gwBridge)
+      t.ok(gw, `the engine's docker_gwbridge (${swarm.gwBridge}) has an IPv4 address (${gw})`)
       // An Envoy on the host network (no network declared), and a client declaring the overlay,
       // which reaches the agent on docker_gwbridge's address (SHOAL_XDS_INTERFACES) as a client
       // in a container on the overlay does.
