@@ -4,7 +4,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tap/', '.worktrees/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', '.tap/', '.worktrees/', 'coverage/', 'src/registry/static-validate.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -83,6 +83,11 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
 
   const { profile, hosts: HOSTS, changes: CHANGES } = spec
   const realStart = Date.now()
+  // Where a long run stands, on stderr: real seconds, RSS, the phase (a 1000-host run takes a while).
+  const progress = (what: string) =>
+    process.stderr.write(
+      `# ${profile}-${HOSTS} [${((Date.now() - realStart) / 1000).toFixed(0)} s real, rss ${Math.round(process.memoryUsage().rss / 1048576)} MiB]: ${what}\n`,
+    )
   const clock = new VirtualClock()
   const random = seeded(42)
   const net = new SimNetwork(clock, { latencyMs: 1, jitterMs: 1, loss: 0, random })
@@ -103,6 +108,7 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
     const bridge = new GossipBridge({ announceOnStart: false }, { catalog, gossip, logger, random })
     nodes.push({ name, ip, gossip, catalog, bridge })
   }
+  progress(`${HOSTS} hosts made`)
   // Start converged: membership seeded, every catalog holding every owner's records.
   const all = nodes.map((n) => n.gossip.localMember())
   for (const n of nodes) n.gossip.seedMembers(all)
@@ -116,26 +122,32 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
       for (const o of nodes) if (o !== n) n.catalog.cover(o.name, o.gossip.bootId, o.catalog.coverage(o.name).version)
     n.bridge.start()
     n.catalog.start()
+    if (nodes.indexOf(n) % 100 === 99) progress(`${nodes.indexOf(n) + 1} catalogs filled`)
   }
   await clock.advance(2000)
+  progress('converged start; the burst begins')
 
   const digestBytes = nodes[0]!.bridge.digestBytes()
   const before = net.stats()
 
-  // Per change: when did every other host hold (at least) its version?
-  const pending = new Map<string, Array<{ v: Version; at: number; missing: Set<string> }>>()
+  // Per change: when did every other host hold (at least) its version? One byte per host and
+  // change marks who still misses it (a Set of names per change is 5 million entries at 1000 hosts).
+  const pending = new Map<string, Array<{ v: Version; at: number; missing: Uint8Array; left: number }>>()
   const done: number[] = []
-  for (const n of nodes) {
+  nodes.forEach((n, index) => {
     n.catalog.subscribe((ev: any) => {
       if (!('record' in ev)) return
       const r = ev.record
       const list = pending.get(`${r.host}/${r.id}`)
       if (!list) return
       for (const c of list) {
-        if (compareVersions(r.version, c.v) >= 0 && c.missing.delete(n.name) && c.missing.size === 0) done.push(clock.now() - c.at)
+        if (c.missing[index] === 1 && compareVersions(r.version, c.v) >= 0) {
+          c.missing[index] = 0
+          if (--c.left === 0) done.push(clock.now() - c.at)
+        }
       }
     })
-  }
+  })
   const rnd = seeded(7)
   const t0 = clock.now()
   for (let k = 0; k < CHANGES; k++) {
@@ -154,7 +166,9 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
     }
     const key = `${rec.host}/${rec.id}`
     const list = pending.get(key) ?? []
-    list.push({ v: rec.version, at: t0, missing: new Set(nodes.filter((x) => x !== n).map((x) => x.name)) })
+    const missing = new Uint8Array(HOSTS).fill(1)
+    missing[nodes.indexOf(n)] = 0
+    list.push({ v: rec.version, at: t0, missing, left: HOSTS - 1 })
     pending.set(key, list)
   }
   const tracked = [...pending.values()].reduce((s, l) => s + l.length, 0)
@@ -177,10 +191,20 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
     }
     return true
   }
-  const ok = await clock.runUntil(converged, 600_000, 100)
+  let checks = 0
+  const ok = await clock.runUntil(
+    () => {
+      if (++checks % 10 === 0)
+        progress(`${((clock.now() - t0) / 1000).toFixed(1)} s virtual: ${done.length} of ${tracked} changes everywhere`)
+      return converged()
+    },
+    600_000,
+    100,
+  )
   if (!ok) throw new Error(`${profile}-${HOSTS}: no convergence within 600 s of virtual time`)
   const convergedMs = Math.round(clock.now() - t0)
   const after = net.stats()
+  progress(`converged after ${(convergedMs / 1000).toFixed(1)} s virtual; single changes next`)
 
   // Single changes on a quiet cluster: one record at a time, until every other host holds it.
   const single: number[] = []

@@ -10,8 +10,13 @@
 //       run alternately twice each in child processes; writes bench/RESULTS-xds.md
 //   ... --src DIR        import the xDS modules from DIR/src instead of ../src
 //   ... --cpu-prof FILE  write a CPU profile (.cpuprofile) of the push loop only
+//   ... --heap-prof FILE write a sampling heap profile (.heapprofile: what the push loop allocated)
+//   ... --clients-apart  run the two clients in a child process with V8's default flags, as
+//                        Envoy and a gRPC application are in real use: then the CPU per change
+//                        is the server's alone, and V8 flags given to this process (for example
+//                        --optimize-for-size, what `shoal agent --heap lean` sets) touch only it
 import * as grpc from '@grpc/grpc-js'
-import { execFileSync, execSync } from 'node:child_process'
+import { execFileSync, execSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -52,6 +57,7 @@ const pct = (xs: number[], p: number) => {
 const f = (x: number) => x.toFixed(1)
 
 if (opt('--compare')) await compare(opt('--compare')!)
+else if (opt('--clients')) await clientsOnly(opt('--src') ?? repo, Number(opt('--clients')))
 else {
   const figures = await run(opt('--src') ?? repo)
   const out = opt('--json')
@@ -169,8 +175,7 @@ async function compare(ref: string): Promise<void> {
 async function run(srcRoot: string): Promise<Figures> {
   const mod = (p: string) => import(pathToFileURL(join(srcRoot, 'src', p)).href)
   const { silentLogger } = await mod('log.ts')
-  const { grpcBootstrap } = await mod('xds/bootstrap.ts')
-  const { loadXdsProtos, TypeUrl } = await mod('xds/protos.ts')
+  const { loadXdsProtos } = await mod('xds/protos.ts')
   const { XdsServer } = await mod('xds/server.ts')
   const { SnapshotBuilder } = await mod('xds/snapshot.ts')
 
@@ -256,43 +261,26 @@ async function run(srcRoot: string): Promise<Figures> {
   }
 
   // ---- push latency ----
-  const server = new XdsServer({ bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1' }, { logger: silentLogger(), catalog })
+  // As an agent's: its own host named (`localHost`, here the last one), so that a change on
+  // another host (every change below is on h0) does not re-read this host's allow-lists.
+  const server = new XdsServer(
+    { bind: { host: '127.0.0.1', port: 0 }, envoyBind: '127.0.0.1', localHost: `h${HOSTS - 1}` },
+    { logger: silentLogger(), catalog },
+  )
   const { port } = await server.start()
   server.setReady(true)
 
-  // Envoy-like raw client: ACKs every response at once.
-  const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
-  const raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as any
-  const stream = raw.StreamAggregatedResources()
-  const allNames = Array.from({ length: SERVICES }, (_, s) => `svc${s}:${10000 + s}`)
-  const namesFor = (type: string) => (type === TypeUrl.cluster || type === TypeUrl.listener ? [] : allNames)
-  stream.on('data', (res: any) => {
-    stream.write({
-      type_url: res.type_url,
-      version_info: res.version_info,
-      response_nonce: res.nonce,
-      resource_names: namesFor(res.type_url),
-    })
-  })
-  stream.on('error', () => undefined)
-  stream.write({ type_url: TypeUrl.cluster, node: { id: 'bench-envoy', user_agent_name: 'envoy' }, resource_names: [] })
-  stream.write({ type_url: TypeUrl.endpoint, resource_names: allNames })
-  stream.write({ type_url: TypeUrl.listener, resource_names: [] })
-  stream.write({ type_url: TypeUrl.route, resource_names: allNames })
-
-  // grpc-js-xds client.
-  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'bench-grpc', xdsAddress: `127.0.0.1:${port}` }))
-  const xds = await import('@grpc/grpc-js-xds')
-  xds.register()
-  const client = new grpc.Client('xds:///svc0:10000', grpc.credentials.createInsecure())
-  client.getChannel().getConnectivityState(true)
+  const apart = args.includes('--clients-apart')
+  const clients = apart ? spawnClients(srcRoot, port) : await startClients(srcRoot, port)
 
   const ackedEds = (nodeId: string): string | null => server.ackedVersion(nodeId, 'eds')
   async function waitFor(pred: () => boolean, ms = 10_000) {
     const end = performance.now() + ms
     while (!pred()) {
       if (performance.now() > end) throw new Error('timeout')
-      await new Promise((r) => setImmediate(r))
+      // Apart, this process has nothing else to run while it waits: a 1 ms timer instead of
+      // spinning, so that its CPU per change is the server's work.
+      await new Promise((r) => (apart ? setTimeout(r, 1) : setImmediate(r)))
     }
   }
   await waitFor(() => ackedEds('bench-envoy') !== null && ackedEds('bench-grpc') !== null, 60_000)
@@ -302,11 +290,19 @@ async function run(srcRoot: string): Promise<Figures> {
   const { Session } = await import('node:inspector')
   const session = new Session()
   const post = (m: string, p: object = {}) => new Promise<any>((res, rej) => session.post(m, p, (e, x) => (e ? rej(e) : res(x))))
+  const heapProfile = opt('--heap-prof')
+  if (profile || heapProfile) session.connect()
   if (profile) {
-    session.connect()
     await post('Profiler.enable')
     await post('Profiler.start')
   }
+  // Every sample kept, collected or not: what the loop allocates, which is what the scavenger pays for.
+  if (heapProfile)
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
 
   const envoyLat: number[] = []
   const grpcLat: number[] = []
@@ -333,18 +329,20 @@ async function run(srcRoot: string): Promise<Figures> {
     })
     envoyLat.push(envoyAt - start)
     if (s === 0) grpcLat.push(grpcAt - start)
-    // Server, both clients and this loop's polling, all in this process.
+    // Server, this loop's polling and (unless --clients-apart) both clients, in this process.
     cpuLoop += cpuMs(process.cpuUsage(c0))
     await new Promise((r) => setTimeout(r, 120)) // past the 100 ms push interval: every change is a "first change"
   }
   if (profile) {
     const { profile: p } = await post('Profiler.stop')
     writeFileSync(profile, JSON.stringify(p))
-    session.disconnect()
   }
-  client.close()
-  stream.cancel()
-  raw.close()
+  if (heapProfile) {
+    const { profile: p } = await post('HeapProfiler.stopSampling')
+    writeFileSync(heapProfile, JSON.stringify(p))
+  }
+  if (profile || heapProfile) session.disconnect()
+  await clients.close()
   await server.stop()
   return {
     src: srcRoot,
@@ -361,6 +359,81 @@ async function run(srcRoot: string): Promise<Figures> {
     cpuIncrMs: cpuIncr / 50,
     cpuPerChangeMs: cpuLoop / ITER,
   }
+}
+
+interface Clients {
+  close(): Promise<void>
+}
+
+/**
+ * The two xDS clients of the push bench, connected to 127.0.0.1:PORT: an Envoy-like raw ADS
+ * client (wildcard CDS and LDS, EDS and RDS for every name, ACKs every response at once) and a
+ * grpc-js-xds channel on xds:///svc0:10000 (node ids bench-envoy and bench-grpc).
+ */
+async function startClients(srcRoot: string, port: number): Promise<Clients> {
+  const mod = (p: string) => import(pathToFileURL(join(srcRoot, 'src', p)).href)
+  const { grpcBootstrap } = await mod('xds/bootstrap.ts')
+  const { loadXdsProtos, TypeUrl } = await mod('xds/protos.ts')
+  const protos = loadXdsProtos()
+  // Envoy-like raw client: ACKs every response at once.
+  const Ctor = grpc.makeGenericClientConstructor(protos.adsService, 'ads')
+  const raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as any
+  const stream = raw.StreamAggregatedResources()
+  const allNames = Array.from({ length: SERVICES }, (_, s) => `svc${s}:${10000 + s}`)
+  const namesFor = (type: string) => (type === TypeUrl.cluster || type === TypeUrl.listener ? [] : allNames)
+  stream.on('data', (res: any) => {
+    stream.write({
+      type_url: res.type_url,
+      version_info: res.version_info,
+      response_nonce: res.nonce,
+      resource_names: namesFor(res.type_url),
+    })
+  })
+  stream.on('error', () => undefined)
+  stream.write({ type_url: TypeUrl.cluster, node: { id: 'bench-envoy', user_agent_name: 'envoy' }, resource_names: [] })
+  stream.write({ type_url: TypeUrl.endpoint, resource_names: allNames })
+  stream.write({ type_url: TypeUrl.listener, resource_names: [] })
+  stream.write({ type_url: TypeUrl.route, resource_names: allNames })
+
+  // grpc-js-xds client.
+  process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(grpcBootstrap({ nodeId: 'bench-grpc', xdsAddress: `127.0.0.1:${port}` }))
+  const xds = await import('@grpc/grpc-js-xds')
+  xds.register()
+  const client = new grpc.Client('xds:///svc0:10000', grpc.credentials.createInsecure())
+  client.getChannel().getConnectivityState(true)
+  return {
+    close: async () => {
+      client.close()
+      stream.cancel()
+      raw.close()
+    },
+  }
+}
+
+/**
+ * --clients-apart: the clients in a child process with V8's default heap flags (this process's
+ * --optimize-for-size and semi-space or old-space sizes are not passed on), ended by SIGTERM.
+ */
+function spawnClients(srcRoot: string, port: number): Clients {
+  const execArgv = process.execArgv.filter(
+    (a) => !/^--(no-)?(optimize-for-size|max-semi-space-size|min-semi-space-size|max-old-space-size)/.test(a),
+  )
+  const child = spawn(process.execPath, [...execArgv, fileURLToPath(import.meta.url), '--clients', String(port), '--src', srcRoot], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+async function clientsOnly(srcRoot: string, port: number): Promise<void> {
+  const clients = await startClients(srcRoot, port)
+  process.once('SIGTERM', () => void clients.close().then(() => process.exit(0)))
 }
 
 function notes(): string {

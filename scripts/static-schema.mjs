@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // `npm run schema`: write docs/static.schema.json (the static services file's JSON Schema, for
-// editors) and the README's field table from the schema the agent validates with
-// (src/registry/static-schema.ts); test/static-schema.test.ts fails while they differ.
+// editors), the README's field table and the agent's generated validators
+// (src/registry/static-validate.cjs, ajv standalone code) from the schema the agent validates
+// with (src/registry/static-schema.ts); test/static-schema.test.ts fails while they differ.
 import { readFileSync, writeFileSync } from 'node:fs'
-import { STATIC_FILE_SCHEMA, staticSchemaMarkdown } from '../dist/registry/static-schema.js'
+import { STATIC_FILE_SCHEMA, STATIC_VALIDATOR_FILE, staticSchemaMarkdown, staticValidatorSource } from '../dist/registry/static-schema.js'
 
 writeFileSync('docs/static.schema.json', JSON.stringify(STATIC_FILE_SCHEMA, null, 2) + '\n')
+writeFileSync(`src/registry/${STATIC_VALIDATOR_FILE}`, staticValidatorSource())
 const BEGIN = '<!-- static-schema:begin (npm run schema) -->'
 const END = '<!-- static-schema:end -->'
 const readme = readFileSync('README.md', 'utf8')

@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { AGENT_FLAGS, AGENT_USAGE, DEFAULT_PORTS, shoalVersion } from './agent/config.js'
+import { setFlagsFromString } from 'node:v8'
+import { AGENT_FLAGS, AGENT_USAGE, agentV8Flags, DEFAULT_PORTS, shoalVersion } from './agent/config.js'
 import { runClientCommand, type ClientCommand } from './cli/client.js'
 import { isShoalError, ShoalError } from './errors.js'
 import { parseDuration, parseFlags, usage, type FlagTable } from './flags.js'
@@ -308,6 +309,10 @@ const COMMANDS: Record<string, Command> = {
     flags: AGENT_FLAGS,
     async run(argv) {
       if (argv.includes('--help') || argv.includes('-h')) return help('agent')
+      // V8 sized for memory unless --heap fast (README "Memory"), set before the agent's modules
+      // load: NODE_OPTIONS refuses these flags.
+      const v8Flags = agentV8Flags(argv, process.env)
+      if (v8Flags) setFlagsFromString(v8Flags)
       // The agent (gRPC, the xDS protos, dockerode) loads only for `shoal agent`: every other
       // command starts in a fraction of the time.
       const { runAgent } = await import('./agent/run.js')

@@ -28,6 +28,8 @@ export const ErrorCode = {
   static: 'SHOAL_ERR_STATIC',
   /** A web UI file shipped with the package cannot be read. */
   uiAsset: 'SHOAL_ERR_UI_ASSET',
+  /** What the xDS server loads with its first client (the descriptors, grpc-js) is missing from the install. */
+  xdsAsset: 'SHOAL_ERR_XDS_ASSET',
 
   // Service identity: the CA tooling and the agent's intermediate.
   /** A file is not the PEM certificate or PKCS#8 EC P-256 key it should be, or a certificate does not parse. */

@@ -117,8 +117,8 @@ export function usage(command: string, summary: string, table: FlagTable, positi
   const env = !generic
     ? ''
     : noted
-      ? '\nA flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores) unless its line says "env OTHER" or "no env"; a flag wins over its variable.\n'
-      : '\nEvery flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores); a flag wins over its variable.\n'
+      ? '\nA flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores) unless its line says "env OTHER" or "no env"; a flag wins over its variable, and an empty variable counts as unset.\n'
+      : '\nEvery flag is also read from SHOAL_<FLAG> (upper case, dashes as underscores); a flag wins over its variable, and an empty variable counts as unset.\n'
   const synopsis = `${command}${positional ? ' ' + positional : ''} [flags]`
   return `Usage: ${synopsis}\n\n${summary}\n\n${rows.map(([a, b]) => `  ${a!.padEnd(width)}${b}`).join('\n')}\n${env}`
 }

@@ -88,3 +88,27 @@ t.test(
     t.equal(lines.filter((l) => l.level >= 50).length, 1, 'no further error line')
   },
 )
+
+t.test('a burst of local changes hands the issuer one name list per turn, not one per record', async (t) => {
+  const pki = await makePki(t, { cluster: 'prod', nodes: ['id-1'] })
+  const staticFile = join(pki.base, 'static.json')
+  writeStatic(staticFile, ['web'])
+  const { logger } = capturedLogger()
+  const agent = new Agent(parseAgentConfig(flags(pki.tlsDir('id-1'), staticFile), {}), { logger })
+  t.teardown(() => agent.stop({ leave: false }))
+  await agent.start()
+  await waitFor('the first leaf', () => agent.identityStatus()?.services.length === 1)
+  // The issuer is private: count its calls by wrapping the method on the instance.
+  const issuer = (agent as unknown as { identity: { setServices(n: Iterable<string>): void } }).identity
+  const calls: number[] = []
+  const setServices = issuer.setServices.bind(issuer)
+  issuer.setServices = (names) => {
+    const list = [...names]
+    calls.push(list.length)
+    setServices(list)
+  }
+  const names = Array.from({ length: 200 }, (_, i) => `svc-${i}`)
+  writeStatic(staticFile, names)
+  await waitFor('every name handed to the issuer', () => calls.at(-1) === 201)
+  t.ok(calls.length <= 3, `one call per turn of the burst (${calls.length} calls for 200 new records)`)
+})

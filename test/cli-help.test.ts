@@ -134,6 +134,9 @@ t.test('the usage footer states the variable rule the rows show', async (t) => {
   t.equal(usage('x', 's', { c: { type: 'string', help: 'c', env: false } }).includes('SHOAL_'), false, 'no flag reads a variable: no rule')
   const agent = (await shoal(['agent', '--help']).done).stdout
   t.match(agent, /\nEvery flag is also read from SHOAL_<FLAG>/, '`shoal agent --help`: every flag, as README says')
+  // New user: `SHOAL_HEAP=` started a lean agent without a word while `--heap=` is an error;
+  // that an empty variable counts as unset (parseFlags) is now said where the rule is.
+  for (const text of [agent, plain, mixed]) t.match(text, /a flag wins over its variable, and an empty variable counts as unset\./)
 })
 
 // New user, item 6: a --tls-dir that does not exist was taken silently; the client reads it

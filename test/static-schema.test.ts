@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
 import { isShoalError } from '../src/errors.js'
-import { closestName, STATIC_FILE_SCHEMA, staticSchemaMarkdown, staticSchemaProblems } from '../src/registry/static-schema.js'
+import {
+  closestName,
+  STATIC_FILE_SCHEMA,
+  STATIC_VALIDATOR_FILE,
+  staticSchemaMarkdown,
+  staticSchemaProblems,
+  staticValidatorSource,
+} from '../src/registry/static-schema.js'
 import { parseStaticServices } from '../src/registry/static.js'
 import { cliAgent } from './lib/agent-process.js'
 
@@ -161,4 +168,11 @@ t.test('a running agent refuses a typo, keeps serving the last good file, and sa
   await until('a valid edit clears it', async () => (await sources())[0]?.ok === true)
   t.match(await get('/metrics'), /^shoal_static_file_valid 1$/m)
   t.equal(await a.stop(), 0)
+})
+
+t.test('the generated validators are what ajv compiles from the schema (npm run schema writes them)', async (t) => {
+  t.ok(
+    readFileSync(`src/registry/${STATIC_VALIDATOR_FILE}`, 'utf8') === staticValidatorSource(),
+    `src/registry/${STATIC_VALIDATOR_FILE} is current: run npm run schema after changing the schema`,
+  )
 })

@@ -8,7 +8,7 @@ import { isShoalError, ShoalError } from '../errors.js'
 import type { Startable } from '../lifecycle.js'
 import { INTERNAL_FAULT, logProblem, type Logger } from '../log.js'
 import { collectProcessMetrics, Registry } from '../metrics.js'
-import { Gossip, Keyring, NetTransport, shortestSuspicionMs, type Member, type Transport } from '../gossip/index.js'
+import { Gossip, Keyring, NetTransport, resolveTiming, shortestSuspicionMs, type Member, type Transport } from '../gossip/index.js'
 import {
   Catalog,
   GossipBridge,
@@ -155,10 +155,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const log = this.logger
     const clock = this.clock
     // Unprefixed: the standard process_* and nodejs_* names that Node and process dashboards read.
-    // The event-loop lag histogram samples every 100 ms rather than prom-client's 10 ms: a timer
-    // firing 100 times a second was a third of an idle agent's CPU; each sample still measures
-    // the lag to the microsecond.
-    collectProcessMetrics(this.registry, { eventLoopMonitoringPrecision: 100 })
+    // The event-loop lag histogram samples every half probe timeout, at least 100 ms (lan 175 ms,
+    // wan 1.5 s) rather than prom-client's 10 ms: its timer wakes the agent each time (at 10 ms
+    // it was a third of an idle agent's CPU). A stall long enough to fail a probe spans a sample
+    // and is recorded at half its length or more; each sample measures the lag to the microsecond.
+    const probeTimeoutMs = resolveTiming(cfg.profile).probeTimeoutMs
+    collectProcessMetrics(this.registry, { eventLoopMonitoringPrecision: Math.max(100, Math.floor(probeTimeoutMs / 2)) })
     registerBuildInfo(this.registry, { version: shoalVersion(), node: cfg.node, cluster: cfg.cluster })
     // Before anything binds: a --join of names that all resolve to nothing, or an --xds-interfaces
     // interface this host lacks, is a start-up error.
@@ -365,7 +367,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.identity = identity
     await this.run('identity', identity, (i) => i.start())
     const localNames = () => catalog.localRecords().flatMap((r) => (r.status === 'tombstone' ? [] : [r.name]))
-    const unsubscribe = catalog.onLocalChange(() => identity.setServices(localNames()))
+    // One name list per turn, not per record: a burst of N local changes (a host's containers
+    // starting together) would otherwise copy and scan all N records N times.
+    let queued = false
+    const unsubscribe = catalog.onLocalChange(() => {
+      if (queued) return
+      queued = true
+      queueMicrotask(() => {
+        queued = false
+        identity.setServices(localNames()) // a no-op once the issuer has stopped
+      })
+    })
     this.parts.push({ name: 'identity-feed', stop: unsubscribe })
     identity.setServices(localNames())
   }

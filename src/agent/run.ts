@@ -1,8 +1,8 @@
-import * as grpc from '@grpc/grpc-js'
 import { createLogger } from '../log.js'
 import { isShoalError } from '../errors.js'
 import { parseAgentConfig } from './config.js'
 import { Agent } from './agent.js'
+import { setGrpcLogger } from '../xds/index.js'
 
 /**
  * `shoal agent`: parse the configuration, start, and handle signals. Resolves with the
@@ -17,7 +17,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     // they go to our log at debug, and our own errors say what happened.
     const grpcLog = logger.child({ component: 'grpc-js' })
     const line = (...a: unknown[]) => grpcLog.debug(a.map(String).join(' '))
-    grpc.setLogger({ error: line, info: line, debug: line } as Partial<Console> as Console)
+    setGrpcLogger({ error: line, info: line, debug: line } as Partial<Console> as Console)
     agent = new Agent(config, { logger })
   } catch (err) {
     if (isShoalError(err)) {

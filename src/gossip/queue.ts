@@ -21,9 +21,11 @@ export class BroadcastQueue {
   private nextId = 0
   private sorted: QueuedBroadcast[] | undefined
 
+  /** `onQueued` runs after every queue() (the gossip layer arms its round timer there). */
   constructor(
     private readonly retransmitMult: number,
     private readonly numNodes: () => number,
+    private readonly onQueued?: () => void,
   ) {}
 
   /** Queue a broadcast; replaces (and finishes unsent) a queued one with the same key. */
@@ -35,6 +37,7 @@ export class BroadcastQueue {
     }
     this.items.set(key, { key, msg, transmits: 0, id: this.nextId++, onDone })
     this.sorted = undefined
+    this.onQueued?.()
   }
 
   size(): number {

@@ -5,6 +5,7 @@
  *   import { XdsServer, envoyBootstrap } from './xds/index.js'
  */
 export { XdsServer } from './server.js'
+export { setGrpcLogger } from './grpc.js'
 export type { XdsServerOptions, XdsServerComponents, XdsDebugInfo, XdsClientDebug, XdsTypeDebug, IdentityView } from './server.js'
 export { envoyBootstrap, grpcBootstrap } from './bootstrap.js'
 export { nodeKindOf, clusterName } from './resources.js'

@@ -7,7 +7,9 @@
  * serves three needs: packing resources as Any, reading the `(validate.rules)` annotations,
  * and the ADS method's (de)serializers.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { ShoalError } from '../errors.js'
 import { createRequire } from 'node:module'
 import type { ServiceDefinition } from '@grpc/grpc-js'
 import type * as Protobuf from 'protobufjs'
@@ -179,6 +181,42 @@ export function loadXdsProtos(): XdsProtos {
     rootOfDescriptors(JSON.parse(readFileSync(new URL('./descriptors.json', import.meta.url), 'utf8')) as XdsDescriptors),
   )
   return cached
+}
+
+/**
+ * Throws SHOAL_ERR_XDS_ASSET when the install lacks what the first xDS client loads
+ * (descriptors.json, which scripts/copy-assets.mjs copies into a build, or @grpc/grpc-js), so
+ * that a broken install fails when the agent starts, not when its Envoy first connects.
+ */
+export function checkXdsInstall(): void {
+  const file = fileURLToPath(new URL('./descriptors.json', import.meta.url))
+  if (!existsSync(file))
+    throw new ShoalError(
+      'SHOAL_ERR_XDS_ASSET',
+      `${file} is missing: the build did not copy the xDS descriptors (npm run build runs scripts/copy-assets.mjs)`,
+    )
+  try {
+    require.resolve('@grpc/grpc-js')
+  } catch (err) {
+    throw new ShoalError('SHOAL_ERR_XDS_ASSET', '@grpc/grpc-js is not installed (run npm ci)', { cause: err })
+  }
+}
+
+/**
+ * The protos of descriptors.json, loaded at the first use of any member (README "Memory": about
+ * 5 MiB of RSS that an agent pays only once it encodes a resource or serves a client).
+ */
+export function lazyXdsProtos(): XdsProtos {
+  return {
+    get root() {
+      return loadXdsProtos().root
+    },
+    get adsService() {
+      return loadXdsProtos().adsService
+    },
+    typeOf: (typeUrl) => loadXdsProtos().typeOf(typeUrl),
+    pack: (typeUrl, obj) => loadXdsProtos().pack(typeUrl, obj),
+  }
 }
 
 /** The packing, type lookup and ADS (de)serializers over a Root (descriptors.json's, or a test's parse of the .proto files). */

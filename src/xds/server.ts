@@ -13,20 +13,21 @@
  * reconnected holding a version the server cannot read has its Cluster removals wait the same
  * way (subscription.ts, "what the client holds").
  */
-import * as grpc from '@grpc/grpc-js'
+import type * as grpc from '@grpc/grpc-js'
 import { randomBytes } from 'node:crypto'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { counter, gauge, histogram } from '../metrics.js'
 import { INTERNAL_FAULT, LogLimiter, logProblem, type Logger, type Problem } from '../log.js'
 import { invalidResource } from './validate.js'
-import { formatHostPort, listenError, type HostPort } from '../address.js'
+import { formatHostPort, type HostPort } from '../address.js'
 import { RealClock, type Clock, type Timer } from '../clock.js'
 import type { CatalogView } from '../registry/types.js'
 import type { ServiceIdentity, TlsMode } from '../identity/names.js'
 import type { AuthzIssue, AuthzProblem, ClientNetwork, DropReason, DroppedEndpoint, ServicePortConflict } from './groups.js'
 import {
   encodeDiscoveryResponse,
-  loadXdsProtos,
+  checkXdsInstall,
+  lazyXdsProtos,
   REMOVAL_TYPES,
   TypeUrl,
   XDS_TYPES,
@@ -41,6 +42,7 @@ import { EnvoyExtras } from './envoy-extras.js'
 import { isKeySecretName } from './envoy-tls.js'
 import { ServerListeners } from './server-listeners.js'
 import { bindUnixSocket } from './unix-socket.js'
+import { FIRST_BYTES_WAIT_MS, grpcJs, LazyGrpcServer, type RefusedKind } from './grpc.js'
 import {
   flavourName,
   restoredVariant,
@@ -268,7 +270,7 @@ export class XdsServer {
   private readonly warnLimit: LogLimiter
   private readonly minInterval: number
   private readonly grace: number
-  private server: grpc.Server | null = null
+  private server: LazyGrpcServer | null = null
   private port = 0
   private starting: Promise<{ port: number }> | null = null
   private unsubscribe: (() => void) | null = null
@@ -286,7 +288,7 @@ export class XdsServer {
   private extras: EnvoyExtras | null = null
   /** Envoy mTLS snapshots merged with the extras, per builder snapshot. */
   private readonly merged = new WeakMap<KindSnapshot, { epoch: number; snap: KindSnapshot }>()
-  private unixServer: grpc.Server | null = null
+  private unixServer: LazyGrpcServer | null = null
   private removeSocket: (() => Promise<void>) | null = null
   /** Local services holding an identity (for an mTLS server Listener). */
   private readonly withIdentity = new Set<string>()
@@ -308,6 +310,7 @@ export class XdsServer {
     acks: Counter
     nacks: Counter
     invalid: Counter
+    refused: Counter<'reason'>
     badRequests: Counter
     allowProblems: Counter
     keyRefused: Counter
@@ -365,6 +368,11 @@ export class XdsServer {
         help: 'DiscoveryRequests ignored, by reason (unknown_type, stale_nonce, error, bad_network: node metadata shoal.network that does not read; too_many_names: over 10,000 names of one type, node_field_too_long: node.id, cluster, user_agent_name or metadata shoal.service over 1,024 characters, both ending the stream), and server Listener names that do not parse',
         labelNames: ['reason'],
       }),
+      refused: counter(registry, {
+        name: 'shoal_xds_refused_connections_total',
+        help: 'Connections to the ADS listeners closed before gRPC because they did not begin as HTTP/2, by what they began as (tls, http1, not_http2; silent: no byte in 10 s)',
+        labelNames: ['reason'],
+      }),
       keyRefused: counter(registry, {
         name: 'shoal_xds_key_requests_refused_total',
         help: 'ADS streams over TCP ended for asking for a Secret that holds a private key (served only over --xds-socket)',
@@ -413,6 +421,7 @@ export class XdsServer {
       this.m.acked.zero({ type })
     }
     for (const reason of BAD_REQUEST_REASONS) this.m.badRequests.inc({ reason }, 0)
+    for (const reason of ['tls', 'http1', 'not_http2', 'silent'] as const) this.m.refused.inc({ reason }, 0)
     for (const reason of DROP_REASONS) this.m.dropped.set({ reason, network: 'host' }, 0)
     for (const problem of AUTHZ_PROBLEMS) this.m.authz.set({ problem }, 0)
   }
@@ -425,7 +434,8 @@ export class XdsServer {
   }
 
   private async doStart(): Promise<{ port: number }> {
-    this.protos = loadXdsProtos()
+    checkXdsInstall()
+    this.protos = lazyXdsProtos()
     this.builder = new SnapshotBuilder(
       this.protos,
       {
@@ -472,27 +482,18 @@ export class XdsServer {
     }
     this.watchIdentities()
     const server = this.adsServer('tcp')
-    this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(formatHostPort(this.opts.bind), grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(listenError('', this.opts.bind, err)) : resolve(port),
-      ),
-    )
-    for (const host of this.opts.alsoOn ?? []) {
-      const at = { host, port: this.port }
-      await new Promise<void>((resolve, reject) =>
-        server.bindAsync(formatHostPort(at), grpc.ServerCredentials.createInsecure(), (err) =>
-          err ? reject(listenError('', at, err)) : resolve(),
-        ),
-      ).catch((err: unknown) => {
-        server.forceShutdown()
-        throw err
-      })
+    try {
+      this.port = await server.listen(this.opts.bind, '')
+      for (const host of this.opts.alsoOn ?? []) await server.listen({ host, port: this.port }, '')
+    } catch (err) {
+      await server.close(0, this.clock)
+      throw err
     }
     this.server = server
     if (this.opts.socket !== undefined) {
       const unix = this.adsServer('unix')
       this.unixServer = unix
-      this.removeSocket = await bindUnixSocket(unix, this.opts.socket)
+      this.removeSocket = await bindUnixSocket(unix.listener(), this.opts.socket)
     }
     this.unsubscribe = this.components.catalog.subscribe(() => this.onCatalogChange())
     this.refreshGroups()
@@ -507,12 +508,55 @@ export class XdsServer {
     return { port: this.port }
   }
 
-  private adsServer(transport: Transport): grpc.Server {
-    const server = new grpc.Server()
-    server.addService(this.protos!.adsService, {
-      StreamAggregatedResources: (call: AdsStream) => this.onStream(call, transport),
-    })
-    return server
+  /** The ADS listeners of one transport; grpc-js loads with their first connection (grpc.ts). */
+  private adsServer(transport: Transport): LazyGrpcServer {
+    return new LazyGrpcServer(
+      (g) => {
+        const server = new g.Server()
+        server.addService(this.protos!.adsService, {
+          StreamAggregatedResources: (call: AdsStream) => this.onStream(call, transport),
+        })
+        return server
+      },
+      (err) =>
+        logProblem(
+          this.log,
+          'error',
+          {
+            what: `cannot serve an xDS connection: @grpc/grpc-js failed to load (${(err as Error).message})`,
+            input: transport,
+            fix: INTERNAL_FAULT,
+          },
+          { err },
+        ),
+      undefined,
+      (kind, peer) => this.refused(kind, peer),
+    )
+  }
+
+  /** A connection to an ADS listener that did not begin as HTTP/2 (grpc.ts refusedKind): closed, counted, logged (rate-limited). */
+  private refused(kind: RefusedKind, peer: string): void {
+    this.m.refused.inc({ reason: kind })
+    const held = this.warnLimit.admit(`refused|${peer.replace(/:\d+$/, '')}|${kind}`)
+    if (held === undefined) return
+    const what = {
+      tls: 'sent a TLS ClientHello to the xDS port, which speaks plain-text gRPC (HTTP/2 without TLS)',
+      http1: 'sent an HTTP/1 request to the xDS port, which speaks gRPC (HTTP/2)',
+      not_http2: 'sent bytes that are not HTTP/2 to the xDS port, which speaks gRPC (HTTP/2)',
+      silent: `connected to the xDS port and sent nothing for ${FIRST_BYTES_WAIT_MS / 1000} s (a gRPC client sends its preface at once)`,
+    }[kind]
+    const fix = {
+      tls: "drop the TLS transport_socket of the client's xDS cluster (or use insecure channel credentials); connection closed",
+      http1: "the HTTP API and UI are on --http; an Envoy's xDS cluster needs http2_protocol_options; connection closed",
+      not_http2: 'point only Envoy or gRPC xDS clients at this port; connection closed',
+      silent: 'point only Envoy or gRPC xDS clients at this port (a health check may connect and close); connection closed',
+    }[kind]
+    logProblem(
+      this.log,
+      'warn',
+      { what: `xDS connection from ${peer} ${what}`, input: peer, fix: fix + LogLimiter.suffix(held) },
+      { reason: kind },
+    )
   }
 
   /** Close all streams (graceful, then forced after the grace period). Idempotent. */
@@ -533,24 +577,10 @@ export class XdsServer {
         // already closed by the peer
       }
     }
-    const servers = [this.server, this.unixServer].filter((x): x is grpc.Server => x !== null)
+    const servers = [this.server, this.unixServer].filter((x): x is LazyGrpcServer => x !== null)
     this.server = null
     this.unixServer = null
-    await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            const force = this.clock.setTimer(this.opts.shutdownGraceMs ?? 2000, () => {
-              server.forceShutdown()
-              resolve()
-            })
-            server.tryShutdown(() => {
-              force.cancel()
-              resolve()
-            })
-          }),
-      ),
-    )
+    await Promise.all(servers.map((server) => server.close(this.opts.shutdownGraceMs ?? 2000, this.clock)))
     await this.removeSocket?.()
     this.removeSocket = null
   }
@@ -769,7 +799,7 @@ export class XdsServer {
       ]
       for (const [field, v] of fields) {
         if (typeof v === 'string' && v.length > NODE_FIELD_MAX) {
-          this.refuse(c, 'node_field_too_long', grpc.status.INVALID_ARGUMENT, {
+          this.refuse(c, 'node_field_too_long', grpcJs().status.INVALID_ARGUMENT, {
             what: `xDS client sent ${field} of ${v.length} characters, at most ${NODE_FIELD_MAX}: stream refused`,
             input: `xDS client at ${c.call.getPeer()}`,
             fix: `shorten ${field} in the client's bootstrap`,
@@ -780,7 +810,7 @@ export class XdsServer {
     }
     if (Array.isArray(req.resource_names) && req.resource_names.length > MAX_NAMES_PER_TYPE) {
       const who = c.node?.id ?? `stream ${c.stream}`
-      this.refuse(c, 'too_many_names', grpc.status.RESOURCE_EXHAUSTED, {
+      this.refuse(c, 'too_many_names', grpcJs().status.RESOURCE_EXHAUSTED, {
         what: `xDS client ${who} subscribed to ${req.resource_names.length} names of one type (${String(req.type_url ?? '').slice(0, 200)}), at most ${MAX_NAMES_PER_TYPE}: stream refused`,
         input: `xDS client ${who}`,
         fix: 'subscribe to the names the client routes to, or split it over several clients',
@@ -994,7 +1024,7 @@ export class XdsServer {
     this.refuse(
       c,
       'key_over_tcp',
-      grpc.status.PERMISSION_DENIED,
+      grpcJs().status.PERMISSION_DENIED,
       {
         what: `xDS client at ${peer} asked over TCP for a Secret that holds a private key: refused`,
         input: peer,

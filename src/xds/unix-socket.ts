@@ -6,10 +6,9 @@
  * 0600 there, and only then renamed to PATH (owned by the agent's user, as the process that
  * made it).
  */
-import { createConnection } from 'node:net'
+import { createConnection, type Server as NetServer } from 'node:net'
 import { chmod, lstat, mkdtemp, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import * as grpc from '@grpc/grpc-js'
 import { ShoalError } from '../errors.js'
 
 /** The mode of the socket file: the agent's user only. */
@@ -28,11 +27,11 @@ function inUse(path: string): Promise<boolean> {
 }
 
 /**
- * Binds `server` on the Unix socket `path` (see the file header) and returns how to remove
+ * Binds `server` (the ADS listener, grpc.ts) on the Unix socket `path` (see the file header) and returns how to remove
  * the file again. A socket file left by an agent that is gone is replaced; a live one, or a
  * path that is not a socket, is SHOAL_ERR_BIND naming `--xds-socket`.
  */
-export async function bindUnixSocket(server: grpc.Server, path: string, flag = '--xds-socket'): Promise<() => Promise<void>> {
+export async function bindUnixSocket(server: NetServer, path: string, flag = '--xds-socket'): Promise<() => Promise<void>> {
   const fail = (why: string, cause?: unknown): never => {
     throw new ShoalError('SHOAL_ERR_BIND', `${flag}: cannot listen on ${path}: ${why}`, { cause })
   }
@@ -51,9 +50,13 @@ export async function bindUnixSocket(server: grpc.Server, path: string, flag = '
   }
   try {
     const tmp = join(dir, 'ads.sock')
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${tmp}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-    ).catch((err: unknown) => fail((err as Error).message.split('\n')[0]!, err))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(tmp, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    }).catch((err: unknown) => fail((err as Error).message.split('\n')[0]!, err))
     await chmod(tmp, SOCKET_MODE)
     await rename(tmp, path)
   } finally {
