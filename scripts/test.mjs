@@ -2,7 +2,7 @@
 // The test command: provision the real components (as root on Debian), type-check,
 // run every tap file, and end with one plain line `N passed, N failed, N skipped`.
 // With CI=true a skipped test counts as a failure: CI must run everything.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { provision } from './provision.mjs'
 import { shardFiles, testFiles } from './test-shards.mjs'
@@ -87,9 +87,29 @@ function runTap(tapArgs, files) {
   })
 }
 
+/**
+ * tap runs its test files with a Test class built for `.taprc`'s plugin list, and rebuilds that
+ * class (node_modules/@tapjs/test/test-built) when the list differs, as after `npm ci` with our
+ * `!@tapjs/typescript`. Several tap processes started at once each rebuilt it over the others'
+ * files, and every test file then failed to load (`Cannot find module .../test-built/...`: the
+ * CI failure of stop 26). So the build runs here, once, before any tap process starts.
+ */
+async function buildTapOnce() {
+  const [{ signature }, { TapConfig }] = await Promise.all([import('@tapjs/test'), import('@tapjs/config')])
+  const config = await TapConfig.load()
+  if (config.pluginSignature === signature) return
+  console.log('# tap: building its Test class for the plugins in .taprc (once, before the test files)')
+  const r = spawnSync(process.execPath, ['node_modules/tap/dist/esm/run.mjs', 'build'], { stdio: ['ignore', 'inherit', 'inherit'] })
+  if (r.status !== 0) {
+    console.log(`not ok - tap build exited with ${r.status ?? r.signal}\n0 passed, 1 failed, 0 skipped`)
+    process.exit(1)
+  }
+}
+
 // Files named on the command line: one tap run over them, as tap does. Otherwise every file,
 // in SHOAL_TEST_SHARDS (default 3) tap processes at once, each running one file at a time.
 const named = args.some((a) => /\.test\.ts$|^test\//.test(a))
+await buildTapOnce()
 const durationsFile = 'scripts/test-durations.json'
 let runs
 if (named) runs = [runTap(args, [])]
