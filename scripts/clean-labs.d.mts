@@ -8,6 +8,8 @@ export type LabStep =
   | { killNaming: string }
   /** SIGKILL process `killPid` if its start time (startTime) is still `start`. */
   | { killPid: number; start: string | undefined }
+  /** SIGKILL the process group led by `killGroup` (a detached child), unless its pid now names another process. */
+  | { killGroup: number; start: string | undefined }
   | { umountUnder: string }
   | { rm: string }
 

@@ -92,6 +92,11 @@ export function runSteps(steps, log = () => {}) {
       const end = Date.now() + (s.ms ?? 10_000)
       while (found.some((p) => existsSync(`/proc/${p}`) && !zombie(p)) && Date.now() < end) sleepSync(50)
       if (found.length) log(`stopped ${found.length} process(es) naming ${s.stop}`)
+    } else if (s.killGroup) {
+      // The process group the pid leads: while its leader is the same process, or once the
+      // leader has exited (a pid is not reused as a group id while that group has members).
+      const now = startTime(s.killGroup)
+      if (now === undefined || now === s.start) kill(String(-s.killGroup), 'SIGKILL')
     } else if (s.killPid) {
       // Only the process it was: a pid another process took since has another start time.
       if (startTime(s.killPid) === s.start) kill(String(s.killPid), 'SIGKILL')

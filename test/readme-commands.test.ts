@@ -13,7 +13,7 @@
 // checkout (so their builds and files never touch the tree other tests run from), with the
 // agent's addresses on free loopback ports through SHOAL_BIND, SHOAL_XDS, SHOAL_HTTP, SHOAL_DNS
 // and SHOAL_AGENT (a README command must not name ports itself), no Docker engine, and npm offline.
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +21,8 @@ import t from 'tap'
 import type { ServicesView } from '../src/http/index.js'
 import { until } from './lib/gossip-net.js'
 import { unusedPort } from './lib/listen.js'
+import { LabManifest } from './lib/labs.js'
+import { startTime } from '../scripts/clean-labs.mjs'
 import { REPO_ROOT, ensureBuilt } from './lib/cli.js'
 import { fileBlocks, NEEDS, shellBlocks, type Block } from './lib/readme.js'
 
@@ -103,7 +105,7 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     npm_config_audit: 'false',
   })
 
-  let background: { block: Block; child: ReturnType<typeof spawn>; exited: Promise<number | null>; out: () => string } | undefined
+  let background: { block: Block; child: ChildProcess; exited: Promise<number | null>; out: () => string } | undefined
   let examplesChecked = false
   /** Stops the running background block; with `check`, first checks npm start's examples when it is npm start. */
   const stopBackground = async (check: boolean) => {
@@ -136,9 +138,21 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     t.same(now.services.map((s) => s.name).sort(), ['shoal-debug', 'shoal-gossip', 'shoal-xds'])
   }
 
+  /**
+   * Starts one block in `sh -e` as its own process group, written down like a lab
+   * (test/lib/labs.ts): when tap kills this file at its timeout, the reaper kills the group (an
+   * agent a block started would otherwise outlive the suite).
+   */
+  const startBlock = (b: Block): ChildProcess => {
+    const child = spawn('sh', ['-e', '-c', withPort(b.text)], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const lab = LabManifest.write(`README.md:${b.line} (pid ${child.pid})`, [{ killGroup: child.pid!, start: startTime(child.pid!) }], [])
+    child.once('close', () => lab.undo())
+    return child
+  }
+
   /** Runs one block to its end (at most 5 minutes); resolves with its exit code and output. */
   const runBlock = (b: Block): Promise<{ code: number | null; out: string }> => {
-    const child = spawn('sh', ['-e', '-c', withPort(b.text)], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const child = startBlock(b)
     let out = ''
     child.stdout!.on('data', (d) => (out += d))
     child.stderr!.on('data', (d) => (out += d))
@@ -160,7 +174,7 @@ t.test('the runnable blocks run against a built checkout', { skip: why ?? false,
     if (b.marker === 'background') {
       const where = `README.md:${b.line}`
       await stopBackground(true)
-      const child = spawn('sh', ['-e', '-c', withPort(b.text)], { cwd: copy, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      const child = startBlock(b)
       let out = ''
       child.stdout!.on('data', (d) => (out += d))
       child.stderr!.on('data', (d) => (out += d))
