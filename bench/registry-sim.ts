@@ -2,7 +2,7 @@
  * The registry at scale on the simulator: real Gossip + Catalog + GossipBridge per host,
  * virtual time, in-memory network (1 ms latency + up to 1 ms jitter, no loss).
  *
- * Run (node --import ./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/registry-sim.ts ...):
+ * Run (node --import tsx bench/registry-sim.ts ...):
  *   [--run lan-200,local-200,lan-1000]   the runs (profile-hosts); default lan-200,local-200
  *   --quick                              lan and local at 50 hosts, 250 changes, nothing written
  *   --src DIR                            drive DIR/src instead of this tree's src (a `git archive` of another commit)

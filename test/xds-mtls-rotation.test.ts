@@ -1,17 +1,24 @@
-// Issue 18, acceptance 2: leaves live 2 minutes (--tls-leaf-ttl 2m, renewed at 80 s), and a
-// client of `a` calls b's XdsServer over mTLS continuously for 5 minutes: 0 failed calls across
-// at least two rotations of every leaf. Each kind of client (grpc-js-xds and gRPC C-core, at
-// the same time) calls on one long-lived channel and, every second, on a new channel: a new
-// connection needs a TLS handshake with the leaves of that moment on both sides, so after the
-// first 2 minutes every new connection proves that renewed leaves are read and used (the first
-// ones have expired by then). Certificate providers read their files every 10 s, as
-// `shoal grpc-bootstrap` sets them. SHOAL_ROTATION_SECONDS sets the length (default 300).
+// Issue 18, acceptance 2: short-lived leaves, and a client of `a` calls b's XdsServer over mTLS
+// continuously: 0 failed calls across at least two rotations of every leaf. Each kind of client
+// (grpc-js-xds and gRPC C-core, at the same time) calls on one long-lived channel and, every
+// second, on a new channel: a new connection needs a TLS handshake with the leaves of that
+// moment on both sides, so once the first leaves have expired every new connection proves that
+// renewed leaves are read and used. Certificate providers read their files every 10 s, as
+// `shoal grpc-bootstrap` sets them. The issue's own numbers are 2-minute leaves for 5 minutes
+// (SHOAL_ROTATION_TTL=2m SHOAL_ROTATION_SECONDS=300, seen passing: README "Service identity");
+// the suite runs 1-minute leaves (the shortest --tls-leaf-ttl, renewed at 40 s) for 150 s: the
+// same two rotations and expiry, in half the time of the test command.
 import t from 'tap'
 import type { Registry } from 'prom-client'
 import { twoAgents, serverB } from './lib/mtls-agents.js'
 import { startXdsClient, XDS_CLIENT_KINDS, xdsClientMissing, type CallResult, type XdsTestClient } from './lib/xds-clients.js'
 
-const SECONDS = Number(process.env.SHOAL_ROTATION_SECONDS ?? 300)
+const SECONDS = Number(process.env.SHOAL_ROTATION_SECONDS ?? 150)
+const TTL = process.env.SHOAL_ROTATION_TTL ?? '1m'
+const TTL_SECONDS = Number(/^(\d+)m$/.exec(TTL)?.[1] ?? NaN) * 60
+if (!(TTL_SECONDS > 0)) throw new Error(`SHOAL_ROTATION_TTL=${TTL}: give whole minutes, such as 1m or 2m`)
+/** A leaf is renewed at two thirds of its lifetime (src/identity/issuer.ts RENEW_AT), every RENEW_SECONDS. */
+const RENEW_SECONDS = (TTL_SECONDS * 2) / 3
 const B = 'xds:///b:10011'
 t.setTimeout((SECONDS + 240) * 1000)
 
@@ -40,8 +47,8 @@ async function callFor(client: XdsTestClient, end: number, aId: string, tally: T
   }
 }
 
-t.test(`mTLS calls through ${SECONDS} s of 2-minute leaves: none fails`, async (t) => {
-  const env = await twoAgents(t, 'rot', { mode: 'strict', leafTtl: '2m' })
+t.test(`mTLS calls through ${SECONDS} s of ${TTL} leaves: none fails`, async (t) => {
+  const env = await twoAgents(t, 'rot', { mode: 'strict', leafTtl: TTL })
   await serverB(t, env, 10)
   const aId = `spiffe://${env.trustDomain}/svc/a`
   const kinds = XDS_CLIENT_KINDS.filter((k) => xdsClientMissing(k) === null)
@@ -60,11 +67,12 @@ t.test(`mTLS calls through ${SECONDS} s of 2-minute leaves: none fails`, async (
   // Agent A renews a, c and its node's own leaf (Envoy's, issue 19), agent B b, z and its node's:
   // two rotations are at least 6 renewals each.
   const rotations = Math.floor(Math.min(after.a - before.a, after.b - before.b) / 3)
+  // Every window of SECONDS holds at least floor(SECONDS / RENEW_SECONDS) renewal times of a leaf.
   t.ok(
-    rotations >= Math.floor(SECONDS / 120),
-    `${rotations} rotations of every leaf in ${SECONDS} s (renewals: A ${after.a - before.a}, B ${after.b - before.b})`,
+    rotations >= Math.floor(SECONDS / RENEW_SECONDS),
+    `${rotations} rotations of every leaf in ${SECONDS} s of ${TTL} leaves (renewals: A ${after.a - before.a}, B ${after.b - before.b})`,
   )
-  if (SECONDS >= 300) t.ok(rotations >= 2, 'at least two')
+  if (SECONDS >= 2.5 * TTL_SECONDS) t.ok(rotations >= 2, 'at least two, and new channels after the first leaves expired')
   t.same(
     tally.failures.map((f) => ({ ...f, at: `${((f.at - start) / 1000).toFixed(1)} s` })),
     [],
