@@ -79,14 +79,14 @@ export interface DnsConfig {
 
 export type { HostPort }
 
-/** The default ports (docs/architecture.md "Default ports"). */
 /**
  * The V8 flags `shoal agent` sets for itself before its modules load (v8.setFlagsFromString;
  * NODE_OPTIONS refuses them), by `--heap` mode. `lean`: `--optimize-for-size` keeps the young
  * generation at its 1 MiB start instead of letting it grow to 16-32 MiB and grows the old
  * generation in smaller steps (idle peak RSS about 59 MiB instead of 71; 1000 ServicePorts x 10
- * with two xDS clients 96 MiB instead of 132); it costs CPU when pushing at that size (xDS push
- * p50 14 instead of 10 ms, 19 instead of 11 ms of CPU a change: bench/RESULTS-memory.md).
+ * with two xDS clients 96 MiB instead of 132); at that size it costs a grpc-js client's push
+ * about 2.4 ms at p50 (14.3 instead of 11.9 ms) and an Envoy's cold start 0.26 s, while an
+ * Envoy's push and the CPU a change costs stay the same (bench/RESULTS-memory.md, clients apart).
  * `fast`: V8's defaults. TurboFan, the optimising compiler, stays on in both.
  */
 export const HEAP_V8_FLAGS = { lean: '--optimize-for-size', fast: '' } as const
@@ -101,6 +101,7 @@ export function agentV8Flags(argv: string[], env: NodeJS.ProcessEnv): string {
   }
 }
 
+/** The default ports (docs/architecture.md "Default ports"). */
 export const DEFAULT_PORTS = { gossip: 7946, xds: 7776, http: 7777, dns: 8600 } as const
 
 /** This build's version (package.json, two folders up from src/agent/ and from dist/agent/); `unknown` when unreadable. */
