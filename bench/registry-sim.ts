@@ -204,7 +204,14 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
   if (!ok) throw new Error(`${profile}-${HOSTS}: no convergence within 600 s of virtual time`)
   const convergedMs = Math.round(clock.now() - t0)
   const after = net.stats()
-  progress(`converged after ${(convergedMs / 1000).toFixed(1)} s virtual; single changes next`)
+  // The burst's own figures now, before the single changes: a long run stopped later still reports them.
+  progress(
+    `converged after ${(convergedMs / 1000).toFixed(1)} s virtual; per change p50 ${Math.round(pct(done, 50))} ms, ` +
+      `p99 ${Math.round(pct(done, 99))} ms, max ${Math.round(Math.max(...done))} ms (${done.length} of ${tracked}); ` +
+      `${Math.round((after.bytesSent + after.streamBytesSent - before.bytesSent - before.streamBytesSent) / HOSTS / 1024)} KiB and ` +
+      `${Math.round((after.packetsSent - before.packetsSent) / HOSTS)} datagrams sent per host; ${after.requestsSent - before.requestsSent} stream requests; ` +
+      `digest ${digestBytes} B; single changes next`,
+  )
 
   // Single changes on a quiet cluster: one record at a time, until every other host holds it.
   const single: number[] = []
@@ -220,6 +227,7 @@ async function run(srcRoot: string, spec: RunSpec): Promise<Result> {
       })
     if (!(await clock.runUntil(reached, 120_000, 10))) throw new Error(`${profile}-${HOSTS}: a single change did not reach everyone`)
     single.push(clock.now() - at)
+    progress(`single change ${k + 1} of 20 everywhere in ${Math.round(clock.now() - at)} ms`)
   }
   if (done.length !== tracked)
     process.stderr.write(
