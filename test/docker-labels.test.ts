@@ -188,6 +188,11 @@ t.test(
       },
       "a host binding of a container on the agent's own network: the binding, and the container's address behind it",
     )
+    t.same(
+      onLinkBound({ ...labels, HealthCheck: 'Tcp', HealthCheckArgs: '{{ host }}:32771' }).spec?.checkTarget,
+      { host: '127.0.0.1', ports: [{ port: 32771, containerPort: 8080 }] },
+      "a Tcp check with the host port written out: the binding alone (the container's address does not listen on the host's port)",
+    )
 
     const withHealthcheck = mapContainer(facts({ labels, networks: overlay, health: 'starting' }), opts)
     t.same(withHealthcheck.spec?.check, { type: 'Docker' }, "no address the agent reaches: the engine's HEALTHCHECK")

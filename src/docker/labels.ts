@@ -434,6 +434,8 @@ function tagsAndAttributes(
 
 /** A check argument that names where the instance is: `{{ host }}` or `{{ tcp N }}`. */
 const TARGET_TEMPLATE = /\{\{\s*(?:host|tcp\s+\d+)\s*\}\}/
+/** Tcp check arguments whose address and port both come from the instance: the only ones a container's own address can stand behind. */
+const TCP_FROM_INSTANCE = /^\s*\{\{\s*host\s*\}\}:\{\{\s*tcp\s+\d+\s*\}\}\s*$/
 
 /**
  * Where the agent reaches a container for an HttpGet or Tcp check whose arguments name the
@@ -478,8 +480,11 @@ function checkTarget(
   if (bound.length > 0) {
     const host: CheckContext = { host: bound[0]!.ip!, ports: bound.map((p) => ({ port: p.port!, containerPort: p.containerPort! })) }
     // A Tcp check connects to the container's own address too (CheckContext.behind); an HttpGet
-    // through docker-proxy fails on its own when nothing listens, so it carries none.
-    const behind = check.type === CheckType.Tcp && direct ? { behind: { host: direct.host, ports: direct.ports } } : {}
+    // through docker-proxy fails on its own when nothing listens, so it carries none. Only
+    // `{{ host }}:{{ tcp N }}`: a port written out (`{{ host }}:8080`) is the host's, which the
+    // container's address need not listen on.
+    const behind =
+      check.type === CheckType.Tcp && direct && TCP_FROM_INSTANCE.test(args) ? { behind: { host: direct.host, ports: direct.ports } } : {}
     if (renders(host)) return { target: { ...host, ...behind } }
   }
   if (direct) return { target: direct }
