@@ -175,3 +175,46 @@ t.test('a connection that sends nothing for 10 s is closed and reported as silen
   t.ok(Date.now() - started >= FIRST_BYTES_WAIT_MS - 100, `not before ${FIRST_BYTES_WAIT_MS} ms`)
   t.same(refused, ['silent'])
 })
+
+// close() waits up to its grace for the gRPC sessions; a connection accepted before the
+// listeners closed whose first bytes arrive in that wait was handed to a second gRPC server,
+// made after the first was dropped, which nothing ever shut down (review of 90587e5..HEAD).
+t.test('a preface that arrives while close() waits for the sessions is not served by a new server', { timeout: 60_000 }, async (t) => {
+  const grpc = await import('@grpc/grpc-js')
+  const same = (b: Buffer) => b
+  const HANG = { path: '/shoal.test.T/Hang', requestStream: false, responseStream: true } as const
+  const def = { Hang: { ...HANG, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } }
+  let made = 0
+  const s = new LazyGrpcServer(
+    (g) => {
+      made++
+      const server = new g.Server()
+      // Sends its headers and holds the stream open until the stop forces it.
+      server.addService(def, { Hang: (call: { sendMetadata(m: unknown): void }) => call.sendMetadata(new g.Metadata()) })
+      return server
+    },
+    (err) => t.fail(`make failed: ${(err as Error).message}`),
+    async () => ['127.0.0.1'],
+  )
+  const port = await s.listen({ host: '127.0.0.1', port: 0 }, '--xds')
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+  t.teardown(() => client.close())
+  const call = client.makeServerStreamRequest(HANG.path, same, same, Buffer.alloc(0))
+  call.on('error', () => undefined)
+  await new Promise<void>((resolve) => call.on('metadata', () => resolve()))
+  t.equal(made, 1, 'the first client made the gRPC server')
+
+  const late = createConnection({ host: '127.0.0.1', port })
+  await new Promise<void>((resolve, reject) => late.once('connect', resolve).once('error', reject))
+  const lateClosed = new Promise<void>((resolve) => late.once('close', () => resolve()))
+  late.on('error', () => undefined)
+  t.teardown(() => late.destroy())
+  await new Promise((r) => setTimeout(r, 100)) // accepted, waiting for its first bytes
+
+  const closing = s.close(3000, new RealClock())
+  late.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  const closedInTime = await Promise.race([lateClosed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))])
+  t.equal(made, 1, 'no second gRPC server was made for it')
+  t.ok(closedInTime, 'the late connection is closed')
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 10_000))])
+})

@@ -74,6 +74,8 @@ export class LazyGrpcServer {
   /** Every connection a listener accepted and that is still open (close() ends those left). */
   private readonly sockets = new Set<Socket>()
   private made: { server: Grpc.Server; injector: Grpc.ConnectionInjector } | null = null
+  /** Set by close(): a connection whose first bytes come after it is closed, never served (a second server would outlive the stop). */
+  private closing = false
 
   /** `resolve` gives the addresses of a DNS name (default: every address dns.lookup gives). */
   constructor(
@@ -169,6 +171,10 @@ export class LazyGrpcServer {
   }
 
   private serve(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy()
+      return
+    }
     if (!this.made) {
       try {
         const grpc = grpcJs()
@@ -197,6 +203,7 @@ export class LazyGrpcServer {
    * agent's process from exiting for as long as the client stayed.
    */
   async close(graceMs: number, clock: Clock): Promise<void> {
+    this.closing = true
     for (const l of this.listeners) l.close()
     this.listeners.length = 0
     const server = this.made?.server
