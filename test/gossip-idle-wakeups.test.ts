@@ -44,3 +44,27 @@ t.test('an idle 2-node cluster sets timers for probes only; a queued broadcast r
   await c.clock.advance(20_000)
   t.ok(timers / 2 / 20 < 10, 'and the rounds stop again once the broadcasts were sent to their limit')
 })
+
+t.test('an agent alone with a broadcast queued wakes for its probe ticks, not every round; a peer that joins gets it', async (t) => {
+  const c = await simCluster(1, { seed: 3, profile: 'lan' })
+  t.teardown(() => c.stop())
+  c.nodes[0]!.setMeta({ v: 'alone' }) // queued, and nobody to send it to
+  let timers = 0
+  const setTimer = c.clock.setTimer.bind(c.clock)
+  c.clock.setTimer = (ms, fn) => {
+    timers++
+    return setTimer(ms, fn)
+  }
+  await c.clock.advance(1000)
+  timers = 0
+  await c.clock.advance(20_000)
+  // lan: a probe tick every 700 ms (nothing to probe) and the agent's other periodic tasks,
+  // about 3 a second; a round re-armed every 200 ms while its broadcasts wait adds 5.
+  t.ok(timers / 20 < 5, `${(timers / 20).toFixed(1)} timers a second (under 5)`)
+  const n1 = await c.add('n1')
+  const joined = n1.join([`${c.nodes[0]!.localMember().addr}:${c.nodes[0]!.localMember().port}`])
+  await c.clock.advance(20)
+  await joined
+  const seen = await c.clock.runUntil(() => n1.members().find((m) => m.name === 'n0')?.meta['v'] === 'alone', 5000, 10)
+  t.ok(seen, "the peer that joins holds the lone agent's metadata")
+})

@@ -639,6 +639,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
   // ---------------------------------------------------------------- probing
 
   private probeTick(): void {
+    this.armRound() // after a round that found nobody to send to (armRound)
     const target = this.table.nextProbeTarget()
     if (target) this.probe(target)
   }
@@ -861,8 +862,12 @@ export class Gossip extends EventEmitter<GossipEvents> {
       // The next slots count from when this one ran (a late timer moves the phase, as a
       // periodic timer re-armed after each run does).
       this.roundPhase = this.clock.now()
+      // A round with nobody to send to (an agent alone, or whose peers are all long dead) does
+      // not re-arm: the broadcasts wait, and the next probe tick (probeTick) or queue() arms the
+      // round again, so such an agent wakes for its probes alone.
+      let again = true
       try {
-        this.gossipRound()
+        again = this.gossipRound()
       } catch (err) {
         logProblem(
           this.log,
@@ -871,13 +876,14 @@ export class Gossip extends EventEmitter<GossipEvents> {
           { err },
         )
       }
-      this.armRound()
+      if (again) this.armRound()
     })
   }
 
-  private gossipRound(): void {
+  /** One gossip round; false when broadcasts are queued but no member is there to send them to. */
+  private gossipRound(): boolean {
     this.lastRoundAt = this.clock.now()
-    if (this.queue.size() === 0) return
+    if (this.queue.size() === 0) return true
     const now = this.clock.now()
     const targets = this.table.randomNodes(
       this.timing.gossipFanout,
@@ -889,6 +895,7 @@ export class Gossip extends EventEmitter<GossipEvents> {
       if (parts.length === 0) break
       this.sendPacket({ host: t.addr, port: t.port }, parts)
     }
+    return targets.length > 0
   }
 
   /** An early gossip round for a new application broadcast: >= earlyGossipGapMs apart, token bucket. */
