@@ -7,7 +7,10 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { STATIC_FILE_SCHEMA, STATIC_VALIDATOR_FILE, staticSchemaMarkdown, staticValidatorSource } from '../dist/registry/static-schema.js'
 
 writeFileSync('docs/static.schema.json', JSON.stringify(STATIC_FILE_SCHEMA, null, 2) + '\n')
-writeFileSync(`src/registry/${STATIC_VALIDATOR_FILE}`, staticValidatorSource())
+// Into dist/ as well: the build that ran before this copied the old file there.
+const validators = staticValidatorSource()
+writeFileSync(`src/registry/${STATIC_VALIDATOR_FILE}`, validators)
+writeFileSync(`dist/registry/${STATIC_VALIDATOR_FILE}`, validators)
 const BEGIN = '<!-- static-schema:begin (npm run schema) -->'
 const END = '<!-- static-schema:end -->'
 const readme = readFileSync('README.md', 'utf8')

@@ -1,6 +1,7 @@
 /**
  * The static services file's schema (JSON Schema draft-07), the one description of its shape:
- * the agent validates every load with it (ajv), docs/static.schema.json publishes it for
+ * the agent validates every load with the validators ajv generates from it ahead
+ * (staticValidatorSource, `npm run schema`: static-validate.cjs), docs/static.schema.json publishes it for
  * editors (`"$schema": "./static.schema.json"` in a Shoal-format file, or the editor's own
  * mapping), and the README's field table is written from the same descriptions.
  *
