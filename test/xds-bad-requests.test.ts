@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js'
 import { Registry } from 'prom-client'
 import { DEBUG_NAMES_SHOWN, MAX_NAMES_PER_TYPE, NODE_FIELD_MAX } from '../src/xds/server.js'
 import { capturedLogger } from './lib/log.js'
+import { waitFor } from './lib/wait.js'
 import { echoCatalog, ENVOY_NODE, host, rec, startServer, TypeUrl } from './lib/xds-fixture.js'
 
 const RTDS = 'type.googleapis.com/envoy.service.runtime.v3.Runtime'
@@ -19,6 +20,10 @@ t.test('a type Shoal does not serve: one warning per client and type, every requ
   c.send({ type_url: RTDS, resource_names: ['rt'] })
   c.send({ type_url: RTDS, resource_names: ['rt', 'rt2'] })
   t.ok(await c.quiet(300), 'not answered')
+  // Quiet is what the server says, not proof that it has read all three: wait for the count
+  // (a loaded machine may take longer than the 300 ms).
+  const counted = (n: number) => async () => (await registry.metrics()).includes(`shoal_xds_bad_requests_total{reason="unknown_type"} ${n}`)
+  await waitFor('three requests counted', counted(3))
   const warned = lines.filter((l) => l.level === 40 && String(l.msg).includes(RTDS))
   t.equal(warned.length, 1, 'warned once')
   t.match(warned[0]!.msg, /envoy-1/, 'names the client')
@@ -29,6 +34,7 @@ t.test('a type Shoal does not serve: one warning per client and type, every requ
   const d = connect()
   d.send({ type_url: RTDS, node: { ...ENVOY_NODE, id: 'envoy-2' } })
   t.ok(await d.quiet(300))
+  await waitFor("the other client's request counted", counted(4))
   t.equal(lines.filter((l) => l.level === 40 && String(l.msg).includes(RTDS)).length, 2)
 })
 
@@ -49,7 +55,15 @@ t.test('NACKs: every one counted, one warning per client and type a minute', asy
   }
   c.send({ type_url: TypeUrl.cluster, response_nonce: r.nonce, error_detail: { code: 13, message: 'bad 3' } })
   t.ok(await c.quiet(200))
-  t.match(await registry.metrics(), /shoal_xds_nacks_total\{type="cds"\} 4/)
+  const nacks = async () => /shoal_xds_nacks_total\{type="cds"\} (\d+)/.exec(await registry.metrics())?.[1]
+  await waitFor('four NACKs counted', async () => (await nacks()) === '4').catch(async (err: Error) => {
+    throw new Error(
+      `${err.message}: ${await nacks()} counted; ${(await registry.metrics())
+        .split('\n')
+        .filter((l) => /bad_requests_total\{/.test(l) && !/ 0$/.test(l))
+        .join('; ')}`,
+    )
+  })
   t.equal(lines.filter((l) => l.level === 40 && /xDS NACK/.test(String(l.msg))).length, 1, 'one warning')
 })
 
