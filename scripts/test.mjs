@@ -36,6 +36,7 @@ function check(what, args) {
 }
 
 provision(debs)
+await buildTapOnce()
 // The checks run beside the tap files: they need only the CPU the suite leaves idle while it waits.
 const checks = Promise.all([
   check('tsc --noEmit', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.']),
@@ -95,9 +96,15 @@ function runTap(tapArgs, files) {
  * CI failure of stop 26). So the build runs here, once, before any tap process starts.
  */
 async function buildTapOnce() {
-  const [{ signature }, { TapConfig }] = await Promise.all([import('@tapjs/test'), import('@tapjs/config')])
-  const config = await TapConfig.load()
-  if (config.pluginSignature === signature) return
+  let same = false
+  try {
+    const [{ signature }, { TapConfig }] = await Promise.all([import('@tapjs/test'), import('@tapjs/config')])
+    same = (await TapConfig.load()).pluginSignature === signature
+  } catch (err) {
+    // A build left half done (interrupted) does not load: build it again.
+    console.log(`# tap: its Test class does not load (${String(err?.message ?? err).split('\n')[0]})`)
+  }
+  if (same) return
   console.log('# tap: building its Test class for the plugins in .taprc (once, before the test files)')
   const r = spawnSync(process.execPath, ['node_modules/tap/dist/esm/run.mjs', 'build'], { stdio: ['ignore', 'inherit', 'inherit'] })
   if (r.status !== 0) {
@@ -109,7 +116,6 @@ async function buildTapOnce() {
 // Files named on the command line: one tap run over them, as tap does. Otherwise every file,
 // in SHOAL_TEST_SHARDS (default 3) tap processes at once, each running one file at a time.
 const named = args.some((a) => /\.test\.ts$|^test\//.test(a))
-await buildTapOnce()
 const durationsFile = 'scripts/test-durations.json'
 let runs
 if (named) runs = [runTap(args, [])]
