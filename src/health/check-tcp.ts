@@ -28,16 +28,13 @@ export async function tcpCheck(address: string, signal: AbortSignal, holdMs = TC
   const inner = behind === undefined ? undefined : parseHostPort(behind, 'Tcp check', { code: 'SHOAL_ERR_CHECK_ARGS' })
   if (!inner) return held(target, signal, holdMs)
   const [front, back] = await Promise.allSettled([held(target, signal, holdMs), opens(inner, signal)])
-  if (back.status === 'rejected') {
-    const err = back.reason as NodeJS.ErrnoException
-    // Said first: a record's detail keeps about 120 characters.
-    throw new CheckFailed(
-      err.code === 'ECONNREFUSED'
-        ? `nothing listens in the container yet: ${behind}, its own address behind ${address}, refuses`
-        : `the container's own address ${behind} behind ${address}: ${err.message}`,
-    )
-  }
+  const backErr = back.status === 'rejected' ? (back.reason as NodeJS.ErrnoException) : undefined
+  // A refusal behind is said first (a record's detail keeps about 120 characters); else the
+  // front's own failure, which names the address the check was given; else another failure behind.
+  if (backErr?.code === 'ECONNREFUSED')
+    throw new CheckFailed(`nothing listens in the container yet: ${behind}, its own address behind ${address}, refuses`)
   if (front.status === 'rejected') throw front.reason
+  if (backErr) throw new CheckFailed(`the container's own address ${behind} behind ${address}: ${backErr.message}`)
   return front.value
 }
 
