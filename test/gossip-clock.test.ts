@@ -107,11 +107,12 @@ t.test('a heap scales: 200k timers, random times, fired in order', async (t) => 
   }
   for (let i = 0; i < timers.length; i += 2) timers[i]!.cancel()
   t.equal(clock.pending(), 100_000)
-  const start = performance.now()
+  // No wall-time bound (it failed beside stress-ng at 13.6 s, where 5 s held at rest): a list
+  // scanned per timer would take 10^10 steps here, far past the file's timeout, which is bound
+  // enough; the figures of the simulator's speed are the benches'.
   await clock.advance(1000)
   t.equal(count, 100_000)
   t.equal(bad, 0)
-  t.ok(performance.now() - start < 5000, 'fast enough')
 })
 
 t.test('RealClock: monotonic now, wall time, unref timers that cancel', async (t) => {
