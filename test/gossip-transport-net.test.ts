@@ -147,7 +147,9 @@ t.test('an idle incoming stream is closed', async (t) => {
   const a = await started(t, { idleTimeoutMs: 100 })
   const start = Date.now()
   const r = await raw(a.addr, [Buffer.from([0, 0])])
-  t.ok(Date.now() - start < 2000)
+  // Closed by the 100 ms idle timeout, not left open: the bound is for "closed at all" and
+  // holds on a loaded machine.
+  t.ok(Date.now() - start < 20_000, `closed after ${Date.now() - start} ms`)
   t.equal(r.data.length, 0)
   t.equal(a.tr.stats().streamErrors, 1)
 })
