@@ -2,7 +2,7 @@
 // when its test process is killed by a signal that skips teardowns, and what is left of the group
 // after its leader exited goes too (test/readme-commands.test.ts runs each README block this way:
 // an agent a block started outlived the suite when tap killed the file at its timeout).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -31,7 +31,7 @@ function groupMembers(pgid: number): number[] {
  * A test process that starts `sh -c SCRIPT` as its own group, writes it down as a lab, prints
  * the group id, and waits; `undoOnClose` undoes the lab when the shell exits, as readme-commands does.
  */
-function testProcess(script: string, undoOnClose: boolean) {
+async function testProcess(t: Test, script: string, undoOnClose: boolean) {
   const child = spawn(
     process.execPath,
     [
@@ -50,17 +50,11 @@ setInterval(() => {}, 1000)`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
-  const pgid = new Promise<number>((resolve, reject) => {
+  t.teardown(() => child.kill('SIGKILL'))
+  const pgid = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())))
     child.once('exit', (code) => reject(new Error(`the test process exited (${code}) before its group started`)))
   })
-  return { child, pgid }
-}
-
-t.test('SIGTERM to the test process: its detached process group is killed', async (t) => {
-  const { child, pgid: p } = testProcess('sleep 300 & sleep 300; wait', false)
-  t.teardown(() => child.kill('SIGKILL'))
-  const pgid = await p
   t.teardown(() => {
     try {
       process.kill(-pgid, 'SIGKILL')
@@ -68,6 +62,11 @@ t.test('SIGTERM to the test process: its detached process group is killed', asyn
       // gone
     }
   })
+  return { child, pgid }
+}
+
+t.test('SIGTERM to the test process: its detached process group is killed', async (t) => {
+  const { child, pgid } = await testProcess(t, 'sleep 300 & sleep 300; wait', false)
   await waitFor('both sleeps', () => groupMembers(pgid).length >= 3, 30_000)
   t.ok(groupMembers(pgid).length >= 3, `the group runs: sh and two sleeps (${groupMembers(pgid).join(', ')})`)
   child.kill('SIGTERM')
@@ -82,16 +81,7 @@ t.test('SIGTERM to the test process: its detached process group is killed', asyn
 t.test('a group whose leader exited: the lab kills what it left running', async (t) => {
   // The shell exits at once and leaves its sleep in the group, as a README block that starts a
   // process in the background would.
-  const { child, pgid: p } = testProcess('sleep 300 >/dev/null 2>&1 &', true)
-  t.teardown(() => child.kill('SIGKILL'))
-  const pgid = await p
-  t.teardown(() => {
-    try {
-      process.kill(-pgid, 'SIGKILL')
-    } catch {
-      // gone
-    }
-  })
+  const { pgid } = await testProcess(t, 'sleep 300 >/dev/null 2>&1 &', true)
   const gone = await waitFor(
     'the leader and the sleep to go',
     () => !existsSync(`/proc/${pgid}`) && groupMembers(pgid).length === 0,
