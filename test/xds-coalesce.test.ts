@@ -30,12 +30,17 @@ t.test('first change pushed at once, then at most one push per 100 ms, last stat
   await turn(clock, 200)
   const base = catalog.snapshot().hosts
   const set = (port: number) => catalog.set([base[0]!, host('h2', [rec({ host: 'h2', id: 'b1', name: 'echo', servicePort: 10001, port })])])
+  /** Moves the clock `ms` on, takes the push that must come then, and ACKs it. */
+  const pushAfter = async (ms?: number) => {
+    await turn(clock, ms)
+    const r = await c.next(30_000)
+    c.ack(r)
+    return r
+  }
 
   // 12 changes, 10 ms apart: at 0, 10, ... 110 ms.
   set(9100)
-  await turn(clock)
-  const first = await c.next(30_000)
-  c.ack(first)
+  const first = await pushAfter()
   t.same(ports(first), [9100], 'the first change is pushed at once (no virtual time passed)')
   for (let i = 1; i <= 9; i++) {
     await turn(clock, 10)
@@ -43,9 +48,7 @@ t.test('first change pushed at once, then at most one push per 100 ms, last stat
   }
   await turn(clock, 9) // 99 ms after the first push
   t.ok(await c.quiet(100), 'nothing more within 100 ms of the first push (9 changes held)')
-  await turn(clock, 1)
-  const second = await c.next(30_000)
-  c.ack(second)
+  const second = await pushAfter(1)
   t.same(ports(second), [9109], 'at 100 ms one push with the state of then')
   await turn(clock, 10)
   set(9110)
@@ -53,18 +56,14 @@ t.test('first change pushed at once, then at most one push per 100 ms, last stat
   set(9111)
   await turn(clock, 79)
   t.ok(await c.quiet(100), 'the next changes wait for 100 ms after the second push')
-  await turn(clock, 1)
-  const third = await c.next(30_000)
-  c.ack(third)
+  const third = await pushAfter(1)
   t.same(ports(third), [9111], 'the last push carries the last state')
   await turn(clock, 500)
   t.ok(await c.quiet(100), 'three pushes for twelve changes')
 
   // A burst within one tick is one push.
   for (let i = 0; i < 5; i++) set(9200 + i)
-  await turn(clock)
-  const one = await c.next(30_000)
-  c.ack(one)
+  const one = await pushAfter()
   t.same(ports(one), [9204], 'a same-tick burst gives one push, with its last state')
   await turn(clock, 500)
   t.ok(await c.quiet(100), 'and only one')
