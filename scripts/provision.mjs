@@ -64,6 +64,9 @@ export function plan(debs, env = process.env) {
   return { install, notes }
 }
 
+/** Seconds apt-get waits for another apt's lock (the dpkg frontend lock) before it gives up. */
+export const LOCK_WAIT_S = 600
+
 /**
  * Install what `plan` says, as root on a host with apt-get; print the plan first. `log` gets
  * every line said (default console.log); apt-get's own output goes to this process's stdout.
@@ -81,9 +84,16 @@ export function provision(debs, { env = process.env, isRoot = process.getuid?.()
   }
   log(`# provisioning with apt-get install: ${p.install.join(' ')}`)
   const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' }
-  const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env: aptEnv })
+  // A fresh machine often runs apt at boot (cloud-init, unattended-upgrades): wait up to 10
+  // minutes for its lock rather than fail at once, which skipped every system suite in one CI
+  // run ("Could not get lock /var/lib/dpkg/lock-frontend"). DPkg::Lock::Timeout: apt 1.9.11+.
+  const lock = ['-o', `DPkg::Lock::Timeout=${LOCK_WAIT_S}`]
+  const upd = spawnSync('apt-get', [...lock, 'update', '-qq'], { stdio: 'inherit', env: aptEnv })
   if (upd.status !== 0) log('# apt-get update failed')
-  const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...p.install], { stdio: 'inherit', env: aptEnv })
+  const inst = spawnSync('apt-get', [...lock, 'install', '-y', '-qq', '--no-install-recommends', ...p.install], {
+    stdio: 'inherit',
+    env: aptEnv,
+  })
   if (inst.status !== 0) log(`# apt-get install failed (exit ${inst.status}); dependent suites will fail or skip`)
   return p
 }

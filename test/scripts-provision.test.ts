@@ -51,8 +51,8 @@ t.test('dockerd and docker on PATH: Docker is present, docker.io not installed',
   t.same(f.calls(), [
     '# Docker: dockerd and docker are on PATH; docker.io not installed',
     '# provisioning with apt-get install: busybox-static serf',
-    'apt-get update -qq',
-    'apt-get install -y -qq --no-install-recommends busybox-static serf',
+    'apt-get -o DPkg::Lock::Timeout=600 update -qq',
+    'apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends busybox-static serf',
   ])
 })
 
@@ -70,8 +70,8 @@ t.test('no engine at all: docker.io is installed, the plan said first', async (t
   t.same(f.run().install, ['docker.io', 'iproute2', 'serf'])
   t.same(f.calls(), [
     '# provisioning with apt-get install: docker.io iproute2 serf',
-    'apt-get update -qq',
-    'apt-get install -y -qq --no-install-recommends docker.io iproute2 serf',
+    'apt-get -o DPkg::Lock::Timeout=600 update -qq',
+    'apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends docker.io iproute2 serf',
   ])
 })
 
