@@ -4,6 +4,7 @@
 // With CI=true a skipped test counts as a failure: CI must run everything.
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { relative } from 'node:path'
 import { provision } from './provision.mjs'
 import { shardFiles, testFiles } from './test-shards.mjs'
 
@@ -23,7 +24,7 @@ debs.push('prometheus') // promtool checks /metrics; the server evaluates the Gr
  */
 function check(what, args) {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     let out = ''
     c.stdout.on('data', (d) => (out += d))
     c.stderr.on('data', (d) => (out += d))
@@ -35,6 +36,12 @@ function check(what, args) {
   })
 }
 
+// SHOAL_CPU_REPORT=FILE: every Node process of the run appends its CPU seconds to FILE
+// (scripts/cpu-at-exit.mjs), and the run ends with the test files that cost the most CPU.
+const cpuReport = process.env.SHOAL_CPU_REPORT
+const env = { ...process.env, SHOAL_TEST_ROOT: isRoot ? '1' : '0' }
+if (cpuReport) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --import=${new URL('./cpu-at-exit.mjs', import.meta.url).pathname}`.trim()
+
 provision(debs)
 await buildTapOnce()
 // The checks run beside the tap files: they need only the CPU the suite leaves idle while it waits.
@@ -43,7 +50,6 @@ const checks = Promise.all([
   check('npm run lint', ['scripts/lint.mjs']),
 ])
 
-const env = { ...process.env, SHOAL_TEST_ROOT: isRoot ? '1' : '0' }
 const summary = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/
 const fileLine = /^(?:not )?ok \d+ - (\S+\.test\.ts) # time=([\d.]+)ms/
 
@@ -153,7 +159,30 @@ Promise.all(runs).then(async (results) => {
     if (ok) pass += 1
     else fail += 1
   }
+  if (cpuReport) printCpuReport(cpuReport)
   if (ci && skip > 0) console.log(`# CI=true: ${skip} skipped test(s) count as failures`)
   console.log(`${pass} passed, ${fail} failed, ${skip} skipped`)
   process.exit(fail > 0 || (ci && skip > 0) ? 1 : 0)
 })
+
+/** The CPU seconds SHOAL_CPU_REPORT's lines give per test file and per check, largest first. */
+function printCpuReport(file) {
+  const per = new Map()
+  for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const { argv, own, children } = JSON.parse(line)
+    // A test file's process runs the file itself (argv[0]); tap's runners, which name every file, are left out.
+    const script = relative(process.cwd(), argv[0] ?? '')
+    const name = /\.test\.ts$/.test(script) ? script : /tsc$|lint\.mjs$/.test(script) ? argv.join(' ') : undefined
+    if (name) per.set(name, (per.get(name) ?? 0) + own + children)
+  }
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number)
+  const all = (f[13] + f[14]) / 100
+  const rows = [...per].sort((a, b) => b[1] - a[1])
+  const named = rows.reduce((s, [, v]) => s + v, 0)
+  console.log(`# CPU: ${Math.round(all)} s in all (the tap shards and checks), ${Math.round(named)} s in the ${rows.length} below`)
+  for (const [name, v] of rows.slice(0, 60)) console.log(`#   ${v.toFixed(1).padStart(7)} s  ${name}`)
+}
