@@ -29,6 +29,8 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 export const PYTHON = '/usr/bin/python3'
 /** SHOAL_XDS_CLIENT_LOGS=DIR keeps every client's full log in DIR (for debugging a failure). */
 const LOG_DIR = process.env.SHOAL_XDS_CLIENT_LOGS
+/** SHOAL_XDS_CLIENT_TRACE=T,U adds tracers to every client's GRPC_TRACE (grpc-js: subchannel,round_robin,...; with SHOAL_XDS_CLIENT_LOGS). */
+const EXTRA_TRACE = process.env.SHOAL_XDS_CLIENT_TRACE ? `,${process.env.SHOAL_XDS_CLIENT_TRACE}` : ''
 
 /** Why a client kind cannot run here, or null when it can (C-core needs Debian's python3-grpcio). */
 export function xdsClientMissing(kind: XdsClientKind): string | null {
@@ -275,11 +277,11 @@ export async function startXdsClient(t: Pick<Test, 'teardown'>, kind: XdsClientK
     })
   let child: ChildProcess
   if (kind === 'grpc-js') {
-    env.GRPC_TRACE = 'xds_client,xds_resolver'
+    env.GRPC_TRACE = `xds_client,xds_resolver${EXTRA_TRACE}`
     env.GRPC_VERBOSITY = 'DEBUG'
     child = run(process.execPath, [join(HERE, 'xds-client-js.mjs')])
   } else {
-    env.GRPC_TRACE = 'xds_client,xds_resolver,cds_lb'
+    env.GRPC_TRACE = `xds_client,xds_resolver,cds_lb${EXTRA_TRACE}`
     env.GRPC_VERBOSITY = 'debug'
     // With the synchronous API nothing polls the XdsClient's channel between calls but the
     // backup poller (5 s by default): xDS updates would be read seconds late.

@@ -78,7 +78,7 @@ export interface RollResult {
   durationMs: number
   /** The calls that failed, and each replica's start and Docker kill event (epoch ms), for a failure's story. */
   failedCalls: LoadCall[]
-  replicas: Array<{ id: string; ran: number; kill?: number }>
+  replicas: Array<{ id: string; ran: number; kill?: number; ip?: string; onB: Array<{ at: number; status: string }> }>
 }
 
 interface TestLike {
@@ -95,7 +95,7 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
   const logB = new StatusLog(t, h.b)
 
   let n = 0
-  const ran: Array<{ full: string; id: string; ran: number }> = []
+  const ran: Array<{ full: string; id: string; ran: number; ip?: string }> = []
   const run = async (): Promise<{ name: string; full: string; id: string }> => {
     const name = `echo-${++n}`
     const at = Date.now()
@@ -123,7 +123,9 @@ export async function rollingRestart(t: TestLike, d: Dockerd, o: RollOptions): P
       IMAGE,
       ...ECHO_COMMAND,
     ])
-    ran.push({ full, id: full.slice(0, 12), ran: at })
+    // Its address, for a failure's story: Docker hands a freed address to the next container.
+    const ip = (await d.docker.getContainer(full).inspect()).NetworkSettings.Networks.bridge?.IPAddress
+    ran.push({ full, id: full.slice(0, 12), ran: at, ip })
     return { name, full, id: full.slice(0, 12) }
   }
   const servedOnB = (id: string) => waitFor(() => logB.serving(id), 60_000, `host-b to serve replica ${id}`)
@@ -205,7 +207,15 @@ export function assertRoll(
   t.equal(r.failed, 0, `no call failed (${JSON.stringify(r.failures)})`)
   if (r.failed) {
     const t0 = Math.min(...r.replicas.map((x) => x.ran))
-    t.comment(r.replicas.map((x) => `${o.unit} ${x.id} ran +${x.ran - t0} kill ${x.kill ? `+${x.kill - t0}` : '-'}`).join('\n'))
+    t.comment(
+      r.replicas
+        .map(
+          (x) =>
+            `${o.unit} ${x.id}${x.ip ? ` at ${x.ip}` : ''} ran +${x.ran - t0} kill ${x.kill ? `+${x.kill - t0}` : '-'}; ` +
+            `host-b: ${x.onB.map((s) => `${s.status} +${s.at - t0}`).join(', ')}`,
+        )
+        .join('\n'),
+    )
     t.comment(r.failedCalls.map((c) => `call +${c.at - t0}..+${c.end - t0}: ${c.ok ? '' : `${c.code} ${c.error}`}`).join('\n'))
   }
   t.equal(r.sigtermToOut.length, o.stopped, `every ${o.unit} stopped left host-b's routing, from its kill event`)
@@ -231,8 +241,8 @@ function summarize(r: {
   events: DockerEventLog
   logA: StatusLog
   logB: StatusLog
-  /** Every replica, with the epoch ms it was started. */
-  ran: Array<{ full: string; id: string; ran: number }>
+  /** Every replica, with the epoch ms it was started (and its address when known). */
+  ran: Array<{ full: string; id: string; ran: number; ip?: string }>
 }): RollResult {
   const { results, events, logA, logB } = r
   const failures: Record<string, number> = {}
@@ -259,7 +269,7 @@ function summarize(r: {
     neverCalled,
     durationMs: r.durationMs,
     failedCalls: results.filter((c) => !c.ok),
-    replicas: r.ran.map((x) => ({ id: x.id, ran: x.ran, kill: events.at(x.full, 'kill') })),
+    replicas: r.ran.map((x) => ({ id: x.id, ran: x.ran, kill: events.at(x.full, 'kill'), ip: x.ip, onB: logB.of(x.id) })),
   }
 }
 
