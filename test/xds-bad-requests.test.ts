@@ -47,15 +47,18 @@ t.test('NACKs: every one counted, one warning per client and type a minute', asy
   const c = connect()
   c.send({ type_url: TypeUrl.cluster, node: ENVOY_NODE })
   let r = await c.next()
-  // Every new version is NACKed.
+  const nacks = async () => /shoal_xds_nacks_total\{type="cds"\} (\d+)/.exec(await registry.metrics())?.[1]
+  // Every new version is NACKed. The next version is made only once the server has counted the
+  // NACK: made sooner, its push can go out before the server reads the NACK, whose nonce is then
+  // stale and rightly ignored (xDS protocol, "ACK and NACK semantics": counted as stale_nonce).
   for (let i = 0; i < 3; i++) {
     c.send({ type_url: TypeUrl.cluster, response_nonce: r.nonce, error_detail: { code: 13, message: `bad ${i}` } })
+    await waitFor(`NACK ${i + 1} counted`, async () => (await nacks()) === String(i + 1))
     catalog.set([...base, host(`h${i}`, [rec({ host: `h${i}`, id: `n${i}`, name: `svc${i}`, servicePort: 11000 + i, port: 9100 + i })])])
     r = await c.next()
   }
   c.send({ type_url: TypeUrl.cluster, response_nonce: r.nonce, error_detail: { code: 13, message: 'bad 3' } })
   t.ok(await c.quiet(200))
-  const nacks = async () => /shoal_xds_nacks_total\{type="cds"\} (\d+)/.exec(await registry.metrics())?.[1]
   await waitFor('four NACKs counted', async () => (await nacks()) === '4').catch(async (err: Error) => {
     throw new Error(
       `${err.message}: ${await nacks()} counted; ${(await registry.metrics())
