@@ -82,7 +82,7 @@ export type { HostPort }
 /**
  * The V8 flags `shoal agent` sets for itself before its modules load (v8.setFlagsFromString;
  * NODE_OPTIONS refuses them), by `--heap` mode. `lean`: `--optimize-for-size` keeps the young
- * generation at its 1 MiB start instead of letting it grow to 16-32 MiB and grows the old
+ * generation at 8 MiB or less instead of letting it grow to 16-32 MiB under work and grows the old
  * generation in smaller steps (idle peak RSS about 59 MiB instead of 71; 1000 ServicePorts x 10
  * with two xDS clients 96 MiB instead of 132); at that size it costs a grpc-js client's push
  * about 2.4 ms at p50 (14.3 instead of 11.9 ms) and an Envoy's cold start 0.26 s, while an
