@@ -10,18 +10,24 @@ const out = process.env.SHOAL_CPU_REPORT
 /** Clock ticks per second (sysconf(_SC_CLK_TCK)): 100 on Linux. */
 const TICK = 100
 
+/**
+ * CPU seconds of this process from /proc/self/stat (proc(5)): `own` (utime+stime) and
+ * `children` (cutime+cstime: its reaped children, theirs included).
+ */
+export function cpuSeconds() {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  // Fields after "(comm) ": state is field 3, so utime (14) is at 11, stime 12, cutime 13, cstime 14.
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number)
+  return { own: (f[11] + f[12]) / TICK, children: (f[13] + f[14]) / TICK }
+}
+
 if (out) {
   process.on('exit', () => {
     try {
-      const stat = readFileSync('/proc/self/stat', 'utf8')
-      // Fields after "(comm) ": state is field 3, so utime (14) is at 11, stime 12, cutime 13, cstime 14.
-      const f = stat
-        .slice(stat.lastIndexOf(')') + 2)
-        .split(' ')
-        .map(Number)
-      const own = (f[11] + f[12]) / TICK
-      const children = (f[13] + f[14]) / TICK
-      appendFileSync(out, JSON.stringify({ argv: process.argv.slice(1), own, children }) + '\n')
+      appendFileSync(out, JSON.stringify({ argv: process.argv.slice(1), ...cpuSeconds() }) + '\n')
     } catch {
       // A measurement aid: never change how a process exits.
     }

@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { relative } from 'node:path'
+import { cpuSeconds } from './cpu-at-exit.mjs'
 import { provision } from './provision.mjs'
 import { shardFiles, testFiles } from './test-shards.mjs'
 
@@ -175,12 +176,7 @@ function printCpuReport(file) {
     const name = /\.test\.ts$/.test(script) ? script : /tsc$|lint\.mjs$/.test(script) ? argv.join(' ') : undefined
     if (name) per.set(name, (per.get(name) ?? 0) + own + children)
   }
-  const stat = readFileSync('/proc/self/stat', 'utf8')
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number)
-  const all = (f[13] + f[14]) / 100
+  const all = cpuSeconds().children
   const rows = [...per].sort((a, b) => b[1] - a[1])
   const named = rows.reduce((s, [, v]) => s + v, 0)
   console.log(`# CPU: ${Math.round(all)} s in all (the tap shards and checks), ${Math.round(named)} s in the ${rows.length} below`)
